@@ -1,0 +1,101 @@
+import { z } from "zod";
+
+/**
+ * Every setting Pulse reads, validated once at start-up. Nothing else reads `process.env`:
+ * infrastructure takes its settings through constructors, and the entry points pass them on
+ * from here. Each variable is documented in `.env.example`.
+ */
+const flag = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"], {
+      message: "must be true or false",
+    })
+    .default(fallback ? "true" : "false")
+    .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (fallback: number, min: number, max: number) =>
+  z.coerce
+    .number({ message: "must be a number" })
+    .int({ message: "must be a whole number" })
+    .min(min, { message: `must be at least ${min}` })
+    .max(max, { message: `must be at most ${max}` })
+    .default(fallback);
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .url({ message: "must be a URL" })
+    .refine((v) => protocols.some((p) => v.startsWith(`${p}://`)), {
+      message: `must start with ${protocols.map((p) => `${p}://`).join(" or ")}`,
+    });
+
+export const envSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("production"),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PORT: int(3000, 0, 65535),
+  /** Postgres connection string; when absent, an embedded PGlite database is used. */
+  DATABASE_URL: url(["postgres", "postgresql"]).optional(),
+  PGLITE_DIR: z.string().min(1).default(".data/pglite"),
+  /** Redis connection string; when absent, a private redis-server is started from PATH. */
+  REDIS_URL: url(["redis", "rediss"]).optional(),
+  REDIS_SERVER_BIN: z.string().min(1).default("redis-server"),
+  /** Namespace for every Redis key Pulse and its BullMQ queues write. */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, { message: "must be 1-32 letters, digits, _ or -" })
+    .default("pulse"),
+  /** HMAC key for session tokens; generated into .data/ on first start when absent. */
+  AUTH_SECRET: z.string().min(32, { message: "must be at least 32 characters" }).optional(),
+  SESSION_TTL_HOURS: int(24 * 7, 1, 24 * 365),
+  /** Run BullMQ workers in the web process (false: start them with `npm run worker`). */
+  PULSE_WORKERS: flag(true),
+  /** Serve the Next.js dashboard (false: API and WebSocket only). */
+  PULSE_WEB: flag(true),
+  /** Create the demo tenant and user on start. */
+  PULSE_DEMO: flag(true),
+  /** Scales the simulated work of the demo agents (0.1 = ten times faster). */
+  DEMO_SPEED: z.coerce.number({ message: "must be a number" }).positive({ message: "must be above 0" }).default(1),
+  /** Probability that a demo agent's first attempt fails and is retried. */
+  DEMO_FAILURE_RATE: z.coerce.number({ message: "must be a number" }).min(0).max(1).default(0.15),
+  WORKER_CONCURRENCY: int(4, 1, 256),
+  WORKER_LOCK_DURATION_MS: int(30_000, 1_000, 600_000),
+  WORKER_STALLED_INTERVAL_MS: int(30_000, 500, 600_000),
+  WORKER_ATTEMPTS: int(3, 1, 20),
+  EVENT_RETENTION_HOURS: int(24, 1, 24 * 90),
+  EVENT_RETENTION_MIN_EVENTS: int(10_000, 100, 10_000_000),
+  EVENT_RETENTION_MAX_EVENTS: int(100_000, 1_000, 10_000_000),
+  LOG_RETENTION_DAYS: int(30, 1, 3650),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class EnvError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join("\n")}`);
+    this.name = "EnvError";
+  }
+}
+
+/** Parses a set of variables; empty strings count as unset so `.env` templates can be copied as they are. */
+export function parseEnv(source: Record<string, string | undefined>): Env {
+  const cleaned = Object.fromEntries(
+    Object.entries(source).filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const result = envSchema.safeParse(cleaned);
+  if (!result.success) {
+    throw new EnvError(
+      result.error.issues.map((issue) => {
+        const name = issue.path.join(".");
+        const value = cleaned[name];
+        return `${name}: ${issue.message}${value === undefined ? "" : ` (got "${value}")`}`;
+      }),
+    );
+  }
+  return result.data;
+}
+
+/** Reads the process environment; the only place that does. */
+export function loadEnv(): Env {
+  return parseEnv(process.env);
+}

@@ -1,0 +1,166 @@
+import { z } from "zod";
+
+/**
+ * The event contract: every lifecycle step of an agent run, and the tenant's context file
+ * status, as one zod discriminated union on `type`. Field names follow the source designs
+ * (tenantId, jobId, runId, queue, agentRole, progress 0–100, phase, ISO timestamps). Every
+ * TypeScript type for events, on the server and in the browser, is inferred from here.
+ */
+
+export const AGENT_ROLE_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+export const agentRoleSchema = z
+  .string()
+  .regex(AGENT_ROLE_PATTERN, { message: "must be lowercase letters, digits and dashes" });
+
+/** A Redis stream entry id (`<ms>-<seq>`): the id of every delivered event. */
+export const streamIdSchema = z
+  .string()
+  .max(41)
+  .regex(/^\d{1,20}-\d{1,20}$/, { message: "must be an event id like 1700000000000-0" });
+
+const id = z.string().min(1).max(128);
+const isoDate = z.iso.datetime({ offset: true });
+
+export const runStatusSchema = z.enum(["queued", "active", "completed", "failed", "cancelled"]);
+export const runPhaseSchema = z.enum(["starting", "running", "completing"]);
+export const stepStatusSchema = z.enum(["started", "completed", "failed"]);
+export const logLevelSchema = z.enum(["debug", "info", "warn", "error"]);
+export const contextStatusSchema = z.enum(["pending", "generating", "completed", "approved"]);
+
+/** Fields every agent event carries: whose run, which job, and which attempt it belongs to. */
+const agentEventBase = {
+  tenantId: id,
+  runId: id,
+  jobId: id,
+  queue: z.string().min(1).max(128),
+  agentRole: agentRoleSchema,
+  /** 1-based; progress of one attempt never mixes with the next. */
+  attempt: z.number().int().min(1).max(1000),
+};
+
+export const agentQueuedSchema = z.object({
+  type: z.literal("agent:queued"),
+  ...agentEventBase,
+  queuedAt: isoDate,
+  chainId: id.optional(),
+});
+
+export const agentActiveSchema = z.object({
+  type: z.literal("agent:active"),
+  ...agentEventBase,
+  startedAt: isoDate,
+});
+
+export const agentProgressSchema = z.object({
+  type: z.literal("agent:progress"),
+  ...agentEventBase,
+  progress: z.number().min(0).max(100),
+  phase: runPhaseSchema,
+  message: z.string().max(500),
+});
+
+export const agentStepSchema = z.object({
+  type: z.literal("agent:step"),
+  ...agentEventBase,
+  stepId: id,
+  name: z.string().min(1).max(200),
+  status: stepStatusSchema,
+  error: z.string().max(2000).optional(),
+});
+
+export const agentOutputSchema = z.object({
+  type: z.literal("agent:output"),
+  ...agentEventBase,
+  chunk: z.string().min(1).max(16_384),
+});
+
+export const agentLogSchema = z.object({
+  type: z.literal("agent:log"),
+  ...agentEventBase,
+  level: logLevelSchema,
+  message: z.string().min(1).max(4000),
+});
+
+export const agentCompletedSchema = z.object({
+  type: z.literal("agent:completed"),
+  ...agentEventBase,
+  completedAt: isoDate,
+  nextAgent: agentRoleSchema.optional(),
+});
+
+export const agentFailedSchema = z.object({
+  type: z.literal("agent:failed"),
+  ...agentEventBase,
+  error: z.string().min(1).max(2000),
+  failedAt: isoDate,
+  /** True when BullMQ will run another attempt; the run shows as retrying, not failed. */
+  willRetry: z.boolean(),
+});
+
+export const agentCancelledSchema = z.object({
+  type: z.literal("agent:cancelled"),
+  ...agentEventBase,
+  cancelledAt: isoDate,
+  reason: z.string().max(500).optional(),
+});
+
+export const contextStatusChangedSchema = z.object({
+  type: z.literal("context:status_changed"),
+  tenantId: id,
+  status: contextStatusSchema,
+  version: z.number().int().min(0).optional(),
+});
+
+/** What a publisher hands to the bus. */
+export const eventInputSchema = z.discriminatedUnion("type", [
+  agentQueuedSchema,
+  agentActiveSchema,
+  agentProgressSchema,
+  agentStepSchema,
+  agentOutputSchema,
+  agentLogSchema,
+  agentCompletedSchema,
+  agentFailedSchema,
+  agentCancelledSchema,
+  contextStatusChangedSchema,
+]);
+
+/** Stamped by the bus when the event is applied to the database. */
+export const eventStampSchema = z.object({
+  /**
+   * The run's (or context file's) change counter after this event. A snapshot carries the
+   * same counter, so a client drops live events its snapshot already contains.
+   */
+  seq: z.number().int().min(0),
+  at: isoDate,
+});
+
+/** What subscribers receive: the input plus its stamp. */
+export const pulseEventSchema = z.intersection(eventInputSchema, eventStampSchema);
+
+export type EventInput = z.infer<typeof eventInputSchema>;
+export type PulseEvent = z.infer<typeof pulseEventSchema>;
+export type EventType = EventInput["type"];
+export type AgentEvent = Extract<PulseEvent, { type: `agent:${string}` }>;
+export type AgentEventInput = Extract<EventInput, { type: `agent:${string}` }>;
+export type ContextEvent = Extract<PulseEvent, { type: "context:status_changed" }>;
+export type RunStatus = z.infer<typeof runStatusSchema>;
+export type RunPhase = z.infer<typeof runPhaseSchema>;
+export type ContextStatus = z.infer<typeof contextStatusSchema>;
+export type LogLevel = z.infer<typeof logLevelSchema>;
+
+export function isAgentEvent(event: PulseEvent): event is AgentEvent {
+  return event.type.startsWith("agent:");
+}
+
+/** Stream ids compare as (ms, seq) pairs; string comparison would put "10-0" before "9-0". */
+export function compareStreamIds(a: string, b: string): number {
+  const [aMs = "0", aSeq = "0"] = a.split("-");
+  const [bMs = "0", bSeq = "0"] = b.split("-");
+  const ms = BigInt(aMs) - BigInt(bMs);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(aSeq) - BigInt(bSeq);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+export const STREAM_ORIGIN = "0-0";

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["src/**/*.test.ts", "e2e/**/*.test.ts"],
+    globalSetup: ["./src/test/global-setup.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Integration files each start servers and workers; two cores run two at a time well.
+    maxWorkers: 2,
+    reporters: process.env.CI ? ["default", ["json", { outputFile: ".data/test-results.json" }]] : ["default"],
+  },
+});
