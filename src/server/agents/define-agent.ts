@@ -1,0 +1,49 @@
+import type { LogLevel, RunPhase } from "../events/schema";
+
+/** What an agent's `run` gets: its job, ways to report, and a signal for cancellation. */
+export interface AgentContext<TInput = Record<string, unknown>> {
+  tenantId: string;
+  runId: string;
+  agentRole: string;
+  /** 1-based attempt number (a retry after a failure or a dead worker is attempt 2). */
+  attempt: number;
+  input: TInput;
+  /** Aborted when the run is cancelled; long work should pass it on or check it. */
+  signal: AbortSignal;
+  /** Reports progress (0–100) with a message people can read. */
+  progress(percent: number, message: string, phase?: RunPhase): Promise<void>;
+  /** Runs `fn` as a named step, reported as started, then completed or failed. */
+  step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
+  /** Streams a piece of the agent's output text. */
+  output(chunk: string): Promise<void>;
+  log(level: LogLevel, message: string): Promise<void>;
+  /** The tenant's context file, for agents that write it. */
+  contextFile: {
+    markGenerating(): Promise<void>;
+    /** Stores the content as the next version, completed and awaiting approval. */
+    complete(content: string): Promise<number>;
+  };
+}
+
+export interface AgentDefinition<TInput = Record<string, unknown>> {
+  /** Kebab-case name; also the BullMQ queue's name. */
+  role: string;
+  /** Shown on dashboards. */
+  title?: string;
+  /** Jobs one worker process runs at once for this role (default: WORKER_CONCURRENCY). */
+  concurrency?: number;
+  run(ctx: AgentContext<TInput>): Promise<void>;
+}
+
+/** Declares an agent; `createAgentWorker` turns it into a BullMQ worker. */
+export function defineAgent<TInput = Record<string, unknown>>(definition: AgentDefinition<TInput>): AgentDefinition<TInput> {
+  return definition;
+}
+
+/** Thrown when the run's signal aborted; the run was cancelled and reports nothing more. */
+export class RunCancelledError extends Error {
+  constructor() {
+    super("run cancelled");
+    this.name = "RunCancelledError";
+  }
+}

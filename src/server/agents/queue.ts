@@ -1,0 +1,68 @@
+import { Queue, type ConnectionOptions } from "bullmq";
+
+/** What travels in a BullMQ job: the tenant and run it belongs to, never more than ids and input. */
+export interface AgentJobData {
+  tenantId: string;
+  runId: string;
+  chainId?: string;
+  /** Roles still to run after this one, in order (the rest of the chain). */
+  chain: string[];
+  input: Record<string, unknown>;
+}
+
+export interface AgentQueuesOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  /** Attempts per run before it is failed for good. */
+  attempts: number;
+}
+
+/**
+ * One BullMQ queue per agent role, shared by every tenant; the tenant travels in the job
+ * data. The job id is the run id, so enqueueing a run twice is a no-op.
+ *
+ * @see https://docs.bullmq.io/guide/jobs/job-ids
+ */
+export class AgentQueues {
+  private readonly queues = new Map<string, Queue<AgentJobData>>();
+
+  constructor(private readonly options: AgentQueuesOptions) {}
+
+  get(role: string): Queue<AgentJobData> {
+    let queue = this.queues.get(role);
+    if (!queue) {
+      queue = new Queue<AgentJobData>(role, { connection: this.options.connection, prefix: this.options.prefix });
+      this.queues.set(role, queue);
+    }
+    return queue;
+  }
+
+  async enqueue(role: string, data: AgentJobData): Promise<void> {
+    await this.get(role).add(role, data, {
+      jobId: data.runId,
+      attempts: this.options.attempts,
+      backoff: { type: "exponential", delay: 1_000 },
+      removeOnComplete: { age: 24 * 3600, count: 1_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  /** Removes a job that has not started; false when it is running (or gone). */
+  async removeWaiting(role: string, runId: string): Promise<boolean> {
+    const job = await this.get(role).getJob(runId);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state !== "waiting" && state !== "delayed" && state !== "prioritized" && state !== "waiting-children") return false;
+    try {
+      await job.remove();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}

@@ -1,0 +1,184 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { PrismaClient } from "../../generated/prisma/client";
+import { notFound, PulseError } from "../errors";
+import type { EventBus } from "../events/bus";
+import { readRunSnapshot, toRunView, type RunView } from "../events/snapshot";
+import type { RunStatus } from "../events/schema";
+import type { AgentQueues } from "./queue";
+
+export interface StartRunOptions {
+  chainId?: string;
+  /** Roles to run after this one, each started when the previous completes. */
+  chain?: string[];
+  input?: Record<string, unknown>;
+}
+
+/** Channel on which cancellations reach whichever worker process holds the job. */
+export const cancelChannel = (prefix: string) => `${prefix}:cancel`;
+
+/**
+ * Starting, cancelling, retrying and reading agent runs for a tenant. Procedures and agents
+ * call this; it never trusts a tenant id from input, only the one it is handed.
+ */
+export class RunService {
+  constructor(
+    private readonly deps: {
+      db: PrismaClient;
+      bus: EventBus;
+      queues: AgentQueues;
+      /** Publishes cancellations to worker processes. */
+      redis: Redis;
+      prefix: string;
+      /** Roles that have an agent; starting anything else is a BAD_REQUEST. */
+      roles: () => readonly string[];
+    },
+  ) {}
+
+  /**
+   * Creates a run, announces it (`agent:queued`) and enqueues its job. CONFLICT when the
+   * role already has a queued or active run for the tenant; the check and the insert hold
+   * the tenant's row lock, so two clicks at once make one run.
+   */
+  async start(tenantId: string, agentRole: string, options: StartRunOptions = {}): Promise<RunView> {
+    const { db, bus, queues } = this.deps;
+    if (!this.deps.roles().includes(agentRole)) {
+      throw new PulseError("BAD_REQUEST", `agentRole: no agent named "${agentRole}"`);
+    }
+    const run = await db.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE "id" = ${tenantId} FOR UPDATE`;
+      const busy = await tx.agentRun.findFirst({
+        where: { tenantId, agentRole, status: { in: ["queued", "active"] } },
+        select: { id: true, status: true },
+      });
+      if (busy) throw new PulseError("CONFLICT", `${agentRole} is already ${busy.status === "active" ? "running" : "queued"} (run ${busy.id})`);
+      const id = randomUUID();
+      return tx.agentRun.create({
+        data: {
+          id,
+          jobId: id,
+          tenantId,
+          agentRole,
+          queue: agentRole,
+          chainId: options.chainId ?? null,
+          input: (options.input ?? {}) as object,
+        },
+      });
+    });
+    const queued = await bus.publish({
+      type: "agent:queued",
+      tenantId,
+      runId: run.id,
+      jobId: run.jobId,
+      queue: run.queue,
+      agentRole,
+      attempt: 1,
+      queuedAt: run.queuedAt.toISOString(),
+      ...(run.chainId ? { chainId: run.chainId } : {}),
+    });
+    await queues.enqueue(agentRole, {
+      tenantId,
+      runId: run.id,
+      ...(options.chainId ? { chainId: options.chainId } : {}),
+      chain: options.chain ?? [],
+      input: options.input ?? {},
+    });
+    return toRunView({ ...run, seq: queued?.event.seq ?? run.seq });
+  }
+
+  /** Starts the first role of a chain; each later role starts when the one before completes. */
+  async startChain(tenantId: string, roles: readonly string[], input: Record<string, unknown> = {}): Promise<{ chainId: string; run: RunView }> {
+    const [first, ...rest] = roles;
+    if (!first) throw new PulseError("BAD_REQUEST", "chain: no roles");
+    const chainId = randomUUID();
+    const run = await this.start(tenantId, first, { chainId, chain: rest, input });
+    return { chainId, run };
+  }
+
+  /**
+   * Cancels a queued or active run. The run is marked cancelled at once, so whatever its
+   * worker still reports is dropped; the worker holding it is told to abort its signal.
+   */
+  async cancel(tenantId: string, runId: string, reason = "cancelled by user"): Promise<RunView> {
+    const run = await this.require(tenantId, runId);
+    if (run.status !== "queued" && run.status !== "active") {
+      throw new PulseError("CONFLICT", `run is ${run.status}; only queued or active runs can be cancelled`);
+    }
+    await this.deps.queues.removeWaiting(run.agentRole, run.id);
+    await this.deps.bus.publish({
+      type: "agent:cancelled",
+      tenantId,
+      runId: run.id,
+      jobId: run.jobId,
+      queue: run.queue,
+      agentRole: run.agentRole,
+      attempt: run.attempt,
+      cancelledAt: new Date().toISOString(),
+      reason,
+    });
+    await this.deps.redis.publish(cancelChannel(this.deps.prefix), JSON.stringify({ runId: run.id, role: run.agentRole }));
+    return this.get(tenantId, runId);
+  }
+
+  /** Starts a new run of the same role and input (and the rest of its chain) after a failure or cancel. */
+  async retry(tenantId: string, runId: string): Promise<RunView> {
+    const run = await this.require(tenantId, runId);
+    if (run.status !== "failed" && run.status !== "cancelled") {
+      throw new PulseError("CONFLICT", `run is ${run.status}; only failed or cancelled runs can be retried`);
+    }
+    const job = await this.deps.queues.get(run.agentRole).getJob(run.jobId);
+    return this.start(tenantId, run.agentRole, {
+      ...(run.chainId ? { chainId: run.chainId } : {}),
+      chain: job?.data.chain ?? [],
+      input: (run.input ?? {}) as Record<string, unknown>,
+    });
+  }
+
+  async get(tenantId: string, runId: string): Promise<RunView> {
+    const snapshot = await readRunSnapshot(this.deps.db, tenantId, runId);
+    const run = snapshot?.runs[0];
+    if (!run) throw notFound("run");
+    return run;
+  }
+
+  async list(
+    tenantId: string,
+    filter: { status?: RunStatus[]; agentRole?: string; limit: number; before?: string },
+  ): Promise<{ runs: RunView[]; nextBefore: string | null }> {
+    const rows = await this.deps.db.agentRun.findMany({
+      where: {
+        tenantId,
+        ...(filter.status?.length ? { status: { in: filter.status } } : {}),
+        ...(filter.agentRole ? { agentRole: filter.agentRole } : {}),
+        ...(filter.before ? { queuedAt: { lt: new Date(filter.before) } } : {}),
+      },
+      orderBy: { queuedAt: "desc" },
+      take: filter.limit + 1,
+      include: { steps: { orderBy: { startedAt: "asc" } } },
+    });
+    const page = rows.slice(0, filter.limit).map((r) => toRunView(r));
+    return { runs: page, nextBefore: rows.length > filter.limit ? (page.at(-1)?.queuedAt ?? null) : null };
+  }
+
+  /** A run's logs, oldest first, a page at a time. */
+  async logs(tenantId: string, runId: string, cursor: string | undefined, limit: number) {
+    await this.require(tenantId, runId);
+    const rows = await this.deps.db.runLog.findMany({
+      where: { runId, tenantId },
+      orderBy: [{ at: "asc" }, { id: "asc" }],
+      take: limit + 1,
+      ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
+    });
+    const page = rows.slice(0, limit);
+    return {
+      logs: page.map((l) => ({ id: l.id, level: l.level, message: l.message, attempt: l.attempt, at: l.at.toISOString() })),
+      nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null,
+    };
+  }
+
+  private async require(tenantId: string, runId: string) {
+    const run = await this.deps.db.agentRun.findFirst({ where: { id: runId, tenantId } });
+    if (!run) throw notFound("run");
+    return run;
+  }
+}

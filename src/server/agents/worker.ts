@@ -1,0 +1,224 @@
+import { randomUUID } from "node:crypto";
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import type { PrismaClient } from "../../generated/prisma/client";
+import type { ContextService } from "../context/context-service";
+import type { EventBus } from "../events/bus";
+import type { AgentEventInput, LogLevel, RunPhase } from "../events/schema";
+import type { Logger } from "../logger";
+import { RunCancelledError, type AgentContext, type AgentDefinition } from "./define-agent";
+import type { AgentJobData } from "./queue";
+import { cancelChannel, type RunService } from "./run-service";
+
+export interface AgentWorkerOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  concurrency: number;
+  /** How long a job's lock lives without renewal; a dead worker's job is noticed after this. */
+  lockDurationMs: number;
+  /** How often workers look for jobs whose lock expired (stalled jobs). */
+  stalledIntervalMs: number;
+}
+
+export interface AgentWorkerDeps {
+  db: PrismaClient;
+  bus: EventBus;
+  runs: RunService;
+  context: ContextService;
+  logger: Logger;
+}
+
+type RunRow = { id: string; tenantId: string; jobId: string; queue: string; agentRole: string; attempt: number; status: string };
+
+/**
+ * Wraps an agent definition in a BullMQ Worker that reports every step of the run to the
+ * bus: active, progress, steps, output, logs, then completed (starting the next agent of
+ * its chain) or failed (with whether BullMQ will retry). A worker that dies mid-job is
+ * caught by BullMQ's stalled-job check in any live worker, which reports the attempt as
+ * failed, so no run stays "running".
+ *
+ * @see https://docs.bullmq.io/guide/workers/stalled-jobs
+ */
+export function createAgentWorker(
+  definition: AgentDefinition<any>,
+  deps: AgentWorkerDeps,
+  options: AgentWorkerOptions,
+): Worker<AgentJobData> {
+  const logger = deps.logger.child({ agentRole: definition.role });
+
+  const base = (run: RunRow, attempt: number) => ({
+    tenantId: run.tenantId,
+    runId: run.id,
+    jobId: run.jobId,
+    queue: run.queue,
+    agentRole: run.agentRole,
+    attempt,
+  });
+
+  const processor = async (job: Job<AgentJobData>, _token?: string, signal?: AbortSignal) => {
+    const { tenantId, runId } = job.data;
+    const run = await deps.db.agentRun.findFirst({ where: { id: runId, tenantId } });
+    // A run cancelled while it waited, or already finished by a previous attempt, is done.
+    if (!run || (run.status !== "queued" && run.status !== "active")) return;
+    const attempt = Math.max(1, job.attemptsStarted);
+    const abort = signal ?? new AbortController().signal;
+    const publish = (event: AgentEventInput) => deps.bus.publish(event);
+    const started = await publish({ ...base(run, attempt), type: "agent:active", startedAt: new Date().toISOString() });
+    if (!started) return;
+
+    const throwIfCancelled = () => {
+      if (abort.aborted) throw new RunCancelledError();
+    };
+    const ctx: AgentContext = {
+      tenantId,
+      runId,
+      agentRole: run.agentRole,
+      attempt,
+      input: job.data.input,
+      signal: abort,
+      async progress(percent: number, message: string, phase: RunPhase = "running") {
+        throwIfCancelled();
+        await publish({ ...base(run, attempt), type: "agent:progress", progress: Math.min(100, Math.max(0, percent)), message, phase });
+      },
+      async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+        throwIfCancelled();
+        const stepId = `${runId}:${attempt}:${randomUUID().slice(0, 8)}`;
+        await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "started" });
+        try {
+          const result = await fn();
+          throwIfCancelled();
+          await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "completed" });
+          return result;
+        } catch (error) {
+          if (!(error instanceof RunCancelledError)) {
+            await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "failed", error: errorMessage(error) });
+          }
+          throw error;
+        }
+      },
+      async output(chunk: string) {
+        throwIfCancelled();
+        if (chunk.length > 0) await publish({ ...base(run, attempt), type: "agent:output", chunk });
+      },
+      async log(level: LogLevel, message: string) {
+        await publish({ ...base(run, attempt), type: "agent:log", level, message });
+      },
+      contextFile: {
+        markGenerating: () => deps.context.markGenerating(tenantId),
+        complete: (content: string) => deps.context.complete(tenantId, content),
+      },
+    };
+
+    try {
+      await definition.run(ctx);
+      throwIfCancelled();
+    } catch (error) {
+      // Cancelled runs were already reported by whoever cancelled them.
+      if (error instanceof RunCancelledError || abort.aborted) return;
+      const attemptsAllowed = job.opts.attempts ?? 1;
+      const willRetry = !(error instanceof UnrecoverableError) && job.attemptsMade + 1 < attemptsAllowed;
+      logger.warn({ tenantId, runId, attempt, willRetry, err: error }, "agent run failed");
+      await publish({ ...base(run, attempt), type: "agent:failed", error: errorMessage(error), failedAt: new Date().toISOString(), willRetry });
+      throw error;
+    }
+
+    const [nextAgent, ...rest] = job.data.chain;
+    const completed = await publish({
+      ...base(run, attempt),
+      type: "agent:completed",
+      completedAt: new Date().toISOString(),
+      ...(nextAgent ? { nextAgent } : {}),
+    });
+    if (completed && nextAgent) {
+      await deps.runs.start(tenantId, nextAgent, {
+        ...(job.data.chainId ? { chainId: job.data.chainId } : {}),
+        chain: rest,
+        input: job.data.input,
+      });
+    }
+  };
+
+  const worker = new Worker<AgentJobData>(definition.role, processor, {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: definition.concurrency ?? options.concurrency,
+    lockDuration: options.lockDurationMs,
+    stalledInterval: options.stalledIntervalMs,
+    maxStalledCount: 1,
+  });
+
+  /** Reports an attempt whose worker vanished; a no-op when the attempt already ended. */
+  const reportLostAttempt = async (runId: string, willRetry: boolean) => {
+    const run = await deps.db.agentRun.findUnique({ where: { id: runId } });
+    if (!run || run.status !== "active") return;
+    await deps.bus.publish({
+      ...base(run, run.attempt),
+      type: "agent:failed",
+      error: willRetry ? "the worker running this attempt stopped responding; retrying" : "the worker running this attempt stopped responding",
+      failedAt: new Date().toISOString(),
+      willRetry,
+    });
+  };
+  worker.on("stalled", (jobId) => {
+    reportLostAttempt(jobId, true).catch((err) => logger.error({ err, runId: jobId }, "could not report stalled run"));
+  });
+  worker.on("failed", (job) => {
+    // The processor reports its own failures; this catches the ones BullMQ decides, such
+    // as a job that stalled more often than allowed.
+    if (job) reportLostAttempt(job.id ?? job.data.runId, false).catch((err) => logger.error({ err }, "could not report failed run"));
+  });
+  worker.on("error", (err) => logger.error({ err }, "worker error"));
+  return worker;
+}
+
+function errorMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.slice(0, 2000) || "unknown error";
+}
+
+/**
+ * Every agent worker of one process, and the subscription through which cancellations
+ * reach them. One owner, one `close()`.
+ */
+export class AgentWorkerPool {
+  private readonly workers = new Map<string, Worker<AgentJobData>>();
+
+  private constructor(
+    private readonly subscriber: Redis,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(
+    definitions: readonly AgentDefinition<any>[],
+    deps: AgentWorkerDeps & { subscriber: Redis },
+    options: AgentWorkerOptions,
+  ): Promise<AgentWorkerPool> {
+    const pool = new AgentWorkerPool(deps.subscriber, deps.logger);
+    for (const definition of definitions) {
+      pool.workers.set(definition.role, createAgentWorker(definition, deps, options));
+    }
+    await deps.subscriber.subscribe(cancelChannel(options.prefix));
+    deps.subscriber.on("message", (_channel: string, message: string) => pool.onCancel(message));
+    await Promise.all([...pool.workers.values()].map((w) => w.waitUntilReady()));
+    return pool;
+  }
+
+  private onCancel(message: string): void {
+    try {
+      const { runId, role } = JSON.parse(message) as { runId: string; role: string };
+      this.workers.get(role)?.cancelJob(runId, "cancelled");
+    } catch (err) {
+      this.logger.warn({ err }, "ignoring malformed cancel message");
+    }
+  }
+
+  get roles(): string[] {
+    return [...this.workers.keys()];
+  }
+
+  /** Stops taking jobs and waits for running ones to finish (or, with force, abandons them). */
+  async close(force = false): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => w.close(force)));
+    await this.subscriber.quit().catch(() => {});
+  }
+}

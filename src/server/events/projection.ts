@@ -1,0 +1,165 @@
+import type { PrismaClient } from "../../generated/prisma/client";
+import { Prisma } from "../../generated/prisma/client";
+import type { EventInput } from "./schema";
+
+/**
+ * Applies an event to the database, the ground truth that snapshots are read from, and
+ * returns the change counter (`seq`) it produced. Returns null when the event no longer
+ * applies: a late progress report from an attempt that has been superseded, a second
+ * failure report for an attempt already failed, a cancel for a finished run. Such events
+ * are not delivered, so a stale worker can never move a run backwards.
+ */
+export async function projectEvent(db: PrismaClient, event: EventInput): Promise<number | null> {
+  try {
+    return await apply(db, event);
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") return null;
+    throw error;
+  }
+}
+
+async function apply(db: PrismaClient, event: EventInput): Promise<number | null> {
+  const bump = { seq: { increment: 1 } } as const;
+  const select = { seq: true } as const;
+  // Progress, steps, output and logs belong to the attempt that is running right now.
+  const running = (e: { runId: string; tenantId: string; attempt: number }) => ({
+    id: e.runId,
+    tenantId: e.tenantId,
+    status: "active" as const,
+    attempt: e.attempt,
+  });
+
+  switch (event.type) {
+    case "agent:queued": {
+      const run = await db.agentRun.update({
+        where: { id: event.runId, tenantId: event.tenantId, status: "queued" },
+        data: { ...bump, queuedAt: new Date(event.queuedAt) },
+        select,
+      });
+      return run.seq;
+    }
+    case "agent:active": {
+      const run = await db.agentRun.update({
+        where: { id: event.runId, tenantId: event.tenantId, status: { in: ["queued", "active"] } },
+        data: {
+          ...bump,
+          status: "active",
+          phase: "starting",
+          attempt: event.attempt,
+          progress: 0,
+          message: null,
+          willRetry: false,
+          startedAt: new Date(event.startedAt),
+        },
+        select,
+      });
+      return run.seq;
+    }
+    case "agent:progress": {
+      const run = await db.agentRun.update({
+        where: running(event),
+        data: { ...bump, progress: Math.round(event.progress), phase: event.phase, message: event.message },
+        select,
+      });
+      return run.seq;
+    }
+    case "agent:step": {
+      const now = new Date();
+      const [run] = await db.$transaction([
+        db.agentRun.update({ where: running(event), data: bump, select }),
+        db.runStep.upsert({
+          where: { id: event.stepId },
+          create: {
+            id: event.stepId,
+            runId: event.runId,
+            name: event.name,
+            status: event.status,
+            attempt: event.attempt,
+            startedAt: now,
+            finishedAt: event.status === "started" ? null : now,
+            error: event.error ?? null,
+          },
+          update: {
+            status: event.status,
+            finishedAt: event.status === "started" ? null : now,
+            error: event.error ?? null,
+          },
+        }),
+      ]);
+      return run.seq;
+    }
+    case "agent:output": {
+      // Appending in SQL keeps a long output from travelling back and forth on every chunk.
+      const rows = await db.$queryRaw<{ seq: number }[]>`
+        UPDATE "AgentRun"
+        SET "output" = "output" || ${event.chunk}, "seq" = "seq" + 1, "updatedAt" = now()
+        WHERE "id" = ${event.runId} AND "tenantId" = ${event.tenantId}
+          AND "status" = 'active' AND "attempt" = ${event.attempt}
+        RETURNING "seq"`;
+      return rows[0]?.seq ?? null;
+    }
+    case "agent:log": {
+      const [run] = await db.$transaction([
+        db.agentRun.update({ where: running(event), data: bump, select }),
+        db.runLog.create({
+          data: {
+            runId: event.runId,
+            tenantId: event.tenantId,
+            level: event.level,
+            message: event.message,
+            attempt: event.attempt,
+          },
+        }),
+      ]);
+      return run.seq;
+    }
+    case "agent:completed": {
+      const run = await db.agentRun.update({
+        where: running(event),
+        data: {
+          ...bump,
+          status: "completed",
+          phase: "completing",
+          progress: 100,
+          completedAt: new Date(event.completedAt),
+          nextAgent: event.nextAgent ?? null,
+          error: null,
+        },
+        select,
+      });
+      return run.seq;
+    }
+    case "agent:failed": {
+      const run = await db.agentRun.update({
+        where: running(event),
+        data: {
+          ...bump,
+          // A failed attempt that will be retried waits in the queue again.
+          status: event.willRetry ? "queued" : "failed",
+          willRetry: event.willRetry,
+          error: event.error,
+          failedAt: new Date(event.failedAt),
+        },
+        select,
+      });
+      return run.seq;
+    }
+    case "agent:cancelled": {
+      const run = await db.agentRun.update({
+        where: { id: event.runId, tenantId: event.tenantId, status: { in: ["queued", "active"] } },
+        data: { ...bump, status: "cancelled", willRetry: false, cancelledAt: new Date(event.cancelledAt) },
+        select,
+      });
+      return run.seq;
+    }
+    case "context:status_changed": {
+      const file = await db.contextFile.upsert({
+        where: { tenantId: event.tenantId },
+        create: { tenantId: event.tenantId, status: event.status, version: event.version ?? 0, seq: 1 },
+        update: { ...bump, status: event.status, ...(event.version === undefined ? {} : { version: event.version }) },
+        select,
+      });
+      return file.seq;
+    }
+  }
+}

@@ -1,0 +1,163 @@
+import type { PrismaClient } from "../../generated/prisma/client";
+import type { AgentRun, ContextFile, RunStep } from "../../generated/prisma/client";
+import type { ContextStatus, RunPhase, RunStatus } from "./schema";
+
+/**
+ * The state a client starts from (snapshot) or replaces its own with (resync), read from
+ * the database. Dates travel as ISO strings, the same as in events. Each view carries the
+ * `seq` of the last event it reflects, so the client drops live events it already holds.
+ */
+
+export interface StepView {
+  id: string;
+  name: string;
+  status: "started" | "completed" | "failed";
+  attempt: number;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+export interface RunView {
+  id: string;
+  tenantId: string;
+  agentRole: string;
+  queue: string;
+  jobId: string;
+  chainId: string | null;
+  status: RunStatus;
+  phase: RunPhase | null;
+  progress: number;
+  message: string | null;
+  error: string | null;
+  attempt: number;
+  willRetry: boolean;
+  nextAgent: string | null;
+  seq: number;
+  queuedAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+  failedAt: string | null;
+  cancelledAt: string | null;
+  updatedAt: string;
+  steps: StepView[];
+  /** The streamed output; present when the view is about one run. */
+  output?: string;
+}
+
+export interface ContextView {
+  status: ContextStatus;
+  version: number;
+  seq: number;
+  content: string | null;
+  approvedAt: string | null;
+  approvedBy: string | null;
+  updatedAt: string;
+}
+
+export interface AgentSnapshot {
+  runs: RunView[];
+}
+
+export interface ContextSnapshot {
+  context: ContextView | null;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function toStepView(step: RunStep): StepView {
+  return {
+    id: step.id,
+    name: step.name,
+    status: step.status,
+    attempt: step.attempt,
+    startedAt: step.startedAt.toISOString(),
+    finishedAt: iso(step.finishedAt),
+    error: step.error,
+  };
+}
+
+export function toRunView(run: AgentRun & { steps?: RunStep[] }, withOutput = false): RunView {
+  return {
+    id: run.id,
+    tenantId: run.tenantId,
+    agentRole: run.agentRole,
+    queue: run.queue,
+    jobId: run.jobId,
+    chainId: run.chainId,
+    status: run.status,
+    phase: run.phase,
+    progress: run.progress,
+    message: run.message,
+    error: run.error,
+    attempt: run.attempt,
+    willRetry: run.willRetry,
+    nextAgent: run.nextAgent,
+    seq: run.seq,
+    queuedAt: run.queuedAt.toISOString(),
+    startedAt: iso(run.startedAt),
+    completedAt: iso(run.completedAt),
+    failedAt: iso(run.failedAt),
+    cancelledAt: iso(run.cancelledAt),
+    updatedAt: run.updatedAt.toISOString(),
+    steps: (run.steps ?? []).map(toStepView),
+    ...(withOutput ? { output: run.output } : {}),
+  };
+}
+
+export function toContextView(file: ContextFile & { approvedBy?: { email: string } | null }): ContextView {
+  return {
+    status: file.status,
+    version: file.version,
+    seq: file.seq,
+    content: file.content,
+    approvedAt: iso(file.approvedAt),
+    approvedBy: file.approvedBy?.email ?? null,
+    updatedAt: file.updatedAt.toISOString(),
+  };
+}
+
+const stepsInOrder = { steps: { orderBy: { startedAt: "asc" as const } } };
+
+/**
+ * What a dashboard needs first: every queued or active run, and the latest run of each
+ * role, optionally narrowed to one role.
+ */
+export async function readAgentSnapshot(
+  db: PrismaClient,
+  tenantId: string,
+  filter: { agentRole?: string } = {},
+): Promise<AgentSnapshot> {
+  const where = { tenantId, ...(filter.agentRole ? { agentRole: filter.agentRole } : {}) };
+  const [live, latest] = await Promise.all([
+    db.agentRun.findMany({
+      where: { ...where, status: { in: ["queued", "active"] } },
+      orderBy: { queuedAt: "desc" },
+      take: 100,
+      include: stepsInOrder,
+    }),
+    db.agentRun.findMany({
+      where,
+      orderBy: [{ agentRole: "asc" }, { queuedAt: "desc" }],
+      distinct: ["agentRole"],
+      include: stepsInOrder,
+    }),
+  ]);
+  const byId = new Map<string, RunView>();
+  for (const run of [...live, ...latest]) byId.set(run.id, toRunView(run));
+  return { runs: [...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)) };
+}
+
+/** One run in full, output included; null when it does not exist for this tenant. */
+export async function readRunSnapshot(db: PrismaClient, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
+  const run = await db.agentRun.findFirst({ where: { id: runId, tenantId }, include: stepsInOrder });
+  return run ? { runs: [toRunView(run, true)] } : null;
+}
+
+export async function readContextSnapshot(db: PrismaClient, tenantId: string): Promise<ContextSnapshot> {
+  const file = await db.contextFile.findUnique({
+    where: { tenantId },
+    include: { approvedBy: { select: { email: true } } },
+  });
+  return { context: file ? toContextView(file) : null };
+}

@@ -1,0 +1,136 @@
+import type { Redis } from "ioredis";
+import type { AgentDefinition } from "./agents/define-agent";
+import { AgentQueues } from "./agents/queue";
+import { RunService } from "./agents/run-service";
+import { AgentWorkerPool, type AgentWorkerOptions } from "./agents/worker";
+import { AuthService } from "./auth/auth-service";
+import { ContextService } from "./context/context-service";
+import type { Database, PrismaClient } from "./db";
+import { EventBus } from "./events/bus";
+import { TenantEventStream, TenantStreamKeys, type RetentionOptions } from "./events/event-stream";
+import { TenantStreamReader } from "./events/stream-reader";
+import type { Logger } from "./logger";
+import { connectRedis } from "./redis";
+
+export interface PulseOptions {
+  database: Database;
+  redisUrl: string;
+  /** Namespace of every Redis key, BullMQ's included. */
+  redisPrefix: string;
+  logger: Logger;
+  agents: readonly AgentDefinition<any>[];
+  /** Run the agents' BullMQ workers in this process. */
+  runWorkers: boolean;
+  /** Read tenants' streams for subscribers in this process (API processes do; worker-only ones need not). */
+  serveSubscriptions: boolean;
+  retention: RetentionOptions;
+  logRetentionDays: number;
+  worker: Omit<AgentWorkerOptions, "connection" | "prefix">;
+  attempts: number;
+  auth: { secret: Uint8Array; sessionTtlSeconds: number };
+}
+
+/** Everything procedures and agents reach through `ctx.services`. */
+export interface PulseServices {
+  db: PrismaClient;
+  bus: EventBus;
+  stream: TenantEventStream;
+  reader: TenantStreamReader;
+  runs: RunService;
+  context: ContextService;
+  auth: AuthService;
+  agents: readonly AgentDefinition<any>[];
+  sessionTtlSeconds: number;
+  logger: Logger;
+}
+
+/**
+ * The composition root: builds Pulse's services from their settings, owns every long-lived
+ * resource (Redis connections, stream reader, queues, workers, sweeps) and closes them in
+ * reverse order. HTTP and WebSocket serving sit on top of it (see `http-server.ts`).
+ */
+export class Pulse {
+  private readonly connections: Redis[] = [];
+  private workers?: AgentWorkerPool;
+  private sweep?: NodeJS.Timeout;
+  readonly services: PulseServices;
+  private readonly queues: AgentQueues;
+
+  private constructor(private readonly options: PulseOptions) {
+    const { logger, redisPrefix } = options;
+    const command = this.connect("command");
+    const stream = new TenantEventStream(command, new TenantStreamKeys(redisPrefix), options.retention);
+    const bus = new EventBus(options.database.prisma, stream);
+    const reader = new TenantStreamReader({
+      blockingRedis: this.connect("stream-reader"),
+      controlRedis: command,
+      stream,
+      logger,
+    });
+    this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts });
+    const db = options.database.prisma;
+    const runs = new RunService({
+      db,
+      bus,
+      queues: this.queues,
+      redis: command,
+      prefix: redisPrefix,
+      roles: () => options.agents.map((a) => a.role),
+    });
+    this.services = {
+      db,
+      bus,
+      stream,
+      reader,
+      runs,
+      context: new ContextService({ db, bus }),
+      auth: new AuthService(db, options.auth),
+      agents: options.agents,
+      sessionTtlSeconds: options.auth.sessionTtlSeconds,
+      logger,
+    };
+  }
+
+  static async start(options: PulseOptions): Promise<Pulse> {
+    const pulse = new Pulse(options);
+    if (options.serveSubscriptions) pulse.services.reader.start();
+    if (options.runWorkers) {
+      pulse.workers = await AgentWorkerPool.start(
+        options.agents,
+        { ...pulse.services, subscriber: pulse.connect("cancel-subscriber") },
+        { ...options.worker, connection: pulse.connect("workers"), prefix: options.redisPrefix },
+      );
+    }
+    pulse.sweep = setInterval(() => void pulse.sweepOldLogs(), 3_600_000).unref();
+    void pulse.sweepOldLogs();
+    return pulse;
+  }
+
+  /** Deletes run logs past their retention (30 days by default). */
+  async sweepOldLogs(now = Date.now()): Promise<number> {
+    const before = new Date(now - this.options.logRetentionDays * 86_400_000);
+    try {
+      const { count } = await this.services.db.runLog.deleteMany({ where: { at: { lt: before } } });
+      return count;
+    } catch (err) {
+      this.options.logger.warn({ err }, "log retention sweep failed");
+      return 0;
+    }
+  }
+
+  private connect(name: string): Redis {
+    const connection = connectRedis(this.options.redisUrl, `${this.options.redisPrefix}:${name}`);
+    connection.on("error", (err) => this.options.logger.debug({ err, connection: name }, "redis connection error"));
+    this.connections.push(connection);
+    return connection;
+  }
+
+  /** Stops workers (letting running jobs finish unless forced), the reader, queues, then Redis. */
+  async close(options: { force?: boolean } = {}): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
+    await this.workers?.close(options.force);
+    await this.services.reader.stop();
+    await this.queues.close();
+    await Promise.all(this.connections.map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}

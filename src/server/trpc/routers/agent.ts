@@ -1,0 +1,121 @@
+import { tracked } from "@trpc/server";
+import { z } from "zod";
+import { SETUP_CHAIN } from "../../agents/chains";
+import { notFound } from "../../errors";
+import { readEventPage, tenantFeed, type FeedQuery } from "../../events/feed";
+import { agentRoleSchema, isAgentEvent, runStatusSchema, streamIdSchema, type PulseEvent } from "../../events/schema";
+import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
+import type { Session } from "../../auth/auth-service";
+import type { PulseServices } from "../../pulse";
+import { authedProcedure, router } from "../trpc";
+
+const runId = z.string().min(1).max(128);
+
+const feedFilter = z.object({
+  runId: runId.optional(),
+  agentRole: agentRoleSchema.optional(),
+});
+
+/**
+ * The agent events a subscriber asked for, and the snapshot that goes with them. A runId
+ * of another tenant is NOT_FOUND, exactly like one that does not exist.
+ */
+async function agentFeedQuery(
+  services: PulseServices,
+  session: Session,
+  filter: z.infer<typeof feedFilter>,
+  cursor: string | undefined,
+): Promise<FeedQuery<AgentSnapshot>> {
+  const { db } = services;
+  const tenantId = session.tenantId;
+  if (filter.runId) {
+    const run = await db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { id: true } });
+    if (!run) throw notFound("run");
+  }
+  return {
+    tenantId,
+    cursor,
+    accept: (event: PulseEvent) =>
+      isAgentEvent(event) &&
+      (!filter.runId || event.runId === filter.runId) &&
+      (!filter.agentRole || event.agentRole === filter.agentRole),
+    snapshot: async () =>
+      filter.runId
+        ? ((await readRunSnapshot(db, tenantId, filter.runId)) ?? { runs: [] })
+        : readAgentSnapshot(db, tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {}),
+  };
+}
+
+export const agentRouter = router({
+  /**
+   * Live agent events of the caller's tenant. Without `lastEventId`: a snapshot, then live
+   * events. With it (wsLink resends it on reconnect): every later event once, in order, or
+   * a `resync` snapshot first when the id is older than the stream keeps.
+   *
+   * @see https://trpc.io/docs/server/subscriptions#tracked
+   */
+  onStatus: authedProcedure
+    .input(feedFilter.extend({ lastEventId: streamIdSchema.nullish() }))
+    .subscription(async function ({ ctx, input, signal }) {
+      const query = await agentFeedQuery(ctx.services, ctx.session, input, input.lastEventId ?? undefined);
+      return (async function* () {
+        for await (const { id, item } of tenantFeed(ctx.services, query, signal)) yield tracked(id, item);
+      })();
+    }),
+
+  /** The polling twin of `onStatus`: the same items with the same ids, a page per call. */
+  events: authedProcedure
+    .input(feedFilter.extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }))
+    .query(async ({ ctx, input }) => {
+      const query = await agentFeedQuery(ctx.services, ctx.session, input, input.cursor);
+      return readEventPage(ctx.services.stream, query, input.limit);
+    }),
+
+  list: authedProcedure
+    .input(
+      z
+        .object({
+          status: z.array(runStatusSchema).max(5).optional(),
+          agentRole: agentRoleSchema.optional(),
+          limit: z.number().int().min(1).max(100).default(20),
+          before: z.iso.datetime().optional(),
+        })
+        .default({ limit: 20 }),
+    )
+    .query(({ ctx, input }) => ctx.services.runs.list(ctx.session.tenantId, input)),
+
+  get: authedProcedure
+    .input(z.object({ runId }))
+    .query(({ ctx, input }) => ctx.services.runs.get(ctx.session.tenantId, input.runId)),
+
+  logs: authedProcedure
+    .input(z.object({ runId, cursor: z.string().min(1).max(128).optional(), limit: z.number().int().min(1).max(500).default(200) }))
+    .query(({ ctx, input }) => ctx.services.runs.logs(ctx.session.tenantId, input.runId, input.cursor, input.limit)),
+
+  /** The agent roles this deployment can run, in chain order first. */
+  roles: authedProcedure.query(({ ctx }) => ctx.services.agents.map((a) => ({ role: a.role, title: a.title ?? a.role }))),
+
+  /** Starts one agent; answers at once with the queued run. CONFLICT if the role is already queued or running. */
+  run: authedProcedure
+    .input(z.object({ agentRole: agentRoleSchema, input: z.record(z.string().max(64), z.union([z.string().max(2000), z.number(), z.boolean()])).optional() }))
+    .mutation(async ({ ctx, input }) => {
+      const run = await ctx.services.runs.start(ctx.session.tenantId, input.agentRole, { input: input.input ?? {} });
+      return { runId: run.id, status: run.status, run };
+    }),
+
+  /** Starts the setup chain: client-researcher → competitor-researcher → context-file-writer. */
+  runChain: authedProcedure.mutation(async ({ ctx }) => {
+    await ctx.services.context.reset(ctx.session.tenantId);
+    const { chainId, run } = await ctx.services.runs.startChain(ctx.session.tenantId, SETUP_CHAIN);
+    return { chainId, runId: run.id, status: run.status, run };
+  }),
+
+  cancel: authedProcedure
+    .input(z.object({ runId }))
+    .mutation(({ ctx, input }) => ctx.services.runs.cancel(ctx.session.tenantId, input.runId)),
+
+  retry: authedProcedure.input(z.object({ runId })).mutation(async ({ ctx, input }) => {
+    const run = await ctx.services.runs.retry(ctx.session.tenantId, input.runId);
+    return { runId: run.id, status: run.status, run };
+  }),
+});

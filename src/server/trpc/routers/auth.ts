@@ -1,0 +1,45 @@
+import { z } from "zod";
+import { SETUP_CHAIN } from "../../agents/chains";
+import type { Session } from "../../auth/auth-service";
+import type { Context } from "../trpc";
+import { authedProcedure, publicProcedure, router } from "../trpc";
+
+const email = z.email({ message: "must be an email address" }).max(254);
+const password = z.string().min(8, { message: "must be at least 8 characters" }).max(200);
+
+async function startSession(ctx: Context, session: Session) {
+  const { auth, sessionTtlSeconds } = ctx.services;
+  const token = await auth.issueSessionToken(session);
+  ctx.setSessionCookie(token, sessionTtlSeconds);
+  return { token, user: { id: session.userId, email: session.email, tenantId: session.tenantId } };
+}
+
+export const authRouter = router({
+  /** Creates the tenant and its first user, starts the setup chain, and signs in. */
+  register: publicProcedure
+    .input(z.object({ email, password, tenantName: z.string().trim().min(1).max(100) }))
+    .mutation(async ({ ctx, input }) => {
+      const { auth, context, runs } = ctx.services;
+      const session = await auth.register(input);
+      await context.reset(session.tenantId);
+      await runs.startChain(session.tenantId, SETUP_CHAIN, { company: input.tenantName });
+      return startSession(ctx, session);
+    }),
+
+  /** Signs in: an httpOnly cookie for the web app, and the same token as a bearer for API clients. */
+  login: publicProcedure
+    .input(z.object({ email, password: z.string().min(1).max(200) }))
+    .mutation(async ({ ctx, input }) => startSession(ctx, await ctx.services.auth.login(input))),
+
+  logout: publicProcedure.mutation(({ ctx }) => {
+    ctx.setSessionCookie(null);
+    return { ok: true };
+  }),
+
+  me: publicProcedure.query(({ ctx }) =>
+    ctx.session ? { id: ctx.session.userId, email: ctx.session.email, tenantId: ctx.session.tenantId } : null,
+  ),
+
+  /** A short-lived token for the WebSocket's connectionParams; fetched again on every reconnect. */
+  socketToken: authedProcedure.query(async ({ ctx }) => ({ token: await ctx.services.auth.issueSocketToken(ctx.session) })),
+});

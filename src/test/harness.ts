@@ -1,0 +1,159 @@
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
+import pg from "pg";
+import { inject } from "vitest";
+import WebSocket from "ws";
+import { demoAgents } from "../server/agents/demo";
+import type { AgentDefinition } from "../server/agents/define-agent";
+import { openDatabase, type Database } from "../server/db";
+import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
+import { createLogger } from "../server/logger";
+import { Pulse, type PulseOptions } from "../server/pulse";
+import type { AppRouter } from "../server/trpc/root";
+
+/**
+ * A database for one test file: an in-memory PGlite, or, when the run has DATABASE_URL, a
+ * fresh PostgreSQL database of its own (created here, dropped on close). Migrations run
+ * either way, so every run proves they apply.
+ */
+export async function openTestDatabase(kind: "pglite" | "postgres" = inject("databaseUrl") ? "postgres" : "pglite"): Promise<Database> {
+  if (kind === "pglite") return openDatabase({ pgliteDir: "memory://" });
+  const adminUrl = inject("databaseUrl");
+  const name = `pulse_test_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const database = await openDatabase({ databaseUrl: url.toString(), pgliteDir: "" });
+  return {
+    ...database,
+    async close() {
+      await database.close();
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}
+
+export interface TestPulse {
+  pulse: Pulse;
+  database: Database;
+  http: PulseServer;
+  baseUrl: string;
+  wsUrl: string;
+  prefix: string;
+  redisUrl: string;
+  close(): Promise<void>;
+}
+
+export interface TestPulseOptions {
+  agents?: AgentDefinition<any>[];
+  runWorkers?: boolean;
+  database?: Database;
+  prefix?: string;
+  retention?: Partial<PulseOptions["retention"]>;
+  worker?: Partial<PulseOptions["worker"]>;
+  attempts?: number;
+}
+
+export const TEST_SECRET = new TextEncoder().encode("test-secret-that-is-at-least-32-characters-long");
+
+/** Fast demo agents that never fail by chance: tests decide their own failures. */
+export const fastDemoAgents = () => demoAgents({ speed: 0.01, failureRate: 0 });
+
+/** Pulse with its HTTP/WebSocket server on a free loopback port, its own key prefix and database. */
+export async function startTestPulse(options: TestPulseOptions = {}): Promise<TestPulse> {
+  const database = options.database ?? (await openTestDatabase());
+  const prefix = options.prefix ?? `test-${randomUUID().slice(0, 8)}`;
+  const redisUrl = inject("redisUrl");
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
+  const pulse = await Pulse.start({
+    database,
+    redisUrl,
+    redisPrefix: prefix,
+    logger,
+    agents: options.agents ?? fastDemoAgents(),
+    runWorkers: options.runWorkers ?? true,
+    serveSubscriptions: true,
+    retention: { maxAgeMs: 86_400_000, minEvents: 10_000, maxEvents: 100_000, ...options.retention },
+    logRetentionDays: 30,
+    worker: { concurrency: 4, lockDurationMs: 30_000, stalledIntervalMs: 30_000, ...options.worker },
+    attempts: options.attempts ?? 3,
+    auth: { secret: TEST_SECRET, sessionTtlSeconds: 3600 },
+  });
+  const http = createPulseServer({ pulse, logger, secureCookies: false });
+  await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));
+  const { port } = http.server.address() as AddressInfo;
+  return {
+    pulse,
+    database,
+    http,
+    prefix,
+    redisUrl,
+    baseUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}${TRPC_PATH}`,
+    async close() {
+      await http.close();
+      await pulse.close({ force: true });
+      if (!options.database) await database.close();
+    },
+  };
+}
+
+export interface TestClient {
+  trpc: TRPCClient<AppRouter>;
+  ws: ReturnType<typeof createWSClient>;
+  close(): Promise<void>;
+}
+
+/**
+ * A real `@trpc/client` like the browser's: subscriptions over wsLink (token in
+ * connectionParams), everything else over HTTP with the bearer token.
+ */
+export function connectClient(app: TestPulse, token: string | (() => string), wsOptions: { retryDelayMs?: (attempt: number) => number } = {}): TestClient {
+  const current = () => (typeof token === "function" ? token() : token);
+  const ws = createWSClient({
+    url: app.wsUrl,
+    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    connectionParams: () => ({ token: current() }),
+    retryDelayMs: wsOptions.retryDelayMs ?? (() => 50),
+  });
+  const trpc = createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === "subscription",
+        true: wsLink({ client: ws }),
+        false: httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: () => ({ authorization: `Bearer ${current()}` }) }),
+      }),
+    ],
+  });
+  return { trpc, ws, close: () => ws.close() };
+}
+
+/** Registers a tenant through the API and returns its bearer token. */
+export async function registerTenant(app: TestPulse, name = `tenant-${randomUUID().slice(0, 6)}`) {
+  const anonymous = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}` })] });
+  const result = await anonymous.auth.register.mutate({
+    email: `${name}@example.test`,
+    password: "correct horse battery",
+    tenantName: name,
+  });
+  return { token: result.token, tenantId: result.user.tenantId, userId: result.user.id, email: result.user.email };
+}
+
+/** Resolves when `predicate` holds, polling; fails with `what` after the timeout. */
+export async function eventually<T>(probe: () => Promise<T> | T, predicate: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (predicate(last)) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 500)}`);
+}
