@@ -47,6 +47,8 @@ export const envSchema = z.object({
   /** HMAC key for session tokens; generated into .data/ on first start when absent. */
   AUTH_SECRET: z.string().min(32, { message: "must be at least 32 characters" }).optional(),
   SESSION_TTL_HOURS: int(24 * 7, 1, 24 * 365),
+  /** Mark the session cookie Secure; set it when Pulse is served over HTTPS. */
+  COOKIE_SECURE: flag(false),
   /** Run BullMQ workers in the web process (false: start them with `npm run worker`). */
   PULSE_WORKERS: flag(true),
   /** Serve the Next.js dashboard (false: API and WebSocket only). */

@@ -11,19 +11,19 @@ export type StateItem<TSnapshot> =
   | { type: "snapshot"; snapshot: TSnapshot }
   | { type: "resync"; snapshot: TSnapshot };
 
-export type FeedItem<TSnapshot> = PulseEvent | StateItem<TSnapshot>;
+export type FeedItem<TEvent extends PulseEvent, TSnapshot> = TEvent | StateItem<TSnapshot>;
 
-export interface IdentifiedItem<TSnapshot> {
+export interface IdentifiedItem<TEvent extends PulseEvent, TSnapshot> {
   id: string;
-  item: FeedItem<TSnapshot>;
+  item: FeedItem<TEvent, TSnapshot>;
 }
 
-export interface FeedQuery<TSnapshot> {
+export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
   tenantId: string;
   /** The last event id the client applied; absent for a fresh start. */
   cursor?: string;
   /** Which of the tenant's events this feed carries (run, role, or context events). */
-  accept: (event: PulseEvent) => boolean;
+  accept: (event: PulseEvent) => event is TEvent;
   /** Current state from the database, for `snapshot` and `resync` items. */
   snapshot: () => Promise<TSnapshot>;
 }
@@ -38,11 +38,11 @@ const REPLAY_PAGE = 500;
  *
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
-export async function* tenantFeed<TSnapshot>(
+export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
   deps: { reader: TenantStreamReader; stream: TenantEventStream },
-  query: FeedQuery<TSnapshot>,
+  query: FeedQuery<TEvent, TSnapshot>,
   signal?: AbortSignal,
-): AsyncGenerator<IdentifiedItem<TSnapshot>> {
+): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const live = new EntryQueue();
   const subscription = await deps.reader.subscribe(query.tenantId, (entries) => live.push(entries));
   const stop = () => live.close();
@@ -109,8 +109,8 @@ async function replayAfter(
   return entries;
 }
 
-export interface EventPage<TSnapshot> {
-  items: IdentifiedItem<TSnapshot>[];
+export interface EventPage<TEvent extends PulseEvent, TSnapshot> {
+  items: IdentifiedItem<TEvent, TSnapshot>[];
   /** Pass back as `cursor` to continue exactly after this page. */
   cursor: string;
 }
@@ -119,24 +119,24 @@ export interface EventPage<TSnapshot> {
  * The polling twin of `tenantFeed`: the same items with the same ids, a page at a time, so
  * a client can switch between the socket and polling without losing or repeating events.
  */
-export async function readEventPage<TSnapshot>(
+export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
   stream: TenantEventStream,
-  query: FeedQuery<TSnapshot>,
+  query: FeedQuery<TEvent, TSnapshot>,
   limit: number,
-): Promise<EventPage<TSnapshot>> {
+): Promise<EventPage<TEvent, TSnapshot>> {
   const newest = await stream.lastId(query.tenantId);
   if (query.cursor === undefined) {
     return { items: [{ id: newest, item: { type: "snapshot", snapshot: await query.snapshot() } }], cursor: newest };
   }
-  const resync = async () => ({
-    items: [{ id: newest, item: { type: "resync" as const, snapshot: await query.snapshot() } }],
+  const resync = async (): Promise<EventPage<TEvent, TSnapshot>> => ({
+    items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }],
     cursor: newest,
   });
   if (compareStreamIds(query.cursor, newest) > 0) return resync();
   const page = await stream.readAfter(query.tenantId, query.cursor, limit);
   if (await stream.isBehindRetention(query.tenantId, query.cursor)) return resync();
   return {
-    items: page.filter((e) => query.accept(e.event)).map((e) => ({ id: e.id, item: e.event })),
+    items: page.flatMap((e) => (query.accept(e.event) ? [{ id: e.id, item: e.event }] : [])),
     cursor: page.at(-1)?.id ?? query.cursor,
   };
 }

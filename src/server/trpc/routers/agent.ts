@@ -3,7 +3,7 @@ import { z } from "zod";
 import { SETUP_CHAIN } from "../../agents/chains";
 import { notFound } from "../../errors";
 import { readEventPage, tenantFeed, type FeedQuery } from "../../events/feed";
-import { agentRoleSchema, isAgentEvent, runStatusSchema, streamIdSchema, type PulseEvent } from "../../events/schema";
+import { agentRoleSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
@@ -25,7 +25,7 @@ async function agentFeedQuery(
   session: Session,
   filter: z.infer<typeof feedFilter>,
   cursor: string | undefined,
-): Promise<FeedQuery<AgentSnapshot>> {
+): Promise<FeedQuery<AgentEvent, AgentSnapshot>> {
   const { db } = services;
   const tenantId = session.tenantId;
   if (filter.runId) {
@@ -35,7 +35,7 @@ async function agentFeedQuery(
   return {
     tenantId,
     cursor,
-    accept: (event: PulseEvent) =>
+    accept: (event: PulseEvent): event is AgentEvent =>
       isAgentEvent(event) &&
       (!filter.runId || event.runId === filter.runId) &&
       (!filter.agentRole || event.agentRole === filter.agentRole),

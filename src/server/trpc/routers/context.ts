@@ -1,16 +1,16 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { readEventPage, tenantFeed, type FeedQuery } from "../../events/feed";
-import { streamIdSchema } from "../../events/schema";
+import { streamIdSchema, type ContextEvent, type PulseEvent } from "../../events/schema";
 import { readContextSnapshot, type ContextSnapshot } from "../../events/snapshot";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router } from "../trpc";
 
-function contextFeedQuery(services: PulseServices, tenantId: string, cursor: string | undefined): FeedQuery<ContextSnapshot> {
+function contextFeedQuery(services: PulseServices, tenantId: string, cursor: string | undefined): FeedQuery<ContextEvent, ContextSnapshot> {
   return {
     tenantId,
     cursor,
-    accept: (event) => event.type === "context:status_changed",
+    accept: (event: PulseEvent): event is ContextEvent => event.type === "context:status_changed",
     snapshot: () => readContextSnapshot(services.db, tenantId),
   };
 }

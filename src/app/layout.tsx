@@ -1,0 +1,19 @@
+import type { Metadata } from "next";
+import type { ReactNode } from "react";
+import { TRPCProvider } from "@/lib/trpc/provider";
+import "./globals.css";
+
+export const metadata: Metadata = {
+  title: "Pulse",
+  description: "What your AI agents are doing, live.",
+};
+
+export default function RootLayout({ children }: { children: ReactNode }) {
+  return (
+    <html lang="en">
+      <body>
+        <TRPCProvider>{children}</TRPCProvider>
+      </body>
+    </html>
+  );
+}

@@ -1,0 +1,94 @@
+import type { AgentFeedItem, RunView } from "./trpc/types";
+
+/** What a dashboard knows about a tenant's runs, built from a snapshot and the events after it. */
+export interface AgentState {
+  runs: Record<string, RunView>;
+  /** The id of the last item applied: the cursor to resume from. */
+  lastEventId: string | null;
+}
+
+export const emptyAgentState: AgentState = { runs: {}, lastEventId: null };
+
+type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "resync" }>;
+
+function newRun(event: AgentEvent): RunView {
+  return {
+    id: event.runId,
+    tenantId: event.tenantId,
+    agentRole: event.agentRole,
+    queue: event.queue,
+    jobId: event.jobId,
+    chainId: event.type === "agent:queued" ? (event.chainId ?? null) : null,
+    status: "queued",
+    phase: null,
+    progress: 0,
+    message: null,
+    error: null,
+    attempt: event.attempt,
+    willRetry: false,
+    nextAgent: null,
+    seq: 0,
+    queuedAt: event.type === "agent:queued" ? event.queuedAt : event.at,
+    startedAt: null,
+    completedAt: null,
+    failedAt: null,
+    cancelledAt: null,
+    updatedAt: event.at,
+    steps: [],
+  };
+}
+
+function applyEvent(run: RunView, event: AgentEvent): RunView {
+  const next: RunView = { ...run, seq: event.seq, updatedAt: event.at };
+  switch (event.type) {
+    case "agent:queued":
+      return { ...next, status: "queued", queuedAt: event.queuedAt };
+    case "agent:active":
+      return { ...next, status: "active", phase: "starting", attempt: event.attempt, progress: 0, message: null, willRetry: false, startedAt: event.startedAt };
+    case "agent:progress":
+      return { ...next, progress: Math.round(event.progress), phase: event.phase, message: event.message };
+    case "agent:step": {
+      const finished = event.status === "started" ? null : event.at;
+      const exists = run.steps.some((s) => s.id === event.stepId);
+      const steps = exists
+        ? run.steps.map((s) => (s.id === event.stepId ? { ...s, status: event.status, finishedAt: finished, error: event.error ?? null } : s))
+        : [...run.steps, { id: event.stepId, name: event.name, status: event.status, attempt: event.attempt, startedAt: event.at, finishedAt: finished, error: event.error ?? null }];
+      return { ...next, steps };
+    }
+    case "agent:output":
+      return run.output === undefined ? next : { ...next, output: run.output + event.chunk };
+    case "agent:log":
+      return next;
+    case "agent:completed":
+      return { ...next, status: "completed", phase: "completing", progress: 100, completedAt: event.completedAt, nextAgent: event.nextAgent ?? null, error: null };
+    case "agent:failed":
+      return { ...next, status: event.willRetry ? "queued" : "failed", willRetry: event.willRetry, error: event.error, failedAt: event.failedAt };
+    case "agent:cancelled":
+      return { ...next, status: "cancelled", willRetry: false, cancelledAt: event.cancelledAt };
+  }
+}
+
+/**
+ * Applies one subscription or polling item. Snapshots and resyncs replace the state; an
+ * event whose `seq` the run already reflects (because the snapshot was read after it) is
+ * skipped, so nothing is applied twice.
+ */
+export function applyAgentItem(state: AgentState, entry: { id: string; item: AgentFeedItem }): AgentState {
+  const { id, item } = entry;
+  if (item.type === "snapshot" || item.type === "resync") {
+    return { runs: Object.fromEntries(item.snapshot.runs.map((r) => [r.id, r])), lastEventId: id };
+  }
+  const current = state.runs[item.runId] ?? newRun(item);
+  if (item.seq <= current.seq) return { ...state, lastEventId: id };
+  return { runs: { ...state.runs, [item.runId]: applyEvent(current, item) }, lastEventId: id };
+}
+
+/** The newest run of each role, for one panel per agent. */
+export function latestRunByRole(state: AgentState): Record<string, RunView> {
+  const latest: Record<string, RunView> = {};
+  for (const run of Object.values(state.runs)) {
+    const seen = latest[run.agentRole];
+    if (!seen || run.queuedAt > seen.queuedAt) latest[run.agentRole] = run;
+  }
+  return latest;
+}

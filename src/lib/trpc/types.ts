@@ -1,0 +1,11 @@
+import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
+import type { AppRouter } from "@/server/trpc/root";
+
+/** Every client type comes from the router: no second schema, no hand-written copies. */
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export type RouterInputs = inferRouterInputs<AppRouter>;
+export type RunView = RouterOutputs["agent"]["get"];
+export type AgentFeedEntry = RouterOutputs["agent"]["events"]["items"][number];
+export type AgentFeedItem = AgentFeedEntry["item"];
+export type ContextFeedEntry = RouterOutputs["context"]["events"]["items"][number];
+export type ContextView = NonNullable<RouterOutputs["context"]["get"]>;

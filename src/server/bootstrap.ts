@@ -1,0 +1,123 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { demoAgents } from "./agents/demo";
+import { SETUP_CHAIN } from "./agents/chains";
+import { openDatabase, type Database } from "./db";
+import type { Env } from "./env";
+import type { Logger } from "./logger";
+import { Pulse } from "./pulse";
+import { resolveRedis, type RedisEndpoint } from "./redis";
+
+export const DEMO_USER = { email: "demo@pulse.local", password: "pulse-demo", tenantName: "Acme Logistics" } as const;
+
+/**
+ * The HMAC key for session tokens: AUTH_SECRET, or one generated once into `.data/` so
+ * sessions survive restarts of a default install. Production deployments set AUTH_SECRET
+ * (the same on every replica).
+ */
+async function loadAuthSecret(env: Env, dataDir: string, logger: Logger): Promise<Uint8Array> {
+  if (env.AUTH_SECRET) return new TextEncoder().encode(env.AUTH_SECRET);
+  const file = path.join(dataDir, "auth-secret");
+  let secret = await readFile(file, "utf8").catch(() => "");
+  if (secret.length < 32) {
+    secret = randomBytes(32).toString("base64url");
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(file, secret, { mode: 0o600 });
+    logger.info({ file }, "generated a session signing key (set AUTH_SECRET to choose your own)");
+  }
+  return new TextEncoder().encode(secret);
+}
+
+export interface BootedPulse {
+  pulse: Pulse;
+  database: Database;
+  redis: RedisEndpoint;
+  /** Stops everything this boot started, in reverse order. */
+  close(options?: { force?: boolean }): Promise<void>;
+}
+
+/** Starts Redis (or connects), the database (migrated), and Pulse's services from the configuration. */
+export async function bootPulse(env: Env, logger: Logger, role: { workers: boolean; subscriptions: boolean }): Promise<BootedPulse> {
+  const redis = await resolveRedis({ url: env.REDIS_URL, bin: env.REDIS_SERVER_BIN });
+  if (!env.REDIS_URL) logger.info({ url: redis.url }, "started a private redis-server (set REDIS_URL to use your own)");
+  let database: Database | undefined;
+  try {
+    database = await openDatabase({ databaseUrl: env.DATABASE_URL, pgliteDir: env.PGLITE_DIR });
+    logger.info({ database: database.kind, ...(database.kind === "pglite" ? { dir: env.PGLITE_DIR } : {}) }, "database ready, migrations applied");
+    const pulse = await Pulse.start({
+      database,
+      redisUrl: redis.url,
+      redisPrefix: env.REDIS_PREFIX,
+      logger,
+      agents: demoAgents({ speed: env.DEMO_SPEED, failureRate: env.DEMO_FAILURE_RATE }),
+      runWorkers: role.workers,
+      serveSubscriptions: role.subscriptions,
+      retention: {
+        maxAgeMs: env.EVENT_RETENTION_HOURS * 3_600_000,
+        minEvents: env.EVENT_RETENTION_MIN_EVENTS,
+        maxEvents: env.EVENT_RETENTION_MAX_EVENTS,
+      },
+      logRetentionDays: env.LOG_RETENTION_DAYS,
+      worker: {
+        concurrency: env.WORKER_CONCURRENCY,
+        lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+        stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
+      },
+      attempts: env.WORKER_ATTEMPTS,
+      auth: {
+        secret: await loadAuthSecret(env, path.dirname(path.resolve(env.PGLITE_DIR)), logger),
+        sessionTtlSeconds: env.SESSION_TTL_HOURS * 3600,
+      },
+    });
+    const db = database;
+    return {
+      pulse,
+      database,
+      redis,
+      async close(options) {
+        await pulse.close(options);
+        await db.close();
+        await redis.stop();
+      },
+    };
+  } catch (error) {
+    await database?.close().catch(() => {});
+    await redis.stop();
+    throw error;
+  }
+}
+
+/** The demo tenant and user of a default install; their setup chain runs on first start. */
+export async function seedDemo(pulse: Pulse, logger: Logger): Promise<void> {
+  const { auth, context, runs } = pulse.services;
+  const { session, created } = await auth.ensureUser(DEMO_USER);
+  if (created) {
+    await context.reset(session.tenantId);
+    await runs.startChain(session.tenantId, SETUP_CHAIN, { company: DEMO_USER.tenantName });
+    logger.info({ tenantId: session.tenantId }, "created the demo tenant and started its setup chain");
+  }
+}
+
+/** A fingerprint of everything `next build` reads, to rebuild when any of it changed. */
+export async function webSourceHash(root: string): Promise<string> {
+  const { readdir } = await import("node:fs/promises");
+  const hash = createHash("sha256");
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== "generated") await walk(full);
+      } else {
+        hash.update(`${path.relative(root, full)}\n`);
+        hash.update(await readFile(full));
+      }
+    }
+  };
+  await walk(path.join(root, "src"));
+  for (const file of ["next.config.mjs", "package-lock.json", "tsconfig.json"]) {
+    hash.update(await readFile(path.join(root, file)).catch(() => Buffer.alloc(0)));
+  }
+  return hash.digest("hex");
+}

@@ -1,0 +1,56 @@
+import { bootPulse, DEMO_USER, seedDemo } from "./bootstrap";
+import { EnvError, loadEnv } from "./env";
+import { createPulseServer } from "./http-server";
+import { createLogger } from "./logger";
+import { RedisUnavailableError } from "./redis";
+import { createWebHandler } from "./web";
+
+/**
+ * `npm start`: the dashboard, tRPC over HTTP and WebSocket on one port, and (unless
+ * PULSE_WORKERS=false) the agents' workers, with embedded defaults for everything.
+ */
+async function main() {
+  const env = loadEnv();
+  // Next.js and React read NODE_ENV themselves; make theirs agree with ours.
+  Object.assign(process.env, { NODE_ENV: env.NODE_ENV });
+  const logger = createLogger(env.LOG_LEVEL);
+  const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscriptions: true });
+  if (env.PULSE_DEMO) await seedDemo(booted.pulse, logger);
+  const web = env.PULSE_WEB
+    ? await createWebHandler({ dev: env.NODE_ENV === "development", hostname: env.HOST, port: env.PORT, logger })
+    : undefined;
+  const http = createPulseServer({ pulse: booted.pulse, logger, web, secureCookies: env.COOKIE_SECURE });
+  await new Promise<void>((resolve, reject) => {
+    http.server.once("error", reject);
+    http.server.listen(env.PORT, env.HOST, resolve);
+  });
+  const shown = env.HOST === "0.0.0.0" || env.HOST === "::" ? "localhost" : env.HOST;
+  logger.info({ workers: env.PULSE_WORKERS, web: env.PULSE_WEB }, `Pulse is running on http://${shown}:${env.PORT}`);
+  if (env.PULSE_DEMO) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: telling clients to reconnect, finishing running jobs");
+    const deadline = setTimeout(() => {
+      logger.warn("shutdown took longer than 15 s; exiting");
+      process.exit(1);
+    }, 15_000);
+    deadline.unref();
+    await http.close();
+    await booted.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((error) => {
+  if (error instanceof EnvError || error instanceof RedisUnavailableError) {
+    console.error(error.message);
+  } else {
+    console.error("Pulse failed to start:", error);
+  }
+  process.exit(1);
+});

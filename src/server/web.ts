@@ -1,0 +1,54 @@
+import { spawn } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import next from "next";
+import { webSourceHash } from "./bootstrap";
+import type { WebHandler } from "./http-server";
+import type { Logger } from "./logger";
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/**
+ * Builds the dashboard when there is no build yet or its sources changed since the last
+ * one, so `npm start` on a fresh clone needs no separate build step.
+ */
+export async function ensureWebBuild(logger: Logger): Promise<void> {
+  const marker = path.join(projectRoot, ".next", "pulse-source-hash");
+  const [current, built] = await Promise.all([
+    webSourceHash(projectRoot),
+    readFile(marker, "utf8").catch(() => null),
+  ]);
+  const hasBuild = await readFile(path.join(projectRoot, ".next", "BUILD_ID"), "utf8").then(() => true, () => false);
+  if (hasBuild && built === current) return;
+  logger.info("building the dashboard (next build); this happens once per change");
+  const nextBin = path.join(projectRoot, "node_modules", "next", "dist", "bin", "next");
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [nextBin, "build"], {
+      cwd: projectRoot,
+      stdio: "inherit",
+      env: { ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`next build exited with code ${code}`))));
+  });
+  await writeFile(marker, current);
+}
+
+/**
+ * Next.js's handlers for the dashboard, prepared in this process (a custom server), so the
+ * pages, tRPC and the WebSocket share one port.
+ *
+ * @see https://nextjs.org/docs/app/guides/custom-server
+ */
+export async function createWebHandler(options: { dev: boolean; hostname: string; port: number; logger: Logger }): Promise<WebHandler> {
+  if (!options.dev) await ensureWebBuild(options.logger);
+  const app = next({ dev: options.dev, dir: projectRoot, hostname: options.hostname, port: options.port });
+  await app.prepare();
+  const handle = app.getRequestHandler();
+  const upgrade = options.dev ? app.getUpgradeHandler() : undefined;
+  return {
+    handle: (req, res) => handle(req, res),
+    ...(upgrade ? { upgrade: (req, socket, head) => upgrade(req, socket, head) } : {}),
+  };
+}

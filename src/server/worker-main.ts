@@ -1,0 +1,36 @@
+import { bootPulse } from "./bootstrap";
+import { EnvError, loadEnv } from "./env";
+import { createLogger } from "./logger";
+import { RedisUnavailableError } from "./redis";
+
+/**
+ * `npm run worker`: agent workers only, for deployments that scale workers apart from API
+ * processes. Several processes must share one Redis and one database, so this needs
+ * REDIS_URL and DATABASE_URL (the embedded defaults belong to a single process).
+ */
+async function main() {
+  const env = loadEnv();
+  const logger = createLogger(env.LOG_LEVEL, "pulse-worker");
+  if (!env.REDIS_URL || !env.DATABASE_URL) {
+    console.error("npm run worker shares Redis and the database with the API processes: set REDIS_URL and DATABASE_URL (see .env.example).");
+    process.exit(1);
+  }
+  const booted = await bootPulse(env, logger, { workers: true, subscriptions: false });
+  logger.info({ roles: booted.pulse.services.agents.map((a) => a.role) }, "workers running");
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: finishing running jobs");
+    setTimeout(() => process.exit(1), 30_000).unref();
+    await booted.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((error) => {
+  console.error(error instanceof EnvError || error instanceof RedisUnavailableError ? error.message : error);
+  process.exit(1);
+});
