@@ -37,3 +37,13 @@ describe("parseEnv", () => {
     expect(env.DEMO_SPEED).toBe(0.05);
   });
 });
+
+describe(".env.example", () => {
+  it("documents every variable the schema reads", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const { envSchema } = await import("./env");
+    const example = await readFile(new URL("../../.env.example", import.meta.url), "utf8");
+    const missing = Object.keys(envSchema.shape).filter((name) => !new RegExp(`^#? ?${name}=`, "m").test(example));
+    expect(missing).toEqual([]);
+  });
+});

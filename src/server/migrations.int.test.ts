@@ -1,0 +1,83 @@
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import { describe, expect, inject, it } from "vitest";
+import { openDatabase } from "./db";
+import { applyMigrations, createMigration, migrationsDir, readMigrations } from "./migrations";
+import { openTestDatabase } from "../test/harness";
+
+const expectedTables = ["AgentRun", "ContextFile", "RunLog", "RunStep", "Tenant", "User", "_prisma_migrations"];
+
+describe("migrations", () => {
+  it("are in Prisma's format and cover every change in schema.prisma", async () => {
+    const list = await readMigrations();
+    expect(list.lockfile.content).toContain('provider = "postgresql"');
+    expect(list.migrationDirectories.length).toBeGreaterThan(0);
+    for (const dir of list.migrationDirectories) {
+      expect(dir.path).toMatch(/^\d{14}_[a-z0-9_]+$/);
+      expect(dir.migrationFile.content.tag).toBe("ok");
+    }
+    // Replaying the migrations and diffing against the schema must find nothing left to do.
+    const scratchDir = await mkdtemp(path.join(os.tmpdir(), "pulse-migrations-"));
+    await cp(migrationsDir, scratchDir, { recursive: true });
+    const scratch = new PGlite("memory://");
+    try {
+      const drift = await createMigration(new PrismaPGlite(scratch), "drift", scratchDir);
+      expect(drift, "schema.prisma changed without a migration: run `npm run db:migration -- <name>`").toBeNull();
+    } finally {
+      await scratch.close();
+      await rm(scratchDir, { recursive: true, force: true });
+    }
+  });
+
+  it("apply on PGlite, once, recording each in _prisma_migrations", async () => {
+    const pglite = new PGlite("memory://");
+    try {
+      const factory = new PrismaPGlite(pglite);
+      const first = await applyMigrations(factory);
+      expect(first).toEqual((await readMigrations()).migrationDirectories.map((d) => d.path));
+      expect(await applyMigrations(factory)).toEqual([]);
+      const tables = await pglite.query<{ table_name: string }>(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
+      );
+      expect(tables.rows.map((r) => r.table_name)).toEqual(expectedTables);
+      const applied = await pglite.query<{ migration_name: string; checksum: string; finished_at: Date | null }>(
+        "SELECT migration_name, checksum, finished_at FROM _prisma_migrations",
+      );
+      expect(applied.rows).toHaveLength(first.length);
+      for (const row of applied.rows) {
+        expect(row.checksum).toMatch(/^[0-9a-f]{64}$/);
+        expect(row.finished_at).not.toBeNull();
+      }
+    } finally {
+      await pglite.close();
+    }
+  });
+
+  it("persist an embedded database across restarts", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "pulse-pglite-"));
+    try {
+      const first = await openDatabase({ pgliteDir: dir });
+      await first.prisma.tenant.create({ data: { name: "Kept" } });
+      await first.close();
+      const second = await openDatabase({ pgliteDir: dir });
+      expect((await second.prisma.tenant.findMany()).map((t) => t.name)).toEqual(["Kept"]);
+      await second.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!inject("databaseUrl"))("apply on PostgreSQL, giving the same tables", async () => {
+    const database = await openTestDatabase("postgres");
+    try {
+      const tables = await database.prisma.$queryRaw<{ table_name: string }[]>`
+        SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`;
+      expect(tables.map((r) => r.table_name)).toEqual(expectedTables);
+    } finally {
+      await database.close();
+    }
+  });
+});
