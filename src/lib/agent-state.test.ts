@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { applyAgentItem, emptyAgentState, latestRunByRole, type AgentState } from "./agent-state";
+import type { AgentFeedItem, RunView } from "./trpc/types";
+
+const base = { tenantId: "t", runId: "r1", jobId: "r1", queue: "client-researcher", agentRole: "client-researcher", attempt: 1 };
+const at = "2026-01-01T00:00:00.000Z";
+
+function run(overrides: Partial<RunView> = {}): RunView {
+  return {
+    id: "r1", tenantId: "t", agentRole: "client-researcher", queue: "client-researcher", jobId: "r1", chainId: null,
+    status: "active", phase: "running", progress: 40, message: "reading", error: null, attempt: 1, willRetry: false,
+    nextAgent: null, seq: 5, queuedAt: at, startedAt: at, completedAt: null, failedAt: null, cancelledAt: null,
+    updatedAt: at, steps: [], ...overrides,
+  };
+}
+
+const apply = (state: AgentState, id: string, item: AgentFeedItem) => applyAgentItem(state, { id, item });
+
+describe("applyAgentItem", () => {
+  it("replaces the state with a snapshot or a resync", () => {
+    const withRun = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run()] } });
+    expect(Object.keys(withRun.runs)).toEqual(["r1"]);
+    const resynced = apply(withRun, "9-0", { type: "resync", snapshot: { runs: [run({ id: "r2", jobId: "r2" })] } });
+    expect(Object.keys(resynced.runs)).toEqual(["r2"]);
+    expect(resynced.lastEventId).toBe("9-0");
+  });
+
+  it("skips an event the snapshot already reflects, but moves the cursor", () => {
+    const state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ seq: 5, progress: 40 })] } });
+    const stale = apply(state, "2-0", { type: "agent:progress", ...base, progress: 10, phase: "running", message: "old", seq: 4, at });
+    expect(stale.runs.r1?.progress).toBe(40);
+    expect(stale.lastEventId).toBe("2-0");
+    const fresh = apply(stale, "3-0", { type: "agent:progress", ...base, progress: 60, phase: "running", message: "new", seq: 6, at });
+    expect(fresh.runs.r1).toMatchObject({ progress: 60, message: "new", seq: 6 });
+  });
+
+  it("follows a run from queued through a retried failure to completion", () => {
+    let state = apply(emptyAgentState, "1-0", { type: "agent:queued", ...base, queuedAt: at, seq: 1, at });
+    expect(state.runs.r1?.status).toBe("queued");
+    state = apply(state, "2-0", { type: "agent:active", ...base, startedAt: at, seq: 2, at });
+    state = apply(state, "3-0", { type: "agent:step", ...base, stepId: "s1", name: "Fetch", status: "started", seq: 3, at });
+    state = apply(state, "4-0", { type: "agent:failed", ...base, error: "timeout", failedAt: at, willRetry: true, seq: 4, at });
+    expect(state.runs.r1).toMatchObject({ status: "queued", willRetry: true, error: "timeout" });
+    state = apply(state, "5-0", { type: "agent:active", ...base, attempt: 2, startedAt: at, seq: 5, at });
+    expect(state.runs.r1).toMatchObject({ status: "active", attempt: 2, willRetry: false, progress: 0 });
+    state = apply(state, "6-0", { type: "agent:step", ...base, attempt: 2, stepId: "s1", name: "Fetch", status: "completed", seq: 6, at });
+    expect(state.runs.r1?.steps).toHaveLength(1);
+    expect(state.runs.r1?.steps[0]?.status).toBe("completed");
+    state = apply(state, "7-0", { type: "agent:completed", ...base, attempt: 2, completedAt: at, nextAgent: "competitor-researcher", seq: 7, at });
+    expect(state.runs.r1).toMatchObject({ status: "completed", progress: 100, nextAgent: "competitor-researcher" });
+  });
+
+  it("appends streamed output only to runs whose output it holds", () => {
+    let state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ output: "Hello" })] } });
+    state = apply(state, "2-0", { type: "agent:output", ...base, chunk: ", world", seq: 6, at });
+    expect(state.runs.r1?.output).toBe("Hello, world");
+  });
+});
+
+describe("latestRunByRole", () => {
+  it("keeps the newest run of each role", () => {
+    const state: AgentState = {
+      lastEventId: null,
+      runs: {
+        a: run({ id: "a", queuedAt: "2026-01-01T00:00:00.000Z" }),
+        b: run({ id: "b", queuedAt: "2026-01-02T00:00:00.000Z" }),
+        c: run({ id: "c", agentRole: "competitor-researcher" }),
+      },
+    };
+    const latest = latestRunByRole(state);
+    expect(latest["client-researcher"]?.id).toBe("b");
+    expect(latest["competitor-researcher"]?.id).toBe("c");
+  });
+});
