@@ -99,7 +99,7 @@ export async function seedDemo(pulse: Pulse, logger: Logger): Promise<void> {
   }
 }
 
-/** A fingerprint of everything `next build` reads, to rebuild when any of it changed. */
+/** A fingerprint of the sources `next build` bundles, to rebuild when any of them changed. */
 export async function webSourceHash(root: string): Promise<string> {
   const { readdir } = await import("node:fs/promises");
   const hash = createHash("sha256");
@@ -108,14 +108,14 @@ export async function webSourceHash(root: string): Promise<string> {
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) {
-        if (entry.name !== "generated") await walk(full);
-      } else {
+        await walk(full);
+      } else if (!/\.test\.tsx?$/.test(entry.name)) {
         hash.update(`${path.relative(root, full)}\n`);
         hash.update(await readFile(full));
       }
     }
   };
-  await walk(path.join(root, "src"));
+  for (const dir of ["src/app", "src/components", "src/lib"]) await walk(path.join(root, dir));
   for (const file of ["next.config.mjs", "package-lock.json", "tsconfig.json"]) {
     hash.update(await readFile(path.join(root, file)).catch(() => Buffer.alloc(0)));
   }
