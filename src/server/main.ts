@@ -1,3 +1,4 @@
+import type { AddressInfo } from "node:net";
 import { bootPulse, DEMO_USER, seedDemo } from "./bootstrap";
 import { EnvError, loadEnv } from "./env";
 import { createPulseServer } from "./http-server";
@@ -25,7 +26,8 @@ async function main() {
     http.server.listen(env.PORT, env.HOST, resolve);
   });
   const shown = env.HOST === "0.0.0.0" || env.HOST === "::" ? "localhost" : env.HOST;
-  logger.info({ workers: env.PULSE_WORKERS, web: env.PULSE_WEB }, `Pulse is running on http://${shown}:${env.PORT}`);
+  const { port } = http.server.address() as AddressInfo;
+  logger.info({ workers: env.PULSE_WORKERS, web: env.PULSE_WEB, port }, `Pulse is running on http://${shown}:${port}`);
   if (env.PULSE_DEMO) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
 
   let stopping = false;
