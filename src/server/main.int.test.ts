@@ -7,7 +7,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { DEMO_USER } from "./bootstrap";
 import { TRPC_PATH } from "./http-server";
 import type { AppRouter } from "./trpc/root";
-import { eventually } from "../test/harness";
+import { eventually, openTestPostgres } from "../test/harness";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const children: ChildProcess[] = [];
@@ -22,7 +22,7 @@ afterEach(async () => {
 function run(entry: string, env: Record<string, string>) {
   const child = spawn(process.execPath, ["--import", "tsx", entry], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    env: { NODE_ENV: "production", PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(child);
@@ -87,9 +87,14 @@ describe("npm run worker", () => {
   });
 
   it.skipIf(!inject("databaseUrl"))("runs workers against a shared Redis and PostgreSQL", async () => {
-    const started = run("src/server/worker-main.ts", { REDIS_URL: inject("redisUrl"), DATABASE_URL: inject("databaseUrl"), REDIS_PREFIX: "test-worker-main" });
-    await eventually(started.output, (out) => out.includes("workers running"), "the workers to start", 30_000);
-    started.child.kill("SIGTERM");
-    expect(await started.exited).toBe(0);
+    const { database, url } = await openTestPostgres();
+    try {
+      const started = run("src/server/worker-main.ts", { REDIS_URL: inject("redisUrl"), DATABASE_URL: url, REDIS_PREFIX: "test-worker-main" });
+      await eventually(started.output, (out) => out.includes("workers running"), "the workers to start", 30_000);
+      started.child.kill("SIGTERM");
+      expect(await started.exited).toBe(0);
+    } finally {
+      await database.close();
+    }
   });
 });

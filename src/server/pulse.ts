@@ -97,7 +97,7 @@ export class Pulse {
     if (options.runWorkers) {
       pulse.workers = await AgentWorkerPool.start(
         options.agents,
-        { ...pulse.services, subscriber: pulse.connect("cancel-subscriber") },
+        { ...pulse.services, queues: pulse.queues, subscriber: pulse.connect("cancel-subscriber") },
         { ...options.worker, connection: pulse.connect("workers"), prefix: options.redisPrefix },
       );
     }

@@ -5,7 +5,7 @@ import pg from "pg";
 import { inject } from "vitest";
 import WebSocket from "ws";
 import { demoAgents } from "../server/agents/demo";
-import type { AgentDefinition } from "../server/agents/define-agent";
+import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition } from "../server/agents/define-agent";
 import { openDatabase, type Database } from "../server/db";
 import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
 import { createLogger } from "../server/logger";
@@ -19,25 +19,7 @@ import type { AppRouter } from "../server/trpc/root";
  */
 export async function openTestDatabase(kind: "pglite" | "postgres" = inject("databaseUrl") ? "postgres" : "pglite"): Promise<Database> {
   if (kind === "pglite") return openDatabase({ pgliteDir: "memory://" });
-  const adminUrl = inject("databaseUrl");
-  const name = `pulse_test_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString(), pgliteDir: "" });
-  return {
-    ...database,
-    async close() {
-      await database.close();
-      const cleanup = new pg.Client({ connectionString: adminUrl });
-      await cleanup.connect();
-      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await cleanup.end();
-    },
-  };
+  return (await openTestPostgres()).database;
 }
 
 export interface TestPulse {
@@ -157,3 +139,155 @@ export async function eventually<T>(probe: () => Promise<T> | T, predicate: (val
   }
   throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 500)}`);
 }
+
+/**
+ * A fresh PostgreSQL database of its own and its URL, for tests that share one database
+ * between processes (PGlite cannot). Dropped on close.
+ */
+export async function openTestPostgres(adminUrl = inject("databaseUrl")): Promise<{ database: Database; url: string }> {
+  const name = `pulse_test_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const database = await openDatabase({ databaseUrl: url.toString(), pgliteDir: "" });
+  return {
+    url: url.toString(),
+    database: {
+      ...database,
+      async close() {
+        await database.close();
+        const cleanup = new pg.Client({ connectionString: adminUrl });
+        await cleanup.connect();
+        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await cleanup.end();
+      },
+    },
+  };
+}
+
+/**
+ * A tenant and its bearer token, created through the auth service without starting the
+ * setup chain, so a test sees only the events it causes itself.
+ */
+export async function createQuietTenant(app: TestPulse, name = `quiet-${randomUUID().slice(0, 6)}`) {
+  const { auth } = app.pulse.services;
+  const session = await auth.register({ email: `${name}@example.test`, password: "correct horse battery", tenantName: name });
+  return { token: await auth.issueSessionToken(session), tenantId: session.tenantId, userId: session.userId, email: session.email, session };
+}
+
+/**
+ * An agent a test drives by hand: the running attempt publishes one `agent:progress`
+ * ("tick N", progress N) per tick granted with `tick()`, and ends when told to by
+ * `finish()` (a log line, then completed) or `fail()`. Cancellation aborts its wait.
+ */
+export class AgentRemote {
+  readonly definition: AgentDefinition;
+  /** Attempt numbers of every run this agent started, in order. */
+  readonly attempts: number[] = [];
+  private granted = 0;
+  private ending: { kind: "finish" } | { kind: "fail"; message: string } | null = null;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(role: string, options: { concurrency?: number } = {}) {
+    this.definition = defineAgent({
+      role,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      run: (ctx) => this.run(ctx),
+    });
+  }
+
+  get role(): string {
+    return this.definition.role;
+  }
+
+  /** Lets the running attempt publish `count` more progress events. */
+  tick(count = 1): void {
+    this.granted += count;
+    this.wakeAll();
+  }
+
+  /** Lets the running attempt log "finished" and complete once its ticks are out. */
+  finish(): void {
+    this.ending = { kind: "finish" };
+    this.wakeAll();
+  }
+
+  fail(message: string): void {
+    this.ending = { kind: "fail", message };
+    this.wakeAll();
+  }
+
+  /** Forgets granted ticks and the ending, before the next run. */
+  reset(): void {
+    this.granted = 0;
+    this.ending = null;
+  }
+
+  private wakeAll(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  private async run(ctx: AgentContext): Promise<void> {
+    this.attempts.push(ctx.attempt);
+    let sent = 0;
+    for (;;) {
+      while (sent < this.granted) {
+        sent += 1;
+        await ctx.progress(Math.min(99, sent), `tick ${sent}`);
+      }
+      if (this.ending?.kind === "finish") {
+        await ctx.log("info", "finished");
+        return;
+      }
+      if (this.ending?.kind === "fail") throw new Error(this.ending.message);
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake);
+          ctx.signal.removeEventListener("abort", wake);
+          resolve();
+        };
+        this.waiters.add(wake);
+        ctx.signal.addEventListener("abort", wake, { once: true });
+      });
+      if (ctx.signal.aborted) throw new RunCancelledError();
+    }
+  }
+}
+
+/** What a tracked subscription delivers: the stream id and the item. */
+export interface TrackedItem {
+  id: string;
+  data: { type: string } & Record<string, any>;
+}
+
+export interface Collector {
+  items: TrackedItem[];
+  errors: unknown[];
+  /** Items that are events (neither snapshot nor resync). */
+  events(): TrackedItem[];
+  unsubscribe(): void;
+}
+
+/**
+ * Subscribes with a real client and keeps everything delivered, for later comparison.
+ * Pass the procedure's `subscribe`, e.g. `collect((h) => client.trpc.agent.onStatus.subscribe({}, h))`.
+ */
+export function collect(
+  subscribe: (handlers: { onData: (value: any) => void; onError: (error: unknown) => void }) => { unsubscribe(): void },
+): Collector {
+  const items: TrackedItem[] = [];
+  const errors: unknown[] = [];
+  const subscription = subscribe({ onData: (value) => items.push(value as TrackedItem), onError: (error) => errors.push(error) });
+  return {
+    items,
+    errors,
+    events: () => items.filter((i) => i.data.type !== "snapshot" && i.data.type !== "resync"),
+    unsubscribe: () => subscription.unsubscribe(),
+  };
+}
+
+/** True when a delivered item is the progress event "tick N". */
+export const isTick = (item: TrackedItem, n: number) => item.data.type === "agent:progress" && item.data.message === `tick ${n}`;

@@ -7,7 +7,7 @@ import type { EventBus } from "../events/bus";
 import type { AgentEventInput, LogLevel, RunPhase } from "../events/schema";
 import type { Logger } from "../logger";
 import { RunCancelledError, type AgentContext, type AgentDefinition } from "./define-agent";
-import type { AgentJobData } from "./queue";
+import type { AgentJobData, AgentQueues } from "./queue";
 import { cancelChannel, type RunService } from "./run-service";
 
 export interface AgentWorkerOptions {
@@ -24,6 +24,8 @@ export interface AgentWorkerDeps {
   db: PrismaClient;
   bus: EventBus;
   runs: RunService;
+  /** For looking jobs up when BullMQ reports a stall. */
+  queues: AgentQueues;
   context: ContextService;
   logger: Logger;
 }
@@ -46,6 +48,22 @@ export function createAgentWorker(
 ): Worker<AgentJobData> {
   const logger = deps.logger.child({ agentRole: definition.role });
 
+  /**
+   * Reports an attempt whose worker vanished. The projection applies it only while that
+   * very attempt is still the run's current one, so a late or repeated report is a no-op.
+   */
+  const reportLostAttempt = async (runId: string, attempt: number | "current", willRetry: boolean) => {
+    const run = await deps.db.agentRun.findUnique({ where: { id: runId } });
+    if (!run) return;
+    await deps.bus.publish({
+      ...base(run, attempt === "current" ? run.attempt : attempt),
+      type: "agent:failed",
+      error: willRetry ? "the worker running this attempt stopped responding; retrying" : "the worker running this attempt stopped responding",
+      failedAt: new Date().toISOString(),
+      willRetry,
+    });
+  };
+
   const base = (run: RunRow, attempt: number) => ({
     tenantId: run.tenantId,
     runId: run.id,
@@ -63,6 +81,9 @@ export function createAgentWorker(
     const attempt = Math.max(1, job.attemptsStarted);
     const abort = signal ?? new AbortController().signal;
     const publish = (event: AgentEventInput) => deps.bus.publish(event);
+    // An earlier attempt still shown active never reported its end: its worker died. Close
+    // it before this one starts (a no-op if the stall handler got there first).
+    if (run.status === "active" && run.attempt < attempt) await reportLostAttempt(run.id, run.attempt, true);
     const started = await publish({ ...base(run, attempt), type: "agent:active", startedAt: new Date().toISOString() });
     if (!started) return;
 
@@ -147,28 +168,39 @@ export function createAgentWorker(
     maxStalledCount: 1,
   });
 
-  /** Reports an attempt whose worker vanished; a no-op when the attempt already ended. */
-  const reportLostAttempt = async (runId: string, willRetry: boolean) => {
-    const run = await deps.db.agentRun.findUnique({ where: { id: runId } });
-    if (!run || run.status !== "active") return;
-    await deps.bus.publish({
-      ...base(run, run.attempt),
-      type: "agent:failed",
-      error: willRetry ? "the worker running this attempt stopped responding; retrying" : "the worker running this attempt stopped responding",
-      failedAt: new Date().toISOString(),
-      willRetry,
-    });
-  };
   worker.on("stalled", (jobId) => {
-    reportLostAttempt(jobId, true).catch((err) => logger.error({ err, runId: jobId }, "could not report stalled run"));
+    stalledAttempt(deps.queues, definition.role, jobId)
+      .then((attempt) => (attempt === null ? undefined : reportLostAttempt(jobId, attempt, true)))
+      .catch((err) => logger.error({ err, runId: jobId }, "could not report stalled run"));
   });
   worker.on("failed", (job) => {
-    // The processor reports its own failures; this catches the ones BullMQ decides, such
-    // as a job that stalled more often than allowed.
-    if (job) reportLostAttempt(job.id ?? job.data.runId, false).catch((err) => logger.error({ err }, "could not report failed run"));
+    // The processor reports its own failures; this catches the ones BullMQ decides without
+    // running the processor, such as a job that stalled more often than allowed (failed
+    // when a worker next picks it up). The job will never run again, so whichever attempt
+    // the run last showed is over.
+    if (!job?.id) return;
+    const runId = job.id;
+    job
+      .getState()
+      .then((state) => (state === "failed" ? reportLostAttempt(runId, "current", false) : undefined))
+      .catch((err) => logger.error({ err, runId }, "could not report failed run"));
   });
   worker.on("error", (err) => logger.error({ err }, "worker error"));
   return worker;
+}
+
+/**
+ * The attempt a stalled job was running. BullMQ counts an attempt when a job becomes active,
+ * and the 'stalled' event comes after the job went back to waiting, where a free worker may
+ * already have started the next attempt. The job is read before its state, so the answer can
+ * only be too low, never the healthy next attempt; a too-low answer is dropped by the
+ * projection, and the next attempt's start reports the lost one instead.
+ */
+async function stalledAttempt(queues: AgentQueues, role: string, jobId: string): Promise<number | null> {
+  const job = await queues.get(role).getJob(jobId);
+  if (!job) return null;
+  const state = await job.getState();
+  return state === "active" || state === "completed" ? job.attemptsStarted - 1 : job.attemptsStarted;
 }
 
 function errorMessage(error: unknown): string {

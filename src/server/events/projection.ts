@@ -131,7 +131,11 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
     }
     case "agent:failed": {
       const run = await db.agentRun.update({
-        where: running(event),
+        // A final failure also ends an attempt already reported as retrying whose retry
+        // will never come (BullMQ failed the job for stalling too often).
+        where: event.willRetry
+          ? running(event)
+          : { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, OR: [{ status: "active" }, { status: "queued", willRetry: true }] },
         data: {
           ...bump,
           // A failed attempt that will be retried waits in the queue again.

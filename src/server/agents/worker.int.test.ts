@@ -1,0 +1,358 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import type { Database, PrismaClient } from "../db";
+import { defineAgent, type AgentDefinition } from "./define-agent";
+import {
+  collect,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  openTestPostgres,
+  startTestPulse,
+  type Collector,
+  type TestClient,
+  type TestPulse,
+  type TrackedItem,
+} from "../../test/harness";
+
+/**
+ * Guarantee 6 of DESIGN.md: a run whose worker dies mid-job ends on every dashboard as
+ * retrying or failed, never stuck at "running". BullMQ notices the dead worker when the
+ * job's lock (lockDuration, renewed by a live worker every lockDuration / 2) has expired
+ * and a live worker's stalled check (every stalledInterval) finds the job still active; it
+ * moves the job back to wait ("stalled") and, past maxStalledCount (1 here), fails it.
+ *
+ * @see https://docs.bullmq.io/guide/workers/stalled-jobs
+ */
+
+/** Short locks and checks, so a death is noticed in about two seconds. */
+const FAST_STALL = { lockDurationMs: 1_000, stalledIntervalMs: 500, concurrency: 1 };
+/** Kill to "agent:failed" at most: lock expiry + two stalled checks + a generous margin. */
+const NOTICE_BOUND_MS = 8_000;
+
+const repoRoot = path.resolve(import.meta.dirname, "../../..");
+
+const opened: TestPulse[] = [];
+const clients: TestClient[] = [];
+const collectors: Collector[] = [];
+const children: ChildProcess[] = [];
+const databases: Database[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  for (const c of collectors.splice(0)) c.unsubscribe();
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  // Workers and the API first; the Pulse that owns the database last.
+  for (const app of opened.splice(0).reverse()) await app.close();
+  for (const db of databases.splice(0)) await db.close();
+});
+
+async function start(options: Parameters<typeof startTestPulse>[0]): Promise<TestPulse> {
+  const app = await startTestPulse(options);
+  opened.push(app);
+  return app;
+}
+
+/** Reports that it holds the job, then never finishes and ignores every signal: a hung or dead process. */
+function holdingAgent(role: string): AgentDefinition {
+  return defineAgent({
+    role,
+    async run(ctx) {
+      await ctx.progress(10, `holding attempt ${ctx.attempt}`);
+      await new Promise<never>(() => {});
+    },
+  });
+}
+
+/** What a healthy worker does with the job: finish it (after `workMs` of work). */
+function finishingAgent(role: string, workMs = 0): AgentDefinition {
+  return defineAgent({
+    role,
+    async run(ctx) {
+      await ctx.progress(50, `attempt ${ctx.attempt} on a live worker`);
+      if (workMs > 0) await new Promise((r) => setTimeout(r, workMs));
+    },
+  });
+}
+
+/**
+ * The same database, with `agentRun.findUnique` (the stall handler's read of the run)
+ * answering `delayMs` late: real queries, real rows, only the latency of a busy database.
+ */
+function withSlowRunLookups(database: Database, delayMs: number): Database {
+  const prisma = database.prisma.$extends({
+    query: {
+      agentRun: {
+        async findUnique({ args, query }) {
+          await new Promise((r) => setTimeout(r, delayMs));
+          return query(args);
+        },
+      },
+    },
+  }) as unknown as PrismaClient;
+  return { ...database, prisma, close: async () => {} };
+}
+
+/** The API's view of the role: it starts runs, it never runs them (runWorkers: false). */
+const apiAgent = (role: string) => defineAgent({ role, run: async () => {} });
+
+/** A run's lifecycle as a dashboard sees it, one line per event. */
+function lifecycle(items: TrackedItem[], runId: string): string[] {
+  return items
+    .filter((i) => i.data.runId === runId)
+    .map((i) => {
+      const d = i.data;
+      if (d.type === "agent:progress") return `${d.attempt} progress ${d.message}`;
+      if (d.type === "agent:failed") return `${d.attempt} failed willRetry=${d.willRetry}`;
+      return `${d.attempt} ${d.type}`;
+    });
+}
+
+async function watchTenant(api: TestPulse) {
+  const tenant = await createQuietTenant(api);
+  const client = connectClient(api, tenant.token);
+  clients.push(client);
+  const feed = collect((h) => client.trpc.agent.onStatus.subscribe({}, h));
+  collectors.push(feed);
+  await eventually(() => feed.items.length, (n) => n === 1, "the snapshot");
+  return { tenant, client, feed };
+}
+
+const failedAt = (feed: Collector, runId: string, attempt: number) =>
+  eventually(
+    () => feed.items.find((i) => i.data.runId === runId && i.data.type === "agent:failed" && i.data.attempt === attempt),
+    Boolean,
+    `attempt ${attempt} reported failed`,
+    NOTICE_BOUND_MS,
+  );
+
+const holding = (feed: Collector, runId: string, attempt: number) =>
+  eventually(
+    () => feed.items.find((i) => i.data.runId === runId && i.data.type === "agent:progress" && i.data.attempt === attempt),
+    Boolean,
+    `attempt ${attempt} of ${runId} to be held`,
+    NOTICE_BOUND_MS,
+  );
+
+/**
+ * Starts a live worker that is busy for good with another tenant's run of the role: its
+ * stalled check still runs, but it cannot take the stalled job itself, so the stall is
+ * reported before any new attempt starts.
+ */
+async function busyLiveWorker(api: TestPulse, role: string): Promise<TestPulse> {
+  const worker = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+  const other = await createQuietTenant(api);
+  const run = await api.pulse.services.runs.start(other.tenantId, role);
+  await eventually(() => api.pulse.services.runs.get(other.tenantId, run.id), (r) => r.progress === 10, "the live worker to be busy");
+  return worker;
+}
+
+const completedRun = (feed: Collector, runId: string) =>
+  eventually(
+    () => feed.items.some((i) => i.data.runId === runId && i.data.type === "agent:completed"),
+    Boolean,
+    "attempt 2 to complete",
+    NOTICE_BOUND_MS,
+  );
+
+const DIED_THEN_RETRIED = (holdingMessage: string) => [
+  "1 agent:queued",
+  "1 agent:active",
+  `1 progress ${holdingMessage}`,
+  "1 failed willRetry=true",
+  "2 agent:active",
+  "2 progress attempt 2 on a live worker",
+  "2 agent:completed",
+];
+
+describe("a run whose worker dies mid-job (in one process)", () => {
+  it("is reported as retrying once its lock expires, and completes as attempt 2 on the next free worker", async () => {
+    const role = "stall-once";
+    const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
+    const { client, feed } = await watchTenant(api);
+    const victim = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+
+    const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
+    await holding(feed, runId, 1);
+    await busyLiveWorker(api, role);
+    // The live worker leaves the job alone while the victim renews its lock.
+    await new Promise((r) => setTimeout(r, 2 * FAST_STALL.lockDurationMs));
+    expect((await client.trpc.agent.get.query({ runId })).status).toBe("active");
+
+    // Death: lock renewal stops and the victim's connections close; its processor never returns.
+    const killedAt = Date.now();
+    await victim.close();
+    const failed = await failedAt(feed, runId, 1);
+    expect(Date.now() - killedAt).toBeLessThan(NOTICE_BOUND_MS);
+    expect(failed!.data).toMatchObject({ runId, willRetry: true, error: expect.stringMatching(/stopped responding/) });
+    // Retrying, not running: the dashboard's state for the run is back in the queue.
+    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "queued", willRetry: true, attempt: 1 });
+
+    await start({ database: api.database, prefix: api.prefix, agents: [finishingAgent(role)], worker: FAST_STALL });
+    await completedRun(feed, runId);
+    expect(lifecycle(feed.items, runId)).toEqual(DIED_THEN_RETRIED("holding attempt 1"));
+    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "completed", attempt: 2, willRetry: false });
+  });
+
+  // Regression: the stall report once named the run's *current* attempt, so when a free
+  // worker had already started attempt 2 it was attempt 2 that got reported failed, and the
+  // healthy retry's events were dropped for ever. A busy database makes that order certain:
+  // here the noticing worker's run lookups answer 500 ms late.
+  it("is reported as retrying and completes even when the stall report reaches the database late", async () => {
+    const role = "stall-race";
+    const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
+    const { client, feed } = await watchTenant(api);
+    const victim = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+
+    const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
+    await holding(feed, runId, 1);
+    await start({
+      database: withSlowRunLookups(api.database, 500),
+      prefix: api.prefix,
+      agents: [finishingAgent(role, 1_500)],
+      worker: FAST_STALL,
+    });
+    await victim.close();
+
+    const final = await eventually(
+      () => client.trpc.agent.get.query({ runId }),
+      (r) => r.status === "completed" || r.status === "failed",
+      "the run to end",
+      NOTICE_BOUND_MS,
+    );
+    expect(final).toMatchObject({ status: "completed", attempt: 2 });
+    const seen = lifecycle(feed.items, runId);
+    expect(seen).not.toContain("2 failed willRetry=true");
+    expect(seen.slice(-3)).toEqual(["2 agent:active", "2 progress attempt 2 on a live worker", "2 agent:completed"]);
+  });
+
+  // Regression: a job that stalls more often than maxStalledCount allows is failed by BullMQ
+  // when a worker next picks it up, without running the processor; the run, already shown
+  // as retrying, must then end failed rather than wait for a retry that never comes.
+  it("whose worker dies again on its retry ends failed, not retrying for ever", async () => {
+    const role = "stall-twice";
+    const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
+    const { client, feed } = await watchTenant(api);
+    const first = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
+    await holding(feed, runId, 1);
+    await busyLiveWorker(api, role);
+
+    await first.close();
+    await failedAt(feed, runId, 1);
+    const second = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    await holding(feed, runId, 2);
+    await second.close();
+    await failedAt(feed, runId, 2);
+    await start({ database: api.database, prefix: api.prefix, agents: [finishingAgent(role)], worker: FAST_STALL });
+
+    // Stalled twice with maxStalledCount 1: BullMQ fails the job, and the dashboard must say so.
+    const final = await eventually(
+      () => client.trpc.agent.get.query({ runId }),
+      (r) => r.status === "failed",
+      "the run to end failed",
+      NOTICE_BOUND_MS,
+    );
+    expect(final).toMatchObject({ willRetry: false });
+    // The database is written before the stream, so the event may still be on its way.
+    await eventually(() => lifecycle(feed.items, runId).at(-1) ?? "", (last) => /failed willRetry=false$/.test(last), "the final failure event");
+  });
+});
+
+/**
+ * The worker as a process of its own, killed with SIGKILL. PGlite cannot be shared between
+ * processes, so this needs PostgreSQL (`DATABASE_URL`, as `.ci/run` sets where one runs).
+ */
+const WORKER_PROCESS = `
+const root = process.env.PULSE_ROOT;
+const { Pulse } = await import(root + "/src/server/pulse.ts");
+const { openDatabase } = await import(root + "/src/server/db.ts");
+const { createLogger } = await import(root + "/src/server/logger.ts");
+const database = await openDatabase({ databaseUrl: process.env.PULSE_DATABASE_URL, pgliteDir: "", migrate: false });
+const agent = {
+  role: process.env.PULSE_ROLE,
+  async run(ctx) {
+    await ctx.progress(10, "holding attempt " + ctx.attempt + " in pid " + process.pid);
+    await new Promise(() => {});
+  },
+};
+await Pulse.start({
+  database,
+  redisUrl: process.env.PULSE_REDIS_URL,
+  redisPrefix: process.env.PULSE_PREFIX,
+  logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "victim"),
+  agents: [agent],
+  runWorkers: true,
+  serveSubscriptions: false,
+  retention: { maxAgeMs: 86400000, minEvents: 10000, maxEvents: 100000 },
+  logRetentionDays: 30,
+  worker: JSON.parse(process.env.PULSE_WORKER),
+  attempts: 3,
+  auth: { secret: new TextEncoder().encode("a-secret-the-victim-never-uses-for-anything"), sessionTtlSeconds: 60 },
+});
+process.stdout.write("ready\\n");
+`;
+
+function spawnWorkerProcess(app: TestPulse, databaseUrl: string, role: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", WORKER_PROCESS], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      PULSE_ROOT: repoRoot,
+      PULSE_DATABASE_URL: databaseUrl,
+      PULSE_REDIS_URL: app.redisUrl,
+      PULSE_PREFIX: app.prefix,
+      PULSE_ROLE: role,
+      PULSE_WORKER: JSON.stringify(FAST_STALL),
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker process did not start: ${stderr}`)), 30_000);
+    child.stdout!.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("ready")) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`worker process exited (${code ?? signal}) before it was ready: ${stderr}`));
+    });
+  });
+}
+
+describe.skipIf(!inject("databaseUrl"))("a run whose worker process is killed with SIGKILL", () => {
+  it("is reported as retrying on every dashboard, then completes as attempt 2 on another worker", async () => {
+    const role = "stall-process";
+    const { database, url } = await openTestPostgres();
+    databases.push(database);
+    const api = await start({ database, runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
+    const { client, feed } = await watchTenant(api);
+    const victim = await spawnWorkerProcess(api, url, role);
+
+    const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
+    const held = await holding(feed, runId, 1);
+    expect(held!.data.message).toBe(`holding attempt 1 in pid ${victim.pid}`);
+    await busyLiveWorker(api, role);
+
+    const exited = new Promise((resolve) => victim.once("exit", (_code, signal) => resolve(signal)));
+    const killedAt = Date.now();
+    victim.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+
+    const failed = await failedAt(feed, runId, 1);
+    expect(Date.now() - killedAt).toBeLessThan(NOTICE_BOUND_MS);
+    expect(failed!.data).toMatchObject({ runId, willRetry: true, error: expect.stringMatching(/stopped responding/) });
+    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "queued", willRetry: true });
+
+    await start({ database, prefix: api.prefix, agents: [finishingAgent(role)], worker: FAST_STALL });
+    await completedRun(feed, runId);
+    expect(lifecycle(feed.items, runId)).toEqual(DIED_THEN_RETRIED(`holding attempt 1 in pid ${victim.pid}`));
+    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "completed", attempt: 2 });
+  });
+});

@@ -1,0 +1,361 @@
+import type { Duplex } from "node:stream";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { compareStreamIds } from "./schema";
+import {
+  AgentRemote,
+  collect,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  isTick,
+  startTestPulse,
+  type Collector,
+  type TestClient,
+  type TestPulse,
+  type TrackedItem,
+} from "../../test/harness";
+
+/**
+ * Guarantees 1-4 of DESIGN.md against a started server, real Redis, a real database and a
+ * real wsLink: resuming with `lastEventId` (by hand and by wsLink's own reconnect), honest
+ * resync, snapshot first, and the polling twin.
+ */
+
+const ticker = new AgentRemote("ticker");
+/** Retention keeps only the newest 3 entries whenever a test trims; nothing trims by itself here. */
+const RETAINED = 3;
+
+let app: TestPulse;
+const clients: TestClient[] = [];
+const collectors: Collector[] = [];
+
+beforeAll(async () => {
+  app = await startTestPulse({ agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } });
+});
+afterEach(async () => {
+  // Let a run that a failed test left behind end, so the next test can start the role.
+  ticker.finish();
+  for (const c of collectors.splice(0)) c.unsubscribe();
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await new Promise((r) => setTimeout(r, 50));
+  ticker.reset();
+});
+afterAll(async () => {
+  await app?.close();
+});
+
+function client(token: string, options?: Parameters<typeof connectClient>[2]): TestClient {
+  const c = connectClient(app, token, options);
+  clients.push(c);
+  return c;
+}
+
+function watch(c: TestClient, input: { lastEventId?: string; runId?: string } = {}): Collector {
+  const collector = collect((handlers) => c.trpc.agent.onStatus.subscribe(input, handlers));
+  collectors.push(collector);
+  return collector;
+}
+
+const ids = (items: TrackedItem[]) => items.map((i) => i.id);
+const has = (c: Collector, predicate: (i: TrackedItem) => boolean) => c.items.some(predicate);
+const completed = (i: TrackedItem) => i.data.type === "agent:completed";
+
+function expectStrictlyIncreasing(items: TrackedItem[]): void {
+  for (let i = 1; i < items.length; i++) {
+    expect(compareStreamIds(items[i]!.id, items[i - 1]!.id), `id ${items[i]!.id} after ${items[i - 1]!.id}`).toBe(1);
+  }
+}
+
+/** Every item `agent.events` returns after `cursor`, page by page, until it has nothing more. */
+async function pageAll(c: TestClient, cursor: string, input: { runId?: string } = {}, limit = 4): Promise<TrackedItem[]> {
+  const all: TrackedItem[] = [];
+  for (let pages = 0; pages < 1_000; pages++) {
+    const page = await c.trpc.agent.events.query({ ...input, cursor, limit });
+    all.push(...page.items.map((i) => ({ id: i.id, data: i.item as TrackedItem["data"] })));
+    if (page.cursor === cursor) return all;
+    cursor = page.cursor;
+  }
+  throw new Error("agent.events never stopped paging");
+}
+
+/** Raw ids of the tenant's stream after `after`, straight from Redis: the reference list. */
+async function streamIdsAfter(tenantId: string, after: string): Promise<string[]> {
+  return (await app.pulse.services.stream.readAfter(tenantId, after, 10_000)).map((e) => e.id);
+}
+
+describe("agent.onStatus across reconnects (guarantee 1)", () => {
+  it("a client that reconnects with its lastEventId gets every event it missed exactly once, in order", async () => {
+    const tenant = await createQuietTenant(app);
+    const steady = watch(client(tenant.token));
+    const first = client(tenant.token);
+    const before = watch(first);
+    await eventually(() => steady.items.length + before.items.length, (n) => n === 2, "both snapshots");
+
+    const { runId } = await first.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(5);
+    await eventually(() => has(before, (i) => isTick(i, 5)), Boolean, "tick 5 on the first connection");
+    const lastEventId = before.items.at(-1)!.id;
+    await first.close();
+
+    // Published while the client is away: only the replay can deliver these.
+    ticker.tick(10);
+    await eventually(() => has(steady, (i) => isTick(i, 15)), Boolean, "tick 15 on the steady client");
+    const missed = steady.items.filter((i) => compareStreamIds(i.id, lastEventId) > 0).length;
+    expect(missed).toBeGreaterThanOrEqual(10);
+
+    const after = watch(client(tenant.token), { lastEventId });
+    await eventually(() => has(after, (i) => isTick(i, 15)), Boolean, "the replay up to tick 15");
+    // And live delivery continues on the resumed subscription.
+    ticker.tick(5);
+    ticker.finish();
+    await eventually(() => has(after, completed) && has(steady, completed), Boolean, "completion on both");
+
+    expect(after.errors).toEqual([]);
+    expect(after.items[0]!.data.type).toBe("agent:progress");
+    expect(after.items.every((i) => compareStreamIds(i.id, lastEventId) > 0)).toBe(true);
+    const resumed = [...before.events(), ...after.items];
+    expectStrictlyIncreasing(resumed);
+    expect(resumed).toEqual(steady.events());
+    // The steady client itself saw the whole stream after its snapshot: nothing was skipped.
+    expect(ids(steady.events())).toEqual(await streamIdsAfter(tenant.tenantId, steady.items[0]!.id));
+    expect(resumed.filter((i) => i.data.type === "agent:progress").map((i) => i.data.message)).toEqual(
+      Array.from({ length: 20 }, (_, k) => `tick ${k + 1}`),
+    );
+    expect((await first.trpc.agent.get.query({ runId })).status).toBe("completed");
+  });
+
+  it.each([
+    // The connection is gone at once; ticks published meanwhile can only arrive by replay.
+    { how: "the server destroys the socket", offline: true, drop: (sockets: Duplex[]) => sockets.forEach((s) => s.destroy()) },
+    // wsLink waits its retry delay on the old socket, then swaps sockets and resubscribes.
+    { how: "the server asks clients to reconnect", offline: false, drop: () => app.http.broadcastReconnect() },
+  ])("after $how, wsLink's reconnect resends lastEventId: no gap, no duplicate, no second snapshot", async ({ offline, drop }) => {
+    const sockets: Duplex[] = [];
+    const track = (_req: unknown, socket: Duplex) => sockets.push(socket);
+    app.http.server.on("upgrade", track);
+    try {
+      const tenant = await createQuietTenant(app);
+      // A retry delay longer than the ticks below take, so they land while the socket is down.
+      const c = client(tenant.token, { retryDelayMs: () => 400 });
+      const live = watch(c);
+      await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+      expect(sockets).toHaveLength(1);
+
+      await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+      ticker.tick(5);
+      await eventually(() => has(live, (i) => isTick(i, 5)), Boolean, "tick 5 before the drop");
+      const beforeDrop = live.items.length;
+      const lastBeforeDrop = live.items.at(-1)!.id;
+
+      drop(sockets);
+      ticker.tick(10);
+      // All ten are in the stream before the client is back: they can only arrive by replay.
+      await eventually(
+        async () => (await app.pulse.services.stream.readAfter(tenant.tenantId, lastBeforeDrop, 100)).length,
+        (n) => n >= 10,
+        "ten ticks in the stream",
+      );
+      if (offline) {
+        expect(c.ws.connection?.state).not.toBe("open");
+        expect(live.items).toHaveLength(beforeDrop);
+      }
+
+      // Keep publishing until the new socket is up and a little after, so some events fall
+      // between the old subscription's end and the new one's start, whichever way it went.
+      let granted = 15;
+      const reconnected = eventually(() => sockets.length, (n) => n >= 2, "a new socket", 10_000);
+      const pace = setInterval(() => {
+        ticker.tick(1);
+        granted += 1;
+      }, 15);
+      try {
+        await reconnected;
+        await eventually(() => c.ws.connection?.state, (s) => s === "open", "the new socket open", 10_000);
+        await new Promise((r) => setTimeout(r, 150));
+      } finally {
+        clearInterval(pace);
+      }
+      ticker.finish();
+      await eventually(() => has(live, completed), Boolean, "completion after the reconnect", 10_000);
+      expect(sockets).toHaveLength(2);
+
+      expect(live.errors).toEqual([]);
+      expect(live.items.filter((i) => i.data.type === "snapshot" || i.data.type === "resync")).toHaveLength(1);
+      expectStrictlyIncreasing(live.items);
+      expect(ids(live.events())).toEqual(await streamIdsAfter(tenant.tenantId, live.items[0]!.id));
+      expect(live.events()).toEqual(await pageAll(c, live.items[0]!.id));
+      expect(live.events().filter((i) => i.data.type === "agent:progress").map((i) => i.data.message)).toEqual(
+        Array.from({ length: granted }, (_, k) => `tick ${k + 1}`),
+      );
+    } finally {
+      app.http.server.off("upgrade", track);
+    }
+  });
+
+  it("a fresh subscription opened mid-run starts with a snapshot of the run as it is (guarantee 3)", async () => {
+    const tenant = await createQuietTenant(app);
+    const c = client(tenant.token);
+    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(7);
+    await eventually(() => c.trpc.agent.get.query({ runId }), (r) => r.progress === 7, "progress 7 in the database");
+
+    const late = watch(c);
+    const byRun = watch(c, { runId });
+    await eventually(() => late.items.length + byRun.items.length, (n) => n === 2, "both snapshots");
+    for (const sub of [late, byRun]) {
+      const first = sub.items[0]!;
+      expect(first.data.type).toBe("snapshot");
+      const run = first.data.snapshot.runs.find((r: { id: string }) => r.id === runId);
+      expect(run).toMatchObject({ status: "active", progress: 7, message: "tick 7", attempt: 1 });
+      expect(first.id).toBe(await app.pulse.services.stream.lastId(tenant.tenantId));
+    }
+    expect(byRun.items[0]!.data.snapshot.runs[0].output).toBe("");
+
+    ticker.tick(1);
+    ticker.finish();
+    await eventually(() => has(late, completed) && has(byRun, completed), Boolean, "completion");
+    // Live events after the snapshot carry a seq above the snapshot's, so none is already in it.
+    const snapshotSeq = late.items[0]!.data.snapshot.runs[0].seq;
+    expect(late.events().every((i) => i.data.seq > snapshotSeq)).toBe(true);
+    expect(late.events().map((i) => i.data.type)).toEqual(["agent:progress", "agent:log", "agent:completed"]);
+    expect(byRun.events()).toEqual(late.events());
+  });
+});
+
+describe("resync (guarantee 2)", () => {
+  it("a lastEventId older than the retained stream yields a resync with a fresh snapshot first, then live events", async () => {
+    const tenant = await createQuietTenant(app);
+    const c = client(tenant.token);
+    const original = watch(c);
+    await eventually(() => original.items.length, (n) => n === 1, "the snapshot");
+    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(6);
+    await eventually(() => has(original, (i) => isTick(i, 6)), Boolean, "tick 6");
+    const tickId = (n: number) => original.items.find((i) => isTick(i, n))!.id;
+
+    // queued, active, tick 1-6: trimming keeps the newest three (ticks 4-6).
+    const dropped = await app.pulse.services.stream.trim(tenant.tenantId);
+    expect(dropped).toBe(5);
+    expect(await streamIdsAfter(tenant.tenantId, "0-0")).toEqual([tickId(4), tickId(5), tickId(6)]);
+
+    const stale = watch(client(tenant.token), { lastEventId: tickId(2) });
+    await eventually(() => stale.items.length, (n) => n >= 1, "the first item after a stale id");
+    const resync = stale.items[0]!;
+    expect(resync.data.type).toBe("resync");
+    expect(resync.id).toBe(tickId(6));
+    const run = resync.data.snapshot.runs.find((r: { id: string }) => r.id === runId);
+    const last = original.items.at(-1)!;
+    expect(run).toMatchObject({ status: "active", progress: 6, message: "tick 6", seq: last.data.seq });
+
+    ticker.tick(2);
+    ticker.finish();
+    await eventually(() => has(stale, completed), Boolean, "live events after the resync");
+    expect(stale.errors).toEqual([]);
+    expect(stale.items.slice(1)).toEqual(original.events().filter((i) => compareStreamIds(i.id, resync.id) > 0));
+    expect(stale.items.slice(1).map((i) => i.data.message ?? i.data.type)).toEqual(["tick 7", "tick 8", "finished", "agent:completed"]);
+  });
+
+  it("a lastEventId exactly at the trimmed boundary still replays, without a resync", async () => {
+    const tenant = await createQuietTenant(app);
+    const c = client(tenant.token);
+    const original = watch(c);
+    await eventually(() => original.items.length, (n) => n === 1, "the snapshot");
+    await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(6);
+    ticker.finish();
+    await eventually(() => has(original, completed), Boolean, "completion");
+    await app.pulse.services.stream.trim(tenant.tenantId);
+    // Kept: tick 6, the log, completed; the newest trimmed entry is tick 5.
+    const boundary = original.items.find((i) => isTick(i, 5))!.id;
+    expect(await app.pulse.services.stream.isBehindRetention(tenant.tenantId, boundary)).toBe(false);
+
+    const resumed = watch(client(tenant.token), { lastEventId: boundary });
+    await eventually(() => has(resumed, completed), Boolean, "the replay of the retained entries");
+    expect(resumed.items).toEqual(original.events().filter((i) => compareStreamIds(i.id, boundary) > 0));
+    expect(resumed.items).toHaveLength(RETAINED);
+  });
+
+  it("a lastEventId ahead of the stream's newest entry yields a resync (the stream was lost)", async () => {
+    const tenant = await createQuietTenant(app);
+    const c = client(tenant.token);
+    const ahead = `${Date.now() + 3_600_000}-0`;
+    const empty = watch(c, { lastEventId: ahead });
+    await eventually(() => empty.items.length, (n) => n >= 1, "the first item for an empty stream");
+    expect(empty.items[0]!.data).toEqual({ type: "resync", snapshot: { runs: [] } });
+
+    await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(1);
+    ticker.finish();
+    await eventually(() => has(empty, completed), Boolean, "completion");
+    const newest = await app.pulse.services.stream.lastId(tenant.tenantId);
+    const justAhead = `${newest.split("-")[0]}-${BigInt(newest.split("-")[1]!) + 1n}`;
+    const later = watch(c, { lastEventId: justAhead });
+    await eventually(() => later.items.length, (n) => n >= 1, "the first item for an id past the newest");
+    expect(later.items[0]!.data.type).toBe("resync");
+    expect(later.items[0]!.id).toBe(newest);
+    expect(later.items[0]!.data.snapshot.runs[0]).toMatchObject({ status: "completed", progress: 100 });
+    // The newest id itself is not ahead: nothing to replay, no resync.
+    const current = watch(c, { lastEventId: newest });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(current.items).toEqual([]);
+    expect(current.errors).toEqual([]);
+  });
+});
+
+describe("agent.events, the polling twin (guarantee 4)", () => {
+  it("pages from a snapshot cursor return exactly the ids and items the subscription received", async () => {
+    const tenant = await createQuietTenant(app);
+    const c = client(tenant.token);
+    const all = watch(c);
+    await eventually(() => all.items.length, (n) => n === 1, "the snapshot");
+    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    const one = watch(c, { runId });
+    await eventually(() => one.items.length, (n) => n >= 1, "the run's snapshot");
+    ticker.tick(12);
+    ticker.finish();
+    await eventually(() => has(all, completed) && has(one, completed), Boolean, "completion on both");
+
+    const polled = await pageAll(c, all.items[0]!.id);
+    expect(polled.length).toBeGreaterThan(12);
+    expect(polled).toEqual(all.events());
+    expect(await pageAll(c, one.items[0]!.id, { runId }, 5)).toEqual(one.events());
+
+    // Switching mid-way: the socket's id for event k is a polling cursor that continues at k+1.
+    const k = 6;
+    expect(await pageAll(c, all.events()[k]!.id, {}, 500)).toEqual(all.events().slice(k + 1));
+
+    // Without a cursor, polling starts like the socket does: a snapshot at the newest id.
+    const fresh = await c.trpc.agent.events.query({});
+    expect(fresh.items).toHaveLength(1);
+    expect(fresh.items[0]!.item.type).toBe("snapshot");
+    expect(fresh.cursor).toBe(all.items.at(-1)!.id);
+    expect(fresh.items[0]!.id).toBe(fresh.cursor);
+  });
+
+  it("a cursor older than the retained stream gets a resync item, and paging goes on after it", async () => {
+    const tenant = await createQuietTenant(app);
+    const c = client(tenant.token);
+    const all = watch(c);
+    await eventually(() => all.items.length, (n) => n === 1, "the snapshot");
+    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(6);
+    await eventually(() => has(all, (i) => isTick(i, 6)), Boolean, "tick 6");
+    expect(await app.pulse.services.stream.trim(tenant.tenantId)).toBe(5);
+
+    const stale = await c.trpc.agent.events.query({ cursor: all.items[0]!.id });
+    expect(stale.items).toHaveLength(1);
+    expect(stale.items[0]!.item.type).toBe("resync");
+    expect(stale.items[0]!.id).toBe(all.items.at(-1)!.id);
+    expect(stale.cursor).toBe(stale.items[0]!.id);
+    const resync = stale.items[0]!.item as { type: "resync"; snapshot: { runs: { id: string; progress: number }[] } };
+    expect(resync.snapshot.runs.find((r) => r.id === runId)?.progress).toBe(6);
+
+    const ahead = await c.trpc.agent.events.query({ cursor: `${Date.now() + 3_600_000}-0` });
+    expect(ahead.items.map((i) => i.item.type)).toEqual(["resync"]);
+
+    ticker.tick(1);
+    ticker.finish();
+    await eventually(() => has(all, completed), Boolean, "completion");
+    expect(await pageAll(c, stale.cursor)).toEqual(all.events().filter((i) => compareStreamIds(i.id, stale.cursor) > 0));
+  });
+});
