@@ -5,6 +5,7 @@ import { demoAgents } from "./agents/demo";
 import { SETUP_CHAIN } from "./agents/chains";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
+import type { ServerSecurityOptions } from "./http/server-security";
 import type { Logger } from "./logger";
 import { Pulse } from "./pulse";
 import { resolveRedis, type RedisEndpoint } from "./redis";
@@ -39,7 +40,8 @@ export interface BootedPulse {
 
 /** Starts Redis (or connects), the database (migrated), and Pulse's services from the configuration. */
 export async function bootPulse(env: Env, logger: Logger, role: { workers: boolean; subscriptions: boolean }): Promise<BootedPulse> {
-  const redis = await resolveRedis({ url: env.REDIS_URL, bin: env.REDIS_SERVER_BIN });
+  const dataDir = path.dirname(path.resolve(env.PGLITE_DIR));
+  const redis = await resolveRedis({ url: env.REDIS_URL, bin: env.REDIS_SERVER_BIN, dataDir: path.join(dataDir, "redis") });
   if (!env.REDIS_URL) logger.info({ url: redis.url }, "started a private redis-server (set REDIS_URL to use your own)");
   let database: Database | undefined;
   try {
@@ -66,9 +68,18 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
       },
       attempts: env.WORKER_ATTEMPTS,
       auth: {
-        secret: await loadAuthSecret(env, path.dirname(path.resolve(env.PGLITE_DIR)), logger),
+        secret: await loadAuthSecret(env, dataDir, logger),
         sessionTtlSeconds: env.SESSION_TTL_HOURS * 3600,
+        socketTokenTtlSeconds: env.SOCKET_TOKEN_TTL_SECONDS,
+        reportTokenTtlSeconds: env.REPORT_TOKEN_TTL_HOURS * 3600,
+        shareLinkMaxTtlSeconds: env.SHARE_LINK_MAX_HOURS * 3600,
+        login: {
+          maxPerAccount: env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
+          maxPerIp: env.LOGIN_MAX_ATTEMPTS_PER_IP,
+          windowSeconds: env.LOGIN_WINDOW_MINUTES * 60,
+        },
       },
+      externalAgentRoles: env.EXTERNAL_AGENT_ROLES,
     });
     const db = database;
     return {
@@ -86,6 +97,33 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
     await redis.stop();
     throw error;
   }
+}
+
+/** What the HTTP server enforces at the edge, from the configuration. */
+export function serverSecurity(env: Env): ServerSecurityOptions {
+  return {
+    allowedOrigins: env.ALLOWED_ORIGINS,
+    trustProxy: env.TRUST_PROXY,
+    sessionCheckIntervalMs: env.SESSION_CHECK_INTERVAL_MS,
+    reportsPerSecond: env.REPORTS_PER_SECOND,
+    maxBodyBytes: env.HTTP_MAX_BODY_BYTES,
+    ws: {
+      maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
+      pingMs: env.WS_PING_INTERVAL_MS,
+      pongWaitMs: env.WS_PONG_TIMEOUT_MS,
+      authTimeoutMs: env.WS_AUTH_TIMEOUT_MS,
+      maxSubscriptions: env.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      messagesPerSecond: env.WS_MESSAGES_PER_SECOND,
+      maxBatch: env.WS_MAX_BATCH_REQUESTS,
+      maxRequestIdLength: env.WS_MAX_REQUEST_ID_LENGTH,
+      tokenGraceMs: env.WS_TOKEN_GRACE_SECONDS * 1000,
+      tokenRefreshLeadMs: env.WS_TOKEN_REFRESH_LEAD_SECONDS * 1000,
+      maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES,
+      perUser: env.WS_MAX_CONNECTIONS_PER_USER,
+      perTenant: env.WS_MAX_CONNECTIONS_PER_TENANT,
+      perIp: env.WS_MAX_CONNECTIONS_PER_IP,
+    },
+  };
 }
 
 /** The demo tenant and user of a default install; their setup chain runs on first start. */

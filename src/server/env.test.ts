@@ -38,6 +38,32 @@ describe("parseEnv", () => {
   });
 });
 
+describe("security settings", () => {
+  it("default to the limits docs/SECURITY.md describes, and parse lists of origins and roles", () => {
+    const env = parseEnv({});
+    expect(env.ALLOWED_ORIGINS).toEqual([]);
+    expect(env.WS_MAX_PAYLOAD_BYTES).toBe(64 * 1024);
+    expect(env.SOCKET_TOKEN_TTL_SECONDS).toBe(300);
+    expect(env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT).toBe(10);
+    const set = parseEnv({ ALLOWED_ORIGINS: "https://pulse.example.com, http://localhost:3000", EXTERNAL_AGENT_ROLES: "py-agent,go-agent" });
+    expect(set.ALLOWED_ORIGINS).toEqual(["https://pulse.example.com", "http://localhost:3000"]);
+    expect(set.EXTERNAL_AGENT_ROLES).toEqual(["py-agent", "go-agent"]);
+  });
+
+  it("name the variable for an origin with a path, a bad role, or a refresh lead not below the token's lifetime", () => {
+    const attempt = () => parseEnv({ ALLOWED_ORIGINS: "https://pulse.example.com/app", EXTERNAL_AGENT_ROLES: "Py Agent", SOCKET_TOKEN_TTL_SECONDS: "20" });
+    expect(attempt).toThrow(EnvError);
+    try {
+      attempt();
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).toContain("ALLOWED_ORIGINS: must list origins like https://pulse.example.com (scheme, host and port only) (item 1)");
+      expect(message).toContain("EXTERNAL_AGENT_ROLES: must list roles in lowercase letters, digits and dashes (item 1)");
+      expect(message).toContain("WS_TOKEN_REFRESH_LEAD_SECONDS: must be less than SOCKET_TOKEN_TTL_SECONDS");
+    }
+  });
+});
+
 describe(".env.example", () => {
   it("documents every variable the schema reads", async () => {
     const { readFile } = await import("node:fs/promises");

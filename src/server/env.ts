@@ -29,6 +29,27 @@ const url = (protocols: string[]) =>
       message: `must start with ${protocols.map((p) => `${p}://`).join(" or ")}`,
     });
 
+/** A comma-separated list, each item checked by `item`; empty means none. */
+const list = (item: z.ZodType<string, string>, what: string) =>
+  z
+    .string()
+    .max(4000)
+    .default("")
+    .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(item, { message: `must be a comma-separated list of ${what}` }).max(100));
+
+const origin = z.string().refine(
+  (v) => {
+    try {
+      const url = new URL(v);
+      return (url.protocol === "http:" || url.protocol === "https:") && url.origin === v.replace(/\/$/, "");
+    } catch {
+      return false;
+    }
+  },
+  { message: "must list origins like https://pulse.example.com (scheme, host and port only)" },
+);
+
 export const envSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("production"),
   HOST: z.string().min(1).default("0.0.0.0"),
@@ -67,7 +88,52 @@ export const envSchema = z.object({
   EVENT_RETENTION_MIN_EVENTS: int(10_000, 100, 10_000_000),
   EVENT_RETENTION_MAX_EVENTS: int(100_000, 1_000, 10_000_000),
   LOG_RETENTION_DAYS: int(30, 1, 3650),
+  /** Pages allowed to open the WebSocket and send cookie-authenticated mutations; empty: same origin only. */
+  ALLOWED_ORIGINS: list(origin, "origins"),
+  /** Take client addresses from X-Forwarded-For; only behind a proxy that sets it. */
+  TRUST_PROXY: flag(false),
+  /** Largest HTTP request body Pulse reads (tRPC calls and agent reports). */
+  HTTP_MAX_BODY_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
+  /** Lifetime of the token a browser fetches for its WebSocket. */
+  SOCKET_TOKEN_TTL_SECONDS: int(300, 10, 86_400),
+  /** How long before a socket token expires the server asks the client to reconnect with a fresh one. */
+  WS_TOKEN_REFRESH_LEAD_SECONDS: int(30, 1, 3_600),
+  /** How long subscriptions outlive an expired token before they end. */
+  WS_TOKEN_GRACE_SECONDS: int(10, 0, 300),
+  /** A WebSocket without a valid token is closed after this. */
+  WS_AUTH_TIMEOUT_MS: int(5_000, 100, 60_000),
+  /** Larger WebSocket frames close the connection (1009). */
+  WS_MAX_PAYLOAD_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
+  WS_PING_INTERVAL_MS: int(30_000, 100, 600_000),
+  WS_PONG_TIMEOUT_MS: int(5_000, 100, 60_000),
+  WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: int(20, 1, 1_000),
+  WS_MESSAGES_PER_SECOND: int(50, 1, 100_000),
+  WS_MAX_BATCH_REQUESTS: int(32, 1, 1_000),
+  WS_MAX_REQUEST_ID_LENGTH: int(64, 8, 1_024),
+  /** Unsent output a slow reader may pile up before it is disconnected. */
+  WS_MAX_BUFFERED_BYTES: int(4 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+  WS_MAX_CONNECTIONS_PER_USER: int(20, 1, 100_000),
+  WS_MAX_CONNECTIONS_PER_TENANT: int(200, 1, 1_000_000),
+  WS_MAX_CONNECTIONS_PER_IP: int(50, 1, 1_000_000),
+  /** How often open WebSockets' sessions are checked, so logouts and removed users end them. */
+  SESSION_CHECK_INTERVAL_MS: int(2_000, 100, 60_000),
+  LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: int(10, 1, 100_000),
+  LOGIN_MAX_ATTEMPTS_PER_IP: int(100, 1, 1_000_000),
+  LOGIN_WINDOW_MINUTES: int(15, 1, 1_440),
+  /** Lifetime of the run token an external agent reports with. */
+  REPORT_TOKEN_TTL_HOURS: int(24, 1, 24 * 30),
+  /** Reports one run may send per second over HTTP. */
+  REPORTS_PER_SECOND: int(50, 1, 100_000),
+  SHARE_LINK_MAX_HOURS: int(24 * 7, 1, 24 * 365),
+  /** Roles run by agents outside Pulse, reporting over HTTP; their runs are not queued on BullMQ. */
+  EXTERNAL_AGENT_ROLES: list(
+    z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, { message: "must list roles in lowercase letters, digits and dashes" }),
+    "roles",
+  ),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+}).refine((env) => env.WS_TOKEN_REFRESH_LEAD_SECONDS < env.SOCKET_TOKEN_TTL_SECONDS, {
+  message: "must be less than SOCKET_TOKEN_TTL_SECONDS, or sockets are never asked to refresh their token",
+  path: ["WS_TOKEN_REFRESH_LEAD_SECONDS"],
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -88,9 +154,10 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
   if (!result.success) {
     throw new EnvError(
       result.error.issues.map((issue) => {
-        const name = issue.path.join(".");
+        const name = String(issue.path[0] ?? "");
+        const item = typeof issue.path[1] === "number" ? ` (item ${issue.path[1] + 1})` : "";
         const value = cleaned[name];
-        return `${name}: ${issue.message}${value === undefined ? "" : ` (got "${value}")`}`;
+        return `${name}: ${issue.message}${item}${value === undefined ? "" : ` (got "${value}")`}`;
       }),
     );
   }

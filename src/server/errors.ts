@@ -15,3 +15,17 @@ export class PulseError extends Error {
 }
 
 export const notFound = (what: string) => new PulseError("NOT_FOUND", `${what} not found`);
+
+/** Zod's issues as one line that names each field: `progress: Too big: expected number to be <=100; type: …`. */
+export function describeInputIssues(issues: readonly { path: readonly PropertyKey[]; message: string; code?: string; keys?: readonly string[] }[]): string {
+  return issues
+    .slice(0, 10)
+    .map((issue) => {
+      if (issue.code === "unrecognized_keys" && issue.keys?.length) {
+        const prefix = issue.path.length ? `${issue.path.map(String).join(".")}.` : "";
+        return issue.keys.map((key) => `${prefix}${key}: unknown field`).join("; ");
+      }
+      return `${issue.path.length ? issue.path.map(String).join(".") : "input"}: ${issue.message}`;
+    })
+    .join("; ");
+}

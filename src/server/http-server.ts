@@ -1,15 +1,24 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
-import { applyWSSHandler } from "@trpc/server/adapters/ws";
+import { getWSConnectionHandler } from "@trpc/server/adapters/ws";
 import { WebSocketServer } from "ws";
+import { SESSION_COOKIE } from "./auth/session-cookie";
+import { clientAddress } from "./http/client-address";
+import { OriginPolicy } from "./http/origin-policy";
+import { ReportEndpoint } from "./http/report-endpoint";
+import { resolveServerSecurity, type ServerSecurityOverrides } from "./http/server-security";
 import type { Logger } from "./logger";
 import type { Pulse } from "./pulse";
 import { appRouter } from "./trpc/root";
 import type { Context } from "./trpc/trpc";
+import { ConnectionGuard } from "./ws/connection-guard";
+import { ConnectionRegistry } from "./ws/connection-registry";
+import { GuardedWebSocket } from "./ws/guarded-web-socket";
 
 export const TRPC_PATH = "/api/trpc";
-export const SESSION_COOKIE = "pulse_session";
+/** Request headers beyond this many bytes are refused (431) before anything reads them. */
+const MAX_HEADER_BYTES = 16 * 1024;
 
 /** Serves the dashboard: Next.js's request handler, and its upgrade handler in development. */
 export interface WebHandler {
@@ -23,10 +32,14 @@ export interface PulseServerOptions {
   web?: WebHandler;
   /** Mark the session cookie Secure (behind HTTPS). */
   secureCookies: boolean;
+  /** Origins, proxy trust, WebSocket limits and caps; defaults in `http/server-security.ts`. */
+  security?: ServerSecurityOverrides;
 }
 
 export interface PulseServer {
   server: http.Server;
+  /** Every open WebSocket connection with its limits and caps. */
+  connections: ConnectionRegistry;
   /** Tells every WebSocket client to reconnect (to another replica) before this one stops. */
   broadcastReconnect(): void;
   close(): Promise<void>;
@@ -36,7 +49,12 @@ function readCookie(header: string | undefined, name: string): string | undefine
   if (!header) return undefined;
   for (const part of header.split(";")) {
     const [key, ...rest] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(rest.join("="));
+    if (key !== name) continue;
+    try {
+      return decodeURIComponent(rest.join("="));
+    } catch {
+      return undefined;
+    }
   }
   return undefined;
 }
@@ -46,15 +64,44 @@ function bearer(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
+/** Refuses a WebSocket upgrade with a plain HTTP answer, before any WebSocket exists. */
+function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+}
+
 /**
  * One HTTP server for everything on one port: tRPC over HTTP at /api/trpc, tRPC over
- * WebSocket on upgrades to the same path, and the Next.js dashboard for the rest.
+ * WebSocket on upgrades to the same path, external agents' reports at
+ * /api/runs/:runId/events, and the Next.js dashboard for the rest. Every limit a hostile
+ * client meets is enforced here or in the classes it wires: origins, header and body sizes,
+ * frame size, per-connection guards and per-user/tenant/address caps.
  *
  * @see https://trpc.io/docs/server/websockets
  */
 export function createPulseServer(options: PulseServerOptions): PulseServer {
   const { pulse, logger, web } = options;
   const services = pulse.services;
+  const security = resolveServerSecurity(options.security);
+  const origins = new OriginPolicy(security.allowedOrigins);
+  const registry = new ConnectionRegistry({
+    auth: services.auth,
+    caps: security.ws,
+    checkIntervalMs: security.sessionCheckIntervalMs,
+    logger,
+  });
+  registry.start();
+  const reports = new ReportEndpoint({
+    auth: services.auth,
+    reports: services.reports,
+    logger,
+    reportsPerSecond: security.reportsPerSecond,
+    maxBodyBytes: security.maxBodyBytes,
+  });
 
   const cookieHeader = (token: string | null, maxAge: number) =>
     [
@@ -69,11 +116,19 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   const trpcHttp = createHTTPHandler({
     router: appRouter,
     basePath: `${TRPC_PATH}/`,
+    maxBodySize: security.maxBodyBytes,
     async createContext({ req, res }): Promise<Context> {
-      const token = bearer(req.headers.authorization) ?? readCookie(req.headers.cookie, SESSION_COOKIE);
+      const bearerToken = bearer(req.headers.authorization);
+      // A bearer token may be a session or a share link; the cookie only ever holds a session.
+      const principal = bearerToken
+        ? await services.auth.authenticate(bearerToken, ["session", "share"])
+        : await services.auth.authenticate(readCookie(req.headers.cookie, SESSION_COOKIE), ["session"]);
       return {
         services,
-        session: await services.auth.verify(token),
+        session: principal?.kind === "user" ? principal.session : null,
+        share: principal?.kind === "share" ? principal.share : null,
+        transport: "http",
+        clientIp: clientAddress(req, security.trustProxy),
         setSessionCookie: (value, maxAge = 0) => res.appendHeader("Set-Cookie", cookieHeader(value, maxAge)),
       };
     },
@@ -82,16 +137,33 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     },
   });
 
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
-  const wsHandler = applyWSSHandler({
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: security.ws.maxPayloadBytes,
+    WebSocket: GuardedWebSocket,
+  });
+  const onConnection = getWSConnectionHandler({
     wss,
     router: appRouter,
-    keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
-    async createContext({ info }): Promise<Context> {
+    keepAlive: { enabled: true, pingMs: security.ws.pingMs, pongWaitMs: security.ws.pongWaitMs },
+    async createContext({ res, info }): Promise<Context> {
+      const guard = (res as GuardedWebSocket).guard ?? null;
       const token = info.connectionParams?.token;
+      // The token travels in connectionParams (the first frame), never in the URL.
+      const principal = await services.auth.authenticate(typeof token === "string" ? token : undefined, ["session", "socket", "share"]);
+      if (principal && guard) {
+        const refusal = registry.admit(guard, principal);
+        if (refusal) guard.refuse(refusal);
+      }
+      const accepted = guard?.isRefused ? null : principal;
       return {
         services,
-        session: await services.auth.verify(typeof token === "string" ? token : undefined, "socket-or-session"),
+        session: accepted?.kind === "user" ? accepted.session : null,
+        share: accepted?.kind === "share" ? accepted.share : null,
+        connection: guard,
+        transport: "ws",
+        ...(guard ? { clientIp: guard.ip } : {}),
         setSessionCookie: () => {},
       };
     },
@@ -100,9 +172,20 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     },
   });
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 15_000 }, (req, res) => {
     const path = req.url ?? "/";
+    const reportRun = ReportEndpoint.match(path);
+    if (reportRun !== null) {
+      void reports.handle(req, res, reportRun);
+      return;
+    }
     if (path === TRPC_PATH || path.startsWith(`${TRPC_PATH}/`) || path.startsWith(`${TRPC_PATH}?`)) {
+      // A cookie rides along on cross-site requests; a mutation it authenticates must come from an allowed page.
+      const cookieOnly = req.headers.cookie?.includes(`${SESSION_COOKIE}=`) && !req.headers.authorization;
+      if (req.method === "POST" && cookieOnly && !origins.allows(req.headers.origin, req.headers.host)) {
+        res.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "FORBIDDEN", message: "origin not allowed" } }));
+        return;
+      }
       trpcHttp(req, res);
       return;
     }
@@ -121,21 +204,46 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   });
 
   server.on("upgrade", (req, socket, head) => {
+    // A client that resets mid-handshake must not become an unhandled error.
+    socket.on("error", () => socket.destroy());
     const path = (req.url ?? "/").split("?")[0];
-    if (path === TRPC_PATH) {
-      wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
-    } else if (web?.upgrade) {
-      void web.upgrade(req, socket, head);
-    } else {
-      socket.destroy();
+    if (path !== TRPC_PATH) {
+      if (web?.upgrade) void web.upgrade(req, socket, head);
+      else socket.destroy();
+      return;
     }
+    // Cross-site WebSocket hijacking: a page from another origin never gets a socket.
+    if (!origins.allows(req.headers.origin, req.headers.host)) {
+      refuseUpgrade(socket, 403, "FORBIDDEN", "origin not allowed");
+      return;
+    }
+    const ip = clientAddress(req, security.trustProxy);
+    if (!registry.hasRoomFor(ip)) {
+      refuseUpgrade(socket, 429, "TOO_MANY_REQUESTS", `at most ${security.ws.perIp} open connections per address`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const guarded = ws as GuardedWebSocket;
+      const guard = new ConnectionGuard(guarded, ip, security.ws);
+      guarded.guard = guard;
+      registry.open(guard);
+      guarded.once("close", () => registry.closed(guard));
+      onConnection(guarded, req);
+    });
   });
+
+  const broadcastReconnect = () => {
+    const notice = JSON.stringify({ id: null, method: "reconnect" });
+    for (const client of wss.clients) if (client.readyState === client.OPEN) client.send(notice);
+  };
 
   return {
     server,
-    broadcastReconnect: () => wsHandler.broadcastReconnectNotification(),
+    connections: registry,
+    broadcastReconnect,
     async close() {
-      wsHandler.broadcastReconnectNotification();
+      registry.stop();
+      broadcastReconnect();
       for (const client of wss.clients) client.close(1001, "server shutting down");
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       server.closeIdleConnections();

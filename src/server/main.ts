@@ -1,10 +1,11 @@
 import type { AddressInfo } from "node:net";
-import { bootPulse, DEMO_USER, seedDemo } from "./bootstrap";
+import { bootPulse, DEMO_USER, seedDemo, serverSecurity } from "./bootstrap";
 import { EnvError, loadEnv } from "./env";
 import { createPulseServer } from "./http-server";
 import { createLogger } from "./logger";
 import { RedisUnavailableError } from "./redis";
-import { createWebHandler } from "./web";
+import { createWebHandler } from "./web/next-handler";
+import { exposeServicesToPages } from "./web/page-services";
 
 /**
  * `npm start`: the dashboard, tRPC over HTTP and WebSocket on one port, and (unless
@@ -17,10 +18,11 @@ async function main() {
   const logger = createLogger(env.LOG_LEVEL);
   const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscriptions: true });
   if (env.PULSE_DEMO) await seedDemo(booted.pulse, logger);
+  exposeServicesToPages(booted.pulse.services);
   const web = env.PULSE_WEB
     ? await createWebHandler({ dev: env.NODE_ENV === "development", hostname: env.HOST, port: env.PORT, logger })
     : undefined;
-  const http = createPulseServer({ pulse: booted.pulse, logger, web, secureCookies: env.COOKIE_SECURE });
+  const http = createPulseServer({ pulse: booted.pulse, logger, web, secureCookies: env.COOKIE_SECURE, security: serverSecurity(env) });
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);
     http.server.listen(env.PORT, env.HOST, resolve);

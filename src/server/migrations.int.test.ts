@@ -8,7 +8,7 @@ import { openDatabase } from "./db";
 import { applyMigrations, createMigration, migrationsDir, readMigrations } from "./migrations";
 import { openTestDatabase } from "../test/harness";
 
-const expectedTables = ["AgentRun", "ContextFile", "RunLog", "RunStep", "Tenant", "User", "_prisma_migrations"];
+const expectedTables = ["AgentRun", "ContextFile", "RunLog", "RunStep", "Session", "ShareLink", "Tenant", "User", "_prisma_migrations"];
 
 describe("migrations", () => {
   it("are in Prisma's format and cover every change in schema.prisma", async () => {

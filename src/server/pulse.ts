@@ -1,9 +1,13 @@
 import type { Redis } from "ioredis";
 import type { AgentDefinition } from "./agents/define-agent";
+import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
+import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
 import { RunService } from "./agents/run-service";
 import { AgentWorkerPool, type AgentWorkerOptions } from "./agents/worker";
-import { AuthService } from "./auth/auth-service";
+import { AuthService, type AuthOptions } from "./auth/auth-service";
+import { LoginThrottle, type LoginThrottleOptions } from "./auth/login-throttle";
+import { ShareLinkService } from "./auth/share-link-service";
 import { ContextService } from "./context/context-service";
 import type { Database, PrismaClient } from "./db";
 import { EventBus } from "./events/bus";
@@ -27,8 +31,19 @@ export interface PulseOptions {
   logRetentionDays: number;
   worker: Omit<AgentWorkerOptions, "connection" | "prefix">;
   attempts: number;
-  auth: { secret: Uint8Array; sessionTtlSeconds: number };
+  auth: AuthOptions & {
+    /** Longest lifetime of a share link. */
+    shareLinkMaxTtlSeconds?: number;
+    login?: Partial<LoginThrottleOptions>;
+  };
+  /** Roles whose agents run outside Pulse and report over HTTP with their run's token. */
+  externalAgentRoles?: readonly string[];
+  /** How worker processes look for runs the queue forgot (default: every minute, after a minute). */
+  reconcile?: RunReconcilerOptions;
 }
+
+/** Ten tries per account and a hundred per address every 15 minutes, unless configured. */
+export const DEFAULT_LOGIN_LIMITS: LoginThrottleOptions = { maxPerAccount: 10, maxPerIp: 100, windowSeconds: 900 };
 
 /** Everything procedures and agents reach through `ctx.services`. */
 export interface PulseServices {
@@ -39,7 +54,12 @@ export interface PulseServices {
   runs: RunService;
   context: ContextService;
   auth: AuthService;
+  shares: ShareLinkService;
+  loginThrottle: LoginThrottle;
+  /** Turns external agents' HTTP reports into events. */
+  reports: ExternalReportService;
   agents: readonly AgentDefinition<any>[];
+  externalAgentRoles: readonly string[];
   sessionTtlSeconds: number;
   logger: Logger;
 }
@@ -52,6 +72,7 @@ export interface PulseServices {
 export class Pulse {
   private readonly connections: Redis[] = [];
   private workers?: AgentWorkerPool;
+  private reconciler?: RunReconciler;
   private sweep?: NodeJS.Timeout;
   readonly services: PulseServices;
   private readonly queues: AgentQueues;
@@ -69,6 +90,8 @@ export class Pulse {
     });
     this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts });
     const db = options.database.prisma;
+    const auth = new AuthService(db, options.auth);
+    const externalAgentRoles = options.externalAgentRoles ?? [];
     const runs = new RunService({
       db,
       bus,
@@ -76,6 +99,8 @@ export class Pulse {
       redis: command,
       prefix: redisPrefix,
       roles: () => options.agents.map((a) => a.role),
+      externalRoles: externalAgentRoles,
+      issueReportToken: (grant) => auth.issueReportToken(grant),
     });
     this.services = {
       db,
@@ -84,8 +109,12 @@ export class Pulse {
       reader,
       runs,
       context: new ContextService({ db, bus }),
-      auth: new AuthService(db, options.auth),
+      auth,
+      shares: new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }),
+      loginThrottle: new LoginThrottle(command, redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
+      reports: new ExternalReportService({ db, bus }),
       agents: options.agents,
+      externalAgentRoles,
       sessionTtlSeconds: options.auth.sessionTtlSeconds,
       logger,
     };
@@ -101,16 +130,24 @@ export class Pulse {
         { ...options.worker, connection: pulse.connect("workers"), prefix: options.redisPrefix },
       );
     }
+    if (options.runWorkers) {
+      pulse.reconciler = new RunReconciler(
+        { ...pulse.services, queues: pulse.queues },
+        options.reconcile ?? { intervalMs: 60_000, graceMs: 60_000 },
+      );
+      pulse.reconciler.start();
+    }
     pulse.sweep = setInterval(() => void pulse.sweepOldLogs(), 3_600_000).unref();
     void pulse.sweepOldLogs();
     return pulse;
   }
 
-  /** Deletes run logs past their retention (30 days by default). */
+  /** Deletes run logs past their retention (30 days by default), and long-expired sessions and share links. */
   async sweepOldLogs(now = Date.now()): Promise<number> {
     const before = new Date(now - this.options.logRetentionDays * 86_400_000);
     try {
       const { count } = await this.services.db.runLog.deleteMany({ where: { at: { lt: before } } });
+      await this.services.auth.sweepExpired(now);
       return count;
     } catch (err) {
       this.options.logger.warn({ err }, "log retention sweep failed");
@@ -128,6 +165,7 @@ export class Pulse {
   /** Stops workers (letting running jobs finish unless forced), the reader, queues, then Redis. */
   async close(options: { force?: boolean } = {}): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
+    await this.reconciler?.stop();
     await this.workers?.close(options.force);
     await this.services.reader.stop();
     await this.queues.close();

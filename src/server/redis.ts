@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -130,10 +130,14 @@ export class PrivateRedisServer implements RedisEndpoint {
   }
 }
 
-/** REDIS_URL when set; otherwise a private redis-server started from PATH. */
-export async function resolveRedis(options: { url?: string; bin: string }): Promise<RedisEndpoint> {
+/**
+ * REDIS_URL when set; otherwise a private redis-server started from PATH, keeping its data
+ * in `dataDir` (when given) so queued jobs and event streams survive a restart.
+ */
+export async function resolveRedis(options: { url?: string; bin: string; dataDir?: string }): Promise<RedisEndpoint> {
   if (options.url) return { url: options.url, stop: async () => {} };
-  return new PrivateRedisServer({ bin: options.bin }).start();
+  if (options.dataDir) await mkdir(options.dataDir, { recursive: true });
+  return new PrivateRedisServer({ bin: options.bin, ...(options.dataDir ? { dir: options.dataDir, persist: true } : {}) }).start();
 }
 
 /**

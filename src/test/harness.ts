@@ -8,6 +8,7 @@ import { demoAgents } from "../server/agents/demo";
 import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition } from "../server/agents/define-agent";
 import { openDatabase, type Database } from "../server/db";
 import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
+import type { ServerSecurityOverrides } from "../server/http/server-security";
 import { createLogger } from "../server/logger";
 import { Pulse, type PulseOptions } from "../server/pulse";
 import type { AppRouter } from "../server/trpc/root";
@@ -41,6 +42,11 @@ export interface TestPulseOptions {
   retention?: Partial<PulseOptions["retention"]>;
   worker?: Partial<PulseOptions["worker"]>;
   attempts?: number;
+  /** Edge limits; tests of one limit set it low, everything else keeps the defaults. */
+  security?: ServerSecurityOverrides;
+  /** Token lifetimes and sign-in limits (the per-address limit is lifted unless set: every test client is 127.0.0.1). */
+  auth?: Partial<Omit<PulseOptions["auth"], "secret">>;
+  externalAgentRoles?: string[];
 }
 
 export const TEST_SECRET = new TextEncoder().encode("test-secret-that-is-at-least-32-characters-long");
@@ -66,9 +72,15 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     logRetentionDays: 30,
     worker: { concurrency: 4, lockDurationMs: 30_000, stalledIntervalMs: 30_000, ...options.worker },
     attempts: options.attempts ?? 3,
-    auth: { secret: TEST_SECRET, sessionTtlSeconds: 3600 },
+    auth: {
+      sessionTtlSeconds: 3600,
+      ...options.auth,
+      login: { maxPerIp: 1_000_000, ...options.auth?.login },
+      secret: TEST_SECRET,
+    },
+    ...(options.externalAgentRoles ? { externalAgentRoles: options.externalAgentRoles } : {}),
   });
-  const http = createPulseServer({ pulse, logger, secureCookies: false });
+  const http = createPulseServer({ pulse, logger, secureCookies: false, ...(options.security ? { security: options.security } : {}) });
   await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));
   const { port } = http.server.address() as AddressInfo;
   return {
@@ -95,15 +107,26 @@ export interface TestClient {
 
 /**
  * A real `@trpc/client` like the browser's: subscriptions over wsLink (token in
- * connectionParams), everything else over HTTP with the bearer token.
+ * connectionParams), everything else over HTTP with the bearer token. With `socketToken`,
+ * the socket fetches a fresh short-lived token on every (re)connect, as the browser does.
  */
-export function connectClient(app: TestPulse, token: string | (() => string), wsOptions: { retryDelayMs?: (attempt: number) => number } = {}): TestClient {
+export function connectClient(
+  app: TestPulse,
+  token: string | (() => string),
+  wsOptions: {
+    retryDelayMs?: (attempt: number) => number;
+    /** Where the socket's token comes from, when not `token` itself. */
+    socketToken?: () => Promise<string>;
+    onOpen?: () => void;
+  } = {},
+): TestClient {
   const current = () => (typeof token === "function" ? token() : token);
   const ws = createWSClient({
     url: app.wsUrl,
     WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-    connectionParams: () => ({ token: current() }),
+    connectionParams: async () => ({ token: wsOptions.socketToken ? await wsOptions.socketToken() : current() }),
     retryDelayMs: wsOptions.retryDelayMs ?? (() => 50),
+    ...(wsOptions.onOpen ? { onOpen: wsOptions.onOpen } : {}),
   });
   const trpc = createTRPCClient<AppRouter>({
     links: [

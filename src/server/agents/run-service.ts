@@ -14,6 +14,13 @@ export interface StartRunOptions {
   input?: Record<string, unknown>;
 }
 
+/**
+ * A run as it was created, with the token its creator hands to an external agent to report
+ * it over HTTP. The token goes back to the caller of `start` only: it is never stored,
+ * published or part of a snapshot.
+ */
+export type StartedRun = RunView & { reportToken: string };
+
 /** Channel on which cancellations reach whichever worker process holds the job. */
 export const cancelChannel = (prefix: string) => `${prefix}:cancel`;
 
@@ -32,6 +39,10 @@ export class RunService {
       prefix: string;
       /** Roles that have an agent; starting anything else is a BAD_REQUEST. */
       roles: () => readonly string[];
+      /** Roles whose agents run outside Pulse and report over HTTP: their runs are not enqueued. */
+      externalRoles?: readonly string[];
+      /** Signs the run-scoped token an external agent reports with. */
+      issueReportToken: (grant: { tenantId: string; runId: string }) => Promise<string>;
     },
   ) {}
 
@@ -40,9 +51,10 @@ export class RunService {
    * role already has a queued or active run for the tenant; the check and the insert hold
    * the tenant's row lock, so two clicks at once make one run.
    */
-  async start(tenantId: string, agentRole: string, options: StartRunOptions = {}): Promise<RunView> {
+  async start(tenantId: string, agentRole: string, options: StartRunOptions = {}): Promise<StartedRun> {
     const { db, bus, queues } = this.deps;
-    if (!this.deps.roles().includes(agentRole)) {
+    const external = this.deps.externalRoles?.includes(agentRole) ?? false;
+    if (!external && !this.deps.roles().includes(agentRole)) {
       throw new PulseError("BAD_REQUEST", `agentRole: no agent named "${agentRole}"`);
     }
     const run = await db.$transaction(async (tx) => {
@@ -76,18 +88,21 @@ export class RunService {
       queuedAt: run.queuedAt.toISOString(),
       ...(run.chainId ? { chainId: run.chainId } : {}),
     });
-    await queues.enqueue(agentRole, {
-      tenantId,
-      runId: run.id,
-      ...(options.chainId ? { chainId: options.chainId } : {}),
-      chain: options.chain ?? [],
-      input: options.input ?? {},
-    });
-    return toRunView({ ...run, seq: queued?.event.seq ?? run.seq });
+    if (!external) {
+      await queues.enqueue(agentRole, {
+        tenantId,
+        runId: run.id,
+        ...(options.chainId ? { chainId: options.chainId } : {}),
+        chain: options.chain ?? [],
+        input: options.input ?? {},
+      });
+    }
+    const reportToken = await this.deps.issueReportToken({ tenantId, runId: run.id });
+    return { ...toRunView({ ...run, seq: queued?.event.seq ?? run.seq }), reportToken };
   }
 
   /** Starts the first role of a chain; each later role starts when the one before completes. */
-  async startChain(tenantId: string, roles: readonly string[], input: Record<string, unknown> = {}): Promise<{ chainId: string; run: RunView }> {
+  async startChain(tenantId: string, roles: readonly string[], input: Record<string, unknown> = {}): Promise<{ chainId: string; run: StartedRun }> {
     const [first, ...rest] = roles;
     if (!first) throw new PulseError("BAD_REQUEST", "chain: no roles");
     const chainId = randomUUID();
@@ -121,7 +136,7 @@ export class RunService {
   }
 
   /** Starts a new run of the same role and input (and the rest of its chain) after a failure or cancel. */
-  async retry(tenantId: string, runId: string): Promise<RunView> {
+  async retry(tenantId: string, runId: string): Promise<StartedRun> {
     const run = await this.require(tenantId, runId);
     if (run.status !== "failed" && run.status !== "cancelled") {
       throw new PulseError("CONFLICT", `run is ${run.status}; only failed or cancelled runs can be retried`);
@@ -160,9 +175,39 @@ export class RunService {
     return { runs: page, nextBefore: rows.length > filter.limit ? (page.at(-1)?.queuedAt ?? null) : null };
   }
 
+  /**
+   * The median duration of each role's recent completed runs for this tenant, in ms: the
+   * basis of a chain's estimated time left.
+   */
+  async typicalDurations(tenantId: string, sample = 20): Promise<Record<string, number>> {
+    const rows = await this.deps.db.agentRun.findMany({
+      where: { tenantId, status: "completed", startedAt: { not: null }, completedAt: { not: null } },
+      orderBy: { completedAt: "desc" },
+      take: sample * 10,
+      select: { agentRole: true, startedAt: true, completedAt: true },
+    });
+    const byRole = new Map<string, number[]>();
+    for (const row of rows) {
+      const list = byRole.get(row.agentRole) ?? [];
+      if (list.length < sample) list.push(row.completedAt!.getTime() - row.startedAt!.getTime());
+      byRole.set(row.agentRole, list);
+    }
+    return Object.fromEntries(
+      [...byRole].map(([role, list]) => {
+        const sorted = list.sort((a, b) => a - b);
+        return [role, sorted[Math.floor(sorted.length / 2)]!];
+      }),
+    );
+  }
+
   /** A run's logs, oldest first, a page at a time. */
   async logs(tenantId: string, runId: string, cursor: string | undefined, limit: number) {
     await this.require(tenantId, runId);
+    // Prisma positions a cursor by the row it names wherever that row lives, so a log id of
+    // another run or tenant must be refused here, like one that does not exist.
+    if (cursor && !(await this.deps.db.runLog.findFirst({ where: { id: cursor, runId, tenantId }, select: { id: true } }))) {
+      throw new PulseError("NOT_FOUND", "cursor: log entry not found");
+    }
     const rows = await this.deps.db.runLog.findMany({
       where: { runId, tenantId },
       orderBy: [{ at: "asc" }, { id: "asc" }],

@@ -1,41 +1,70 @@
+import { randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
-import { jwtVerify, SignJWT } from "jose";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { PulseError } from "../errors";
+import { TokenSigner, type TokenKind } from "./token-signer";
 
 /** Who is calling, as proven by a verified token. The tenant comes from here and nowhere else. */
 export interface Session {
   userId: string;
   tenantId: string;
   email: string;
+  /** The database session the token names; logging out revokes it. */
+  sessionId: string;
 }
+
+/** What a share link grants: watching one run of one tenant, nothing else. */
+export interface ShareGrant {
+  shareId: string;
+  tenantId: string;
+  runId: string;
+}
+
+/** What a run's report token grants: publishing that run's events over HTTP. */
+export interface ReportGrant {
+  tenantId: string;
+  runId: string;
+}
+
+/** A verified caller with the moment its token stops being valid (ms since the epoch). */
+export type Principal =
+  | { kind: "user"; session: Session; expiresAt: number }
+  | { kind: "share"; share: ShareGrant; expiresAt: number };
 
 export interface AuthOptions {
   secret: Uint8Array;
   sessionTtlSeconds: number;
   /** Lifetime of the token a browser fetches for its WebSocket's connectionParams. */
   socketTokenTtlSeconds?: number;
+  /** Lifetime of the token an external agent reports a run's events with. */
+  reportTokenTtlSeconds?: number;
 }
 
-const ISSUER = "pulse";
-const AUDIENCE_SESSION = "pulse:session";
-const AUDIENCE_SOCKET = "pulse:socket";
-const ALGORITHM = "HS256";
+/** A random id people cannot guess, for sessions and share links. */
+export const newSecretId = () => randomBytes(18).toString("base64url");
 
 /**
- * Accounts and tokens. Passwords are hashed with argon2id; tokens are JWTs signed with
- * HS256 only (the algorithm is pinned on verification), with issuer, audience and expiry
- * checked.
- *
- * @see https://github.com/panva/jose/blob/main/docs/jwt/verify/functions/jwtVerify.md
+ * Accounts, sessions and tokens. Passwords are hashed with argon2id; tokens are JWTs signed
+ * by `TokenSigner` (HS256 pinned; issuer, audience, expiry checked). Session and socket
+ * tokens also name a database session, and share tokens a share link, both checked on
+ * every verification, so logging out, removing a user or revoking a link takes effect at
+ * once over HTTP and within seconds on open WebSockets (see `ConnectionRegistry`).
  */
 export class AuthService {
+  private readonly signer: TokenSigner;
+
   constructor(
     private readonly db: PrismaClient,
     private readonly options: AuthOptions,
-  ) {}
+  ) {
+    this.signer = new TokenSigner(options.secret);
+  }
 
-  /** Creates a tenant and its first user; the caller starts whatever a new tenant runs. */
+  get tokens(): TokenSigner {
+    return this.signer;
+  }
+
+  /** Creates a tenant and its first user, signed in; the caller starts whatever a new tenant runs. */
   async register(input: { email: string; password: string; tenantName: string }): Promise<Session> {
     const email = input.email.trim().toLowerCase();
     const existing = await this.db.user.findUnique({ where: { email }, select: { id: true } });
@@ -46,7 +75,7 @@ export class AuthService {
       include: { users: true },
     });
     const user = tenant.users[0]!;
-    return { userId: user.id, tenantId: tenant.id, email };
+    return this.openSession({ userId: user.id, tenantId: tenant.id, email });
   }
 
   /** Same answer for an unknown email and a wrong password, so accounts cannot be probed. */
@@ -55,52 +84,119 @@ export class AuthService {
     const user = await this.db.user.findUnique({ where: { email } });
     const valid = user ? await verify(user.passwordHash, input.password) : await hash(input.password).then(() => false);
     if (!user || !valid) throw new PulseError("UNAUTHORIZED", "wrong email or password");
-    return { userId: user.id, tenantId: user.tenantId, email };
+    return this.openSession({ userId: user.id, tenantId: user.tenantId, email });
   }
 
   async ensureUser(input: { email: string; password: string; tenantName: string }): Promise<{ session: Session; created: boolean }> {
     const email = input.email.trim().toLowerCase();
     const user = await this.db.user.findUnique({ where: { email } });
-    if (user) return { session: { userId: user.id, tenantId: user.tenantId, email }, created: false };
+    if (user) return { session: await this.openSession({ userId: user.id, tenantId: user.tenantId, email }), created: false };
     return { session: await this.register(input), created: true };
   }
 
-  issueSessionToken(session: Session): Promise<string> {
-    return this.sign(session, AUDIENCE_SESSION, this.options.sessionTtlSeconds);
+  /** Records a new session for a user; its tokens are valid until it expires or is revoked. */
+  async openSession(user: { userId: string; tenantId: string; email: string }): Promise<Session> {
+    const id = newSecretId();
+    await this.db.session.create({
+      data: { id, userId: user.userId, tenantId: user.tenantId, expiresAt: new Date(Date.now() + this.options.sessionTtlSeconds * 1000) },
+    });
+    return { ...user, sessionId: id };
+  }
+
+  /** Logs a session out everywhere: its session and socket tokens stop verifying. */
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.db.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } });
+  }
+
+  async issueSessionToken(session: Session): Promise<string> {
+    return (await this.signer.sign("session", session.userId, userClaims(session), this.options.sessionTtlSeconds)).token;
   }
 
   /** A short-lived token for the WebSocket: the session cookie is httpOnly, so scripts ask for this. */
-  issueSocketToken(session: Session): Promise<string> {
-    return this.sign(session, AUDIENCE_SOCKET, this.options.socketTokenTtlSeconds ?? 300);
+  issueSocketToken(session: Session): Promise<{ token: string; expiresAt: Date }> {
+    return this.signer.sign("socket", session.userId, userClaims(session), this.options.socketTokenTtlSeconds ?? 300);
   }
 
-  /** The session a token proves, or null for anything invalid, expired or for another audience. */
+  /** The token an external agent reports one run's events with; it names the run and its tenant only. */
+  async issueReportToken(grant: ReportGrant): Promise<string> {
+    return (await this.signer.sign("report", grant.runId, { tid: grant.tenantId }, this.options.reportTokenTtlSeconds ?? 86_400)).token;
+  }
+
+  /** The run and tenant a report token grants, or null for anything invalid or expired. */
+  async verifyReportToken(token: string | undefined | null): Promise<ReportGrant | null> {
+    const verified = await this.signer.verify(token, ["report"]);
+    const tenantId = verified?.claims.tid;
+    return verified && tenantId ? { tenantId, runId: verified.subject } : null;
+  }
+
+  /**
+   * The session a token proves, or null for anything invalid, expired, revoked or for
+   * another audience. Kept for callers that only deal with signed-in users.
+   */
   async verify(token: string | undefined | null, audiences: "session" | "socket-or-session" = "session"): Promise<Session | null> {
-    if (!token || token.length > 4096) return null;
-    try {
-      const { payload } = await jwtVerify(token, this.options.secret, {
-        algorithms: [ALGORITHM],
-        issuer: ISSUER,
-        audience: audiences === "session" ? AUDIENCE_SESSION : [AUDIENCE_SESSION, AUDIENCE_SOCKET],
-        requiredClaims: ["exp", "sub"],
-      });
-      const tenantId = payload.tid;
-      const email = payload.email;
-      if (typeof payload.sub !== "string" || typeof tenantId !== "string" || typeof email !== "string") return null;
-      return { userId: payload.sub, tenantId, email };
-    } catch {
-      return null;
-    }
+    const principal = await this.authenticate(token, audiences === "session" ? ["session"] : ["session", "socket"]);
+    return principal?.kind === "user" ? principal.session : null;
   }
 
-  private sign(session: Session, audience: string, ttlSeconds: number): Promise<string> {
-    return new SignJWT({ tid: session.tenantId, email: session.email })
-      .setProtectedHeader({ alg: ALGORITHM })
-      .setSubject(session.userId)
-      .setIssuer(ISSUER)
-      .setAudience(audience)
-      .setIssuedAt()
-      .setExpirationTime(`${ttlSeconds}s`)
-      .sign(this.options.secret);
+  /** Who a token proves: a signed-in user or a share-link viewer; null for anything else. */
+  async authenticate(token: string | undefined | null, kinds: readonly Exclude<TokenKind, "report">[]): Promise<Principal | null> {
+    const verified = await this.signer.verify(token, kinds);
+    if (!verified) return null;
+    const now = new Date();
+    const { tid, sid, email, rid } = verified.claims;
+    if (verified.kind === "share") {
+      if (!tid || !rid) return null;
+      const link = await this.db.shareLink.findFirst({
+        where: { id: verified.subject, tenantId: tid, runId: rid, revokedAt: null, expiresAt: { gt: now } },
+        select: { id: true },
+      });
+      return link ? { kind: "share", share: { shareId: link.id, tenantId: tid, runId: rid }, expiresAt: verified.expiresAt } : null;
+    }
+    if (!tid || !sid || !email) return null;
+    const session = await this.db.session.findFirst({
+      where: { id: sid, userId: verified.subject, tenantId: tid, revokedAt: null, expiresAt: { gt: now } },
+      select: { id: true },
+    });
+    if (!session) return null;
+    return { kind: "user", session: { userId: verified.subject, tenantId: tid, email, sessionId: sid }, expiresAt: verified.expiresAt };
   }
+
+  /**
+   * Which of these sessions and share links are still valid: one query each for every open
+   * connection of a process, so revocations reach WebSockets without a query per socket.
+   */
+  async stillActive(ids: { sessionIds: string[]; shareIds: string[] }): Promise<{ sessions: Set<string>; shares: Set<string> }> {
+    const now = new Date();
+    const sessions = new Set<string>();
+    const shares = new Set<string>();
+    for (const chunk of chunks(ids.sessionIds, 1_000)) {
+      const rows = await this.db.session.findMany({ where: { id: { in: chunk }, revokedAt: null, expiresAt: { gt: now } }, select: { id: true } });
+      for (const row of rows) sessions.add(row.id);
+    }
+    for (const chunk of chunks(ids.shareIds, 1_000)) {
+      const rows = await this.db.shareLink.findMany({ where: { id: { in: chunk }, revokedAt: null, expiresAt: { gt: now } }, select: { id: true } });
+      for (const row of rows) shares.add(row.id);
+    }
+    return { sessions, shares };
+  }
+
+  /** Deletes sessions and share links that expired more than a day ago. */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    const before = new Date(now - 86_400_000);
+    const [sessions, shares] = await Promise.all([
+      this.db.session.deleteMany({ where: { expiresAt: { lt: before } } }),
+      this.db.shareLink.deleteMany({ where: { expiresAt: { lt: before } } }),
+    ]);
+    return sessions.count + shares.count;
+  }
+}
+
+function userClaims(session: Session): Record<string, string> {
+  return { tid: session.tenantId, sid: session.sessionId, email: session.email };
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

@@ -39,7 +39,8 @@ export class ContextService {
 
   /**
    * Approves the version the user saw. CONFLICT when the file has moved on since (a newer
-   * version, or not completed), so nobody approves content they have not read.
+   * version, or not completed), so nobody approves content they have not read; NOT_FOUND
+   * for a version the file never had.
    */
   async approve(tenantId: string, userId: string, version: number): Promise<ContextView> {
     const approved = await this.deps.db.contextFile.updateMany({
@@ -49,6 +50,9 @@ export class ContextService {
     if (approved.count === 0) {
       const current = await this.get(tenantId);
       if (!current) throw new PulseError("NOT_FOUND", "context file not found");
+      // A version this tenant's file never had (another tenant's, or a made-up one) is
+      // NOT_FOUND; only an older version of its own is stale.
+      if (version > current.version) throw new PulseError("NOT_FOUND", `version: the context file has no version ${version}`);
       throw new PulseError(
         "CONFLICT",
         current.version !== version

@@ -29,7 +29,12 @@ export class EventBus {
     const seq = await projectEvent(this.db, parsed);
     if (seq === null) return null;
     const event = { ...parsed, seq, at: new Date().toISOString() } as PulseEvent;
-    const id = await this.stream.append(parsed.tenantId, JSON.stringify(event));
+    const { id, genesis } = await this.stream.append(parsed.tenantId, JSON.stringify(event));
+    // The first id a tenant's stream ever had outlives the stream (a Redis restart without
+    // persistence), so a resuming client can be told "resync" rather than "not found".
+    if (genesis) {
+      await this.db.tenant.updateMany({ where: { id: parsed.tenantId, firstEventId: null }, data: { firstEventId: genesis } });
+    }
     return { id, event };
   }
 }

@@ -33,7 +33,44 @@ export class TenantStreamKeys {
   trimmed(tenantId: string): string {
     return `${this.prefix}:{${tenantId}}:trimmed`;
   }
+
+  /** The first id of the stream as it exists now: newer ids that are not entries were never issued. */
+  genesis(tenantId: string): string {
+    return `${this.prefix}:{${tenantId}}:genesis`;
+  }
 }
+
+/** What Redis knows about an id a client hands back, to tell a resumable cursor from a forged one. */
+export interface CursorProbe {
+  /** The id is an entry of the tenant's stream. */
+  exists: boolean;
+  /** The newest id trimmed away, if any. */
+  trimmedThrough: string | null;
+  /** The first id of the current stream, if it exists. */
+  genesis: string | null;
+}
+
+/**
+ * A stream that predates the genesis marker: its first ids are unknown, so every id since
+ * the origin may have been the tenant's.
+ */
+export const UNKNOWN_GENESIS = "0-1";
+
+/**
+ * XADD that also records the stream's first id when this append created the stream (or
+ * marks a stream older than the marker), returning the genesis it recorded, if any.
+ */
+const APPEND = `
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local id = redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[2])
+local genesis = false
+if created then
+  genesis = id
+elseif redis.call('EXISTS', KEYS[2]) == 0 then
+  genesis = ARGV[3]
+end
+if genesis then redis.call('SET', KEYS[2], genesis) end
+return {id, genesis}`;
 
 export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
   const entries: StreamEntry[] = [];
@@ -44,6 +81,15 @@ export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
     if (payload !== undefined) entries.push({ id, event: JSON.parse(payload) as PulseEvent });
   }
   return entries;
+}
+
+const U64_MAX = 18_446_744_073_709_551_615n;
+
+/** True when both parts of an id fit Redis's 64-bit fields; a bigger one would be a Redis error, not an answer. */
+export function fitsStreamId(id: string): boolean {
+  const [ms, seq, extra] = id.split("-");
+  if (ms === undefined || seq === undefined || extra !== undefined || !/^\d+$/.test(ms) || !/^\d+$/.test(seq)) return false;
+  return BigInt(ms) <= U64_MAX && BigInt(seq) < U64_MAX;
 }
 
 /** The id right after `id`: XRANGE's exclusive start without relying on the `(` syntax. */
@@ -67,11 +113,36 @@ export class TenantEventStream {
     private readonly retention: RetentionOptions,
   ) {}
 
-  async append(tenantId: string, payload: string): Promise<string> {
-    const id = await this.redis.xadd(this.keys.events(tenantId), "*", PAYLOAD_FIELD, payload);
-    if (id === null) throw new Error("XADD returned no id");
+  /** Appends an event; `genesis` is the stream's first id when this append recorded it (a new stream). */
+  async append(tenantId: string, payload: string): Promise<{ id: string; genesis: string | null }> {
+    const [id, genesis] = (await this.redis.eval(
+      APPEND,
+      2,
+      this.keys.events(tenantId),
+      this.keys.genesis(tenantId),
+      PAYLOAD_FIELD,
+      payload,
+      UNKNOWN_GENESIS,
+    )) as [string | null, string | null];
+    if (!id) throw new Error("XADD returned no id");
     this.trimSoon(tenantId);
-    return id;
+    return { id, genesis: genesis ?? null };
+  }
+
+  /** Whether `id` is an entry of the tenant's stream, with the markers that explain it if not. */
+  async probe(tenantId: string, id: string): Promise<CursorProbe> {
+    const results = await this.redis
+      .multi()
+      .xrange(this.keys.events(tenantId), id, id, "COUNT", 1)
+      .get(this.keys.trimmed(tenantId))
+      .get(this.keys.genesis(tenantId))
+      .exists(this.keys.events(tenantId))
+      .exec();
+    if (!results) throw new Error("stream probe was aborted");
+    for (const [error] of results) if (error) throw error;
+    const [entries, trimmed, genesis, streamExists] = results.map(([, value]) => value) as [[string, string[]][], string | null, string | null, number];
+    // A stream written before the marker existed has none until its next append.
+    return { exists: entries.length > 0, trimmedThrough: trimmed, genesis: genesis ?? (streamExists ? UNKNOWN_GENESIS : null) };
   }
 
   /** Entries after `afterId` (exclusive), oldest first, at most `count`. */

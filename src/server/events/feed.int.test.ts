@@ -1,4 +1,5 @@
 import type { Duplex } from "node:stream";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { compareStreamIds } from "./schema";
 import {
@@ -275,30 +276,80 @@ describe("resync (guarantee 2)", () => {
     expect(resumed.items).toHaveLength(RETAINED);
   });
 
-  it("a lastEventId ahead of the stream's newest entry yields a resync (the stream was lost)", async () => {
+  it("a lastEventId the stream never issued is NOT_FOUND; one lost with the stream (a Redis restart) yields a resync", async () => {
     const tenant = await createQuietTenant(app);
     const c = client(tenant.token);
-    const ahead = `${Date.now() + 3_600_000}-0`;
-    const empty = watch(c, { lastEventId: ahead });
-    await eventually(() => empty.items.length, (n) => n >= 1, "the first item for an empty stream");
-    expect(empty.items[0]!.data).toEqual({ type: "resync", snapshot: { runs: [] } });
+    const notFound = async (lastEventId: string) => {
+      const sub = watch(c, { lastEventId });
+      await eventually(() => sub.errors.length + sub.items.length, (n) => n >= 1, `the answer for ${lastEventId}`);
+      expect(sub.items).toEqual([]);
+      expect((sub.errors[0] as { data?: { code?: string } }).data?.code).toBe("NOT_FOUND");
+      expect((sub.errors[0] as Error).message).toBe("lastEventId: event not found");
+    };
+    // A tenant without events was never given an id.
+    await notFound(`${Date.now() + 3_600_000}-0`);
 
     await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(1);
     ticker.finish();
-    await eventually(() => has(empty, completed), Boolean, "completion");
+    const live = watch(c);
+    await eventually(async () => (await c.trpc.agent.get.query({ runId: (await c.trpc.agent.list.query()).runs[0]!.id })).status, (s) => s === "completed", "completion");
     const newest = await app.pulse.services.stream.lastId(tenant.tenantId);
-    const justAhead = `${newest.split("-")[0]}-${BigInt(newest.split("-")[1]!) + 1n}`;
-    const later = watch(c, { lastEventId: justAhead });
-    await eventually(() => later.items.length, (n) => n >= 1, "the first item for an id past the newest");
-    expect(later.items[0]!.data.type).toBe("resync");
-    expect(later.items[0]!.id).toBe(newest);
-    expect(later.items[0]!.data.snapshot.runs[0]).toMatchObject({ status: "completed", progress: 100 });
+    // Ids past the newest entry, or between entries, were never issued.
+    await notFound(`${newest.split("-")[0]}-${BigInt(newest.split("-")[1]!) + 1n}`);
+    await notFound(`${Date.now() + 3_600_000}-0`);
+    await notFound("1-0");
     // The newest id itself is not ahead: nothing to replay, no resync.
     const current = watch(c, { lastEventId: newest });
     await new Promise((r) => setTimeout(r, 300));
     expect(current.items).toEqual([]);
     expect(current.errors).toEqual([]);
+    live.unsubscribe();
+    current.unsubscribe();
+    await eventually(() => app.pulse.services.reader.tenantCount, (n) => n === 0, "no subscriber left for the tenant");
+
+    // Redis loses the tenant's keys, as a restart without persistence would.
+    const { keys } = app.pulse.services.stream;
+    const redis = new Redis(app.redisUrl);
+    await redis.del(keys.events(tenant.tenantId), keys.trimmed(tenant.tenantId), keys.genesis(tenant.tenantId));
+    await redis.quit();
+    const lost = watch(c, { lastEventId: newest });
+    await eventually(() => lost.items.length, (n) => n >= 1, "the first item after the stream was lost");
+    expect(lost.errors).toEqual([]);
+    expect(lost.items[0]!.data.type).toBe("resync");
+    expect(lost.items[0]!.data.snapshot.runs[0]).toMatchObject({ status: "completed", progress: 100 });
+    // Ids older than the tenant's first event were never its own, lost or not.
+    await notFound("1-0");
+  });
+});
+
+describe("streams written before the genesis marker", () => {
+  it("still resume their entries and resync trimmed ids, and are marked on their next event", async () => {
+    const tenant = await createQuietTenant(app);
+    const c = client(tenant.token);
+    const original = watch(c);
+    await eventually(() => original.items.length, (n) => n === 1, "the snapshot");
+    await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(6);
+    await eventually(() => has(original, (i) => isTick(i, 6)), Boolean, "tick 6");
+    const tickId = (n: number) => original.items.find((i) => isTick(i, n))!.id;
+    // As an install upgraded with its Redis data would have it: no marker, no first id.
+    const { keys } = app.pulse.services.stream;
+    const redis = new Redis(app.redisUrl);
+    await redis.del(keys.genesis(tenant.tenantId));
+    await redis.quit();
+    await app.pulse.services.db.tenant.update({ where: { id: tenant.tenantId }, data: { firstEventId: null } });
+    await app.pulse.services.stream.trim(tenant.tenantId);
+
+    const resumed = await c.trpc.agent.events.query({ cursor: tickId(5) });
+    expect(resumed.items.map((i) => i.id)).toEqual([tickId(6)]);
+    const stale = await c.trpc.agent.events.query({ cursor: tickId(2) });
+    expect(stale.items.map((i) => i.item.type)).toEqual(["resync"]);
+
+    ticker.tick(1);
+    await eventually(() => has(original, (i) => isTick(i, 7)), Boolean, "tick 7");
+    const tenantRow = await app.pulse.services.db.tenant.findUniqueOrThrow({ where: { id: tenant.tenantId } });
+    expect(tenantRow.firstEventId).toBe("0-1");
   });
 });
 
@@ -350,8 +401,8 @@ describe("agent.events, the polling twin (guarantee 4)", () => {
     const resync = stale.items[0]!.item as { type: "resync"; snapshot: { runs: { id: string; progress: number }[] } };
     expect(resync.snapshot.runs.find((r) => r.id === runId)?.progress).toBe(6);
 
-    const ahead = await c.trpc.agent.events.query({ cursor: `${Date.now() + 3_600_000}-0` });
-    expect(ahead.items.map((i) => i.item.type)).toEqual(["resync"]);
+    const ahead = await c.trpc.agent.events.query({ cursor: `${Date.now() + 3_600_000}-0` }).catch((e: unknown) => e);
+    expect((ahead as { data?: { code?: string } }).data?.code).toBe("NOT_FOUND");
 
     ticker.tick(1);
     ticker.finish();

@@ -1,5 +1,7 @@
-import type { StreamEntry, TenantEventStream } from "./event-stream";
-import { compareStreamIds, type PulseEvent } from "./schema";
+import type { PrismaClient } from "../../generated/prisma/client";
+import { PulseError } from "../errors";
+import { fitsStreamId, type StreamEntry, type TenantEventStream } from "./event-stream";
+import { compareStreamIds, STREAM_ORIGIN, type PulseEvent } from "./schema";
 import type { TenantStreamReader } from "./stream-reader";
 
 /**
@@ -18,14 +20,52 @@ export interface IdentifiedItem<TEvent extends PulseEvent, TSnapshot> {
   item: FeedItem<TEvent, TSnapshot>;
 }
 
+/**
+ * Where a feed starts, decided from the client's cursor by `resolveCursor`: a snapshot (no
+ * cursor), a replay after an id this tenant was given, or a resync when the events after
+ * that id are gone.
+ */
+export type FeedStart = { from: "snapshot" } | { from: "after"; id: string } | { from: "resync" };
+
 export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
   tenantId: string;
-  /** The last event id the client applied; absent for a fresh start. */
-  cursor?: string;
+  start: FeedStart;
   /** Which of the tenant's events this feed carries (run, role, or context events). */
   accept: (event: PulseEvent) => event is TEvent;
   /** Current state from the database, for `snapshot` and `resync` items. */
   snapshot: () => Promise<TSnapshot>;
+}
+
+/**
+ * Decides where a feed resumes from a cursor the client sent back. Only ids the tenant's own
+ * stream issued are accepted: an entry of the stream (or the origin), an id trimmed away by
+ * retention or lost with the stream (both resync). Anything else, including another
+ * tenant's ids, is NOT_FOUND, exactly like an id that never existed.
+ */
+export async function resolveCursor(
+  deps: { stream: TenantEventStream; db: PrismaClient },
+  tenantId: string,
+  cursor: string | undefined,
+  field: string,
+): Promise<FeedStart> {
+  if (cursor === undefined) return { from: "snapshot" };
+  if (cursor === STREAM_ORIGIN) return { from: "after", id: cursor };
+  const unknown = () => new PulseError("NOT_FOUND", `${field}: event not found`);
+  if (!fitsStreamId(cursor)) throw unknown();
+  const probe = await deps.stream.probe(tenantId, cursor);
+  if (probe.exists) return { from: "after", id: cursor };
+  if (probe.genesis && compareStreamIds(cursor, probe.genesis) >= 0) {
+    // Within the current stream's life, only trimmed ids are missing from it.
+    const trimmed = probe.trimmedThrough === null ? 1 : compareStreamIds(cursor, probe.trimmedThrough);
+    if (trimmed === 0) return { from: "after", id: cursor };
+    if (trimmed < 0) return { from: "resync" };
+    throw unknown();
+  }
+  // Older than the stream Redis holds (or it holds none): the tenant's only if it had events
+  // before, i.e. the stream was lost and started again.
+  const tenant = await deps.db.tenant.findUnique({ where: { id: tenantId }, select: { firstEventId: true } });
+  if (tenant?.firstEventId && compareStreamIds(cursor, tenant.firstEventId) >= 0) return { from: "resync" };
+  throw unknown();
 }
 
 const REPLAY_PAGE = 500;
@@ -49,21 +89,20 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
   signal?.addEventListener("abort", stop, { once: true });
   try {
     let lastYielded = subscription.startId;
-    if (query.cursor === undefined) {
+    const { start } = query;
+    const replay = start.from === "after" ? await replayAfter(deps.stream, query.tenantId, start.id, subscription.startId) : null;
+    if (start.from === "snapshot") {
       yield { id: subscription.startId, item: { type: "snapshot", snapshot: await query.snapshot() } };
+    } else if (start.from === "resync" || replay === "resync" || replay === null) {
+      yield { id: subscription.startId, item: { type: "resync", snapshot: await query.snapshot() } };
     } else {
-      const replay = await replayAfter(deps.stream, query, subscription.startId);
-      if (replay === "resync") {
-        yield { id: subscription.startId, item: { type: "resync", snapshot: await query.snapshot() } };
-      } else {
-        for (const entry of replay) {
-          if (query.accept(entry.event)) yield { id: entry.id, item: entry.event };
-        }
-        // The cursor may stand after the replay's last accepted entry; either way the live
-        // part starts after whichever is newer.
-        const lastReplayed = replay.at(-1)?.id ?? query.cursor;
-        lastYielded = compareStreamIds(lastReplayed, lastYielded) > 0 ? lastReplayed : lastYielded;
+      for (const entry of replay) {
+        if (query.accept(entry.event)) yield { id: entry.id, item: entry.event };
       }
+      // The cursor may stand after the replay's last accepted entry (or after the reader's
+      // start, when it arrived meanwhile); the live part starts after whichever is newer.
+      const lastReplayed = replay.at(-1)?.id ?? start.id;
+      lastYielded = compareStreamIds(lastReplayed, lastYielded) > 0 ? lastReplayed : lastYielded;
     }
     while (!signal?.aborted) {
       const entries = await live.take();
@@ -82,23 +121,17 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
 }
 
 /**
- * Every entry after the cursor up to `until`, or "resync" when the cursor is behind the
- * retained stream or ahead of its newest entry (the stream was lost, e.g. a Redis restart
- * without persistence). Retention is checked after each page is read: the trimmed marker
- * rises before entries are removed, so a page read before the check is complete.
+ * Every entry after the cursor up to `until`, or "resync" when retention trimmed some of
+ * them. A cursor past `until` (an entry appended after the live listener registered) needs
+ * no replay. Retention is checked after each page is read: the trimmed marker rises before
+ * entries are removed, so a page read before the check is complete.
  */
-async function replayAfter(
-  stream: TenantEventStream,
-  query: { tenantId: string; cursor?: string },
-  until: string,
-): Promise<StreamEntry[] | "resync"> {
-  const cursor = query.cursor!;
-  if (compareStreamIds(cursor, until) > 0) return "resync";
+async function replayAfter(stream: TenantEventStream, tenantId: string, cursor: string, until: string): Promise<StreamEntry[] | "resync"> {
   const entries: StreamEntry[] = [];
   let after = cursor;
   while (compareStreamIds(after, until) < 0) {
-    const page = await stream.readAfter(query.tenantId, after, REPLAY_PAGE);
-    if (await stream.isBehindRetention(query.tenantId, after)) return "resync";
+    const page = await stream.readAfter(tenantId, after, REPLAY_PAGE);
+    if (await stream.isBehindRetention(tenantId, after)) return "resync";
     for (const entry of page) {
       if (compareStreamIds(entry.id, until) > 0) return entries;
       entries.push(entry);
@@ -125,19 +158,20 @@ export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
   limit: number,
 ): Promise<EventPage<TEvent, TSnapshot>> {
   const newest = await stream.lastId(query.tenantId);
-  if (query.cursor === undefined) {
+  const { start } = query;
+  if (start.from === "snapshot") {
     return { items: [{ id: newest, item: { type: "snapshot", snapshot: await query.snapshot() } }], cursor: newest };
   }
   const resync = async (): Promise<EventPage<TEvent, TSnapshot>> => ({
     items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }],
     cursor: newest,
   });
-  if (compareStreamIds(query.cursor, newest) > 0) return resync();
-  const page = await stream.readAfter(query.tenantId, query.cursor, limit);
-  if (await stream.isBehindRetention(query.tenantId, query.cursor)) return resync();
+  if (start.from === "resync") return resync();
+  const page = await stream.readAfter(query.tenantId, start.id, limit);
+  if (await stream.isBehindRetention(query.tenantId, start.id)) return resync();
   return {
     items: page.flatMap((e) => (query.accept(e.event) ? [{ id: e.id, item: e.event }] : [])),
-    cursor: page.at(-1)?.id ?? query.cursor,
+    cursor: page.at(-1)?.id ?? start.id,
   };
 }
 

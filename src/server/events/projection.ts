@@ -64,6 +64,9 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
       return run.seq;
     }
     case "agent:step": {
+      // Step ids are global keys; one that does not start with its run's id could name
+      // another run's (or tenant's) step, so it never applies.
+      if (!event.stepId.startsWith(`${event.runId}:`)) return null;
       const now = new Date();
       const [run] = await db.$transaction([
         db.agentRun.update({ where: running(event), data: bump, select }),
@@ -131,11 +134,12 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
     }
     case "agent:failed": {
       const run = await db.agentRun.update({
-        // A final failure also ends an attempt already reported as retrying whose retry
-        // will never come (BullMQ failed the job for stalling too often).
+        // A final failure may also end a run waiting in the queue: one shown as retrying
+        // whose retry will never come (BullMQ failed the job for stalling too often), or
+        // one whose job the queue lost.
         where: event.willRetry
           ? running(event)
-          : { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, OR: [{ status: "active" }, { status: "queued", willRetry: true }] },
+          : { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, status: { in: ["active", "queued"] } },
         data: {
           ...bump,
           // A failed attempt that will be retried waits in the queue again.

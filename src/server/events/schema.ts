@@ -153,14 +153,4 @@ export function isAgentEvent(event: PulseEvent): event is AgentEvent {
   return event.type.startsWith("agent:");
 }
 
-/** Stream ids compare as (ms, seq) pairs; string comparison would put "10-0" before "9-0". */
-export function compareStreamIds(a: string, b: string): number {
-  const [aMs = "0", aSeq = "0"] = a.split("-");
-  const [bMs = "0", bSeq = "0"] = b.split("-");
-  const ms = BigInt(aMs) - BigInt(bMs);
-  if (ms !== 0n) return ms < 0n ? -1 : 1;
-  const seq = BigInt(aSeq) - BigInt(bSeq);
-  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
-}
-
-export const STREAM_ORIGIN = "0-0";
+export { compareStreamIds, STREAM_ORIGIN } from "../../shared/stream-id";

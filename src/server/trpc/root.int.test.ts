@@ -88,7 +88,7 @@ describe("auth procedures through the server-side caller", () => {
     expect(registered.user.email).toBe(email);
     expect(anonymous.cookies).toEqual([{ token: registered.token, maxAge: app.pulse.services.sessionTtlSeconds }]);
     const session = await sessionOf(registered.token);
-    expect(session).toEqual({ userId: registered.user.id, tenantId: registered.user.tenantId, email });
+    expect(session).toEqual({ userId: registered.user.id, tenantId: registered.user.tenantId, email, sessionId: expect.any(String) });
 
     const signedIn = callerFor(session);
     expect(await signedIn.caller.auth.me()).toEqual({ id: session.userId, email, tenantId: session.tenantId });
@@ -107,7 +107,10 @@ describe("auth procedures through the server-side caller", () => {
     const login = callerFor(null);
     const loggedIn = await login.caller.auth.login({ email, password: PASSWORD });
     expect(loggedIn.user).toEqual(registered.user);
-    expect(await sessionOf(loggedIn.token)).toEqual(session);
+    // Each sign-in is a session of its own, so logging one out leaves the others.
+    const loggedInSession = await sessionOf(loggedIn.token);
+    expect(loggedInSession).toEqual({ ...session, sessionId: expect.any(String) });
+    expect(loggedInSession.sessionId).not.toBe(session.sessionId);
     expect(login.cookies).toEqual([{ token: loggedIn.token, maxAge: app.pulse.services.sessionTtlSeconds }]);
 
     const wrongPassword = await rejection(callerFor(null).caller.auth.login({ email, password: "not the password" }));
@@ -123,6 +126,10 @@ describe("auth procedures through the server-side caller", () => {
     const logout = callerFor(session);
     expect(await logout.caller.auth.logout()).toEqual({ ok: true });
     expect(logout.cookies).toEqual([{ token: null, maxAge: undefined }]);
+    // Logging out revokes the session: its tokens no longer verify; the other sign-in's still do.
+    expect(await app.pulse.services.auth.verify(registered.token)).toBeNull();
+    expect(await app.pulse.services.auth.verify(socketToken, "socket-or-session")).toBeNull();
+    expect(await sessionOf(loggedIn.token)).toEqual(loggedInSession);
 
     // Let the setup chain end before the next test shares the workers.
     await eventually(() => signedIn.caller.context.get(), (c) => c?.status === "completed", "the setup chain");
@@ -217,7 +224,7 @@ describe("agent procedures through the server-side caller", () => {
 });
 
 describe("context procedures through the server-side caller", () => {
-  it("get, events and approve: a stale version is CONFLICT, the current one is approved by the caller", async () => {
+  it("get, events and approve: a stale version is CONFLICT, one the file never had NOT_FOUND, the current one is approved by the caller", async () => {
     const registered = await callerFor(null).caller.auth.register({
       email: `context-${Date.now()}@example.test`,
       password: PASSWORD,
@@ -233,9 +240,10 @@ describe("context procedures through the server-side caller", () => {
     expect(file).toMatchObject({ version: 1, approvedBy: null, approvedAt: null });
     expect(file!.content).toContain("# Context file");
 
-    const stale = await rejection(caller.context.approve({ version: 2 }));
-    expect(stale.code).toBe("CONFLICT");
-    expect(stale.message).toBe("version: the context file is at version 1, not 2");
+    // A version the file never had (another tenant's, or made up) is NOT_FOUND, like any id that does not exist.
+    const unknown = await rejection(caller.context.approve({ version: 2 }));
+    expect(unknown.code).toBe("NOT_FOUND");
+    expect(unknown.message).toBe("version: the context file has no version 2");
 
     const approved = await caller.context.approve({ version: 1 });
     expect(approved).toMatchObject({ status: "approved", version: 1, approvedBy: session.email });

@@ -1,8 +1,9 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { PulseError } from "../errors";
-import type { Session } from "../auth/auth-service";
+import { describeInputIssues, PulseError } from "../errors";
+import type { Session, ShareGrant } from "../auth/auth-service";
 import type { PulseServices } from "../pulse";
+import type { ConnectionGuard } from "../ws/connection-guard";
 
 /**
  * 1. CONTEXT
@@ -16,24 +17,35 @@ export interface Context {
   session: Session | null;
   /** Sets or clears the session cookie; a no-op on WebSocket calls. */
   setSessionCookie: (token: string | null, maxAgeSeconds?: number) => void;
+  /** A share-link viewer: may watch one run through `share.*`, nothing else. */
+  share?: ShareGrant | null;
+  /** The WebSocket connection a call arrived on, with its limits; absent over HTTP and in-process. */
+  connection?: ConnectionGuard | null;
+  /** How the call arrived; absent for in-process callers (tests, server components). */
+  transport?: "http" | "ws";
+  /** The caller's address, for per-address limits. */
+  clientIp?: string;
 }
 
 /**
  * 2. INITIALIZATION
  *
- * Input errors keep zod's issues so clients can point at the field; domain errors thrown
- * by services become the tRPC error of the same code.
+ * Input errors keep zod's issues so clients can point at the field, and their message
+ * names each field in plain words; domain errors thrown by services become the tRPC error
+ * of the same code.
  *
  * @see https://trpc.io/docs/server/error-formatting
  */
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     const cause = error.cause;
+    const zodError = cause instanceof z.ZodError ? cause : null;
     return {
       ...shape,
+      message: zodError ? describeInputIssues(zodError.issues) : shape.message,
       data: {
         ...shape.data,
-        zodError: cause instanceof z.ZodError ? z.flattenError(cause) : null,
+        zodError: zodError ? z.flattenError(zodError) : null,
       },
     };
   },
@@ -54,10 +66,40 @@ const mapDomainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-export const publicProcedure = t.procedure.use(mapDomainErrors);
+/**
+ * A connection refused (over its caps) or whose session ended answers every call with why.
+ * Subscriptions are served over the WebSocket only: it alone can end a stream when its
+ * token expires or its session is revoked.
+ */
+const connectionGate = t.middleware(({ ctx, type, next }) => {
+  ctx.connection?.assertUsable();
+  if (type === "subscription" && ctx.transport === "http") {
+    throw new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: "subscriptions are served over the WebSocket at /api/trpc" });
+  }
+  return next();
+});
+
+export const publicProcedure = t.procedure.use(connectionGate).use(mapDomainErrors);
 
 /** Requires a verified session; narrows `ctx.session` for the procedures below it. */
 export const authedProcedure = publicProcedure.use(({ ctx, next }) => {
   if (!ctx.session) throw new TRPCError({ code: "UNAUTHORIZED", message: "sign in first" });
   return next({ ctx: { ...ctx, session: ctx.session } });
 });
+
+/** Requires a share-link token; narrows `ctx.share` to the one run it may watch. */
+export const sharedRunProcedure = publicProcedure.use(({ ctx, next }) => {
+  if (!ctx.share) throw new TRPCError({ code: "UNAUTHORIZED", message: "a valid share link token is required" });
+  return next({ ctx: { ...ctx, share: ctx.share } });
+});
+
+/**
+ * 4. SUBSCRIPTIONS
+ *
+ * Every subscription's feed runs through here: over WebSocket under its connection's limits
+ * (a cap per connection, ended when the token expires or the session is revoked); in-process
+ * callers (tests, server components) as it is.
+ */
+export function liveFeed<T>(ctx: Context, signal: AbortSignal | undefined, open: (signal: AbortSignal | undefined) => AsyncIterable<T>): AsyncIterable<T> {
+  return ctx.connection ? ctx.connection.hold(signal, open) : open(signal);
+}

@@ -1,15 +1,26 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { SETUP_CHAIN } from "../../agents/chains";
+import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
-import { readEventPage, tenantFeed, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, tenantFeed, type FeedQuery } from "../../events/feed";
 import { agentRoleSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, router } from "../trpc";
+import { authedProcedure, liveFeed, router } from "../trpc";
 
 const runId = z.string().min(1).max(128);
+
+/** What an agent run is started with: a few named values, each bounded. */
+const runInput = z
+  .record(z.string().min(1).max(64), z.union([z.string().max(2000), z.number().min(-1e15).max(1e15), z.boolean()]))
+  .refine((value) => Object.keys(value).length <= 32, { message: "at most 32 fields" });
+
+/** The answer to starting a run: the run, and its report token kept apart from the run's view. */
+function started({ reportToken, ...run }: StartedRun) {
+  return { runId: run.id, status: run.status, run, reportToken };
+}
 
 const feedFilter = z.object({
   runId: runId.optional(),
@@ -18,13 +29,13 @@ const feedFilter = z.object({
 
 /**
  * The agent events a subscriber asked for, and the snapshot that goes with them. A runId
- * of another tenant is NOT_FOUND, exactly like one that does not exist.
+ * or cursor of another tenant is NOT_FOUND, exactly like one that does not exist.
  */
 async function agentFeedQuery(
   services: PulseServices,
   session: Session,
   filter: z.infer<typeof feedFilter>,
-  cursor: string | undefined,
+  cursor: { value: string | undefined; field: string },
 ): Promise<FeedQuery<AgentEvent, AgentSnapshot>> {
   const { db } = services;
   const tenantId = session.tenantId;
@@ -34,7 +45,7 @@ async function agentFeedQuery(
   }
   return {
     tenantId,
-    cursor,
+    start: await resolveCursor(services, tenantId, cursor.value, cursor.field),
     accept: (event: PulseEvent): event is AgentEvent =>
       isAgentEvent(event) &&
       (!filter.runId || event.runId === filter.runId) &&
@@ -57,9 +68,9 @@ export const agentRouter = router({
   onStatus: authedProcedure
     .input(feedFilter.extend({ lastEventId: streamIdSchema.nullish() }))
     .subscription(async function ({ ctx, input, signal }) {
-      const query = await agentFeedQuery(ctx.services, ctx.session, input, input.lastEventId ?? undefined);
+      const query = await agentFeedQuery(ctx.services, ctx.session, input, { value: input.lastEventId ?? undefined, field: "lastEventId" });
       return (async function* () {
-        for await (const { id, item } of tenantFeed(ctx.services, query, signal)) yield tracked(id, item);
+        for await (const { id, item } of liveFeed(ctx, signal, (stop) => tenantFeed(ctx.services, query, stop))) yield tracked(id, item);
       })();
     }),
 
@@ -67,7 +78,7 @@ export const agentRouter = router({
   events: authedProcedure
     .input(feedFilter.extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }))
     .query(async ({ ctx, input }) => {
-      const query = await agentFeedQuery(ctx.services, ctx.session, input, input.cursor);
+      const query = await agentFeedQuery(ctx.services, ctx.session, input, { value: input.cursor, field: "cursor" });
       return readEventPage(ctx.services.stream, query, input.limit);
     }),
 
@@ -78,7 +89,7 @@ export const agentRouter = router({
           status: z.array(runStatusSchema).max(5).optional(),
           agentRole: agentRoleSchema.optional(),
           limit: z.number().int().min(1).max(100).default(20),
-          before: z.iso.datetime().optional(),
+          before: z.string().max(64).pipe(z.iso.datetime()).optional(),
         })
         .default({ limit: 20 }),
     )
@@ -92,30 +103,36 @@ export const agentRouter = router({
     .input(z.object({ runId, cursor: z.string().min(1).max(128).optional(), limit: z.number().int().min(1).max(500).default(200) }))
     .query(({ ctx, input }) => ctx.services.runs.logs(ctx.session.tenantId, input.runId, input.cursor, input.limit)),
 
-  /** The agent roles this deployment can run, in chain order first. */
-  roles: authedProcedure.query(({ ctx }) => ctx.services.agents.map((a) => ({ role: a.role, title: a.title ?? a.role }))),
+  /** Median duration per role of the tenant's recent completed runs (ms), for time-left estimates. */
+  durations: authedProcedure.query(({ ctx }) => ctx.services.runs.typicalDurations(ctx.session.tenantId)),
 
-  /** Starts one agent; answers at once with the queued run. CONFLICT if the role is already queued or running. */
+  /** The agent roles this deployment can run, in chain order first. */
+  roles: authedProcedure.query(({ ctx }) => [
+    ...ctx.services.agents.map((a) => ({ role: a.role, title: a.title ?? a.role })),
+    ...ctx.services.externalAgentRoles.map((role) => ({ role, title: role, external: true as const })),
+  ]),
+
+  /**
+   * Starts one agent; answers at once with the queued run and its `reportToken`, which an
+   * external agent uses to report the run over HTTP (`POST /api/runs/:runId/events`).
+   * CONFLICT if the role is already queued or running.
+   */
   run: authedProcedure
-    .input(z.object({ agentRole: agentRoleSchema, input: z.record(z.string().max(64), z.union([z.string().max(2000), z.number(), z.boolean()])).optional() }))
-    .mutation(async ({ ctx, input }) => {
-      const run = await ctx.services.runs.start(ctx.session.tenantId, input.agentRole, { input: input.input ?? {} });
-      return { runId: run.id, status: run.status, run };
-    }),
+    .input(z.object({ agentRole: agentRoleSchema, input: runInput.optional() }))
+    .mutation(async ({ ctx, input }) => started(await ctx.services.runs.start(ctx.session.tenantId, input.agentRole, { input: input.input ?? {} }))),
 
   /** Starts the setup chain: client-researcher → competitor-researcher → context-file-writer. */
   runChain: authedProcedure.mutation(async ({ ctx }) => {
     await ctx.services.context.reset(ctx.session.tenantId);
     const { chainId, run } = await ctx.services.runs.startChain(ctx.session.tenantId, SETUP_CHAIN);
-    return { chainId, runId: run.id, status: run.status, run };
+    return { chainId, ...started(run) };
   }),
 
   cancel: authedProcedure
     .input(z.object({ runId }))
     .mutation(({ ctx, input }) => ctx.services.runs.cancel(ctx.session.tenantId, input.runId)),
 
-  retry: authedProcedure.input(z.object({ runId })).mutation(async ({ ctx, input }) => {
-    const run = await ctx.services.runs.retry(ctx.session.tenantId, input.runId);
-    return { runId: run.id, status: run.status, run };
-  }),
+  retry: authedProcedure
+    .input(z.object({ runId }))
+    .mutation(async ({ ctx, input }) => started(await ctx.services.runs.retry(ctx.session.tenantId, input.runId))),
 });

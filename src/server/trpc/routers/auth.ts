@@ -19,19 +19,31 @@ export const authRouter = router({
   register: publicProcedure
     .input(z.object({ email, password, tenantName: z.string().trim().min(1).max(100) }))
     .mutation(async ({ ctx, input }) => {
-      const { auth, context, runs } = ctx.services;
+      const { auth, context, runs, loginThrottle } = ctx.services;
+      await loginThrottle.attemptFromIp(ctx.clientIp);
       const session = await auth.register(input);
       await context.reset(session.tenantId);
       await runs.startChain(session.tenantId, SETUP_CHAIN, { company: input.tenantName });
       return startSession(ctx, session);
     }),
 
-  /** Signs in: an httpOnly cookie for the web app, and the same token as a bearer for API clients. */
+  /**
+   * Signs in: an httpOnly cookie for the web app, and the same token as a bearer for API
+   * clients. TOO_MANY_REQUESTS after too many attempts for the account or from the address.
+   */
   login: publicProcedure
     .input(z.object({ email, password: z.string().min(1).max(200) }))
-    .mutation(async ({ ctx, input }) => startSession(ctx, await ctx.services.auth.login(input))),
+    .mutation(async ({ ctx, input }) => {
+      const { auth, loginThrottle } = ctx.services;
+      await loginThrottle.attempt(input.email, ctx.clientIp);
+      const session = await auth.login(input);
+      await loginThrottle.succeeded(input.email);
+      return startSession(ctx, session);
+    }),
 
-  logout: publicProcedure.mutation(({ ctx }) => {
+  /** Ends the session everywhere: its tokens stop working at once, open WebSockets within seconds. */
+  logout: publicProcedure.mutation(async ({ ctx }) => {
+    if (ctx.session) await ctx.services.auth.revokeSession(ctx.session.sessionId);
     ctx.setSessionCookie(null);
     return { ok: true };
   }),
@@ -40,6 +52,13 @@ export const authRouter = router({
     ctx.session ? { id: ctx.session.userId, email: ctx.session.email, tenantId: ctx.session.tenantId } : null,
   ),
 
-  /** A short-lived token for the WebSocket's connectionParams; fetched again on every reconnect. */
-  socketToken: authedProcedure.query(async ({ ctx }) => ({ token: await ctx.services.auth.issueSocketToken(ctx.session) })),
+  /**
+   * A short-lived token for the WebSocket's connectionParams; fetched again on every
+   * reconnect. Before it expires the server asks the socket to reconnect, which fetches a
+   * fresh one and resumes every subscription by its last event id.
+   */
+  socketToken: authedProcedure.query(async ({ ctx }) => {
+    const { token, expiresAt } = await ctx.services.auth.issueSocketToken(ctx.session);
+    return { token, expiresAt: expiresAt.toISOString() };
+  }),
 });

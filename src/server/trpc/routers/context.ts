@@ -1,15 +1,20 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { readEventPage, tenantFeed, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, tenantFeed, type FeedQuery } from "../../events/feed";
 import { streamIdSchema, type ContextEvent, type PulseEvent } from "../../events/schema";
 import { readContextSnapshot, type ContextSnapshot } from "../../events/snapshot";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, router } from "../trpc";
+import { authedProcedure, liveFeed, router } from "../trpc";
 
-function contextFeedQuery(services: PulseServices, tenantId: string, cursor: string | undefined): FeedQuery<ContextEvent, ContextSnapshot> {
+/** The context events of a tenant; a cursor of another tenant is NOT_FOUND, like one that never existed. */
+async function contextFeedQuery(
+  services: PulseServices,
+  tenantId: string,
+  cursor: { value: string | undefined; field: string },
+): Promise<FeedQuery<ContextEvent, ContextSnapshot>> {
   return {
     tenantId,
-    cursor,
+    start: await resolveCursor(services, tenantId, cursor.value, cursor.field),
     accept: (event: PulseEvent): event is ContextEvent => event.type === "context:status_changed",
     snapshot: () => readContextSnapshot(services.db, tenantId),
   };
@@ -19,16 +24,18 @@ export const contextRouter = router({
   /** Live status of the tenant's context file; same snapshot / resume / resync rules as `agent.onStatus`. */
   onStatusChanged: authedProcedure
     .input(z.object({ lastEventId: streamIdSchema.nullish() }).default({}))
-    .subscription(async function* ({ ctx, input, signal }) {
-      const query = contextFeedQuery(ctx.services, ctx.session.tenantId, input.lastEventId ?? undefined);
-      for await (const { id, item } of tenantFeed(ctx.services, query, signal)) yield tracked(id, item);
+    .subscription(async ({ ctx, input, signal }) => {
+      const query = await contextFeedQuery(ctx.services, ctx.session.tenantId, { value: input.lastEventId ?? undefined, field: "lastEventId" });
+      return (async function* () {
+        for await (const { id, item } of liveFeed(ctx, signal, (stop) => tenantFeed(ctx.services, query, stop))) yield tracked(id, item);
+      })();
     }),
 
   /** The polling twin of `onStatusChanged`. */
   events: authedProcedure
     .input(z.object({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
-    .query(({ ctx, input }) =>
-      readEventPage(ctx.services.stream, contextFeedQuery(ctx.services, ctx.session.tenantId, input.cursor), input.limit),
+    .query(async ({ ctx, input }) =>
+      readEventPage(ctx.services.stream, await contextFeedQuery(ctx.services, ctx.session.tenantId, { value: input.cursor, field: "cursor" }), input.limit),
     ),
 
   get: authedProcedure.query(({ ctx }) => ctx.services.context.get(ctx.session.tenantId)),

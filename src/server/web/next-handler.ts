@@ -3,11 +3,11 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
-import { webSourceHash } from "./bootstrap";
-import type { WebHandler } from "./http-server";
-import type { Logger } from "./logger";
+import { webSourceHash } from "../bootstrap";
+import type { WebHandler } from "../http-server";
+import type { Logger } from "../logger";
 
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /**
  * Builds the dashboard when there is no build yet or its sources changed since the last

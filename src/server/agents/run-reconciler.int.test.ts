@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../logger";
+import { AgentQueues } from "./queue";
+import { RunReconciler } from "./run-reconciler";
+import { connectRedis } from "../redis";
+import { createQuietTenant, startTestPulse, type TestPulse } from "../../test/harness";
+
+let app: TestPulse;
+let queues: AgentQueues;
+let reconciler: RunReconciler;
+beforeAll(async () => {
+  // No workers: the runs below stay queued, as they would with every worker down.
+  app = await startTestPulse({ runWorkers: false });
+  queues = new AgentQueues({ connection: connectRedis(app.redisUrl, `${app.prefix}:test-queues`), prefix: app.prefix, attempts: 1 });
+  reconciler = new RunReconciler({ ...app.pulse.services, queues, logger: createLogger("silent") }, { intervalMs: 60_000, graceMs: 1_000 });
+});
+afterAll(async () => {
+  await queues.close();
+  await app.close();
+});
+
+describe("RunReconciler", () => {
+  it("fails a run whose job the queue lost, and leaves one whose job still waits", async () => {
+    const tenant = await createQuietTenant(app);
+    const { runs, db } = app.pulse.services;
+    const lost = await runs.start(tenant.tenantId, "client-researcher");
+    const waiting = await runs.start(tenant.tenantId, "competitor-researcher");
+    // As after a Redis restart without persistence: the job is gone, the database remembers.
+    await (await queues.get("client-researcher").getJob(lost.jobId))!.remove();
+
+    expect(await reconciler.reconcile(Date.now())).toBe(0); // within the grace period
+    expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(1);
+
+    const ended = await db.agentRun.findUniqueOrThrow({ where: { id: lost.id } });
+    expect(ended).toMatchObject({ status: "failed", willRetry: false });
+    expect(ended.error).toMatch(/lost from the queue/);
+    expect((await db.agentRun.findUniqueOrThrow({ where: { id: waiting.id } })).status).toBe("queued");
+    // The failure reached the stream, so every dashboard shows it.
+    const entries = await app.pulse.services.stream.readAfter(tenant.tenantId, "0-0", 100);
+    expect(entries.map((e) => e.event.type)).toContain("agent:failed");
+    // A second pass finds nothing more to do.
+    expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(0);
+  });
+});

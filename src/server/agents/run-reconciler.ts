@@ -1,0 +1,79 @@
+import type { PrismaClient } from "../../generated/prisma/client";
+import type { EventBus } from "../events/bus";
+import type { Logger } from "../logger";
+import type { AgentQueues } from "./queue";
+
+export interface RunReconcilerOptions {
+  /** How often to look for runs whose job is gone. */
+  intervalMs: number;
+  /** Runs changed more recently than this are left alone (their job may be on its way). */
+  graceMs: number;
+}
+
+/**
+ * Ends runs the queue has forgotten. When Redis loses its data (a restart without
+ * persistence, a flush), the database still shows runs queued or active whose BullMQ job no
+ * longer exists, and no worker will ever report on them; likewise a job BullMQ failed while
+ * no worker was there to say so. Each is reported failed, so no run stays "running".
+ */
+export class RunReconciler {
+  private timer?: NodeJS.Timeout;
+  private pass?: Promise<number>;
+
+  constructor(
+    private readonly deps: { db: PrismaClient; bus: EventBus; queues: AgentQueues; logger: Logger },
+    private readonly options: RunReconcilerOptions,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.reconcile(), this.options.intervalMs);
+    this.timer.unref();
+    void this.reconcile();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.pass;
+  }
+
+  /** One pass; returns how many runs it ended. Overlapping calls share the pass in flight. */
+  reconcile(now = Date.now()): Promise<number> {
+    this.pass ??= this.run(now).finally(() => (this.pass = undefined));
+    return this.pass;
+  }
+
+  private async run(now: number): Promise<number> {
+    const { db, bus, queues, logger } = this.deps;
+    let ended = 0;
+    try {
+      const stale = await db.agentRun.findMany({
+        where: { status: { in: ["queued", "active"] }, updatedAt: { lt: new Date(now - this.options.graceMs) } },
+        take: 500,
+      });
+      for (const run of stale) {
+        const job = await queues.get(run.agentRole).getJob(run.jobId);
+        const state = job ? await job.getState() : "missing";
+        if (state !== "missing" && state !== "failed" && state !== "unknown") continue;
+        const published = await bus.publish({
+          type: "agent:failed",
+          tenantId: run.tenantId,
+          runId: run.id,
+          jobId: run.jobId,
+          queue: run.queue,
+          agentRole: run.agentRole,
+          attempt: run.attempt,
+          error: state === "failed" ? `the queue failed this run: ${job?.failedReason ?? "no reason given"}` : "this run's job was lost from the queue (was Redis reset?); retry it",
+          failedAt: new Date(now).toISOString(),
+          willRetry: false,
+        });
+        if (published) {
+          ended += 1;
+          logger.warn({ tenantId: run.tenantId, runId: run.id, state }, "ended a run the queue no longer runs");
+        }
+      }
+    } catch (err) {
+      logger.warn({ err }, "run reconciliation failed; next pass retries");
+    }
+    return ended;
+  }
+}

@@ -1,0 +1,2 @@
+/** The httpOnly cookie holding a browser's session token. */
+export const SESSION_COOKIE = "pulse_session";

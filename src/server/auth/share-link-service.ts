@@ -1,0 +1,55 @@
+import type { PrismaClient } from "../../generated/prisma/client";
+import { notFound, PulseError } from "../errors";
+import { newSecretId, type Session } from "./auth-service";
+import type { TokenSigner } from "./token-signer";
+
+export interface ShareLinkOptions {
+  /** The longest a link may live; asking for longer is a BAD_REQUEST naming the field. */
+  maxTtlSeconds: number;
+}
+
+export interface CreatedShareLink {
+  shareId: string;
+  /** The bearer token of the link: `connectionParams.token` on the WebSocket, or `Authorization: Bearer` over HTTP. */
+  token: string;
+  expiresAt: string;
+}
+
+/**
+ * Read-only share links: a signed, expiring token naming one run of one tenant, backed by a
+ * database row so the tenant can revoke it. The token opens the `share.*` procedures for
+ * that run and nothing else.
+ */
+export class ShareLinkService {
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly signer: TokenSigner,
+    readonly options: ShareLinkOptions,
+  ) {}
+
+  /** A link to one of the caller's tenant's runs; another tenant's run is NOT_FOUND, like a missing one. */
+  async create(session: Session, runId: string, ttlSeconds: number): Promise<CreatedShareLink> {
+    if (ttlSeconds > this.options.maxTtlSeconds) {
+      throw new PulseError("BAD_REQUEST", `expiresInMinutes: at most ${Math.floor(this.options.maxTtlSeconds / 60)}`);
+    }
+    const run = await this.db.agentRun.findFirst({ where: { id: runId, tenantId: session.tenantId }, select: { id: true } });
+    if (!run) throw notFound("run");
+    const ttl = ttlSeconds;
+    const shareId = newSecretId();
+    const { token, expiresAt } = await this.signer.sign("share", shareId, { tid: session.tenantId, rid: run.id }, ttl);
+    await this.db.shareLink.create({
+      data: { id: shareId, tenantId: session.tenantId, runId: run.id, createdById: session.userId, expiresAt },
+    });
+    return { shareId, token, expiresAt: expiresAt.toISOString() };
+  }
+
+  /** Ends a link at once over HTTP, and within seconds for viewers already watching. */
+  async revoke(session: Session, shareId: string): Promise<{ ok: true }> {
+    const { count } = await this.db.shareLink.updateMany({
+      where: { id: shareId, tenantId: session.tenantId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+    if (count === 0) throw notFound("share link");
+    return { ok: true };
+  }
+}

@@ -1,0 +1,59 @@
+import type { ConnectionLimits } from "../ws/connection-guard";
+import type { ConnectionCaps } from "../ws/connection-registry";
+
+/** The WebSocket server's settings: frame size and keep-alive, per-connection limits and caps. */
+export interface WebSocketSecurity extends ConnectionLimits, ConnectionCaps {
+  /** Larger frames close the connection with 1009. */
+  maxPayloadBytes: number;
+  /** The server pings a connection quiet for this long... */
+  pingMs: number;
+  /** ...and drops it when no answer comes within this. */
+  pongWaitMs: number;
+}
+
+/** Everything `createPulseServer` enforces at the edge. Defaults below; `.env.example` documents each. */
+export interface ServerSecurityOptions {
+  /** Origins allowed to open the WebSocket and send cookie-authenticated mutations; empty: the request's own host only. */
+  allowedOrigins: string[];
+  /** Read the client's address from X-Forwarded-For (only behind a proxy that sets it). */
+  trustProxy: boolean;
+  /** How often open connections' sessions and share links are re-checked against the database. */
+  sessionCheckIntervalMs: number;
+  /** Reports one run may send per second over HTTP (bursts up to twice this). */
+  reportsPerSecond: number;
+  /** Largest HTTP request body (tRPC and reports); larger is 413. */
+  maxBodyBytes: number;
+  ws: WebSocketSecurity;
+}
+
+export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
+  allowedOrigins: [],
+  trustProxy: false,
+  sessionCheckIntervalMs: 2_000,
+  reportsPerSecond: 50,
+  maxBodyBytes: 64 * 1024,
+  ws: {
+    maxPayloadBytes: 64 * 1024,
+    pingMs: 30_000,
+    pongWaitMs: 5_000,
+    authTimeoutMs: 5_000,
+    maxSubscriptions: 20,
+    messagesPerSecond: 50,
+    maxBatch: 32,
+    maxRequestIdLength: 64,
+    tokenGraceMs: 10_000,
+    tokenRefreshLeadMs: 30_000,
+    maxBufferedBytes: 4 * 1024 * 1024,
+    perUser: 20,
+    perTenant: 200,
+    perIp: 50,
+  },
+};
+
+export type ServerSecurityOverrides = Partial<Omit<ServerSecurityOptions, "ws">> & { ws?: Partial<WebSocketSecurity> };
+
+/** The defaults with whatever the caller set, merged in this one place. */
+export function resolveServerSecurity(overrides: ServerSecurityOverrides = {}): ServerSecurityOptions {
+  const { ws, ...rest } = overrides;
+  return { ...DEFAULT_SERVER_SECURITY, ...rest, ws: { ...DEFAULT_SERVER_SECURITY.ws, ...ws } };
+}

@@ -1,0 +1,72 @@
+import { tracked } from "@trpc/server";
+import { z } from "zod";
+import { notFound } from "../../errors";
+import { readEventPage, resolveCursor, tenantFeed, type FeedQuery } from "../../events/feed";
+import { isAgentEvent, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
+import { readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
+import type { ShareGrant } from "../../auth/auth-service";
+import type { PulseServices } from "../../pulse";
+import { authedProcedure, liveFeed, router, sharedRunProcedure } from "../trpc";
+
+/** The shared run's events only; its snapshot holds that run and nothing else of the tenant. */
+async function sharedRunQuery(
+  services: PulseServices,
+  share: ShareGrant,
+  cursor: { value: string | undefined; field: string },
+): Promise<FeedQuery<AgentEvent, AgentSnapshot>> {
+  const { db } = services;
+  return {
+    tenantId: share.tenantId,
+    start: await resolveCursor(services, share.tenantId, cursor.value, cursor.field),
+    accept: (event: PulseEvent): event is AgentEvent => isAgentEvent(event) && event.runId === share.runId,
+    snapshot: async () => (await readRunSnapshot(db, share.tenantId, share.runId)) ?? { runs: [] },
+  };
+}
+
+/**
+ * Read-only share links. A signed-in user creates (and revokes) a link to one run of their
+ * tenant; whoever holds its token (as `connectionParams.token` on the WebSocket, or
+ * `Authorization: Bearer` over HTTP) may watch that run live through `run`, `onRun` and
+ * `events`, and nothing else: every other procedure answers UNAUTHORIZED.
+ */
+export const shareRouter = router({
+  /** A link to watch one run, valid for `expiresInMinutes` (at most SHARE_LINK_MAX_HOURS). NOT_FOUND for another tenant's run. */
+  create: authedProcedure
+    .input(
+      z.object({
+        runId: z.string().min(1).max(128),
+        expiresInMinutes: z.number().int().min(1).max(60 * 24 * 365).default(60),
+      }),
+    )
+    .mutation(({ ctx, input }) => ctx.services.shares.create(ctx.session, input.runId, input.expiresInMinutes * 60)),
+
+  /** Ends a link now; its viewers' subscriptions end within seconds. */
+  revoke: authedProcedure
+    .input(z.object({ shareId: z.string().min(1).max(64) }))
+    .mutation(({ ctx, input }) => ctx.services.shares.revoke(ctx.session, input.shareId)),
+
+  /** The shared run as it is now, output and steps included. */
+  run: sharedRunProcedure.query(async ({ ctx }) => {
+    const snapshot = await readRunSnapshot(ctx.services.db, ctx.share.tenantId, ctx.share.runId);
+    const run = snapshot?.runs[0];
+    if (!run) throw notFound("run");
+    return run;
+  }),
+
+  /** The shared run live: a snapshot, then its events; resumes after `lastEventId` like `agent.onStatus`. */
+  onRun: sharedRunProcedure
+    .input(z.object({ lastEventId: streamIdSchema.nullish() }).default({}))
+    .subscription(async ({ ctx, input, signal }) => {
+      const query = await sharedRunQuery(ctx.services, ctx.share, { value: input.lastEventId ?? undefined, field: "lastEventId" });
+      return (async function* () {
+        for await (const { id, item } of liveFeed(ctx, signal, (stop) => tenantFeed(ctx.services, query, stop))) yield tracked(id, item);
+      })();
+    }),
+
+  /** The polling twin of `onRun`. */
+  events: sharedRunProcedure
+    .input(z.object({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
+    .query(async ({ ctx, input }) =>
+      readEventPage(ctx.services.stream, await sharedRunQuery(ctx.services, ctx.share, { value: input.cursor, field: "cursor" }), input.limit),
+    ),
+});

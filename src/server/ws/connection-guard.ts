@@ -1,0 +1,268 @@
+import { TRPCError } from "@trpc/server";
+import { getHTTPStatusCodeFromError } from "@trpc/server/http";
+import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
+import type { Principal } from "../auth/auth-service";
+import { TokenBucket } from "./token-bucket";
+
+/** Per-connection limits of the WebSocket, with their defaults in `server-security.ts`. */
+export interface ConnectionLimits {
+  /** A connection without a valid token is closed after this long. */
+  authTimeoutMs: number;
+  maxSubscriptions: number;
+  /** Requests per second a connection may send (bursts up to twice this). */
+  messagesPerSecond: number;
+  /** Requests one frame may batch. */
+  maxBatch: number;
+  /** Longest request id accepted, so ids cannot be used to make the server hold or echo megabytes. */
+  maxRequestIdLength: number;
+  /** How long subscriptions outlive their token's expiry, waiting for the client's reconnect. */
+  tokenGraceMs: number;
+  /** How long before expiry the server asks the client to reconnect with a fresh token. */
+  tokenRefreshLeadMs: number;
+  /** Output a slow reader may leave unsent before its connection is dropped. */
+  maxBufferedBytes: number;
+}
+
+/** What the guard needs of the socket; `GuardedWebSocket` is the real one. */
+export interface GuardedSocket {
+  send(data: string): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+  readonly readyState: number;
+}
+
+/** Refused frames within `FLOOD_WINDOW_MS` after which a client is flooding rather than bursting. */
+const REJECTIONS_BEFORE_CLOSE = 200;
+const FLOOD_WINDOW_MS = 10_000;
+const OPEN = 1;
+
+/** Close codes in the private range, so clients can tell why (RFC 6455 §7.4.2). */
+export const CLOSE_UNAUTHORIZED = 4401;
+/** "Your token is about to expire": wsLink reconnects, fetching fresh connectionParams. */
+export const CLOSE_REFRESH = 4000;
+export const CLOSE_TOO_MANY = 4429;
+export const CLOSE_POLICY = 1008;
+
+/**
+ * One WebSocket connection's security state: who it is (once its token verified), how many
+ * subscriptions and messages it may have, and when its token runs out. The connection is
+ * closed when it never authenticates, floods, or its session ends; a token about to expire
+ * makes the server close the connection with 4000, so the client reconnects with a fresh
+ * one (wsLink re-runs `connectionParams` and resumes every subscription by `lastEventId`,
+ * losing nothing).
+ */
+export class ConnectionGuard {
+  readonly openedAt: number;
+  /** Set by the registry when the connection counted against its user's and tenant's caps. */
+  admitted = false;
+  private principalState: Principal | null = null;
+  private authenticatedAt = 0;
+  private refusal: TRPCError | null = null;
+  private ended: TRPCError | null = null;
+  private readonly endController = new AbortController();
+  private subscriptions = 0;
+  private closing = false;
+  private closeTimer?: NodeJS.Timeout;
+  private closeAt = Number.POSITIVE_INFINITY;
+  private rejectedSince = 0;
+  private rejected = 0;
+  private readonly bucket: TokenBucket;
+
+  constructor(
+    private readonly socket: GuardedSocket,
+    readonly ip: string,
+    readonly limits: ConnectionLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.openedAt = now();
+    this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messagesPerSecond * 2, now);
+  }
+
+  get principal(): Principal | null {
+    return this.principalState;
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  get isRefused(): boolean {
+    return this.refusal !== null;
+  }
+
+  get hasEnded(): boolean {
+    return this.ended !== null;
+  }
+
+  /** Records the verified caller; from now on the token's expiry applies. */
+  authenticated(principal: Principal): void {
+    this.principalState = principal;
+    this.authenticatedAt = this.now();
+  }
+
+  /** Answers every call with `error` (e.g. over the connection caps) and closes shortly after. */
+  refuse(error: TRPCError): void {
+    this.refusal = error;
+    this.closeSoon(CLOSE_TOO_MANY, error.message, 1_000);
+  }
+
+  /** Throws why this connection may not make calls any more, if it may not. */
+  assertUsable(): void {
+    if (this.refusal) throw this.refusal;
+    if (this.ended) throw this.ended;
+  }
+
+  /**
+   * Runs one subscription under the connection's limits: refused beyond the cap, stopped
+   * when the client stops it or the connection's session ends, and in that case ended with
+   * an UNAUTHORIZED error the client sees.
+   */
+  async *hold<T>(signal: AbortSignal | undefined, open: (signal: AbortSignal) => AsyncIterable<T>): AsyncGenerator<T> {
+    this.assertUsable();
+    if (this.subscriptions >= this.limits.maxSubscriptions) {
+      throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${this.limits.maxSubscriptions} subscriptions per connection; stop one first` });
+    }
+    this.subscriptions += 1;
+    // Stops when the client stops the subscription or the connection's session ends; linked
+    // by hand and unlinked at the end, so a long-lived connection keeps nothing per finished one.
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    signal?.addEventListener("abort", abort, { once: true });
+    this.endController.signal.addEventListener("abort", abort, { once: true });
+    if (signal?.aborted || this.endController.signal.aborted) stop.abort();
+    try {
+      for await (const item of open(stop.signal)) yield item;
+      if (this.ended) throw this.ended;
+    } finally {
+      signal?.removeEventListener("abort", abort);
+      this.endController.signal.removeEventListener("abort", abort);
+      this.subscriptions -= 1;
+      // Close once every subscription has sent its error, so the client learns why.
+      if (this.ended && this.subscriptions === 0) this.closeSoon(CLOSE_UNAUTHORIZED, this.ended.message, 50);
+    }
+  }
+
+  /**
+   * Ends the connection's session (expired token, logout, removed user, revoked link): its
+   * subscriptions end with UNAUTHORIZED, later calls fail the same way, and the socket closes.
+   */
+  end(message: string): void {
+    if (this.ended || this.closing) return;
+    this.ended = new TRPCError({ code: "UNAUTHORIZED", message });
+    this.endController.abort();
+    this.closeSoon(CLOSE_UNAUTHORIZED, message, this.subscriptions === 0 ? 50 : 1_000);
+  }
+
+  /** Time-based rules, run by the registry's sweep: the unauthenticated timeout, the refresh request, expiry. */
+  tick(now = this.now()): void {
+    if (this.closing || this.ended) return;
+    const principal = this.principalState;
+    if (!principal) {
+      if (!this.refusal && now - this.openedAt >= this.limits.authTimeoutMs) {
+        this.close(CLOSE_UNAUTHORIZED, "no valid token in connectionParams");
+      }
+      return;
+    }
+    const refreshAt = principal.expiresAt - this.limits.tokenRefreshLeadMs;
+    // Only a token that was fresh when it arrived is worth refreshing: a client that came
+    // back with the same old token would otherwise be sent away again and again. Closing
+    // (rather than tRPC's "reconnect" notice) lets wsLink replace the socket in one step:
+    // with the notice, the old socket's late close event can start a second reconnect.
+    if (principal.kind === "user" && this.authenticatedAt < refreshAt && now >= refreshAt) {
+      this.close(CLOSE_REFRESH, "token expiring: reconnect with a fresh token");
+      return;
+    }
+    if (now >= principal.expiresAt + this.limits.tokenGraceMs) {
+      this.end(principal.kind === "share" ? "this share link has expired" : "token expired: reconnect with a fresh token");
+    }
+  }
+
+  /**
+   * Decides whether a frame reaches tRPC: batches and ids within bounds, and within the
+   * message rate. A refused frame is answered here with the error tRPC would send, for each
+   * request id it carried, so the client's calls fail with a clear code instead of hanging.
+   */
+  inspect(data: unknown, isBinary: boolean): boolean {
+    if (this.closing) return false;
+    const text = !isBinary && Buffer.isBuffer(data) ? data.toString("utf8") : null;
+    // Answers to the server's own keep-alive pings cost nothing.
+    if (text === "PONG") return true;
+    let requests: unknown[] = [];
+    if (text !== null && text !== "PING") {
+      try {
+        const parsed: unknown = JSON.parse(text);
+        requests = Array.isArray(parsed) ? parsed : [parsed];
+      } catch {
+        // tRPC answers malformed JSON itself (PARSE_ERROR).
+      }
+    }
+    if (requests.length > this.limits.maxBatch) {
+      this.reply([], "BAD_REQUEST", `a frame may batch at most ${this.limits.maxBatch} requests (got ${requests.length})`);
+      return false;
+    }
+    const ids = requests.map((r) => (isRecord(r) ? r.id : undefined));
+    if (ids.some((id) => typeof id === "string" && id.length > this.limits.maxRequestIdLength)) {
+      this.reply([], "BAD_REQUEST", `id: at most ${this.limits.maxRequestIdLength} characters`);
+      return false;
+    }
+    // Stopping a subscription frees resources; it is never refused.
+    const cost = requests.length === 0 ? 1 : requests.filter((r) => !(isRecord(r) && r.method === "subscription.stop")).length;
+    if (cost === 0 || this.bucket.take(cost)) return true;
+    const now = this.now();
+    if (now - this.rejectedSince > FLOOD_WINDOW_MS) {
+      this.rejectedSince = now;
+      this.rejected = 0;
+    }
+    this.rejected += 1;
+    const replyTo = ids.filter((id): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isFinite(id)));
+    this.reply(replyTo, "TOO_MANY_REQUESTS", `too many messages: at most ${this.limits.messagesPerSecond} per second`);
+    if (this.rejected >= REJECTIONS_BEFORE_CLOSE) this.close(CLOSE_POLICY, "too many messages");
+    return false;
+  }
+
+  /** Closes the socket now, with a reason the client can show. */
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.closeTimer);
+    this.endController.abort();
+    try {
+      this.socket.close(code, Buffer.from(reason).subarray(0, 120).toString());
+    } catch {
+      this.socket.terminate();
+    }
+  }
+
+  /** Forgets timers once the socket is gone. */
+  disposed(): void {
+    this.closing = true;
+    clearTimeout(this.closeTimer);
+    this.endController.abort();
+  }
+
+  private closeSoon(code: number, reason: string, delayMs: number): void {
+    const at = this.now() + delayMs;
+    if (this.closing || at >= this.closeAt) return;
+    this.closeAt = at;
+    clearTimeout(this.closeTimer);
+    this.closeTimer = setTimeout(() => this.close(code, reason), delayMs);
+    this.closeTimer.unref();
+  }
+
+  private send(frame: string): void {
+    if (this.socket.readyState === OPEN) this.socket.send(frame);
+  }
+
+  private reply(ids: (string | number)[], code: TRPC_ERROR_CODE_KEY, message: string): void {
+    const error = {
+      message,
+      code: TRPC_ERROR_CODES_BY_KEY[code],
+      data: { code, httpStatus: getHTTPStatusCodeFromError(new TRPCError({ code })) },
+    };
+    for (const id of ids.length > 0 ? ids : [null]) this.send(JSON.stringify({ id, error }));
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

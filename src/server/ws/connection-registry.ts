@@ -1,0 +1,147 @@
+import { TRPCError } from "@trpc/server";
+import type { AuthService, Principal } from "../auth/auth-service";
+import type { Logger } from "../logger";
+import type { ConnectionGuard } from "./connection-guard";
+
+/** How many WebSocket connections one user, tenant or address may hold open in this process. */
+export interface ConnectionCaps {
+  perUser: number;
+  perTenant: number;
+  perIp: number;
+}
+
+export interface ConnectionRegistryOptions {
+  auth: Pick<AuthService, "stillActive">;
+  caps: ConnectionCaps;
+  /** How often open connections' sessions and share links are checked against the database. */
+  checkIntervalMs: number;
+  logger: Logger;
+}
+
+/**
+ * Every open WebSocket connection of this process: the counts behind the connection caps,
+ * and one sweep that applies each connection's time rules and, every `checkIntervalMs`,
+ * ends the connections whose session was logged out, whose user was removed, or whose
+ * share link was revoked (one query for all of them, whichever replica revoked it).
+ */
+export class ConnectionRegistry {
+  private readonly guards = new Set<ConnectionGuard>();
+  private readonly byIp = new Map<string, number>();
+  private readonly byUser = new Map<string, number>();
+  private readonly byTenant = new Map<string, number>();
+  private timer?: NodeJS.Timeout;
+  private checking = false;
+  private lastCheck = 0;
+
+  constructor(private readonly options: ConnectionRegistryOptions) {}
+
+  start(): void {
+    if (this.timer) return;
+    const tickMs = Math.max(20, Math.min(1_000, this.options.checkIntervalMs));
+    this.timer = setInterval(() => this.sweep(), tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  get size(): number {
+    return this.guards.size;
+  }
+
+  /** Open connections of one user, for tests and diagnostics. */
+  connectionsOfUser(userId: string): number {
+    return this.byUser.get(userId) ?? 0;
+  }
+
+  /** False when `ip` already holds its cap of open connections: the upgrade is refused before it happens. */
+  hasRoomFor(ip: string): boolean {
+    return (this.byIp.get(ip) ?? 0) < this.options.caps.perIp;
+  }
+
+  open(guard: ConnectionGuard): void {
+    this.guards.add(guard);
+    increment(this.byIp, guard.ip);
+  }
+
+  closed(guard: ConnectionGuard): void {
+    if (!this.guards.delete(guard)) return;
+    guard.disposed();
+    decrement(this.byIp, guard.ip);
+    const principal = guard.principal;
+    if (guard.admitted && principal) {
+      if (principal.kind === "user") decrement(this.byUser, principal.session.userId);
+      decrement(this.byTenant, tenantOf(principal));
+    }
+  }
+
+  /**
+   * Counts a verified connection against its user's and tenant's caps, or returns the
+   * TOO_MANY_REQUESTS error its calls will get. Share-link viewers count against the tenant.
+   */
+  admit(guard: ConnectionGuard, principal: Principal): TRPCError | null {
+    if (!this.guards.has(guard) || guard.admitted) return null;
+    const { caps } = this.options;
+    const tenantId = tenantOf(principal);
+    if (principal.kind === "user" && (this.byUser.get(principal.session.userId) ?? 0) >= caps.perUser) {
+      return new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${caps.perUser} open connections per user; close one first` });
+    }
+    if ((this.byTenant.get(tenantId) ?? 0) >= caps.perTenant) {
+      return new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${caps.perTenant} open connections per tenant; close one first` });
+    }
+    if (principal.kind === "user") increment(this.byUser, principal.session.userId);
+    increment(this.byTenant, tenantId);
+    guard.admitted = true;
+    guard.authenticated(principal);
+    return null;
+  }
+
+  /** Runs every connection's time rules now, and the revocation check when it is due. */
+  sweep(now = Date.now()): void {
+    for (const guard of this.guards) guard.tick(now);
+    if (!this.checking && now - this.lastCheck >= this.options.checkIntervalMs) {
+      this.lastCheck = now;
+      this.checking = true;
+      this.checkRevocations()
+        .catch((err) => this.options.logger.warn({ err }, "could not check open connections' sessions; retrying at the next sweep"))
+        .finally(() => (this.checking = false));
+    }
+  }
+
+  private async checkRevocations(): Promise<void> {
+    const watched = [...this.guards].filter((g) => g.admitted && !g.hasEnded && !g.isClosing && g.principal);
+    if (watched.length === 0) return;
+    const sessionIds = new Set<string>();
+    const shareIds = new Set<string>();
+    for (const guard of watched) {
+      const principal = guard.principal!;
+      if (principal.kind === "user") sessionIds.add(principal.session.sessionId);
+      else shareIds.add(principal.share.shareId);
+    }
+    const active = await this.options.auth.stillActive({ sessionIds: [...sessionIds], shareIds: [...shareIds] });
+    for (const guard of watched) {
+      const principal = guard.principal!;
+      if (principal.kind === "user" && !active.sessions.has(principal.session.sessionId)) {
+        guard.end("your session has ended: sign in again");
+      } else if (principal.kind === "share" && !active.shares.has(principal.share.shareId)) {
+        guard.end("this share link was revoked or has expired");
+      }
+    }
+  }
+}
+
+function tenantOf(principal: Principal): string {
+  return principal.kind === "user" ? principal.session.tenantId : principal.share.tenantId;
+}
+
+function increment(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+function decrement(map: Map<string, number>, key: string): void {
+  const next = (map.get(key) ?? 0) - 1;
+  if (next <= 0) map.delete(key);
+  else map.set(key, next);
+}

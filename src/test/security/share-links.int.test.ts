@@ -1,0 +1,180 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type Collector, type TestClient, type TestPulse } from "../harness";
+import { AttackLog, errorCode, failureOf, httpClient } from "./security-kit";
+
+/**
+ * Read-only share links: a run-scoped, expiring, revocable token that lets someone outside
+ * the tenant watch one run live (socket and polling), and nothing else.
+ */
+
+const LONG = process.env.PULSE_LONG === "1";
+// The long run (`npm run test:security`) scales every count up; its tests get time to match.
+if (LONG) vi.setConfig({ testTimeout: 900_000 });
+const log = new AttackLog("share-links", LONG);
+const SHARED = "watched-agent";
+const UNSHARED = "private-agent";
+
+let app: TestPulse;
+const clients: TestClient[] = [];
+const collectors: Collector[] = [];
+
+beforeAll(async () => {
+  app = await startTestPulse({
+    runWorkers: false,
+    externalAgentRoles: [SHARED, UNSHARED],
+    auth: { shareLinkMaxTtlSeconds: 3600 },
+    security: { sessionCheckIntervalMs: 200, ws: { tokenGraceMs: 500 } },
+  });
+});
+afterEach(async () => {
+  for (const c of collectors.splice(0)) c.unsubscribe();
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+});
+afterAll(async () => {
+  await log.save();
+  await app?.close();
+});
+
+async function report(runId: string, token: string, body: unknown): Promise<string> {
+  const res = await fetch(`${app.baseUrl}/api/runs/${runId}/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  expect(res.status).toBe(202);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** A tenant with a shared and an unshared external run, both active. */
+async function tenantWithRuns() {
+  const tenant = await createQuietTenant(app);
+  const owner = httpClient(app, tenant.token);
+  const shared = await owner.agent.run.mutate({ agentRole: SHARED });
+  const unshared = await owner.agent.run.mutate({ agentRole: UNSHARED });
+  await report(shared.runId, shared.reportToken, { type: "agent:active" });
+  await report(unshared.runId, unshared.reportToken, { type: "agent:active" });
+  return { tenant, owner, shared, unshared };
+}
+
+function viewer(token: string): TestClient {
+  const c = connectClient(app, token);
+  clients.push(c);
+  return c;
+}
+
+describe("a share link", () => {
+  it("lets someone outside the tenant watch one run live, over the socket and by polling, and nothing else", async () => {
+    const { tenant, owner, shared, unshared } = await tenantWithRuns();
+    const link = await owner.share.create.mutate({ runId: shared.runId, expiresInMinutes: 30 });
+    expect(link).toEqual({ shareId: expect.any(String), token: expect.any(String), expiresAt: expect.any(String) });
+
+    const outsider = viewer(link.token);
+    const live = collect((h) => outsider.trpc.share.onRun.subscribe({}, h));
+    collectors.push(live);
+    await eventually(() => live.items.length, (n) => n === 1, "the shared run's snapshot");
+    expect(live.items[0]!.data).toMatchObject({ type: "snapshot", snapshot: { runs: [expect.objectContaining({ id: shared.runId, status: "active" })] } });
+    expect(live.items[0]!.data.snapshot.runs).toHaveLength(1);
+
+    const sharedIds: string[] = [];
+    for (let i = 1; i <= 3; i++) {
+      sharedIds.push(await report(shared.runId, shared.reportToken, { type: "agent:progress", progress: i * 10, message: `shared ${i}` }));
+      await report(unshared.runId, unshared.reportToken, { type: "agent:progress", progress: i * 10, message: `PRIVATE ${i}` });
+    }
+    await eventually(() => live.events().length, (n) => n === 3, "the shared run's events");
+    expect(live.events().map((i) => i.id)).toEqual(sharedIds);
+    expect(JSON.stringify(live.items)).not.toContain("PRIVATE");
+
+    // Polling gives the same items with the same ids.
+    const polling = httpClient(app, link.token);
+    const page = await polling.share.events.query({ cursor: live.items[0]!.id });
+    expect(page.items.map((i) => i.id)).toEqual(sharedIds);
+    expect(await polling.share.run.query()).toMatchObject({ id: shared.runId, progress: 30, message: "shared 3" });
+
+    // Everything else is closed to the link, on both paths.
+    const closed: Record<string, () => Promise<unknown>> = {
+      "agent.list": () => polling.agent.list.query(),
+      "agent.get (the shared run)": () => polling.agent.get.query({ runId: shared.runId }),
+      "agent.get (another run)": () => polling.agent.get.query({ runId: unshared.runId }),
+      "agent.logs": () => polling.agent.logs.query({ runId: shared.runId }),
+      "agent.events": () => polling.agent.events.query({ runId: shared.runId, cursor: "0-0" }),
+      "agent.roles": () => polling.agent.roles.query(),
+      "agent.run": () => polling.agent.run.mutate({ agentRole: SHARED }),
+      "agent.cancel": () => polling.agent.cancel.mutate({ runId: shared.runId }),
+      "agent.retry": () => polling.agent.retry.mutate({ runId: shared.runId }),
+      "agent.runChain": () => polling.agent.runChain.mutate(),
+      "context.get": () => polling.context.get.query(),
+      "context.events": () => polling.context.events.query({ cursor: "0-0" }),
+      "context.approve": () => polling.context.approve.mutate({ version: 1 }),
+      "auth.socketToken": () => polling.auth.socketToken.query(),
+      "share.create": () => polling.share.create.mutate({ runId: shared.runId }),
+      "share.revoke": () => polling.share.revoke.mutate({ shareId: link.shareId }),
+    };
+    for (let round = 0; round < (LONG ? 100 : 1); round++) {
+      for (const [name, call] of Object.entries(closed)) {
+        const error = await failureOf(call());
+        log.attempt("Share token used beyond its run", "UNAUTHORIZED", error?.data?.code === "UNAUTHORIZED", () => `${name}: ${error?.message ?? "served"}`);
+      }
+      for (const path of ["agent.onStatus", "context.onStatusChanged"] as const) {
+        const sub = collect((h) =>
+          path === "agent.onStatus" ? outsider.trpc.agent.onStatus.subscribe({}, h) : outsider.trpc.context.onStatusChanged.subscribe({}, h),
+        );
+        collectors.push(sub);
+        await eventually(() => sub.errors.length + sub.items.length, (n) => n >= 1, `${path} with a share token`);
+        log.attempt("Share token used beyond its run", "UNAUTHORIZED", sub.items.length === 0 && errorCode(sub.errors[0]) === "UNAUTHORIZED", () => path);
+      }
+    }
+    expect(await polling.auth.me.query()).toBeNull();
+    expect(log.failures()).toEqual([]);
+    // The run is untouched and the link still works.
+    expect(await owner.agent.get.query({ runId: shared.runId })).toMatchObject({ status: "active", progress: 30 });
+    expect(live.errors).toEqual([]);
+    expect(tenant.tenantId).toBe(live.events()[0]!.data.tenantId);
+  });
+
+  it("expires: its viewers' subscriptions end with UNAUTHORIZED, and it opens nothing afterwards", async () => {
+    const { tenant, shared } = await tenantWithRuns();
+    const link = await app.pulse.services.shares.create(tenant.session, shared.runId, 2);
+    const live = collect((h) => viewer(link.token).trpc.share.onRun.subscribe({}, h));
+    collectors.push(live);
+    await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+    await eventually(() => live.errors.length, (n) => n === 1, "the expiry", 10_000);
+    expect(errorCode(live.errors[0])).toBe("UNAUTHORIZED");
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(link.expiresAt));
+    const after = await failureOf(httpClient(app, link.token).share.run.query());
+    log.attempt("Expired share link", "UNAUTHORIZED on every path", after?.data?.code === "UNAUTHORIZED" && errorCode(live.errors[0]) === "UNAUTHORIZED");
+    expect(after?.data?.code).toBe("UNAUTHORIZED");
+  });
+
+  it("revoked by the tenant ends its viewers' subscriptions within seconds, and its requests at once", async () => {
+    const { owner, shared } = await tenantWithRuns();
+    const link = await owner.share.create.mutate({ runId: shared.runId });
+    const live = collect((h) => viewer(link.token).trpc.share.onRun.subscribe({}, h));
+    collectors.push(live);
+    await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+    const revokedAt = Date.now();
+    expect(await owner.share.revoke.mutate({ shareId: link.shareId })).toEqual({ ok: true });
+    expect((await failureOf(httpClient(app, link.token).share.run.query()))?.data?.code).toBe("UNAUTHORIZED");
+    await eventually(() => live.errors.length, (n) => n === 1, "the revocation to reach the viewer", 10_000);
+    const took = Date.now() - revokedAt;
+    log.attempt("Revoked share link", "viewers end within seconds", errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 3_000, () => `${took} ms`);
+    expect((live.errors[0] as Error).message).toBe("this share link was revoked or has expired");
+    expect(took).toBeLessThan(3_000);
+  });
+
+  it("is only made and revoked by the run's own tenant, within the maximum lifetime", async () => {
+    const owner = await tenantWithRuns();
+    const intruder = await tenantWithRuns();
+    const link = await owner.owner.share.create.mutate({ runId: owner.shared.runId });
+    for (let i = 0; i < (LONG ? 200 : 2); i++) {
+      const create = await failureOf(intruder.owner.share.create.mutate({ runId: owner.shared.runId }));
+      const revoke = await failureOf(intruder.owner.share.revoke.mutate({ shareId: link.shareId }));
+      log.attempt("Share link for another tenant's run", "NOT_FOUND, like a missing run", create?.data?.code === "NOT_FOUND" && create.message === "run not found");
+      log.attempt("Revoking another tenant's share link", "NOT_FOUND", revoke?.data?.code === "NOT_FOUND");
+    }
+    const tooLong = await failureOf(owner.owner.share.create.mutate({ runId: owner.shared.runId, expiresInMinutes: 61 }));
+    expect(tooLong?.data?.code).toBe("BAD_REQUEST");
+    expect(tooLong?.message).toBe("expiresInMinutes: at most 60");
+    expect(await httpClient(app, link.token).share.run.query()).toMatchObject({ id: owner.shared.runId });
+    expect(log.failures()).toEqual([]);
+  });
+});
