@@ -1,26 +1,15 @@
-"use client";
+import { AppShell } from "@/components/app-shell";
+import { Dashboard } from "@/components/dashboard";
+import { dashboardData, requireSession } from "@/server/web/page-data";
 
-import { LiveAgents } from "@/components/live-agents";
-import { SignInForm } from "@/components/sign-in-form";
-import { trpc } from "@/lib/trpc/client";
+export const dynamic = "force-dynamic";
 
-export default function HomePage() {
-  const utils = trpc.useUtils();
-  const me = trpc.auth.me.useQuery();
-  const logout = trpc.auth.logout.useMutation({ onSuccess: () => utils.invalidate() });
-
+export default async function DashboardPage() {
+  const session = await requireSession();
+  const data = await dashboardData(session);
   return (
-    <main>
-      <header>
-        <h1>Pulse</h1>
-        {me.data ? (
-          <div className="row">
-            <span className="muted">{me.data.email}</span>
-            <button type="button" className="secondary" onClick={() => logout.mutate()}>Sign out</button>
-          </div>
-        ) : null}
-      </header>
-      {me.isLoading ? <p className="muted">Loading…</p> : me.data ? <LiveAgents key={me.data.tenantId} /> : <SignInForm onSignedIn={() => void utils.invalidate()} />}
-    </main>
+    <AppShell email={session.email} title="Agents">
+      <Dashboard {...data} />
+    </AppShell>
   );
 }

@@ -1,36 +1,62 @@
 "use client";
 
-import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCLink } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpBatchLink, splitLink, TRPCClientError, wsLink, type TRPCLink } from "@trpc/client";
 import { createTRPCReact } from "@trpc/react-query";
 import type { AppRouter } from "@/server/trpc/root";
+import type { ConnectionMonitor } from "./connection";
 
 /** The typed React hooks: `trpc.agent.onStatus.useSubscription(...)` and friends. */
 export const trpc = createTRPCReact<AppRouter>();
 
-const TRPC_PATH = "/api/trpc";
+export const TRPC_PATH = "/api/trpc";
+
+/** The server closes a socket with this code shortly before its token expires. */
+const TOKEN_REFRESH_CLOSE_CODE = 4000;
+
+/** Leaves for the sign-in page with a full load, dropping the socket and every subscription. */
+export function signIn(): void {
+  if (window.location.pathname !== "/login") window.location.assign("/login");
+}
 
 /** For the socket's token: a plain HTTP client, authenticated by the httpOnly session cookie. */
 const httpClient = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: TRPC_PATH })] });
+
+/** Exponential backoff with jitter, so a fleet of tabs does not reconnect in lockstep. */
+export function reconnectDelayMs(attempt: number): number {
+  const ceiling = Math.min(10_000, 500 * 2 ** attempt);
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
 
 /**
  * Subscriptions go over one WebSocket on the page's own origin; queries and mutations over
  * HTTP. The socket authenticates with `connectionParams`, evaluated again on every
  * reconnect, so a reconnect always carries a fresh short-lived token and never puts one in
- * the URL.
+ * the URL. Its opens and closes feed the connection monitor.
  *
  * @see https://trpc.io/docs/client/links/wsLink#connection-params
  */
-export function createLinks(): TRPCLink<AppRouter>[] {
+export function createLinks(monitor: ConnectionMonitor): TRPCLink<AppRouter>[] {
   // Server rendering never subscribes or fetches through this client (hooks run in effects).
   if (typeof window === "undefined") return [httpBatchLink({ url: `http://localhost${TRPC_PATH}` })];
   const { protocol, host } = window.location;
   const ws = createWSClient({
     url: `${protocol === "https:" ? "wss" : "ws"}://${host}${TRPC_PATH}`,
     connectionParams: async () => {
-      const { token } = await httpClient.auth.socketToken.query();
-      return { token };
+      try {
+        const { token } = await httpClient.auth.socketToken.query();
+        return { token };
+      } catch (error) {
+        // Signed out (or the session was revoked): no reconnect can succeed.
+        if (error instanceof TRPCClientError && error.data?.code === "UNAUTHORIZED") signIn();
+        throw error;
+      }
     },
-    retryDelayMs: (attempt) => Math.min(500 * 2 ** attempt, 10_000),
+    retryDelayMs: reconnectDelayMs,
+    // Opens only while a subscription needs it, so public pages never ask for a token.
+    lazy: { enabled: true, closeMs: 10_000 },
+    keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 4_000 },
+    onOpen: () => monitor.socketOpened(),
+    onClose: (cause) => monitor.socketClosed(cause?.code === TOKEN_REFRESH_CLOSE_CODE),
   });
   return [
     splitLink({

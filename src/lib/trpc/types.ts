@@ -8,4 +8,7 @@ export type RunView = RouterOutputs["agent"]["get"];
 export type AgentFeedEntry = RouterOutputs["agent"]["events"]["items"][number];
 export type AgentFeedItem = AgentFeedEntry["item"];
 export type ContextFeedEntry = RouterOutputs["context"]["events"]["items"][number];
+export type ContextFeedItem = ContextFeedEntry["item"];
+export type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "resync" }>;
+export type LogEntry = RouterOutputs["agent"]["logs"]["logs"][number];
 export type ContextView = NonNullable<RouterOutputs["context"]["get"]>;

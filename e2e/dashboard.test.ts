@@ -1,0 +1,237 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { compareStreamIds } from "../src/shared/stream-id";
+import { eventually } from "../src/test/harness";
+import { ARTIFACTS, applied, launchChromium, recordApplied, screenshot } from "./support/browser";
+import { PulseProcess } from "./support/pulse-process";
+import { UpgradeGate } from "./support/upgrade-gate";
+
+const PASSWORD = "correct horse battery";
+const newEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.test`;
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+async function signedIn(pulse: PulseProcess, token: string, baseUrl = pulse.url): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  await context.addCookies([{ name: "pulse_session", value: token, url: baseUrl, httpOnly: true, sameSite: "Lax" }]);
+  return context;
+}
+
+/** Records each change of `data-status` on elements with a data-testid, from now on. */
+async function watchStatuses(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = window as unknown as { __statuses: string[]; __runIds: Set<string> };
+    w.__statuses = [];
+    w.__runIds = new Set();
+    const note = (el: Element) => {
+      const id = el.getAttribute("data-testid");
+      if (id && el.hasAttribute("data-status")) w.__statuses.push(`${id}=${el.getAttribute("data-status")}`);
+      const runId = el.getAttribute("data-run-id");
+      if (runId) w.__runIds.add(runId);
+    };
+    document.querySelectorAll("[data-run-id]").forEach(note);
+    new MutationObserver((mutations) => {
+      for (const m of mutations) {
+        if (m.type === "attributes" && m.target instanceof Element) note(m.target);
+        m.addedNodes.forEach((n) => n instanceof Element && [n, ...n.querySelectorAll("[data-status],[data-run-id]")].forEach(note));
+      }
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-status", "data-run-id"] });
+  });
+}
+
+const statuses = (page: Page) => page.evaluate(() => (window as unknown as { __statuses: string[] }).__statuses.slice());
+const runIdsSeen = (page: Page) => page.evaluate(() => [...(window as unknown as { __runIds: Set<string> }).__runIds]);
+
+describe("the dashboard in a real browser", () => {
+  let pulse: PulseProcess;
+  beforeAll(async () => {
+    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25" }).start();
+  });
+  afterAll(async () => {
+    await pulse?.stop();
+  });
+
+  it("shows a new tenant's setup chain live on /settings/context, in every tab of the tenant and none of another", async () => {
+    // Another tenant, set up and quiet, watching its own context page throughout.
+    const other = await pulse.api().auth.register.mutate({ email: newEmail("other"), password: PASSWORD, tenantName: "Other Co" });
+    await eventually(() => pulse.api(other.token).context.get.query(), (c) => c?.status === "completed", "the other tenant's chain");
+    const otherTab = await (await signedIn(pulse, other.token)).newPage();
+    await otherTab.goto(`${pulse.url}/settings/context`);
+    await otherTab.locator('[data-testid=context-file][data-status=completed]').waitFor();
+    await watchStatuses(otherTab);
+
+    // Sign up through the page: it lands on the context page and watches the chain.
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const first = await context.newPage();
+    await first.goto(`${pulse.url}/register`);
+    await first.fill("input[name=tenantName]", "Acme Logistics");
+    await first.fill("input[name=email]", newEmail("acme"));
+    await first.fill("input[name=password]", PASSWORD);
+    await first.click("button[type=submit]");
+    await first.waitForURL(/\/settings\/context$/);
+    await first.locator("[data-connection=live]").waitFor();
+    await first.evaluate(() => ((window as unknown as { __sameDocument: boolean }).__sameDocument = true));
+    await watchStatuses(first);
+    const second = await context.newPage();
+    await second.goto(`${pulse.url}/settings/context`);
+    await second.locator("[data-connection=live]").waitFor();
+    await watchStatuses(second);
+
+    await first.locator("[data-testid=approve-banner]").waitFor({ timeout: 60_000 });
+    await expect.poll(() => first.locator("[data-testid=context-content]").textContent()).toContain("# Context file");
+    for (const role of ["client-researcher", "competitor-researcher", "context-file-writer"]) {
+      await first.locator(`[data-testid=chain-${role}][data-status=completed]`).waitFor();
+    }
+    await screenshot(first, "context-page");
+    const seenByFirst = await statuses(first);
+    expect(seenByFirst).toContain("context-file=completed");
+    expect(seenByFirst).toContain("chain-context-file-writer=completed");
+    // The writer was still to run when the second tab opened, so it saw it happen too.
+    await second.locator("[data-testid=context-file][data-status=completed]").waitFor();
+    expect(await statuses(second)).toContain("chain-context-file-writer=completed");
+
+    await first.getByRole("button", { name: "Approve" }).click();
+    await first.locator("[data-testid=context-file][data-status=approved]").waitFor();
+    await second.locator("[data-testid=context-file][data-status=approved]").waitFor();
+    expect(await first.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
+
+    const token = (await context.cookies()).find((c) => c.name === "pulse_session")!.value;
+    const acmeRuns = (await pulse.api(token).agent.list.query({ limit: 50 })).runs.map((r) => r.id);
+    expect(acmeRuns.length).toBeGreaterThanOrEqual(3);
+    expect(await statuses(otherTab)).toEqual([]);
+    expect((await runIdsSeen(otherTab)).filter((id) => acmeRuns.includes(id))).toEqual([]);
+    await context.close();
+  });
+
+  it("flips the Run button's panel to queued at once, confirms from the server, and says when it is already running", async () => {
+    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("runner"), password: PASSWORD, tenantName: "Runner Co" });
+    const api = pulse.api(tenant.token);
+    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    const page = await (await signedIn(pulse, tenant.token)).newPage();
+    await page.goto(`${pulse.url}/`);
+    await page.locator("[data-connection=live]").waitFor();
+    const panel = '[data-testid="agent-client-researcher"]';
+
+    const latencies: number[] = [];
+    for (let click = 0; click < 5; click++) {
+      // Measured in the page: from the click to the server's confirmation replacing the optimistic state.
+      const result = await page.evaluate(async (selector) => {
+        const el = document.querySelector(selector)!;
+        const before = el.getAttribute("data-run-id");
+        const states: string[] = [];
+        const start = performance.now();
+        return new Promise<{ ms: number; states: string[] }>((resolve) => {
+          const check = () => {
+            states.push(`${el.getAttribute("data-status")}/${el.getAttribute("data-confirmed")}`);
+            if (el.getAttribute("data-confirmed") === "true" && el.getAttribute("data-run-id") && el.getAttribute("data-run-id") !== before) {
+              observer.disconnect();
+              resolve({ ms: performance.now() - start, states });
+            }
+          };
+          const observer = new MutationObserver(check);
+          observer.observe(el, { attributes: true });
+          (el.querySelector('button[aria-label^="Run "]') as HTMLButtonElement).click();
+        });
+      }, panel);
+      expect(result.states[0]).toBe("queued/false");
+      latencies.push(result.ms);
+      await page.locator(`${panel}[data-status=active]`).or(page.locator(`${panel}[data-status=completed]`)).waitFor();
+      if (click === 2) await screenshot(page, "dashboard");
+      await page.locator(`${panel}[data-status=completed]`).waitFor({ timeout: 30_000 });
+    }
+
+    // While a run is going, the server says no, and the panel says so.
+    await page.click(`${panel} button[aria-label^="Run "]`);
+    await page.locator(`${panel}[data-status=active]`).waitFor();
+    await page.click(`${panel} button[aria-label^="Run "]`);
+    await expect.poll(() => page.locator(`${panel} [role=alert]`).textContent()).toBe("Already running");
+
+    const runId = await page.locator(panel).getAttribute("data-run-id");
+    await page.locator(`${panel}[data-status=completed]`).waitFor({ timeout: 30_000 });
+    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.locator("[data-testid=run-detail][data-status=completed]").waitFor();
+    await expect.poll(() => page.locator("[data-testid=timeline] li").count()).toBeGreaterThan(5);
+    await page.locator("[data-testid=run-logs] summary").click();
+    await screenshot(page, "run-detail");
+    // A narrow window keeps everything reachable.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${pulse.url}/`);
+    await page.locator("[data-connection=live]").waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await screenshot(page, "dashboard-narrow");
+
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    await mkdir(ARTIFACTS, { recursive: true });
+    await writeFile(path.join(ARTIFACTS, "..", "run-button-latency.json"), JSON.stringify({ latenciesMs: latencies, medianMs: median }, null, 2));
+    console.log(`click → server-confirmed: median ${median.toFixed(1)} ms over ${latencies.length} clicks (${latencies.map((l) => l.toFixed(1)).join(", ")})`);
+  });
+});
+
+describe("the polling fallback in a real browser", () => {
+  let pulse: PulseProcess;
+  let gate: UpgradeGate;
+  beforeAll(async () => {
+    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "1" }).start();
+    gate = await new UpgradeGate({ host: "127.0.0.1", port: pulse.port }).start();
+  });
+  afterAll(async () => {
+    await gate?.stop();
+    await pulse?.stop();
+  });
+
+  it("polls while WebSockets are refused, goes live again after, and applies every event once in order", async () => {
+    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("cut"), password: PASSWORD, tenantName: "Cut Co" });
+    const api = pulse.api(tenant.token);
+    const page = await (await signedIn(pulse, tenant.token, gate.url)).newPage();
+    await recordApplied(page);
+    const polls: number[] = [];
+    page.on("request", (request) => request.url().includes("agent.events") && polls.push(Date.now()));
+    await page.goto(`${gate.url}/`);
+    await page.locator("[data-connection=live]").waitFor();
+
+    // Healthy socket: not one polling request.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(polls).toEqual([]);
+
+    gate.block();
+    await page.locator("[data-connection=reconnecting]").waitFor({ timeout: 5_000 });
+    await page.locator("[data-connection=polling]").waitFor({ timeout: 15_000 });
+    const beforePolling = (await applied(page)).length;
+    await expect.poll(async () => (await applied(page)).length, { timeout: 15_000 }).toBeGreaterThan(beforePolling);
+    expect(polls.length).toBeGreaterThan(0);
+    expect(gate.refusedUpgrades).toBeGreaterThan(0);
+
+    gate.allow();
+    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    await new Promise((r) => setTimeout(r, 1_000));
+    const pollsWhenLive = polls.length;
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(polls.length).toBe(pollsWhenLive);
+
+    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the chain to finish", 90_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const events = (await applied(page)).filter((a) => a.type !== "snapshot" && a.type !== "resync");
+    for (let i = 1; i < events.length; i++) expect(compareStreamIds(events[i]!.id, events[i - 1]!.id)).toBe(1);
+    // Every agent event the server has from the first one the page applied: no gap, no extra.
+    const serverIds: string[] = [];
+    let cursor = "0-0";
+    for (;;) {
+      const page = await api.agent.events.query({ cursor, limit: 500 });
+      serverIds.push(...page.items.filter((i) => i.item.type.startsWith("agent:")).map((i) => i.id));
+      if (page.cursor === cursor) break;
+      cursor = page.cursor;
+    }
+    const expected = serverIds.filter((id) => compareStreamIds(id, events[0]!.id) >= 0);
+    expect(events.map((e) => e.id)).toEqual(expected);
+  });
+});

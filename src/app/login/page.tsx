@@ -1,0 +1,10 @@
+import { redirect } from "next/navigation";
+import { AuthForm } from "@/components/auth-form";
+import { pageSession } from "@/server/web/page-data";
+
+export const dynamic = "force-dynamic";
+
+export default async function LoginPage() {
+  if (await pageSession()) redirect("/");
+  return <AuthForm mode="login" />;
+}

@@ -1,0 +1,15 @@
+import { AppShell } from "@/components/app-shell";
+import { ContextSettings } from "@/components/context-settings";
+import { contextPageData, requireSession } from "@/server/web/page-data";
+
+export const dynamic = "force-dynamic";
+
+export default async function ContextPage() {
+  const session = await requireSession();
+  const data = await contextPageData(session);
+  return (
+    <AppShell email={session.email} title="Context file">
+      <ContextSettings {...data} />
+    </AppShell>
+  );
+}

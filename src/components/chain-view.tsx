@@ -1,0 +1,59 @@
+"use client";
+
+import { estimateChainTimeLeft } from "@/lib/chain-estimate";
+import { formatDuration } from "@/lib/format";
+import type { RunView } from "@/lib/trpc/types";
+import { useNow } from "@/lib/use-now";
+import { displayStatus } from "./agent-panel";
+import { ProgressBar } from "./progress-bar";
+import { StatusBadge } from "./status-badge";
+
+const ICON: Record<string, string> = { completed: "✓", failed: "✕", active: "◑", queued: "◔", retrying: "↻", cancelled: "⊘", idle: "○" };
+
+/** The newest chain's run of each role (runs started on their own belong to no chain). */
+function latestChain(roles: { role: string; title: string }[], runs: RunView[]) {
+  const chained = runs.filter((r) => r.chainId !== null).sort((a, b) => b.queuedAt.localeCompare(a.queuedAt));
+  const chainId = chained[0]?.chainId;
+  return roles.map((r) => ({ ...r, run: chained.find((run) => run.chainId === chainId && run.agentRole === r.role) }));
+}
+
+/** The setup chain as a chain: each agent with its progress, and the estimated time left. */
+export function ChainView({ roles, runs, durations }: { roles: { role: string; title: string }[]; runs: RunView[]; durations: Record<string, number> }) {
+  const now = useNow();
+  const chain = latestChain(roles, runs);
+  const running = chain.some(({ run }) => run?.status === "active" || run?.status === "queued");
+  const left = estimateChainTimeLeft(chain, durations, now);
+
+  return (
+    <section className="card" aria-label="Setup chain">
+      <div className="mb-3 flex flex-wrap items-baseline justify-between gap-2">
+        <h2 className="font-semibold">Setup chain</h2>
+        <p className="text-sm text-slate-500" data-testid="chain-eta">
+          {running ? (left === null ? "Estimating time left…" : `About ${formatDuration(left)} left`) : chain.every(({ run }) => run?.status === "completed") ? "Done" : "Not running"}
+        </p>
+      </div>
+      <ol className="grid gap-3 sm:grid-cols-3">
+        {chain.map(({ role, title, run }, i) => {
+          const status = displayStatus(run);
+          return (
+            <li key={role} className="flex flex-col gap-2" data-testid={`chain-${role}`} data-status={status}>
+              <div className="flex items-center gap-2 text-sm">
+                <span aria-hidden="true" className="text-base">
+                  {ICON[status] ?? "○"}
+                </span>
+                <span className="font-medium">{title}</span>
+                {i < chain.length - 1 ? (
+                  <span aria-hidden="true" className="ml-auto hidden text-slate-400 sm:inline">
+                    →
+                  </span>
+                ) : null}
+              </div>
+              <ProgressBar value={run?.progress ?? 0} label={`${title} progress`} />
+              <StatusBadge status={status} />
+            </li>
+          );
+        })}
+      </ol>
+    </section>
+  );
+}

@@ -1,0 +1,98 @@
+"use client";
+
+import { useEffect, useMemo, useState } from "react";
+import { trpc } from "@/lib/trpc/client";
+import type { RunView } from "@/lib/trpc/types";
+import { useAgentStatus } from "@/lib/trpc/use-agent-status";
+import { useRunNotifications } from "@/lib/use-run-notifications";
+import { AgentPanel } from "./agent-panel";
+import { ChainView } from "./chain-view";
+import { RunList } from "./run-list";
+
+export interface DashboardProps {
+  id: string;
+  runs: RunView[];
+  recent: RunView[];
+  durations: Record<string, number>;
+  roles: { role: string; title: string }[];
+}
+
+/** A Run click not yet confirmed by the server: set at once, replaced by the subscription. */
+type Pending = { runId?: string };
+
+export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps) {
+  const titles = useMemo(() => Object.fromEntries(roles.map((r) => [r.role, r.title])), [roles]);
+  const notifications = useRunNotifications(titles);
+  const { state, byRole } = useAgentStatus({ initial: { id, runs }, onEvent: notifications.onEvent });
+  const [pending, setPending] = useState<Record<string, Pending>>({});
+  const [notices, setNotices] = useState<Record<string, string | null>>({});
+  const utils = trpc.useUtils();
+  const run = trpc.agent.run.useMutation();
+  const cancel = trpc.agent.cancel.useMutation({ onError: (e) => alert(e.message) });
+  const retry = trpc.agent.retry.useMutation({ onError: (e) => alert(e.message) });
+  const typical = trpc.agent.durations.useQuery(undefined, { initialData: durations });
+
+  // The server's confirmation (its agent:queued event) replaces the optimistic state.
+  useEffect(() => {
+    const confirmed = Object.entries(pending).filter(([, p]) => p.runId && state.runs[p.runId]);
+    if (confirmed.length === 0) return;
+    setPending((current) => Object.fromEntries(Object.entries(current).filter(([role]) => !confirmed.some(([r]) => r === role))));
+  }, [pending, state.runs]);
+
+  // New completions make the time-left estimates better.
+  const completedCount = Object.values(state.runs).filter((r) => r.status === "completed").length;
+  useEffect(() => {
+    void utils.agent.durations.invalidate();
+  }, [completedCount, utils]);
+
+  function start(role: string) {
+    setPending((p) => ({ ...p, [role]: {} }));
+    setNotices((n) => ({ ...n, [role]: null }));
+    run.mutate(
+      { agentRole: role },
+      {
+        onSuccess: (result) => setPending((p) => (p[role] ? { ...p, [role]: { runId: result.runId } } : p)),
+        onError: (error) => {
+          setPending(({ [role]: _, ...rest }) => rest);
+          setNotices((n) => ({ ...n, [role]: error.data?.code === "CONFLICT" ? "Already running" : `Could not start: ${error.message}` }));
+        },
+      },
+    );
+  }
+
+  const list = useMemo(() => {
+    const merged = new Map(recent.map((r) => [r.id, r]));
+    for (const r of Object.values(state.runs)) merged.set(r.id, r);
+    return [...merged.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)).slice(0, 30);
+  }, [recent, state.runs]);
+
+  return (
+    <div className="flex flex-col gap-6">
+      <ChainView roles={roles} runs={list} durations={typical.data ?? durations} />
+      <div className="grid gap-4 md:grid-cols-3">
+        {roles.map((r) => (
+          <AgentPanel
+            key={r.role}
+            role={r.role}
+            title={r.title}
+            run={byRole[r.role]}
+            optimistic={pending[r.role] !== undefined}
+            notice={notices[r.role]}
+            onRun={() => start(r.role)}
+            onCancel={(runId) => cancel.mutate({ runId })}
+            onRetry={(runId) => retry.mutate({ runId })}
+          />
+        ))}
+      </div>
+      <RunList runs={list} titles={titles} />
+      {notifications.permission === "default" ? (
+        <p className="text-sm text-slate-500">
+          <button type="button" className="btn-quiet" onClick={() => void notifications.ask()}>
+            Notify me when a run finishes
+          </button>{" "}
+          (only while this tab is in the background)
+        </p>
+      ) : null}
+    </div>
+  );
+}

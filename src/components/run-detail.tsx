@@ -1,0 +1,162 @@
+"use client";
+
+import { useEffect, useRef } from "react";
+import { formatDuration, formatTime } from "@/lib/format";
+import { trpc } from "@/lib/trpc/client";
+import type { AgentEvent, RunView } from "@/lib/trpc/types";
+import { useRun } from "@/lib/trpc/use-run";
+import { useNow } from "@/lib/use-now";
+import { displayStatus } from "./agent-panel";
+import { ProgressBar } from "./progress-bar";
+import { StatusBadge } from "./status-badge";
+
+function describe(event: AgentEvent): string {
+  switch (event.type) {
+    case "agent:queued":
+      return "Queued";
+    case "agent:active":
+      return `Started attempt ${event.attempt}`;
+    case "agent:progress":
+      return `${Math.round(event.progress)}% · ${event.message}`;
+    case "agent:step":
+      return `Step ${event.status}: ${event.name}${event.error ? ` (${event.error})` : ""}`;
+    case "agent:output":
+      return `Output: ${event.chunk.length} characters`;
+    case "agent:log":
+      return `Log ${event.level}: ${event.message}`;
+    case "agent:completed":
+      return event.nextAgent ? `Completed; next: ${event.nextAgent}` : "Completed";
+    case "agent:failed":
+      return `${event.willRetry ? "Attempt failed, retrying" : "Failed"}: ${event.error}`;
+    case "agent:cancelled":
+      return `Cancelled${event.reason ? `: ${event.reason}` : ""}`;
+  }
+}
+
+/** One run: live status, steps, streamed output, the timeline of every event, and its logs. */
+export function RunDetail({ runId, initial, title }: { runId: string; initial: RunView; title: string }) {
+  const { run: live, timeline } = useRun(runId, initial);
+  const run = live ?? initial;
+  const now = useNow();
+  const finished = run.status === "completed" || run.status === "failed" || run.status === "cancelled";
+  const cancel = trpc.agent.cancel.useMutation();
+  const retry = trpc.agent.retry.useMutation();
+  const outputRef = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    const el = outputRef.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [run.output]);
+  const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
+  const liveLogs = timeline.filter((t) => t.event.type === "agent:log").slice(-20);
+
+  return (
+    <div className="flex flex-col gap-6" data-testid="run-detail" data-status={displayStatus(run)}>
+      <section className="card flex flex-col gap-3">
+        <div className="flex flex-wrap items-center gap-3">
+          <h2 className="text-lg font-semibold">{title}</h2>
+          <StatusBadge status={displayStatus(run)} />
+          <span className="text-sm text-slate-500">attempt {run.attempt}</span>
+          <div className="ml-auto flex gap-2">
+            {!finished ? (
+              <button type="button" className="btn-quiet" onClick={() => cancel.mutate({ runId })}>
+                Cancel
+              </button>
+            ) : null}
+            {run.status === "failed" || run.status === "cancelled" ? (
+              <button type="button" className="btn" onClick={() => retry.mutate({ runId })}>
+                Retry
+              </button>
+            ) : null}
+          </div>
+        </div>
+        <ProgressBar value={run.progress} label="Run progress" />
+        <p className="text-sm text-slate-600" aria-live="polite">
+          {run.phase ? `${run.phase} · ` : ""}
+          {run.message ?? ""}
+        </p>
+        <p className="text-xs text-slate-500">
+          Queued {formatTime(run.queuedAt)}
+          {run.startedAt ? ` · started ${formatTime(run.startedAt)}` : ""}
+          {run.startedAt ? ` · ${end ? "took" : "running for"} ${formatDuration((end ? Date.parse(end) : now) - Date.parse(run.startedAt))}` : ""}
+        </p>
+        {run.error && (run.status === "failed" || run.willRetry) ? (
+          <p className="rounded-md bg-red-50 p-3 text-sm text-bad" role="alert">
+            {run.error}
+          </p>
+        ) : null}
+      </section>
+
+      <div className="grid gap-6 md:grid-cols-2">
+        <section className="card" aria-labelledby="steps">
+          <h2 id="steps" className="mb-2 font-semibold">
+            Steps
+          </h2>
+          {run.steps.length === 0 ? (
+            <p className="text-sm text-slate-500">No steps yet.</p>
+          ) : (
+            <ol className="flex flex-col gap-1 text-sm">
+              {run.steps.map((step) => (
+                <li key={step.id} className="flex flex-wrap items-center gap-2">
+                  <StatusBadge status={step.status === "started" ? "active" : step.status} label={step.status} />
+                  <span>{step.name}</span>
+                  {step.attempt > 1 ? <span className="text-xs text-slate-500">attempt {step.attempt}</span> : null}
+                  {step.finishedAt ? <span className="ml-auto text-xs text-slate-500">{formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt))}</span> : null}
+                </li>
+              ))}
+            </ol>
+          )}
+        </section>
+        <section className="card" aria-labelledby="output">
+          <h2 id="output" className="mb-2 font-semibold">
+            Output
+          </h2>
+          <pre ref={outputRef} className="max-h-72 overflow-auto whitespace-pre-wrap text-sm text-slate-800" data-testid="run-output" aria-live="polite">
+            {run.output || <span className="text-slate-500">Nothing yet.</span>}
+          </pre>
+        </section>
+      </div>
+
+      <section className="card" aria-labelledby="timeline">
+        <h2 id="timeline" className="mb-2 font-semibold">
+          Timeline
+        </h2>
+        <ol className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline">
+          {timeline.map(({ id, event }) => (
+            <li key={id} className="grid grid-cols-[6rem_1fr] gap-2">
+              <time className="text-slate-500" dateTime={event.at}>
+                {formatTime(event.at)}
+              </time>
+              <span>{describe(event)}</span>
+            </li>
+          ))}
+        </ol>
+      </section>
+
+      {finished ? (
+        <RunLogs runId={runId} />
+      ) : (
+        <section className="card" aria-labelledby="live-logs">
+          <h2 id="live-logs" className="mb-2 font-semibold">
+            Logs (live)
+          </h2>
+          <ol className="font-mono text-xs" data-testid="live-logs">
+            {liveLogs.map(({ id, event }) => (event.type === "agent:log" ? <li key={id}>{`${formatTime(event.at)} ${event.level} ${event.message}`}</li> : null))}
+          </ol>
+        </section>
+      )}
+    </div>
+  );
+}
+
+/** A finished run's logs, from the database, behind a disclosure. */
+function RunLogs({ runId }: { runId: string }) {
+  const logs = trpc.agent.logs.useQuery({ runId });
+  return (
+    <details className="card" data-testid="run-logs">
+      <summary className="cursor-pointer font-semibold">Logs{logs.data ? ` (${logs.data.logs.length}${logs.data.nextCursor ? "+" : ""})` : ""}</summary>
+      <ol className="mt-2 font-mono text-xs">
+        {logs.data?.logs.map((log) => <li key={log.id}>{`${formatTime(log.at)} ${log.level} [attempt ${log.attempt}] ${log.message}`}</li>)}
+      </ol>
+    </details>
+  );
+}

@@ -1,0 +1,102 @@
+"use client";
+
+import { useCallback, useEffect, useRef, useState } from "react";
+import { compareStreamIds } from "@/shared/stream-id";
+import { signIn } from "./client";
+import { useConnection, useConnectionMonitor } from "./provider";
+
+export interface FeedEntry<TItem> {
+  id: string;
+  item: TItem;
+}
+
+export interface FeedPage<TItem> {
+  items: FeedEntry<TItem>[];
+  cursor: string;
+}
+
+const POLL_INTERVAL_MS = 2_000;
+
+/** Detail of the `pulse:applied` window event, dispatched for every item a live view applies. */
+export interface AppliedDetail {
+  id: string;
+  type: string;
+}
+
+/**
+ * The state behind one live view, fed by a subscription and, while the socket is down, by
+ * polling the query twin from the same cursor. Items are applied in id order exactly once:
+ * whichever path delivers an id first wins, and the other path's copy is skipped, so
+ * switching between them loses and repeats nothing. Snapshots and resyncs replace the state.
+ */
+export function useLiveFeed<TItem extends { type: string }, TState extends { lastEventId: string | null }>(options: {
+  initial: TState;
+  /** Where polling starts when nothing was applied yet (default: a fresh snapshot). */
+  startCursor?: string;
+  reduce: (state: TState, entry: FeedEntry<TItem>) => TState;
+  fetchPage: (cursor: string | undefined) => Promise<FeedPage<TItem>>;
+  onApplied?: (entry: FeedEntry<TItem>, before: TState, after: TState) => void;
+}) {
+  const monitor = useConnectionMonitor();
+  const connection = useConnection();
+  const [state, setState] = useState(options.initial);
+  const stateRef = useRef(state);
+  const pollCursor = useRef<string | null>(options.initial.lastEventId ?? options.startCursor ?? null);
+  const optionsRef = useRef(options);
+  optionsRef.current = options;
+
+  const apply = useCallback(
+    (entry: FeedEntry<TItem>) => {
+      const before = stateRef.current;
+      const replaces = entry.item.type === "snapshot" || entry.item.type === "resync";
+      if (!replaces && before.lastEventId !== null && compareStreamIds(entry.id, before.lastEventId) <= 0) return;
+      const after = optionsRef.current.reduce(before, entry);
+      stateRef.current = after;
+      if (pollCursor.current === null || compareStreamIds(entry.id, pollCursor.current) > 0) pollCursor.current = entry.id;
+      setState(after);
+      monitor.itemReceived();
+      // Lets other scripts on the page (analytics, browser tests) follow what was applied.
+      window.dispatchEvent(new CustomEvent<AppliedDetail>("pulse:applied", { detail: { id: entry.id, type: entry.item.type } }));
+      optionsRef.current.onApplied?.(entry, before, after);
+    },
+    [monitor],
+  );
+
+  useEffect(() => monitor.retain(), [monitor]);
+
+  const polling = connection.status === "polling" || connection.status === "unavailable";
+  useEffect(() => {
+    if (!polling) return;
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const poll = async () => {
+      let caughtUp = true;
+      try {
+        const page = await optionsRef.current.fetchPage(pollCursor.current ?? undefined);
+        if (stopped) return;
+        for (const entry of page.items) apply(entry);
+        // The page's cursor also passes events the filter left out.
+        caughtUp = pollCursor.current === page.cursor || page.items.length === 0;
+        if (pollCursor.current === null || compareStreamIds(page.cursor, pollCursor.current) > 0) pollCursor.current = page.cursor;
+        monitor.pollSucceeded();
+      } catch (error) {
+        if (stopped) return;
+        if ((error as { data?: { code?: string } }).data?.code === "UNAUTHORIZED") return signIn();
+        monitor.pollFailed();
+      }
+      if (!stopped) timer = setTimeout(poll, caughtUp ? POLL_INTERVAL_MS : 0);
+    };
+    void poll();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [polling, connection.refreshes, apply, monitor]);
+
+  /** For the subscription's onError: an ended session sends the user to sign in. */
+  const onError = useCallback((error: { data?: { code?: string } | null }) => {
+    if (error.data?.code === "UNAUTHORIZED") signIn();
+  }, []);
+
+  return { state, apply, connection, onError };
+}

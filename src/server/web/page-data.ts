@@ -1,0 +1,60 @@
+import "server-only";
+import { cookies } from "next/headers";
+import { redirect } from "next/navigation";
+import type { Session } from "../auth/auth-service";
+import { SESSION_COOKIE } from "../auth/session-cookie";
+import { readAgentSnapshot, readContextSnapshot } from "../events/snapshot";
+import { servicesForPages } from "./page-services";
+
+/**
+ * What server components read for the first paint: the verified session and the tenant's
+ * state straight from the database, so a page opened mid-run shows the truth at once.
+ */
+export async function pageSession(): Promise<Session | null> {
+  const token = (await cookies()).get(SESSION_COOKIE)?.value;
+  return servicesForPages().auth.verify(token);
+}
+
+/** The session, or a redirect to the sign-in page. */
+export async function requireSession(): Promise<Session> {
+  const session = await pageSession();
+  if (!session) redirect("/login");
+  return session;
+}
+
+export async function dashboardData(session: Session) {
+  const { db, stream, runs } = servicesForPages();
+  // The id is read before the snapshot: events after it may already be in the snapshot,
+  // and their `seq` lets the client skip them.
+  const id = await stream.lastId(session.tenantId);
+  const [snapshot, recent, durations] = await Promise.all([
+    readAgentSnapshot(db, session.tenantId),
+    runs.list(session.tenantId, { limit: 20 }),
+    runs.typicalDurations(session.tenantId),
+  ]);
+  return { id, runs: snapshot.runs, recent: recent.runs, durations, roles: roleList() };
+}
+
+export async function runData(session: Session, runId: string) {
+  const { runs } = servicesForPages();
+  try {
+    return await runs.get(session.tenantId, runId);
+  } catch {
+    return null;
+  }
+}
+
+export async function contextPageData(session: Session) {
+  const { db, stream, runs } = servicesForPages();
+  const id = await stream.lastId(session.tenantId);
+  const [agents, context, durations] = await Promise.all([
+    readAgentSnapshot(db, session.tenantId),
+    readContextSnapshot(db, session.tenantId),
+    runs.typicalDurations(session.tenantId),
+  ]);
+  return { id, runs: agents.runs, context: context.context, durations, roles: roleList() };
+}
+
+function roleList() {
+  return servicesForPages().agents.map((a) => ({ role: a.role, title: a.title ?? a.role }));
+}
