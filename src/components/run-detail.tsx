@@ -1,6 +1,6 @@
 "use client";
 
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, type ReactNode } from "react";
 import { formatDuration, formatTime } from "@/lib/format";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, RunView } from "@/lib/trpc/types";
@@ -87,10 +87,7 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
       </section>
 
       <div className="grid gap-6 md:grid-cols-2">
-        <section className="card" aria-labelledby="steps">
-          <h2 id="steps" className="mb-2 font-semibold">
-            Steps
-          </h2>
+        <TitledCard id="steps" title="Steps">
           {run.steps.length === 0 ? (
             <p className="text-sm text-slate-500">No steps yet.</p>
           ) : (
@@ -105,21 +102,15 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
               ))}
             </ol>
           )}
-        </section>
-        <section className="card" aria-labelledby="output">
-          <h2 id="output" className="mb-2 font-semibold">
-            Output
-          </h2>
+        </TitledCard>
+        <TitledCard id="output" title="Output">
           <pre ref={outputRef} className="max-h-72 overflow-auto whitespace-pre-wrap text-sm text-slate-800" data-testid="run-output" aria-live="polite">
             {run.output || <span className="text-slate-500">Nothing yet.</span>}
           </pre>
-        </section>
+        </TitledCard>
       </div>
 
-      <section className="card" aria-labelledby="timeline">
-        <h2 id="timeline" className="mb-2 font-semibold">
-          Timeline
-        </h2>
+      <TitledCard id="timeline" title="Timeline">
         <ol className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline">
           {timeline.map(({ id, event }) => (
             <li key={id} className="grid grid-cols-[6rem_1fr] gap-2">
@@ -130,19 +121,16 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
             </li>
           ))}
         </ol>
-      </section>
+      </TitledCard>
 
       {finished ? (
         <RunLogs runId={runId} />
       ) : (
-        <section className="card" aria-labelledby="live-logs">
-          <h2 id="live-logs" className="mb-2 font-semibold">
-            Logs (live)
-          </h2>
+        <TitledCard id="live-logs" title="Logs (live)">
           <ol className="font-mono text-xs" data-testid="live-logs">
             {liveLogs.map(({ id, event }) => (event.type === "agent:log" ? <li key={id}>{`${formatTime(event.at)} ${event.level} ${event.message}`}</li> : null))}
           </ol>
-        </section>
+        </TitledCard>
       )}
     </div>
   );
@@ -158,5 +146,17 @@ function RunLogs({ runId }: { runId: string }) {
         {logs.data?.logs.map((log) => <li key={log.id}>{`${formatTime(log.at)} ${log.level} [attempt ${log.attempt}] ${log.message}`}</li>)}
       </ol>
     </details>
+  );
+}
+
+/** A card with a heading that names it for assistive technology. */
+function TitledCard({ id, title, children }: { id: string; title: string; children: ReactNode }) {
+  return (
+    <section className="card" aria-labelledby={id}>
+      <h2 id={id} className="mb-2 font-semibold">
+        {title}
+      </h2>
+      {children}
+    </section>
   );
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { demoAgents } from "./agents/demo";
@@ -135,27 +135,4 @@ export async function seedDemo(pulse: Pulse, logger: Logger): Promise<void> {
     await runs.startChain(session.tenantId, SETUP_CHAIN, { company: DEMO_USER.tenantName });
     logger.info({ tenantId: session.tenantId }, "created the demo tenant and started its setup chain");
   }
-}
-
-/** A fingerprint of the sources `next build` bundles, to rebuild when any of them changed. */
-export async function webSourceHash(root: string): Promise<string> {
-  const { readdir } = await import("node:fs/promises");
-  const hash = createHash("sha256");
-  const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        await walk(full);
-      } else if (!/\.test\.tsx?$/.test(entry.name)) {
-        hash.update(`${path.relative(root, full)}\n`);
-        hash.update(await readFile(full));
-      }
-    }
-  };
-  for (const dir of ["src/app", "src/components", "src/lib"]) await walk(path.join(root, dir));
-  for (const file of ["next.config.mjs", "package-lock.json", "tsconfig.json"]) {
-    hash.update(await readFile(path.join(root, file)).catch(() => Buffer.alloc(0)));
-  }
-  return hash.digest("hex");
 }

@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
-import { webSourceHash } from "../bootstrap";
 import type { WebHandler } from "../http-server";
 import type { Logger } from "../logger";
 
@@ -51,4 +51,26 @@ export async function createWebHandler(options: { dev: boolean; hostname: string
     handle: (req, res) => handle(req, res),
     ...(upgrade ? { upgrade: (req, socket, head) => upgrade(req, socket, head) } : {}),
   };
+}
+
+/** A fingerprint of the sources `next build` bundles, to rebuild when any of them changed. */
+async function webSourceHash(root: string): Promise<string> {
+  const hash = createHash("sha256");
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        await walk(full);
+      } else if (!/\.test\.tsx?$/.test(entry.name)) {
+        hash.update(`${path.relative(root, full)}\n`);
+        hash.update(await readFile(full));
+      }
+    }
+  };
+  for (const dir of ["src/app", "src/components", "src/lib"]) await walk(path.join(root, dir));
+  for (const file of ["next.config.mjs", "package-lock.json", "tsconfig.json"]) {
+    hash.update(await readFile(path.join(root, file)).catch(() => Buffer.alloc(0)));
+  }
+  return hash.digest("hex");
 }
