@@ -314,3 +314,14 @@ export function collect(
 
 /** True when a delivered item is the progress event "tick N". */
 export const isTick = (item: TrackedItem, n: number) => item.data.type === "agent:progress" && item.data.message === `tick ${n}`;
+
+/** The clients and subscriptions a test file opens, to close after each test. */
+export class OpenConnections {
+  readonly clients: TestClient[] = [];
+  readonly collectors: Collector[] = [];
+
+  async closeAll(): Promise<void> {
+    for (const c of this.collectors.splice(0)) c.unsubscribe();
+    await Promise.all(this.clients.splice(0).map((c) => c.close()));
+  }
+}

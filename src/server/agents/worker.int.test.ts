@@ -9,6 +9,7 @@ import {
   createQuietTenant,
   eventually,
   openTestPostgres,
+  OpenConnections,
   startTestPulse,
   type Collector,
   type TestClient,
@@ -34,15 +35,15 @@ const NOTICE_BOUND_MS = 8_000;
 const repoRoot = path.resolve(import.meta.dirname, "../../..");
 
 const opened: TestPulse[] = [];
-const clients: TestClient[] = [];
-const collectors: Collector[] = [];
+/** Clients and subscriptions a test opens, closed after it. */
+const open = new OpenConnections();
+const { clients, collectors } = open;
 const children: ChildProcess[] = [];
 const databases: Database[] = [];
 
 afterEach(async () => {
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  for (const c of collectors.splice(0)) c.unsubscribe();
-  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await open.closeAll();
   // Workers and the API first; the Pulse that owns the database last.
   for (const app of opened.splice(0).reverse()) await app.close();
   for (const db of databases.splice(0)) await db.close();

@@ -9,6 +9,7 @@ import {
   createQuietTenant,
   eventually,
   isTick,
+  OpenConnections,
   startTestPulse,
   type Collector,
   type TestClient,
@@ -27,8 +28,9 @@ const ticker = new AgentRemote("ticker");
 const RETAINED = 3;
 
 let app: TestPulse;
-const clients: TestClient[] = [];
-const collectors: Collector[] = [];
+/** Clients and subscriptions a test opens, closed after it. */
+const open = new OpenConnections();
+const { clients, collectors } = open;
 
 beforeAll(async () => {
   app = await startTestPulse({ agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } });
@@ -36,8 +38,7 @@ beforeAll(async () => {
 afterEach(async () => {
   // Let a run that a failed test left behind end, so the next test can start the role.
   ticker.finish();
-  for (const c of collectors.splice(0)) c.unsubscribe();
-  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await open.closeAll();
   await new Promise((r) => setTimeout(r, 50));
   ticker.reset();
 });

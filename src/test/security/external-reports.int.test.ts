@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { AuthService } from "../../server/auth/auth-service";
-import { collect, connectClient, createQuietTenant, eventually, startTestPulse, TEST_SECRET, type Collector, type TestClient, type TestPulse } from "../harness";
-import { AttackLog, httpClient, sleep } from "./security-kit";
+import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, TEST_SECRET, type Collector, type TestClient, type TestPulse } from "../harness";
+import { AttackLog, httpClient, postRunEvent, sleep } from "./security-kit";
 
 /**
  * External agents report over HTTP: one call per event, authenticated by the run's report
@@ -18,37 +18,24 @@ const ROLE = "py-agent";
 const RATE = 20;
 
 let app: TestPulse;
-const clients: TestClient[] = [];
-const collectors: Collector[] = [];
+/** Clients and subscriptions a test opens, closed after it. */
+const open = new OpenConnections();
+const { clients, collectors } = open;
 
 beforeAll(async () => {
   app = await startTestPulse({ runWorkers: false, externalAgentRoles: [ROLE, "other-agent"], security: { reportsPerSecond: RATE } });
 });
 afterEach(async () => {
-  for (const c of collectors.splice(0)) c.unsubscribe();
-  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await open.closeAll();
 });
 afterAll(async () => {
   await log.save();
   await app?.close();
 });
 
-/** What an agent in any language sends: `curl -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{...}'`. */
-async function report(runId: string, token: string | null, body: unknown, headers: Record<string, string> = {}, method = "POST") {
-  const res = await fetch(`${app.baseUrl}/api/runs/${encodeURIComponent(runId)}/events`, {
-    method,
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-    ...(method === "GET" ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // Kept as text.
-  }
-  return { status: res.status, json, text, headers: res.headers };
-}
+/** What an agent in any language sends (see `postRunEvent`). */
+const report = (runId: string, token: string | null, body: unknown, headers: Record<string, string> = {}, method = "POST") =>
+  postRunEvent(app, runId, token, body, headers, method);
 
 /** A tenant with one external run, its report token, and an HTTP client. */
 async function externalRun(role = ROLE) {

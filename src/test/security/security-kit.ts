@@ -184,3 +184,20 @@ export async function failureOf(call: Promise<unknown>): Promise<TRPCClientError
     throw error;
   }
 }
+
+/** What an agent in any language sends: `curl -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{...}'`. */
+export async function postRunEvent(app: TestPulse, runId: string, token: string | null, body: unknown, headers: Record<string, string> = {}, method = "POST") {
+  const res = await fetch(`${app.baseUrl}/api/runs/${encodeURIComponent(runId)}/events`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    ...(method === "GET" ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // Kept as text.
+  }
+  return { status: res.status, json, text, headers: res.headers };
+}

@@ -8,6 +8,7 @@ import {
   createQuietTenant,
   eventually,
   isTick,
+  OpenConnections,
   startTestPulse,
   TEST_SECRET,
   type Collector,
@@ -35,8 +36,9 @@ const GRACE_MS = 1_000;
 const CHECK_MS = 200;
 
 let app: TestPulse;
-const clients: TestClient[] = [];
-const collectors: Collector[] = [];
+/** Clients and subscriptions a test opens, closed after it. */
+const open = new OpenConnections();
+const { clients, collectors } = open;
 const sockets: RawSocket[] = [];
 
 beforeAll(async () => {
@@ -48,9 +50,8 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   ticker.finish();
-  for (const c of collectors.splice(0)) c.unsubscribe();
   for (const s of sockets.splice(0)) s.close();
-  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await open.closeAll();
   await sleep(50);
   ticker.reset();
 });

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type Collector, type TestClient, type TestPulse } from "../harness";
-import { AttackLog, errorCode, failureOf, httpClient } from "./security-kit";
+import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, type Collector, type TestClient, type TestPulse } from "../harness";
+import { AttackLog, errorCode, failureOf, httpClient, postRunEvent } from "./security-kit";
 
 /**
  * Read-only share links: a run-scoped, expiring, revocable token that lets someone outside
@@ -15,8 +15,9 @@ const SHARED = "watched-agent";
 const UNSHARED = "private-agent";
 
 let app: TestPulse;
-const clients: TestClient[] = [];
-const collectors: Collector[] = [];
+/** Clients and subscriptions a test opens, closed after it. */
+const open = new OpenConnections();
+const { clients, collectors } = open;
 
 beforeAll(async () => {
   app = await startTestPulse({
@@ -27,8 +28,7 @@ beforeAll(async () => {
   });
 });
 afterEach(async () => {
-  for (const c of collectors.splice(0)) c.unsubscribe();
-  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await open.closeAll();
 });
 afterAll(async () => {
   await log.save();
@@ -36,13 +36,9 @@ afterAll(async () => {
 });
 
 async function report(runId: string, token: string, body: unknown): Promise<string> {
-  const res = await fetch(`${app.baseUrl}/api/runs/${runId}/events`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify(body),
-  });
+  const res = await postRunEvent(app, runId, token, body);
   expect(res.status).toBe(202);
-  return ((await res.json()) as { id: string }).id;
+  return (res.json as { id: string }).id;
 }
 
 /** A tenant with a shared and an unshared external run, both active. */

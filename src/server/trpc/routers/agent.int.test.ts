@@ -10,6 +10,7 @@ import {
   fastDemoAgents,
   isTick,
   registerTenant,
+  OpenConnections,
   startTestPulse,
   type Collector,
   type TestClient,
@@ -25,16 +26,16 @@ import {
 const ticker = new AgentRemote("ticker");
 
 let app: TestPulse;
-const clients: TestClient[] = [];
-const collectors: Collector[] = [];
+/** Clients and subscriptions a test opens, closed after it. */
+const open = new OpenConnections();
+const { clients, collectors } = open;
 
 beforeAll(async () => {
   app = await startTestPulse({ agents: [...fastDemoAgents(), ticker.definition] });
 });
 afterEach(async () => {
   ticker.finish();
-  for (const c of collectors.splice(0)) c.unsubscribe();
-  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await open.closeAll();
   await new Promise((r) => setTimeout(r, 50));
   ticker.reset();
 });
