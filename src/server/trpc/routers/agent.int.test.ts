@@ -78,8 +78,13 @@ describe("tenant isolation (guarantee 5)", () => {
     // Registration starts the first tenant's setup chain: agents, steps, output, context file.
     const first = await registerTenant(app);
     const firstClient = client(first.token);
-    await eventually(() => firstClient.trpc.context.get.query(), (c) => c?.status === "completed", "the first tenant's chain");
-    const firstEvents = await firstClient.trpc.agent.events.query({ cursor: "0-0", limit: 500 });
+    // The context file completes inside the writer's last step, so wait for the writer's own
+    // completion: only then has the first tenant published everything it will.
+    const firstEvents = await eventually(
+      () => firstClient.trpc.agent.events.query({ cursor: "0-0", limit: 500 }),
+      (page) => page.items.some((i) => i.item.type === "agent:completed" && i.item.agentRole === "context-file-writer"),
+      "the first tenant's chain",
+    );
     expect(firstEvents.items.length).toBeGreaterThan(20);
 
     expect(otherAgents.items).toHaveLength(1);
