@@ -25,13 +25,25 @@ describe("applyAgentItem", () => {
     expect(resynced.lastEventId).toBe("9-0");
   });
 
-  it("skips an event the snapshot already reflects, but moves the cursor", () => {
-    const state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ seq: 5, progress: 40 })] } });
-    const stale = apply(state, "2-0", { type: "agent:progress", ...base, progress: 10, phase: "running", message: "old", seq: 4, at });
-    expect(stale.runs.r1?.progress).toBe(40);
+  it("skips a counted event the snapshot already reflects, but moves the cursor", () => {
+    const state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ seq: 5, steps: [] })] } });
+    const stale = apply(state, "2-0", { type: "agent:step", ...base, stepId: "s1", name: "Fetch", status: "started", seq: 4, at });
+    expect(stale.runs.r1?.steps).toHaveLength(0);
     expect(stale.lastEventId).toBe("2-0");
-    const fresh = apply(stale, "3-0", { type: "agent:progress", ...base, progress: 60, phase: "running", message: "new", seq: 6, at });
-    expect(fresh.runs.r1).toMatchObject({ progress: 60, message: "new", seq: 6 });
+    const fresh = apply(stale, "3-0", { type: "agent:step", ...base, stepId: "s1", name: "Fetch", status: "started", seq: 6, at });
+    expect(fresh.runs.r1).toMatchObject({ seq: 6, steps: [{ id: "s1", status: "started" }] });
+  });
+
+  it("applies progress, latest-wins, only to the attempt that is running, and keeps the run's counter", () => {
+    const state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ seq: 5, progress: 40, attempt: 2 })] } });
+    const fresh = apply(state, "2-0", { type: "agent:progress", ...base, attempt: 2, progress: 60, phase: "running", message: "new", seq: 0, at });
+    expect(fresh.runs.r1).toMatchObject({ progress: 60, message: "new", seq: 5 });
+    const oldAttempt = apply(fresh, "3-0", { type: "agent:progress", ...base, attempt: 1, progress: 90, phase: "running", message: "old", seq: 0, at });
+    expect(oldAttempt.runs.r1).toMatchObject({ progress: 60, message: "new" });
+    expect(oldAttempt.lastEventId).toBe("3-0");
+    const ended = apply(fresh, "4-0", { type: "agent:completed", ...base, attempt: 2, completedAt: at, seq: 6, at });
+    const late = apply(ended, "5-0", { type: "agent:progress", ...base, attempt: 2, progress: 70, phase: "running", message: "late", seq: 0, at });
+    expect(late.runs.r1).toMatchObject({ status: "completed", progress: 100 });
   });
 
   it("follows a run from queued through a retried failure to completion", () => {

@@ -46,7 +46,8 @@ function applyEvent(run: RunView, event: AgentEvent): RunView {
     case "agent:active":
       return { ...next, status: "active", phase: "starting", attempt: event.attempt, progress: 0, message: null, willRetry: false, startedAt: event.startedAt };
     case "agent:progress":
-      return { ...next, progress: Math.round(event.progress), phase: event.phase, message: event.message };
+      // Progress is not counted: the run keeps the counter of its last counted event.
+      return { ...next, seq: run.seq, progress: Math.round(event.progress), phase: event.phase, message: event.message };
     case "agent:step": {
       const finished = event.status === "started" ? null : event.at;
       const exists = run.steps.some((s) => s.id === event.stepId);
@@ -71,7 +72,8 @@ function applyEvent(run: RunView, event: AgentEvent): RunView {
 /**
  * Applies one subscription or polling item. Snapshots and resyncs replace the state; an
  * event whose `seq` the run already reflects (because the snapshot was read after it) is
- * skipped, so nothing is applied twice.
+ * skipped, so nothing is applied twice. Progress is latest-wins and uncounted: it applies
+ * only to the attempt that is running, so a retried run never shows its old attempt's.
  */
 export function applyAgentItem(state: AgentState, entry: { id: string; item: AgentFeedItem }): AgentState {
   const { id, item } = entry;
@@ -79,7 +81,8 @@ export function applyAgentItem(state: AgentState, entry: { id: string; item: Age
     return { runs: Object.fromEntries(item.snapshot.runs.map((r) => [r.id, r])), lastEventId: id };
   }
   const current = state.runs[item.runId] ?? newRun(item);
-  if (item.seq <= current.seq) return { ...state, lastEventId: id };
+  const stale = item.type === "agent:progress" ? current.status !== "active" || current.attempt !== item.attempt : item.seq <= current.seq;
+  if (stale) return { ...state, lastEventId: id };
   return { runs: { ...state.runs, [item.runId]: applyEvent(current, item) }, lastEventId: id };
 }
 

@@ -6,6 +6,7 @@ import { SETUP_CHAIN } from "./agents/chains";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
 import type { ServerSecurityOptions } from "./http/server-security";
+import { createPulseServer, type PulseServer, type WebHandler } from "./http-server";
 import type { Logger } from "./logger";
 import { Pulse } from "./pulse";
 import { resolveRedis, type RedisEndpoint } from "./redis";
@@ -80,6 +81,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
         },
       },
       externalAgentRoles: env.EXTERNAL_AGENT_ROLES,
+      reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS },
     });
     const db = database;
     return {
@@ -97,6 +99,26 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
     await redis.stop();
     throw error;
   }
+}
+
+/**
+ * The one HTTP server of an API process, configured from the environment and listening on
+ * HOST:PORT: what `npm start` serves (and the benchmark measures).
+ */
+export async function listenPulse(env: Env, pulse: Pulse, logger: Logger, web?: WebHandler): Promise<PulseServer> {
+  const http = createPulseServer({
+    pulse,
+    logger,
+    ...(web ? { web } : {}),
+    secureCookies: env.COOKIE_SECURE,
+    security: serverSecurity(env),
+    metrics: { enabled: env.METRICS_ENABLED, ...(env.METRICS_TOKEN ? { token: env.METRICS_TOKEN } : {}) },
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.server.once("error", reject);
+    http.server.listen(env.PORT, env.HOST, resolve);
+  });
+  return http;
 }
 
 /** What the HTTP server enforces at the edge, from the configuration. */

@@ -35,7 +35,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let closeDriver: () => Promise<void>;
   let kind: Database["kind"];
   if (options.databaseUrl) {
-    adapterFactory = new PrismaPg({ connectionString: options.databaseUrl, max: 10 });
+    // A bounded connect, so a database that went away answers "unavailable" instead of hanging.
+    adapterFactory = new PrismaPg({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 });
     closeDriver = async () => {};
     kind = "postgres";
   } else {

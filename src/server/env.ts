@@ -131,6 +131,26 @@ export const envSchema = z.object({
     "roles",
   ),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Serve Prometheus metrics at /metrics. */
+  METRICS_ENABLED: flag(true),
+  /** When set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z
+    .string()
+    .min(16, { message: "must be at least 16 characters" })
+    .max(512, { message: "must be at most 512 characters" })
+    .regex(/^\S+$/, { message: "must not contain spaces" })
+    .optional(),
+  /** Worker processes (`npm run worker`) serve /metrics and /healthz on this port (0: any free one); unset: none. */
+  METRICS_PORT: z.coerce
+    .number({ message: "must be a number" })
+    .int({ message: "must be a whole number" })
+    .min(0, { message: "must be at least 0" })
+    .max(65535, { message: "must be at most 65535" })
+    .optional(),
+  /** How often worker processes look for runs whose BullMQ job is gone (a Redis that lost its data). */
+  RECONCILE_INTERVAL_MS: int(60_000, 100, 3_600_000),
+  /** Runs changed more recently than this are left to their job; past it, a run with no job is ended as failed. */
+  RECONCILE_GRACE_MS: int(60_000, 0, 86_400_000),
 }).refine((env) => env.WS_TOKEN_REFRESH_LEAD_SECONDS < env.SOCKET_TOKEN_TTL_SECONDS, {
   message: "must be less than SOCKET_TOKEN_TTL_SECONDS, or sockets are never asked to refresh their token",
   path: ["WS_TOKEN_REFRESH_LEAD_SECONDS"],
@@ -145,6 +165,15 @@ export class EnvError extends Error {
   }
 }
 
+/** Variables whose values are never repeated in an error message. */
+const SECRET_VARIABLES = new Set(["AUTH_SECRET", "METRICS_TOKEN"]);
+
+/** A bad value as the error message may show it: secrets hidden, and a URL's password too. */
+function shown(name: string, value: string): string {
+  if (SECRET_VARIABLES.has(name)) return `${value.length} characters, not shown`;
+  return `"${value.replace(/(\/\/[^/:@\s]*):[^@/\s]*@/, "$1:***@")}"`;
+}
+
 /** Parses a set of variables; empty strings count as unset so `.env` templates can be copied as they are. */
 export function parseEnv(source: Record<string, string | undefined>): Env {
   const cleaned = Object.fromEntries(
@@ -157,7 +186,7 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
         const name = String(issue.path[0] ?? "");
         const item = typeof issue.path[1] === "number" ? ` (item ${issue.path[1] + 1})` : "";
         const value = cleaned[name];
-        return `${name}: ${issue.message}${item}${value === undefined ? "" : ` (got "${value}")`}`;
+        return `${name}: ${issue.message}${item}${value === undefined ? "" : ` (got ${shown(name, value)})`}`;
       }),
     );
   }

@@ -2,18 +2,22 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { getWSConnectionHandler } from "@trpc/server/adapters/ws";
+import { TRPCError } from "@trpc/server";
 import { WebSocketServer } from "ws";
 import { SESSION_COOKIE } from "./auth/session-cookie";
+import { isDatabaseUnavailable } from "./database-unavailable";
 import { clientAddress } from "./http/client-address";
 import { OriginPolicy } from "./http/origin-policy";
 import { ReportEndpoint } from "./http/report-endpoint";
 import { resolveServerSecurity, type ServerSecurityOverrides } from "./http/server-security";
 import type { Logger } from "./logger";
+import { MetricsEndpoint } from "./metrics/metrics-endpoint";
 import type { Pulse } from "./pulse";
 import { appRouter } from "./trpc/root";
 import type { Context } from "./trpc/trpc";
 import { ConnectionGuard } from "./ws/connection-guard";
 import { ConnectionRegistry } from "./ws/connection-registry";
+import { pulseFrameEncoder } from "./ws/frame-encoder";
 import { GuardedWebSocket } from "./ws/guarded-web-socket";
 
 export const TRPC_PATH = "/api/trpc";
@@ -34,6 +38,8 @@ export interface PulseServerOptions {
   secureCookies: boolean;
   /** Origins, proxy trust, WebSocket limits and caps; defaults in `http/server-security.ts`. */
   security?: ServerSecurityOverrides;
+  /** `GET /metrics` (Prometheus text): on unless `enabled` is false; with `token`, it needs that bearer token. */
+  metrics?: { enabled?: boolean; token?: string };
 }
 
 export interface PulseServer {
@@ -57,6 +63,14 @@ function readCookie(header: string | undefined, name: string): string | undefine
     }
   }
   return undefined;
+}
+
+/** A session check that could not reach the database is a 503 the client retries, not a 500. */
+function asRetryable(error: unknown): never {
+  if (isDatabaseUnavailable(error)) {
+    throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the database is unavailable right now; try again shortly", cause: error });
+  }
+  throw error;
 }
 
 function bearer(header: string | undefined): string | undefined {
@@ -88,12 +102,18 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   const services = pulse.services;
   const security = resolveServerSecurity(options.security);
   const origins = new OriginPolicy(security.allowedOrigins);
+  const { metrics } = services;
   const registry = new ConnectionRegistry({
     auth: services.auth,
     caps: security.ws,
     checkIntervalMs: security.sessionCheckIntervalMs,
     logger,
+    metrics,
   });
+  const metricsEndpoint =
+    options.metrics?.enabled === false
+      ? null
+      : new MetricsEndpoint({ metrics, logger, ...(options.metrics?.token ? { token: options.metrics.token } : {}) });
   registry.start();
   const reports = new ReportEndpoint({
     auth: services.auth,
@@ -121,8 +141,8 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       const bearerToken = bearer(req.headers.authorization);
       // A bearer token may be a session or a share link; the cookie only ever holds a session.
       const principal = bearerToken
-        ? await services.auth.authenticate(bearerToken, ["session", "share"])
-        : await services.auth.authenticate(readCookie(req.headers.cookie, SESSION_COOKIE), ["session"]);
+        ? await services.auth.authenticate(bearerToken, ["session", "share"]).catch(asRetryable)
+        : await services.auth.authenticate(readCookie(req.headers.cookie, SESSION_COOKIE), ["session"]).catch(asRetryable);
       return {
         services,
         session: principal?.kind === "user" ? principal.session : null,
@@ -132,8 +152,9 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
         setSessionCookie: (value, maxAge = 0) => res.appendHeader("Set-Cookie", cookieHeader(value, maxAge)),
       };
     },
-    onError({ error, path }) {
-      if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ err: error, path }, "procedure failed");
+    onError({ error, path, ctx }) {
+      const tenantId = ctx?.session?.tenantId ?? ctx?.share?.tenantId;
+      if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ err: error, path, ...(tenantId ? { tenantId } : {}) }, "procedure failed");
     },
   });
 
@@ -146,12 +167,15 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   const onConnection = getWSConnectionHandler({
     wss,
     router: appRouter,
+    // A tenant's event is serialised once for all its subscribers (see frame-encoder.ts).
+    experimental_encoder: pulseFrameEncoder,
     keepAlive: { enabled: true, pingMs: security.ws.pingMs, pongWaitMs: security.ws.pongWaitMs },
     async createContext({ res, info }): Promise<Context> {
       const guard = (res as GuardedWebSocket).guard ?? null;
       const token = info.connectionParams?.token;
       // The token travels in connectionParams (the first frame), never in the URL.
-      const principal = await services.auth.authenticate(typeof token === "string" ? token : undefined, ["session", "socket", "share"]);
+      const principal = await services.auth.authenticate(typeof token === "string" ? token : undefined, ["session", "socket", "share"]).catch(asRetryable);
+      if (!principal) guard?.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
       if (principal && guard) {
         const refusal = registry.admit(guard, principal);
         if (refusal) guard.refuse(refusal);
@@ -167,13 +191,25 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
         setSessionCookie: () => {},
       };
     },
-    onError({ error, path }) {
-      if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ err: error, path }, "subscription failed");
+    onError({ error, path, ctx }) {
+      // The connection's logger carries its connectionId and tenantId.
+      if (error.code === "INTERNAL_SERVER_ERROR") (ctx?.connection?.logger ?? logger).error({ err: error, path }, "subscription failed");
     },
   });
 
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 15_000 }, (req, res) => {
     const path = req.url ?? "/";
+    if (logger.isLevelEnabled("trace")) {
+      // The query string is left out: it may carry a procedure's input.
+      const startedAt = Date.now();
+      res.once("finish", () =>
+        logger.trace({ method: req.method, path: path.split("?")[0], status: res.statusCode, ms: Date.now() - startedAt }, "http request"),
+      );
+    }
+    if (metricsEndpoint && MetricsEndpoint.matches(path)) {
+      void metricsEndpoint.handle(req, res);
+      return;
+    }
     const reportRun = ReportEndpoint.match(path);
     if (reportRun !== null) {
       void reports.handle(req, res, reportRun);
@@ -214,20 +250,24 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     }
     // Cross-site WebSocket hijacking: a page from another origin never gets a socket.
     if (!origins.allows(req.headers.origin, req.headers.host)) {
+      metrics.refused("origin");
+      logger.debug({ origin: req.headers.origin?.slice(0, 200) }, "websocket refused: origin not allowed");
       refuseUpgrade(socket, 403, "FORBIDDEN", "origin not allowed");
       return;
     }
     const ip = clientAddress(req, security.trustProxy);
     if (!registry.hasRoomFor(ip)) {
+      metrics.refused("per_ip");
+      logger.debug({ ip }, "websocket refused: over the per-address cap");
       refuseUpgrade(socket, 429, "TOO_MANY_REQUESTS", `at most ${security.ws.perIp} open connections per address`);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const guarded = ws as GuardedWebSocket;
-      const guard = new ConnectionGuard(guarded, ip, security.ws);
+      const guard = new ConnectionGuard(guarded, ip, security.ws, Date.now, { metrics, logger });
       guarded.guard = guard;
       registry.open(guard);
-      guarded.once("close", () => registry.closed(guard));
+      guarded.once("close", (code: number) => registry.closed(guard, { code }));
       onConnection(guarded, req);
     });
   });

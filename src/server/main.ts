@@ -1,7 +1,6 @@
 import type { AddressInfo } from "node:net";
-import { bootPulse, DEMO_USER, seedDemo, serverSecurity } from "./bootstrap";
+import { bootPulse, DEMO_USER, listenPulse, seedDemo } from "./bootstrap";
 import { EnvError, loadEnv } from "./env";
-import { createPulseServer } from "./http-server";
 import { createLogger } from "./logger";
 import { RedisUnavailableError } from "./redis";
 import { createWebHandler } from "./web/next-handler";
@@ -22,14 +21,13 @@ async function main() {
   const web = env.PULSE_WEB
     ? await createWebHandler({ dev: env.NODE_ENV === "development", hostname: env.HOST, port: env.PORT, logger })
     : undefined;
-  const http = createPulseServer({ pulse: booted.pulse, logger, web, secureCookies: env.COOKIE_SECURE, security: serverSecurity(env) });
-  await new Promise<void>((resolve, reject) => {
-    http.server.once("error", reject);
-    http.server.listen(env.PORT, env.HOST, resolve);
-  });
+  const http = await listenPulse(env, booted.pulse, logger, web);
   const shown = env.HOST === "0.0.0.0" || env.HOST === "::" ? "localhost" : env.HOST;
   const { port } = http.server.address() as AddressInfo;
-  logger.info({ workers: env.PULSE_WORKERS, web: env.PULSE_WEB, port }, `Pulse is running on http://${shown}:${port}`);
+  logger.info(
+    { workers: env.PULSE_WORKERS, web: env.PULSE_WEB, port, metrics: env.METRICS_ENABLED ? (env.METRICS_TOKEN ? "/metrics (bearer token)" : "/metrics") : false },
+    `Pulse is running on http://${shown}:${port}`,
+  );
   if (env.PULSE_DEMO) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
 
   let stopping = false;

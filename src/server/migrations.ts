@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as schemaEngineBindings from "@prisma/schema-engine-wasm/schema_engine_bg";
 import type { MigrationList, SchemaEngine } from "@prisma/schema-engine-wasm";
-import { bindSqlAdapterFactory, type SqlDriverAdapterFactory } from "@prisma/driver-adapter-utils";
+import { bindSqlAdapterFactory, type SqlDriverAdapter, type SqlDriverAdapterFactory } from "@prisma/driver-adapter-utils";
 
 /**
  * Applies and creates migrations with Prisma's own schema engine, compiled to WebAssembly
@@ -40,16 +40,39 @@ function loadSchemaEngineWasm(): Promise<void> {
   return wasmReady;
 }
 
+/**
+ * The engine, and how to let go of it: freeing the engine leaves the connections it opened
+ * in their pools, and the one that took Prisma's migration advisory lock keeps it until the
+ * pool drops it (10 s idle), so every other process migrating meanwhile waits or times out.
+ * Disposing them releases the lock as soon as the engine is done.
+ */
 async function openSchemaEngine(
   adapterFactory: SqlDriverAdapterFactory,
   schema: string,
-): Promise<SchemaEngine> {
+): Promise<{ engine: SchemaEngine; close(): Promise<void> }> {
   await loadSchemaEngineWasm();
-  return schemaEngineBindings.SchemaEngine.new(
+  const opened: SqlDriverAdapter[] = [];
+  const tracked: SqlDriverAdapterFactory = {
+    provider: adapterFactory.provider,
+    adapterName: adapterFactory.adapterName,
+    async connect() {
+      const adapter = await adapterFactory.connect();
+      opened.push(adapter);
+      return adapter;
+    },
+  };
+  const engine = await schemaEngineBindings.SchemaEngine.new(
     { datamodels: [[schemaPath, schema]] },
     () => {},
-    bindSqlAdapterFactory(adapterFactory),
+    bindSqlAdapterFactory(tracked),
   );
+  return {
+    engine,
+    async close() {
+      engine.free();
+      await Promise.all(opened.splice(0).map((adapter) => adapter.dispose().catch(() => {})));
+    },
+  };
 }
 
 /** Reads `prisma/migrations/` the way Prisma's CLI hands it to the engine. */
@@ -85,7 +108,7 @@ export async function applyMigrations(
   dir = migrationsDir,
 ): Promise<string[]> {
   const schema = await readFile(schemaPath, "utf8");
-  const engine = await openSchemaEngine(adapterFactory, schema);
+  const { engine, close } = await openSchemaEngine(adapterFactory, schema);
   try {
     const { appliedMigrationNames } = await engine.applyMigrations({
       migrationsList: await readMigrations(dir),
@@ -93,7 +116,7 @@ export async function applyMigrations(
     });
     return appliedMigrationNames;
   } finally {
-    engine.free();
+    await close();
   }
 }
 
@@ -112,7 +135,7 @@ export async function createMigration(
   await applyMigrations(scratchFactory, dir);
   const schema = await readFile(schemaPath, "utf8");
   const files = [{ path: schemaPath, content: schema }];
-  const engine = await openSchemaEngine(scratchFactory, schema);
+  const { engine, close } = await openSchemaEngine(scratchFactory, schema);
   try {
     const { stdout } = await engine.diff({
       from: { tag: "schemaDatasource", files, configDir: path.dirname(schemaPath) },
@@ -136,6 +159,6 @@ export async function createMigration(
     }
     return folder;
   } finally {
-    engine.free();
+    await close();
   }
 }

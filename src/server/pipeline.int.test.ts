@@ -17,7 +17,12 @@ describe("live pipeline over a real WebSocket", () => {
     const tenant = await registerTenant(app);
     const client = connectClient(app, tenant.token);
     // Registration started the chain; let it finish so the run below is watched from its start.
-    await eventually(() => client.trpc.context.get.query(), (c) => c?.status === "completed", "the first setup chain");
+    // The writer completes the context file before its own run ends, so wait for the run.
+    await eventually(
+      () => client.trpc.agent.list.query({ agentRole: "context-file-writer" }),
+      (list) => list.runs[0]?.status === "completed",
+      "the first setup chain's last run",
+    );
     const received: Received[] = [];
     const sub = client.trpc.agent.onStatus.subscribe({}, {
       onData: (item) => received.push(item as unknown as Received),

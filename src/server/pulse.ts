@@ -10,10 +10,11 @@ import { LoginThrottle, type LoginThrottleOptions } from "./auth/login-throttle"
 import { ShareLinkService } from "./auth/share-link-service";
 import { ContextService } from "./context/context-service";
 import type { Database, PrismaClient } from "./db";
-import { EventBus } from "./events/bus";
+import { EventBus, type EventBusOptions } from "./events/bus";
 import { TenantEventStream, TenantStreamKeys, type RetentionOptions } from "./events/event-stream";
 import { TenantStreamReader } from "./events/stream-reader";
 import type { Logger } from "./logger";
+import { PulseMetrics } from "./metrics/pulse-metrics";
 import { connectRedis } from "./redis";
 
 export interface PulseOptions {
@@ -38,6 +39,10 @@ export interface PulseOptions {
   };
   /** Roles whose agents run outside Pulse and report over HTTP with their run's token. */
   externalAgentRoles?: readonly string[];
+  /** How long publishes wait for an unreachable database, and how often progress is written. */
+  bus?: Pick<EventBusOptions, "databaseWaitMs" | "progressFlushMs">;
+  /** This instance's metrics (default: a fresh set with its own registry). */
+  metrics?: PulseMetrics;
   /** How worker processes look for runs the queue forgot (default: every minute, after a minute). */
   reconcile?: RunReconcilerOptions;
 }
@@ -62,6 +67,8 @@ export interface PulseServices {
   externalAgentRoles: readonly string[];
   sessionTtlSeconds: number;
   logger: Logger;
+  /** What `/metrics` reports for this instance. */
+  metrics: PulseMetrics;
 }
 
 /**
@@ -81,14 +88,22 @@ export class Pulse {
     const { logger, redisPrefix } = options;
     const command = this.connect("command");
     const stream = new TenantEventStream(command, new TenantStreamKeys(redisPrefix), options.retention);
-    const bus = new EventBus(options.database.prisma, stream);
+    const metrics = options.metrics ?? new PulseMetrics();
+    const bus = new EventBus({
+      db: options.database.prisma,
+      stream,
+      logger,
+      ...options.bus,
+      onPublished: (event) => metrics.eventPublished(event.type),
+    });
     const reader = new TenantStreamReader({
       blockingRedis: this.connect("stream-reader"),
       controlRedis: command,
       stream,
       logger,
+      metrics,
     });
-    this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts });
+    this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts, logger });
     const db = options.database.prisma;
     const auth = new AuthService(db, options.auth);
     const externalAgentRoles = options.externalAgentRoles ?? [];
@@ -117,6 +132,7 @@ export class Pulse {
       externalAgentRoles,
       sessionTtlSeconds: options.auth.sessionTtlSeconds,
       logger,
+      metrics,
     };
   }
 
@@ -167,6 +183,7 @@ export class Pulse {
     if (this.sweep) clearInterval(this.sweep);
     await this.reconciler?.stop();
     await this.workers?.close(options.force);
+    await this.services.bus.close();
     await this.services.reader.stop();
     await this.queues.close();
     await Promise.all(this.connections.map((c) => c.quit().catch(() => c.disconnect())));

@@ -1,6 +1,7 @@
 import { bootPulse } from "./bootstrap";
 import { EnvError, loadEnv } from "./env";
 import { createLogger } from "./logger";
+import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server";
 import { RedisUnavailableError } from "./redis";
 
 /**
@@ -16,13 +17,33 @@ async function main() {
     process.exit(1);
   }
   const booted = await bootPulse(env, logger, { workers: true, subscriptions: false });
-  logger.info({ roles: booted.pulse.services.agents.map((a) => a.role) }, "workers running");
+  let metricsServer: MetricsServer | undefined;
+  if (env.METRICS_PORT !== undefined) {
+    try {
+      metricsServer = await startMetricsServer({
+        metrics: booted.pulse.services.metrics,
+        port: env.METRICS_PORT,
+        host: env.HOST,
+        enabled: env.METRICS_ENABLED,
+        logger,
+        ...(env.METRICS_TOKEN ? { token: env.METRICS_TOKEN } : {}),
+      });
+    } catch (error) {
+      await booted.close({ force: true });
+      throw new Error(`METRICS_PORT: cannot listen on ${env.HOST}:${env.METRICS_PORT} (${(error as Error).message})`);
+    }
+  }
+  logger.info(
+    { roles: booted.pulse.services.agents.map((a) => a.role), ...(metricsServer ? { metricsPort: metricsServer.port } : {}) },
+    "workers running",
+  );
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: finishing running jobs");
     setTimeout(() => process.exit(1), 30_000).unref();
+    await metricsServer?.close();
     await booted.close();
     process.exit(0);
   };

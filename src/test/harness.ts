@@ -9,7 +9,7 @@ import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition
 import { openDatabase, type Database } from "../server/db";
 import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
 import type { ServerSecurityOverrides } from "../server/http/server-security";
-import { createLogger } from "../server/logger";
+import { createLogger, type Logger } from "../server/logger";
 import { Pulse, type PulseOptions } from "../server/pulse";
 import type { AppRouter } from "../server/trpc/root";
 
@@ -47,6 +47,8 @@ export interface TestPulseOptions {
   /** Token lifetimes and sign-in limits (the per-address limit is lifted unless set: every test client is 127.0.0.1). */
   auth?: Partial<Omit<PulseOptions["auth"], "secret">>;
   externalAgentRoles?: string[];
+  /** Where Pulse logs; silent unless TEST_LOG_LEVEL says otherwise. */
+  logger?: Logger;
 }
 
 export const TEST_SECRET = new TextEncoder().encode("test-secret-that-is-at-least-32-characters-long");
@@ -59,7 +61,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
   const database = options.database ?? (await openTestDatabase());
   const prefix = options.prefix ?? `test-${randomUUID().slice(0, 8)}`;
   const redisUrl = inject("redisUrl");
-  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
+  const logger = options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
   const pulse = await Pulse.start({
     database,
     redisUrl,
@@ -266,6 +268,8 @@ export class AgentRemote {
         return;
       }
       if (this.ending?.kind === "fail") throw new Error(this.ending.message);
+      // A cancellation that arrived while the last tick was being published has already fired.
+      if (ctx.signal.aborted) throw new RunCancelledError();
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.waiters.delete(wake);

@@ -1,4 +1,5 @@
 import { Queue, type ConnectionOptions } from "bullmq";
+import type { Logger } from "../logger";
 
 /** What travels in a BullMQ job: the tenant and run it belongs to, never more than ids and input. */
 export interface AgentJobData {
@@ -15,6 +16,8 @@ export interface AgentQueuesOptions {
   prefix: string;
   /** Attempts per run before it is failed for good. */
   attempts: number;
+  /** Where a queue's connection errors go (a Redis restart), instead of bare lines on stderr. */
+  logger?: Logger;
 }
 
 /**
@@ -32,6 +35,8 @@ export class AgentQueues {
     let queue = this.queues.get(role);
     if (!queue) {
       queue = new Queue<AgentJobData>(role, { connection: this.options.connection, prefix: this.options.prefix });
+      // Without a listener, an emitted 'error' would be printed raw; the connection retries by itself.
+      queue.on("error", (err) => this.options.logger?.debug({ err, queue: role }, "queue connection error"));
       this.queues.set(role, queue);
     }
     return queue;

@@ -10,7 +10,7 @@ let queues: AgentQueues;
 let reconciler: RunReconciler;
 beforeAll(async () => {
   // No workers: the runs below stay queued, as they would with every worker down.
-  app = await startTestPulse({ runWorkers: false });
+  app = await startTestPulse({ runWorkers: false, externalAgentRoles: ["outside-agent"] });
   queues = new AgentQueues({ connection: connectRedis(app.redisUrl, `${app.prefix}:test-queues`), prefix: app.prefix, attempts: 1 });
   reconciler = new RunReconciler({ ...app.pulse.services, queues, logger: createLogger("silent") }, { intervalMs: 60_000, graceMs: 1_000 });
 });
@@ -40,5 +40,13 @@ describe("RunReconciler", () => {
     expect(entries.map((e) => e.event.type)).toContain("agent:failed");
     // A second pass finds nothing more to do.
     expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(0);
+  });
+
+  it("leaves runs of external agents alone: they have no job to lose, and may be quiet for long", async () => {
+    const tenant = await createQuietTenant(app);
+    const { runs, db } = app.pulse.services;
+    const outside = await runs.start(tenant.tenantId, "outside-agent");
+    expect(await reconciler.reconcile(Date.now() + 60_000)).toBe(0);
+    expect((await db.agentRun.findUniqueOrThrow({ where: { id: outside.id } })).status).toBe("queued");
   });
 });

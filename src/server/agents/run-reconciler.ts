@@ -21,7 +21,14 @@ export class RunReconciler {
   private pass?: Promise<number>;
 
   constructor(
-    private readonly deps: { db: PrismaClient; bus: EventBus; queues: AgentQueues; logger: Logger },
+    private readonly deps: {
+      db: PrismaClient;
+      bus: EventBus;
+      queues: AgentQueues;
+      logger: Logger;
+      /** Roles run by agents outside Pulse: their runs have no job to lose, and may be quiet as long as their agent likes. */
+      externalAgentRoles?: readonly string[];
+    },
     private readonly options: RunReconcilerOptions,
   ) {}
 
@@ -47,7 +54,11 @@ export class RunReconciler {
     let ended = 0;
     try {
       const stale = await db.agentRun.findMany({
-        where: { status: { in: ["queued", "active"] }, updatedAt: { lt: new Date(now - this.options.graceMs) } },
+        where: {
+          status: { in: ["queued", "active"] },
+          updatedAt: { lt: new Date(now - this.options.graceMs) },
+          ...(this.deps.externalAgentRoles?.length ? { agentRole: { notIn: [...this.deps.externalAgentRoles] } } : {}),
+        },
         take: 500,
       });
       for (const run of stale) {

@@ -150,7 +150,7 @@ export class RunService {
   }
 
   async get(tenantId: string, runId: string): Promise<RunView> {
-    const snapshot = await readRunSnapshot(this.deps.db, tenantId, runId);
+    const snapshot = await readRunSnapshot({ db: this.deps.db, stream: this.deps.bus.stream }, tenantId, runId);
     const run = snapshot?.runs[0];
     if (!run) throw notFound("run");
     return run;

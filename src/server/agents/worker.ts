@@ -55,6 +55,10 @@ export function createAgentWorker(
   const reportLostAttempt = async (runId: string, attempt: number | "current", willRetry: boolean) => {
     const run = await deps.db.agentRun.findUnique({ where: { id: runId } });
     if (!run) return;
+    logger.warn(
+      { tenantId: run.tenantId, runId, jobId: run.jobId, attempt: attempt === "current" ? run.attempt : attempt, willRetry },
+      "attempt lost its worker: reporting it as failed",
+    );
     await deps.bus.publish({
       ...base(run, attempt === "current" ? run.attempt : attempt),
       type: "agent:failed",
@@ -79,13 +83,19 @@ export function createAgentWorker(
     // A run cancelled while it waited, or already finished by a previous attempt, is done.
     if (!run || (run.status !== "queued" && run.status !== "active")) return;
     const attempt = Math.max(1, job.attemptsStarted);
+    const log = logger.child({ tenantId, runId, jobId: job.id, attempt });
     const abort = signal ?? new AbortController().signal;
     const publish = (event: AgentEventInput) => deps.bus.publish(event);
     // An earlier attempt still shown active never reported its end: its worker died. Close
     // it before this one starts (a no-op if the stall handler got there first).
     if (run.status === "active" && run.attempt < attempt) await reportLostAttempt(run.id, run.attempt, true);
     const started = await publish({ ...base(run, attempt), type: "agent:active", startedAt: new Date().toISOString() });
-    if (!started) return;
+    if (!started) {
+      log.debug("attempt no longer current: not started");
+      return;
+    }
+    log.debug("agent run started");
+    const startedAt = Date.now();
 
     const throwIfCancelled = () => {
       if (abort.aborted) throw new RunCancelledError();
@@ -135,10 +145,13 @@ export function createAgentWorker(
       throwIfCancelled();
     } catch (error) {
       // Cancelled runs were already reported by whoever cancelled them.
-      if (error instanceof RunCancelledError || abort.aborted) return;
+      if (error instanceof RunCancelledError || abort.aborted) {
+        log.info({ durationMs: Date.now() - startedAt }, "agent run cancelled");
+        return;
+      }
       const attemptsAllowed = job.opts.attempts ?? 1;
       const willRetry = !(error instanceof UnrecoverableError) && job.attemptsMade + 1 < attemptsAllowed;
-      logger.warn({ tenantId, runId, attempt, willRetry, err: error }, "agent run failed");
+      log.warn({ willRetry, durationMs: Date.now() - startedAt, err: error }, "agent run failed");
       await publish({ ...base(run, attempt), type: "agent:failed", error: errorMessage(error), failedAt: new Date().toISOString(), willRetry });
       throw error;
     }
@@ -150,6 +163,7 @@ export function createAgentWorker(
       completedAt: new Date().toISOString(),
       ...(nextAgent ? { nextAgent } : {}),
     });
+    log.debug({ durationMs: Date.now() - startedAt, ...(nextAgent ? { nextAgent } : {}) }, "agent run completed");
     if (completed && nextAgent) {
       await deps.runs.start(tenantId, nextAgent, {
         ...(job.data.chainId ? { chainId: job.data.chainId } : {}),
@@ -171,7 +185,7 @@ export function createAgentWorker(
   worker.on("stalled", (jobId) => {
     stalledAttempt(deps.queues, definition.role, jobId)
       .then((attempt) => (attempt === null ? undefined : reportLostAttempt(jobId, attempt, true)))
-      .catch((err) => logger.error({ err, runId: jobId }, "could not report stalled run"));
+      .catch((err) => logger.error({ err, runId: jobId, jobId }, "could not report stalled run"));
   });
   worker.on("failed", (job) => {
     // The processor reports its own failures; this catches the ones BullMQ decides without
@@ -183,7 +197,7 @@ export function createAgentWorker(
     job
       .getState()
       .then((state) => (state === "failed" ? reportLostAttempt(runId, "current", false) : undefined))
-      .catch((err) => logger.error({ err, runId }, "could not report failed run"));
+      .catch((err) => logger.error({ err, runId, jobId: runId, attempt: job.attemptsStarted }, "could not report failed run"));
   });
   worker.on("error", (err) => logger.error({ err }, "worker error"));
   return worker;
@@ -238,6 +252,7 @@ export class AgentWorkerPool {
   private onCancel(message: string): void {
     try {
       const { runId, role } = JSON.parse(message) as { runId: string; role: string };
+      this.logger.debug({ runId, jobId: runId, agentRole: role }, "cancelling run");
       this.workers.get(role)?.cancelJob(runId, "cancelled");
     } catch (err) {
       this.logger.warn({ err }, "ignoring malformed cancel message");

@@ -1,7 +1,11 @@
+import { randomUUID } from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
-import type { TenantEventStream } from "./event-stream";
-import { projectEvent } from "./projection";
-import { eventInputSchema, type EventInput, type PulseEvent } from "./schema";
+import { whileDatabaseReturns } from "../database-unavailable";
+import type { Logger } from "../logger";
+import type { LiveAttemptGate, TenantEventStream } from "./event-stream";
+import { ProgressProjector } from "./progress-projector";
+import { appliedSeq, isAttemptLive, projectEvent } from "./projection";
+import { eventInputSchema, type CountedEventInput, type EventInput, type ProgressInput, type PulseEvent } from "./schema";
 
 export interface PublishedEvent {
   /** The Redis stream entry id: the id every subscriber sees for this event. */
@@ -9,32 +13,127 @@ export interface PublishedEvent {
   event: PulseEvent;
 }
 
+export interface EventBusOptions {
+  db: PrismaClient;
+  stream: TenantEventStream;
+  logger: Logger;
+  /** How long a publish waits for an unreachable database before it fails (default 30 s). */
+  databaseWaitMs?: number;
+  /** How often runs' latest progress is written to the database (default 250 ms). */
+  progressFlushMs?: number;
+  /** Told about every event appended, for metrics. */
+  onPublished?: (event: PulseEvent) => void;
+}
+
 /**
  * The one way an event enters Pulse, from an in-process agent, an external agent's HTTP
  * report, or BullMQ's stalled-job handling: validate it, apply it to the database (the
  * ground truth), then append it to the tenant's stream (the ordered, replayable log).
+ *
+ * Progress, by far the most frequent event, takes a faster path: it is appended at once
+ * when Redis's live-attempt marker says its attempt is the one running, and written to the
+ * database a moment later, latest-wins (`ProgressProjector`). So progress keeps flowing
+ * while the database is slow or away, and a stale worker's progress is still never
+ * delivered. Every other event waits for the database (up to `databaseWaitMs`), so a
+ * dashboard never shows a state the database does not hold.
  */
 export class EventBus {
-  constructor(
-    private readonly db: PrismaClient,
-    readonly stream: TenantEventStream,
-  ) {}
+  readonly stream: TenantEventStream;
+  private readonly progress: ProgressProjector;
+  private readonly databaseWaitMs: number;
+
+  constructor(private readonly options: EventBusOptions) {
+    this.stream = options.stream;
+    this.databaseWaitMs = options.databaseWaitMs ?? 30_000;
+    this.progress = new ProgressProjector(options.db, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
+  }
+
+  /** Runs whose latest progress is waiting to be written to the database. */
+  get progressBacklog(): number {
+    return this.progress.backlog;
+  }
 
   /**
    * Publishes an event. Resolves to null when the event no longer applies to the run's
-   * state (see `projectEvent`); such an event is neither stored nor delivered.
+   * state (see `projectEvent`): a report from an attempt that is no longer running, a
+   * second end of the same attempt. Such an event is neither stored nor delivered.
    */
   async publish(input: EventInput): Promise<PublishedEvent | null> {
     const parsed = eventInputSchema.parse(input);
-    const seq = await projectEvent(this.db, parsed);
+    return parsed.type === "agent:progress" ? this.publishProgress(parsed) : this.publishCounted(parsed);
+  }
+
+  /** Writes pending progress to the database; call before closing it. */
+  async close(): Promise<void> {
+    await this.progress.close();
+  }
+
+  private async publishCounted(event: CountedEventInput): Promise<PublishedEvent | null> {
+    const reached =
+      event.type === "agent:failed" || event.type === "agent:cancelled" || event.type === "agent:completed"
+        ? (await this.stream.readLiveProgress(event.tenantId, [event.runId])).get(event.runId)
+        : undefined;
+    // A retry after a dropped connection first asks whether the lost attempt committed.
+    const key = randomUUID();
+    let tried = false;
+    const seq = await whileDatabaseReturns(async () => {
+      if (tried) {
+        const applied = await appliedSeq(this.options.db, event, key);
+        if (applied !== null) return applied;
+      }
+      tried = true;
+      return projectEvent(this.options.db, event, key, reached);
+    }, this.databaseWaitMs);
     if (seq === null) return null;
-    const event = { ...parsed, seq, at: new Date().toISOString() } as PulseEvent;
-    const { id, genesis } = await this.stream.append(parsed.tenantId, JSON.stringify(event));
+    const published = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event));
+    // Only a `check` gate refuses, and counted events never check.
+    if (typeof published === "string") throw new Error(`append refused a ${event.type} event (${published})`);
+    return published;
+  }
+
+  private async publishProgress(event: ProgressInput): Promise<PublishedEvent | null> {
+    const stamped = { ...event, seq: 0, at: new Date().toISOString() } as PulseEvent;
+    const progress = { attempt: event.attempt, progress: event.progress, phase: event.phase, message: event.message };
+    const gate = { mode: "check", runId: event.runId, attempt: event.attempt, progress } as const;
+    let published: PublishedEvent | "unknown" | "stale" | null = await this.append(stamped, gate);
+    if (published === "unknown") {
+      // No marker: the run is not running, or Redis lost its keys (a restart without
+      // persistence). The database decides, and a live attempt gets its marker back.
+      const live = await whileDatabaseReturns(() => isAttemptLive(this.options.db, event), this.databaseWaitMs);
+      published = live ? await this.append(stamped, { ...gate, mode: "arm" }) : null;
+    }
+    if (published === null || published === "unknown" || published === "stale") return null;
+    this.progress.record(event);
+    return published;
+  }
+
+  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined): Promise<PublishedEvent | "unknown" | "stale"> {
+    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate);
+    if ("refused" in appended) return appended.refused;
     // The first id a tenant's stream ever had outlives the stream (a Redis restart without
     // persistence), so a resuming client can be told "resync" rather than "not found".
-    if (genesis) {
-      await this.db.tenant.updateMany({ where: { id: parsed.tenantId, firstEventId: null }, data: { firstEventId: genesis } });
+    if (appended.genesis) {
+      const genesis = appended.genesis;
+      await whileDatabaseReturns(
+        () => this.options.db.tenant.updateMany({ where: { id: event.tenantId, firstEventId: null }, data: { firstEventId: genesis } }),
+        this.databaseWaitMs,
+      );
     }
-    return { id, event };
+    this.options.onPublished?.(event);
+    return { id: appended.id, event };
+  }
+}
+
+/** Which counted events move the run's live-attempt marker: a start arms it, an end clears it. */
+function liveAttemptGate(event: CountedEventInput): LiveAttemptGate | undefined {
+  switch (event.type) {
+    case "agent:active":
+      return { mode: "arm", runId: event.runId, attempt: event.attempt };
+    case "agent:completed":
+    case "agent:failed":
+    case "agent:cancelled":
+      return { mode: "clear", runId: event.runId };
+    default:
+      return undefined;
   }
 }

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
-import { compareStreamIds, STREAM_ORIGIN, type PulseEvent } from "./schema";
+import { rememberEncoding } from "./event-encoding";
+import { compareStreamIds, STREAM_ORIGIN, type PulseEvent, type RunPhase } from "./schema";
 
 /** One entry of a tenant's stream, decoded once however many subscribers receive it. */
 export interface StreamEntry {
@@ -38,6 +39,16 @@ export class TenantStreamKeys {
   genesis(tenantId: string): string {
     return `${this.prefix}:{${tenantId}}:genesis`;
   }
+
+  /** Running runs' latest progress (a hash by run id), which snapshots lay over the database's. */
+  liveProgress(tenantId: string): string {
+    return `${this.prefix}:{${tenantId}}:progress`;
+  }
+
+  /** The attempt of a run that is running now: only its progress is appended without asking the database. */
+  liveAttempt(tenantId: string, runId: string): string {
+    return `${this.prefix}:{${tenantId}}:live:${runId}`;
+  }
 }
 
 /** What Redis knows about an id a client hands back, to tell a resumable cursor from a forged one. */
@@ -57,10 +68,41 @@ export interface CursorProbe {
 export const UNKNOWN_GENESIS = "0-1";
 
 /**
+ * How an append treats the run's live-attempt marker: `check` appends only when the marker
+ * names this attempt (the progress fast path), `arm` sets it (a run became active), `clear`
+ * removes it (a run ended or will be retried).
+ */
+export type LiveAttemptGate =
+  | { mode: "check" | "arm"; runId: string; attempt: number; progress?: LiveProgress }
+  | { mode: "clear"; runId: string };
+
+/** A running run's latest progress, kept in Redis beside the stream so snapshots are never behind it. */
+export interface LiveProgress {
+  attempt: number;
+  progress: number;
+  phase: RunPhase;
+  message: string;
+}
+
+/** Why a checked append was refused: no marker (Redis lost it, or the run is not running) or another attempt's marker. */
+export type AppendRefusal = "unknown" | "stale";
+
+/** A live-attempt marker outlives any sane run; a longer one falls back to the database check. */
+const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
+
+/**
  * XADD that also records the stream's first id when this append created the stream (or
- * marks a stream older than the marker), returning the genesis it recorded, if any.
+ * marks a stream older than the marker), returning the genesis it recorded, if any; with a
+ * live-attempt gate, it checks, sets or clears the run's marker in the same step, so the
+ * marker and the stream's order never disagree.
  */
 const APPEND = `
+local mode = ARGV[4]
+if mode == 'check' then
+  local live = redis.call('GET', KEYS[3])
+  if not live then return {false, false, 'unknown'} end
+  if live ~= ARGV[5] then return {false, false, 'stale'} end
+end
 local created = redis.call('EXISTS', KEYS[1]) == 0
 local id = redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[2])
 local genesis = false
@@ -70,7 +112,19 @@ elseif redis.call('EXISTS', KEYS[2]) == 0 then
   genesis = ARGV[3]
 end
 if genesis then redis.call('SET', KEYS[2], genesis) end
-return {id, genesis}`;
+if mode == 'arm' then
+  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6])
+elseif mode == 'clear' then
+  redis.call('DEL', KEYS[3])
+  redis.call('HDEL', KEYS[4], ARGV[8])
+end
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+elseif mode == 'arm' then
+  redis.call('HDEL', KEYS[4], ARGV[8])
+end
+return {id, genesis, false}`;
 
 export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
   const entries: StreamEntry[] = [];
@@ -78,7 +132,10 @@ export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
     const index = fields.indexOf(PAYLOAD_FIELD);
     const payload = index >= 0 ? fields[index + 1] : undefined;
     // Entries were validated when published; the stream holds nothing else.
-    if (payload !== undefined) entries.push({ id, event: JSON.parse(payload) as PulseEvent });
+    if (payload === undefined) continue;
+    const event = JSON.parse(payload) as PulseEvent;
+    rememberEncoding(event, payload);
+    entries.push({ id, event });
   }
   return entries;
 }
@@ -107,26 +164,57 @@ export function nextStreamId(id: string): string {
 export class TenantEventStream {
   private readonly lastTrim = new Map<string, { at: number; appends: number }>();
 
+  private readonly redis: Redis & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     readonly keys: TenantStreamKeys,
     private readonly retention: RetentionOptions,
-  ) {}
+  ) {
+    // EVALSHA with a fallback to EVAL: the script travels once per connection, not per event.
+    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 4, lua: APPEND });
+    this.redis = redis as typeof this.redis;
+  }
 
-  /** Appends an event; `genesis` is the stream's first id when this append recorded it (a new stream). */
-  async append(tenantId: string, payload: string): Promise<{ id: string; genesis: string | null }> {
-    const [id, genesis] = (await this.redis.eval(
-      APPEND,
-      2,
+  /**
+   * Appends an event; `genesis` is the stream's first id when this append recorded it (a
+   * new stream). With a `check` gate the append may be refused instead (see `AppendRefusal`).
+   */
+  async append(
+    tenantId: string,
+    payload: string,
+    gate?: LiveAttemptGate,
+  ): Promise<{ id: string; genesis: string | null } | { refused: AppendRefusal }> {
+    const progress = gate && gate.mode !== "clear" && gate.progress ? JSON.stringify(gate.progress) : "";
+    const [id, genesis, refused] = (await this.redis.pulseAppend(
       this.keys.events(tenantId),
       this.keys.genesis(tenantId),
+      gate ? this.keys.liveAttempt(tenantId, gate.runId) : this.keys.genesis(tenantId),
+      this.keys.liveProgress(tenantId),
       PAYLOAD_FIELD,
       payload,
       UNKNOWN_GENESIS,
-    )) as [string | null, string | null];
+      gate?.mode ?? "none",
+      gate && gate.mode !== "clear" ? String(gate.attempt) : "",
+      LIVE_ATTEMPT_TTL_SECONDS,
+      progress,
+      gate?.runId ?? "",
+    )) as [string | null, string | null, AppendRefusal | null];
+    if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
     this.trimSoon(tenantId);
     return { id, genesis: genesis ?? null };
+  }
+
+  /** The latest progress of those of `runIds` that are running, as Redis holds it. */
+  async readLiveProgress(tenantId: string, runIds: readonly string[]): Promise<Map<string, LiveProgress>> {
+    const live = new Map<string, LiveProgress>();
+    if (runIds.length === 0) return live;
+    const values = await this.redis.hmget(this.keys.liveProgress(tenantId), ...runIds);
+    values.forEach((value, i) => {
+      if (value) live.set(runIds[i]!, JSON.parse(value) as LiveProgress);
+    });
+    return live;
   }
 
   /** Whether `id` is an entry of the tenant's stream, with the markers that explain it if not. */

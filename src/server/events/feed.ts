@@ -1,5 +1,7 @@
 import type { PrismaClient } from "../../generated/prisma/client";
+import { whileDatabaseReturns } from "../database-unavailable";
 import { PulseError } from "../errors";
+import type { PulseMetrics, ResyncReason } from "../metrics/pulse-metrics";
 import { fitsStreamId, type StreamEntry, type TenantEventStream } from "./event-stream";
 import { compareStreamIds, STREAM_ORIGIN, type PulseEvent } from "./schema";
 import type { TenantStreamReader } from "./stream-reader";
@@ -25,7 +27,10 @@ export interface IdentifiedItem<TEvent extends PulseEvent, TSnapshot> {
  * cursor), a replay after an id this tenant was given, or a resync when the events after
  * that id are gone.
  */
-export type FeedStart = { from: "snapshot" } | { from: "after"; id: string } | { from: "resync" };
+export type FeedStart =
+  | { from: "snapshot" }
+  | { from: "after"; id: string }
+  | { from: "resync"; /** For metrics: retention trimmed the events, or the stream was lost. */ reason?: "trimmed" | "lost" };
 
 export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
   tenantId: string;
@@ -58,17 +63,24 @@ export async function resolveCursor(
     // Within the current stream's life, only trimmed ids are missing from it.
     const trimmed = probe.trimmedThrough === null ? 1 : compareStreamIds(cursor, probe.trimmedThrough);
     if (trimmed === 0) return { from: "after", id: cursor };
-    if (trimmed < 0) return { from: "resync" };
+    if (trimmed < 0) return { from: "resync", reason: "trimmed" };
     throw unknown();
   }
   // Older than the stream Redis holds (or it holds none): the tenant's only if it had events
   // before, i.e. the stream was lost and started again.
   const tenant = await deps.db.tenant.findUnique({ where: { id: tenantId }, select: { firstEventId: true } });
-  if (tenant?.firstEventId && compareStreamIds(cursor, tenant.firstEventId) >= 0) return { from: "resync" };
+  if (tenant?.firstEventId && compareStreamIds(cursor, tenant.firstEventId) >= 0) return { from: "resync", reason: "lost" };
   throw unknown();
 }
 
 const REPLAY_PAGE = 500;
+/** How long a subscription waits for an unreachable database to read its snapshot; live events queue meanwhile. */
+const SNAPSHOT_WAIT_MS = 30_000;
+
+/** A subscription outlives a short database outage: its snapshot waits, the socket stays. */
+function snapshotWhenReachable<TSnapshot>(query: { snapshot: () => Promise<TSnapshot> }, signal?: AbortSignal): Promise<TSnapshot> {
+  return whileDatabaseReturns(query.snapshot, SNAPSHOT_WAIT_MS, signal);
+}
 
 /**
  * Reads a tenant's events for one subscriber: the snapshot or the replay after its cursor,
@@ -79,12 +91,17 @@ const REPLAY_PAGE = 500;
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
 export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
-  deps: { reader: TenantStreamReader; stream: TenantEventStream },
+  deps: { reader: TenantStreamReader; stream: TenantEventStream; metrics?: PulseMetrics },
   query: FeedQuery<TEvent, TSnapshot>,
   signal?: AbortSignal,
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
+  const { metrics } = deps;
   const live = new EntryQueue();
-  const subscription = await deps.reader.subscribe(query.tenantId, (entries) => live.push(entries));
+  const subscription = await deps.reader.subscribe(
+    query.tenantId,
+    (entries) => live.push(entries),
+    (restartId) => live.lost(restartId),
+  );
   const stop = () => live.close();
   signal?.addEventListener("abort", stop, { once: true });
   try {
@@ -92,12 +109,18 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
     const { start } = query;
     const replay = start.from === "after" ? await replayAfter(deps.stream, query.tenantId, start.id, subscription.startId) : null;
     if (start.from === "snapshot") {
-      yield { id: subscription.startId, item: { type: "snapshot", snapshot: await query.snapshot() } };
+      metrics?.snapshots.inc();
+      yield { id: subscription.startId, item: { type: "snapshot", snapshot: await snapshotWhenReachable(query, signal) } };
     } else if (start.from === "resync" || replay === "resync" || replay === null) {
-      yield { id: subscription.startId, item: { type: "resync", snapshot: await query.snapshot() } };
+      metrics?.resynced(start.from === "resync" ? (start.reason ?? "cursor") : "trimmed");
+      yield { id: subscription.startId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
     } else {
+      metrics?.replayStarted();
       for (const entry of replay) {
-        if (query.accept(entry.event)) yield { id: entry.id, item: entry.event };
+        if (!query.accept(entry.event)) continue;
+        metrics?.eventReplayed();
+        metrics?.eventDelivered();
+        yield { id: entry.id, item: entry.event };
       }
       // The cursor may stand after the replay's last accepted entry (or after the reader's
       // start, when it arrived meanwhile); the live part starts after whichever is newer.
@@ -107,10 +130,20 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
     while (!signal?.aborted) {
       const entries = await live.take();
       if (entries === null) break;
+      if (!Array.isArray(entries)) {
+        // Redis came back without the stream: whatever was appended and never read is gone,
+        // so the client replaces its state from the database and follows the new stream.
+        metrics?.resynced("lost");
+        lastYielded = entries.restartId;
+        yield { id: entries.restartId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
+        continue;
+      }
       for (const entry of entries) {
         if (compareStreamIds(entry.id, lastYielded) <= 0) continue;
         lastYielded = entry.id;
-        if (query.accept(entry.event)) yield { id: entry.id, item: entry.event };
+        if (!query.accept(entry.event)) continue;
+        metrics?.eventDelivered();
+        yield { id: entry.id, item: entry.event };
       }
     }
   } finally {
@@ -156,32 +189,33 @@ export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
   stream: TenantEventStream,
   query: FeedQuery<TEvent, TSnapshot>,
   limit: number,
+  metrics?: PulseMetrics,
 ): Promise<EventPage<TEvent, TSnapshot>> {
   const newest = await stream.lastId(query.tenantId);
   const { start } = query;
   if (start.from === "snapshot") {
+    metrics?.snapshots.inc();
     return { items: [{ id: newest, item: { type: "snapshot", snapshot: await query.snapshot() } }], cursor: newest };
   }
-  const resync = async (): Promise<EventPage<TEvent, TSnapshot>> => ({
-    items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }],
-    cursor: newest,
-  });
-  if (start.from === "resync") return resync();
-  const page = await stream.readAfter(query.tenantId, start.id, limit);
-  if (await stream.isBehindRetention(query.tenantId, start.id)) return resync();
-  return {
-    items: page.flatMap((e) => (query.accept(e.event) ? [{ id: e.id, item: e.event }] : [])),
-    cursor: page.at(-1)?.id ?? start.id,
+  const resync = async (reason: ResyncReason): Promise<EventPage<TEvent, TSnapshot>> => {
+    metrics?.resynced(reason);
+    return { items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }], cursor: newest };
   };
+  if (start.from === "resync") return resync(start.reason ?? "cursor");
+  const page = await stream.readAfter(query.tenantId, start.id, limit);
+  if (await stream.isBehindRetention(query.tenantId, start.id)) return resync("trimmed");
+  const items = page.flatMap((e) => (query.accept(e.event) ? [{ id: e.id, item: e.event }] : []));
+  metrics?.eventsPolled(items.length);
+  return { items, cursor: page.at(-1)?.id ?? start.id };
 }
 
 /** Live entries waiting for a subscriber that is still yielding earlier ones. */
 class EntryQueue {
-  private batches: StreamEntry[][] = [];
-  private waiting?: (entries: StreamEntry[] | null) => void;
+  private batches: (StreamEntry[] | LostStream)[] = [];
+  private waiting?: (entries: StreamEntry[] | LostStream | null) => void;
   private closed = false;
 
-  push(entries: StreamEntry[]): void {
+  push(entries: StreamEntry[] | LostStream): void {
     if (this.closed) return;
     if (this.waiting) {
       const resolve = this.waiting;
@@ -192,11 +226,23 @@ class EntryQueue {
     }
   }
 
-  take(): Promise<StreamEntry[] | null> {
+  /** Marks where the stream was lost, in order with the entries around it. */
+  lost(restartId: string): void {
+    this.push({ restartId });
+  }
+
+  /** The entries waiting (up to a lost-stream mark), the mark itself, or null once closed. */
+  take(): Promise<StreamEntry[] | LostStream | null> {
     if (this.batches.length > 0) {
-      const all = this.batches.length === 1 ? this.batches[0]! : this.batches.flat();
-      this.batches = [];
-      return Promise.resolve(all);
+      const first = this.batches[0]!;
+      if (!Array.isArray(first)) {
+        this.batches.shift();
+        return Promise.resolve(first);
+      }
+      const mark = this.batches.findIndex((b) => !Array.isArray(b));
+      const ready = (mark < 0 ? this.batches : this.batches.slice(0, mark)) as StreamEntry[][];
+      this.batches = mark < 0 ? [] : this.batches.slice(mark);
+      return Promise.resolve(ready.length === 1 ? ready[0]! : ready.flat());
     }
     if (this.closed) return Promise.resolve(null);
     return new Promise((resolve) => (this.waiting = resolve));
@@ -208,4 +254,9 @@ class EntryQueue {
     this.waiting?.(null);
     this.waiting = undefined;
   }
+}
+
+/** Where a tenant's stream started again after Redis lost it. */
+interface LostStream {
+  restartId: string;
 }

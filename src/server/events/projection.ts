@@ -1,26 +1,32 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import { Prisma } from "../../generated/prisma/client";
-import type { EventInput } from "./schema";
+import type { LiveProgress } from "./event-stream";
+import type { CountedEventInput, ProgressInput } from "./schema";
 
 /**
  * Applies an event to the database, the ground truth that snapshots are read from, and
  * returns the change counter (`seq`) it produced. Returns null when the event no longer
- * applies: a late progress report from an attempt that has been superseded, a second
+ * applies: a late step, log or output from an attempt that has been superseded, a second
  * failure report for an attempt already failed, a cancel for a finished run. Such events
  * are not delivered, so a stale worker can never move a run backwards.
  */
-export async function projectEvent(db: PrismaClient, event: EventInput): Promise<number | null> {
+export async function projectEvent(db: PrismaClient, event: CountedEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
   try {
-    return await apply(db, event);
+    return await apply(db, event, key, latestProgress);
   } catch (error) {
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") return null;
     throw error;
   }
 }
 
-async function apply(db: PrismaClient, event: EventInput): Promise<number | null> {
-  const bump = { seq: { increment: 1 } } as const;
+async function apply(db: PrismaClient, event: CountedEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
+  const bump = { seq: { increment: 1 }, lastEventKey: key } as const;
   const select = { seq: true } as const;
+  // A run that ends keeps the progress (and message) it reached, which only Redis may hold yet.
+  const reached =
+    latestProgress && "attempt" in event && latestProgress.attempt === event.attempt
+      ? { progress: Math.round(latestProgress.progress), phase: latestProgress.phase, message: latestProgress.message }
+      : {};
   // Progress, steps, output and logs belong to the attempt that is running right now.
   const running = (e: { runId: string; tenantId: string; attempt: number }) => ({
     id: e.runId,
@@ -51,14 +57,6 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
           willRetry: false,
           startedAt: new Date(event.startedAt),
         },
-        select,
-      });
-      return run.seq;
-    }
-    case "agent:progress": {
-      const run = await db.agentRun.update({
-        where: running(event),
-        data: { ...bump, progress: Math.round(event.progress), phase: event.phase, message: event.message },
         select,
       });
       return run.seq;
@@ -95,7 +93,7 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
       // Appending in SQL keeps a long output from travelling back and forth on every chunk.
       const rows = await db.$queryRaw<{ seq: number }[]>`
         UPDATE "AgentRun"
-        SET "output" = "output" || ${event.chunk}, "seq" = "seq" + 1, "updatedAt" = now()
+        SET "output" = "output" || ${event.chunk}, "seq" = "seq" + 1, "lastEventKey" = ${key}, "updatedAt" = now()
         WHERE "id" = ${event.runId} AND "tenantId" = ${event.tenantId}
           AND "status" = 'active' AND "attempt" = ${event.attempt}
         RETURNING "seq"`;
@@ -121,6 +119,9 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
         where: running(event),
         data: {
           ...bump,
+          // The last message clients saw stays the run's, as it would in the database had
+          // the latest progress been written before the end.
+          ...("message" in reached ? { message: reached.message } : {}),
           status: "completed",
           phase: "completing",
           progress: 100,
@@ -142,6 +143,7 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
           : { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, status: { in: ["active", "queued"] } },
         data: {
           ...bump,
+          ...reached,
           // A failed attempt that will be retried waits in the queue again.
           status: event.willRetry ? "queued" : "failed",
           willRetry: event.willRetry,
@@ -155,7 +157,7 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
     case "agent:cancelled": {
       const run = await db.agentRun.update({
         where: { id: event.runId, tenantId: event.tenantId, status: { in: ["queued", "active"] } },
-        data: { ...bump, status: "cancelled", willRetry: false, cancelledAt: new Date(event.cancelledAt) },
+        data: { ...bump, ...reached, status: "cancelled", willRetry: false, cancelledAt: new Date(event.cancelledAt) },
         select,
       });
       return run.seq;
@@ -163,11 +165,50 @@ async function apply(db: PrismaClient, event: EventInput): Promise<number | null
     case "context:status_changed": {
       const file = await db.contextFile.upsert({
         where: { tenantId: event.tenantId },
-        create: { tenantId: event.tenantId, status: event.status, version: event.version ?? 0, seq: 1 },
+        create: { tenantId: event.tenantId, status: event.status, version: event.version ?? 0, seq: 1, lastEventKey: key },
         update: { ...bump, status: event.status, ...(event.version === undefined ? {} : { version: event.version }) },
         select,
       });
       return file.seq;
     }
   }
+}
+
+/**
+ * The `seq` an event's projection produced, if the publish `key` names is the row's last
+ * change: a publish whose connection dropped after the database committed finds its own
+ * change here and delivers it, instead of applying it a second time.
+ */
+export async function appliedSeq(db: PrismaClient, event: CountedEventInput, key: string): Promise<number | null> {
+  const row =
+    event.type === "context:status_changed"
+      ? await db.contextFile.findFirst({ where: { tenantId: event.tenantId, lastEventKey: key }, select: { seq: true } })
+      : await db.agentRun.findFirst({ where: { id: event.runId, tenantId: event.tenantId, lastEventKey: key }, select: { seq: true } });
+  return row?.seq ?? null;
+}
+
+/**
+ * Writes runs' latest progress, one update per run, and only to the attempt that is still
+ * running: a late write can never move a finished or retried run back. Progress does not
+ * bump `seq` (see `eventStampSchema`).
+ */
+export async function projectProgress(db: PrismaClient, latest: readonly ProgressInput[]): Promise<void> {
+  if (latest.length === 0) return;
+  await db.$transaction(
+    latest.map((event) =>
+      db.agentRun.updateMany({
+        where: { id: event.runId, tenantId: event.tenantId, status: "active", attempt: event.attempt },
+        data: { progress: Math.round(event.progress), phase: event.phase, message: event.message },
+      }),
+    ),
+  );
+}
+
+/** Whether this attempt of the run is the one running now (the progress fast path's fallback check). */
+export async function isAttemptLive(db: PrismaClient, event: ProgressInput): Promise<boolean> {
+  const run = await db.agentRun.findFirst({
+    where: { id: event.runId, tenantId: event.tenantId, status: "active", attempt: event.attempt },
+    select: { id: true },
+  });
+  return run !== null;
 }

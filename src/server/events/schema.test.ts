@@ -47,5 +47,27 @@ describe("compareStreamIds", () => {
     expect(compareStreamIds("10-2", "10-10")).toBe(-1);
     expect(compareStreamIds("10-2", "10-2")).toBe(0);
     expect(compareStreamIds("1700000000001-0", "1700000000000-99")).toBe(1);
+    expect(compareStreamIds("0-0", "0-1")).toBe(-1);
+    expect(compareStreamIds("18446744073709551615-5", "18446744073709551614-9")).toBe(1);
+  });
+
+  it("agrees with numeric order on random ids, leading zeros and a missing sequence included", () => {
+    const numeric = (a: string, b: string) => {
+      const [am, as = "0"] = a.split("-");
+      const [bm, bs = "0"] = b.split("-");
+      const d = BigInt(am!) - BigInt(bm!) || BigInt(as) - BigInt(bs);
+      return d === 0n ? 0 : d < 0n ? -1 : 1;
+    };
+    const pick = () => {
+      const ms = String(Math.floor(Math.random() * 3) === 0 ? Math.floor(Math.random() * 20) : 1_700_000_000_000 + Math.floor(Math.random() * 5));
+      const seq = String(Math.floor(Math.random() * 12));
+      const pad = Math.random() < 0.1 ? "0" : "";
+      return Math.random() < 0.1 ? pad + ms : `${pad}${ms}-${pad}${seq}`;
+    };
+    for (let i = 0; i < 5_000; i++) {
+      const a = pick();
+      const b = pick();
+      expect(compareStreamIds(a, b), `${a} vs ${b}`).toBe(numeric(a, b));
+    }
   });
 });

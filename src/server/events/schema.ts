@@ -129,7 +129,9 @@ export const eventInputSchema = z.discriminatedUnion("type", [
 export const eventStampSchema = z.object({
   /**
    * The run's (or context file's) change counter after this event. A snapshot carries the
-   * same counter, so a client drops live events its snapshot already contains.
+   * same counter, so a client drops live events its snapshot already contains. Progress is
+   * latest-wins and not counted (`seq` 0): it applies to the run's current attempt while
+   * that attempt is active.
    */
   seq: z.number().int().min(0),
   at: isoDate,
@@ -139,6 +141,9 @@ export const eventStampSchema = z.object({
 export const pulseEventSchema = z.intersection(eventInputSchema, eventStampSchema);
 
 export type EventInput = z.infer<typeof eventInputSchema>;
+export type ProgressInput = Extract<EventInput, { type: "agent:progress" }>;
+/** Events applied to the database before they are delivered (all but progress). */
+export type CountedEventInput = Exclude<EventInput, ProgressInput>;
 export type PulseEvent = z.infer<typeof pulseEventSchema>;
 export type EventType = EventInput["type"];
 export type AgentEvent = Extract<PulseEvent, { type: `agent:${string}` }>;

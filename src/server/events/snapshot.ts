@@ -1,5 +1,6 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { AgentRun, ContextFile, RunStep } from "../../generated/prisma/client";
+import type { TenantEventStream } from "./event-stream";
 import type { ContextStatus, RunPhase, RunStatus } from "./schema";
 
 /**
@@ -117,6 +118,12 @@ export function toContextView(file: ContextFile & { approvedBy?: { email: string
   };
 }
 
+/** Where snapshots come from: the database, and Redis for the progress it has not written yet. */
+export interface SnapshotSource {
+  db: PrismaClient;
+  stream: TenantEventStream;
+}
+
 const stepsInOrder = { steps: { orderBy: { startedAt: "asc" as const } } };
 
 /**
@@ -124,7 +131,7 @@ const stepsInOrder = { steps: { orderBy: { startedAt: "asc" as const } } };
  * role, optionally narrowed to one role.
  */
 export async function readAgentSnapshot(
-  db: PrismaClient,
+  { db, stream }: SnapshotSource,
   tenantId: string,
   filter: { agentRole?: string } = {},
 ): Promise<AgentSnapshot> {
@@ -145,13 +152,13 @@ export async function readAgentSnapshot(
   ]);
   const byId = new Map<string, RunView>();
   for (const run of [...live, ...latest]) byId.set(run.id, toRunView(run));
-  return { runs: [...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)) };
+  return withLiveProgress(stream, tenantId, { runs: [...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)) });
 }
 
 /** One run in full, output included; null when it does not exist for this tenant. */
-export async function readRunSnapshot(db: PrismaClient, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
+export async function readRunSnapshot({ db, stream }: SnapshotSource, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
   const run = await db.agentRun.findFirst({ where: { id: runId, tenantId }, include: stepsInOrder });
-  return run ? { runs: [toRunView(run, true)] } : null;
+  return run ? withLiveProgress(stream, tenantId, { runs: [toRunView(run, true)] }) : null;
 }
 
 export async function readContextSnapshot(db: PrismaClient, tenantId: string): Promise<ContextSnapshot> {
@@ -160,4 +167,23 @@ export async function readContextSnapshot(db: PrismaClient, tenantId: string): P
     include: { approvedBy: { select: { email: true } } },
   });
   return { context: file ? toContextView(file) : null };
+}
+
+/**
+ * Lays running runs' latest progress, as Redis holds it, over a snapshot read from the
+ * database, where progress is written a moment later (see `ProgressProjector`): a page
+ * opened mid-run shows the progress the agent reported last, not the one before.
+ */
+async function withLiveProgress(stream: TenantEventStream, tenantId: string, snapshot: AgentSnapshot): Promise<AgentSnapshot> {
+  const active = snapshot.runs.filter((run) => run.status === "active").map((run) => run.id);
+  if (active.length === 0) return snapshot;
+  const live = await stream.readLiveProgress(tenantId, active);
+  if (live.size === 0) return snapshot;
+  return {
+    runs: snapshot.runs.map((run) => {
+      const latest = live.get(run.id);
+      if (!latest || run.status !== "active" || latest.attempt !== run.attempt) return run;
+      return { ...run, progress: Math.round(latest.progress), phase: latest.phase, message: latest.message };
+    }),
+  };
 }

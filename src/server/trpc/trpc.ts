@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { DatabaseUnavailableError, isDatabaseUnavailable } from "../database-unavailable";
 import { describeInputIssues, PulseError } from "../errors";
 import type { Session, ShareGrant } from "../auth/auth-service";
 import type { PulseServices } from "../pulse";
@@ -62,6 +63,10 @@ const mapDomainErrors = t.middleware(async ({ next }) => {
   if (!result.ok && result.error.cause instanceof PulseError) {
     const { code, message } = result.error.cause;
     throw new TRPCError({ code, message, cause: result.error.cause });
+  }
+  // Clients retry a 503; the database coming back is a matter of seconds, not a bug.
+  if (!result.ok && (result.error.cause instanceof DatabaseUnavailableError || isDatabaseUnavailable(result.error.cause))) {
+    throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the database is unavailable right now; try again shortly", cause: result.error.cause });
   }
   return result;
 });

@@ -28,7 +28,7 @@ export async function dashboardData(session: Session) {
   // and their `seq` lets the client skip them.
   const id = await stream.lastId(session.tenantId);
   const [snapshot, recent, durations] = await Promise.all([
-    readAgentSnapshot(db, session.tenantId),
+    readAgentSnapshot({ db, stream }, session.tenantId),
     runs.list(session.tenantId, { limit: 20 }),
     runs.typicalDurations(session.tenantId),
   ]);
@@ -48,7 +48,7 @@ export async function contextPageData(session: Session) {
   const { db, stream, runs } = servicesForPages();
   const id = await stream.lastId(session.tenantId);
   const [agents, context, durations] = await Promise.all([
-    readAgentSnapshot(db, session.tenantId),
+    readAgentSnapshot({ db, stream }, session.tenantId),
     readContextSnapshot(db, session.tenantId),
     runs.typicalDurations(session.tenantId),
   ]);

@@ -1,7 +1,10 @@
+import { randomBytes } from "node:crypto";
 import { TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import type { Principal } from "../auth/auth-service";
+import type { Logger } from "../logger";
+import type { PulseMetrics } from "../metrics/pulse-metrics";
 import { TokenBucket } from "./token-bucket";
 
 /** Per-connection limits of the WebSocket, with their defaults in `server-security.ts`. */
@@ -31,6 +34,13 @@ export interface GuardedSocket {
   readonly readyState: number;
 }
 
+/** Where a connection reports what happens to it; both optional, so a guard can be built alone. */
+export interface ConnectionObservers {
+  metrics?: PulseMetrics;
+  /** Bound to the connection's id here, and to its tenant once it authenticates. */
+  logger?: Logger;
+}
+
 /** Refused frames within `FLOOD_WINDOW_MS` after which a client is flooding rather than bursting. */
 const REJECTIONS_BEFORE_CLOSE = 200;
 const FLOOD_WINDOW_MS = 10_000;
@@ -52,6 +62,8 @@ export const CLOSE_POLICY = 1008;
  * losing nothing).
  */
 export class ConnectionGuard {
+  /** A short random id that ties together every log line about this connection. */
+  readonly id = randomBytes(4).toString("hex");
   readonly openedAt: number;
   /** Set by the registry when the connection counted against its user's and tenant's caps. */
   admitted = false;
@@ -67,15 +79,38 @@ export class ConnectionGuard {
   private rejectedSince = 0;
   private rejected = 0;
   private readonly bucket: TokenBucket;
+  private readonly metrics?: PulseMetrics;
+  private readonly baseLogger?: Logger;
+  /** What this connection's log lines carry; its child logger is made on the first line actually written. */
+  private bindings: Record<string, string>;
+  private log?: Logger;
 
   constructor(
     private readonly socket: GuardedSocket,
     readonly ip: string,
     readonly limits: ConnectionLimits,
     private readonly now: () => number = Date.now,
+    observers: ConnectionObservers = {},
   ) {
     this.openedAt = now();
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messagesPerSecond * 2, now);
+    this.metrics = observers.metrics;
+    this.baseLogger = observers.logger;
+    this.bindings = { connectionId: this.id };
+  }
+
+  /**
+   * This connection's logger: bound to its id, and to its tenant once authenticated. Made
+   * when first asked for, so ten thousand quiet connections hold no logger each.
+   */
+  get logger(): Logger | undefined {
+    if (!this.baseLogger) return undefined;
+    return (this.log ??= this.baseLogger.child(this.bindings));
+  }
+
+  /** A debug line about this connection, costing nothing when debug logging is off. */
+  debug(details: object, message: string): void {
+    if (this.baseLogger?.isLevelEnabled("debug")) this.logger?.debug(details, message);
   }
 
   get principal(): Principal | null {
@@ -98,6 +133,14 @@ export class ConnectionGuard {
   authenticated(principal: Principal): void {
     this.principalState = principal;
     this.authenticatedAt = this.now();
+    this.bindings = {
+      ...this.bindings,
+      ...(principal.kind === "user"
+        ? { tenantId: principal.session.tenantId, userId: principal.session.userId }
+        : { tenantId: principal.share.tenantId, shareId: principal.share.shareId, runId: principal.share.runId }),
+    };
+    this.log = undefined;
+    this.debug({ kind: principal.kind }, "websocket authenticated");
   }
 
   /** Answers every call with `error` (e.g. over the connection caps) and closes shortly after. */
@@ -123,6 +166,8 @@ export class ConnectionGuard {
       throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${this.limits.maxSubscriptions} subscriptions per connection; stop one first` });
     }
     this.subscriptions += 1;
+    this.metrics?.subscriptionOpened();
+    this.debug({ subscriptions: this.subscriptions }, "subscription started");
     // Stops when the client stops the subscription or the connection's session ends; linked
     // by hand and unlinked at the end, so a long-lived connection keeps nothing per finished one.
     const stop = new AbortController();
@@ -137,6 +182,8 @@ export class ConnectionGuard {
       signal?.removeEventListener("abort", abort);
       this.endController.signal.removeEventListener("abort", abort);
       this.subscriptions -= 1;
+      this.metrics?.subscriptionClosed();
+      this.debug({ subscriptions: this.subscriptions }, "subscription ended");
       // Close once every subscription has sent its error, so the client learns why.
       if (this.ended && this.subscriptions === 0) this.closeSoon(CLOSE_UNAUTHORIZED, this.ended.message, 50);
     }
@@ -149,6 +196,7 @@ export class ConnectionGuard {
   end(message: string): void {
     if (this.ended || this.closing) return;
     this.ended = new TRPCError({ code: "UNAUTHORIZED", message });
+    this.logger?.info({ reason: message }, "websocket session ended");
     this.endController.abort();
     this.closeSoon(CLOSE_UNAUTHORIZED, message, this.subscriptions === 0 ? 50 : 1_000);
   }
@@ -159,6 +207,7 @@ export class ConnectionGuard {
     const principal = this.principalState;
     if (!principal) {
       if (!this.refusal && now - this.openedAt >= this.limits.authTimeoutMs) {
+        this.metrics?.refused("unauthenticated");
         this.close(CLOSE_UNAUTHORIZED, "no valid token in connectionParams");
       }
       return;
@@ -226,11 +275,21 @@ export class ConnectionGuard {
     this.closing = true;
     clearTimeout(this.closeTimer);
     this.endController.abort();
+    this.debug({ code, reason }, "closing websocket");
     try {
       this.socket.close(code, Buffer.from(reason).subarray(0, 120).toString());
     } catch {
       this.socket.terminate();
     }
+  }
+
+  /**
+   * The socket was terminated because a slow reader let more than `maxBufferedBytes` of
+   * output pile up; it has to reconnect and resume from its last event id.
+   */
+  sendBufferExceeded(bufferedBytes: number): void {
+    this.metrics?.sendBufferCloses.inc();
+    this.logger?.warn({ bufferedBytes, limit: this.limits.maxBufferedBytes }, "slow reader: send buffer over its cap, connection terminated");
   }
 
   /** Forgets timers once the socket is gone. */

@@ -1,6 +1,7 @@
 import { TRPCError } from "@trpc/server";
 import type { AuthService, Principal } from "../auth/auth-service";
 import type { Logger } from "../logger";
+import type { PulseMetrics } from "../metrics/pulse-metrics";
 import type { ConnectionGuard } from "./connection-guard";
 
 /** How many WebSocket connections one user, tenant or address may hold open in this process. */
@@ -16,6 +17,8 @@ export interface ConnectionRegistryOptions {
   /** How often open connections' sessions and share links are checked against the database. */
   checkIntervalMs: number;
   logger: Logger;
+  /** Counts open connections and refusals; optional so the registry can be built alone. */
+  metrics?: PulseMetrics;
 }
 
 /**
@@ -64,11 +67,15 @@ export class ConnectionRegistry {
   open(guard: ConnectionGuard): void {
     this.guards.add(guard);
     increment(this.byIp, guard.ip);
+    this.options.metrics?.wsConnections.set(this.guards.size);
+    guard.debug({ ip: guard.ip, connections: this.guards.size }, "websocket opened");
   }
 
-  closed(guard: ConnectionGuard): void {
+  closed(guard: ConnectionGuard, how: { code?: number } = {}): void {
     if (!this.guards.delete(guard)) return;
     guard.disposed();
+    this.options.metrics?.wsConnections.set(this.guards.size);
+    guard.debug({ ...how, openMs: Date.now() - guard.openedAt, connections: this.guards.size }, "websocket closed");
     decrement(this.byIp, guard.ip);
     const principal = guard.principal;
     if (guard.admitted && principal) {
@@ -86,9 +93,13 @@ export class ConnectionRegistry {
     const { caps } = this.options;
     const tenantId = tenantOf(principal);
     if (principal.kind === "user" && (this.byUser.get(principal.session.userId) ?? 0) >= caps.perUser) {
+      this.options.metrics?.refused("per_user");
+      guard.debug({ tenantId, userId: principal.session.userId }, "websocket refused: over the per-user cap");
       return new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${caps.perUser} open connections per user; close one first` });
     }
     if ((this.byTenant.get(tenantId) ?? 0) >= caps.perTenant) {
+      this.options.metrics?.refused("per_tenant");
+      guard.debug({ tenantId }, "websocket refused: over the per-tenant cap");
       return new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${caps.perTenant} open connections per tenant; close one first` });
     }
     if (principal.kind === "user") increment(this.byUser, principal.session.userId);

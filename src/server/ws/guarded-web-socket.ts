@@ -20,6 +20,7 @@ export class GuardedWebSocket extends WebSocket {
     const limit = this.guard?.limits.maxBufferedBytes;
     if (limit !== undefined && this.readyState === WebSocket.OPEN && this.bufferedAmount > limit) {
       // Closing politely would queue behind the same backlog; the reader has to reconnect and resume.
+      this.guard?.sendBufferExceeded(this.bufferedAmount);
       this.terminate();
       return;
     }

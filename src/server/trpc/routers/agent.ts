@@ -52,8 +52,8 @@ async function agentFeedQuery(
       (!filter.agentRole || event.agentRole === filter.agentRole),
     snapshot: async () =>
       filter.runId
-        ? ((await readRunSnapshot(db, tenantId, filter.runId)) ?? { runs: [] })
-        : readAgentSnapshot(db, tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {}),
+        ? ((await readRunSnapshot(services, tenantId, filter.runId)) ?? { runs: [] })
+        : readAgentSnapshot(services, tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {}),
   };
 }
 
@@ -79,7 +79,7 @@ export const agentRouter = router({
     .input(feedFilter.extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }))
     .query(async ({ ctx, input }) => {
       const query = await agentFeedQuery(ctx.services, ctx.session, input, { value: input.cursor, field: "cursor" });
-      return readEventPage(ctx.services.stream, query, input.limit);
+      return readEventPage(ctx.services.stream, query, input.limit, ctx.services.metrics);
     }),
 
   list: authedProcedure

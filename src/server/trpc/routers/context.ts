@@ -35,7 +35,7 @@ export const contextRouter = router({
   events: authedProcedure
     .input(z.object({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
     .query(async ({ ctx, input }) =>
-      readEventPage(ctx.services.stream, await contextFeedQuery(ctx.services, ctx.session.tenantId, { value: input.cursor, field: "cursor" }), input.limit),
+      readEventPage(ctx.services.stream, await contextFeedQuery(ctx.services, ctx.session.tenantId, { value: input.cursor, field: "cursor" }), input.limit, ctx.services.metrics),
     ),
 
   get: authedProcedure.query(({ ctx }) => ctx.services.context.get(ctx.session.tenantId)),

@@ -19,7 +19,7 @@ async function sharedRunQuery(
     tenantId: share.tenantId,
     start: await resolveCursor(services, share.tenantId, cursor.value, cursor.field),
     accept: (event: PulseEvent): event is AgentEvent => isAgentEvent(event) && event.runId === share.runId,
-    snapshot: async () => (await readRunSnapshot(db, share.tenantId, share.runId)) ?? { runs: [] },
+    snapshot: async () => (await readRunSnapshot(services, share.tenantId, share.runId)) ?? { runs: [] },
   };
 }
 
@@ -47,7 +47,7 @@ export const shareRouter = router({
 
   /** The shared run as it is now, output and steps included. */
   run: sharedRunProcedure.query(async ({ ctx }) => {
-    const snapshot = await readRunSnapshot(ctx.services.db, ctx.share.tenantId, ctx.share.runId);
+    const snapshot = await readRunSnapshot(ctx.services, ctx.share.tenantId, ctx.share.runId);
     const run = snapshot?.runs[0];
     if (!run) throw notFound("run");
     return run;
@@ -67,6 +67,6 @@ export const shareRouter = router({
   events: sharedRunProcedure
     .input(z.object({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
     .query(async ({ ctx, input }) =>
-      readEventPage(ctx.services.stream, await sharedRunQuery(ctx.services, ctx.share, { value: input.cursor, field: "cursor" }), input.limit),
+      readEventPage(ctx.services.stream, await sharedRunQuery(ctx.services, ctx.share, { value: input.cursor, field: "cursor" }), input.limit, ctx.services.metrics),
     ),
 });
