@@ -1,5 +1,5 @@
-import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { readLongRunFigures, writeFiguresSection, type FiguresRun } from "../figures-document";
 import { FIGURES_DIR } from "./attack-log";
 
 /**
@@ -7,23 +7,12 @@ import { FIGURES_DIR } from "./attack-log";
  * attack saw into the table of docs/SECURITY.md, so the document shows what was last run.
  */
 const doc = path.resolve(import.meta.dirname, "../../../docs/SECURITY.md");
-const BEGIN = "<!-- figures:begin -->";
-const END = "<!-- figures:end -->";
 
-interface Figures {
-  file: string;
-  long: boolean;
-  finishedAt: string;
+interface Figures extends FiguresRun {
   attacks: { attack: string; expected: string; attempts: number; failures: number; observed?: string }[];
 }
 
-const files = (await readdir(FIGURES_DIR)).filter((f) => f.endsWith(".json")).sort();
-const runs: Figures[] = await Promise.all(files.map(async (f) => JSON.parse(await readFile(path.join(FIGURES_DIR, f), "utf8")) as Figures));
-const short = runs.filter((r) => !r.long).map((r) => r.file);
-if (short.length > 0) {
-  console.error(`not the long run: ${short.join(", ")} ran with short counts; run \`npm run test:security\``);
-  process.exit(1);
-}
+const runs = await readLongRunFigures<Figures>(FIGURES_DIR, "npm run test:security");
 const escape = (text: string) => text.replace(/\|/g, "\\|");
 const rows = runs.flatMap((run) =>
   run.attacks.map(
@@ -40,12 +29,5 @@ const table = [
   ...rows,
 ].join("\n");
 
-const text = await readFile(doc, "utf8");
-const begin = text.indexOf(BEGIN);
-const end = text.indexOf(END);
-if (begin < 0 || end < begin) {
-  console.error(`docs/SECURITY.md has no ${BEGIN} … ${END} section`);
-  process.exit(1);
-}
-await writeFile(doc, `${text.slice(0, begin + BEGIN.length)}\n${table}\n${text.slice(end)}`);
+await writeFiguresSection(doc, table);
 console.log(`docs/SECURITY.md: ${rows.length} attacks from ${runs.length} test files`);
