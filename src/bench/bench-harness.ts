@@ -1,0 +1,274 @@
+import { execFileSync } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import { Redis } from "ioredis";
+import { TokenSigner } from "../server/auth/token-signer";
+import { PrivateRedisServer } from "../server/redis";
+import type { BenchPlan } from "./bench-plan";
+import type { ConnectResult, MachineInfo } from "./bench-result";
+import { log, sleep } from "./bench-log";
+import { prepareDatabase, type BenchDatabase } from "./bench-database";
+import { REPO_ROOT, type BenchOptions } from "./bench-options";
+import type { ClientsInit, ConnectOutcome } from "./clients";
+import { BenchProcess } from "./ipc";
+import { cpuShares, sampleCpu } from "./machine-cpu";
+import type { LoadStep, StepOutcome, ThroughputOutcome, ThroughputRun } from "./open-loop";
+import type { ServerStats } from "./servers/server-stats";
+import type { TenantSpec } from "./servers/pulse-tenants";
+import { BENCH_ROLES, type BenchTenant, type Design, type RunTarget } from "./workload";
+
+/** Redis's own CPU time so far (s), from INFO: what the shared Redis spent on each step. */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const read = (key: string) => Number(new RegExp(`${key}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return read("used_cpu_sys") + read("used_cpu_user");
+}
+
+/** The machine's busy share over `ms` while the bench does nothing: other work that will compete with it. */
+export async function backgroundLoad(ms = 2_000): Promise<number> {
+  const before = sampleCpu();
+  await sleep(ms);
+  return cpuShares(before, sampleCpu(), ms / 1000).machineBusy;
+}
+
+/** The commit under test, marked when the work tree has changes to it; "unknown" outside git. */
+export function revision(): string {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const head = git("rev-parse", "--short", "HEAD");
+    return git("status", "--porcelain", "--untracked-files=no") ? `${head} + changes` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The machine the figures come from, as the report states it. */
+export async function machineInfo(redis: Redis, database: BenchDatabase, backgroundBusy: number): Promise<MachineInfo> {
+  const server = await redis.info("server");
+  return {
+    backgroundBusy: Math.round(backgroundBusy * 100) / 100,
+    cpu: os.cpus()[0]?.model.trim() ?? "unknown",
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    redis: /redis_version:(\S+)/.exec(server)?.[1] ?? "unknown",
+    database: database.description,
+  };
+}
+
+export interface DesignServer {
+  design: Design;
+  process: BenchProcess;
+  baseUrl: string;
+  stats(gc?: boolean): Promise<ServerStats>;
+}
+
+/**
+ * One design's processes for the whole run: its own server; its worker (Pulse's publisher
+ * has a process of its own; the others share one; on PGlite Pulse's server publishes); and
+ * the client process every design shares (steps run one at a time).
+ */
+export interface DesignKit {
+  design: Design;
+  server: DesignServer;
+  publisher: BenchProcess;
+  clients: BenchProcess;
+}
+
+/**
+ * Every process of a bench run and the one place that stops them: the private Redis, the
+ * database, and each design's server, publisher and client processes; plus the operations
+ * the scenarios drive them with (tenants, targets, steps, connections, profiles).
+ */
+export class BenchHarness {
+  readonly redisServer = new PrivateRedisServer();
+  redis!: Redis;
+  database!: BenchDatabase;
+  private readonly kits = new Map<Design, DesignKit>();
+  private readonly children = new Set<BenchProcess>();
+  private readonly competitorSecret = randomBytes(32);
+  private readonly signer = new TokenSigner(this.competitorSecret);
+  private readonly pulseSecret = randomBytes(32).toString("base64url");
+  private tenantLabel = 0;
+
+  constructor(
+    readonly plan: BenchPlan,
+    readonly designs: Design[],
+    readonly args: BenchOptions,
+  ) {}
+
+  /** Redis, the database, then every design's server, the publishers and the client process, in parallel. */
+  async start(): Promise<void> {
+    await this.redisServer.start();
+    this.redis = new Redis(this.redisServer.url);
+    this.database = await prepareDatabase(this.args.databaseUrl);
+    const clients = this.spawn("clients", "src/bench/clients.ts");
+    const competitors = this.designs.some((d) => d !== "pulse") ? this.spawn("publisher", "src/bench/publisher.ts") : undefined;
+    await Promise.all(this.designs.map((design) => this.startKit(design, clients, competitors)));
+  }
+
+  get pulseInServer(): boolean {
+    return this.database.url === null;
+  }
+
+  /** Pulse's configuration, through the environment as an operator sets it. */
+  private pulseEnv(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      NODE_ENV: "production",
+      HOST: "127.0.0.1",
+      PORT: "0",
+      REDIS_URL: this.redisServer.url,
+      DATABASE_URL: this.database.url ?? "",
+      PGLITE_DIR: "memory://",
+      AUTH_SECRET: this.pulseSecret,
+      PULSE_WEB: "false",
+      PULSE_WORKERS: "false",
+      PULSE_DEMO: "false",
+      LOG_LEVEL: "warn",
+      WS_MAX_CONNECTIONS_PER_TENANT: "1000000",
+      WS_MAX_CONNECTIONS_PER_USER: "100000",
+      WS_MAX_CONNECTIONS_PER_IP: "1000000",
+      WS_MESSAGES_PER_SECOND: "100000",
+    };
+  }
+
+  private spawn(name: string, script: string, options: { env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): BenchProcess {
+    const child = BenchProcess.start({ name, script, ...options });
+    this.children.add(child);
+    return child;
+  }
+
+  private async startKit(design: Design, clients: BenchProcess, competitors: BenchProcess | undefined): Promise<void> {
+    const pulse = design === "pulse";
+    const serverProcess = pulse
+      ? this.spawn("pulse server", "src/bench/servers/pulse-server.ts", { env: this.pulseEnv() })
+      : this.spawn(`${design} server`, `src/bench/servers/${design}-server.ts`);
+    const config = { redisUrl: this.redisServer.url, secret: this.competitorSecret.toString("base64url") };
+    const { port } = await serverProcess.request<{ port: number }>("init", config, 180_000);
+    const server: DesignServer = {
+      design,
+      process: serverProcess,
+      baseUrl: `http://127.0.0.1:${port}`,
+      stats: (gc = false) => serverProcess.request<ServerStats>("stats", { gc }),
+    };
+    let publisher = serverProcess;
+    if (!(pulse && this.pulseInServer)) {
+      // Pulse's worker starts once its server has migrated the database.
+      publisher = pulse ? this.spawn("pulse publisher", "src/bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
+      await publisher.request("init", { design, redisUrl: this.redisServer.url }, 180_000);
+    }
+    this.kits.set(design, { design, server, publisher, clients });
+    log(`  ${design}: ready`);
+  }
+
+  kit(design: Design): DesignKit {
+    const kit = this.kits.get(design);
+    if (!kit) throw new Error(`no ${design} processes`);
+    return kit;
+  }
+
+  server(design: Design): DesignServer {
+    return this.kit(design).server;
+  }
+
+  /** A scenario's tenants: created in Pulse's database for Pulse, made up (with signed tokens) for the others. */
+  async tenants(design: Design, spec: Omit<TenantSpec, "label">): Promise<BenchTenant[]> {
+    const label = `t${++this.tenantLabel}`;
+    if (design === "pulse") return this.server("pulse").process.request<BenchTenant[]>("setup", { ...spec, label }, 300_000);
+    const id = () => `c${randomBytes(16).toString("hex").slice(0, 24)}`;
+    return Promise.all(
+      Array.from({ length: spec.tenants }, async () => {
+        const tenantId = id();
+        const runs: RunTarget[] = Array.from({ length: spec.runsPerTenant }, (_, r) => {
+          const role = BENCH_ROLES[r % BENCH_ROLES.length]!;
+          return { tenantId, runId: id(), jobId: randomUUID(), queue: role, agentRole: role };
+        });
+        const tokens = await Promise.all(
+          Array.from({ length: spec.connectionsPerTenant }, async () => (await this.signer.sign("socket", id(), { tid: tenantId }, 86_400)).token),
+        );
+        return { tenantId, runs, tokens };
+      }),
+    );
+  }
+
+  /** Starts (or stops, writing the files) CPU profiles of the design's server and publisher, with `--profile`. */
+  async profile(design: Design, action: "start" | "stop", label: string): Promise<string[]> {
+    if (!this.args.profile) return [];
+    const kit = this.kit(design);
+    const roles: [string, BenchProcess][] = [["server", kit.server.process]];
+    if (kit.publisher !== kit.server.process) roles.push(["publisher", kit.publisher]);
+    const files = await Promise.all(
+      roles.map(([role, child]) =>
+        child.request<string | null>(`profile-${action}`, { file: path.join(REPO_ROOT, ".data/bench/profile", `${label}-${design}-${role}.cpuprofile`) }),
+      ),
+    );
+    return files.filter((f): f is string => typeof f === "string");
+  }
+
+  /** Points the design's publisher at these tenants' runs. */
+  async target(design: Design, tenants: BenchTenant[]): Promise<void> {
+    await this.kit(design).publisher.request("target", { design, tenants: tenants.map((t) => ({ ...t, tokens: [] })) });
+  }
+
+  step(design: Design, step: LoadStep, timeoutMs: number): Promise<StepOutcome> {
+    return this.kit(design).publisher.request<StepOutcome>("step", { design, step, timeoutMs }, timeoutMs + 30_000);
+  }
+
+  throughput(design: Design, run: ThroughputRun): Promise<ThroughputOutcome> {
+    return this.kit(design).publisher.request<ThroughputOutcome>("throughput", { design, run }, run.durationMs + 60_000);
+  }
+
+  /** Opens a subscriber connection per token of `tenants` in the design's client process. */
+  async connect(design: Design, tenants: BenchTenant[], official: number): Promise<ConnectResult> {
+    // Tenants in turn, so the first connections (the official clients) spread over tenants.
+    const connections: ClientsInit["connections"] = [];
+    const most = Math.max(0, ...tenants.map((t) => t.tokens.length));
+    for (let c = 0; c < most; c++) {
+      tenants.forEach((t, tenant) => {
+        const token = t.tokens[c];
+        if (token !== undefined) connections.push({ tenant, token });
+      });
+    }
+    const init: ClientsInit = { design, baseUrl: this.server(design).baseUrl, connections, official, concurrency: this.plan.connectConcurrency };
+    const outcome = await this.kit(design).clients.request<ConnectOutcome>("connect", init, 600_000);
+    return { design, connections: connections.length, ready: outcome.ready, failed: outcome.failed, errors: outcome.errors, connectMs: Math.round(outcome.elapsedMs) };
+  }
+
+  async disconnect(design: Design): Promise<void> {
+    await this.kit(design).clients.request("close", { design });
+  }
+
+  async flush(): Promise<void> {
+    await this.redis.flushall();
+  }
+
+  /** Waits until a server has stopped working off a backlog (or a few seconds passed). */
+  async settle(design: Design, maxMs = 8_000): Promise<void> {
+    const server = this.server(design);
+    const deadline = Date.now() + maxMs;
+    let previous = await server.stats();
+    while (Date.now() < deadline) {
+      await sleep(250);
+      const current = await server.stats();
+      const cores = (current.cpuUs - previous.cpuUs) / 250_000;
+      previous = current;
+      if (cores < 0.05) return;
+    }
+  }
+
+  async close(): Promise<void> {
+    // Clients first, then publishers, then servers, each asked to stop cleanly.
+    const kits = [...this.kits.values()];
+    const stop = async (children: Set<BenchProcess>) => Promise.all([...children].map((child) => child.stop().catch(() => child.kill())));
+    await stop(new Set(kits.map((k) => k.clients)));
+    await stop(new Set(kits.filter((k) => k.publisher !== k.server.process).map((k) => k.publisher)));
+    await stop(this.children);
+    this.children.clear();
+    await this.database?.drop().catch((error: Error) => log(`bench: could not drop the bench database: ${error.message}`));
+    this.redis?.disconnect();
+    await this.redisServer.stop();
+  }
+}

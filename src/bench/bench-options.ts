@@ -1,0 +1,56 @@
+import path from "node:path";
+import { DESIGNS, type Design } from "./workload";
+
+export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
+
+/**
+ * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
+ * `--only=pulse,ws-floor`, `--scenarios=wide,narrow`, `--out=<json file>`,
+ * `--database-url=<postgres url>|none`, `--no-docs`; `--profile`: the load scenarios only
+ * (Pulse only unless `--only` says otherwise), with CPU profiles of the server and publisher
+ * processes over the load steps in .data/bench/profile/ (read them with
+ * `tsx src/bench/profile-summary.ts <file>`); `--heap`: the idle scenario only, 1,000
+ * subscribers, with heap snapshots of each server before and after they connect (compare
+ * them with `tsx src/bench/heap-summary.ts <before> <after> <connections>`).
+ */
+export interface BenchOptions {
+  smoke: boolean;
+  only: Design[] | null;
+  scenarios: string[] | null;
+  out: string;
+  databaseUrl: string | null | undefined;
+  profile: boolean;
+  heap: boolean;
+  docs: boolean;
+}
+
+export function parseArgs(argv: string[]): BenchOptions {
+  const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const flag = (name: string) => argv.includes(`--${name}`);
+  const known = ["smoke", "only", "scenarios", "out", "database-url", "profile", "heap", "no-docs"];
+  for (const arg of argv) {
+    const name = arg.replace(/^--/, "").split("=")[0]!;
+    if (!arg.startsWith("--") || !known.includes(name)) throw new Error(`unknown argument "${arg}" (known: ${known.map((k) => `--${k}`).join(", ")})`);
+  }
+  const only = value("only");
+  const designs = only ? only.split(",").map((d) => d.trim()) : null;
+  for (const design of designs ?? []) {
+    if (!DESIGNS.includes(design as Design)) throw new Error(`--only: unknown design "${design}" (known: ${DESIGNS.join(", ")})`);
+  }
+  const database = value("database-url");
+  const smoke = flag("smoke");
+  const profile = flag("profile");
+  const heap = flag("heap");
+  const scenarios = value("scenarios") ?? (heap ? "" : undefined);
+  return {
+    smoke,
+    only: (designs as Design[] | null) ?? (profile ? ["pulse"] : null),
+    scenarios: scenarios === undefined ? null : scenarios.split(",").filter(Boolean),
+    out: path.resolve(REPO_ROOT, value("out") ?? (smoke ? ".data/bench/smoke.json" : ".data/bench/latest.json")),
+    databaseUrl: database === "none" ? null : database,
+    profile,
+    heap,
+    docs: !flag("no-docs") && !smoke && !designs && !profile && !heap && scenarios === undefined,
+  };
+}
+

@@ -1,0 +1,119 @@
+/**
+ * How much load the bench offers, and for how long: the full run (`npm run bench`, about
+ * ten minutes on two cores) and the smoke run (`--smoke`, seconds, in `npm test`).
+ */
+
+export type ScenarioName = "wide" | "narrow";
+
+export interface ScenarioPlan {
+  name: ScenarioName;
+  description: string;
+  tenants: number;
+  subscribersPerTenant: number;
+  runsPerTenant: number;
+  /** Subscribers (of the whole scenario) that use the official client library. */
+  officialClients: number;
+  /** Offered events per second, one step each, lowest first (deliveries = events × subscribers per tenant). */
+  eventRates: number[];
+}
+
+export interface IdlePlan {
+  tenants: number;
+  subscribersPerTenant: number;
+  officialClients: number;
+}
+
+export interface BenchPlan {
+  mode: "full" | "smoke";
+  /** How long each load step publishes. */
+  stepMs: number;
+  /** A design's first, uncounted step in each scenario (JIT, pools, prepared queries). */
+  warmupMs: number;
+  /** How long after its last publish a step may take to deliver everything. */
+  drainMs: number;
+  /** A step passes only if its p99 stays under this (and everything was delivered). */
+  p99BoundMs: number;
+  /** Stop stepping a design once it fails a step (the full run); the smoke run runs every step. */
+  stopAtSaturation: boolean;
+  /** Load steps stop once a scenario has taken this long (the designs still stepping are reported as "at least"). */
+  scenarioBudgetMs: number;
+  scenarios: ScenarioPlan[];
+  idle: IdlePlan;
+  throughput: { tenants: number; runsPerTenant: number; warmupMs: number; durationMs: number };
+  polling: { clients: number; intervalMs: number; windowMs: number };
+  /** Connections a client process opens at once. */
+  connectConcurrency: number;
+}
+
+/** ×`factor` per step from `first`, `steps` steps. */
+function ladder(first: number, steps: number, factor = 1.3): number[] {
+  return Array.from({ length: steps }, (_, i) => Math.round(first * factor ** i * 10) / 10);
+}
+
+export const FULL_PLAN: BenchPlan = {
+  mode: "full",
+  stepMs: 3_000,
+  warmupMs: 1_500,
+  drainMs: 2_000,
+  p99BoundMs: 250,
+  stopAtSaturation: true,
+  scenarioBudgetMs: 240_000,
+  scenarios: [
+    {
+      name: "wide",
+      description: "one tenant, every event to 1,000 subscribers",
+      tenants: 1,
+      subscribersPerTenant: 1_000,
+      runsPerTenant: 8,
+      officialClients: 3,
+      eventRates: ladder(5, 14),
+    },
+    {
+      name: "narrow",
+      description: "100 tenants, each event to its tenant's 5 subscribers",
+      tenants: 100,
+      subscribersPerTenant: 5,
+      runsPerTenant: 2,
+      officialClients: 3,
+      eventRates: ladder(250, 17),
+    },
+  ],
+  idle: { tenants: 10, subscribersPerTenant: 1_000, officialClients: 2 },
+  throughput: { tenants: 8, runsPerTenant: 4, warmupMs: 2_000, durationMs: 5_000 },
+  polling: { clients: 20, intervalMs: 2_000, windowMs: 12_000 },
+  connectConcurrency: 200,
+};
+
+export const SMOKE_PLAN: BenchPlan = {
+  mode: "smoke",
+  stepMs: 500,
+  warmupMs: 300,
+  drainMs: 10_000,
+  p99BoundMs: 250,
+  stopAtSaturation: false,
+  scenarioBudgetMs: 60_000,
+  scenarios: [
+    {
+      name: "wide",
+      description: "one tenant, every event to 8 subscribers",
+      tenants: 1,
+      subscribersPerTenant: 8,
+      runsPerTenant: 2,
+      officialClients: 2,
+      eventRates: [40, 80],
+    },
+    {
+      name: "narrow",
+      description: "4 tenants, each event to its tenant's 2 subscribers",
+      tenants: 4,
+      subscribersPerTenant: 2,
+      runsPerTenant: 1,
+      officialClients: 2,
+      eventRates: [80],
+    },
+  ],
+  idle: { tenants: 2, subscribersPerTenant: 25, officialClients: 1 },
+  throughput: { tenants: 2, runsPerTenant: 2, warmupMs: 300, durationMs: 500 },
+  polling: { clients: 2, intervalMs: 2_000, windowMs: 2_000 },
+  connectConcurrency: 50,
+};

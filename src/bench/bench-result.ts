@@ -1,0 +1,133 @@
+import type { BenchPlan, ScenarioName } from "./bench-plan";
+import type { LatencySummary } from "./delivery-ledger";
+import type { ThroughputOutcome } from "./open-loop";
+import type { PollingCost } from "./polling-cost";
+import type { Design } from "./workload";
+
+/** The JSON `npm run bench` writes (`.data/bench/latest.json`): every figure of one run. */
+export interface BenchResult {
+  version: 1;
+  mode: BenchPlan["mode"];
+  startedAt: string;
+  durationS: number;
+  /** The commit measured (with "+ changes" when the work tree differed from it), if git knows. */
+  revision: string;
+  machine: MachineInfo;
+  designs: Design[];
+  plan: BenchPlan;
+  /** How Pulse's events were published: from a worker process over PostgreSQL, or inside the server on PGlite. */
+  pulsePublisher: "worker process (PostgreSQL)" | "in the server process (PGlite: no PostgreSQL reachable)";
+  scenarios: ScenarioResult[];
+  idle: IdleResult[];
+  publishThroughput: (ThroughputOutcome & { chains: number }) | null;
+  polling: PollingCost | null;
+  summary: BenchSummary;
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  os: string;
+  redis: string;
+  database: string;
+  /** Share of the machine other work kept busy just before the bench started (0–1). */
+  backgroundBusy: number;
+}
+
+export interface ConnectResult {
+  design: Design;
+  connections: number;
+  ready: number;
+  failed: number;
+  errors: string[];
+  connectMs: number;
+}
+
+export interface StepResult {
+  scenario: ScenarioName;
+  step: number;
+  design: Design;
+  offeredEventsPerSecond: number;
+  offeredDeliveriesPerSecond: number;
+  events: number;
+  expected: number;
+  delivered: number;
+  /** Progress events skipped because a newer one of the same run arrived (latest-wins coalescing, allowed). */
+  superseded: number;
+  missing: number;
+  duplicates: number;
+  foreign: number;
+  resyncs: number;
+  misordered: number;
+  closed: number;
+  publisher: { published: number; dropped: number; failed: number; maxLagMs: number; errors: string[]; cpuUs: number };
+  latency: LatencySummary;
+  /** Deliveries per second over the step, from its first intended send to its last delivery. */
+  achievedDeliveriesPerSecond: number;
+  /** Server CPU (user + system) per delivery over the step, idle work included (µs). */
+  serverCpuUsPerDelivery: number;
+  /** Share of one core the server used during the step. */
+  serverCpuCores: number;
+  clientCpuUsPerDelivery: number;
+  redisCpuCores: number;
+  /** Both cores' busy share during the step (1 = the whole machine). */
+  machineBusy: number;
+  /** PostgreSQL's processes during the step (Pulse's database writes), in cores. */
+  postgresCpuCores: number;
+  /** Processes that are not the bench's nor PostgreSQL's: other work competing for the machine, in cores. */
+  otherCpuCores: number;
+  serverRssMiB: number;
+  passed: boolean;
+  /** Why the step failed, when it did. */
+  failure?: string;
+}
+
+export interface ScenarioResult {
+  name: ScenarioName;
+  description: string;
+  tenants: number;
+  subscribersPerTenant: number;
+  runsPerTenant: number;
+  officialClients: number;
+  connect: ConnectResult[];
+  steps: StepResult[];
+  /** Designs still passing when the ladder or the time budget ran out: their maximum is at least their last step. */
+  unsaturated: Design[];
+}
+
+export interface IdleResult {
+  design: Design;
+  connections: number;
+  ready: number;
+  failed: number;
+  connectMs: number;
+  serverConnections: number;
+  heapBefore: number;
+  heapAfter: number;
+  rssBefore: number;
+  rssAfter: number;
+  heapPerConnection: number;
+  rssPerConnection: number;
+  /** One event per tenant after every subscriber was in place: did each reach all its tenant's subscribers? */
+  broadcast: { expected: number; delivered: number; missing: number; duplicates: number; p99Ms: number };
+  errors: string[];
+}
+
+export interface TargetCheck {
+  name: string;
+  /** The measured value (a ratio, or a count). */
+  value: number | null;
+  target: string;
+  met: boolean | null;
+  detail: string;
+}
+
+export interface BenchSummary {
+  /** Per scenario and design: the highest offered deliveries/s that passed, and whether it only bounds the maximum from below. */
+  maxSustainable: Record<string, Partial<Record<Design, { deliveriesPerSecond: number; atLeast: boolean } | null>>>;
+  /** Per scenario: the highest step every design passed, where latencies are compared. */
+  equalLoad: Record<string, { offeredDeliveriesPerSecond: number; byDesign: Partial<Record<Design, LatencySummary & { serverCpuUsPerDelivery: number }>> } | null>;
+  targets: TargetCheck[];
+}

@@ -1,0 +1,428 @@
+import type { BenchResult, BenchSummary, ScenarioResult, StepResult, TargetCheck } from "./bench-result";
+import type { LatencySummary } from "./delivery-ledger";
+import { DESIGN_TITLES, type Design } from "./workload";
+
+/**
+ * Turns a run's figures into what people read: the summary (maximum sustainable rates,
+ * latencies at equal load, the issue's targets met or not), text tables for stdout, an SVG
+ * chart of latency against offered load, and docs/BENCHMARK.md.
+ */
+
+const COLORS: Record<Design, string> = { pulse: "#2563eb", "socket-io": "#dc2626", sse: "#16a34a", "ws-floor": "#6b7280" };
+
+function highestPassing(steps: StepResult[], design: Design): StepResult | undefined {
+  return steps.filter((s) => s.design === design && s.passed).sort((a, b) => b.offeredDeliveriesPerSecond - a.offeredDeliveriesPerSecond)[0];
+}
+
+/** The highest step index every one of `designs` passed. */
+function commonStep(scenario: ScenarioResult, designs: Design[]): number | null {
+  const passed = (design: Design) => new Set(scenario.steps.filter((s) => s.design === design && s.passed).map((s) => s.step));
+  const sets = designs.map(passed);
+  const candidates = [...(sets[0] ?? [])].filter((step) => sets.every((set) => set.has(step)));
+  return candidates.length ? Math.max(...candidates) : null;
+}
+
+function stepOf(scenario: ScenarioResult, design: Design, step: number): StepResult | undefined {
+  return scenario.steps.find((s) => s.design === design && s.step === step);
+}
+
+const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "idle">): BenchSummary {
+  const summary: BenchSummary = { maxSustainable: {}, equalLoad: {}, targets: [] };
+  const has = (design: Design) => result.designs.includes(design);
+  for (const scenario of result.scenarios) {
+    const max: BenchSummary["maxSustainable"][string] = {};
+    for (const design of result.designs) {
+      const best = highestPassing(scenario.steps, design);
+      max[design] = best ? { deliveriesPerSecond: best.offeredDeliveriesPerSecond, atLeast: scenario.unsaturated.includes(design) } : null;
+    }
+    summary.maxSustainable[scenario.name] = max;
+    const common = commonStep(scenario, result.designs);
+    summary.equalLoad[scenario.name] =
+      common === null
+        ? null
+        : {
+            offeredDeliveriesPerSecond: stepOf(scenario, result.designs[0]!, common)!.offeredDeliveriesPerSecond,
+            byDesign: Object.fromEntries(
+              result.designs.map((design) => {
+                const step = stepOf(scenario, design, common)!;
+                return [design, { ...step.latency, serverCpuUsPerDelivery: step.serverCpuUsPerDelivery }];
+              }),
+            ),
+          };
+
+    if (has("pulse") && has("socket-io")) {
+      const pulse = max.pulse;
+      const sio = max["socket-io"];
+      const ratio = pulse && sio ? pulse.deliveriesPerSecond / sio.deliveriesPerSecond : null;
+      summary.targets.push({
+        name: `${scenario.name}: max sustainable deliveries/s, Pulse ÷ Socket.IO`,
+        value: ratio === null ? null : round(ratio),
+        target: "≥ 1.3",
+        met: ratio === null ? null : ratio >= 1.3,
+        detail: `Pulse ${bound(pulse)}, Socket.IO ${bound(sio)}`,
+      });
+      const both = commonStep(scenario, ["pulse", "socket-io"]);
+      const p = both === null ? undefined : stepOf(scenario, "pulse", both);
+      const s = both === null ? undefined : stepOf(scenario, "socket-io", both);
+      const p99Ratio = p && s && s.latency.p99 > 0 ? p.latency.p99 / s.latency.p99 : null;
+      // The ratio at every load both passed, lightest first: the target is judged at the heaviest.
+      const ratios = [...new Set(scenario.steps.map((x) => x.step))]
+        .sort((a, b) => a - b)
+        .flatMap((step) => {
+          const [a, b] = [stepOf(scenario, "pulse", step), stepOf(scenario, "socket-io", step)];
+          return a?.passed && b?.passed && b.latency.p99 > 0 ? [`${fmtRate(a.offeredDeliveriesPerSecond)}: ${round(a.latency.p99 / b.latency.p99)}`] : [];
+        });
+      summary.targets.push({
+        name: `${scenario.name}: p99 at equal load, Pulse ÷ Socket.IO`,
+        value: p99Ratio === null ? null : round(p99Ratio),
+        target: "≤ 0.7",
+        met: p99Ratio === null ? null : p99Ratio <= 0.7,
+        detail: p && s ? `at ${fmtRate(p.offeredDeliveriesPerSecond)} deliveries/s (the heaviest both passed): Pulse ${fmtMs(p.latency.p99)} ms, Socket.IO ${fmtMs(s.latency.p99)} ms; at each load: ${ratios.join(", ")}` : "no load step both passed",
+      });
+    }
+    if (has("pulse") && has("ws-floor")) {
+      const pulse = max.pulse;
+      const floor = max["ws-floor"];
+      const ratio = pulse && floor ? pulse.deliveriesPerSecond / floor.deliveriesPerSecond : null;
+      summary.targets.push({
+        name: `${scenario.name}: max sustainable deliveries/s, Pulse ÷ floor`,
+        value: ratio === null ? null : round(ratio),
+        target: "≥ 0.5",
+        met: ratio === null ? null : ratio >= 0.5,
+        detail: `Pulse ${bound(pulse)}, floor ${bound(floor)}`,
+      });
+    }
+  }
+  const idle = (design: Design) => result.idle.find((i) => i.design === design);
+  const pulseIdle = idle("pulse");
+  const sioIdle = idle("socket-io");
+  if (pulseIdle && sioIdle) {
+    const ratio = sioIdle.heapPerConnection > 0 ? pulseIdle.heapPerConnection / sioIdle.heapPerConnection : null;
+    summary.targets.push({
+      name: "heap per idle connection, Pulse ÷ Socket.IO",
+      value: ratio === null ? null : round(ratio),
+      target: "≤ 0.7",
+      met: ratio === null ? null : ratio <= 0.7,
+      detail: `Pulse ${fmtBytes(pulseIdle.heapPerConnection)}, Socket.IO ${fmtBytes(sioIdle.heapPerConnection)} per connection`,
+    });
+  }
+  if (pulseIdle) {
+    const held = pulseIdle.broadcast.missing === 0 && pulseIdle.broadcast.duplicates === 0 ? pulseIdle.ready : 0;
+    summary.targets.push({
+      name: "concurrent subscribers on one Pulse API process",
+      value: held,
+      target: "≥ 10,000",
+      met: held >= 10_000,
+      detail: `${pulseIdle.ready} of ${pulseIdle.connections} subscribed, server counted ${pulseIdle.serverConnections} connections; one event per tenant reached ${pulseIdle.broadcast.delivered} of ${pulseIdle.broadcast.expected} subscribers`,
+    });
+  }
+  return summary;
+}
+
+function bound(value: { deliveriesPerSecond: number; atLeast: boolean } | null | undefined): string {
+  if (!value) return "none passed";
+  return `${value.atLeast ? "≥ " : ""}${fmtRate(value.deliveriesPerSecond)}/s`;
+}
+
+export function fmtRate(value: number): string {
+  if (value >= 1_000_000) return `${round(value / 1_000_000, 2)}M`;
+  if (value >= 10_000) return `${Math.round(value / 1_000)}k`;
+  if (value >= 1_000) return `${round(value / 1_000, 1)}k`;
+  return String(Math.round(value));
+}
+
+export function fmtBytes(value: number): string {
+  if (Math.abs(value) >= 1024 * 1024) return `${round(value / 1024 / 1024, 1)} MiB`;
+  if (Math.abs(value) >= 1024) return `${round(value / 1024, 1)} KiB`;
+  return `${Math.round(value)} B`;
+}
+
+/** A plain table: the first row is the header; numbers right-aligned. */
+export function table(rows: (string | number)[][], markdown = false): string {
+  const text = rows.map((row) => row.map(String));
+  const widths = text[0]!.map((_, c) => Math.max(...text.map((row) => (row[c] ?? "").length)));
+  const numeric = text[0]!.map((_, c) => text.slice(1).every((row) => /^[-≥~\d.,%×kMiB /]*$/.test(row[c] ?? "")));
+  const pad = (cell: string, c: number) => (numeric[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!));
+  if (markdown) {
+    const line = (row: string[]) => `| ${row.join(" | ")} |`;
+    return [line(text[0]!), line(text[0]!.map((_, c) => (numeric[c] ? "---:" : "---"))), ...text.slice(1).map(line)].join("\n");
+  }
+  return text.map((row, r) => row.map((cell, c) => pad(cell, c)).join("  ") + (r === 0 ? `\n${widths.map((w) => "-".repeat(w)).join("  ")}` : "")).join("\n");
+}
+
+/** Milliseconds to three significant digits or so: 0.94, 12.3, 168. */
+export function fmtMs(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return "–";
+  if (ms < 10) return ms.toFixed(2);
+  if (ms < 100) return ms.toFixed(1);
+  return String(Math.round(ms));
+}
+
+function latencyCells(latency: LatencySummary): string[] {
+  return [fmtMs(latency.p50), fmtMs(latency.p99), fmtMs(latency.p999), fmtMs(latency.max)];
+}
+
+export function scenarioTable(scenario: ScenarioResult, markdown = false): string {
+  const rows: (string | number)[][] = [["offered ev/s", "deliveries/s", "design", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "delivered", "coalesced", "missing", "dup", "server µs/deliv", "server cores", "postgres cores", "machine busy", "others' cores", "result"]];
+  const steps = [...scenario.steps].sort((a, b) => a.step - b.step || a.design.localeCompare(b.design));
+  for (const s of steps) {
+    rows.push([
+      s.offeredEventsPerSecond,
+      fmtRate(s.offeredDeliveriesPerSecond),
+      s.design,
+      ...latencyCells(s.latency),
+      s.delivered,
+      s.superseded,
+      s.missing,
+      s.duplicates,
+      round(s.serverCpuUsPerDelivery, 1),
+      round(s.serverCpuCores, 2),
+      round(s.postgresCpuCores ?? 0, 2),
+      `${Math.round(s.machineBusy * 100)}%`,
+      round(s.otherCpuCores ?? 0, 2),
+      s.passed ? "pass" : `FAIL: ${s.failure ?? ""}`,
+    ]);
+  }
+  return table(rows, markdown);
+}
+
+export function summaryTables(result: BenchResult, markdown = false): string {
+  const out: string[] = [];
+  const heading = (text: string) => out.push(markdown ? `\n### ${text}\n` : `\n== ${text} ==`);
+  const rows: (string | number)[][] = [["scenario", ...result.designs]];
+  for (const scenario of result.scenarios) {
+    const max = result.summary.maxSustainable[scenario.name] ?? {};
+    rows.push([`${scenario.name}: max sustainable deliveries/s`, ...result.designs.map((d) => bound(max[d]))]);
+    const equal = result.summary.equalLoad[scenario.name];
+    if (equal) {
+      for (const key of ["p50", "p99", "p999"] as const) {
+        rows.push([`${scenario.name}: ${key === "p999" ? "p99.9" : key} ms at ${fmtRate(equal.offeredDeliveriesPerSecond)}/s`, ...result.designs.map((d) => fmtMs(equal.byDesign[d]?.[key]))]);
+      }
+      rows.push([`${scenario.name}: server CPU µs/delivery at ${fmtRate(equal.offeredDeliveriesPerSecond)}/s`, ...result.designs.map((d) => String(round(equal.byDesign[d]?.serverCpuUsPerDelivery ?? NaN, 1)))]);
+    }
+  }
+  for (const key of ["heapPerConnection", "rssPerConnection"] as const) {
+    rows.push([`idle: ${key === "heapPerConnection" ? "heap" : "RSS"} per connection`, ...result.designs.map((d) => {
+      const idle = result.idle.find((i) => i.design === d);
+      return idle ? fmtBytes(idle[key]) : "–";
+    })]);
+  }
+  rows.push(["idle: subscribers held / broadcast reached", ...result.designs.map((d) => {
+    const idle = result.idle.find((i) => i.design === d);
+    return idle ? `${idle.ready} / ${idle.broadcast.delivered}` : "–";
+  })]);
+  heading("Summary");
+  out.push(table(rows, markdown));
+  heading("Targets (ratios from this run)");
+  out.push(targetsTable(result.summary.targets, markdown));
+  if (result.publishThroughput || result.polling) heading("Also measured");
+  const also: (string | number)[][] = [["figure", "value"]];
+  if (result.publishThroughput) {
+    const t = result.publishThroughput;
+    also.push(["events/s one Pulse worker process publishes (EventBus.publish, closed loop)", `${fmtRate(t.eventsPerSecond)}/s over ${t.chains} runs`]);
+    also.push(["publisher CPU per event", `${round(t.cpuUsPerEvent, 1)} µs`]);
+  }
+  if (result.polling) {
+    const p = result.polling;
+    also.push(["polling fallback, per idle client: requests/min", round(p.requestsPerMinutePerClient, 1)]);
+    also.push(["polling fallback, per idle client: bytes/min", fmtBytes(p.bytesPerMinutePerClient)]);
+    also.push(["healthy socket, per idle client: requests/min", 0]);
+    also.push(["healthy socket, per idle client: bytes/min (keep-alive)", fmtBytes(p.socketBytesPerMinutePerClient)]);
+  }
+  if (also.length > 1) out.push(table(also, markdown));
+  return out.join("\n");
+}
+
+export function targetsTable(targets: TargetCheck[], markdown = false): string {
+  const rows: (string | number)[][] = [["target", "measured", "wanted", "status", "detail"]];
+  for (const t of targets) rows.push([t.name, t.value === null ? "–" : t.value, t.target, t.met === null ? "n/a" : t.met ? "met" : "NOT MET", t.detail]);
+  return table(rows, markdown);
+}
+
+/** Latency (p99 solid, p50 dashed) against offered deliveries/s, one panel per scenario, log-log. */
+export function latencyChart(result: BenchResult): string {
+  const panelW = 470;
+  const panelH = 330;
+  const margin = { left: 58, right: 16, top: 44, bottom: 46 };
+  const width = panelW * Math.max(1, result.scenarios.length) + 20;
+  const legendRows = Math.ceil(result.designs.length / 2);
+  const height = panelH + 24 + legendRows * 20 + 22;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`);
+  parts.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
+  result.scenarios.forEach((scenario, index) => {
+    const x0 = 10 + index * panelW;
+    const plotW = panelW - margin.left - margin.right;
+    const plotH = panelH - margin.top - margin.bottom;
+    const left = x0 + margin.left;
+    const xs = scenario.steps.map((s) => s.offeredDeliveriesPerSecond);
+    const ys = scenario.steps.flatMap((s) => [s.latency.p50, s.latency.p99]).filter((v) => v > 0);
+    if (xs.length === 0 || ys.length === 0) return;
+    const [xMin, xMax] = [Math.min(...xs) / 1.2, Math.max(...xs) * 1.2];
+    const [yMin, yMax] = [Math.max(0.1, Math.min(...ys) / 1.5), Math.max(result.plan.p99BoundMs * 2, Math.max(...ys) * 1.5)];
+    const sx = (v: number) => left + (Math.log10(v / xMin) / Math.log10(xMax / xMin)) * plotW;
+    const sy = (v: number) => margin.top + plotH - (Math.log10(Math.max(v, yMin) / yMin) / Math.log10(yMax / yMin)) * plotH;
+    parts.push(`<text x="${left}" y="16" font-weight="600" font-size="13">${escapeXml(scenario.name)}</text>`);
+    parts.push(`<text x="${left}" y="32" fill="#374151">${escapeXml(scenario.description)}</text>`);
+    parts.push(`<rect x="${left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#d1d5db"/>`);
+    for (let exp = Math.floor(Math.log10(yMin)); exp <= Math.ceil(Math.log10(yMax)); exp++) {
+      const v = 10 ** exp;
+      if (v < yMin || v > yMax) continue;
+      parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${sy(v)}" y2="${sy(v)}" stroke="#f3f4f6"/>`);
+      parts.push(`<text x="${left - 6}" y="${sy(v) + 4}" text-anchor="end" fill="#4b5563">${v >= 1 ? v : v.toFixed(1)}</text>`);
+    }
+    for (let exp = Math.floor(Math.log10(xMin)); exp <= Math.ceil(Math.log10(xMax)); exp++) {
+      for (const m of [1, 2, 5]) {
+        const v = m * 10 ** exp;
+        if (v < xMin || v > xMax) continue;
+        parts.push(`<line x1="${sx(v)}" x2="${sx(v)}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#f3f4f6"/>`);
+        parts.push(`<text x="${sx(v)}" y="${margin.top + plotH + 16}" text-anchor="middle" fill="#4b5563">${fmtRate(v)}</text>`);
+      }
+    }
+    const boundY = sy(result.plan.p99BoundMs);
+    parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${boundY}" y2="${boundY}" stroke="#f59e0b" stroke-dasharray="4 3"/>`);
+    parts.push(`<text x="${left + 4}" y="${boundY - 4}" fill="#b45309">p99 bound ${result.plan.p99BoundMs} ms</text>`);
+    parts.push(`<text x="${left + plotW / 2}" y="${margin.top + plotH + 36}" text-anchor="middle" fill="#111827">offered deliveries/s (log)</text>`);
+    parts.push(`<text transform="translate(${x0 + 14},${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#111827">latency ms (log)</text>`);
+    for (const design of result.designs) {
+      const steps = scenario.steps.filter((s) => s.design === design).sort((a, b) => a.offeredDeliveriesPerSecond - b.offeredDeliveriesPerSecond);
+      if (steps.length === 0) continue;
+      const color = COLORS[design];
+      const path = (key: "p50" | "p99") => steps.map((s, i) => `${i ? "L" : "M"}${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.latency[key]).toFixed(1)}`).join(" ");
+      parts.push(`<path d="${path("p50")}" fill="none" stroke="${color}" stroke-width="1.2" stroke-dasharray="3 3" opacity="0.8"/>`);
+      parts.push(`<path d="${path("p99")}" fill="none" stroke="${color}" stroke-width="2"/>`);
+      for (const s of steps) {
+        parts.push(`<circle cx="${sx(s.offeredDeliveriesPerSecond).toFixed(1)}" cy="${sy(s.latency.p99).toFixed(1)}" r="3.5" fill="${s.passed ? color : "#ffffff"}" stroke="${color}" stroke-width="1.5"><title>${escapeXml(`${design} at ${fmtRate(s.offeredDeliveriesPerSecond)}/s: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms${s.passed ? "" : ` (failed: ${s.failure ?? ""})`}`)}</title></circle>`);
+      }
+    }
+  });
+  const legendTop = panelH + 24;
+  result.designs.forEach((design, i) => {
+    const lx = 10 + 58 + (i % 2) * 440;
+    const ly = legendTop + Math.floor(i / 2) * 20;
+    parts.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${COLORS[design]}" stroke-width="2"/>`);
+    parts.push(`<text x="${lx + 28}" y="${ly}" fill="#111827">${escapeXml(DESIGN_TITLES[design])}</text>`);
+  });
+  parts.push(`<text x="${10 + 58}" y="${legendTop + legendRows * 20 + 4}" fill="#6b7280">solid: p99 · dashed: p50 · hollow dot: the step failed (p99 over the bound, or not everything delivered) · ${escapeXml(result.startedAt.slice(0, 10))}</text>`);
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/** How much other work competed with each scenario's steps: the figures' noise, stated with them. */
+function noise(result: BenchResult): string {
+  const parts = result.scenarios.flatMap((scenario) => {
+    const others = scenario.steps.map((s) => s.otherCpuCores ?? 0);
+    if (others.length === 0) return [];
+    const mean = others.reduce((a, b) => a + b, 0) / others.length;
+    return [`${scenario.name} ${round(mean, 2)} on average (at most ${round(Math.max(...others), 2)})`];
+  });
+  return parts.length ? `; during the load steps other processes used, in cores: ${parts.join("; ")}. The "others' cores" column says which steps that touched.` : ".";
+}
+
+/** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
+export function benchmarkMarkdown(result: BenchResult): string {
+  const plan = result.plan;
+  const m = result.machine;
+  const scenarioLines = result.scenarios.map((s) => {
+    const rates = plan.scenarios.find((p) => p.name === s.name)?.eventRates ?? [];
+    const factor = rates.length > 1 ? round(rates[1]! / rates[0]!, 2) : 1;
+    return `- **${s.name}**: ${s.description} (${s.tenants * s.subscribersPerTenant} connections; ${s.runsPerTenant} run(s) per tenant publishing; ${s.officialClients} subscribers on the official client library). Offered load from ${fmtRate(rates[0] ?? 0)} events/s, ×${factor} per step.`;
+  });
+  return `# Benchmark: Pulse against Socket.IO, SSE and plain ws
+
+Regenerated by \`npm run bench\` (about ten minutes on two cores); do not edit by hand.
+The figures below are from ${result.startedAt} (commit ${result.revision ?? "unknown"}) and took ${Math.round(result.durationS)} s.
+The chart is [benchmark-latency.svg](benchmark-latency.svg); every figure is also in
+\`.data/bench/latest.json\` after a run.
+
+![Latency against offered load](benchmark-latency.svg)
+
+## What is compared
+
+One command runs the same workload against four ways of streaming agent events to
+dashboards, on one machine, with one Redis:
+
+- **pulse**: Pulse as it ships. A worker process publishes through \`EventBus.publish\`
+  (zod validation, the database projection, XADD to the tenant's Redis stream); an API
+  process (\`bootPulse\` + \`createPulseServer\`, web and workers off, configured from the
+  environment like \`npm start\`) reads the streams with its one stream reader and serves
+  \`agent.onStatus\` over tRPC's WebSocket protocol. Only the caps a bench must lift
+  (connections per tenant, user and address; messages per second) are raised.
+  Publisher here: ${result.pulsePublisher}.
+- **socket-io**: the design of seed 000. Socket.IO 4 on node:http at \`/rt\`, a JWT verified
+  on connect, each socket in its tenant's room, \`@socket.io/redis-adapter\`; the worker
+  process emits with \`@socket.io/redis-emitter\`.
+- **sse**: seed 003's server-sent events made multi-server: node:http, one Redis pub/sub
+  channel per tenant (subscribed while the process has a subscriber of that tenant), each
+  event framed once and written to every response of the tenant; JWT in the query string.
+- **ws-floor**: plain \`ws\` fed by the same per-tenant pub/sub, sending each event's
+  published bytes to every socket of the tenant: no envelope, no per-subscriber work beyond
+  the frame header. The floor: nothing on WebSockets and Redis delivers with less.
+
+The events are realistic agent events, the same for every design (330–370 B of JSON: 80%
+\`agent:progress\` with a message, 10% \`agent:step\`, 10% \`agent:log\`, with Pulse's
+fields \`seq\` and \`at\`).
+
+## How it is measured
+
+- **Open loop.** A publisher process sends each step's events on a fixed schedule: event
+  *k* is due at *start + k/rate* and carries that intended time (\`#b<k>@<µs>\` inside its
+  message text, a field the schema already has). Events of one run are published one after
+  another, as an agent awaits \`ctx.progress()\`; runs are published in parallel. Latency is
+  receive time − intended time, on the machine's monotonic clock, so a publisher or server
+  that falls behind shows up as latency (no coordinated omission).
+- **Clients** run in their own process: a few subscribers per design use the official
+  client (\`@trpc/client\` wsLink, \`socket.io-client\`, \`eventsource\`, \`ws\`) and decode
+  every event; the rest are lean clients speaking the same wire protocol that find the
+  marker in the raw frame. Every subscriber counts each event it should get: delivered,
+  missing, duplicated, or of another tenant. Latencies go into an HDR histogram
+  (\`hdr-histogram-js\`, µs, 3 significant digits).
+- **Steps.** ${plan.stepMs / 1000} s of load per step, then up to ${plan.drainMs / 1000} s to deliver the rest. The designs
+  take turns at each step, in rotating order. A step passes when every subscriber got every
+  event exactly once and p99 ≤ ${plan.p99BoundMs} ms; a design's **maximum sustainable deliveries/s** is
+  its last passing step (≥ when it never failed within the ladder or the time budget).
+  A design may coalesce progress (latest wins per run): a progress event a subscriber never
+  got because a newer one of the same run reached it first counts as *coalesced*, not lost;
+  every other event must arrive.
+- **What limits "max sustainable"**: all processes share two cores, and the clients' work per
+  delivery is about the same for every design, so the maximum is the whole machine's. The
+  server's CPU per delivery is the figure that says how much one server core carries
+  (≈ 1,000,000 / µs per delivery).
+- **CPU** is the server process's user + system time over the step divided by the
+  deliveries; the machine's busy share shows when the whole box (2 cores shared by server,
+  clients, publisher, Redis and PostgreSQL) was the limit.
+- **Idle memory**: ${plan.idle.tenants * plan.idle.subscribersPerTenant} subscribers (${plan.idle.tenants} tenants) held by one server process; heap (after
+  full GCs) and RSS before and after, per connection; then one event per tenant must reach
+  every subscriber.
+- **Also measured**: the events/s one Pulse worker process publishes through
+  \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
+  \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.
+
+Scenarios:
+
+${scenarioLines.join("\n")}
+
+Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}; Redis ${m.redis}; ${m.database}.
+Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just before the run started${noise(result)}
+
+Run it: \`npm run bench\` (this page, the chart and \`.data/bench/latest.json\`);
+\`npm run bench -- --only=pulse,socket-io --scenarios=wide\` for part of it (no docs written);
+\`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
+publishers over the load steps (\`tsx src/bench/profile-summary.ts <file>\` lists where the
+time goes); \`npm run bench -- --heap [--only=…]\` for heap snapshots around 1,000 idle
+subscribers (\`tsx src/bench/heap-summary.ts <before> <after> 1000\`: what each connection
+holds). \`npm test\` runs \`--smoke\`, seconds long, checking every delivery.
+
+## Latest figures
+
+${summaryTables(result, true)}
+
+${result.scenarios.map((s) => `### Every step: ${s.name}\n\n${scenarioTable(s, true)}`).join("\n\n")}
+`;
+}

@@ -1,0 +1,357 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { backgroundLoad, BenchHarness, machineInfo, redisCpuSeconds, revision } from "./bench-harness";
+import { log, sleep } from "./bench-log";
+import { parseArgs, REPO_ROOT } from "./bench-options";
+import { FULL_PLAN, SMOKE_PLAN, type IdlePlan, type ScenarioPlan } from "./bench-plan";
+import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
+import type { BenchProcess } from "./ipc";
+import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
+import type { LoadStep, StepOutcome, ThroughputRun } from "./open-loop";
+import type { PollingCost } from "./polling-cost";
+import { benchmarkMarkdown, latencyChart, scenarioTable, summarise, summaryTables } from "./report";
+import { DESIGNS, nowUs, type Design } from "./workload";
+
+/**
+ * `npm run bench`: Pulse against Socket.IO with the Redis adapter, SSE over Redis pub/sub
+ * and plain ws (the floor), the same workload, one machine, one Redis, interleaved: the
+ * scenarios, their load steps and the report. Flags in `bench-options.ts`; the processes in
+ * `bench-harness.ts`.
+ */
+
+// ---------------------------------------------------------------------------------------
+// Scenarios.
+
+function rotate<T>(items: T[], by: number): T[] {
+  const n = items.length;
+  if (n === 0) return items;
+  const k = by % n;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+async function drain(clients: BenchProcess, design: Design, deadlineMs: number): Promise<DeliveryCounts> {
+  for (;;) {
+    const progress = await clients.request<DeliveryCounts>("progress", { design });
+    if (progress.missing <= 0 || Date.now() >= deadlineMs) return progress;
+    await sleep(40);
+  }
+}
+
+interface MeasuredStep {
+  summary: StepSummary & { cpuUs: number };
+  outcome: StepOutcome;
+  serverCpuUs: number;
+  serverRss: number;
+  redisCpuS: number;
+  cpu: CpuShares;
+  elapsedS: number;
+}
+
+/** One step for one design: counters reset, the schedule published, everything drained, figures read. */
+async function measureStep(bench: BenchHarness, design: Design, step: LoadStep): Promise<MeasuredStep> {
+  const { server, clients } = bench.kit(design);
+  await clients.request("begin", { design, seqStart: step.seqStart, seqEnd: step.seqStart + step.count, tenants: step.tenants, runsPerTenant: step.runsPerTenant });
+  const before = await server.stats();
+  const redisBefore = await redisCpuSeconds(bench.redis);
+  const cpuBefore = sampleCpu();
+  const startedUs = nowUs();
+  const outcome = await bench.step(design, step, (step.count / step.rate) * 1000 + 30_000);
+  await drain(clients, design, Date.now() + bench.plan.drainMs);
+  const elapsedS = (nowUs() - startedUs) / 1e6;
+  const summary = await clients.request<StepSummary & { cpuUs: number }>("end", { design });
+  const after = await server.stats();
+  const cpuAfter = sampleCpu();
+  const redisAfter = await redisCpuSeconds(bench.redis);
+  return {
+    summary,
+    outcome,
+    serverCpuUs: after.cpuUs - before.cpuUs,
+    serverRss: after.rss,
+    redisCpuS: redisAfter - redisBefore,
+    cpu: cpuShares(cpuBefore, cpuAfter, elapsedS),
+    elapsedS,
+  };
+}
+
+function failureOf(m: MeasuredStep, bound: number): string | undefined {
+  const s = m.summary;
+  const reasons: string[] = [];
+  if (m.outcome.failed > 0) reasons.push(`${m.outcome.failed} publishes failed (${m.outcome.errors[0] ?? ""})`);
+  if (m.outcome.dropped > 0) reasons.push(`${m.outcome.dropped} events not accepted by the publisher`);
+  if (m.outcome.errors.length > 0 && m.outcome.failed === 0) reasons.push(m.outcome.errors[0]!);
+  if (s.missing > 0) reasons.push(`${s.missing} deliveries missing after the drain`);
+  if (s.duplicates > 0) reasons.push(`${s.duplicates} duplicates`);
+  if (s.foreign > 0) reasons.push(`${s.foreign} events of another tenant`);
+  if (s.resyncs > 0) reasons.push(`${s.resyncs} resyncs`);
+  if (s.misordered > 0) reasons.push(`${s.misordered} out of order`);
+  if (s.closed > 0) reasons.push(`${s.closed} connections closed`);
+  if (s.latency.p99 > bound) reasons.push(`p99 ${s.latency.p99} ms > ${bound} ms`);
+  return reasons.length ? reasons.join("; ") : undefined;
+}
+
+/** Numbers a scenario's events: each step starts on a multiple of the tenant count, after the previous one. */
+function seqNumbering(tenants: number): (count: number) => number {
+  let next = 0;
+  return (count) => {
+    const start = Math.ceil(next / tenants) * tenants;
+    next = start + count;
+    return start;
+  };
+}
+
+async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<ScenarioResult> {
+  const started = Date.now();
+  log(`\nscenario ${plan.name}: ${plan.description}`);
+  const result: ScenarioResult = {
+    name: plan.name,
+    description: plan.description,
+    tenants: plan.tenants,
+    subscribersPerTenant: plan.subscribersPerTenant,
+    runsPerTenant: plan.runsPerTenant,
+    officialClients: plan.officialClients,
+    connect: [],
+    steps: [],
+    unsaturated: [],
+  };
+  const active = new Set<Design>();
+  const takeSeq = seqNumbering(plan.tenants);
+  const stepOf = (rate: number, ms: number): LoadStep => {
+    const count = Math.max(plan.tenants, Math.round((rate * ms) / 1000));
+    return { rate, count, seqStart: takeSeq(count), tenants: plan.tenants, runsPerTenant: plan.runsPerTenant };
+  };
+  try {
+    for (const design of bench.designs) {
+      const tenants = await bench.tenants(design, { tenants: plan.tenants, connectionsPerTenant: plan.subscribersPerTenant, runsPerTenant: plan.runsPerTenant });
+      await bench.target(design, tenants);
+      const connect = await bench.connect(design, tenants, plan.officialClients);
+      result.connect.push(connect);
+      log(`  ${design}: ${connect.ready}/${connect.connections} subscribed in ${connect.connectMs} ms${connect.failed ? ` (${connect.failed} failed: ${connect.errors[0]})` : ""}`);
+      if (connect.failed > 0) continue;
+      // A warm-up at the first rate (JIT, connection pools, prepared queries), not counted.
+      const warm = await measureStep(bench, design, stepOf(plan.eventRates[0]!, bench.plan.warmupMs));
+      if (warm.summary.missing > 0) log(`  ${design}: warm-up missed ${warm.summary.missing} deliveries`);
+      active.add(design);
+    }
+    for (const design of active) await bench.profile(design, "start", plan.name);
+    for (const [index, rate] of plan.eventRates.entries()) {
+      if (active.size === 0) break;
+      if (Date.now() - started > bench.plan.scenarioBudgetMs) {
+        log(`  time budget of ${bench.plan.scenarioBudgetMs / 1000} s reached: stopping the ladder`);
+        break;
+      }
+      for (const design of rotate(bench.designs.filter((d) => active.has(d)), index)) {
+        const step = stepOf(rate, bench.plan.stepMs);
+        const m = await measureStep(bench, design, step);
+        const failure = failureOf(m, bench.plan.p99BoundMs);
+        const delivered = m.summary.delivered;
+        const stepResult: StepResult = {
+          scenario: plan.name,
+          step: index,
+          design,
+          offeredEventsPerSecond: rate,
+          offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
+          events: step.count,
+          expected: m.summary.expected,
+          delivered,
+          superseded: m.summary.superseded,
+          missing: m.summary.missing,
+          duplicates: m.summary.duplicates,
+          foreign: m.summary.foreign,
+          resyncs: m.summary.resyncs,
+          misordered: m.summary.misordered,
+          closed: m.summary.closed,
+          publisher: { published: m.outcome.published, dropped: m.outcome.dropped, failed: m.outcome.failed, maxLagMs: m.outcome.maxLagUs / 1000, errors: m.outcome.errors, cpuUs: m.outcome.cpuUs },
+          latency: m.summary.latency,
+          achievedDeliveriesPerSecond: delivered / m.elapsedS,
+          serverCpuUsPerDelivery: delivered > 0 ? m.serverCpuUs / delivered : 0,
+          serverCpuCores: m.serverCpuUs / 1e6 / m.elapsedS,
+          clientCpuUsPerDelivery: delivered > 0 ? m.summary.cpuUs / delivered : 0,
+          redisCpuCores: m.redisCpuS / m.elapsedS,
+          machineBusy: m.cpu.machineBusy,
+          postgresCpuCores: m.cpu.postgresCores,
+          otherCpuCores: m.cpu.otherCores,
+          serverRssMiB: Math.round(m.serverRss / 1024 / 1024),
+          passed: failure === undefined,
+          ...(failure ? { failure } : {}),
+        };
+        result.steps.push(stepResult);
+        log(
+          `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${stepResult.latency.p50} ms, p99 ${stepResult.latency.p99} ms, ` +
+            `${delivered}/${m.summary.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${m.cpu.otherCores > 0.1 ? ` (others ${m.cpu.otherCores.toFixed(2)} cores)` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
+        );
+        if (failure && bench.plan.stopAtSaturation) {
+          active.delete(design);
+          await bench.disconnect(design);
+          await bench.settle(design);
+        }
+      }
+    }
+    result.unsaturated = [...active];
+    for (const design of bench.designs) {
+      for (const file of await bench.profile(design, "stop", plan.name)) log(`  CPU profile: ${path.relative(REPO_ROOT, file)}`);
+    }
+  } finally {
+    await Promise.all(bench.designs.map((design) => bench.disconnect(design)));
+    await bench.flush();
+  }
+  return result;
+}
+
+async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Promise<IdleResult> {
+  const server = bench.server(design);
+  const tenants = await bench.tenants(design, { tenants: plan.tenants, connectionsPerTenant: plan.subscribersPerTenant, runsPerTenant: 1 });
+  await bench.target(design, tenants);
+  const snapshot = async (when: string) => {
+    if (!bench.args.heap) return;
+    const file = path.join(REPO_ROOT, ".data/bench/profile", `idle-${design}-${when}.heapsnapshot`);
+    await server.process.request("heap-snapshot", { file }, 300_000);
+    log(`  heap snapshot: ${path.relative(REPO_ROOT, file)}`);
+  };
+  await snapshot("before");
+  const before = await server.stats(true);
+  try {
+    const connect = await bench.connect(design, tenants, plan.officialClients);
+    await snapshot("after");
+    const after = await server.stats(true);
+    const ready = connect.ready;
+    const m = await measureStep(bench, design, { rate: 200, count: plan.tenants, seqStart: 0, tenants: plan.tenants, runsPerTenant: 1 });
+    const result: IdleResult = {
+      design,
+      connections: connect.connections,
+      ready,
+      failed: connect.failed,
+      connectMs: connect.connectMs,
+      serverConnections: after.connections,
+      heapBefore: before.heapUsed,
+      heapAfter: after.heapUsed,
+      rssBefore: before.rss,
+      rssAfter: after.rss,
+      heapPerConnection: ready > 0 ? (after.heapUsed - before.heapUsed) / ready : 0,
+      rssPerConnection: ready > 0 ? (after.rss - before.rss) / ready : 0,
+      broadcast: { expected: m.summary.expected, delivered: m.summary.delivered, missing: m.summary.missing, duplicates: m.summary.duplicates, p99Ms: m.summary.latency.p99 },
+      errors: connect.errors,
+    };
+    log(
+      `  ${design}: ${ready}/${connect.connections} subscribed in ${result.connectMs} ms; heap ${Math.round(result.heapPerConnection)} B/connection, ` +
+        `RSS ${Math.round(result.rssPerConnection)} B/connection; one event per tenant reached ${m.summary.delivered}/${m.summary.expected}`,
+    );
+    return result;
+  } finally {
+    await bench.disconnect(design);
+    await bench.flush();
+  }
+}
+
+async function measureThroughput(bench: BenchHarness): Promise<BenchResult["publishThroughput"]> {
+  const plan = bench.plan.throughput;
+  const tenants = await bench.tenants("pulse", { tenants: plan.tenants, connectionsPerTenant: 0, runsPerTenant: plan.runsPerTenant });
+  await bench.target("pulse", tenants);
+  const run = (durationMs: number, seqStart: number): ThroughputRun => ({ durationMs, tenants: plan.tenants, runsPerTenant: plan.runsPerTenant, seqStart });
+  // Warm up first (JIT, the database pool, Prisma's compiled queries), then measure.
+  await bench.throughput("pulse", run(plan.warmupMs, 0));
+  const outcome = await bench.throughput("pulse", run(plan.durationMs, 1_000_000));
+  await bench.flush();
+  log(`\npublish throughput: ${Math.round(outcome.eventsPerSecond)} events/s from one Pulse worker process (${plan.tenants * plan.runsPerTenant} runs, ${outcome.cpuUsPerEvent.toFixed(1)} µs CPU/event, ${outcome.failed} failed)`);
+  return { ...outcome, chains: plan.tenants * plan.runsPerTenant };
+}
+
+async function measurePolling(bench: BenchHarness): Promise<PollingCost> {
+  const plan = bench.plan.polling;
+  const tenants = await bench.tenants("pulse", { tenants: 1, connectionsPerTenant: plan.clients, runsPerTenant: 1 });
+  const cost = await bench
+    .kit("pulse")
+    .clients.request<PollingCost>("polling", { baseUrl: bench.server("pulse").baseUrl, tokens: tenants[0]!.tokens, intervalMs: plan.intervalMs, windowMs: plan.windowMs }, plan.windowMs + 60_000);
+  log(
+    `polling fallback: ${cost.requestsPerMinutePerClient.toFixed(1)} requests and ${Math.round(cost.bytesPerMinutePerClient)} B per minute per idle client; ` +
+      `healthy socket: 0 requests, ${Math.round(cost.socketBytesPerMinutePerClient)} B per minute (keep-alive)`,
+  );
+  return cost;
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  const plan = args.smoke ? SMOKE_PLAN : FULL_PLAN;
+  const designs = args.only ?? [...DESIGNS];
+  const startedAt = new Date();
+  const bench = new BenchHarness(plan, designs, args);
+  const stopOnSignal = () => {
+    log("bench: interrupted; stopping every process");
+    void bench.close().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", stopOnSignal);
+  process.once("SIGTERM", stopOnSignal);
+  try {
+    log(`bench (${plan.mode}): ${designs.join(", ")}`);
+    const background = await backgroundLoad(args.smoke ? 500 : 2_000);
+    await bench.start();
+    const machine = await machineInfo(bench.redis, bench.database, background);
+    log(`machine: ${machine.cpu}, ${machine.cores} cores; ${machine.database}; Redis ${machine.redis}; busy ${Math.round(machine.backgroundBusy * 100)}% before the bench started`);
+    if (machine.backgroundBusy > 0.15) log("bench: WARNING: other work keeps this machine busy; figures will be lower and noisier than on a quiet machine");
+    const extras = designs.includes("pulse") && !args.profile && !args.heap;
+    const publishThroughput = extras ? await measureThroughput(bench) : null;
+    const polling = extras ? await measurePolling(bench) : null;
+    const scenarios: ScenarioResult[] = [];
+    for (const scenario of plan.scenarios) {
+      if (!args.scenarios || args.scenarios.includes(scenario.name)) scenarios.push(await runScenario(bench, scenario));
+    }
+    const idle: IdleResult[] = [];
+    if (args.heap || (!args.profile && !args.scenarios)) {
+      const idlePlan = args.heap ? { ...plan.idle, subscribersPerTenant: Math.ceil(1_000 / plan.idle.tenants) } : plan.idle;
+      log(`\nidle: ${idlePlan.tenants * idlePlan.subscribersPerTenant} subscribers per design`);
+      for (const design of designs) idle.push(await runIdle(bench, idlePlan, design));
+    }
+
+    const partial = { designs, scenarios, idle };
+    const result: BenchResult = {
+      version: 1,
+      mode: plan.mode,
+      startedAt: startedAt.toISOString(),
+      durationS: (Date.now() - startedAt.getTime()) / 1000,
+      revision: revision(),
+      machine,
+      designs,
+      plan,
+      pulsePublisher: bench.pulseInServer ? "in the server process (PGlite: no PostgreSQL reachable)" : "worker process (PostgreSQL)",
+      scenarios,
+      idle,
+      publishThroughput,
+      polling,
+      summary: summarise(partial),
+    };
+    await mkdir(path.dirname(args.out), { recursive: true });
+    await writeFile(args.out, `${JSON.stringify(result, null, 2)}\n`);
+    const print = (text: string) => process.stdout.write(`${text}\n`);
+    for (const scenario of scenarios) {
+      print(`\n== ${scenario.name}: ${scenario.description} ==`);
+      print(scenarioTable(scenario));
+    }
+    print(summaryTables(result));
+    log(`\nJSON: ${path.relative(REPO_ROOT, args.out)}`);
+    if (args.docs) {
+      await writeFile(path.join(REPO_ROOT, "docs/benchmark-latency.svg"), latencyChart(result));
+      await writeFile(path.join(REPO_ROOT, "docs/BENCHMARK.md"), benchmarkMarkdown(result));
+      log("docs: docs/BENCHMARK.md, docs/benchmark-latency.svg");
+    }
+    log(`bench finished in ${Math.round(result.durationS)} s`);
+    return 0;
+  } finally {
+    await bench.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error("bench failed:", error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exit(1);
+  },
+);

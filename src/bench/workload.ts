@@ -1,0 +1,163 @@
+import type { EventInput } from "../server/events/schema";
+
+/**
+ * The bench's workload, the same for every design: realistic agent events (~200 B of JSON:
+ * mostly progress with a message, some steps and logs) that carry their sequence number and
+ * the time the open-loop schedule meant to send them, so a client anywhere on the machine
+ * measures end-to-end latency from the intended time (no coordinated omission).
+ */
+
+/** The four designs the bench compares. */
+export const DESIGNS = ["pulse", "socket-io", "sse", "ws-floor"] as const;
+export type Design = (typeof DESIGNS)[number];
+
+export const DESIGN_TITLES: Record<Design, string> = {
+  pulse: "Pulse (tRPC over ws, Redis stream)",
+  "socket-io": "Socket.IO + Redis adapter",
+  sse: "SSE on node:http + Redis pub/sub",
+  "ws-floor": "plain ws + Redis pub/sub (floor)",
+};
+
+/**
+ * Microseconds on CLOCK_MONOTONIC: one clock for every process on the machine, so the
+ * publisher's intended times and the clients' receive times can be subtracted.
+ */
+export function nowUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** The run an event belongs to (as Pulse's workers would report it). */
+export interface RunTarget {
+  tenantId: string;
+  runId: string;
+  jobId: string;
+  queue: string;
+  agentRole: string;
+}
+
+/** One tenant of a scenario: its runs, and a token per subscriber connection. */
+export interface BenchTenant {
+  tenantId: string;
+  runs: RunTarget[];
+  tokens: string[];
+}
+
+export const BENCH_ROLES = ["client-researcher", "competitor-researcher", "context-file-writer", "strategy-writer"] as const;
+
+/**
+ * The marker `#b<seq>@<intendedUs>` rides inside the event's human text (the progress or
+ * log message, the step name), a field the schema already allows, so no design needs a
+ * field of its own and every client finds it in the raw frame without parsing JSON.
+ */
+export const MARKER_PREFIX = "#b";
+const MARKER_BYTES = Buffer.from(MARKER_PREFIX);
+const AT = 0x40; // "@"
+const ZERO = 0x30;
+const NINE = 0x39;
+
+export function marker(seq: number, intendedUs: number): string {
+  return `${MARKER_PREFIX}${seq}@${intendedUs}`;
+}
+
+/** Parses a marker from a string (official clients, which decode the event first). */
+export function parseMarker(text: string): { seq: number; intendedUs: number } | null {
+  const at = text.indexOf(MARKER_PREFIX);
+  if (at < 0) return null;
+  const match = /^#b(\d+)@(\d+)/.exec(text.slice(at));
+  return match ? { seq: Number(match[1]), intendedUs: Number(match[2]) } : null;
+}
+
+/**
+ * Calls `found(seq, intendedUs)` for every marker in `bytes[from, to)`: the lean clients'
+ * whole parsing of a frame.
+ */
+export function scanMarkers(bytes: Buffer, found: (seq: number, intendedUs: number) => void, from = 0, to = bytes.length): number {
+  let count = 0;
+  let at = bytes.indexOf(MARKER_BYTES, from);
+  while (at >= 0 && at < to) {
+    let i = at + MARKER_BYTES.length;
+    let seq = 0;
+    let digits = 0;
+    for (; i < to; i++) {
+      const c = bytes[i]!;
+      if (c < ZERO || c > NINE) break;
+      seq = seq * 10 + (c - ZERO);
+      digits++;
+    }
+    if (digits > 0 && bytes[i] === AT) {
+      let intended = 0;
+      let timeDigits = 0;
+      for (i += 1; i < to; i++) {
+        const c = bytes[i]!;
+        if (c < ZERO || c > NINE) break;
+        intended = intended * 10 + (c - ZERO);
+        timeDigits++;
+      }
+      if (timeDigits > 0) {
+        found(seq, intended);
+        count++;
+      }
+    }
+    at = bytes.indexOf(MARKER_BYTES, i);
+  }
+  return count;
+}
+
+const SOURCES = ["the pricing page", "competitor blogs", "the annual report", "customer reviews", "the press kit", "job postings"];
+
+/**
+ * Event number `seq` of the workload, for one run: 80% `agent:progress` with a message,
+ * 10% `agent:step`, 10% `agent:log`, in Pulse's own schema (the input a worker publishes).
+ */
+export function benchEvent(seq: number, run: RunTarget, intendedUs: number): EventInput {
+  const base = { tenantId: run.tenantId, runId: run.runId, jobId: run.jobId, queue: run.queue, agentRole: run.agentRole, attempt: 1 };
+  const mark = marker(seq, intendedUs);
+  switch (eventKind(seq)) {
+    case "step":
+      return { ...base, type: "agent:step", stepId: `${run.runId}:s${(seq >> 4) % 4}`, name: `Summarise ${SOURCES[seq % SOURCES.length]} ${mark}`, status: "started" };
+    case "log":
+      return { ...base, type: "agent:log", level: "info", message: `fetched ${SOURCES[seq % SOURCES.length]} (${(seq % 90) + 10} kB) ${mark}` };
+    case "progress":
+      return {
+        ...base,
+        type: "agent:progress",
+        progress: seq % 100,
+        phase: "running",
+        message: `Reading ${SOURCES[seq % SOURCES.length]}: ${(seq % 40) + 1} of 40 ${mark}`,
+      };
+  }
+}
+
+/**
+ * The delivered form of an event for the designs that have no database stamp of their own:
+ * the same fields Pulse's bus adds (`seq`, `at`), so every design carries the same bytes.
+ */
+export function stampedEvent(event: EventInput, seq: number): Record<string, unknown> {
+  return { ...event, seq, at: new Date().toISOString() };
+}
+
+/**
+ * Which kind event `seq` is: 80% progress, 10% step, 10% log. A multiplicative hash of the
+ * number rather than `seq % 10`, so every tenant and run gets the same mix whatever the
+ * number of tenants the events are dealt to.
+ */
+export function eventKind(seq: number): "progress" | "step" | "log" {
+  // The product's high bits are the well-mixed ones (Knuth's multiplicative hashing).
+  const bucket = Math.floor(((Math.imul(seq, 2654435761) >>> 0) / 2 ** 32) * 10);
+  return bucket === 3 ? "step" : bucket === 7 ? "log" : "progress";
+}
+
+/** True for the events `benchEvent` makes `agent:progress`: the ones a design may coalesce, latest wins. */
+export function isProgressEvent(seq: number): boolean {
+  return eventKind(seq) === "progress";
+}
+
+/** The tenant (index) event `seq` goes to, and which of its runs reports it. */
+export function routeEvent(seq: number, tenants: number, runsPerTenant: number): { tenant: number; run: number } {
+  return { tenant: seq % tenants, run: Math.floor(seq / tenants) % runsPerTenant };
+}
+
+/** Channel the SSE and plain-ws designs publish a tenant's events on. */
+export function tenantChannel(design: "sse" | "ws-floor", tenantId: string): string {
+  return `bench:${design}:{${tenantId}}`;
+}
