@@ -223,6 +223,8 @@ describe("a run whose worker dies mid-job (in one process)", () => {
       NOTICE_BOUND_MS,
     );
     expect(final).toMatchObject({ status: "completed", attempt: 2 });
+    // The database answers as soon as the completion commits; the event reaches the feed after.
+    await completedRun(feed, runId);
     const seen = lifecycle(feed.items, runId);
     expect(seen).not.toContain("2 failed willRetry=true");
     expect(seen.slice(-3)).toEqual(["2 agent:active", "2 progress attempt 2 on a live worker", "2 agent:completed"]);
