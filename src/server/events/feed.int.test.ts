@@ -111,6 +111,8 @@ describe("agent.onStatus across reconnects (guarantee 1)", () => {
     ticker.tick(5);
     ticker.finish();
     await eventually(() => has(after, completed) && has(steady, completed), Boolean, "completion on both");
+    // Both live subscriptions, the fresh one and the resumed one, were written to straight from the reader.
+    expect(app.http.connections.wiredSubscriptions).toBe(2);
 
     expect(after.errors).toEqual([]);
     expect(after.items[0]!.data.type).toBe("agent:progress");

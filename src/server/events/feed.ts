@@ -73,6 +73,19 @@ export async function resolveCursor(
   throw unknown();
 }
 
+/**
+ * Where a transport can take a subscription's live events straight from the stream
+ * reader, each as the subscription's tracked item, instead of the feed yielding them one
+ * by one (`SubscriptionWire` over WebSocket). The feed hands over only while nothing it
+ * yielded is still unsent, so the subscriber sees one ordered sequence either way.
+ */
+export interface LiveOutlet {
+  /** Whether the outlet can take events now; until then, and whenever it cannot, the feed yields them. */
+  readonly ready: boolean;
+  /** Sends the entries, in order, as the subscription's next items. */
+  send(entries: readonly StreamEntry[]): void;
+}
+
 const REPLAY_PAGE = 500;
 /** How long a subscription waits for an unreachable database to read its snapshot; live events queue meanwhile. */
 const SNAPSHOT_WAIT_MS = 30_000;
@@ -94,18 +107,45 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
   deps: { reader: TenantStreamReader; stream: TenantEventStream; metrics?: PulseMetrics },
   query: FeedQuery<TEvent, TSnapshot>,
   signal?: AbortSignal,
+  outlet?: LiveOutlet,
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
   const live = new EntryQueue();
+  // The newest entry this subscriber was given or skipped, by the loop below or the outlet.
+  let lastYielded = STREAM_ORIGIN;
+  // While set, the reader's entries go straight to the outlet; the loop then only waits
+  // for a lost stream or the end.
+  let direct = false;
+  const sendDirect = (entries: StreamEntry[]) => {
+    const after = lastYielded;
+    const last = entries[entries.length - 1]!;
+    if (compareStreamIds(last.id, after) <= 0) return;
+    lastYielded = last.id;
+    // Only the batch that overlaps the hand-over holds entries already given.
+    const overlaps = compareStreamIds(entries[0]!.id, after) <= 0;
+    const wanted =
+      !overlaps && entries.every((entry) => query.accept(entry.event))
+        ? entries
+        : entries.filter((entry) => compareStreamIds(entry.id, after) > 0 && query.accept(entry.event));
+    if (wanted.length === 0) return;
+    outlet!.send(wanted);
+    metrics?.eventDelivered(wanted.length);
+  };
   const subscription = await deps.reader.subscribe(
     query.tenantId,
-    (entries) => live.push(entries),
-    (restartId) => live.lost(restartId),
+    (entries) => (direct && outlet!.ready ? sendDirect(entries) : live.push(entries)),
+    (restartId) => {
+      direct = false;
+      live.lost(restartId);
+    },
   );
-  const stop = () => live.close();
+  const stop = () => {
+    direct = false;
+    live.close();
+  };
   signal?.addEventListener("abort", stop, { once: true });
   try {
-    let lastYielded = subscription.startId;
+    lastYielded = subscription.startId;
     const { start } = query;
     const replay = start.from === "after" ? await replayAfter(deps.stream, query.tenantId, start.id, subscription.startId) : null;
     if (start.from === "snapshot") {
@@ -128,7 +168,11 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
       lastYielded = compareStreamIds(lastReplayed, lastYielded) > 0 ? lastReplayed : lastYielded;
     }
     while (!signal?.aborted) {
+      // Everything yielded so far has been sent (the consumer asked for the next item), so
+      // with nothing queued the outlet can carry on from here.
+      direct = outlet?.ready === true && live.isEmpty;
       const entries = await live.take();
+      direct = false;
       if (entries === null) break;
       if (!Array.isArray(entries)) {
         // Redis came back without the stream: whatever was appended and never read is gone,
@@ -224,6 +268,10 @@ class EntryQueue {
     } else {
       this.batches.push(entries);
     }
+  }
+
+  get isEmpty(): boolean {
+    return this.batches.length === 0;
   }
 
   /** Marks where the stream was lost, in order with the entries around it. */

@@ -152,9 +152,9 @@ export class PulseMetrics {
     this.eventsPublished.inc({ type });
   }
 
-  /** One event handed to one WebSocket subscriber: a plain increment, as it runs per event per subscriber. */
-  eventDelivered(): void {
-    this.pendingDeliveredWs += 1;
+  /** Events handed to one WebSocket subscriber: a plain addition, as it runs per event per subscriber. */
+  eventDelivered(count = 1): void {
+    this.pendingDeliveredWs += count;
   }
 
   /** Events returned by one polling page. */

@@ -1,7 +1,9 @@
-import { initTRPC, TRPCError } from "@trpc/server";
+import { initTRPC, tracked, TRPCError, type TrackedEnvelope } from "@trpc/server";
 import { z } from "zod";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../database-unavailable";
 import { describeInputIssues, PulseError } from "../errors";
+import { tenantFeed, type FeedItem, type FeedQuery, type LiveOutlet } from "../events/feed";
+import type { PulseEvent } from "../events/schema";
 import type { Session, ShareGrant } from "../auth/auth-service";
 import type { PulseServices } from "../pulse";
 import type { ConnectionGuard } from "../ws/connection-guard";
@@ -102,9 +104,28 @@ export const sharedRunProcedure = publicProcedure.use(({ ctx, next }) => {
  * 4. SUBSCRIPTIONS
  *
  * Every subscription's feed runs through here: over WebSocket under its connection's limits
- * (a cap per connection, ended when the token expires or the session is revoked); in-process
- * callers (tests, server components) as it is.
+ * (a cap per connection, ended when the token expires or the session is revoked), its live
+ * events written straight to the socket once tRPC has started it; in-process callers
+ * (tests, server components) get the feed as it is.
  */
-export function liveFeed<T>(ctx: Context, signal: AbortSignal | undefined, open: (signal: AbortSignal | undefined) => AsyncIterable<T>): AsyncIterable<T> {
+export function liveFeed<T>(
+  ctx: Context,
+  signal: AbortSignal | undefined,
+  open: (signal: AbortSignal | undefined, outlet?: LiveOutlet) => AsyncIterable<T>,
+): AsyncIterable<T> {
   return ctx.connection ? ctx.connection.hold(signal, open) : open(signal);
+}
+
+/**
+ * A tenant feed as a tRPC subscription: each item `tracked` by its stream id, so wsLink
+ * resumes after the last one it received.
+ *
+ * @see https://trpc.io/docs/server/subscriptions#tracked
+ */
+export async function* trackedFeed<TEvent extends PulseEvent, TSnapshot>(
+  ctx: Context,
+  signal: AbortSignal | undefined,
+  query: FeedQuery<TEvent, TSnapshot>,
+): AsyncGenerator<TrackedEnvelope<FeedItem<TEvent, TSnapshot>>> {
+  for await (const { id, item } of liveFeed(ctx, signal, (stop, outlet) => tenantFeed(ctx.services, query, stop, outlet))) yield tracked(id, item);
 }

@@ -5,6 +5,7 @@ import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from "@trpc/server/
 import type { Principal } from "../auth/auth-service";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
+import { SubscriptionWire } from "./subscription-wire";
 import { TokenBucket } from "./token-bucket";
 
 /** Per-connection limits of the WebSocket, with their defaults in `server-security.ts`. */
@@ -28,7 +29,7 @@ export interface ConnectionLimits {
 
 /** What the guard needs of the socket; `GuardedWebSocket` is the real one. */
 export interface GuardedSocket {
-  send(data: string): void;
+  send(data: string | Buffer, options?: { binary?: boolean }): void;
   close(code: number, reason: string): void;
   terminate(): void;
   readonly readyState: number;
@@ -73,6 +74,9 @@ export class ConnectionGuard {
   private ended: TRPCError | null = null;
   private readonly endController = new AbortController();
   private subscriptions = 0;
+  /** A subscription whose feed has just begun, waiting for the `started` message that names it. */
+  private awaitingStart: SubscriptionWire | null = null;
+  private wired = 0;
   private closing = false;
   private closeTimer?: NodeJS.Timeout;
   private closeAt = Number.POSITIVE_INFINITY;
@@ -155,12 +159,21 @@ export class ConnectionGuard {
     if (this.ended) throw this.ended;
   }
 
+  /** Subscriptions whose live events are written straight to the socket (see `SubscriptionWire`). */
+  get wiredSubscriptions(): number {
+    return this.wired;
+  }
+
   /**
    * Runs one subscription under the connection's limits: refused beyond the cap, stopped
    * when the client stops it or the connection's session ends, and in that case ended with
-   * an UNAUTHORIZED error the client sees.
+   * an UNAUTHORIZED error the client sees. The feed gets the subscription's wire, which
+   * carries its live events once tRPC has started it.
    */
-  async *hold<T>(signal: AbortSignal | undefined, open: (signal: AbortSignal) => AsyncIterable<T>): AsyncGenerator<T> {
+  async *hold<T>(
+    signal: AbortSignal | undefined,
+    open: (signal: AbortSignal, wire: SubscriptionWire) => AsyncIterable<T>,
+  ): AsyncGenerator<T> {
     this.assertUsable();
     if (this.subscriptions >= this.limits.maxSubscriptions) {
       throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${this.limits.maxSubscriptions} subscriptions per connection; stop one first` });
@@ -175,10 +188,17 @@ export class ConnectionGuard {
     signal?.addEventListener("abort", abort, { once: true });
     this.endController.signal.addEventListener("abort", abort, { once: true });
     if (signal?.aborted || this.endController.signal.aborted) stop.abort();
+    // Opened here, synchronously in tRPC's first request for an item: the next frame this
+    // socket sends is the subscription's `started` message (see `sending`).
+    const wire = new SubscriptionWire(this.socket);
+    this.awaitingStart = wire;
     try {
-      for await (const item of open(stop.signal)) yield item;
+      for await (const item of open(stop.signal, wire)) yield item;
       if (this.ended) throw this.ended;
     } finally {
+      if (this.awaitingStart === wire) this.awaitingStart = null;
+      if (wire.ready) this.wired -= 1;
+      wire.close();
       signal?.removeEventListener("abort", abort);
       this.endController.signal.removeEventListener("abort", abort);
       this.subscriptions -= 1;
@@ -267,6 +287,14 @@ export class ConnectionGuard {
     this.reply(replyTo, "TOO_MANY_REQUESTS", `too many messages: at most ${this.limits.messagesPerSecond} per second`);
     if (this.rejected >= REJECTIONS_BEFORE_CLOSE) this.close(CLOSE_POLICY, "too many messages");
     return false;
+  }
+
+  /** Every frame the socket sends passes here first: the first one after a subscription began names it. */
+  sending(frame: unknown): void {
+    const wire = this.awaitingStart;
+    if (wire === null) return;
+    this.awaitingStart = null;
+    if (wire.claim(frame)) this.wired += 1;
   }
 
   /** Closes the socket now, with a reason the client can show. */

@@ -54,6 +54,13 @@ export class ConnectionRegistry {
     return this.guards.size;
   }
 
+  /** Subscriptions whose live events go straight to their socket, over every connection. */
+  get wiredSubscriptions(): number {
+    let wired = 0;
+    for (const guard of this.guards) wired += guard.wiredSubscriptions;
+    return wired;
+  }
+
   /** Open connections of one user, for tests and diagnostics. */
   connectionsOfUser(userId: string): number {
     return this.byUser.get(userId) ?? 0;

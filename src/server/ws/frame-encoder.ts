@@ -15,15 +15,29 @@ export const pulseFrameEncoder: Encoder = {
     const raw = trackedEventJson(message);
     if (raw === undefined) return JSON.stringify(message);
     const { id, jsonrpc, result } = message as TrackedDataMessage;
-    const trackedId = JSON.stringify(result.id);
-    const version = jsonrpc === undefined ? "" : `,"jsonrpc":${JSON.stringify(jsonrpc)}`;
-    return `{"id":${JSON.stringify(id)}${version},"result":{"type":"data","id":${trackedId},"data":{"id":${trackedId},"data":${raw}}}}`;
+    return requestPrefix(id, jsonrpc) + trackedDataTail(result.id, raw);
   },
   decode(data: string | ArrayBuffer | Uint8Array): unknown {
     if (typeof data !== "string") throw new Error("expected a text frame");
     return JSON.parse(data);
   },
 };
+
+/** The start of every message answering request `id`: `{"id":…` and the request's JSON-RPC version, if it sent one. */
+export function requestPrefix(id: string | number | null, jsonrpc: string | undefined): string {
+  return `{"id":${JSON.stringify(id)}${jsonrpc === undefined ? "" : `,"jsonrpc":${JSON.stringify(jsonrpc)}`}`;
+}
+
+/** The rest of a data message carrying `tracked(entryId, event)`, around the event's JSON. */
+export function trackedDataTail(entryId: string, eventJson: string): string {
+  const trackedId = JSON.stringify(entryId);
+  return `,"result":{"type":"data","id":${trackedId},"data":{"id":${trackedId},"data":${eventJson}}}}`;
+}
+
+/** An event's JSON: the stream entry's own when it came from one, else serialised now. */
+export function entryJson(event: unknown): string {
+  return encodingOf(event) ?? JSON.stringify(event);
+}
 
 /** What tRPC sends for each `tracked(id, event)` a subscription yields. */
 interface TrackedDataMessage {

@@ -1,14 +1,13 @@
-import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { SETUP_CHAIN } from "../../agents/chains";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
-import { readEventPage, resolveCursor, tenantFeed, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, type FeedQuery } from "../../events/feed";
 import { agentRoleSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, liveFeed, router } from "../trpc";
+import { authedProcedure, router, trackedFeed } from "../trpc";
 
 const runId = z.string().min(1).max(128);
 
@@ -69,9 +68,7 @@ export const agentRouter = router({
     .input(feedFilter.extend({ lastEventId: streamIdSchema.nullish() }))
     .subscription(async function ({ ctx, input, signal }) {
       const query = await agentFeedQuery(ctx.services, ctx.session, input, { value: input.lastEventId ?? undefined, field: "lastEventId" });
-      return (async function* () {
-        for await (const { id, item } of liveFeed(ctx, signal, (stop) => tenantFeed(ctx.services, query, stop))) yield tracked(id, item);
-      })();
+      return trackedFeed(ctx, signal, query);
     }),
 
   /** The polling twin of `onStatus`: the same items with the same ids, a page per call. */

@@ -1,10 +1,9 @@
-import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { readEventPage, resolveCursor, tenantFeed, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, type FeedQuery } from "../../events/feed";
 import { streamIdSchema, type ContextEvent, type PulseEvent } from "../../events/schema";
 import { readContextSnapshot, type ContextSnapshot } from "../../events/snapshot";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, liveFeed, router } from "../trpc";
+import { authedProcedure, router, trackedFeed } from "../trpc";
 
 /** The context events of a tenant; a cursor of another tenant is NOT_FOUND, like one that never existed. */
 async function contextFeedQuery(
@@ -26,9 +25,7 @@ export const contextRouter = router({
     .input(z.object({ lastEventId: streamIdSchema.nullish() }).default({}))
     .subscription(async ({ ctx, input, signal }) => {
       const query = await contextFeedQuery(ctx.services, ctx.session.tenantId, { value: input.lastEventId ?? undefined, field: "lastEventId" });
-      return (async function* () {
-        for await (const { id, item } of liveFeed(ctx, signal, (stop) => tenantFeed(ctx.services, query, stop))) yield tracked(id, item);
-      })();
+      return trackedFeed(ctx, signal, query);
     }),
 
   /** The polling twin of `onStatusChanged`. */

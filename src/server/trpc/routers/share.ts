@@ -1,12 +1,11 @@
-import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { notFound } from "../../errors";
-import { readEventPage, resolveCursor, tenantFeed, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, type FeedQuery } from "../../events/feed";
 import { isAgentEvent, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, liveFeed, router, sharedRunProcedure } from "../trpc";
+import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
 
 /** The shared run's events only; its snapshot holds that run and nothing else of the tenant. */
 async function sharedRunQuery(
@@ -58,9 +57,7 @@ export const shareRouter = router({
     .input(z.object({ lastEventId: streamIdSchema.nullish() }).default({}))
     .subscription(async ({ ctx, input, signal }) => {
       const query = await sharedRunQuery(ctx.services, ctx.share, { value: input.lastEventId ?? undefined, field: "lastEventId" });
-      return (async function* () {
-        for await (const { id, item } of liveFeed(ctx, signal, (stop) => tenantFeed(ctx.services, query, stop))) yield tracked(id, item);
-      })();
+      return trackedFeed(ctx, signal, query);
     }),
 
   /** The polling twin of `onRun`. */
