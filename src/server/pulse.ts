@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import type { AgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
@@ -86,7 +86,9 @@ export class Pulse {
 
   private constructor(private readonly options: PulseOptions) {
     const { logger, redisPrefix } = options;
-    const command = this.connect("command");
+    // Commands issued in the same turn of the event loop (appends of many runs at once,
+    // their snapshot reads) go to Redis as one pipeline: one write instead of one each.
+    const command = this.connect("command", { enableAutoPipelining: true });
     const stream = new TenantEventStream(command, new TenantStreamKeys(redisPrefix), options.retention);
     const metrics = options.metrics ?? new PulseMetrics();
     const bus = new EventBus({
@@ -171,8 +173,8 @@ export class Pulse {
     }
   }
 
-  private connect(name: string): Redis {
-    const connection = connectRedis(this.options.redisUrl, `${this.options.redisPrefix}:${name}`);
+  private connect(name: string, options: RedisOptions = {}): Redis {
+    const connection = connectRedis(this.options.redisUrl, `${this.options.redisPrefix}:${name}`, options);
     connection.on("error", (err) => this.options.logger.debug({ err, connection: name }, "redis connection error"));
     this.connections.push(connection);
     return connection;

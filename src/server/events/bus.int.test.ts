@@ -118,3 +118,33 @@ describe("a publish retried after its connection dropped", () => {
     expect(await appliedSeq(db, chunk, "key-1")).toBeNull();
   });
 });
+
+describe("steps and log lines", () => {
+  it("are stored with the run's counter in one change, in UTC, and only for the attempt that is running", async () => {
+    const run = await queuedRun();
+    await run.active(2);
+    const { db } = app.pulse.services;
+    const stepId = `${run.runId}:search`;
+    const before = Date.now();
+    const started = await run.publish({ type: "agent:step", attempt: 2, stepId, name: "search", status: "started" });
+    const finished = await run.publish({ type: "agent:step", attempt: 2, stepId, name: "search", status: "failed", error: "no results" });
+    const logged = await run.publish({ type: "agent:log", attempt: 2, level: "warn", message: "retrying the search" });
+    expect([started, finished, logged].map((p) => p?.event.seq)).toEqual([3, 4, 5]);
+    expect((await run.row()).seq).toBe(5);
+
+    const step = await db.runStep.findUniqueOrThrow({ where: { id: stepId } });
+    expect(step).toMatchObject({ runId: run.runId, name: "search", status: "failed", attempt: 2, error: "no results" });
+    const [log] = await db.runLog.findMany({ where: { runId: run.runId } });
+    expect(log).toMatchObject({ tenantId: run.tenantId, level: "warn", message: "retrying the search", attempt: 2 });
+    // Written as Prisma writes timestamps: the instant itself, not the database's local time.
+    for (const at of [step.startedAt, step.finishedAt!, log!.at]) expect(Math.abs(at.getTime() - before)).toBeLessThan(60_000);
+    expect(step.finishedAt!.getTime()).toBeGreaterThanOrEqual(step.startedAt.getTime());
+
+    // Attempt 1 is not the one running: neither its step nor its log line exists anywhere.
+    expect(await run.publish({ type: "agent:step", attempt: 1, stepId: `${run.runId}:old`, name: "old", status: "started" })).toBeNull();
+    expect(await run.publish({ type: "agent:log", attempt: 1, level: "info", message: "stale" })).toBeNull();
+    expect(await db.runStep.count({ where: { runId: run.runId } })).toBe(1);
+    expect(await db.runLog.count({ where: { runId: run.runId } })).toBe(1);
+    expect((await run.row()).seq).toBe(5);
+  });
+});

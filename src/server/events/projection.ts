@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { Prisma } from "../../generated/prisma/client";
 import type { LiveProgress } from "./event-stream";
@@ -65,54 +66,42 @@ async function apply(db: PrismaClient, event: CountedEventInput, key: string, la
       // Step ids are global keys; one that does not start with its run's id could name
       // another run's (or tenant's) step, so it never applies.
       if (!event.stepId.startsWith(`${event.runId}:`)) return null;
-      const now = new Date();
-      const [run] = await db.$transaction([
-        db.agentRun.update({ where: running(event), data: bump, select }),
-        db.runStep.upsert({
-          where: { id: event.stepId },
-          create: {
-            id: event.stepId,
-            runId: event.runId,
-            name: event.name,
-            status: event.status,
-            attempt: event.attempt,
-            startedAt: now,
-            finishedAt: event.status === "started" ? null : now,
-            error: event.error ?? null,
-          },
-          update: {
-            status: event.status,
-            finishedAt: event.status === "started" ? null : now,
-            error: event.error ?? null,
-          },
-        }),
-      ]);
-      return run.seq;
+      const finishedAt = event.status === "started" ? Prisma.sql`NULL` : UTC_NOW;
+      return firstSeq(
+        await db.$queryRaw<{ seq: number }[]>`
+          WITH run AS (${bumpRunningRun(event, key)}),
+          step AS (
+            INSERT INTO "RunStep" ("id", "runId", "name", "status", "attempt", "startedAt", "finishedAt", "error")
+            SELECT ${event.stepId}, ${event.runId}, ${event.name}, ${event.status}::"StepStatus", ${event.attempt}, ${UTC_NOW}, ${finishedAt}, ${event.error ?? null}
+            FROM run
+            ON CONFLICT ("id") DO UPDATE
+            SET "status" = EXCLUDED."status", "finishedAt" = EXCLUDED."finishedAt", "error" = EXCLUDED."error"
+          )
+          SELECT "seq" FROM run`,
+      );
     }
     case "agent:output": {
       // Appending in SQL keeps a long output from travelling back and forth on every chunk.
-      const rows = await db.$queryRaw<{ seq: number }[]>`
-        UPDATE "AgentRun"
-        SET "output" = "output" || ${event.chunk}, "seq" = "seq" + 1, "lastEventKey" = ${key}, "updatedAt" = now()
-        WHERE "id" = ${event.runId} AND "tenantId" = ${event.tenantId}
-          AND "status" = 'active' AND "attempt" = ${event.attempt}
-        RETURNING "seq"`;
-      return rows[0]?.seq ?? null;
+      return firstSeq(
+        await db.$queryRaw<{ seq: number }[]>`
+          UPDATE "AgentRun"
+          SET "output" = "output" || ${event.chunk}, "seq" = "seq" + 1, "lastEventKey" = ${key}, "updatedAt" = ${UTC_NOW}
+          WHERE "id" = ${event.runId} AND "tenantId" = ${event.tenantId}
+            AND "status" = 'active' AND "attempt" = ${event.attempt}
+          RETURNING "seq"`,
+      );
     }
     case "agent:log": {
-      const [run] = await db.$transaction([
-        db.agentRun.update({ where: running(event), data: bump, select }),
-        db.runLog.create({
-          data: {
-            runId: event.runId,
-            tenantId: event.tenantId,
-            level: event.level,
-            message: event.message,
-            attempt: event.attempt,
-          },
-        }),
-      ]);
-      return run.seq;
+      return firstSeq(
+        await db.$queryRaw<{ seq: number }[]>`
+          WITH run AS (${bumpRunningRun(event, key)}),
+          log AS (
+            INSERT INTO "RunLog" ("id", "runId", "tenantId", "level", "message", "attempt", "at")
+            SELECT ${randomUUID()}, ${event.runId}, ${event.tenantId}, ${event.level}::"LogLevel", ${event.message}, ${event.attempt}, ${UTC_NOW}
+            FROM run
+          )
+          SELECT "seq" FROM run`,
+      );
     }
     case "agent:completed": {
       const run = await db.agentRun.update({
@@ -175,6 +164,26 @@ async function apply(db: PrismaClient, event: CountedEventInput, key: string, la
 }
 
 /**
+ * Timestamps as Prisma stores them: `timestamp(3)` holding UTC, whatever the session's time
+ * zone. The single-statement projections below write them in SQL.
+ */
+const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
+
+/**
+ * Counts one event against the run's attempt that is running now, returning its new `seq`;
+ * no row when that attempt is not running. A statement to use as a CTE, so the change and
+ * the row it goes with (a step, a log line) are one statement: one round trip, one commit.
+ */
+function bumpRunningRun(event: { runId: string; tenantId: string; attempt: number }, key: string): Prisma.Sql {
+  return Prisma.sql`
+    UPDATE "AgentRun" SET "seq" = "seq" + 1, "lastEventKey" = ${key}, "updatedAt" = ${UTC_NOW}
+    WHERE "id" = ${event.runId} AND "tenantId" = ${event.tenantId} AND "status" = 'active' AND "attempt" = ${event.attempt}
+    RETURNING "seq"`;
+}
+
+const firstSeq = (rows: { seq: number }[]): number | null => rows[0]?.seq ?? null;
+
+/**
  * The `seq` an event's projection produced, if the publish `key` names is the row's last
  * change: a publish whose connection dropped after the database committed finds its own
  * change here and delivers it, instead of applying it a second time.
@@ -188,20 +197,20 @@ export async function appliedSeq(db: PrismaClient, event: CountedEventInput, key
 }
 
 /**
- * Writes runs' latest progress, one update per run, and only to the attempt that is still
+ * Writes runs' latest progress in one statement, and only to the attempt that is still
  * running: a late write can never move a finished or retried run back. Progress does not
  * bump `seq` (see `eventStampSchema`).
  */
 export async function projectProgress(db: PrismaClient, latest: readonly ProgressInput[]): Promise<void> {
   if (latest.length === 0) return;
-  await db.$transaction(
-    latest.map((event) =>
-      db.agentRun.updateMany({
-        where: { id: event.runId, tenantId: event.tenantId, status: "active", attempt: event.attempt },
-        data: { progress: Math.round(event.progress), phase: event.phase, message: event.message },
-      }),
-    ),
+  const rows = latest.map(
+    (e) => Prisma.sql`(${e.runId}, ${e.tenantId}, ${e.attempt}::int, ${Math.round(e.progress)}::int, ${e.phase}::"RunPhase", ${e.message ?? null})`,
   );
+  await db.$executeRaw`
+    UPDATE "AgentRun" AS r
+    SET "progress" = v.progress, "phase" = v.phase, "message" = v.message, "updatedAt" = ${UTC_NOW}
+    FROM (VALUES ${Prisma.join(rows)}) AS v(id, "tenantId", attempt, progress, phase, message)
+    WHERE r."id" = v.id AND r."tenantId" = v."tenantId" AND r."status" = 'active' AND r."attempt" = v.attempt`;
 }
 
 /** Whether this attempt of the run is the one running now (the progress fast path's fallback check). */
