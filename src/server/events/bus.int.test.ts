@@ -19,6 +19,9 @@ afterAll(async () => {
 
 const ROLE = "client-researcher";
 
+/** An event of a run without the fields `queuedRun` fills in, for each member of the union. */
+type WithoutRunFields<E> = E extends unknown ? Omit<E, "tenantId" | "runId" | "jobId" | "queue" | "agentRole"> : never;
+
 /** A queued run of a fresh tenant, and a way to publish its events as its worker would. */
 async function queuedRun() {
   const tenant = await createQuietTenant(app);
@@ -29,7 +32,7 @@ async function queuedRun() {
   return {
     tenantId: tenant.tenantId,
     runId: run.id,
-    publish: (event: Omit<Extract<EventInput, { runId: string }>, keyof typeof base>) => bus.publish({ ...base, ...event } as EventInput),
+    publish: (event: WithoutRunFields<Extract<EventInput, { runId: string }>>) => bus.publish({ ...base, ...event } as EventInput),
     active: (attempt: number) => bus.publish({ ...base, type: "agent:active", attempt, startedAt: now() }),
     progress: (attempt: number, progress: number) =>
       bus.publish({ ...base, type: "agent:progress", attempt, progress, message: `at ${progress}`, phase: "running" }),
