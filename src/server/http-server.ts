@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { getWSConnectionHandler } from "@trpc/server/adapters/ws";
 import { TRPCError } from "@trpc/server";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 import { SESSION_COOKIE } from "./auth/session-cookie";
 import { isDatabaseUnavailable } from "./database-unavailable";
 import { clientAddress } from "./http/client-address";
@@ -78,6 +78,14 @@ function bearer(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
+/** WebSocket calls cannot set cookies; one function for every connection's context. */
+function keepNoCookie(): void {}
+
+/** An `error` listener shared by every upgraded socket, rather than a closure each. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 /** Refuses a WebSocket upgrade with a plain HTTP answer, before any WebSocket exists. */
 function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
@@ -107,6 +115,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     auth: services.auth,
     caps: security.ws,
     checkIntervalMs: security.sessionCheckIntervalMs,
+    shortestRuleMs: Math.min(security.ws.pongWaitMs, security.ws.authTimeoutMs),
     logger,
     metrics,
   });
@@ -169,7 +178,8 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     router: appRouter,
     // A tenant's event is serialised once for all its subscribers (see frame-encoder.ts).
     experimental_encoder: pulseFrameEncoder,
-    keepAlive: { enabled: true, pingMs: security.ws.pingMs, pongWaitMs: security.ws.pongWaitMs },
+    // Keep-alive (PING, then a dropped socket without an answer) is the registry's sweep,
+    // one timer for every socket instead of tRPC's two per socket (see ConnectionGuard.tick).
     async createContext({ res, info }): Promise<Context> {
       const guard = (res as GuardedWebSocket).guard ?? null;
       const token = info.connectionParams?.token;
@@ -188,7 +198,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
         connection: guard,
         transport: "ws",
         ...(guard ? { clientIp: guard.ip } : {}),
-        setSessionCookie: () => {},
+        setSessionCookie: keepNoCookie,
       };
     },
     onError({ error, path, ctx }) {
@@ -241,7 +251,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
 
   server.on("upgrade", (req, socket, head) => {
     // A client that resets mid-handshake must not become an unhandled error.
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroySocket);
     const path = (req.url ?? "/").split("?")[0];
     if (path !== TRPC_PATH) {
       if (web?.upgrade) void web.upgrade(req, socket, head);
@@ -262,15 +272,31 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       refuseUpgrade(socket, 429, "TOO_MANY_REQUESTS", `at most ${security.ws.perIp} open connections per address`);
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const guarded = ws as GuardedWebSocket;
-      const guard = new ConnectionGuard(guarded, ip, security.ws, Date.now, { metrics, logger });
-      guarded.guard = guard;
-      registry.open(guard);
-      guarded.once("close", (code: number) => registry.closed(guard, { code }));
-      onConnection(guarded, req);
-    });
+    const url = req.url;
+    wss.handleUpgrade(req, socket, head, (ws) => openConnection(ws as GuardedWebSocket, ip, url));
   });
+
+  /** Every WebSocket's `close` listener, one for all of them: the socket names its guard. */
+  function onSocketClose(this: WebSocket, code: number): void {
+    const { guard } = this as GuardedWebSocket;
+    if (guard) registry.closed(guard, { code });
+  }
+
+  /**
+   * Starts a WebSocket connection's life: its guard, its place in the registry, and tRPC's
+   * handler. Kept out of the upgrade listener, so nothing per connection holds that
+   * listener's scope (and with it the upgrade request) for the socket's whole life.
+   */
+  function openConnection(ws: GuardedWebSocket, ip: string, url: string | undefined): void {
+    const guard = new ConnectionGuard(ws, ip, security.ws, Date.now, { metrics, logger });
+    ws.guard = guard;
+    registry.open(guard);
+    ws.on("close", onSocketClose);
+    // tRPC's handler keeps the request it is given for as long as the socket lives, and only
+    // reads its URL (for the `connectionParams` flag); createContext and onError here use
+    // neither, so it gets the URL alone instead of the IncomingMessage with all its headers.
+    onConnection(ws, { url, headers: {} } as http.IncomingMessage);
+  }
 
   const broadcastReconnect = () => {
     const notice = JSON.stringify({ id: null, method: "reconnect" });

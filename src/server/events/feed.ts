@@ -32,13 +32,18 @@ export type FeedStart =
   | { from: "after"; id: string }
   | { from: "resync"; /** For metrics: retention trimmed the events, or the stream was lost. */ reason?: "trimmed" | "lost" };
 
+/**
+ * What one subscriber reads. Every open subscription keeps its query, so the routers make
+ * each a class instance, whose methods cost it nothing, rather than an object of closures
+ * (under tsx, which keeps function names, each named closure also carries its own ~300 B).
+ */
 export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
-  tenantId: string;
-  start: FeedStart;
+  readonly tenantId: string;
+  readonly start: FeedStart;
   /** Which of the tenant's events this feed carries (run, role, or context events). */
-  accept: (event: PulseEvent) => event is TEvent;
+  accept(event: PulseEvent): event is TEvent;
   /** Current state from the database, for `snapshot` and `resync` items. */
-  snapshot: () => Promise<TSnapshot>;
+  snapshot(): Promise<TSnapshot>;
 }
 
 /**
@@ -84,6 +89,8 @@ export interface LiveOutlet {
   readonly ready: boolean;
   /** Sends the entries, in order, as the subscription's next items. */
   send(entries: readonly StreamEntry[]): void;
+  /** Calls `stop` when the outlet closes for good (its connection's session ended, say): the feed ends then. */
+  onClose(stop: () => void): void;
 }
 
 const REPLAY_PAGE = 500;
@@ -91,8 +98,8 @@ const REPLAY_PAGE = 500;
 const SNAPSHOT_WAIT_MS = 30_000;
 
 /** A subscription outlives a short database outage: its snapshot waits, the socket stays. */
-function snapshotWhenReachable<TSnapshot>(query: { snapshot: () => Promise<TSnapshot> }, signal?: AbortSignal): Promise<TSnapshot> {
-  return whileDatabaseReturns(query.snapshot, SNAPSHOT_WAIT_MS, signal);
+function snapshotWhenReachable<TSnapshot>(query: { snapshot(): Promise<TSnapshot> }, signal?: AbortSignal): Promise<TSnapshot> {
+  return whileDatabaseReturns(() => query.snapshot(), SNAPSHOT_WAIT_MS, signal);
 }
 
 /**
@@ -100,6 +107,7 @@ function snapshotWhenReachable<TSnapshot>(query: { snapshot: () => Promise<TSnap
  * then live events from the process's shared stream reader, each exactly once, in stream
  * order. The live listener is registered before the replay is read, and anything the
  * replay already yielded is skipped by id, so the hand-over has neither gap nor duplicate.
+ * The feed ends when `signal` aborts or the outlet closes.
  *
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
@@ -110,90 +118,82 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
   outlet?: LiveOutlet,
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
-  const live = new EntryQueue();
-  // The newest entry this subscriber was given or skipped, by the loop below or the outlet.
-  let lastYielded = STREAM_ORIGIN;
-  // While set, the reader's entries go straight to the outlet; the loop then only waits
-  // for a lost stream or the end.
-  let direct = false;
-  const sendDirect = (entries: StreamEntry[]) => {
-    const after = lastYielded;
-    const last = entries[entries.length - 1]!;
-    if (compareStreamIds(last.id, after) <= 0) return;
-    lastYielded = last.id;
-    // Only the batch that overlaps the hand-over holds entries already given.
-    const overlaps = compareStreamIds(entries[0]!.id, after) <= 0;
-    const wanted =
-      !overlaps && entries.every((entry) => query.accept(entry.event))
-        ? entries
-        : entries.filter((entry) => compareStreamIds(entry.id, after) > 0 && query.accept(entry.event));
-    if (wanted.length === 0) return;
-    outlet!.send(wanted);
-    metrics?.eventDelivered(wanted.length);
-  };
+  const live = new LiveEntries(query, outlet, metrics);
+  // Inline and anonymous: an idle subscriber keeps both for its whole life.
   const subscription = await deps.reader.subscribe(
     query.tenantId,
-    (entries) => (direct && outlet!.ready ? sendDirect(entries) : live.push(entries)),
-    (restartId) => {
-      direct = false;
-      live.lost(restartId);
-    },
+    (entries) => live.receive(entries),
+    (restartId) => live.lost(restartId),
   );
-  const stop = () => {
-    direct = false;
-    live.close();
-  };
-  signal?.addEventListener("abort", stop, { once: true });
+  signal?.addEventListener("abort", live, { once: true });
+  outlet?.onClose(() => live.close());
   try {
-    lastYielded = subscription.startId;
-    const { start } = query;
-    const replay = start.from === "after" ? await replayAfter(deps.stream, query.tenantId, start.id, subscription.startId) : null;
-    if (start.from === "snapshot") {
-      metrics?.snapshots.inc();
-      yield { id: subscription.startId, item: { type: "snapshot", snapshot: await snapshotWhenReachable(query, signal) } };
-    } else if (start.from === "resync" || replay === "resync" || replay === null) {
-      metrics?.resynced(start.from === "resync" ? (start.reason ?? "cursor") : "trimmed");
-      yield { id: subscription.startId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
-    } else {
-      metrics?.replayStarted();
-      for (const entry of replay) {
-        if (!query.accept(entry.event)) continue;
-        metrics?.eventReplayed();
-        metrics?.eventDelivered();
-        yield { id: entry.id, item: entry.event };
-      }
-      // The cursor may stand after the replay's last accepted entry (or after the reader's
-      // start, when it arrived meanwhile); the live part starts after whichever is newer.
-      const lastReplayed = replay.at(-1)?.id ?? start.id;
-      lastYielded = compareStreamIds(lastReplayed, lastYielded) > 0 ? lastReplayed : lastYielded;
-    }
+    live.lastYielded = subscription.startId;
+    yield* openingItems(deps, query, live, subscription.startId, signal);
     while (!signal?.aborted) {
       // Everything yielded so far has been sent (the consumer asked for the next item), so
       // with nothing queued the outlet can carry on from here.
-      direct = outlet?.ready === true && live.isEmpty;
+      live.direct = outlet?.ready === true && live.isEmpty;
       const entries = await live.take();
-      direct = false;
+      live.direct = false;
       if (entries === null) break;
       if (!Array.isArray(entries)) {
         // Redis came back without the stream: whatever was appended and never read is gone,
         // so the client replaces its state from the database and follows the new stream.
         metrics?.resynced("lost");
-        lastYielded = entries.restartId;
+        live.lastYielded = entries.restartId;
         yield { id: entries.restartId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
         continue;
       }
       for (const entry of entries) {
-        if (compareStreamIds(entry.id, lastYielded) <= 0) continue;
-        lastYielded = entry.id;
+        if (compareStreamIds(entry.id, live.lastYielded) <= 0) continue;
+        live.lastYielded = entry.id;
         if (!query.accept(entry.event)) continue;
         metrics?.eventDelivered();
         yield { id: entry.id, item: entry.event };
       }
     }
   } finally {
-    signal?.removeEventListener("abort", stop);
+    signal?.removeEventListener("abort", live);
     subscription.unsubscribe();
     live.close();
+  }
+}
+
+/**
+ * What a feed yields before its live part: the snapshot, the resync, or the replay after
+ * the cursor. A generator of its own, finished before the feed goes live: a generator's
+ * frame keeps what it last worked with, and an idle subscriber should not keep its
+ * snapshot or replay for the rest of its life.
+ */
+async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
+  deps: { stream: TenantEventStream; metrics?: PulseMetrics },
+  query: FeedQuery<TEvent, TSnapshot>,
+  live: LiveEntries<TEvent>,
+  startId: string,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
+  const { metrics } = deps;
+  const { start } = query;
+  const replay = start.from === "after" ? await replayAfter(deps.stream, query.tenantId, start.id, startId) : null;
+  if (start.from === "snapshot") {
+    metrics?.snapshots.inc();
+    yield { id: startId, item: { type: "snapshot", snapshot: await snapshotWhenReachable(query, signal) } };
+  } else if (start.from === "resync" || replay === "resync" || replay === null) {
+    metrics?.resynced(start.from === "resync" ? (start.reason ?? "cursor") : "trimmed");
+    yield { id: startId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
+  } else {
+    metrics?.replayStarted();
+    for (const entry of replay) {
+      if (!query.accept(entry.event)) continue;
+      metrics?.eventReplayed();
+      metrics?.eventDelivered();
+      yield { id: entry.id, item: entry.event };
+    }
+    // The cursor may stand after the replay's last accepted entry (or after the reader's
+    // start, when it arrived meanwhile); the live part starts after whichever is newer.
+    const lastReplayed = replay.at(-1)?.id ?? start.id;
+    if (compareStreamIds(lastReplayed, live.lastYielded) > 0) live.lastYielded = lastReplayed;
   }
 }
 
@@ -253,13 +253,54 @@ export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
   return { items, cursor: page.at(-1)?.id ?? start.id };
 }
 
-/** Live entries waiting for a subscriber that is still yielding earlier ones. */
-class EntryQueue {
+/**
+ * One subscriber's live entries: queued while the feed is still yielding earlier ones, or
+ * handed straight to the outlet while `direct`. Its own object, with methods, rather than
+ * closures over the feed's variables: every idle subscriber keeps one.
+ */
+class LiveEntries<TEvent extends PulseEvent> {
+  /** The newest entry this subscriber was given or skipped, by the feed or the outlet. */
+  lastYielded = STREAM_ORIGIN;
+  /** While set, the reader's entries go straight to the outlet; the feed then only waits for a lost stream or the end. */
+  direct = false;
   private batches: (StreamEntry[] | LostStream)[] = [];
   private waiting?: (entries: StreamEntry[] | LostStream | null) => void;
   private closed = false;
 
-  push(entries: StreamEntry[] | LostStream): void {
+  constructor(
+    private readonly query: { accept(event: PulseEvent): event is TEvent },
+    private readonly outlet: LiveOutlet | undefined,
+    private readonly metrics: PulseMetrics | undefined,
+  ) {}
+
+  /** The stream reader's entries for this tenant. */
+  receive(entries: StreamEntry[]): void {
+    if (this.direct && this.outlet?.ready) this.sendDirect(this.outlet, entries);
+    else this.push(entries);
+  }
+
+  /** The subscription's signal aborted (this object is its listener): the feed ends. */
+  handleEvent(): void {
+    this.close();
+  }
+
+  private sendDirect(outlet: LiveOutlet, entries: StreamEntry[]): void {
+    const after = this.lastYielded;
+    const last = entries[entries.length - 1]!;
+    if (compareStreamIds(last.id, after) <= 0) return;
+    this.lastYielded = last.id;
+    // Only the batch that overlaps the hand-over holds entries already given.
+    const overlaps = compareStreamIds(entries[0]!.id, after) <= 0;
+    const wanted =
+      !overlaps && entries.every((entry) => this.query.accept(entry.event))
+        ? entries
+        : entries.filter((entry) => compareStreamIds(entry.id, after) > 0 && this.query.accept(entry.event));
+    if (wanted.length === 0) return;
+    outlet.send(wanted);
+    this.metrics?.eventDelivered(wanted.length);
+  }
+
+  private push(entries: StreamEntry[] | LostStream): void {
     if (this.closed) return;
     if (this.waiting) {
       const resolve = this.waiting;
@@ -274,8 +315,9 @@ class EntryQueue {
     return this.batches.length === 0;
   }
 
-  /** Marks where the stream was lost, in order with the entries around it. */
+  /** Marks where the stream was lost, in order with the entries around it; the feed takes over from the outlet. */
   lost(restartId: string): void {
+    this.direct = false;
     this.push({ restartId });
   }
 
@@ -297,6 +339,7 @@ class EntryQueue {
   }
 
   close(): void {
+    this.direct = false;
     this.closed = true;
     this.batches = [];
     this.waiting?.(null);

@@ -1,14 +1,10 @@
 import type { ConnectionLimits } from "../ws/connection-guard";
 import type { ConnectionCaps } from "../ws/connection-registry";
 
-/** The WebSocket server's settings: frame size and keep-alive, per-connection limits and caps. */
+/** The WebSocket server's settings: frame size, per-connection limits (keep-alive among them) and caps. */
 export interface WebSocketSecurity extends ConnectionLimits, ConnectionCaps {
   /** Larger frames close the connection with 1009. */
   maxPayloadBytes: number;
-  /** The server pings a connection quiet for this long... */
-  pingMs: number;
-  /** ...and drops it when no answer comes within this. */
-  pongWaitMs: number;
 }
 
 /** Everything `createPulseServer` enforces at the edge. Defaults below; `.env.example` documents each. */

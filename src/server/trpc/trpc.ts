@@ -2,11 +2,12 @@ import { initTRPC, tracked, TRPCError, type TrackedEnvelope } from "@trpc/server
 import { z } from "zod";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../database-unavailable";
 import { describeInputIssues, PulseError } from "../errors";
-import { tenantFeed, type FeedItem, type FeedQuery, type LiveOutlet } from "../events/feed";
+import { tenantFeed, type FeedItem, type FeedQuery, type IdentifiedItem } from "../events/feed";
 import type { PulseEvent } from "../events/schema";
 import type { Session, ShareGrant } from "../auth/auth-service";
 import type { PulseServices } from "../pulse";
 import type { ConnectionGuard } from "../ws/connection-guard";
+import type { SubscriptionWire } from "../ws/subscription-wire";
 
 /**
  * 1. CONTEXT
@@ -103,29 +104,112 @@ export const sharedRunProcedure = publicProcedure.use(({ ctx, next }) => {
 /**
  * 4. SUBSCRIPTIONS
  *
- * Every subscription's feed runs through here: over WebSocket under its connection's limits
- * (a cap per connection, ended when the token expires or the session is revoked), its live
- * events written straight to the socket once tRPC has started it; in-process callers
- * (tests, server components) get the feed as it is.
- */
-export function liveFeed<T>(
-  ctx: Context,
-  signal: AbortSignal | undefined,
-  open: (signal: AbortSignal | undefined, outlet?: LiveOutlet) => AsyncIterable<T>,
-): AsyncIterable<T> {
-  return ctx.connection ? ctx.connection.hold(signal, open) : open(signal);
-}
-
-/**
  * A tenant feed as a tRPC subscription: each item `tracked` by its stream id, so wsLink
- * resumes after the last one it received.
+ * resumes after the last one it received. Over WebSocket it runs under its connection's
+ * limits (a cap per connection, ended with UNAUTHORIZED when the token expires or the
+ * session is revoked), its live events written straight to the socket once tRPC has
+ * started it; in-process callers (tests, server components) get the feed as it is.
  *
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
-export async function* trackedFeed<TEvent extends PulseEvent, TSnapshot>(
+export function trackedFeed<TEvent extends PulseEvent, TSnapshot>(
   ctx: Context,
   signal: AbortSignal | undefined,
   query: FeedQuery<TEvent, TSnapshot>,
-): AsyncGenerator<TrackedEnvelope<FeedItem<TEvent, TSnapshot>>> {
-  for await (const { id, item } of liveFeed(ctx, signal, (stop, outlet) => tenantFeed(ctx.services, query, stop, outlet))) yield tracked(id, item);
+): AsyncIterableIterator<TrackedEnvelope<FeedItem<TEvent, TSnapshot>>> {
+  return new TrackedFeed(ctx, signal, query);
+}
+
+type TrackedItem<TEvent extends PulseEvent, TSnapshot> = TrackedEnvelope<FeedItem<TEvent, TSnapshot>>;
+
+/**
+ * `trackedFeed`'s iterator: an object over the feed rather than an async generator, because
+ * every idle subscriber would keep a generator layer's frame, request queue and promises,
+ * and a dispose closure tRPC adds to iterators without `Symbol.asyncDispose`.
+ *
+ * @see https://trpc.io/docs/server/subscriptions
+ */
+class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterableIterator<TrackedItem<TEvent, TSnapshot>>, AsyncDisposable {
+  private feed?: AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>>;
+  private wire?: SubscriptionWire;
+  private finished = false;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly signal: AbortSignal | undefined,
+    private readonly query: FeedQuery<TEvent, TSnapshot>,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<TrackedItem<TEvent, TSnapshot>>> {
+    if (this.finished) return Promise.resolve({ done: true, value: undefined });
+    try {
+      // Opened in tRPC's first request for an item, synchronously, as `subscribe` requires.
+      this.feed ??= this.open();
+    } catch (error) {
+      this.finished = true;
+      return Promise.reject(error);
+    }
+    return this.feed.next().then(
+      (result) => {
+        if (!result.done) return { done: false, value: tracked(result.value.id, this.sendable(result.value.item)) };
+        this.finish();
+        // The feed ended because the connection's session did: the client is told why.
+        this.ctx.connection?.assertUsable();
+        return { done: true, value: undefined };
+      },
+      (error: unknown) => {
+        this.finish();
+        throw error;
+      },
+    );
+  }
+
+  async return(): Promise<IteratorResult<TrackedItem<TEvent, TSnapshot>>> {
+    try {
+      await this.feed?.return(undefined);
+    } finally {
+      this.finish();
+    }
+    return { done: true, value: undefined };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+
+  /**
+   * tRPC's subscription loop keeps the last item it sent until the next one, and the last
+   * item of an idle subscriber is its snapshot, however large: over WebSocket a snapshot
+   * goes out as a `SentOnce`, which lets go of it once serialised. Events stay as they are,
+   * so the frame encoder still recognises them.
+   */
+  private sendable(item: FeedItem<TEvent, TSnapshot>): FeedItem<TEvent, TSnapshot> {
+    if (!this.ctx.connection || (item.type !== "snapshot" && item.type !== "resync")) return item;
+    return new SentOnce(item) as unknown as FeedItem<TEvent, TSnapshot>;
+  }
+
+  private open(): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
+    this.wire = this.ctx.connection?.subscribe();
+    return tenantFeed(this.ctx.services, this.query, this.signal, this.wire);
+  }
+
+  private finish(): void {
+    this.finished = true;
+    if (this.wire) this.ctx.connection?.unsubscribe(this.wire);
+  }
+}
+
+/** A value `JSON.stringify` reads once, and nothing keeps after that. */
+class SentOnce<T> {
+  constructor(private value: T | null) {}
+
+  toJSON(): T | null {
+    const value = this.value;
+    this.value = null;
+    return value;
+  }
 }

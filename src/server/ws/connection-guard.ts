@@ -25,6 +25,10 @@ export interface ConnectionLimits {
   tokenRefreshLeadMs: number;
   /** Output a slow reader may leave unsent before its connection is dropped. */
   maxBufferedBytes: number;
+  /** The server pings a connection quiet for this long... */
+  pingMs: number;
+  /** ...and drops it when no answer comes within this. */
+  pongWaitMs: number;
 }
 
 /** What the guard needs of the socket; `GuardedWebSocket` is the real one. */
@@ -72,14 +76,19 @@ export class ConnectionGuard {
   private authenticatedAt = 0;
   private refusal: TRPCError | null = null;
   private ended: TRPCError | null = null;
-  private readonly endController = new AbortController();
-  private subscriptions = 0;
+  /** The open subscriptions' wires: closing one ends its feed. Replaced, never grown: there are only a few. */
+  private wires: readonly SubscriptionWire[] = [];
   /** A subscription whose feed has just begun, waiting for the `started` message that names it. */
   private awaitingStart: SubscriptionWire | null = null;
   private wired = 0;
   private closing = false;
   private closeTimer?: NodeJS.Timeout;
   private closeAt = Number.POSITIVE_INFINITY;
+  /** Set by every frame the client sends; the sweep turns it into `heardAt`, so a frame costs no clock read. */
+  private heard = false;
+  private heardAt: number;
+  /** When the keep-alive PING went out, while it waits for an answer. */
+  private pingedAt: number | null = null;
   private rejectedSince = 0;
   private rejected = 0;
   private readonly bucket: TokenBucket;
@@ -97,6 +106,7 @@ export class ConnectionGuard {
     observers: ConnectionObservers = {},
   ) {
     this.openedAt = now();
+    this.heardAt = this.openedAt;
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messagesPerSecond * 2, now);
     this.metrics = observers.metrics;
     this.baseLogger = observers.logger;
@@ -165,48 +175,37 @@ export class ConnectionGuard {
   }
 
   /**
-   * Runs one subscription under the connection's limits: refused beyond the cap, stopped
-   * when the client stops it or the connection's session ends, and in that case ended with
-   * an UNAUTHORIZED error the client sees. The feed gets the subscription's wire, which
-   * carries its live events once tRPC has started it.
+   * Opens one subscription under the connection's limits (refused beyond the cap) and
+   * returns its wire, which carries its live events once tRPC has started it. The
+   * connection closes the wire when its session ends or it closes, and that ends the feed
+   * the wire was given; `assertUsable` then tells why. Must be called synchronously in
+   * tRPC's first request for an item: the next frame this socket sends is the subscription's
+   * `started` message (see `sending`). Every wire opened is handed back to `unsubscribe`.
    */
-  async *hold<T>(
-    signal: AbortSignal | undefined,
-    open: (signal: AbortSignal, wire: SubscriptionWire) => AsyncIterable<T>,
-  ): AsyncGenerator<T> {
+  subscribe(): SubscriptionWire {
     this.assertUsable();
-    if (this.subscriptions >= this.limits.maxSubscriptions) {
+    if (this.wires.length >= this.limits.maxSubscriptions) {
       throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${this.limits.maxSubscriptions} subscriptions per connection; stop one first` });
     }
-    this.subscriptions += 1;
-    this.metrics?.subscriptionOpened();
-    this.debug({ subscriptions: this.subscriptions }, "subscription started");
-    // Stops when the client stops the subscription or the connection's session ends; linked
-    // by hand and unlinked at the end, so a long-lived connection keeps nothing per finished one.
-    const stop = new AbortController();
-    const abort = () => stop.abort();
-    signal?.addEventListener("abort", abort, { once: true });
-    this.endController.signal.addEventListener("abort", abort, { once: true });
-    if (signal?.aborted || this.endController.signal.aborted) stop.abort();
-    // Opened here, synchronously in tRPC's first request for an item: the next frame this
-    // socket sends is the subscription's `started` message (see `sending`).
     const wire = new SubscriptionWire(this.socket);
+    this.wires = [...this.wires, wire];
     this.awaitingStart = wire;
-    try {
-      for await (const item of open(stop.signal, wire)) yield item;
-      if (this.ended) throw this.ended;
-    } finally {
-      if (this.awaitingStart === wire) this.awaitingStart = null;
-      if (wire.ready) this.wired -= 1;
-      wire.close();
-      signal?.removeEventListener("abort", abort);
-      this.endController.signal.removeEventListener("abort", abort);
-      this.subscriptions -= 1;
-      this.metrics?.subscriptionClosed();
-      this.debug({ subscriptions: this.subscriptions }, "subscription ended");
-      // Close once every subscription has sent its error, so the client learns why.
-      if (this.ended && this.subscriptions === 0) this.closeSoon(CLOSE_UNAUTHORIZED, this.ended.message, 50);
-    }
+    this.metrics?.subscriptionOpened();
+    this.debug({ subscriptions: this.wires.length }, "subscription started");
+    return wire;
+  }
+
+  /** A subscription ended, whichever way: its wire closes and stops counting against the cap. */
+  unsubscribe(wire: SubscriptionWire): void {
+    if (!this.wires.includes(wire)) return;
+    if (this.awaitingStart === wire) this.awaitingStart = null;
+    if (wire.ready) this.wired -= 1;
+    wire.close();
+    this.wires = this.wires.filter((w) => w !== wire);
+    this.metrics?.subscriptionClosed();
+    this.debug({ subscriptions: this.wires.length }, "subscription ended");
+    // Close once every subscription has sent its error, so the client learns why.
+    if (this.ended && this.wires.length === 0) this.closeSoon(CLOSE_UNAUTHORIZED, this.ended.message, 50);
   }
 
   /**
@@ -217,12 +216,14 @@ export class ConnectionGuard {
     if (this.ended || this.closing) return;
     this.ended = new TRPCError({ code: "UNAUTHORIZED", message });
     this.logger?.info({ reason: message }, "websocket session ended");
-    this.endController.abort();
-    this.closeSoon(CLOSE_UNAUTHORIZED, message, this.subscriptions === 0 ? 50 : 1_000);
+    this.closeSoon(CLOSE_UNAUTHORIZED, message, this.wires.length === 0 ? 50 : 1_000);
+    this.endSubscriptions();
   }
 
-  /** Time-based rules, run by the registry's sweep: the unauthenticated timeout, the refresh request, expiry. */
+  /** Time-based rules, run by the registry's sweep: keep-alive, the unauthenticated timeout, the refresh request, expiry. */
   tick(now = this.now()): void {
+    if (this.closing) return;
+    this.keepAlive(now);
     if (this.closing || this.ended) return;
     const principal = this.principalState;
     if (!principal) {
@@ -247,11 +248,37 @@ export class ConnectionGuard {
   }
 
   /**
+   * tRPC's WebSocket keep-alive, kept by the sweep rather than by two timers and three
+   * closures per socket: a connection quiet for `pingMs` is sent "PING" (wsLink answers
+   * "PONG"), and one still quiet `pongWaitMs` later is dropped. Any frame counts as an answer.
+   *
+   * @see https://trpc.io/docs/server/websockets#connection-keep-alive
+   */
+  private keepAlive(now: number): void {
+    if (this.heard) {
+      this.heard = false;
+      this.heardAt = now;
+      this.pingedAt = null;
+    } else if (this.pingedAt === null) {
+      if (now - this.heardAt < this.limits.pingMs) return;
+      this.pingedAt = now;
+      this.send("PING");
+    } else if (now - this.pingedAt >= this.limits.pongWaitMs) {
+      this.debug({ quietMs: now - this.heardAt }, "no answer to the keep-alive ping: connection dropped");
+      this.closing = true;
+      clearTimeout(this.closeTimer);
+      this.endSubscriptions();
+      this.socket.terminate();
+    }
+  }
+
+  /**
    * Decides whether a frame reaches tRPC: batches and ids within bounds, and within the
    * message rate. A refused frame is answered here with the error tRPC would send, for each
    * request id it carried, so the client's calls fail with a clear code instead of hanging.
    */
   inspect(data: unknown, isBinary: boolean): boolean {
+    this.heard = true;
     if (this.closing) return false;
     const text = !isBinary && Buffer.isBuffer(data) ? data.toString("utf8") : null;
     // Answers to the server's own keep-alive pings cost nothing.
@@ -302,7 +329,7 @@ export class ConnectionGuard {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.closeTimer);
-    this.endController.abort();
+    this.endSubscriptions();
     this.debug({ code, reason }, "closing websocket");
     try {
       this.socket.close(code, Buffer.from(reason).subarray(0, 120).toString());
@@ -324,7 +351,12 @@ export class ConnectionGuard {
   disposed(): void {
     this.closing = true;
     clearTimeout(this.closeTimer);
-    this.endController.abort();
+    this.endSubscriptions();
+  }
+
+  /** Ends every subscription's feed (each then hands its wire back to `unsubscribe`). */
+  private endSubscriptions(): void {
+    for (const wire of this.wires) wire.close();
   }
 
   private closeSoon(code: number, reason: string, delayMs: number): void {

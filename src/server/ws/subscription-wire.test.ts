@@ -84,4 +84,16 @@ describe("SubscriptionWire", () => {
     expect(ids).toEqual([entry!.id, entry!.id, next!.id]);
     expect(socket.sent.map((s) => s.corked)).toEqual([false, true, true]);
   });
+
+  it("ends the feed it carries when it closes: once, and at once for a wire already closed", () => {
+    const wire = new SubscriptionWire(new RecordingSocket());
+    let stops = 0;
+    wire.onClose(() => (stops += 1));
+    expect(stops).toBe(0);
+    wire.close();
+    wire.close();
+    expect(stops).toBe(1);
+    wire.onClose(() => (stops += 1));
+    expect(stops).toBe(2);
+  });
 });

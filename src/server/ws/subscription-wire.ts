@@ -37,6 +37,7 @@ const framesByEntry = new WeakMap<StreamEntry, Map<string, Buffer>>();
 export class SubscriptionWire implements LiveOutlet {
   private prefix: string | null = null;
   private closed = false;
+  private onClosed?: () => void;
 
   constructor(private readonly socket: WireSocket) {}
 
@@ -90,8 +91,18 @@ export class SubscriptionWire implements LiveOutlet {
     this.socket.send(frame, TEXT);
   }
 
-  /** No frame is written after this: the subscription stopped, or its socket is going. */
+  /** Ends the feed this wire carries when the wire closes (at once if it already has). */
+  onClose(stop: () => void): void {
+    if (this.closed) stop();
+    else this.onClosed = stop;
+  }
+
+  /** No frame is written after this: the subscription stopped, or its connection's session ended or its socket is going. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    const stop = this.onClosed;
+    this.onClosed = undefined;
+    stop?.();
   }
 }

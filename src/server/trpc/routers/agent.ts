@@ -2,7 +2,7 @@ import { z } from "zod";
 import { SETUP_CHAIN } from "../../agents/chains";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
-import { readEventPage, resolveCursor, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
 import { agentRoleSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
@@ -26,34 +26,46 @@ const feedFilter = z.object({
   agentRole: agentRoleSchema.optional(),
 });
 
+type FeedFilter = z.infer<typeof feedFilter>;
+
+/** The agent events a subscriber asked for, and the snapshot that goes with them. */
+class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
+  constructor(
+    private readonly services: PulseServices,
+    readonly tenantId: string,
+    readonly start: FeedStart,
+    private readonly filter: FeedFilter,
+  ) {}
+
+  accept(event: PulseEvent): event is AgentEvent {
+    const { runId, agentRole } = this.filter;
+    return isAgentEvent(event) && (!runId || event.runId === runId) && (!agentRole || event.agentRole === agentRole);
+  }
+
+  async snapshot(): Promise<AgentSnapshot> {
+    const { services, tenantId, filter } = this;
+    return filter.runId
+      ? ((await readRunSnapshot(services, tenantId, filter.runId)) ?? { runs: [] })
+      : readAgentSnapshot(services, tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {});
+  }
+}
+
 /**
- * The agent events a subscriber asked for, and the snapshot that goes with them. A runId
- * or cursor of another tenant is NOT_FOUND, exactly like one that does not exist.
+ * The query for what a subscriber asked for. A runId or cursor of another tenant is
+ * NOT_FOUND, exactly like one that does not exist.
  */
 async function agentFeedQuery(
   services: PulseServices,
   session: Session,
-  filter: z.infer<typeof feedFilter>,
+  filter: FeedFilter,
   cursor: { value: string | undefined; field: string },
-): Promise<FeedQuery<AgentEvent, AgentSnapshot>> {
-  const { db } = services;
+): Promise<AgentFeedQuery> {
   const tenantId = session.tenantId;
   if (filter.runId) {
-    const run = await db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { id: true } });
+    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { id: true } });
     if (!run) throw notFound("run");
   }
-  return {
-    tenantId,
-    start: await resolveCursor(services, tenantId, cursor.value, cursor.field),
-    accept: (event: PulseEvent): event is AgentEvent =>
-      isAgentEvent(event) &&
-      (!filter.runId || event.runId === filter.runId) &&
-      (!filter.agentRole || event.agentRole === filter.agentRole),
-    snapshot: async () =>
-      filter.runId
-        ? ((await readRunSnapshot(services, tenantId, filter.runId)) ?? { runs: [] })
-        : readAgentSnapshot(services, tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {}),
-  };
+  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter);
 }
 
 export const agentRouter = router({

@@ -1,22 +1,34 @@
 import { z } from "zod";
-import { readEventPage, resolveCursor, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
 import { streamIdSchema, type ContextEvent, type PulseEvent } from "../../events/schema";
 import { readContextSnapshot, type ContextSnapshot } from "../../events/snapshot";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, trackedFeed } from "../trpc";
 
-/** The context events of a tenant; a cursor of another tenant is NOT_FOUND, like one that never existed. */
+/** The context events of a tenant, and its context file's state. */
+class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
+  constructor(
+    private readonly services: PulseServices,
+    readonly tenantId: string,
+    readonly start: FeedStart,
+  ) {}
+
+  accept(event: PulseEvent): event is ContextEvent {
+    return event.type === "context:status_changed";
+  }
+
+  snapshot(): Promise<ContextSnapshot> {
+    return readContextSnapshot(this.services.db, this.tenantId);
+  }
+}
+
+/** The query from a client's cursor; a cursor of another tenant is NOT_FOUND, like one that never existed. */
 async function contextFeedQuery(
   services: PulseServices,
   tenantId: string,
   cursor: { value: string | undefined; field: string },
-): Promise<FeedQuery<ContextEvent, ContextSnapshot>> {
-  return {
-    tenantId,
-    start: await resolveCursor(services, tenantId, cursor.value, cursor.field),
-    accept: (event: PulseEvent): event is ContextEvent => event.type === "context:status_changed",
-    snapshot: () => readContextSnapshot(services.db, tenantId),
-  };
+): Promise<ContextFeedQuery> {
+  return new ContextFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field));
 }
 
 export const contextRouter = router({

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { notFound } from "../../errors";
-import { readEventPage, resolveCursor, type FeedQuery } from "../../events/feed";
+import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
 import { isAgentEvent, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
@@ -8,18 +8,33 @@ import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
 
 /** The shared run's events only; its snapshot holds that run and nothing else of the tenant. */
+class SharedRunQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
+  readonly tenantId: string;
+
+  constructor(
+    private readonly services: PulseServices,
+    private readonly share: ShareGrant,
+    readonly start: FeedStart,
+  ) {
+    this.tenantId = share.tenantId;
+  }
+
+  accept(event: PulseEvent): event is AgentEvent {
+    return isAgentEvent(event) && event.runId === this.share.runId;
+  }
+
+  async snapshot(): Promise<AgentSnapshot> {
+    return (await readRunSnapshot(this.services, this.share.tenantId, this.share.runId)) ?? { runs: [] };
+  }
+}
+
+/** The query from a client's cursor; a cursor of another tenant is NOT_FOUND. */
 async function sharedRunQuery(
   services: PulseServices,
   share: ShareGrant,
   cursor: { value: string | undefined; field: string },
-): Promise<FeedQuery<AgentEvent, AgentSnapshot>> {
-  const { db } = services;
-  return {
-    tenantId: share.tenantId,
-    start: await resolveCursor(services, share.tenantId, cursor.value, cursor.field),
-    accept: (event: PulseEvent): event is AgentEvent => isAgentEvent(event) && event.runId === share.runId,
-    snapshot: async () => (await readRunSnapshot(services, share.tenantId, share.runId)) ?? { runs: [] },
-  };
+): Promise<SharedRunQuery> {
+  return new SharedRunQuery(services, share, await resolveCursor(services, share.tenantId, cursor.value, cursor.field));
 }
 
 /**

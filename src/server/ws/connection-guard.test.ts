@@ -1,0 +1,107 @@
+import { describe, expect, it } from "vitest";
+import type { Principal } from "../auth/auth-service";
+import { ConnectionGuard, type ConnectionLimits, type GuardedSocket } from "./connection-guard";
+
+const LIMITS: ConnectionLimits = {
+  authTimeoutMs: 5_000,
+  maxSubscriptions: 2,
+  messagesPerSecond: 50,
+  maxBatch: 8,
+  maxRequestIdLength: 64,
+  tokenGraceMs: 10_000,
+  tokenRefreshLeadMs: 30_000,
+  maxBufferedBytes: 1024 * 1024,
+  pingMs: 1_000,
+  pongWaitMs: 500,
+};
+
+class FakeSocket implements GuardedSocket {
+  readyState = 1;
+  readonly sent: string[] = [];
+  terminated = false;
+  closedWith: number | null = null;
+  send(data: string | Buffer): void {
+    this.sent.push(data.toString());
+  }
+  close(code: number): void {
+    this.closedWith = code;
+    this.readyState = 3;
+  }
+  terminate(): void {
+    this.terminated = true;
+    this.readyState = 3;
+  }
+}
+
+function guardAt(clock: { now: number }) {
+  const socket = new FakeSocket();
+  const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
+  const principal: Principal = {
+    kind: "user",
+    session: { tenantId: "t", userId: "u", email: "u@example.com", sessionId: "s" },
+    expiresAt: clock.now + 3_600_000,
+  };
+  guard.authenticated(principal);
+  return { socket, guard };
+}
+
+describe("ConnectionGuard keep-alive", () => {
+  it("pings a connection quiet for pingMs and drops it when no answer comes within pongWaitMs", () => {
+    const clock = { now: 0 };
+    const { socket, guard } = guardAt(clock);
+    guard.tick((clock.now = 900));
+    expect(socket.sent).toEqual([]);
+    guard.tick((clock.now = 1_000));
+    expect(socket.sent).toEqual(["PING"]);
+    guard.tick((clock.now = 1_400));
+    expect(socket.terminated).toBe(false);
+    guard.tick((clock.now = 1_500));
+    expect(socket.terminated).toBe(true);
+    expect(socket.sent).toEqual(["PING"]);
+  });
+
+  it("counts any frame from the client as an answer, so a connection that answers is never dropped", () => {
+    const clock = { now: 0 };
+    const { socket, guard } = guardAt(clock);
+    for (let round = 0; round < 5; round++) {
+      guard.tick((clock.now += 1_000));
+      expect(socket.sent.at(-1)).toBe("PING");
+      expect(guard.inspect(Buffer.from("PONG"), false)).toBe(true);
+      guard.tick((clock.now += 400));
+    }
+    // A request is as good as a PONG: the quiet period starts again from it.
+    guard.inspect(Buffer.from(JSON.stringify({ id: 1, method: "query", params: { path: "agent.roles" } })), false);
+    guard.tick((clock.now += 100));
+    guard.tick((clock.now += 900));
+    expect(socket.sent).toHaveLength(5);
+    expect(socket.terminated).toBe(false);
+  });
+});
+
+describe("ConnectionGuard subscriptions", () => {
+  it("caps open subscriptions, and a session end closes every wire and makes calls fail with UNAUTHORIZED", () => {
+    const clock = { now: 0 };
+    const { socket, guard } = guardAt(clock);
+    const first = guard.subscribe();
+    const second = guard.subscribe();
+    expect(() => guard.subscribe()).toThrow(/at most 2 subscriptions/);
+    guard.unsubscribe(second);
+    const third = guard.subscribe();
+    const stopped: string[] = [];
+    first.onClose(() => stopped.push("first"));
+    third.onClose(() => stopped.push("third"));
+    guard.end("your session has ended: sign in again");
+    expect(stopped).toEqual(["first", "third"]);
+    expect(() => guard.assertUsable()).toThrow(expect.objectContaining({ code: "UNAUTHORIZED" }));
+    // The socket closes once both subscriptions have sent their error.
+    guard.unsubscribe(first);
+    guard.unsubscribe(third);
+    expect(socket.closedWith).toBe(null);
+    return new Promise<void>((resolve) =>
+      setTimeout(() => {
+        expect(socket.closedWith).toBe(4401);
+        resolve();
+      }, 80),
+    );
+  });
+});
