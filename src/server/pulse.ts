@@ -99,7 +99,8 @@ export class Pulse {
       onPublished: (event) => metrics.eventPublished(event.type),
     });
     const reader = new TenantStreamReader({
-      blockingRedis: this.connect("stream-reader"),
+      readRedis: this.connect("stream-reader"),
+      wakeRedis: this.connect("stream-wake"),
       controlRedis: command,
       stream,
       logger,

@@ -35,6 +35,15 @@ export class TenantStreamKeys {
     return `${this.prefix}:{${tenantId}}:trimmed`;
   }
 
+  /**
+   * The channel every append rings with its tenant's id, so stream readers read only the
+   * streams with news. The stream stays the record; a wake lost on the way costs latency
+   * (until the reader's sweep), never an event.
+   */
+  wake(): string {
+    return `${this.prefix}:wake`;
+  }
+
   /** The first id of the stream as it exists now: newer ids that are not entries were never issued. */
   genesis(tenantId: string): string {
     return `${this.prefix}:{${tenantId}}:genesis`;
@@ -94,7 +103,7 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * XADD that also records the stream's first id when this append created the stream (or
  * marks a stream older than the marker), returning the genesis it recorded, if any; with a
  * live-attempt gate, it checks, sets or clears the run's marker in the same step, so the
- * marker and the stream's order never disagree.
+ * marker and the stream's order never disagree. Then it rings the wake channel.
  */
 const APPEND = `
 local mode = ARGV[4]
@@ -124,6 +133,7 @@ if ARGV[7] ~= '' then
 elseif mode == 'arm' then
   redis.call('HDEL', KEYS[4], ARGV[8])
 end
+redis.call('PUBLISH', ARGV[9], ARGV[10])
 return {id, genesis, false}`;
 
 export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
@@ -199,6 +209,8 @@ export class TenantEventStream {
       LIVE_ATTEMPT_TTL_SECONDS,
       progress,
       gate?.runId ?? "",
+      this.keys.wake(),
+      tenantId,
     )) as [string | null, string | null, AppendRefusal | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");

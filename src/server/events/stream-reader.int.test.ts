@@ -1,6 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connectClient, eventually, registerTenant, startTestPulse, type TestPulse } from "../../test/harness";
+import { TenantEventStream, TenantStreamKeys, type StreamEntry } from "./event-stream";
+import { TenantStreamReader } from "./stream-reader";
 
 /** Connections this Pulse opened, as Redis sees them (each is named `<prefix>:<purpose>`). */
 async function pulseConnections(admin: Redis, prefix: string): Promise<string[]> {
@@ -39,8 +43,8 @@ describe("TenantStreamReader", () => {
     try {
       await eventually(() => received.map((r) => r.filter((t) => t === "snapshot").length), (n) => n.every((c) => c === 10), "30 snapshots");
       expect(app.pulse.services.reader.tenantCount).toBe(3);
-      // The process's fixed set: commands, queues, and the one blocking stream reader.
-      const fixed = ["command", "queues", "stream-reader"].map((n) => `${app.prefix}:${n}`);
+      // The process's fixed set: commands, queues, and the stream reader's two.
+      const fixed = ["command", "queues", "stream-reader", "stream-wake"].map((n) => `${app.prefix}:${n}`);
       expect(await pulseConnections(admin, app.prefix)).toEqual(fixed);
     } finally {
       subscriptions.forEach((s) => s.unsubscribe());
@@ -54,5 +58,57 @@ describe("TenantStreamReader", () => {
     expect((await pulseConnections(admin, other.prefix)).length).toBeGreaterThan(0);
     await other.close();
     await eventually(() => pulseConnections(admin, other.prefix), (names) => names.length === 0, "all connections closed");
+  });
+});
+
+describe("TenantStreamReader's wake-ups", () => {
+  const connections: Redis[] = [];
+  const readers: TenantStreamReader[] = [];
+  afterAll(async () => {
+    await Promise.all(readers.map((r) => r.stop()));
+    connections.forEach((c) => c.disconnect());
+  });
+
+  /** A reader of its own over a fresh key prefix, and the stream it follows. */
+  function reader(sweepMs: number) {
+    const url = inject("redisUrl");
+    const [command, read, wake] = [0, 1, 2].map(() => new Redis(url));
+    connections.push(command!, read!, wake!);
+    const keys = new TenantStreamKeys(`wake-${randomUUID().slice(0, 8)}`);
+    const stream = new TenantEventStream(command!, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
+    const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: pino({ level: "silent" }), sweepMs });
+    r.start();
+    readers.push(r);
+    return { reader: r, stream, keys, command: command! };
+  }
+
+  const event = (tenantId: string, message: string) =>
+    JSON.stringify({ type: "agent:log", tenantId, runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, level: "info", message, seq: 1, at: new Date().toISOString() });
+
+  async function follow(r: TenantStreamReader, tenantId: string): Promise<StreamEntry[]> {
+    const received: StreamEntry[] = [];
+    await r.subscribe(tenantId, (entries) => received.push(...entries));
+    return received;
+  }
+
+  it("reads a stream as soon as its append rings, not at the next sweep", async () => {
+    // A sweep an hour away: only the wake can bring these in before the test times out.
+    const { reader: r, stream } = reader(3_600_000);
+    const [quiet, busy] = [`t-${randomUUID()}`, `t-${randomUUID()}`];
+    const [quietSeen, busySeen] = [await follow(r, quiet), await follow(r, busy)];
+    for (let i = 0; i < 20; i++) await stream.append(busy, event(busy, `m${i}`));
+    await eventually(() => busySeen.length, (n) => n === 20, "every append of the busy tenant");
+    expect(busySeen.map((e) => (e.event as { message: string }).message)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    await stream.append(quiet, event(quiet, "at last"));
+    await eventually(() => quietSeen.length, (n) => n === 1, "the quiet tenant's one append");
+  });
+
+  it("still delivers an entry whose wake never came, at the next sweep", async () => {
+    const { reader: r, keys, command } = reader(200);
+    const tenant = `t-${randomUUID()}`;
+    const seen = await follow(r, tenant);
+    // Appended behind the bus's back: no wake is published.
+    await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unannounced"));
+    await eventually(() => seen.length, (n) => n === 1, "the unannounced entry");
   });
 });

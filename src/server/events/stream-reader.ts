@@ -20,15 +20,21 @@ export interface StreamSubscription {
 }
 
 export interface TenantStreamReaderOptions {
-  /** A connection of the reader's own: XREAD BLOCK holds it. */
-  blockingRedis: Redis;
-  /** A second connection, used to wake the blocked read when the set of streams changes. */
+  /** A connection of the reader's own for its reads, so they never queue behind other commands. */
+  readRedis: Redis;
+  /** A connection in subscriber mode, for the wake channel. */
+  wakeRedis: Redis;
+  /** For the reader's occasional lookups (stream markers). */
   controlRedis: Redis;
   stream: TenantEventStream;
   logger: Logger;
   /** Reports followed tenants, fan-out lag and read errors; optional so the reader can be built alone. */
   metrics?: PulseMetrics;
-  blockMs?: number;
+  /**
+   * How often every followed stream is read whether or not it rang (default 1 s): the bound
+   * on how late an event whose wake was lost (a dropped subscriber connection) arrives.
+   */
+  sweepMs?: number;
   batchSize?: number;
 }
 
@@ -41,45 +47,55 @@ interface TenantCursor {
 }
 
 /**
- * The one Redis reader of an API process. It blocks on XREAD over the streams of every
- * tenant that has a local subscriber and fans each batch out in memory, so a subscriber
- * costs a Set entry, never a Redis connection.
+ * The one Redis reader of an API process. Every append rings a wake channel with its
+ * tenant's id; the reader reads only the followed streams that rang, from where it left
+ * each, and fans each batch out in memory, so a subscriber costs a Set entry, never a
+ * Redis connection, and a read costs the tenants with news, not every tenant followed.
+ * The streams stay the record: every `sweepMs` all of them are read anyway, and a
+ * (re)connect reads all at once, so a lost wake delays an event, never loses it.
  */
 export class TenantStreamReader {
   private readonly tenants = new Map<string, TenantCursor>();
+  /** Followed tenants whose stream may hold entries the reader has not read. */
+  private readonly dirty = new Set<string>();
   private running = false;
   private loop?: Promise<void>;
-  private blockingClientId?: number;
   private wake?: () => void;
-  /** Bumped whenever the set of tenants changes; the loop notes which one its read uses. */
-  private generation = 0;
-  private readGeneration = -1;
-  private reading = false;
-  /** Set when the blocking connection (re)connects: the streams may be new ones since. */
+  private lastSweepAt = 0;
+  /** Set when the read connection (re)connects: the streams may be new ones since. */
   private recheck = false;
-  private readonly blockMs: number;
+  private readonly sweepMs: number;
   private readonly batchSize: number;
 
   constructor(private readonly options: TenantStreamReaderOptions) {
-    this.blockMs = options.blockMs ?? 5_000;
+    this.sweepMs = options.sweepMs ?? 1_000;
     this.batchSize = options.batchSize ?? 512;
-    // ioredis resends a blocked XREAD after reconnecting, so a Redis that lost its data need
-    // not make the loop fail: every (re)connect is a reason to check the streams.
-    options.blockingRedis.on("ready", () => {
+    options.readRedis.on("ready", () => {
       this.recheck = true;
-      this.blockingClientId = undefined;
+      this.readAll();
+    });
+    // Wakes published while the subscriber connection was down are gone: read everything.
+    options.wakeRedis.on("ready", () => this.readAll());
+    options.wakeRedis.on("message", (_channel: string, tenantId: string) => {
+      if (!this.tenants.has(tenantId)) return;
+      this.dirty.add(tenantId);
+      this.wake?.();
     });
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.options.wakeRedis.subscribe(this.options.stream.keys.wake()).catch((err: unknown) => {
+      // ioredis subscribes again by itself once connected; until then the sweep reads.
+      this.options.logger.warn({ err }, "stream reader: could not subscribe to the wake channel yet");
+    });
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.interrupt();
+    this.wake?.();
     await this.loop;
   }
 
@@ -103,7 +119,9 @@ export class TenantStreamReader {
       if (!this.tenants.has(tenantId)) {
         this.tenants.set(tenantId, cursor);
         this.options.metrics?.readerTenants.set(this.tenants.size);
-        this.interrupt();
+        // Whatever rang while the tenant was not followed yet is read now.
+        this.dirty.add(tenantId);
+        this.wake?.();
       }
     }
     cursor.listeners.add(listener);
@@ -116,29 +134,30 @@ export class TenantStreamReader {
         registered.lost.delete(listener);
         if (registered.listeners.size === 0 && this.tenants.get(tenantId) === registered) {
           this.tenants.delete(tenantId);
+          this.dirty.delete(tenantId);
           this.options.metrics?.readerTenants.set(this.tenants.size);
-          this.interrupt();
         }
       },
     };
   }
 
-  /**
-   * Wakes the loop: from its idle wait, or from a blocked XREAD via CLIENT UNBLOCK. The
-   * unblock travels on another connection and may overtake the XREAD it is meant for, so it
-   * is repeated until the loop has started a read that includes the change.
-   */
-  private interrupt(): void {
-    const wanted = ++this.generation;
+  /** Marks every followed stream for reading (a sweep, or a connection that came back). */
+  private readAll(): void {
+    for (const tenantId of this.tenants.keys()) this.dirty.add(tenantId);
     this.wake?.();
-    const unblock = (attempt: number) => {
-      if (!this.running || this.readGeneration >= wanted || attempt > 20) return;
-      if (this.reading && this.blockingClientId !== undefined) {
-        this.options.controlRedis.client("UNBLOCK", this.blockingClientId).catch(() => {});
+  }
+
+  /** Resolves on a wake, on stop, or when the next sweep is due. */
+  private idle(): Promise<void> {
+    const untilSweep = Math.max(0, this.lastSweepAt + this.sweepMs - Date.now());
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, untilSweep);
+      this.wake = done;
+      function done() {
+        clearTimeout(timer);
+        resolve();
       }
-      setTimeout(() => unblock(attempt + 1), 10 * (attempt + 1)).unref();
-    };
-    unblock(0);
+    }).finally(() => (this.wake = undefined));
   }
 
   /**
@@ -167,15 +186,15 @@ export class TenantStreamReader {
   }
 
   private async run(): Promise<void> {
-    const { blockingRedis, stream, logger, metrics } = this.options;
+    const { readRedis, stream, logger, metrics } = this.options;
     let failures = 0;
     while (this.running) {
-      if (this.tenants.size === 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          if (this.tenants.size > 0 || !this.running) resolve();
-        });
-        this.wake = undefined;
+      if (Date.now() - this.lastSweepAt >= this.sweepMs) {
+        this.lastSweepAt = Date.now();
+        for (const tenantId of this.tenants.keys()) this.dirty.add(tenantId);
+      }
+      if (this.dirty.size === 0) {
+        await this.idle();
         continue;
       }
       try {
@@ -183,23 +202,24 @@ export class TenantStreamReader {
           this.recheck = false;
           await this.findLostStreams();
         }
-        this.blockingClientId ??= Number(await blockingRedis.client("ID"));
-        this.readGeneration = this.generation;
-        const ids = [...this.tenants.keys()];
+        const ids = [...this.dirty].filter((t) => this.tenants.has(t));
+        // Cleared before the read: a wake that arrives meanwhile is read next time round.
+        this.dirty.clear();
+        if (ids.length === 0) continue;
         const keys = ids.map((t) => stream.keys.events(t));
         const cursors = ids.map((t) => this.tenants.get(t)!.lastId);
-        this.reading = true;
-        const result = (await blockingRedis
-          .xread("COUNT", this.batchSize, "BLOCK", this.blockMs, "STREAMS", ...keys, ...cursors)
-          .finally(() => (this.reading = false))) as [string, [string, string[]][]][] | null;
+        const result = (await readRedis.xread("COUNT", this.batchSize, "STREAMS", ...keys, ...cursors)) as [string, [string, string[]][]][] | null;
         failures = 0;
         if (!result) continue;
         for (const [key, raw] of result) {
           const index = keys.indexOf(key);
-          const cursor = this.tenants.get(ids[index]!);
+          const tenantId = ids[index]!;
+          const cursor = this.tenants.get(tenantId);
           const entries = parseEntries(raw);
           if (!cursor || entries.length === 0) continue;
           cursor.lastId = entries.at(-1)!.id;
+          // A full batch may have more behind it.
+          if (raw.length === this.batchSize) this.dirty.add(tenantId);
           if (metrics) {
             const now = Date.now();
             for (const entry of entries) metrics.observeReaderLag(entry.id, now);
@@ -208,11 +228,10 @@ export class TenantStreamReader {
         }
       } catch (error) {
         if (!this.running) break;
-        // The connection id changes when ioredis reconnects.
-        this.blockingClientId = undefined;
         failures += 1;
         metrics?.readerErrors.inc();
         this.recheck = true;
+        this.readAll();
         logger.warn({ err: error, failures }, "stream reader: XREAD failed, retrying");
         await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** failures, 2_000)));
       }
