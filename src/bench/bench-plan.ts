@@ -66,7 +66,7 @@ export const FULL_PLAN: BenchPlan = {
       subscribersPerTenant: 1_000,
       runsPerTenant: 8,
       officialClients: 3,
-      eventRates: ladder(5, 14),
+      eventRates: ladder(5, 17),
     },
     {
       name: "narrow",
@@ -75,7 +75,7 @@ export const FULL_PLAN: BenchPlan = {
       subscribersPerTenant: 5,
       runsPerTenant: 2,
       officialClients: 3,
-      eventRates: ladder(250, 17),
+      eventRates: ladder(250, 19),
     },
   ],
   idle: { tenants: 10, subscribersPerTenant: 1_000, officialClients: 2 },
