@@ -68,7 +68,13 @@ describe("npm start", () => {
     });
     const context = await eventually(() => client.context.get.query(), (c) => c?.status === "completed", "the demo setup chain", 30_000);
     expect(context?.content).toContain("# Context file");
-    const { runs } = await client.agent.list.query();
+    // The writer completes the context file a moment before its own run completes.
+    const runs = await eventually(
+      async () => (await client.agent.list.query()).runs,
+      (list) => list.every((r) => r.status !== "queued" && r.status !== "active"),
+      "the chain's runs to end",
+      30_000,
+    );
     expect(runs.map((r) => `${r.agentRole}:${r.status}`).sort()).toEqual([
       "client-researcher:completed",
       "competitor-researcher:completed",
