@@ -131,8 +131,14 @@ describe("auth procedures through the server-side caller", () => {
     expect(await app.pulse.services.auth.verify(socketToken, "socket-or-session")).toBeNull();
     expect(await sessionOf(loggedIn.token)).toEqual(loggedInSession);
 
-    // Let the setup chain end before the next test shares the workers.
+    // Let the setup chain end before the next test shares the workers: the writer completes
+    // the context file a moment before its own run completes.
     await eventually(() => signedIn.caller.context.get(), (c) => c?.status === "completed", "the setup chain");
+    await eventually(
+      async () => (await signedIn.caller.agent.list()).runs,
+      (runs) => runs.every((r) => r.status !== "queued" && r.status !== "active"),
+      "the setup chain's runs to end",
+    );
   });
 });
 
