@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { RestartableRedis } from "../../test/chaos/restartable-redis";
 import { connectClient, eventually, registerTenant, startTestPulse, type TestPulse } from "../../test/harness";
+import { createLogger } from "../logger";
+import { redisOptions } from "../redis";
 import { TenantEventStream, TenantStreamKeys, type StreamEntry } from "./event-stream";
 import { TenantStreamReader } from "./stream-reader";
 
@@ -70,13 +72,16 @@ describe("TenantStreamReader's wake-ups", () => {
   });
 
   /** A reader of its own over a fresh key prefix, and the stream it follows. */
-  function reader(sweepMs: number) {
-    const url = inject("redisUrl");
-    const [command, read, wake] = [0, 1, 2].map(() => new Redis(url));
+  function reader(sweepMs: number, url: string = inject("redisUrl")) {
+    const [command, read, wake] = [0, 1, 2].map(() => {
+      const connection = new Redis(url, redisOptions());
+      connection.on("error", () => {});
+      return connection;
+    });
     connections.push(command!, read!, wake!);
     const keys = new TenantStreamKeys(`wake-${randomUUID().slice(0, 8)}`);
     const stream = new TenantEventStream(command!, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
-    const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: pino({ level: "silent" }), sweepMs });
+    const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), sweepMs });
     r.start();
     readers.push(r);
     return { reader: r, stream, keys, command: command! };
@@ -110,5 +115,39 @@ describe("TenantStreamReader's wake-ups", () => {
     // Appended behind the bus's back: no wake is published.
     await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unannounced"));
     await eventually(() => seen.length, (n) => n === 1, "the unannounced entry");
+  });
+
+  it("never reads a Redis that came back without its data before telling subscribers their stream was lost", async () => {
+    const redis = await new RestartableRedis(false).start();
+    try {
+      // Reads back to back, so one is in flight or due whenever Redis goes away.
+      const { reader: r, stream, keys, command } = reader(5, redis.url);
+      const tenant = `t-${randomUUID()}`;
+      const seen: string[] = [];
+      await r.subscribe(
+        tenant,
+        (entries) => seen.push(...entries.map((e) => (e.event as { message: string }).message)),
+        () => seen.push("LOST"),
+      );
+      await stream.append(tenant, event(tenant, "before"));
+      await eventually(() => seen, (s) => s.includes("before"), "the first entry");
+      for (let crash = 0; crash < 5; crash++) {
+        const from = seen.length;
+        // Appended without a wake just before the crash: lost with Redis, maybe never read.
+        await command.xadd(keys.events(tenant), "*", "e", event(tenant, `unread ${crash}`));
+        await redis.restart({ crash: true, downMs: 100 });
+        await stream.append(tenant, event(tenant, `after ${crash}`));
+        // The new stream's entry arrives, or the loss is reported (the resync covers the entry).
+        await eventually(() => seen.slice(from), (s) => s.includes(`after ${crash}`) || s.includes("LOST"), `crash ${crash} to show`);
+        // Never the new stream as if nothing happened: before its first entry, the subscriber
+        // got the entry Redis lost, or was told of the loss.
+        const since = seen.slice(from);
+        const afterAt = since.indexOf(`after ${crash}`);
+        if (afterAt >= 0) expect(since.slice(0, afterAt).some((m) => m === `unread ${crash}` || m === "LOST"), `crash ${crash}: ${since.join(", ")}`).toBe(true);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      await redis.stop();
+    }
   });
 });

@@ -62,6 +62,8 @@ export class TenantStreamReader {
   private loop?: Promise<void>;
   private wake?: () => void;
   private lastSweepAt = 0;
+  /** Bumped whenever the read connection closes: a read that straddles one is not trusted. */
+  private connection = 0;
   /** Set when the read connection (re)connects: the streams may be new ones since. */
   private recheck = false;
   private readonly sweepMs: number;
@@ -70,6 +72,7 @@ export class TenantStreamReader {
   constructor(private readonly options: TenantStreamReaderOptions) {
     this.sweepMs = options.sweepMs ?? 1_000;
     this.batchSize = options.batchSize ?? 512;
+    options.readRedis.on("close", () => (this.connection += 1));
     options.readRedis.on("ready", () => {
       this.recheck = true;
       this.readAll();
@@ -147,6 +150,20 @@ export class TenantStreamReader {
     this.wake?.();
   }
 
+  /** Waits for the read connection to be ready again, at most `ms`. */
+  private untilReadable(ms: number): Promise<void> {
+    const { readRedis } = this.options;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        readRedis.off("ready", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      readRedis.once("ready", done);
+    });
+  }
+
   /** Resolves on a wake, on stop, or when the next sweep is due. */
   private idle(): Promise<void> {
     const untilSweep = Math.max(0, this.lastSweepAt + this.sweepMs - Date.now());
@@ -197,8 +214,15 @@ export class TenantStreamReader {
         await this.idle();
         continue;
       }
+      if (readRedis.status !== "ready") {
+        // Connecting, or Redis is away: a read now would only wait for it.
+        await this.untilReadable(1_000);
+        continue;
+      }
       try {
-        if (this.recheck) {
+        // Checked again after each check: the connection may have come back meanwhile, and
+        // nothing may be read from a Redis whose streams were not checked (see below).
+        while (this.recheck) {
           this.recheck = false;
           await this.findLostStreams();
         }
@@ -208,8 +232,18 @@ export class TenantStreamReader {
         if (ids.length === 0) continue;
         const keys = ids.map((t) => stream.keys.events(t));
         const cursors = ids.map((t) => this.tenants.get(t)!.lastId);
+        const connection = this.connection;
         const result = (await readRedis.xread("COUNT", this.batchSize, "STREAMS", ...keys, ...cursors)) as [string, [string, string[]][]][] | null;
         failures = 0;
+        if (connection !== this.connection) {
+          // Sent before the connection dropped and answered after (ioredis resends what was
+          // unanswered): the answer may come from a Redis that returned without its data,
+          // read with cursors of the stream it lost, and would deliver the new stream as if
+          // nothing had been lost. The streams are checked again and read afresh instead.
+          this.recheck = true;
+          this.readAll();
+          continue;
+        }
         if (!result) continue;
         for (const [key, raw] of result) {
           const index = keys.indexOf(key);
@@ -233,8 +267,9 @@ export class TenantStreamReader {
         this.recheck = true;
         this.readAll();
         logger.warn({ err: error, failures }, "stream reader: XREAD failed, retrying");
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** failures, 2_000)));
+        await this.untilReadable(Math.min(100 * 2 ** failures, 2_000));
       }
     }
   }
 }
+
