@@ -138,6 +138,8 @@ export async function auditRecorders(
     source: SnapshotSource;
     /** Every entry the stream held (a `StreamTap`), when it may have lost some since; else the stream as it is now. */
     entries?: (tenantId: string) => StreamEntry[];
+    /** The first id of each stream the tenant had (`StreamTap.generations`), when Redis may have lost one. */
+    generations?: (tenantId: string) => string[];
     verifiableFrom?: (tenantId: string) => Promise<string | null> | string | null;
   },
   byTenant: ReadonlyMap<string, RecorderClient[]>,
@@ -148,7 +150,8 @@ export async function auditRecorders(
     const entries = options.entries?.(tenantId) ?? (await readTenantStream(options.redis, options.prefix, tenantId));
     const from = (await options.verifiableFrom?.(tenantId)) ?? null;
     for (const recorder of recorders) {
-      const audit = auditAgainstStream(recorder, entries, from);
+      const audit = auditAgainstStream(recorder, entries, from, options.generations?.(tenantId));
+      if (audit.lost > 0 || audit.extra > 0) trace("audit", recorder.label, audit, recorder.segments.map((g) => `${g.startId}..${g.lastId ?? ""} ×${g.count}`));
       totals.clients += 1;
       totals.deliveries += recorder.tally.events;
       totals.lost += audit.lost;

@@ -104,7 +104,7 @@ describe.skipIf(!databaseUrl)("chaos: Redis restarts", () => {
       await publisher.finishRuns();
       await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 30_000);
       await tap.stop();
-      const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services, entries: (t) => tap.entries(t) }, grouped);
+      const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services, entries: (t) => tap.entries(t), generations: (t) => tap.generations(t) }, grouped);
       const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));
       const ended = await cluster.database.prisma.agentRun.count({ where: { tenantId: { in: tenants.map((t) => t.tenantId) }, error: { contains: "lost from the queue" } } });
       trace("audited", totals, { stuck, ended });

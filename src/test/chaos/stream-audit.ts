@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { parseEntries, TenantStreamKeys, type StreamEntry } from "../../server/events/event-stream";
 import { readAgentSnapshot, readContextSnapshot, readRunSnapshot, toRunView, type RunView, type SnapshotSource } from "../../server/events/snapshot";
-import { compareStreamIds } from "../../shared/stream-id";
+import { compareStreamIds, STREAM_ORIGIN } from "../../shared/stream-id";
 import { feedAccepts, idHash, type RecorderClient } from "./recorder-client";
 
 /** Every entry a tenant's stream holds now, oldest first, read a page at a time. */
@@ -37,7 +37,12 @@ export interface StreamAudit {
  * Entries at or before `verifiableFrom` may have left the stream (retention, a Redis that
  * lost its data), so segments starting before it cannot be checked.
  */
-export function auditAgainstStream(recorder: RecorderClient, entries: readonly StreamEntry[], verifiableFrom: string | null = null): StreamAudit {
+export function auditAgainstStream(
+  recorder: RecorderClient,
+  entries: readonly StreamEntry[],
+  verifiableFrom: string | null = null,
+  generations: readonly string[] = [],
+): StreamAudit {
   const audit: StreamAudit = { lost: 0, extra: 0, unverifiable: 0, mismatched: 0 };
   const accepted = entries.filter((e) => feedAccepts(recorder.feed, e.event));
   recorder.segments.forEach((segment, index) => {
@@ -47,10 +52,11 @@ export function auditAgainstStream(recorder: RecorderClient, entries: readonly S
     }
     const last = index === recorder.segments.length - 1;
     const end = last ? null : (segment.lastId ?? segment.startId);
+    const after = segmentStart(recorder, index, generations);
     let count = 0;
     let checksum = 0;
     for (const entry of accepted) {
-      if (compareStreamIds(entry.id, segment.startId) <= 0) continue;
+      if (compareStreamIds(entry.id, after) <= 0) continue;
       if (end !== null && compareStreamIds(entry.id, end) > 0) break;
       count += 1;
       checksum = (checksum + idHash(entry.id)) >>> 0;
@@ -60,6 +66,27 @@ export function auditAgainstStream(recorder: RecorderClient, entries: readonly S
     else if (checksum !== segment.checksum) audit.mismatched += 1;
   });
   return audit;
+}
+
+/**
+ * The id a segment's deliveries start after. A resync to the origin ("0-0") after a lost
+ * stream means "the new stream from its first entry", not every entry any earlier stream
+ * held: it starts just before the first stream generation that began after the previous
+ * segment, when the tap saw one.
+ */
+function segmentStart(recorder: RecorderClient, index: number, generations: readonly string[]): string {
+  const segment = recorder.segments[index]!;
+  const previous = recorder.segments[index - 1];
+  if (segment.startId !== STREAM_ORIGIN || !previous) return segment.startId;
+  const previousEnd = previous.lastId ?? previous.startId;
+  const next = generations.find((genesis) => compareStreamIds(genesis, previousEnd) > 0);
+  return next ? previousStreamId(next) : segment.startId;
+}
+
+/** The largest id below `id`: an exclusive start that lets `id` itself through. */
+function previousStreamId(id: string): string {
+  const [ms = "0", seq = "0"] = id.split("-");
+  return seq === "0" ? `${BigInt(ms) - 1n}-18446744073709551615` : `${ms}-${BigInt(seq) - 1n}`;
 }
 
 /** The parts of a run a dashboard shows, to compare a client's copy with the database's. */
@@ -128,6 +155,7 @@ export async function auditState(recorder: RecorderClient, source: SnapshotSourc
 export class StreamTap {
   private readonly seen = new Map<string, StreamEntry[]>();
   private readonly cursors = new Map<string, string>();
+  private readonly firstIds = new Map<string, string[]>();
   private timer?: NodeJS.Timeout;
   private polling?: Promise<void>;
 
@@ -168,11 +196,19 @@ export class StreamTap {
     return this.seen.get(tenantId) ?? [];
   }
 
+  /** The first id of every stream the tenant had while tapped (a Redis that lost its data starts a new one). */
+  generations(tenantId: string): string[] {
+    return this.firstIds.get(tenantId) ?? [];
+  }
+
   private async poll(): Promise<void> {
     const keys = new TenantStreamKeys(this.prefix);
     for (const tenantId of this.tenantIds) {
       const list = this.seen.get(tenantId) ?? [];
       this.seen.set(tenantId, list);
+      const genesis = await this.redis.get(keys.genesis(tenantId));
+      const firstIds = this.firstIds.get(tenantId) ?? [];
+      if (genesis !== null && !firstIds.includes(genesis)) this.firstIds.set(tenantId, [...firstIds, genesis].sort(compareStreamIds));
       for (;;) {
         const after = this.cursors.get(tenantId);
         const raw = (await this.redis.xrange(keys.events(tenantId), after ? `(${after}` : "-", "+", "COUNT", 1_000)) as [string, string[]][];
