@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
 import pg from "pg";
-import { inject } from "vitest";
+import { afterAll, afterEach, beforeAll, inject } from "vitest";
 import WebSocket from "ws";
 import { demoAgents } from "../server/agents/demo";
 import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition } from "../server/agents/define-agent";
@@ -328,4 +328,29 @@ export class OpenConnections {
     for (const c of this.collectors.splice(0)) c.unsubscribe();
     await Promise.all(this.clients.splice(0).map((c) => c.close()));
   }
+}
+
+/**
+ * One Pulse for a whole test file, with a remote-controlled agent: registers the file's
+ * hooks (start once; after each test let the agent's run end and close what the test
+ * opened; close at the end) and hands the started Pulse to `started`.
+ */
+export function useTickerPulse(ticker: AgentRemote, options: TestPulseOptions, started: (app: TestPulse) => void): OpenConnections {
+  const open = new OpenConnections();
+  let app: TestPulse | undefined;
+  beforeAll(async () => {
+    app = await startTestPulse(options);
+    started(app);
+  });
+  afterEach(async () => {
+    // Let a run that a failed test left behind end, so the next test can start the role.
+    ticker.finish();
+    await open.closeAll();
+    await new Promise((r) => setTimeout(r, 50));
+    ticker.reset();
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+  return open;
 }

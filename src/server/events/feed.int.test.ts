@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { compareStreamIds } from "./schema";
 import {
   AgentRemote,
@@ -9,8 +9,7 @@ import {
   createQuietTenant,
   eventually,
   isTick,
-  OpenConnections,
-  startTestPulse,
+  useTickerPulse,
   type Collector,
   type TestClient,
   type TestPulse,
@@ -29,22 +28,8 @@ const RETAINED = 3;
 
 let app: TestPulse;
 /** Clients and subscriptions a test opens, closed after it. */
-const open = new OpenConnections();
+const open = useTickerPulse(ticker, { agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } }, (started) => (app = started));
 const { clients, collectors } = open;
-
-beforeAll(async () => {
-  app = await startTestPulse({ agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } });
-});
-afterEach(async () => {
-  // Let a run that a failed test left behind end, so the next test can start the role.
-  ticker.finish();
-  await open.closeAll();
-  await new Promise((r) => setTimeout(r, 50));
-  ticker.reset();
-});
-afterAll(async () => {
-  await app?.close();
-});
 
 function client(token: string, options?: Parameters<typeof connectClient>[2]): TestClient {
   const c = connectClient(app, token, options);

@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createPulseServer } from "../http-server";
 import { createLogger } from "../logger";
 import {
@@ -8,8 +8,7 @@ import {
   connectClient,
   createQuietTenant,
   eventually,
-  OpenConnections,
-  startTestPulse,
+  useTickerPulse,
   type Collector,
   type TestClient,
   type TestPulse,
@@ -28,20 +27,8 @@ const ticker = new AgentRemote("metered");
 const RETAINED = 3;
 
 let app: TestPulse;
-const open = new OpenConnections();
-
-beforeAll(async () => {
-  app = await startTestPulse({ agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } });
-});
-afterEach(async () => {
-  ticker.finish();
-  await open.closeAll();
-  await new Promise((r) => setTimeout(r, 50));
-  ticker.reset();
-});
-afterAll(async () => {
-  await app?.close();
-});
+/** Clients and subscriptions a test opens, closed after it. */
+const open = useTickerPulse(ticker, { agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } }, (started) => (app = started));
 
 /** One scrape as `name{labels}` → value (label order as prom-client writes it). */
 type Scrape = Map<string, number>;

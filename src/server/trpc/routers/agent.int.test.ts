@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { TRPCClientError } from "@trpc/client";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   AgentRemote,
   collect,
@@ -10,8 +10,7 @@ import {
   fastDemoAgents,
   isTick,
   registerTenant,
-  OpenConnections,
-  startTestPulse,
+  useTickerPulse,
   type Collector,
   type TestClient,
   type TestPulse,
@@ -27,21 +26,8 @@ const ticker = new AgentRemote("ticker");
 
 let app: TestPulse;
 /** Clients and subscriptions a test opens, closed after it. */
-const open = new OpenConnections();
+const open = useTickerPulse(ticker, { agents: [...fastDemoAgents(), ticker.definition] }, (started) => (app = started));
 const { clients, collectors } = open;
-
-beforeAll(async () => {
-  app = await startTestPulse({ agents: [...fastDemoAgents(), ticker.definition] });
-});
-afterEach(async () => {
-  ticker.finish();
-  await open.closeAll();
-  await new Promise((r) => setTimeout(r, 50));
-  ticker.reset();
-});
-afterAll(async () => {
-  await app?.close();
-});
 
 function client(token: string): TestClient {
   const c = connectClient(app, token);
