@@ -185,8 +185,11 @@ export class TenantStreamReader {
    */
   private async findLostStreams(): Promise<void> {
     const { stream, controlRedis, logger } = this.options;
-    for (const [tenantId, cursor] of this.tenants) {
-      const current = await controlRedis.get(stream.keys.genesis(tenantId));
+    // Every followed tenant's marker at once (one pipeline), not one round trip each.
+    const followed = [...this.tenants];
+    const markers = await Promise.all(followed.map(([tenantId]) => controlRedis.get(stream.keys.genesis(tenantId))));
+    for (const [index, [tenantId, cursor]] of followed.entries()) {
+      const current = markers[index] ?? null;
       let lost: boolean;
       if (cursor.genesis !== null) lost = current !== cursor.genesis;
       else if (current !== null) lost = cursor.lastId !== STREAM_ORIGIN && compareStreamIds(current, cursor.lastId) > 0;
