@@ -119,9 +119,9 @@ describe("TenantStreamReader's wake-ups", () => {
 
   it("never reads a Redis that came back without its data before telling subscribers their stream was lost", async () => {
     const redis = await new RestartableRedis(false).start();
+    // Reads back to back, so one is in flight or due whenever Redis goes away.
+    const { reader: r, stream, keys, command } = reader(5, redis.url);
     try {
-      // Reads back to back, so one is in flight or due whenever Redis goes away.
-      const { reader: r, stream, keys, command } = reader(5, redis.url);
       const tenant = `t-${randomUUID()}`;
       const seen: string[] = [];
       await r.subscribe(
@@ -147,6 +147,8 @@ describe("TenantStreamReader's wake-ups", () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
+      // Stopped while its Redis is still there: a stop waits for the read in flight.
+      await r.stop();
       await redis.stop();
     }
   });
