@@ -150,4 +150,23 @@ describe("steps and log lines", () => {
     expect(await db.runLog.count({ where: { runId: run.runId } })).toBe(1);
     expect((await run.row()).seq).toBe(5);
   });
+
+  it("keep their timestamps in UTC when the database session is in another time zone", async () => {
+    const run = await queuedRun();
+    await run.active(1);
+    const { db } = app.pulse.services;
+    const base = { tenantId: run.tenantId, runId: run.runId, jobId: run.runId, queue: ROLE, agentRole: ROLE, attempt: 1 };
+    await db.$transaction(async (tx) => {
+      // Fourteen hours from UTC: a timestamp written in the session's local time is far off.
+      await tx.$executeRawUnsafe("SET LOCAL TIME ZONE 'Pacific/Kiritimati'");
+      const client = tx as unknown as Parameters<typeof projectEvent>[0];
+      await projectEvent(client, { ...base, type: "agent:step", stepId: `${run.runId}:tz`, name: "tz", status: "completed" }, "tz-1");
+      await projectEvent(client, { ...base, type: "agent:log", level: "info", message: "tz" }, "tz-2");
+    });
+    const step = await db.runStep.findUniqueOrThrow({ where: { id: `${run.runId}:tz` } });
+    const [log] = await db.runLog.findMany({ where: { runId: run.runId } });
+    for (const at of [step.startedAt, step.finishedAt!, log!.at, (await run.row()).updatedAt]) {
+      expect(Math.abs(at.getTime() - Date.now())).toBeLessThan(60_000);
+    }
+  });
 });
