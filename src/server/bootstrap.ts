@@ -46,7 +46,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
   if (!env.REDIS_URL) logger.info({ url: redis.url }, "started a private redis-server (set REDIS_URL to use your own)");
   let database: Database | undefined;
   try {
-    database = await openDatabase({ databaseUrl: env.DATABASE_URL, pgliteDir: env.PGLITE_DIR });
+    database = await openDatabase({ databaseUrl: env.DATABASE_URL, pgliteDir: env.PGLITE_DIR, preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
     logger.info({ database: database.kind, ...(database.kind === "pglite" ? { dir: env.PGLITE_DIR } : {}) }, "database ready, migrations applied");
     const pulse = await Pulse.start({
       database,

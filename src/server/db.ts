@@ -15,12 +15,44 @@ export interface DatabaseOptions {
   pgliteDir: string;
   /** Apply pending migrations before handing the client out. */
   migrate?: boolean;
+  /**
+   * Prepare statements once per connection (PostgreSQL only; default true). Turn off behind
+   * a pooler that cannot keep them across transactions (PgBouncer in transaction mode
+   * before 1.21).
+   */
+  preparedStatements?: boolean;
 }
 
 export interface Database {
   prisma: PrismaClient;
   kind: "postgres" | "pglite";
   close(): Promise<void>;
+}
+
+/** Named prepared statements beyond this many distinct texts are not made: a bound on what each connection keeps. */
+export const MAX_PREPARED_STATEMENTS = 500;
+const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
+
+/**
+ * A name for each statement text, so `pg` prepares it once per connection and PostgreSQL
+ * plans it once instead of on every call: the worker's batched writes, the projections
+ * and the snapshot reads are a few statements sent over and over. Prisma sends statements
+ * unnamed otherwise; planning the batch write cost PostgreSQL more than running it.
+ *
+ * @see https://node-postgres.com/features/queries#prepared-statements
+ */
+export class StatementNames {
+  private readonly names = new Map<string, string>();
+
+  /** The statement's name; "" (PostgreSQL's unnamed statement, planned on every call) past the bound or for DDL. */
+  nameOf(sql: string): string {
+    const known = this.names.get(sql);
+    if (known !== undefined) return known;
+    if (this.names.size >= MAX_PREPARED_STATEMENTS || !PREPARABLE.test(sql)) return "";
+    const name = `pulse_${this.names.size + 1}`;
+    this.names.set(sql, name);
+    return name;
+  }
 }
 
 /**
@@ -36,7 +68,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let kind: Database["kind"];
   if (options.databaseUrl) {
     // A bounded connect, so a database that went away answers "unavailable" instead of hanging.
-    adapterFactory = new PrismaPg({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 });
+    const names = options.preparedStatements === false ? null : new StatementNames();
+    adapterFactory = new PrismaPg(
+      { connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 },
+      names ? { statementNameGenerator: (query) => names.nameOf(query.sql) } : {},
+    );
     closeDriver = async () => {};
     kind = "postgres";
   } else {

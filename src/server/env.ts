@@ -57,6 +57,8 @@ export const envSchema = z.object({
   /** Postgres connection string; when absent, an embedded PGlite database is used. */
   DATABASE_URL: url(["postgres", "postgresql"]).optional(),
   PGLITE_DIR: z.string().min(1).default(".data/pglite"),
+  /** Prepare each statement once per PostgreSQL connection; false behind PgBouncer in transaction mode before 1.21. */
+  DATABASE_PREPARED_STATEMENTS: flag(true),
   /** Redis connection string; when absent, a private redis-server is started from PATH. */
   REDIS_URL: url(["redis", "rediss"]).optional(),
   REDIS_SERVER_BIN: z.string().min(1).default("redis-server"),
