@@ -1,8 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PrismaClient } from "../../generated/prisma/client";
 import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
-import { appliedSeq, projectEvent } from "./projection";
-import type { CountedEventInput, EventInput } from "./schema";
+import { appliedSeq, projectProgress, projectRunActivity, type RunActivityInput } from "./projection";
+import { RunActivityWriter } from "./run-activity-writer";
+import type { EventInput } from "./schema";
 import { readRunSnapshot } from "./snapshot";
 
 let app: TestPulse;
@@ -25,13 +28,36 @@ type WithoutRunFields<E> = E extends unknown ? Omit<E, "tenantId" | "runId" | "j
 /** A queued run of a fresh tenant, and a way to publish its events as its worker would. */
 async function queuedRun() {
   const tenant = await createQuietTenant(app);
-  const run = await app.pulse.services.runs.start(tenant.tenantId, ROLE);
-  const base = { tenantId: tenant.tenantId, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: ROLE };
+  return runHandle(tenant.tenantId, await app.pulse.services.runs.start(tenant.tenantId, ROLE));
+}
+
+/**
+ * `count` runs of one fresh tenant, each with attempt 1 running and its counter at 2, as
+ * after queued and active. Written to the database directly: a tenant has one run of a role
+ * at a time.
+ */
+async function activeRuns(count: number) {
+  const { tenantId } = await createQuietTenant(app);
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const id = randomUUID();
+      await app.pulse.services.db.agentRun.create({
+        data: { id, jobId: id, tenantId, agentRole: ROLE, queue: ROLE, status: "active", attempt: 1, seq: 2, startedAt: new Date() },
+      });
+      return runHandle(tenantId, { id, jobId: id, queue: ROLE });
+    }),
+  );
+}
+
+/** Ways to publish a run's events as its worker would, and to read what they did. */
+function runHandle(tenantId: string, run: { id: string; jobId: string; queue: string }) {
+  const base = { tenantId, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: ROLE };
   const { bus, stream, db } = app.pulse.services;
   const now = () => new Date().toISOString();
   return {
-    tenantId: tenant.tenantId,
+    tenantId,
     runId: run.id,
+    base: { ...base, attempt: 1 },
     publish: (event: WithoutRunFields<Extract<EventInput, { runId: string }>>) => bus.publish({ ...base, ...event } as EventInput),
     active: (attempt: number) => bus.publish({ ...base, type: "agent:active", attempt, startedAt: now() }),
     progress: (attempt: number, progress: number) =>
@@ -39,9 +65,9 @@ async function queuedRun() {
     failed: (attempt: number, willRetry: boolean) => bus.publish({ ...base, type: "agent:failed", attempt, error: "boom", failedAt: now(), willRetry }),
     completed: (attempt: number) => bus.publish({ ...base, type: "agent:completed", attempt, completedAt: now() }),
     /** Progress messages in the tenant's stream, in order. */
-    streamed: async () => (await stream.readAfter(tenant.tenantId, "0-0", 1000)).flatMap((e) => (e.event.type === "agent:progress" ? [e.event.message] : [])),
+    streamed: async () => (await stream.readAfter(tenantId, "0-0", 1000)).flatMap((e) => (e.event.type === "agent:progress" ? [e.event.message] : [])),
     row: () => db.agentRun.findUniqueOrThrow({ where: { id: run.id } }),
-    marker: stream.keys.liveAttempt(tenant.tenantId, run.id),
+    marker: stream.keys.liveAttempt(tenantId, run.id),
   };
 }
 
@@ -109,16 +135,27 @@ describe("a publish retried after its connection dropped", () => {
     const run = await queuedRun();
     await run.active(1);
     const { db } = app.pulse.services;
-    const base = { tenantId: run.tenantId, runId: run.runId, jobId: run.runId, queue: ROLE, agentRole: ROLE, attempt: 1 };
-    const chunk: CountedEventInput = { ...base, type: "agent:output", chunk: "once" };
+    const chunk: RunActivityInput = { ...run.base, type: "agent:output", chunk: "once" };
     // The first try committed, but its answer was lost: the retry asks before applying.
-    const seq = await projectEvent(db, chunk, "key-1");
+    const [seq] = await projectRunActivity(db, [{ event: chunk, key: "key-1" }]);
+    expect(seq).toBe(3);
     expect(await appliedSeq(db, chunk, "key-1")).toBe(seq);
     expect(await appliedSeq(db, chunk, "key-2")).toBeNull();
     expect((await run.row()).output).toBe("once");
     // A later change of the run is another publish's: the old key no longer names the row.
-    await projectEvent(db, { ...base, type: "agent:log", level: "info", message: "later" }, "key-3");
+    await projectRunActivity(db, [{ event: { ...run.base, type: "agent:log", level: "info", message: "later" }, key: "key-3" }]);
     expect(await appliedSeq(db, chunk, "key-1")).toBeNull();
+  });
+
+  it("finds each event of a batch by its own key", async () => {
+    const runs = await activeRuns(3);
+    const { db } = app.pulse.services;
+    const batch = runs.map((run, i) => ({ event: { ...run.base, type: "agent:log", level: "info", message: `line ${i}` } as const, key: `batch-key-${i}` }));
+    expect(await projectRunActivity(db, batch)).toEqual([3, 3, 3]);
+    for (const [i, { event }] of batch.entries()) {
+      expect(await appliedSeq(db, event, `batch-key-${i}`)).toBe(3);
+      expect(await appliedSeq(db, event, `batch-key-${(i + 1) % 3}`)).toBeNull();
+    }
   });
 });
 
@@ -155,18 +192,155 @@ describe("steps and log lines", () => {
     const run = await queuedRun();
     await run.active(1);
     const { db } = app.pulse.services;
-    const base = { tenantId: run.tenantId, runId: run.runId, jobId: run.runId, queue: ROLE, agentRole: ROLE, attempt: 1 };
     await db.$transaction(async (tx) => {
       // Fourteen hours from UTC: a timestamp written in the session's local time is far off.
       await tx.$executeRawUnsafe("SET LOCAL TIME ZONE 'Pacific/Kiritimati'");
-      const client = tx as unknown as Parameters<typeof projectEvent>[0];
-      await projectEvent(client, { ...base, type: "agent:step", stepId: `${run.runId}:tz`, name: "tz", status: "completed" }, "tz-1");
-      await projectEvent(client, { ...base, type: "agent:log", level: "info", message: "tz" }, "tz-2");
+      const client = tx as unknown as PrismaClient;
+      await projectRunActivity(client, [{ event: { ...run.base, type: "agent:step", stepId: `${run.runId}:tz`, name: "tz", status: "completed" }, key: "tz-1" }]);
+      await projectRunActivity(client, [{ event: { ...run.base, type: "agent:log", level: "info", message: "tz" }, key: "tz-2" }]);
     });
     const step = await db.runStep.findUniqueOrThrow({ where: { id: `${run.runId}:tz` } });
     const [log] = await db.runLog.findMany({ where: { runId: run.runId } });
     for (const at of [step.startedAt, step.finishedAt!, log!.at, (await run.row()).updatedAt]) {
       expect(Math.abs(at.getTime() - Date.now())).toBeLessThan(60_000);
     }
+  });
+});
+
+/** Counters the publishes produced: null for an event that was not delivered. */
+const seqs = async (published: Promise<{ event: { seq: number } } | null>[]) => (await Promise.all(published)).map((p) => p?.event.seq ?? null);
+
+describe("steps, log lines and output of many runs at once (group commit)", () => {
+  it("give each run consecutive counters and land every row, with every run publishing at the same time", async () => {
+    const runs = (await Promise.all([activeRuns(12), activeRuns(12)])).flat();
+    const published = await Promise.all(
+      runs.map(async (run) => {
+        const stepId = `${run.runId}:fetch`;
+        const events: Parameters<typeof run.publish>[0][] = [
+          { type: "agent:step", attempt: 1, stepId, name: "fetch", status: "started" },
+          { type: "agent:log", attempt: 1, level: "info", message: "fetching" },
+          { type: "agent:output", attempt: 1, chunk: "a" },
+          { type: "agent:step", attempt: 1, stepId, name: "fetch", status: "completed" },
+          { type: "agent:output", attempt: 1, chunk: "b" },
+          { type: "agent:log", attempt: 1, level: "debug", message: "done" },
+        ];
+        const counters: (number | null)[] = [];
+        for (const event of events) counters.push((await run.publish(event))?.event.seq ?? null);
+        return counters;
+      }),
+    );
+    for (const counters of published) expect(counters).toEqual([3, 4, 5, 6, 7, 8]);
+    const { db } = app.pulse.services;
+    for (const run of runs) {
+      expect(await run.row()).toMatchObject({ seq: 8, output: "ab", lastEventKey: expect.any(String) });
+      expect(await db.runStep.findUniqueOrThrow({ where: { id: `${run.runId}:fetch` } })).toMatchObject({ status: "completed", finishedAt: expect.any(Date) });
+      const logs = await db.runLog.findMany({ where: { runId: run.runId }, orderBy: { message: "asc" } });
+      expect(logs.map((l) => [l.tenantId, l.level, l.message])).toEqual([
+        [run.tenantId, "debug", "done"],
+        [run.tenantId, "info", "fetching"],
+      ]);
+    }
+  });
+
+  it("go to the database as one statement for all runs waiting, one event per run per statement", async () => {
+    const runs = await activeRuns(20);
+    let statements = 0;
+    const counting = app.pulse.services.db.$extends({
+      query: {
+        $queryRaw: ({ args, query }) => {
+          statements++;
+          return query(args);
+        },
+      },
+    }) as unknown as PrismaClient;
+    const writer = new RunActivityWriter(counting);
+    const log = (run: (typeof runs)[number], message: string) => writer.write({ ...run.base, type: "agent:log", level: "info", message }, `${run.runId}:${message}`);
+    // Written in one turn: every run's first line goes in the first statement, the five second lines in the next.
+    const first = runs.map((run) => log(run, "first"));
+    const second = runs.slice(0, 5).map((run) => log(run, "second"));
+    expect(await Promise.all(first)).toEqual(runs.map(() => 3));
+    expect(await Promise.all(second)).toEqual([4, 4, 4, 4, 4]);
+    expect(statements).toBe(2);
+  });
+
+  it("apply each event of a batch on its own: a stale attempt's line or a foreign step comes back null while the others apply", async () => {
+    const [retried, foreign, logged, streamed] = await activeRuns(4);
+    await retried!.failed(1, true);
+    await retried!.active(2); // counter at 4
+    // Published in one turn, so one batch.
+    const counters = seqs([
+      retried!.publish({ type: "agent:log", attempt: 1, level: "info", message: "from the failed attempt" }),
+      foreign!.publish({ type: "agent:step", attempt: 1, stepId: `${logged!.runId}:s`, name: "not mine", status: "started" }),
+      logged!.publish({ type: "agent:log", attempt: 1, level: "warn", message: "applies" }),
+      streamed!.publish({ type: "agent:output", attempt: 1, chunk: "applies too" }),
+    ]);
+    expect(await counters).toEqual([null, null, 3, 3]);
+    const { db } = app.pulse.services;
+    expect((await retried!.row()).seq).toBe(4);
+    expect((await foreign!.row()).seq).toBe(2);
+    expect(await db.runLog.count({ where: { runId: retried!.runId } })).toBe(0);
+    expect(await db.runStep.count({ where: { id: `${logged!.runId}:s` } })).toBe(0);
+    expect(await db.runLog.findMany({ where: { runId: logged!.runId } })).toMatchObject([{ level: "warn", message: "applies" }]);
+    expect((await streamed!.row()).output).toBe("applies too");
+  });
+
+  it("keep one run's order when its events are published without awaiting each other", async () => {
+    const [stepping, writing] = await activeRuns(2);
+    const stepId = `${stepping!.runId}:think`;
+    const counters = Promise.all([
+      seqs([
+        stepping!.publish({ type: "agent:step", attempt: 1, stepId, name: "think", status: "started" }),
+        stepping!.publish({ type: "agent:output", attempt: 1, chunk: "1" }),
+        stepping!.publish({ type: "agent:step", attempt: 1, stepId, name: "think", status: "failed", error: "lost the thread" }),
+        stepping!.publish({ type: "agent:output", attempt: 1, chunk: "2" }),
+        stepping!.publish({ type: "agent:output", attempt: 1, chunk: "3" }),
+      ]),
+      seqs([
+        writing!.publish({ type: "agent:log", attempt: 1, level: "info", message: "one" }),
+        writing!.publish({ type: "agent:output", attempt: 1, chunk: "1" }),
+        writing!.publish({ type: "agent:log", attempt: 1, level: "info", message: "two" }),
+        writing!.publish({ type: "agent:output", attempt: 1, chunk: "2" }),
+        writing!.publish({ type: "agent:output", attempt: 1, chunk: "3" }),
+      ]),
+    ]);
+    expect(await counters).toEqual([
+      [3, 4, 5, 6, 7],
+      [3, 4, 5, 6, 7],
+    ]);
+    const { db } = app.pulse.services;
+    for (const run of [stepping!, writing!]) expect(await run.row()).toMatchObject({ seq: 7, output: "123" });
+    expect(await db.runStep.findUniqueOrThrow({ where: { id: stepId } })).toMatchObject({ status: "failed", error: "lost the thread" });
+    expect(await db.runLog.count({ where: { runId: writing!.runId } })).toBe(2);
+  });
+
+  it("fail only the publish whose line the database refuses, not the others of its batch", async () => {
+    const [refused, first, second] = await activeRuns(3);
+    // PostgreSQL's text cannot hold a NUL character.
+    const bad = refused!.publish({ type: "agent:log", attempt: 1, level: "error", message: "bad \u0000 byte" });
+    const others = seqs([
+      first!.publish({ type: "agent:log", attempt: 1, level: "info", message: "fine" }),
+      second!.publish({ type: "agent:step", attempt: 1, stepId: `${second!.runId}:ok`, name: "ok", status: "completed" }),
+    ]);
+    await expect(bad).rejects.toThrow();
+    expect(await others).toEqual([3, 3]);
+    expect((await refused!.row()).seq).toBe(2);
+    expect(await app.pulse.services.db.runLog.count({ where: { runId: refused!.runId } })).toBe(0);
+  });
+
+  it("never deadlock with each other or with a progress flush over the same runs, from any number of connections", async () => {
+    const runs = await activeRuns(30);
+    const { db } = app.pulse.services;
+    const batch = (order: typeof runs, round: number) =>
+      projectRunActivity(db, order.map((run) => ({ event: { ...run.base, type: "agent:output", chunk: "." } as const, key: `${run.runId}:${round}` })));
+    const progress = (order: typeof runs, round: number) =>
+      projectProgress(db, order.map((run) => ({ ...run.base, type: "agent:progress", progress: round, phase: "running", message: `round ${round}` }) as const));
+    const reversed = [...runs].reverse();
+    const shuffled = [...runs].sort(() => Math.random() - 0.5);
+    const rounds = 15;
+    for (let round = 1; round <= rounds; round++) {
+      // Each statement writes the same rows, listed in a different order.
+      await Promise.all([batch(runs, round), batch(reversed, round), progress(shuffled, round), progress(reversed, round)]);
+    }
+    for (const run of runs) expect(await run.row()).toMatchObject({ seq: 2 + 2 * rounds, output: ".".repeat(2 * rounds), progress: rounds });
   });
 });

@@ -4,7 +4,8 @@ import { whileDatabaseReturns } from "../database-unavailable";
 import type { Logger } from "../logger";
 import type { LiveAttemptGate, TenantEventStream } from "./event-stream";
 import { ProgressProjector } from "./progress-projector";
-import { appliedSeq, isAttemptLive, projectEvent } from "./projection";
+import { appliedSeq, isAttemptLive, isRunActivity, projectEvent } from "./projection";
+import { RunActivityWriter } from "./run-activity-writer";
 import { eventInputSchema, type CountedEventInput, type EventInput, type ProgressInput, type PulseEvent } from "./schema";
 
 export interface PublishedEvent {
@@ -35,17 +36,21 @@ export interface EventBusOptions {
  * database a moment later, latest-wins (`ProgressProjector`). So progress keeps flowing
  * while the database is slow or away, and a stale worker's progress is still never
  * delivered. Every other event waits for the database (up to `databaseWaitMs`), so a
- * dashboard never shows a state the database does not hold.
+ * dashboard never shows a state the database does not hold. Steps, log lines and output,
+ * the next most frequent, are written by group commit: concurrent publishes share one
+ * statement per batch (`RunActivityWriter`).
  */
 export class EventBus {
   readonly stream: TenantEventStream;
   private readonly progress: ProgressProjector;
+  private readonly activity: RunActivityWriter;
   private readonly databaseWaitMs: number;
 
   constructor(private readonly options: EventBusOptions) {
     this.stream = options.stream;
     this.databaseWaitMs = options.databaseWaitMs ?? 30_000;
     this.progress = new ProgressProjector(options.db, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
+    this.activity = new RunActivityWriter(options.db);
   }
 
   /** Runs whose latest progress is waiting to be written to the database. */
@@ -82,7 +87,7 @@ export class EventBus {
         if (applied !== null) return applied;
       }
       tried = true;
-      return projectEvent(this.options.db, event, key, reached);
+      return isRunActivity(event) ? this.activity.write(event, key) : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
     const published = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event));

@@ -4,14 +4,23 @@ import { Prisma } from "../../generated/prisma/client";
 import type { LiveProgress } from "./event-stream";
 import type { CountedEventInput, ProgressInput } from "./schema";
 
+/** What a running attempt reports about its work: steps, log lines, output. Written in batches (`projectRunActivity`). */
+export type RunActivityInput = Extract<CountedEventInput, { type: "agent:step" | "agent:log" | "agent:output" }>;
+
+/** Counted events that change a run's or context file's state, one statement each. */
+export type StateEventInput = Exclude<CountedEventInput, RunActivityInput>;
+
+export function isRunActivity(event: CountedEventInput): event is RunActivityInput {
+  return event.type === "agent:step" || event.type === "agent:log" || event.type === "agent:output";
+}
+
 /**
  * Applies an event to the database, the ground truth that snapshots are read from, and
  * returns the change counter (`seq`) it produced. Returns null when the event no longer
- * applies: a late step, log or output from an attempt that has been superseded, a second
- * failure report for an attempt already failed, a cancel for a finished run. Such events
- * are not delivered, so a stale worker can never move a run backwards.
+ * applies: a second failure report for an attempt already failed, a cancel for a finished
+ * run. Such events are not delivered, so a stale worker can never move a run backwards.
  */
-export async function projectEvent(db: PrismaClient, event: CountedEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
+export async function projectEvent(db: PrismaClient, event: StateEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
   try {
     return await apply(db, event, key, latestProgress);
   } catch (error) {
@@ -20,7 +29,7 @@ export async function projectEvent(db: PrismaClient, event: CountedEventInput, k
   }
 }
 
-async function apply(db: PrismaClient, event: CountedEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
+async function apply(db: PrismaClient, event: StateEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
   const bump = { seq: { increment: 1 }, lastEventKey: key } as const;
   const select = { seq: true } as const;
   // A run that ends keeps the progress (and message) it reached, which only Redis may hold yet.
@@ -61,47 +70,6 @@ async function apply(db: PrismaClient, event: CountedEventInput, key: string, la
         select,
       });
       return run.seq;
-    }
-    case "agent:step": {
-      // Step ids are global keys; one that does not start with its run's id could name
-      // another run's (or tenant's) step, so it never applies.
-      if (!event.stepId.startsWith(`${event.runId}:`)) return null;
-      const finishedAt = event.status === "started" ? Prisma.sql`NULL` : UTC_NOW;
-      return firstSeq(
-        await db.$queryRaw<{ seq: number }[]>`
-          WITH run AS (${bumpRunningRun(event, key)}),
-          step AS (
-            INSERT INTO "RunStep" ("id", "runId", "name", "status", "attempt", "startedAt", "finishedAt", "error")
-            SELECT ${event.stepId}, ${event.runId}, ${event.name}, ${event.status}::"StepStatus", ${event.attempt}, ${UTC_NOW}, ${finishedAt}, ${event.error ?? null}
-            FROM run
-            ON CONFLICT ("id") DO UPDATE
-            SET "status" = EXCLUDED."status", "finishedAt" = EXCLUDED."finishedAt", "error" = EXCLUDED."error"
-          )
-          SELECT "seq" FROM run`,
-      );
-    }
-    case "agent:output": {
-      // Appending in SQL keeps a long output from travelling back and forth on every chunk.
-      return firstSeq(
-        await db.$queryRaw<{ seq: number }[]>`
-          UPDATE "AgentRun"
-          SET "output" = "output" || ${event.chunk}, "seq" = "seq" + 1, "lastEventKey" = ${key}, "updatedAt" = ${UTC_NOW}
-          WHERE "id" = ${event.runId} AND "tenantId" = ${event.tenantId}
-            AND "status" = 'active' AND "attempt" = ${event.attempt}
-          RETURNING "seq"`,
-      );
-    }
-    case "agent:log": {
-      return firstSeq(
-        await db.$queryRaw<{ seq: number }[]>`
-          WITH run AS (${bumpRunningRun(event, key)}),
-          log AS (
-            INSERT INTO "RunLog" ("id", "runId", "tenantId", "level", "message", "attempt", "at")
-            SELECT ${randomUUID()}, ${event.runId}, ${event.tenantId}, ${event.level}::"LogLevel", ${event.message}, ${event.attempt}, ${UTC_NOW}
-            FROM run
-          )
-          SELECT "seq" FROM run`,
-      );
     }
     case "agent:completed": {
       const run = await db.agentRun.update({
@@ -165,23 +133,92 @@ async function apply(db: PrismaClient, event: CountedEventInput, key: string, la
 
 /**
  * Timestamps as Prisma stores them: `timestamp(3)` holding UTC, whatever the session's time
- * zone. The single-statement projections below write them in SQL.
+ * zone. The projections below that are written in SQL use it.
  */
 const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
 
 /**
- * Counts one event against the run's attempt that is running now, returning its new `seq`;
- * no row when that attempt is not running. A statement to use as a CTE, so the change and
- * the row it goes with (a step, a log line) are one statement: one round trip, one commit.
+ * Locks the rows a statement writing many runs will change, in id order, before it changes
+ * them. Two such statements (a batch of steps and logs, a progress flush, from this process
+ * or another) then wait for each other instead of deadlocking. Goes at the end of a SELECT
+ * from "AgentRun" AS r.
  */
-function bumpRunningRun(event: { runId: string; tenantId: string; attempt: number }, key: string): Prisma.Sql {
-  return Prisma.sql`
-    UPDATE "AgentRun" SET "seq" = "seq" + 1, "lastEventKey" = ${key}, "updatedAt" = ${UTC_NOW}
-    WHERE "id" = ${event.runId} AND "tenantId" = ${event.tenantId} AND "status" = 'active' AND "attempt" = ${event.attempt}
-    RETURNING "seq"`;
+const LOCK_IN_ID_ORDER = Prisma.sql`ORDER BY r."id" FOR UPDATE OF r`;
+
+/** A run activity event and the key of the publish it belongs to. */
+export interface KeyedRunActivity {
+  event: RunActivityInput;
+  key: string;
 }
 
-const firstSeq = (rows: { seq: number }[]): number | null => rows[0]?.seq ?? null;
+/**
+ * Applies running attempts' steps, log lines and output chunks, at most one event per run,
+ * in one statement: one round trip and one commit for the whole batch. Each event counts
+ * against its run's attempt that is running now and gets the run's `seq` after its own bump,
+ * or null when that attempt is not running (or a step id is not its run's). Each run keeps
+ * its own event's `key` as `lastEventKey`, so `appliedSeq` answers per event.
+ *
+ * The events travel as one array per column (`unnest`), so the statement's text and its
+ * number of parameters do not grow with the batch.
+ */
+export async function projectRunActivity(db: PrismaClient, batch: readonly KeyedRunActivity[]): Promise<(number | null)[]> {
+  // Two events of one run would share one bump of its counter.
+  if (new Set(batch.map(({ event }) => event.runId)).size < batch.length) throw new Error("projectRunActivity: more than one event of a run in one batch");
+  // Step ids are global keys; one that does not start with its run's id could name
+  // another run's (or tenant's) step, so it never applies.
+  const applicable = batch.filter(({ event }) => event.type !== "agent:step" || event.stepId.startsWith(`${event.runId}:`));
+  if (applicable.length === 0) return batch.map(() => null);
+  const events = applicable.map(({ event }) => event);
+  const steps = events.flatMap((e) => (e.type === "agent:step" ? [e] : []));
+  const logs = events.flatMap((e) => (e.type === "agent:log" ? [e] : []));
+  // A batch without steps (or logs) leaves their insert out: planning it costs as much as running it.
+  const insertSteps =
+    steps.length === 0
+      ? Prisma.empty
+      : Prisma.sql`,
+    step AS (
+      INSERT INTO "RunStep" ("id", "runId", "name", "status", "attempt", "startedAt", "finishedAt", "error")
+      SELECT s."id", run."id", s."name", s."status", run."attempt", ${UTC_NOW}, CASE WHEN s."status" = 'started' THEN NULL ELSE ${UTC_NOW} END, s."error"
+      FROM unnest(${steps.map((e) => e.runId)}::text[], ${steps.map((e) => e.stepId)}::text[], ${steps.map((e) => e.name)}::text[],
+        ${steps.map((e) => e.status)}::text[]::"StepStatus"[], ${steps.map((e) => e.error ?? null)}::text[]) AS s("runId", "id", "name", "status", "error")
+      JOIN run ON run."id" = s."runId"
+      ON CONFLICT ("id") DO UPDATE
+      SET "status" = EXCLUDED."status", "finishedAt" = EXCLUDED."finishedAt", "error" = EXCLUDED."error"
+    )`;
+  const insertLogs =
+    logs.length === 0
+      ? Prisma.empty
+      : Prisma.sql`,
+    log AS (
+      INSERT INTO "RunLog" ("id", "runId", "tenantId", "level", "message", "attempt", "at")
+      SELECT l."id", run."id", run."tenantId", l."level", l."message", run."attempt", ${UTC_NOW}
+      FROM unnest(${logs.map((e) => e.runId)}::text[], ${logs.map(() => randomUUID())}::text[],
+        ${logs.map((e) => e.level)}::text[]::"LogLevel"[], ${logs.map((e) => e.message)}::text[]) AS l("runId", "id", "level", "message")
+      JOIN run ON run."id" = l."runId"
+    )`;
+  // Enum arrays travel as text[] and are cast in SQL: PGlite cannot serialize a parameter of
+  // an enum array type. A run without a chunk keeps its stored output as it is; appending in
+  // SQL keeps a long output from travelling back and forth on every chunk.
+  const rows = await db.$queryRaw<{ id: string; seq: number }[]>`
+    WITH running AS (
+      SELECT e.* FROM unnest(${events.map((e) => e.runId)}::text[], ${events.map((e) => e.tenantId)}::text[], ${events.map((e) => e.attempt)}::int[],
+        ${applicable.map(({ key }) => key)}::text[], ${events.map((e) => (e.type === "agent:output" ? e.chunk : null))}::text[]) AS e("runId", "tenantId", "attempt", "key", "chunk")
+      JOIN "AgentRun" AS r ON r."id" = e."runId" AND r."tenantId" = e."tenantId"
+      WHERE r."status" = 'active' AND r."attempt" = e."attempt"
+      ${LOCK_IN_ID_ORDER}
+    ),
+    run AS (
+      UPDATE "AgentRun" AS r
+      SET "seq" = r."seq" + 1, "lastEventKey" = e."key", "updatedAt" = ${UTC_NOW},
+          "output" = CASE WHEN e."chunk" IS NULL THEN r."output" ELSE r."output" || e."chunk" END
+      FROM running AS e
+      WHERE r."id" = e."runId"
+      RETURNING r."id", r."seq", r."tenantId", r."attempt"
+    )${insertSteps}${insertLogs}
+    SELECT "id", "seq" FROM run`;
+  const seqs = new Map(rows.map((row) => [row.id, row.seq]));
+  return batch.map(({ event }) => seqs.get(event.runId) ?? null);
+}
 
 /**
  * The `seq` an event's projection produced, if the publish `key` names is the row's last
@@ -207,10 +244,16 @@ export async function projectProgress(db: PrismaClient, latest: readonly Progres
     (e) => Prisma.sql`(${e.runId}, ${e.tenantId}, ${e.attempt}::int, ${Math.round(e.progress)}::int, ${e.phase}::"RunPhase", ${e.message ?? null})`,
   );
   await db.$executeRaw`
+    WITH v(id, "tenantId", attempt, progress, phase, message) AS (VALUES ${Prisma.join(rows)}),
+    running AS (
+      SELECT v.* FROM "AgentRun" AS r JOIN v ON r."id" = v.id AND r."tenantId" = v."tenantId"
+      WHERE r."status" = 'active' AND r."attempt" = v.attempt
+      ${LOCK_IN_ID_ORDER}
+    )
     UPDATE "AgentRun" AS r
     SET "progress" = v.progress, "phase" = v.phase, "message" = v.message, "updatedAt" = ${UTC_NOW}
-    FROM (VALUES ${Prisma.join(rows)}) AS v(id, "tenantId", attempt, progress, phase, message)
-    WHERE r."id" = v.id AND r."tenantId" = v."tenantId" AND r."status" = 'active' AND r."attempt" = v.attempt`;
+    FROM running AS v
+    WHERE r."id" = v.id`;
 }
 
 /** Whether this attempt of the run is the one running now (the progress fast path's fallback check). */
