@@ -1,7 +1,6 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
-import { getWSConnectionHandler } from "@trpc/server/adapters/ws";
 import { TRPCError } from "@trpc/server";
 import { WebSocketServer, type WebSocket } from "ws";
 import { SESSION_COOKIE } from "./auth/session-cookie";
@@ -17,8 +16,8 @@ import { appRouter } from "./trpc/root";
 import type { Context } from "./trpc/trpc";
 import { ConnectionGuard } from "./ws/connection-guard";
 import { ConnectionRegistry } from "./ws/connection-registry";
-import { pulseFrameEncoder } from "./ws/frame-encoder";
 import { GuardedWebSocket } from "./ws/guarded-web-socket";
+import { RpcHandler } from "./ws/rpc-connection";
 
 export const TRPC_PATH = "/api/trpc";
 /** Request headers beyond this many bytes are refused (431) before anything reads them. */
@@ -173,35 +172,32 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     maxPayload: security.ws.maxPayloadBytes,
     WebSocket: GuardedWebSocket,
   });
-  const onConnection = getWSConnectionHandler({
-    wss,
+  // tRPC's protocol over the sockets (see rpc-connection.ts). Keep-alive (PING, then a
+  // dropped socket without an answer) is the registry's sweep, one timer for every socket
+  // (see ConnectionGuard.tick).
+  const rpc = new RpcHandler<Context>({
     router: appRouter,
-    // A tenant's event is serialised once for all its subscribers (see frame-encoder.ts).
-    experimental_encoder: pulseFrameEncoder,
-    // Keep-alive (PING, then a dropped socket without an answer) is the registry's sweep,
-    // one timer for every socket instead of tRPC's two per socket (see ConnectionGuard.tick).
-    async createContext({ res, info }): Promise<Context> {
-      const guard = (res as GuardedWebSocket).guard ?? null;
-      const token = info.connectionParams?.token;
+    async createContext(guard, connectionParams): Promise<Context> {
+      const token = connectionParams?.token;
       // The token travels in connectionParams (the first frame), never in the URL.
-      const principal = await services.auth.authenticate(typeof token === "string" ? token : undefined, ["session", "socket", "share"]).catch(asRetryable);
-      if (!principal) guard?.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
-      if (principal && guard) {
+      const principal = await services.auth.authenticate(token, ["session", "socket", "share"]).catch(asRetryable);
+      if (!principal) guard.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
+      if (principal) {
         const refusal = registry.admit(guard, principal);
         if (refusal) guard.refuse(refusal);
       }
-      const accepted = guard?.isRefused ? null : principal;
+      const accepted = guard.isRefused ? null : principal;
       return {
         services,
         session: accepted?.kind === "user" ? accepted.session : null,
         share: accepted?.kind === "share" ? accepted.share : null,
         connection: guard,
         transport: "ws",
-        ...(guard ? { clientIp: guard.ip } : {}),
+        clientIp: guard.ip,
         setSessionCookie: keepNoCookie,
       };
     },
-    onError({ error, path, ctx }) {
+    onError(error, path, ctx) {
       // The connection's logger carries its connectionId and tenantId.
       if (error.code === "INTERNAL_SERVER_ERROR") (ctx?.connection?.logger ?? logger).error({ err: error, path }, "subscription failed");
     },
@@ -283,19 +279,16 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   }
 
   /**
-   * Starts a WebSocket connection's life: its guard, its place in the registry, and tRPC's
-   * handler. Kept out of the upgrade listener, so nothing per connection holds that
-   * listener's scope (and with it the upgrade request) for the socket's whole life.
+   * Starts a WebSocket connection's life: its guard, its place in the registry, and its
+   * side of tRPC's protocol. Kept out of the upgrade listener, so nothing per connection
+   * holds that listener's scope (and with it the upgrade request) for the socket's whole life.
    */
   function openConnection(ws: GuardedWebSocket, ip: string, url: string | undefined): void {
     const guard = new ConnectionGuard(ws, ip, security.ws, Date.now, { metrics, logger });
     ws.guard = guard;
     registry.open(guard);
     ws.on("close", onSocketClose);
-    // tRPC's handler keeps the request it is given for as long as the socket lives, and only
-    // reads its URL (for the `connectionParams` flag); createContext and onError here use
-    // neither, so it gets the URL alone instead of the IncomingMessage with all its headers.
-    onConnection(ws, { url, headers: {} } as http.IncomingMessage);
+    ws.receiver = rpc.connect(ws, guard, url);
   }
 
   const broadcastReconnect = () => {

@@ -107,8 +107,8 @@ export const sharedRunProcedure = publicProcedure.use(({ ctx, next }) => {
  * A tenant feed as a tRPC subscription: each item `tracked` by its stream id, so wsLink
  * resumes after the last one it received. Over WebSocket it runs under its connection's
  * limits (a cap per connection, ended with UNAUTHORIZED when the token expires or the
- * session is revoked), its live events written straight to the socket once tRPC has
- * started it; in-process callers (tests, server components) get the feed as it is.
+ * session is revoked), its live events written straight to the socket once it is live
+ * (`RpcConnection`); in-process callers (tests, server components) get the feed as it is.
  *
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
@@ -133,12 +133,18 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
   private feed?: AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>>;
   private wire?: SubscriptionWire;
   private finished = false;
+  // Of the call's context, only what the feed needs: the context object stays the call's.
+  private readonly services: PulseServices;
+  private readonly connection: ConnectionGuard | null;
 
   constructor(
-    private readonly ctx: Context,
+    ctx: Context,
     private readonly signal: AbortSignal | undefined,
     private readonly query: FeedQuery<TEvent, TSnapshot>,
-  ) {}
+  ) {
+    this.services = ctx.services;
+    this.connection = ctx.connection ?? null;
+  }
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -147,7 +153,7 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
   next(): Promise<IteratorResult<TrackedItem<TEvent, TSnapshot>>> {
     if (this.finished) return Promise.resolve({ done: true, value: undefined });
     try {
-      // Opened in tRPC's first request for an item, synchronously, as `subscribe` requires.
+      // Opened in the connection's first request for an item, where `takeOpeningWire` hands it this subscription's wire.
       this.feed ??= this.open();
     } catch (error) {
       this.finished = true;
@@ -155,10 +161,10 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
     }
     return this.feed.next().then(
       (result) => {
-        if (!result.done) return { done: false, value: tracked(result.value.id, this.sendable(result.value.item)) };
+        if (!result.done) return { done: false, value: tracked(result.value.id, result.value.item) };
         this.finish();
         // The feed ended because the connection's session did: the client is told why.
-        this.ctx.connection?.assertUsable();
+        this.connection?.assertUsable();
         return { done: true, value: undefined };
       },
       (error: unknown) => {
@@ -181,35 +187,13 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
     await this.return();
   }
 
-  /**
-   * tRPC's subscription loop keeps the last item it sent until the next one, and the last
-   * item of an idle subscriber is its snapshot, however large: over WebSocket a snapshot
-   * goes out as a `SentOnce`, which lets go of it once serialised. Events stay as they are,
-   * so the frame encoder still recognises them.
-   */
-  private sendable(item: FeedItem<TEvent, TSnapshot>): FeedItem<TEvent, TSnapshot> {
-    if (!this.ctx.connection || (item.type !== "snapshot" && item.type !== "resync")) return item;
-    return new SentOnce(item) as unknown as FeedItem<TEvent, TSnapshot>;
-  }
-
   private open(): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
-    this.wire = this.ctx.connection?.subscribe();
-    return tenantFeed(this.ctx.services, this.query, this.signal, this.wire);
+    this.wire = this.connection?.takeOpeningWire();
+    return tenantFeed(this.services, this.query, this.signal, this.wire);
   }
 
   private finish(): void {
     this.finished = true;
-    if (this.wire) this.ctx.connection?.unsubscribe(this.wire);
-  }
-}
-
-/** A value `JSON.stringify` reads once, and nothing keeps after that. */
-class SentOnce<T> {
-  constructor(private value: T | null) {}
-
-  toJSON(): T | null {
-    const value = this.value;
-    this.value = null;
-    return value;
+    if (this.wire) this.connection?.unsubscribe(this.wire);
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../auth/auth-service";
 import { ConnectionGuard, type ConnectionLimits, type GuardedSocket } from "./connection-guard";
+import { SubscriptionWire } from "./subscription-wire";
 
 const LIMITS: ConnectionLimits = {
   authTimeoutMs: 5_000,
@@ -66,11 +67,14 @@ describe("ConnectionGuard keep-alive", () => {
     for (let round = 0; round < 5; round++) {
       guard.tick((clock.now += 1_000));
       expect(socket.sent.at(-1)).toBe("PING");
-      expect(guard.inspect(Buffer.from("PONG"), false)).toBe(true);
+      expect(guard.received()).toBe(true);
       guard.tick((clock.now += 400));
     }
     // A request is as good as a PONG: the quiet period starts again from it.
-    guard.inspect(Buffer.from(JSON.stringify({ id: 1, method: "query", params: { path: "agent.roles" } })), false);
+    guard.received();
+    const refused: unknown[] = [];
+    expect(guard.allows([{ id: 1, method: "query", params: { path: "agent.roles" } }], { refuse: (ids) => refused.push(ids) })).toBe(true);
+    expect(refused).toEqual([]);
     guard.tick((clock.now += 100));
     guard.tick((clock.now += 900));
     expect(socket.sent).toHaveLength(5);
@@ -82,14 +86,24 @@ describe("ConnectionGuard subscriptions", () => {
   it("caps open subscriptions, and a session end closes every wire and makes calls fail with UNAUTHORIZED", () => {
     const clock = { now: 0 };
     const { socket, guard } = guardAt(clock);
-    const first = guard.subscribe();
-    const second = guard.subscribe();
-    expect(() => guard.subscribe()).toThrow(/at most 2 subscriptions/);
+    const open = (id: number) => {
+      const wire = new SubscriptionWire(socket, id, undefined);
+      guard.subscribe(wire);
+      return wire;
+    };
+    const first = open(1);
+    const second = open(2);
+    expect(() => open(3)).toThrow(/at most 2 subscriptions/);
+    expect(guard.subscription(2)).toBe(second);
     guard.unsubscribe(second);
-    const third = guard.subscribe();
+    expect(guard.subscription(2)).toBeUndefined();
+    const third = open(4);
+    // A feed takes its wire only while its connection opens it.
+    expect(guard.opening(third, () => guard.takeOpeningWire())).toBe(third);
+    expect(() => guard.takeOpeningWire()).toThrow(/opens only/);
     const stopped: string[] = [];
-    first.onClose(() => stopped.push("first"));
-    third.onClose(() => stopped.push("third"));
+    first.onClose({ close: () => stopped.push("first") });
+    third.onClose({ close: () => stopped.push("third") });
     guard.end("your session has ended: sign in again");
     expect(stopped).toEqual(["first", "third"]);
     expect(() => guard.assertUsable()).toThrow(expect.objectContaining({ code: "UNAUTHORIZED" }));

@@ -1,11 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { TRPCError } from "@trpc/server";
-import { getHTTPStatusCodeFromError } from "@trpc/server/http";
-import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import type { Principal } from "../auth/auth-service";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
-import { SubscriptionWire } from "./subscription-wire";
+import type { SubscriptionWire } from "./subscription-wire";
 import { TokenBucket } from "./token-bucket";
 
 /** Per-connection limits of the WebSocket, with their defaults in `server-security.ts`. */
@@ -39,6 +37,12 @@ export interface GuardedSocket {
   readonly readyState: number;
 }
 
+/** Who answers the requests of a frame the guard refuses (the connection's protocol side). */
+export interface RefusalAnswer {
+  /** Answers each of `ids` with `error`, or the frame as a whole (`id: null`) when it carried none. */
+  refuse(ids: readonly (string | number)[], error: TRPCError): void;
+}
+
 /** Where a connection reports what happens to it; both optional, so a guard can be built alone. */
 export interface ConnectionObservers {
   metrics?: PulseMetrics;
@@ -67,8 +71,6 @@ export const CLOSE_POLICY = 1008;
  * losing nothing).
  */
 export class ConnectionGuard {
-  /** A short random id that ties together every log line about this connection. */
-  readonly id = randomBytes(4).toString("hex");
   readonly openedAt: number;
   /** Set by the registry when the connection counted against its user's and tenant's caps. */
   admitted = false;
@@ -78,9 +80,9 @@ export class ConnectionGuard {
   private ended: TRPCError | null = null;
   /** The open subscriptions' wires: closing one ends its feed. Replaced, never grown: there are only a few. */
   private wires: readonly SubscriptionWire[] = [];
-  /** A subscription whose feed has just begun, waiting for the `started` message that names it. */
-  private awaitingStart: SubscriptionWire | null = null;
-  private wired = 0;
+  /** The wire of the subscription whose feed is opening right now (see `opening`). */
+  private openingWire: SubscriptionWire | null = null;
+  private idState?: string;
   private closing = false;
   private closeTimer?: NodeJS.Timeout;
   private closeAt = Number.POSITIVE_INFINITY;
@@ -94,8 +96,7 @@ export class ConnectionGuard {
   private readonly bucket: TokenBucket;
   private readonly metrics?: PulseMetrics;
   private readonly baseLogger?: Logger;
-  /** What this connection's log lines carry; its child logger is made on the first line actually written. */
-  private bindings: Record<string, string>;
+  /** This connection's child logger, made on the first line actually written. */
   private log?: Logger;
 
   constructor(
@@ -110,16 +111,29 @@ export class ConnectionGuard {
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messagesPerSecond * 2, now);
     this.metrics = observers.metrics;
     this.baseLogger = observers.logger;
-    this.bindings = { connectionId: this.id };
+  }
+
+  /** A short random id that ties together every log line about this connection; made when first needed. */
+  get id(): string {
+    return (this.idState ??= randomBytes(4).toString("hex"));
   }
 
   /**
    * This connection's logger: bound to its id, and to its tenant once authenticated. Made
-   * when first asked for, so ten thousand quiet connections hold no logger each.
+   * when first asked for, so ten thousand quiet connections hold no logger (nor id) each.
    */
   get logger(): Logger | undefined {
     if (!this.baseLogger) return undefined;
-    return (this.log ??= this.baseLogger.child(this.bindings));
+    return (this.log ??= this.baseLogger.child(this.bindings()));
+  }
+
+  /** What this connection's log lines carry. */
+  private bindings(): Record<string, string> {
+    const principal = this.principalState;
+    if (!principal) return { connectionId: this.id };
+    return principal.kind === "user"
+      ? { connectionId: this.id, tenantId: principal.session.tenantId, userId: principal.session.userId }
+      : { connectionId: this.id, tenantId: principal.share.tenantId, shareId: principal.share.shareId, runId: principal.share.runId };
   }
 
   /** A debug line about this connection, costing nothing when debug logging is off. */
@@ -147,12 +161,6 @@ export class ConnectionGuard {
   authenticated(principal: Principal): void {
     this.principalState = principal;
     this.authenticatedAt = this.now();
-    this.bindings = {
-      ...this.bindings,
-      ...(principal.kind === "user"
-        ? { tenantId: principal.session.tenantId, userId: principal.session.userId }
-        : { tenantId: principal.share.tenantId, shareId: principal.share.shareId, runId: principal.share.runId }),
-    };
     this.log = undefined;
     this.debug({ kind: principal.kind }, "websocket authenticated");
   }
@@ -169,37 +177,56 @@ export class ConnectionGuard {
     if (this.ended) throw this.ended;
   }
 
-  /** Subscriptions whose live events are written straight to the socket (see `SubscriptionWire`). */
+  /** Open subscriptions; each writes its live events straight to the socket (see `SubscriptionWire`). */
   get wiredSubscriptions(): number {
-    return this.wired;
+    return this.wires.length;
   }
 
   /**
-   * Opens one subscription under the connection's limits (refused beyond the cap) and
-   * returns its wire, which carries its live events once tRPC has started it. The
-   * connection closes the wire when its session ends or it closes, and that ends the feed
-   * the wire was given; `assertUsable` then tells why. Must be called synchronously in
-   * tRPC's first request for an item: the next frame this socket sends is the subscription's
-   * `started` message (see `sending`). Every wire opened is handed back to `unsubscribe`.
+   * Opens one subscription under the connection's limits (refused beyond the cap, or once
+   * the connection may not make calls). The connection closes the subscription's wire when
+   * its session ends or it closes, and that ends the feed the wire was given;
+   * `assertUsable` then tells why. Every wire opened is handed back to `unsubscribe`.
    */
-  subscribe(): SubscriptionWire {
+  subscribe(wire: SubscriptionWire): void {
     this.assertUsable();
     if (this.wires.length >= this.limits.maxSubscriptions) {
       throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${this.limits.maxSubscriptions} subscriptions per connection; stop one first` });
     }
-    const wire = new SubscriptionWire(this.socket);
     this.wires = [...this.wires, wire];
-    this.awaitingStart = wire;
     this.metrics?.subscriptionOpened();
     this.debug({ subscriptions: this.wires.length }, "subscription started");
+  }
+
+  /** The open subscription of request `id`, if there is one. */
+  subscription(id: string | number): SubscriptionWire | undefined {
+    return this.wires.find((wire) => wire.requestId === id);
+  }
+
+  /**
+   * Runs `open` (the first request for an item of a subscription's feed) with `wire` as the
+   * one `takeOpeningWire` hands out: a procedure does not know its request id, its connection does.
+   */
+  opening<T>(wire: SubscriptionWire, open: () => T): T {
+    this.openingWire = wire;
+    try {
+      return open();
+    } finally {
+      this.openingWire = null;
+    }
+  }
+
+  /** The wire of the subscription whose feed is opening (see `opening`); a feed takes it as it opens. */
+  takeOpeningWire(): SubscriptionWire {
+    const wire = this.openingWire;
+    if (wire === null) throw new Error("a subscription's feed opens only in its connection's first request for an item");
+    this.openingWire = null;
     return wire;
   }
 
   /** A subscription ended, whichever way: its wire closes and stops counting against the cap. */
   unsubscribe(wire: SubscriptionWire): void {
     if (!this.wires.includes(wire)) return;
-    if (this.awaitingStart === wire) this.awaitingStart = null;
-    if (wire.ready) this.wired -= 1;
     wire.close();
     this.wires = this.wires.filter((w) => w !== wire);
     this.metrics?.subscriptionClosed();
@@ -272,33 +299,26 @@ export class ConnectionGuard {
     }
   }
 
-  /**
-   * Decides whether a frame reaches tRPC: batches and ids within bounds, and within the
-   * message rate. A refused frame is answered here with the error tRPC would send, for each
-   * request id it carried, so the client's calls fail with a clear code instead of hanging.
-   */
-  inspect(data: unknown, isBinary: boolean): boolean {
+  /** Every frame the client sends counts as an answer to the keep-alive; false once the connection is closing. */
+  received(): boolean {
     this.heard = true;
-    if (this.closing) return false;
-    const text = !isBinary && Buffer.isBuffer(data) ? data.toString("utf8") : null;
-    // Answers to the server's own keep-alive pings cost nothing.
-    if (text === "PONG") return true;
-    let requests: unknown[] = [];
-    if (text !== null && text !== "PING") {
-      try {
-        const parsed: unknown = JSON.parse(text);
-        requests = Array.isArray(parsed) ? parsed : [parsed];
-      } catch {
-        // tRPC answers malformed JSON itself (PARSE_ERROR).
-      }
-    }
+    return !this.closing;
+  }
+
+  /**
+   * Decides whether a frame's requests are served: batches and ids within bounds, and
+   * within the message rate (a frame that is not a request, such as malformed JSON, costs
+   * one message). A refused frame is answered through `answer`, for each request id it
+   * carried, so the client's calls fail with a clear code instead of hanging.
+   */
+  allows(requests: readonly unknown[], answer: RefusalAnswer): boolean {
     if (requests.length > this.limits.maxBatch) {
-      this.reply([], "BAD_REQUEST", `a frame may batch at most ${this.limits.maxBatch} requests (got ${requests.length})`);
+      answer.refuse([], new TRPCError({ code: "BAD_REQUEST", message: `a frame may batch at most ${this.limits.maxBatch} requests (got ${requests.length})` }));
       return false;
     }
     const ids = requests.map((r) => (isRecord(r) ? r.id : undefined));
     if (ids.some((id) => typeof id === "string" && id.length > this.limits.maxRequestIdLength)) {
-      this.reply([], "BAD_REQUEST", `id: at most ${this.limits.maxRequestIdLength} characters`);
+      answer.refuse([], new TRPCError({ code: "BAD_REQUEST", message: `id: at most ${this.limits.maxRequestIdLength} characters` }));
       return false;
     }
     // Stopping a subscription frees resources; it is never refused.
@@ -311,17 +331,9 @@ export class ConnectionGuard {
     }
     this.rejected += 1;
     const replyTo = ids.filter((id): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isFinite(id)));
-    this.reply(replyTo, "TOO_MANY_REQUESTS", `too many messages: at most ${this.limits.messagesPerSecond} per second`);
+    answer.refuse(replyTo, new TRPCError({ code: "TOO_MANY_REQUESTS", message: `too many messages: at most ${this.limits.messagesPerSecond} per second` }));
     if (this.rejected >= REJECTIONS_BEFORE_CLOSE) this.close(CLOSE_POLICY, "too many messages");
     return false;
-  }
-
-  /** Every frame the socket sends passes here first: the first one after a subscription began names it. */
-  sending(frame: unknown): void {
-    const wire = this.awaitingStart;
-    if (wire === null) return;
-    this.awaitingStart = null;
-    if (wire.claim(frame)) this.wired += 1;
   }
 
   /** Closes the socket now, with a reason the client can show. */
@@ -372,14 +384,6 @@ export class ConnectionGuard {
     if (this.socket.readyState === OPEN) this.socket.send(frame);
   }
 
-  private reply(ids: (string | number)[], code: TRPC_ERROR_CODE_KEY, message: string): void {
-    const error = {
-      message,
-      code: TRPC_ERROR_CODES_BY_KEY[code],
-      data: { code, httpStatus: getHTTPStatusCodeFromError(new TRPCError({ code })) },
-    };
-    for (const id of ids.length > 0 ? ids : [null]) this.send(JSON.stringify({ id, error }));
-  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

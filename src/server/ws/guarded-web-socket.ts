@@ -2,19 +2,35 @@ import type { Duplex } from "node:stream";
 import WebSocket from "ws";
 import type { ConnectionGuard } from "./connection-guard";
 
+/** Where a socket's frames go: its connection's protocol handler (`RpcConnection`). */
+export interface FrameReceiver {
+  receive(data: unknown, isBinary: boolean): void;
+}
+
 /**
  * The server's WebSocket class (`WebSocketServer`'s `WebSocket` option): every incoming
- * frame passes its connection's guard before tRPC's handler sees it, and output to a reader
- * that stopped reading is bounded, so neither floods nor slow clients grow the heap.
+ * frame goes straight to its connection's handler, which lets its guard decide on it, with
+ * no listener (and no closure) per socket; output to a reader that stopped reading is
+ * bounded, so neither floods nor slow clients grow the heap.
  *
  * @see https://github.com/websockets/ws/blob/master/doc/ws.md#new-websocketserveroptions-callback
  */
 export class GuardedWebSocket extends WebSocket {
   guard?: ConnectionGuard;
+  receiver?: FrameReceiver;
   private corkDepth = 0;
 
   override emit(event: string | symbol, ...args: any[]): boolean {
-    if (event === "message" && this.guard && !this.guard.inspect(args[0], args[1] === true)) return false;
+    if (event === "message" && this.receiver) {
+      this.receiver.receive(args[0], args[1] === true);
+      return true;
+    }
+    // A protocol error (an oversized or malformed frame): ws closes the socket itself, with
+    // the matching code; without a listener, an "error" event would throw.
+    if (event === "error" && this.listenerCount("error") === 0) {
+      this.guard?.debug({ err: args[0] as unknown }, "websocket protocol error");
+      return false;
+    }
     return super.emit(event, ...args);
   }
 
@@ -41,7 +57,6 @@ export class GuardedWebSocket extends WebSocket {
   }
 
   override send(data: any, options?: any, cb?: any): void {
-    this.guard?.sending(data);
     if (this.corkDepth === 0 && this.overBufferCap()) return;
     super.send(data, options, cb);
   }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { parseEntries } from "../events/event-stream";
-import { pulseFrameEncoder } from "./frame-encoder";
 import { SubscriptionWire, type WireSocket } from "./subscription-wire";
 
 const event = { type: "agent:progress", tenantId: "t", runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, progress: 40, phase: "running", message: "ünïcode \"quoted\"", seq: 0, at: "2026-01-01T00:00:00.000Z" };
@@ -23,47 +22,24 @@ class RecordingSocket implements WireSocket {
   }
 }
 
-const started = (id: unknown, jsonrpc?: string) => JSON.stringify({ id, jsonrpc, result: { type: "started" } });
-
 describe("SubscriptionWire", () => {
-  it("takes its request id from a started message and writes tracked events as tRPC's handler would, in text frames", () => {
+  it("writes tracked events for its request id as tRPC's handler would, in text frames", () => {
     for (const [id, jsonrpc] of [[1, undefined], ["sub-7", undefined], [3, "2.0"]] as const) {
       const socket = new RecordingSocket();
-      const wire = new SubscriptionWire(socket);
-      expect(wire.ready).toBe(false);
-      expect(wire.claim(started(id, jsonrpc))).toBe(true);
+      const wire = new SubscriptionWire(socket, id, jsonrpc);
       expect(wire.ready).toBe(true);
       wire.send([entry!]);
-      const expected = pulseFrameEncoder.encode({ id, jsonrpc, result: { type: "data", id: entry!.id, data: { id: entry!.id, data: entry!.event } } });
+      // What tRPC's handler sends: its JSON encoder over the message.
+      const expected = JSON.stringify({ id, ...(jsonrpc === undefined ? {} : { jsonrpc }), result: { type: "data", id: entry!.id, data: { id: entry!.id, data: entry!.event } } });
       expect(socket.sent).toHaveLength(1);
       expect(socket.sent[0]!.binary).toBe(false);
       expect(socket.sent[0]!.data.toString()).toBe(expected);
     }
   });
 
-  it("stays unclaimed by any other first frame, and then writes nothing", () => {
-    const frames = [
-      JSON.stringify({ id: 1, result: { type: "data", data: 1 } }),
-      JSON.stringify({ id: 1, error: { message: "no", code: -32600 } }),
-      JSON.stringify({ id: null, result: { type: "started" } }),
-      JSON.stringify({ id: 1, jsonrpc: 2, result: { type: "started" } }),
-      "PING",
-      Buffer.from(started(1)),
-    ];
-    for (const frame of frames) {
-      const socket = new RecordingSocket();
-      const wire = new SubscriptionWire(socket);
-      expect(wire.claim(frame)).toBe(false);
-      wire.send([entry!]);
-      expect(socket.sent).toEqual([]);
-    }
-  });
-
-  it("claims once, encodes an entry once for every subscriber with the same id, and writes nothing once closed or the socket is not open", () => {
+  it("encodes an entry once for every subscriber with the same id, and writes nothing once closed or the socket is not open", () => {
     const sockets = [new RecordingSocket(), new RecordingSocket(), new RecordingSocket()];
-    const wires = sockets.map((s) => new SubscriptionWire(s));
-    for (const wire of wires) wire.claim(started(1));
-    expect(wires[0]!.claim(started(2))).toBe(false);
+    const wires = sockets.map((s) => new SubscriptionWire(s, 1, undefined));
     for (const wire of wires) wire.send([entry!]);
     expect(sockets[1]!.sent[0]!.data).toBe(sockets[0]!.sent[0]!.data);
 
@@ -76,8 +52,7 @@ describe("SubscriptionWire", () => {
 
   it("writes a batch in order within one cork, and a single entry without one", () => {
     const socket = new RecordingSocket();
-    const wire = new SubscriptionWire(socket);
-    wire.claim(started(4));
+    const wire = new SubscriptionWire(socket, 4, undefined);
     wire.send([entry!]);
     wire.send([entry!, next!]);
     const ids = socket.sent.map((s) => (JSON.parse(s.data.toString()) as { result: { id: string } }).result.id);
@@ -86,14 +61,14 @@ describe("SubscriptionWire", () => {
   });
 
   it("ends the feed it carries when it closes: once, and at once for a wire already closed", () => {
-    const wire = new SubscriptionWire(new RecordingSocket());
+    const wire = new SubscriptionWire(new RecordingSocket(), 5, undefined);
     let stops = 0;
-    wire.onClose(() => (stops += 1));
+    wire.onClose({ close: () => (stops += 1) });
     expect(stops).toBe(0);
     wire.close();
     wire.close();
     expect(stops).toBe(1);
-    wire.onClose(() => (stops += 1));
+    wire.onClose({ close: () => (stops += 1) });
     expect(stops).toBe(2);
   });
 });

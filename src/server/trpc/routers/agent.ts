@@ -28,13 +28,13 @@ const feedFilter = z.object({
 
 type FeedFilter = z.infer<typeof feedFilter>;
 
-/** The agent events a subscriber asked for, and the snapshot that goes with them. */
-class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
+/** The agent events a subscriber asked for (a role, one run, or all), and the snapshot that goes with them. */
+export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
   constructor(
     private readonly services: PulseServices,
     readonly tenantId: string,
     readonly start: FeedStart,
-    private readonly filter: FeedFilter,
+    private readonly filter: { runId?: string; agentRole?: FeedFilter["agentRole"] },
   ) {}
 
   accept(event: PulseEvent): event is AgentEvent {

@@ -1,40 +1,24 @@
 import { z } from "zod";
 import { notFound } from "../../errors";
-import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
-import { isAgentEvent, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
-import { readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
+import { readEventPage, resolveCursor } from "../../events/feed";
+import { streamIdSchema } from "../../events/schema";
+import { readRunSnapshot } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
+import { AgentFeedQuery } from "./agent";
 
-/** The shared run's events only; its snapshot holds that run and nothing else of the tenant. */
-class SharedRunQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
-  readonly tenantId: string;
-
-  constructor(
-    private readonly services: PulseServices,
-    private readonly share: ShareGrant,
-    readonly start: FeedStart,
-  ) {
-    this.tenantId = share.tenantId;
-  }
-
-  accept(event: PulseEvent): event is AgentEvent {
-    return isAgentEvent(event) && event.runId === this.share.runId;
-  }
-
-  async snapshot(): Promise<AgentSnapshot> {
-    return (await readRunSnapshot(this.services, this.share.tenantId, this.share.runId)) ?? { runs: [] };
-  }
-}
-
-/** The query from a client's cursor; a cursor of another tenant is NOT_FOUND. */
+/**
+ * The shared run's events only, its snapshot that run and nothing else of the tenant, from
+ * a client's cursor; a cursor of another tenant is NOT_FOUND.
+ */
 async function sharedRunQuery(
   services: PulseServices,
   share: ShareGrant,
   cursor: { value: string | undefined; field: string },
-): Promise<SharedRunQuery> {
-  return new SharedRunQuery(services, share, await resolveCursor(services, share.tenantId, cursor.value, cursor.field));
+): Promise<AgentFeedQuery> {
+  const start = await resolveCursor(services, share.tenantId, cursor.value, cursor.field);
+  return new AgentFeedQuery(services, share.tenantId, start, { runId: share.runId });
 }
 
 /**
