@@ -36,9 +36,9 @@ export class TenantStreamKeys {
   }
 
   /**
-   * The channel every append rings with its tenant's id, so stream readers read only the
-   * streams with news. The stream stays the record; a wake lost on the way costs latency
-   * (until the reader's sweep), never an event.
+   * The channel every append rings with its tenant's id (and mostly the entry itself), so
+   * stream readers read only the streams with news. The stream stays the record; a wake
+   * lost on the way costs latency (until the next wake or the reader's sweep), never an event.
    */
   wake(): string {
     return `${this.prefix}:wake`;
@@ -96,6 +96,12 @@ export interface LiveProgress {
 /** Why a checked append was refused: no marker (Redis lost it, or the run is not running) or another attempt's marker. */
 export type AppendRefusal = "unknown" | "stale";
 
+/**
+ * Entries up to this size ride on their wake (see `APPEND`); a larger one (a long output
+ * chunk) rings with the tenant's id alone and is read from the stream.
+ */
+const MAX_WAKE_PAYLOAD_BYTES = 8_192;
+
 /** A live-attempt marker outlives any sane run; a longer one falls back to the database check. */
 const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
 
@@ -103,7 +109,9 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * XADD that also records the stream's first id when this append created the stream (or
  * marks a stream older than the marker), returning the genesis it recorded, if any; with a
  * live-attempt gate, it checks, sets or clears the run's marker in the same step, so the
- * marker and the stream's order never disagree. Then it rings the wake channel.
+ * marker and the stream's order never disagree. Then it rings the wake channel: with the
+ * tenant's id, and (below a size) the entry itself and the id of the entry before it, so a
+ * reader that has read up to that id can deliver it without reading the stream.
  */
 const APPEND = `
 local mode = ARGV[4]
@@ -113,6 +121,11 @@ if mode == 'check' then
   if live ~= ARGV[5] then return {false, false, 'stale'} end
 end
 local created = redis.call('EXISTS', KEYS[1]) == 0
+local previous = '0-0'
+if not created then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if last[1] then previous = last[1][1] end
+end
 local id = redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[2])
 local genesis = false
 if created then
@@ -133,8 +146,41 @@ if ARGV[7] ~= '' then
 elseif mode == 'arm' then
   redis.call('HDEL', KEYS[4], ARGV[8])
 end
-redis.call('PUBLISH', ARGV[9], ARGV[10])
+if #ARGV[2] <= tonumber(ARGV[11]) then
+  redis.call('PUBLISH', ARGV[9], ARGV[10] .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[2])
+else
+  redis.call('PUBLISH', ARGV[9], ARGV[10])
+end
 return {id, genesis, false}`;
+
+/** The tenant a wake message (see `APPEND`) rang for. */
+export function wakeTenant(message: string): string {
+  const end = message.indexOf("\n");
+  return end < 0 ? message : message.slice(0, end);
+}
+
+/**
+ * What a wake message carries besides its tenant: the entry's id and the id before it, and
+ * the entry itself, decoded only when asked for (when it follows what the reader has).
+ */
+export function wakeCarried(message: string): { previousId: string; id: string; entry(): StreamEntry } | null {
+  const tenantEnd = message.indexOf("\n");
+  if (tenantEnd < 0) return null;
+  const previousEnd = message.indexOf("\n", tenantEnd + 1);
+  const idEnd = previousEnd < 0 ? -1 : message.indexOf("\n", previousEnd + 1);
+  if (idEnd < 0) return null;
+  const id = message.slice(previousEnd + 1, idEnd);
+  return {
+    previousId: message.slice(tenantEnd + 1, previousEnd),
+    id,
+    entry() {
+      const payload = message.slice(idEnd + 1);
+      const event = JSON.parse(payload) as PulseEvent;
+      rememberEncoding(event, payload);
+      return { id, event };
+    },
+  };
+}
 
 export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
   const entries: StreamEntry[] = [];
@@ -211,6 +257,7 @@ export class TenantEventStream {
       gate?.runId ?? "",
       this.keys.wake(),
       tenantId,
+      MAX_WAKE_PAYLOAD_BYTES,
     )) as [string | null, string | null, AppendRefusal | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");

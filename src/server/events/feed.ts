@@ -4,7 +4,7 @@ import { PulseError } from "../errors";
 import type { PulseMetrics, ResyncReason } from "../metrics/pulse-metrics";
 import { fitsStreamId, type StreamEntry, type TenantEventStream } from "./event-stream";
 import { compareStreamIds, STREAM_ORIGIN, type PulseEvent } from "./schema";
-import type { TenantStreamReader } from "./stream-reader";
+import type { StreamSubscriber, TenantStreamReader } from "./stream-reader";
 
 /**
  * A fresh subscription starts with a `snapshot` of the current state; a subscription whose
@@ -89,8 +89,8 @@ export interface LiveOutlet {
   readonly ready: boolean;
   /** Sends the entries, in order, as the subscription's next items. */
   send(entries: readonly StreamEntry[]): void;
-  /** Calls `stop` when the outlet closes for good (its connection's session ended, say): the feed ends then. */
-  onClose(stop: () => void): void;
+  /** Closes `feed` when the outlet closes for good (its connection's session ended, say): the feed ends then. */
+  onClose(feed: { close(): void }): void;
 }
 
 const REPLAY_PAGE = 500;
@@ -118,18 +118,15 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
   outlet?: LiveOutlet,
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
+  // The live part is the reader's subscriber, the signal's listener and the outlet's
+  // feed, one object: an idle subscriber keeps no closure for any of them.
   const live = new LiveEntries(query, outlet, metrics);
-  // Inline and anonymous: an idle subscriber keeps both for its whole life.
-  const subscription = await deps.reader.subscribe(
-    query.tenantId,
-    (entries) => live.receive(entries),
-    (restartId) => live.lost(restartId),
-  );
+  const startId = await deps.reader.subscribe(query.tenantId, live);
   signal?.addEventListener("abort", live, { once: true });
-  outlet?.onClose(() => live.close());
+  outlet?.onClose(live);
   try {
-    live.lastYielded = subscription.startId;
-    yield* openingItems(deps, query, live, subscription.startId, signal);
+    live.lastYielded = startId;
+    yield* openingItems(deps, query, live, startId, signal);
     while (!signal?.aborted) {
       // Everything yielded so far has been sent (the consumer asked for the next item), so
       // with nothing queued the outlet can carry on from here.
@@ -155,7 +152,7 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
     }
   } finally {
     signal?.removeEventListener("abort", live);
-    subscription.unsubscribe();
+    deps.reader.unsubscribe(query.tenantId, live);
     live.close();
   }
 }
@@ -258,7 +255,7 @@ export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
  * handed straight to the outlet while `direct`. Its own object, with methods, rather than
  * closures over the feed's variables: every idle subscriber keeps one.
  */
-class LiveEntries<TEvent extends PulseEvent> {
+class LiveEntries<TEvent extends PulseEvent> implements StreamSubscriber {
   /** The newest entry this subscriber was given or skipped, by the feed or the outlet. */
   lastYielded = STREAM_ORIGIN;
   /** While set, the reader's entries go straight to the outlet; the feed then only waits for a lost stream or the end. */

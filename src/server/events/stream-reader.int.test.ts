@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { RestartableRedis } from "../../test/chaos/restartable-redis";
 import { connectClient, eventually, registerTenant, startTestPulse, type TestPulse } from "../../test/harness";
 import { createLogger } from "../logger";
@@ -84,7 +84,7 @@ describe("TenantStreamReader's wake-ups", () => {
     const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), sweepMs });
     r.start();
     readers.push(r);
-    return { reader: r, stream, keys, command: command! };
+    return { reader: r, stream, keys, command: command!, read: read! };
   }
 
   const event = (tenantId: string, message: string) =>
@@ -92,7 +92,7 @@ describe("TenantStreamReader's wake-ups", () => {
 
   async function follow(r: TenantStreamReader, tenantId: string): Promise<StreamEntry[]> {
     const received: StreamEntry[] = [];
-    await r.subscribe(tenantId, (entries) => received.push(...entries));
+    await r.subscribe(tenantId, { receive: (entries) => received.push(...entries), lost: () => {} });
     return received;
   }
 
@@ -106,6 +106,57 @@ describe("TenantStreamReader's wake-ups", () => {
     expect(busySeen.map((e) => (e.event as { message: string }).message)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
     await stream.append(quiet, event(quiet, "at last"));
     await eventually(() => quietSeen.length, (n) => n === 1, "the quiet tenant's one append");
+  });
+
+  const messages = (seen: StreamEntry[]) => seen.map((e) => (e.event as { message: string }).message);
+
+  it("delivers the entries that ride on their wakes without reading the stream", async () => {
+    const { reader: r, stream, read } = reader(3_600_000);
+    const tenant = `t-${randomUUID()}`;
+    const seen = await follow(r, tenant);
+    await stream.append(tenant, event(tenant, "first"));
+    await eventually(() => seen.length, (n) => n === 1, "the first entry");
+    const reads = vi.spyOn(read, "xread");
+    for (let i = 0; i < 20; i++) await stream.append(tenant, event(tenant, `m${i}`));
+    await eventually(() => seen.length, (n) => n === 21, "every entry");
+    expect(messages(seen)).toEqual(["first", ...Array.from({ length: 20 }, (_, i) => `m${i}`)]);
+    expect(reads).not.toHaveBeenCalled();
+  });
+
+  it("does not read the stream for a wake whose entry a read already delivered", async () => {
+    const { reader: r, stream, keys, command, read } = reader(3_600_000);
+    const tenant = `t-${randomUUID()}`;
+    const seen = await follow(r, tenant);
+    await stream.append(tenant, event(tenant, "first"));
+    await eventually(() => seen.length, (n) => n === 1, "the first entry");
+    const reads = vi.spyOn(read, "xread");
+    // The wake of "first" again, arriving after the reader has it (as when a read overtook it).
+    const payload = event(tenant, "first");
+    await command.publish(keys.wake(), `${tenant}\n0-0\n${seen[0]!.id}\n${payload}`);
+    await stream.append(tenant, event(tenant, "second"));
+    await eventually(() => seen.length, (n) => n === 2, "the second entry");
+    expect(messages(seen)).toEqual(["first", "second"]);
+    expect(reads).not.toHaveBeenCalled();
+  });
+
+  it("reads the stream when a wake's entry does not follow what it delivered, or is too large to ride along, in order", async () => {
+    const { reader: r, stream, keys, command, read } = reader(3_600_000);
+    const tenant = `t-${randomUUID()}`;
+    const seen = await follow(r, tenant);
+    await stream.append(tenant, event(tenant, "first"));
+    await eventually(() => seen.length, (n) => n === 1, "the first entry");
+    const reads = vi.spyOn(read, "xread");
+    // Appended behind the bus's back (no wake): the next wake's entry does not follow the cursor.
+    await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unannounced"));
+    await stream.append(tenant, event(tenant, "announced"));
+    await eventually(() => seen.length, (n) => n === 3, "both entries");
+    expect(reads).toHaveBeenCalled();
+    // Too large to ride on its wake: read from the stream.
+    await stream.append(tenant, event(tenant, `large ${"x".repeat(10_000)}`));
+    await stream.append(tenant, event(tenant, "after the large one"));
+    await eventually(() => seen.length, (n) => n === 5, "the large entry and the next");
+    expect(messages(seen).map((m) => m.slice(0, 20))).toEqual(["first", "unannounced", "announced", `large ${"x".repeat(14)}`, "after the large one"]);
+    expect(new Set(seen.map((e) => e.id)).size).toBe(5);
   });
 
   it("still delivers an entry whose wake never came, at the next sweep", async () => {
@@ -124,11 +175,10 @@ describe("TenantStreamReader's wake-ups", () => {
     try {
       const tenant = `t-${randomUUID()}`;
       const seen: string[] = [];
-      await r.subscribe(
-        tenant,
-        (entries) => seen.push(...entries.map((e) => (e.event as { message: string }).message)),
-        () => seen.push("LOST"),
-      );
+      await r.subscribe(tenant, {
+        receive: (entries) => seen.push(...entries.map((e) => (e.event as { message: string }).message)),
+        lost: () => seen.push("LOST"),
+      });
       await stream.append(tenant, event(tenant, "before"));
       await eventually(() => seen, (s) => s.includes("before"), "the first entry");
       for (let crash = 0; crash < 5; crash++) {
@@ -151,5 +201,17 @@ describe("TenantStreamReader's wake-ups", () => {
       await r.stop();
       await redis.stop();
     }
+  });
+
+  it("stops within a bound when Redis went away with a read in flight", async () => {
+    const redis = await new RestartableRedis(false).start();
+    // Reads back to back, so one is in flight when Redis dies.
+    const { reader: r } = reader(5, redis.url);
+    await r.subscribe(`t-${randomUUID()}`, { receive: () => {}, lost: () => {} });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await redis.stop();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const stopped = await Promise.race([r.stop().then(() => "stopped"), new Promise((resolve) => setTimeout(() => resolve("still reading"), 8_000))]);
+    expect(stopped).toBe("stopped");
   });
 });

@@ -1,22 +1,22 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
-import { parseEntries, type StreamEntry, type TenantEventStream } from "./event-stream";
+import { parseEntries, wakeCarried, wakeTenant, type StreamEntry, type TenantEventStream } from "./event-stream";
 import { compareStreamIds, STREAM_ORIGIN } from "./schema";
 
-export type EntryListener = (entries: StreamEntry[]) => void;
-
 /**
- * Told that the tenant's stream is not the one the reader was following (Redis came back
- * without its data): entries nobody read yet are gone, so subscribers must resync. Entries
- * after `restartId` are delivered as usual.
+ * What the reader hands a tenant's entries to (a feed's live part). An object with
+ * methods rather than callbacks: an idle subscriber then costs the reader one Set entry.
  */
-export type LostStreamListener = (restartId: string) => void;
-
-export interface StreamSubscription {
-  /** Every entry after this id reaches the listener; replay up to it from the stream. */
-  startId: string;
-  unsubscribe(): void;
+export interface StreamSubscriber {
+  /** The tenant's next entries, in stream order. */
+  receive(entries: StreamEntry[]): void;
+  /**
+   * The tenant's stream is not the one the reader was following (Redis came back without
+   * its data): entries nobody read yet are gone, so the subscriber must resync. Entries
+   * after `restartId` are delivered as usual.
+   */
+  lost(restartId: string): void;
 }
 
 export interface TenantStreamReaderOptions {
@@ -42,20 +42,23 @@ interface TenantCursor {
   lastId: string;
   /** The first id of the stream being followed (null: none existed yet), to notice a new one. */
   genesis: string | null;
-  listeners: Set<EntryListener>;
-  lost: Map<EntryListener, LostStreamListener>;
+  subscribers: Set<StreamSubscriber>;
 }
 
 /**
  * The one Redis reader of an API process. Every append rings a wake channel with its
- * tenant's id; the reader reads only the followed streams that rang, from where it left
- * each, and fans each batch out in memory, so a subscriber costs a Set entry, never a
- * Redis connection, and a read costs the tenants with news, not every tenant followed.
- * The streams stay the record: every `sweepMs` all of them are read anyway, and a
- * (re)connect reads all at once, so a lost wake delays an event, never loses it.
+ * tenant's id and, mostly, the entry and the id before it: an entry that follows the
+ * reader's cursor is delivered straight from its wake, with no read at all. Otherwise the
+ * reader reads the followed streams that rang, from where it left each. Either way it fans
+ * each batch out in memory, so a subscriber costs a Set entry, never a Redis connection,
+ * and a read costs the tenants with news, not every tenant followed. The streams stay the
+ * record: every `sweepMs` all of them are read anyway, and a (re)connect reads all at
+ * once, so a lost wake delays an event, never loses it.
  */
 export class TenantStreamReader {
   private readonly tenants = new Map<string, TenantCursor>();
+  /** Entries taken from wakes in this turn of the event loop, by tenant, to deliver at its end. */
+  private carried = new Map<TenantCursor, StreamEntry[]>();
   /** Followed tenants whose stream may hold entries the reader has not read. */
   private readonly dirty = new Set<string>();
   private running = false;
@@ -79,11 +82,7 @@ export class TenantStreamReader {
     });
     // Wakes published while the subscriber connection was down are gone: read everything.
     options.wakeRedis.on("ready", () => this.readAll());
-    options.wakeRedis.on("message", (_channel: string, tenantId: string) => {
-      if (!this.tenants.has(tenantId)) return;
-      this.dirty.add(tenantId);
-      this.wake?.();
-    });
+    options.wakeRedis.on("message", (_channel: string, message: string) => this.rang(message));
   }
 
   start(): void {
@@ -96,10 +95,17 @@ export class TenantStreamReader {
     this.loop = this.run();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops reading, waiting for the read in flight at most `graceMs`: a read sent to a Redis
+   * that went away waits for it to return, and must not hold up a shutdown. Such a read
+   * fails once its connection is closed, and the loop ends then.
+   */
+  async stop(graceMs = 2_000): Promise<void> {
     this.running = false;
     this.wake?.();
-    await this.loop;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 
   /** Number of tenants with at least one local subscriber. */
@@ -108,17 +114,17 @@ export class TenantStreamReader {
   }
 
   /**
-   * Registers a listener for a tenant's new entries. The returned `startId` is fixed before
-   * this resolves: entries after it are delivered live, entries up to it are the caller's
-   * to replay, so nothing falls between the two.
+   * Registers a subscriber for a tenant's new entries, until `unsubscribe`. The id it
+   * resolves to is fixed before it resolves: entries after it are delivered live, entries
+   * up to it are the caller's to replay, so nothing falls between the two.
    */
-  async subscribe(tenantId: string, listener: EntryListener, onLost?: LostStreamListener): Promise<StreamSubscription> {
+  async subscribe(tenantId: string, subscriber: StreamSubscriber): Promise<string> {
     let cursor = this.tenants.get(tenantId);
     if (!cursor) {
       const { stream, controlRedis } = this.options;
       const [lastId, genesis] = await Promise.all([stream.lastId(tenantId), controlRedis.get(stream.keys.genesis(tenantId))]);
       // Another subscriber may have registered the tenant while we waited.
-      cursor = this.tenants.get(tenantId) ?? { lastId, genesis, listeners: new Set(), lost: new Map() };
+      cursor = this.tenants.get(tenantId) ?? { lastId, genesis, subscribers: new Set() };
       if (!this.tenants.has(tenantId)) {
         this.tenants.set(tenantId, cursor);
         this.options.metrics?.readerTenants.set(this.tenants.size);
@@ -127,21 +133,71 @@ export class TenantStreamReader {
         this.wake?.();
       }
     }
-    cursor.listeners.add(listener);
-    if (onLost) cursor.lost.set(listener, onLost);
-    const registered = cursor;
-    return {
-      startId: registered.lastId,
-      unsubscribe: () => {
-        registered.listeners.delete(listener);
-        registered.lost.delete(listener);
-        if (registered.listeners.size === 0 && this.tenants.get(tenantId) === registered) {
-          this.tenants.delete(tenantId);
-          this.dirty.delete(tenantId);
-          this.options.metrics?.readerTenants.set(this.tenants.size);
-        }
-      },
-    };
+    cursor.subscribers.add(subscriber);
+    return cursor.lastId;
+  }
+
+  /** Stops delivering to a subscriber; a tenant without subscribers is no longer read. */
+  unsubscribe(tenantId: string, subscriber: StreamSubscriber): void {
+    const cursor = this.tenants.get(tenantId);
+    if (!cursor?.subscribers.delete(subscriber) || cursor.subscribers.size > 0) return;
+    this.tenants.delete(tenantId);
+    this.dirty.delete(tenantId);
+    this.options.metrics?.readerTenants.set(this.tenants.size);
+  }
+
+  /**
+   * A wake: the entry it carries goes to the tenant's subscribers at once when it is the
+   * very next one after the cursor (the id before it is the cursor), with no read of the
+   * stream; one the reader already has is ignored; anything else (a gap, a wake without an
+   * entry, streams not yet checked after a reconnect) marks the stream for reading, which
+   * finds whatever the wake left out.
+   */
+  private rang(message: string): void {
+    const tenantId = wakeTenant(message);
+    const cursor = this.tenants.get(tenantId);
+    if (!cursor) return;
+    const carried = this.recheck ? null : wakeCarried(message);
+    if (carried?.previousId === cursor.lastId) {
+      cursor.lastId = carried.id;
+      this.carry(cursor, carried.entry());
+      return;
+    }
+    // A read already brought this entry (it overtook its wake): there is nothing to read.
+    if (carried && compareStreamIds(carried.id, cursor.lastId) <= 0) return;
+    this.dirty.add(tenantId);
+    this.wake?.();
+  }
+
+  /**
+   * Wakes arrive many to a network read; their entries are handed over once that read's
+   * wakes are all in, a batch per tenant, so a subscriber gets several at once in one write.
+   */
+  private carry(cursor: TenantCursor, entry: StreamEntry): void {
+    const batch = this.carried.get(cursor);
+    if (batch) {
+      batch.push(entry);
+      return;
+    }
+    if (this.carried.size === 0) queueMicrotask(() => this.deliverCarried());
+    this.carried.set(cursor, [entry]);
+  }
+
+  private deliverCarried(): void {
+    const carried = this.carried;
+    this.carried = new Map();
+    for (const [cursor, entries] of carried) this.deliver(cursor, entries);
+  }
+
+  /** Hands a tenant's next entries, in order and after its cursor, to its subscribers. */
+  private deliver(cursor: TenantCursor, entries: StreamEntry[]): void {
+    if (compareStreamIds(entries.at(-1)!.id, cursor.lastId) > 0) cursor.lastId = entries.at(-1)!.id;
+    const { metrics } = this.options;
+    if (metrics) {
+      const now = Date.now();
+      for (const entry of entries) metrics.observeReaderLag(entry.id, now);
+    }
+    for (const subscriber of cursor.subscribers) subscriber.receive(entries);
   }
 
   /** Marks every followed stream for reading (a sweep, or a connection that came back). */
@@ -199,7 +255,7 @@ export class TenantStreamReader {
         const restartId = await stream.lastId(tenantId);
         logger.warn({ tenantId, lastId: cursor.lastId, restartId }, "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync");
         cursor.lastId = restartId;
-        for (const onLost of cursor.lost.values()) onLost(restartId);
+        for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
       }
       cursor.genesis = current;
     }
@@ -252,16 +308,14 @@ export class TenantStreamReader {
           const index = keys.indexOf(key);
           const tenantId = ids[index]!;
           const cursor = this.tenants.get(tenantId);
-          const entries = parseEntries(raw);
-          if (!cursor || entries.length === 0) continue;
-          cursor.lastId = entries.at(-1)!.id;
+          if (!cursor) continue;
           // A full batch may have more behind it.
           if (raw.length === this.batchSize) this.dirty.add(tenantId);
-          if (metrics) {
-            const now = Date.now();
-            for (const entry of entries) metrics.observeReaderLag(entry.id, now);
-          }
-          for (const listener of cursor.listeners) listener(entries);
+          // Wakes may have delivered the first of these while the read was on its way.
+          const entries = parseEntries(raw);
+          const fresh = entries.findIndex((entry) => compareStreamIds(entry.id, cursor.lastId) > 0);
+          if (fresh < 0) continue;
+          this.deliver(cursor, fresh === 0 ? entries : entries.slice(fresh));
         }
       } catch (error) {
         if (!this.running) break;
