@@ -5,7 +5,7 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
 
 /**
  * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
- * `--only=pulse,ws-floor`, `--scenarios=wide,narrow`, `--out=<json file>`,
+ * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,idle` (any of them), `--out=<json file>`,
  * `--database-url=<postgres url>|none`, `--no-docs`; `--profile`: the load scenarios only
  * (Pulse only unless `--only` says otherwise), with CPU profiles of the server and publisher
  * processes over the load steps in .data/bench/profile/ (read them with

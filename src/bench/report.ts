@@ -412,7 +412,7 @@ Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}
 Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just before the run started${noise(result)}
 
 Run it: \`npm run bench\` (this page, the chart and \`.data/bench/latest.json\`);
-\`npm run bench -- --only=pulse,socket-io --scenarios=wide\` for part of it (no docs written);
+\`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written);
 \`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
 publishers over the load steps (\`tsx src/bench/profile-summary.ts <file>\` lists where the
 time goes); \`npm run bench -- --heap [--only=…]\` for heap snapshots around 1,000 idle

@@ -304,7 +304,7 @@ async function main(): Promise<number> {
       if (!args.scenarios || args.scenarios.includes(scenario.name)) scenarios.push(await runScenario(bench, scenario));
     }
     const idle: IdleResult[] = [];
-    if (args.heap || (!args.profile && !args.scenarios)) {
+    if (args.heap || (!args.profile && (!args.scenarios || args.scenarios.includes("idle")))) {
       const idlePlan = args.heap ? { ...plan.idle, subscribersPerTenant: Math.ceil(1_000 / plan.idle.tenants) } : plan.idle;
       log(`\nidle: ${idlePlan.tenants * idlePlan.subscribersPerTenant} subscribers per design`);
       for (const design of designs) idle.push(await runIdle(bench, idlePlan, design));
