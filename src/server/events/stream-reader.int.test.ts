@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { RestartableRedis } from "../../test/chaos/restartable-redis";
@@ -71,8 +72,12 @@ describe("TenantStreamReader's wake-ups", () => {
     connections.forEach((c) => c.disconnect());
   });
 
-  /** A reader of its own over a fresh key prefix, and the stream it follows. */
-  function reader(sweepMs: number, url: string = inject("redisUrl")) {
+  /**
+   * A reader of its own over a fresh key prefix, and the stream it follows, once its
+   * connections are up and Redis has its wake subscription: until then appends ring nobody,
+   * and a connection that comes up makes the reader read every followed stream.
+   */
+  async function reader(sweepMs: number, url: string = inject("redisUrl")) {
     const [command, read, wake] = [0, 1, 2].map(() => {
       const connection = new Redis(url, redisOptions());
       connection.on("error", () => {});
@@ -84,6 +89,8 @@ describe("TenantStreamReader's wake-ups", () => {
     const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), sweepMs });
     r.start();
     readers.push(r);
+    await Promise.all([command!, read!, wake!].map((c) => (c.status === "ready" ? undefined : once(c, "ready"))));
+    await eventually(async () => ((await command!.pubsub("NUMSUB", keys.wake())) as [string, number])[1], (n) => n === 1, "the wake subscription");
     return { reader: r, stream, keys, command: command!, read: read! };
   }
 
@@ -98,7 +105,7 @@ describe("TenantStreamReader's wake-ups", () => {
 
   it("reads a stream as soon as its append rings, not at the next sweep", async () => {
     // A sweep an hour away: only the wake can bring these in before the test times out.
-    const { reader: r, stream } = reader(3_600_000);
+    const { reader: r, stream } = await reader(3_600_000);
     const [quiet, busy] = [`t-${randomUUID()}`, `t-${randomUUID()}`];
     const [quietSeen, busySeen] = [await follow(r, quiet), await follow(r, busy)];
     for (let i = 0; i < 20; i++) await stream.append(busy, event(busy, `m${i}`));
@@ -111,7 +118,7 @@ describe("TenantStreamReader's wake-ups", () => {
   const messages = (seen: StreamEntry[]) => seen.map((e) => (e.event as { message: string }).message);
 
   it("delivers the entries that ride on their wakes without reading the stream", async () => {
-    const { reader: r, stream, read } = reader(3_600_000);
+    const { reader: r, stream, read } = await reader(3_600_000);
     const tenant = `t-${randomUUID()}`;
     const seen = await follow(r, tenant);
     await stream.append(tenant, event(tenant, "first"));
@@ -124,7 +131,7 @@ describe("TenantStreamReader's wake-ups", () => {
   });
 
   it("does not read the stream for a wake whose entry a read already delivered", async () => {
-    const { reader: r, stream, keys, command, read } = reader(3_600_000);
+    const { reader: r, stream, keys, command, read } = await reader(3_600_000);
     const tenant = `t-${randomUUID()}`;
     const seen = await follow(r, tenant);
     await stream.append(tenant, event(tenant, "first"));
@@ -140,7 +147,7 @@ describe("TenantStreamReader's wake-ups", () => {
   });
 
   it("reads the stream when a wake's entry does not follow what it delivered, or is too large to ride along, in order", async () => {
-    const { reader: r, stream, keys, command, read } = reader(3_600_000);
+    const { reader: r, stream, keys, command, read } = await reader(3_600_000);
     const tenant = `t-${randomUUID()}`;
     const seen = await follow(r, tenant);
     await stream.append(tenant, event(tenant, "first"));
@@ -160,7 +167,7 @@ describe("TenantStreamReader's wake-ups", () => {
   });
 
   it("still delivers an entry whose wake never came, at the next sweep", async () => {
-    const { reader: r, keys, command } = reader(200);
+    const { reader: r, keys, command } = await reader(200);
     const tenant = `t-${randomUUID()}`;
     const seen = await follow(r, tenant);
     // Appended behind the bus's back: no wake is published.
@@ -171,7 +178,7 @@ describe("TenantStreamReader's wake-ups", () => {
   it("never reads a Redis that came back without its data before telling subscribers their stream was lost", async () => {
     const redis = await new RestartableRedis(false).start();
     // Reads back to back, so one is in flight or due whenever Redis goes away.
-    const { reader: r, stream, keys, command } = reader(5, redis.url);
+    const { reader: r, stream, keys, command } = await reader(5, redis.url);
     try {
       const tenant = `t-${randomUUID()}`;
       const seen: string[] = [];
@@ -206,7 +213,7 @@ describe("TenantStreamReader's wake-ups", () => {
   it("stops within a bound when Redis went away with a read in flight", async () => {
     const redis = await new RestartableRedis(false).start();
     // Reads back to back, so one is in flight when Redis dies.
-    const { reader: r } = reader(5, redis.url);
+    const { reader: r } = await reader(5, redis.url);
     await r.subscribe(`t-${randomUUID()}`, { receive: () => {}, lost: () => {} });
     await new Promise((resolve) => setTimeout(resolve, 100));
     await redis.stop();
