@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+import { EventBus } from "./bus";
 import { appliedSeq, projectProgress, projectRunActivity, type RunActivityInput } from "./projection";
 import { RunActivityWriter } from "./run-activity-writer";
 import type { EventInput } from "./schema";
@@ -83,6 +84,33 @@ describe("EventBus progress fast path", () => {
     await eventually(run.row, (r) => r.progress === 30 && r.message === "at 30", "the latest progress in the database");
     // Progress is uncounted: only queued and active moved the run's counter.
     expect((await run.row()).seq).toBe(2);
+  });
+
+  it("shows the progress a run ended with in a snapshot read while it ends", async () => {
+    const run = await queuedRun();
+    await run.active(1);
+    const { db, stream, logger } = app.pulse.services;
+    // A bus whose progress reaches the database only when it closes: here, only Redis has it.
+    const bus = new EventBus({ db, stream, logger, progressFlushMs: 3_600_000 });
+    expect(await bus.publish({ ...run.base, type: "agent:progress", progress: 70, phase: "running", message: "at 70" })).not.toBeNull();
+    // The run ends right after the snapshot's database read, before whatever the read does next.
+    const endsAfterRead = new Proxy(db, {
+      get: (target, name) =>
+        name === "agentRun"
+          ? {
+              findFirst: async (args: Parameters<PrismaClient["agentRun"]["findFirst"]>[0]) => {
+                const row = await target.agentRun.findFirst(args);
+                expect(await bus.publish({ ...run.base, type: "agent:completed", completedAt: new Date().toISOString() })).not.toBeNull();
+                return row;
+              },
+            }
+          : Reflect.get(target, name),
+    });
+    const snapshot = await readRunSnapshot({ db: endsAfterRead, stream }, run.tenantId, run.runId);
+    // Caught running, it must show the progress the end keeps: the client gets the end next.
+    expect(snapshot?.runs[0]).toMatchObject({ status: "active", message: "at 70" });
+    expect(await run.row()).toMatchObject({ status: "completed", message: "at 70" });
+    await bus.close();
   });
 
   it("never stores or delivers progress of an attempt that is not the one running", async () => {

@@ -265,11 +265,16 @@ export class TenantEventStream {
     return { id, genesis: genesis ?? null };
   }
 
-  /** The latest progress of those of `runIds` that are running, as Redis holds it. */
-  async readLiveProgress(tenantId: string, runIds: readonly string[]): Promise<Map<string, LiveProgress>> {
+  /** The latest progress of those of `runIds` (default: all the tenant's) that are running, as Redis holds it. */
+  async readLiveProgress(tenantId: string, runIds?: readonly string[]): Promise<Map<string, LiveProgress>> {
     const live = new Map<string, LiveProgress>();
+    const key = this.keys.liveProgress(tenantId);
+    if (!runIds) {
+      for (const [runId, value] of Object.entries(await this.redis.hgetall(key))) live.set(runId, JSON.parse(value) as LiveProgress);
+      return live;
+    }
     if (runIds.length === 0) return live;
-    const values = await this.redis.hmget(this.keys.liveProgress(tenantId), ...runIds);
+    const values = await this.redis.hmget(key, ...runIds);
     values.forEach((value, i) => {
       if (value) live.set(runIds[i]!, JSON.parse(value) as LiveProgress);
     });

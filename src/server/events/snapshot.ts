@@ -1,6 +1,6 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { AgentRun, ContextFile, RunStep } from "../../generated/prisma/client";
-import type { TenantEventStream } from "./event-stream";
+import type { LiveProgress, TenantEventStream } from "./event-stream";
 import type { ContextStatus, RunPhase, RunStatus } from "./schema";
 
 /**
@@ -136,6 +136,8 @@ export async function readAgentSnapshot(
   filter: { agentRole?: string } = {},
 ): Promise<AgentSnapshot> {
   const where = { tenantId, ...(filter.agentRole ? { agentRole: filter.agentRole } : {}) };
+  // Redis before the database: see `withLiveProgress`.
+  const progress = await stream.readLiveProgress(tenantId);
   const [live, latest] = await Promise.all([
     db.agentRun.findMany({
       where: { ...where, status: { in: ["queued", "active"] } },
@@ -152,13 +154,15 @@ export async function readAgentSnapshot(
   ]);
   const byId = new Map<string, RunView>();
   for (const run of [...live, ...latest]) byId.set(run.id, toRunView(run));
-  return withLiveProgress(stream, tenantId, { runs: [...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)) });
+  return { runs: withLiveProgress([...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)), progress) };
 }
 
 /** One run in full, output included; null when it does not exist for this tenant. */
 export async function readRunSnapshot({ db, stream }: SnapshotSource, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
+  // Redis before the database: see `withLiveProgress`.
+  const progress = await stream.readLiveProgress(tenantId, [runId]);
   const run = await db.agentRun.findFirst({ where: { id: runId, tenantId }, include: stepsInOrder });
-  return run ? withLiveProgress(stream, tenantId, { runs: [toRunView(run, true)] }) : null;
+  return run ? { runs: withLiveProgress([toRunView(run, true)], progress) } : null;
 }
 
 export async function readContextSnapshot(db: PrismaClient, tenantId: string): Promise<ContextSnapshot> {
@@ -170,20 +174,21 @@ export async function readContextSnapshot(db: PrismaClient, tenantId: string): P
 }
 
 /**
- * Lays running runs' latest progress, as Redis holds it, over a snapshot read from the
- * database, where progress is written a moment later (see `ProgressProjector`): a page
- * opened mid-run shows the progress the agent reported last, not the one before.
+ * Lays running runs' latest progress, as Redis holds it, over runs read from the database,
+ * which gets progress a moment later (see `ProgressProjector`): a page opened mid-run shows
+ * the progress the agent reported last, not the one before.
+ *
+ * Redis must be read first. A run that ends clears its progress from Redis only once its end,
+ * with the progress it reached, is in the database; so a run that ends between the two reads
+ * is found ended, with that progress. Read the other way round, it would be found running
+ * with the database's older progress and nothing left in Redis to lay over it, and a client
+ * that then applies its end from the stream would keep that older message for good.
  */
-async function withLiveProgress(stream: TenantEventStream, tenantId: string, snapshot: AgentSnapshot): Promise<AgentSnapshot> {
-  const active = snapshot.runs.filter((run) => run.status === "active").map((run) => run.id);
-  if (active.length === 0) return snapshot;
-  const live = await stream.readLiveProgress(tenantId, active);
-  if (live.size === 0) return snapshot;
-  return {
-    runs: snapshot.runs.map((run) => {
-      const latest = live.get(run.id);
-      if (!latest || run.status !== "active" || latest.attempt !== run.attempt) return run;
-      return { ...run, progress: Math.round(latest.progress), phase: latest.phase, message: latest.message };
-    }),
-  };
+function withLiveProgress(runs: RunView[], live: Map<string, LiveProgress>): RunView[] {
+  if (live.size === 0) return runs;
+  return runs.map((run) => {
+    const latest = live.get(run.id);
+    if (!latest || run.status !== "active" || latest.attempt !== run.attempt) return run;
+    return { ...run, progress: Math.round(latest.progress), phase: latest.phase, message: latest.message };
+  });
 }
