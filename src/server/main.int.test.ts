@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
+import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { DEMO_USER } from "./bootstrap";
 import { TRPC_PATH } from "./http-server";
@@ -82,6 +83,21 @@ describe("npm start", () => {
     ]);
     started.child.kill("SIGTERM");
     expect(await started.exited).toBe(0);
+  });
+
+  it("stops cleanly, its private redis-server with it, on a SIGTERM that arrives while it starts", async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), "pulse-start-"));
+    dirs.push(dataDir);
+    const started = run("src/server/main.ts", { PORT: "0", HOST: "127.0.0.1", PULSE_WEB: "false", PGLITE_DIR: path.join(dataDir, "pglite") });
+    const line = await eventually(started.output, (out) => /started a private redis-server/.test(out), "the private redis-server", 60_000);
+    started.child.kill("SIGTERM");
+    expect(await started.exited).toBe(0);
+    expect(started.output()).toContain("shutting down");
+    const url = /"url":"(redis:\/\/[^"]+)"/.exec(line)![1]!;
+    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on("error", () => {});
+    await expect(probe.connect()).rejects.toThrow();
+    probe.disconnect();
   });
 });
 

@@ -3,6 +3,7 @@ import { bootPulse, DEMO_USER, listenPulse, seedDemo } from "./bootstrap";
 import { EnvError, loadEnv } from "./env";
 import { createLogger } from "./logger";
 import { RedisUnavailableError } from "./redis";
+import { ShutdownSignals } from "./shutdown-signals";
 import { createWebHandler } from "./web/next-handler";
 import { exposeServicesToPages } from "./web/page-services";
 
@@ -15,7 +16,10 @@ async function main() {
   // Next.js and React read NODE_ENV themselves; make theirs agree with ours.
   Object.assign(process.env, { NODE_ENV: env.NODE_ENV });
   const logger = createLogger(env.LOG_LEVEL);
+  const signals = new ShutdownSignals({ logger, message: "shutting down: telling clients to reconnect, finishing running jobs", deadlineMs: 15_000 });
   const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscriptions: true });
+  // Stopped while booting: no demo chain to wait for, no port to open.
+  if (signals.stopping) return signals.started(() => booted.close());
   if (env.PULSE_DEMO) await seedDemo(booted.pulse, logger);
   exposeServicesToPages(booted.pulse.services);
   const web = env.PULSE_WEB
@@ -30,22 +34,10 @@ async function main() {
   );
   if (env.PULSE_DEMO) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutting down: telling clients to reconnect, finishing running jobs");
-    const deadline = setTimeout(() => {
-      logger.warn("shutdown took longer than 15 s; exiting");
-      process.exit(1);
-    }, 15_000);
-    deadline.unref();
+  signals.started(async () => {
     await http.close();
     await booted.close();
-    process.exit(0);
-  };
-  process.once("SIGINT", () => void stop("SIGINT"));
-  process.once("SIGTERM", () => void stop("SIGTERM"));
+  });
 }
 
 main().catch((error) => {

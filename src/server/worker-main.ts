@@ -3,6 +3,7 @@ import { EnvError, loadEnv } from "./env";
 import { createLogger } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server";
 import { RedisUnavailableError } from "./redis";
+import { ShutdownSignals } from "./shutdown-signals";
 
 /**
  * `npm run worker`: agent workers only, for deployments that scale workers apart from API
@@ -16,6 +17,7 @@ async function main() {
     console.error("npm run worker shares Redis and the database with the API processes: set REDIS_URL and DATABASE_URL (see .env.example).");
     process.exit(1);
   }
+  const signals = new ShutdownSignals({ logger, message: "shutting down: finishing running jobs", deadlineMs: 30_000 });
   const booted = await bootPulse(env, logger, { workers: true, subscriptions: false });
   let metricsServer: MetricsServer | undefined;
   if (env.METRICS_PORT !== undefined) {
@@ -37,18 +39,10 @@ async function main() {
     { roles: booted.pulse.services.agents.map((a) => a.role), ...(metricsServer ? { metricsPort: metricsServer.port } : {}) },
     "workers running",
   );
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutting down: finishing running jobs");
-    setTimeout(() => process.exit(1), 30_000).unref();
+  signals.started(async () => {
     await metricsServer?.close();
     await booted.close();
-    process.exit(0);
-  };
-  process.once("SIGINT", () => void stop("SIGINT"));
-  process.once("SIGTERM", () => void stop("SIGTERM"));
+  });
 }
 
 main().catch((error) => {
