@@ -240,11 +240,15 @@ export async function appliedSeq(db: PrismaClient, event: CountedEventInput, key
  */
 export async function projectProgress(db: PrismaClient, latest: readonly ProgressInput[]): Promise<void> {
   if (latest.length === 0) return;
-  const rows = latest.map(
-    (e) => Prisma.sql`(${e.runId}, ${e.tenantId}, ${e.attempt}::int, ${Math.round(e.progress)}::int, ${e.phase}::"RunPhase", ${e.message ?? null})`,
-  );
+  // One array per column, as in `projectRunActivity`: one statement text for any number of
+  // runs. A row per run in VALUES made a new text for every batch size, each planned anew
+  // and each taking one of the process's prepared statement names (see `StatementNames`).
   await db.$executeRaw`
-    WITH v(id, "tenantId", attempt, progress, phase, message) AS (VALUES ${Prisma.join(rows)}),
+    WITH v AS (
+      SELECT * FROM unnest(${latest.map((e) => e.runId)}::text[], ${latest.map((e) => e.tenantId)}::text[], ${latest.map((e) => e.attempt)}::int[],
+        ${latest.map((e) => Math.round(e.progress))}::int[], ${latest.map((e) => e.phase)}::text[]::"RunPhase"[], ${latest.map((e) => e.message ?? null)}::text[])
+        AS v(id, "tenantId", attempt, progress, phase, message)
+    ),
     running AS (
       SELECT v.* FROM "AgentRun" AS r JOIN v ON r."id" = v.id AND r."tenantId" = v."tenantId"
       WHERE r."status" = 'active' AND r."attempt" = v.attempt
