@@ -40,9 +40,12 @@ export interface PrivateRedisOptions {
   dir?: string;
 }
 
+/** setpriv's exit code when the program it was to run does not exist. */
+const SETPRIV_NOT_FOUND = 127;
+
 /**
  * A redis-server of Pulse's own, on loopback and a free port, for `npm start` without
- * REDIS_URL and for tests. It lives as long as the process that started it.
+ * REDIS_URL and for tests. It lives as long as the process that started it (see `spawnServer`).
  */
 export class PrivateRedisServer implements RedisEndpoint {
   private child?: ChildProcess;
@@ -77,22 +80,40 @@ export class PrivateRedisServer implements RedisEndpoint {
       "--protected-mode", "yes",
       "--loglevel", "warning",
     ];
-    const child = spawn(this.bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = await this.spawnServer(args);
     this.child = child;
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const spawned = await new Promise<boolean>((resolve) => {
-      child.once("spawn", () => resolve(true));
-      child.once("error", () => resolve(false));
-    });
-    if (!spawned) throw new RedisUnavailableError(this.bin);
     await this.waitUntilReady(() => stderr);
     return this;
+  }
+
+  /**
+   * Starts redis-server, through util-linux's `setpriv --pdeathsig` where it exists (Debian,
+   * Ubuntu and most Linux): the kernel then sends the server SIGTERM when the process that
+   * started it dies, even of SIGKILL, so no private redis-server outlives its Pulse. setpriv
+   * execs the server, so the child is the server itself. Elsewhere it starts it directly.
+   */
+  private async spawnServer(args: string[]): Promise<ChildProcess> {
+    const ways: [string, string[]][] = [
+      ["setpriv", ["--pdeathsig", "TERM", "--", this.bin, ...args]],
+      [this.bin, args],
+    ];
+    for (const [command, commandArgs] of ways) {
+      const child = spawn(command, commandArgs, { stdio: ["ignore", "ignore", "pipe"] });
+      const spawned = await new Promise<boolean>((resolve) => {
+        child.once("spawn", () => resolve(true));
+        child.once("error", () => resolve(false));
+      });
+      if (spawned) return child;
+    }
+    throw new RedisUnavailableError(this.bin);
   }
 
   private async waitUntilReady(stderr: () => string): Promise<void> {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
+      if (this.child?.spawnfile === "setpriv" && this.child.exitCode === SETPRIV_NOT_FOUND) throw new RedisUnavailableError(this.bin);
       if (this.child?.exitCode !== null) {
         throw new Error(`redis-server exited at start: ${stderr().trim() || `code ${this.child?.exitCode}`}`);
       }
