@@ -175,6 +175,39 @@ describe("the dashboard in a real browser", () => {
     await writeFile(path.join(ARTIFACTS, "..", "run-button-latency.json"), JSON.stringify({ latenciesMs: latencies, medianMs: median }, null, 2));
     console.log(`click → server-confirmed: median ${median.toFixed(1)} ms over ${latencies.length} clicks (${latencies.map((l) => l.toFixed(1)).join(", ")})`);
   });
+
+  it("lets someone outside the tenant watch a shared run live, until the link is stopped", async () => {
+    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("sharer"), password: PASSWORD, tenantName: "Sharer Co" });
+    const api = pulse.api(tenant.token);
+    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    const { runId } = await api.agent.run.mutate({ agentRole: "client-researcher" });
+    const member = await (await signedIn(pulse, tenant.token)).newPage();
+    await member.goto(`${pulse.url}/runs/${runId}`);
+    await member.getByRole("button", { name: "Share" }).click();
+    const link = await member.getByLabel("Share link").inputValue();
+    expect(link).toMatch(new RegExp(`^${pulse.url}/shared/[^/]+$`));
+
+    // A browser that never signed in: the link is its only credential.
+    const viewer = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
+    await recordApplied(viewer);
+    await viewer.goto(link);
+    await viewer.locator("[data-connection=live]").waitFor();
+    await viewer.locator("[data-testid=run-detail][data-status=completed]").waitFor({ timeout: 30_000 });
+    const types = (await applied(viewer)).map((a) => a.type);
+    expect(types).toContain("agent:completed");
+    expect(await viewer.locator("[data-testid=timeline] li").count()).toBeGreaterThan(3);
+    // Read-only: nothing to act with, and no way into the rest of the tenant.
+    expect(await viewer.getByRole("button", { name: /Cancel|Retry|Share/ }).count()).toBe(0);
+    await screenshot(viewer, "shared-run");
+
+    await member.getByRole("button", { name: "Stop sharing" }).click();
+    await member.getByRole("button", { name: "Share" }).waitFor();
+    // The open page learns within the revocation sweep; the link no longer opens anything.
+    await viewer.locator("[data-testid=share-ended]").waitFor({ timeout: 30_000 });
+    await viewer.goto(link);
+    await viewer.locator("[data-testid=share-ended]").waitFor();
+    expect(await viewer.locator("[data-testid=run-detail]").count()).toBe(0);
+  });
 });
 
 describe("the polling fallback in a real browser", () => {

@@ -4,7 +4,7 @@ import { useEffect, useRef, type ReactNode } from "react";
 import { formatDuration, formatTime } from "@/lib/format";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, RunView } from "@/lib/trpc/types";
-import { useRun } from "@/lib/trpc/use-run";
+import { useRun, useSharedRun } from "@/lib/trpc/use-run";
 import { useNow } from "@/lib/use-now";
 import { displayStatus } from "./agent-panel";
 import { ProgressBar } from "./progress-bar";
@@ -33,21 +33,74 @@ function describe(event: AgentEvent): string {
   }
 }
 
-/** One run: live status, steps, streamed output, the timeline of every event, and its logs. */
+/** How long a link made with the Share button lets its holder watch the run. */
+const SHARE_LINK_MINUTES = 24 * 60;
+
+const isFinished = (run: RunView) => run.status === "completed" || run.status === "failed" || run.status === "cancelled";
+
+/** One run of the signed-in user's tenant, live: with Cancel, Retry and Share, and its logs. */
 export function RunDetail({ runId, initial, title }: { runId: string; initial: RunView; title: string }) {
   const { run: live, timeline } = useRun(runId, initial);
   const run = live ?? initial;
-  const now = useNow();
-  const finished = run.status === "completed" || run.status === "failed" || run.status === "cancelled";
+  const finished = isFinished(run);
   const cancel = trpc.agent.cancel.useMutation();
   const retry = trpc.agent.retry.useMutation();
+  const actions = (
+    <>
+      {!finished ? (
+        <button type="button" className="btn-quiet" onClick={() => cancel.mutate({ runId })}>
+          Cancel
+        </button>
+      ) : null}
+      {run.status === "failed" || run.status === "cancelled" ? (
+        <button type="button" className="btn" onClick={() => retry.mutate({ runId })}>
+          Retry
+        </button>
+      ) : null}
+    </>
+  );
+  return (
+    <RunPanel run={run} timeline={timeline} title={title} actions={actions} sharing={<ShareControl runId={runId} />}>
+      {finished ? <RunLogs runId={runId} /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
+    </RunPanel>
+  );
+}
+
+/** A run as the holder of its share link sees it: live, read-only, with the logs it streamed. */
+export function SharedRunDetail({ initial, title }: { initial: RunView; title: string }) {
+  const { run: live, timeline } = useSharedRun(initial);
+  return (
+    <RunPanel run={live ?? initial} timeline={timeline} title={title}>
+      <LiveLogs timeline={timeline} title={isFinished(live ?? initial) ? "Logs" : "Logs (live)"} />
+    </RunPanel>
+  );
+}
+
+type Timeline = ReturnType<typeof useRun>["timeline"];
+
+/** A run's status, steps, output and timeline; `children` go below (its logs). */
+function RunPanel({
+  run,
+  timeline,
+  title,
+  actions,
+  sharing,
+  children,
+}: {
+  run: RunView;
+  timeline: Timeline;
+  title: string;
+  actions?: ReactNode;
+  sharing?: ReactNode;
+  children: ReactNode;
+}) {
+  const now = useNow();
   const outputRef = useRef<HTMLPreElement>(null);
   useEffect(() => {
     const el = outputRef.current;
     if (el) el.scrollTop = el.scrollHeight;
   }, [run.output]);
   const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
-  const liveLogs = timeline.filter((t) => t.event.type === "agent:log").slice(-20);
 
   return (
     <div className="flex flex-col gap-6" data-testid="run-detail" data-status={displayStatus(run)}>
@@ -56,19 +109,9 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
           <h2 className="text-lg font-semibold">{title}</h2>
           <StatusBadge status={displayStatus(run)} />
           <span className="text-sm text-slate-500">attempt {run.attempt}</span>
-          <div className="ml-auto flex gap-2">
-            {!finished ? (
-              <button type="button" className="btn-quiet" onClick={() => cancel.mutate({ runId })}>
-                Cancel
-              </button>
-            ) : null}
-            {run.status === "failed" || run.status === "cancelled" ? (
-              <button type="button" className="btn" onClick={() => retry.mutate({ runId })}>
-                Retry
-              </button>
-            ) : null}
-          </div>
+          <div className="ml-auto flex gap-2">{actions}</div>
         </div>
+        {sharing}
         <ProgressBar value={run.progress} label="Run progress" />
         <p className="text-sm text-slate-600" aria-live="polite">
           {run.phase ? `${run.phase} · ` : ""}
@@ -123,15 +166,59 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
         </ol>
       </TitledCard>
 
-      {finished ? (
-        <RunLogs runId={runId} />
-      ) : (
-        <TitledCard id="live-logs" title="Logs (live)">
-          <ol className="font-mono text-xs" data-testid="live-logs">
-            {liveLogs.map(({ id, event }) => (event.type === "agent:log" ? <li key={id}>{`${formatTime(event.at)} ${event.level} ${event.message}`}</li> : null))}
-          </ol>
-        </TitledCard>
-      )}
+      {children}
+    </div>
+  );
+}
+
+/** The newest log lines among the events the page has seen. */
+function LiveLogs({ timeline, title }: { timeline: Timeline; title: string }) {
+  const logs = timeline.filter((t) => t.event.type === "agent:log").slice(-20);
+  return (
+    <TitledCard id="live-logs" title={title}>
+      <ol className="font-mono text-xs" data-testid="live-logs">
+        {logs.map(({ id, event }) => (event.type === "agent:log" ? <li key={id}>{`${formatTime(event.at)} ${event.level} ${event.message}`}</li> : null))}
+      </ol>
+    </TitledCard>
+  );
+}
+
+/**
+ * Makes a read-only link to the run for someone outside the tenant, shows it to copy, and
+ * ends it on demand (its viewers' pages say so within seconds).
+ */
+function ShareControl({ runId }: { runId: string }) {
+  const create = trpc.share.create.useMutation();
+  const revoke = trpc.share.revoke.useMutation();
+  const created = revoke.isSuccess ? undefined : create.data;
+  if (!created) {
+    return (
+      <div>
+        <button
+          type="button"
+          className="btn-quiet"
+          disabled={create.isPending}
+          onClick={() => {
+            revoke.reset();
+            create.mutate({ runId, expiresInMinutes: SHARE_LINK_MINUTES });
+          }}
+        >
+          Share
+        </button>
+      </div>
+    );
+  }
+  const link = `${window.location.origin}/shared/${created.token}`;
+  return (
+    <div className="flex flex-wrap items-center gap-2" data-testid="share-link">
+      <input className="field min-w-0 flex-1 font-mono text-xs" readOnly value={link} aria-label="Share link" onFocus={(e) => e.currentTarget.select()} />
+      <button type="button" className="btn-quiet" onClick={() => void navigator.clipboard?.writeText(link)}>
+        Copy
+      </button>
+      <button type="button" className="btn-quiet" disabled={revoke.isPending} onClick={() => revoke.mutate({ shareId: created.shareId })}>
+        Stop sharing
+      </button>
+      <span className="w-full text-xs text-slate-500">Anyone with this link can watch this run, read-only, for {formatDuration(SHARE_LINK_MINUTES * 60_000)}.</span>
     </div>
   );
 }

@@ -28,26 +28,37 @@ export function reconnectDelayMs(attempt: number): number {
 }
 
 /**
+ * Who the page's client speaks for: the signed-in user (the httpOnly session cookie over
+ * HTTP, a short-lived socket token on the WebSocket) or the holder of a share link (its
+ * token, as a bearer token over HTTP and in `connectionParams` on the WebSocket).
+ */
+export type ClientAuth = { kind: "session" } | { kind: "share"; token: string };
+
+export const SESSION_AUTH: ClientAuth = { kind: "session" };
+
+/**
  * Subscriptions go over one WebSocket on the page's own origin; queries and mutations over
  * HTTP. The socket authenticates with `connectionParams`, evaluated again on every
  * reconnect, so a reconnect always carries a fresh short-lived token and never puts one in
- * the URL. Its opens and closes feed the connection monitor.
+ * the URL. Its opens and closes feed the connection monitor. `onUnauthorized` is called when
+ * the credentials are no longer accepted (signed out, a revoked or expired share link).
  *
  * @see https://trpc.io/docs/client/links/wsLink#connection-params
  */
-export function createLinks(monitor: ConnectionMonitor): TRPCLink<AppRouter>[] {
+export function createLinks(monitor: ConnectionMonitor, auth: ClientAuth = SESSION_AUTH, onUnauthorized: () => void = signIn): TRPCLink<AppRouter>[] {
   // Server rendering never subscribes or fetches through this client (hooks run in effects).
   if (typeof window === "undefined") return [httpBatchLink({ url: `http://localhost${TRPC_PATH}` })];
   const { protocol, host } = window.location;
   const ws = createWSClient({
     url: `${protocol === "https:" ? "wss" : "ws"}://${host}${TRPC_PATH}`,
     connectionParams: async () => {
+      if (auth.kind === "share") return { token: auth.token };
       try {
         const { token } = await httpClient.auth.socketToken.query();
         return { token };
       } catch (error) {
         // Signed out (or the session was revoked): no reconnect can succeed.
-        if (error instanceof TRPCClientError && error.data?.code === "UNAUTHORIZED") signIn();
+        if (error instanceof TRPCClientError && error.data?.code === "UNAUTHORIZED") onUnauthorized();
         throw error;
       }
     },
@@ -62,7 +73,7 @@ export function createLinks(monitor: ConnectionMonitor): TRPCLink<AppRouter>[] {
     splitLink({
       condition: (op) => op.type === "subscription",
       true: wsLink({ client: ws }),
-      false: httpBatchLink({ url: TRPC_PATH }),
+      false: httpBatchLink({ url: TRPC_PATH, ...(auth.kind === "share" ? { headers: { authorization: `Bearer ${auth.token}` } } : {}) }),
     }),
   ];
 }

@@ -2,8 +2,7 @@
 
 import { useCallback, useEffect, useRef, useState } from "react";
 import { compareStreamIds } from "@/shared/stream-id";
-import { signIn } from "./client";
-import { useConnection, useConnectionMonitor } from "./provider";
+import { useConnection, useConnectionMonitor, useOnUnauthorized } from "./provider";
 
 export interface FeedEntry<TItem> {
   id: string;
@@ -39,6 +38,7 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
 }) {
   const monitor = useConnectionMonitor();
   const connection = useConnection();
+  const onUnauthorized = useOnUnauthorized();
   const [state, setState] = useState(options.initial);
   const stateRef = useRef(state);
   const pollCursor = useRef<string | null>(options.initial.lastEventId ?? options.startCursor ?? null);
@@ -81,7 +81,7 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
         monitor.pollSucceeded();
       } catch (error) {
         if (stopped) return;
-        if ((error as { data?: { code?: string } }).data?.code === "UNAUTHORIZED") return signIn();
+        if ((error as { data?: { code?: string } }).data?.code === "UNAUTHORIZED") return onUnauthorized();
         monitor.pollFailed();
       }
       if (!stopped) timer = setTimeout(poll, caughtUp ? POLL_INTERVAL_MS : 0);
@@ -91,12 +91,15 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
       stopped = true;
       clearTimeout(timer);
     };
-  }, [polling, connection.refreshes, apply, monitor]);
+  }, [polling, connection.refreshes, apply, monitor, onUnauthorized]);
 
-  /** For the subscription's onError: an ended session sends the user to sign in. */
-  const onError = useCallback((error: { data?: { code?: string } | null }) => {
-    if (error.data?.code === "UNAUTHORIZED") signIn();
-  }, []);
+  /** For the subscription's onError: ended credentials (a session, a share link) go to `onUnauthorized`. */
+  const onError = useCallback(
+    (error: { data?: { code?: string } | null }) => {
+      if (error.data?.code === "UNAUTHORIZED") onUnauthorized();
+    },
+    [onUnauthorized],
+  );
 
   return { state, apply, connection, onError };
 }

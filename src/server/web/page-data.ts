@@ -3,7 +3,7 @@ import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
 import type { Session } from "../auth/auth-service";
 import { SESSION_COOKIE } from "../auth/session-cookie";
-import { readAgentSnapshot, readContextSnapshot } from "../events/snapshot";
+import { readAgentSnapshot, readContextSnapshot, readRunSnapshot } from "../events/snapshot";
 import { servicesForPages } from "./page-services";
 
 /**
@@ -42,6 +42,20 @@ export async function runData(session: Session, runId: string) {
   } catch {
     return null;
   }
+}
+
+/**
+ * The run a share link shows and its agent's title, for its viewer's first paint; null when
+ * the link is not (or no longer) valid.
+ */
+export async function sharedRunData(token: string) {
+  const services = servicesForPages();
+  const principal = await services.auth.authenticate(token, ["share"]);
+  if (principal?.kind !== "share") return null;
+  const { tenantId, runId } = principal.share;
+  const run = (await readRunSnapshot(services, tenantId, runId))?.runs[0];
+  if (!run) return null;
+  return { run, title: services.agents.find((a) => a.role === run.agentRole)?.title ?? run.agentRole };
 }
 
 export async function contextPageData(session: Session) {
