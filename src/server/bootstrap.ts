@@ -144,6 +144,7 @@ export function serverSecurity(env: Env): ServerSecurityOptions {
       perUser: env.WS_MAX_CONNECTIONS_PER_USER,
       perTenant: env.WS_MAX_CONNECTIONS_PER_TENANT,
       perIp: env.WS_MAX_CONNECTIONS_PER_IP,
+      perProcess: env.WS_MAX_CONNECTIONS,
     },
   };
 }

@@ -117,6 +117,7 @@ export const envSchema = z.object({
   WS_MAX_CONNECTIONS_PER_USER: int(20, 1, 100_000),
   WS_MAX_CONNECTIONS_PER_TENANT: int(200, 1, 1_000_000),
   WS_MAX_CONNECTIONS_PER_IP: int(50, 1, 1_000_000),
+  WS_MAX_CONNECTIONS: int(20_000, 1, 10_000_000),
   /** How often open WebSockets' sessions are checked, so logouts and removed users end them. */
   SESSION_CHECK_INTERVAL_MS: int(2_000, 100, 60_000),
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: int(10, 1, 100_000),

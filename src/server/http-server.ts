@@ -86,10 +86,10 @@ function destroySocket(this: Duplex): void {
 }
 
 /** Refuses a WebSocket upgrade with a plain HTTP answer, before any WebSocket exists. */
-function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+function refuseUpgrade(socket: Duplex, status: number, code: string, message: string, extraHeaders = ""): void {
   const body = JSON.stringify({ error: { code, message } });
   socket.end(
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n${extraHeaders}` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     () => socket.destroy(),
   );
@@ -245,6 +245,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     res.writeHead(404, { "content-type": "text/plain" }).end("Not Found");
   });
 
+  let full = false;
   server.on("upgrade", (req, socket, head) => {
     // A client that resets mid-handshake must not become an unhandled error.
     socket.on("error", destroySocket);
@@ -262,12 +263,23 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       return;
     }
     const ip = clientAddress(req, security.trustProxy);
-    if (!registry.hasRoomFor(ip)) {
+    const over = registry.refusalFor(ip);
+    if (over === "per_process") {
+      // Full: the client backs off and retries, here or (behind a load balancer) elsewhere.
+      metrics.refused("per_process");
+      // Once per spell of being full, not once per refused client.
+      if (!full) logger.warn({ connections: registry.size }, "websocket refused: this process holds its cap of connections (WS_MAX_CONNECTIONS)");
+      full = true;
+      refuseUpgrade(socket, 503, "SERVICE_UNAVAILABLE", `this server holds its ${security.ws.perProcess} connections; retry shortly`, "Retry-After: 5\r\n");
+      return;
+    }
+    if (over === "per_ip") {
       metrics.refused("per_ip");
       logger.debug({ ip }, "websocket refused: over the per-address cap");
       refuseUpgrade(socket, 429, "TOO_MANY_REQUESTS", `at most ${security.ws.perIp} open connections per address`);
       return;
     }
+    full = false;
     const url = req.url;
     wss.handleUpgrade(req, socket, head, (ws) => openConnection(ws as GuardedWebSocket, ip, url));
   });

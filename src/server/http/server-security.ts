@@ -43,6 +43,7 @@ export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
     perUser: 20,
     perTenant: 200,
     perIp: 50,
+    perProcess: 20_000,
   },
 };
 

@@ -4,11 +4,13 @@ import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import type { ConnectionGuard } from "./connection-guard";
 
-/** How many WebSocket connections one user, tenant or address may hold open in this process. */
+/** How many WebSocket connections one user, tenant or address, and the process itself, may hold open. */
 export interface ConnectionCaps {
   perUser: number;
   perTenant: number;
   perIp: number;
+  /** All connections of this process: what it can hold, whoever opens them. */
+  perProcess: number;
 }
 
 export interface ConnectionRegistryOptions {
@@ -73,9 +75,15 @@ export class ConnectionRegistry {
     return this.byUser.get(userId) ?? 0;
   }
 
-  /** False when `ip` already holds its cap of open connections: the upgrade is refused before it happens. */
-  hasRoomFor(ip: string): boolean {
-    return (this.byIp.get(ip) ?? 0) < this.options.caps.perIp;
+  /**
+   * Why a new connection from `ip` would be over a cap (the process is full, or the address
+   * holds its share), or null when there is room: the upgrade is refused before it happens.
+   */
+  refusalFor(ip: string): "per_process" | "per_ip" | null {
+    const { caps } = this.options;
+    if (this.guards.size >= caps.perProcess) return "per_process";
+    if ((this.byIp.get(ip) ?? 0) >= caps.perIp) return "per_ip";
+    return null;
   }
 
   open(guard: ConnectionGuard): void {

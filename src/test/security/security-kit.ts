@@ -32,7 +32,7 @@ export class RawSocket {
     this.opened = new Promise((resolve, reject) => {
       ws.once("open", () => resolve());
       ws.once("error", reject);
-      ws.once("unexpected-response", (_req, res) => reject(upgradeRefused(res.statusCode ?? 0)));
+      ws.once("unexpected-response", (_req, res) => reject(upgradeRefused(res.statusCode ?? 0, res.headers["retry-after"])));
     });
     this.opened.catch(() => {});
     this.closed = new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
@@ -106,10 +106,10 @@ export class RawSocket {
 }
 
 /** The error `RawSocket.opened` rejects with when the server answered the upgrade with an HTTP status. */
-export type UpgradeRefused = Error & { status: number };
+export type UpgradeRefused = Error & { status: number; retryAfter: string | undefined };
 
-function upgradeRefused(status: number): UpgradeRefused {
-  return Object.assign(new Error(`upgrade refused with HTTP ${status}`), { status });
+function upgradeRefused(status: number, retryAfter: string | undefined): UpgradeRefused {
+  return Object.assign(new Error(`upgrade refused with HTTP ${status}`), { status, retryAfter });
 }
 
 export interface RawSocketOptions {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { TRPC_PATH } from "../../server/http-server";
 import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type TestClient, type TestPulse } from "../harness";
-import { AttackLog, errorCode, rawSocket, sleep, upgradeStatus, type RawSocket, type RawSocketOptions } from "./security-kit";
+import { AttackLog, errorCode, rawSocket, sleep, upgradeStatus, type RawSocket, type RawSocketOptions, type UpgradeRefused } from "./security-kit";
 
 /**
  * The WebSocket's limits against hostile clients: Origin allowlist, frame size, no
@@ -277,6 +277,29 @@ describe("caps", () => {
     await sleep(100);
     expect(await upgradeStatus(socket({ address }))).toBe(101);
     expect(log.failures()).toEqual([]);
+  });
+
+  it("on connections per process: the upgrade over the cap gets 503 with Retry-After, whoever asks; room comes back as sockets close", async () => {
+    const full = await startTestPulse({ runWorkers: false, database: app.database, security: { trustProxy: true, ws: { perProcess: 3 } } });
+    try {
+      // Unauthenticated sockets count too: the cap is what the process holds, not who holds it.
+      const held = Array.from({ length: 3 }, () => socket({}, full));
+      await Promise.all(held.map((s) => s.opened));
+      for (let i = 0; i < (LONG ? 100 : 3); i++) {
+        const refused = await socket({}, full).opened.then(
+          () => null,
+          (error: UpgradeRefused) => error,
+        );
+        log.attempt("Connections over the per-process cap", "503 with Retry-After before the upgrade", refused?.status === 503 && refused.retryAfter === "5", () => `${refused?.status}`);
+      }
+      held[0]!.close();
+      await eventually(() => full.http.connections.size, (n) => n === 2, "the closed socket to leave");
+      expect(await upgradeStatus(socket({}, full))).toBe(101);
+      expect(log.failures()).toEqual([]);
+    } finally {
+      for (const s of sockets.splice(0)) s.close();
+      await full.close();
+    }
   });
 });
 
