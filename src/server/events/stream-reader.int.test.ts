@@ -115,15 +115,23 @@ describe("TenantStreamReader's wake-ups", () => {
     await eventually(() => quietSeen.length, (n) => n === 1, "the quiet tenant's one append");
   });
 
-  const messages = (seen: StreamEntry[]) => seen.map((e) => (e.event as { message: string }).message);
-
-  it("delivers the entries that ride on their wakes without reading the stream", async () => {
-    const { reader: r, stream, read } = await reader(3_600_000);
+  /**
+   * A reader (no sweep for an hour) following a fresh tenant whose first entry it has
+   * delivered, with its stream reads counted from then on.
+   */
+  async function afterFirstEntry() {
+    const { reader: r, stream, keys, command, read } = await reader(3_600_000);
     const tenant = `t-${randomUUID()}`;
     const seen = await follow(r, tenant);
     await stream.append(tenant, event(tenant, "first"));
     await eventually(() => seen.length, (n) => n === 1, "the first entry");
-    const reads = vi.spyOn(read, "xread");
+    return { stream, keys, command, tenant, seen, reads: vi.spyOn(read, "xread") };
+  }
+
+  const messages = (seen: StreamEntry[]) => seen.map((e) => (e.event as { message: string }).message);
+
+  it("delivers the entries that ride on their wakes without reading the stream", async () => {
+    const { stream, tenant, seen, reads } = await afterFirstEntry();
     for (let i = 0; i < 20; i++) await stream.append(tenant, event(tenant, `m${i}`));
     await eventually(() => seen.length, (n) => n === 21, "every entry");
     expect(messages(seen)).toEqual(["first", ...Array.from({ length: 20 }, (_, i) => `m${i}`)]);
@@ -131,12 +139,7 @@ describe("TenantStreamReader's wake-ups", () => {
   });
 
   it("does not read the stream for a wake whose entry a read already delivered", async () => {
-    const { reader: r, stream, keys, command, read } = await reader(3_600_000);
-    const tenant = `t-${randomUUID()}`;
-    const seen = await follow(r, tenant);
-    await stream.append(tenant, event(tenant, "first"));
-    await eventually(() => seen.length, (n) => n === 1, "the first entry");
-    const reads = vi.spyOn(read, "xread");
+    const { stream, keys, command, tenant, seen, reads } = await afterFirstEntry();
     // The wake of "first" again, arriving after the reader has it (as when a read overtook it).
     const payload = event(tenant, "first");
     await command.publish(keys.wake(), `${tenant}\n0-0\n${seen[0]!.id}\n${payload}`);
@@ -147,12 +150,7 @@ describe("TenantStreamReader's wake-ups", () => {
   });
 
   it("reads the stream when a wake's entry does not follow what it delivered, or is too large to ride along, in order", async () => {
-    const { reader: r, stream, keys, command, read } = await reader(3_600_000);
-    const tenant = `t-${randomUUID()}`;
-    const seen = await follow(r, tenant);
-    await stream.append(tenant, event(tenant, "first"));
-    await eventually(() => seen.length, (n) => n === 1, "the first entry");
-    const reads = vi.spyOn(read, "xread");
+    const { stream, keys, command, tenant, seen, reads } = await afterFirstEntry();
     // Appended behind the bus's back (no wake): the next wake's entry does not follow the cursor.
     await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unannounced"));
     await stream.append(tenant, event(tenant, "announced"));
