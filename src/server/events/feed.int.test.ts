@@ -43,6 +43,24 @@ function watch(c: TestClient, input: { lastEventId?: string; runId?: string } = 
   return collector;
 }
 
+/** A fresh tenant's client, watching its feed from the snapshot on. */
+async function watchingTenant() {
+  const tenant = await createQuietTenant(app);
+  const c = client(tenant.token);
+  const watched = watch(c);
+  await eventually(() => watched.items.length, (n) => n === 1, "the snapshot");
+  return { tenant, c, watched };
+}
+
+/** `watchingTenant`, and a ticker run it has seen tick `ticks` times. */
+async function watchedTicks(ticks: number) {
+  const watching = await watchingTenant();
+  const { runId } = await watching.c.trpc.agent.run.mutate({ agentRole: ticker.role });
+  ticker.tick(ticks);
+  await eventually(() => has(watching.watched, (i) => isTick(i, ticks)), Boolean, `tick ${ticks}`);
+  return { ...watching, runId };
+}
+
 const ids = (items: TrackedItem[]) => items.map((i) => i.id);
 const has = (c: Collector, predicate: (i: TrackedItem) => boolean) => c.items.some(predicate);
 const completed = (i: TrackedItem) => i.data.type === "agent:completed";
@@ -217,13 +235,7 @@ describe("agent.onStatus across reconnects (guarantee 1)", () => {
 
 describe("resync (guarantee 2)", () => {
   it("a lastEventId older than the retained stream yields a resync with a fresh snapshot first, then live events", async () => {
-    const tenant = await createQuietTenant(app);
-    const c = client(tenant.token);
-    const original = watch(c);
-    await eventually(() => original.items.length, (n) => n === 1, "the snapshot");
-    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
-    ticker.tick(6);
-    await eventually(() => has(original, (i) => isTick(i, 6)), Boolean, "tick 6");
+    const { tenant, watched: original, runId } = await watchedTicks(6);
     const tickId = (n: number) => original.items.find((i) => isTick(i, n))!.id;
 
     // queued, active, tick 1-6: trimming keeps the newest three (ticks 4-6).
@@ -249,10 +261,7 @@ describe("resync (guarantee 2)", () => {
   });
 
   it("a lastEventId exactly at the trimmed boundary still replays, without a resync", async () => {
-    const tenant = await createQuietTenant(app);
-    const c = client(tenant.token);
-    const original = watch(c);
-    await eventually(() => original.items.length, (n) => n === 1, "the snapshot");
+    const { tenant, c, watched: original } = await watchingTenant();
     await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(6);
     ticker.finish();
@@ -317,13 +326,7 @@ describe("resync (guarantee 2)", () => {
 
 describe("streams written before the genesis marker", () => {
   it("still resume their entries and resync trimmed ids, and are marked on their next event", async () => {
-    const tenant = await createQuietTenant(app);
-    const c = client(tenant.token);
-    const original = watch(c);
-    await eventually(() => original.items.length, (n) => n === 1, "the snapshot");
-    await c.trpc.agent.run.mutate({ agentRole: ticker.role });
-    ticker.tick(6);
-    await eventually(() => has(original, (i) => isTick(i, 6)), Boolean, "tick 6");
+    const { tenant, c, watched: original } = await watchedTicks(6);
     const tickId = (n: number) => original.items.find((i) => isTick(i, n))!.id;
     // As an install upgraded with its Redis data would have it: no marker, no first id.
     const { keys } = app.pulse.services.stream;
@@ -347,10 +350,7 @@ describe("streams written before the genesis marker", () => {
 
 describe("agent.events, the polling twin (guarantee 4)", () => {
   it("pages from a snapshot cursor return exactly the ids and items the subscription received", async () => {
-    const tenant = await createQuietTenant(app);
-    const c = client(tenant.token);
-    const all = watch(c);
-    await eventually(() => all.items.length, (n) => n === 1, "the snapshot");
+    const { c, watched: all } = await watchingTenant();
     const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     const one = watch(c, { runId });
     await eventually(() => one.items.length, (n) => n >= 1, "the run's snapshot");
@@ -376,13 +376,7 @@ describe("agent.events, the polling twin (guarantee 4)", () => {
   });
 
   it("a cursor older than the retained stream gets a resync item, and paging goes on after it", async () => {
-    const tenant = await createQuietTenant(app);
-    const c = client(tenant.token);
-    const all = watch(c);
-    await eventually(() => all.items.length, (n) => n === 1, "the snapshot");
-    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
-    ticker.tick(6);
-    await eventually(() => has(all, (i) => isTick(i, 6)), Boolean, "tick 6");
+    const { tenant, c, watched: all, runId } = await watchedTicks(6);
     expect(await app.pulse.services.stream.trim(tenant.tenantId)).toBe(5);
 
     const stale = await c.trpc.agent.events.query({ cursor: all.items[0]!.id });
