@@ -1,7 +1,8 @@
 import type { Duplex } from "node:stream";
 import { Redis } from "ioredis";
-import { describe, expect, it } from "vitest";
-import { compareStreamIds } from "./schema";
+import { describe, expect, it, vi } from "vitest";
+import { runReplayFloor } from "../trpc/routers/agent";
+import { compareStreamIds, STREAM_ORIGIN } from "./schema";
 import {
   AgentRemote,
   collect,
@@ -230,6 +231,32 @@ describe("agent.onStatus across reconnects (guarantee 1)", () => {
     expect(late.events().filter((i) => i.data.type === "agent:progress").every((i) => i.data.seq === 0)).toBe(true);
     expect(late.events().map((i) => i.data.type)).toEqual(["agent:progress", "agent:log", "agent:completed"]);
     expect(byRun.events()).toEqual(late.events());
+  });
+});
+
+describe("one run's feed", () => {
+  it("replays from when the run was queued, not from the tenant's first event, and only the run's events", async () => {
+    const { c } = await watchingTenant();
+    const { runId: earlier } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(2);
+    ticker.finish();
+    await eventually(() => c.trpc.agent.get.query({ runId: earlier }), (r) => r.status === "completed", "the earlier run");
+    ticker.reset();
+    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(3);
+    await eventually(() => c.trpc.agent.get.query({ runId }), (r) => r.progress === 3, "tick 3 of the run");
+
+    const reads = vi.spyOn(app.pulse.services.stream, "readAfter");
+    try {
+      const page = watch(c, { runId, lastEventId: STREAM_ORIGIN });
+      await eventually(() => has(page, (i) => isTick(i, 3)), Boolean, "the run's replay");
+      const { queuedAt } = await c.trpc.agent.get.query({ runId });
+      expect(reads.mock.calls[0]?.[1]).toBe(runReplayFloor(new Date(queuedAt)));
+      expect(page.events().map((i) => i.data.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:progress", "agent:progress"]);
+      expect(page.events().every((i) => i.data.runId === runId)).toBe(true);
+    } finally {
+      reads.mockRestore();
+    }
   });
 });
 

@@ -42,6 +42,12 @@ export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
   readonly start: FeedStart;
   /** Which of the tenant's events this feed carries (run, role, or context events). */
   accept(event: PulseEvent): event is TEvent;
+  /**
+   * Where a replay from the stream's origin may begin instead, because nothing before it can
+   * be accepted (one run's events begin when it was queued): a run page opened in a busy
+   * tenant then reads the run's stretch of the stream, not all of it.
+   */
+  readonly replayFloor?: string;
   /** Current state from the database, for `snapshot` and `resync` items. */
   snapshot(): Promise<TSnapshot>;
 }
@@ -172,7 +178,8 @@ async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
   const { start } = query;
-  const replay = start.from === "after" ? await replayAfter(deps.stream, query.tenantId, start.id, startId) : null;
+  const from = start.from === "after" && start.id === STREAM_ORIGIN && query.replayFloor ? query.replayFloor : start.from === "after" ? start.id : null;
+  const replay = from === null ? null : await replayAfter(deps.stream, query, from, startId);
   if (start.from === "snapshot") {
     metrics?.snapshots.inc();
     yield { id: startId, item: { type: "snapshot", snapshot: await snapshotWhenReachable(query, signal) } };
@@ -182,33 +189,38 @@ async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
   } else {
     metrics?.replayStarted();
     for (const entry of replay) {
-      if (!query.accept(entry.event)) continue;
       metrics?.eventReplayed();
       metrics?.eventDelivered();
       yield { id: entry.id, item: entry.event };
     }
     // The cursor may stand after the replay's last accepted entry (or after the reader's
     // start, when it arrived meanwhile); the live part starts after whichever is newer.
-    const lastReplayed = replay.at(-1)?.id ?? start.id;
+    const lastReplayed = replay.at(-1)?.id ?? from!;
     if (compareStreamIds(lastReplayed, live.lastYielded) > 0) live.lastYielded = lastReplayed;
   }
 }
 
 /**
- * Every entry after the cursor up to `until`, or "resync" when retention trimmed some of
- * them. A cursor past `until` (an entry appended after the live listener registered) needs
- * no replay. Retention is checked after each page is read: the trimmed marker rises before
- * entries are removed, so a page read before the check is complete.
+ * The entries the query accepts after the cursor up to `until`, or "resync" when retention
+ * trimmed some of them. A cursor past `until` (an entry appended after the live listener
+ * registered) needs no replay. Retention is checked after each page is read: the trimmed
+ * marker rises before entries are removed, so a page read before the check is complete.
+ * Only accepted entries are kept, so a run's replay holds the run's events, not the tenant's.
  */
-async function replayAfter(stream: TenantEventStream, tenantId: string, cursor: string, until: string): Promise<StreamEntry[] | "resync"> {
-  const entries: StreamEntry[] = [];
+async function replayAfter<TEvent extends PulseEvent>(
+  stream: TenantEventStream,
+  query: FeedQuery<TEvent, unknown>,
+  cursor: string,
+  until: string,
+): Promise<{ id: string; event: TEvent }[] | "resync"> {
+  const entries: { id: string; event: TEvent }[] = [];
   let after = cursor;
   while (compareStreamIds(after, until) < 0) {
-    const page = await stream.readAfter(tenantId, after, REPLAY_PAGE);
-    if (await stream.isBehindRetention(tenantId, after)) return "resync";
+    const page = await stream.readAfter(query.tenantId, after, REPLAY_PAGE);
+    if (await stream.isBehindRetention(query.tenantId, after)) return "resync";
     for (const entry of page) {
       if (compareStreamIds(entry.id, until) > 0) return entries;
-      entries.push(entry);
+      if (query.accept(entry.event)) entries.push({ id: entry.id, event: entry.event });
     }
     if (page.length < REPLAY_PAGE) break;
     after = page.at(-1)!.id;

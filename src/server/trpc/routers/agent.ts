@@ -28,6 +28,14 @@ const feedFilter = z.object({
 
 type FeedFilter = z.infer<typeof feedFilter>;
 
+/** How far apart the API processes' clocks and Redis's (stream ids are its time) may be. */
+const CLOCK_MARGIN_MS = 5 * 60_000;
+
+/** Where a replay of one run's events may begin: none is older than the run's being queued. */
+export function runReplayFloor(queuedAt: Date): string {
+  return `${Math.max(0, queuedAt.getTime() - CLOCK_MARGIN_MS)}-0`;
+}
+
 /** The agent events a subscriber asked for (a role, one run, or all), and the snapshot that goes with them. */
 export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
   constructor(
@@ -35,6 +43,8 @@ export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
     readonly tenantId: string,
     readonly start: FeedStart,
     private readonly filter: { runId?: string; agentRole?: FeedFilter["agentRole"] },
+    /** For one run's feed: see `runReplayFloor`. */
+    readonly replayFloor?: string,
   ) {}
 
   accept(event: PulseEvent): event is AgentEvent {
@@ -61,11 +71,13 @@ async function agentFeedQuery(
   cursor: { value: string | undefined; field: string },
 ): Promise<AgentFeedQuery> {
   const tenantId = session.tenantId;
+  let floor: string | undefined;
   if (filter.runId) {
-    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { id: true } });
+    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } });
     if (!run) throw notFound("run");
+    floor = runReplayFloor(run.queuedAt);
   }
-  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter);
+  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter, floor);
 }
 
 export const agentRouter = router({
