@@ -2,6 +2,7 @@
 
 import { useEffect, useRef, type ReactNode } from "react";
 import { formatDuration, formatTime } from "@/lib/format";
+import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, RunView } from "@/lib/trpc/types";
 import { useRun, useSharedRun } from "@/lib/trpc/use-run";
@@ -76,7 +77,7 @@ export function SharedRunDetail({ initial, title }: { initial: RunView; title: s
   );
 }
 
-type Timeline = ReturnType<typeof useRun>["timeline"];
+type Timeline = RunState["timeline"];
 
 /** A run's status, steps, output and timeline; `children` go below (its logs). */
 function RunPanel({
