@@ -196,6 +196,9 @@ describe("the dashboard in a real browser", () => {
     const types = (await applied(viewer)).map((a) => a.type);
     expect(types).toContain("agent:completed");
     expect(await viewer.locator("[data-testid=timeline] li").count()).toBeGreaterThan(3);
+    // Its logs, from the database now that it has finished.
+    await viewer.locator("[data-testid=run-logs] summary").click();
+    await expect.poll(() => viewer.locator("[data-testid=run-logs] li").count()).toBeGreaterThan(0);
     // Read-only: nothing to act with, and no way into the rest of the tenant.
     expect(await viewer.getByRole("button", { name: /Cancel|Retry|Share/ }).count()).toBe(0);
     await screenshot(viewer, "shared-run");

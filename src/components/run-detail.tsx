@@ -4,7 +4,7 @@ import { useEffect, useRef, type ReactNode } from "react";
 import { formatDuration, formatTime } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
-import type { AgentEvent, RunView } from "@/lib/trpc/types";
+import type { AgentEvent, LogPage, RunView } from "@/lib/trpc/types";
 import { useRun, useSharedRun } from "@/lib/trpc/use-run";
 import { useNow } from "@/lib/use-now";
 import { displayStatus } from "./agent-panel";
@@ -62,19 +62,27 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
   );
   return (
     <RunPanel run={run} timeline={timeline} title={title} actions={actions} sharing={<ShareControl runId={runId} />}>
-      {finished ? <RunLogs runId={runId} /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
+      {finished ? <MemberRunLogs runId={runId} /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
     </RunPanel>
   );
 }
 
-/** A run as the holder of its share link sees it: live, read-only, with the logs it streamed. */
+/** A run as the holder of its share link sees it: live and read-only, with its logs. */
 export function SharedRunDetail({ initial, title }: { initial: RunView; title: string }) {
   const { run: live, timeline } = useSharedRun(initial);
   return (
     <RunPanel run={live ?? initial} timeline={timeline} title={title}>
-      <LiveLogs timeline={timeline} title={isFinished(live ?? initial) ? "Logs" : "Logs (live)"} />
+      {isFinished(live ?? initial) ? <SharedRunLogs /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
     </RunPanel>
   );
+}
+
+function MemberRunLogs({ runId }: { runId: string }) {
+  return <RunLogs page={trpc.agent.logs.useQuery({ runId }).data} />;
+}
+
+function SharedRunLogs() {
+  return <RunLogs page={trpc.share.logs.useQuery().data} />;
 }
 
 type Timeline = RunState["timeline"];
@@ -225,13 +233,12 @@ function ShareControl({ runId }: { runId: string }) {
 }
 
 /** A finished run's logs, from the database, behind a disclosure. */
-function RunLogs({ runId }: { runId: string }) {
-  const logs = trpc.agent.logs.useQuery({ runId });
+function RunLogs({ page }: { page: LogPage | undefined }) {
   return (
     <details className="card" data-testid="run-logs">
-      <summary className="cursor-pointer font-semibold">Logs{logs.data ? ` (${logs.data.logs.length}${logs.data.nextCursor ? "+" : ""})` : ""}</summary>
+      <summary className="cursor-pointer font-semibold">Logs{page ? ` (${page.logs.length}${page.nextCursor ? "+" : ""})` : ""}</summary>
       <ol className="mt-2 font-mono text-xs">
-        {logs.data?.logs.map((log) => <li key={log.id}>{`${formatTime(log.at)} ${log.level} [attempt ${log.attempt}] ${log.message}`}</li>)}
+        {page?.logs.map((log) => <li key={log.id}>{`${formatTime(log.at)} ${log.level} [attempt ${log.attempt}] ${log.message}`}</li>)}
       </ol>
     </details>
   );

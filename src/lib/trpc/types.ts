@@ -10,5 +10,6 @@ export type AgentFeedItem = AgentFeedEntry["item"];
 export type ContextFeedEntry = RouterOutputs["context"]["events"]["items"][number];
 export type ContextFeedItem = ContextFeedEntry["item"];
 export type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "resync" }>;
-export type LogEntry = RouterOutputs["agent"]["logs"]["logs"][number];
+export type LogPage = RouterOutputs["agent"]["logs"];
+export type LogEntry = LogPage["logs"][number];
 export type ContextView = NonNullable<RouterOutputs["context"]["get"]>;

@@ -203,6 +203,7 @@ describe("tenant isolation under canaries", () => {
       expectNotFound("share.create", await call("share.create", { runId }, a));
       expectNotFound("share.revoke", await call("share.revoke", { shareId: pick(victimShares) }, a));
       expectNotFound("share.events", await call("share.events", { cursor: eventId }, attackerShare.token));
+      expectNotFound("share.logs", await call("share.logs", { cursor: logId }, attackerShare.token));
       expectNotFound("agent.onStatus", await subscribe(attackSocket, "agent.onStatus", { runId }));
       expectNotFound("agent.onStatus", await subscribe(attackSocket, "agent.onStatus", {}, eventId));
       expectNotFound("context.onStatusChanged", await subscribe(attackSocket, "context.onStatusChanged", {}, eventId));
@@ -220,6 +221,7 @@ describe("tenant isolation under canaries", () => {
       expectClean("auth.socketToken", await call("auth.socketToken", undefined, a));
       expectClean("share.run", await call("share.run", undefined, attackerShare.token));
       expectClean("share.events", await call("share.events", { cursor: "0-0" }, attackerShare.token));
+      expectClean("share.logs", await call("share.logs", smuggled, attackerShare.token));
       expectClean("agent.onStatus", await subscribe(attackSocket, "agent.onStatus", { ...smuggled, agentRole: VICTIM_ROLE }));
       expectClean("context.onStatusChanged", await subscribe(attackSocket, "context.onStatusChanged", smuggled));
       expectClean("share.onRun", await subscribe(shareSocket, "share.onRun", smuggled));

@@ -107,6 +107,7 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
   "share.revoke": [[{ shareId: "s".repeat(65) }, "shareId"]],
   "share.onRun": [[{ lastEventId: "x" }, "lastEventId"]],
   "share.events": [[{ cursor: "x" }, "cursor"], [{ limit: 10_000 }, "limit"]],
+  "share.logs": [[{ cursor: "c".repeat(129) }, "cursor"], [{ limit: 0 }, "limit"]],
 };
 
 /** Sends one input to one procedure the way clients do, and returns the error it got (or null). */

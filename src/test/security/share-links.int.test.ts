@@ -85,6 +85,10 @@ describe("a share link", () => {
     const page = await polling.share.events.query({ cursor: live.items[0]!.id });
     expect(page.items.map((i) => i.id)).toEqual(sharedIds);
     expect(await polling.share.run.query()).toMatchObject({ id: shared.runId, progress: 30, message: "shared 3" });
+    // Its logs, and only its logs.
+    await report(shared.runId, shared.reportToken, { type: "agent:log", level: "info", message: "shared line" });
+    await report(unshared.runId, unshared.reportToken, { type: "agent:log", level: "info", message: "PRIVATE line" });
+    expect((await polling.share.logs.query()).logs.map((l) => l.message)).toEqual(["shared line"]);
 
     // Everything else is closed to the link, on both paths.
     const closed: Record<string, () => Promise<unknown>> = {

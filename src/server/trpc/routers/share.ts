@@ -26,7 +26,7 @@ async function sharedRunQuery(
  * Read-only share links. A signed-in user creates (and revokes) a link to one run of their
  * tenant; whoever holds its token (as `connectionParams.token` on the WebSocket, or
  * `Authorization: Bearer` over HTTP) may watch that run live through `run`, `onRun` and
- * `events`, and nothing else: every other procedure answers UNAUTHORIZED.
+ * `events`, and read its `logs`, and nothing else: every other procedure answers UNAUTHORIZED.
  */
 export const shareRouter = router({
   /** A link to watch one run, valid for `expiresInMinutes` (at most SHARE_LINK_MAX_HOURS). NOT_FOUND for another tenant's run. */
@@ -59,6 +59,11 @@ export const shareRouter = router({
       const query = await sharedRunQuery(ctx.services, ctx.share, { value: input.lastEventId ?? undefined, field: "lastEventId" });
       return trackedFeed(ctx, signal, query);
     }),
+
+  /** The shared run's logs from the database, oldest first, a page at a time (as `agent.logs`). */
+  logs: sharedRunProcedure
+    .input(z.object({ cursor: z.string().min(1).max(128).optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
+    .query(({ ctx, input }) => ctx.services.runs.logs(ctx.share.tenantId, ctx.share.runId, input.cursor, input.limit)),
 
   /** The polling twin of `onRun`. */
   events: sharedRunProcedure
