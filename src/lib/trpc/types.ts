@@ -11,5 +11,4 @@ export type ContextFeedEntry = RouterOutputs["context"]["events"]["items"][numbe
 export type ContextFeedItem = ContextFeedEntry["item"];
 export type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "resync" }>;
 export type LogPage = RouterOutputs["agent"]["logs"];
-export type LogEntry = LogPage["logs"][number];
 export type ContextView = NonNullable<RouterOutputs["context"]["get"]>;
