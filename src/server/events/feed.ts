@@ -45,9 +45,10 @@ export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
   /**
    * Where a replay from the stream's origin may begin instead, because nothing before it can
    * be accepted (one run's events begin when it was queued): a run page opened in a busy
-   * tenant then reads the run's stretch of the stream, not all of it.
+   * tenant then reads the run's stretch of the stream, not all of it. Asked only for such a
+   * replay; null when there is no such place.
    */
-  readonly replayFloor?: string;
+  replayFloor?(): Promise<string | null>;
   /** Current state from the database, for `snapshot` and `resync` items. */
   snapshot(): Promise<TSnapshot>;
 }
@@ -178,7 +179,7 @@ async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
   const { start } = query;
-  const from = start.from === "after" && start.id === STREAM_ORIGIN && query.replayFloor ? query.replayFloor : start.from === "after" ? start.id : null;
+  const from = start.from !== "after" ? null : start.id === STREAM_ORIGIN ? ((await query.replayFloor?.()) ?? STREAM_ORIGIN) : start.id;
   const replay = from === null ? null : await replayAfter(deps.stream, query, from, startId);
   if (start.from === "snapshot") {
     metrics?.snapshots.inc();

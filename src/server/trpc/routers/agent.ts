@@ -43,9 +43,15 @@ export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
     readonly tenantId: string,
     readonly start: FeedStart,
     private readonly filter: { runId?: string; agentRole?: FeedFilter["agentRole"] },
-    /** For one run's feed: see `runReplayFloor`. */
-    readonly replayFloor?: string,
   ) {}
+
+  /** One run's feed replays from when the run was queued (see `runReplayFloor`). */
+  async replayFloor(): Promise<string | null> {
+    const { services, tenantId, filter } = this;
+    if (!filter.runId) return null;
+    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } });
+    return run ? runReplayFloor(run.queuedAt) : null;
+  }
 
   accept(event: PulseEvent): event is AgentEvent {
     const { runId, agentRole } = this.filter;
@@ -71,13 +77,11 @@ async function agentFeedQuery(
   cursor: { value: string | undefined; field: string },
 ): Promise<AgentFeedQuery> {
   const tenantId = session.tenantId;
-  let floor: string | undefined;
   if (filter.runId) {
-    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } });
+    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { id: true } });
     if (!run) throw notFound("run");
-    floor = runReplayFloor(run.queuedAt);
   }
-  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter, floor);
+  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter);
 }
 
 export const agentRouter = router({

@@ -6,7 +6,7 @@ import { readRunSnapshot } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
-import { AgentFeedQuery, runReplayFloor } from "./agent";
+import { AgentFeedQuery } from "./agent";
 
 /**
  * The shared run's events only, its snapshot that run and nothing else of the tenant, from
@@ -18,8 +18,7 @@ async function sharedRunQuery(
   cursor: { value: string | undefined; field: string },
 ): Promise<AgentFeedQuery> {
   const start = await resolveCursor(services, share.tenantId, cursor.value, cursor.field);
-  const run = await services.db.agentRun.findFirst({ where: { id: share.runId, tenantId: share.tenantId }, select: { queuedAt: true } });
-  return new AgentFeedQuery(services, share.tenantId, start, { runId: share.runId }, run ? runReplayFloor(run.queuedAt) : undefined);
+  return new AgentFeedQuery(services, share.tenantId, start, { runId: share.runId });
 }
 
 /**
