@@ -70,9 +70,10 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
 /** A run as the holder of its share link sees it: live and read-only, with its logs. */
 export function SharedRunDetail({ initial, title }: { initial: RunView; title: string }) {
   const { run: live, timeline } = useSharedRun(initial);
+  const run = live ?? initial;
   return (
-    <RunPanel run={live ?? initial} timeline={timeline} title={title}>
-      {isFinished(live ?? initial) ? <SharedRunLogs /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
+    <RunPanel run={run} timeline={timeline} title={title}>
+      {isFinished(run) ? <SharedRunLogs /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
     </RunPanel>
   );
 }

@@ -35,10 +35,12 @@ export async function dashboardData(session: Session) {
   return { id, runs: snapshot.runs, recent: recent.runs, durations, roles: roleList() };
 }
 
+/** The run and its agent's title, for the run page; null when the tenant has no such run. */
 export async function runData(session: Session, runId: string) {
   const { runs } = servicesForPages();
   try {
-    return await runs.get(session.tenantId, runId);
+    const run = await runs.get(session.tenantId, runId);
+    return { run, title: agentTitle(run.agentRole) };
   } catch {
     return null;
   }
@@ -54,8 +56,7 @@ export async function sharedRunData(token: string) {
   if (principal?.kind !== "share") return null;
   const { tenantId, runId } = principal.share;
   const run = (await readRunSnapshot(services, tenantId, runId))?.runs[0];
-  if (!run) return null;
-  return { run, title: services.agents.find((a) => a.role === run.agentRole)?.title ?? run.agentRole };
+  return run ? { run, title: agentTitle(run.agentRole) } : null;
 }
 
 export async function contextPageData(session: Session) {
@@ -71,4 +72,9 @@ export async function contextPageData(session: Session) {
 
 function roleList() {
   return servicesForPages().agents.map((a) => ({ role: a.role, title: a.title ?? a.role }));
+}
+
+/** What the pages call an agent: its title, or its role when it has none. */
+function agentTitle(role: string): string {
+  return servicesForPages().agents.find((a) => a.role === role)?.title ?? role;
 }
