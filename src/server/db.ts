@@ -3,8 +3,10 @@ import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import type { SqlDriverAdapterFactory } from "@prisma/driver-adapter-utils";
 import { PrismaPGlite } from "pglite-prisma-adapter";
+import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client";
 import { applyMigrations } from "./migrations";
+import { sqlClient, type SqlClient } from "./sql";
 
 export type { PrismaClient } from "../generated/prisma/client";
 
@@ -25,6 +27,8 @@ export interface DatabaseOptions {
 
 export interface Database {
   prisma: PrismaClient;
+  /** The event hot path's statements, on the same connections as `prisma` (see `SqlClient`). */
+  sql: SqlClient;
   kind: "postgres" | "pglite";
   close(): Promise<void>;
 }
@@ -67,13 +71,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let closeDriver: () => Promise<void>;
   let kind: Database["kind"];
   if (options.databaseUrl) {
-    // A bounded connect, so a database that went away answers "unavailable" instead of hanging.
+    // One pool for the Prisma client and the direct statements. A bounded connect, so a
+    // database that went away answers "unavailable" instead of hanging.
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 });
+    // An idle connection the server closed (a restart, or its end racing ours on close) is
+    // already out of the pool, and the next query opens a new one: nothing to do but not crash.
+    pool.on("error", () => {});
     const names = options.preparedStatements === false ? null : new StatementNames();
-    adapterFactory = new PrismaPg(
-      { connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 },
-      names ? { statementNameGenerator: (query) => names.nameOf(query.sql) } : {},
-    );
-    closeDriver = async () => {};
+    adapterFactory = new PrismaPg(pool, names ? { statementNameGenerator: (query) => names.nameOf(query.sql) } : {});
+    closeDriver = () => pool.end();
     kind = "postgres";
   } else {
     if (!options.pgliteDir.startsWith("memory://")) {
@@ -87,11 +93,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
   if (options.migrate ?? true) await applyMigrations(adapterFactory);
   const prisma = new PrismaClient({ adapter: adapterFactory });
+  // Over an existing pool (or PGlite), connecting makes no new connections.
+  const adapter = await adapterFactory.connect();
   return {
     prisma,
+    sql: sqlClient(adapter),
     kind,
     async close() {
       await prisma.$disconnect();
+      await adapter.dispose();
       await closeDriver();
     },
   };

@@ -93,6 +93,7 @@ export class Pulse {
     const metrics = options.metrics ?? new PulseMetrics();
     const bus = new EventBus({
       db: options.database.prisma,
+      sql: options.database.sql,
       stream,
       logger,
       ...options.bus,

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PrismaClient } from "../../generated/prisma/client";
+import { Prisma, type PrismaClient } from "../../generated/prisma/client";
 import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+import type { SqlClient } from "../sql";
 import { EventBus } from "./bus";
 import { appliedSeq, projectProgress, projectRunActivity, type RunActivityInput } from "./projection";
 import { RunActivityWriter } from "./run-activity-writer";
@@ -91,7 +92,7 @@ describe("EventBus progress fast path", () => {
     await run.active(1);
     const { db, stream, logger } = app.pulse.services;
     // A bus whose progress reaches the database only when it closes: here, only Redis has it.
-    const bus = new EventBus({ db, stream, logger, progressFlushMs: 3_600_000 });
+    const bus = new EventBus({ db, sql: app.database.sql, stream, logger, progressFlushMs: 3_600_000 });
     expect(await bus.publish({ ...run.base, type: "agent:progress", progress: 70, phase: "running", message: "at 70" })).not.toBeNull();
     // The run ends right after the snapshot's database read, before whatever the read does next.
     const endsAfterRead = new Proxy(db, {
@@ -163,15 +164,16 @@ describe("a publish retried after its connection dropped", () => {
     const run = await queuedRun();
     await run.active(1);
     const { db } = app.pulse.services;
+    const { sql } = app.database;
     const chunk: RunActivityInput = { ...run.base, type: "agent:output", chunk: "once" };
     // The first try committed, but its answer was lost: the retry asks before applying.
-    const [seq] = await projectRunActivity(db, [{ event: chunk, key: "key-1" }]);
+    const [seq] = await projectRunActivity(sql, [{ event: chunk, key: "key-1" }]);
     expect(seq).toBe(3);
     expect(await appliedSeq(db, chunk, "key-1")).toBe(seq);
     expect(await appliedSeq(db, chunk, "key-2")).toBeNull();
     expect((await run.row()).output).toBe("once");
     // A later change of the run is another publish's: the old key no longer names the row.
-    await projectRunActivity(db, [{ event: { ...run.base, type: "agent:log", level: "info", message: "later" }, key: "key-3" }]);
+    await projectRunActivity(sql, [{ event: { ...run.base, type: "agent:log", level: "info", message: "later" }, key: "key-3" }]);
     expect(await appliedSeq(db, chunk, "key-1")).toBeNull();
   });
 
@@ -179,7 +181,7 @@ describe("a publish retried after its connection dropped", () => {
     const runs = await activeRuns(3);
     const { db } = app.pulse.services;
     const batch = runs.map((run, i) => ({ event: { ...run.base, type: "agent:log", level: "info", message: `line ${i}` } as const, key: `batch-key-${i}` }));
-    expect(await projectRunActivity(db, batch)).toEqual([3, 3, 3]);
+    expect(await projectRunActivity(app.database.sql, batch)).toEqual([3, 3, 3]);
     for (const [i, { event }] of batch.entries()) {
       expect(await appliedSeq(db, event, `batch-key-${i}`)).toBe(3);
       expect(await appliedSeq(db, event, `batch-key-${(i + 1) % 3}`)).toBeNull();
@@ -220,12 +222,11 @@ describe("steps and log lines", () => {
     const run = await queuedRun();
     await run.active(1);
     const { db } = app.pulse.services;
-    await db.$transaction(async (tx) => {
+    await app.database.sql.transaction(async (tx) => {
       // Fourteen hours from UTC: a timestamp written in the session's local time is far off.
-      await tx.$executeRawUnsafe("SET LOCAL TIME ZONE 'Pacific/Kiritimati'");
-      const client = tx as unknown as PrismaClient;
-      await projectRunActivity(client, [{ event: { ...run.base, type: "agent:step", stepId: `${run.runId}:tz`, name: "tz", status: "completed" }, key: "tz-1" }]);
-      await projectRunActivity(client, [{ event: { ...run.base, type: "agent:log", level: "info", message: "tz" }, key: "tz-2" }]);
+      await tx.execute(Prisma.sql`SET LOCAL TIME ZONE 'Pacific/Kiritimati'`);
+      await projectRunActivity(tx, [{ event: { ...run.base, type: "agent:step", stepId: `${run.runId}:tz`, name: "tz", status: "completed" }, key: "tz-1" }]);
+      await projectRunActivity(tx, [{ event: { ...run.base, type: "agent:log", level: "info", message: "tz" }, key: "tz-2" }]);
     });
     const step = await db.runStep.findUniqueOrThrow({ where: { id: `${run.runId}:tz` } });
     const [log] = await db.runLog.findMany({ where: { runId: run.runId } });
@@ -273,14 +274,14 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
   it("go to the database as one statement for all runs waiting, one event per run per statement", async () => {
     const runs = await activeRuns(20);
     let statements = 0;
-    const counting = app.pulse.services.db.$extends({
-      query: {
-        $queryRaw: ({ args, query }) => {
-          statements++;
-          return query(args);
-        },
+    const { sql } = app.database;
+    const counting: SqlClient = {
+      ...sql,
+      query: (statement) => {
+        statements++;
+        return sql.query(statement);
       },
-    }) as unknown as PrismaClient;
+    };
     const writer = new RunActivityWriter(counting);
     const log = (run: (typeof runs)[number], message: string) => writer.write({ ...run.base, type: "agent:log", level: "info", message }, `${run.runId}:${message}`);
     // Written in one turn: every run's first line goes in the first statement, the five second lines in the next.
@@ -357,11 +358,11 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
 
   it("never deadlock with each other or with a progress flush over the same runs, from any number of connections", async () => {
     const runs = await activeRuns(30);
-    const { db } = app.pulse.services;
+    const { sql } = app.database;
     const batch = (order: typeof runs, round: number) =>
-      projectRunActivity(db, order.map((run) => ({ event: { ...run.base, type: "agent:output", chunk: "." } as const, key: `${run.runId}:${round}` })));
+      projectRunActivity(sql, order.map((run) => ({ event: { ...run.base, type: "agent:output", chunk: "." } as const, key: `${run.runId}:${round}` })));
     const progress = (order: typeof runs, round: number) =>
-      projectProgress(db, order.map((run) => ({ ...run.base, type: "agent:progress", progress: round, phase: "running", message: `round ${round}` }) as const));
+      projectProgress(sql, order.map((run) => ({ ...run.base, type: "agent:progress", progress: round, phase: "running", message: `round ${round}` }) as const));
     const reversed = [...runs].reverse();
     const shuffled = [...runs].sort(() => Math.random() - 0.5);
     const rounds = 15;

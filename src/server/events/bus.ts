@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { whileDatabaseReturns } from "../database-unavailable";
 import type { Logger } from "../logger";
+import type { SqlClient } from "../sql";
 import type { LiveAttemptGate, TenantEventStream } from "./event-stream";
 import { ProgressProjector } from "./progress-projector";
 import { appliedSeq, isAttemptLive, isRunActivity, projectEvent } from "./projection";
@@ -16,6 +17,8 @@ export interface PublishedEvent {
 
 export interface EventBusOptions {
   db: PrismaClient;
+  /** The same database, for the statements of the hot path (batched activity, progress flushes). */
+  sql: SqlClient;
   stream: TenantEventStream;
   logger: Logger;
   /** How long a publish waits for an unreachable database before it fails (default 30 s). */
@@ -49,8 +52,8 @@ export class EventBus {
   constructor(private readonly options: EventBusOptions) {
     this.stream = options.stream;
     this.databaseWaitMs = options.databaseWaitMs ?? 30_000;
-    this.progress = new ProgressProjector(options.db, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
-    this.activity = new RunActivityWriter(options.db);
+    this.progress = new ProgressProjector(options.sql, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
+    this.activity = new RunActivityWriter(options.sql);
   }
 
   /** Runs whose latest progress is waiting to be written to the database. */

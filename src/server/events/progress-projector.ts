@@ -1,4 +1,4 @@
-import type { PrismaClient } from "../../generated/prisma/client";
+import type { SqlClient } from "../sql";
 import type { Logger } from "../logger";
 import { projectProgress } from "./projection";
 import type { ProgressInput } from "./schema";
@@ -21,7 +21,7 @@ export class ProgressProjector {
   private failures = 0;
 
   constructor(
-    private readonly db: PrismaClient,
+    private readonly sql: SqlClient,
     private readonly logger: Logger,
     private readonly options: ProgressProjectorOptions,
   ) {}
@@ -45,7 +45,7 @@ export class ProgressProjector {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    this.flushing = projectProgress(this.db, [...batch.values()])
+    this.flushing = projectProgress(this.sql, [...batch.values()])
       .then(() => {
         this.failures = 0;
       })

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { Prisma } from "../../generated/prisma/client";
+import type { SqlClient } from "../sql";
 import type { LiveProgress } from "./event-stream";
 import type { CountedEventInput, ProgressInput } from "./schema";
 
@@ -161,7 +162,7 @@ export interface KeyedRunActivity {
  * The events travel as one array per column (`unnest`), so the statement's text and its
  * number of parameters do not grow with the batch.
  */
-export async function projectRunActivity(db: PrismaClient, batch: readonly KeyedRunActivity[]): Promise<(number | null)[]> {
+export async function projectRunActivity(sql: SqlClient, batch: readonly KeyedRunActivity[]): Promise<(number | null)[]> {
   // Two events of one run would share one bump of its counter.
   if (new Set(batch.map(({ event }) => event.runId)).size < batch.length) throw new Error("projectRunActivity: more than one event of a run in one batch");
   // Step ids are global keys; one that does not start with its run's id could name
@@ -199,7 +200,7 @@ export async function projectRunActivity(db: PrismaClient, batch: readonly Keyed
   // Enum arrays travel as text[] and are cast in SQL: PGlite cannot serialize a parameter of
   // an enum array type. A run without a chunk keeps its stored output as it is; appending in
   // SQL keeps a long output from travelling back and forth on every chunk.
-  const rows = await db.$queryRaw<{ id: string; seq: number }[]>`
+  const rows = await sql.query<{ id: string; seq: number }>(Prisma.sql`
     WITH running AS (
       SELECT e.* FROM unnest(${events.map((e) => e.runId)}::text[], ${events.map((e) => e.tenantId)}::text[], ${events.map((e) => e.attempt)}::int[],
         ${applicable.map(({ key }) => key)}::text[], ${events.map((e) => (e.type === "agent:output" ? e.chunk : null))}::text[]) AS e("runId", "tenantId", "attempt", "key", "chunk")
@@ -215,7 +216,7 @@ export async function projectRunActivity(db: PrismaClient, batch: readonly Keyed
       WHERE r."id" = e."runId"
       RETURNING r."id", r."seq", r."tenantId", r."attempt"
     )${insertSteps}${insertLogs}
-    SELECT "id", "seq" FROM run`;
+    SELECT "id", "seq" FROM run`);
   const seqs = new Map(rows.map((row) => [row.id, row.seq]));
   return batch.map(({ event }) => seqs.get(event.runId) ?? null);
 }
@@ -238,12 +239,12 @@ export async function appliedSeq(db: PrismaClient, event: CountedEventInput, key
  * running: a late write can never move a finished or retried run back. Progress does not
  * bump `seq` (see `eventStampSchema`).
  */
-export async function projectProgress(db: PrismaClient, latest: readonly ProgressInput[]): Promise<void> {
+export async function projectProgress(sql: SqlClient, latest: readonly ProgressInput[]): Promise<void> {
   if (latest.length === 0) return;
   // One array per column, as in `projectRunActivity`: one statement text for any number of
   // runs. A row per run in VALUES made a new text for every batch size, each planned anew
   // and each taking one of the process's prepared statement names (see `StatementNames`).
-  await db.$executeRaw`
+  await sql.execute(Prisma.sql`
     WITH v AS (
       SELECT * FROM unnest(${latest.map((e) => e.runId)}::text[], ${latest.map((e) => e.tenantId)}::text[], ${latest.map((e) => e.attempt)}::int[],
         ${latest.map((e) => Math.round(e.progress))}::int[], ${latest.map((e) => e.phase)}::text[]::"RunPhase"[], ${latest.map((e) => e.message ?? null)}::text[])
@@ -257,7 +258,7 @@ export async function projectProgress(db: PrismaClient, latest: readonly Progres
     UPDATE "AgentRun" AS r
     SET "progress" = v.progress, "phase" = v.phase, "message" = v.message, "updatedAt" = ${UTC_NOW}
     FROM running AS v
-    WHERE r."id" = v.id`;
+    WHERE r."id" = v.id`);
 }
 
 /** Whether this attempt of the run is the one running now (the progress fast path's fallback check). */

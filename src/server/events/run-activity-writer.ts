@@ -1,4 +1,4 @@
-import type { PrismaClient } from "../../generated/prisma/client";
+import type { SqlClient } from "../sql";
 import { isDatabaseUnavailable } from "../database-unavailable";
 import { projectRunActivity, type KeyedRunActivity, type RunActivityInput } from "./projection";
 
@@ -22,7 +22,7 @@ export class RunActivityWriter {
   private queue: QueuedActivity[] = [];
   private writing = false;
 
-  constructor(private readonly db: PrismaClient) {}
+  constructor(private readonly sql: SqlClient) {}
 
   /**
    * Applies an event with the next batch: resolves to its `seq`, or null when it no longer
@@ -62,7 +62,7 @@ export class RunActivityWriter {
 
   private async writeBatch(batch: QueuedActivity[]): Promise<void> {
     try {
-      const seqs = await projectRunActivity(this.db, batch);
+      const seqs = await projectRunActivity(this.sql, batch);
       batch.forEach((queued, i) => queued.resolve(seqs[i] ?? null));
     } catch (error) {
       if (batch.length > 1 && !isDatabaseUnavailable(error)) {
