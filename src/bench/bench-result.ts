@@ -47,6 +47,7 @@ export interface ConnectResult {
 
 export interface StepResult {
   scenario: ScenarioName;
+  /** The step's place in the ladder; k − 0.5 for the step between k − 1 and k that narrows a design's maximum. */
   step: number;
   design: Design;
   offeredEventsPerSecond: number;

@@ -120,6 +120,49 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
     const count = Math.max(plan.tenants, Math.round((rate * ms) / 1000));
     return { rate, count, seqStart: takeSeq(count), tenants: plan.tenants, runsPerTenant: plan.runsPerTenant };
   };
+  /** Runs one load step of `design` and records it; resolves to whether it passed. */
+  const runStep = async (design: Design, rate: number, index: number): Promise<boolean> => {
+    const step = stepOf(rate, bench.plan.stepMs);
+    const m = await measureStep(bench, design, step);
+    const failure = failureOf(m, bench.plan.p99BoundMs);
+    const delivered = m.summary.delivered;
+    const stepResult: StepResult = {
+      scenario: plan.name,
+      step: index,
+      design,
+      offeredEventsPerSecond: rate,
+      offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
+      events: step.count,
+      expected: m.summary.expected,
+      delivered,
+      superseded: m.summary.superseded,
+      missing: m.summary.missing,
+      duplicates: m.summary.duplicates,
+      foreign: m.summary.foreign,
+      resyncs: m.summary.resyncs,
+      misordered: m.summary.misordered,
+      closed: m.summary.closed,
+      publisher: { published: m.outcome.published, dropped: m.outcome.dropped, failed: m.outcome.failed, maxLagMs: m.outcome.maxLagUs / 1000, errors: m.outcome.errors, cpuUs: m.outcome.cpuUs },
+      latency: m.summary.latency,
+      achievedDeliveriesPerSecond: delivered / m.elapsedS,
+      serverCpuUsPerDelivery: delivered > 0 ? m.serverCpuUs / delivered : 0,
+      serverCpuCores: m.serverCpuUs / 1e6 / m.elapsedS,
+      clientCpuUsPerDelivery: delivered > 0 ? m.summary.cpuUs / delivered : 0,
+      redisCpuCores: m.redisCpuS / m.elapsedS,
+      machineBusy: m.cpu.machineBusy,
+      postgresCpuCores: m.cpu.postgresCores,
+      otherCpuCores: m.cpu.otherCores,
+      serverRssMiB: Math.round(m.serverRss / 1024 / 1024),
+      passed: failure === undefined,
+      ...(failure ? { failure } : {}),
+    };
+    result.steps.push(stepResult);
+    log(
+      `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${stepResult.latency.p50} ms, p99 ${stepResult.latency.p99} ms, ` +
+        `${delivered}/${m.summary.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${m.cpu.otherCores > 0.1 ? ` (others ${m.cpu.otherCores.toFixed(2)} cores)` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
+    );
+    return failure === undefined;
+  };
   try {
     for (const design of bench.designs) {
       const tenants = await bench.tenants(design, { tenants: plan.tenants, connectionsPerTenant: plan.subscribersPerTenant, runsPerTenant: plan.runsPerTenant });
@@ -141,50 +184,16 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
         break;
       }
       for (const design of rotate(bench.designs.filter((d) => active.has(d)), index)) {
-        const step = stepOf(rate, bench.plan.stepMs);
-        const m = await measureStep(bench, design, step);
-        const failure = failureOf(m, bench.plan.p99BoundMs);
-        const delivered = m.summary.delivered;
-        const stepResult: StepResult = {
-          scenario: plan.name,
-          step: index,
-          design,
-          offeredEventsPerSecond: rate,
-          offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
-          events: step.count,
-          expected: m.summary.expected,
-          delivered,
-          superseded: m.summary.superseded,
-          missing: m.summary.missing,
-          duplicates: m.summary.duplicates,
-          foreign: m.summary.foreign,
-          resyncs: m.summary.resyncs,
-          misordered: m.summary.misordered,
-          closed: m.summary.closed,
-          publisher: { published: m.outcome.published, dropped: m.outcome.dropped, failed: m.outcome.failed, maxLagMs: m.outcome.maxLagUs / 1000, errors: m.outcome.errors, cpuUs: m.outcome.cpuUs },
-          latency: m.summary.latency,
-          achievedDeliveriesPerSecond: delivered / m.elapsedS,
-          serverCpuUsPerDelivery: delivered > 0 ? m.serverCpuUs / delivered : 0,
-          serverCpuCores: m.serverCpuUs / 1e6 / m.elapsedS,
-          clientCpuUsPerDelivery: delivered > 0 ? m.summary.cpuUs / delivered : 0,
-          redisCpuCores: m.redisCpuS / m.elapsedS,
-          machineBusy: m.cpu.machineBusy,
-          postgresCpuCores: m.cpu.postgresCores,
-          otherCpuCores: m.cpu.otherCores,
-          serverRssMiB: Math.round(m.serverRss / 1024 / 1024),
-          passed: failure === undefined,
-          ...(failure ? { failure } : {}),
-        };
-        result.steps.push(stepResult);
-        log(
-          `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${stepResult.latency.p50} ms, p99 ${stepResult.latency.p99} ms, ` +
-            `${delivered}/${m.summary.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${m.cpu.otherCores > 0.1 ? ` (others ${m.cpu.otherCores.toFixed(2)} cores)` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
-        );
-        if (failure && bench.plan.stopAtSaturation) {
-          active.delete(design);
-          await bench.disconnect(design);
+        const passed = await runStep(design, rate, index);
+        if (passed || !bench.plan.stopAtSaturation) continue;
+        const previous = plan.eventRates[index - 1];
+        if (bench.plan.refineSaturation && previous !== undefined) {
           await bench.settle(design);
+          await runStep(design, Math.round(Math.sqrt(previous * rate) * 10) / 10, index - 0.5);
         }
+        active.delete(design);
+        await bench.disconnect(design);
+        await bench.settle(design);
       }
     }
     result.unsaturated = [...active];

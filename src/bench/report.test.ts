@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import type { ScenarioResult, StepResult } from "./bench-result";
+import { summarise } from "./report";
+import type { Design } from "./workload";
+
+const SUBSCRIBERS = 5;
+
+/** A narrow step's result with what the summary reads; the rest as a quiet step would have it. */
+function step(design: Design, index: number, rate: number, passed: boolean, p99 = 10): StepResult {
+  const expected = rate * 3 * SUBSCRIBERS;
+  return {
+    scenario: "narrow",
+    step: index,
+    design,
+    offeredEventsPerSecond: rate,
+    offeredDeliveriesPerSecond: rate * SUBSCRIBERS,
+    events: rate * 3,
+    expected,
+    delivered: expected,
+    superseded: 0,
+    missing: 0,
+    duplicates: 0,
+    foreign: 0,
+    resyncs: 0,
+    misordered: 0,
+    closed: 0,
+    publisher: { published: rate * 3, dropped: 0, failed: 0, maxLagMs: 1, errors: [], cpuUs: 0 },
+    latency: { count: expected, p50: p99 / 4, p90: p99 / 2, p99, p999: p99, max: p99, mean: p99 / 4 },
+    achievedDeliveriesPerSecond: rate * SUBSCRIBERS,
+    serverCpuUsPerDelivery: 10,
+    serverCpuCores: 0.5,
+    clientCpuUsPerDelivery: 10,
+    redisCpuCores: 0.1,
+    machineBusy: 0.5,
+    postgresCpuCores: 0,
+    otherCpuCores: 0,
+    serverRssMiB: 100,
+    passed,
+    ...(passed ? {} : { failure: "p99 over the bound" }),
+  };
+}
+
+function scenario(steps: StepResult[], unsaturated: Design[] = []): ScenarioResult {
+  return { name: "narrow", description: "", tenants: 100, subscribersPerTenant: SUBSCRIBERS, runsPerTenant: 2, officialClients: 3, connect: [], steps, unsaturated };
+}
+
+const designs: Design[] = ["pulse", "socket-io", "ws-floor"];
+const target = (summary: ReturnType<typeof summarise>, name: string) => summary.targets.find((t) => t.name === `narrow: ${name}`);
+
+describe("summarise", () => {
+  it("takes a design's maximum from the step between its failure and its last pass, and compares latencies only at loads both ran", () => {
+    const summary = summarise({
+      designs,
+      idle: [],
+      scenarios: [
+        scenario(
+          [
+            step("pulse", 0, 1000, true, 20),
+            step("socket-io", 0, 1000, true, 10),
+            step("ws-floor", 0, 1000, true, 5),
+            step("pulse", 1, 1300, false),
+            // Pulse's refinement: between 1,000 and 1,300.
+            step("pulse", 0.5, 1140, true, 40),
+            step("socket-io", 1, 1300, true, 12),
+            step("ws-floor", 1, 1300, true, 6),
+            step("socket-io", 2, 1690, false),
+            step("socket-io", 1.5, 1482, false),
+            step("ws-floor", 2, 1690, true, 7),
+          ],
+          ["ws-floor"],
+        ),
+      ],
+    });
+    expect(summary.maxSustainable.narrow).toEqual({
+      pulse: { deliveriesPerSecond: 5700, atLeast: false },
+      "socket-io": { deliveriesPerSecond: 6500, atLeast: false },
+      "ws-floor": { deliveriesPerSecond: 8450, atLeast: true },
+    });
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 0.88, met: false });
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({ value: 0.67, met: true });
+    // Pulse's refined step has no Socket.IO twin: latencies are compared at the heaviest load both ran.
+    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 2, met: false });
+    expect(summary.equalLoad.narrow?.offeredDeliveriesPerSecond).toBe(5000);
+  });
+
+  it("compares two designs' refined steps when both failed at the same step", () => {
+    const summary = summarise({
+      designs: ["pulse", "socket-io"],
+      idle: [],
+      scenarios: [
+        scenario([
+          step("pulse", 0, 1000, true, 20),
+          step("socket-io", 0, 1000, true, 10),
+          step("pulse", 1, 1300, false),
+          step("pulse", 0.5, 1140, true, 30),
+          step("socket-io", 1, 1300, false),
+          step("socket-io", 0.5, 1140, true, 60),
+        ]),
+      ],
+    });
+    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 0.5, met: true });
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 1, met: false });
+  });
+});
