@@ -91,7 +91,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     closeDriver = () => pglite.close();
     kind = "pglite";
   }
-  if (options.migrate ?? true) await applyMigrations(adapterFactory);
+  if (options.migrate ?? true) {
+    try {
+      await applyMigrations(adapterFactory);
+    } catch (error) {
+      await closeDriver();
+      throw error;
+    }
+  }
   const prisma = new PrismaClient({ adapter: adapterFactory });
   // Over an existing pool (or PGlite), connecting makes no new connections.
   const adapter = await adapterFactory.connect();
