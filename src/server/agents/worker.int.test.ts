@@ -167,6 +167,42 @@ const DIED_THEN_RETRIED = (holdingMessage: string) => [
   "2 agent:completed",
 ];
 
+describe("an agent's reports", () => {
+  it("reach dashboards in the order the agent made them, awaited or not, all before the run's end", async () => {
+    const role = "fire-and-forget";
+    const api = await start({
+      agents: [
+        defineAgent({
+          role,
+          async run(ctx) {
+            // None awaited: a log line is written to the database first, progress is not.
+            void ctx.log("info", "one");
+            void ctx.progress(20, "two");
+            void ctx.output("three");
+            void ctx.step("four", () => {});
+            void ctx.progress(40, "five");
+            void ctx.log("info", "six");
+          },
+        }),
+      ],
+    });
+    const { tenant, feed } = await watchTenant(api);
+    const run = await api.pulse.services.runs.start(tenant.tenantId, role);
+    await eventually(() => feed.items.some((i) => i.data.runId === run.id && i.data.type === "agent:completed"), Boolean, "the run to complete");
+    const reports = feed.items
+      .filter((i) => i.data.runId === run.id)
+      .map((i) => {
+        const d = i.data;
+        if (d.type === "agent:progress" || d.type === "agent:log") return d.message;
+        if (d.type === "agent:output") return d.chunk;
+        if (d.type === "agent:step") return `${d.name} ${d.status}`;
+        return d.type;
+      });
+    // The step's work runs once "started" is out, after "five" and "six" were reported: it ends after them.
+    expect(reports).toEqual(["agent:queued", "agent:active", "one", "two", "three", "four started", "five", "six", "four completed", "agent:completed"]);
+  });
+});
+
 describe("a run whose worker dies mid-job (in one process)", () => {
   it("is reported as retrying once its lock expires, and completes as attempt 2 on the next free worker", async () => {
     const role = "stall-once";

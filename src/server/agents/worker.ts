@@ -85,7 +85,8 @@ export function createAgentWorker(
     const attempt = Math.max(1, job.attemptsStarted);
     const log = logger.child({ tenantId, runId, jobId: job.id, attempt });
     const abort = signal ?? new AbortController().signal;
-    const publish = (event: AgentEventInput) => deps.bus.publish(event);
+    const reports = new AttemptReports(deps.bus);
+    const publish = (event: AgentEventInput) => reports.publish(event);
     // An earlier attempt still shown active never reported its end: its worker died. Close
     // it before this one starts (a no-op if the stall handler got there first).
     if (run.status === "active" && run.attempt < attempt) await reportLostAttempt(run.id, run.attempt, true);
@@ -107,33 +108,37 @@ export function createAgentWorker(
       attempt,
       input: job.data.input,
       signal: abort,
-      async progress(percent: number, message: string, phase: RunPhase = "running") {
-        throwIfCancelled();
-        await publish({ ...base(run, attempt), type: "agent:progress", progress: Math.min(100, Math.max(0, percent)), message, phase });
-      },
-      async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
-        throwIfCancelled();
-        const stepId = `${runId}:${attempt}:${randomUUID().slice(0, 8)}`;
-        await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "started" });
-        try {
-          const result = await fn();
+      progress: (percent: number, message: string, phase: RunPhase = "running") =>
+        reports.track(async () => {
           throwIfCancelled();
-          await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "completed" });
-          return result;
-        } catch (error) {
-          if (!(error instanceof RunCancelledError)) {
-            await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "failed", error: errorMessage(error) });
+          await publish({ ...base(run, attempt), type: "agent:progress", progress: Math.min(100, Math.max(0, percent)), message, phase });
+        }),
+      step: <T>(name: string, fn: () => Promise<T> | T): Promise<T> =>
+        reports.track(async () => {
+          throwIfCancelled();
+          const stepId = `${runId}:${attempt}:${randomUUID().slice(0, 8)}`;
+          await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "started" });
+          try {
+            const result = await fn();
+            throwIfCancelled();
+            await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "completed" });
+            return result;
+          } catch (error) {
+            if (!(error instanceof RunCancelledError)) {
+              await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "failed", error: errorMessage(error) });
+            }
+            throw error;
           }
-          throw error;
-        }
-      },
-      async output(chunk: string) {
-        throwIfCancelled();
-        if (chunk.length > 0) await publish({ ...base(run, attempt), type: "agent:output", chunk });
-      },
-      async log(level: LogLevel, message: string) {
-        await publish({ ...base(run, attempt), type: "agent:log", level, message });
-      },
+        }),
+      output: (chunk: string) =>
+        reports.track(async () => {
+          throwIfCancelled();
+          if (chunk.length > 0) await publish({ ...base(run, attempt), type: "agent:output", chunk });
+        }),
+      log: (level: LogLevel, message: string) =>
+        reports.track(async () => {
+          await publish({ ...base(run, attempt), type: "agent:log", level, message });
+        }),
       contextFile: {
         markGenerating: () => deps.context.markGenerating(tenantId),
         complete: (content: string) => deps.context.complete(tenantId, content),
@@ -141,7 +146,12 @@ export function createAgentWorker(
     };
 
     try {
-      await definition.run(ctx);
+      try {
+        await definition.run(ctx);
+      } finally {
+        // Reports and steps the agent started but did not await are part of the attempt.
+        await reports.settled();
+      }
       throwIfCancelled();
     } catch (error) {
       // Cancelled runs were already reported by whoever cancelled them.
@@ -267,5 +277,43 @@ export class AgentWorkerPool {
   async close(force = false): Promise<void> {
     await Promise.all([...this.workers.values()].map((w) => w.close(force)));
     await this.subscriber.quit().catch(() => {});
+  }
+}
+
+/**
+ * What an attempt reports goes out one report after another, in the order its agent made
+ * them, whether it awaited them or not: a log line (written to the database before it is
+ * streamed) never lands after a progress report made later (which is streamed at once).
+ * `settled` waits for every report and step the agent started, so the attempt's end comes
+ * after all of them instead of refusing the ones still on their way.
+ */
+export class AttemptReports {
+  private tail: Promise<unknown> = Promise.resolve();
+  private readonly outstanding = new Set<Promise<unknown>>();
+
+  constructor(private readonly bus: Pick<EventBus, "publish">) {}
+
+  publish(event: AgentEventInput): ReturnType<EventBus["publish"]> {
+    const published = this.tail.then(() => this.bus.publish(event));
+    // One report's failure is its caller's; the next still goes.
+    this.tail = published.catch(() => {});
+    return published;
+  }
+
+  /**
+   * Runs one of the agent's calls and counts it until it ends. Its outcome is the caller's
+   * to await; one the agent left unawaited cannot fail the process as an unhandled rejection.
+   */
+  track<T>(call: () => Promise<T>): Promise<T> {
+    const work = call();
+    this.outstanding.add(work);
+    const done = () => void this.outstanding.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  /** Resolves once every call started so far, and any they started, has ended. */
+  async settled(): Promise<void> {
+    while (this.outstanding.size > 0) await Promise.allSettled([...this.outstanding]);
   }
 }
