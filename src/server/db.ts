@@ -68,17 +68,23 @@ export class StatementNames {
  */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   let adapterFactory: SqlDriverAdapterFactory;
+  let migrationFactory: SqlDriverAdapterFactory;
   let closeDriver: () => Promise<void>;
   let kind: Database["kind"];
   if (options.databaseUrl) {
     // One pool for the Prisma client and the direct statements. A bounded connect, so a
     // database that went away answers "unavailable" instead of hanging.
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 });
+    const config = { connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 };
+    const pool = new pg.Pool(config);
     // An idle connection the server closed (a restart, or its end racing ours on close) is
     // already out of the pool, and the next query opens a new one: nothing to do but not crash.
     pool.on("error", () => {});
     const names = options.preparedStatements === false ? null : new StatementNames();
     adapterFactory = new PrismaPg(pool, names ? { statementNameGenerator: (query) => names.nameOf(query.sql) } : {});
+    // Migrations get connections of their own, closed when they are done: the schema engine
+    // takes Prisma's migration advisory lock on one of them, and a connection going back to
+    // the shared pool would keep it, so every other process migrating would time out.
+    migrationFactory = new PrismaPg(config);
     closeDriver = () => pool.end();
     kind = "postgres";
   } else {
@@ -88,12 +94,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     const pglite = new PGlite(options.pgliteDir);
     await pglite.waitReady;
     adapterFactory = new PrismaPGlite(pglite);
+    migrationFactory = adapterFactory;
     closeDriver = () => pglite.close();
     kind = "pglite";
   }
   if (options.migrate ?? true) {
     try {
-      await applyMigrations(adapterFactory);
+      await applyMigrations(migrationFactory);
     } catch (error) {
       await closeDriver();
       throw error;
