@@ -40,6 +40,8 @@ export class FeedPublisher {
   failed = 0;
   readonly failures: string[] = [];
   private readonly lanes: Lane[];
+  /** The lane the dispatcher looks at first next time. */
+  private nextLane = 0;
   private running = false;
   private loop?: Promise<void>;
   private readonly contextVersion = new Map<string, number>();
@@ -90,8 +92,12 @@ export class FeedPublisher {
       const due = Math.floor(((Date.now() - startedAt) / 1000) * this.options.rate);
       // Far behind schedule (every lane busy) the rate is simply what the pipeline takes: no burst to catch up.
       if (due - dispatched > this.lanes.length * 2) dispatched = due - this.lanes.length;
-      const free = this.lanes.filter((lane) => !lane.busy);
-      for (const lane of free.slice(0, Math.max(0, due - dispatched))) {
+      // Lanes take turns, starting after the last one served: first-free-first would hand
+      // every event to the first tenant's lanes whenever they answer within a tick.
+      for (let looked = 0; looked < this.lanes.length && dispatched < due; looked++) {
+        const lane = this.lanes[this.nextLane]!;
+        this.nextLane = (this.nextLane + 1) % this.lanes.length;
+        if (lane.busy) continue;
         if (this.options.limit !== undefined && dispatched >= this.options.limit) break;
         dispatched += 1;
         lane.busy = this.step(lane).finally(() => (lane.busy = undefined));
