@@ -114,6 +114,25 @@ describe("EventBus progress fast path", () => {
     await bus.close();
   });
 
+  it("keeps running runs' live progress in Redis for a bounded time, also when the hash was lost mid-run", async () => {
+    const run = await queuedRun();
+    await run.active(1);
+    const key = app.pulse.services.stream.keys.liveProgress(run.tenantId);
+    const expiresWithin = async () => {
+      const ttl = await admin.ttl(key);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(86_400);
+    };
+    await run.progress(1, 10);
+    await run.progress(1, 20);
+    await expiresWithin();
+    // Gone (evicted, say) while the run goes on: the next report brings it back, expiring too.
+    await admin.del(key);
+    await run.progress(1, 30);
+    expect(JSON.parse((await admin.hget(key, run.runId))!)).toMatchObject({ progress: 30 });
+    await expiresWithin();
+  });
+
   it("never stores or delivers progress of an attempt that is not the one running", async () => {
     const run = await queuedRun();
     expect(await run.progress(1, 5)).toBeNull(); // not started yet

@@ -114,11 +114,11 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * reader that has read up to that id can deliver it without reading the stream.
  */
 const APPEND = `
-local mode = ARGV[4]
+local mode = ARGV[2]
 if mode == 'check' then
   local live = redis.call('GET', KEYS[3])
   if not live then return {false, false, 'unknown'} end
-  if live ~= ARGV[5] then return {false, false, 'stale'} end
+  if live ~= ARGV[3] then return {false, false, 'stale'} end
 end
 local created = redis.call('EXISTS', KEYS[1]) == 0
 local previous = '0-0'
@@ -126,30 +126,32 @@ if not created then
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   if last[1] then previous = last[1][1] end
 end
-local id = redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[2])
+local id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1])
 local genesis = false
 if created then
   genesis = id
 elseif redis.call('EXISTS', KEYS[2]) == 0 then
-  genesis = ARGV[3]
+  genesis = '${UNKNOWN_GENESIS}'
 end
 if genesis then redis.call('SET', KEYS[2], genesis) end
 if mode == 'arm' then
-  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6])
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ${LIVE_ATTEMPT_TTL_SECONDS})
 elseif mode == 'clear' then
   redis.call('DEL', KEYS[3])
-  redis.call('HDEL', KEYS[4], ARGV[8])
+  redis.call('HDEL', KEYS[4], ARGV[5])
 end
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
-  redis.call('EXPIRE', KEYS[4], ARGV[6])
+if ARGV[4] ~= '' then
+  -- Refreshed when a run starts or first reports: the hash lasts a marker's lifetime past that.
+  if redis.call('HSET', KEYS[4], ARGV[5], ARGV[4]) == 1 or mode == 'arm' then
+    redis.call('EXPIRE', KEYS[4], ${LIVE_ATTEMPT_TTL_SECONDS})
+  end
 elseif mode == 'arm' then
-  redis.call('HDEL', KEYS[4], ARGV[8])
+  redis.call('HDEL', KEYS[4], ARGV[5])
 end
-if #ARGV[2] <= tonumber(ARGV[11]) then
-  redis.call('PUBLISH', ARGV[9], ARGV[10] .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[2])
+if #ARGV[1] <= ${MAX_WAKE_PAYLOAD_BYTES} then
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[1])
 else
-  redis.call('PUBLISH', ARGV[9], ARGV[10])
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
 end
 return {id, genesis, false}`;
 
@@ -247,17 +249,13 @@ export class TenantEventStream {
       this.keys.genesis(tenantId),
       gate ? this.keys.liveAttempt(tenantId, gate.runId) : this.keys.genesis(tenantId),
       this.keys.liveProgress(tenantId),
-      PAYLOAD_FIELD,
       payload,
-      UNKNOWN_GENESIS,
       gate?.mode ?? "none",
       gate && gate.mode !== "clear" ? String(gate.attempt) : "",
-      LIVE_ATTEMPT_TTL_SECONDS,
       progress,
       gate?.runId ?? "",
       this.keys.wake(),
       tenantId,
-      MAX_WAKE_PAYLOAD_BYTES,
     )) as [string | null, string | null, AppendRefusal | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
