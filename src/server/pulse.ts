@@ -86,9 +86,12 @@ export class Pulse {
 
   private constructor(private readonly options: PulseOptions) {
     const { logger, redisPrefix } = options;
-    // Commands issued in the same turn of the event loop (appends of many runs at once,
-    // their snapshot reads) go to Redis as one pipeline: one write instead of one each.
-    const command = this.connect("command", { enableAutoPipelining: true });
+    // Each command goes out at once. ioredis's auto-pipelining sends one pipeline at a time
+    // per connection, so every append waited for the previous batch's answer, and the
+    // waiting commands outlived young-generation collections: with it, a worker published
+    // 24k progress events/s at 36 µs each with 4 ms scavenges; without, 34k at 31 µs with
+    // 2 ms ones, for 2-3 µs more of Redis per event.
+    const command = this.connect("command");
     const stream = new TenantEventStream(command, new TenantStreamKeys(redisPrefix), options.retention);
     const metrics = options.metrics ?? new PulseMetrics();
     const bus = new EventBus({
