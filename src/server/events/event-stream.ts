@@ -175,13 +175,15 @@ export function wakeCarried(message: string): { previousId: string; id: string; 
   return {
     previousId: message.slice(tenantEnd + 1, previousEnd),
     id,
-    entry() {
-      const payload = message.slice(idEnd + 1);
-      const event = JSON.parse(payload) as PulseEvent;
-      rememberEncoding(event, payload);
-      return { id, event };
-    },
+    entry: () => decodeEntry(id, message.slice(idEnd + 1)),
   };
+}
+
+/** An entry from its stored JSON, which is kept as the event's encoding (see `rememberEncoding`): it is never serialised again. */
+function decodeEntry(id: string, payload: string): StreamEntry {
+  const event = JSON.parse(payload) as PulseEvent;
+  rememberEncoding(event, payload);
+  return { id, event };
 }
 
 export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
@@ -191,9 +193,7 @@ export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
     const payload = index >= 0 ? fields[index + 1] : undefined;
     // Entries were validated when published; the stream holds nothing else.
     if (payload === undefined) continue;
-    const event = JSON.parse(payload) as PulseEvent;
-    rememberEncoding(event, payload);
-    entries.push({ id, event });
+    entries.push(decodeEntry(id, payload));
   }
   return entries;
 }
