@@ -11,6 +11,9 @@ import { authedProcedure, router, trackedFeed } from "../trpc";
 
 const runId = z.string().min(1).max(128);
 
+/** A page of a run's log lines: after `cursor` (the last line's id), at most `limit`. Shared with `share.logs`. */
+export const logPageInput = { cursor: z.string().min(1).max(128).optional(), limit: z.number().int().min(1).max(500).default(200) };
+
 /** What an agent run is started with: a few named values, each bounded. */
 const runInput = z
   .record(z.string().min(1).max(64), z.union([z.string().max(2000), z.number().min(-1e15).max(1e15), z.boolean()]))
@@ -125,7 +128,7 @@ export const agentRouter = router({
     .query(({ ctx, input }) => ctx.services.runs.get(ctx.session.tenantId, input.runId)),
 
   logs: authedProcedure
-    .input(z.object({ runId, cursor: z.string().min(1).max(128).optional(), limit: z.number().int().min(1).max(500).default(200) }))
+    .input(z.object({ runId, ...logPageInput }))
     .query(({ ctx, input }) => ctx.services.runs.logs(ctx.session.tenantId, input.runId, input.cursor, input.limit)),
 
   /** Median duration per role of the tenant's recent completed runs (ms), for time-left estimates. */

@@ -6,7 +6,7 @@ import { readRunSnapshot } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
-import { AgentFeedQuery } from "./agent";
+import { AgentFeedQuery, logPageInput } from "./agent";
 
 /**
  * The shared run's events only, its snapshot that run and nothing else of the tenant, from
@@ -61,7 +61,7 @@ export const shareRouter = router({
 
   /** The shared run's logs from the database, oldest first, a page at a time (as `agent.logs`). */
   logs: sharedRunProcedure
-    .input(z.object({ cursor: z.string().min(1).max(128).optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
+    .input(z.object(logPageInput).default({ limit: 200 }))
     .query(({ ctx, input }) => ctx.services.runs.logs(ctx.share.tenantId, ctx.share.runId, input.cursor, input.limit)),
 
   /** The polling twin of `onRun`. */
