@@ -179,3 +179,31 @@ export function redisOptions(extra: RedisOptions = {}): RedisOptions {
 export function connectRedis(url: string, name: string, extra: RedisOptions = {}): Redis {
   return new Redis(url, redisOptions({ connectionName: name, ...extra }));
 }
+
+/**
+ * Makes the commands a connection sends in one turn of the event loop leave in one socket
+ * write: the first command of a turn corks the socket, and the socket is uncorked once the
+ * turn's synchronous code (or microtasks) has run. Nothing waits for an answer, unlike
+ * ioredis's auto-pipelining (which sends one batch at a time per connection): a lone command
+ * still goes out in the same turn, and a burst (a worker's concurrent publishes, the
+ * continuations of one batch of database writes) costs one system call instead of one each.
+ *
+ * @see https://nodejs.org/api/stream.html#writablecork
+ */
+export function writeOncePerTurn(redis: Redis): Redis {
+  const send = redis.sendCommand.bind(redis);
+  let corked = false;
+  redis.sendCommand = (command, stream) => {
+    const socket = redis.stream;
+    if (!corked && redis.status === "ready" && socket) {
+      corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return send(command, stream);
+  };
+  return redis;
+}
