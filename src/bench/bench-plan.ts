@@ -63,7 +63,7 @@ export const FULL_PLAN: BenchPlan = {
   p99BoundMs: 250,
   stopAtSaturation: true,
   refineSaturation: true,
-  scenarioBudgetMs: 240_000,
+  scenarioBudgetMs: 270_000,
   scenarios: [
     {
       name: "wide",
@@ -81,7 +81,7 @@ export const FULL_PLAN: BenchPlan = {
       subscribersPerTenant: 5,
       runsPerTenant: 2,
       officialClients: 3,
-      eventRates: ladder(250, 19),
+      eventRates: ladder(250, 21),
     },
   ],
   idle: { tenants: 10, subscribersPerTenant: 1_000, officialClients: 2 },

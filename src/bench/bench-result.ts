@@ -120,6 +120,8 @@ export interface TargetCheck {
   name: string;
   /** The measured value (a ratio, or a count). */
   value: number | null;
+  /** Set when `value` only bounds the figure (a maximum the load ladder never reached); `met` is then null unless the bound settles it. */
+  bound?: "atLeast" | "atMost";
   target: string;
   met: boolean | null;
   detail: string;

@@ -77,7 +77,8 @@ describe("summarise", () => {
       "ws-floor": { deliveriesPerSecond: 8450, atLeast: true },
     });
     expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 0.88, met: false });
-    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({ value: 0.67, met: true });
+    // The floor never failed, so 0.67 only bounds the ratio from above: whether it is ≥ 0.5 is not known.
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({ value: 0.67, bound: "atMost", met: null });
     // Pulse's refined step has no Socket.IO twin: latencies are compared at the heaviest load both ran.
     expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 2, met: false });
     expect(summary.equalLoad.narrow?.offeredDeliveriesPerSecond).toBe(5000);
@@ -100,5 +101,54 @@ describe("summarise", () => {
     });
     expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 0.5, met: true });
     expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 1, met: false });
+  });
+
+  it("judges a ratio of maxima the ladder did not reach only where its bound settles the target", () => {
+    const judged = (unsaturated: Design[], pulseFails: boolean, sioFails: boolean, floorFails: boolean) =>
+      summarise({
+        designs,
+        idle: [],
+        scenarios: [
+          scenario(
+            [
+              step("pulse", 0, 1000, true),
+              step("socket-io", 0, 1000, true),
+              step("ws-floor", 0, 1000, true),
+              step("pulse", 1, 1300, !pulseFails),
+              step("socket-io", 1, 1300, !sioFails),
+              step("ws-floor", 1, 1300, !floorFails),
+            ],
+            unsaturated,
+          ),
+        ],
+      });
+    const ratios = (summary: ReturnType<typeof summarise>) => ({
+      sio: target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO"),
+      floor: target(summary, "max sustainable deliveries/s, Pulse ÷ floor"),
+    });
+
+    // Pulse never failed (≥ 6,500/s) while Socket.IO failed at 6,500: ≥ 1.3, met whatever Pulse's true maximum.
+    const pulseAhead = ratios(judged(["pulse"], false, true, true));
+    expect(pulseAhead.sio).toMatchObject({ value: 1.3, bound: "atLeast", met: true });
+    // Against a floor that failed at the same step: ≥ 1.3, more than the 0.5 wanted.
+    expect(pulseAhead.floor).toMatchObject({ value: 1.3, bound: "atLeast", met: true });
+
+    // Pulse failed at 6,500 and the floor never did: ≤ 0.77, which may or may not be ≥ 0.5.
+    const floorAhead = ratios(judged(["ws-floor"], true, true, false));
+    expect(floorAhead.floor).toMatchObject({ value: 0.77, bound: "atMost", met: null });
+    // Against Socket.IO, which failed with it: exactly 1, not met.
+    expect(floorAhead.sio).toMatchObject({ value: 1, met: false });
+    expect(floorAhead.sio).not.toHaveProperty("bound");
+
+    // An upper bound below the target settles it: not met.
+    const far = summarise({
+      designs,
+      idle: [],
+      scenarios: [scenario([step("pulse", 0, 1000, true), step("pulse", 1, 1300, false), step("ws-floor", 0, 3000, true)], ["ws-floor"])],
+    });
+    expect(target(far, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({ value: 0.33, bound: "atMost", met: false });
+
+    // Neither failed: nothing is known of their ratio.
+    expect(ratios(judged(["pulse", "ws-floor"], false, true, false)).floor).toMatchObject({ value: null, met: null });
   });
 });

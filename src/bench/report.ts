@@ -55,12 +55,9 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
     if (has("pulse") && has("socket-io")) {
       const pulse = max.pulse;
       const sio = max["socket-io"];
-      const ratio = pulse && sio ? pulse.deliveriesPerSecond / sio.deliveriesPerSecond : null;
       summary.targets.push({
         name: `${scenario.name}: max sustainable deliveries/s, Pulse ÷ Socket.IO`,
-        value: ratio === null ? null : round(ratio),
-        target: "≥ 1.3",
-        met: ratio === null ? null : ratio >= 1.3,
+        ...atLeastTarget(maxRatio(pulse, sio), 1.3),
         detail: `Pulse ${bound(pulse)}, Socket.IO ${bound(sio)}`,
       });
       const both = commonStep(scenario, ["pulse", "socket-io"]);
@@ -85,12 +82,9 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
     if (has("pulse") && has("ws-floor")) {
       const pulse = max.pulse;
       const floor = max["ws-floor"];
-      const ratio = pulse && floor ? pulse.deliveriesPerSecond / floor.deliveriesPerSecond : null;
       summary.targets.push({
         name: `${scenario.name}: max sustainable deliveries/s, Pulse ÷ floor`,
-        value: ratio === null ? null : round(ratio),
-        target: "≥ 0.5",
-        met: ratio === null ? null : ratio >= 0.5,
+        ...atLeastTarget(maxRatio(pulse, floor), 0.5),
         detail: `Pulse ${bound(pulse)}, floor ${bound(floor)}`,
       });
     }
@@ -121,7 +115,29 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
   return summary;
 }
 
-function bound(value: { deliveriesPerSecond: number; atLeast: boolean } | null | undefined): string {
+type MaxSustainable = { deliveriesPerSecond: number; atLeast: boolean } | null | undefined;
+
+/**
+ * One design's maximum over another's. A maximum the ladder never reached is only a lower
+ * bound, and so is the ratio it is the numerator of; as the denominator it makes the ratio
+ * an upper bound. Two such maxima bound nothing.
+ */
+function maxRatio(a: MaxSustainable, b: MaxSustainable): { value: number; bound?: "atLeast" | "atMost" } | null {
+  if (!a || !b || (a.atLeast && b.atLeast)) return null;
+  const value = round(a.deliveriesPerSecond / b.deliveriesPerSecond);
+  return a.atLeast ? { value, bound: "atLeast" } : b.atLeast ? { value, bound: "atMost" } : { value };
+}
+
+/** A "ratio ≥ wanted" target: met, not met, or unknown when the bound points the wrong way. */
+function atLeastTarget(ratio: ReturnType<typeof maxRatio>, wanted: number): Pick<TargetCheck, "value" | "bound" | "target" | "met"> {
+  const target = `≥ ${wanted}`;
+  if (!ratio) return { value: null, target, met: null };
+  const { value, bound } = ratio;
+  const met = bound === "atLeast" ? (value >= wanted ? true : null) : bound === "atMost" ? (value < wanted ? false : null) : value >= wanted;
+  return { value, ...(bound ? { bound } : {}), target, met };
+}
+
+function bound(value: MaxSustainable): string {
   if (!value) return "none passed";
   return `${value.atLeast ? "≥ " : ""}${fmtRate(value.deliveriesPerSecond)}/s`;
 }
@@ -237,7 +253,11 @@ export function summaryTables(result: BenchResult, markdown = false): string {
 
 export function targetsTable(targets: TargetCheck[], markdown = false): string {
   const rows: (string | number)[][] = [["target", "measured", "wanted", "status", "detail"]];
-  for (const t of targets) rows.push([t.name, t.value === null ? "–" : t.value, t.target, t.met === null ? "n/a" : t.met ? "met" : "NOT MET", t.detail]);
+  for (const t of targets) {
+    const value = t.value === null ? "–" : `${t.bound === "atLeast" ? "≥ " : t.bound === "atMost" ? "≤ " : ""}${t.value}`;
+    const status = t.met === true ? "met" : t.met === false ? "NOT MET" : t.value === null ? "n/a" : "unknown";
+    rows.push([t.name, value, t.target, status, t.detail]);
+  }
   return table(rows, markdown);
 }
 
