@@ -1,5 +1,5 @@
-import type { BenchPlan, ScenarioName } from "./bench-plan";
-import type { LatencySummary } from "./delivery-ledger";
+import type { BenchPlan, ScenarioName, ScenarioPlan } from "./bench-plan";
+import type { DeliveryCounts, LatencySummary } from "./delivery-ledger";
 import type { ThroughputOutcome } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
 import type { Design } from "./workload";
@@ -45,7 +45,8 @@ export interface ConnectResult {
   connectMs: number;
 }
 
-export interface StepResult {
+/** One design's load step: what its subscribers received (the ledger's counts, late arrivals aside) and what it cost. */
+export interface StepResult extends Omit<DeliveryCounts, "outsideStep"> {
   scenario: ScenarioName;
   /** The step's place in the ladder; k − 0.5 for the step between k − 1 and k that narrows a design's maximum. */
   step: number;
@@ -53,16 +54,6 @@ export interface StepResult {
   offeredEventsPerSecond: number;
   offeredDeliveriesPerSecond: number;
   events: number;
-  expected: number;
-  delivered: number;
-  /** Progress events skipped because a newer one of the same run arrived (latest-wins coalescing, allowed). */
-  superseded: number;
-  missing: number;
-  duplicates: number;
-  foreign: number;
-  resyncs: number;
-  misordered: number;
-  closed: number;
   publisher: { published: number; dropped: number; failed: number; maxLagMs: number; errors: string[]; cpuUs: number };
   latency: LatencySummary;
   /** Deliveries per second over the step, from its first intended send to its last delivery. */
@@ -85,13 +76,8 @@ export interface StepResult {
   failure?: string;
 }
 
-export interface ScenarioResult {
-  name: ScenarioName;
-  description: string;
-  tenants: number;
-  subscribersPerTenant: number;
-  runsPerTenant: number;
-  officialClients: number;
+/** A scenario as it was planned (its ladder aside: the steps say what ran) and what it gave. */
+export interface ScenarioResult extends Omit<ScenarioPlan, "eventRates"> {
   connect: ConnectResult[];
   steps: StepResult[];
   /** Designs still passing when the ladder or the time budget ran out: their maximum is at least their last step. */
