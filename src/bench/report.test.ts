@@ -148,6 +148,14 @@ describe("summarise", () => {
     });
     expect(target(far, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({ value: 0.33, bound: "atMost", met: false });
 
+    // The target is judged on the ratio itself, not on the two decimals it is shown with.
+    const short = summarise({
+      designs: ["pulse", "socket-io"],
+      idle: [],
+      scenarios: [scenario([step("pulse", 0, 1296, true), step("pulse", 1, 1690, false), step("socket-io", 0, 1000, true), step("socket-io", 1, 1300, false)])],
+    });
+    expect(target(short, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 1.3, met: false });
+
     // Neither failed: nothing is known of their ratio.
     expect(ratios(judged(["pulse", "ws-floor"], false, true, false)).floor).toMatchObject({ value: null, met: null });
   });

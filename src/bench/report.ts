@@ -124,7 +124,7 @@ type MaxSustainable = { deliveriesPerSecond: number; atLeast: boolean } | null |
  */
 function maxRatio(a: MaxSustainable, b: MaxSustainable): { value: number; bound?: "atLeast" | "atMost" } | null {
   if (!a || !b || (a.atLeast && b.atLeast)) return null;
-  const value = round(a.deliveriesPerSecond / b.deliveriesPerSecond);
+  const value = a.deliveriesPerSecond / b.deliveriesPerSecond;
   return a.atLeast ? { value, bound: "atLeast" } : b.atLeast ? { value, bound: "atMost" } : { value };
 }
 
@@ -134,7 +134,7 @@ function atLeastTarget(ratio: ReturnType<typeof maxRatio>, wanted: number): Pick
   if (!ratio) return { value: null, target, met: null };
   const { value, bound } = ratio;
   const met = bound === "atLeast" ? (value >= wanted ? true : null) : bound === "atMost" ? (value < wanted ? false : null) : value >= wanted;
-  return { value, ...(bound ? { bound } : {}), target, met };
+  return { value: round(value), ...(bound ? { bound } : {}), target, met };
 }
 
 function bound(value: MaxSustainable): string {
