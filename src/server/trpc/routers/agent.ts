@@ -46,14 +46,17 @@ export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
     readonly tenantId: string,
     readonly start: FeedStart,
     private readonly filter: { runId?: string; agentRole?: FeedFilter["agentRole"] },
+    /** When the run was queued, if the caller has already read it; otherwise read when a replay needs it. */
+    private readonly runQueuedAt?: Date,
   ) {}
 
   /** One run's feed replays from when the run was queued (see `runReplayFloor`). */
   async replayFloor(): Promise<string | null> {
     const { services, tenantId, filter } = this;
     if (!filter.runId) return null;
-    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } });
-    return run ? runReplayFloor(run.queuedAt) : null;
+    const queuedAt =
+      this.runQueuedAt ?? (await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } }))?.queuedAt;
+    return queuedAt ? runReplayFloor(queuedAt) : null;
   }
 
   accept(event: PulseEvent): event is AgentEvent {
@@ -80,11 +83,10 @@ async function agentFeedQuery(
   cursor: { value: string | undefined; field: string },
 ): Promise<AgentFeedQuery> {
   const tenantId = session.tenantId;
-  if (filter.runId) {
-    const run = await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { id: true } });
-    if (!run) throw notFound("run");
-  }
-  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter);
+  // One run's feed: the run must be the tenant's, and when it was queued bounds its replay.
+  const run = filter.runId ? await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } }) : undefined;
+  if (run === null) throw notFound("run");
+  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter, run?.queuedAt);
 }
 
 export const agentRouter = router({
