@@ -406,7 +406,9 @@ fields \`seq\` and \`at\`).
 - **Steps.** ${plan.stepMs / 1000} s of load per step, then up to ${plan.drainMs / 1000} s to deliver the rest. The designs
   take turns at each step, in rotating order. A step passes when every subscriber got every
   event exactly once and p99 ≤ ${plan.p99BoundMs} ms; a design's **maximum sustainable deliveries/s** is
-  its highest passing step (≥ when it never failed within the ladder or the time budget).${plan.refineSaturation ? `
+  its highest passing step (≥ when it never failed within the ladder or the time budget).
+  A ratio of two maxima is then a bound (≥ with such a maximum on top, ≤ with it below),
+  and a target it cannot settle reads *unknown*.${plan.refineSaturation ? `
   When a design fails a step, it first runs once more between that step and the one before
   (their geometric mean) before it leaves the ladder, so its maximum is known to ×1.14.` : ""}
   A design may coalesce progress (latest wins per run): a progress event a subscriber never
