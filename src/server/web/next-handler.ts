@@ -53,7 +53,14 @@ export async function createWebHandler(options: { dev: boolean; hostname: string
   };
 }
 
-/** A fingerprint of the sources `next build` bundles, to rebuild when any of them changed. */
+/** Folders of `src/` no page imports. */
+const UNBUNDLED_DIRS = new Set(["src/test", "src/bench"]);
+
+/**
+ * A fingerprint of the sources `next build` bundles, to rebuild when any of them changed:
+ * all of `src/` but tests and the bench, since pages import server modules too (their
+ * data, the event schema), and a page built from an older copy of those would be stale.
+ */
 async function webSourceHash(root: string): Promise<string> {
   const hash = createHash("sha256");
   const walk = async (dir: string): Promise<void> => {
@@ -61,14 +68,14 @@ async function webSourceHash(root: string): Promise<string> {
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) {
-        await walk(full);
+        if (!UNBUNDLED_DIRS.has(path.relative(root, full))) await walk(full);
       } else if (!/\.test\.tsx?$/.test(entry.name)) {
         hash.update(`${path.relative(root, full)}\n`);
         hash.update(await readFile(full));
       }
     }
   };
-  for (const dir of ["src/app", "src/components", "src/lib"]) await walk(path.join(root, dir));
+  await walk(path.join(root, "src"));
   for (const file of ["next.config.mjs", "package-lock.json", "tsconfig.json"]) {
     hash.update(await readFile(path.join(root, file)).catch(() => Buffer.alloc(0)));
   }
