@@ -18,7 +18,9 @@ export const streamIdSchema = z
   .max(41)
   .regex(/^\d{1,20}-\d{1,20}$/, { message: "must be an event id like 1700000000000-0" });
 
-const id = z.string().min(1).max(128);
+/** An id of a tenant, run, job or log line: what every input naming one accepts. */
+export const idSchema = z.string().min(1).max(128);
+const id = idSchema;
 const isoDate = z.iso.datetime({ offset: true });
 
 export const runStatusSchema = z.enum(["queued", "active", "completed", "failed", "cancelled"]);

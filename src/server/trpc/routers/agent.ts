@@ -3,16 +3,16 @@ import { SETUP_CHAIN } from "../../agents/chains";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
-import { agentRoleSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
+import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, trackedFeed } from "../trpc";
 
-const runId = z.string().min(1).max(128);
+const runId = idSchema;
 
 /** A page of a run's log lines: after `cursor` (the last line's id), at most `limit`. Shared with `share.logs`. */
-export const logPageInput = { cursor: z.string().min(1).max(128).optional(), limit: z.number().int().min(1).max(500).default(200) };
+export const logPageInput = { cursor: idSchema.optional(), limit: z.number().int().min(1).max(500).default(200) };
 
 /** What an agent run is started with: a few named values, each bounded. */
 const runInput = z

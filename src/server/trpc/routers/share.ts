@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { notFound } from "../../errors";
 import { readEventPage, resolveCursor } from "../../events/feed";
-import { streamIdSchema } from "../../events/schema";
+import { idSchema, streamIdSchema } from "../../events/schema";
 import { readRunSnapshot } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
@@ -32,7 +32,7 @@ export const shareRouter = router({
   create: authedProcedure
     .input(
       z.object({
-        runId: z.string().min(1).max(128),
+        runId: idSchema,
         expiresInMinutes: z.number().int().min(1).max(60 * 24 * 365).default(60),
       }),
     )
