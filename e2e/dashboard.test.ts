@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import pg from "pg";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { compareStreamIds } from "../src/shared/stream-id";
-import { eventually } from "../src/test/harness";
+import { eventually, openTestPostgres } from "../src/test/harness";
 import { ARTIFACTS, applied, launchChromium, recordApplied, screenshot } from "./support/browser";
 import { PulseProcess } from "./support/pulse-process";
 import { UpgradeGate } from "./support/upgrade-gate";
@@ -211,6 +212,26 @@ describe("the dashboard in a real browser", () => {
     await viewer.locator("[data-testid=share-ended]").waitFor();
     expect(await viewer.locator("[data-testid=run-detail]").count()).toBe(0);
   });
+
+  it("answers another tenant's run, an unknown one and a malformed address with a 404 page", async () => {
+    const owner = await pulse.api().auth.register.mutate({ email: newEmail("owner"), password: PASSWORD, tenantName: "Owner Co" });
+    const stranger = await pulse.api().auth.register.mutate({ email: newEmail("stranger"), password: PASSWORD, tenantName: "Stranger Co" });
+    // The setup chain's first run, queued at registration.
+    const runId = (await eventually(() => pulse.api(owner.token).agent.list.query({ limit: 1 }), (l) => l.runs.length > 0, "the owner's first run")).runs[0]!.id;
+
+    const ownerPage = await (await signedIn(pulse, owner.token)).newPage();
+    expect((await ownerPage.goto(`${pulse.url}/runs/${runId}`))?.status()).toBe(200);
+    await ownerPage.locator("[data-testid=run-detail]").waitFor();
+
+    const strangerPage = await (await signedIn(pulse, stranger.token)).newPage();
+    for (const address of [`/runs/${runId}`, "/runs/no-such-run", `/runs/${"x".repeat(200)}`]) {
+      expect((await strangerPage.goto(`${pulse.url}${address}`))?.status(), address).toBe(404);
+      await strangerPage.locator("[data-testid=not-found]").waitFor();
+      expect(await strangerPage.locator("[data-testid=run-detail]").count()).toBe(0);
+    }
+    await strangerPage.getByRole("link", { name: "Back to the dashboard" }).click();
+    await strangerPage.waitForURL(`${pulse.url}/`);
+  });
 });
 
 describe("the polling fallback in a real browser", () => {
@@ -269,5 +290,55 @@ describe("the polling fallback in a real browser", () => {
     }
     const expected = serverIds.filter((id) => compareStreamIds(id, events[0]!.id) >= 0);
     expect(events.map((e) => e.id)).toEqual(expected);
+  });
+});
+
+describe.skipIf(!inject("databaseUrl"))("pages while the database is unavailable, in a real browser", () => {
+  let pulse: PulseProcess;
+  let database: Awaited<ReturnType<typeof openTestPostgres>>;
+  let admin: pg.Client;
+  let name: string;
+  beforeAll(async () => {
+    database = await openTestPostgres();
+    name = new URL(database.url).pathname.slice(1);
+    admin = new pg.Client({ connectionString: inject("databaseUrl") });
+    await admin.connect();
+    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DATABASE_URL: database.url, DEMO_SPEED: "0.05" }).start();
+  });
+  afterAll(async () => {
+    await admin?.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`).catch(() => {});
+    await pulse?.stop();
+    await admin?.end();
+    await database?.database.close();
+  });
+
+  /** Every connection to Pulse's database is cut, and new ones are refused, until `restore`. */
+  async function cutDatabase(): Promise<void> {
+    await admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`);
+    await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
+  }
+  const restore = () => admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`);
+
+  it("says the page could not be loaded (never 'not found'), and Try again shows it once the database is back", async () => {
+    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("outage"), password: PASSWORD, tenantName: "Outage Co" });
+    const api = pulse.api(tenant.token);
+    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    const runId = (await api.agent.list.query({ limit: 1 })).runs[0]!.id;
+    const page = await (await signedIn(pulse, tenant.token)).newPage();
+    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.locator("[data-testid=run-detail]").waitFor();
+
+    await cutDatabase();
+    try {
+      await page.goto(`${pulse.url}/runs/${runId}`);
+      await page.locator("[data-testid=page-error]").waitFor();
+      expect(await page.locator("[data-testid=not-found]").count()).toBe(0);
+      await screenshot(page, "page-error");
+    } finally {
+      await restore();
+    }
+    await page.getByRole("button", { name: "Try again" }).click();
+    await page.locator("[data-testid=run-detail]").waitFor({ timeout: 30_000 });
+    expect(await page.locator("[data-testid=page-error]").count()).toBe(0);
   });
 });

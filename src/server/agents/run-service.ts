@@ -150,10 +150,15 @@ export class RunService {
   }
 
   async get(tenantId: string, runId: string): Promise<RunView> {
-    const snapshot = await readRunSnapshot({ db: this.deps.db, stream: this.deps.bus.stream }, tenantId, runId);
-    const run = snapshot?.runs[0];
+    const run = await this.find(tenantId, runId);
     if (!run) throw notFound("run");
     return run;
+  }
+
+  /** The tenant's run, or null when it has none of that id. */
+  async find(tenantId: string, runId: string): Promise<RunView | null> {
+    const snapshot = await readRunSnapshot({ db: this.deps.db, stream: this.deps.bus.stream }, tenantId, runId);
+    return snapshot?.runs[0] ?? null;
   }
 
   async list(

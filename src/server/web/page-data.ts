@@ -3,6 +3,7 @@ import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
 import type { Session } from "../auth/auth-service";
 import { SESSION_COOKIE } from "../auth/session-cookie";
+import { idSchema } from "../events/schema";
 import { readAgentSnapshot, readContextSnapshot, readRunSnapshot } from "../events/snapshot";
 import { servicesForPages } from "./page-services";
 
@@ -35,15 +36,16 @@ export async function dashboardData(session: Session) {
   return { id, runs: snapshot.runs, recent: recent.runs, durations, roles: roleList() };
 }
 
-/** The run and its agent's title, for the run page; null when the tenant has no such run. */
+/**
+ * The run and its agent's title, for the run page; null when the tenant has no such run.
+ * Any other failure (the database unavailable) is thrown, for the error page to say so:
+ * a run that exists is never shown as "not found".
+ */
 export async function runData(session: Session, runId: string) {
-  const { runs } = servicesForPages();
-  try {
-    const run = await runs.get(session.tenantId, runId);
-    return { run, title: agentTitle(run.agentRole) };
-  } catch {
-    return null;
-  }
+  // An address no run id could be (the API refuses it as input) names no run.
+  if (!idSchema.safeParse(runId).success) return null;
+  const run = await servicesForPages().runs.find(session.tenantId, runId);
+  return run ? { run, title: agentTitle(run.agentRole) } : null;
 }
 
 /**
