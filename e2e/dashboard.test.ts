@@ -213,6 +213,43 @@ describe("the dashboard in a real browser", () => {
     expect(await viewer.locator("[data-testid=run-detail]").count()).toBe(0);
   });
 
+  it("retries a cancelled run into a new one, opening it, and says why when a retry does not go through", async () => {
+    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("retrier"), password: PASSWORD, tenantName: "Retrier Co" });
+    const api = pulse.api(tenant.token);
+    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    const { runId } = await api.agent.run.mutate({ agentRole: "client-researcher" });
+    await api.agent.cancel.mutate({ runId });
+    const context = await signedIn(pulse, tenant.token);
+    const retryRoute = `${pulse.url}/api/trpc/agent.retry*`;
+
+    // On the dashboard, the role's panel shows the refusal in place of a browser alert.
+    const dashboard = await context.newPage();
+    await dashboard.goto(`${pulse.url}/`);
+    const panel = dashboard.locator("[data-testid=agent-client-researcher]");
+    await dashboard.locator("[data-testid=agent-client-researcher][data-status=cancelled]").waitFor();
+    await dashboard.route(retryRoute, (route) => route.abort());
+    await panel.getByRole("button", { name: "Retry" }).click();
+    await expect.poll(() => panel.getByRole("alert").textContent()).toContain("Could not retry");
+    await dashboard.close();
+
+    // On the run page: a failed request says so and stays; a retry that goes through opens the new run.
+    const page = await context.newPage();
+    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.locator("[data-testid=run-detail][data-status=cancelled]").waitFor();
+    await page.route(retryRoute, (route) => route.abort());
+    await page.getByRole("button", { name: "Retry" }).click();
+    await expect.poll(() => page.locator("[data-testid=run-notice]").textContent()).toContain("Could not retry");
+    expect(page.url()).toBe(`${pulse.url}/runs/${runId}`);
+    await page.unroute(retryRoute);
+    await page.getByRole("button", { name: "Retry" }).click();
+    await page.waitForURL((url) => url.pathname.startsWith("/runs/") && url.pathname !== `/runs/${runId}`);
+    const newRunId = new URL(page.url()).pathname.split("/").at(-1)!;
+    const retried = await api.agent.get.query({ runId: newRunId });
+    expect(retried.agentRole).toBe("client-researcher");
+    await page.locator(`[data-testid=run-detail]:not([data-status=cancelled])`).waitFor();
+    expect(await page.locator("[data-testid=run-notice]").count()).toBe(0);
+  });
+
   it("answers another tenant's run, an unknown one and a malformed address with a 404 page", async () => {
     const owner = await pulse.api().auth.register.mutate({ email: newEmail("owner"), password: PASSWORD, tenantName: "Owner Co" });
     const stranger = await pulse.api().auth.register.mutate({ email: newEmail("stranger"), password: PASSWORD, tenantName: "Stranger Co" });

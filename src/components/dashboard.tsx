@@ -28,8 +28,8 @@ export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps
   const [notices, setNotices] = useState<Record<string, string | null>>({});
   const utils = trpc.useUtils();
   const run = trpc.agent.run.useMutation();
-  const cancel = trpc.agent.cancel.useMutation({ onError: (e) => alert(e.message) });
-  const retry = trpc.agent.retry.useMutation({ onError: (e) => alert(e.message) });
+  const cancel = trpc.agent.cancel.useMutation();
+  const retry = trpc.agent.retry.useMutation();
   const typical = trpc.agent.durations.useQuery(undefined, { initialData: durations });
 
   // The server's confirmation (its agent:queued event) replaces the optimistic state.
@@ -45,16 +45,18 @@ export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps
     void utils.agent.durations.invalidate();
   }, [completedCount, utils]);
 
+  const notify = (role: string, notice: string | null) => setNotices((n) => ({ ...n, [role]: notice }));
+
   function start(role: string) {
     setPending((p) => ({ ...p, [role]: {} }));
-    setNotices((n) => ({ ...n, [role]: null }));
+    notify(role, null);
     run.mutate(
       { agentRole: role },
       {
         onSuccess: (result) => setPending((p) => (p[role] ? { ...p, [role]: { runId: result.runId } } : p)),
         onError: (error) => {
           setPending(({ [role]: _, ...rest }) => rest);
-          setNotices((n) => ({ ...n, [role]: error.data?.code === "CONFLICT" ? "Already running" : `Could not start: ${error.message}` }));
+          notify(role, error.data?.code === "CONFLICT" ? "Already running" : `Could not start: ${error.message}`);
         },
       },
     );
@@ -79,8 +81,14 @@ export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps
             optimistic={pending[r.role] !== undefined}
             notice={notices[r.role]}
             onRun={() => start(r.role)}
-            onCancel={(runId) => cancel.mutate({ runId })}
-            onRetry={(runId) => retry.mutate({ runId })}
+            onCancel={(runId) => {
+              notify(r.role, null);
+              cancel.mutate({ runId }, { onError: (error) => notify(r.role, `Could not cancel: ${error.message}`) });
+            }}
+            onRetry={(runId) => {
+              notify(r.role, null);
+              retry.mutate({ runId }, { onError: (error) => notify(r.role, `Could not retry: ${error.message}`) });
+            }}
           />
         ))}
       </div>

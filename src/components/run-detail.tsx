@@ -1,6 +1,7 @@
 "use client";
 
-import { useEffect, useRef, type ReactNode } from "react";
+import { useRouter } from "next/navigation";
+import { useEffect, useRef, useState, type ReactNode } from "react";
 import { formatDuration, formatTime } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
@@ -39,29 +40,41 @@ const SHARE_LINK_MINUTES = 24 * 60;
 
 const isFinished = (run: RunView) => run.status === "completed" || run.status === "failed" || run.status === "cancelled";
 
-/** One run of the signed-in user's tenant, live: with Cancel, Retry and Share, and its logs. */
+/**
+ * One run of the signed-in user's tenant, live: with Cancel, Retry (which opens the new run)
+ * and Share, and its logs. An action the server refuses says why, beside the buttons.
+ */
 export function RunDetail({ runId, initial, title }: { runId: string; initial: RunView; title: string }) {
   const { run: live, timeline } = useRun(runId, initial);
   const run = live ?? initial;
   const finished = isFinished(run);
-  const cancel = trpc.agent.cancel.useMutation();
-  const retry = trpc.agent.retry.useMutation();
+  const router = useRouter();
+  const [notice, setNotice] = useState<string | null>(null);
+  const cancel = trpc.agent.cancel.useMutation({
+    onMutate: () => setNotice(null),
+    onError: (error) => setNotice(`Could not cancel: ${error.message}`),
+  });
+  const retry = trpc.agent.retry.useMutation({
+    onMutate: () => setNotice(null),
+    onSuccess: (started) => router.push(`/runs/${started.runId}`),
+    onError: (error) => setNotice(`Could not retry: ${error.message}`),
+  });
   const actions = (
     <>
       {!finished ? (
-        <button type="button" className="btn-quiet" onClick={() => cancel.mutate({ runId })}>
+        <button type="button" className="btn-quiet" onClick={() => cancel.mutate({ runId })} disabled={cancel.isPending}>
           Cancel
         </button>
       ) : null}
       {run.status === "failed" || run.status === "cancelled" ? (
-        <button type="button" className="btn" onClick={() => retry.mutate({ runId })}>
+        <button type="button" className="btn" onClick={() => retry.mutate({ runId })} disabled={retry.isPending || retry.isSuccess}>
           Retry
         </button>
       ) : null}
     </>
   );
   return (
-    <RunPanel run={run} timeline={timeline} title={title} actions={actions} sharing={<ShareControl runId={runId} />}>
+    <RunPanel run={run} timeline={timeline} title={title} actions={actions} notice={notice} sharing={<ShareControl runId={runId} />}>
       {finished ? <MemberRunLogs runId={runId} /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
     </RunPanel>
   );
@@ -94,6 +107,7 @@ function RunPanel({
   timeline,
   title,
   actions,
+  notice,
   sharing,
   children,
 }: {
@@ -101,6 +115,8 @@ function RunPanel({
   timeline: Timeline;
   title: string;
   actions?: ReactNode;
+  /** Why the last action failed, if it did. */
+  notice?: string | null;
   sharing?: ReactNode;
   children: ReactNode;
 }) {
@@ -121,6 +137,11 @@ function RunPanel({
           <span className="text-sm text-slate-500">attempt {run.attempt}</span>
           <div className="ml-auto flex gap-2">{actions}</div>
         </div>
+        {notice ? (
+          <p className="text-sm text-bad" role="alert" data-testid="run-notice">
+            {notice}
+          </p>
+        ) : null}
         {sharing}
         <ProgressBar value={run.progress} label="Run progress" />
         <p className="text-sm text-slate-600" aria-live="polite">
