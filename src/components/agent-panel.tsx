@@ -1,7 +1,7 @@
 "use client";
 
 import Link from "next/link";
-import { formatDuration } from "@/lib/format";
+import { formatDuration, runMessage } from "@/lib/format";
 import type { RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { ProgressBar } from "./progress-bar";
@@ -59,7 +59,7 @@ export function AgentPanel({ role, title, run, optimistic, notice, onRun, onCanc
       </div>
       <ProgressBar value={optimistic ? 0 : (run?.progress ?? 0)} label={`${title} progress`} />
       <p className="min-h-5 text-sm text-slate-600" aria-live="polite">
-        {optimistic ? "Queued…" : run ? `${run.phase ? `${run.phase} · ` : ""}${run.message ?? ""}` : "Not run yet"}
+        {optimistic ? "Queued…" : run ? runMessage(run) : "Not run yet"}
       </p>
       <dl className="grid grid-cols-[auto_1fr] gap-x-3 gap-y-1 text-xs text-slate-500">
         {currentStep ? (

@@ -2,7 +2,7 @@
 
 import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState, type ReactNode } from "react";
-import { formatDuration, formatTime } from "@/lib/format";
+import { formatDuration, formatTime, runMessage } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, LogPage, RunView } from "@/lib/trpc/types";
@@ -145,8 +145,7 @@ function RunPanel({
         {sharing}
         <ProgressBar value={run.progress} label="Run progress" />
         <p className="text-sm text-slate-600" aria-live="polite">
-          {run.phase ? `${run.phase} · ` : ""}
-          {run.message ?? ""}
+          {runMessage(run)}
         </p>
         <p className="text-xs text-slate-500">
           Queued {formatTime(run.queuedAt)}

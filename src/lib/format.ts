@@ -1,3 +1,5 @@
+import type { RunView } from "./trpc/types";
+
 /** "42 s", "3 min 5 s", "1 h 2 min": short, readable durations. */
 export function formatDuration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -9,4 +11,14 @@ export function formatDuration(ms: number): string {
 
 export function formatTime(iso: string): string {
   return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+/**
+ * A run's latest word: its phase and message while it runs; once it has ended, its last
+ * message as what it was ("running · Reading filings" under a "cancelled" badge would
+ * contradict the badge).
+ */
+export function runMessage(run: Pick<RunView, "status" | "phase" | "message">): string {
+  if (run.status === "queued" || run.status === "active") return `${run.phase ? `${run.phase} · ` : ""}${run.message ?? ""}`;
+  return run.message ? `Last message: ${run.message}` : "";
 }
