@@ -2,7 +2,7 @@
 
 import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState, type ReactNode } from "react";
-import { formatDuration, formatTime, runMessage } from "@/lib/format";
+import { formatDuration, formatTime, runMessage, stepStatus, type StepStatus } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, LogPage, RunView } from "@/lib/trpc/types";
@@ -167,7 +167,7 @@ function RunPanel({
             <ol className="flex flex-col gap-1 text-sm">
               {run.steps.map((step) => (
                 <li key={step.id} className="flex flex-wrap items-center gap-2">
-                  <StatusBadge status={step.status === "started" ? "active" : step.status} label={step.status} />
+                  <StepBadge status={stepStatus(step, run)} />
                   <span>{step.name}</span>
                   {step.attempt > 1 ? <span className="text-xs text-slate-500">attempt {step.attempt}</span> : null}
                   {step.finishedAt ? <span className="ml-auto text-xs text-slate-500">{formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt))}</span> : null}
@@ -199,6 +199,10 @@ function RunPanel({
       {children}
     </div>
   );
+}
+
+function StepBadge({ status }: { status: StepStatus }) {
+  return <StatusBadge status={status === "started" ? "active" : status} label={status} />;
 }
 
 /** The newest log lines among the events the page has seen. */

@@ -6,9 +6,10 @@ const LOOK: Record<string, { symbol: string; tone: string }> = {
   completed: { symbol: "✓", tone: "border-ok text-ok" },
   failed: { symbol: "✕", tone: "border-bad text-bad" },
   cancelled: { symbol: "⊘", tone: "border-slate-400 text-slate-600" },
+  interrupted: { symbol: "◌", tone: "border-slate-400 text-slate-600" },
 };
 
-/** A run's status in words and a symbol, never by colour alone. */
+/** A run's or a step's status in words and a symbol, never by colour alone. */
 export function StatusBadge({ status, label }: { status: string; label?: string }) {
   const look = LOOK[status] ?? LOOK.idle!;
   return (

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration, runMessage } from "./format";
+import { formatDuration, runMessage, stepStatus } from "./format";
 
 describe("formatDuration", () => {
   it("reads as seconds, minutes or hours, dropping zero parts", () => {
@@ -22,5 +22,21 @@ describe("runMessage", () => {
       expect(runMessage({ status, phase: "running", message: "Reading filings" })).toBe("Last message: Reading filings");
     }
     expect(runMessage({ status: "completed", phase: "completing", message: null })).toBe("");
+  });
+});
+
+describe("stepStatus", () => {
+  it("shows a started step as running only while its attempt runs", () => {
+    expect(stepStatus({ status: "started", attempt: 2 }, { status: "active", attempt: 2 })).toBe("started");
+    // The run was cancelled or failed mid-step, or a later attempt took over.
+    expect(stepStatus({ status: "started", attempt: 2 }, { status: "cancelled", attempt: 2 })).toBe("interrupted");
+    expect(stepStatus({ status: "started", attempt: 2 }, { status: "failed", attempt: 2 })).toBe("interrupted");
+    expect(stepStatus({ status: "started", attempt: 1 }, { status: "active", attempt: 2 })).toBe("interrupted");
+    expect(stepStatus({ status: "started", attempt: 1 }, { status: "queued", attempt: 1 })).toBe("interrupted");
+  });
+
+  it("keeps a finished step's own status", () => {
+    expect(stepStatus({ status: "completed", attempt: 1 }, { status: "cancelled", attempt: 1 })).toBe("completed");
+    expect(stepStatus({ status: "failed", attempt: 1 }, { status: "active", attempt: 2 })).toBe("failed");
   });
 });

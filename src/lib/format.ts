@@ -22,3 +22,18 @@ export function runMessage(run: Pick<RunView, "status" | "phase" | "message">): 
   if (run.status === "queued" || run.status === "active") return `${run.phase ? `${run.phase} · ` : ""}${run.message ?? ""}`;
   return run.message ? `Last message: ${run.message}` : "";
 }
+
+export type StepStatus = RunView["steps"][number]["status"] | "interrupted";
+
+/**
+ * A step as the pages show it. One still "started" when its attempt is over (the run
+ * ended, is between attempts, or a later attempt began) will never finish: it was
+ * interrupted, by a cancel or by the worker's end, and is not shown as running.
+ */
+export function stepStatus(
+  step: Pick<RunView["steps"][number], "status" | "attempt">,
+  run: Pick<RunView, "status" | "attempt">,
+): StepStatus {
+  if (step.status !== "started") return step.status;
+  return run.status === "active" && step.attempt === run.attempt ? "started" : "interrupted";
+}
