@@ -62,6 +62,17 @@ describe("applyAgentItem", () => {
     expect(state.runs.r1).toMatchObject({ status: "completed", progress: 100, nextAgent: "competitor-researcher" });
   });
 
+  it("starts a new attempt's output afresh, as the database does", () => {
+    let state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ output: "first draft" })] } });
+    state = apply(state, "2-0", { type: "agent:active", ...base, attempt: 2, startedAt: at, seq: 6, at });
+    expect(state.runs.r1?.output).toBe("");
+    state = apply(state, "3-0", { type: "agent:output", ...base, attempt: 2, chunk: "second", seq: 7, at });
+    expect(state.runs.r1?.output).toBe("second");
+    // A tenant-wide view holds no output, and a start gives it none.
+    const wide = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run()] } });
+    expect(apply(wide, "2-0", { type: "agent:active", ...base, attempt: 2, startedAt: at, seq: 6, at }).runs.r1?.output).toBeUndefined();
+  });
+
   it("appends streamed output only to runs whose output it holds", () => {
     let state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ output: "Hello" })] } });
     state = apply(state, "2-0", { type: "agent:output", ...base, chunk: ", world", seq: 6, at });

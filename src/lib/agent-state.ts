@@ -44,7 +44,18 @@ function applyEvent(run: RunView, event: AgentEvent): RunView {
     case "agent:queued":
       return { ...next, status: "queued", queuedAt: event.queuedAt };
     case "agent:active":
-      return { ...next, status: "active", phase: "starting", attempt: event.attempt, progress: 0, message: null, willRetry: false, startedAt: event.startedAt };
+      // As in the database: output is the attempt's, so a retry's starts afresh.
+      return {
+        ...next,
+        status: "active",
+        phase: "starting",
+        attempt: event.attempt,
+        progress: 0,
+        message: null,
+        willRetry: false,
+        startedAt: event.startedAt,
+        ...(run.output === undefined ? {} : { output: "" }),
+      };
     case "agent:progress":
       // Progress is not counted: the run keeps the counter of its last counted event.
       return { ...next, seq: run.seq, progress: Math.round(event.progress), phase: event.phase, message: event.message };

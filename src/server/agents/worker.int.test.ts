@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Database, PrismaClient } from "../db";
+import { applyAgentItem, emptyAgentState } from "../../lib/agent-state";
+import type { AgentFeedItem } from "../../lib/trpc/types";
 import { defineAgent, type AgentDefinition } from "./define-agent";
 import {
   collect,
@@ -200,6 +202,33 @@ describe("an agent's reports", () => {
       });
     // The step's work runs once "started" is out, after "five" and "six" were reported: it ends after them.
     expect(reports).toEqual(["agent:queued", "agent:active", "one", "two", "three", "four started", "five", "six", "four completed", "agent:completed"]);
+  });
+  it("start their output afresh on a retry, on a run's page as in the database", async () => {
+    const role = "second-draft";
+    const api = await start({
+      attempts: 2,
+      agents: [
+        defineAgent({
+          role,
+          async run(ctx) {
+            if (ctx.attempt === 1) {
+              await ctx.output("first draft, abandoned. ");
+              throw new Error("the model timed out");
+            }
+            await ctx.output("second draft");
+          },
+        }),
+      ],
+    });
+    const { tenant, client } = await watchTenant(api);
+    const run = await api.pulse.services.runs.start(tenant.tenantId, role);
+    // What the run page subscribes to: the run alone, its snapshot with the output so far.
+    const page = collect((h) => client.trpc.agent.onStatus.subscribe({ runId: run.id }, h));
+    collectors.push(page);
+    await eventually(() => page.items.some((i) => i.data.type === "agent:completed"), Boolean, "the retry to complete");
+    const shown = page.items.reduce((state, i) => applyAgentItem(state, { id: i.id, item: i.data as AgentFeedItem }), emptyAgentState);
+    expect(shown.runs[run.id]).toMatchObject({ status: "completed", attempt: 2, output: "second draft" });
+    expect(await api.pulse.services.runs.get(tenant.tenantId, run.id)).toMatchObject({ attempt: 2, output: "second draft" });
   });
 });
 

@@ -65,6 +65,8 @@ async function apply(db: PrismaClient, event: StateEventInput, key: string, late
           attempt: event.attempt,
           progress: 0,
           message: null,
+          // Output is the attempt's: a retry writes it afresh rather than after the failed one's.
+          output: "",
           willRetry: false,
           startedAt: new Date(event.startedAt),
         },
