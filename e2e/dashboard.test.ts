@@ -197,6 +197,9 @@ describe("the dashboard in a real browser", () => {
     const types = (await applied(viewer)).map((a) => a.type);
     expect(types).toContain("agent:completed");
     expect(await viewer.locator("[data-testid=timeline] li").count()).toBeGreaterThan(3);
+    // The timeline holds more than it shows, and shows the newest.
+    const timeline = viewer.locator("[data-testid=timeline]");
+    await expect.poll(() => timeline.evaluate((el) => el.scrollHeight > el.clientHeight && el.scrollHeight - el.scrollTop - el.clientHeight <= 24)).toBe(true);
     // Its logs, from the database now that it has finished.
     await viewer.locator("[data-testid=run-logs] summary").click();
     await expect.poll(() => viewer.locator("[data-testid=run-logs] li").count()).toBeGreaterThan(0);

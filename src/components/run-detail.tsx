@@ -1,13 +1,14 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useEffect, useRef, useState, type ReactNode } from "react";
+import { useState, type ReactNode } from "react";
 import { formatDuration, formatTime, runMessage, stepStatus, type StepStatus } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, LogPage, RunView } from "@/lib/trpc/types";
 import { useRun, useSharedRun } from "@/lib/trpc/use-run";
 import { useNow } from "@/lib/use-now";
+import { useStickToBottom } from "@/lib/use-stick-to-bottom";
 import { displayStatus } from "./agent-panel";
 import { ProgressBar } from "./progress-bar";
 import { StatusBadge } from "./status-badge";
@@ -121,11 +122,8 @@ function RunPanel({
   children: ReactNode;
 }) {
   const now = useNow();
-  const outputRef = useRef<HTMLPreElement>(null);
-  useEffect(() => {
-    const el = outputRef.current;
-    if (el) el.scrollTop = el.scrollHeight;
-  }, [run.output]);
+  const outputRef = useStickToBottom<HTMLPreElement>(run.output);
+  const timelineRef = useStickToBottom<HTMLOListElement>(timeline);
   const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
 
   return (
@@ -184,7 +182,7 @@ function RunPanel({
       </div>
 
       <TitledCard id="timeline" title="Timeline">
-        <ol className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline">
+        <ol ref={timelineRef} className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline">
           {timeline.map(({ id, event }) => (
             <li key={id} className="grid grid-cols-[6rem_1fr] gap-2">
               <time className="text-slate-500" dateTime={event.at}>
