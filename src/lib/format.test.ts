@@ -13,15 +13,17 @@ describe("formatDuration", () => {
 
 describe("runMessage", () => {
   it("gives phase and message while a run is queued or running", () => {
-    expect(runMessage({ status: "active", phase: "running", message: "Reading filings" })).toBe("running · Reading filings");
-    expect(runMessage({ status: "queued", phase: null, message: null })).toBe("");
+    expect(runMessage({ status: "active", phase: "running", message: "Reading filings", willRetry: false })).toBe("running · Reading filings");
+    expect(runMessage({ status: "queued", phase: null, message: null, willRetry: false })).toBe("");
   });
 
-  it("gives an ended run's last message as such, without a phase that would contradict its status", () => {
+  it("gives an ended run's or attempt's last message as such, without a phase that would contradict its status", () => {
     for (const status of ["completed", "failed", "cancelled"] as const) {
-      expect(runMessage({ status, phase: "running", message: "Reading filings" })).toBe("Last message: Reading filings");
+      expect(runMessage({ status, phase: "running", message: "Reading filings", willRetry: false })).toBe("Last message: Reading filings");
     }
-    expect(runMessage({ status: "completed", phase: "completing", message: null })).toBe("");
+    // Failed, waiting in the queue for its retry.
+    expect(runMessage({ status: "queued", phase: "running", message: "Reading filings", willRetry: true })).toBe("Last message: Reading filings");
+    expect(runMessage({ status: "completed", phase: "completing", message: null, willRetry: false })).toBe("");
   });
 });
 
