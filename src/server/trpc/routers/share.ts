@@ -1,8 +1,6 @@
 import { z } from "zod";
-import { notFound } from "../../errors";
 import { readEventPage, resolveCursor } from "../../events/feed";
 import { idSchema, streamIdSchema } from "../../events/schema";
-import { readRunSnapshot } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
@@ -44,12 +42,7 @@ export const shareRouter = router({
     .mutation(({ ctx, input }) => ctx.services.shares.revoke(ctx.session, input.shareId)),
 
   /** The shared run as it is now, output and steps included. */
-  run: sharedRunProcedure.query(async ({ ctx }) => {
-    const snapshot = await readRunSnapshot(ctx.services, ctx.share.tenantId, ctx.share.runId);
-    const run = snapshot?.runs[0];
-    if (!run) throw notFound("run");
-    return run;
-  }),
+  run: sharedRunProcedure.query(({ ctx }) => ctx.services.runs.get(ctx.share.tenantId, ctx.share.runId)),
 
   /** The shared run live: a snapshot, then its events; resumes after `lastEventId` like `agent.onStatus`. */
   onRun: sharedRunProcedure
