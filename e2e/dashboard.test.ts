@@ -333,33 +333,24 @@ describe("the polling fallback in a real browser", () => {
   });
 });
 
-describe.skipIf(!inject("databaseUrl"))("pages while the database is unavailable, in a real browser", () => {
+describe.skipIf(!inject("databaseUrl"))("a page whose data cannot be read, in a real browser", () => {
   let pulse: PulseProcess;
   let database: Awaited<ReturnType<typeof openTestPostgres>>;
-  let admin: pg.Client;
-  let name: string;
+  /** A connection of the test's own to Pulse's database, to break it under Pulse. */
+  let sql: pg.Client;
   beforeAll(async () => {
     database = await openTestPostgres();
-    name = new URL(database.url).pathname.slice(1);
-    admin = new pg.Client({ connectionString: inject("databaseUrl") });
-    await admin.connect();
+    sql = new pg.Client({ connectionString: database.url });
+    await sql.connect();
     pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DATABASE_URL: database.url, DEMO_SPEED: "0.05" }).start();
   });
   afterAll(async () => {
-    await admin?.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`).catch(() => {});
     await pulse?.stop();
-    await admin?.end();
+    await sql?.end();
     await database?.database.close();
   });
 
-  /** Every connection to Pulse's database is cut, and new ones are refused, until `restore`. */
-  async function cutDatabase(): Promise<void> {
-    await admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`);
-    await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
-  }
-  const restore = () => admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`);
-
-  it("says the page could not be loaded (never 'not found'), and Try again shows it once the database is back", async () => {
+  it("says it could not be loaded (never 'not found'), and Try again shows the run once it can be read", async () => {
     const tenant = await pulse.api().auth.register.mutate({ email: newEmail("outage"), password: PASSWORD, tenantName: "Outage Co" });
     const api = pulse.api(tenant.token);
     await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
@@ -368,14 +359,16 @@ describe.skipIf(!inject("databaseUrl"))("pages while the database is unavailable
     await page.goto(`${pulse.url}/runs/${runId}`);
     await page.locator("[data-testid=run-detail]").waitFor();
 
-    await cutDatabase();
+    // Only the run's own read fails (the session still verifies): what the page makes of
+    // that failure is the run lookup's doing, not the sign-in's.
+    await sql.query('ALTER TABLE "AgentRun" RENAME TO "AgentRunAway"');
     try {
       await page.goto(`${pulse.url}/runs/${runId}`);
       await page.locator("[data-testid=page-error]").waitFor();
       expect(await page.locator("[data-testid=not-found]").count()).toBe(0);
       await screenshot(page, "page-error");
     } finally {
-      await restore();
+      await sql.query('ALTER TABLE "AgentRunAway" RENAME TO "AgentRun"');
     }
     await page.getByRole("button", { name: "Try again" }).click();
     await page.locator("[data-testid=run-detail]").waitFor({ timeout: 30_000 });
