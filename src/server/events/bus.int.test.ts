@@ -178,6 +178,35 @@ describe("EventBus progress fast path", () => {
   });
 });
 
+describe("agent text holding U+0000, which PostgreSQL cannot store", () => {
+  it("is stored and delivered with U+FFFD in its place, in every text field, and the run goes on", async () => {
+    const run = await queuedRun();
+    await run.active(1);
+    const stepId = `${run.runId}:1:s`;
+    const published = [
+      await run.publish({ type: "agent:progress", attempt: 1, progress: 10, phase: "running", message: "progress \u0000" }),
+      await run.publish({ type: "agent:step", attempt: 1, stepId, name: "step \u0000", status: "failed", error: "error \u0000" }),
+      await run.publish({ type: "agent:log", attempt: 1, level: "info", message: "log \u0000\u0000" }),
+      await run.publish({ type: "agent:output", attempt: 1, chunk: "chunk \u0000" }),
+    ];
+    expect(published.map((p) => p?.event)).toMatchObject([
+      { message: "progress \uFFFD" },
+      { name: "step \uFFFD", error: "error \uFFFD" },
+      { message: "log \uFFFD\uFFFD" },
+      { chunk: "chunk \uFFFD" },
+    ]);
+    expect(await run.streamed()).toEqual(["progress \uFFFD"]);
+    const { db } = app.pulse.services;
+    await eventually(run.row, (r) => r.message === "progress \uFFFD", "the progress written to the database");
+    expect(await run.row()).toMatchObject({ seq: 5, output: "chunk \uFFFD" });
+    expect(await db.runStep.findUniqueOrThrow({ where: { id: stepId } })).toMatchObject({ name: "step \uFFFD", error: "error \uFFFD" });
+    expect(await db.runLog.findMany({ where: { runId: run.runId } })).toMatchObject([{ message: "log \uFFFD\uFFFD" }]);
+    expect(await run.publish({ type: "agent:cancelled", attempt: 1, cancelledAt: new Date().toISOString(), reason: "reason \u0000" })).toMatchObject({
+      event: { reason: "reason \uFFFD" },
+    });
+  });
+});
+
 describe("a publish retried after its connection dropped", () => {
   it("finds its own committed change by its key, so the retry delivers it instead of applying it twice", async () => {
     const run = await queuedRun();
@@ -361,13 +390,15 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     expect(await db.runLog.count({ where: { runId: writing!.runId } })).toBe(2);
   });
 
-  it("fail only the publish whose line the database refuses, not the others of its batch", async () => {
+  it("fail only the write whose line the database refuses, not the others of its batch", async () => {
     const [refused, first, second] = await activeRuns(3);
-    // PostgreSQL's text cannot hold a NUL character.
-    const bad = refused!.publish({ type: "agent:log", attempt: 1, level: "error", message: "bad \u0000 byte" });
-    const others = seqs([
-      first!.publish({ type: "agent:log", attempt: 1, level: "info", message: "fine" }),
-      second!.publish({ type: "agent:step", attempt: 1, stepId: `${second!.runId}:ok`, name: "ok", status: "completed" }),
+    // The bus's schema keeps U+0000 out of every text; a writer handed one directly sees
+    // what any statement the database refuses for one row's sake does.
+    const writer = new RunActivityWriter(app.database.sql);
+    const bad = writer.write({ ...refused!.base, type: "agent:log", level: "error", message: "bad \u0000 byte" }, "refused");
+    const others = Promise.all([
+      writer.write({ ...first!.base, type: "agent:log", level: "info", message: "fine" }, "first"),
+      writer.write({ ...second!.base, type: "agent:step", stepId: `${second!.runId}:ok`, name: "ok", status: "completed" }, "second"),
     ]);
     await expect(bad).rejects.toThrow();
     expect(await others).toEqual([3, 3]);

@@ -18,9 +18,37 @@ export const streamIdSchema = z
   .max(41)
   .regex(/^\d{1,20}-\d{1,20}$/, { message: "must be an event id like 1700000000000-0" });
 
-/** An id of a tenant, run, job or log line: what every input naming one accepts. */
-export const idSchema = z.string().min(1).max(128);
+/**
+ * An id of a tenant, run, job or log line: what every input naming one accepts. No control
+ * characters: an id is printable, and PostgreSQL cannot even compare one holding U+0000.
+ */
+export const idSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^\u0000-\u001f\u007f]*$/, { message: "must not contain control characters" });
 const id = idSchema;
+
+/**
+ * Free text from a person (a tenant's name, a run's input): PostgreSQL stores neither text
+ * nor JSON holding U+0000, so such text is refused with a message saying so.
+ */
+export function withoutNul(text: z.ZodString): z.ZodString {
+  return text.refine((value) => !value.includes("\u0000"), { message: "must not contain the character U+0000" });
+}
+
+/**
+ * Free text an agent writes (messages, step names, errors, output). Model output now and
+ * then carries a U+0000, which PostgreSQL cannot store: it is kept and delivered as U+FFFD
+ * (the replacement character), so a stray byte never fails the run that printed it.
+ */
+function agentText(min: number, max: number) {
+  return z
+    .string()
+    .min(min)
+    .max(max)
+    .transform((text) => (text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text));
+}
 const isoDate = z.iso.datetime({ offset: true });
 
 export const runStatusSchema = z.enum(["queued", "active", "completed", "failed", "cancelled"]);
@@ -34,7 +62,7 @@ const agentEventBase = {
   tenantId: id,
   runId: id,
   jobId: id,
-  queue: z.string().min(1).max(128),
+  queue: id,
   agentRole: agentRoleSchema,
   /** 1-based; progress of one attempt never mixes with the next. */
   attempt: z.number().int().min(1).max(1000),
@@ -58,29 +86,29 @@ export const agentProgressSchema = z.object({
   ...agentEventBase,
   progress: z.number().min(0).max(100),
   phase: runPhaseSchema,
-  message: z.string().max(500),
+  message: agentText(0, 500),
 });
 
 export const agentStepSchema = z.object({
   type: z.literal("agent:step"),
   ...agentEventBase,
   stepId: id,
-  name: z.string().min(1).max(200),
+  name: agentText(1, 200),
   status: stepStatusSchema,
-  error: z.string().max(2000).optional(),
+  error: agentText(0, 2000).optional(),
 });
 
 export const agentOutputSchema = z.object({
   type: z.literal("agent:output"),
   ...agentEventBase,
-  chunk: z.string().min(1).max(16_384),
+  chunk: agentText(1, 16_384),
 });
 
 export const agentLogSchema = z.object({
   type: z.literal("agent:log"),
   ...agentEventBase,
   level: logLevelSchema,
-  message: z.string().min(1).max(4000),
+  message: agentText(1, 4000),
 });
 
 export const agentCompletedSchema = z.object({
@@ -93,7 +121,7 @@ export const agentCompletedSchema = z.object({
 export const agentFailedSchema = z.object({
   type: z.literal("agent:failed"),
   ...agentEventBase,
-  error: z.string().min(1).max(2000),
+  error: agentText(1, 2000),
   failedAt: isoDate,
   /** True when BullMQ will run another attempt; the run shows as retrying, not failed. */
   willRetry: z.boolean(),
@@ -103,7 +131,7 @@ export const agentCancelledSchema = z.object({
   type: z.literal("agent:cancelled"),
   ...agentEventBase,
   cancelledAt: isoDate,
-  reason: z.string().max(500).optional(),
+  reason: agentText(0, 500).optional(),
 });
 
 export const contextStatusChangedSchema = z.object({

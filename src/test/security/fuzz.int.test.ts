@@ -55,7 +55,7 @@ function prng(seed: number) {
 const PATHS = ["agent.onStatus", "agent.events", "agent.list", "agent.get", "agent.logs", "agent.run", "agent.cancel", "context.onStatusChanged", "context.approve", "auth.login", "share.onRun", "share.run", "agent.nope", "__proto__", "constructor", "agent.onStatus.extra", "", "x".repeat(10_000)];
 const METHODS = ["query", "mutation", "subscription", "subscription.stop", "delete", "subscription.start", "", 42, null, ["query"]];
 const IDS = [1, 0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 1, "1", "", "x".repeat(64), "x".repeat(65), "y".repeat(60_000), null, {}, [], true, { id: 1 }];
-const INPUTS: unknown[] = [undefined, null, {}, [], "string", 42, { runId: 42 }, { runId: "r".repeat(10_000) }, { limit: -5 }, { limit: "all" }, { lastEventId: {} }, { lastEventId: "99999999999999999999-99999999999999999999" }, { agentRole: "../../etc/passwd" }, { version: 1e308 }, { status: ["queued", "x"] }, { __proto__: { polluted: true } }, { constructor: { prototype: { polluted: true } } }, { input: { a: { b: { c: 1 } } } }];
+const INPUTS: unknown[] = [undefined, null, {}, [], "string", 42, { runId: 42 }, { runId: "r".repeat(10_000) }, { runId: "r\u0000" }, { input: { note: "\u0000" } }, { limit: -5 }, { limit: "all" }, { lastEventId: {} }, { lastEventId: "99999999999999999999-99999999999999999999" }, { agentRole: "../../etc/passwd" }, { version: 1e308 }, { status: ["queued", "x"] }, { __proto__: { polluted: true } }, { constructor: { prototype: { polluted: true } } }, { input: { a: { b: { c: 1 } } } }];
 
 /** One malformed (or occasionally valid) frame. */
 function frame(r: ReturnType<typeof prng>, valid: () => string): { data: string | Buffer; binary: boolean; kind: string } {

@@ -3,7 +3,7 @@ import { SETUP_CHAIN } from "../../agents/chains";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
-import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
+import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, withoutNul, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
@@ -16,7 +16,7 @@ export const logPageInput = { cursor: idSchema.optional(), limit: z.number().int
 
 /** What an agent run is started with: a few named values, each bounded. */
 const runInput = z
-  .record(z.string().min(1).max(64), z.union([z.string().max(2000), z.number().min(-1e15).max(1e15), z.boolean()]))
+  .record(withoutNul(z.string().min(1).max(64)), z.union([withoutNul(z.string().max(2000)), z.number().min(-1e15).max(1e15), z.boolean()]))
   .refine((value) => Object.keys(value).length <= 32, { message: "at most 32 fields" });
 
 /** The answer to starting a run: the run, and its report token kept apart from the run's view. */

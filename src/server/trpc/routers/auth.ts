@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { withoutNul } from "../../events/schema";
 import { SETUP_CHAIN } from "../../agents/chains";
 import type { Session } from "../../auth/auth-service";
 import type { Context } from "../trpc";
@@ -17,7 +18,7 @@ async function startSession(ctx: Context, session: Session) {
 export const authRouter = router({
   /** Creates the tenant and its first user, starts the setup chain, and signs in. */
   register: publicProcedure
-    .input(z.object({ email, password, tenantName: z.string().trim().min(1).max(100) }))
+    .input(z.object({ email, password, tenantName: withoutNul(z.string().trim().min(1).max(100)) }))
     .mutation(async ({ ctx, input }) => {
       const { auth, context, runs, loginThrottle } = ctx.services;
       await loginThrottle.attemptFromIp(ctx.clientIp);
