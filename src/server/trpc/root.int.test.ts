@@ -1,12 +1,12 @@
-import { createTRPCClient, httpBatchLink, TRPCClientError } from "@trpc/client";
+import { createTRPCClient, httpBatchLink, TRPCClientError, wsLink } from "@trpc/client";
 import { TRPCError } from "@trpc/server";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { Session } from "../auth/auth-service";
 import { TRPC_PATH } from "../http-server";
 import { createCaller, type AppRouter } from "./root";
-import type { Context } from "./trpc";
-import { AgentRemote, createQuietTenant, eventually, fastDemoAgents, startTestPulse, TEST_SECRET, type TestPulse } from "../../test/harness";
+import { INTERNAL_ERROR_MESSAGE, type Context } from "./trpc";
+import { AgentRemote, connectClient, createQuietTenant, eventually, fastDemoAgents, startTestPulse, TEST_SECRET, type TestPulse } from "../../test/harness";
 
 /**
  * Every procedure through `createCaller`, with a context built the way the HTTP adapter
@@ -302,6 +302,31 @@ describe("input and authentication errors", () => {
     expect(data?.code).toBe("BAD_REQUEST");
     expect(data?.httpStatus).toBe(400);
     expect(Object.keys(data?.zodError?.fieldErrors ?? {})).toEqual(["agentRole"]);
+  });
+
+  it("an unexpected failure is INTERNAL_SERVER_ERROR saying only that, over HTTP and WebSocket: its details stay in the log", async () => {
+    const tenant = await createQuietTenant(app);
+    const secret = "connect ECONNREFUSED /srv/pulse/secret-path.sock";
+    const list = vi.spyOn(app.pulse.services.runs, "list").mockRejectedValue(new Error(secret));
+    const socket = connectClient(app, tenant.token);
+    try {
+      const http = createTRPCClient<AppRouter>({
+        links: [httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: { authorization: `Bearer ${tenant.token}` } })],
+      });
+      const ws = createTRPCClient<AppRouter>({ links: [wsLink({ client: socket.ws })] });
+      for (const client of [http, ws]) {
+        const failed = await client.agent.list.query().catch((e: unknown) => e);
+        expect(failed).toBeInstanceOf(TRPCClientError);
+        const error = failed as TRPCClientError<AppRouter>;
+        expect(error.data?.code).toBe("INTERNAL_SERVER_ERROR");
+        expect(error.message).toBe(INTERNAL_ERROR_MESSAGE);
+        expect(JSON.stringify(error.shape)).not.toContain("secret-path");
+      }
+      expect(list).toHaveBeenCalledTimes(2);
+    } finally {
+      list.mockRestore();
+      await socket.close();
+    }
   });
 
   it("every authed procedure is UNAUTHORIZED without a verified session", async () => {

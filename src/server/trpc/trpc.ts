@@ -36,17 +36,22 @@ export interface Context {
  *
  * Input errors keep zod's issues so clients can point at the field, and their message
  * names each field in plain words; domain errors thrown by services become the tRPC error
- * of the same code.
+ * of the same code. An unexpected failure's own message (a database driver's, with a file
+ * path or a query in it) stays in the server's log: the client is told only that it failed.
  *
  * @see https://trpc.io/docs/server/error-formatting
  */
+export const INTERNAL_ERROR_MESSAGE = "something went wrong on the server; it has been logged";
+
 const t = initTRPC.context<Context>().create({
+  // Never send stack traces, whatever NODE_ENV says: they are in the log.
+  isDev: false,
   errorFormatter({ shape, error }) {
     const cause = error.cause;
     const zodError = cause instanceof z.ZodError ? cause : null;
     return {
       ...shape,
-      message: zodError ? describeInputIssues(zodError.issues) : shape.message,
+      message: zodError ? describeInputIssues(zodError.issues) : error.code === "INTERNAL_SERVER_ERROR" ? INTERNAL_ERROR_MESSAGE : shape.message,
       data: {
         ...shape.data,
         zodError: zodError ? z.flattenError(zodError) : null,
