@@ -111,6 +111,12 @@ export interface TargetCheck {
   target: string;
   met: boolean | null;
   detail: string;
+  /**
+   * For a target comparing Pulse with Socket.IO: the same ratio with the floor (plain ws, the
+   * least work any design can do) in Pulse's place, from the same run. A target the floor
+   * itself misses asks for more than this machine gives any design.
+   */
+  floor?: { value: number | null; bound?: "atLeast" | "atMost" };
 }
 
 export interface BenchSummary {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ScenarioResult, StepResult } from "./bench-result";
-import { summarise } from "./report";
+import { summarise, targetsTable } from "./report";
 import type { Design } from "./workload";
 
 const SUBSCRIBERS = 5;
@@ -82,6 +82,10 @@ describe("summarise", () => {
     // Pulse's refined step has no Socket.IO twin: latencies are compared at the heaviest load both ran.
     expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 2, met: false });
     expect(summary.equalLoad.narrow?.offeredDeliveriesPerSecond).toBe(5000);
+    // The floor's own ratios beside them: its maximum never failed (≥ 8,450 ÷ 6,500), its p99 where Pulse's is compared.
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")?.floor).toEqual({ value: 1.3, bound: "atLeast" });
+    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")?.floor).toEqual({ value: 0.5 });
+    expect(targetsTable(summary.targets).split("\n")[2]).toMatch(/Pulse ÷ Socket\.IO +0\.88 +≥ 1\.3 +NOT MET +≥ 1\.3 +Pulse 5\.7k\/s/);
   });
 
   it("compares two designs' refined steps when both failed at the same step", () => {
@@ -101,6 +105,8 @@ describe("summarise", () => {
     });
     expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 0.5, met: true });
     expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 1, met: false });
+    // No floor in this run: no figure of it.
+    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).not.toHaveProperty("floor");
   });
 
   it("judges a ratio of maxima the ladder did not reach only where its bound settles the target", () => {
