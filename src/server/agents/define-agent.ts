@@ -10,12 +10,13 @@ export interface AgentContext<TInput = Record<string, unknown>> {
   input: TInput;
   /** Aborted when the run is cancelled; long work should pass it on or check it. */
   signal: AbortSignal;
-  /** Reports progress (0–100) with a message people can read. */
+  /** Reports progress (0–100) with a message people can read (cut to 500 characters). */
   progress(percent: number, message: string, phase?: RunPhase): Promise<void>;
-  /** Runs `fn` as a named step, reported as started, then completed or failed. */
+  /** Runs `fn` as a named step (its name cut to 200 characters), reported as started, then completed or failed. */
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
-  /** Streams a piece of the agent's output text. */
+  /** Streams a piece of the agent's output text, of any length (sent in 16 KiB pieces). */
   output(chunk: string): Promise<void>;
+  /** Adds a line to the run's log (cut to 4,000 characters; an empty one is not sent). */
   log(level: LogLevel, message: string): Promise<void>;
   /** The tenant's context file, for agents that write it. */
   contextFile: {

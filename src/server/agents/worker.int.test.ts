@@ -203,6 +203,40 @@ describe("an agent's reports", () => {
     // The step's work runs once "started" is out, after "five" and "six" were reported: it ends after them.
     expect(reports).toEqual(["agent:queued", "agent:active", "one", "two", "three", "four started", "five", "six", "four completed", "agent:completed"]);
   });
+  it("of any length complete the run: output goes whole in pieces, a long message, line or step name is cut short", async () => {
+    const role = "long-winded";
+    // A model's whole answer as one chunk: about 40,000 characters, an emoji across each 16 KiB boundary.
+    const answer = `${"a".repeat(16_383)}😀${"b".repeat(16_381)}😀${"c".repeat(7_000)}`;
+    const api = await start({
+      agents: [
+        defineAgent({
+          role,
+          async run(ctx) {
+            await ctx.progress(50, "p".repeat(1_000));
+            await ctx.step("s".repeat(300), async () => {
+              await ctx.output(answer);
+              await ctx.log("info", "l".repeat(10_000));
+              await ctx.log("info", "");
+            });
+          },
+        }),
+      ],
+    });
+    const { tenant, feed } = await watchTenant(api);
+    const run = await api.pulse.services.runs.start(tenant.tenantId, role);
+    await eventually(() => feed.items.some((i) => i.data.runId === run.id && ["agent:completed", "agent:failed"].includes(i.data.type)), Boolean, "the run to end");
+    const events = feed.items.filter((i) => i.data.runId === run.id).map((i) => i.data);
+    expect(events.map((e) => e.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:step", "agent:output", "agent:output", "agent:output", "agent:log", "agent:step", "agent:completed"]);
+    const chunks = events.flatMap((e) => (e.type === "agent:output" ? [e.chunk] : []));
+    expect(chunks.join("")).toBe(answer);
+    expect(chunks.map((c) => c.length)).toEqual([16_383, 16_383, 7_002]);
+    const { runs, db } = api.pulse.services;
+    expect((await runs.get(tenant.tenantId, run.id)).output).toBe(answer);
+    expect(events.find((e) => e.type === "agent:progress")).toMatchObject({ message: `${"p".repeat(499)}…` });
+    expect(events.find((e) => e.type === "agent:step")).toMatchObject({ name: `${"s".repeat(199)}…` });
+    expect(await db.runLog.findMany({ where: { runId: run.id }, select: { message: true } })).toEqual([{ message: `${"l".repeat(3_999)}…` }]);
+  });
+
   it("start their output afresh on a retry, on a run's page as in the database", async () => {
     const role = "second-draft";
     const api = await start({

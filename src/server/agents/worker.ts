@@ -4,10 +4,11 @@ import type { Redis } from "ioredis";
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { ContextService } from "../context/context-service";
 import type { EventBus } from "../events/bus";
-import type { AgentEventInput, LogLevel, RunPhase } from "../events/schema";
+import { TEXT_LIMITS, type AgentEventInput, type LogLevel, type RunPhase } from "../events/schema";
 import type { Logger } from "../logger";
 import { RunCancelledError, type AgentContext, type AgentDefinition } from "./define-agent";
 import type { AgentJobData, AgentQueues } from "./queue";
+import { fitText, textPieces } from "./report-text";
 import { cancelChannel, type RunService } from "./run-service";
 
 export interface AgentWorkerOptions {
@@ -111,11 +112,13 @@ export function createAgentWorker(
       progress: (percent: number, message: string, phase: RunPhase = "running") =>
         reports.track(async () => {
           throwIfCancelled();
-          await publish({ ...base(run, attempt), type: "agent:progress", progress: Math.min(100, Math.max(0, percent)), message, phase });
+          const progress = Math.min(100, Math.max(0, percent));
+          await publish({ ...base(run, attempt), type: "agent:progress", progress, message: fitText(message, TEXT_LIMITS.progressMessage), phase });
         }),
-      step: <T>(name: string, fn: () => Promise<T> | T): Promise<T> =>
+      step: <T>(stepName: string, fn: () => Promise<T> | T): Promise<T> =>
         reports.track(async () => {
           throwIfCancelled();
+          const name = fitText(stepName, TEXT_LIMITS.stepName);
           const stepId = `${runId}:${attempt}:${randomUUID().slice(0, 8)}`;
           await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "started" });
           try {
@@ -133,11 +136,11 @@ export function createAgentWorker(
       output: (chunk: string) =>
         reports.track(async () => {
           throwIfCancelled();
-          if (chunk.length > 0) await publish({ ...base(run, attempt), type: "agent:output", chunk });
+          for (const piece of textPieces(chunk, TEXT_LIMITS.outputChunk)) await publish({ ...base(run, attempt), type: "agent:output", chunk: piece });
         }),
       log: (level: LogLevel, message: string) =>
         reports.track(async () => {
-          await publish({ ...base(run, attempt), type: "agent:log", level, message });
+          if (message.length > 0) await publish({ ...base(run, attempt), type: "agent:log", level, message: fitText(message, TEXT_LIMITS.logMessage) });
         }),
       contextFile: {
         markGenerating: () => deps.context.markGenerating(tenantId),
@@ -229,7 +232,7 @@ async function stalledAttempt(queues: AgentQueues, role: string, jobId: string):
 
 function errorMessage(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.slice(0, 2000) || "unknown error";
+  return fitText(message, TEXT_LIMITS.error) || "unknown error";
 }
 
 /**

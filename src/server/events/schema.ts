@@ -37,6 +37,16 @@ export function withoutNul(text: z.ZodString): z.ZodString {
   return text.refine((value) => !value.includes("\u0000"), { message: "must not contain the character U+0000" });
 }
 
+/** The longest text each event field holds, in UTF-16 code units (JavaScript's `length`). */
+export const TEXT_LIMITS = {
+  progressMessage: 500,
+  stepName: 200,
+  error: 2000,
+  outputChunk: 16_384,
+  logMessage: 4000,
+  cancelReason: 500,
+} as const;
+
 /**
  * Free text an agent writes (messages, step names, errors, output). Model output now and
  * then carries a U+0000, which PostgreSQL cannot store: it is kept and delivered as U+FFFD
@@ -86,29 +96,29 @@ export const agentProgressSchema = z.object({
   ...agentEventBase,
   progress: z.number().min(0).max(100),
   phase: runPhaseSchema,
-  message: agentText(0, 500),
+  message: agentText(0, TEXT_LIMITS.progressMessage),
 });
 
 export const agentStepSchema = z.object({
   type: z.literal("agent:step"),
   ...agentEventBase,
   stepId: id,
-  name: agentText(1, 200),
+  name: agentText(1, TEXT_LIMITS.stepName),
   status: stepStatusSchema,
-  error: agentText(0, 2000).optional(),
+  error: agentText(0, TEXT_LIMITS.error).optional(),
 });
 
 export const agentOutputSchema = z.object({
   type: z.literal("agent:output"),
   ...agentEventBase,
-  chunk: agentText(1, 16_384),
+  chunk: agentText(1, TEXT_LIMITS.outputChunk),
 });
 
 export const agentLogSchema = z.object({
   type: z.literal("agent:log"),
   ...agentEventBase,
   level: logLevelSchema,
-  message: agentText(1, 4000),
+  message: agentText(1, TEXT_LIMITS.logMessage),
 });
 
 export const agentCompletedSchema = z.object({
@@ -121,7 +131,7 @@ export const agentCompletedSchema = z.object({
 export const agentFailedSchema = z.object({
   type: z.literal("agent:failed"),
   ...agentEventBase,
-  error: agentText(1, 2000),
+  error: agentText(1, TEXT_LIMITS.error),
   failedAt: isoDate,
   /** True when BullMQ will run another attempt; the run shows as retrying, not failed. */
   willRetry: z.boolean(),
@@ -131,7 +141,7 @@ export const agentCancelledSchema = z.object({
   type: z.literal("agent:cancelled"),
   ...agentEventBase,
   cancelledAt: isoDate,
-  reason: agentText(0, 500).optional(),
+  reason: agentText(0, TEXT_LIMITS.cancelReason).optional(),
 });
 
 export const contextStatusChangedSchema = z.object({
