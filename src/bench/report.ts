@@ -163,7 +163,7 @@ export function fmtBytes(value: number): string {
 export function table(rows: (string | number)[][], markdown = false): string {
   const text = rows.map((row) => row.map(String));
   const widths = text[0]!.map((_, c) => Math.max(...text.map((row) => (row[c] ?? "").length)));
-  const numeric = text[0]!.map((_, c) => text.slice(1).every((row) => /^[-≥~\d.,%×kMiB /]*$/.test(row[c] ?? "")));
+  const numeric = text[0]!.map((_, c) => text.slice(1).every((row) => /^[-–≥≤~\d.,%×kMiB /]*$/.test(row[c] ?? "")));
   const pad = (cell: string, c: number) => (numeric[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!));
   if (markdown) {
     const line = (row: string[]) => `| ${row.join(" | ")} |`;
