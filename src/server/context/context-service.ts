@@ -1,6 +1,7 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import { PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
+import { replaceNul } from "../events/schema";
 import { readContextSnapshot, type ContextView } from "../events/snapshot";
 
 /**
@@ -25,8 +26,12 @@ export class ContextService {
     await this.deps.bus.publish({ type: "context:status_changed", tenantId, status: "generating", version: current?.version ?? 0 });
   }
 
-  /** Stores newly written content as the next version and marks it completed, awaiting approval. */
-  async complete(tenantId: string, content: string): Promise<number> {
+  /**
+   * Stores newly written content as the next version and marks it completed, awaiting
+   * approval. A U+0000 in it (model output) is stored as U+FFFD, as in every agent text.
+   */
+  async complete(tenantId: string, written: string): Promise<number> {
+    const content = replaceNul(written);
     const file = await this.deps.db.contextFile.upsert({
       where: { tenantId },
       create: { tenantId, content, version: 1 },

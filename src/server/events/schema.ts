@@ -57,7 +57,12 @@ function agentText(min: number, max: number) {
     .string()
     .min(min)
     .max(max)
-    .transform((text) => (text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text));
+    .transform(replaceNul);
+}
+
+/** Text with each U+0000 replaced by U+FFFD, for text an agent writes and PostgreSQL stores. */
+export function replaceNul(text: string): string {
+  return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
 }
 const isoDate = z.iso.datetime({ offset: true });
 

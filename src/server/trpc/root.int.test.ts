@@ -271,6 +271,13 @@ describe("context procedures through the server-side caller", () => {
     const none = await rejection(other.context.approve({ version: 1 }));
     expect(none.code).toBe("NOT_FOUND");
   });
+
+  it("a context file written with a U+0000 in it is stored and shown with U+FFFD, as every agent text", async () => {
+    const tenant = await createQuietTenant(app);
+    const { context } = app.pulse.services;
+    expect(await context.complete(tenant.tenantId, "# Context file\n\u0000 from the model\n")).toBe(1);
+    expect(await callerFor(tenant.session).caller.context.get()).toMatchObject({ status: "completed", version: 1, content: "# Context file\n\uFFFD from the model\n" });
+  });
 });
 
 describe("input and authentication errors", () => {
