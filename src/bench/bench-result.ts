@@ -70,10 +70,21 @@ export interface StepResult extends Omit<DeliveryCounts, "outsideStep"> {
   postgresCpuCores: number;
   /** Processes that are not the bench's nor PostgreSQL's: other work competing for the machine, in cores. */
   otherCpuCores: number;
+  /** Time the hypervisor gave to other guests during the step, in cores. */
+  stolenCpuCores: number;
+  /** Attempts of this step run before this one and set aside: they failed while the machine was disturbed. */
+  disturbedRuns?: DisturbedRun[];
   serverRssMiB: number;
   passed: boolean;
   /** Why the step failed, when it did. */
   failure?: string;
+}
+
+/** An attempt set aside: what disturbed it, and why it failed. */
+export interface DisturbedRun {
+  otherCpuCores: number;
+  stolenCpuCores: number;
+  failure: string;
 }
 
 /** A scenario as it was planned (its ladder aside: the steps say what ran) and what it gave. */

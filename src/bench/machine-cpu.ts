@@ -9,8 +9,10 @@ import { readdirSync, readFileSync } from "node:fs";
 export interface CpuSample {
   /** Each process's group and CPU clock ticks (1/100 s) since it started. */
   processes: Map<number, { group: "bench" | "postgres" | "other"; ticks: number }>;
-  /** Machine-wide busy and total ticks, all cores. */
+  /** Machine-wide busy, stolen and total ticks, all cores. */
   busy: number;
+  /** Time the hypervisor gave this machine's cores to other guests (`steal` in /proc/stat). */
+  steal: number;
   total: number;
 }
 
@@ -19,7 +21,9 @@ export interface CpuShares {
   benchCores: number;
   postgresCores: number;
   otherCores: number;
-  /** Share of the whole machine that was busy (0–1). */
+  /** Cores' worth of time the hypervisor took away (a shared virtual machine's neighbours). */
+  stolenCores: number;
+  /** Share of the whole machine that was busy here (0–1), stolen time not included. */
   machineBusy: number;
 }
 
@@ -39,12 +43,13 @@ function readStat(pid: string): { ppid: number; comm: string; ticks: number } | 
 }
 
 export function sampleCpu(rootPid = process.pid): CpuSample {
-  const sample: CpuSample = { processes: new Map(), busy: 0, total: 0 };
+  const sample: CpuSample = { processes: new Map(), busy: 0, steal: 0, total: 0 };
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
     const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
     sample.total = fields.reduce((a, b) => a + b, 0);
-    sample.busy = sample.total - (fields[3] ?? 0) - (fields[4] ?? 0);
+    sample.steal = fields[7] ?? 0;
+    sample.busy = sample.total - (fields[3] ?? 0) - (fields[4] ?? 0) - sample.steal;
     const stats = new Map<number, { ppid: number; comm: string; ticks: number }>();
     for (const entry of readdirSync("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
@@ -82,6 +87,7 @@ export function cpuShares(before: CpuSample, after: CpuSample, seconds: number):
     benchCores: cores(ticks.bench),
     postgresCores: cores(ticks.postgres),
     otherCores: cores(ticks.other),
+    stolenCores: cores(after.steal - before.steal),
     machineBusy: total > 0 ? (after.busy - before.busy) / total : 0,
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ScenarioResult, StepResult } from "./bench-result";
-import { summarise, targetsTable } from "./report";
+import { scenarioTable, summarise, targetsTable } from "./report";
 import type { Design } from "./workload";
 
 const SUBSCRIBERS = 5;
@@ -34,6 +34,7 @@ function step(design: Design, index: number, rate: number, passed: boolean, p99 
     machineBusy: 0.5,
     postgresCpuCores: 0,
     otherCpuCores: 0,
+    stolenCpuCores: 0,
     serverRssMiB: 100,
     passed,
     ...(passed ? {} : { failure: "p99 over the bound" }),
@@ -164,5 +165,15 @@ describe("summarise", () => {
 
     // Neither failed: nothing is known of their ratio.
     expect(ratios(judged(["pulse", "ws-floor"], false, true, false)).floor).toMatchObject({ value: null, met: null });
+  });
+});
+
+describe("scenarioTable", () => {
+  it("lists a step's attempts set aside because they failed while the machine was disturbed", () => {
+    const rerun = { ...step("pulse", 0, 1000, true), stolenCpuCores: 0.02, disturbedRuns: [{ otherCpuCores: 0.01, stolenCpuCores: 0.34, failure: "p99 412 ms > 250 ms" }] };
+    const rows = scenarioTable(scenario([rerun, step("socket-io", 0, 1000, true)])).split("\n");
+    expect(rows[0]).toContain("stolen cores");
+    expect(rows.find((r) => r.includes("pulse"))).toMatch(/pass \(after 1 disturbed attempt set aside: others 0\.01, stolen 0\.34 cores: p99 412 ms > 250 ms\)$/);
+    expect(rows.find((r) => r.includes("socket-io"))).toMatch(/pass *$/);
   });
 });

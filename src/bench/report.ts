@@ -185,7 +185,7 @@ function latencyCells(latency: LatencySummary): string[] {
 }
 
 export function scenarioTable(scenario: ScenarioResult, markdown = false): string {
-  const rows: (string | number)[][] = [["offered ev/s", "deliveries/s", "design", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "delivered", "coalesced", "missing", "dup", "server µs/deliv", "server cores", "postgres cores", "machine busy", "others' cores", "result"]];
+  const rows: (string | number)[][] = [["offered ev/s", "deliveries/s", "design", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "delivered", "coalesced", "missing", "dup", "server µs/deliv", "server cores", "postgres cores", "machine busy", "others' cores", "stolen cores", "result"]];
   const steps = [...scenario.steps].sort((a, b) => a.step - b.step || a.design.localeCompare(b.design));
   for (const s of steps) {
     rows.push([
@@ -202,7 +202,8 @@ export function scenarioTable(scenario: ScenarioResult, markdown = false): strin
       round(s.postgresCpuCores ?? 0, 2),
       `${Math.round(s.machineBusy * 100)}%`,
       round(s.otherCpuCores ?? 0, 2),
-      s.passed ? "pass" : `FAIL: ${s.failure ?? ""}`,
+      round(s.stolenCpuCores ?? 0, 2),
+      `${s.passed ? "pass" : `FAIL: ${s.failure ?? ""}`}${setAside(s)}`,
     ]);
   }
   return table(rows, markdown);
@@ -339,15 +340,28 @@ function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
-/** How much other work competed with each scenario's steps: the figures' noise, stated with them. */
+/** A step's attempts set aside because they failed while the machine was disturbed, if any. */
+function setAside(step: StepResult): string {
+  const runs = step.disturbedRuns ?? [];
+  if (runs.length === 0) return "";
+  const what = runs.map((r) => `others ${round(r.otherCpuCores, 2)}, stolen ${round(r.stolenCpuCores, 2)} cores: ${r.failure}`);
+  return ` (after ${runs.length} disturbed attempt${runs.length > 1 ? "s" : ""} set aside: ${what.join("; ")})`;
+}
+
+/** How much other work and the hypervisor took from each scenario's steps: the figures' noise, stated with them. */
 function noise(result: BenchResult): string {
+  const spread = (values: number[]) => `${round(values.reduce((a, b) => a + b, 0) / values.length, 2)} on average (at most ${round(Math.max(...values), 2)})`;
   const parts = result.scenarios.flatMap((scenario) => {
-    const others = scenario.steps.map((s) => s.otherCpuCores ?? 0);
-    if (others.length === 0) return [];
-    const mean = others.reduce((a, b) => a + b, 0) / others.length;
-    return [`${scenario.name} ${round(mean, 2)} on average (at most ${round(Math.max(...others), 2)})`];
+    if (scenario.steps.length === 0) return [];
+    const reruns = scenario.steps.reduce((n, s) => n + (s.disturbedRuns?.length ?? 0), 0);
+    return [
+      `${scenario.name}: other processes ${spread(scenario.steps.map((s) => s.otherCpuCores ?? 0))}, stolen ${spread(scenario.steps.map((s) => s.stolenCpuCores ?? 0))}` +
+        (reruns ? `, ${reruns} disturbed attempt${reruns > 1 ? "s" : ""} set aside` : ""),
+    ];
   });
-  return parts.length ? `; during the load steps other processes used, in cores: ${parts.join("; ")}. The "others' cores" column says which steps that touched.` : ".";
+  return parts.length
+    ? `; during the load steps, in cores: ${parts.join("; ")}. "Stolen" is time the hypervisor gave to other guests (a shared virtual machine). The "others' cores" and "stolen cores" columns say which steps that touched.`
+    : ".";
 }
 
 /** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
@@ -415,7 +429,11 @@ fields \`seq\` and \`at\`).
   A ratio of two maxima is then a bound (≥ with such a maximum on top, ≤ with it below),
   and a target it cannot settle reads *unknown*.${plan.refineSaturation ? `
   When a design fails a step, it first runs once more between that step and the one before
-  (their geometric mean) before it leaves the ladder, so its maximum is known to ×1.14.` : ""}
+  (their geometric mean) before it leaves the ladder, so its maximum is known to ×1.14.` : ""}${plan.disturbance.reruns > 0 ? `
+  A step that fails on timing alone (p99, or deliveries still missing after the drain) while
+  other processes and the hypervisor took ≥ ${plan.disturbance.cores} cores is run again, up to ${plan.disturbance.reruns} times, before
+  it counts; the attempts set aside are listed in its result. Failures of correctness
+  (duplicates, reordering, another tenant's events) are never run again.` : ""}
   A design may coalesce progress (latest wins per run): a progress event a subscriber never
   got because a newer one of the same run reached it first counts as *coalesced*, not lost;
   every other event must arrive.

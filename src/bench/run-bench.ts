@@ -3,8 +3,8 @@ import path from "node:path";
 import { backgroundLoad, BenchHarness, machineInfo, redisCpuSeconds, revision } from "./bench-harness";
 import { log, sleep } from "./bench-log";
 import { parseArgs, REPO_ROOT } from "./bench-options";
-import { FULL_PLAN, SMOKE_PLAN, type IdlePlan, type ScenarioPlan } from "./bench-plan";
-import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import { FULL_PLAN, SMOKE_PLAN, type BenchPlan, type IdlePlan, type ScenarioPlan } from "./bench-plan";
+import type { BenchResult, DisturbedRun, IdleResult, ScenarioResult, StepResult } from "./bench-result";
 import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
 import type { BenchProcess } from "./ipc";
 import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
@@ -74,7 +74,8 @@ async function measureStep(bench: BenchHarness, design: Design, step: LoadStep):
   };
 }
 
-function failureOf(m: MeasuredStep, bound: number): string | undefined {
+/** Why a step failed (undefined: it passed), and whether timing alone failed it. */
+function failureOf(m: MeasuredStep, bound: number): { reason: string; timingOnly: boolean } | undefined {
   const s = m.summary;
   const reasons: string[] = [];
   if (m.outcome.failed > 0) reasons.push(`${m.outcome.failed} publishes failed (${m.outcome.errors[0] ?? ""})`);
@@ -86,8 +87,15 @@ function failureOf(m: MeasuredStep, bound: number): string | undefined {
   if (s.resyncs > 0) reasons.push(`${s.resyncs} resyncs`);
   if (s.misordered > 0) reasons.push(`${s.misordered} out of order`);
   if (s.closed > 0) reasons.push(`${s.closed} connections closed`);
+  const timingOnly = reasons.every((r) => r.endsWith("missing after the drain"));
   if (s.latency.p99 > bound) reasons.push(`p99 ${s.latency.p99} ms > ${bound} ms`);
-  return reasons.length ? reasons.join("; ") : undefined;
+  return reasons.length ? { reason: reasons.join("; "), timingOnly } : undefined;
+}
+
+/** Other work's and the hypervisor's cores during a step, when they were enough to disturb it. */
+function disturbance(m: MeasuredStep, plan: BenchPlan): string | undefined {
+  const { otherCores, stolenCores } = m.cpu;
+  return otherCores + stolenCores >= plan.disturbance.cores ? `others ${otherCores.toFixed(2)} cores, stolen ${stolenCores.toFixed(2)} cores` : undefined;
 }
 
 /** Numbers a scenario's events: each step starts on a multiple of the tenant count, after the previous one. */
@@ -122,9 +130,19 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
   };
   /** Runs one load step of `design` and records it; resolves to whether it passed. */
   const runStep = async (design: Design, rate: number, index: number): Promise<boolean> => {
-    const step = stepOf(rate, bench.plan.stepMs);
-    const m = await measureStep(bench, design, step);
-    const failure = failureOf(m, bench.plan.p99BoundMs);
+    const disturbedRuns: DisturbedRun[] = [];
+    let step = stepOf(rate, bench.plan.stepMs);
+    let m = await measureStep(bench, design, step);
+    let failed = failureOf(m, bench.plan.p99BoundMs);
+    for (let disturbed = disturbance(m, bench.plan); failed?.timingOnly && disturbed && disturbedRuns.length < bench.plan.disturbance.reruns; disturbed = disturbance(m, bench.plan)) {
+      log(`  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${failed.reason}; running it again`);
+      disturbedRuns.push({ otherCpuCores: m.cpu.otherCores, stolenCpuCores: m.cpu.stolenCores, failure: failed.reason });
+      await bench.settle(design);
+      step = stepOf(rate, bench.plan.stepMs);
+      m = await measureStep(bench, design, step);
+      failed = failureOf(m, bench.plan.p99BoundMs);
+    }
+    const failure = failed?.reason;
     // The clients' counts as they are; late arrivals from an earlier step are not this step's.
     const { outsideStep: _late, latency, cpuUs: clientCpuUs, ...counts } = m.summary;
     const { delivered } = counts;
@@ -146,6 +164,8 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
       machineBusy: m.cpu.machineBusy,
       postgresCpuCores: m.cpu.postgresCores,
       otherCpuCores: m.cpu.otherCores,
+      stolenCpuCores: m.cpu.stolenCores,
+      ...(disturbedRuns.length ? { disturbedRuns } : {}),
       serverRssMiB: Math.round(m.serverRss / 1024 / 1024),
       passed: failure === undefined,
       ...(failure ? { failure } : {}),
@@ -153,7 +173,7 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
     result.steps.push(stepResult);
     log(
       `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${stepResult.latency.p50} ms, p99 ${stepResult.latency.p99} ms, ` +
-        `${delivered}/${counts.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${m.cpu.otherCores > 0.1 ? ` (others ${m.cpu.otherCores.toFixed(2)} cores)` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
+        `${delivered}/${counts.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${disturbance(m, bench.plan) ? ` (${disturbance(m, bench.plan)})` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
     );
     return failure === undefined;
   };
