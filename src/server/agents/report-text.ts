@@ -1,6 +1,7 @@
 /**
- * An in-process agent's text made to fit the event contract's limits (`TEXT_LIMITS`), so
- * that a long model response never fails the run that reports it: output is a stream, so it
+ * Text Pulse reports itself (an in-process agent's, a failure reason the queue kept) made to
+ * fit the event contract's limits (`TEXT_LIMITS`), so that a long model response or error
+ * never fails the report that carries it: output is a stream, so it
  * goes in consecutive pieces, nothing lost; a progress message, a log line or a step name
  * is one line, cut short with an ellipsis. Neither ever splits a surrogate pair (an emoji
  * stays whole). External agents reporting over HTTP get a BAD_REQUEST naming the field

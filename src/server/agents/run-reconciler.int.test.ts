@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Worker } from "bullmq";
+import { TEXT_LIMITS } from "../events/schema";
 import { createLogger } from "../logger";
 import { AgentQueues } from "./queue";
 import { RunReconciler } from "./run-reconciler";
 import { connectRedis } from "../redis";
-import { createQuietTenant, startTestPulse, type TestPulse } from "../../test/harness";
+import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
 
 let app: TestPulse;
 let queues: AgentQueues;
@@ -40,6 +42,28 @@ describe("RunReconciler", () => {
     expect(entries.map((e) => e.event.type)).toContain("agent:failed");
     // A second pass finds nothing more to do.
     expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(0);
+  });
+
+  it("fails a run the queue failed outside its agent, its reason cut to fit however long", async () => {
+    const tenant = await createQuietTenant(app);
+    const { runs, db } = app.pulse.services;
+    const run = await runs.start(tenant.tenantId, "context-file-writer");
+    // A bare BullMQ worker, not Pulse's: it fails the job without reporting anything.
+    const queue = queues.get("context-file-writer");
+    const bare = new Worker(queue.name, () => Promise.reject(new Error(`upstream said: ${"x".repeat(5_000)}`)), {
+      connection: connectRedis(app.redisUrl, `${app.prefix}:bare-worker`),
+      prefix: queue.opts.prefix,
+    });
+    try {
+      await eventually(async () => (await queue.getJob(run.jobId))?.getState(), (state) => state === "failed", "the job to fail");
+    } finally {
+      await bare.close();
+    }
+    expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(1);
+    const ended = await db.agentRun.findUniqueOrThrow({ where: { id: run.id } });
+    expect(ended).toMatchObject({ status: "failed", willRetry: false });
+    expect(ended.error).toMatch(/^the queue failed this run: upstream said: x+…$/);
+    expect(ended.error).toHaveLength(TEXT_LIMITS.error);
   });
 
   it("leaves runs of external agents alone: they have no job to lose, and may be quiet for long", async () => {

@@ -1,7 +1,9 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { EventBus } from "../events/bus";
+import { TEXT_LIMITS } from "../events/schema";
 import type { Logger } from "../logger";
 import type { AgentQueues } from "./queue";
+import { fitText } from "./report-text";
 
 export interface RunReconcilerOptions {
   /** How often to look for runs whose job is gone. */
@@ -73,7 +75,10 @@ export class RunReconciler {
           queue: run.queue,
           agentRole: run.agentRole,
           attempt: run.attempt,
-          error: state === "failed" ? `the queue failed this run: ${job?.failedReason ?? "no reason given"}` : "this run's job was lost from the queue (was Redis reset?); retry it",
+          error:
+            state === "failed"
+              ? fitText(`the queue failed this run: ${job?.failedReason ?? "no reason given"}`, TEXT_LIMITS.error)
+              : "this run's job was lost from the queue (was Redis reset?); retry it",
           failedAt: new Date(now).toISOString(),
           willRetry: false,
         });
