@@ -60,7 +60,7 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
         name: `${scenario.name}: max sustainable deliveries/s, Pulse ÷ Socket.IO`,
         ...atLeastTarget(maxRatio(pulse, sio), 1.3),
         detail: `Pulse ${bound(pulse)}, Socket.IO ${bound(sio)}`,
-        ...(floorMax === undefined ? {} : { floor: floorMax ? { value: round(floorMax.value), ...(floorMax.bound ? { bound: floorMax.bound } : {}) } : { value: null } }),
+        ...(floorMax === undefined ? {} : { floor: figure(floorMax) }),
       });
       const both = commonStep(scenario, ["pulse", "socket-io"]);
       const p = both === null ? undefined : stepOf(scenario, "pulse", both);
@@ -132,13 +132,18 @@ function maxRatio(a: MaxSustainable, b: MaxSustainable): { value: number; bound?
   return a.atLeast ? { value, bound: "atLeast" } : b.atLeast ? { value, bound: "atMost" } : { value };
 }
 
+/** A ratio as a target shows it: rounded, with its bound if it has one; null when there is none. */
+function figure(ratio: ReturnType<typeof maxRatio>): { value: number | null; bound?: "atLeast" | "atMost" } {
+  return ratio ? { value: round(ratio.value), ...(ratio.bound ? { bound: ratio.bound } : {}) } : { value: null };
+}
+
 /** A "ratio ≥ wanted" target: met, not met, or unknown when the bound points the wrong way. */
 function atLeastTarget(ratio: ReturnType<typeof maxRatio>, wanted: number): Pick<TargetCheck, "value" | "bound" | "target" | "met"> {
   const target = `≥ ${wanted}`;
   if (!ratio) return { value: null, target, met: null };
   const { value, bound } = ratio;
   const met = bound === "atLeast" ? (value >= wanted ? true : null) : bound === "atMost" ? (value < wanted ? false : null) : value >= wanted;
-  return { value: round(value), ...(bound ? { bound } : {}), target, met };
+  return { ...figure(ratio), target, met };
 }
 
 function bound(value: MaxSustainable): string {

@@ -3,7 +3,7 @@ import path from "node:path";
 import { backgroundLoad, BenchHarness, machineInfo, redisCpuSeconds, revision } from "./bench-harness";
 import { log, sleep } from "./bench-log";
 import { parseArgs, REPO_ROOT } from "./bench-options";
-import { FULL_PLAN, SMOKE_PLAN, type BenchPlan, type IdlePlan, type ScenarioPlan } from "./bench-plan";
+import { FULL_PLAN, SMOKE_PLAN, type IdlePlan, type ScenarioPlan } from "./bench-plan";
 import type { BenchResult, DisturbedRun, IdleResult, ScenarioResult, StepResult } from "./bench-result";
 import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
 import type { BenchProcess } from "./ipc";
@@ -11,6 +11,7 @@ import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
 import type { LoadStep, StepOutcome, ThroughputRun } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
 import { benchmarkMarkdown, latencyChart, scenarioTable, summarise, summaryTables } from "./report";
+import { disturbance, failureOf } from "./step-verdict";
 import { DESIGNS, nowUs, type Design } from "./workload";
 
 /**
@@ -74,30 +75,6 @@ async function measureStep(bench: BenchHarness, design: Design, step: LoadStep):
   };
 }
 
-/** Why a step failed (undefined: it passed), and whether timing alone failed it. */
-function failureOf(m: MeasuredStep, bound: number): { reason: string; timingOnly: boolean } | undefined {
-  const s = m.summary;
-  const reasons: string[] = [];
-  if (m.outcome.failed > 0) reasons.push(`${m.outcome.failed} publishes failed (${m.outcome.errors[0] ?? ""})`);
-  if (m.outcome.dropped > 0) reasons.push(`${m.outcome.dropped} events not accepted by the publisher`);
-  if (m.outcome.errors.length > 0 && m.outcome.failed === 0) reasons.push(m.outcome.errors[0]!);
-  if (s.missing > 0) reasons.push(`${s.missing} deliveries missing after the drain`);
-  if (s.duplicates > 0) reasons.push(`${s.duplicates} duplicates`);
-  if (s.foreign > 0) reasons.push(`${s.foreign} events of another tenant`);
-  if (s.resyncs > 0) reasons.push(`${s.resyncs} resyncs`);
-  if (s.misordered > 0) reasons.push(`${s.misordered} out of order`);
-  if (s.closed > 0) reasons.push(`${s.closed} connections closed`);
-  const timingOnly = reasons.every((r) => r.endsWith("missing after the drain"));
-  if (s.latency.p99 > bound) reasons.push(`p99 ${s.latency.p99} ms > ${bound} ms`);
-  return reasons.length ? { reason: reasons.join("; "), timingOnly } : undefined;
-}
-
-/** Other work's and the hypervisor's cores during a step, when they were enough to disturb it. */
-function disturbance(m: MeasuredStep, plan: BenchPlan): string | undefined {
-  const { otherCores, stolenCores } = m.cpu;
-  return otherCores + stolenCores >= plan.disturbance.cores ? `others ${otherCores.toFixed(2)} cores, stolen ${stolenCores.toFixed(2)} cores` : undefined;
-}
-
 /** Numbers a scenario's events: each step starts on a multiple of the tenant count, after the previous one. */
 function seqNumbering(tenants: number): (count: number) => number {
   let next = 0;
@@ -134,7 +111,9 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
     let step = stepOf(rate, bench.plan.stepMs);
     let m = await measureStep(bench, design, step);
     let failed = failureOf(m, bench.plan.p99BoundMs);
-    for (let disturbed = disturbance(m, bench.plan); failed?.timingOnly && disturbed && disturbedRuns.length < bench.plan.disturbance.reruns; disturbed = disturbance(m, bench.plan)) {
+    while (failed?.timingOnly && disturbedRuns.length < bench.plan.disturbance.reruns) {
+      const disturbed = disturbance(m, bench.plan);
+      if (!disturbed) break;
       log(`  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${failed.reason}; running it again`);
       disturbedRuns.push({ otherCpuCores: m.cpu.otherCores, stolenCpuCores: m.cpu.stolenCores, failure: failed.reason });
       await bench.settle(design);
@@ -143,6 +122,7 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
       failed = failureOf(m, bench.plan.p99BoundMs);
     }
     const failure = failed?.reason;
+    const disturbed = disturbance(m, bench.plan);
     // The clients' counts as they are; late arrivals from an earlier step are not this step's.
     const { outsideStep: _late, latency, cpuUs: clientCpuUs, ...counts } = m.summary;
     const { delivered } = counts;
@@ -173,7 +153,7 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
     result.steps.push(stepResult);
     log(
       `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${stepResult.latency.p50} ms, p99 ${stepResult.latency.p99} ms, ` +
-        `${delivered}/${counts.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${disturbance(m, bench.plan) ? ` (${disturbance(m, bench.plan)})` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
+        `${delivered}/${counts.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${disturbed ? ` (${disturbed})` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
     );
     return failure === undefined;
   };
