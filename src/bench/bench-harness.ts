@@ -158,7 +158,7 @@ export class BenchHarness {
     if (!(pulse && this.pulseInServer)) {
       // Pulse's worker starts once its server has migrated the database.
       publisher = pulse ? this.spawn("pulse publisher", "src/bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
-      await publisher.request("init", { design, redisUrl: this.redisServer.url }, 180_000);
+      await publisher.request("init", { design, redisUrl: this.redisServer.url, socketIoPublish: this.args.socketIoPublish }, 180_000);
     }
     this.kits.set(design, { design, server, publisher, clients });
     log(`  ${design}: ready`);

@@ -1,12 +1,14 @@
 import path from "node:path";
-import { DESIGNS, type Design } from "./workload";
+import { DESIGNS, SOCKET_IO_PUBLISH, type Design, type SocketIoPublish } from "./workload";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
 
 /**
  * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
  * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,idle` (any of them), `--out=<json file>`,
- * `--database-url=<postgres url>|none`, `--no-docs`; `--profile`: the load scenarios only
+ * `--database-url=<postgres url>|none`, `--no-docs`, `--socket-io-publish=bridge|emitter` (how
+ * the Socket.IO design's events reach it: seed 000's BullMQ bridge, the default, or the
+ * redis-emitter shortcut); `--profile`: the load scenarios only
  * (Pulse only unless `--only` says otherwise), with CPU profiles of the server and publisher
  * processes over the load steps in .data/bench/profile/ (read them with
  * `tsx src/bench/profile-summary.ts <file>`); `--heap`: the idle scenario only, 1,000
@@ -22,12 +24,13 @@ export interface BenchOptions {
   profile: boolean;
   heap: boolean;
   docs: boolean;
+  socketIoPublish: SocketIoPublish;
 }
 
 export function parseArgs(argv: string[]): BenchOptions {
   const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const flag = (name: string) => argv.includes(`--${name}`);
-  const known = ["smoke", "only", "scenarios", "out", "database-url", "profile", "heap", "no-docs"];
+  const known = ["smoke", "only", "scenarios", "out", "database-url", "profile", "heap", "no-docs", "socket-io-publish"];
   for (const arg of argv) {
     const name = arg.replace(/^--/, "").split("=")[0]!;
     if (!arg.startsWith("--") || !known.includes(name)) throw new Error(`unknown argument "${arg}" (known: ${known.map((k) => `--${k}`).join(", ")})`);
@@ -36,6 +39,10 @@ export function parseArgs(argv: string[]): BenchOptions {
   const designs = only ? only.split(",").map((d) => d.trim()) : null;
   for (const design of designs ?? []) {
     if (!DESIGNS.includes(design as Design)) throw new Error(`--only: unknown design "${design}" (known: ${DESIGNS.join(", ")})`);
+  }
+  const socketIoPublish = value("socket-io-publish") ?? "bridge";
+  if (!SOCKET_IO_PUBLISH.includes(socketIoPublish as SocketIoPublish)) {
+    throw new Error(`--socket-io-publish: unknown way "${socketIoPublish}" (known: ${SOCKET_IO_PUBLISH.join(", ")})`);
   }
   const database = value("database-url");
   const smoke = flag("smoke");
@@ -50,7 +57,9 @@ export function parseArgs(argv: string[]): BenchOptions {
     databaseUrl: database === "none" ? null : database,
     profile,
     heap,
-    docs: !flag("no-docs") && !smoke && !designs && !profile && !heap && scenarios === undefined,
+    // The docs show the default comparison only.
+    docs: !flag("no-docs") && !smoke && !designs && !profile && !heap && scenarios === undefined && socketIoPublish === "bridge",
+    socketIoPublish: socketIoPublish as SocketIoPublish,
   };
 }
 

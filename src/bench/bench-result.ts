@@ -2,7 +2,7 @@ import type { BenchPlan, ScenarioName, ScenarioPlan } from "./bench-plan";
 import type { DeliveryCounts, LatencySummary } from "./delivery-ledger";
 import type { ThroughputOutcome } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
-import type { Design } from "./workload";
+import type { Design, SocketIoPublish } from "./workload";
 
 /** The JSON `npm run bench` writes (`.data/bench/latest.json`): every figure of one run. */
 export interface BenchResult {
@@ -17,6 +17,8 @@ export interface BenchResult {
   plan: BenchPlan;
   /** How Pulse's events were published: from a worker process over PostgreSQL, or inside the server on PGlite. */
   pulsePublisher: "worker process (PostgreSQL)" | "in the server process (PGlite: no PostgreSQL reachable)";
+  /** How the Socket.IO design's events reached its server (`--socket-io-publish`). */
+  socketIoPublish: SocketIoPublish;
   scenarios: ScenarioResult[];
   idle: IdleResult[];
   publishThroughput: (ThroughputOutcome & { chains: number }) | null;

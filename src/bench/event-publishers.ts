@@ -1,13 +1,14 @@
 import { Emitter } from "@socket.io/redis-emitter";
+import { Queue, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { EventBus } from "../server/events/bus";
 import type { PublishOne } from "./open-loop";
-import { benchEvent, stampedEvent, tenantChannel, type BenchTenant, type Design, type RunTarget } from "./workload";
+import { benchEvent, stampedEvent, tenantChannel, type BenchTenant, type Design, type RunTarget, type SocketIoPublish } from "./workload";
 
 /** How one design's events leave a worker process, for whichever tenants a scenario has. */
 export interface EventPublisher {
-  /** Publishes event `seq` for run `run` of tenant `tenant` of `tenants`. */
-  forTenants(tenants: readonly BenchTenant[]): PublishOne;
+  /** Prepares the scenario's runs; the result publishes event `seq` for run `run` of tenant `tenant` of `tenants`. */
+  forTenants(tenants: readonly BenchTenant[]): Promise<PublishOne>;
   close(): Promise<void>;
 }
 
@@ -20,7 +21,7 @@ function runOf(tenants: readonly BenchTenant[], tenant: number, run: number): Ru
 /** Pulse as a worker publishes: `EventBus.publish` (validate, database, Redis stream). */
 export function pulsePublisher(bus: EventBus): EventPublisher {
   return {
-    forTenants: (tenants) => async (seq, tenant, run, intendedUs) => (await bus.publish(benchEvent(seq, runOf(tenants, tenant, run), intendedUs))) !== null,
+    forTenants: async (tenants) => async (seq, tenant, run, intendedUs) => (await bus.publish(benchEvent(seq, runOf(tenants, tenant, run), intendedUs))) !== null,
     close: async () => {},
   };
 }
@@ -36,17 +37,58 @@ function stamper() {
 }
 
 /**
- * Seed 000's worker side: `@socket.io/redis-emitter` publishes `io.to(room).emit(...)` on
- * the adapter's Redis channel, where every Socket.IO server picks it up.
+ * Seed 000's worker side, as its bridge expects it: the agent's job reports through BullMQ
+ * (`job.updateProgress`, a script that writes the job's hash and appends to the queue's
+ * event stream), and the API process's QueueEvents bridge emits it to the tenant's room
+ * (socket-io-server.ts). Every run is a job waiting in its role's queue, as a run is.
+ *
+ * @see https://docs.bullmq.io/guide/events
+ */
+export function socketIoBridgePublisher(redisUrl: string): EventPublisher {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queues = new Map<string, Queue>();
+  const stamp = stamper();
+  const queueOf = (name: string) => {
+    let queue = queues.get(name);
+    if (!queue) queues.set(name, (queue = new Queue(name, { connection })));
+    return queue;
+  };
+  return {
+    async forTenants(tenants) {
+      const jobs = new Map<string, Job>();
+      const runs = tenants.flatMap((t) => t.runs);
+      for (const name of new Set(runs.map((r) => r.queue))) {
+        const queued = runs.filter((r) => r.queue === name);
+        const added = await queueOf(name).addBulk(queued.map((r) => ({ name: r.agentRole, data: { tenantId: r.tenantId, runId: r.runId }, opts: { jobId: r.jobId } })));
+        added.forEach((job, i) => jobs.set(queued[i]!.jobId, job));
+      }
+      return async (seq, tenant, run, intendedUs) => {
+        const target = runOf(tenants, tenant, run);
+        await jobs.get(target.jobId)!.updateProgress(stamp(target, seq, intendedUs));
+        return true;
+      };
+    },
+    async close() {
+      await Promise.all([...queues.values()].map((queue) => queue.close()));
+      connection.disconnect();
+    },
+  };
+}
+
+/**
+ * A shortcut around seed 000's bridge: `@socket.io/redis-emitter` publishes
+ * `io.to(room).emit(...)` from the worker straight onto the adapter's Redis channel. One
+ * Redis hop and no BullMQ on the way: the cheapest way events can reach Socket.IO servers
+ * (`npm run bench -- --socket-io-publish=emitter`).
  *
  * @see https://socket.io/docs/v4/redis-adapter/#emitter
  */
-export function socketIoPublisher(redisUrl: string): EventPublisher {
+export function socketIoEmitterPublisher(redisUrl: string): EventPublisher {
   const redis = new Redis(redisUrl);
   const emitter = new Emitter(redis);
   const stamp = stamper();
   return {
-    forTenants: (tenants) => (seq, tenant, run, intendedUs) => {
+    forTenants: async (tenants) => (seq, tenant, run, intendedUs) => {
       const target = runOf(tenants, tenant, run);
       const event = stamp(target, seq, intendedUs);
       emitter.to(`tenant:${target.tenantId}`).emit(event.type as string, event);
@@ -61,7 +103,7 @@ export function pubSubPublisher(design: "sse" | "ws-floor", redisUrl: string): E
   const redis = new Redis(redisUrl);
   const stamp = stamper();
   return {
-    forTenants: (tenants) => async (seq, tenant, run, intendedUs) => {
+    forTenants: async (tenants) => async (seq, tenant, run, intendedUs) => {
       const target = runOf(tenants, tenant, run);
       await redis.publish(tenantChannel(design, target.tenantId), JSON.stringify(stamp(target, seq, intendedUs)));
       return true;
@@ -70,6 +112,7 @@ export function pubSubPublisher(design: "sse" | "ws-floor", redisUrl: string): E
   };
 }
 
-export function competitorPublisher(design: Exclude<Design, "pulse">, redisUrl: string): EventPublisher {
-  return design === "socket-io" ? socketIoPublisher(redisUrl) : pubSubPublisher(design, redisUrl);
+export function competitorPublisher(design: Exclude<Design, "pulse">, redisUrl: string, socketIo: SocketIoPublish): EventPublisher {
+  if (design !== "socket-io") return pubSubPublisher(design, redisUrl);
+  return socketIo === "bridge" ? socketIoBridgePublisher(redisUrl) : socketIoEmitterPublisher(redisUrl);
 }

@@ -6,7 +6,7 @@ import { competitorPublisher, pulsePublisher, type EventPublisher } from "./even
 import { answerRequests } from "./ipc";
 import { runClosedLoop, runOpenLoop, type LoadStep, type PublishOne, type ThroughputRun } from "./open-loop";
 import { exitSoon } from "./servers/server-stats";
-import type { BenchTenant, Design } from "./workload";
+import type { BenchTenant, Design, SocketIoPublish } from "./workload";
 
 /**
  * A worker process of the bench: publishes designs' events on the open-loop schedule the
@@ -28,20 +28,20 @@ function target(design: Design): PublishOne {
 answerRequests({
   "profile-start": () => profiler.start(),
   "profile-stop": (payload: { file: string }) => profiler.stop(payload.file),
-  async init(init: { design: Design; redisUrl: string }) {
+  async init(init: { design: Design; redisUrl: string; socketIoPublish: SocketIoPublish }) {
     if (init.design === "pulse") {
       const env = loadEnv();
       booted = await bootPulse(env, createLogger(env.LOG_LEVEL, "bench-publisher"), { workers: false, subscriptions: false });
       publishers.set("pulse", { publisher: pulsePublisher(booted.pulse.services.bus) });
     } else {
-      publishers.set(init.design, { publisher: competitorPublisher(init.design, init.redisUrl) });
+      publishers.set(init.design, { publisher: competitorPublisher(init.design, init.redisUrl, init.socketIoPublish) });
     }
     return {};
   },
-  target(payload: { design: Design; tenants: BenchTenant[] }) {
+  async target(payload: { design: Design; tenants: BenchTenant[] }) {
     const entry = publishers.get(payload.design);
     if (!entry) throw new Error(`publisher: ${payload.design} was not initialised`);
-    entry.publish = entry.publisher.forTenants(payload.tenants);
+    entry.publish = await entry.publisher.forTenants(payload.tenants);
     return {};
   },
   step: (payload: { design: Design; step: LoadStep; timeoutMs: number }) => runOpenLoop(payload.step, target(payload.design), payload.timeoutMs),

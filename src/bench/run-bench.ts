@@ -324,6 +324,7 @@ async function main(): Promise<number> {
       designs,
       plan,
       pulsePublisher: bench.pulseInServer ? "in the server process (PGlite: no PostgreSQL reachable)" : "worker process (PostgreSQL)",
+      socketIoPublish: args.socketIoPublish,
       scenarios,
       idle,
       publishThroughput,

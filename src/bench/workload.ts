@@ -19,6 +19,14 @@ export const DESIGN_TITLES: Record<Design, string> = {
 };
 
 /**
+ * How the Socket.IO design's events reach its servers: through BullMQ and a QueueEvents
+ * bridge in the API process, as seed 000 builds it (the default), or straight from the
+ * worker with `@socket.io/redis-emitter`, the cheapest path Socket.IO has.
+ */
+export const SOCKET_IO_PUBLISH = ["bridge", "emitter"] as const;
+export type SocketIoPublish = (typeof SOCKET_IO_PUBLISH)[number];
+
+/**
  * Microseconds on CLOCK_MONOTONIC: one clock for every process on the machine, so the
  * publisher's intended times and the clients' receive times can be subtracted.
  */

@@ -31,8 +31,8 @@ answerRequests({
   init: () => ({ port }),
   setup: (spec: TenantSpec) => createBenchTenants(services, spec),
   stats: (options: { gc?: boolean }) => serverStats(() => http.connections.size, options),
-  target(payload: { tenants: BenchTenant[] }) {
-    publish = publisher.forTenants(payload.tenants);
+  async target(payload: { tenants: BenchTenant[] }) {
+    publish = await publisher.forTenants(payload.tenants);
     return {};
   },
   step: (payload: { step: LoadStep; timeoutMs: number }) => runOpenLoop(payload.step, must(publish), payload.timeoutMs),

@@ -1,22 +1,31 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdapter } from "@socket.io/redis-adapter";
+import { QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { answerRequests } from "../ipc";
+import { BENCH_ROLES } from "../workload";
 import { tokenVerifier, type CompetitorConfig } from "./competitor-config";
 import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
 /**
  * Seed 000's design: Socket.IO on the API's HTTP server at `/rt`, each client joining its
- * tenant's room after its token is verified, with `@socket.io/redis-adapter` so events
- * emitted from worker processes (through `@socket.io/redis-emitter`) reach every replica.
+ * tenant's room after its token is verified, with `@socket.io/redis-adapter` so an event
+ * emitted on one replica reaches the clients of every replica. Events come in through the
+ * seed's bridge: a BullMQ QueueEvents per agent queue, whose `progress` events (an agent's
+ * `job.updateProgress(event)`) are emitted to the event's tenant room. The seed's bridge
+ * names the room from the tenant it was started for, which would send every job of a
+ * shared queue to that tenant; this one takes it from the event, as a working port must.
+ * Events a worker emits through `@socket.io/redis-emitter` (the bench's other way) arrive
+ * through the adapter instead.
  *
  * @see https://socket.io/docs/v4/redis-adapter/
  */
 let io: Server | undefined;
 let pub: Redis | undefined;
 let sub: Redis | undefined;
+let bridges: QueueEvents[] = [];
 
 answerRequests({
   ...diagnosticRequests(),
@@ -40,6 +49,15 @@ answerRequests({
     io.on("connection", (socket) => {
       void socket.join(`tenant:${socket.data.tenantId as string}`);
     });
+    // From the stream's start: the bench's Redis is new, and no event sent before the first read may be missed.
+    bridges = BENCH_ROLES.map((role) => new QueueEvents(role, { connection: new Redis(config.redisUrl, { maxRetriesPerRequest: null }), lastEventId: "0-0" }));
+    for (const bridge of bridges) {
+      bridge.on("progress", ({ data }) => {
+        const event = data as { tenantId: string; type: string };
+        io!.to(`tenant:${event.tenantId}`).emit(event.type, event);
+      });
+    }
+    await Promise.all(bridges.map((bridge) => bridge.waitUntilReady()));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     // The adapter's pattern subscription must be in place before anything is emitted: a
     // PING on the same connection answers after it.
@@ -48,6 +66,7 @@ answerRequests({
   },
   stats: (options: { gc?: boolean }) => serverStats(() => io?.engine.clientsCount ?? 0, options),
   async stop() {
+    await Promise.all(bridges.map((bridge) => bridge.close()));
     await new Promise<void>((resolve) => (io ? io.close(() => resolve()) : resolve()));
     pub?.disconnect();
     sub?.disconnect();
