@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Prisma, type PrismaClient } from "../../generated/prisma/client";
 import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
 import type { SqlClient } from "../sql";
 import { EventBus } from "./bus";
+import { ProgressProjector } from "./progress-projector";
 import { appliedSeq, projectProgress, projectRunActivity, type RunActivityInput } from "./projection";
 import { RunActivityWriter } from "./run-activity-writer";
 import type { EventInput } from "./schema";
@@ -175,6 +176,31 @@ describe("EventBus progress fast path", () => {
     await cancelled.progress(1, 70);
     const view = await app.pulse.services.runs.cancel(cancelled.tenantId, cancelled.runId);
     expect(view).toMatchObject({ status: "cancelled", progress: 70 });
+  });
+});
+
+describe("runs' latest progress, written in batches", () => {
+  it("writes the rest of a batch the database refuses for one report's sake, and drops only that report", async () => {
+    const [refused, first, second] = await activeRuns(3);
+    const logger = app.pulse.services.logger.child({});
+    const logged = vi.spyOn(logger, "error");
+    const projector = new ProgressProjector(app.database.sql, logger, { flushIntervalMs: 3_600_000 });
+    const progress = (run: typeof refused, message: string) => ({ ...run!.base, type: "agent:progress", progress: 40, phase: "running", message }) as const;
+    // The bus's schema keeps U+0000 out; handed one directly, the projector meets a
+    // statement the database refuses for one row's sake.
+    projector.record(progress(refused, "bad \u0000 byte"));
+    projector.record(progress(first, "first"));
+    projector.record(progress(second, "second"));
+    await projector.flush();
+    expect(await first!.row()).toMatchObject({ progress: 40, message: "first" });
+    expect(await second!.row()).toMatchObject({ progress: 40, message: "second" });
+    expect(await refused!.row()).toMatchObject({ progress: 0, message: null });
+    // Dropped and logged, not retried for ever; the run's next report is written as usual.
+    expect(projector.backlog).toBe(0);
+    expect(logged).toHaveBeenCalledWith(expect.objectContaining({ runId: refused!.runId }), expect.any(String));
+    projector.record(progress(refused, "fine now"));
+    await projector.close();
+    expect(await refused!.row()).toMatchObject({ progress: 40, message: "fine now" });
   });
 });
 
