@@ -10,9 +10,9 @@ export interface AgentContext<TInput = Record<string, unknown>> {
   input: TInput;
   /** Aborted when the run is cancelled; long work should pass it on or check it. */
   signal: AbortSignal;
-  /** Reports progress (0–100) with a message people can read (cut to 500 characters). */
+  /** Reports progress (0–100, clamped; NaN is refused) with a message people can read (cut to 500 characters). */
   progress(percent: number, message: string, phase?: RunPhase): Promise<void>;
-  /** Runs `fn` as a named step (its name cut to 200 characters), reported as started, then completed or failed. */
+  /** Runs `fn` as a named step (its name, not empty, cut to 200 characters), reported as started, then completed or failed. */
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
   /** Streams a piece of the agent's output text, of any length (sent in 16 KiB pieces). */
   output(chunk: string): Promise<void>;

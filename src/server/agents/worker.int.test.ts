@@ -237,6 +237,30 @@ describe("an agent's reports", () => {
     expect(await db.runLog.findMany({ where: { runId: run.id }, select: { message: true } })).toEqual([{ message: `${"l".repeat(3_999)}…` }]);
   });
 
+  it("the agent got wrong (NaN progress, a step without a name) throw an error that says so, and send nothing", async () => {
+    const role = "careless";
+    const errors: string[] = [];
+    const api = await start({
+      agents: [
+        defineAgent({
+          role,
+          async run(ctx) {
+            await ctx.progress(Number.NaN, "halfway?").catch((error: Error) => errors.push(error.message));
+            await ctx.step("", () => "never run").catch((error: Error) => errors.push(error.message));
+            await ctx.progress(Infinity, "clamped");
+          },
+        }),
+      ],
+    });
+    const { tenant, feed } = await watchTenant(api);
+    const run = await api.pulse.services.runs.start(tenant.tenantId, role);
+    await eventually(() => feed.items.some((i) => i.data.runId === run.id && ["agent:completed", "agent:failed"].includes(i.data.type)), Boolean, "the run to end");
+    expect(errors).toEqual(["ctx.progress: percent must be a number from 0 to 100, not NaN", "ctx.step: a step needs a name people can read"]);
+    const events = feed.items.filter((i) => i.data.runId === run.id).map((i) => i.data);
+    expect(events.map((e) => e.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:completed"]);
+    expect(events[2]).toMatchObject({ progress: 100, message: "clamped" });
+  });
+
   it("start their output afresh on a retry, on a run's page as in the database", async () => {
     const role = "second-draft";
     const api = await start({

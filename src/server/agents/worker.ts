@@ -112,12 +112,14 @@ export function createAgentWorker(
       progress: (percent: number, message: string, phase: RunPhase = "running") =>
         reports.track(async () => {
           throwIfCancelled();
+          if (typeof percent !== "number" || Number.isNaN(percent)) throw new TypeError(`ctx.progress: percent must be a number from 0 to 100, not ${String(percent)}`);
           const progress = Math.min(100, Math.max(0, percent));
           await publish({ ...base(run, attempt), type: "agent:progress", progress, message: fitText(message, TEXT_LIMITS.progressMessage), phase });
         }),
       step: <T>(stepName: string, fn: () => Promise<T> | T): Promise<T> =>
         reports.track(async () => {
           throwIfCancelled();
+          if (typeof stepName !== "string" || stepName.length === 0) throw new TypeError("ctx.step: a step needs a name people can read");
           const name = fitText(stepName, TEXT_LIMITS.stepName);
           const stepId = `${runId}:${attempt}:${randomUUID().slice(0, 8)}`;
           await publish({ ...base(run, attempt), type: "agent:step", stepId, name, status: "started" });
