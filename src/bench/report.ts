@@ -375,12 +375,13 @@ function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
   return publish === "bridge"
     ? `Events travel as seed 000 sends them: the agent's job reports
   through BullMQ (\`job.updateProgress\`), and a QueueEvents bridge in the server process
-  emits each to its tenant's room (the room taken from the event: the seed's own bridge
-  names it from the tenant it was started for, which would leak a shared queue's jobs).
-  With \`--socket-io-publish=emitter\`, the worker emits with \`@socket.io/redis-emitter\`
+  emits each to its tenant's room, named from the event (the seed's own bridge names it
+  from the tenant it was started for, which would leak a shared queue's jobs). With
+  \`--socket-io-publish=emitter\`, the worker emits with \`@socket.io/redis-emitter\`
   instead: one Redis hop, no BullMQ, the cheapest path Socket.IO has.`
-    : `The worker process emits with \`@socket.io/redis-emitter\` (\`--socket-io-publish=emitter\`):
-  one Redis hop, cheaper than seed 000's BullMQ QueueEvents bridge, the bench's default.`;
+    : `The worker process emits with \`@socket.io/redis-emitter\`
+  (\`--socket-io-publish=emitter\`): one Redis hop, cheaper than seed 000's BullMQ
+  QueueEvents bridge, the bench's default.`;
 }
 
 export function benchmarkMarkdown(result: BenchResult): string {
@@ -413,7 +414,8 @@ dashboards, on one machine, with one Redis:
   (connections per tenant, user and address; messages per second) are raised.
   Publisher here: ${result.pulsePublisher}.
 - **socket-io**: the design of seed 000. Socket.IO 4 on node:http at \`/rt\`, a JWT verified
-  on connect, each socket in its tenant's room, \`@socket.io/redis-adapter\`. ${socketIoPath(result.socketIoPublish)}
+  on connect, each socket in its tenant's room, \`@socket.io/redis-adapter\`.
+  ${socketIoPath(result.socketIoPublish)}
 - **sse**: seed 003's server-sent events made multi-server: node:http, one Redis pub/sub
   channel per tenant (subscribed while the process has a subscriber of that tenant), each
   event framed once and written to every response of the tenant; JWT in the query string.
