@@ -4,14 +4,14 @@ import { backgroundLoad, BenchHarness, machineInfo, redisCpuSeconds, revision } 
 import { log, sleep } from "./bench-log";
 import { parseArgs, REPO_ROOT } from "./bench-options";
 import { FULL_PLAN, SMOKE_PLAN, type IdlePlan, type ScenarioPlan } from "./bench-plan";
-import type { BenchResult, DisturbedRun, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
 import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
 import type { BenchProcess } from "./ipc";
 import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
 import type { LoadStep, StepOutcome, ThroughputRun } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
 import { benchmarkMarkdown, latencyChart, scenarioTable, summarise, summaryTables } from "./report";
-import { disturbance, failureOf } from "./step-verdict";
+import { disturbance, judgeStep } from "./step-verdict";
 import { DESIGNS, nowUs, type Design } from "./workload";
 
 /**
@@ -107,20 +107,18 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
   };
   /** Runs one load step of `design` and records it; resolves to whether it passed. */
   const runStep = async (design: Design, rate: number, index: number): Promise<boolean> => {
-    const disturbedRuns: DisturbedRun[] = [];
-    let step = stepOf(rate, bench.plan.stepMs);
-    let m = await measureStep(bench, design, step);
-    let failed = failureOf(m, bench.plan.p99BoundMs);
-    while (failed?.timingOnly && disturbedRuns.length < bench.plan.disturbance.reruns) {
-      const disturbed = disturbance(m, bench.plan);
-      if (!disturbed) break;
-      log(`  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${failed.reason}; running it again`);
-      disturbedRuns.push({ otherCpuCores: m.cpu.otherCores, stolenCpuCores: m.cpu.stolenCores, failure: failed.reason });
-      await bench.settle(design);
-      step = stepOf(rate, bench.plan.stepMs);
-      m = await measureStep(bench, design, step);
-      failed = failureOf(m, bench.plan.p99BoundMs);
-    }
+    const { measured: m, failed, disturbedRuns } = await judgeStep(
+      async () => {
+        // Each attempt sends events of its own, numbered after the last attempt's.
+        const step = stepOf(rate, bench.plan.stepMs);
+        return { ...(await measureStep(bench, design, step)), step };
+      },
+      bench.plan,
+      async (reason, disturbed) => {
+        log(`  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${reason}; running it again`);
+        await bench.settle(design);
+      },
+    );
     const failure = failed?.reason;
     const disturbed = disturbance(m, bench.plan);
     // The clients' counts as they are; late arrivals from an earlier step are not this step's.
@@ -132,7 +130,7 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
       design,
       offeredEventsPerSecond: rate,
       offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
-      events: step.count,
+      events: m.step.count,
       ...counts,
       publisher: { published: m.outcome.published, dropped: m.outcome.dropped, failed: m.outcome.failed, maxLagMs: m.outcome.maxLagUs / 1000, errors: m.outcome.errors, cpuUs: m.outcome.cpuUs },
       latency,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FULL_PLAN } from "./bench-plan";
-import { disturbance, failureOf, type VerdictInput } from "./step-verdict";
+import { disturbance, failureOf, judgeStep, type VerdictInput } from "./step-verdict";
 
 /** A step of 1,000 deliveries that all arrived in time, with `change` applied. */
 function step(change: { summary?: Partial<VerdictInput["summary"]>; outcome?: Partial<VerdictInput["outcome"]>; cpu?: Partial<VerdictInput["cpu"]> } = {}): VerdictInput {
@@ -53,5 +53,61 @@ describe("disturbance", () => {
     expect(disturbance(step({ cpu: { otherCores: 0.02, stolenCores: 0.05 } }), FULL_PLAN)).toBeUndefined();
     expect(disturbance(step({ cpu: { otherCores: 0.02, stolenCores: 0.34 } }), FULL_PLAN)).toBe("others 0.02 cores, stolen 0.34 cores");
     expect(disturbance(step({ cpu: { otherCores: 0.6, stolenCores: 0 } }), FULL_PLAN)).toBe("others 0.60 cores, stolen 0.00 cores");
+  });
+});
+
+describe("judgeStep", () => {
+  const stolen = { cpu: { stolenCores: 0.5 } };
+  /** Measures the given steps in turn, and records what happened between attempts. */
+  function attempts(...steps: VerdictInput[]) {
+    const events: string[] = [];
+    let next = 0;
+    return {
+      events,
+      measure: async () => {
+        events.push(`measure ${next + 1}`);
+        return steps[next++]!;
+      },
+      beforeRerun: async (failure: string, disturbed: string) => void events.push(`set aside: ${failure} (${disturbed})`),
+    };
+  }
+
+  it("measures a passing step once", async () => {
+    const run = attempts(step());
+    expect(await judgeStep(run.measure, FULL_PLAN, run.beforeRerun)).toEqual({ measured: step(), disturbedRuns: [] });
+    expect(run.events).toEqual(["measure 1"]);
+  });
+
+  it("runs a step that was late while disturbed again, and keeps the attempt that passed", async () => {
+    const run = attempts(step({ summary: late, ...stolen }), step());
+    const verdict = await judgeStep(run.measure, FULL_PLAN, run.beforeRerun);
+    expect(verdict.failed).toBeUndefined();
+    expect(verdict.disturbedRuns).toEqual([{ otherCpuCores: 0.01, stolenCpuCores: 0.5, failure: "p99 300 ms > 250 ms" }]);
+    expect(run.events).toEqual(["measure 1", "set aside: p99 300 ms > 250 ms (others 0.01 cores, stolen 0.50 cores)", "measure 2"]);
+  });
+
+  it("stops after the plan's reruns, failing with the last attempt", async () => {
+    const lateAgain = step({ summary: { ...late, latency: { ...late.latency, p99: 400 } }, ...stolen });
+    const run = attempts(step({ summary: late, ...stolen }), step({ summary: late, ...stolen }), lateAgain, step());
+    const verdict = await judgeStep(run.measure, FULL_PLAN, run.beforeRerun);
+    expect(FULL_PLAN.disturbance.reruns).toBe(2);
+    expect(verdict.measured).toBe(lateAgain);
+    expect(verdict.failed).toEqual({ reason: "p99 400 ms > 250 ms", timingOnly: true });
+    expect(verdict.disturbedRuns).toHaveLength(2);
+    expect(run.events.filter((e) => e.startsWith("measure"))).toEqual(["measure 1", "measure 2", "measure 3"]);
+  });
+
+  it("lets a failure stand at once when the machine was quiet, when the delivery was wrong, or in a plan without reruns", async () => {
+    for (const [first, plan] of [
+      [step({ summary: late }), FULL_PLAN],
+      [step({ summary: { ...late, duplicates: 1 }, ...stolen }), FULL_PLAN],
+      [step({ summary: late, ...stolen }), { ...FULL_PLAN, disturbance: { ...FULL_PLAN.disturbance, reruns: 0 } }],
+    ] as const) {
+      const run = attempts(first, step());
+      const verdict = await judgeStep(run.measure, plan, run.beforeRerun);
+      expect(verdict.failed).toBeDefined();
+      expect(verdict.disturbedRuns).toEqual([]);
+      expect(run.events).toEqual(["measure 1"]);
+    }
   });
 });

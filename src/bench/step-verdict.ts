@@ -1,4 +1,5 @@
 import type { BenchPlan } from "./bench-plan";
+import type { DisturbedRun } from "./bench-result";
 import type { StepSummary } from "./delivery-ledger";
 import type { CpuShares } from "./machine-cpu";
 import type { StepOutcome } from "./open-loop";
@@ -30,7 +31,39 @@ export function failureOf(m: VerdictInput, bound: number): { reason: string; tim
 }
 
 /** Other work's and the hypervisor's cores during a step, when they were enough to disturb it. */
-export function disturbance(m: Pick<VerdictInput, "cpu">, plan: BenchPlan): string | undefined {
+export function disturbance(m: Pick<VerdictInput, "cpu">, plan: Pick<BenchPlan, "disturbance">): string | undefined {
   const { otherCores, stolenCores } = m.cpu;
   return otherCores + stolenCores >= plan.disturbance.cores ? `others ${otherCores.toFixed(2)} cores, stolen ${stolenCores.toFixed(2)} cores` : undefined;
+}
+
+/** A step's last measurement, why it failed (if it did), and the disturbed attempts set aside before it. */
+export interface StepVerdict<M extends VerdictInput> {
+  measured: M;
+  failed?: { reason: string; timingOnly: boolean };
+  disturbedRuns: DisturbedRun[];
+}
+
+/**
+ * Measures a step, and measures it again while it failed on timing alone with the machine
+ * disturbed (see `disturbance`), at most `plan.disturbance.reruns` more times. A failure of
+ * correctness, or one on a quiet machine, stands at once. `beforeRerun` runs before each new
+ * attempt (to let the machine settle), told why the last one was set aside.
+ */
+export async function judgeStep<M extends VerdictInput>(
+  measure: () => Promise<M>,
+  plan: Pick<BenchPlan, "disturbance" | "p99BoundMs">,
+  beforeRerun: (failure: string, disturbed: string) => Promise<void>,
+): Promise<StepVerdict<M>> {
+  const disturbedRuns: DisturbedRun[] = [];
+  let measured = await measure();
+  let failed = failureOf(measured, plan.p99BoundMs);
+  while (failed?.timingOnly && disturbedRuns.length < plan.disturbance.reruns) {
+    const disturbed = disturbance(measured, plan);
+    if (!disturbed) break;
+    disturbedRuns.push({ otherCpuCores: measured.cpu.otherCores, stolenCpuCores: measured.cpu.stolenCores, failure: failed.reason });
+    await beforeRerun(failed.reason, disturbed);
+    measured = await measure();
+    failed = failureOf(measured, plan.p99BoundMs);
+  }
+  return { measured, ...(failed ? { failed } : {}), disturbedRuns };
 }
