@@ -26,6 +26,8 @@ let io: Server | undefined;
 let pub: Redis | undefined;
 let sub: Redis | undefined;
 let bridges: QueueEvents[] = [];
+/** The bridges' blocking connections: theirs to use, ours to close. */
+let bridgeRedis: Redis[] = [];
 
 answerRequests({
   ...diagnosticRequests(),
@@ -50,7 +52,8 @@ answerRequests({
       void socket.join(`tenant:${socket.data.tenantId as string}`);
     });
     // From the stream's start: the bench's Redis is new, and no event sent before the first read may be missed.
-    bridges = BENCH_ROLES.map((role) => new QueueEvents(role, { connection: new Redis(config.redisUrl, { maxRetriesPerRequest: null }), lastEventId: "0-0" }));
+    bridgeRedis = BENCH_ROLES.map(() => new Redis(config.redisUrl, { maxRetriesPerRequest: null }));
+    bridges = BENCH_ROLES.map((role, i) => new QueueEvents(role, { connection: bridgeRedis[i]!, lastEventId: "0-0" }));
     for (const bridge of bridges) {
       bridge.on("progress", ({ data }) => {
         const event = data as { tenantId: string; type: string };
@@ -67,6 +70,7 @@ answerRequests({
   stats: (options: { gc?: boolean }) => serverStats(() => io?.engine.clientsCount ?? 0, options),
   async stop() {
     await Promise.all(bridges.map((bridge) => bridge.close()));
+    for (const redis of bridgeRedis) redis.disconnect();
     await new Promise<void>((resolve) => (io ? io.close(() => resolve()) : resolve()));
     pub?.disconnect();
     sub?.disconnect();
