@@ -47,6 +47,12 @@ export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps
 
   const notify = (role: string, notice: string | null) => setNotices((n) => ({ ...n, [role]: notice }));
 
+  /** Cancels or retries a role's run; a refusal is shown on the role's panel. */
+  function act(role: string, verb: "cancel" | "retry", mutation: typeof cancel | typeof retry, runId: string) {
+    notify(role, null);
+    mutation.mutate({ runId }, { onError: (error) => notify(role, `Could not ${verb}: ${error.message}`) });
+  }
+
   function start(role: string) {
     setPending((p) => ({ ...p, [role]: {} }));
     notify(role, null);
@@ -81,14 +87,8 @@ export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps
             optimistic={pending[r.role] !== undefined}
             notice={notices[r.role]}
             onRun={() => start(r.role)}
-            onCancel={(runId) => {
-              notify(r.role, null);
-              cancel.mutate({ runId }, { onError: (error) => notify(r.role, `Could not cancel: ${error.message}`) });
-            }}
-            onRetry={(runId) => {
-              notify(r.role, null);
-              retry.mutate({ runId }, { onError: (error) => notify(r.role, `Could not retry: ${error.message}`) });
-            }}
+            onCancel={(runId) => act(r.role, "cancel", cancel, runId)}
+            onRetry={(runId) => act(r.role, "retry", retry, runId)}
           />
         ))}
       </div>

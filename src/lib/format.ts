@@ -15,8 +15,8 @@ export function formatTime(iso: string): string {
 
 /**
  * A run's latest word: its phase and message while it runs; once it (or its attempt, when
- * it waits for a retry) has ended, its last message as what it was ("running · Reading filings" under a "cancelled" badge would
- * contradict the badge).
+ * it waits for a retry) has ended, its last message as what it was ("running · Reading
+ * filings" under a "cancelled" badge would contradict the badge).
  */
 export function runMessage(run: Pick<RunView, "status" | "phase" | "message" | "willRetry">): string {
   // A run waiting for its retry is queued again, with the failed attempt's last word.
