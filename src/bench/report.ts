@@ -369,7 +369,6 @@ function noise(result: BenchResult): string {
     : ".";
 }
 
-/** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
 /** How the Socket.IO design's events reached its server, in the words of the report. */
 function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
   return publish === "bridge"
@@ -384,6 +383,7 @@ function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
   QueueEvents bridge, the bench's default.`;
 }
 
+/** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
 export function benchmarkMarkdown(result: BenchResult): string {
   const plan = result.plan;
   const m = result.machine;
