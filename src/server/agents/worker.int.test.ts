@@ -122,6 +122,10 @@ async function watchTenant(api: TestPulse) {
   return { tenant, client, feed };
 }
 
+/** Waits until the feed has the run's end, completed or failed. */
+const runEnded = (feed: Collector, runId: string) =>
+  eventually(() => feed.items.some((i) => i.data.runId === runId && ["agent:completed", "agent:failed"].includes(i.data.type)), Boolean, "the run to end");
+
 const failedAt = (feed: Collector, runId: string, attempt: number) =>
   eventually(
     () => feed.items.find((i) => i.data.runId === runId && i.data.type === "agent:failed" && i.data.attempt === attempt),
@@ -224,7 +228,7 @@ describe("an agent's reports", () => {
     });
     const { tenant, feed } = await watchTenant(api);
     const run = await api.pulse.services.runs.start(tenant.tenantId, role);
-    await eventually(() => feed.items.some((i) => i.data.runId === run.id && ["agent:completed", "agent:failed"].includes(i.data.type)), Boolean, "the run to end");
+    await runEnded(feed, run.id);
     const events = feed.items.filter((i) => i.data.runId === run.id).map((i) => i.data);
     expect(events.map((e) => e.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:step", "agent:output", "agent:output", "agent:output", "agent:log", "agent:step", "agent:completed"]);
     const chunks = events.flatMap((e) => (e.type === "agent:output" ? [e.chunk] : []));
@@ -254,7 +258,7 @@ describe("an agent's reports", () => {
     });
     const { tenant, feed } = await watchTenant(api);
     const run = await api.pulse.services.runs.start(tenant.tenantId, role);
-    await eventually(() => feed.items.some((i) => i.data.runId === run.id && ["agent:completed", "agent:failed"].includes(i.data.type)), Boolean, "the run to end");
+    await runEnded(feed, run.id);
     expect(errors).toEqual(["ctx.progress: percent must be a number from 0 to 100, not NaN", "ctx.step: a step needs a name people can read"]);
     const events = feed.items.filter((i) => i.data.runId === run.id).map((i) => i.data);
     expect(events.map((e) => e.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:completed"]);
