@@ -7,6 +7,7 @@ import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
 import type { ServerSecurityOptions } from "./http/server-security";
 import { createPulseServer, type PulseServer, type WebHandler } from "./http-server";
+import type { WorkerPoolCloseOptions } from "./agents/worker";
 import type { Logger } from "./logger";
 import { Pulse } from "./pulse";
 import { resolveRedis, type RedisEndpoint } from "./redis";
@@ -36,13 +37,18 @@ export interface BootedPulse {
   database: Database;
   redis: RedisEndpoint;
   /** Stops everything this boot started, in reverse order. */
-  close(options?: { force?: boolean }): Promise<void>;
+  close(options?: WorkerPoolCloseOptions): Promise<void>;
 }
 
 /** Starts Redis (or connects), the database (migrated), and Pulse's services from the configuration. */
 export async function bootPulse(env: Env, logger: Logger, role: { workers: boolean; subscriptions: boolean }): Promise<BootedPulse> {
   const dataDir = path.dirname(path.resolve(env.PGLITE_DIR));
-  const redis = await resolveRedis({ url: env.REDIS_URL, bin: env.REDIS_SERVER_BIN, dataDir: path.join(dataDir, "redis") });
+  const redis = await resolveRedis({
+    url: env.REDIS_URL,
+    bin: env.REDIS_SERVER_BIN,
+    port: env.REDIS_SERVER_PORT || undefined,
+    dataDir: path.join(dataDir, "redis"),
+  });
   if (!env.REDIS_URL) logger.info({ url: redis.url }, "started a private redis-server (set REDIS_URL to use your own)");
   let database: Database | undefined;
   try {

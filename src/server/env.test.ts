@@ -30,6 +30,14 @@ describe("parseEnv", () => {
     }
   });
 
+  it("asks a production deployment for its Redis instead of starting a private one", () => {
+    expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(
+      "REDIS_URL: is required when NODE_ENV=production (a private redis-server is for a local install only)",
+    );
+    expect(parseEnv({ NODE_ENV: "production", REDIS_URL: "redis://redis.internal:6379" }).REDIS_URL).toBe("redis://redis.internal:6379");
+    expect(parseEnv({}).NODE_ENV).toBeUndefined();
+  });
+
   it("turns flags and numbers into their types", () => {
     const env = parseEnv({ PULSE_WORKERS: "false", PORT: "8080", DEMO_SPEED: "0.05" });
     expect(env.PULSE_WORKERS).toBe(false);

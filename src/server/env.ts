@@ -51,7 +51,12 @@ const origin = z.string().refine(
 );
 
 export const envSchema = z.object({
-  NODE_ENV: z.enum(["development", "production", "test"]).default("production"),
+  /**
+   * Unset: a local install (`npm start`), which may start a private redis-server and builds
+   * the dashboard when its sources changed. production: a deployment, which needs REDIS_URL
+   * and a dashboard built beforehand (`npm run build`). development: `npm run dev`.
+   */
+  NODE_ENV: z.enum(["development", "production", "test"]).optional(),
   HOST: z.string().min(1).default("0.0.0.0"),
   PORT: int(3000, 0, 65535),
   /** Postgres connection string; when absent, an embedded PGlite database is used. */
@@ -62,6 +67,8 @@ export const envSchema = z.object({
   /** Redis connection string; when absent, a private redis-server is started from PATH. */
   REDIS_URL: url(["redis", "rediss"]).optional(),
   REDIS_SERVER_BIN: z.string().min(1).default("redis-server"),
+  /** Port of the private redis-server (unset: a free one); ignored with REDIS_URL. */
+  REDIS_SERVER_PORT: int(0, 0, 65535),
   /** Namespace for every Redis key Pulse and its BullMQ queues write. */
   REDIS_PREFIX: z
     .string()
@@ -86,6 +93,8 @@ export const envSchema = z.object({
   WORKER_LOCK_DURATION_MS: int(30_000, 1_000, 600_000),
   WORKER_STALLED_INTERVAL_MS: int(30_000, 500, 600_000),
   WORKER_ATTEMPTS: int(3, 1, 20),
+  /** On SIGINT/SIGTERM, how long running jobs may take to finish before they are handed back to the queue. */
+  SHUTDOWN_DRAIN_SECONDS: int(10, 0, 3_600),
   EVENT_RETENTION_HOURS: int(24, 1, 24 * 90),
   EVENT_RETENTION_MIN_EVENTS: int(10_000, 100, 10_000_000),
   EVENT_RETENTION_MAX_EVENTS: int(100_000, 1_000, 10_000_000),
@@ -154,10 +163,15 @@ export const envSchema = z.object({
   RECONCILE_INTERVAL_MS: int(60_000, 100, 3_600_000),
   /** Runs changed more recently than this are left to their job; past it, a run with no job is ended as failed. */
   RECONCILE_GRACE_MS: int(60_000, 0, 86_400_000),
-}).refine((env) => env.WS_TOKEN_REFRESH_LEAD_SECONDS < env.SOCKET_TOKEN_TTL_SECONDS, {
-  message: "must be less than SOCKET_TOKEN_TTL_SECONDS, or sockets are never asked to refresh their token",
-  path: ["WS_TOKEN_REFRESH_LEAD_SECONDS"],
-});
+})
+  .refine((env) => env.WS_TOKEN_REFRESH_LEAD_SECONDS < env.SOCKET_TOKEN_TTL_SECONDS, {
+    message: "must be less than SOCKET_TOKEN_TTL_SECONDS, or sockets are never asked to refresh their token",
+    path: ["WS_TOKEN_REFRESH_LEAD_SECONDS"],
+  })
+  .refine((env) => env.NODE_ENV !== "production" || env.REDIS_URL !== undefined, {
+    message: "is required when NODE_ENV=production (a private redis-server is for a local install only)",
+    path: ["REDIS_URL"],
+  });
 
 export type Env = z.infer<typeof envSchema>;
 

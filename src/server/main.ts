@@ -1,10 +1,10 @@
 import type { AddressInfo } from "node:net";
 import { bootPulse, DEMO_USER, listenPulse, seedDemo } from "./bootstrap";
-import { EnvError, loadEnv } from "./env";
+import { EnvError, loadEnv, type Env } from "./env";
 import { createLogger } from "./logger";
 import { RedisUnavailableError } from "./redis";
 import { ShutdownSignals } from "./shutdown-signals";
-import { createWebHandler } from "./web/next-handler";
+import { createWebHandler, WebBuildMissingError, type WebMode } from "./web/next-handler";
 import { exposeServicesToPages } from "./web/page-services";
 
 /**
@@ -13,17 +13,22 @@ import { exposeServicesToPages } from "./web/page-services";
  */
 async function main() {
   const env = loadEnv();
-  // Next.js and React read NODE_ENV themselves; make theirs agree with ours.
-  Object.assign(process.env, { NODE_ENV: env.NODE_ENV });
+  // Next.js and React read NODE_ENV themselves; a local install serves the production build too.
+  Object.assign(process.env, { NODE_ENV: env.NODE_ENV ?? "production" });
   const logger = createLogger(env.LOG_LEVEL);
-  const signals = new ShutdownSignals({ logger, message: "shutting down: telling clients to reconnect, finishing running jobs", deadlineMs: 15_000 });
+  const drainMs = env.SHUTDOWN_DRAIN_SECONDS * 1000;
+  const signals = new ShutdownSignals({
+    logger,
+    message: "shutting down: telling clients to reconnect, finishing running jobs",
+    deadlineMs: drainMs + 15_000,
+  });
   const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscriptions: true });
   // Stopped while booting: no demo chain to wait for, no port to open.
-  if (signals.stopping) return signals.started(() => booted.close());
+  if (signals.stopping) return signals.started(({ urgent }) => booted.close({ drainMs, urgent }));
   if (env.PULSE_DEMO) await seedDemo(booted.pulse, logger);
   exposeServicesToPages(booted.pulse.services);
   const web = env.PULSE_WEB
-    ? await createWebHandler({ dev: env.NODE_ENV === "development", hostname: env.HOST, port: env.PORT, logger })
+    ? await createWebHandler({ mode: webMode(env), hostname: env.HOST, port: env.PORT, logger })
     : undefined;
   const http = await listenPulse(env, booted.pulse, logger, web);
   const shown = env.HOST === "0.0.0.0" || env.HOST === "::" ? "localhost" : env.HOST;
@@ -34,14 +39,20 @@ async function main() {
   );
   if (env.PULSE_DEMO) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
 
-  signals.started(async () => {
+  signals.started(async ({ urgent }) => {
     await http.close();
-    await booted.close();
+    await booted.close({ drainMs, urgent });
   });
 }
 
+/** How the dashboard is served: Next's dev server, a build made beforehand, or one made at start when sources changed. */
+function webMode(env: Env): WebMode {
+  if (env.NODE_ENV === "development") return "dev";
+  return env.NODE_ENV === "production" ? "prebuilt" : "build-if-changed";
+}
+
 main().catch((error) => {
-  if (error instanceof EnvError || error instanceof RedisUnavailableError) {
+  if (error instanceof EnvError || error instanceof RedisUnavailableError || error instanceof WebBuildMissingError) {
     console.error(error.message);
   } else {
     console.error("Pulse failed to start:", error);

@@ -4,7 +4,7 @@ import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
 import { RunService } from "./agents/run-service";
-import { AgentWorkerPool, type AgentWorkerOptions } from "./agents/worker";
+import { AgentWorkerPool, type AgentWorkerOptions, type WorkerPoolCloseOptions } from "./agents/worker";
 import { AuthService, type AuthOptions } from "./auth/auth-service";
 import { LoginThrottle, type LoginThrottleOptions } from "./auth/login-throttle";
 import { ShareLinkService } from "./auth/share-link-service";
@@ -185,11 +185,11 @@ export class Pulse {
     return connection;
   }
 
-  /** Stops workers (letting running jobs finish unless forced), the reader, queues, then Redis. */
-  async close(options: { force?: boolean } = {}): Promise<void> {
+  /** Stops workers (letting running jobs finish or handing them back, unless forced), the reader, queues, then Redis. */
+  async close(options: WorkerPoolCloseOptions = {}): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
     await this.reconciler?.stop();
-    await this.workers?.close(options.force);
+    await this.workers?.close(options);
     await this.services.bus.close();
     await this.services.reader.stop();
     await this.queues.close();

@@ -93,6 +93,8 @@ export class PrivateRedisServer implements RedisEndpoint {
    * Ubuntu and most Linux): the kernel then sends the server SIGTERM when the process that
    * started it dies, even of SIGKILL, so no private redis-server outlives its Pulse. setpriv
    * execs the server, so the child is the server itself. Elsewhere it starts it directly.
+   * The server gets a process group of its own, so a terminal's Ctrl-C (sent to the whole
+   * foreground group) reaches Pulse only, and Pulse stops the server after draining its jobs.
    */
   private async spawnServer(args: string[]): Promise<ChildProcess> {
     const ways: [string, string[]][] = [
@@ -100,7 +102,7 @@ export class PrivateRedisServer implements RedisEndpoint {
       [this.bin, args],
     ];
     for (const [command, commandArgs] of ways) {
-      const child = spawn(command, commandArgs, { stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(command, commandArgs, { stdio: ["ignore", "ignore", "pipe"], detached: true });
       const spawned = await new Promise<boolean>((resolve) => {
         child.once("spawn", () => resolve(true));
         child.once("error", () => resolve(false));
@@ -155,10 +157,14 @@ export class PrivateRedisServer implements RedisEndpoint {
  * REDIS_URL when set; otherwise a private redis-server started from PATH, keeping its data
  * in `dataDir` (when given) so queued jobs and event streams survive a restart.
  */
-export async function resolveRedis(options: { url?: string; bin: string; dataDir?: string }): Promise<RedisEndpoint> {
+export async function resolveRedis(options: { url?: string; bin: string; port?: number | undefined; dataDir?: string }): Promise<RedisEndpoint> {
   if (options.url) return { url: options.url, stop: async () => {} };
   if (options.dataDir) await mkdir(options.dataDir, { recursive: true });
-  return new PrivateRedisServer({ bin: options.bin, ...(options.dataDir ? { dir: options.dataDir, persist: true } : {}) }).start();
+  return new PrivateRedisServer({
+    bin: options.bin,
+    ...(options.port ? { port: options.port } : {}),
+    ...(options.dataDir ? { dir: options.dataDir, persist: true } : {}),
+  }).start();
 }
 
 /**

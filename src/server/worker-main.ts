@@ -17,7 +17,8 @@ async function main() {
     console.error("npm run worker shares Redis and the database with the API processes: set REDIS_URL and DATABASE_URL (see .env.example).");
     process.exit(1);
   }
-  const signals = new ShutdownSignals({ logger, message: "shutting down: finishing running jobs", deadlineMs: 30_000 });
+  const drainMs = env.SHUTDOWN_DRAIN_SECONDS * 1000;
+  const signals = new ShutdownSignals({ logger, message: "shutting down: finishing running jobs", deadlineMs: drainMs + 15_000 });
   const booted = await bootPulse(env, logger, { workers: true, subscriptions: false });
   let metricsServer: MetricsServer | undefined;
   if (env.METRICS_PORT !== undefined) {
@@ -39,9 +40,9 @@ async function main() {
     { roles: booted.pulse.services.agents.map((a) => a.role), ...(metricsServer ? { metricsPort: metricsServer.port } : {}) },
     "workers running",
   );
-  signals.started(async () => {
+  signals.started(async ({ urgent }) => {
     await metricsServer?.close();
-    await booted.close();
+    await booted.close({ drainMs, urgent });
   });
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from "bullmq";
+import { UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { ContextService } from "../context/context-service";
@@ -78,7 +78,7 @@ export function createAgentWorker(
     attempt,
   });
 
-  const processor = async (job: Job<AgentJobData>, _token?: string, signal?: AbortSignal) => {
+  const processor = async (job: Job<AgentJobData>, token?: string, signal?: AbortSignal) => {
     const { tenantId, runId } = job.data;
     const run = await deps.db.agentRun.findFirst({ where: { id: runId, tenantId } });
     // A run cancelled while it waited, or already finished by a previous attempt, is done.
@@ -157,8 +157,13 @@ export function createAgentWorker(
         // Reports and steps the agent started but did not await are part of the attempt.
         await reports.settled();
       }
-      throwIfCancelled();
+      // An attempt that finished while its process was stopping is complete, not handed back.
+      if (abort.reason !== HANDED_BACK) throwIfCancelled();
     } catch (error) {
+      if (abort.reason === HANDED_BACK) {
+        await handBack(job, token, run, attempt);
+        throw new WaitingError();
+      }
       // Cancelled runs were already reported by whoever cancelled them.
       if (error instanceof RunCancelledError || abort.aborted) {
         log.info({ durationMs: Date.now() - startedAt }, "agent run cancelled");
@@ -186,6 +191,23 @@ export function createAgentWorker(
         input: job.data.input,
       });
     }
+  };
+
+  /**
+   * Returns a job whose process is stopping to the queue, so another worker (or this one,
+   * restarted) runs it at once instead of after the stalled-job check. The attempt shows as
+   * failed and retrying meanwhile; the hand-back uses no retry from the job's allowance.
+   */
+  const handBack = async (job: Job<AgentJobData>, token: string | undefined, run: RunRow, attempt: number) => {
+    logger.info({ tenantId: run.tenantId, runId: run.id, jobId: job.id, attempt }, "shutting down: handing the run back to the queue");
+    await deps.bus.publish({
+      ...base(run, attempt),
+      type: "agent:failed",
+      error: "Pulse stopped while this attempt ran; it goes back to the queue",
+      failedAt: new Date().toISOString(),
+      willRetry: true,
+    });
+    await job.moveToWait(token);
   };
 
   const worker = new Worker<AgentJobData>(definition.role, processor, {
@@ -230,6 +252,36 @@ async function stalledAttempt(queues: AgentQueues, role: string, jobId: string):
   if (!job) return null;
   const state = await job.getState();
   return state === "active" || state === "completed" ? job.attemptsStarted - 1 : job.attemptsStarted;
+}
+
+/** The abort reason that tells a running attempt its process is stopping and the job goes back to the queue. */
+const HANDED_BACK = "handed back";
+
+export interface WorkerPoolCloseOptions {
+  /** Abandon running jobs instead of finishing or handing them back. */
+  force?: boolean;
+  /** How long running jobs may take to finish before they are handed back (default: as long as they take). */
+  drainMs?: number;
+  /** Aborted: hand running jobs back now. */
+  urgent?: AbortSignal;
+}
+
+/** Whether `work` is still pending after `ms`, or when `urgent` is aborted, whichever comes first. */
+async function outlasts(work: Promise<unknown>, ms: number, urgent?: AbortSignal): Promise<boolean> {
+  if (urgent?.aborted) return true;
+  let timer: NodeJS.Timeout | undefined;
+  let onUrgent = () => {};
+  const giveUp = new Promise<boolean>((resolve) => {
+    if (Number.isFinite(ms)) timer = setTimeout(() => resolve(true), ms);
+    onUrgent = () => resolve(true);
+    urgent?.addEventListener("abort", onUrgent, { once: true });
+  });
+  try {
+    return await Promise.race([work.then(() => false), giveUp]);
+  } finally {
+    clearTimeout(timer);
+    urgent?.removeEventListener("abort", onUrgent);
+  }
 }
 
 function errorMessage(error: unknown): string {
@@ -278,9 +330,19 @@ export class AgentWorkerPool {
     return [...this.workers.keys()];
   }
 
-  /** Stops taking jobs and waits for running ones to finish (or, with force, abandons them). */
-  async close(force = false): Promise<void> {
-    await Promise.all([...this.workers.values()].map((w) => w.close(force)));
+  /**
+   * Stops taking jobs and waits for running ones to finish; those still running after
+   * `drainMs`, or once `urgent` is aborted, are handed back to the queue. With `force`,
+   * running jobs are abandoned (their locks expire and the stalled-job check retries them).
+   */
+  async close(options: WorkerPoolCloseOptions = {}): Promise<void> {
+    const { force = false, drainMs = Infinity, urgent } = options;
+    const closed = Promise.all([...this.workers.values()].map((w) => w.close(force)));
+    if (!force && (await outlasts(closed, drainMs, urgent))) {
+      this.logger.info("handing running jobs back to the queue");
+      for (const worker of this.workers.values()) worker.cancelAllJobs(HANDED_BACK);
+    }
+    await closed;
     await this.subscriber.quit().catch(() => {});
   }
 }

@@ -19,8 +19,7 @@ export async function ensureWebBuild(logger: Logger): Promise<void> {
     webSourceHash(projectRoot),
     readFile(marker, "utf8").catch(() => null),
   ]);
-  const hasBuild = await readFile(path.join(projectRoot, ".next", "BUILD_ID"), "utf8").then(() => true, () => false);
-  if (hasBuild && built === current) return;
+  if ((await hasWebBuild(projectRoot)) && built === current) return;
   logger.info("building the dashboard (next build); this happens once per change");
   const nextBin = path.join(projectRoot, "node_modules", "next", "dist", "bin", "next");
   await new Promise<void>((resolve, reject) => {
@@ -35,22 +34,50 @@ export async function ensureWebBuild(logger: Logger): Promise<void> {
   await writeFile(marker, current);
 }
 
+export class WebBuildMissingError extends Error {
+  constructor() {
+    super("NODE_ENV=production serves a dashboard built beforehand: run `npm run build` first (or set PULSE_WEB=false).");
+    this.name = "WebBuildMissingError";
+  }
+}
+
+/**
+ * How the dashboard is served: Next's dev server (`npm run dev`), a build made beforehand (a
+ * production deployment, which must not spend its start-up building), or a build made at
+ * start when the sources changed (a local `npm start`).
+ */
+export type WebMode = "dev" | "prebuilt" | "build-if-changed";
+
 /**
  * Next.js's handlers for the dashboard, prepared in this process (a custom server), so the
  * pages, tRPC and the WebSocket share one port.
  *
  * @see https://nextjs.org/docs/app/guides/custom-server
  */
-export async function createWebHandler(options: { dev: boolean; hostname: string; port: number; logger: Logger }): Promise<WebHandler> {
-  if (!options.dev) await ensureWebBuild(options.logger);
-  const app = next({ dev: options.dev, dir: projectRoot, hostname: options.hostname, port: options.port });
+export async function createWebHandler(options: {
+  mode: WebMode;
+  hostname: string;
+  port: number;
+  logger: Logger;
+  /** The Next.js project (default: this one). */
+  root?: string;
+}): Promise<WebHandler> {
+  const root = options.root ?? projectRoot;
+  if (options.mode === "build-if-changed") await ensureWebBuild(options.logger);
+  if (options.mode === "prebuilt" && !(await hasWebBuild(root))) throw new WebBuildMissingError();
+  const dev = options.mode === "dev";
+  const app = next({ dev, dir: root, hostname: options.hostname, port: options.port });
   await app.prepare();
   const handle = app.getRequestHandler();
-  const upgrade = options.dev ? app.getUpgradeHandler() : undefined;
+  const upgrade = dev ? app.getUpgradeHandler() : undefined;
   return {
     handle: (req, res) => handle(req, res),
     ...(upgrade ? { upgrade: (req, socket, head) => upgrade(req, socket, head) } : {}),
   };
+}
+
+async function hasWebBuild(root: string): Promise<boolean> {
+  return readFile(path.join(root, ".next", "BUILD_ID"), "utf8").then(() => true, () => false);
 }
 
 /** Folders of `src/` no page imports. */
