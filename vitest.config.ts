@@ -6,8 +6,10 @@ export default defineConfig({
   test: {
     include: ["src/**/*.test.ts", "e2e/**/*.test.ts"],
     globalSetup: ["./src/test/global-setup.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Backstops for a wedged test, not speed limits: waits inside tests wait for conditions,
+    // and a busy two-core machine may take minutes to start the processes some tests need.
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
     // Integration files each start servers and workers; two cores run two at a time well.
     maxWorkers: 2,
     reporters: process.env.CI ? ["default", ["json", { outputFile: ".data/test-results.json" }]] : ["default"],

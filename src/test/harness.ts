@@ -154,7 +154,7 @@ export async function registerTenant(app: TestPulse, name = `tenant-${randomUUID
 }
 
 /** Resolves when `predicate` holds, polling; fails with `what` after the timeout. */
-export async function eventually<T>(probe: () => Promise<T> | T, predicate: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
+export async function eventually<T>(probe: () => Promise<T> | T, predicate: (value: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   while (Date.now() < deadline) {

@@ -7,6 +7,9 @@ import { RunReconciler } from "./run-reconciler";
 import { connectRedis } from "../redis";
 import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
 
+/** Long enough that a busy machine's pause between starting a run and reconciling stays within it. */
+const GRACE_MS = 10 * 60_000;
+
 let app: TestPulse;
 let queues: AgentQueues;
 let reconciler: RunReconciler;
@@ -14,7 +17,7 @@ beforeAll(async () => {
   // No workers: the runs below stay queued, as they would with every worker down.
   app = await startTestPulse({ runWorkers: false, externalAgentRoles: ["outside-agent"] });
   queues = new AgentQueues({ connection: connectRedis(app.redisUrl, `${app.prefix}:test-queues`), prefix: app.prefix, attempts: 1 });
-  reconciler = new RunReconciler({ ...app.pulse.services, queues, logger: createLogger("silent") }, { intervalMs: 60_000, graceMs: 1_000 });
+  reconciler = new RunReconciler({ ...app.pulse.services, queues, logger: createLogger("silent") }, { intervalMs: 60_000, graceMs: GRACE_MS });
 });
 afterAll(async () => {
   await queues.close();
@@ -31,7 +34,7 @@ describe("RunReconciler", () => {
     await (await queues.get("client-researcher").getJob(lost.jobId))!.remove();
 
     expect(await reconciler.reconcile(Date.now())).toBe(0); // within the grace period
-    expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(1);
+    expect(await reconciler.reconcile(Date.now() + 2 * GRACE_MS)).toBe(1);
 
     const ended = await db.agentRun.findUniqueOrThrow({ where: { id: lost.id } });
     expect(ended).toMatchObject({ status: "failed", willRetry: false });
@@ -41,7 +44,7 @@ describe("RunReconciler", () => {
     const entries = await app.pulse.services.stream.readAfter(tenant.tenantId, "0-0", 100);
     expect(entries.map((e) => e.event.type)).toContain("agent:failed");
     // A second pass finds nothing more to do.
-    expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(0);
+    expect(await reconciler.reconcile(Date.now() + 2 * GRACE_MS)).toBe(0);
   });
 
   it("fails a run the queue failed outside its agent, its reason cut to fit however long", async () => {
@@ -59,7 +62,7 @@ describe("RunReconciler", () => {
     } finally {
       await bare.close();
     }
-    expect(await reconciler.reconcile(Date.now() + 5_000)).toBe(1);
+    expect(await reconciler.reconcile(Date.now() + 2 * GRACE_MS)).toBe(1);
     const ended = await db.agentRun.findUniqueOrThrow({ where: { id: run.id } });
     expect(ended).toMatchObject({ status: "failed", willRetry: false });
     expect(ended.error).toMatch(/^the queue failed this run: upstream said: x+…$/);
@@ -70,7 +73,7 @@ describe("RunReconciler", () => {
     const tenant = await createQuietTenant(app);
     const { runs, db } = app.pulse.services;
     const outside = await runs.start(tenant.tenantId, "outside-agent");
-    expect(await reconciler.reconcile(Date.now() + 60_000)).toBe(0);
+    expect(await reconciler.reconcile(Date.now() + 2 * GRACE_MS)).toBe(0);
     expect((await db.agentRun.findUniqueOrThrow({ where: { id: outside.id } })).status).toBe("queued");
   });
 });

@@ -94,7 +94,7 @@ describe("chaos: events published during a resuming client's catch-up read", () 
     }
     await publisher.finishRuns();
     const grouped = byTenant(tenants, recorders);
-    await waitUntilCaughtUp(redis, app.prefix, grouped, 30_000);
+    await waitUntilCaughtUp(redis, app.prefix, grouped, 120_000);
     services.stream = original;
     const totals = await auditRecorders({ redis, prefix: app.prefix, source: services }, grouped);
     trace("audited", totals);

@@ -114,7 +114,7 @@ describe.skipIf(!databaseUrl)("chaos: the database unavailable for a while", () 
     }
     await publisher.finishRuns();
     for (const base of thinking) await bus.publish({ ...base, type: "agent:completed", completedAt: new Date().toISOString() });
-    await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 30_000);
+    await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 120_000);
     const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services }, grouped);
     const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));
     await Promise.all(recorders.map((r) => r.close()));

@@ -55,7 +55,7 @@ export class PulseChild {
   }
 
   /** Starts the process and resolves once it says it is serving (or its workers run). */
-  async start(timeoutMs = 60_000): Promise<this> {
+  async start(timeoutMs = 120_000): Promise<this> {
     const entry = ENTRY[this.kind];
     const child = spawn(process.execPath, ["--import", "tsx", entry.file], {
       cwd: root,
@@ -85,7 +85,7 @@ export class PulseChild {
   }
 
   /** Sends `signal` and waits for the exit; after `timeoutMs` the process is killed and the wait fails. */
-  async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30_000): Promise<ChildExit> {
+  async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 60_000): Promise<ChildExit> {
     const child = this.child;
     if (!child || !this.exitedAt) throw new Error(`${this.name} was never started`);
     const sentAt = Date.now();

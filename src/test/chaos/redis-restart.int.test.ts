@@ -102,7 +102,7 @@ describe.skipIf(!databaseUrl)("chaos: Redis restarts", () => {
       }
       trace("failed feed runs", await cluster.database.prisma.agentRun.findMany({ where: { tenantId: { in: tenants.map((t) => t.tenantId) }, status: "failed" }, select: { agentRole: true, error: true, updatedAt: true, failedAt: true } }));
       await publisher.finishRuns();
-      await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 30_000);
+      await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 120_000);
       await tap.stop();
       const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services, entries: (t) => tap.entries(t), generations: (t) => tap.generations(t) }, grouped);
       const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));

@@ -83,7 +83,7 @@ describe("chaos: clients offline longer than the stream's retention", () => {
     await publisher.finishRuns();
     const all = [...away, ...online];
     const grouped = byTenant(tenants, all);
-    await waitUntilCaughtUp(redis, app.prefix, grouped, 30_000);
+    await waitUntilCaughtUp(redis, app.prefix, grouped, 120_000);
     await tap.stop();
     const totals = await auditRecorders({ redis, prefix: app.prefix, source: services, entries: (t) => tap.entries(t) }, grouped);
     trace("audited", totals);

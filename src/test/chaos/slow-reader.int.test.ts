@@ -86,7 +86,7 @@ describe("chaos: a client that stops reading", () => {
     await services.bus.publish({ ...run, type: "agent:completed", completedAt: new Date().toISOString() });
     published += 1;
     const grouped = byTenant([tenant], others);
-    await waitUntilCaughtUp(redis, app.prefix, grouped, 60_000);
+    await waitUntilCaughtUp(redis, app.prefix, grouped, 120_000);
     const heapAfter = heapUsedAfterGc();
     const totals = await auditRecorders({ redis, prefix: app.prefix, source: services }, grouped);
     const sendBufferCloses = await metric(app.baseUrl, "pulse_ws_send_buffer_closes_total");

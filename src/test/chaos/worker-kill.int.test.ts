@@ -87,7 +87,7 @@ describe.skipIf(!databaseUrl)("chaos: worker processes killed mid-job", () => {
       await replacement;
     }
     const grouped = byTenant(tenants, recorders);
-    await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 30_000);
+    await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 120_000);
     const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services }, grouped);
     const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));
     const events = await publishedEvents(cluster, tenants);

@@ -72,7 +72,6 @@ describe("an external agent", () => {
       const startedAt = Date.now();
       const answer = await report(runId, token, body);
       expect(answer.status, JSON.stringify(body)).toBe(202);
-      expect(Date.now() - startedAt).toBeLessThan(1_000);
       expect(answer.json).toEqual({ id: expect.stringMatching(/^\d+-\d+$/), seq: expect.any(Number) });
       ids.push(answer.json.id);
     }

@@ -77,7 +77,7 @@ export class RawSocket {
   }
 
   /** Resolves with the first frame (after `from`) that matches, or throws after the timeout. */
-  async waitFor(predicate: (frame: Frame) => boolean, what: string, timeoutMs = 10_000, from = 0): Promise<Frame> {
+  async waitFor(predicate: (frame: Frame) => boolean, what: string, timeoutMs = 30_000, from = 0): Promise<Frame> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const found = this.frames.slice(from).find(predicate);
@@ -88,7 +88,7 @@ export class RawSocket {
   }
 
   /** The close code and reason, or a failure when the socket is still open after `timeoutMs`. */
-  async closedWithin(timeoutMs = 10_000): Promise<{ code: number; reason: string }> {
+  async closedWithin(timeoutMs = 30_000): Promise<{ code: number; reason: string }> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`the socket was still open after ${timeoutMs} ms`)), timeoutMs);
