@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { TRPC_PATH } from "../../server/http-server";
 import { REJECTIONS_BEFORE_CLOSE } from "../../server/ws/connection-guard";
 import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type TestClient, type TestPulse } from "../harness";
-import { AttackLog, errorCode, rawSocket, sleep, upgradeStatus, type RawSocket, type RawSocketOptions, type UpgradeRefused } from "./security-kit";
+import { AttackLog, errorCode, httpClient, rawSocket, sleep, upgradeStatus, type Frame, type RawSocket, type RawSocketOptions, type UpgradeRefused } from "./security-kit";
 
 /**
  * The WebSocket's limits against hostile clients: Origin allowlist, frame size, no
@@ -21,11 +21,14 @@ const LIMITS = {
   perUser: 3,
   perTenant: 5,
   perIp: 8,
+  perShareLink: 3,
+  perViewerIp: 2,
   messagesPerSecond: 20,
   maxBatch: 8,
   authTimeoutMs: 500,
   pingMs: 300,
-  pongWaitMs: 300,
+  // Long enough that a healthy client's PONG, delayed by a loaded machine, still arrives in time.
+  pongWaitMs: 2_000,
   maxPayloadBytes: 64 * 1024,
   maxBufferedBytes: 256 * 1024,
 };
@@ -68,10 +71,14 @@ async function signedIn(token: string, options: RawSocketOptions & { address?: s
   return s;
 }
 
-/** Subscribes on a raw socket and waits for its first data frame or error. */
+/** Subscribes on a raw socket and waits for its first data frame or error; a socket that closes first fails with its close code. */
 async function subscribe(s: RawSocket, id: number, path = "agent.onStatus", input: unknown = {}) {
   s.request(id, "subscription", path, input);
-  return s.waitFor((f) => f.json?.id === id && (Boolean(f.json.error) || f.json.result?.type === "data"), `subscription ${id}`);
+  const answers = (f: Frame) => f.json?.id === id && (Boolean(f.json.error) || f.json.result?.type === "data");
+  await eventually(() => s.frames.some(answers) || !s.isOpen, (done) => done, `subscription ${id}`, 30_000);
+  const answer = s.frames.find(answers);
+  if (!answer) throw new Error(`the socket closed (${(await s.closed).code}) before answering subscription ${id}`);
+  return answer;
 }
 
 describe("the WebSocket upgrade", () => {
@@ -258,6 +265,37 @@ describe("caps", () => {
       const refused = await subscribe(extra, 1);
       log.attempt("Connections over the per-tenant cap", "TOO_MANY_REQUESTS", errorCode(refused.json) === "TOO_MANY_REQUESTS", () => refused.text);
       expect(refused.json.error?.message).toBe(`at most ${LIMITS.perTenant} open connections per tenant; close one first`);
+    }
+    expect(log.failures()).toEqual([]);
+  });
+
+  it("on share-link viewers: per link and per address, apart from the tenant's users, who still connect with viewers at their cap", async () => {
+    const tenant = await createQuietTenant(app);
+    const run = await app.pulse.services.runs.start(tenant.tenantId, ROLE);
+    const link = await httpClient(app, tenant.token).share.create.mutate({ runId: run.id });
+    const watch = async (address: string) => {
+      const s = await signedIn(link.token, { address });
+      return { s, answer: await subscribe(s, 1, "share.onRun") };
+    };
+    const refusedWith = async (address: string, message: string) => {
+      const { s, answer } = await watch(address);
+      const { code } = await s.closedWithin();
+      const ok = errorCode(answer.json) === "TOO_MANY_REQUESTS" && answer.json.error.message === message && code === 4429;
+      log.attempt("Share-link viewers over their caps", "TOO_MANY_REQUESTS, then closed", ok, () => `${answer.text} / ${code}`);
+    };
+    for (let round = 0; round < (LONG ? 20 : 1); round++) {
+      const viewers = [await watch("10.98.0.1"), await watch("10.98.0.1")];
+      for (const { answer } of viewers) expect(answer.json.result?.type, answer.text).toBe("data");
+      await refusedWith("10.98.0.1", `at most ${LIMITS.perViewerIp} share-link viewers per address; close one first`);
+      const third = await watch("10.98.0.2");
+      expect(third.answer.json.result?.type, third.answer.text).toBe("data");
+      await refusedWith("10.98.0.3", `at most ${LIMITS.perShareLink} viewers per share link; close one first`);
+      // With the link's viewers at their cap, the tenant's own user still gets every one of their places.
+      const mine = await Promise.all(Array.from({ length: LIMITS.perUser }, () => signedIn(tenant.token)));
+      for (const [i, s] of mine.entries()) expect((await subscribe(s, i + 1)).json.result?.type).toBe("data");
+      expect(app.http.connections.connectionsOfUser(tenant.userId)).toBe(LIMITS.perUser);
+      for (const s of [...mine, third.s, ...viewers.map((v) => v.s)]) s.close();
+      await eventually(() => app.http.connections.size, (n) => n === 0, "every connection closed");
     }
     expect(log.failures()).toEqual([]);
   });
