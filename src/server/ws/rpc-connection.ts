@@ -268,7 +268,8 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
           finished = true;
           break;
         }
-        if (!wire.ready) break;
+        // Nothing is built for a reader over its send-buffer cap (its socket is terminated then).
+        if (!wire.ready || !this.writable()) break;
         this.respondItem(request, wire, result);
         next = iterator.next();
       }
@@ -322,11 +323,16 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
   }
 
   private respond(message: TRPCResponseMessage): void {
-    this.send(this.handler.encode(message));
+    if (this.writable()) this.socket.send(this.handler.encode(message));
   }
 
   private send(frame: string): void {
-    if (this.socket.readyState === OPEN) this.socket.send(frame);
+    if (this.writable()) this.socket.send(frame);
+  }
+
+  /** Whether a frame may be built for the socket: open, and its reader within the send-buffer cap. */
+  private writable(): boolean {
+    return this.socket.readyState === OPEN && this.socket.hasRoom?.() !== false;
   }
 }
 
