@@ -150,6 +150,8 @@ export function serverSecurity(env: Env): ServerSecurityOptions {
       perUser: env.WS_MAX_CONNECTIONS_PER_USER,
       perTenant: env.WS_MAX_CONNECTIONS_PER_TENANT,
       perIp: env.WS_MAX_CONNECTIONS_PER_IP,
+      perShareLink: env.WS_MAX_VIEWERS_PER_SHARE_LINK,
+      perViewerIp: env.WS_MAX_VIEWERS_PER_IP,
       perProcess: env.WS_MAX_CONNECTIONS,
     },
   };

@@ -126,6 +126,9 @@ export const envSchema = z.object({
   WS_MAX_CONNECTIONS_PER_USER: int(20, 1, 100_000),
   WS_MAX_CONNECTIONS_PER_TENANT: int(200, 1, 1_000_000),
   WS_MAX_CONNECTIONS_PER_IP: int(50, 1, 1_000_000),
+  /** Share-link viewers count apart from the tenant's users: these cap them per link and per address. */
+  WS_MAX_VIEWERS_PER_SHARE_LINK: int(100, 1, 1_000_000),
+  WS_MAX_VIEWERS_PER_IP: int(10, 1, 1_000_000),
   WS_MAX_CONNECTIONS: int(20_000, 1, 10_000_000),
   /** How often open WebSockets' sessions are checked, so logouts and removed users end them. */
   SESSION_CHECK_INTERVAL_MS: int(2_000, 100, 60_000),

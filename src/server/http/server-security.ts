@@ -43,6 +43,8 @@ export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
     perUser: 20,
     perTenant: 200,
     perIp: 50,
+    perShareLink: 100,
+    perViewerIp: 10,
     perProcess: 20_000,
   },
 };

@@ -4,10 +4,10 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 export type ResyncReason = "trimmed" | "lost" | "cursor";
 
 /** Why a WebSocket connection was turned away or closed before it could be used. */
-export type RefusalReason = "origin" | "per_process" | "per_ip" | "per_user" | "per_tenant" | "unauthenticated";
+export type RefusalReason = "origin" | "per_process" | "per_ip" | "per_user" | "per_tenant" | "per_share_link" | "per_viewer_ip" | "unauthenticated";
 
 const RESYNC_REASONS: readonly ResyncReason[] = ["trimmed", "lost", "cursor"];
-const REFUSAL_REASONS: readonly RefusalReason[] = ["origin", "per_process", "per_ip", "per_user", "per_tenant", "unauthenticated"];
+const REFUSAL_REASONS: readonly RefusalReason[] = ["origin", "per_process", "per_ip", "per_user", "per_tenant", "per_share_link", "per_viewer_ip", "unauthenticated"];
 
 /** From half a millisecond (an idle loopback Redis) to ten seconds (a reader that fell far behind). */
 export const READER_LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../auth/auth-service";
-import { ConnectionGuard, type ConnectionLimits, type GuardedSocket } from "./connection-guard";
+import { ConnectionGuard, REJECTIONS_BEFORE_CLOSE, type ConnectionLimits, type GuardedSocket } from "./connection-guard";
 import { SubscriptionWire } from "./subscription-wire";
 
 const LIMITS: ConnectionLimits = {
@@ -117,5 +117,34 @@ describe("ConnectionGuard subscriptions", () => {
         resolve();
       }, 80),
     );
+  });
+});
+
+describe("ConnectionGuard message budget", () => {
+  it("charges every frame, refused or not, and closes a flood of any kind (1008) after a bounded number of frames", () => {
+    const oversized = Array.from({ length: LIMITS.maxBatch + 1 }, (_, i) => ({ id: i, method: "query" }));
+    const kinds: [string, readonly unknown[]][] = [
+      ["oversized batch", oversized],
+      ["long id", [{ id: "x".repeat(LIMITS.maxRequestIdLength + 1), method: "query" }]],
+      ["stop", [{ id: 1, method: "subscription.stop" }]],
+      ["no request", []],
+    ];
+    for (const [kind, requests] of kinds) {
+      const clock = { now: 0 };
+      const { socket, guard } = guardAt(clock);
+      let answers = 0;
+      const answer = { refuse: (ids: readonly unknown[]) => (answers += Math.max(1, ids.length)) };
+      let frames = 0;
+      // The clock stands still: no token comes back, so the count is exact.
+      while (socket.closedWith === null && frames < 10_000) {
+        frames += 1;
+        if (!guard.received()) break;
+        if (guard.charge()) guard.allows(requests, answer);
+        else guard.refuseOverRate(requests.map((r) => (r as { id?: unknown }).id), answer);
+      }
+      expect(socket.closedWith, kind).toBe(1008);
+      expect(frames, kind).toBeLessThanOrEqual(LIMITS.messagesPerSecond * 2 + REJECTIONS_BEFORE_CLOSE);
+      expect(answers, kind).toBeLessThanOrEqual(REJECTIONS_BEFORE_CLOSE);
+    }
   });
 });

@@ -50,8 +50,8 @@ export interface ConnectionObservers {
   logger?: Logger;
 }
 
-/** Refused frames within `FLOOD_WINDOW_MS` after which a client is flooding rather than bursting. */
-const REJECTIONS_BEFORE_CLOSE = 200;
+/** Refused requests (and frames) within `FLOOD_WINDOW_MS` after which a client is flooding rather than bursting. */
+export const REJECTIONS_BEFORE_CLOSE = 200;
 const FLOOD_WINDOW_MS = 10_000;
 const OPEN = 1;
 
@@ -306,34 +306,66 @@ export class ConnectionGuard {
   }
 
   /**
-   * Decides whether a frame's requests are served: batches and ids within bounds, and
-   * within the message rate (a frame that is not a request, such as malformed JSON, costs
-   * one message). A refused frame is answered through `answer`, for each request id it
-   * carried, so the client's calls fail with a clear code instead of hanging.
+   * Charges a frame its first message, before it is read: every frame costs at least one,
+   * whatever it holds (a stop, a PONG, malformed JSON, an oversized batch), so no kind of
+   * frame floods for free. False when the budget is spent: the frame is then answered
+   * through `refuseOverRate`, and not served.
+   */
+  charge(): boolean {
+    return this.bucket.take(1);
+  }
+
+  /**
+   * Decides on the requests of a frame `charge` let through: batches and ids within bounds
+   * (a frame outside them is refused, and counts towards the flood close), and one more
+   * message for each request beyond the first. A refused frame is answered through
+   * `answer`, so the client's calls fail with a clear code instead of hanging.
    */
   allows(requests: readonly unknown[], answer: RefusalAnswer): boolean {
     if (requests.length > this.limits.maxBatch) {
-      answer.refuse([], new TRPCError({ code: "BAD_REQUEST", message: `a frame may batch at most ${this.limits.maxBatch} requests (got ${requests.length})` }));
+      this.refuseMalformed(answer, `a frame may batch at most ${this.limits.maxBatch} requests (got ${requests.length})`);
       return false;
     }
-    const ids = requests.map((r) => (isRecord(r) ? r.id : undefined));
+    const ids = requests.map(requestIdOf);
     if (ids.some((id) => typeof id === "string" && id.length > this.limits.maxRequestIdLength)) {
-      answer.refuse([], new TRPCError({ code: "BAD_REQUEST", message: `id: at most ${this.limits.maxRequestIdLength} characters` }));
+      this.refuseMalformed(answer, `id: at most ${this.limits.maxRequestIdLength} characters`);
       return false;
     }
-    // Stopping a subscription frees resources; it is never refused.
-    const cost = requests.length === 0 ? 1 : requests.filter((r) => !(isRecord(r) && r.method === "subscription.stop")).length;
-    if (cost === 0 || this.bucket.take(cost)) return true;
+    if (requests.length <= 1 || this.bucket.take(requests.length - 1)) return true;
+    this.refuseOverRate(ids, answer);
+    return false;
+  }
+
+  /**
+   * Answers a frame over the message rate: TOO_MANY_REQUESTS for each of its request ids
+   * (once, without an id, for a frame that has none usable or is over the batch limit).
+   * Each answer counts towards the flood close, so a flood is answered a bounded number of times.
+   */
+  refuseOverRate(ids: readonly unknown[], answer: RefusalAnswer): void {
+    const replyTo = ids.length > this.limits.maxBatch ? [] : ids.filter((id) => this.isAnswerable(id));
+    answer.refuse(replyTo, new TRPCError({ code: "TOO_MANY_REQUESTS", message: `too many messages: at most ${this.limits.messagesPerSecond} per second` }));
+    this.countRefusals(Math.max(1, replyTo.length));
+  }
+
+  private refuseMalformed(answer: RefusalAnswer, message: string): void {
+    answer.refuse([], new TRPCError({ code: "BAD_REQUEST", message }));
+    this.countRefusals(1);
+  }
+
+  /** An id a refusal may echo: a number, or a string within the id length limit. */
+  private isAnswerable(id: unknown): id is string | number {
+    return (typeof id === "string" && id.length <= this.limits.maxRequestIdLength) || (typeof id === "number" && Number.isFinite(id));
+  }
+
+  /** Refusals within `FLOOD_WINDOW_MS`: past `REJECTIONS_BEFORE_CLOSE`, the client is flooding, and the socket closes (1008). */
+  private countRefusals(count: number): void {
     const now = this.now();
     if (now - this.rejectedSince > FLOOD_WINDOW_MS) {
       this.rejectedSince = now;
       this.rejected = 0;
     }
-    this.rejected += 1;
-    const replyTo = ids.filter((id): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isFinite(id)));
-    answer.refuse(replyTo, new TRPCError({ code: "TOO_MANY_REQUESTS", message: `too many messages: at most ${this.limits.messagesPerSecond} per second` }));
+    this.rejected += count;
     if (this.rejected >= REJECTIONS_BEFORE_CLOSE) this.close(CLOSE_POLICY, "too many messages");
-    return false;
   }
 
   /** Closes the socket now, with a reason the client can show. */
@@ -386,6 +418,7 @@ export class ConnectionGuard {
 
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** The `id` of a request as it arrived, if it is an object with one. */
+export function requestIdOf(request: unknown): unknown {
+  return typeof request === "object" && request !== null && !Array.isArray(request) ? (request as Record<string, unknown>).id : undefined;
 }

@@ -1,5 +1,5 @@
 import { TRPCError } from "@trpc/server";
-import type { AuthService, Principal } from "../auth/auth-service";
+import type { AuthService, Principal, Session, ShareGrant } from "../auth/auth-service";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import type { ConnectionGuard } from "./connection-guard";
@@ -9,6 +9,10 @@ export interface ConnectionCaps {
   perUser: number;
   perTenant: number;
   perIp: number;
+  /** Viewers of one share link: they count apart from the tenant's users, so a leaked link cannot lock those out. */
+  perShareLink: number;
+  /** Share-link viewers from one address, whatever the link, so one address cannot take a link's every place. */
+  perViewerIp: number;
   /** All connections of this process: what it can hold, whoever opens them. */
   perProcess: number;
 }
@@ -40,6 +44,8 @@ export class ConnectionRegistry {
   private readonly byIp = new Map<string, number>();
   private readonly byUser = new Map<string, number>();
   private readonly byTenant = new Map<string, number>();
+  private readonly byShareLink = new Map<string, number>();
+  private readonly byViewerIp = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private checking = false;
   private lastCheck = 0;
@@ -100,35 +106,63 @@ export class ConnectionRegistry {
     guard.debug({ ...how, openMs: Date.now() - guard.openedAt, connections: this.guards.size }, "websocket closed");
     decrement(this.byIp, guard.ip);
     const principal = guard.principal;
-    if (guard.admitted && principal) {
-      if (principal.kind === "user") decrement(this.byUser, principal.session.userId);
-      decrement(this.byTenant, tenantOf(principal));
-    }
+    if (guard.admitted && principal) this.count(principal, guard.ip, decrement);
   }
 
   /**
-   * Counts a verified connection against its user's and tenant's caps, or returns the
-   * TOO_MANY_REQUESTS error its calls will get. Share-link viewers count against the tenant.
+   * Counts a verified connection against its caps, or returns the TOO_MANY_REQUESTS error
+   * its calls will get: a user's against their own and their tenant's, a share-link
+   * viewer's against the link's and its address's (never the tenant's).
    */
   admit(guard: ConnectionGuard, principal: Principal): TRPCError | null {
     if (!this.guards.has(guard) || guard.admitted) return null;
+    const refusal = principal.kind === "user" ? this.userRefusal(guard, principal.session) : this.viewerRefusal(guard, principal.share);
+    if (refusal) return refusal;
+    this.count(principal, guard.ip, increment);
+    guard.admitted = true;
+    guard.authenticated(principal);
+    return null;
+  }
+
+  private userRefusal(guard: ConnectionGuard, { tenantId, userId }: Session): TRPCError | null {
     const { caps } = this.options;
-    const tenantId = tenantOf(principal);
-    if (principal.kind === "user" && (this.byUser.get(principal.session.userId) ?? 0) >= caps.perUser) {
+    if ((this.byUser.get(userId) ?? 0) >= caps.perUser) {
       this.options.metrics?.refused("per_user");
-      guard.debug({ tenantId, userId: principal.session.userId }, "websocket refused: over the per-user cap");
-      return new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${caps.perUser} open connections per user; close one first` });
+      guard.debug({ tenantId, userId }, "websocket refused: over the per-user cap");
+      return tooMany(`at most ${caps.perUser} open connections per user; close one first`);
     }
     if ((this.byTenant.get(tenantId) ?? 0) >= caps.perTenant) {
       this.options.metrics?.refused("per_tenant");
       guard.debug({ tenantId }, "websocket refused: over the per-tenant cap");
-      return new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${caps.perTenant} open connections per tenant; close one first` });
+      return tooMany(`at most ${caps.perTenant} open connections per tenant; close one first`);
     }
-    if (principal.kind === "user") increment(this.byUser, principal.session.userId);
-    increment(this.byTenant, tenantId);
-    guard.admitted = true;
-    guard.authenticated(principal);
     return null;
+  }
+
+  private viewerRefusal(guard: ConnectionGuard, { tenantId, shareId }: ShareGrant): TRPCError | null {
+    const { caps } = this.options;
+    if ((this.byShareLink.get(shareId) ?? 0) >= caps.perShareLink) {
+      this.options.metrics?.refused("per_share_link");
+      guard.debug({ tenantId, shareId }, "websocket refused: over the per-share-link cap");
+      return tooMany(`at most ${caps.perShareLink} viewers per share link; close one first`);
+    }
+    if ((this.byViewerIp.get(guard.ip) ?? 0) >= caps.perViewerIp) {
+      this.options.metrics?.refused("per_viewer_ip");
+      guard.debug({ tenantId, shareId, ip: guard.ip }, "websocket refused: over the per-address viewer cap");
+      return tooMany(`at most ${caps.perViewerIp} share-link viewers per address; close one first`);
+    }
+    return null;
+  }
+
+  /** Moves the counts an admitted connection holds: a user's and tenant's, or a share link's and its viewer's address's. */
+  private count(principal: Principal, ip: string, step: (map: Map<string, number>, key: string) => void): void {
+    if (principal.kind === "user") {
+      step(this.byUser, principal.session.userId);
+      step(this.byTenant, principal.session.tenantId);
+    } else {
+      step(this.byShareLink, principal.share.shareId);
+      step(this.byViewerIp, ip);
+    }
   }
 
   /** Runs every connection's time rules now, and the revocation check when it is due. */
@@ -165,8 +199,8 @@ export class ConnectionRegistry {
   }
 }
 
-function tenantOf(principal: Principal): string {
-  return principal.kind === "user" ? principal.session.tenantId : principal.share.tenantId;
+function tooMany(message: string): TRPCError {
+  return new TRPCError({ code: "TOO_MANY_REQUESTS", message });
 }
 
 function increment(map: Map<string, number>, key: string): void {

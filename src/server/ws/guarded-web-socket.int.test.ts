@@ -46,15 +46,22 @@ describe("GuardedWebSocket's send-buffer cap", () => {
     expect(server.readyState).toBe(WebSocket.OPEN);
   });
 
-  it("terminates a client that stopped reading once its unsent output passes the cap, batch or not", async () => {
+  it("terminates a client that stopped reading once its unsent output passes the cap, batch or not, holding at most one frame beyond it", async () => {
     for (const batched of [false, true]) {
       const { server, client } = await pair();
+      const held: number[] = [];
+      const guard = server.guard!;
+      const report = guard.sendBufferExceeded.bind(guard);
+      guard.sendBufferExceeded = (bufferedBytes) => {
+        held.push(bufferedBytes);
+        report(bufferedBytes);
+      };
       // The client's side stops taking bytes: the kernel buffers fill, then ws's own queue grows.
       (client as unknown as { _socket: { pause(): void } })._socket.pause();
       const closed = new Promise((resolve) => server.once("close", resolve));
-      for (let sent = 0; sent < 100_000 && server.readyState === WebSocket.OPEN; sent += 10) {
+      for (let sent = 0; sent < 100_000 && server.readyState === WebSocket.OPEN; sent += 100) {
         const burst = () => {
-          for (let i = 0; i < 10; i++) server.send(FRAME, { binary: false });
+          for (let i = 0; i < 100; i++) server.send(FRAME, { binary: false });
         };
         if (batched) server.corked(burst);
         else burst();
@@ -62,6 +69,9 @@ describe("GuardedWebSocket's send-buffer cap", () => {
       }
       await closed;
       expect(server.readyState).toBe(WebSocket.CLOSED);
+      // ws adds a few bytes of header to each frame.
+      expect(held, batched ? "batched" : "one by one").toEqual([expect.any(Number)]);
+      expect(held[0]!, batched ? "batched" : "one by one").toBeLessThanOrEqual(CAP + FRAME.length + 16);
       client.terminate();
     }
   });

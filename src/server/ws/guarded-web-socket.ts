@@ -37,14 +37,12 @@ export class GuardedWebSocket extends WebSocket {
   /**
    * Runs `write`, handing every frame it sends to the network in one write (one syscall)
    * instead of one each: ws writes a frame as header and payload, each a write of its own.
-   * The send-buffer cap is checked once, before the batch: inside it, nothing has had a
-   * chance to leave yet, so a healthy reader would look like a stalled one. A socket thus
-   * holds at most one batch beyond the cap.
+   * Inside the batch the cap is checked before each frame as everywhere (`hasRoom`).
    */
   corked(write: () => void): void {
-    if (this.overBufferCap()) return;
+    if (!this.hasRoom()) return;
     // ws keeps its net.Socket in `_socket`; without one (not connected yet) frames go out one by one.
-    const socket = (this as unknown as { _socket?: Duplex })._socket;
+    const socket = this.netSocket();
     if (typeof socket?.cork !== "function") return write();
     socket.cork();
     this.corkDepth += 1;
@@ -56,18 +54,39 @@ export class GuardedWebSocket extends WebSocket {
     }
   }
 
-  override send(data: any, options?: any, cb?: any): void {
-    if (this.corkDepth === 0 && this.overBufferCap()) return;
-    super.send(data, options, cb);
-  }
-
-  /** Terminates the socket when a slow reader left more than the cap unsent, and says so. */
-  private overBufferCap(): boolean {
-    const limit = this.guard?.limits.maxBufferedBytes;
-    if (limit === undefined || this.readyState !== WebSocket.OPEN || this.bufferedAmount <= limit) return false;
+  /**
+   * Whether another frame may be built and sent: writers ask before building one, so a
+   * reader that stopped reading makes the server hold at most the cap and one frame. Inside
+   * a corked batch, what the batch wrote so far is first handed to the network, so only what
+   * the reader left unsent counts: a reading client takes a batch far larger than the cap.
+   */
+  hasRoom(): boolean {
+    if (this.readyState !== WebSocket.OPEN) return false;
+    if (!this.overBufferCap()) return true;
+    const socket = this.netSocket();
+    if (this.corkDepth > 0 && typeof socket?.uncork === "function") {
+      socket.uncork();
+      socket.cork();
+      if (!this.overBufferCap()) return true;
+    }
     // Closing politely would queue behind the same backlog; the reader has to reconnect and resume.
     this.guard?.sendBufferExceeded(this.bufferedAmount);
     this.terminate();
-    return true;
+    return false;
+  }
+
+  override send(data: any, options?: any, cb?: any): void {
+    if (!this.hasRoom()) return;
+    super.send(data, options, cb);
+  }
+
+  private netSocket(): Duplex | undefined {
+    return (this as unknown as { _socket?: Duplex })._socket;
+  }
+
+  /** Whether a reader left more than the cap unsent. */
+  private overBufferCap(): boolean {
+    const limit = this.guard?.limits.maxBufferedBytes;
+    return limit !== undefined && this.bufferedAmount > limit;
   }
 }

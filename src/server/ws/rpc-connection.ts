@@ -10,7 +10,7 @@ import {
 } from "@trpc/server";
 import { parseConnectionParamsFromUnknown } from "@trpc/server/http";
 import { parseTRPCMessage, type TRPCResponseMessage, type TRPCResultMessage } from "@trpc/server/rpc";
-import type { ConnectionGuard, RefusalAnswer } from "./connection-guard";
+import { requestIdOf, type ConnectionGuard, type RefusalAnswer } from "./connection-guard";
 import { trackedDataFrame } from "./frame-encoder";
 import type { FrameReceiver } from "./guarded-web-socket";
 import { SubscriptionWire, type WireSocket } from "./subscription-wire";
@@ -114,25 +114,28 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     this.context = awaitsConnectionParams ? null : this.createContext(null);
   }
 
-  /** A frame from the client. */
+  /** A frame from the client: charged before it is read, whatever it holds, so no kind of frame floods for free. */
   receive(data: unknown, isBinary: boolean): void {
     if (!this.guard.received()) return;
-    if (isBinary || !Buffer.isBuffer(data)) {
-      if (this.guard.allows([], this)) this.respondError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "frames must be JSON text" }), null);
+    const text = isBinary || !Buffer.isBuffer(data) ? null : data.toString("utf8");
+    if (!this.guard.charge()) {
+      this.refuseOverRate(text);
       return;
     }
-    const text = data.toString("utf8");
-    // Answers to the server's own keep-alive pings cost nothing.
+    if (text === null) {
+      this.respondError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "frames must be JSON text" }), null);
+      return;
+    }
     if (text === "PONG") return;
     if (text === "PING") {
-      if (this.guard.allows([], this)) this.send("PONG");
+      this.send("PONG");
       return;
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (cause) {
-      if (this.guard.allows([], this)) this.respondError(new TRPCError({ code: "PARSE_ERROR", message: "a frame must be JSON", cause }), null);
+      this.respondError(new TRPCError({ code: "PARSE_ERROR", message: "a frame must be JSON", cause }), null);
       return;
     }
     const requests: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
@@ -144,6 +147,25 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     // Requests are served in the order they came, once the connection knows who it is.
     if (this.settled) this.handleAll(requests);
     else void this.context.then(() => this.handleAll(requests));
+  }
+
+  /**
+   * A frame over the message rate is read only to learn which request ids to answer (the
+   * flood close bounds how many such frames are read); the subscriptions it stops are
+   * stopped all the same, since that frees what they hold.
+   */
+  private refuseOverRate(text: string | null): void {
+    const requests = requestsOf(text);
+    const asked = requests.length > this.guard.limits.maxBatch ? requests : requests.filter((request) => !this.stopped(request));
+    this.guard.refuseOverRate(asked.map(requestIdOf), this);
+  }
+
+  /** Stops the subscription `request` names if it is a `subscription.stop`; false for any other request. */
+  private stopped(request: unknown): boolean {
+    if (!isRecord(request) || request.method !== "subscription.stop") return false;
+    const id = requestIdOf(request);
+    if (typeof id === "string" || typeof id === "number") this.guard.subscription(id)?.close();
+    return true;
   }
 
   private handleAll(requests: unknown[]): void {
@@ -181,7 +203,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       return;
     }
     if (message.method === "subscription.stop") {
-      this.guard.subscription(id)?.close();
+      this.stopped(message);
       return;
     }
     const { path, lastEventId } = message.params;
@@ -246,7 +268,8 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
           finished = true;
           break;
         }
-        if (!wire.ready) break;
+        // Nothing is built for a reader over its send-buffer cap (its socket is terminated then).
+        if (!wire.ready || !this.writable()) break;
         this.respondItem(request, wire, result);
         next = iterator.next();
       }
@@ -300,11 +323,27 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
   }
 
   private respond(message: TRPCResponseMessage): void {
-    this.send(this.handler.encode(message));
+    if (this.writable()) this.socket.send(this.handler.encode(message));
   }
 
   private send(frame: string): void {
-    if (this.socket.readyState === OPEN) this.socket.send(frame);
+    if (this.writable()) this.socket.send(frame);
+  }
+
+  /** Whether a frame may be built for the socket: open, and its reader within the send-buffer cap. */
+  private writable(): boolean {
+    return this.socket.readyState === OPEN && this.socket.hasRoom?.() !== false;
+  }
+}
+
+/** The requests of a frame's text, as they arrived: none when it is not JSON. */
+function requestsOf(text: string | null): unknown[] {
+  if (text === null) return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed : [parsed];
+  } catch {
+    return [];
   }
 }
 

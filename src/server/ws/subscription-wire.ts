@@ -7,6 +7,8 @@ export interface WireSocket {
   send(data: string | Buffer, options?: { binary?: boolean }): void;
   /** Runs `write`, handing the frames it sends to the network in one write. */
   corked?(write: () => void): void;
+  /** Whether another frame may be built: false once a reader left more than its send-buffer cap unsent. */
+  hasRoom?(): boolean;
   readonly readyState: number;
 }
 
@@ -58,11 +60,17 @@ export class SubscriptionWire implements LiveOutlet {
   send(entries: readonly StreamEntry[]): void {
     if (this.closed || this.socket.readyState !== OPEN) return;
     if (entries.length > 1 && this.socket.corked) {
-      this.socket.corked(() => {
-        for (const entry of entries) this.write(entry);
-      });
+      this.socket.corked(() => this.writeAll(entries));
     } else {
-      for (const entry of entries) this.write(entry);
+      this.writeAll(entries);
+    }
+  }
+
+  /** Writes each entry while the socket has room: no frame is built for a reader over its cap. */
+  private writeAll(entries: readonly StreamEntry[]): void {
+    for (const entry of entries) {
+      if (this.socket.hasRoom?.() === false) return;
+      this.write(entry);
     }
   }
 

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { TRPC_PATH } from "../../server/http-server";
+import { REJECTIONS_BEFORE_CLOSE } from "../../server/ws/connection-guard";
 import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type TestClient, type TestPulse } from "../harness";
-import { AttackLog, errorCode, rawSocket, sleep, upgradeStatus, type RawSocket, type RawSocketOptions, type UpgradeRefused } from "./security-kit";
+import { AttackLog, errorCode, httpClient, rawSocket, sleep, upgradeStatus, type Frame, type RawSocket, type RawSocketOptions, type UpgradeRefused } from "./security-kit";
 
 /**
  * The WebSocket's limits against hostile clients: Origin allowlist, frame size, no
@@ -20,11 +21,14 @@ const LIMITS = {
   perUser: 3,
   perTenant: 5,
   perIp: 8,
+  perShareLink: 3,
+  perViewerIp: 2,
   messagesPerSecond: 20,
   maxBatch: 8,
   authTimeoutMs: 500,
   pingMs: 300,
-  pongWaitMs: 300,
+  // Long enough that a healthy client's PONG, delayed by a loaded machine, still arrives in time.
+  pongWaitMs: 2_000,
   maxPayloadBytes: 64 * 1024,
   maxBufferedBytes: 256 * 1024,
 };
@@ -67,10 +71,14 @@ async function signedIn(token: string, options: RawSocketOptions & { address?: s
   return s;
 }
 
-/** Subscribes on a raw socket and waits for its first data frame or error. */
+/** Subscribes on a raw socket and waits for its first data frame or error; a socket that closes first fails with its close code. */
 async function subscribe(s: RawSocket, id: number, path = "agent.onStatus", input: unknown = {}) {
   s.request(id, "subscription", path, input);
-  return s.waitFor((f) => f.json?.id === id && (Boolean(f.json.error) || f.json.result?.type === "data"), `subscription ${id}`);
+  const answers = (f: Frame) => f.json?.id === id && (Boolean(f.json.error) || f.json.result?.type === "data");
+  await eventually(() => s.frames.some(answers) || !s.isOpen, (done) => done, `subscription ${id}`, 30_000);
+  const answer = s.frames.find(answers);
+  if (!answer) throw new Error(`the socket closed (${(await s.closed).code}) before answering subscription ${id}`);
+  return answer;
 }
 
 describe("the WebSocket upgrade", () => {
@@ -261,6 +269,37 @@ describe("caps", () => {
     expect(log.failures()).toEqual([]);
   });
 
+  it("on share-link viewers: per link and per address, apart from the tenant's users, who still connect with viewers at their cap", async () => {
+    const tenant = await createQuietTenant(app);
+    const run = await app.pulse.services.runs.start(tenant.tenantId, ROLE);
+    const link = await httpClient(app, tenant.token).share.create.mutate({ runId: run.id });
+    const watch = async (address: string) => {
+      const s = await signedIn(link.token, { address });
+      return { s, answer: await subscribe(s, 1, "share.onRun") };
+    };
+    const refusedWith = async (address: string, message: string) => {
+      const { s, answer } = await watch(address);
+      const { code } = await s.closedWithin();
+      const ok = errorCode(answer.json) === "TOO_MANY_REQUESTS" && answer.json.error.message === message && code === 4429;
+      log.attempt("Share-link viewers over their caps", "TOO_MANY_REQUESTS, then closed", ok, () => `${answer.text} / ${code}`);
+    };
+    for (let round = 0; round < (LONG ? 20 : 1); round++) {
+      const viewers = [await watch("10.98.0.1"), await watch("10.98.0.1")];
+      for (const { answer } of viewers) expect(answer.json.result?.type, answer.text).toBe("data");
+      await refusedWith("10.98.0.1", `at most ${LIMITS.perViewerIp} share-link viewers per address; close one first`);
+      const third = await watch("10.98.0.2");
+      expect(third.answer.json.result?.type, third.answer.text).toBe("data");
+      await refusedWith("10.98.0.3", `at most ${LIMITS.perShareLink} viewers per share link; close one first`);
+      // With the link's viewers at their cap, the tenant's own user still gets every one of their places.
+      const mine = await Promise.all(Array.from({ length: LIMITS.perUser }, () => signedIn(tenant.token)));
+      for (const [i, s] of mine.entries()) expect((await subscribe(s, i + 1)).json.result?.type).toBe("data");
+      expect(app.http.connections.connectionsOfUser(tenant.userId)).toBe(LIMITS.perUser);
+      for (const s of [...mine, third.s, ...viewers.map((v) => v.s)]) s.close();
+      await eventually(() => app.http.connections.size, (n) => n === 0, "every connection closed");
+    }
+    expect(log.failures()).toEqual([]);
+  });
+
   it("on connections per address: the upgrade over the cap gets 429; other addresses are not affected", async () => {
     const address = "10.99.0.1";
     // Signed in (so the unauthenticated timeout leaves them open), spread over tenants so no
@@ -350,6 +389,107 @@ describe("messages per second", () => {
     expect(idRefused.json.id).toBeNull();
     s.send(batch.slice(0, LIMITS.maxBatch));
     await s.waitFor((f) => f.json?.id === LIMITS.maxBatch && f.json.result, "a batch within the limit");
+  });
+});
+
+describe("floods of any kind of frame", () => {
+  const ROUND = 100;
+  const ROUNDS = 20;
+  // What a flood may get from the server before it is closed: the burst allowance, the
+  // refusals that close it, and two rounds of slack for tokens refilled while a slow machine reads.
+  const BOUND = LIMITS.messagesPerSecond * 2 + REJECTIONS_BEFORE_CLOSE + 2 * ROUND;
+  const oversizedBatch = JSON.stringify(Array.from({ length: LIMITS.maxBatch + 1 }, (_, i) => ({ id: i + 1, method: "query", params: { path: "agent.roles" } })));
+  const longId = JSON.stringify({ id: "x".repeat(65), method: "query", params: { path: "agent.roles" } });
+  const kinds: [string, (i: number) => string | Buffer][] = [
+    ["oversized batches", () => oversizedBatch],
+    ["long request ids", () => longId],
+    ["malformed JSON", (i) => `{"id":${i},`],
+    ["binary frames", () => Buffer.from([1, 2, 3])],
+  ];
+  const stops: [string, (i: number) => string][] = [
+    ["subscription.stop frames", (i) => JSON.stringify({ id: i, method: "subscription.stop" })],
+    ["batches of subscription.stop", (i) => JSON.stringify(Array.from({ length: LIMITS.maxBatch }, (_, k) => ({ id: i * 100 + k, method: "subscription.stop" })))],
+  ];
+
+  // The unauthenticated timeout must not end a flood before its sender is closed for flooding.
+  let patient: TestPulse;
+  beforeAll(async () => {
+    patient = await startTestPulse({ runWorkers: false, database: app.database, security: { trustProxy: true, ws: { ...LIMITS, authTimeoutMs: 600_000 } } });
+  });
+  afterAll(async () => {
+    await patient?.close();
+  });
+
+  /**
+   * Sends `frame` in rounds until the server closes the socket, and after each round waits
+   * until the server has read it: `read(sent)` tells, from what came back. Counts frames,
+   * never time; gives up after `ROUNDS` rounds, so a flood the server never closes fails.
+   */
+  async function flood(s: RawSocket, frame: (i: number) => string | Buffer, read: (round: number, sent: number) => boolean, marker?: (round: number) => unknown) {
+    let sent = 0;
+    for (let round = 0; round < ROUNDS && s.isOpen; round++) {
+      for (let i = 0; i < ROUND; i++) s.ws.send(frame(sent++));
+      if (marker) s.send(marker(round));
+      await eventually(() => !s.isOpen || read(round, sent), (done) => done, `the server to read round ${round}`, 30_000);
+    }
+    const { code } = await s.closedWithin();
+    return { code, sent, answers: s.frames.length };
+  }
+
+  function record(attack: string, outcome: { code: number; sent: number; answers: number }) {
+    log.attempt(attack, `closed with 1008 within ${BOUND} frames, at most ${BOUND} answers`, outcome.code === 1008 && outcome.sent <= BOUND && outcome.answers <= BOUND, () => JSON.stringify(outcome));
+    log.observe(attack, `closed (${outcome.code}) after ${outcome.sent} frames, ${outcome.answers} answers`);
+  }
+
+  it("from a signed-in connection are closed with 1008 after a bounded number of frames and answers, stops included", async () => {
+    const tenant = await createQuietTenant(patient);
+    for (const [kind, frame] of [...kinds, ...stops]) {
+      const s = socket({}, patient);
+      await s.opened;
+      s.authenticate(tenant.token);
+      // The marker request is always answered: served, or refused over the rate.
+      const outcome = await flood(s, frame, (round) => s.answers(`m-${round}`).length > 0, (round) => ({ id: `m-${round}`, method: "query", params: { path: "agent.roles" } }));
+      record(`Flood of ${kind} (signed in)`, outcome);
+      expect(outcome, kind).toMatchObject({ code: 1008 });
+      expect(outcome.sent, kind).toBeLessThanOrEqual(BOUND);
+      expect(outcome.answers, kind).toBeLessThanOrEqual(BOUND);
+    }
+    expect(log.failures()).toEqual([]);
+    // The server is fine: a new connection is served at once.
+    const next = socket({}, patient);
+    await next.opened;
+    next.authenticate(tenant.token);
+    next.request(1, "query", "agent.roles");
+    expect((await next.waitFor((f) => f.json?.id === 1, "a fresh connection's answer")).json.result.type).toBe("data");
+  });
+
+  it("before connectionParams are closed with 1008 after a bounded number of frames and answers", async () => {
+    for (const [kind, frame] of kinds) {
+      const s = socket({}, patient);
+      await s.opened;
+      // Each of these frames is answered once (refused, or an error), and none is taken for connectionParams.
+      const outcome = await flood(s, frame, (_round, sent) => s.frames.length >= sent);
+      record(`Flood of ${kind} (before connectionParams)`, outcome);
+      expect(outcome, kind).toMatchObject({ code: 1008 });
+      expect(outcome.sent, kind).toBeLessThanOrEqual(BOUND);
+      expect(outcome.answers, kind).toBeLessThanOrEqual(BOUND);
+    }
+    expect(log.failures()).toEqual([]);
+  });
+
+  it("over the rate still stop the subscriptions they name", async () => {
+    const tenant = await createQuietTenant(patient);
+    const s = socket({}, patient);
+    await s.opened;
+    s.authenticate(tenant.token);
+    s.request(1, "subscription", "agent.onStatus", {});
+    await s.waitFor((f) => f.json?.id === 1 && f.json.result?.type === "data", "the subscription's snapshot");
+    // The budget spent (three times the burst allowance), then the stop.
+    for (let i = 0; i < LIMITS.messagesPerSecond * 6; i++) s.send("PING");
+    s.send({ id: 1, method: "subscription.stop" });
+    await s.waitFor((f) => f.json?.id === 1 && f.json.result?.type === "stopped", "the subscription to stop");
+    expect(s.frames.some((f) => errorCode(f.json) === "TOO_MANY_REQUESTS")).toBe(true);
+    expect(s.answers(1).filter((f) => f.json.error)).toEqual([]);
   });
 });
 
