@@ -10,6 +10,8 @@ export default defineConfig({
     // and a busy two-core machine may take minutes to start the processes some tests need.
     testTimeout: 180_000,
     hookTimeout: 180_000,
+    // expect.poll waits for a condition too; its default of one second is a race on a busy machine.
+    expect: { poll: { timeout: 30_000 } },
     // Integration files each start servers and workers; two cores run two at a time well.
     maxWorkers: 2,
     reporters: process.env.CI ? ["default", ["json", { outputFile: ".data/test-results.json" }]] : ["default"],
