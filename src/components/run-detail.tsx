@@ -2,10 +2,10 @@
 
 import { useRouter } from "next/navigation";
 import { useState, type ReactNode } from "react";
-import { formatDuration, formatTime, runMessage, stepStatus, type StepStatus } from "@/lib/format";
+import { droppedOutputNotice, formatDuration, formatTime, runMessage, stepStatus, type StepStatus } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
-import type { AgentEvent, LogPage, RunView } from "@/lib/trpc/types";
+import type { AgentEvent, LogPage, OutputPage, RunView } from "@/lib/trpc/types";
 import { useRun, useSharedRun } from "@/lib/trpc/use-run";
 import { useNow } from "@/lib/use-now";
 import { useStickToBottom } from "@/lib/use-stick-to-bottom";
@@ -50,6 +50,7 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
   const run = live ?? initial;
   const finished = isFinished(run);
   const router = useRouter();
+  const utils = trpc.useUtils();
   const [notice, setNotice] = useState<string | null>(null);
   const cancel = trpc.agent.cancel.useMutation({
     onMutate: () => setNotice(null),
@@ -75,7 +76,15 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
     </>
   );
   return (
-    <RunPanel run={run} timeline={timeline} title={title} actions={actions} notice={notice} sharing={<ShareControl runId={runId} />}>
+    <RunPanel
+      run={run}
+      timeline={timeline}
+      title={title}
+      actions={actions}
+      notice={notice}
+      sharing={<ShareControl runId={runId} />}
+      loadOutput={(before) => utils.agent.output.fetch({ runId, before }, { staleTime: 0 })}
+    >
       {finished ? <MemberRunLogs runId={runId} /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
     </RunPanel>
   );
@@ -85,8 +94,9 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
 export function SharedRunDetail({ initial, title }: { initial: RunView; title: string }) {
   const { run: live, timeline } = useSharedRun(initial);
   const run = live ?? initial;
+  const utils = trpc.useUtils();
   return (
-    <RunPanel run={run} timeline={timeline} title={title}>
+    <RunPanel run={run} timeline={timeline} title={title} loadOutput={(before) => utils.share.output.fetch({ before }, { staleTime: 0 })}>
       {isFinished(run) ? <SharedRunLogs /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
     </RunPanel>
   );
@@ -110,9 +120,12 @@ function RunPanel({
   actions,
   notice,
   sharing,
+  loadOutput,
   children,
 }: {
   run: RunView;
+  /** The run's output before an offset, a page at a time. */
+  loadOutput: LoadOutput;
   timeline: Timeline;
   title: string;
   actions?: ReactNode;
@@ -122,7 +135,6 @@ function RunPanel({
   children: ReactNode;
 }) {
   const now = useNow();
-  const outputRef = useStickToBottom<HTMLPreElement>(run.output);
   const timelineRef = useStickToBottom<HTMLOListElement>(timeline);
   const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
 
@@ -175,9 +187,8 @@ function RunPanel({
           )}
         </TitledCard>
         <TitledCard id="output" title="Output">
-          <pre ref={outputRef} className="max-h-72 overflow-auto whitespace-pre-wrap text-sm text-slate-800" data-testid="run-output" aria-live="polite">
-            {run.output || <span className="text-slate-500">Nothing yet.</span>}
-          </pre>
+          {/* A new attempt's output starts afresh, and so does what was loaded of the last one's. */}
+          <RunOutput key={run.attempt} run={run} loadOutput={loadOutput} />
         </TitledCard>
       </div>
 
@@ -196,6 +207,48 @@ function RunPanel({
 
       {children}
     </div>
+  );
+}
+
+type LoadOutput = (before: number) => Promise<OutputPage>;
+
+/**
+ * A run's output: the newest part, which its view carries and its events extend, and on
+ * demand the earlier parts, back to where the run stopped keeping them.
+ */
+function RunOutput({ run, loadOutput }: { run: RunView; loadOutput: LoadOutput }) {
+  const outputRef = useStickToBottom<HTMLPreElement>(run.output);
+  const [earlier, setEarlier] = useState<{ text: string; start: number; dropped: number } | null>(null);
+  const [loading, setLoading] = useState(false);
+  const [failure, setFailure] = useState<string | null>(null);
+  const start = earlier?.start ?? run.outputStart ?? 0;
+  const dropped = Math.max(earlier?.dropped ?? 0, run.outputDropped ?? 0);
+  const loadEarlier = () => {
+    setLoading(true);
+    setFailure(null);
+    loadOutput(start)
+      .then((page) => setEarlier({ text: page.text + (earlier?.text ?? ""), start: page.start, dropped: page.dropped }))
+      .catch((error: Error) => setFailure(`Could not load earlier output: ${error.message}`))
+      .finally(() => setLoading(false));
+  };
+  const text = (earlier?.text ?? "") + (run.output ?? "");
+  return (
+    <>
+      {start > dropped ? (
+        <button type="button" className="btn-quiet mb-2" onClick={loadEarlier} disabled={loading} data-testid="load-earlier-output">
+          Load earlier output
+        </button>
+      ) : null}
+      {failure ? (
+        <p className="text-sm text-bad" role="alert">
+          {failure}
+        </p>
+      ) : null}
+      <pre ref={outputRef} className="max-h-72 overflow-auto whitespace-pre-wrap text-sm text-slate-800" data-testid="run-output" aria-live="polite">
+        {start > 0 && start <= dropped ? <span className="text-slate-500">{`${droppedOutputNotice(start)}\n`}</span> : null}
+        {text || <span className="text-slate-500">Nothing yet.</span>}
+      </pre>
+    </>
   );
 }
 

@@ -54,7 +54,7 @@ function applyEvent(run: RunView, event: AgentEvent): RunView {
         message: null,
         willRetry: false,
         startedAt: event.startedAt,
-        ...(run.output === undefined ? {} : { output: "" }),
+        ...(run.output === undefined ? {} : { output: "", outputStart: 0, outputDropped: 0 }),
       };
     case "agent:progress":
       // Progress is not counted: the run keeps the counter of its last counted event.

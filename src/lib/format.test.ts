@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration, runMessage, stepStatus } from "./format";
+import { droppedOutputNotice, formatDuration, runMessage, stepStatus } from "./format";
 
 describe("formatDuration", () => {
   it("reads as seconds, minutes or hours, dropping zero parts", () => {
@@ -40,5 +40,11 @@ describe("stepStatus", () => {
   it("keeps a finished step's own status", () => {
     expect(stepStatus({ status: "completed", attempt: 1 }, { status: "cancelled", attempt: 1 })).toBe("completed");
     expect(stepStatus({ status: "failed", attempt: 1 }, { status: "active", attempt: 2 })).toBe("failed");
+  });
+});
+
+describe("droppedOutputNotice", () => {
+  it("says how many of the output's first characters the run no longer keeps", () => {
+    expect(droppedOutputNotice(34_464)).toBe("[… 34464 earlier characters dropped]");
   });
 });

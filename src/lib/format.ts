@@ -39,3 +39,8 @@ export function stepStatus(
   if (step.status !== "started") return step.status;
   return run.status === "active" && step.attempt === run.attempt ? "started" : "interrupted";
 }
+
+/** Stands where a run's output begins once the run no longer keeps its first `count` characters. */
+export function droppedOutputNotice(count: number): string {
+  return `[… ${count} earlier characters dropped]`;
+}

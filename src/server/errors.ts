@@ -2,7 +2,7 @@
  * Errors a user can cause, thrown by services and turned into the tRPC error of the same
  * code at the edge, so services stay callable without tRPC.
  */
-export type PulseErrorCode = "BAD_REQUEST" | "UNAUTHORIZED" | "NOT_FOUND" | "CONFLICT" | "TOO_MANY_REQUESTS";
+export type PulseErrorCode = "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "TOO_MANY_REQUESTS";
 
 export class PulseError extends Error {
   constructor(

@@ -40,7 +40,7 @@ export interface PulseOptions {
   /** Roles whose agents run outside Pulse and report over HTTP with their run's token. */
   externalAgentRoles?: readonly string[];
   /** How long publishes wait for an unreachable database, and how often progress is written. */
-  bus?: Pick<EventBusOptions, "databaseWaitMs" | "progressFlushMs">;
+  bus?: Pick<EventBusOptions, "databaseWaitMs" | "progressFlushMs" | "outputMaxChars">;
   /** This instance's metrics (default: a fresh set with its own registry). */
   metrics?: PulseMetrics;
   /** How worker processes look for runs the queue forgot (default: every minute, after a minute). */
@@ -134,7 +134,7 @@ export class Pulse {
       auth,
       shares: new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }),
       loginThrottle: new LoginThrottle(command, redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
-      reports: new ExternalReportService({ db, bus }),
+      reports: new ExternalReportService({ db, bus, externalRoles: externalAgentRoles }),
       agents: options.agents,
       externalAgentRoles,
       sessionTtlSeconds: options.auth.sessionTtlSeconds,

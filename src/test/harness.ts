@@ -47,6 +47,8 @@ export interface TestPulseOptions {
   /** Token lifetimes and sign-in limits (the per-address limit is lifted unless set: every test client is 127.0.0.1). */
   auth?: Partial<Omit<PulseOptions["auth"], "secret">>;
   externalAgentRoles?: string[];
+  /** The bus's settings (how much output a run keeps, for one). */
+  bus?: PulseOptions["bus"];
   /** Where Pulse logs; silent unless TEST_LOG_LEVEL says otherwise. */
   logger?: Logger;
 }
@@ -81,6 +83,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
       secret: TEST_SECRET,
     },
     ...(options.externalAgentRoles ? { externalAgentRoles: options.externalAgentRoles } : {}),
+    ...(options.bus ? { bus: options.bus } : {}),
   });
   const http = createPulseServer({ pulse, logger, secureCookies: false, ...(options.security ? { security: options.security } : {}) });
   await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));

@@ -11,4 +11,5 @@ export type ContextFeedEntry = RouterOutputs["context"]["events"]["items"][numbe
 export type ContextFeedItem = ContextFeedEntry["item"];
 export type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "resync" }>;
 export type LogPage = RouterOutputs["agent"]["logs"];
+export type OutputPage = RouterOutputs["agent"]["output"];
 export type ContextView = NonNullable<RouterOutputs["context"]["get"]>;

@@ -5,6 +5,7 @@ import { describeInputIssues, notFound, PulseError } from "../errors";
 import type { EventBus, PublishedEvent } from "../events/bus";
 import { reportBodySchema, SERVER_SET_FIELDS } from "../events/report-schema";
 import type { AgentEventInput } from "../events/schema";
+import { WITHOUT_OUTPUT } from "../events/snapshot";
 
 /**
  * Turns an external agent's report (one HTTP call per event) into an event on the bus. The
@@ -13,15 +14,28 @@ import type { AgentEventInput } from "../events/schema";
  * same database projection and the same stream carry it to every dashboard.
  */
 export class ExternalReportService {
-  constructor(private readonly deps: { db: PrismaClient; bus: EventBus }) {}
+  constructor(
+    private readonly deps: {
+      db: PrismaClient;
+      bus: EventBus;
+      /** Roles whose agents run outside Pulse; no other role's run takes reports. */
+      externalRoles: readonly string[];
+    },
+  ) {}
 
   /**
    * Publishes one report for the run in the URL. A run other than the token's is NOT_FOUND,
    * exactly like a run that does not exist; a report that no longer applies to the run (it
-   * ended, or is still queued) is CONFLICT saying why.
+   * ended, or is still queued) is CONFLICT saying why. A run of a role Pulse runs itself is
+   * FORBIDDEN, even with a valid token: only its worker reports it.
    */
   async report(grant: ReportGrant, runId: string, body: unknown): Promise<PublishedEvent> {
     if (runId !== grant.runId) throw notFound("run");
+    const run = await this.deps.db.agentRun.findFirst({ where: { id: grant.runId, tenantId: grant.tenantId }, omit: WITHOUT_OUTPUT });
+    if (!run) throw notFound("run");
+    if (!this.deps.externalRoles.includes(run.agentRole)) {
+      throw new PulseError("FORBIDDEN", `${run.agentRole} runs inside Pulse; only agents of EXTERNAL_AGENT_ROLES report over HTTP`);
+    }
     if (body !== null && typeof body === "object" && !Array.isArray(body)) {
       const smuggled = SERVER_SET_FIELDS.find((field) => field in body);
       if (smuggled) throw new PulseError("BAD_REQUEST", `${smuggled}: set by the server from the run token; leave it out`);
@@ -29,8 +43,6 @@ export class ExternalReportService {
     const parsed = reportBodySchema.safeParse(body);
     if (!parsed.success) throw new PulseError("BAD_REQUEST", describeInputIssues(parsed.error.issues));
     const report = parsed.data;
-    const run = await this.deps.db.agentRun.findFirst({ where: { id: grant.runId, tenantId: grant.tenantId } });
-    if (!run) throw notFound("run");
 
     const now = new Date().toISOString();
     const attempt = report.attempt ?? run.attempt;

@@ -1,6 +1,7 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { EventBus } from "../events/bus";
 import { TEXT_LIMITS } from "../events/schema";
+import { WITHOUT_OUTPUT } from "../events/snapshot";
 import type { Logger } from "../logger";
 import type { AgentQueues } from "./queue";
 import { fitText } from "./report-text";
@@ -62,6 +63,7 @@ export class RunReconciler {
           ...(this.deps.externalAgentRoles?.length ? { agentRole: { notIn: [...this.deps.externalAgentRoles] } } : {}),
         },
         take: 500,
+        omit: WITHOUT_OUTPUT,
       });
       for (const run of stale) {
         const job = await queues.get(run.agentRole).getJob(run.jobId);

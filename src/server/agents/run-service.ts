@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { notFound, PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
-import { readRunSnapshot, toRunView, type RunView } from "../events/snapshot";
+import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type OutputPage, type RunView } from "../events/snapshot";
 import type { RunStatus } from "../events/schema";
 import type { AgentQueues } from "./queue";
 
@@ -16,10 +16,11 @@ export interface StartRunOptions {
 
 /**
  * A run as it was created, with the token its creator hands to an external agent to report
- * it over HTTP. The token goes back to the caller of `start` only: it is never stored,
- * published or part of a snapshot.
+ * it over HTTP (null for roles Pulse runs itself, whose runs only their worker reports). The
+ * token goes back to the caller of `start` only: it is never stored, published or part of a
+ * snapshot.
  */
-export type StartedRun = RunView & { reportToken: string };
+export type StartedRun = RunView & { reportToken: string | null };
 
 /** Channel on which cancellations reach whichever worker process holds the job. */
 export const cancelChannel = (prefix: string) => `${prefix}:cancel`;
@@ -41,7 +42,7 @@ export class RunService {
       roles: () => readonly string[];
       /** Roles whose agents run outside Pulse and report over HTTP: their runs are not enqueued. */
       externalRoles?: readonly string[];
-      /** Signs the run-scoped token an external agent reports with. */
+      /** Signs the run-scoped token an external agent reports with (runs of `externalRoles` only). */
       issueReportToken: (grant: { tenantId: string; runId: string }) => Promise<string>;
     },
   ) {}
@@ -97,7 +98,7 @@ export class RunService {
         input: options.input ?? {},
       });
     }
-    const reportToken = await this.deps.issueReportToken({ tenantId, runId: run.id });
+    const reportToken = external ? await this.deps.issueReportToken({ tenantId, runId: run.id }) : null;
     return { ...toRunView({ ...run, seq: queued?.event.seq ?? run.seq }), reportToken };
   }
 
@@ -155,6 +156,16 @@ export class RunService {
     return run;
   }
 
+  /**
+   * At most `limit` characters of the run's output before `before` or from `after` (see
+   * `readOutputPage`): how a page loads what precedes the window its view carries.
+   */
+  async output(tenantId: string, runId: string, page: { before?: number; after?: number; limit?: number }): Promise<OutputPage> {
+    const found = await readOutputPage(this.deps.db, tenantId, runId, { ...page, limit: page.limit ?? OUTPUT_WINDOW_CHARS });
+    if (!found) throw notFound("run");
+    return found;
+  }
+
   /** The tenant's run, or null when it has none of that id. */
   async find(tenantId: string, runId: string): Promise<RunView | null> {
     const snapshot = await readRunSnapshot({ db: this.deps.db, stream: this.deps.bus.stream }, tenantId, runId);
@@ -175,6 +186,7 @@ export class RunService {
       orderBy: { queuedAt: "desc" },
       take: filter.limit + 1,
       include: { steps: { orderBy: { startedAt: "asc" } } },
+      omit: WITHOUT_OUTPUT,
     });
     const page = rows.slice(0, filter.limit).map((r) => toRunView(r));
     return { runs: page, nextBefore: rows.length > filter.limit ? (page.at(-1)?.queuedAt ?? null) : null };
@@ -227,7 +239,7 @@ export class RunService {
   }
 
   private async require(tenantId: string, runId: string) {
-    const run = await this.deps.db.agentRun.findFirst({ where: { id: runId, tenantId } });
+    const run = await this.deps.db.agentRun.findFirst({ where: { id: runId, tenantId }, omit: WITHOUT_OUTPUT });
     if (!run) throw notFound("run");
     return run;
   }

@@ -25,6 +25,8 @@ export interface EventBusOptions {
   databaseWaitMs?: number;
   /** How often runs' latest progress is written to the database (default 250 ms). */
   progressFlushMs?: number;
+  /** How much of an attempt's output a run keeps (default `DEFAULT_RUN_OUTPUT_MAX_CHARS`). */
+  outputMaxChars?: number;
   /** Told about every event appended, for metrics. */
   onPublished?: (event: PulseEvent) => void;
 }
@@ -53,7 +55,7 @@ export class EventBus {
     this.stream = options.stream;
     this.databaseWaitMs = options.databaseWaitMs ?? 30_000;
     this.progress = new ProgressProjector(options.sql, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
-    this.activity = new RunActivityWriter(options.sql);
+    this.activity = new RunActivityWriter(options.sql, options.outputMaxChars);
   }
 
   /** Runs whose latest progress is waiting to be written to the database. */

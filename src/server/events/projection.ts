@@ -67,6 +67,7 @@ async function apply(db: PrismaClient, event: StateEventInput, key: string, late
           message: null,
           // Output is the attempt's: a retry writes it afresh rather than after the failed one's.
           output: "",
+          outputLength: 0,
           willRetry: false,
           startedAt: new Date(event.startedAt),
         },
@@ -148,6 +149,9 @@ const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
  */
 const LOCK_IN_ID_ORDER = Prisma.sql`ORDER BY r."id" FOR UPDATE OF r`;
 
+/** How much of an attempt's output a run keeps, unless configured (`RUN_OUTPUT_MAX_CHARS`). */
+export const DEFAULT_RUN_OUTPUT_MAX_CHARS = 1_048_576;
+
 /** A run activity event and the key of the publish it belongs to. */
 export interface KeyedRunActivity {
   event: RunActivityInput;
@@ -163,8 +167,16 @@ export interface KeyedRunActivity {
  *
  * The events travel as one array per column (`unnest`), so the statement's text and its
  * number of parameters do not grow with the batch.
+ *
+ * A run keeps the last `outputMaxChars` characters of its attempt's output: past that, the
+ * oldest are dropped (`outputLength` still counts them), so no agent can grow a row, and
+ * every read of it, without bound.
  */
-export async function projectRunActivity(sql: SqlClient, batch: readonly KeyedRunActivity[]): Promise<(number | null)[]> {
+export async function projectRunActivity(
+  sql: SqlClient,
+  batch: readonly KeyedRunActivity[],
+  outputMaxChars = DEFAULT_RUN_OUTPUT_MAX_CHARS,
+): Promise<(number | null)[]> {
   // Two events of one run would share one bump of its counter.
   if (new Set(batch.map(({ event }) => event.runId)).size < batch.length) throw new Error("projectRunActivity: more than one event of a run in one batch");
   // Step ids are global keys; one that does not start with its run's id could name
@@ -213,7 +225,8 @@ export async function projectRunActivity(sql: SqlClient, batch: readonly KeyedRu
     run AS (
       UPDATE "AgentRun" AS r
       SET "seq" = r."seq" + 1, "lastEventKey" = e."key", "updatedAt" = ${UTC_NOW},
-          "output" = CASE WHEN e."chunk" IS NULL THEN r."output" ELSE r."output" || e."chunk" END
+          "output" = CASE WHEN e."chunk" IS NULL THEN r."output" ELSE right(r."output" || e."chunk", ${outputMaxChars}::int) END,
+          "outputLength" = r."outputLength" + coalesce(char_length(e."chunk"), 0)
       FROM running AS e
       WHERE r."id" = e."runId"
       RETURNING r."id", r."seq", r."tenantId", r."attempt"

@@ -1,6 +1,6 @@
 import type { SqlClient } from "../sql";
 import { isDatabaseUnavailable } from "../database-unavailable";
-import { projectRunActivity, type KeyedRunActivity, type RunActivityInput } from "./projection";
+import { DEFAULT_RUN_OUTPUT_MAX_CHARS, projectRunActivity, type KeyedRunActivity, type RunActivityInput } from "./projection";
 
 /** An event waiting for its batch, and the publish waiting for its answer. */
 interface QueuedActivity extends KeyedRunActivity {
@@ -22,7 +22,11 @@ export class RunActivityWriter {
   private queue: QueuedActivity[] = [];
   private writing = false;
 
-  constructor(private readonly sql: SqlClient) {}
+  constructor(
+    private readonly sql: SqlClient,
+    /** How much of an attempt's output a run keeps (see `projectRunActivity`). */
+    private readonly outputMaxChars = DEFAULT_RUN_OUTPUT_MAX_CHARS,
+  ) {}
 
   /**
    * Applies an event with the next batch: resolves to its `seq`, or null when it no longer
@@ -62,7 +66,7 @@ export class RunActivityWriter {
 
   private async writeBatch(batch: QueuedActivity[]): Promise<void> {
     try {
-      const seqs = await projectRunActivity(this.sql, batch);
+      const seqs = await projectRunActivity(this.sql, batch, this.outputMaxChars);
       batch.forEach((queued, i) => queued.resolve(seqs[i] ?? null));
     } catch (error) {
       if (batch.length > 1 && !isDatabaseUnavailable(error)) {

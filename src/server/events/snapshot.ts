@@ -1,5 +1,5 @@
 import type { PrismaClient } from "../../generated/prisma/client";
-import type { AgentRun, ContextFile, RunStep } from "../../generated/prisma/client";
+import { Prisma, type AgentRun, type ContextFile, type RunStep } from "../../generated/prisma/client";
 import type { LiveProgress, TenantEventStream } from "./event-stream";
 import type { ContextStatus, RunPhase, RunStatus } from "./schema";
 
@@ -42,9 +42,33 @@ export interface RunView {
   cancelledAt: string | null;
   updatedAt: string;
   steps: StepView[];
-  /** The streamed output; present when the view is about one run. */
+  /**
+   * The newest of the attempt's streamed output (at most `OUTPUT_WINDOW_CHARS`); present when
+   * the view is about one run. Earlier output is read a page at a time (`readOutputPage`).
+   */
   output?: string;
+  /** Where `output` starts among every character the attempt output; 0 when it holds all of it. */
+  outputStart?: number;
+  /** How many of the attempt's first characters the run no longer keeps (see `projectRunActivity`). */
+  outputDropped?: number;
 }
+
+/** Characters [start, end) of everything a run's attempt output, and how many at the front are no longer kept. */
+export interface OutputPage {
+  text: string;
+  start: number;
+  end: number;
+  dropped: number;
+}
+
+/** Output a view of one run carries: the newest 64 Ki characters, whatever the run holds. */
+export const OUTPUT_WINDOW_CHARS = 65_536;
+
+/** A run's row without its output, which only ever leaves the database a bounded page at a time. */
+export type RunRow = Omit<AgentRun, "output">;
+
+/** Reads of runs leave `output` out (see `RunRow`). */
+export const WITHOUT_OUTPUT = { output: true } as const;
 
 export interface ContextView {
   status: ContextStatus;
@@ -78,7 +102,7 @@ export function toStepView(step: RunStep): StepView {
   };
 }
 
-export function toRunView(run: AgentRun & { steps?: RunStep[] }, withOutput = false): RunView {
+export function toRunView(run: RunRow & { steps?: RunStep[] }, output?: OutputPage): RunView {
   return {
     id: run.id,
     tenantId: run.tenantId,
@@ -102,7 +126,7 @@ export function toRunView(run: AgentRun & { steps?: RunStep[] }, withOutput = fa
     cancelledAt: iso(run.cancelledAt),
     updatedAt: run.updatedAt.toISOString(),
     steps: (run.steps ?? []).map(toStepView),
-    ...(withOutput ? { output: run.output } : {}),
+    ...(output ? { output: output.text, outputStart: output.start, outputDropped: output.dropped } : {}),
   };
 }
 
@@ -144,12 +168,14 @@ export async function readAgentSnapshot(
       orderBy: { queuedAt: "desc" },
       take: 100,
       include: stepsInOrder,
+      omit: WITHOUT_OUTPUT,
     }),
     db.agentRun.findMany({
       where,
       orderBy: [{ agentRole: "asc" }, { queuedAt: "desc" }],
       distinct: ["agentRole"],
       include: stepsInOrder,
+      omit: WITHOUT_OUTPUT,
     }),
   ]);
   const byId = new Map<string, RunView>();
@@ -157,12 +183,49 @@ export async function readAgentSnapshot(
   return { runs: withLiveProgress([...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)), progress) };
 }
 
-/** One run in full, output included; null when it does not exist for this tenant. */
+/**
+ * One run, with the newest `OUTPUT_WINDOW_CHARS` of its output; null when it does not exist
+ * for this tenant.
+ */
 export async function readRunSnapshot({ db, stream }: SnapshotSource, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
   // Redis before the database: see `withLiveProgress`.
   const progress = await stream.readLiveProgress(tenantId, [runId]);
-  const run = await db.agentRun.findFirst({ where: { id: runId, tenantId }, include: stepsInOrder });
-  return run ? { runs: withLiveProgress([toRunView(run, true)], progress) } : null;
+  const run = await db.agentRun.findFirst({ where: { id: runId, tenantId }, include: stepsInOrder, omit: WITHOUT_OUTPUT });
+  if (!run) return null;
+  // The window ends where the output stood when the row was read, so it holds exactly the
+  // chunks the row's `seq` counts, whatever was appended since.
+  const output = await readOutputPage(db, tenantId, runId, { before: run.outputLength, limit: OUTPUT_WINDOW_CHARS, attempt: run.attempt });
+  return { runs: withLiveProgress([toRunView(run, output ?? emptyPage(run.outputLength))], progress) };
+}
+
+const emptyPage = (at: number): OutputPage => ({ text: "", start: at, end: at, dropped: at });
+
+/**
+ * At most `limit` characters of a run's output: those just before `before` (default: the
+ * end), or from `after` on. Offsets count every character the attempt output, dropped ones
+ * included, so they stay valid as the output grows. Null when the run is not the tenant's, or
+ * no longer on `attempt`.
+ */
+export async function readOutputPage(
+  db: PrismaClient,
+  tenantId: string,
+  runId: string,
+  page: { before?: number; after?: number; limit: number; attempt?: number },
+): Promise<OutputPage | null> {
+  const rows = await db.$queryRaw<{ text: string; start: number; end: number; dropped: number }[]>(Prisma.sql`
+    SELECT substring(r."output" FROM (w."start" - k."dropped" + 1)::int FOR (w."end" - w."start")::int) AS "text",
+      w."start", w."end", k."dropped"
+    FROM "AgentRun" AS r,
+    LATERAL (SELECT r."outputLength" - char_length(r."output") AS "dropped") AS k,
+    LATERAL (SELECT greatest(k."dropped", least(coalesce(${page.before ?? null}::float8, r."outputLength"), r."outputLength")) AS "end") AS b,
+    LATERAL (SELECT
+      CASE WHEN ${page.after ?? null}::float8 IS NULL THEN greatest(k."dropped", b."end" - ${page.limit}::int)
+        ELSE least(r."outputLength", greatest(k."dropped", ${page.after ?? null}::float8)) END AS "start") AS a,
+    LATERAL (SELECT a."start",
+      CASE WHEN ${page.after ?? null}::float8 IS NULL THEN b."end" ELSE least(r."outputLength", a."start" + ${page.limit}::int) END AS "end") AS w
+    WHERE r."id" = ${runId} AND r."tenantId" = ${tenantId} AND (${page.attempt ?? null}::int IS NULL OR r."attempt" = ${page.attempt ?? null}::int)`);
+  const row = rows[0];
+  return row ? { text: row.text, start: Number(row.start), end: Number(row.end), dropped: Number(row.dropped) } : null;
 }
 
 export async function readContextSnapshot(db: PrismaClient, tenantId: string): Promise<ContextSnapshot> {

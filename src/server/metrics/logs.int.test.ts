@@ -99,7 +99,7 @@ describe("logs", () => {
     agent.tick(2);
     agent.finish();
     const external = await http.agent.run.mutate({ agentRole: EXTERNAL_ROLE });
-    const reportToken = external.reportToken;
+    const reportToken = external.reportToken!;
     expect((await postRunEvent(app, external.runId, reportToken, { type: "agent:active" })).status).toBe(202);
     expect((await postRunEvent(app, external.runId, `${reportToken}x`, { type: "agent:completed" })).status).toBe(401);
     expect((await postRunEvent(app, external.runId, reportToken, { type: "agent:completed" })).status).toBe(202);

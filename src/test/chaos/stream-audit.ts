@@ -133,7 +133,9 @@ export async function auditState(recorder: RecorderClient, source: SnapshotSourc
     where: { tenantId, id: { in: Object.keys(mine) } },
     include: { steps: { orderBy: { startedAt: "asc" } } },
   });
-  const byId = new Map(rows.map((r) => [r.id, toRunView(r, withOutput)]));
+  // The whole stored output: the audited runs write far less than a view's window.
+  const stored = ({ output, ...r }: (typeof rows)[number]) => ({ text: output, start: r.outputLength - output.length, end: r.outputLength, dropped: r.outputLength - output.length });
+  const byId = new Map(rows.map((r) => [r.id, toRunView(r, withOutput ? stored(r) : undefined)]));
   for (const run of Object.values(mine)) {
     const truth = byId.get(run.id);
     if (!truth) {

@@ -112,7 +112,7 @@ describe("tenant isolation under canaries", () => {
     await shareWatcher.waitFor((f) => f.json?.id === "share" && f.json.result?.type === "data", "the share snapshot");
 
     // B publishes canaries: through the bus as its agents would, and some over HTTP.
-    const victimRuns: { id: string; reportToken: string }[] = [];
+    const victimRuns: { id: string; reportToken: string | null }[] = [];
     const victimShares: string[] = [];
     let planted = 0;
     const plant = async () => {

@@ -191,3 +191,23 @@ describe("a report token", () => {
     expect(log.failures()).toEqual([]);
   });
 });
+
+describe("a run of a role Pulse runs itself", () => {
+  it("gets no report token, and takes no report even with a validly signed one: 403, nothing published", async () => {
+    const tenant = await createQuietTenant(app);
+    const started = await httpClient(app, tenant.token).agent.run.mutate({ agentRole: "client-researcher" });
+    expect(started.reportToken).toBeNull();
+    const { auth, runs, stream } = app.pulse.services;
+    const forged = await auth.issueReportToken({ tenantId: tenant.tenantId, runId: started.runId });
+    const before = await runs.get(tenant.tenantId, started.runId);
+    const streamed = (await stream.readAfter(tenant.tenantId, "0-0", 1000)).length;
+    const bodies = [{ type: "agent:active" }, { type: "agent:output", chunk: "forged" }, { type: "agent:completed" }, { type: "agent:progress", progress: 150 }];
+    for (const body of bodies) {
+      const answer = await report(started.runId, forged, body);
+      log.attempt("Report token for a run Pulse runs itself", "403 FORBIDDEN, nothing published", answer.status === 403 && answer.json?.error?.code === "FORBIDDEN", () => `${answer.status} ${answer.text}`);
+    }
+    expect(await runs.get(tenant.tenantId, started.runId)).toEqual(before);
+    expect((await stream.readAfter(tenant.tenantId, "0-0", 1000)).length).toBe(streamed);
+    expect(log.get("Report token for a run Pulse runs itself")?.failures).toBe(0);
+  });
+});

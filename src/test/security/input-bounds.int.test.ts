@@ -101,6 +101,7 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
   ],
   "agent.cancel": [[{ runId: "r".repeat(129) }, "runId"], [{ runId: "\u0000" }, "runId"]],
   "agent.retry": [[{}, "runId"]],
+  "agent.output": [[{ runId: "r", before: -1 }, "before"], [{ runId: "r", after: 2 ** 60 }, "after"], [{ runId: "r", limit: 65_537 }, "limit"], [{ runId: "r", before: 2, after: 1 }, "after"]],
   "context.onStatusChanged": [[{ lastEventId: "latest" }, "lastEventId"]],
   "context.events": [[{ limit: -1 }, "limit"], [{ cursor: "0" }, "cursor"]],
   "context.approve": [[{ version: 0 }, "version"], [{ version: 1_000_001 }, "version"], [{ version: "1" }, "version"]],
@@ -110,6 +111,7 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
   "share.revoke": [[{ shareId: "s".repeat(65) }, "shareId"]],
   "share.onRun": [[{ lastEventId: "x" }, "lastEventId"]],
   "share.events": [[{ cursor: "x" }, "cursor"], [{ limit: 10_000 }, "limit"]],
+  "share.output": [[{ before: 1.5 }, "before"], [{ limit: 0 }, "limit"]],
   "share.logs": [[{ cursor: "c".repeat(129) }, "cursor"], [{ cursor: "c\u0000" }, "cursor"], [{ limit: 0 }, "limit"]],
 };
 

@@ -35,7 +35,7 @@ afterAll(async () => {
   await app?.close();
 });
 
-async function report(runId: string, token: string, body: unknown): Promise<string> {
+async function report(runId: string, token: string | null, body: unknown): Promise<string> {
   const res = await postRunEvent(app, runId, token, body);
   expect(res.status).toBe(202);
   return (res.json as { id: string }).id;

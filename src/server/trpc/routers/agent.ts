@@ -4,7 +4,7 @@ import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
 import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, withoutNul, type AgentEvent, type PulseEvent } from "../../events/schema";
-import { readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
+import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, trackedFeed } from "../trpc";
@@ -13,6 +13,26 @@ const runId = idSchema;
 
 /** A page of a run's log lines: after `cursor` (the last line's id), at most `limit`. Shared with `share.logs`. */
 export const logPageInput = { cursor: idSchema.optional(), limit: z.number().int().min(1).max(500).default(200) };
+
+/** An offset into a run's output, in characters: within what a double counts exactly. */
+const outputOffset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A page of a run's output: the characters before `before` (default: the end) or from
+ * `after` on, at most `limit`. Shared with `share.output`.
+ */
+const outputPageFields = {
+  before: outputOffset.optional(),
+  after: outputOffset.optional(),
+  limit: z.number().int().min(1).max(OUTPUT_WINDOW_CHARS).default(OUTPUT_WINDOW_CHARS),
+};
+
+/** `outputPageFields` and what else names the run, refusing a page asked both ways. */
+export const outputPageInput = <Shape extends z.ZodRawShape>(shape: Shape) =>
+  z.object({ ...shape, ...outputPageFields }).refine((page) => !("before" in page && "after" in page && page.before !== undefined && page.after !== undefined), {
+    message: "give before or after, not both",
+    path: ["after"],
+  });
 
 /** What an agent run is started with: a few named values, each bounded. */
 const runInput = z
@@ -128,6 +148,11 @@ export const agentRouter = router({
   get: authedProcedure
     .input(z.object({ runId }))
     .query(({ ctx, input }) => ctx.services.runs.get(ctx.session.tenantId, input.runId)),
+
+  /** Earlier output than a view's window holds, a page at a time (`outputStart` of the view is the first `before`). */
+  output: authedProcedure
+    .input(outputPageInput({ runId }))
+    .query(({ ctx, input: { runId, ...page } }) => ctx.services.runs.output(ctx.session.tenantId, runId, page)),
 
   logs: authedProcedure
     .input(z.object({ runId, ...logPageInput }))

@@ -1,10 +1,11 @@
 import { z } from "zod";
 import { readEventPage, resolveCursor } from "../../events/feed";
 import { idSchema, streamIdSchema } from "../../events/schema";
+import { OUTPUT_WINDOW_CHARS } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
-import { AgentFeedQuery, logPageInput } from "./agent";
+import { AgentFeedQuery, logPageInput, outputPageInput } from "./agent";
 
 /**
  * The shared run's events only, its snapshot that run and nothing else of the tenant, from
@@ -41,7 +42,7 @@ export const shareRouter = router({
     .input(z.object({ shareId: z.string().min(1).max(64) }))
     .mutation(({ ctx, input }) => ctx.services.shares.revoke(ctx.session, input.shareId)),
 
-  /** The shared run as it is now, output and steps included. */
+  /** The shared run as it is now, with its steps and the newest of its output. */
   run: sharedRunProcedure.query(({ ctx }) => ctx.services.runs.get(ctx.share.tenantId, ctx.share.runId)),
 
   /** The shared run live: a snapshot, then its events; resumes after `lastEventId` like `agent.onStatus`. */
@@ -56,6 +57,11 @@ export const shareRouter = router({
   logs: sharedRunProcedure
     .input(z.object(logPageInput).default({ limit: 200 }))
     .query(({ ctx, input }) => ctx.services.runs.logs(ctx.share.tenantId, ctx.share.runId, input.cursor, input.limit)),
+
+  /** The shared run's earlier output, a page at a time (as `agent.output`). */
+  output: sharedRunProcedure
+    .input(outputPageInput({}).default({ limit: OUTPUT_WINDOW_CHARS }))
+    .query(({ ctx, input }) => ctx.services.runs.output(ctx.share.tenantId, ctx.share.runId, input)),
 
   /** The polling twin of `onRun`. */
   events: sharedRunProcedure

@@ -1,0 +1,289 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createTRPCClient, httpLink } from "@trpc/client";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import WebSocket from "ws";
+import type { Database } from "../../server/db";
+import { TRPC_PATH } from "../../server/http-server";
+import type { AppRouter } from "../../server/trpc/root";
+import { PulseChild } from "../chaos/pulse-child";
+import { openTestPostgres } from "../harness";
+import { AttackLog, sleep } from "./security-kit";
+
+/**
+ * The attack of issue 23: an external agent writes megabytes of output to a run, the run is
+ * shared, and one address opens many `share.onRun` subscriptions and loops on `share.run`.
+ * Each view used to carry the whole output, built anew for every viewer, and a Pulse with a
+ * 512 MB heap died of it. Pulse runs here as production runs it, in a child process with
+ * that heap; the test reads its heap from /metrics and times another tenant's events.
+ */
+
+const LONG = process.env.PULSE_LONG === "1";
+// A child process compiles the whole server at start: slow on a loaded machine.
+vi.setConfig({ testTimeout: LONG ? 900_000 : 400_000, hookTimeout: 300_000 });
+const log = new AttackLog("output-flood", LONG);
+
+const WRITER = "writer";
+const TICKER = "ticker";
+const HEAP_LIMIT_MB = 512;
+/** The heap the process may reach under the attack: well under its limit, with room for a loaded machine. */
+const HEAP_BOUND_BYTES = 320 * 1024 * 1024;
+const CHUNK_CHARS = 16_000;
+const OUTPUT_CHUNKS = LONG ? 512 : 256;
+const SOCKETS = 20;
+const SUBSCRIPTIONS_PER_SOCKET = 10;
+const RESUBSCRIBE_ROUNDS = LONG ? 10 : 2;
+const HTTP_LOOPS = 4;
+const HTTP_READS_PER_LOOP = LONG ? 50 : 15;
+const METRICS_TOKEN = "output-flood-metrics-token";
+
+let child: PulseChild;
+let database: Database | undefined;
+let pgliteDir: string | undefined;
+
+beforeAll(async () => {
+  const env: Record<string, string> = {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    NODE_OPTIONS: `--max-old-space-size=${HEAP_LIMIT_MB}`,
+    REDIS_URL: inject("redisUrl"),
+    REDIS_PREFIX: `flood-${Math.random().toString(36).slice(2, 10)}`,
+    AUTH_SECRET: "output-flood-secret-that-is-at-least-32-characters",
+    PULSE_WEB: "false",
+    PULSE_WORKERS: "false",
+    PULSE_DEMO: "false",
+    EXTERNAL_AGENT_ROLES: `${WRITER},${TICKER}`,
+    METRICS_TOKEN,
+    // PulseChild waits for the start-up line, logged at info.
+    LOG_LEVEL: "info",
+  };
+  if (inject("databaseUrl")) {
+    const postgres = await openTestPostgres();
+    database = postgres.database;
+    // Migrated here; the child only connects.
+    env.DATABASE_URL = postgres.url;
+  } else {
+    pgliteDir = await mkdtemp(path.join(tmpdir(), "pulse-flood-"));
+    env.PGLITE_DIR = path.join(pgliteDir, "pglite");
+  }
+  // Assigned before it starts, so `afterAll` stops it even when the start times out.
+  child = new PulseChild("api", "output-flood", env);
+  await child.start(240_000);
+});
+
+afterAll(async () => {
+  await log.save();
+  if (child?.running) await child.stop("SIGKILL");
+  await database?.close();
+  if (pgliteDir) await rm(pgliteDir, { recursive: true, force: true });
+});
+
+/** `nodejs_heap_size_used_bytes` from the child's /metrics, or null once it no longer answers. */
+async function heapUsed(): Promise<number | null> {
+  try {
+    const res = await fetch(`${child.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    const match = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)$/m.exec(await res.text());
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The child's procedures over HTTP, as the bearer of `token`. */
+const client = (token?: string) =>
+  createTRPCClient<AppRouter>({ links: [httpLink({ url: `${child.url}${TRPC_PATH}`, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) })] });
+
+async function register(name: string) {
+  const { token } = await client().auth.register.mutate({ email: `${name}@flood.test`, password: "correct horse battery", tenantName: name });
+  return { token, http: client(token) };
+}
+
+/** POSTs one report, waiting out the run's rate (429) as a well-behaved agent would. */
+async function report(runId: string, token: string, body: unknown): Promise<{ status: number }> {
+  for (let tries = 0; tries < 200; tries++) {
+    const res = await fetch(`${child.url}/api/runs/${runId}/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
+    await res.arrayBuffer();
+    if (res.status !== 429) return { status: res.status };
+    await sleep(Number(res.headers.get("retry-after") ?? 1) * 250);
+  }
+  throw new Error("the report never got through the rate limit");
+}
+
+/**
+ * A share viewer that reads every frame and keeps only their count and size, answering the
+ * server's pings: an attacker that costs itself nothing.
+ */
+class Viewer {
+  readonly ws: WebSocket;
+  readonly opened: Promise<void>;
+  snapshots = 0;
+  /** Subscriptions answered with an error (over a cap) rather than a snapshot. */
+  refused = 0;
+  bytes = 0;
+  largestFrame = 0;
+  private nextId = 1;
+  private readonly live: number[] = [];
+
+  constructor(token: string) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${child.port}${TRPC_PATH}?connectionParams=1`);
+    this.ws.on("error", () => {});
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once("open", () => {
+        this.ws.send(JSON.stringify({ method: "connectionParams", data: { token } }));
+        resolve();
+      });
+      this.ws.once("error", reject);
+    });
+    this.ws.on("message", (data: Buffer) => {
+      if (data.length === 4 && data.toString() === "PING") return void this.ws.send("PONG");
+      this.bytes += data.length;
+      this.largestFrame = Math.max(this.largestFrame, data.length);
+      if (data.includes('"type":"snapshot"')) this.snapshots += 1;
+      else if (data.includes('"error":')) this.refused += 1;
+    });
+  }
+
+  /** Ends its subscriptions and opens `count` new ones, each answered with a snapshot. */
+  resubscribe(count: number): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    for (const id of this.live.splice(0)) this.ws.send(JSON.stringify({ id, method: "subscription.stop" }));
+    for (let i = 0; i < count; i++) {
+      const id = this.nextId++;
+      this.live.push(id);
+      this.ws.send(JSON.stringify({ id, method: "subscription", params: { path: "share.onRun", input: {} } }));
+    }
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+};
+
+describe("a shared run flooded with output, watched by many viewers", () => {
+  it("keeps the process up, its heap bounded, and another tenant's events flowing", async () => {
+    const attacker = await register("attacker");
+    const bystander = await register("bystander");
+
+    // The attacker's external agent writes megabytes of output to a run it then shares.
+    const flood = await attacker.http.agent.run.mutate({ agentRole: WRITER });
+    expect((await report(flood.runId, flood.reportToken!, { type: "agent:active" })).status).toBe(202);
+    const chunk = "x".repeat(CHUNK_CHARS);
+    let written = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (written < OUTPUT_CHUNKS) {
+          written += 1;
+          expect((await report(flood.runId, flood.reportToken!, { type: "agent:output", chunk })).status).toBe(202);
+        }
+      }),
+    );
+    const share = await attacker.http.share.create.mutate({ runId: flood.runId, expiresInMinutes: 60 });
+
+    // Another tenant's dashboard watches its own run; its agent reports progress steadily.
+    const tick = await bystander.http.agent.run.mutate({ agentRole: TICKER });
+    expect((await report(tick.runId, tick.reportToken!, { type: "agent:active" })).status).toBe(202);
+    const latencies = { quiet: [] as number[], attack: [] as number[] };
+    let phase: keyof typeof latencies = "quiet";
+    const dashboard = new WebSocket(`ws://127.0.0.1:${child.port}${TRPC_PATH}?connectionParams=1`);
+    dashboard.on("error", () => {});
+    let delivered = 0;
+    dashboard.on("message", (data: Buffer) => {
+      const text = data.toString();
+      if (text === "PING") return void dashboard.send("PONG");
+      const item = JSON.parse(text)?.result?.data?.data;
+      if (item?.type !== "agent:progress") return;
+      delivered += 1;
+      latencies[phase].push(Date.now() - Date.parse(item.at));
+    });
+    await new Promise((resolve) => dashboard.once("open", resolve));
+    dashboard.send(JSON.stringify({ method: "connectionParams", data: { token: bystander.token } }));
+    dashboard.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "agent.onStatus", input: { runId: tick.runId } } }));
+    let ticking = true;
+    let sent = 0;
+    let accepted = 0;
+    const ticker = (async () => {
+      while (ticking && sent < 10_000) {
+        sent += 1;
+        const answer = await report(tick.runId, tick.reportToken!, { type: "agent:progress", progress: sent % 100, message: `tick ${sent}` }).catch(() => null);
+        if (answer?.status === 202) accepted += 1;
+        await sleep(100);
+      }
+    })();
+    const enough = async (n: number) => {
+      for (let i = 0; i < 3_000 && latencies[phase].length < n; i++) await sleep(20);
+    };
+    await enough(30);
+
+    // The attack: many viewers of the shared run from one address, and share.run in loops.
+    phase = "attack";
+    let peakHeap = (await heapUsed()) ?? 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling && child.running) {
+        peakHeap = Math.max(peakHeap, (await heapUsed()) ?? 0);
+        await sleep(250);
+      }
+    })();
+    const viewers = Array.from({ length: SOCKETS }, () => new Viewer(share.token));
+    await Promise.all(viewers.map((v) => v.opened.catch(() => {})));
+    let httpBytes = 0;
+    let httpReads = 0;
+    const reads = Promise.all(
+      Array.from({ length: HTTP_LOOPS }, async () => {
+        for (let i = 0; i < HTTP_READS_PER_LOOP && child.running; i++) {
+          const res = await fetch(`${child.url}${TRPC_PATH}/share.run`, { headers: { authorization: `Bearer ${share.token}` } }).catch(() => null);
+          httpBytes += res ? (await res.arrayBuffer().catch(() => new ArrayBuffer(0))).byteLength : 0;
+          httpReads += 1;
+        }
+      }),
+    );
+    for (let round = 0; round < RESUBSCRIBE_ROUNDS && child.running; round++) {
+      const expected = (round + 1) * SUBSCRIPTIONS_PER_SOCKET * SOCKETS;
+      for (const v of viewers) v.resubscribe(SUBSCRIPTIONS_PER_SOCKET);
+      // Each round waits for its answers (or the process's end), within a generous bound.
+      for (let i = 0; i < 3_000 && child.running && viewers.reduce((n, v) => n + v.snapshots + v.refused, 0) < expected; i++) await sleep(20);
+    }
+    await reads;
+    await enough(30);
+    sampling = false;
+    await sampler;
+    const up = child.running;
+    const finalHeap = up ? await heapUsed() : null;
+    const snapshots = viewers.reduce((n, v) => n + v.snapshots, 0);
+    const largestFrame = Math.max(...viewers.map((v) => v.largestFrame));
+    viewers.forEach((v) => v.close());
+    ticking = false;
+    await ticker;
+    // The other tenant's dashboard gets every event its agent reported, attack or not.
+    for (let i = 0; i < 1_000 && delivered < accepted; i++) await sleep(20);
+    dashboard.terminate();
+
+    const quietP99 = percentile(latencies.quiet, 99);
+    const attackP99 = percentile(latencies.attack, 99);
+    const figures =
+      `peak heap ${(peakHeap / 2 ** 20).toFixed(0)} MB of ${HEAP_LIMIT_MB} MB; ${snapshots} snapshots, largest frame ${(largestFrame / 1024).toFixed(0)} KiB; ` +
+      `${httpReads} share.run reads (${(httpBytes / 2 ** 20).toFixed(1)} MB); other tenant: ${delivered} of ${accepted} events delivered, p99 ${quietP99} ms quiet, ${attackP99} ms under attack`;
+    console.log(`output flood: ${figures}`);
+    const attack = "Shared run with megabytes of output, many viewers";
+    log.attempt(attack, "process up, heap bounded, viewers get a bounded window", up && peakHeap < HEAP_BOUND_BYTES && finalHeap !== null, () => figures);
+    log.observe(attack, figures);
+
+    expect(up, `the process died:\n${child.output.slice(-2000)}`).toBe(true);
+    expect(peakHeap).toBeLessThan(HEAP_BOUND_BYTES);
+    // Every viewer's snapshot carried a window, not the output: no frame near the output's size.
+    expect(snapshots).toBeGreaterThan(0);
+    expect(largestFrame).toBeLessThan(CHUNK_CHARS * OUTPUT_CHUNKS / 8);
+    expect(delivered).toBeGreaterThan(0);
+    expect(latencies.attack.length).toBeGreaterThan(0);
+  });
+});
