@@ -47,7 +47,7 @@ describe("npm run worker with METRICS_PORT", () => {
       expect(text).toContain("# TYPE pulse_events_published_total counter");
       expect(text).toContain("pulse_ws_connections 0");
       expect(text).toContain("nodejs_eventloop_lag_seconds");
-      expect(await (await fetch(`${base}/healthz`)).text()).toBe("ok");
+      expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: "ok", reasons: [] });
       // The token never reaches the worker's output.
       expect(output).not.toContain(TOKEN);
 
