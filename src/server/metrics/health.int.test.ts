@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { CapturedLog } from "../../test/captured-log";
-import { eventually, fastDemoAgents, openTestDatabase } from "../../test/harness";
+import { eventually, fastDemoAgents, openTestDatabase, startTestPulse, untilHealthy } from "../../test/harness";
 import type { Database } from "../db";
 import { createLogger, type Logger } from "../logger";
 import { Pulse } from "../pulse";
@@ -67,7 +67,7 @@ describe("/healthz and logs when Redis refuses every command", () => {
     const { pulse } = await startWorkerPulse(redis.url, createLogger("info", "pulse-worker", captured));
     const server = await startMetricsServer({ metrics: pulse.services.metrics, port: 0, host: "127.0.0.1", enabled: false, logger: createLogger("silent"), health: pulse.health });
     toStop.push(() => server.close());
-    await eventually(() => healthz(server), (h) => h.status === 200, "a healthy start", 30_000);
+    await untilHealthy(`http://127.0.0.1:${server.port}`);
     const before = captured.text.length;
 
     // Every command of Pulse's connections (the default user's) is refused from now on.
@@ -87,18 +87,21 @@ describe("/healthz and logs when Redis refuses every command", () => {
     expect(lines.some((l) => l.includes('"msg":"worker error"'))).toBe(true);
 
     await admin.acl("SETUSER", "default", "+@all");
-    const up = await eventually(() => healthz(server), (h) => h.status === 200, "/healthz to say ok again", 60_000);
-    expect(up.body).toEqual({ status: "ok", reasons: [] });
+    expect((await untilHealthy(`http://127.0.0.1:${server.port}`, 60_000)).body).toEqual({ status: "ok", reasons: [] });
   }, 180_000);
 });
 
-describe("/healthz and the database", () => {
-  it("reports the database unavailable when it refuses SELECT 1", async () => {
-    const { pulse, database } = await startWorkerPulse(inject("redisUrl"), createLogger("silent"));
-    expect(await pulse.health.report()).toEqual({ status: "ok", reasons: [] });
+describe("/healthz of the API server and the database", () => {
+  it("answers 503 naming the database once the database refuses SELECT 1", async () => {
+    const database = await openTestDatabase("pglite");
+    const app = await startTestPulse({ database });
+    toStop.push(() => app.close());
+    await untilHealthy(app.baseUrl);
     await database.close();
-    const report = await eventually(() => pulse.health.report(), (r) => r.status === "unavailable", "the closed database to show", 30_000);
-    expect(report.reasons.some((r) => r.startsWith("database: "))).toBe(true);
+    const res = await eventually(() => fetch(`${app.baseUrl}/healthz`), (r) => r.status === 503, "/healthz to say unavailable", 30_000);
+    const body = (await res.json()) as { status: string; reasons: string[] };
+    expect(body.status).toBe("unavailable");
+    expect(body.reasons.some((r) => r.startsWith("database: "))).toBe(true);
   }, 60_000);
 });
 

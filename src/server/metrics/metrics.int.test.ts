@@ -12,6 +12,7 @@ import {
   type Collector,
   type TestClient,
   type TestPulse,
+  untilHealthy,
 } from "../../test/harness";
 import { rawSocket } from "../../test/security/security-kit";
 import { startMetricsServer } from "./metrics-server";
@@ -266,9 +267,7 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
       expect((await fetch(`${base}/metrics`)).status).toBe(401);
       const scraped = await scrape(base, { authorization: `Bearer ${TOKEN}` });
       expect(scraped.has("pulse_events_published_total{type=\"agent:queued\"}")).toBe(true);
-      const health = await fetch(`${base}/healthz`);
-      expect(health.status).toBe(200);
-      expect(await health.json()).toEqual({ status: "ok", reasons: [] });
+      expect((await untilHealthy(base)).body).toEqual({ status: "ok", reasons: [] });
       expect((await fetch(`${base}/api/trpc`)).status).toBe(404);
     } finally {
       await server.close();
