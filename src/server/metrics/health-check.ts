@@ -37,7 +37,7 @@ function withTimeout<T>(work: Promise<T>, timeoutMs: number, what: string): Prom
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-const describe = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 200);
+const reasonOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 200);
 
 /**
  * Whether this process can do its work: its Redis connections are ready, Redis accepts a
@@ -71,8 +71,8 @@ export class HealthCheck {
       redis.status === "ready" ? this.once("redis", () => redis.set(probeKey, "1", "PX", 10_000)) : Promise.resolve(),
       this.once("database", () => database.query(SELECT_ONE)),
     ]);
-    if (write.status === "rejected") reasons.push(`redis: ${describe(write.reason)}`);
-    if (select.status === "rejected") reasons.push(`database: ${describe(select.reason)}`);
+    if (write.status === "rejected") reasons.push(`redis: ${reasonOf(write.reason)}`);
+    if (select.status === "rejected") reasons.push(`database: ${reasonOf(select.reason)}`);
     reasons.push(...(this.options.failures?.() ?? []));
     return { status: reasons.length === 0 ? "ok" : "unavailable", reasons };
   }
