@@ -10,6 +10,7 @@ import { OriginPolicy } from "./http/origin-policy";
 import { ReportEndpoint } from "./http/report-endpoint";
 import { resolveServerSecurity, type ServerSecurityOverrides } from "./http/server-security";
 import type { Logger } from "./logger";
+import { HealthCheck } from "./metrics/health-check";
 import { MetricsEndpoint } from "./metrics/metrics-endpoint";
 import type { Pulse } from "./pulse";
 import { appRouter } from "./trpc/root";
@@ -231,8 +232,8 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       trpcHttp(req, res);
       return;
     }
-    if (path === "/healthz") {
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    if (HealthCheck.matches(path)) {
+      void pulse.health.respond(res);
       return;
     }
     if (web) {

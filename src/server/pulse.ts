@@ -14,8 +14,11 @@ import { EventBus, type EventBusOptions } from "./events/bus";
 import { TenantEventStream, TenantStreamKeys, type RetentionOptions } from "./events/event-stream";
 import { TenantStreamReader } from "./events/stream-reader";
 import type { Logger } from "./logger";
+import { FailureWindow } from "./metrics/failure-window";
+import { HealthCheck } from "./metrics/health-check";
 import { PulseMetrics } from "./metrics/pulse-metrics";
 import { connectRedis, writeOncePerTurn } from "./redis";
+import { RepeatedErrorLog } from "./repeated-error-log";
 
 export interface PulseOptions {
   database: Database;
@@ -55,7 +58,8 @@ export interface PulseServices {
   db: PrismaClient;
   bus: EventBus;
   stream: TenantEventStream;
-  reader: TenantStreamReader;
+  /** Created on first use, so worker-only processes never open its two connections. */
+  readonly reader: TenantStreamReader;
   runs: RunService;
   context: ContextService;
   auth: AuthService;
@@ -77,15 +81,23 @@ export interface PulseServices {
  * reverse order. HTTP and WebSocket serving sit on top of it (see `http-server.ts`).
  */
 export class Pulse {
-  private readonly connections: Redis[] = [];
+  private readonly connections = new Map<string, Redis>();
+  /** Connection errors repeat for as long as Redis is away: each is logged once per interval with a count. */
+  private readonly connectionErrors: RepeatedErrorLog;
+  private streamReader?: TenantStreamReader;
   private workers?: AgentWorkerPool;
+  /** Each role's worker's recent errors, for the health check. */
+  private readonly workerFailures = new Map<string, FailureWindow>();
   private reconciler?: RunReconciler;
   private sweep?: NodeJS.Timeout;
   readonly services: PulseServices;
+  /** What `/healthz` reports: whether this process can use Redis and the database. */
+  readonly health: HealthCheck;
   private readonly queues: AgentQueues;
 
   private constructor(private readonly options: PulseOptions) {
     const { logger, redisPrefix } = options;
+    this.connectionErrors = new RepeatedErrorLog(logger, { level: "warn" });
     // Each command goes out in the turn it was sent, a turn's commands in one write. ioredis's
     // auto-pipelining sends one pipeline at a time per connection, so every append waited for
     // the previous batch's answer, and the waiting commands outlived young-generation
@@ -102,14 +114,15 @@ export class Pulse {
       ...options.bus,
       onPublished: (event) => metrics.eventPublished(event.type),
     });
-    const reader = new TenantStreamReader({
-      readRedis: this.connect("stream-reader"),
-      wakeRedis: this.connect("stream-wake"),
-      controlRedis: command,
-      stream,
-      logger,
-      metrics,
-    });
+    const readerFor = (): TenantStreamReader =>
+      (this.streamReader ??= new TenantStreamReader({
+        readRedis: this.connect("stream-reader"),
+        wakeRedis: this.connect("stream-wake"),
+        controlRedis: command,
+        stream,
+        logger,
+        metrics,
+      }));
     this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts, logger });
     const db = options.database.prisma;
     const auth = new AuthService(db, options.auth);
@@ -128,7 +141,9 @@ export class Pulse {
       db,
       bus,
       stream,
-      reader,
+      get reader() {
+        return readerFor();
+      },
       runs,
       context: new ContextService({ db, bus }),
       auth,
@@ -141,23 +156,29 @@ export class Pulse {
       logger,
       metrics,
     };
+    this.health = new HealthCheck({
+      redis: command,
+      probeKey: `${redisPrefix}:health-probe`,
+      connections: () => [...this.connections].map(([name, connection]) => ({ name, status: connection.status })),
+      database: options.database.sql,
+      failures: () => this.workerFailureReasons(),
+    });
   }
 
   static async start(options: PulseOptions): Promise<Pulse> {
     const pulse = new Pulse(options);
     if (options.serveSubscriptions) pulse.services.reader.start();
     if (options.runWorkers) {
+      // Named members, not a spread of the services: a spread would read (and so create) the stream reader.
+      const { db, bus, runs, context, logger } = pulse.services;
+      const deps = { db, bus, runs, context, logger, queues: pulse.queues };
       pulse.workers = await AgentWorkerPool.start(
         options.agents,
-        { ...pulse.services, queues: pulse.queues, subscriber: pulse.connect("cancel-subscriber") },
+        { ...deps, subscriber: pulse.connect("cancel-subscriber") },
         { ...options.worker, connection: pulse.connect("workers"), prefix: options.redisPrefix },
       );
-    }
-    if (options.runWorkers) {
-      pulse.reconciler = new RunReconciler(
-        { ...pulse.services, queues: pulse.queues },
-        options.reconcile ?? { intervalMs: 60_000, graceMs: 60_000 },
-      );
+      pulse.watchWorkers(pulse.workers);
+      pulse.reconciler = new RunReconciler({ ...deps, externalAgentRoles: pulse.services.externalAgentRoles }, options.reconcile ?? { intervalMs: 60_000, graceMs: 60_000 });
       pulse.reconciler.start();
     }
     pulse.sweep = setInterval(() => void pulse.sweepOldLogs(), 3_600_000).unref();
@@ -178,10 +199,27 @@ export class Pulse {
     }
   }
 
+  /** Counts each worker's errors, and anything it does that needs Redis as a success. */
+  private watchWorkers(pool: AgentWorkerPool): void {
+    for (const [role, worker] of pool.byRole) {
+      const window = new FailureWindow();
+      worker.on("error", (err) => window.failed(err));
+      for (const event of ["active", "completed", "failed", "drained"] as const) worker.on(event, () => window.succeeded());
+      this.workerFailures.set(role, window);
+    }
+  }
+
+  private workerFailureReasons(): string[] {
+    return [...this.workerFailures].flatMap(([role, window]) => {
+      const reason = window.failing();
+      return reason ? [`worker ${role} keeps failing: ${reason}`] : [];
+    });
+  }
+
   private connect(name: string, options: RedisOptions = {}): Redis {
     const connection = connectRedis(this.options.redisUrl, `${this.options.redisPrefix}:${name}`, options);
-    connection.on("error", (err) => this.options.logger.debug({ err, connection: name }, "redis connection error"));
-    this.connections.push(connection);
+    connection.on("error", (err) => this.connectionErrors.report(err, "redis connection error", { connection: name }));
+    this.connections.set(name, connection);
     return connection;
   }
 
@@ -191,8 +229,9 @@ export class Pulse {
     await this.reconciler?.stop();
     await this.workers?.close(options);
     await this.services.bus.close();
-    await this.services.reader.stop();
+    await this.streamReader?.stop();
     await this.queues.close();
-    await Promise.all(this.connections.map((c) => c.quit().catch(() => c.disconnect())));
+    await Promise.all([...this.connections.values()].map((c) => c.quit().catch(() => c.disconnect())));
+    this.connectionErrors.close();
   }
 }

@@ -25,6 +25,7 @@ async function main() {
     try {
       metricsServer = await startMetricsServer({
         metrics: booted.pulse.services.metrics,
+        health: booted.pulse.health,
         port: env.METRICS_PORT,
         host: env.HOST,
         enabled: env.METRICS_ENABLED,

@@ -169,6 +169,18 @@ export async function eventually<T>(probe: () => Promise<T> | T, predicate: (val
 }
 
 /**
+ * Resolves with `/healthz`'s answer once it is 200: its probes have a 1 s timeout, which a
+ * loaded test machine may miss now and then.
+ */
+export async function untilHealthy(baseUrl: string, timeoutMs = 30_000): Promise<{ status: number; body: unknown }> {
+  const probe = async () => {
+    const res = await fetch(`${baseUrl}/healthz`);
+    return { status: res.status, body: (await res.json()) as unknown };
+  };
+  return eventually(probe, (health) => health.status === 200, `${baseUrl}/healthz to answer 200`, timeoutMs);
+}
+
+/**
  * A fresh PostgreSQL database of its own and its URL, for tests that share one database
  * between processes (PGlite cannot). Dropped on close.
  */

@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions } from "bullmq";
 import type { Logger } from "../logger";
+import { RepeatedErrorLog } from "../repeated-error-log";
 
 /** What travels in a BullMQ job: the tenant and run it belongs to, never more than ids and input. */
 export interface AgentJobData {
@@ -29,14 +30,19 @@ export interface AgentQueuesOptions {
 export class AgentQueues {
   private readonly queues = new Map<string, Queue<AgentJobData>>();
 
-  constructor(private readonly options: AgentQueuesOptions) {}
+  /** A Redis restart makes every queue report the same error for as long as it lasts. */
+  private readonly errors?: RepeatedErrorLog;
+
+  constructor(private readonly options: AgentQueuesOptions) {
+    if (options.logger) this.errors = new RepeatedErrorLog(options.logger, { level: "debug" });
+  }
 
   get(role: string): Queue<AgentJobData> {
     let queue = this.queues.get(role);
     if (!queue) {
       queue = new Queue<AgentJobData>(role, { connection: this.options.connection, prefix: this.options.prefix });
       // Without a listener, an emitted 'error' would be printed raw; the connection retries by itself.
-      queue.on("error", (err) => this.options.logger?.debug({ err, queue: role }, "queue connection error"));
+      queue.on("error", (err) => this.errors?.report(err, "queue connection error", { queue: role }));
       this.queues.set(role, queue);
     }
     return queue;
@@ -69,5 +75,6 @@ export class AgentQueues {
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
+    this.errors?.close();
   }
 }

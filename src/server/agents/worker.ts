@@ -6,6 +6,7 @@ import type { ContextService } from "../context/context-service";
 import type { EventBus } from "../events/bus";
 import { TEXT_LIMITS, type AgentEventInput, type LogLevel, type RunPhase } from "../events/schema";
 import type { Logger } from "../logger";
+import { RepeatedErrorLog } from "../repeated-error-log";
 import { RunCancelledError, type AgentContext, type AgentDefinition } from "./define-agent";
 import type { AgentJobData, AgentQueues } from "./queue";
 import { fitText, textPieces } from "./report-text";
@@ -236,7 +237,10 @@ export function createAgentWorker(
       .then((state) => (state === "failed" ? reportLostAttempt(runId, "current", false) : undefined))
       .catch((err) => logger.error({ err, runId, jobId: runId, attempt: job.attemptsStarted }, "could not report failed run"));
   });
-  worker.on("error", (err) => logger.error({ err }, "worker error"));
+  // A worker whose Redis refuses commands fails thousands of times a second, the same way each time.
+  const errors = new RepeatedErrorLog(logger);
+  worker.on("error", (err) => errors.report(err, "worker error"));
+  worker.on("closed", () => errors.close());
   return worker;
 }
 
@@ -328,6 +332,11 @@ export class AgentWorkerPool {
 
   get roles(): string[] {
     return [...this.workers.keys()];
+  }
+
+  /** Each role's worker, for watching its events (the health check counts their errors). */
+  get byRole(): ReadonlyMap<string, Worker<AgentJobData>> {
+    return this.workers;
   }
 
   /**

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { Logger } from "../logger";
+import { HealthCheck } from "./health-check";
 import { MetricsEndpoint } from "./metrics-endpoint";
 import type { PulseMetrics } from "./pulse-metrics";
 
@@ -11,6 +12,8 @@ export interface MetricsServerOptions {
   enabled: boolean;
   token?: string;
   logger: Logger;
+  /** What `/healthz` reports. */
+  health: HealthCheck;
 }
 
 export interface MetricsServer {
@@ -33,8 +36,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       void endpoint.handle(req, res);
       return;
     }
-    if ((req.url ?? "/").split("?")[0] === "/healthz") {
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    if (HealthCheck.matches(req.url)) {
+      void options.health.respond(res);
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("Not Found");

@@ -12,6 +12,7 @@ import {
   type Collector,
   type TestClient,
   type TestPulse,
+  untilHealthy,
 } from "../../test/harness";
 import { rawSocket } from "../../test/security/security-kit";
 import { startMetricsServer } from "./metrics-server";
@@ -259,13 +260,14 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
       enabled: true,
       token: TOKEN,
       logger: createLogger("silent"),
+      health: app.pulse.health,
     });
     const base = `http://127.0.0.1:${server.port}`;
     try {
       expect((await fetch(`${base}/metrics`)).status).toBe(401);
       const scraped = await scrape(base, { authorization: `Bearer ${TOKEN}` });
       expect(scraped.has("pulse_events_published_total{type=\"agent:queued\"}")).toBe(true);
-      expect(await (await fetch(`${base}/healthz`)).text()).toBe("ok");
+      expect((await untilHealthy(base)).body).toEqual({ status: "ok", reasons: [] });
       expect((await fetch(`${base}/api/trpc`)).status).toBe(404);
     } finally {
       await server.close();

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import { eventually, openTestPostgres } from "../../test/harness";
+import { eventually, openTestPostgres, untilHealthy } from "../../test/harness";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 const TOKEN = "worker-metrics-token-0123456789";
@@ -47,7 +47,7 @@ describe("npm run worker with METRICS_PORT", () => {
       expect(text).toContain("# TYPE pulse_events_published_total counter");
       expect(text).toContain("pulse_ws_connections 0");
       expect(text).toContain("nodejs_eventloop_lag_seconds");
-      expect(await (await fetch(`${base}/healthz`)).text()).toBe("ok");
+      expect((await untilHealthy(base)).body).toEqual({ status: "ok", reasons: [] });
       // The token never reaches the worker's output.
       expect(output).not.toContain(TOKEN);
 

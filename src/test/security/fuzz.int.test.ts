@@ -1,7 +1,7 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { compareStreamIds } from "../../server/events/schema";
-import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../harness";
+import { collect, connectClient, createQuietTenant, eventually, startTestPulse, untilHealthy, type TestPulse } from "../harness";
 import { AttackLog, heapUsedAfterGc, rawSocket, sleep, type RawSocket } from "./security-kit";
 
 /**
@@ -214,8 +214,7 @@ describe("malformed WebSocket traffic", () => {
     const after = heapUsedAfterGc();
 
     // The process is up and serves.
-    const health = await fetch(`${app.baseUrl}/healthz`);
-    expect(health.status).toBe(200);
+    expect((await untilHealthy(app.baseUrl)).body).toEqual({ status: "ok", reasons: [] });
     // The legitimate subscriber received everything, in order, exactly once.
     const messages = live.events().map((i) => i.data.message);
     const steadyOk = live.errors.length === 0 && messages.every((m, k) => m === `steady ${k + 1}`);
@@ -266,7 +265,7 @@ describe("malformed WebSocket traffic", () => {
       const answer = await upgrade(5_000 + i * 10);
       log.attempt("Upgrade with thousands of headers", "431 or closed before any WebSocket exists", answer.startsWith("HTTP/1.1 431") || answer === "closed" || answer === "reset", () => answer.slice(0, 100));
     }
-    expect((await fetch(`${app.baseUrl}/healthz`)).status).toBe(200);
+    expect((await untilHealthy(app.baseUrl)).status).toBe(200);
     expect(dashboard.ws.connection?.state).toBe("open");
     expect(live.errors).toEqual([]);
     expect(log.failures()).toEqual([]);
