@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTRPCClient, httpLink } from "@trpc/client";
 import { TRPC_PATH } from "../http-server";
@@ -7,6 +6,7 @@ import { createLogger, type Logger } from "../logger";
 import type { AppRouter } from "../trpc/root";
 import { AgentRemote, collect, connectClient, eventually, fastDemoAgents, startTestPulse, TEST_SECRET, type TestPulse } from "../../test/harness";
 import { postRunEvent } from "../../test/security/security-kit";
+import { CapturedLog } from "../../test/captured-log";
 
 /**
  * Every log line Pulse writes at "trace" while a user signs in (once wrongly), fetches a
@@ -17,23 +17,6 @@ import { postRunEvent } from "../../test/security/security-kit";
 
 const EXTERNAL_ROLE = "log-external";
 const agent = new AgentRemote("log-agent");
-
-/** Every line the logger wrote, as text and parsed. */
-class CapturedLog extends Writable {
-  text = "";
-
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    this.text += chunk.toString("utf8");
-    done();
-  }
-
-  get lines(): Record<string, any>[] {
-    return this.text
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as Record<string, any>);
-  }
-}
 
 const captured = new CapturedLog();
 let logger: Logger;
