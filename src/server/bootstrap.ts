@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { demoAgents } from "./agents/demo";
+import { startTenantSetup } from "./agents/tenant-setup";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
 import type { ServerSecurityOptions } from "./http/server-security";
@@ -184,10 +185,9 @@ export async function seedDemo(pulse: Pulse, logger: Logger): Promise<void> {
  * run. Whether it began is read from the database, so every process may do this at start-up.
  */
 export async function startPendingSetups(pulse: Pulse, logger: Logger): Promise<void> {
-  const { runs } = pulse.services;
-  for (const tenantId of await runs.tenantsAwaitingSetup()) {
+  for (const tenantId of await pulse.services.runs.tenantsAwaitingSetup()) {
     try {
-      const started = await runs.startSetup(tenantId);
+      const started = await startTenantSetup(pulse.services, tenantId);
       if (started) logger.info({ tenantId, chainId: started.chainId }, "started the tenant's setup chain");
     } catch (err) {
       logger.error({ err, tenantId }, "could not start the tenant's setup chain; the next start tries again");

@@ -73,7 +73,7 @@ export class AuthService {
 
   /**
    * Creates a tenant and its first user, signed in; the caller starts the tenant's setup
-   * chain (`RunService.startSetup`). BAD_REQUEST for a weak password, CONFLICT for an email
+   * chain (`startTenantSetup`). BAD_REQUEST for a weak password, CONFLICT for an email
    * already taken.
    */
   async register(input: { email: string; password: string; tenantName: string }): Promise<Session> {
@@ -113,9 +113,9 @@ export class AuthService {
   }
 
   /**
-   * The tenant, its first user and its context file (pending) in one transaction, so a
-   * failure leaves none of them. The email's unique index decides between registrations
-   * racing for it: the losers get CONFLICT.
+   * The tenant and its first user in one transaction, so a failure leaves neither (the
+   * context file is reset when its setup starts). The email's unique index decides between
+   * registrations racing for it: the losers get CONFLICT.
    */
   private async createAccount(input: { email: string; password: string; tenantName: string }): Promise<Account> {
     const problem = passwordProblem(input.password);
@@ -125,7 +125,7 @@ export class AuthService {
     try {
       const tenant = await this.db.$transaction((tx) =>
         tx.tenant.create({
-          data: { name: input.tenantName.trim(), users: { create: { email, passwordHash } }, contextFile: { create: {} } },
+          data: { name: input.tenantName.trim(), users: { create: { email, passwordHash } } },
           select: { id: true, users: { select: { id: true } } },
         }),
       );

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { withoutNul } from "../../events/schema";
 import type { Session } from "../../auth/auth-service";
 import { passwordProblem } from "../../auth/password-policy";
+import { startTenantSetup } from "../../agents/tenant-setup";
 import type { Context } from "../trpc";
 import { authedProcedure, publicProcedure, router } from "../trpc";
 
@@ -32,10 +33,10 @@ export const authRouter = router({
   register: publicProcedure
     .input(z.object({ email, password: newPassword, tenantName: withoutNul(z.string().trim().min(1).max(100)) }))
     .mutation(async ({ ctx, input }) => {
-      const { auth, runs, loginThrottle, logger } = ctx.services;
+      const { auth, loginThrottle, logger } = ctx.services;
       await loginThrottle.attemptFromIp(ctx.clientIp);
       const session = await auth.register(input);
-      await runs.startSetup(session.tenantId).catch((err: unknown) => {
+      await startTenantSetup(ctx.services, session.tenantId).catch((err: unknown) => {
         logger.error({ err, tenantId: session.tenantId }, "could not start a new tenant's setup chain; the next start of Pulse starts it");
       });
       return startSession(ctx, session);
