@@ -57,7 +57,7 @@ export function AuthForm({ mode }: { mode: "login" | "register" }) {
             name="password"
             type="password"
             required
-            minLength={mode === "register" ? 8 : 1}
+            minLength={mode === "register" ? 10 : 1}
             autoComplete={mode === "login" ? "current-password" : "new-password"}
           />
         </label>
@@ -81,7 +81,7 @@ export function AuthForm({ mode }: { mode: "login" | "register" }) {
           )}
         </p>
       </form>
-      {mode === "login" ? <p className="text-center text-xs text-slate-500">Demo: demo@pulse.local / pulse-demo</p> : null}
+      {mode === "login" ? <p className="text-center text-xs text-slate-500">Demo: demo@pulse.local / pulse-demo-password</p> : null}
     </main>
   );
 }

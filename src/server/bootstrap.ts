@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { demoAgents } from "./agents/demo";
-import { SETUP_CHAIN } from "./agents/chains";
+import { startTenantSetup } from "./agents/tenant-setup";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
 import type { ServerSecurityOptions } from "./http/server-security";
@@ -12,24 +12,45 @@ import type { Logger } from "./logger";
 import { Pulse } from "./pulse";
 import { resolveRedis, type RedisEndpoint } from "./redis";
 
-export const DEMO_USER = { email: "demo@pulse.local", password: "pulse-demo", tenantName: "Acme Logistics" } as const;
+export const DEMO_USER = { email: "demo@pulse.local", password: "pulse-demo-password", tenantName: "Acme Logistics" } as const;
 
 /**
  * The HMAC key for session tokens: AUTH_SECRET, or one generated once into `.data/` so
  * sessions survive restarts of a default install. Production deployments set AUTH_SECRET
  * (the same on every replica).
  */
-async function loadAuthSecret(env: Env, dataDir: string, logger: Logger): Promise<Uint8Array> {
+export async function loadAuthSecret(env: Pick<Env, "AUTH_SECRET">, dataDir: string, logger: Logger): Promise<Uint8Array> {
   if (env.AUTH_SECRET) return new TextEncoder().encode(env.AUTH_SECRET);
   const file = path.join(dataDir, "auth-secret");
-  let secret = await readFile(file, "utf8").catch(() => "");
-  if (secret.length < 32) {
-    secret = randomBytes(32).toString("base64url");
-    await mkdir(dataDir, { recursive: true });
-    await writeFile(file, secret, { mode: 0o600 });
-    logger.info({ file }, "generated a session signing key (set AUTH_SECRET to choose your own)");
-  }
+  const secret = (await readSecretFile(file)) ?? (await createSecretFile(file, logger));
+  if (secret.length < 32) throw new Error(`${file} holds no usable session signing key (under 32 characters): delete it to have one generated, or set AUTH_SECRET`);
   return new TextEncoder().encode(secret);
+}
+
+const readSecretFile = (file: string) =>
+  readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return null;
+    throw error;
+  });
+
+/**
+ * Writes a new key whole under a name of its own, then links it into place: the link fails
+ * if the file exists, so processes sharing `.data/` that start together all read the key of
+ * whichever linked first, and none ever reads a half-written file.
+ */
+async function createSecretFile(file: string, logger: Logger): Promise<string> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const draft = `${file}.${process.pid}.${randomBytes(6).toString("hex")}`;
+  await writeFile(draft, randomBytes(32).toString("base64url"), { mode: 0o600 });
+  try {
+    await link(draft, file);
+    logger.info({ file }, "generated a session signing key (set AUTH_SECRET to choose your own)");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } finally {
+    await unlink(draft).catch(() => {});
+  }
+  return readFile(file, "utf8");
 }
 
 export interface BootedPulse {
@@ -158,13 +179,27 @@ export function serverSecurity(env: Env): ServerSecurityOptions {
   };
 }
 
-/** The demo tenant and user of a default install; their setup chain runs on first start. */
+/**
+ * The demo tenant and user of a default install, created once however many processes start
+ * at once; `startPendingSetups` then starts its setup chain.
+ */
 export async function seedDemo(pulse: Pulse, logger: Logger): Promise<void> {
-  const { auth, context, runs } = pulse.services;
-  const { session, created } = await auth.ensureUser(DEMO_USER);
-  if (created) {
-    await context.reset(session.tenantId);
-    await runs.startChain(session.tenantId, SETUP_CHAIN, { company: DEMO_USER.tenantName });
-    logger.info({ tenantId: session.tenantId }, "created the demo tenant and started its setup chain");
+  const { tenantId, created } = await pulse.services.auth.ensureAccount(DEMO_USER);
+  if (created) logger.info({ tenantId }, "created the demo tenant");
+}
+
+/**
+ * Starts the setup chain of every tenant whose setup never began: a registration or demo
+ * seeding cut short (a crash, Redis away) between creating the tenant and queueing its first
+ * run. Whether it began is read from the database, so every process may do this at start-up.
+ */
+export async function startPendingSetups(pulse: Pulse, logger: Logger): Promise<void> {
+  for (const tenantId of await pulse.services.runs.tenantsAwaitingSetup()) {
+    try {
+      const started = await startTenantSetup(pulse.services, tenantId);
+      if (started) logger.info({ tenantId, chainId: started.chainId }, "started the tenant's setup chain");
+    } catch (err) {
+      logger.error({ err, tenantId }, "could not start the tenant's setup chain; the next start tries again");
+    }
   }
 }

@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import { bootPulse, DEMO_USER, listenPulse, seedDemo } from "./bootstrap";
+import { bootPulse, DEMO_USER, listenPulse, seedDemo, startPendingSetups } from "./bootstrap";
 import { EnvError, loadEnv, type Env } from "./env";
 import { createLogger } from "./logger";
 import { RedisUnavailableError } from "./redis";
@@ -26,6 +26,7 @@ async function main() {
   // Stopped while booting: no demo chain to wait for, no port to open.
   if (signals.stopping) return signals.started(({ urgent }) => booted.close({ drainMs, urgent }));
   if (env.PULSE_DEMO) await seedDemo(booted.pulse, logger);
+  await startPendingSetups(booted.pulse, logger);
   exposeServicesToPages(booted.pulse.services);
   const web = env.PULSE_WEB
     ? await createWebHandler({ mode: webMode(env), hostname: env.HOST, port: env.PORT, logger })

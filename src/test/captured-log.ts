@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 
-/** Every line a logger wrote, as text and parsed, for tests that read a process's log. */
+/** Every line a logger wrote, as text and parsed: pass it as `createLogger`'s destination. */
 export class CapturedLog extends Writable {
   text = "";
 
@@ -19,5 +19,10 @@ export class CapturedLog extends Writable {
   /** The longest line in characters. */
   get longestLine(): number {
     return Math.max(0, ...this.text.split("\n").map((line) => line.length));
+  }
+
+  /** Lines at pino's "error" level (50) or above. */
+  errors(): Record<string, any>[] {
+    return this.lines.filter((line) => line.level >= 50);
   }
 }

@@ -185,6 +185,22 @@ export async function untilHealthy(baseUrl: string, timeoutMs = 30_000): Promise
  * between processes (PGlite cannot). Dropped on close.
  */
 export async function openTestPostgres(adminUrl = inject("databaseUrl")): Promise<{ database: Database; url: string }> {
+  const { url, drop } = await createTestPostgres(adminUrl);
+  const database = await openDatabase({ databaseUrl: url, pgliteDir: "" });
+  return {
+    url,
+    database: {
+      ...database,
+      async close() {
+        await database.close();
+        await drop();
+      },
+    },
+  };
+}
+
+/** An empty PostgreSQL database (not even migrated) and how to drop it, for tests of what happens on a first start. */
+export async function createTestPostgres(adminUrl = inject("databaseUrl")): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `pulse_test_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -192,18 +208,13 @@ export async function openTestPostgres(adminUrl = inject("databaseUrl")): Promis
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString(), pgliteDir: "" });
   return {
     url: url.toString(),
-    database: {
-      ...database,
-      async close() {
-        await database.close();
-        const cleanup = new pg.Client({ connectionString: adminUrl });
-        await cleanup.connect();
-        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await cleanup.end();
-      },
+    async drop() {
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
     },
   };
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { PrismaClient } from "../../generated/prisma/client";
+import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import { notFound, PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
 import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type OutputPage, type RunView } from "../events/snapshot";
 import type { RunStatus } from "../events/schema";
+import { SETUP_CHAIN } from "./chains";
 import type { AgentQueues } from "./queue";
 
 export interface StartRunOptions {
@@ -53,13 +54,38 @@ export class RunService {
    * the tenant's row lock, so two clicks at once make one run.
    */
   async start(tenantId: string, agentRole: string, options: StartRunOptions = {}): Promise<StartedRun> {
-    const { db, bus, queues } = this.deps;
-    const external = this.deps.externalRoles?.includes(agentRole) ?? false;
-    if (!external && !this.deps.roles().includes(agentRole)) {
+    return this.announce((await this.insert(tenantId, agentRole, options, { onlyIfFirst: false }))!, options);
+  }
+
+  /**
+   * Starts a tenant's setup chain unless the tenant has ever had a run. Whether setup began
+   * is read from the database under the tenant's row lock, so a registration, every process
+   * starting at once and the start after a crash may all ask: the chain starts exactly once.
+   * Null when it had already begun.
+   */
+  async startSetup(tenantId: string): Promise<{ chainId: string; run: StartedRun } | null> {
+    const tenant = await this.deps.db.tenant.findUnique({ where: { id: tenantId }, select: { name: true } });
+    if (!tenant) throw notFound("tenant");
+    const [first, ...rest] = SETUP_CHAIN;
+    const options = { chainId: randomUUID(), chain: rest, input: { company: tenant.name } };
+    const run = await this.insert(tenantId, first, options, { onlyIfFirst: true });
+    return run ? { chainId: options.chainId, run: await this.announce(run, options) } : null;
+  }
+
+  /** Tenants whose setup chain never started: a registration or demo seeding cut short before its first run. */
+  async tenantsAwaitingSetup(limit = 1_000): Promise<string[]> {
+    const tenants = await this.deps.db.tenant.findMany({ where: { runs: { none: {} } }, orderBy: { createdAt: "asc" }, take: limit, select: { id: true } });
+    return tenants.map((t) => t.id);
+  }
+
+  /** The run's row, made under the tenant's row lock; null when `onlyIfFirst` and the tenant has had a run. */
+  private async insert(tenantId: string, agentRole: string, options: StartRunOptions, { onlyIfFirst }: { onlyIfFirst: boolean }) {
+    if (!this.isExternal(agentRole) && !this.deps.roles().includes(agentRole)) {
       throw new PulseError("BAD_REQUEST", `agentRole: no agent named "${agentRole}"`);
     }
-    const run = await db.$transaction(async (tx) => {
+    return this.deps.db.$transaction(async (tx) => {
       await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE "id" = ${tenantId} FOR UPDATE`;
+      if (onlyIfFirst && (await tx.agentRun.findFirst({ where: { tenantId }, select: { id: true } }))) return null;
       const busy = await tx.agentRun.findFirst({
         where: { tenantId, agentRole, status: { in: ["queued", "active"] } },
         select: { id: true, status: true },
@@ -78,6 +104,16 @@ export class RunService {
         },
       });
     });
+  }
+
+  private isExternal(agentRole: string): boolean {
+    return this.deps.externalRoles?.includes(agentRole) ?? false;
+  }
+
+  /** Tells every dashboard about a new run (`agent:queued`) and, unless an external agent runs it, enqueues its job. */
+  private async announce(run: AgentRun, options: StartRunOptions): Promise<StartedRun> {
+    const { bus, queues } = this.deps;
+    const { tenantId, agentRole } = run;
     const queued = await bus.publish({
       type: "agent:queued",
       tenantId,
@@ -89,7 +125,7 @@ export class RunService {
       queuedAt: run.queuedAt.toISOString(),
       ...(run.chainId ? { chainId: run.chainId } : {}),
     });
-    if (!external) {
+    if (!this.isExternal(agentRole)) {
       await queues.enqueue(agentRole, {
         tenantId,
         runId: run.id,

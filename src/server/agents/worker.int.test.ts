@@ -18,6 +18,8 @@ import {
   type TestPulse,
   type TrackedItem,
 } from "../../test/harness";
+import { CapturedLog } from "../../test/captured-log";
+import { createLogger } from "../logger";
 
 /**
  * Guarantee 6 of DESIGN.md: a run whose worker dies mid-job ends on every dashboard as
@@ -355,6 +357,34 @@ describe("a run whose worker dies mid-job (in one process)", () => {
     const seen = lifecycle(feed.items, runId);
     expect(seen).not.toContain("2 failed willRetry=true");
     expect(seen.slice(-3)).toEqual(["2 agent:active", "2 progress attempt 2 on a live worker", "2 agent:completed"]);
+  });
+
+  // Regression: after a restart, the worker that noticed the stall took the job again at
+  // once, and the stall report, reading the job before the new attempt counted, named
+  // "attempt 0": its event failed validation and an error was logged after every restart.
+  it("is reported with its own attempt when the restarted worker takes the job again at once", async () => {
+    const role = "stall-restart";
+    const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
+    const { client, feed } = await watchTenant(api);
+    const victim = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
+    await holding(feed, runId, 1);
+
+    // The process that takes over has served the role before, as a restarted replica soon
+    // has: another tenant's run, started there, completes there (the victim is busy).
+    const log = new CapturedLog();
+    const restarted = await start({ database: api.database, prefix: api.prefix, agents: [finishingAgent(role)], worker: FAST_STALL, logger: createLogger("debug", "restarted", log) });
+    const other = await createQuietTenant(api);
+    const served = await restarted.pulse.services.runs.start(other.tenantId, role);
+    await eventually(() => api.pulse.services.runs.get(other.tenantId, served.id), (r) => r.status === "completed", "the other tenant's run to complete");
+    await victim.close();
+    await completedRun(feed, runId);
+    expect(lifecycle(feed.items, runId)).toEqual(DIED_THEN_RETRIED("holding attempt 1"));
+    // The stall handler may still be at work when the run completes: wait for its verdict.
+    await eventually(() => log.lines.filter((l) => l.runId === runId && /^(stalled run handled|could not report stalled run)$/.test(l.msg)), (lines) => lines.length > 0, "the stall to be handled");
+    expect(log.errors()).toEqual([]);
+    const reported = log.lines.filter((l) => l.runId === runId && l.msg === "attempt lost its worker: reporting it as failed");
+    expect(reported.map((l) => l.attempt)).toEqual(reported.map(() => 1));
   });
 
   // Regression: a job that stalls more often than maxStalledCount allows is failed by BullMQ

@@ -222,7 +222,10 @@ export function createAgentWorker(
 
   worker.on("stalled", (jobId) => {
     stalledAttempt(deps.queues, definition.role, jobId)
-      .then((attempt) => (attempt === null ? undefined : reportLostAttempt(jobId, attempt, true)))
+      .then(async (attempt) => {
+        if (attempt !== null) await reportLostAttempt(jobId, attempt, true);
+        logger.debug({ runId: jobId, jobId, attempt }, "stalled run handled");
+      })
       .catch((err) => logger.error({ err, runId: jobId, jobId }, "could not report stalled run"));
   });
   worker.on("failed", (job) => {
@@ -246,16 +249,21 @@ export function createAgentWorker(
 
 /**
  * The attempt a stalled job was running. BullMQ counts an attempt when a job becomes active,
- * and the 'stalled' event comes after the job went back to waiting, where a free worker may
- * already have started the next attempt. The job is read before its state, so the answer can
- * only be too low, never the healthy next attempt; a too-low answer is dropped by the
- * projection, and the next attempt's start reports the lost one instead.
+ * and the 'stalled' event comes after the job went back to waiting, where a free worker (the
+ * very one that noticed, after a restart) may already have started the next attempt. A job
+ * found waiting was read before its state, so before any next attempt: its count is the
+ * stalled one. A job found active again or done is read once more after its state, so its
+ * count includes the next attempt, the one after the stalled one; read only before, it
+ * could still be the stalled one's, and "one less" named an attempt 0.
  */
-async function stalledAttempt(queues: AgentQueues, role: string, jobId: string): Promise<number | null> {
-  const job = await queues.get(role).getJob(jobId);
+export async function stalledAttempt(queues: Pick<AgentQueues, "get">, role: string, jobId: string): Promise<number | null> {
+  const queue = queues.get(role);
+  const job = await queue.getJob(jobId);
   if (!job) return null;
   const state = await job.getState();
-  return state === "active" || state === "completed" ? job.attemptsStarted - 1 : job.attemptsStarted;
+  if (state !== "active" && state !== "completed") return job.attemptsStarted;
+  const again = await queue.getJob(jobId);
+  return again && again.attemptsStarted > 1 ? again.attemptsStarted - 1 : null;
 }
 
 /** The abort reason that tells a running attempt its process is stopping and the job goes back to the queue. */

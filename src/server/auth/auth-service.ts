@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
-import type { PrismaClient } from "../../generated/prisma/client";
+import { Prisma, type PrismaClient } from "../../generated/prisma/client";
 import { PulseError } from "../errors";
+import { passwordProblem } from "./password-policy";
 import { TokenSigner, type TokenKind } from "./token-signer";
 
 /** Who is calling, as proven by a verified token. The tenant comes from here and nowhere else. */
@@ -12,6 +13,12 @@ export interface Session {
   /** The database session the token names; logging out revokes it. */
   sessionId: string;
 }
+
+/** A user and the tenant it belongs to. */
+export type Account = Omit<Session, "sessionId">;
+
+/** Emails are compared as typed, less surrounding spaces and case. */
+export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 /** What a share link grants: watching one run of one tenant, nothing else. */
 export interface ShareGrant {
@@ -64,38 +71,75 @@ export class AuthService {
     return this.signer;
   }
 
-  /** Creates a tenant and its first user, signed in; the caller starts whatever a new tenant runs. */
+  /**
+   * Creates a tenant and its first user, signed in; the caller starts the tenant's setup
+   * chain (`startTenantSetup`). BAD_REQUEST for a weak password, CONFLICT for an email
+   * already taken.
+   */
   async register(input: { email: string; password: string; tenantName: string }): Promise<Session> {
-    const email = input.email.trim().toLowerCase();
-    const existing = await this.db.user.findUnique({ where: { email }, select: { id: true } });
-    if (existing) throw new PulseError("CONFLICT", "email: an account with this email already exists");
-    const passwordHash = await hash(input.password);
-    const tenant = await this.db.tenant.create({
-      data: { name: input.tenantName.trim(), users: { create: { email, passwordHash } } },
-      include: { users: true },
-    });
-    const user = tenant.users[0]!;
-    return this.openSession({ userId: user.id, tenantId: tenant.id, email });
+    return this.openSession(await this.createAccount(input));
   }
 
   /** Same answer for an unknown email and a wrong password, so accounts cannot be probed. */
   async login(input: { email: string; password: string }): Promise<Session> {
-    const email = input.email.trim().toLowerCase();
+    const email = normalizeEmail(input.email);
     const user = await this.db.user.findUnique({ where: { email } });
     const valid = user ? await verify(user.passwordHash, input.password) : await hash(input.password).then(() => false);
     if (!user || !valid) throw new PulseError("UNAUTHORIZED", "wrong email or password");
     return this.openSession({ userId: user.id, tenantId: user.tenantId, email });
   }
 
-  async ensureUser(input: { email: string; password: string; tenantName: string }): Promise<{ session: Session; created: boolean }> {
-    const email = input.email.trim().toLowerCase();
-    const user = await this.db.user.findUnique({ where: { email } });
-    if (user) return { session: await this.openSession({ userId: user.id, tenantId: user.tenantId, email }), created: false };
-    return { session: await this.register(input), created: true };
+  /**
+   * The account with this email, created with its tenant when there is none: what demo
+   * seeding calls from every process that starts, any number at once.
+   */
+  async ensureAccount(input: { email: string; password: string; tenantName: string }): Promise<Account & { created: boolean }> {
+    const found = await this.findAccount(input.email);
+    if (found) return { ...found, created: false };
+    try {
+      return { ...(await this.createAccount(input)), created: true };
+    } catch (error) {
+      // Another process created it between the look-up and the insert.
+      const raced = error instanceof PulseError && error.code === "CONFLICT" ? await this.findAccount(input.email) : null;
+      if (!raced) throw error;
+      return { ...raced, created: false };
+    }
+  }
+
+  private async findAccount(rawEmail: string): Promise<Account | null> {
+    const email = normalizeEmail(rawEmail);
+    const user = await this.db.user.findUnique({ where: { email }, select: { id: true, tenantId: true } });
+    return user ? { userId: user.id, tenantId: user.tenantId, email } : null;
+  }
+
+  /**
+   * The tenant and its first user in one transaction, so a failure leaves neither (the
+   * context file is reset when its setup starts). The email's unique index decides between
+   * registrations racing for it: the losers get CONFLICT.
+   */
+  private async createAccount(input: { email: string; password: string; tenantName: string }): Promise<Account> {
+    const problem = passwordProblem(input.password);
+    if (problem) throw new PulseError("BAD_REQUEST", `password: ${problem}`);
+    const email = normalizeEmail(input.email);
+    const passwordHash = await hash(input.password);
+    try {
+      const tenant = await this.db.$transaction((tx) =>
+        tx.tenant.create({
+          data: { name: input.tenantName.trim(), users: { create: { email, passwordHash } } },
+          select: { id: true, users: { select: { id: true } } },
+        }),
+      );
+      return { userId: tenant.users[0]!.id, tenantId: tenant.id, email };
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+        throw new PulseError("CONFLICT", "email: an account with this email already exists");
+      }
+      throw error;
+    }
   }
 
   /** Records a new session for a user; its tokens are valid until it expires or is revoked. */
-  async openSession(user: { userId: string; tenantId: string; email: string }): Promise<Session> {
+  async openSession(user: Account): Promise<Session> {
     const id = newSecretId();
     await this.db.session.create({
       data: { id, userId: user.userId, tenantId: user.tenantId, expiresAt: new Date(Date.now() + this.options.sessionTtlSeconds * 1000) },

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { PulseError } from "../errors";
+import { normalizeEmail } from "./auth-service";
 
 export interface LoginThrottleOptions {
   /** Sign-in attempts one account may see per window, from anywhere. */
@@ -57,7 +58,7 @@ export class LoginThrottle {
 
   /** Hashed, so Redis holds no email addresses. */
   private accountKey(email: string): string {
-    const digest = createHash("sha256").update(email.trim().toLowerCase()).digest("base64url");
+    const digest = createHash("sha256").update(normalizeEmail(email)).digest("base64url");
     return `${this.prefix}:login:account:${digest}`;
   }
 
