@@ -1,12 +1,12 @@
 import { z } from "zod";
-import { withoutNul } from "../../events/schema";
+import { storable, text } from "../../validation";
 import { SETUP_CHAIN } from "../../agents/chains";
 import type { Session } from "../../auth/auth-service";
 import type { Context } from "../trpc";
 import { authedProcedure, publicProcedure, router } from "../trpc";
 
-const email = z.email({ message: "must be an email address" }).max(254);
-const password = z.string().min(8, { message: "must be at least 8 characters" }).max(200);
+const email = storable(z.email({ message: "must be an email address" }).max(254));
+const password = storable(z.string().min(8, { message: "must be at least 8 characters" }).max(200));
 
 async function startSession(ctx: Context, session: Session) {
   const { auth, sessionTtlSeconds } = ctx.services;
@@ -18,7 +18,7 @@ async function startSession(ctx: Context, session: Session) {
 export const authRouter = router({
   /** Creates the tenant and its first user, starts the setup chain, and signs in. */
   register: publicProcedure
-    .input(z.object({ email, password, tenantName: withoutNul(z.string().trim().min(1).max(100)) }))
+    .input(z.object({ email, password, tenantName: text({ min: 1, max: 100, trim: true }) }))
     .mutation(async ({ ctx, input }) => {
       const { auth, context, runs, loginThrottle } = ctx.services;
       await loginThrottle.attemptFromIp(ctx.clientIp);
@@ -33,7 +33,7 @@ export const authRouter = router({
    * clients. TOO_MANY_REQUESTS after too many attempts for the account or from the address.
    */
   login: publicProcedure
-    .input(z.object({ email, password: z.string().min(1).max(200) }))
+    .input(z.object({ email, password: text({ min: 1, max: 200 }) }))
     .mutation(async ({ ctx, input }) => {
       const { auth, loginThrottle } = ctx.services;
       await loginThrottle.attempt(input.email, ctx.clientIp);

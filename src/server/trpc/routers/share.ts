@@ -38,7 +38,7 @@ export const shareRouter = router({
 
   /** Ends a link now; its viewers' subscriptions end within seconds. */
   revoke: authedProcedure
-    .input(z.object({ shareId: z.string().min(1).max(64) }))
+    .input(z.object({ shareId: idSchema.max(64) }))
     .mutation(({ ctx, input }) => ctx.services.shares.revoke(ctx.session, input.shareId)),
 
   /** The shared run as it is now, output and steps included. */
