@@ -19,6 +19,7 @@ if (LONG) vi.setConfig({ testTimeout: 900_000 });
 const log = new AttackLog("hostile-input", LONG);
 const PROCEDURE_ATTACK = "Hostile string in a procedure input";
 const REPORT_ATTACK = "Hostile string in an external agent's report";
+const ADDRESS_ATTACK = "Malformed percent-encoding in the address";
 
 /** Strings that broke, or could break, something between zod and PostgreSQL, Redis or the logs. */
 const HOSTILE_STRINGS = [
@@ -245,5 +246,16 @@ describe("hostile strings in every procedure's input", () => {
       }
     }
     expect(log.get(REPORT_ATTACK)?.examples).toEqual([]);
+  });
+
+  it("in the address answer 400 or 404, never 500", async () => {
+    const paths = ["/api/trpc/agent.get%E0%A4%A", "/api/trpc/agent.get?input=%E0%A4%A", "/api/trpc/%", "/api/runs/%E0%A4%A/events", "/runs/%E0%A4%A", "/%", "/shared/%E0%A4%A"];
+    for (const path of paths) {
+      const res = await fetch(`${app.baseUrl}${path}`, { method: path.includes("/api/runs/") ? "POST" : "GET", headers: { authorization: `Bearer ${tenant.token}` } });
+      await res.arrayBuffer();
+      // The report endpoint checks its token first (401): any client error will do, never a 500.
+      log.attempt(ADDRESS_ATTACK, "a 4xx (400 or 404 for pages); never 500", res.status >= 400 && res.status < 500, () => `${path}: ${res.status}`);
+    }
+    expect(log.get(ADDRESS_ATTACK)?.examples).toEqual([]);
   });
 });
