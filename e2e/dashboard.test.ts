@@ -55,7 +55,8 @@ const runIdsSeen = (page: Page) => page.evaluate(() => [...(window as unknown as
 describe("the dashboard in a real browser", () => {
   let pulse: PulseProcess;
   beforeAll(async () => {
-    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25" }).start();
+    // Trace level: the share test checks that not even the request log holds a token.
+    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", LOG_LEVEL: "trace" }).start();
   });
   afterAll(async () => {
     await pulse?.stop();
@@ -186,17 +187,21 @@ describe("the dashboard in a real browser", () => {
     await member.goto(`${pulse.url}/runs/${runId}`);
     await member.getByRole("button", { name: "Share" }).click();
     const link = await member.getByLabel("Share link").inputValue();
-    expect(link).toMatch(new RegExp(`^${pulse.url}/shared/[^/]+$`));
+    // The token is in the fragment: the browser never sends it, so no server or proxy logs it.
+    expect(link).toMatch(new RegExp(`^${pulse.url}/share#[^/#]+$`));
+    const token = link.split("#")[1]!;
+    const pathsRequested: string[] = [];
 
     // A browser that never signed in: the link is its only credential.
     const viewer = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
+    viewer.on("request", (request) => pathsRequested.push(new URL(request.url()).pathname + new URL(request.url()).search));
     await recordApplied(viewer);
     await viewer.goto(link);
     await viewer.locator("[data-connection=live]").waitFor();
     await viewer.locator("[data-testid=run-detail][data-status=completed]").waitFor({ timeout: 30_000 });
-    const types = (await applied(viewer)).map((a) => a.type);
-    expect(types).toContain("agent:completed");
-    expect(await viewer.locator("[data-testid=timeline] li").count()).toBeGreaterThan(3);
+    // The run may have finished before the page read it: its history arrives by the subscription's replay.
+    await expect.poll(async () => (await applied(viewer)).map((a) => a.type), { timeout: 30_000 }).toContain("agent:completed");
+    await expect.poll(() => viewer.locator("[data-testid=timeline] li").count()).toBeGreaterThan(3);
     // The timeline holds more than it shows, and shows the newest.
     const timeline = viewer.locator("[data-testid=timeline]");
     await expect.poll(() => timeline.evaluate((el) => el.scrollHeight > el.clientHeight && el.scrollHeight - el.scrollTop - el.clientHeight <= 24)).toBe(true);
@@ -206,14 +211,25 @@ describe("the dashboard in a real browser", () => {
     // Read-only: nothing to act with, and no way into the rest of the tenant.
     expect(await viewer.getByRole("button", { name: /Cancel|Retry|Share/ }).count()).toBe(0);
     await screenshot(viewer, "shared-run");
+    // The token reached the server as a credential only, never in an address.
+    expect(pathsRequested.filter((p) => p.includes(token))).toEqual([]);
+    // A link of the old form moves its token into the fragment and opens the same run.
+    await viewer.goto(`${pulse.url}/shared/${token}`);
+    await viewer.waitForURL(link);
+    await viewer.locator("[data-testid=run-detail][data-status=completed]").waitFor();
 
     await member.getByRole("button", { name: "Stop sharing" }).click();
     await member.getByRole("button", { name: "Share" }).waitFor();
     // The open page learns within the revocation sweep; the link no longer opens anything.
     await viewer.locator("[data-testid=share-ended]").waitFor({ timeout: 30_000 });
+    // Away first: going to the address the page already has would only move to its fragment.
+    await viewer.goto("about:blank");
     await viewer.goto(link);
     await viewer.locator("[data-testid=share-ended]").waitFor();
     expect(await viewer.locator("[data-testid=run-detail]").count()).toBe(0);
+    // Logged at trace level, and not one line holds the token.
+    expect(pulse.output).toContain('"msg":"http request"');
+    expect(pulse.output).not.toContain(token.split(".").at(-1)!);
   });
 
   it("retries a cancelled run into a new one, opening it, and says why when a retry does not go through", async () => {
@@ -268,6 +284,10 @@ describe("the dashboard in a real browser", () => {
       expect((await strangerPage.goto(`${pulse.url}${address}`))?.status(), address).toBe(404);
       await strangerPage.locator("[data-testid=not-found]").waitFor();
       expect(await strangerPage.locator("[data-testid=run-detail]").count()).toBe(0);
+    }
+    // A malformed percent-encoding is the client's error, not the server's.
+    for (const address of ["/runs/%E0%A4%A", "/%", "/api/trpc/agent.get%E0%A4%A"]) {
+      expect((await fetch(`${pulse.url}${address}`)).status, address).toBe(400);
     }
     await strangerPage.getByRole("link", { name: "Back to the dashboard" }).click();
     await strangerPage.waitForURL(`${pulse.url}/`);

@@ -293,7 +293,7 @@ function ShareControl({ runId }: { runId: string }) {
       </div>
     );
   }
-  const link = `${window.location.origin}/shared/${created.token}`;
+  const link = `${window.location.origin}${created.path}`;
   return (
     <div className="flex flex-wrap items-center gap-2" data-testid="share-link">
       <input className="field min-w-0 flex-1 font-mono text-xs" readOnly value={link} aria-label="Share link" onFocus={(e) => e.currentTarget.select()} />

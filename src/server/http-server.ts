@@ -7,6 +7,7 @@ import { SESSION_COOKIE } from "./auth/session-cookie";
 import { isDatabaseUnavailable } from "./database-unavailable";
 import { clientAddress } from "./http/client-address";
 import { OriginPolicy } from "./http/origin-policy";
+import { isMalformedPath, loggablePath } from "./http/request-path";
 import { ReportEndpoint } from "./http/report-endpoint";
 import { resolveServerSecurity, type ServerSecurityOverrides } from "./http/server-security";
 import type { Logger } from "./logger";
@@ -207,11 +208,15 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 15_000 }, (req, res) => {
     const path = req.url ?? "/";
     if (logger.isLevelEnabled("trace")) {
-      // The query string is left out: it may carry a procedure's input.
       const startedAt = Date.now();
       res.once("finish", () =>
-        logger.trace({ method: req.method, path: path.split("?")[0], status: res.statusCode, ms: Date.now() - startedAt }, "http request"),
+        logger.trace({ method: req.method, path: loggablePath(path), status: res.statusCode, ms: Date.now() - startedAt }, "http request"),
       );
+    }
+    // tRPC and Next.js both answer a path they cannot decode with 500: it is the client's error.
+    if (isMalformedPath(path)) {
+      res.writeHead(400, { "content-type": "text/plain; charset=utf-8" }).end("Bad Request: the address has a malformed percent-encoding");
+      return;
     }
     if (metricsEndpoint && MetricsEndpoint.matches(path)) {
       void metricsEndpoint.handle(req, res);
@@ -238,7 +243,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     }
     if (web) {
       Promise.resolve(web.handle(req, res)).catch((err) => {
-        logger.error({ err, path }, "web request failed");
+        logger.error({ err, path: loggablePath(path) }, "web request failed");
         if (!res.headersSent) res.writeHead(500).end("Internal Server Error");
       });
       return;

@@ -36,6 +36,11 @@ export interface AgentDefinition<TInput = Record<string, unknown>> {
   run(ctx: AgentContext<TInput>): Promise<void>;
 }
 
+/** What dashboards call an agent: its title, or its role when it has none. */
+export function agentTitle(agents: readonly Pick<AgentDefinition, "role" | "title">[], role: string): string {
+  return agents.find((a) => a.role === role)?.title ?? role;
+}
+
 /** Declares an agent; `createAgentWorker` turns it into a BullMQ worker. */
 export function defineAgent<TInput = Record<string, unknown>>(definition: AgentDefinition<TInput>): AgentDefinition<TInput> {
   return definition;

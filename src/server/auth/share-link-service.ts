@@ -1,4 +1,5 @@
 import type { PrismaClient } from "../../generated/prisma/client";
+import { shareLinkPath } from "../../shared/share-link";
 import { notFound, PulseError } from "../errors";
 import { newSecretId, type Session } from "./auth-service";
 import type { TokenSigner } from "./token-signer";
@@ -12,6 +13,8 @@ export interface CreatedShareLink {
   shareId: string;
   /** The bearer token of the link: `connectionParams.token` on the WebSocket, or `Authorization: Bearer` over HTTP. */
   token: string;
+  /** The link's address on the dashboard's origin, token in the fragment (see `shareLinkPath`). */
+  path: string;
   expiresAt: string;
 }
 
@@ -40,7 +43,7 @@ export class ShareLinkService {
     await this.db.shareLink.create({
       data: { id: shareId, tenantId: session.tenantId, runId: run.id, createdById: session.userId, expiresAt },
     });
-    return { shareId, token, expiresAt: expiresAt.toISOString() };
+    return { shareId, token, path: shareLinkPath(token), expiresAt: expiresAt.toISOString() };
   }
 
   /** Ends a link at once over HTTP, and within seconds for viewers already watching. */

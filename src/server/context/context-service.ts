@@ -1,7 +1,7 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import { PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
-import { replaceNul } from "../events/schema";
+import { repairText } from "../validation";
 import { readContextSnapshot, type ContextView } from "../events/snapshot";
 
 /**
@@ -31,7 +31,7 @@ export class ContextService {
    * approval. A U+0000 in it (model output) is stored as U+FFFD, as in every agent text.
    */
   async complete(tenantId: string, written: string): Promise<number> {
-    const content = replaceNul(written);
+    const content = repairText(written);
     const file = await this.deps.db.contextFile.upsert({
       where: { tenantId },
       create: { tenantId, content, version: 1 },

@@ -204,7 +204,7 @@ describe("runs' latest progress, written in batches", () => {
   });
 });
 
-describe("agent text holding U+0000, which PostgreSQL cannot store", () => {
+describe("agent text holding U+0000 or a lone surrogate, which PostgreSQL cannot store", () => {
   it("is stored and delivered with U+FFFD in its place, in every text field, and the run goes on", async () => {
     const run = await queuedRun();
     await run.active(1);
@@ -212,19 +212,19 @@ describe("agent text holding U+0000, which PostgreSQL cannot store", () => {
     const published = [
       await run.publish({ type: "agent:progress", attempt: 1, progress: 10, phase: "running", message: "progress \u0000" }),
       await run.publish({ type: "agent:step", attempt: 1, stepId, name: "step \u0000", status: "failed", error: "error \u0000" }),
-      await run.publish({ type: "agent:log", attempt: 1, level: "info", message: "log \u0000\u0000" }),
-      await run.publish({ type: "agent:output", attempt: 1, chunk: "chunk \u0000" }),
+      await run.publish({ type: "agent:log", attempt: 1, level: "info", message: "log \u0000\uD800" }),
+      await run.publish({ type: "agent:output", attempt: 1, chunk: "chunk \u0000\uDC00x" }),
     ];
     expect(published.map((p) => p?.event)).toMatchObject([
       { message: "progress \uFFFD" },
       { name: "step \uFFFD", error: "error \uFFFD" },
       { message: "log \uFFFD\uFFFD" },
-      { chunk: "chunk \uFFFD" },
+      { chunk: "chunk \uFFFD\uFFFDx" },
     ]);
     expect(await run.streamed()).toEqual(["progress \uFFFD"]);
     const { db } = app.pulse.services;
     await eventually(run.row, (r) => r.message === "progress \uFFFD", "the progress written to the database");
-    expect(await run.row()).toMatchObject({ seq: 5, output: "chunk \uFFFD" });
+    expect(await run.row()).toMatchObject({ seq: 5, output: "chunk \uFFFD\uFFFDx" });
     expect(await db.runStep.findUniqueOrThrow({ where: { id: stepId } })).toMatchObject({ name: "step \uFFFD", error: "error \uFFFD" });
     expect(await db.runLog.findMany({ where: { runId: run.runId } })).toMatchObject([{ message: "log \uFFFD\uFFFD" }]);
     expect(await run.publish({ type: "agent:cancelled", attempt: 1, cancelledAt: new Date().toISOString(), reason: "reason \u0000" })).toMatchObject({

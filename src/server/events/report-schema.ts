@@ -8,6 +8,7 @@ import {
   agentProgressSchema,
   agentStepSchema,
 } from "./schema";
+import { isoDateInput, storable } from "../validation";
 
 /**
  * The body of an external agent's HTTP report: one event of the same zod schemas, minus the
@@ -22,12 +23,13 @@ export const SERVER_SET_FIELDS = ["tenantId", "runId", "jobId", "queue", "agentR
 
 const identity = { tenantId: true, runId: true, jobId: true, queue: true, agentRole: true, attempt: true } as const;
 const attempt = z.number().int().min(1).max(1000).optional();
-const isoDate = z.iso.datetime({ offset: true }).optional();
+/** When the agent says something happened; the server's clock when it does not say. */
+const isoDate = isoDateInput({ offset: true }).optional();
 
 /** The agent's own name for a step; the server prefixes it with the run and attempt to make the stored id. */
-export const reportStepIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9._:-]{1,64}$/, { message: "must be 1-64 letters, digits, '.', '_', ':' or '-'" });
+export const reportStepIdSchema = storable(
+  z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, { message: "must be 1-64 letters, digits, '.', '_', ':' or '-'" }),
+);
 
 export const reportBodySchema = z.discriminatedUnion("type", [
   agentActiveSchema.omit(identity).extend({ attempt, startedAt: isoDate }).strict(),

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { repairText, storable, text } from "../validation";
 
 /**
  * The event contract: every lifecycle step of an agent run, and the tenant's context file
@@ -8,34 +9,23 @@ import { z } from "zod";
  */
 
 export const AGENT_ROLE_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
-export const agentRoleSchema = z
-  .string()
-  .regex(AGENT_ROLE_PATTERN, { message: "must be lowercase letters, digits and dashes" });
+export const agentRoleSchema = storable(z.string().regex(AGENT_ROLE_PATTERN, { message: "must be lowercase letters, digits and dashes" }));
 
 /** A Redis stream entry id (`<ms>-<seq>`): the id of every delivered event. */
-export const streamIdSchema = z
-  .string()
-  .max(41)
-  .regex(/^\d{1,20}-\d{1,20}$/, { message: "must be an event id like 1700000000000-0" });
+export const streamIdSchema = storable(
+  z
+    .string()
+    .max(41)
+    .regex(/^\d{1,20}-\d{1,20}$/, { message: "must be an event id like 1700000000000-0" }),
+);
 
 /**
- * An id of a tenant, run, job or log line: what every input naming one accepts. No control
- * characters: an id is printable, and PostgreSQL cannot even compare one holding U+0000.
+ * An id of a tenant, run, job, log line or share link: what every input naming one accepts.
+ * No control characters: an id is printable, and PostgreSQL cannot even compare one holding
+ * U+0000.
  */
-export const idSchema = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[^\u0000-\u001f\u007f]*$/, { message: "must not contain control characters" });
+export const idSchema = text({ min: 1, max: 128 }).regex(/^[^\u0000-\u001f\u007f]*$/, { message: "must not contain control characters" });
 const id = idSchema;
-
-/**
- * Free text from a person (a tenant's name, a run's input): PostgreSQL stores neither text
- * nor JSON holding U+0000, so such text is refused with a message saying so.
- */
-export function withoutNul(text: z.ZodString): z.ZodString {
-  return text.refine((value) => !value.includes("\u0000"), { message: "must not contain the character U+0000" });
-}
 
 /** The longest text each event field holds, in UTF-16 code units (JavaScript's `length`). */
 export const TEXT_LIMITS = {
@@ -49,21 +39,14 @@ export const TEXT_LIMITS = {
 
 /**
  * Free text an agent writes (messages, step names, errors, output). Model output now and
- * then carries a U+0000, which PostgreSQL cannot store: it is kept and delivered as U+FFFD
- * (the replacement character), so a stray byte never fails the run that printed it.
+ * then carries a U+0000 or a lone surrogate, which PostgreSQL cannot store: it is kept and
+ * delivered as U+FFFD (see `repairText`), so a stray character never fails the run that
+ * printed it. Client input refuses them instead (`text()`).
  */
 function agentText(min: number, max: number) {
-  return z
-    .string()
-    .min(min)
-    .max(max)
-    .transform(replaceNul);
+  return z.string().min(min).max(max).transform(repairText);
 }
 
-/** Text with each U+0000 replaced by U+FFFD, for text an agent writes and PostgreSQL stores. */
-export function replaceNul(text: string): string {
-  return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
-}
 const isoDate = z.iso.datetime({ offset: true });
 
 export const runStatusSchema = z.enum(["queued", "active", "completed", "failed", "cancelled"]);

@@ -1,6 +1,7 @@
 import "server-only";
 import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
+import { agentTitle } from "../agents/define-agent";
 import type { Session } from "../auth/auth-service";
 import { SESSION_COOKIE } from "../auth/session-cookie";
 import { readAgentSnapshot, readContextSnapshot } from "../events/snapshot";
@@ -42,19 +43,7 @@ export async function dashboardData(session: Session) {
  */
 export async function runData(session: Session, runId: string) {
   const run = await servicesForPages().runs.find(session.tenantId, runId);
-  return run ? { run, title: agentTitle(run.agentRole) } : null;
-}
-
-/**
- * The run a share link shows and its agent's title, for its viewer's first paint; null when
- * the link is not (or no longer) valid.
- */
-export async function sharedRunData(token: string) {
-  const services = servicesForPages();
-  const principal = await services.auth.authenticate(token, ["share"]);
-  if (principal?.kind !== "share") return null;
-  const run = await services.runs.find(principal.share.tenantId, principal.share.runId);
-  return run ? { run, title: agentTitle(run.agentRole) } : null;
+  return run ? { run, title: agentTitle(servicesForPages().agents, run.agentRole) } : null;
 }
 
 export async function contextPageData(session: Session) {
@@ -70,9 +59,4 @@ export async function contextPageData(session: Session) {
 
 function roleList() {
   return servicesForPages().agents.map((a) => ({ role: a.role, title: a.title ?? a.role }));
-}
-
-/** What the pages call an agent: its title, or its role when it has none. */
-function agentTitle(role: string): string {
-  return servicesForPages().agents.find((a) => a.role === role)?.title ?? role;
 }

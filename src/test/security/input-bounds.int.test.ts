@@ -86,7 +86,7 @@ afterAll(async () => {
 const BAD_INPUTS: Record<string, [unknown, string][]> = {
   "agent.onStatus": [[{ runId: "r".repeat(129) }, "runId"], [{ runId: "r\u0000" }, "runId"], [{ agentRole: "Not A Role" }, "agentRole"], [{ lastEventId: "1-1-1" }, "lastEventId"]],
   "agent.events": [[{ limit: 0 }, "limit"], [{ limit: 501 }, "limit"], [{ cursor: "9".repeat(50) }, "cursor"], [{ limit: 1.5 }, "limit"]],
-  "agent.list": [[{ limit: 1_000 }, "limit"], [{ status: ["running"] }, "status"], [{ status: Array(6).fill("queued") }, "status"], [{ before: "yesterday" }, "before"], [{ before: "2026-01-01T00:00:00Z".padEnd(80, "0") }, "before"]],
+  "agent.list": [[{ limit: 1_000 }, "limit"], [{ status: ["running"] }, "status"], [{ status: Array(6).fill("queued") }, "status"], [{ before: "yesterday" }, "before"], [{ before: "2026-01-01T00:00:00Z".padEnd(80, "0") }, "before"], [{ before: "0000-01-01T00:00:00Z" }, "before"], [{ before: "9999-12-31T23:59:59Z" }, "before"]],
   "agent.get": [[{ runId: "" }, "runId"], [{ runId: "r".repeat(129) }, "runId"], [{ runId: 42 }, "runId"], [{ runId: "r\u0000" }, "runId"], [{ runId: "r\nr" }, "runId"]],
   "agent.logs": [[{ runId: "r", cursor: "c".repeat(129) }, "cursor"], [{ runId: "r", limit: 501 }, "limit"]],
   "agent.run": [
@@ -98,6 +98,9 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
     // PostgreSQL cannot store U+0000, in text or in JSON.
     [{ agentRole: "ticker", input: { k: "a\u0000b" } }, "input.k"],
     [{ agentRole: "ticker", input: { ["k\u0000"]: 1 } }, "input"],
+    // Nor a lone surrogate in JSON.
+    [{ agentRole: "ticker", input: { k: "a\uD800" } }, "input.k"],
+    [{ agentRole: "ticker", input: { ["\uDC00k"]: 1 } }, "input"],
   ],
   "agent.cancel": [[{ runId: "r".repeat(129) }, "runId"], [{ runId: "\u0000" }, "runId"]],
   "agent.retry": [[{}, "runId"]],
@@ -105,10 +108,10 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
   "context.onStatusChanged": [[{ lastEventId: "latest" }, "lastEventId"]],
   "context.events": [[{ limit: -1 }, "limit"], [{ cursor: "0" }, "cursor"]],
   "context.approve": [[{ version: 0 }, "version"], [{ version: 1_000_001 }, "version"], [{ version: "1" }, "version"]],
-  "auth.register": [[{ email: "nope", password: "long enough", tenantName: "x" }, "email"], [{ email: "a@b.co", password: "short", tenantName: "x" }, "password"], [{ email: "a@b.co", password: "long enough", tenantName: "x".repeat(101) }, "tenantName"], [{ email: `${"a".repeat(250)}@b.co`, password: "long enough", tenantName: "x" }, "email"], [{ email: "a@b.co", password: "long enough", tenantName: "x\u0000" }, "tenantName"]],
+  "auth.register": [[{ email: "nope", password: "long enough", tenantName: "x" }, "email"], [{ email: "a@b.co", password: "short", tenantName: "x" }, "password"], [{ email: "a@b.co", password: "long enough", tenantName: "x".repeat(101) }, "tenantName"], [{ email: `${"a".repeat(250)}@b.co`, password: "long enough", tenantName: "x" }, "email"], [{ email: "a@b.co", password: "long enough", tenantName: "x\u0000" }, "tenantName"], [{ email: "a@b.co", password: "long enough", tenantName: "x\uD83D" }, "tenantName"], [{ email: "a@b.co", password: "long\u0000enough", tenantName: "x" }, "password"]],
   "auth.login": [[{ email: "a@b.co", password: "p".repeat(201) }, "password"], [{ email: "a@b.co", password: "" }, "password"]],
   "share.create": [[{ runId: "r", expiresInMinutes: 0 }, "expiresInMinutes"], [{ runId: "r\u0000" }, "runId"], [{ runId: "r".repeat(129) }, "runId"], [{ runId: "r", expiresInMinutes: 1e9 }, "expiresInMinutes"]],
-  "share.revoke": [[{ shareId: "s".repeat(65) }, "shareId"]],
+  "share.revoke": [[{ shareId: "s".repeat(65) }, "shareId"], [{ shareId: "\u0000" }, "shareId"], [{ shareId: "\uDFFF" }, "shareId"]],
   "share.onRun": [[{ lastEventId: "x" }, "lastEventId"]],
   "share.events": [[{ cursor: "x" }, "cursor"], [{ limit: 10_000 }, "limit"]],
   "share.output": [[{ before: 1.5 }, "before"], [{ limit: 0 }, "limit"]],

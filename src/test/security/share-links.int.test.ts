@@ -62,7 +62,9 @@ describe("a share link", () => {
   it("lets someone outside the tenant watch one run live, over the socket and by polling, and nothing else", async () => {
     const { tenant, owner, shared, unshared } = await tenantWithRuns();
     const link = await owner.share.create.mutate({ runId: shared.runId, expiresInMinutes: 30 });
-    expect(link).toEqual({ shareId: expect.any(String), token: expect.any(String), expiresAt: expect.any(String) });
+    expect(link).toEqual({ shareId: expect.any(String), token: expect.any(String), path: expect.any(String), expiresAt: expect.any(String) });
+    // The token travels in the fragment, which browsers never send to the server.
+    expect(link.path).toBe(`/share#${link.token}`);
 
     const outsider = viewer(link.token);
     const live = collect((h) => outsider.trpc.share.onRun.subscribe({}, h));
@@ -84,7 +86,8 @@ describe("a share link", () => {
     const polling = httpClient(app, link.token);
     const page = await polling.share.events.query({ cursor: live.items[0]!.id });
     expect(page.items.map((i) => i.id)).toEqual(sharedIds);
-    expect(await polling.share.run.query()).toMatchObject({ id: shared.runId, progress: 30, message: "shared 3" });
+    // With what dashboards call its agent, since the page can no longer read it on the server.
+    expect(await polling.share.run.query()).toMatchObject({ id: shared.runId, progress: 30, message: "shared 3", title: expect.any(String) });
     // Its logs, and only its logs.
     await report(shared.runId, shared.reportToken, { type: "agent:log", level: "info", message: "shared line" });
     await report(unshared.runId, unshared.reportToken, { type: "agent:log", level: "info", message: "PRIVATE line" });

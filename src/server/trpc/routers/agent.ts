@@ -3,10 +3,11 @@ import { SETUP_CHAIN } from "../../agents/chains";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
-import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, withoutNul, type AgentEvent, type PulseEvent } from "../../events/schema";
+import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
+import { isoDateInput, text } from "../../validation";
 import { authedProcedure, router, trackedFeed } from "../trpc";
 
 const runId = idSchema;
@@ -36,7 +37,7 @@ export const outputPageInput = <Shape extends z.ZodRawShape>(shape: Shape) =>
 
 /** What an agent run is started with: a few named values, each bounded. */
 const runInput = z
-  .record(withoutNul(z.string().min(1).max(64)), z.union([withoutNul(z.string().max(2000)), z.number().min(-1e15).max(1e15), z.boolean()]))
+  .record(text({ min: 1, max: 64 }), z.union([text({ max: 2000 }), z.number().min(-1e15).max(1e15), z.boolean()]))
   .refine((value) => Object.keys(value).length <= 32, { message: "at most 32 fields" });
 
 /** The answer to starting a run: the run, and its report token kept apart from the run's view. */
@@ -139,7 +140,7 @@ export const agentRouter = router({
           status: z.array(runStatusSchema).max(5).optional(),
           agentRole: agentRoleSchema.optional(),
           limit: z.number().int().min(1).max(100).default(20),
-          before: z.string().max(64).pipe(z.iso.datetime()).optional(),
+          before: isoDateInput().optional(),
         })
         .default({ limit: 20 }),
     )

@@ -1,20 +1,22 @@
 import { z } from "zod";
-import { withoutNul } from "../../events/schema";
+import { storable, text } from "../../validation";
 import type { Session } from "../../auth/auth-service";
 import { passwordProblem } from "../../auth/password-policy";
 import { startTenantSetup } from "../../agents/tenant-setup";
 import type { Context } from "../trpc";
 import { authedProcedure, publicProcedure, router } from "../trpc";
 
-const email = z.email({ message: "must be an email address" }).max(254);
+const email = storable(z.email({ message: "must be an email address" }).max(254));
 /** A new account's password: the policy's reason for refusing it names the field like any input error. */
-const newPassword = z
-  .string()
-  .max(200)
-  .superRefine((value, ctx) => {
-    const problem = passwordProblem(value);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  });
+const newPassword = storable(
+  z
+    .string()
+    .max(200)
+    .superRefine((value, ctx) => {
+      const problem = passwordProblem(value);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
+);
 
 async function startSession(ctx: Context, session: Session) {
   const { auth, sessionTtlSeconds } = ctx.services;
@@ -31,7 +33,7 @@ export const authRouter = router({
    * session.
    */
   register: publicProcedure
-    .input(z.object({ email, password: newPassword, tenantName: withoutNul(z.string().trim().min(1).max(100)) }))
+    .input(z.object({ email, password: newPassword, tenantName: text({ min: 1, max: 100, trim: true }) }))
     .mutation(async ({ ctx, input }) => {
       const { auth, loginThrottle, logger } = ctx.services;
       await loginThrottle.attemptFromIp(ctx.clientIp);
@@ -47,7 +49,7 @@ export const authRouter = router({
    * clients. TOO_MANY_REQUESTS after too many attempts for the account or from the address.
    */
   login: publicProcedure
-    .input(z.object({ email, password: z.string().min(1).max(200) }))
+    .input(z.object({ email, password: text({ min: 1, max: 200 }) }))
     .mutation(async ({ ctx, input }) => {
       const { auth, loginThrottle } = ctx.services;
       await loginThrottle.attempt(input.email, ctx.clientIp);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { agentTitle } from "../../agents/define-agent";
 import { readEventPage, resolveCursor } from "../../events/feed";
 import { idSchema, streamIdSchema } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS } from "../../events/snapshot";
@@ -27,7 +28,10 @@ async function sharedRunQuery(
  * `events`, and read its `logs`, and nothing else: every other procedure answers UNAUTHORIZED.
  */
 export const shareRouter = router({
-  /** A link to watch one run, valid for `expiresInMinutes` (at most SHARE_LINK_MAX_HOURS). NOT_FOUND for another tenant's run. */
+  /**
+   * A link to watch one run, valid for `expiresInMinutes` (at most SHARE_LINK_MAX_HOURS), as
+   * its token and its `path` (`/share#<token>`). NOT_FOUND for another tenant's run.
+   */
   create: authedProcedure
     .input(
       z.object({
@@ -39,11 +43,14 @@ export const shareRouter = router({
 
   /** Ends a link now; its viewers' subscriptions end within seconds. */
   revoke: authedProcedure
-    .input(z.object({ shareId: z.string().min(1).max(64) }))
+    .input(z.object({ shareId: idSchema.max(64) }))
     .mutation(({ ctx, input }) => ctx.services.shares.revoke(ctx.session, input.shareId)),
 
-  /** The shared run as it is now, with its steps and the newest of its output. */
-  run: sharedRunProcedure.query(({ ctx }) => ctx.services.runs.get(ctx.share.tenantId, ctx.share.runId)),
+  /** The shared run as it is now, with its steps, the newest of its output, and what dashboards call its agent. */
+  run: sharedRunProcedure.query(async ({ ctx }) => {
+    const run = await ctx.services.runs.get(ctx.share.tenantId, ctx.share.runId);
+    return { ...run, title: agentTitle(ctx.services.agents, run.agentRole) };
+  }),
 
   /** The shared run live: a snapshot, then its events; resumes after `lastEventId` like `agent.onStatus`. */
   onRun: sharedRunProcedure
