@@ -125,7 +125,8 @@ export class RunService {
       queuedAt: run.queuedAt.toISOString(),
       ...(run.chainId ? { chainId: run.chainId } : {}),
     });
-    if (!this.isExternal(agentRole)) {
+    const external = this.isExternal(agentRole);
+    if (!external) {
       await queues.enqueue(agentRole, {
         tenantId,
         runId: run.id,
