@@ -165,21 +165,22 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       this.respondError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "Unexpected WebSocket message format" }), null);
       return;
     }
-    // As tRPC's handler reads frames: its JSON decoder, which refuses binary ones.
-    const encoded = text ?? data;
-    if (this.context === null) {
-      this.context = this.createContext(() => connectionParamsOf(encoded));
-      return;
-    }
-    let requests: unknown[];
+    let parsed: unknown;
     try {
-      const parsed: unknown = jsonEncoder.decode(encoded);
-      requests = Array.isArray(parsed) ? parsed : [parsed];
+      // As tRPC's handler reads frames: its JSON decoder, which refuses binary ones.
+      parsed = jsonEncoder.decode(text ?? data);
     } catch (cause) {
       this.respondError(new TRPCError({ code: "PARSE_ERROR", cause }), null);
       return;
     }
+    const requests: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
     if (!this.guard.allows(requests, this)) return;
+    // Unlike tRPC's handler, a frame that is not JSON or over the limits is not taken for the
+    // connectionParams: it is answered, and a flood of them is closed as any flood is.
+    if (this.context === null) {
+      this.context = this.createContext(() => connectionParamsOf(parsed));
+      return;
+    }
     let messages: ParsedMessage[];
     try {
       // One malformed request and the frame is refused whole, as tRPC's handler refuses it.
@@ -439,15 +440,9 @@ function requestsOf(text: string | null): unknown[] {
   }
 }
 
-/** The `connectionParams` of wsLink's first frame, or a PARSE_ERROR, as tRPC's handler reads them. */
-function connectionParamsOf(frame: string | Buffer): TRPCRequestInfo["connectionParams"] {
-  let message: unknown;
-  try {
-    message = jsonEncoder.decode(frame);
-    if (!isRecord(message)) throw new Error("Message was not an object");
-  } catch (cause) {
-    throw new TRPCError({ code: "PARSE_ERROR", message: "Malformed TRPCConnectionParamsMessage", cause });
-  }
+/** The `connectionParams` of wsLink's first message, or a PARSE_ERROR, as tRPC's handler reads them. */
+function connectionParamsOf(message: unknown): TRPCRequestInfo["connectionParams"] {
+  if (!isRecord(message)) throw new TRPCError({ code: "PARSE_ERROR", message: "Malformed TRPCConnectionParamsMessage", cause: new Error("Message was not an object") });
   return parseConnectionParamsFromUnknown(message.data);
 }
 
