@@ -76,9 +76,4 @@ export class RpcSocketServer<TContext> {
     for (const client of this.wss.clients) client.close(1001, "server shutting down");
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
-
-  /** Connections open right now. */
-  get size(): number {
-    return this.wss.clients.size;
-  }
 }
