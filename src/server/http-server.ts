@@ -2,7 +2,6 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { TRPCError } from "@trpc/server";
-import { WebSocketServer, type WebSocket } from "ws";
 import { SESSION_COOKIE } from "./auth/session-cookie";
 import { isDatabaseUnavailable } from "./database-unavailable";
 import { clientAddress } from "./http/client-address";
@@ -16,10 +15,9 @@ import { MetricsEndpoint } from "./metrics/metrics-endpoint";
 import type { Pulse } from "./pulse";
 import { appRouter } from "./trpc/root";
 import type { Context } from "./trpc/trpc";
-import { ConnectionGuard } from "./ws/connection-guard";
 import { ConnectionRegistry } from "./ws/connection-registry";
-import { GuardedWebSocket } from "./ws/guarded-web-socket";
 import { RpcHandler } from "./ws/rpc-connection";
+import { RpcSocketServer } from "./ws/rpc-socket-server";
 
 export const TRPC_PATH = "/api/trpc";
 /** Request headers beyond this many bytes are refused (431) before anything reads them. */
@@ -168,19 +166,13 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     },
   });
 
-  const wss = new WebSocketServer({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: security.ws.maxPayloadBytes,
-    WebSocket: GuardedWebSocket,
-  });
   // tRPC's protocol over the sockets (see rpc-connection.ts). Keep-alive (PING, then a
   // dropped socket without an answer) is the registry's sweep, one timer for every socket
   // (see ConnectionGuard.tick).
   const rpc = new RpcHandler<Context>({
     router: appRouter,
-    async createContext(guard, connectionParams): Promise<Context> {
-      const token = connectionParams?.token;
+    async createContext({ guard, info }): Promise<Context> {
+      const token = info.connectionParams?.token;
       // The token travels in connectionParams (the first frame), never in the URL.
       const principal = await services.auth.authenticate(token, ["session", "socket", "share"]).catch(asRetryable);
       if (!principal) guard.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
@@ -199,11 +191,12 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
         setSessionCookie: keepNoCookie,
       };
     },
-    onError(error, path, ctx) {
+    onError({ error, path, ctx }) {
       // The connection's logger carries its connectionId and tenantId.
       if (error.code === "INTERNAL_SERVER_ERROR") (ctx?.connection?.logger ?? logger).error({ err: error, path }, "subscription failed");
     },
   });
+  const sockets = new RpcSocketServer({ handler: rpc, registry, limits: security.ws, observers: { metrics, logger } });
 
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 15_000 }, (req, res) => {
     const path = req.url ?? "/";
@@ -286,43 +279,17 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       return;
     }
     full = false;
-    const url = req.url;
-    wss.handleUpgrade(req, socket, head, (ws) => openConnection(ws as GuardedWebSocket, ip, url));
+    sockets.upgrade(req, socket, head, ip);
   });
-
-  /** Every WebSocket's `close` listener, one for all of them: the socket names its guard. */
-  function onSocketClose(this: WebSocket, code: number): void {
-    const { guard } = this as GuardedWebSocket;
-    if (guard) registry.closed(guard, { code });
-  }
-
-  /**
-   * Starts a WebSocket connection's life: its guard, its place in the registry, and its
-   * side of tRPC's protocol. Kept out of the upgrade listener, so nothing per connection
-   * holds that listener's scope (and with it the upgrade request) for the socket's whole life.
-   */
-  function openConnection(ws: GuardedWebSocket, ip: string, url: string | undefined): void {
-    const guard = new ConnectionGuard(ws, ip, security.ws, Date.now, { metrics, logger });
-    ws.guard = guard;
-    registry.open(guard);
-    ws.on("close", onSocketClose);
-    ws.receiver = rpc.connect(ws, guard, url);
-  }
-
-  const broadcastReconnect = () => {
-    const notice = JSON.stringify({ id: null, method: "reconnect" });
-    for (const client of wss.clients) if (client.readyState === client.OPEN) client.send(notice);
-  };
 
   return {
     server,
     connections: registry,
-    broadcastReconnect,
+    broadcastReconnect: () => sockets.broadcastReconnect(),
     async close() {
       registry.stop();
-      broadcastReconnect();
-      for (const client of wss.clients) client.close(1001, "server shutting down");
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      sockets.broadcastReconnect();
+      await sockets.close();
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

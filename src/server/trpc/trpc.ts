@@ -194,7 +194,8 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
 
   private open(): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
     this.wire = this.connection?.takeOpeningWire();
-    return tenantFeed(this.services, this.query, this.signal, this.wire);
+    // A wire ends its feed itself when stopped; a listener on its signal would cost each idle subscriber about 1 KiB more.
+    return tenantFeed(this.services, this.query, this.wire ? undefined : this.signal, this.wire);
   }
 
   private finish(): void {

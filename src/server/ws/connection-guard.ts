@@ -398,9 +398,9 @@ export class ConnectionGuard {
     this.endSubscriptions();
   }
 
-  /** Ends every subscription's feed (each then hands its wire back to `unsubscribe`). */
+  /** Stops every subscription (each then hands its wire back to `unsubscribe`). */
   private endSubscriptions(): void {
-    for (const wire of this.wires) wire.close();
+    for (const wire of this.wires) wire.stop();
   }
 
   private closeSoon(code: number, reason: string, delayMs: number): void {

@@ -4,9 +4,9 @@ import { requestPrefix, trackedDataFrame } from "./frame-encoder";
 
 const event = { type: "agent:progress", tenantId: "t", runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, progress: 40, phase: "running", message: "reading \"quotes\" and ünïcode", seq: 0, at: "2026-01-01T00:00:00.000Z" };
 
-/** The message tRPC's own handler sends for a tracked item, as its JSON encoder writes it. */
+/** The message tRPC's own handler sends for a tracked item, built as it builds it (conformance.int.test.ts compares with the handler itself). */
 const trpcFrame = (id: string | number | null, jsonrpc: string | undefined, trackedId: string, data: unknown) =>
-  JSON.stringify({ id, ...(jsonrpc === undefined ? {} : { jsonrpc }), result: { type: "data", id: trackedId, data: { id: trackedId, data } } });
+  JSON.stringify({ id, ...(jsonrpc === undefined ? {} : { jsonrpc }), result: { type: "data", data: { id: trackedId, data }, id: trackedId } });
 
 describe("trackedDataFrame", () => {
   it("writes an item from a stream entry around the entry's own JSON, byte for byte what tRPC's handler sends", () => {

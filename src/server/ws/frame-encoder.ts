@@ -18,5 +18,6 @@ export function requestPrefix(id: string | number | null, jsonrpc: string | unde
 /** The data message carrying `tracked(trackedId, item)` for the request `prefix` starts. */
 export function trackedDataFrame(prefix: string, trackedId: string, item: unknown): string {
   const id = JSON.stringify(trackedId);
-  return `${prefix},"result":{"type":"data","id":${id},"data":{"id":${id},"data":${encodingOf(item) ?? JSON.stringify(item)}}}}`;
+  // tRPC's handler adds the result's `id` after its `data`, and JSON.stringify keeps that order.
+  return `${prefix},"result":{"type":"data","data":{"id":${id},"data":${encodingOf(item) ?? JSON.stringify(item)}},"id":${id}}}`;
 }

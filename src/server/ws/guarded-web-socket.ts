@@ -5,6 +5,8 @@ import type { ConnectionGuard } from "./connection-guard";
 /** Where a socket's frames go: its connection's protocol handler (`RpcConnection`). */
 export interface FrameReceiver {
   receive(data: unknown, isBinary: boolean): void;
+  /** The socket closed. */
+  closed(): void;
 }
 
 /**

@@ -8,28 +8,54 @@ import {
   type AnyTRPCRouter,
   type TRPCProcedureType,
 } from "@trpc/server";
-import { parseConnectionParamsFromUnknown } from "@trpc/server/http";
+import { jsonEncoder } from "@trpc/server/adapters/ws";
+import { parseConnectionParamsFromUnknown, type TRPCRequestInfo } from "@trpc/server/http";
+import { isObservable, observableToAsyncIterable } from "@trpc/server/observable";
 import { parseTRPCMessage, type TRPCResponseMessage, type TRPCResultMessage } from "@trpc/server/rpc";
+import { defaultTransformer } from "@trpc/server/unstable-core-do-not-import";
 import { requestIdOf, type ConnectionGuard, type RefusalAnswer } from "./connection-guard";
 import { trackedDataFrame } from "./frame-encoder";
 import type { FrameReceiver } from "./guarded-web-socket";
-import { SubscriptionWire, type WireSocket } from "./subscription-wire";
+import { STOPPED, SubscriptionWire, type WireSocket } from "./subscription-wire";
 
 /** What a connection needs of its socket: `GuardedWebSocket`. */
 export interface RpcSocket extends WireSocket {
   close(code?: number, reason?: string): void;
 }
 
+/**
+ * What a connection's `createContext` gets: tRPC's `CreateWSSContextFnOptions` (`res`, the
+ * socket, and `info`, with the `connectionParams` and the connection's signal), without the
+ * upgrade request, which no connection keeps, and with the connection's guard.
+ *
+ * @see https://trpc.io/docs/server/context
+ */
+export interface RpcContextOptions {
+  guard: ConnectionGuard;
+  res: RpcSocket;
+  info: TRPCRequestInfo;
+}
+
+/** What `onError` is told, as tRPC's handlers tell it (without the upgrade request). */
+export interface RpcErrorOptions<TContext> {
+  error: TRPCError;
+  type: TRPCProcedureType | "unknown";
+  path: string | undefined;
+  input: unknown;
+  ctx: TContext | undefined;
+}
+
 export interface RpcHandlerOptions<TContext> {
+  /** Any tRPC router without a data transformer (see `RpcHandler`). */
   router: AnyTRPCRouter;
   /**
    * Makes a connection's context, once: at once, or with the client's `connectionParams`
    * when its URL says they come first (wsLink's `connectionParams` option). A throw ends
    * the connection with the error.
    */
-  createContext(guard: ConnectionGuard, connectionParams: Record<string, string | undefined> | null): Promise<TContext>;
+  createContext(opts: RpcContextOptions): TContext | Promise<TContext>;
   /** Told about every error a call answers with (after the error shape is sent). */
-  onError?(error: TRPCError, path: string | undefined, ctx: TContext | undefined): void;
+  onError?(opts: RpcErrorOptions<TContext>): void;
 }
 
 type RequestId = string | number;
@@ -44,6 +70,11 @@ interface Request {
   batchIndex: number;
 }
 
+/** What an error answers: a request, the part of one that was read, or nothing (`id: null`). */
+type Answered = Partial<Omit<Request, "id">> & { id?: RequestId | null };
+
+type ParsedMessage = ReturnType<typeof parseTRPCMessage>;
+
 const OPEN = 1;
 
 /**
@@ -55,9 +86,10 @@ const OPEN = 1;
  * its context and its subscriptions' wires, and a subscription's live events reach its
  * socket through its `SubscriptionWire`, which knows its request id from the start.
  *
- * What a client sees is tRPC's protocol as wsLink speaks it: `connectionParams` first when
- * the URL asks for them, PING/PONG keep-alive, batched requests, `started`, tracked `data`,
- * `stopped` and error messages with the router's error shape, `subscription.stop`.
+ * What a client sees is what tRPC's handler sends for the same frames, and procedures get
+ * what tRPC gives them (a per-call `signal`, `info` in `createContext`); conformance.int.test.ts
+ * replays scripts of frames against both and lists the deliberate differences. Live frames
+ * are written without the router's data transformer, so a router with one is refused.
  *
  * @see https://trpc.io/docs/server/websockets
  */
@@ -66,6 +98,9 @@ export class RpcHandler<TContext> {
 
   constructor(readonly options: RpcHandlerOptions<TContext>) {
     this.router = options.router;
+    if (this.router._def._config.transformer !== defaultTransformer) {
+      throw new Error("RpcHandler: this router has a data transformer, but Pulse's WebSocket handler writes subscription frames as plain JSON; serve it with tRPC's applyWSSHandler or drop the transformer");
+    }
   }
 
   /** Serves one socket; the guard decides on every frame before it is read. */
@@ -75,16 +110,11 @@ export class RpcHandler<TContext> {
   }
 
   /** The message for an error answering `request` (or a frame that was not one: `null`), told to `onError`. */
-  errorMessage(error: TRPCError, request: (Pick<Request, "id"> & Partial<Request>) | null, ctx: TContext | undefined): TRPCResponseMessage {
-    this.options.onError?.(error, request?.path, ctx);
-    const shape = getTRPCErrorShape({
-      config: this.router._def._config,
-      error,
-      type: request?.type ?? "unknown",
-      path: request?.path,
-      input: request?.input,
-      ctx,
-    });
+  errorMessage(error: TRPCError, request: Answered | null, ctx: TContext | undefined): TRPCResponseMessage {
+    const type = request?.type ?? "unknown";
+    const { path, input } = request ?? {};
+    this.options.onError?.({ error, type, path, input, ctx });
+    const shape = getTRPCErrorShape({ config: this.router._def._config, error, type, path, input, ctx });
     return { id: request?.id ?? null, ...(request?.jsonrpc ? { jsonrpc: request.jsonrpc } : {}), error: shape } as TRPCResponseMessage;
   }
 
@@ -104,6 +134,10 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
   private ctx: TContext | undefined;
   /** True once the context is made (or failed): requests are served at once from then on. */
   private settled = false;
+  /** `info.signal` of `createContext`, made only if it is read: most contexts never do. */
+  private lifetime?: AbortController;
+  /** The signals of queries and mutations in flight, aborted if the socket closes first. */
+  private readonly calls = new Set<AbortController>();
 
   constructor(
     private readonly socket: RpcSocket,
@@ -111,7 +145,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     private readonly handler: RpcHandler<TContext>,
     awaitsConnectionParams: boolean,
   ) {
-    this.context = awaitsConnectionParams ? null : this.createContext(null);
+    this.context = awaitsConnectionParams ? null : this.createContext(() => null);
   }
 
   /** A frame from the client: charged before it is read, whatever it holds, so no kind of frame floods for free. */
@@ -122,31 +156,49 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       this.refuseOverRate(text);
       return;
     }
-    if (text === null) {
-      this.respondError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "frames must be JSON text" }), null);
-      return;
-    }
     if (text === "PONG") return;
     if (text === "PING") {
       this.send("PONG");
       return;
     }
+    if (!Buffer.isBuffer(data)) {
+      this.respondError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "Unexpected WebSocket message format" }), null);
+      return;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      // As tRPC's handler reads frames: its JSON decoder, which refuses binary ones.
+      parsed = jsonEncoder.decode(text ?? data);
     } catch (cause) {
-      this.respondError(new TRPCError({ code: "PARSE_ERROR", message: "a frame must be JSON", cause }), null);
+      this.respondError(new TRPCError({ code: "PARSE_ERROR", cause }), null);
       return;
     }
     const requests: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
     if (!this.guard.allows(requests, this)) return;
+    // Unlike tRPC's handler, a frame that is not JSON or over the limits is not taken for the
+    // connectionParams: it is answered, and a flood of them is closed as any flood is.
     if (this.context === null) {
-      this.context = this.createContext(parsed);
+      this.context = this.createContext(() => connectionParamsOf(parsed));
+      return;
+    }
+    let messages: ParsedMessage[];
+    try {
+      // One malformed request and the frame is refused whole, as tRPC's handler refuses it.
+      messages = requests.map((raw) => parseTRPCMessage(raw, this.handler.router._def._config.transformer));
+    } catch (cause) {
+      this.respondError(new TRPCError({ code: "PARSE_ERROR", cause }), null);
       return;
     }
     // Requests are served in the order they came, once the connection knows who it is.
-    if (this.settled) this.handleAll(requests);
-    else void this.context.then(() => this.handleAll(requests));
+    if (this.settled) this.handleAll(messages);
+    else void this.context.then(() => this.handleAll(messages));
+  }
+
+  /** The socket closed: every signal of this connection aborts, as under tRPC's handler (the guard stops the subscriptions). */
+  closed(): void {
+    this.lifetime?.abort();
+    for (const call of this.calls) call.abort();
+    this.calls.clear();
   }
 
   /**
@@ -164,16 +216,16 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
   private stopped(request: unknown): boolean {
     if (!isRecord(request) || request.method !== "subscription.stop") return false;
     const id = requestIdOf(request);
-    if (typeof id === "string" || typeof id === "number") this.guard.subscription(id)?.close();
+    if (typeof id === "string" || typeof id === "number") this.guard.subscription(id)?.stop();
     return true;
   }
 
-  private handleAll(requests: unknown[]): void {
-    for (let i = 0; i < requests.length; i++) this.handle(requests[i], i);
+  private handleAll(messages: ParsedMessage[]): void {
+    for (let i = 0; i < messages.length; i++) this.handle(messages[i]!, i);
   }
 
-  private createContext(paramsMessage: unknown): Promise<TContext | TRPCError> {
-    return (async () => this.handler.options.createContext(this.guard, paramsMessage === null ? null : connectionParamsOf(paramsMessage)))().then(
+  private createContext(connectionParams: () => TRPCRequestInfo["connectionParams"]): Promise<TContext | TRPCError> {
+    return (async () => this.handler.options.createContext({ guard: this.guard, res: this.socket, info: this.info(connectionParams()) }))().then(
       (ctx) => {
         this.settled = true;
         return (this.ctx = ctx);
@@ -189,17 +241,26 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     );
   }
 
-  private handle(raw: unknown, batchIndex: number): void {
-    let message: ReturnType<typeof parseTRPCMessage>;
-    try {
-      message = parseTRPCMessage(raw, this.handler.router._def._config.transformer);
-    } catch (cause) {
-      this.respondError(new TRPCError({ code: "PARSE_ERROR", message: "not a tRPC request", cause }), null);
-      return;
-    }
+  /** `createContext`'s `info`, as tRPC's handler makes it; its signal aborts when the socket closes. */
+  private info(connectionParams: TRPCRequestInfo["connectionParams"]): TRPCRequestInfo {
+    const connection = this;
+    return {
+      connectionParams,
+      calls: [],
+      isBatchCall: false,
+      accept: null,
+      type: "unknown",
+      url: null,
+      get signal() {
+        return (connection.lifetime ??= new AbortController()).signal;
+      },
+    };
+  }
+
+  private handle(message: ParsedMessage, batchIndex: number): void {
     const { id, jsonrpc } = message;
     if (id === null) {
-      this.respondError(new TRPCError({ code: "PARSE_ERROR", message: "`id` is required" }), null);
+      this.respondError(new TRPCError({ code: "PARSE_ERROR", message: "`id` is required" }), { id, jsonrpc });
       return;
     }
     if (message.method === "subscription.stop") {
@@ -229,65 +290,97 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     }
   }
 
-  /** A query or mutation: one answer. */
+  /** A query or mutation: one answer. Its signal aborts if the socket closes first. */
   private async call(request: Request): Promise<void> {
+    const call = new AbortController();
+    this.calls.add(call);
     try {
-      const data: unknown = await this.procedure(request);
-      if (isAsyncIterable(data)) {
-        throw new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Cannot return an async iterable from a ${request.type} procedure with WebSockets` });
+      const data: unknown = await this.procedure(request, call.signal);
+      if (isAsyncIterable(data) || isObservable(data)) {
+        throw new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Cannot return an async iterable or observable from a ${request.type} procedure with WebSockets` });
       }
       this.answer(request, { type: "data", data });
     } catch (cause) {
       this.respondError(getTRPCErrorFromUnknown(cause), request);
+    } finally {
+      this.calls.delete(call);
     }
   }
 
   /**
-   * A subscription: `started`, then each item the procedure's iterator yields, until it ends
-   * (`stopped`), fails (the error), or its wire closes (stopped by the client, the session
-   * ended, the socket went). A feed that goes live hands its events to the wire and its
-   * iterator waits, so an idle subscriber costs its wire and its feed, nothing here.
+   * A subscription: `started`, then each item the procedure's iterator (or observable)
+   * yields, until it ends (`stopped`), fails (the error, then `stopped`, as tRPC sends
+   * them), or is stopped (by the client, the session's end, the socket's close: its signal
+   * aborts, its iterator is returned, then `stopped`). A feed that goes live hands its events
+   * to the wire and its iterator waits, so an idle subscriber costs its wire and its feed.
    */
   private async subscribe(request: Request, wire: SubscriptionWire): Promise<void> {
-    let iterator: AsyncIterator<unknown> | undefined;
-    let finished = false;
+    let iterator: AsyncIterator<unknown>;
     try {
-      const iterable: unknown = await this.procedure(request);
-      if (!isAsyncIterable(iterable)) {
-        throw new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: `Subscription ${request.path} did not return an async iterable` });
-      }
-      iterator = iterable[Symbol.asyncIterator]();
-      if (!wire.ready || this.socket.readyState !== OPEN) return;
-      this.answer(request, { type: "started" });
-      // The feed opens in its first request for an item, and takes this wire as its own then.
-      const first = iterator;
-      let next = this.guard.opening(wire, () => first.next());
-      for (;;) {
-        const result = await next;
-        if (result.done) {
-          finished = true;
-          break;
+      iterator = await this.iterate(request, wire);
+    } catch (cause) {
+      this.respondError(getTRPCErrorFromUnknown(cause), request);
+      this.guard.unsubscribe(wire);
+      return;
+    }
+    if (!wire.ready || this.socket.readyState !== OPEN) {
+      // Stopped before its procedure answered: it never starts.
+      this.guard.unsubscribe(wire);
+      await iterator.return?.().catch(() => undefined);
+      return;
+    }
+    this.answer(request, { type: "started" });
+    await this.stream(request, wire, iterator);
+  }
+
+  /** The subscription's items, from the iterable or observable its procedure returned. */
+  private async iterate(request: Request, wire: SubscriptionWire): Promise<AsyncIterator<unknown>> {
+    const result: unknown = await this.procedure(request, wire.signal);
+    if (isObservable(result)) return observableToAsyncIterable(result, wire.signal)[Symbol.asyncIterator]();
+    if (isAsyncIterable(result)) return result[Symbol.asyncIterator]();
+    throw new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: `Subscription ${request.path} did not return an observable or a AsyncGenerator` });
+  }
+
+  private async stream(request: Request, wire: SubscriptionWire, iterator: AsyncIterator<unknown>): Promise<void> {
+    let done = false;
+    try {
+      try {
+        // The feed opens in its first request for an item, and takes this wire as its own then.
+        let next = this.guard.opening(wire, () => iterator.next());
+        for (;;) {
+          const result = await wire.untilStopped(next);
+          if (result === STOPPED) {
+            done = true;
+            await iterator.return?.();
+            // Stopped because the session ended: the client is told why.
+            this.guard.assertUsable();
+            break;
+          }
+          if (result.done) {
+            done = true;
+            break;
+          }
+          // Nothing is built for a reader over its send-buffer cap (its socket is terminated then).
+          if (!wire.ready || !this.writable()) break;
+          this.respondItem(request, wire, result);
+          next = iterator.next();
         }
-        // Nothing is built for a reader over its send-buffer cap (its socket is terminated then).
-        if (!wire.ready || !this.writable()) break;
-        this.respondItem(request, wire, result);
-        next = iterator.next();
+      } catch (cause) {
+        done = true;
+        this.respondError(getTRPCErrorFromUnknown(cause), request);
       }
       this.answer(request, { type: "stopped" });
-    } catch (cause) {
-      finished = true;
-      this.respondError(getTRPCErrorFromUnknown(cause), request);
     } finally {
       this.guard.unsubscribe(wire);
-      if (!finished) await iterator?.return?.().catch(() => undefined);
+      if (!done) await iterator.return?.().catch(() => undefined);
     }
   }
 
-  private async procedure(request: Request): Promise<unknown> {
+  private async procedure(request: Request, signal: AbortSignal): Promise<unknown> {
     const ctx = await this.context;
     if (ctx instanceof TRPCError) throw ctx;
     const { path, type, input, batchIndex } = request;
-    return callTRPCProcedure({ router: this.handler.router, path, type, getRawInput: async () => input, ctx, signal: undefined, batchIndex });
+    return callTRPCProcedure({ router: this.handler.router, path, type, getRawInput: async () => input, ctx, signal, batchIndex });
   }
 
   /**
@@ -318,7 +411,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     for (const id of ids) this.respondError(error, { id });
   }
 
-  private respondError(error: TRPCError, request: (Pick<Request, "id"> & Partial<Request>) | null): void {
+  private respondError(error: TRPCError, request: Answered | null): void {
     this.respond(this.handler.errorMessage(error, request, this.ctx));
   }
 
@@ -347,9 +440,9 @@ function requestsOf(text: string | null): unknown[] {
   }
 }
 
-/** The `connectionParams` of wsLink's first message, or a PARSE_ERROR. */
-function connectionParamsOf(message: unknown): Record<string, string | undefined> | null {
-  if (!isRecord(message)) throw new TRPCError({ code: "PARSE_ERROR", message: "Malformed TRPCConnectionParamsMessage" });
+/** The `connectionParams` of wsLink's first message, or a PARSE_ERROR, as tRPC's handler reads them. */
+function connectionParamsOf(message: unknown): TRPCRequestInfo["connectionParams"] {
+  if (!isRecord(message)) throw new TRPCError({ code: "PARSE_ERROR", message: "Malformed TRPCConnectionParamsMessage", cause: new Error("Message was not an object") });
   return parseConnectionParamsFromUnknown(message.data);
 }
 

@@ -30,7 +30,7 @@ describe("SubscriptionWire", () => {
       expect(wire.ready).toBe(true);
       wire.send([entry!]);
       // What tRPC's handler sends: its JSON encoder over the message.
-      const expected = JSON.stringify({ id, ...(jsonrpc === undefined ? {} : { jsonrpc }), result: { type: "data", id: entry!.id, data: { id: entry!.id, data: entry!.event } } });
+      const expected = JSON.stringify({ id, ...(jsonrpc === undefined ? {} : { jsonrpc }), result: { type: "data", data: { id: entry!.id, data: entry!.event }, id: entry!.id } });
       expect(socket.sent).toHaveLength(1);
       expect(socket.sent[0]!.binary).toBe(false);
       expect(socket.sent[0]!.data.toString()).toBe(expected);

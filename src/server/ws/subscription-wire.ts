@@ -15,6 +15,9 @@ export interface WireSocket {
 const OPEN = 1;
 const TEXT = { binary: false } as const;
 
+/** What `untilStopped` resolves with when the subscription was stopped before its next item came. */
+export const STOPPED = Symbol("stopped");
+
 /**
  * Each entry's frames, one per request prefix: subscribers of one tenant mostly share their
  * request id (wsLink numbers a page's requests from 1), so an event is encoded to bytes
@@ -34,6 +37,10 @@ const framesByEntry = new WeakMap<StreamEntry, Map<string, Buffer>>();
 export class SubscriptionWire implements LiveOutlet {
   private closed = false;
   private feed?: { close(): void };
+  /** The procedure's `signal`, aborted when the subscription is stopped from outside, as tRPC's handler aborts it. */
+  private readonly stopping = new AbortController();
+  /** Ends the connection's wait for the next item when the subscription is stopped (see `untilStopped`). */
+  private interrupt?: (stopped: typeof STOPPED) => void;
 
   /** The start of every message answering the subscription's request. */
   readonly prefix: string;
@@ -50,6 +57,23 @@ export class SubscriptionWire implements LiveOutlet {
   /** True until the wire closes. */
   get ready(): boolean {
     return !this.closed;
+  }
+
+  /** The signal the subscription's procedure gets: aborted on `subscription.stop`, the socket's close and the session's end. */
+  get signal(): AbortSignal {
+    return this.stopping.signal;
+  }
+
+  /**
+   * The subscription's next item, or `STOPPED` as soon as it is stopped: like tRPC's handler,
+   * the connection does not wait for an iterator that ignores its signal to yield again.
+   */
+  untilStopped<T>(next: Promise<T>): Promise<T | typeof STOPPED> {
+    if (this.stopping.signal.aborted) return Promise.resolve(STOPPED);
+    return new Promise((resolve, reject) => {
+      this.interrupt = resolve;
+      next.then(resolve, reject);
+    });
   }
 
   /**
@@ -89,7 +113,21 @@ export class SubscriptionWire implements LiveOutlet {
     else this.feed = feed;
   }
 
-  /** No frame is written after this: the subscription stopped, or its connection's session ended or its socket is going. */
+  /**
+   * Stopped from outside (the client's `subscription.stop`, the session's end, the socket's
+   * close): no frame is written after this, the feed ends, the procedure's signal aborts and
+   * the connection stops waiting for the next item.
+   */
+  stop(): void {
+    this.close();
+    if (this.stopping.signal.aborted) return;
+    this.stopping.abort();
+    const interrupt = this.interrupt;
+    this.interrupt = undefined;
+    interrupt?.(STOPPED);
+  }
+
+  /** No frame is written after this: the subscription ended, or was stopped (`stop`). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
