@@ -195,6 +195,7 @@ describe("tenant isolation under canaries", () => {
       expectNotFound("agent.get", await call("agent.get", { runId }, a));
       expectNotFound("agent.logs", await call("agent.logs", { runId }, a));
       expectNotFound("agent.logs", await call("agent.logs", { runId: probe.id, cursor: logId }, a));
+      expectNotFound("agent.output", await call("agent.output", { runId }, a));
       expectNotFound("agent.events", await call("agent.events", { runId }, a));
       expectNotFound("agent.events", await call("agent.events", { cursor: eventId }, a));
       expectNotFound("agent.cancel", await call("agent.cancel", { runId }, a));
@@ -222,6 +223,7 @@ describe("tenant isolation under canaries", () => {
       expectClean("share.run", await call("share.run", undefined, attackerShare.token));
       expectClean("share.events", await call("share.events", { cursor: "0-0" }, attackerShare.token));
       expectClean("share.logs", await call("share.logs", smuggled, attackerShare.token));
+      expectClean("share.output", await call("share.output", smuggled, attackerShare.token));
       expectClean("agent.onStatus", await subscribe(attackSocket, "agent.onStatus", { ...smuggled, agentRole: VICTIM_ROLE }));
       expectClean("context.onStatusChanged", await subscribe(attackSocket, "context.onStatusChanged", smuggled));
       expectClean("share.onRun", await subscribe(shareSocket, "share.onRun", smuggled));
