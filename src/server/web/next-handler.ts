@@ -48,6 +48,7 @@ export async function createWebHandler(options: { dev: boolean; hostname: string
   const handle = app.getRequestHandler();
   const upgrade = options.dev ? app.getUpgradeHandler() : undefined;
   return {
+    dev: options.dev,
     handle: (req, res) => handle(req, res),
     ...(upgrade ? { upgrade: (req, socket, head) => upgrade(req, socket, head) } : {}),
   };
