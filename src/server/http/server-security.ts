@@ -41,8 +41,8 @@ export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
   maxBodyBytes: 64 * 1024,
   http: {
     maxBatch: 32,
-    perIpPerSecond: 50,
-    perTenantPerSecond: 50,
+    perIpPerSecond: 100,
+    perTenantPerSecond: 100,
   },
   ws: {
     maxPayloadBytes: 64 * 1024,
