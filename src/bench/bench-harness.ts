@@ -132,6 +132,9 @@ export class BenchHarness {
       WS_MAX_CONNECTIONS_PER_USER: "100000",
       WS_MAX_CONNECTIONS_PER_IP: "1000000",
       WS_MESSAGES_PER_SECOND: "100000",
+      // The polling clients all call from 127.0.0.1, many for one tenant.
+      HTTP_CALLS_PER_SECOND_PER_IP: "1000000",
+      HTTP_CALLS_PER_SECOND_PER_TENANT: "1000000",
     };
   }
 

@@ -140,7 +140,7 @@ export async function listenPulse(env: Env, pulse: Pulse, logger: Logger, web?: 
     ...(web ? { web } : {}),
     secureCookies: env.COOKIE_SECURE,
     security: serverSecurity(env),
-    metrics: { enabled: env.METRICS_ENABLED, ...(env.METRICS_TOKEN ? { token: env.METRICS_TOKEN } : {}) },
+    metrics: { enabled: env.METRICS_ENABLED, public: env.METRICS_PUBLIC, ...(env.METRICS_TOKEN ? { token: env.METRICS_TOKEN } : {}) },
   });
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);
@@ -157,6 +157,11 @@ export function serverSecurity(env: Env): ServerSecurityOptions {
     sessionCheckIntervalMs: env.SESSION_CHECK_INTERVAL_MS,
     reportsPerSecond: env.REPORTS_PER_SECOND,
     maxBodyBytes: env.HTTP_MAX_BODY_BYTES,
+    http: {
+      maxBatch: env.HTTP_MAX_BATCH_REQUESTS,
+      perIpPerSecond: env.HTTP_CALLS_PER_SECOND_PER_IP,
+      perTenantPerSecond: env.HTTP_CALLS_PER_SECOND_PER_TENANT,
+    },
     ws: {
       maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
       pingMs: env.WS_PING_INTERVAL_MS,

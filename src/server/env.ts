@@ -105,6 +105,14 @@ export const envSchema = z.object({
   TRUST_PROXY: flag(false),
   /** Largest HTTP request body Pulse reads (tRPC calls and agent reports). */
   HTTP_MAX_BODY_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
+  /** Procedures one HTTP request may batch (the WebSocket's cap is WS_MAX_BATCH_REQUESTS). */
+  HTTP_MAX_BATCH_REQUESTS: int(32, 1, 1_000),
+  /** tRPC calls over HTTP per second from one address, per process; bursts up to twice this. */
+  HTTP_CALLS_PER_SECOND_PER_IP: int(100, 1, 1_000_000),
+  /** tRPC calls over HTTP per second for one tenant (its sessions and share links), per process; bursts up to twice this. */
+  HTTP_CALLS_PER_SECOND_PER_TENANT: int(100, 1, 1_000_000),
+  /** Serve /metrics on the public port without a token (otherwise it needs METRICS_TOKEN, or answers 404). */
+  METRICS_PUBLIC: flag(false),
   /** Lifetime of the token a browser fetches for its WebSocket. */
   SOCKET_TOKEN_TTL_SECONDS: int(300, 10, 86_400),
   /** How long before a socket token expires the server asks the client to reconnect with a fresh one. */

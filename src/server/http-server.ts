@@ -5,9 +5,12 @@ import { TRPCError } from "@trpc/server";
 import { SESSION_COOKIE } from "./auth/session-cookie";
 import { isDatabaseUnavailable } from "./database-unavailable";
 import { clientAddress } from "./http/client-address";
+import { HttpCallGate, type CallRefusal } from "./http/http-call-gate";
 import { OriginPolicy } from "./http/origin-policy";
 import { isMalformedPath, loggablePath } from "./http/request-path";
 import { ReportEndpoint } from "./http/report-endpoint";
+import { requestOrigin } from "./http/request-origin";
+import { SecurityHeaders } from "./http/security-headers";
 import { resolveServerSecurity, type ServerSecurityOverrides } from "./http/server-security";
 import type { Logger } from "./logger";
 import { HealthCheck } from "./metrics/health-check";
@@ -27,6 +30,8 @@ const MAX_HEADER_BYTES = 16 * 1024;
 export interface WebHandler {
   handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> | void;
   upgrade?(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> | void;
+  /** Next.js in development: its pages evaluate code, which the Content-Security-Policy then allows. */
+  dev?: boolean;
 }
 
 export interface PulseServerOptions {
@@ -37,8 +42,11 @@ export interface PulseServerOptions {
   secureCookies: boolean;
   /** Origins, proxy trust, WebSocket limits and caps; defaults in `http/server-security.ts`. */
   security?: ServerSecurityOverrides;
-  /** `GET /metrics` (Prometheus text): on unless `enabled` is false; with `token`, it needs that bearer token. */
-  metrics?: { enabled?: boolean; token?: string };
+  /**
+   * `GET /metrics` (Prometheus text) on this public port: with `token`, for that bearer token
+   * only; without one, only when `public` opens it to anyone; never when `enabled` is false.
+   */
+  metrics?: { enabled?: boolean; token?: string; public?: boolean };
 }
 
 export interface PulseServer {
@@ -50,20 +58,6 @@ export interface PulseServer {
   close(): Promise<void>;
 }
 
-function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(";")) {
-    const [key, ...rest] = part.trim().split("=");
-    if (key !== name) continue;
-    try {
-      return decodeURIComponent(rest.join("="));
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
-
 /** A session check that could not reach the database is a 503 the client retries, not a 500. */
 function asRetryable(error: unknown): never {
   if (isDatabaseUnavailable(error)) {
@@ -72,17 +66,19 @@ function asRetryable(error: unknown): never {
   throw error;
 }
 
-function bearer(header: string | undefined): string | undefined {
-  const match = header?.match(/^Bearer\s+(\S+)$/i);
-  return match?.[1];
-}
-
 /** WebSocket calls cannot set cookies; one function for every connection's context. */
 function keepNoCookie(): void {}
 
 /** An `error` listener shared by every upgraded socket, rather than a closure each. */
 function destroySocket(this: Duplex): void {
   this.destroy();
+}
+
+/** Refuses a tRPC call over HTTP at the edge, in the `{ error: { code, message } }` shape every refusal here has. */
+function refuseCall(res: http.ServerResponse, refusal: CallRefusal): void {
+  if (refusal.retryAfter !== undefined) res.setHeader("Retry-After", String(refusal.retryAfter));
+  res.writeHead(refusal.status, { "content-type": "application/json", "cache-control": "no-store" });
+  res.end(JSON.stringify({ error: { code: refusal.code, message: refusal.message } }));
 }
 
 /** Refuses a WebSocket upgrade with a plain HTTP answer, before any WebSocket exists. */
@@ -109,6 +105,10 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   const services = pulse.services;
   const security = resolveServerSecurity(options.security);
   const origins = new OriginPolicy(security.allowedOrigins);
+  // COOKIE_SECURE means browsers reach Pulse over HTTPS, even where TLS ends at a proxy before it.
+  const originOptions = { trustProxy: security.trustProxy, https: options.secureCookies };
+  const gate = new HttpCallGate({ origins, origin: originOptions, limits: security.http });
+  const headers = new SecurityHeaders({ frameAncestors: origins.configured, https: options.secureCookies, allowEval: web?.dev === true });
   const { metrics } = services;
   const registry = new ConnectionRegistry({
     auth: services.auth,
@@ -118,10 +118,11 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     logger,
     metrics,
   });
-  const metricsEndpoint =
-    options.metrics?.enabled === false
-      ? null
-      : new MetricsEndpoint({ metrics, logger, ...(options.metrics?.token ? { token: options.metrics.token } : {}) });
+  // Open metrics name tenants' load and the process's internals: on the public port they need a token or a deliberate METRICS_PUBLIC.
+  const metricsOpen = options.metrics?.enabled !== false && (options.metrics?.token !== undefined || options.metrics?.public === true);
+  const metricsEndpoint = metricsOpen
+    ? new MetricsEndpoint({ metrics, logger, ...(options.metrics?.token ? { token: options.metrics.token } : {}) })
+    : null;
   registry.start();
   const reports = new ReportEndpoint({
     auth: services.auth,
@@ -145,12 +146,21 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     router: appRouter,
     basePath: `${TRPC_PATH}/`,
     maxBodySize: security.maxBodyBytes,
-    async createContext({ req, res }): Promise<Context> {
-      const bearerToken = bearer(req.headers.authorization);
+    async createContext({ req, res, info }): Promise<Context> {
+      const credential = HttpCallGate.credential(req);
+      if ("malformed" in credential) {
+        throw new TRPCError({ code: "UNAUTHORIZED", message: "authorization: expected Bearer <token>" });
+      }
       // A bearer token may be a session or a share link; the cookie only ever holds a session.
-      const principal = bearerToken
-        ? await services.auth.authenticate(bearerToken, ["session", "share"]).catch(asRetryable)
-        : await services.auth.authenticate(readCookie(req.headers.cookie, SESSION_COOKIE), ["session"]).catch(asRetryable);
+      const principal = await services.auth
+        .authenticate(credential.token, credential.from === "header" ? ["session", "share"] : ["session"])
+        .catch(asRetryable);
+      const tenantId = principal?.kind === "user" ? principal.session.tenantId : principal?.share.tenantId;
+      const retryAfter = tenantId === undefined ? 0 : gate.chargeTenant(tenantId, info.calls.length);
+      if (retryAfter > 0) {
+        res.setHeader("Retry-After", String(retryAfter));
+        throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${gate.perTenantPerSecond} calls per second per tenant; retry in ${retryAfter} s` });
+      }
       return {
         services,
         session: principal?.kind === "user" ? principal.session : null,
@@ -200,6 +210,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
 
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 15_000 }, (req, res) => {
     const path = req.url ?? "/";
+    headers.answer(res);
     if (logger.isLevelEnabled("trace")) {
       const startedAt = Date.now();
       res.once("finish", () =>
@@ -221,10 +232,10 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       return;
     }
     if (path === TRPC_PATH || path.startsWith(`${TRPC_PATH}/`) || path.startsWith(`${TRPC_PATH}?`)) {
-      // A cookie rides along on cross-site requests; a mutation it authenticates must come from an allowed page.
-      const cookieOnly = req.headers.cookie?.includes(`${SESSION_COOKIE}=`) && !req.headers.authorization;
-      if (req.method === "POST" && cookieOnly && !origins.allows(req.headers.origin, req.headers.host)) {
-        res.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "FORBIDDEN", message: "origin not allowed" } }));
+      const refusal = gate.refusal(req, clientAddress(req, security.trustProxy));
+      if (refusal) {
+        if (refusal.status === 403) logger.debug({ origin: req.headers.origin?.slice(0, 200), own: requestOrigin(req, originOptions) }, "cookie-authenticated call refused: origin not allowed");
+        refuseCall(res, refusal);
         return;
       }
       trpcHttp(req, res);
@@ -235,6 +246,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       return;
     }
     if (web) {
+      headers.document(res, requestOrigin(req, originOptions));
       Promise.resolve(web.handle(req, res)).catch((err) => {
         logger.error({ err, path: loggablePath(path) }, "web request failed");
         if (!res.headersSent) res.writeHead(500).end("Internal Server Error");
@@ -255,7 +267,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       return;
     }
     // Cross-site WebSocket hijacking: a page from another origin never gets a socket.
-    if (!origins.allows(req.headers.origin, req.headers.host)) {
+    if (!origins.allows(req.headers.origin, requestOrigin(req, originOptions))) {
       metrics.refused("origin");
       logger.debug({ origin: req.headers.origin?.slice(0, 200) }, "websocket refused: origin not allowed");
       refuseUpgrade(socket, 403, "FORBIDDEN", "origin not allowed");

@@ -35,7 +35,7 @@ async function main() {
   const shown = env.HOST === "0.0.0.0" || env.HOST === "::" ? "localhost" : env.HOST;
   const { port } = http.server.address() as AddressInfo;
   logger.info(
-    { workers: env.PULSE_WORKERS, web: env.PULSE_WEB, port, metrics: env.METRICS_ENABLED ? (env.METRICS_TOKEN ? "/metrics (bearer token)" : "/metrics") : false },
+    { workers: env.PULSE_WORKERS, web: env.PULSE_WEB, port, metrics: !env.METRICS_ENABLED ? false : env.METRICS_TOKEN ? "/metrics (bearer token)" : env.METRICS_PUBLIC ? "/metrics" : "off (set METRICS_TOKEN or METRICS_PUBLIC)" },
     `Pulse is running on http://${shown}:${port}`,
   );
   if (env.PULSE_DEMO) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);

@@ -42,7 +42,7 @@ export interface TestPulseOptions {
   retention?: Partial<PulseOptions["retention"]>;
   worker?: Partial<PulseOptions["worker"]>;
   attempts?: number;
-  /** Edge limits; tests of one limit set it low, everything else keeps the defaults. */
+  /** Edge limits; tests of one limit set it low, everything else keeps the defaults (HTTP call rates lifted). */
   security?: ServerSecurityOverrides;
   /** Token lifetimes and sign-in limits (the per-address limit is lifted unless set: every test client is 127.0.0.1). */
   auth?: Partial<Omit<PulseOptions["auth"], "secret">>;
@@ -85,7 +85,15 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     ...(options.externalAgentRoles ? { externalAgentRoles: options.externalAgentRoles } : {}),
     ...(options.bus ? { bus: options.bus } : {}),
   });
-  const http = createPulseServer({ pulse, logger, secureCookies: false, ...(options.security ? { security: options.security } : {}) });
+  const http = createPulseServer({
+    pulse,
+    logger,
+    secureCookies: false,
+    // Every test client calls from 127.0.0.1 and many share a tenant: the HTTP rates are lifted unless a test sets them.
+    security: { ...options.security, http: { perIpPerSecond: 1_000_000, perTenantPerSecond: 1_000_000, ...options.security?.http } },
+    // Tests scrape the loopback server; the public port's default (no token, no metrics) has its own test.
+    metrics: { public: true },
+  });
   await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));
   const { port } = http.server.address() as AddressInfo;
   return {

@@ -1,8 +1,9 @@
 /**
- * Which web pages may open Pulse's WebSocket or send it cookie-authenticated mutations: the
- * configured origins, or, when none are configured, the page's own host. Requests without an
- * `Origin` header do not come from a browser page (browsers always send one on WebSocket
- * upgrades and cross-site POSTs) and need their token anyway.
+ * Which web pages may open Pulse's WebSocket or send it cookie-authenticated calls: the
+ * configured origins, or, when none are configured, the request's own origin (scheme, host
+ * and port all alike: `http://pulse.example.com` is not `https://pulse.example.com`).
+ * Requests without an `Origin` header do not come from a browser page (browsers always
+ * send one on WebSocket upgrades and cross-site POSTs) and need their token anyway.
  *
  * @see https://owasp.org/www-community/attacks/Cross-Site_WebSocket_Hijacking
  */
@@ -13,12 +14,18 @@ export class OriginPolicy {
     this.allowed = new Set(allowedOrigins.map((o) => normalize(o)).filter((o): o is string => o !== null));
   }
 
-  allows(origin: string | undefined, host: string | undefined): boolean {
+  /** The configured origins (normalized); empty when only the request's own origin is allowed. */
+  get configured(): readonly string[] {
+    return [...this.allowed];
+  }
+
+  /** `ownOrigin` is the origin the request itself was sent to (see `requestOrigin`). */
+  allows(origin: string | undefined, ownOrigin: string | undefined): boolean {
     if (origin === undefined) return true;
     const normalized = normalize(origin);
     if (normalized === null) return false;
     if (this.allowed.size > 0) return this.allowed.has(normalized);
-    return host !== undefined && new URL(normalized).host === host.toLowerCase();
+    return ownOrigin !== undefined && normalized === ownOrigin;
   }
 }
 

@@ -3,7 +3,7 @@ import type { ExternalReportService } from "../agents/external-report-service";
 import type { AuthService } from "../auth/auth-service";
 import { PulseError, type PulseErrorCode } from "../errors";
 import type { Logger } from "../logger";
-import { TokenBucket } from "../ws/token-bucket";
+import { KeyedRateLimit } from "./keyed-rate-limit";
 
 export interface ReportEndpointOptions {
   auth: Pick<AuthService, "verifyReportToken">;
@@ -15,8 +15,6 @@ export interface ReportEndpointOptions {
 }
 
 const PATH = /^\/api\/runs\/([^/?#]{1,200})\/events\/?(?:\?.*)?$/;
-/** Runs whose rate is tracked at once; the least recently added is forgotten beyond this. */
-const MAX_TRACKED_RUNS = 10_000;
 
 const STATUS: Record<PulseErrorCode, number> = {
   BAD_REQUEST: 400,
@@ -34,9 +32,11 @@ const STATUS: Record<PulseErrorCode, number> = {
  * JSON `{ error: { code, message } }` with the matching HTTP status.
  */
 export class ReportEndpoint {
-  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly perRun: KeyedRateLimit;
 
-  constructor(private readonly options: ReportEndpointOptions) {}
+  constructor(private readonly options: ReportEndpointOptions) {
+    this.perRun = new KeyedRateLimit(options.reportsPerSecond);
+  }
 
   /** The run id in a report URL, or null when the URL is not one. */
   static match(url: string | undefined): string | null {
@@ -62,9 +62,9 @@ export class ReportEndpoint {
       }
       // A token used on another run's URL learns nothing and spends nothing of its run's rate.
       if (runId !== grant.runId) return this.fail(res, 404, "NOT_FOUND", "run not found");
-      const bucket = this.bucketFor(grant.runId);
-      if (!bucket.take()) {
-        res.setHeader("Retry-After", String(Math.max(1, Math.ceil(bucket.waitMs() / 1000))));
+      const retryAfter = this.perRun.take(grant.runId);
+      if (retryAfter > 0) {
+        res.setHeader("Retry-After", String(retryAfter));
         return this.fail(res, 429, "TOO_MANY_REQUESTS", `at most ${this.options.reportsPerSecond} reports per second per run`);
       }
       if (!/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
@@ -89,16 +89,6 @@ export class ReportEndpoint {
       this.options.logger.error({ err: error, runId }, "report failed");
       this.fail(res, 500, "INTERNAL_SERVER_ERROR", "the report could not be stored; try again");
     }
-  }
-
-  private bucketFor(runId: string): TokenBucket {
-    let bucket = this.buckets.get(runId);
-    if (!bucket) {
-      if (this.buckets.size >= MAX_TRACKED_RUNS) this.buckets.delete(this.buckets.keys().next().value!);
-      bucket = new TokenBucket(this.options.reportsPerSecond, this.options.reportsPerSecond * 2);
-      this.buckets.set(runId, bucket);
-    }
-    return bucket;
   }
 
   private fail(res: ServerResponse, status: number, code: string, message: string): void {

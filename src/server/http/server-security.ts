@@ -7,6 +7,16 @@ export interface WebSocketSecurity extends ConnectionLimits, ConnectionCaps {
   maxPayloadBytes: number;
 }
 
+/** Limits on tRPC calls over HTTP; each procedure of a batch counts as one call. */
+export interface HttpCallLimits {
+  /** Procedures one HTTP request may batch; more is refused (400) before any runs. */
+  maxBatch: number;
+  /** Calls per second from one address (bursts up to twice this), per process. */
+  perIpPerSecond: number;
+  /** Calls per second for one tenant, its sessions and share links alike (bursts up to twice this), per process. */
+  perTenantPerSecond: number;
+}
+
 /** Everything `createPulseServer` enforces at the edge. Defaults below; `.env.example` documents each. */
 export interface ServerSecurityOptions {
   /** Origins allowed to open the WebSocket and send cookie-authenticated mutations; empty: the request's own host only. */
@@ -19,6 +29,7 @@ export interface ServerSecurityOptions {
   reportsPerSecond: number;
   /** Largest HTTP request body (tRPC and reports); larger is 413. */
   maxBodyBytes: number;
+  http: HttpCallLimits;
   ws: WebSocketSecurity;
 }
 
@@ -28,6 +39,11 @@ export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
   sessionCheckIntervalMs: 2_000,
   reportsPerSecond: 50,
   maxBodyBytes: 64 * 1024,
+  http: {
+    maxBatch: 32,
+    perIpPerSecond: 100,
+    perTenantPerSecond: 100,
+  },
   ws: {
     maxPayloadBytes: 64 * 1024,
     pingMs: 30_000,
@@ -49,10 +65,18 @@ export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
   },
 };
 
-export type ServerSecurityOverrides = Partial<Omit<ServerSecurityOptions, "ws">> & { ws?: Partial<WebSocketSecurity> };
+export type ServerSecurityOverrides = Partial<Omit<ServerSecurityOptions, "ws" | "http">> & {
+  http?: Partial<HttpCallLimits>;
+  ws?: Partial<WebSocketSecurity>;
+};
 
 /** The defaults with whatever the caller set, merged in this one place. */
 export function resolveServerSecurity(overrides: ServerSecurityOverrides = {}): ServerSecurityOptions {
-  const { ws, ...rest } = overrides;
-  return { ...DEFAULT_SERVER_SECURITY, ...rest, ws: { ...DEFAULT_SERVER_SECURITY.ws, ...ws } };
+  const { ws, http, ...rest } = overrides;
+  return {
+    ...DEFAULT_SERVER_SECURITY,
+    ...rest,
+    http: { ...DEFAULT_SERVER_SECURITY.http, ...http },
+    ws: { ...DEFAULT_SERVER_SECURITY.ws, ...ws },
+  };
 }

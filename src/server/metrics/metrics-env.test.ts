@@ -7,6 +7,7 @@ describe("metrics settings", () => {
     const env = parseEnv({});
     expect(env.METRICS_ENABLED).toBe(true);
     expect(env.METRICS_TOKEN).toBeUndefined();
+    expect(env.METRICS_PUBLIC).toBe(false);
     expect(env.METRICS_PORT).toBeUndefined();
   });
 

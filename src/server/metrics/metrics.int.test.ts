@@ -241,6 +241,23 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
     }
   });
 
+  it("serves nothing at /metrics on the public port without a token, unless METRICS_PUBLIC opens it", async () => {
+    const closed = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false });
+    const open = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false, metrics: { public: true } });
+    const listening = (s: typeof closed) => new Promise<string>((resolve) => s.server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(s.server.address() as AddressInfo).port}/metrics`)));
+    try {
+      const closedAnswer = await fetch(await listening(closed));
+      expect(closedAnswer.status).toBe(404);
+      expect(await closedAnswer.text()).not.toContain("pulse_ws_connections");
+      const openAnswer = await fetch(await listening(open));
+      expect(openAnswer.status).toBe(200);
+      expect(await openAnswer.text()).toContain("# TYPE pulse_ws_connections gauge");
+    } finally {
+      await closed.close();
+      await open.close();
+    }
+  });
+
   it("serves nothing at /metrics when disabled", async () => {
     const off = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false, metrics: { enabled: false } });
     await new Promise<void>((resolve) => off.server.listen(0, "127.0.0.1", resolve));

@@ -71,6 +71,7 @@ export async function createWebHandler(options: {
   const handle = app.getRequestHandler();
   const upgrade = dev ? app.getUpgradeHandler() : undefined;
   return {
+    dev,
     handle: (req, res) => handle(req, res),
     ...(upgrade ? { upgrade: (req, socket, head) => upgrade(req, socket, head) } : {}),
   };
