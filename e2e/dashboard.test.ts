@@ -7,10 +7,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { compareStreamIds } from "../src/shared/stream-id";
 import { eventually, openTestPostgres } from "../src/test/harness";
 import { ARTIFACTS, applied, launchChromium, recordApplied, screenshot } from "./support/browser";
+import { OutsideAgent } from "./support/outside-agent";
 import { PulseProcess } from "./support/pulse-process";
 import { UpgradeGate } from "./support/upgrade-gate";
 
 const PASSWORD = "correct horse battery";
+/** A role run by an agent outside Pulse, which a test plays to decide when its run moves. */
+const OUTSIDE_AGENT = "outside-agent";
 const newEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.test`;
 
 let browser: Browser;
@@ -56,7 +59,7 @@ describe("the dashboard in a real browser", () => {
   let pulse: PulseProcess;
   beforeAll(async () => {
     // Trace level: the share test checks that not even the request log holds a token.
-    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", LOG_LEVEL: "trace" }).start();
+    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", LOG_LEVEL: "trace", EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT }).start();
   });
   afterAll(async () => {
     await pulse?.stop();
@@ -182,7 +185,10 @@ describe("the dashboard in a real browser", () => {
     const tenant = await pulse.api().auth.register.mutate({ email: newEmail("sharer"), password: PASSWORD, tenantName: "Sharer Co" });
     const api = pulse.api(tenant.token);
     await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
-    const { runId } = await api.agent.run.mutate({ agentRole: "client-researcher" });
+    // A run of an outside agent this test plays, so the run ends only once the viewer watches.
+    const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
+    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
+    await agent.report({ type: "agent:active" });
     const member = await (await signedIn(pulse, tenant.token)).newPage();
     await member.goto(`${pulse.url}/runs/${runId}`);
     await member.getByRole("button", { name: "Share" }).click();
@@ -198,9 +204,16 @@ describe("the dashboard in a real browser", () => {
     await recordApplied(viewer);
     await viewer.goto(link);
     await viewer.locator("[data-connection=live]").waitFor();
+    await viewer.locator("[data-testid=run-detail][data-status=active]").waitFor();
+    // Now the agent works and finishes, while the viewer watches.
+    await agent.report({ type: "agent:step", stepId: "read", name: "Read the brief", status: "started" });
+    await agent.report({ type: "agent:log", level: "info", message: "read 3 pages" });
+    for (let i = 1; i <= 30; i++) await agent.report({ type: "agent:progress", progress: i * 3, message: `Reading page ${i}` });
+    await agent.report({ type: "agent:output", chunk: "The brief, summarised.\n" });
+    await agent.report({ type: "agent:step", stepId: "read", name: "Read the brief", status: "completed" });
+    await agent.report({ type: "agent:completed" });
     await viewer.locator("[data-testid=run-detail][data-status=completed]").waitFor({ timeout: 30_000 });
-    // The run may have finished before the page read it: its history arrives by the subscription's replay.
-    await expect.poll(async () => (await applied(viewer)).map((a) => a.type), { timeout: 30_000 }).toContain("agent:completed");
+    expect((await applied(viewer)).map((a) => a.type)).toContain("agent:completed");
     await expect.poll(() => viewer.locator("[data-testid=timeline] li").count()).toBeGreaterThan(3);
     // The timeline holds more than it shows, and shows the newest.
     const timeline = viewer.locator("[data-testid=timeline]");

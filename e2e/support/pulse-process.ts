@@ -36,6 +36,8 @@ export class PulseProcess {
         PULSE_DEMO: "false",
         DEMO_FAILURE_RATE: "0",
         LOG_LEVEL: "info",
+        // The test and every browser call from 127.0.0.1: one address's HTTP budget would be theirs together.
+        HTTP_CALLS_PER_SECOND_PER_IP: "100000",
         ...this.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
