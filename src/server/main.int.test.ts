@@ -8,6 +8,7 @@ import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { Queue } from "bullmq";
 import { DEMO_USER } from "./bootstrap";
 import { openDatabase } from "./db";
+import { freePort } from "./redis";
 import { createLogger } from "./logger";
 import { createWebHandler, WebBuildMissingError } from "./web/next-handler";
 import { TRPC_PATH } from "./http-server";
@@ -113,8 +114,10 @@ describe("npm start", () => {
     expect(await answers(started.redisUrl)).toBe(false);
   });
 
-  it("takes its private redis-server with it when it is killed", async () => {
-    const started = await startEmbedded();
+  it("takes its private redis-server, on the port REDIS_SERVER_PORT chose, with it when it is killed", async () => {
+    const port = await freePort();
+    const started = await startEmbedded({ REDIS_SERVER_PORT: String(port) });
+    expect(started.redisUrl).toBe(`redis://127.0.0.1:${port}`);
     expect(await answers(started.redisUrl)).toBe(true);
     started.child.kill("SIGKILL");
     await started.exited;
@@ -122,10 +125,10 @@ describe("npm start", () => {
   });
 
   /** `npm start` with embedded defaults, once it has started its private redis-server. */
-  async function startEmbedded() {
+  async function startEmbedded(env: Record<string, string> = {}) {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "pulse-start-"));
     dirs.push(dataDir);
-    const started = run("src/server/main.ts", { PORT: "0", HOST: "127.0.0.1", PULSE_WEB: "false", PGLITE_DIR: path.join(dataDir, "pglite") });
+    const started = run("src/server/main.ts", { PORT: "0", HOST: "127.0.0.1", PULSE_WEB: "false", PGLITE_DIR: path.join(dataDir, "pglite"), ...env });
     const output = await eventually(started.output, (out) => /started a private redis-server/.test(out), "the private redis-server", 120_000);
     return { ...started, redisUrl: /"url":"(redis:\/\/[^"]+)"/.exec(output)![1]! };
   }
