@@ -7,7 +7,8 @@ import { connectClient, eventually, registerTenant, startTestPulse, type TestPul
 import { createLogger } from "../logger";
 import { redisOptions } from "../redis";
 import { TenantEventStream, TenantStreamKeys, type StreamEntry } from "./event-stream";
-import { TenantStreamReader } from "./stream-reader";
+import { PulseMetrics } from "../metrics/pulse-metrics";
+import { TenantStreamReader, type TenantStreamReaderOptions } from "./stream-reader";
 
 /** Connections this Pulse opened, as Redis sees them (each is named `<prefix>:<purpose>`). */
 async function pulseConnections(admin: Redis, prefix: string): Promise<string[]> {
@@ -74,10 +75,10 @@ describe("TenantStreamReader's wake-ups", () => {
 
   /**
    * A reader of its own over a fresh key prefix, and the stream it follows, once its
-   * connections are up and Redis has its wake subscription: until then appends ring nobody,
-   * and a connection that comes up makes the reader read every followed stream.
+   * connections are up: a connection that comes up makes the reader read every followed
+   * stream. It listens to a tenant's wakes from the moment `subscribe` resolves.
    */
-  async function reader(sweepMs: number, url: string = inject("redisUrl")) {
+  async function reader(sweepMs: number, url: string = inject("redisUrl"), extra: Partial<TenantStreamReaderOptions> = {}) {
     const [command, read, wake] = [0, 1, 2].map(() => {
       const connection = new Redis(url, redisOptions());
       connection.on("error", () => {});
@@ -86,12 +87,12 @@ describe("TenantStreamReader's wake-ups", () => {
     connections.push(command!, read!, wake!);
     const keys = new TenantStreamKeys(`wake-${randomUUID().slice(0, 8)}`);
     const stream = new TenantEventStream(command!, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
-    const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), sweepMs });
+    const metrics = new PulseMetrics({ processMetrics: false });
+    const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), metrics, sweepMs, ...extra });
     r.start();
     readers.push(r);
     await Promise.all([command!, read!, wake!].map((c) => (c.status === "ready" ? undefined : once(c, "ready"))));
-    await eventually(async () => ((await command!.pubsub("NUMSUB", keys.wake())) as [string, number])[1], (n) => n === 1, "the wake subscription");
-    return { reader: r, stream, keys, command: command!, read: read! };
+    return { reader: r, stream, keys, command: command!, read: read!, wake: wake!, metrics };
   }
 
   const event = (tenantId: string, message: string) =>
@@ -142,7 +143,7 @@ describe("TenantStreamReader's wake-ups", () => {
     const { stream, keys, command, tenant, seen, reads } = await afterFirstEntry();
     // The wake of "first" again, arriving after the reader has it (as when a read overtook it).
     const payload = event(tenant, "first");
-    await command.publish(keys.wake(), `${tenant}\n0-0\n${seen[0]!.id}\n${payload}`);
+    await command.spublish(keys.wake(tenant), `${tenant}\n0-0\n${seen[0]!.id}\n${payload}`);
     await stream.append(tenant, event(tenant, "second"));
     await eventually(() => seen.length, (n) => n === 2, "the second entry");
     expect(messages(seen)).toEqual(["first", "second"]);
