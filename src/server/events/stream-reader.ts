@@ -134,10 +134,7 @@ export class TenantStreamReader {
       keys: options.stream.keys,
       onWake: (message) => this.rang(message),
       // Wakes published while a subscriber connection was down are gone: read everything, now and once settled.
-      onResubscribed: () => {
-        this.settleReadAt = Date.now() + this.sweepMs;
-        this.readAll();
-      },
+      onResubscribed: () => this.resubscribed(),
     });
   }
 
@@ -278,6 +275,20 @@ export class TenantStreamReader {
       for (const entry of entries) metrics.observeReaderLag(entry.id, now);
     }
     for (const subscriber of cursor.subscribers) subscriber.receive(entries);
+  }
+
+  /**
+   * Wakes published while a subscriber connection was down are gone: every open tenant's
+   * stream is read now and once more when settled. Tenants still opening (all of them, at a
+   * first connect) are read once their subscription is confirmed anyway.
+   */
+  private resubscribed(): void {
+    for (const cursor of this.tenants.values()) {
+      if (cursor.opening) continue;
+      this.settleReadAt = Date.now() + this.sweepMs;
+      this.readAll();
+      return;
+    }
   }
 
   /** Marks every followed stream for reading (a connection that came back). */
