@@ -36,12 +36,21 @@ export class TenantStreamKeys {
   }
 
   /**
-   * The channel every append rings with its tenant's id (and mostly the entry itself), so
-   * stream readers read only the streams with news. The stream stays the record; a wake
-   * lost on the way costs latency (until the next wake or the reader's sweep), never an event.
+   * The tenant's sharded wake channel (in its slot, so the append script may SPUBLISH on it):
+   * every append rings it with the tenant's id (and mostly the entry itself), and only the
+   * processes following the tenant listen, so stream readers read only the streams with news
+   * and receive only their own tenants'. The stream stays the record; a wake lost on the way
+   * costs latency (until the next wake or the reader's rolling check), never an event.
+   *
+   * Pulse before per-tenant channels rang one global `${prefix}:wake`: during a rolling
+   * upgrade an old reader hears no wake from a new appender and finds its entries by its
+   * one-second sweep, and a new reader finds an old appender's entries by its rolling check
+   * (see README, "Running on several machines": upgrade workers first).
+   *
+   * @see https://redis.io/docs/latest/develop/interact/pubsub/#sharded-pubsub
    */
-  wake(): string {
-    return `${this.prefix}:wake`;
+  wake(tenantId: string): string {
+    return `${this.prefix}:{${tenantId}}:wake`;
   }
 
   /** The first id of the stream as it exists now: newer ids that are not entries were never issued. */
@@ -109,7 +118,7 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * XADD that also records the stream's first id when this append created the stream (or
  * marks a stream older than the marker), returning the genesis it recorded, if any; with a
  * live-attempt gate, it checks, sets or clears the run's marker in the same step, so the
- * marker and the stream's order never disagree. Then it rings the wake channel: with the
+ * marker and the stream's order never disagree. Then it rings the tenant's wake channel: with the
  * tenant's id, and (below a size) the entry itself and the id of the entry before it, so a
  * reader that has read up to that id can deliver it without reading the stream.
  */
@@ -148,10 +157,11 @@ if ARGV[4] ~= '' then
 elseif mode == 'arm' then
   redis.call('HDEL', KEYS[4], ARGV[5])
 end
+-- SPUBLISH from a script needs Redis 7 and a channel in the script's slot (the tenant's hash tag).
 if #ARGV[1] <= ${MAX_WAKE_PAYLOAD_BYTES} then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[1])
+  redis.call('SPUBLISH', ARGV[6], ARGV[7] .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[1])
 else
-  redis.call('PUBLISH', ARGV[6], ARGV[7])
+  redis.call('SPUBLISH', ARGV[6], ARGV[7])
 end
 return {id, genesis, false}`;
 
@@ -254,7 +264,7 @@ export class TenantEventStream {
       gate && gate.mode !== "clear" ? String(gate.attempt) : "",
       progress,
       gate?.runId ?? "",
-      this.keys.wake(),
+      this.keys.wake(tenantId),
       tenantId,
     )) as [string | null, string | null, AppendRefusal | null];
     if (refused) return { refused };

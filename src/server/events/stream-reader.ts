@@ -1,8 +1,10 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import { parseEntries, wakeCarried, wakeTenant, type StreamEntry, type TenantEventStream } from "./event-stream";
 import { compareStreamIds, STREAM_ORIGIN } from "./schema";
+import { planStreamReads } from "./stream-read-plan";
+import { TenantWakeSubscriptions } from "./tenant-wake-subscriptions";
 
 /**
  * What the reader hands a tenant's entries to (a feed's live part). An object with
@@ -21,21 +23,38 @@ export interface StreamSubscriber {
 
 export interface TenantStreamReaderOptions {
   /** A connection of the reader's own for its reads, so they never queue behind other commands. */
-  readRedis: Redis;
-  /** A connection in subscriber mode, for the wake channel. */
-  wakeRedis: Redis;
+  readRedis: Redis | Cluster;
+  /**
+   * A connection of its own for the tenants' sharded wake channels (subscriber mode); on a
+   * cluster, a `Cluster` created with `shardedSubscribers: true`.
+   */
+  wakeRedis: Redis | Cluster;
   /** For the reader's occasional lookups (stream markers). */
-  controlRedis: Redis;
+  controlRedis: Redis | Cluster;
   stream: TenantEventStream;
   logger: Logger;
-  /** Reports followed tenants, fan-out lag and read errors; optional so the reader can be built alone. */
+  /** Reports followed tenants, what the reader received, fan-out lag and read errors; optional so the reader can be built alone. */
   metrics?: PulseMetrics;
-  /**
-   * How often every followed stream is read whether or not it rang (default 1 s): the bound
-   * on how late an event whose wake was lost (a dropped subscriber connection) arrives.
-   */
+  /** How often the rolling check runs (default 1 s). */
   sweepMs?: number;
+  /**
+   * The rolling check reads every followed stream at least this often though no wake rang
+   * (default 30 s): the bound on how late an event whose wake was lost without its
+   * connection dropping arrives, as long as the followed tenants fit `maxChecksPerSweep`.
+   */
+  checkPeriodMs?: number;
+  /**
+   * At most this many streams per rolling check (default 1 000), so its cost per second
+   * stays flat however many idle tenants are followed: past `maxChecksPerSweep ×
+   * checkPeriodMs / sweepMs` tenants (30k by default), the period grows instead.
+   */
+  maxChecksPerSweep?: number;
+  /** Entries per stream per read. */
   batchSize?: number;
+  /** Streams per XREAD call (default 500): no call's arguments grow with the followed tenants. */
+  maxKeysPerRead?: number;
+  /** XREAD calls in flight at once (default 8), pipelined on the read connection or spread over a cluster's nodes. */
+  maxReadsInFlight?: number;
 }
 
 interface TenantCursor {
@@ -43,17 +62,23 @@ interface TenantCursor {
   /** The first id of the stream being followed (null: none existed yet), to notice a new one. */
   genesis: string | null;
   subscribers: Set<StreamSubscriber>;
+  /** Set until the wake subscription is confirmed and the cursor fixed; the stream is not read meanwhile. */
+  opening?: Promise<void>;
 }
 
+/** Tenants' markers looked up at once when checking for lost streams: a pipeline each, not a round trip per tenant. */
+const LOST_STREAM_CHECK_CHUNK = 500;
+
 /**
- * The one Redis reader of an API process. Every append rings a wake channel with its
- * tenant's id and, mostly, the entry and the id before it: an entry that follows the
- * reader's cursor is delivered straight from its wake, with no read at all. Otherwise the
- * reader reads the followed streams that rang, from where it left each. Either way it fans
- * each batch out in memory, so a subscriber costs a Set entry, never a Redis connection,
- * and a read costs the tenants with news, not every tenant followed. The streams stay the
- * record: every `sweepMs` all of them are read anyway, and a (re)connect reads all at
- * once, so a lost wake delays an event, never loses it.
+ * The one Redis reader of an API process. Every append rings its tenant's wake channel
+ * with the tenant's id and, mostly, the entry and the id before it; the reader listens to
+ * the channels of the tenants it follows only. An entry that follows the reader's cursor
+ * is delivered straight from its wake, with no read at all. Otherwise the reader reads the
+ * followed streams that rang, from where it left each. Either way it fans each batch out
+ * in memory, so a subscriber costs a Set entry, never a Redis connection, and a read costs
+ * the tenants with news, not every tenant followed. The streams stay the record: when a
+ * wake connection comes back every followed stream is read, and a rolling check reads a
+ * bounded slice of them each `sweepMs`, so a lost wake delays an event, never loses it.
  */
 export class TenantStreamReader {
   private readonly tenants = new Map<string, TenantCursor>();
@@ -61,37 +86,61 @@ export class TenantStreamReader {
   private carried = new Map<TenantCursor, StreamEntry[]>();
   /** Followed tenants whose stream may hold entries the reader has not read. */
   private readonly dirty = new Set<string>();
+  private readonly wakes: TenantWakeSubscriptions;
   private running = false;
   private loop?: Promise<void>;
   private wake?: () => void;
   private lastSweepAt = 0;
+  /** Where the rolling check goes on from: a live iterator over `tenants`, which skips tenants that left. */
+  private rolling?: Iterator<string>;
+  /**
+   * When every followed stream is read once more after a resubscription: the read made at
+   * once may have passed Redis before the subscriptions did, and what was appended between
+   * the two rang nobody.
+   */
+  private settleReadAt?: number;
   /** Bumped whenever the read connection closes: a read that straddles one is not trusted. */
   private connection = 0;
   /** Set when the read connection (re)connects: the streams may be new ones since. */
   private recheck = false;
   private readonly sweepMs: number;
+  private readonly checkPeriodMs: number;
+  private readonly maxChecksPerSweep: number;
   private readonly batchSize: number;
+  private readonly maxKeysPerRead: number;
+  private readonly maxReadsInFlight: number;
 
   constructor(private readonly options: TenantStreamReaderOptions) {
     this.sweepMs = options.sweepMs ?? 1_000;
+    this.checkPeriodMs = options.checkPeriodMs ?? 30_000;
+    this.maxChecksPerSweep = options.maxChecksPerSweep ?? 1_000;
     this.batchSize = options.batchSize ?? 512;
-    options.readRedis.on("close", () => (this.connection += 1));
-    options.readRedis.on("ready", () => {
+    this.maxKeysPerRead = options.maxKeysPerRead ?? 500;
+    this.maxReadsInFlight = options.maxReadsInFlight ?? 8;
+    const { readRedis } = options;
+    const reconnected = () => {
       this.recheck = true;
       this.readAll();
+    };
+    readRedis.on("close", () => (this.connection += 1));
+    readRedis.on("ready", reconnected);
+    if (readRedis.isCluster) {
+      // One node of a cluster goes (a failover) without the cluster closing: its replica may have come up without the last appends.
+      readRedis.on("-node", () => (this.connection += 1));
+      readRedis.on("+node", reconnected);
+    }
+    this.wakes = new TenantWakeSubscriptions({
+      redis: options.wakeRedis,
+      keys: options.stream.keys,
+      onWake: (message) => this.rang(message),
+      // Wakes published while a subscriber connection was down are gone: read everything, now and once settled.
+      onResubscribed: () => this.resubscribed(),
     });
-    // Wakes published while the subscriber connection was down are gone: read everything.
-    options.wakeRedis.on("ready", () => this.readAll());
-    options.wakeRedis.on("message", (_channel: string, message: string) => this.rang(message));
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.options.wakeRedis.subscribe(this.options.stream.keys.wake()).catch((err: unknown) => {
-      // ioredis subscribes again by itself once connected; until then the sweep reads.
-      this.options.logger.warn({ err }, "stream reader: could not subscribe to the wake channel yet");
-    });
     this.loop = this.run();
   }
 
@@ -121,28 +170,55 @@ export class TenantStreamReader {
   async subscribe(tenantId: string, subscriber: StreamSubscriber): Promise<string> {
     let cursor = this.tenants.get(tenantId);
     if (!cursor) {
-      const { stream, controlRedis } = this.options;
-      const [lastId, genesis] = await Promise.all([stream.lastId(tenantId), controlRedis.get(stream.keys.genesis(tenantId))]);
-      // Another subscriber may have registered the tenant while we waited.
-      cursor = this.tenants.get(tenantId) ?? { lastId, genesis, subscribers: new Set() };
-      if (!this.tenants.has(tenantId)) {
-        this.tenants.set(tenantId, cursor);
-        this.options.metrics?.readerTenants.set(this.tenants.size);
-        // Whatever rang while the tenant was not followed yet is read now.
-        this.dirty.add(tenantId);
-        this.wake?.();
-      }
+      cursor = { lastId: STREAM_ORIGIN, genesis: null, subscribers: new Set() };
+      this.tenants.set(tenantId, cursor);
+      this.options.metrics?.readerTenants.set(this.tenants.size);
+      cursor.opening = this.open(tenantId, cursor);
     }
+    // Counted at once, so a tenant's last subscriber leaving while another opens it keeps the channel.
     cursor.subscribers.add(subscriber);
+    try {
+      await cursor.opening;
+    } catch (error) {
+      this.unsubscribe(tenantId, subscriber);
+      throw error;
+    }
     return cursor.lastId;
   }
 
-  /** Stops delivering to a subscriber; a tenant without subscribers is no longer read. */
+  /**
+   * Starts following a tenant: its wake subscription confirmed and its cursor fixed (in
+   * parallel), then one read, which finds whatever was appended before the subscription
+   * took effect; every later append rings.
+   */
+  private async open(tenantId: string, cursor: TenantCursor): Promise<void> {
+    const { stream, controlRedis } = this.options;
+    try {
+      const [, lastId, genesis] = await Promise.all([this.wakes.listen(tenantId), stream.lastId(tenantId), controlRedis.get(stream.keys.genesis(tenantId))]);
+      cursor.lastId = lastId;
+      cursor.genesis = genesis;
+    } catch (error) {
+      this.forget(tenantId, cursor);
+      throw error;
+    }
+    cursor.opening = undefined;
+    if (this.tenants.get(tenantId) !== cursor) return;
+    this.dirty.add(tenantId);
+    this.wake?.();
+  }
+
+  /** Stops delivering to a subscriber; a tenant without subscribers is no longer read or listened to. */
   unsubscribe(tenantId: string, subscriber: StreamSubscriber): void {
     const cursor = this.tenants.get(tenantId);
     if (!cursor?.subscribers.delete(subscriber) || cursor.subscribers.size > 0) return;
+    this.forget(tenantId, cursor);
+  }
+
+  private forget(tenantId: string, cursor: TenantCursor): void {
+    if (this.tenants.get(tenantId) !== cursor) return;
     this.tenants.delete(tenantId);
     this.dirty.delete(tenantId);
+    this.wakes.unlisten(tenantId);
     this.options.metrics?.readerTenants.set(this.tenants.size);
   }
 
@@ -154,9 +230,11 @@ export class TenantStreamReader {
    * finds whatever the wake left out.
    */
   private rang(message: string): void {
+    this.options.metrics?.wakeReceived();
     const tenantId = wakeTenant(message);
     const cursor = this.tenants.get(tenantId);
-    if (!cursor) return;
+    // An opening tenant is read once it is open, which finds this entry.
+    if (!cursor || cursor.opening) return;
     const carried = this.recheck ? null : wakeCarried(message);
     if (carried?.previousId === cursor.lastId) {
       cursor.lastId = carried.id;
@@ -168,7 +246,6 @@ export class TenantStreamReader {
     this.dirty.add(tenantId);
     this.wake?.();
   }
-
   /**
    * Wakes arrive many to a network read; their entries are handed over once that read's
    * wakes are all in, a batch per tenant, so a subscriber gets several at once in one write.
@@ -200,10 +277,49 @@ export class TenantStreamReader {
     for (const subscriber of cursor.subscribers) subscriber.receive(entries);
   }
 
-  /** Marks every followed stream for reading (a sweep, or a connection that came back). */
+  /**
+   * Wakes published while a subscriber connection was down are gone: every open tenant's
+   * stream is read now and once more when settled. Tenants still opening (all of them, at a
+   * first connect) are read once their subscription is confirmed anyway.
+   */
+  private resubscribed(): void {
+    for (const cursor of this.tenants.values()) {
+      if (cursor.opening) continue;
+      this.settleReadAt = Date.now() + this.sweepMs;
+      this.readAll();
+      return;
+    }
+  }
+
+  /** Marks every followed stream for reading (a connection that came back). */
   private readAll(): void {
     for (const tenantId of this.tenants.keys()) this.dirty.add(tenantId);
     this.wake?.();
+  }
+
+  /**
+   * The rolling check: marks the next slice of followed streams for reading, sized so each
+   * is read within `checkPeriodMs`, but never more than `maxChecksPerSweep` of them. A
+   * wake is lost only with its connection (which reads everything when it comes back) or
+   * in a fault nobody noticed: this bounds how late such an entry arrives.
+   */
+  private sweep(now: number): void {
+    if (this.settleReadAt !== undefined && now >= this.settleReadAt) {
+      this.settleReadAt = undefined;
+      this.readAll();
+      return;
+    }
+    const followed = this.tenants.size;
+    const slice = Math.min(followed, this.maxChecksPerSweep, Math.max(1, Math.ceil((followed * this.sweepMs) / this.checkPeriodMs)));
+    for (let i = 0; i < slice; i++) {
+      let next = this.rolling?.next();
+      if (!next || next.done) {
+        this.rolling = this.tenants.keys();
+        next = this.rolling.next();
+        if (next.done) return;
+      }
+      this.dirty.add(next.value);
+    }
   }
 
   /** Waits for the read connection to be ready again, at most `ms`. */
@@ -240,34 +356,39 @@ export class TenantStreamReader {
    * what was appended and lost before anyone read it.
    */
   private async findLostStreams(): Promise<void> {
-    const { stream, controlRedis, logger } = this.options;
-    // Every followed tenant's marker at once (one pipeline), not one round trip each.
-    const followed = [...this.tenants];
-    const markers = await Promise.all(followed.map(([tenantId]) => controlRedis.get(stream.keys.genesis(tenantId))));
-    for (const [index, [tenantId, cursor]] of followed.entries()) {
-      const current = markers[index] ?? null;
-      let lost: boolean;
-      if (cursor.genesis !== null) lost = current !== cursor.genesis;
-      else if (current !== null) lost = cursor.lastId !== STREAM_ORIGIN && compareStreamIds(current, cursor.lastId) > 0;
-      // No marker: lost, unless a stream older than the marker is still there.
-      else lost = cursor.lastId !== STREAM_ORIGIN && (await controlRedis.exists(stream.keys.events(tenantId))) === 0;
-      if (lost) {
-        const restartId = await stream.lastId(tenantId);
-        logger.warn({ tenantId, lastId: cursor.lastId, restartId }, "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync");
-        cursor.lastId = restartId;
-        for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
-      }
-      cursor.genesis = current;
+    const { stream, controlRedis } = this.options;
+    const followed = [...this.tenants].filter(([, cursor]) => !cursor.opening);
+    for (let start = 0; start < followed.length; start += LOST_STREAM_CHECK_CHUNK) {
+      const chunk = followed.slice(start, start + LOST_STREAM_CHECK_CHUNK);
+      const markers = await Promise.all(chunk.map(([tenantId]) => controlRedis.get(stream.keys.genesis(tenantId))));
+      await Promise.all(chunk.map(([tenantId, cursor], index) => this.checkStream(tenantId, cursor, markers[index] ?? null)));
     }
   }
 
+  private async checkStream(tenantId: string, cursor: TenantCursor, current: string | null): Promise<void> {
+    const { stream, controlRedis, logger } = this.options;
+    let lost: boolean;
+    if (cursor.genesis !== null) lost = current !== cursor.genesis;
+    else if (current !== null) lost = cursor.lastId !== STREAM_ORIGIN && compareStreamIds(current, cursor.lastId) > 0;
+    // No marker: lost, unless a stream older than the marker is still there.
+    else lost = cursor.lastId !== STREAM_ORIGIN && (await controlRedis.exists(stream.keys.events(tenantId))) === 0;
+    if (lost) {
+      const restartId = await stream.lastId(tenantId);
+      logger.warn({ tenantId, lastId: cursor.lastId, restartId }, "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync");
+      cursor.lastId = restartId;
+      for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
+    }
+    cursor.genesis = current;
+  }
+
   private async run(): Promise<void> {
-    const { readRedis, stream, logger, metrics } = this.options;
+    const { readRedis, logger, metrics } = this.options;
     let failures = 0;
     while (this.running) {
-      if (Date.now() - this.lastSweepAt >= this.sweepMs) {
-        this.lastSweepAt = Date.now();
-        for (const tenantId of this.tenants.keys()) this.dirty.add(tenantId);
+      const now = Date.now();
+      if (now - this.lastSweepAt >= this.sweepMs) {
+        this.lastSweepAt = now;
+        this.sweep(now);
       }
       if (this.dirty.size === 0) {
         await this.idle();
@@ -278,6 +399,7 @@ export class TenantStreamReader {
         await this.untilReadable(1_000);
         continue;
       }
+      let failed: { error: unknown; reads: number } | null;
       try {
         // Checked again after each check: the connection may have come back meanwhile, and
         // nothing may be read from a Redis whose streams were not checked (see below).
@@ -285,48 +407,89 @@ export class TenantStreamReader {
           this.recheck = false;
           await this.findLostStreams();
         }
-        const ids = [...this.dirty].filter((t) => this.tenants.has(t));
-        // Cleared before the read: a wake that arrives meanwhile is read next time round.
-        this.dirty.clear();
-        if (ids.length === 0) continue;
-        const keys = ids.map((t) => stream.keys.events(t));
-        const cursors = ids.map((t) => this.tenants.get(t)!.lastId);
-        const connection = this.connection;
-        const result = (await readRedis.xread("COUNT", this.batchSize, "STREAMS", ...keys, ...cursors)) as [string, [string, string[]][]][] | null;
+        failed = await this.readDirty();
+      } catch (error) {
+        this.recheck = true;
+        failed = { error, reads: 1 };
+      }
+      if (!this.running) break;
+      if (!failed) {
         failures = 0;
-        if (connection !== this.connection) {
-          // Sent before the connection dropped and answered after (ioredis resends what was
-          // unanswered): the answer may come from a Redis that returned without its data,
-          // read with cursors of the stream it lost, and would deliver the new stream as if
-          // nothing had been lost. The streams are checked again and read afresh instead.
-          this.recheck = true;
-          this.readAll();
+        continue;
+      }
+      failures += 1;
+      metrics?.readerErrors.inc(failed.reads);
+      logger.warn({ err: failed.error, failures, reads: failed.reads }, "stream reader: reading the streams failed, retrying");
+      await this.untilReadable(Math.min(100 * 2 ** failures, 2_000));
+    }
+  }
+
+  /**
+   * Reads the dirty streams, at most `maxKeysPerRead` in a call and on a cluster a slot's
+   * streams together, `maxReadsInFlight` calls at a time. A call that fails leaves its
+   * streams dirty for the next round, and only those: wakes keep being delivered meanwhile.
+   */
+  private async readDirty(): Promise<{ error: unknown; reads: number } | null> {
+    const { readRedis, stream } = this.options;
+    const ids = [...this.dirty].filter((tenantId) => {
+      const cursor = this.tenants.get(tenantId);
+      return cursor !== undefined && !cursor.opening;
+    });
+    // Cleared before the read: a wake that arrives meanwhile is read next time round.
+    this.dirty.clear();
+    if (ids.length === 0) return null;
+    const keys = ids.map((tenantId) => stream.keys.events(tenantId));
+    const calls = planStreamReads(keys, { bySlot: readRedis.isCluster, maxKeys: this.maxKeysPerRead });
+    const connection = this.connection;
+    let failed: { error: unknown; reads: number } | null = null;
+    let straddled = false;
+    let next = 0;
+    const readCalls = async () => {
+      while (next < calls.length && this.running) {
+        const call = calls[next++]!;
+        const tenantOf = new Map(call.map((index) => [keys[index]!, ids[index]!]));
+        const cursors = call.map((index) => this.tenants.get(ids[index]!)?.lastId ?? STREAM_ORIGIN);
+        let result: [string, [string, string[]][]][] | null;
+        try {
+          result = (await readRedis.xread("COUNT", this.batchSize, "STREAMS", ...tenantOf.keys(), ...cursors)) as typeof result;
+        } catch (error) {
+          for (const tenantId of tenantOf.values()) this.dirty.add(tenantId);
+          failed = { error, reads: (failed?.reads ?? 0) + 1 };
           continue;
         }
-        if (!result) continue;
-        for (const [key, raw] of result) {
-          const index = keys.indexOf(key);
-          const tenantId = ids[index]!;
-          const cursor = this.tenants.get(tenantId);
-          if (!cursor) continue;
-          // A full batch may have more behind it.
-          if (raw.length === this.batchSize) this.dirty.add(tenantId);
-          // Wakes may have delivered the first of these while the read was on its way.
-          const entries = parseEntries(raw);
-          const fresh = entries.findIndex((entry) => compareStreamIds(entry.id, cursor.lastId) > 0);
-          if (fresh < 0) continue;
-          this.deliver(cursor, fresh === 0 ? entries : entries.slice(fresh));
+        if (connection !== this.connection) {
+          straddled = true;
+          continue;
         }
-      } catch (error) {
-        if (!this.running) break;
-        failures += 1;
-        metrics?.readerErrors.inc();
-        this.recheck = true;
-        this.readAll();
-        logger.warn({ err: error, failures }, "stream reader: XREAD failed, retrying");
-        await this.untilReadable(Math.min(100 * 2 ** failures, 2_000));
+        if (result) this.take(result, tenantOf);
       }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.maxReadsInFlight, calls.length) }, readCalls));
+    if (straddled) {
+      // Sent before the connection dropped and answered after (ioredis resends what was
+      // unanswered): the answer may come from a Redis that returned without its data,
+      // read with cursors of the stream it lost, and would deliver the new stream as if
+      // nothing had been lost. The streams are checked again and read afresh instead.
+      this.recheck = true;
+      this.readAll();
+    }
+    return failed;
+  }
+
+  /** Hands one XREAD answer's entries to their tenants' subscribers. */
+  private take(result: [string, [string, string[]][]][], tenantOf: Map<string, string>): void {
+    for (const [key, raw] of result) {
+      const tenantId = tenantOf.get(key);
+      const cursor = tenantId === undefined ? undefined : this.tenants.get(tenantId);
+      if (!cursor || cursor.opening) continue;
+      this.options.metrics?.entriesRead(raw.length);
+      // A full batch may have more behind it.
+      if (raw.length === this.batchSize) this.dirty.add(tenantId!);
+      // Wakes may have delivered the first of these while the read was on its way.
+      const entries = parseEntries(raw);
+      const fresh = entries.findIndex((entry) => compareStreamIds(entry.id, cursor.lastId) > 0);
+      if (fresh < 0) continue;
+      this.deliver(cursor, fresh === 0 ? entries : entries.slice(fresh));
     }
   }
 }
-

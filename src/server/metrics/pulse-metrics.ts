@@ -52,6 +52,8 @@ export class PulseMetrics {
   readonly snapshots: Counter;
   readonly readerLag: Histogram;
   readonly readerErrors: Counter;
+  /** What the stream reader received: the measure of per-tenant routing (a process should receive its own tenants' events only). */
+  readonly readerReceived: Counter<"kind">;
   readonly sendBufferCloses: Counter;
   readonly wsRefused: Counter<"reason">;
 
@@ -62,6 +64,7 @@ export class PulseMetrics {
   /** Per-subscriber counts kept as plain numbers and added to their counters when read (see `flushPending`). */
   private pendingDeliveredWs = 0;
   private pendingReplayed = 0;
+  private pendingWakes = 0;
 
   /** `processMetrics: false` leaves out the process-wide Node.js metrics (heap, event loop, GC). */
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -113,6 +116,13 @@ export class PulseMetrics {
       registers,
     });
     this.readerErrors = new Counter({ name: "pulse_stream_reader_errors_total", help: "Failed XREAD calls of the stream reader.", registers });
+    this.readerReceived = new Counter({
+      name: "pulse_stream_reader_received_total",
+      help: "What this process's stream reader received from Redis: wake messages (one per append of a tenant it listens to) and entries read from streams.",
+      labelNames: ["kind"],
+      registers,
+      collect: () => this.flushPending(),
+    });
     this.sendBufferCloses = new Counter({
       name: "pulse_ws_send_buffer_closes_total",
       help: "WebSockets terminated because their unsent output exceeded the cap (slow readers).",
@@ -133,6 +143,8 @@ export class PulseMetrics {
     this.subscriptionsWs.set(0);
     this.deliveredWs.inc(0);
     this.deliveredPoll.inc(0);
+    this.readerReceived.inc({ kind: "wake" }, 0);
+    this.readerReceived.inc({ kind: "entry" }, 0);
     for (const reason of RESYNC_REASONS) this.resyncs.inc({ reason }, 0);
     for (const reason of REFUSAL_REASONS) this.wsRefused.inc({ reason }, 0);
   }
@@ -189,6 +201,16 @@ export class PulseMetrics {
     if (Number.isFinite(ms)) this.readerLag.observe(Math.max(0, now - ms) / 1000);
   }
 
+  /** A wake message reached the stream reader: a plain addition, as it runs per event. */
+  wakeReceived(): void {
+    this.pendingWakes += 1;
+  }
+
+  /** Entries the stream reader read from streams (wakes that could not carry them, or checks). */
+  entriesRead(count: number): void {
+    if (count > 0) this.readerReceived.inc({ kind: "entry" }, count);
+  }
+
   refused(reason: RefusalReason): void {
     this.wsRefused.inc({ reason });
   }
@@ -202,6 +224,10 @@ export class PulseMetrics {
     if (this.pendingReplayed > 0) {
       this.replayedEvents.inc(this.pendingReplayed);
       this.pendingReplayed = 0;
+    }
+    if (this.pendingWakes > 0) {
+      this.readerReceived.inc({ kind: "wake" }, this.pendingWakes);
+      this.pendingWakes = 0;
     }
   }
 }
