@@ -41,6 +41,7 @@ function guardAt(clock: { now: number }) {
     kind: "user",
     session: { tenantId: "t", userId: "u", email: "u@example.com", sessionId: "s" },
     expiresAt: clock.now + 3_600_000,
+    endsAt: clock.now + 7_200_000,
   };
   guard.authenticated(principal);
   return { socket, guard };
