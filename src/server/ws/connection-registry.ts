@@ -64,7 +64,8 @@ export class ConnectionRegistry {
   private timer?: NodeJS.Timeout;
   private stopListening?: () => void;
   private checking = false;
-  private lastSlice = 0;
+  /** When the last slice of the safety check was read; the first sweep starts the round. */
+  private lastSlice: number | null = null;
   /** Where the safety check goes on: a live iterator, so connections opened meanwhile are reached and closed ones skipped. */
   private rolling: Iterator<ConnectionGuard> = this.guards.values();
 
@@ -74,7 +75,6 @@ export class ConnectionRegistry {
     if (this.timer) return;
     const { checkIntervalMs, shortestRuleMs = Number.POSITIVE_INFINITY } = this.options;
     const tickMs = Math.max(20, Math.min(1_000, checkIntervalMs, shortestRuleMs / 5));
-    this.lastSlice = Date.now();
     this.timer = setInterval(() => this.sweep(), tickMs);
     this.timer.unref();
     this.stopListening = this.options.revocations?.listen({
@@ -217,6 +217,7 @@ export class ConnectionRegistry {
   sweep(now = Date.now()): void {
     for (const guard of this.guards) guard.tick(now);
     const slices = Math.max(1, Math.ceil(this.guards.size / SAFETY_CHECK_BATCH));
+    this.lastSlice ??= now;
     if (this.checking || now - this.lastSlice < this.options.checkIntervalMs / slices) return;
     this.lastSlice = now;
     this.checking = true;
