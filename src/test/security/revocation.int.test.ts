@@ -78,7 +78,7 @@ class SessionReads {
 }
 
 describe("the database budget of open connections", () => {
-  it("is not a query of every session every few seconds: 200 idle connections over 10 s read at most a rolling slice", async () => {
+  it("is not a query of every session every few seconds: 200 idle connections over 10 s read each session at most once", async () => {
     const reads = new SessionReads();
     const database = await openTestDatabase();
     cleanups.push(() => database.close());
@@ -106,8 +106,9 @@ describe("the database budget of open connections", () => {
     console.log(`session reads of ${CONNECTIONS} idle connections over 10 s: ${queries} queries, ${rows} rows`);
     expect(open.collectors.every((l) => l.errors.length === 0)).toBe(true);
     // Before revocation by message: a query every 2 s naming every session (5 queries, 1000 rows).
-    expect(queries).toBeLessThanOrEqual(2);
-    expect(rows).toBeLessThanOrEqual(Math.ceil(CONNECTIONS / 4));
+    // Now the safety round reads each connection once a minute: at most one read falls in here.
+    expect(queries).toBeLessThanOrEqual(1);
+    expect(rows).toBeLessThanOrEqual(CONNECTIONS);
   });
 });
 
@@ -193,9 +194,8 @@ describe("a revocation on one process", () => {
     const admin = new Redis(inject("redisUrl"));
     try {
       // Both processes' subscribers share the prefix's connection name: both are killed, both come back.
-      const clients = (await admin.client("LIST")) as string;
-      const subscribers = clients.split("\n").filter((line) => line.includes(` name=${a.prefix}:revocations `));
-      expect(subscribers).toHaveLength(2);
+      const listed = async () => ((await admin.client("LIST")) as string).split("\n").filter((line) => line.includes(` name=${a.prefix}:revocations `));
+      const subscribers = await eventually(listed, (lines) => lines.length === 2, "both processes' subscribers");
       for (const line of subscribers) await admin.client("KILL", "ID", line.match(/^id=(\d+)/)![1]!);
     } finally {
       admin.disconnect();
