@@ -24,8 +24,8 @@ function registryOf(count: number) {
     checkIntervalMs: INTERVAL_MS,
     logger: createLogger("silent"),
   });
-  const guards: ConnectionGuard[] = [];
-  for (let i = 0; i < count; i++) {
+  /** Opens and admits connection `i`: session `s<i>` of user `u<i mod 10>`. */
+  const signIn = (i: number): ConnectionGuard => {
     const socket = { send() {}, close() {}, terminate() {}, readyState: 1 };
     const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
     const principal: Principal = {
@@ -36,11 +36,12 @@ function registryOf(count: number) {
     };
     registry.open(guard);
     expect(registry.admit(guard, principal)).toBeNull();
-    guards.push(guard);
-  }
+    return guard;
+  };
+  const guards = Array.from({ length: count }, (_, i) => signIn(i));
   // The first sweep starts the safety check's round.
   registry.sweep(clock.now);
-  return { clock, reads, registry, guards };
+  return { clock, reads, registry, guards, signIn };
 }
 
 /** Sweeps once a second for `seconds`, letting each safety-check read answer. */
@@ -82,5 +83,12 @@ describe("ConnectionRegistry.revoke", () => {
     expect(guards.filter((g) => g.hasEnded)).toEqual([guards[3], guards[5], guards[15], guards[25]]);
     registry.revoke({ kind: "share", id: "s7" });
     expect(guards.filter((g) => g.hasEnded)).toHaveLength(4);
+  });
+
+  it("also ends a connection admitted just after the revocation of its session arrived (its token verified just before)", () => {
+    const { registry, signIn } = registryOf(0);
+    registry.revoke({ kind: "session", id: "s1" });
+    registry.revoke({ kind: "user", id: "u2" });
+    expect([signIn(1), signIn(2), signIn(3)].map((g) => g.hasEnded)).toEqual([true, true, false]);
   });
 });

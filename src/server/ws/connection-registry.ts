@@ -8,6 +8,11 @@ import { ConnectionIndex } from "./connection-index";
 
 /** Sessions and share links the safety check reads in one query, and so the size of a slice of it. */
 const SAFETY_CHECK_BATCH = 1_000;
+/**
+ * How long a revocation is remembered for connections still being admitted: one whose token
+ * was verified just before the revocation committed is admitted just after its message.
+ */
+const RECENT_REVOCATION_MS = 30_000;
 const SESSION_ENDED = "your session has ended: sign in again";
 const SHARE_ENDED = "this share link was revoked or has expired";
 
@@ -63,6 +68,8 @@ export class ConnectionRegistry {
   private readonly byViewerIp = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private stopListening?: () => void;
+  /** Revocations of the last `RECENT_REVOCATION_MS` by `kind:id`, oldest first, with when they arrived. */
+  private readonly recent = new Map<string, number>();
   private checking = false;
   /** When the last slice of the safety check was read; the first sweep starts the round. */
   private lastSlice: number | null = null;
@@ -146,6 +153,8 @@ export class ConnectionRegistry {
     this.track(guard, principal);
     guard.admitted = true;
     guard.authenticated(principal);
+    const revoked = this.recentlyRevoked(principal);
+    if (revoked) guard.end(revoked);
     return null;
   }
 
@@ -204,9 +213,26 @@ export class ConnectionRegistry {
 
   /** Ends the connections a revocation names, at once: only those, found through the index. */
   revoke({ kind, id }: Revocation): void {
+    const key = `${kind}:${id}`;
+    this.recent.delete(key);
+    this.recent.set(key, Date.now());
     const index = kind === "session" ? this.bySession : kind === "user" ? this.byUser : this.byShareLink;
     const reason = kind === "share" ? SHARE_ENDED : SESSION_ENDED;
     for (const guard of [...index.get(id)]) guard.end(reason);
+  }
+
+  /** Why a connection being admitted has ended already, if a recent revocation names it. */
+  private recentlyRevoked(principal: Principal): string | null {
+    if (principal.kind === "share") return this.recent.has(`share:${principal.share.shareId}`) ? SHARE_ENDED : null;
+    const { sessionId, userId } = principal.session;
+    return this.recent.has(`session:${sessionId}`) || this.recent.has(`user:${userId}`) ? SESSION_ENDED : null;
+  }
+
+  private forgetOldRevocations(now: number): void {
+    for (const [key, at] of this.recent) {
+      if (now - at < RECENT_REVOCATION_MS) return;
+      this.recent.delete(key);
+    }
   }
 
   /**
@@ -216,6 +242,7 @@ export class ConnectionRegistry {
    */
   sweep(now = Date.now()): void {
     for (const guard of this.guards) guard.tick(now);
+    this.forgetOldRevocations(now);
     const slices = Math.max(1, Math.ceil(this.guards.size / SAFETY_CHECK_BATCH));
     this.lastSlice ??= now;
     if (this.checking || now - this.lastSlice < this.options.checkIntervalMs / slices) return;
