@@ -112,6 +112,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   const { metrics } = services;
   const registry = new ConnectionRegistry({
     auth: services.auth,
+    revocations: services.revocations,
     caps: security.ws,
     checkIntervalMs: security.sessionCheckIntervalMs,
     shortestRuleMs: Math.min(security.ws.pongWaitMs, security.ws.authTimeoutMs),

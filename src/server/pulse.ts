@@ -7,6 +7,7 @@ import { RunService } from "./agents/run-service";
 import { AgentWorkerPool, type AgentWorkerOptions, type WorkerPoolCloseOptions } from "./agents/worker";
 import { AuthService, type AuthOptions } from "./auth/auth-service";
 import { LoginThrottle, type LoginThrottleOptions } from "./auth/login-throttle";
+import { RevocationChannel } from "./auth/revocation-channel";
 import { ShareLinkService } from "./auth/share-link-service";
 import { ContextService } from "./context/context-service";
 import type { Database, PrismaClient } from "./db";
@@ -64,6 +65,8 @@ export interface PulseServices {
   context: ContextService;
   auth: AuthService;
   shares: ShareLinkService;
+  /** Logouts, removed users and stopped share links, told to every process's open connections. */
+  revocations: RevocationChannel;
   loginThrottle: LoginThrottle;
   /** Turns external agents' HTTP reports into events. */
   reports: ExternalReportService;
@@ -125,7 +128,9 @@ export class Pulse {
       }));
     this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts, logger });
     const db = options.database.prisma;
-    const auth = new AuthService(db, options.auth);
+    // Its subscriber connection opens only where an HTTP server listens for revocations.
+    const revocations = new RevocationChannel({ publisher: command, subscriber: () => this.connect("revocations"), channel: `${redisPrefix}:revoked`, logger });
+    const auth = new AuthService(db, options.auth, revocations);
     const externalAgentRoles = options.externalAgentRoles ?? [];
     const runs = new RunService({
       db,
@@ -147,7 +152,8 @@ export class Pulse {
       runs,
       context: new ContextService({ db, bus }),
       auth,
-      shares: new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }),
+      shares: new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }, revocations),
+      revocations,
       loginThrottle: new LoginThrottle(command, redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
       reports: new ExternalReportService({ db, bus, externalRoles: externalAgentRoles }),
       agents: options.agents,

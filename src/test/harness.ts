@@ -39,6 +39,8 @@ export interface TestPulseOptions {
   runWorkers?: boolean;
   database?: Database;
   prefix?: string;
+  /** Where this Pulse reaches the run's Redis (through a proxy a test can cut, for one); the run's own by default. */
+  redisUrl?: string;
   retention?: Partial<PulseOptions["retention"]>;
   worker?: Partial<PulseOptions["worker"]>;
   attempts?: number;
@@ -62,7 +64,7 @@ export const fastDemoAgents = () => demoAgents({ speed: 0.01, failureRate: 0 });
 export async function startTestPulse(options: TestPulseOptions = {}): Promise<TestPulse> {
   const database = options.database ?? (await openTestDatabase());
   const prefix = options.prefix ?? `test-${randomUUID().slice(0, 8)}`;
-  const redisUrl = inject("redisUrl");
+  const redisUrl = options.redisUrl ?? inject("redisUrl");
   const logger = options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
   const pulse = await Pulse.start({
     database,

@@ -3,6 +3,7 @@ import { hash, verify } from "@node-rs/argon2";
 import { Prisma, type PrismaClient } from "../../generated/prisma/client";
 import { PulseError } from "../errors";
 import { passwordProblem } from "./password-policy";
+import type { RevocationPublisher } from "./revocation-channel";
 import { TokenSigner, type TokenKind } from "./token-signer";
 
 /** Who is calling, as proven by a verified token. The tenant comes from here and nowhere else. */
@@ -33,10 +34,14 @@ export interface ReportGrant {
   runId: string;
 }
 
-/** A verified caller with the moment its token stops being valid (ms since the epoch). */
+/**
+ * A verified caller with the moment its token stops being valid (`expiresAt`) and the moment
+ * its session or share link itself ends (`endsAt`), both in ms since the epoch: a socket
+ * token may outlive the session it was issued from, and the session's end is known at once.
+ */
 export type Principal =
-  | { kind: "user"; session: Session; expiresAt: number }
-  | { kind: "share"; share: ShareGrant; expiresAt: number };
+  | { kind: "user"; session: Session; expiresAt: number; endsAt: number }
+  | { kind: "share"; share: ShareGrant; expiresAt: number; endsAt: number };
 
 export interface AuthOptions {
   secret: Uint8Array;
@@ -55,7 +60,8 @@ export const newSecretId = () => randomBytes(18).toString("base64url");
  * by `TokenSigner` (HS256 pinned; issuer, audience, expiry checked). Session and socket
  * tokens also name a database session, and share tokens a share link, both checked on
  * every verification, so logging out, removing a user or revoking a link takes effect at
- * once over HTTP and within seconds on open WebSockets (see `ConnectionRegistry`).
+ * once over HTTP; open WebSockets end when the revocation's message reaches their process
+ * (see `RevocationChannel`, `ConnectionRegistry`).
  */
 export class AuthService {
   private readonly signer: TokenSigner;
@@ -63,6 +69,8 @@ export class AuthService {
   constructor(
     private readonly db: PrismaClient,
     private readonly options: AuthOptions,
+    /** Tells every process's open connections; a service built without one (tests that only sign tokens) tells none. */
+    private readonly revocations?: RevocationPublisher,
   ) {
     this.signer = new TokenSigner(options.secret);
   }
@@ -147,9 +155,19 @@ export class AuthService {
     return { ...user, sessionId: id };
   }
 
-  /** Logs a session out everywhere: its session and socket tokens stop verifying. */
+  /** Logs a session out everywhere: its session and socket tokens stop verifying, and its open connections end. */
   async revokeSession(sessionId: string): Promise<void> {
     await this.db.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } });
+    await this.revocations?.publish({ kind: "session", id: sessionId });
+  }
+
+  /**
+   * Removes a user (their sessions go with them) and ends their open connections. A user
+   * deleted in the database directly ends at the next safety check instead (SESSION_CHECK_INTERVAL_MS).
+   */
+  async removeUser(userId: string): Promise<void> {
+    await this.db.user.deleteMany({ where: { id: userId } });
+    await this.revocations?.publish({ kind: "user", id: userId });
   }
 
   async issueSessionToken(session: Session): Promise<string> {
@@ -192,22 +210,24 @@ export class AuthService {
       if (!tid || !rid) return null;
       const link = await this.db.shareLink.findFirst({
         where: { id: verified.subject, tenantId: tid, runId: rid, revokedAt: null, expiresAt: { gt: now } },
-        select: { id: true },
+        select: { id: true, expiresAt: true },
       });
-      return link ? { kind: "share", share: { shareId: link.id, tenantId: tid, runId: rid }, expiresAt: verified.expiresAt } : null;
+      if (!link) return null;
+      return { kind: "share", share: { shareId: link.id, tenantId: tid, runId: rid }, expiresAt: verified.expiresAt, endsAt: link.expiresAt.getTime() };
     }
     if (!tid || !sid || !email) return null;
     const session = await this.db.session.findFirst({
       where: { id: sid, userId: verified.subject, tenantId: tid, revokedAt: null, expiresAt: { gt: now } },
-      select: { id: true },
+      select: { id: true, expiresAt: true },
     });
     if (!session) return null;
-    return { kind: "user", session: { userId: verified.subject, tenantId: tid, email, sessionId: sid }, expiresAt: verified.expiresAt };
+    const user = { userId: verified.subject, tenantId: tid, email, sessionId: sid };
+    return { kind: "user", session: user, expiresAt: verified.expiresAt, endsAt: session.expiresAt.getTime() };
   }
 
   /**
-   * Which of these sessions and share links are still valid: one query each for every open
-   * connection of a process, so revocations reach WebSockets without a query per socket.
+   * Which of these sessions and share links are still valid, a query per thousand: the
+   * registry's safety check, for revocations whose message a process missed.
    */
   async stillActive(ids: { sessionIds: string[]; shareIds: string[] }): Promise<{ sessions: Set<string>; shares: Set<string> }> {
     const now = new Date();

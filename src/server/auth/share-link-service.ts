@@ -2,6 +2,7 @@ import type { PrismaClient } from "../../generated/prisma/client";
 import { shareLinkPath } from "../../shared/share-link";
 import { notFound, PulseError } from "../errors";
 import { newSecretId, type Session } from "./auth-service";
+import type { RevocationPublisher } from "./revocation-channel";
 import type { TokenSigner } from "./token-signer";
 
 export interface ShareLinkOptions {
@@ -28,6 +29,8 @@ export class ShareLinkService {
     private readonly db: PrismaClient,
     private readonly signer: TokenSigner,
     readonly options: ShareLinkOptions,
+    /** Tells every process, so the link's viewers end at once wherever they watch. */
+    private readonly revocations?: RevocationPublisher,
   ) {}
 
   /** A link to one of the caller's tenant's runs; another tenant's run is NOT_FOUND, like a missing one. */
@@ -46,13 +49,14 @@ export class ShareLinkService {
     return { shareId, token, path: shareLinkPath(token), expiresAt: expiresAt.toISOString() };
   }
 
-  /** Ends a link at once over HTTP, and within seconds for viewers already watching. */
+  /** Ends a link at once, over HTTP and for viewers already watching. */
   async revoke(session: Session, shareId: string): Promise<{ ok: true }> {
     const { count } = await this.db.shareLink.updateMany({
       where: { id: shareId, tenantId: session.tenantId, revokedAt: null },
       data: { revokedAt: new Date() },
     });
     if (count === 0) throw notFound("share link");
+    await this.revocations?.publish({ kind: "share", id: shareId });
     return { ok: true };
   }
 }

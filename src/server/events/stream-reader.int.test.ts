@@ -48,8 +48,8 @@ describe("TenantStreamReader", () => {
     try {
       await eventually(() => received.map((r) => r.filter((t) => t === "snapshot").length), (n) => n.every((c) => c === 10), "30 snapshots");
       expect(app.pulse.services.reader.tenantCount).toBe(3);
-      // The process's fixed set: commands, queues, and the stream reader's two.
-      const fixed = ["command", "queues", "stream-reader", "stream-wake"].map((n) => `${app.prefix}:${n}`);
+      // The process's fixed set: commands, queues, the stream reader's two, and the revocation channel's.
+      const fixed = ["command", "queues", "revocations", "stream-reader", "stream-wake"].map((n) => `${app.prefix}:${n}`);
       expect(await pulseConnections(admin, app.prefix)).toEqual(fixed);
     } finally {
       subscriptions.forEach((s) => s.unsubscribe());

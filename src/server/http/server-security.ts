@@ -23,7 +23,10 @@ export interface ServerSecurityOptions {
   allowedOrigins: string[];
   /** Read the client's address from X-Forwarded-For (only behind a proxy that sets it). */
   trustProxy: boolean;
-  /** How often open connections' sessions and share links are re-checked against the database. */
+  /**
+   * The safety check's round: each open connection's session or share link is read again
+   * once per this interval (revocations themselves arrive as messages, at once).
+   */
   sessionCheckIntervalMs: number;
   /** Reports one run may send per second over HTTP (bursts up to twice this). */
   reportsPerSecond: number;
@@ -36,7 +39,7 @@ export interface ServerSecurityOptions {
 export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
   allowedOrigins: [],
   trustProxy: false,
-  sessionCheckIntervalMs: 2_000,
+  sessionCheckIntervalMs: 60_000,
   reportsPerSecond: 50,
   maxBodyBytes: 64 * 1024,
   http: {

@@ -34,13 +34,14 @@ class FakeSocket implements GuardedSocket {
   }
 }
 
-function guardAt(clock: { now: number }) {
+function guardAt(clock: { now: number }, sessionEndsInMs = 7_200_000) {
   const socket = new FakeSocket();
   const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
   const principal: Principal = {
     kind: "user",
     session: { tenantId: "t", userId: "u", email: "u@example.com", sessionId: "s" },
     expiresAt: clock.now + 3_600_000,
+    endsAt: clock.now + sessionEndsInMs,
   };
   guard.authenticated(principal);
   return { socket, guard };
@@ -79,6 +80,20 @@ describe("ConnectionGuard keep-alive", () => {
     guard.tick((clock.now += 900));
     expect(socket.sent).toHaveLength(5);
     expect(socket.terminated).toBe(false);
+  });
+});
+
+describe("ConnectionGuard session end", () => {
+  it("ends the connection when its session expires, though its token is valid longer, without asking anyone", () => {
+    const clock = { now: 0 };
+    const { guard } = guardAt(clock, 60_000);
+    guard.received();
+    guard.tick((clock.now = 59_999));
+    expect(guard.hasEnded).toBe(false);
+    guard.received();
+    guard.tick((clock.now = 60_000));
+    expect(guard.hasEnded).toBe(true);
+    expect(() => guard.assertUsable()).toThrow("your session has ended: sign in again");
   });
 });
 

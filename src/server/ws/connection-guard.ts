@@ -247,7 +247,7 @@ export class ConnectionGuard {
     this.endSubscriptions();
   }
 
-  /** Time-based rules, run by the registry's sweep: keep-alive, the unauthenticated timeout, the refresh request, expiry. */
+  /** Time-based rules, run by the registry's sweep: keep-alive, the unauthenticated timeout, the session's end, the refresh request, expiry. */
   tick(now = this.now()): void {
     if (this.closing) return;
     this.keepAlive(now);
@@ -258,6 +258,11 @@ export class ConnectionGuard {
         this.metrics?.refused("unauthenticated");
         this.close(CLOSE_UNAUTHORIZED, "no valid token in connectionParams");
       }
+      return;
+    }
+    // The session or link itself ended (it expired): no fresh token can renew it.
+    if (now >= principal.endsAt) {
+      this.end(principal.kind === "share" ? "this share link has expired" : "your session has ended: sign in again");
       return;
     }
     const refreshAt = principal.expiresAt - this.limits.tokenRefreshLeadMs;

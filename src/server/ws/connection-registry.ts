@@ -1,8 +1,20 @@
 import { TRPCError } from "@trpc/server";
 import type { AuthService, Principal, Session, ShareGrant } from "../auth/auth-service";
+import type { Revocation, RevocationChannel } from "../auth/revocation-channel";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import type { ConnectionGuard } from "./connection-guard";
+import { ConnectionIndex } from "./connection-index";
+
+/** Sessions and share links the safety check reads in one query, and so the size of a slice of it. */
+const SAFETY_CHECK_BATCH = 1_000;
+/**
+ * How long a revocation is remembered for connections still being admitted: one whose token
+ * was verified just before the revocation committed is admitted just after its message.
+ */
+const RECENT_REVOCATION_MS = 30_000;
+const SESSION_ENDED = "your session has ended: sign in again";
+const SHARE_ENDED = "this share link was revoked or has expired";
 
 /** How many WebSocket connections one user, tenant or address, and the process itself, may hold open. */
 export interface ConnectionCaps {
@@ -19,8 +31,13 @@ export interface ConnectionCaps {
 
 export interface ConnectionRegistryOptions {
   auth: Pick<AuthService, "stillActive">;
+  /** Where logouts, removed users and stopped share links arrive from, whichever process made them. */
+  revocations?: Pick<RevocationChannel, "listen">;
   caps: ConnectionCaps;
-  /** How often open connections' sessions and share links are checked against the database. */
+  /**
+   * The safety check: every open connection's session or share link is read again once per
+   * this interval, a rolling slice at a time, for revocations whose message was missed.
+   */
   checkIntervalMs: number;
   /**
    * The shortest of the connections' own time rules (the pong wait, the unauthenticated
@@ -34,21 +51,30 @@ export interface ConnectionRegistryOptions {
 
 /**
  * Every open WebSocket connection of this process: the counts behind the connection caps,
- * and one sweep that applies each connection's time rules (keep-alive among them, so ten
- * thousand sockets cost one timer, not twenty thousand) and, every `checkIntervalMs`,
- * ends the connections whose session was logged out, whose user was removed, or whose
- * share link was revoked (one query for all of them, whichever replica revoked it).
+ * and one sweep that applies each connection's time rules (keep-alive and the session's
+ * end among them, so ten thousand sockets cost one timer, not twenty thousand).
+ * Revocations arrive as messages and end exactly the connections they name, found through
+ * an index; the database is read only when the revocation channel (re)subscribes, and by
+ * a slow rolling safety check for what a lost message or a change made in the database
+ * directly would otherwise leave open.
  */
 export class ConnectionRegistry {
   private readonly guards = new Set<ConnectionGuard>();
   private readonly byIp = new Map<string, number>();
-  private readonly byUser = new Map<string, number>();
+  private readonly bySession = new ConnectionIndex<ConnectionGuard>();
+  private readonly byUser = new ConnectionIndex<ConnectionGuard>();
   private readonly byTenant = new Map<string, number>();
-  private readonly byShareLink = new Map<string, number>();
+  private readonly byShareLink = new ConnectionIndex<ConnectionGuard>();
   private readonly byViewerIp = new Map<string, number>();
   private timer?: NodeJS.Timeout;
+  private stopListening?: () => void;
+  /** Revocations of the last `RECENT_REVOCATION_MS` by `kind:id`, oldest first, with when they arrived. */
+  private readonly recent = new Map<string, number>();
   private checking = false;
-  private lastCheck = 0;
+  /** When the last slice of the safety check was read; the first sweep starts the round. */
+  private lastSlice: number | null = null;
+  /** Where the safety check goes on: a live iterator, so connections opened meanwhile are reached and closed ones skipped. */
+  private rolling: Iterator<ConnectionGuard> = this.guards.values();
 
   constructor(private readonly options: ConnectionRegistryOptions) {}
 
@@ -58,11 +84,17 @@ export class ConnectionRegistry {
     const tickMs = Math.max(20, Math.min(1_000, checkIntervalMs, shortestRuleMs / 5));
     this.timer = setInterval(() => this.sweep(), tickMs);
     this.timer.unref();
+    this.stopListening = this.options.revocations?.listen({
+      revoked: (revocation) => this.revoke(revocation),
+      resubscribed: () => this.checkAll(),
+    });
   }
 
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.stopListening?.();
+    this.stopListening = undefined;
   }
 
   get size(): number {
@@ -78,7 +110,7 @@ export class ConnectionRegistry {
 
   /** Open connections of one user, for tests and diagnostics. */
   connectionsOfUser(userId: string): number {
-    return this.byUser.get(userId) ?? 0;
+    return this.byUser.count(userId);
   }
 
   /**
@@ -106,7 +138,7 @@ export class ConnectionRegistry {
     guard.debug({ ...how, openMs: Date.now() - guard.openedAt, connections: this.guards.size }, "websocket closed");
     decrement(this.byIp, guard.ip);
     const principal = guard.principal;
-    if (guard.admitted && principal) this.count(principal, guard.ip, decrement);
+    if (guard.admitted && principal) this.untrack(guard, principal);
   }
 
   /**
@@ -118,15 +150,17 @@ export class ConnectionRegistry {
     if (!this.guards.has(guard) || guard.admitted) return null;
     const refusal = principal.kind === "user" ? this.userRefusal(guard, principal.session) : this.viewerRefusal(guard, principal.share);
     if (refusal) return refusal;
-    this.count(principal, guard.ip, increment);
+    this.track(guard, principal);
     guard.admitted = true;
     guard.authenticated(principal);
+    const revoked = this.recentlyRevoked(principal);
+    if (revoked) guard.end(revoked);
     return null;
   }
 
   private userRefusal(guard: ConnectionGuard, { tenantId, userId }: Session): TRPCError | null {
     const { caps } = this.options;
-    if ((this.byUser.get(userId) ?? 0) >= caps.perUser) {
+    if (this.byUser.count(userId) >= caps.perUser) {
       this.options.metrics?.refused("per_user");
       guard.debug({ tenantId, userId }, "websocket refused: over the per-user cap");
       return tooMany(`at most ${caps.perUser} open connections per user; close one first`);
@@ -141,7 +175,7 @@ export class ConnectionRegistry {
 
   private viewerRefusal(guard: ConnectionGuard, { tenantId, shareId }: ShareGrant): TRPCError | null {
     const { caps } = this.options;
-    if ((this.byShareLink.get(shareId) ?? 0) >= caps.perShareLink) {
+    if (this.byShareLink.count(shareId) >= caps.perShareLink) {
       this.options.metrics?.refused("per_share_link");
       guard.debug({ tenantId, shareId }, "websocket refused: over the per-share-link cap");
       return tooMany(`at most ${caps.perShareLink} viewers per share link; close one first`);
@@ -154,31 +188,95 @@ export class ConnectionRegistry {
     return null;
   }
 
-  /** Moves the counts an admitted connection holds: a user's and tenant's, or a share link's and its viewer's address's. */
-  private count(principal: Principal, ip: string, step: (map: Map<string, number>, key: string) => void): void {
+  /** Counts an admitted connection where its caps and revocations find it: a user's by session, user and tenant, a viewer's by share link and address. */
+  private track(guard: ConnectionGuard, principal: Principal): void {
     if (principal.kind === "user") {
-      step(this.byUser, principal.session.userId);
-      step(this.byTenant, principal.session.tenantId);
+      this.bySession.add(principal.session.sessionId, guard);
+      this.byUser.add(principal.session.userId, guard);
+      increment(this.byTenant, principal.session.tenantId);
     } else {
-      step(this.byShareLink, principal.share.shareId);
-      step(this.byViewerIp, ip);
+      this.byShareLink.add(principal.share.shareId, guard);
+      increment(this.byViewerIp, guard.ip);
     }
   }
 
-  /** Runs every connection's time rules now, and the revocation check when it is due. */
+  private untrack(guard: ConnectionGuard, principal: Principal): void {
+    if (principal.kind === "user") {
+      this.bySession.delete(principal.session.sessionId, guard);
+      this.byUser.delete(principal.session.userId, guard);
+      decrement(this.byTenant, principal.session.tenantId);
+    } else {
+      this.byShareLink.delete(principal.share.shareId, guard);
+      decrement(this.byViewerIp, guard.ip);
+    }
+  }
+
+  /** Ends the connections a revocation names, at once: only those, found through the index. */
+  revoke({ kind, id }: Revocation): void {
+    const key = `${kind}:${id}`;
+    this.recent.delete(key);
+    this.recent.set(key, Date.now());
+    const index = kind === "session" ? this.bySession : kind === "user" ? this.byUser : this.byShareLink;
+    const reason = kind === "share" ? SHARE_ENDED : SESSION_ENDED;
+    for (const guard of [...index.get(id)]) guard.end(reason);
+  }
+
+  /** Why a connection being admitted has ended already, if a recent revocation names it. */
+  private recentlyRevoked(principal: Principal): string | null {
+    if (principal.kind === "share") return this.recent.has(`share:${principal.share.shareId}`) ? SHARE_ENDED : null;
+    const { sessionId, userId } = principal.session;
+    return this.recent.has(`session:${sessionId}`) || this.recent.has(`user:${userId}`) ? SESSION_ENDED : null;
+  }
+
+  private forgetOldRevocations(now: number): void {
+    for (const [key, at] of this.recent) {
+      if (now - at < RECENT_REVOCATION_MS) return;
+      this.recent.delete(key);
+    }
+  }
+
+  /**
+   * Runs every connection's time rules now, and the next slice of the safety check when it
+   * is due: as many slices per interval as batches the connections fill, evenly spaced, so
+   * ten thousand connections are read a thousand at a time, never all at once.
+   */
   sweep(now = Date.now()): void {
     for (const guard of this.guards) guard.tick(now);
-    if (!this.checking && now - this.lastCheck >= this.options.checkIntervalMs) {
-      this.lastCheck = now;
-      this.checking = true;
-      this.checkRevocations()
-        .catch((err) => this.options.logger.warn({ err }, "could not check open connections' sessions; retrying at the next sweep"))
-        .finally(() => (this.checking = false));
-    }
+    this.forgetOldRevocations(now);
+    const slices = Math.max(1, Math.ceil(this.guards.size / SAFETY_CHECK_BATCH));
+    this.lastSlice ??= now;
+    if (this.checking || now - this.lastSlice < this.options.checkIntervalMs / slices) return;
+    this.lastSlice = now;
+    this.checking = true;
+    void this.check(this.nextSlice(Math.ceil(this.guards.size / slices))).finally(() => (this.checking = false));
   }
 
-  private async checkRevocations(): Promise<void> {
-    const watched = [...this.guards].filter((g) => g.admitted && !g.hasEnded && !g.isClosing && g.principal);
+  /** Re-reads every connection's session or share link: the revocation channel was away, and what it carried meanwhile is lost. */
+  checkAll(): Promise<void> {
+    return this.check([...this.guards]);
+  }
+
+  /** The next `size` connections of the safety check's round, starting the round again at its end. */
+  private nextSlice(size: number): ConnectionGuard[] {
+    const slice: ConnectionGuard[] = [];
+    let restarted = false;
+    while (slice.length < size) {
+      const next = this.rolling.next();
+      if (!next.done) {
+        slice.push(next.value);
+      } else if (restarted) {
+        break;
+      } else {
+        restarted = true;
+        this.rolling = this.guards.values();
+      }
+    }
+    return slice;
+  }
+
+  /** Ends those of `guards` whose session or share link the database no longer holds valid. */
+  private async check(guards: ConnectionGuard[]): Promise<void> {
+    const watched = guards.filter((g) => g.admitted && !g.hasEnded && !g.isClosing && g.principal);
     if (watched.length === 0) return;
     const sessionIds = new Set<string>();
     const shareIds = new Set<string>();
@@ -187,14 +285,15 @@ export class ConnectionRegistry {
       if (principal.kind === "user") sessionIds.add(principal.session.sessionId);
       else shareIds.add(principal.share.shareId);
     }
-    const active = await this.options.auth.stillActive({ sessionIds: [...sessionIds], shareIds: [...shareIds] });
-    for (const guard of watched) {
-      const principal = guard.principal!;
-      if (principal.kind === "user" && !active.sessions.has(principal.session.sessionId)) {
-        guard.end("your session has ended: sign in again");
-      } else if (principal.kind === "share" && !active.shares.has(principal.share.shareId)) {
-        guard.end("this share link was revoked or has expired");
+    try {
+      const active = await this.options.auth.stillActive({ sessionIds: [...sessionIds], shareIds: [...shareIds] });
+      for (const guard of watched) {
+        const principal = guard.principal!;
+        if (principal.kind === "user" && !active.sessions.has(principal.session.sessionId)) guard.end(SESSION_ENDED);
+        else if (principal.kind === "share" && !active.shares.has(principal.share.shareId)) guard.end(SHARE_ENDED);
       }
+    } catch (err) {
+      this.options.logger.warn({ err, connections: watched.length }, "could not check open connections' sessions; the next round of the safety check reads them again");
     }
   }
 }

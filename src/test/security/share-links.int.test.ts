@@ -24,7 +24,7 @@ beforeAll(async () => {
     runWorkers: false,
     externalAgentRoles: [SHARED, UNSHARED],
     auth: { shareLinkMaxTtlSeconds: 3600 },
-    security: { sessionCheckIntervalMs: 200, ws: { tokenGraceMs: 500 } },
+    security: { ws: { tokenGraceMs: 500 } },
   });
 });
 afterEach(async () => {
