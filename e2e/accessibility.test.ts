@@ -4,6 +4,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { countByRule, seriousViolations } from "./support/axe";
 import { ARTIFACTS, launchChromium } from "./support/browser";
+import { smallTargets } from "./support/targets";
 import { OutsideAgent } from "./support/outside-agent";
 import { PulseProcess } from "./support/pulse-process";
 import { OUTSIDE_AGENT, settledTenant, signedIn } from "./support/tenant";
@@ -124,9 +125,11 @@ describe("accessibility in a real browser", () => {
     // Narrow, as on a phone: where touch targets crowd.
     await page.setViewportSize({ width: 390, height: 844 });
     await check(page, "run failed, narrow");
+    const narrowRunTargets = await smallTargets(page);
     await page.goto(`${pulse.url}/`);
     await page.locator("[data-testid=run-list]").waitFor();
     await check(page, "dashboard, narrow");
+    const narrowDashboardTargets = await smallTargets(page);
 
     // Polling: a proxy that refuses WebSockets from the start.
     const gate = await new UpgradeGate({ host: "127.0.0.1", port: pulse.port }).start();
@@ -144,5 +147,48 @@ describe("accessibility in a real browser", () => {
     await writeFile(path.join(ARTIFACTS, "..", "axe-counts.json"), JSON.stringify({ counts, details }, null, 2));
     console.log(`axe serious/critical per page: ${JSON.stringify(counts)}`);
     expect(counts).toEqual(Object.fromEntries(Object.keys(counts).map((name) => [name, {}])));
+    // Nav, Details, filter chips, run links: every control at least 24 px each way.
+    expect(narrowDashboardTargets).toEqual([]);
+    expect(narrowRunTargets).toEqual([]);
+  });
+
+  it("announces a run's status changes and its error once, politely, and never its streaming output", async () => {
+    const tenant = await settledTenant(pulse, "reader");
+    const context = await signedIn(browser, pulse, tenant.token);
+    const { runId, agent } = await activeOutsideRun(tenant.api);
+    const page = await context.newPage();
+    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.locator("[data-testid=run-detail][data-status=active]").waitFor();
+    await page.locator("[data-connection=live]").waitFor();
+    await recordAnnouncements(page);
+    for (let i = 5; i <= 9; i++) {
+      await agent.report({ type: "agent:progress", progress: i * 10, message: `Reading page ${i}` });
+      await agent.report({ type: "agent:output", chunk: `chunk ${i}\n` });
+    }
+    await expect.poll(() => page.locator("[data-testid=run-output]").textContent()).toContain("chunk 9");
+    await agent.report({ type: "agent:failed", error: "the model refused" });
+    await page.locator("[data-testid=run-detail][data-status=failed]").waitFor();
+    await expect.poll(() => announced(page)).toContain(`${OUTSIDE_AGENT} failed: the model refused`);
+    const onRunPage = await announced(page);
+    expect(onRunPage.filter((text) => text.includes("failed"))).toEqual([`${OUTSIDE_AGENT} failed: the model refused`]);
+    expect(onRunPage.filter((text) => /chunk|Reading page/.test(text))).toEqual([]);
+    // Nothing interrupts: no assertive region on the page.
+    expect(await page.locator("[role=alert], [aria-live=assertive]").count()).toBe(0);
+
+    // On the dashboard, the role's panel says "completed" once when its run completes.
+    const dashboard = await context.newPage();
+    await dashboard.goto(`${pulse.url}/`);
+    await dashboard.locator("[data-connection=live]").waitFor();
+    await recordAnnouncements(dashboard);
+    const next = await activeOutsideRun(tenant.api);
+    await dashboard.locator(`[data-testid=agent-${OUTSIDE_AGENT}][data-status=active]`).waitFor();
+    for (let i = 5; i <= 9; i++) await next.agent.report({ type: "agent:progress", progress: i * 10, message: `Reading page ${i}` });
+    await next.agent.report({ type: "agent:completed" });
+    await dashboard.locator(`[data-testid=agent-${OUTSIDE_AGENT}][data-status=completed]`).waitFor();
+    await expect.poll(() => announced(dashboard)).toContain(`${OUTSIDE_AGENT} completed`);
+    const onDashboard = await announced(dashboard);
+    expect(onDashboard.filter((text) => text.includes("completed"))).toEqual([`${OUTSIDE_AGENT} completed`]);
+    expect(onDashboard.filter((text) => /Reading page/.test(text))).toEqual([]);
+    await context.close();
   });
 });

@@ -51,7 +51,7 @@ export function ShareControl({ runId }: { runId: string }) {
   return (
     <div className="flex flex-col gap-2" data-testid="share-links">
       {live.length > 0 ? (
-        <ul className="flex flex-col gap-2" aria-label="Share links">
+        <ul className="flex flex-col gap-2" aria-label="Links to this run">
           {live.map((link) => {
             const address = created?.shareId === link.shareId ? `${window.location.origin}${created.path}` : null;
             return (
