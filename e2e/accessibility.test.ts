@@ -172,8 +172,8 @@ describe("accessibility in a real browser", () => {
     const onRunPage = await announced(page);
     expect(onRunPage.filter((text) => text.includes("failed"))).toEqual([`${OUTSIDE_AGENT} failed: the model refused`]);
     expect(onRunPage.filter((text) => /chunk|Reading page/.test(text))).toEqual([]);
-    // Nothing interrupts: no assertive region on the page.
-    expect(await page.locator("[role=alert], [aria-live=assertive]").count()).toBe(0);
+    // Nothing interrupts: no assertive region on the run's card.
+    expect(await page.locator("[data-testid=run-detail]").locator("[role=alert], [aria-live=assertive]").count()).toBe(0);
 
     // On the dashboard, the role's panel says "completed" once when its run completes.
     const dashboard = await context.newPage();

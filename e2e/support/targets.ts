@@ -6,7 +6,7 @@ import type { Page } from "playwright-core";
  */
 export function smallTargets(page: Page): Promise<string[]> {
   return page.evaluate(() =>
-    [...document.querySelectorAll("a, button, summary, input, select, [role=button], [tabindex='0']")]
+    [...document.querySelectorAll("a, button, summary, input, select, [role=button]")]
       .filter((el) => {
         const box = el.getBoundingClientRect();
         const inSentence = el.tagName === "A" && el.parentElement?.tagName === "P";
