@@ -191,7 +191,7 @@ describe("the dashboard in a real browser", () => {
     await agent.report({ type: "agent:active" });
     const member = await (await signedIn(pulse, tenant.token)).newPage();
     await member.goto(`${pulse.url}/runs/${runId}`);
-    await member.getByRole("button", { name: "Share" }).click();
+    await member.getByRole("button", { name: "Share", exact: true }).click();
     const link = await member.getByLabel("Share link").inputValue();
     // The token is in the fragment: the browser never sends it, so no server or proxy logs it.
     expect(link).toMatch(new RegExp(`^${pulse.url}/share#[^/#]+$`));
@@ -232,7 +232,7 @@ describe("the dashboard in a real browser", () => {
     await viewer.locator("[data-testid=run-detail][data-status=completed]").waitFor();
 
     await member.getByRole("button", { name: "Stop sharing" }).click();
-    await member.getByRole("button", { name: "Share" }).waitFor();
+    await member.getByRole("button", { name: "Share", exact: true }).waitFor();
     // The open page learns within the revocation sweep; the link no longer opens anything.
     await viewer.locator("[data-testid=share-ended]").waitFor({ timeout: 30_000 });
     // Away first: going to the address the page already has would only move to its fragment.

@@ -4,7 +4,8 @@ import { TRPCProvider } from "@/lib/trpc/provider";
 import "./globals.css";
 
 export const metadata: Metadata = {
-  title: "Pulse",
+  // Each page names itself: "Agents · Pulse", "Context file · Pulse".
+  title: { default: "Pulse", template: "%s · Pulse" },
   description: "What your AI agents are doing, live.",
 };
 

@@ -1,6 +1,6 @@
 import Link from "next/link";
 
-export const metadata = { title: "Not found · Pulse" };
+export const metadata = { title: "Not found" };
 
 /** Any address that names nothing of the caller's: an unknown page, or a run of another tenant. */
 export default function NotFound() {

@@ -1,23 +1,31 @@
 "use client";
 
 import Link from "next/link";
-import { formatDuration, runMessage } from "@/lib/format";
+import { formatDuration, quietNotice, runMessage, statusAnnouncement } from "@/lib/format";
 import type { RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { ProgressBar } from "./progress-bar";
+import { StatusAnnouncer } from "./status-announcer";
 import { StatusBadge } from "./status-badge";
-
-/** After this long without an event, a running run says when it last reported. */
-const QUIET_AFTER_MS = 10_000;
 
 export function displayStatus(run: RunView | undefined): string {
   if (!run) return "idle";
   return run.willRetry ? "retrying" : run.status;
 }
 
+/** What a status badge says: a queued run of an outside agent waits for that agent to pick it up. */
+export function statusLabel(run: RunView | undefined, external = false): string {
+  const status = displayStatus(run);
+  if (status === "retrying" && run) return `retrying (attempt ${run.attempt + 1})`;
+  if (status === "queued" && external) return "waiting for the agent";
+  return status;
+}
+
 export interface AgentPanelProps {
   role: string;
   title: string;
+  /** Run by an agent outside Pulse, which picks its runs up itself. */
+  external?: boolean;
   run?: RunView;
   /** The Run click the server has not confirmed yet. */
   optimistic?: boolean;
@@ -31,16 +39,16 @@ export interface AgentPanelProps {
  * One agent role: status, phase, progress with the live message, current step, elapsed
  * time, and its Run / Cancel / Retry actions.
  */
-export function AgentPanel({ role, title, run, optimistic, notice, onRun, onCancel, onRetry }: AgentPanelProps) {
+export function AgentPanel({ role, title, external, run, optimistic, notice, onRun, onCancel, onRetry }: AgentPanelProps) {
   const now = useNow();
   const status = optimistic ? "queued" : displayStatus(run);
   const busy = optimistic || run?.status === "queued" || run?.status === "active";
   const currentStep = run?.status === "active" ? run.steps.findLast((s) => s.status === "started") : undefined;
   const started = run?.startedAt ? Date.parse(run.startedAt) : null;
   const ended = run?.completedAt ?? (run?.status === "failed" ? run.failedAt : null) ?? run?.cancelledAt ?? null;
-  const elapsed = started !== null ? (ended ? Date.parse(ended) : now) - started : null;
-  const quietFor = run?.status === "active" ? now - Date.parse(run.updatedAt) : 0;
-  const label = status === "retrying" && run ? `retrying (attempt ${run.attempt + 1})` : status;
+  const elapsed = started !== null && (ended || now !== null) ? (ended ? Date.parse(ended) : now!) - started : null;
+  const quiet = run ? quietNotice(run, now, external ? "agent" : "worker") : null;
+  const label = optimistic ? "queued" : statusLabel(run, external);
 
   return (
     <section
@@ -57,10 +65,16 @@ export function AgentPanel({ role, title, run, optimistic, notice, onRun, onCanc
         </h2>
         <StatusBadge status={status} label={label} />
       </div>
-      <ProgressBar value={optimistic ? 0 : (run?.progress ?? 0)} label={`${title} progress`} />
-      <p className="min-h-5 text-sm text-slate-600" aria-live="polite">
-        {optimistic ? "Queued…" : run ? runMessage(run) : "Not run yet"}
+      <ProgressBar value={optimistic ? 0 : (run?.progress ?? 0)} label={`${title} progress`} status={status} />
+      <StatusAnnouncer text={optimistic ? "" : statusAnnouncement(title, run, external)} testId={`agent-${role}-announcer`} />
+      <p className="min-h-5 text-sm text-slate-600">
+        {optimistic ? "Queued…" : run ? runMessage(run) || (external && run.status === "queued" ? "Waiting for the agent to pick the run up" : "") : "Not run yet"}
       </p>
+      {quiet ? (
+        <p className="text-sm text-warn" data-testid="quiet-notice">
+          {quiet}
+        </p>
+      ) : null}
       <dl className="grid grid-cols-[auto_1fr] gap-x-3 gap-y-1 text-xs text-slate-500">
         {currentStep ? (
           <>
@@ -72,12 +86,6 @@ export function AgentPanel({ role, title, run, optimistic, notice, onRun, onCanc
           <>
             <dt>{ended ? "Took" : "Elapsed"}</dt>
             <dd>{formatDuration(elapsed)}</dd>
-          </>
-        ) : null}
-        {quietFor > QUIET_AFTER_MS ? (
-          <>
-            <dt>Last update</dt>
-            <dd className="text-warn">{formatDuration(quietFor)} ago</dd>
           </>
         ) : null}
       </dl>
@@ -103,7 +111,7 @@ export function AgentPanel({ role, title, run, optimistic, notice, onRun, onCanc
           </button>
         ) : null}
         {run && !optimistic ? (
-          <Link href={`/runs/${run.id}`} className="ml-auto text-sm text-accent hover:underline">
+          <Link href={`/runs/${run.id}`} className="ml-auto inline-flex min-h-6 min-w-6 items-center text-sm text-accent underline-offset-2 hover:underline">
             Details
           </Link>
         ) : null}

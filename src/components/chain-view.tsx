@@ -1,8 +1,9 @@
 "use client";
 
 import { estimateChainTimeLeft } from "@/lib/chain-estimate";
+import { chainByRole } from "@/lib/current-chain";
 import { formatDuration } from "@/lib/format";
-import type { RunView } from "@/lib/trpc/types";
+import type { RoleInfo, RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { displayStatus } from "./agent-panel";
 import { ProgressBar } from "./progress-bar";
@@ -10,19 +11,18 @@ import { StatusBadge } from "./status-badge";
 
 const ICON: Record<string, string> = { completed: "✓", failed: "✕", active: "◑", queued: "◔", retrying: "↻", cancelled: "⊘", idle: "○" };
 
-/** The newest chain's run of each role (runs started on their own belong to no chain). */
-function latestChain(roles: { role: string; title: string }[], runs: RunView[]) {
-  const chained = runs.filter((r) => r.chainId !== null).sort((a, b) => b.queuedAt.localeCompare(a.queuedAt));
-  const chainId = chained[0]?.chainId;
-  return roles.map((r) => ({ ...r, run: chained.find((run) => run.chainId === chainId && run.agentRole === r.role) }));
-}
-
-/** The setup chain as a chain: each agent with its progress, and the estimated time left. */
-export function ChainView({ roles, runs, durations }: { roles: { role: string; title: string }[]; runs: RunView[]; durations: Record<string, number> }) {
+/**
+ * The setup chain as a chain: each agent with its progress, and the estimated time left.
+ * `runs` are the newest chain's (see `currentChain`); runs started by hand are no part of it.
+ */
+export function ChainView({ roles, runs, durations }: { roles: RoleInfo[]; runs: RunView[]; durations: Record<string, number> }) {
   const now = useNow();
-  const chain = latestChain(roles, runs);
+  const chain = chainByRole(
+    roles.filter((r) => r.inChain),
+    runs,
+  );
   const running = chain.some(({ run }) => run?.status === "active" || run?.status === "queued");
-  const left = estimateChainTimeLeft(chain, durations, now);
+  const left = now === null ? null : estimateChainTimeLeft(chain, durations, now);
 
   return (
     <section className="card" aria-label="Setup chain">
@@ -48,7 +48,7 @@ export function ChainView({ roles, runs, durations }: { roles: { role: string; t
                   </span>
                 ) : null}
               </div>
-              <ProgressBar value={run?.progress ?? 0} label={`${title} progress`} />
+              <ProgressBar value={run?.progress ?? 0} label={`${title} progress`} status={status} />
               <StatusBadge status={status} />
             </li>
           );

@@ -1,12 +1,13 @@
 "use client";
 
 import { useState } from "react";
-import { formatTime } from "@/lib/format";
+import { currentChain } from "@/lib/current-chain";
 import { trpc } from "@/lib/trpc/client";
-import type { ContextView, RunView } from "@/lib/trpc/types";
+import type { ContextView, RoleInfo, RunView } from "@/lib/trpc/types";
 import { useAgentStatus } from "@/lib/trpc/use-agent-status";
 import { useContextStatus } from "@/lib/trpc/use-context-status";
 import { ChainView } from "./chain-view";
+import { LocalTime } from "./local-time";
 import { StatusBadge } from "./status-badge";
 
 const STATUS_TEXT = {
@@ -21,14 +22,16 @@ export interface ContextSettingsProps {
   runs: RunView[];
   context: ContextView | null;
   durations: Record<string, number>;
-  roles: { role: string; title: string }[];
+  /** The runs of the tenant's newest chain, read with the page. */
+  chain: RunView[];
+  roles: RoleInfo[];
 }
 
 /**
  * The context file page: the setup chain's agents live, then the content and an Approve
  * banner the moment the file is completed, and its approval on every open tab.
  */
-export function ContextSettings({ id, runs, context: initialContext, durations, roles }: ContextSettingsProps) {
+export function ContextSettings({ id, runs, context: initialContext, durations, chain, roles }: ContextSettingsProps) {
   const { state } = useAgentStatus({ initial: { id, runs } });
   const { context } = useContextStatus({ id, context: initialContext });
   const [error, setError] = useState<string | null>(null);
@@ -37,7 +40,7 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
 
   return (
     <div className="flex flex-col gap-6">
-      <ChainView roles={roles} runs={Object.values(state.runs)} durations={durations} />
+      <ChainView roles={roles} runs={currentChain(chain, Object.values(state.runs))} durations={durations} />
       <section className="card flex flex-col gap-3" aria-labelledby="context-file" data-testid="context-file" data-status={status} data-version={context?.version ?? 0}>
         <div className="flex flex-wrap items-center gap-3">
           <h2 id="context-file" className="font-semibold">
@@ -48,7 +51,18 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
         </div>
         <p className="text-sm text-slate-600" aria-live="polite">
           {STATUS_TEXT[status]}
-          {status === "approved" && context?.approvedBy ? ` By ${context.approvedBy}${context.approvedAt ? ` at ${formatTime(context.approvedAt)}` : ""}.` : ""}
+          {status === "approved" && context?.approvedBy ? (
+            <>
+              {` By ${context.approvedBy}`}
+              {context.approvedAt ? (
+                <>
+                  {" at "}
+                  <LocalTime iso={context.approvedAt} />
+                </>
+              ) : null}
+              .
+            </>
+          ) : null}
         </p>
         {status === "completed" && context ? (
           <div className="flex flex-wrap items-center gap-3 rounded-lg border border-accent/40 bg-indigo-50 p-3" role="region" aria-label="Approval" data-testid="approve-banner">
@@ -64,7 +78,13 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
           </p>
         ) : null}
         {(status === "completed" || status === "approved") && context?.content ? (
-          <pre className="max-h-[28rem] overflow-auto whitespace-pre-wrap rounded-md bg-slate-50 p-3 text-sm" data-testid="context-content">
+          <pre
+            className="max-h-[28rem] overflow-auto whitespace-pre-wrap rounded-md bg-slate-50 p-3 text-sm"
+            data-testid="context-content"
+            tabIndex={0}
+            role="region"
+            aria-label="Context file content"
+          >
             {context.content}
           </pre>
         ) : null}

@@ -2,7 +2,8 @@
 
 import { useEffect, useMemo, useState } from "react";
 import { trpc } from "@/lib/trpc/client";
-import type { RunView } from "@/lib/trpc/types";
+import { currentChain } from "@/lib/current-chain";
+import type { RoleInfo, RunView } from "@/lib/trpc/types";
 import { useAgentStatus } from "@/lib/trpc/use-agent-status";
 import { useRunNotifications } from "@/lib/use-run-notifications";
 import { AgentPanel } from "./agent-panel";
@@ -14,13 +15,15 @@ export interface DashboardProps {
   runs: RunView[];
   recent: RunView[];
   durations: Record<string, number>;
-  roles: { role: string; title: string }[];
+  /** The runs of the tenant's newest chain, read with the page. */
+  chain: RunView[];
+  roles: RoleInfo[];
 }
 
 /** A Run click not yet confirmed by the server: set at once, replaced by the subscription. */
 type Pending = { runId?: string };
 
-export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps) {
+export function Dashboard({ id, runs, recent, durations, chain, roles }: DashboardProps) {
   const titles = useMemo(() => Object.fromEntries(roles.map((r) => [r.role, r.title])), [roles]);
   const notifications = useRunNotifications(titles);
   const { state, byRole } = useAgentStatus({ initial: { id, runs }, onEvent: notifications.onEvent });
@@ -74,15 +77,18 @@ export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps
     return [...merged.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)).slice(0, 30);
   }, [recent, state.runs]);
 
+  const chainRuns = useMemo(() => currentChain(chain, Object.values(state.runs)), [chain, state.runs]);
+
   return (
     <div className="flex flex-col gap-6">
-      <ChainView roles={roles} runs={list} durations={typical.data ?? durations} />
+      <ChainView roles={roles} runs={chainRuns} durations={typical.data ?? durations} />
       <div className="grid gap-4 md:grid-cols-3">
         {roles.map((r) => (
           <AgentPanel
             key={r.role}
             role={r.role}
             title={r.title}
+            external={r.external}
             run={byRole[r.role]}
             optimistic={pending[r.role] !== undefined}
             notice={notices[r.role]}
@@ -92,7 +98,7 @@ export function Dashboard({ id, runs, recent, durations, roles }: DashboardProps
           />
         ))}
       </div>
-      <RunList runs={list} titles={titles} />
+      <RunList runs={list} titles={titles} externalRoles={roles.filter((r) => r.external).map((r) => r.role)} />
       {notifications.permission === "default" ? (
         <p className="text-sm text-slate-500">
           <button type="button" className="btn-quiet" onClick={() => void notifications.ask()}>

@@ -17,12 +17,12 @@ export function NavBar({ email }: { email: string }) {
   return (
     <header className="border-b border-slate-200 bg-white">
       <div className="mx-auto flex max-w-5xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3">
-        <Link href="/" className="text-lg font-semibold">
+        <Link href="/" className="inline-flex min-h-6 items-center text-lg font-semibold">
           Pulse
         </Link>
         <nav aria-label="Main" className="flex gap-4 text-sm">
           {LINKS.map((l) => (
-            <Link key={l.href} href={l.href} aria-current={pathname === l.href ? "page" : undefined} className="text-slate-600 hover:text-slate-900 aria-[current=page]:font-semibold aria-[current=page]:text-slate-900">
+            <Link key={l.href} href={l.href} aria-current={pathname === l.href ? "page" : undefined} className="inline-flex min-h-6 items-center text-slate-600 hover:text-slate-900 aria-[current=page]:font-semibold aria-[current=page]:text-slate-900">
               {l.label}
             </Link>
           ))}

@@ -2,15 +2,18 @@
 
 import { useRouter } from "next/navigation";
 import { useState, type ReactNode } from "react";
-import { droppedOutputNotice, formatDuration, formatTime, runMessage, stepStatus, type StepStatus } from "@/lib/format";
+import { droppedOutputNotice, formatDuration, quietNotice, runMessage, statusAnnouncement, stepStatus, type StepStatus } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, LogPage, OutputPage, RunView } from "@/lib/trpc/types";
 import { useRun, useSharedRun } from "@/lib/trpc/use-run";
 import { useNow } from "@/lib/use-now";
 import { useStickToBottom } from "@/lib/use-stick-to-bottom";
-import { displayStatus } from "./agent-panel";
+import { displayStatus, statusLabel } from "./agent-panel";
+import { LocalTime, useTimeFormat } from "./local-time";
 import { ProgressBar } from "./progress-bar";
+import { ShareControl } from "./share-control";
+import { StatusAnnouncer } from "./status-announcer";
 import { StatusBadge } from "./status-badge";
 
 function describe(event: AgentEvent): string {
@@ -36,16 +39,13 @@ function describe(event: AgentEvent): string {
   }
 }
 
-/** How long a link made with the Share button lets its holder watch the run. */
-const SHARE_LINK_MINUTES = 24 * 60;
-
 const isFinished = (run: RunView) => run.status === "completed" || run.status === "failed" || run.status === "cancelled";
 
 /**
  * One run of the signed-in user's tenant, live: with Cancel, Retry (which opens the new run)
  * and Share, and its logs. An action the server refuses says why, beside the buttons.
  */
-export function RunDetail({ runId, initial, title }: { runId: string; initial: RunView; title: string }) {
+export function RunDetail({ runId, initial, title, external = false }: { runId: string; initial: RunView; title: string; external?: boolean }) {
   const { run: live, timeline } = useRun(runId, initial);
   const run = live ?? initial;
   const finished = isFinished(run);
@@ -61,6 +61,11 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
     onSuccess: (started) => router.push(`/runs/${started.runId}`),
     onError: (error) => setNotice(`Could not retry: ${error.message}`),
   });
+  const again = trpc.agent.run.useMutation({
+    onMutate: () => setNotice(null),
+    onSuccess: (started) => router.push(`/runs/${started.runId}`),
+    onError: (error) => setNotice(error.data?.code === "CONFLICT" ? "Already running" : `Could not start: ${error.message}`),
+  });
   const actions = (
     <>
       {!finished ? (
@@ -73,6 +78,11 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
           Retry
         </button>
       ) : null}
+      {run.status === "completed" ? (
+        <button type="button" className="btn" onClick={() => again.mutate({ agentRole: run.agentRole })} disabled={again.isPending || again.isSuccess}>
+          Run again
+        </button>
+      ) : null}
     </>
   );
   return (
@@ -80,6 +90,7 @@ export function RunDetail({ runId, initial, title }: { runId: string; initial: R
       run={run}
       timeline={timeline}
       title={title}
+      external={external}
       actions={actions}
       notice={notice}
       sharing={<ShareControl runId={runId} />}
@@ -117,6 +128,7 @@ function RunPanel({
   run,
   timeline,
   title,
+  external = false,
   actions,
   notice,
   sharing,
@@ -128,6 +140,7 @@ function RunPanel({
   loadOutput: LoadOutput;
   timeline: Timeline;
   title: string;
+  external?: boolean;
   actions?: ReactNode;
   /** Why the last action failed, if it did. */
   notice?: string | null;
@@ -136,14 +149,16 @@ function RunPanel({
 }) {
   const now = useNow();
   const timelineRef = useStickToBottom<HTMLOListElement>(timeline);
-  const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
+  const end = run.completedAt ?? (run.status === "failed" ? run.failedAt : null) ?? run.cancelledAt;
+  const quiet = quietNotice(run, now, external ? "agent" : "worker");
+  const finished = isFinished(run);
 
   return (
     <div className="flex flex-col gap-6" data-testid="run-detail" data-status={displayStatus(run)}>
       <section className="card flex flex-col gap-3">
         <div className="flex flex-wrap items-center gap-3">
           <h2 className="text-lg font-semibold">{title}</h2>
-          <StatusBadge status={displayStatus(run)} />
+          <StatusBadge status={displayStatus(run)} label={statusLabel(run, external)} />
           <span className="text-sm text-slate-500">attempt {run.attempt}</span>
           <div className="ml-auto flex gap-2">{actions}</div>
         </div>
@@ -153,26 +168,31 @@ function RunPanel({
           </p>
         ) : null}
         {sharing}
-        <ProgressBar value={run.progress} label="Run progress" />
-        <p className="text-sm text-slate-600" aria-live="polite">
-          {runMessage(run)}
-        </p>
-        <p className="text-xs text-slate-500">
-          Queued {formatTime(run.queuedAt)}
-          {run.startedAt ? ` · started ${formatTime(run.startedAt)}` : ""}
-          {run.startedAt ? ` · ${end ? "took" : "running for"} ${formatDuration((end ? Date.parse(end) : now) - Date.parse(run.startedAt))}` : ""}
-        </p>
-        {run.error && (run.status === "failed" || run.willRetry) ? (
-          <p className="rounded-md bg-red-50 p-3 text-sm text-bad" role="alert">
-            {run.error}
+        <ProgressBar value={run.progress} label="Run progress" status={displayStatus(run)} />
+        <StatusAnnouncer text={statusAnnouncement(title, run, external)} testId="run-announcer" />
+        <p className="text-sm text-slate-600">{runMessage(run) || (external && run.status === "queued" ? "Waiting for the agent to pick the run up" : "")}</p>
+        {quiet ? (
+          <p className="text-sm text-warn" data-testid="quiet-notice">
+            {quiet}
           </p>
         ) : null}
+        <p className="text-xs text-slate-500">
+          Queued <LocalTime iso={run.queuedAt} />
+          {run.startedAt ? (
+            <>
+              {" · started "}
+              <LocalTime iso={run.startedAt} />
+            </>
+          ) : null}
+          {run.startedAt && (end || now !== null) ? ` · ${end ? "took" : "running for"} ${formatDuration((end ? Date.parse(end) : now!) - Date.parse(run.startedAt))}` : ""}
+        </p>
+        {run.error && (run.status === "failed" || run.willRetry) ? <p className="rounded-md bg-red-50 p-3 text-sm text-bad">{run.error}</p> : null}
       </section>
 
       <div className="grid gap-6 md:grid-cols-2">
         <TitledCard id="steps" title="Steps">
           {run.steps.length === 0 ? (
-            <p className="text-sm text-slate-500">No steps yet.</p>
+            <p className="text-sm text-slate-500">{finished ? "No steps." : "No steps yet."}</p>
           ) : (
             <ol className="flex flex-col gap-1 text-sm">
               {run.steps.map((step) => (
@@ -193,12 +213,10 @@ function RunPanel({
       </div>
 
       <TitledCard id="timeline" title="Timeline">
-        <ol ref={timelineRef} className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline">
+        <ol ref={timelineRef} className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline" tabIndex={0} aria-label="Timeline events">
           {timeline.map(({ id, event }) => (
-            <li key={id} className="grid grid-cols-[6rem_1fr] gap-2">
-              <time className="text-slate-500" dateTime={event.at}>
-                {formatTime(event.at)}
-              </time>
+            <li key={id} className="grid grid-cols-[7rem_1fr] gap-2">
+              <LocalTime iso={event.at} className="text-slate-500" />
               <span>{describe(event)}</span>
             </li>
           ))}
@@ -244,9 +262,17 @@ function RunOutput({ run, loadOutput }: { run: RunView; loadOutput: LoadOutput }
           {failure}
         </p>
       ) : null}
-      <pre ref={outputRef} className="max-h-72 overflow-auto whitespace-pre-wrap text-sm text-slate-800" data-testid="run-output" aria-live="polite">
+      {/* Focusable so the keyboard can scroll it; not a live region, so streaming is not read out chunk by chunk. */}
+      <pre
+        ref={outputRef}
+        className="max-h-72 overflow-auto whitespace-pre-wrap text-sm text-slate-800"
+        data-testid="run-output"
+        tabIndex={0}
+        role="region"
+        aria-label="Run output"
+      >
         {start > 0 && start <= dropped ? <span className="text-slate-500">{`${droppedOutputNotice(start)}\n`}</span> : null}
-        {text || <span className="text-slate-500">Nothing yet.</span>}
+        {text || <span className="text-slate-500">{isFinished(run) ? "No output." : "Nothing yet."}</span>}
       </pre>
     </>
   );
@@ -258,6 +284,7 @@ function StepBadge({ status }: { status: StepStatus }) {
 
 /** The newest log lines among the events the page has seen. */
 function LiveLogs({ timeline, title }: { timeline: Timeline; title: string }) {
+  const formatTime = useTimeFormat();
   const logs = timeline.filter((t) => t.event.type === "agent:log").slice(-20);
   return (
     <TitledCard id="live-logs" title={title}>
@@ -268,51 +295,12 @@ function LiveLogs({ timeline, title }: { timeline: Timeline; title: string }) {
   );
 }
 
-/**
- * Makes a read-only link to the run for someone outside the tenant, shows it to copy, and
- * ends it on demand (its viewers' pages say so within seconds).
- */
-function ShareControl({ runId }: { runId: string }) {
-  const create = trpc.share.create.useMutation();
-  const revoke = trpc.share.revoke.useMutation();
-  const created = revoke.isSuccess ? undefined : create.data;
-  if (!created) {
-    return (
-      <div>
-        <button
-          type="button"
-          className="btn-quiet"
-          disabled={create.isPending}
-          onClick={() => {
-            revoke.reset();
-            create.mutate({ runId, expiresInMinutes: SHARE_LINK_MINUTES });
-          }}
-        >
-          Share
-        </button>
-      </div>
-    );
-  }
-  const link = `${window.location.origin}${created.path}`;
-  return (
-    <div className="flex flex-wrap items-center gap-2" data-testid="share-link">
-      <input className="field min-w-0 flex-1 font-mono text-xs" readOnly value={link} aria-label="Share link" onFocus={(e) => e.currentTarget.select()} />
-      <button type="button" className="btn-quiet" onClick={() => void navigator.clipboard?.writeText(link)}>
-        Copy
-      </button>
-      <button type="button" className="btn-quiet" disabled={revoke.isPending} onClick={() => revoke.mutate({ shareId: created.shareId })}>
-        Stop sharing
-      </button>
-      <span className="w-full text-xs text-slate-500">Anyone with this link can watch this run, read-only, for {formatDuration(SHARE_LINK_MINUTES * 60_000)}.</span>
-    </div>
-  );
-}
-
 /** A finished run's logs, from the database, behind a disclosure. */
 function RunLogs({ page }: { page: LogPage | undefined }) {
+  const formatTime = useTimeFormat();
   return (
     <details className="card" data-testid="run-logs">
-      <summary className="cursor-pointer font-semibold">Logs{page ? ` (${page.logs.length}${page.nextCursor ? "+" : ""})` : ""}</summary>
+      <summary className="min-h-6 cursor-pointer font-semibold">Logs{page ? ` (${page.logs.length}${page.nextCursor ? "+" : ""})` : ""}</summary>
       <ol className="mt-2 font-mono text-xs">
         {page?.logs.map((log) => <li key={log.id}>{`${formatTime(log.at)} ${log.level} [attempt ${log.attempt}] ${log.message}`}</li>)}
       </ol>

@@ -2,9 +2,11 @@
 
 import Link from "next/link";
 import { useState } from "react";
-import { formatDuration, formatTime } from "@/lib/format";
+import { formatDuration, quietNotice } from "@/lib/format";
 import type { RunView } from "@/lib/trpc/types";
-import { displayStatus } from "./agent-panel";
+import { useNow } from "@/lib/use-now";
+import { displayStatus, statusLabel } from "./agent-panel";
+import { LocalTime } from "./local-time";
 import { StatusBadge } from "./status-badge";
 
 const FILTERS = [
@@ -16,7 +18,8 @@ const FILTERS = [
 ] as const;
 
 /** Recent runs, newest first, filtered by status; live because the caller merges the feed in. */
-export function RunList({ runs, titles }: { runs: RunView[]; titles: Record<string, string> }) {
+export function RunList({ runs, titles, externalRoles = [] }: { runs: RunView[]; titles: Record<string, string>; externalRoles?: string[] }) {
+  const now = useNow();
   const [filter, setFilter] = useState<(typeof FILTERS)[number]["key"]>("all");
   const match = FILTERS.find((f) => f.key === filter)!.match;
   const shown = runs.filter(match);
@@ -33,7 +36,7 @@ export function RunList({ runs, titles }: { runs: RunView[]; titles: Record<stri
               type="button"
               aria-pressed={filter === f.key}
               onClick={() => setFilter(f.key)}
-              className="rounded-full border border-slate-300 px-2.5 py-0.5 text-xs aria-pressed:border-accent aria-pressed:bg-accent aria-pressed:text-white"
+              className="min-h-6 rounded-full border border-slate-300 px-3 py-1 text-xs aria-pressed:border-accent aria-pressed:bg-accent aria-pressed:text-white"
             >
               {f.label}
             </button>
@@ -46,15 +49,24 @@ export function RunList({ runs, titles }: { runs: RunView[]; titles: Record<stri
         <ul className="divide-y divide-slate-100" data-testid="run-list">
           {shown.map((run) => {
             const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
+            const external = externalRoles.includes(run.agentRole);
+            const quiet = quietNotice(run, now, external ? "agent" : "worker");
+            // A failure before the last attempt started is that attempt's, not the run's end.
+            const ended = end && run.startedAt && end >= run.startedAt && run.status !== "queued" && run.status !== "active";
             return (
-              <li key={run.id} className="flex flex-wrap items-center gap-x-3 gap-y-1 py-2 text-sm">
-                <Link href={`/runs/${run.id}`} className="font-medium text-accent hover:underline">
+              <li key={run.id} className="flex flex-wrap items-center gap-x-3 gap-y-1 py-2 text-sm" data-testid="run-row" data-run-id={run.id} data-status={displayStatus(run)}>
+                <Link href={`/runs/${run.id}`} className="inline-flex min-h-6 items-center font-medium text-accent underline-offset-2 hover:underline">
                   {titles[run.agentRole] ?? run.agentRole}
                 </Link>
-                <StatusBadge status={displayStatus(run)} />
-                <span className="text-slate-500">{formatTime(run.queuedAt)}</span>
-                {run.startedAt && end && run.status !== "queued" ? <span className="text-slate-500">{formatDuration(Date.parse(end) - Date.parse(run.startedAt))}</span> : null}
+                <StatusBadge status={displayStatus(run)} label={statusLabel(run, external)} />
+                <LocalTime iso={run.queuedAt} className="text-slate-500" />
+                {ended ? <span className="text-slate-500">{formatDuration(Date.parse(end) - Date.parse(run.startedAt!))}</span> : null}
                 {run.attempt > 1 ? <span className="text-xs text-slate-500">attempt {run.attempt}</span> : null}
+                {quiet ? (
+                  <span className="w-full text-xs text-warn" data-testid="quiet-notice">
+                    {quiet}
+                  </span>
+                ) : null}
               </li>
             );
           })}

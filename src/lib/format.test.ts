@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { droppedOutputNotice, formatDuration, runMessage, stepStatus } from "./format";
+import { droppedOutputNotice, formatDuration, formatTime, QUIET_AFTER_MS, quietNotice, runMessage, statusAnnouncement, stepStatus } from "./format";
 
 describe("formatDuration", () => {
   it("reads as seconds, minutes or hours, dropping zero parts", () => {
@@ -46,5 +46,36 @@ describe("stepStatus", () => {
 describe("droppedOutputNotice", () => {
   it("says how many of the output's first characters the run no longer keeps", () => {
     expect(droppedOutputNotice(34_464)).toBe("[… 34464 earlier characters dropped]");
+  });
+});
+
+describe("formatTime", () => {
+  it("renders the same UTC time on every machine for the server's render and the browser's first", () => {
+    expect(formatTime("2026-03-01T07:05:09.000Z", "UTC")).toBe("07:05:09 UTC");
+  });
+});
+
+describe("quietNotice", () => {
+  const at = Date.parse("2026-03-01T07:00:00.000Z");
+  const run = { status: "active" as const, updatedAt: "2026-03-01T07:00:00.000Z" };
+  it("says an active run's worker may have stopped once it has been quiet past the threshold", () => {
+    expect(quietNotice(run, at + QUIET_AFTER_MS)).toBeNull();
+    expect(quietNotice(run, at + 42_000)).toBe("No update for 42 s — the worker may have stopped");
+    expect(quietNotice(run, at + 42_000, "agent")).toBe("No update for 42 s — the agent may have stopped");
+  });
+  it("says nothing of a run that is not running, or before the page knows the time", () => {
+    expect(quietNotice({ ...run, status: "queued" }, at + 60_000)).toBeNull();
+    expect(quietNotice(run, null)).toBeNull();
+  });
+});
+
+describe("statusAnnouncement", () => {
+  const base = { status: "active" as const, willRetry: false, error: null };
+  it("is the status word, with the error when the run failed, and never its progress", () => {
+    expect(statusAnnouncement("Client researcher", base)).toBe("Client researcher running");
+    expect(statusAnnouncement("Client researcher", { ...base, status: "completed" })).toBe("Client researcher completed");
+    expect(statusAnnouncement("Client researcher", { ...base, status: "failed", error: "timed out" })).toBe("Client researcher failed: timed out");
+    expect(statusAnnouncement("Client researcher", { ...base, status: "queued", willRetry: true, error: "timed out" })).toBe("Client researcher: attempt failed, retrying: timed out");
+    expect(statusAnnouncement("Outside", { ...base, status: "queued" }, true)).toBe("Outside waiting for the agent");
   });
 });

@@ -9,8 +9,14 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)} h${m % 60 ? ` ${m % 60} min` : ""}`;
 }
 
-export function formatTime(iso: string): string {
-  return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+/**
+ * A time of day in the browser's zone and locale, or, with `zone: "UTC"`, the same on every
+ * machine: what the server renders and the browser's first render repeats (see `LocalTime`).
+ */
+export function formatTime(iso: string, zone?: "UTC"): string {
+  const options = { hour: "2-digit", minute: "2-digit", second: "2-digit" } as const;
+  if (zone === "UTC") return `${new Date(iso).toLocaleTimeString("en-GB", { ...options, timeZone: "UTC" })} UTC`;
+  return new Date(iso).toLocaleTimeString(undefined, options);
 }
 
 /**
@@ -43,4 +49,38 @@ export function stepStatus(
 /** Stands where a run's output begins once the run no longer keeps its first `count` characters. */
 export function droppedOutputNotice(count: number): string {
   return `[… ${count} earlier characters dropped]`;
+}
+
+/** After this long without an event, an active run says its worker may have stopped. */
+export const QUIET_AFTER_MS = 15_000;
+
+/**
+ * What to say of an active run that has reported nothing for a while: its worker (or
+ * outside agent) may have died, long before the server gives the attempt up. Null while
+ * it reports, once it is no longer active, and before the page knows the time.
+ */
+export function quietNotice(run: Pick<RunView, "status" | "updatedAt">, now: number | null, who = "worker"): string | null {
+  if (now === null || run.status !== "active") return null;
+  const quiet = now - Date.parse(run.updatedAt);
+  return quiet > QUIET_AFTER_MS ? `No update for ${formatDuration(quiet)} — the ${who} may have stopped` : null;
+}
+
+/**
+ * A run's status as a screen reader should hear it, once when it changes: the status word,
+ * and the error when it failed. Progress and output are left out, so they are not read out
+ * as they stream.
+ */
+export function statusAnnouncement(title: string, run: Pick<RunView, "status" | "willRetry" | "error"> | undefined, external = false): string {
+  if (!run) return "";
+  if (run.willRetry) return `${title}: attempt failed, retrying${run.error ? `: ${run.error}` : ""}`;
+  switch (run.status) {
+    case "queued":
+      return `${title} ${external ? "waiting for the agent" : "queued"}`;
+    case "active":
+      return `${title} running`;
+    case "failed":
+      return `${title} failed${run.error ? `: ${run.error}` : ""}`;
+    default:
+      return `${title} ${run.status}`;
+  }
 }

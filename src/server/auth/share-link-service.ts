@@ -19,6 +19,14 @@ export interface CreatedShareLink {
   expiresAt: string;
 }
 
+export interface LiveShareLink {
+  shareId: string;
+  /** The email of the member who made it; null once that member is gone. */
+  createdBy: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
 /**
  * Read-only share links: a signed, expiring token naming one run of one tenant, backed by a
  * database row so the tenant can revoke it. The token opens the `share.*` procedures for
@@ -47,6 +55,20 @@ export class ShareLinkService {
       data: { id: shareId, tenantId: session.tenantId, runId: run.id, createdById: session.userId, expiresAt },
     });
     return { shareId, token, path: shareLinkPath(token), expiresAt: expiresAt.toISOString() };
+  }
+
+  /**
+   * The run's links that still work (neither revoked nor expired), newest first, with who
+   * made each: their tokens are not kept, only what lets the tenant tell them apart and stop
+   * them. Another tenant's run has none.
+   */
+  async list(session: Session, runId: string): Promise<LiveShareLink[]> {
+    const links = await this.db.shareLink.findMany({
+      where: { runId, tenantId: session.tenantId, revokedAt: null, expiresAt: { gt: new Date() } },
+      orderBy: { createdAt: "desc" },
+      select: { id: true, createdAt: true, expiresAt: true, createdBy: { select: { email: true } } },
+    });
+    return links.map((l) => ({ shareId: l.id, createdBy: l.createdBy?.email ?? null, createdAt: l.createdAt.toISOString(), expiresAt: l.expiresAt.toISOString() }));
   }
 
   /** Ends a link at once, over HTTP and for viewers already watching. */

@@ -184,6 +184,23 @@ export async function readAgentSnapshot(
 }
 
 /**
+ * Every run of the tenant's newest chain (the setup chain), whatever ran since: the chain
+ * card is drawn from these, not from the latest run of each role nor a window of recent
+ * runs, either of which a run started by hand pushes the chain's runs out of.
+ */
+export async function readLatestChain(db: PrismaClient, tenantId: string): Promise<RunView[]> {
+  const newest = await db.agentRun.findFirst({ where: { tenantId, chainId: { not: null } }, orderBy: { queuedAt: "desc" }, select: { chainId: true } });
+  if (!newest?.chainId) return [];
+  const runs = await db.agentRun.findMany({
+    where: { tenantId, chainId: newest.chainId },
+    orderBy: { queuedAt: "asc" },
+    include: stepsInOrder,
+    omit: WITHOUT_OUTPUT,
+  });
+  return runs.map((run) => toRunView(run));
+}
+
+/**
  * One run, with the newest `OUTPUT_WINDOW_CHARS` of its output; null when it does not exist
  * for this tenant.
  */

@@ -1,10 +1,11 @@
 import "server-only";
 import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
+import { SETUP_CHAIN } from "../agents/chains";
 import { agentTitle } from "../agents/define-agent";
 import type { Session } from "../auth/auth-service";
 import { SESSION_COOKIE } from "../auth/session-cookie";
-import { readAgentSnapshot, readContextSnapshot } from "../events/snapshot";
+import { readAgentSnapshot, readContextSnapshot, readLatestChain } from "../events/snapshot";
 import { servicesForPages } from "./page-services";
 
 /**
@@ -28,12 +29,13 @@ export async function dashboardData(session: Session) {
   // The id is read before the snapshot: events after it may already be in the snapshot,
   // and their `seq` lets the client skip them.
   const id = await stream.lastId(session.tenantId);
-  const [snapshot, recent, durations] = await Promise.all([
+  const [snapshot, recent, durations, chain] = await Promise.all([
     readAgentSnapshot({ db, stream }, session.tenantId),
     runs.list(session.tenantId, { limit: 20 }),
     runs.typicalDurations(session.tenantId),
+    readLatestChain(db, session.tenantId),
   ]);
-  return { id, runs: snapshot.runs, recent: recent.runs, durations, roles: roleList() };
+  return { id, runs: snapshot.runs, recent: recent.runs, durations, chain, roles: roleList() };
 }
 
 /**
@@ -43,20 +45,37 @@ export async function dashboardData(session: Session) {
  */
 export async function runData(session: Session, runId: string) {
   const run = await servicesForPages().runs.find(session.tenantId, runId);
-  return run ? { run, title: agentTitle(servicesForPages().agents, run.agentRole) } : null;
+  if (!run) return null;
+  const { agents, externalAgentRoles } = servicesForPages();
+  return { run, title: agentTitle(agents, run.agentRole), external: externalAgentRoles.includes(run.agentRole) };
 }
 
 export async function contextPageData(session: Session) {
   const { db, stream, runs } = servicesForPages();
   const id = await stream.lastId(session.tenantId);
-  const [agents, context, durations] = await Promise.all([
+  const [agents, context, durations, chain] = await Promise.all([
     readAgentSnapshot({ db, stream }, session.tenantId),
     readContextSnapshot(db, session.tenantId),
     runs.typicalDurations(session.tenantId),
+    readLatestChain(db, session.tenantId),
   ]);
-  return { id, runs: agents.runs, context: context.context, durations, roles: roleList() };
+  return { id, runs: agents.runs, context: context.context, durations, chain, roles: roleList() };
 }
 
-function roleList() {
-  return servicesForPages().agents.map((a) => ({ role: a.role, title: a.title ?? a.role }));
+/** The roles a dashboard shows a panel for: Pulse's own agents, then those run outside it. */
+export interface RoleInfo {
+  role: string;
+  title: string;
+  /** Run by an agent outside Pulse (EXTERNAL_AGENT_ROLES), which reports over HTTP. */
+  external?: boolean;
+  /** Part of the setup chain, which the chain card shows. */
+  inChain?: boolean;
+}
+
+function roleList(): RoleInfo[] {
+  const { agents, externalAgentRoles } = servicesForPages();
+  return [
+    ...agents.map((a) => ({ role: a.role, title: a.title ?? a.role, inChain: (SETUP_CHAIN as readonly string[]).includes(a.role) })),
+    ...externalAgentRoles.map((role) => ({ role, title: role, external: true })),
+  ];
 }

@@ -4,7 +4,7 @@ import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
 import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
-import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
+import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { isoDateInput, text } from "../../validation";
@@ -158,6 +158,9 @@ export const agentRouter = router({
   logs: authedProcedure
     .input(z.object({ runId, ...logPageInput }))
     .query(({ ctx, input }) => ctx.services.runs.logs(ctx.session.tenantId, input.runId, input.cursor, input.limit)),
+
+  /** Every run of the tenant's newest chain, oldest first; empty when it never ran one. */
+  latestChain: authedProcedure.query(({ ctx }) => readLatestChain(ctx.services.db, ctx.session.tenantId)),
 
   /** Median duration per role of the tenant's recent completed runs (ms), for time-left estimates. */
   durations: authedProcedure.query(({ ctx }) => ctx.services.runs.typicalDurations(ctx.session.tenantId)),

@@ -41,6 +41,11 @@ export const shareRouter = router({
     )
     .mutation(({ ctx, input }) => ctx.services.shares.create(ctx.session, input.runId, input.expiresInMinutes * 60)),
 
+  /** The run's links that still work, newest first, with who made each and when each expires. */
+  list: authedProcedure
+    .input(z.object({ runId: idSchema }))
+    .query(({ ctx, input }) => ctx.services.shares.list(ctx.session, input.runId)),
+
   /** Ends a link now; its viewers' subscriptions end within seconds. */
   revoke: authedProcedure
     .input(z.object({ shareId: idSchema.max(64) }))

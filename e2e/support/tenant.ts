@@ -1,0 +1,30 @@
+import { randomUUID } from "node:crypto";
+import type { Browser, BrowserContext, BrowserContextOptions } from "playwright-core";
+import { eventually } from "../../src/test/harness";
+import type { PulseProcess } from "./pulse-process";
+
+export const PASSWORD = "correct horse battery";
+/** A role run by an agent outside Pulse, which a test plays to decide when its run moves. */
+export const OUTSIDE_AGENT = "outside-agent";
+export const newEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.test`;
+
+/** A browser context signed in with a session token, at `baseUrl` (Pulse's own, unless a proxy's). */
+export async function signedIn(
+  browser: Browser,
+  pulse: PulseProcess,
+  token: string,
+  options: BrowserContextOptions & { baseUrl?: string } = {},
+): Promise<BrowserContext> {
+  const { baseUrl = pulse.url, ...contextOptions } = options;
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, ...contextOptions });
+  await context.addCookies([{ name: "pulse_session", value: token, url: baseUrl, httpOnly: true, sameSite: "Lax" }]);
+  return context;
+}
+
+/** A new tenant whose setup chain has finished: its session token and an API client for it. */
+export async function settledTenant(pulse: PulseProcess, who: string) {
+  const tenant = await pulse.api().auth.register.mutate({ email: newEmail(who), password: PASSWORD, tenantName: `${who} Co` });
+  const api = pulse.api(tenant.token);
+  await eventually(() => api.context.get.query(), (c) => c?.status === "completed", `${who}'s setup chain`, 90_000);
+  return { ...tenant, api };
+}
