@@ -50,14 +50,6 @@ export interface ConnectionObservers {
   logger?: Logger;
 }
 
-/**
- * Messages a subscription request costs: each opens a feed that reads a snapshot and sends
- * it, far more work than a query's answer. A client resubscribing its maximum of
- * subscriptions at once after a reconnect (wsLink does) still fits in one burst at the
- * default limits (20 × 4 + its connectionParams ≤ 100).
- */
-export const SUBSCRIPTION_COST = 4;
-
 /** Refused requests (and frames) within `FLOOD_WINDOW_MS` after which a client is flooding rather than bursting. */
 export const REJECTIONS_BEFORE_CLOSE = 200;
 const FLOOD_WINDOW_MS = 10_000;
@@ -325,9 +317,8 @@ export class ConnectionGuard {
 
   /**
    * Decides on the requests of a frame `charge` let through: batches and ids within bounds
-   * (a frame outside them is refused, and counts towards the flood close), and what its
-   * requests cost beyond the message `charge` took: one more for each request beyond the
-   * first, `SUBSCRIPTION_COST` for a subscription. A refused frame is answered through
+   * (a frame outside them is refused, and counts towards the flood close), and one more
+   * message for each request beyond the first. A refused frame is answered through
    * `answer`, so the client's calls fail with a clear code instead of hanging.
    */
   allows(requests: readonly unknown[], answer: RefusalAnswer): boolean {
@@ -340,8 +331,7 @@ export class ConnectionGuard {
       this.refuseMalformed(answer, `id: at most ${this.limits.maxRequestIdLength} characters`);
       return false;
     }
-    const due = requests.reduce<number>((cost, request) => cost + (isSubscription(request) ? SUBSCRIPTION_COST : 1), 0) - 1;
-    if (due <= 0 || this.bucket.take(due)) return true;
+    if (requests.length <= 1 || this.bucket.take(requests.length - 1)) return true;
     this.refuseOverRate(ids, answer);
     return false;
   }
@@ -426,10 +416,6 @@ export class ConnectionGuard {
     if (this.socket.readyState === OPEN) this.socket.send(frame);
   }
 
-}
-
-function isSubscription(request: unknown): boolean {
-  return typeof request === "object" && request !== null && (request as Record<string, unknown>).method === "subscription";
 }
 
 /** The `id` of a request as it arrived, if it is an object with one. */

@@ -262,7 +262,7 @@ describe("a shared run flooded with output, watched by many viewers", () => {
       phase = "attack";
       const target = latencies.attack.length + SAMPLES_PER_PHASE;
       // Waves of resubscriptions until the phase has its events: each waits for its answers,
-      // and for a second, the most often a socket's message budget lets it resubscribe all.
+      // and for a second, as an attacker within its message budget would.
       while (child.running && latencies.attack.length < target) {
         waves += 1;
         const paced = sleep(1_000);
