@@ -157,7 +157,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
         .authenticate(credential.token, credential.from === "header" ? ["session", "share"] : ["session"])
         .catch(asRetryable);
       const tenantId = principal?.kind === "user" ? principal.session.tenantId : principal?.share.tenantId;
-      const retryAfter = tenantId === undefined ? 0 : gate.chargeTenant(tenantId, info.calls.length);
+      const retryAfter = tenantId === undefined ? 0 : gate.chargeTenant(tenantId, HttpCallGate.cost(info.calls.map((call) => call.path)));
       if (retryAfter > 0) {
         res.setHeader("Retry-After", String(retryAfter));
         throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${gate.perTenantPerSecond} calls per second per tenant; retry in ${retryAfter} s` });

@@ -3,7 +3,9 @@ import type { Redis } from "ioredis";
 import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import { notFound, PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
-import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type OutputPage, type RunView } from "../events/snapshot";
+import { CoalescedReads } from "../events/coalesced-reads";
+import { OutputWindows } from "../events/output-windows";
+import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type AgentSnapshot, type OutputPage, type RunView } from "../events/snapshot";
 import type { RunStatus } from "../events/schema";
 import { SETUP_CHAIN } from "./chains";
 import type { AgentQueues } from "./queue";
@@ -31,6 +33,13 @@ export const cancelChannel = (prefix: string) => `${prefix}:cancel`;
  * call this; it never trusts a tenant id from input, only the one it is handed.
  */
 export class RunService {
+  /**
+   * A run's snapshot, read once for everyone asking at the same time: a shared run's viewers
+   * (or one tenant's page reloads) cost one database read and one output window between them.
+   */
+  private readonly snapshots = new CoalescedReads<AgentSnapshot | null>();
+  private readonly windows = new OutputWindows<OutputPage>();
+
   constructor(
     private readonly deps: {
       db: PrismaClient;
@@ -205,8 +214,17 @@ export class RunService {
 
   /** The tenant's run, or null when it has none of that id. */
   async find(tenantId: string, runId: string): Promise<RunView | null> {
-    const snapshot = await readRunSnapshot({ db: this.deps.db, stream: this.deps.bus.stream }, tenantId, runId);
-    return snapshot?.runs[0] ?? null;
+    return (await this.snapshot(tenantId, runId))?.runs[0] ?? null;
+  }
+
+  /**
+   * One run with the newest of its output (see `readRunSnapshot`), read after the call began
+   * and shared with the callers asking at the same time: the result must not be changed.
+   */
+  snapshot(tenantId: string, runId: string): Promise<AgentSnapshot | null> {
+    return this.snapshots.read(`${tenantId}:${runId}`, () =>
+      readRunSnapshot({ db: this.deps.db, stream: this.deps.bus.stream, windows: this.windows }, tenantId, runId),
+    );
   }
 
   async list(

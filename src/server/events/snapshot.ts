@@ -1,6 +1,7 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import { Prisma, type AgentRun, type ContextFile, type RunStep } from "../../generated/prisma/client";
 import type { LiveProgress, TenantEventStream } from "./event-stream";
+import type { OutputWindows } from "./output-windows";
 import type { ContextStatus, RunPhase, RunStatus } from "./schema";
 
 /**
@@ -146,6 +147,8 @@ export function toContextView(file: ContextFile & { approvedBy?: { email: string
 export interface SnapshotSource {
   db: PrismaClient;
   stream: TenantEventStream;
+  /** Windows already read, reused while a run's output has not changed. */
+  windows?: OutputWindows<OutputPage>;
 }
 
 const stepsInOrder = { steps: { orderBy: { startedAt: "asc" as const } } };
@@ -204,14 +207,15 @@ export async function readLatestChain(db: PrismaClient, tenantId: string): Promi
  * One run, with the newest `OUTPUT_WINDOW_CHARS` of its output; null when it does not exist
  * for this tenant.
  */
-export async function readRunSnapshot({ db, stream }: SnapshotSource, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
+export async function readRunSnapshot({ db, stream, windows }: SnapshotSource, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
   // Redis before the database: see `withLiveProgress`.
   const progress = await stream.readLiveProgress(tenantId, [runId]);
   const run = await db.agentRun.findFirst({ where: { id: runId, tenantId }, include: stepsInOrder, omit: WITHOUT_OUTPUT });
   if (!run) return null;
   // The window ends where the output stood when the row was read, so it holds exactly the
   // chunks the row's `seq` counts, whatever was appended since.
-  const output = await readOutputPage(db, tenantId, runId, { before: run.outputLength, limit: OUTPUT_WINDOW_CHARS, attempt: run.attempt });
+  const output = windows?.get(run) ?? (await readOutputPage(db, tenantId, runId, { before: run.outputLength, limit: OUTPUT_WINDOW_CHARS, attempt: run.attempt }));
+  if (output) windows?.remember(run, output);
   return { runs: withLiveProgress([toRunView(run, output ?? emptyPage(run.outputLength))], progress) };
 }
 

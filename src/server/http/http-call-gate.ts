@@ -5,6 +5,14 @@ import type { OriginPolicy } from "./origin-policy";
 import { requestOrigin, type RequestOriginOptions } from "./request-origin";
 import type { HttpCallLimits } from "./server-security";
 
+/**
+ * Procedures that answer with one run's view and the newest of its output (up to 64 Ki
+ * characters): each costs a database read of the run's output and a large answer, so it
+ * spends `RUN_VIEW_COST` calls of the address's and the tenant's budget.
+ */
+const RUN_VIEWS = new Set(["agent.get", "agent.output", "share.run", "share.output"]);
+export const RUN_VIEW_COST = 4;
+
 /** Why a tRPC request over HTTP is refused before tRPC reads it, as the HTTP answer says it. */
 export interface CallRefusal {
   status: number;
@@ -48,15 +56,21 @@ export class HttpCallGate {
     this.perTenant = new KeyedRateLimit(options.limits.perTenantPerSecond);
   }
 
-  /** The number of procedures a request calls: tRPC batches them as `a,b,c` with `?batch=1`. */
-  static callCount(url: string | undefined): number {
+  /** The procedures a request calls: tRPC batches them as `a,b,c` with `?batch=1`. */
+  static procedures(url: string | undefined): string[] {
     const parsed = new URL(url ?? "/", "http://localhost");
-    if (parsed.searchParams.get("batch") !== "1") return 1;
+    const path = parsed.pathname.slice(parsed.pathname.lastIndexOf("/") + 1);
+    if (parsed.searchParams.get("batch") !== "1") return [path];
     try {
-      return decodeURIComponent(parsed.pathname).split(",").length;
+      return decodeURIComponent(path).split(",");
     } catch {
-      return 1;
+      return [path];
     }
+  }
+
+  /** What calling `procedures` costs of a budget: a view of one run (with its output window) costs `RUN_VIEW_COST`. */
+  static cost(procedures: readonly string[]): number {
+    return procedures.reduce((cost, procedure) => cost + (RUN_VIEWS.has(procedure) ? RUN_VIEW_COST : 1), 0);
   }
 
   static credential(req: IncomingMessage): CallCredential {
@@ -70,7 +84,8 @@ export class HttpCallGate {
 
   /** Checks what the headers alone decide, cheapest first; the address's budget is spent last, on requests that pass the rest. */
   refusal(req: IncomingMessage, ip: string): CallRefusal | null {
-    const calls = HttpCallGate.callCount(req.url);
+    const procedures = HttpCallGate.procedures(req.url);
+    const calls = procedures.length;
     const { maxBatch, perIpPerSecond } = this.options.limits;
     if (calls > maxBatch) {
       return { status: 400, code: "BAD_REQUEST", message: `batch: at most ${maxBatch} calls per request (got ${calls})` };
@@ -81,7 +96,7 @@ export class HttpCallGate {
     if (this.cookieFromForeignPage(req)) {
       return { status: 403, code: "FORBIDDEN", message: "origin not allowed: a session cookie counts only on calls from the dashboard's own origin" };
     }
-    const retryAfter = this.perIp.take(ip, calls);
+    const retryAfter = this.perIp.take(ip, HttpCallGate.cost(procedures));
     if (retryAfter > 0) {
       return { status: 429, code: "TOO_MANY_REQUESTS", message: `at most ${perIpPerSecond} calls per second per address; retry in ${retryAfter} s`, retryAfter };
     }

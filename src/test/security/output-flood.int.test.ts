@@ -33,9 +33,11 @@ const CHUNK_CHARS = 16_000;
 const OUTPUT_CHUNKS = LONG ? 512 : 256;
 const SOCKETS = 20;
 const SUBSCRIPTIONS_PER_SOCKET = 10;
-const RESUBSCRIBE_ROUNDS = LONG ? 10 : 2;
+/** Quiet and attack phases alternate this many times, so load from elsewhere on the machine falls on both alike. */
+const ROUNDS = LONG ? 12 : 5;
+/** The other tenant's events each phase of a round waits for. */
+const SAMPLES_PER_PHASE = LONG ? 25 : 15;
 const HTTP_LOOPS = 4;
-const HTTP_READS_PER_LOOP = LONG ? 50 : 15;
 const METRICS_TOKEN = "output-flood-metrics-token";
 
 let child: PulseChild;
@@ -219,13 +221,14 @@ describe("a shared run flooded with output, watched by many viewers", () => {
         await sleep(100);
       }
     })();
-    const enough = async (n: number) => {
-      for (let i = 0; i < 3_000 && latencies[phase].length < n; i++) await sleep(20);
+    /** Waits until the current phase has `n` more of the other tenant's events (or the process ends). */
+    const samples = async (n: number) => {
+      const target = latencies[phase].length + n;
+      for (let i = 0; i < 3_000 && child.running && latencies[phase].length < target; i++) await sleep(20);
     };
-    await enough(30);
 
-    // The attack: many viewers of the shared run from one address, and share.run in loops.
-    phase = "attack";
+    // The attack: many viewers of the shared run from one address, and share.run in loops,
+    // in rounds that alternate with quiet phases of the same length in events.
     let peakHeap = (await heapUsed()) ?? 0;
     let sampling = true;
     const sampler = (async () => {
@@ -238,23 +241,40 @@ describe("a shared run flooded with output, watched by many viewers", () => {
     await Promise.all(viewers.map((v) => v.opened.catch(() => {})));
     let httpBytes = 0;
     let httpReads = 0;
-    const reads = Promise.all(
-      Array.from({ length: HTTP_LOOPS }, async () => {
-        for (let i = 0; i < HTTP_READS_PER_LOOP && child.running; i++) {
-          const res = await fetch(`${child.url}${TRPC_PATH}/share.run`, { headers: { authorization: `Bearer ${share.token}` } }).catch(() => null);
-          httpBytes += res ? (await res.arrayBuffer().catch(() => new ArrayBuffer(0))).byteLength : 0;
-          httpReads += 1;
+    let attacking = true;
+    const readLoop = async () => {
+      while (attacking && child.running) {
+        if (phase !== "attack") {
+          await sleep(20);
+          continue;
         }
-      }),
-    );
-    for (let round = 0; round < RESUBSCRIBE_ROUNDS && child.running; round++) {
-      const expected = (round + 1) * SUBSCRIPTIONS_PER_SOCKET * SOCKETS;
-      for (const v of viewers) v.resubscribe(SUBSCRIPTIONS_PER_SOCKET);
-      // Each round waits for its answers (or the process's end), within a generous bound.
-      for (let i = 0; i < 3_000 && child.running && viewers.reduce((n, v) => n + v.snapshots + v.refused, 0) < expected; i++) await sleep(20);
+        const res = await fetch(`${child.url}${TRPC_PATH}/share.run`, { headers: { authorization: `Bearer ${share.token}` } }).catch(() => null);
+        httpBytes += res ? (await res.arrayBuffer().catch(() => new ArrayBuffer(0))).byteLength : 0;
+        httpReads += 1;
+      }
+    };
+    const reads = Promise.all(Array.from({ length: HTTP_LOOPS }, readLoop));
+    let waves = 0;
+    const answered = () => viewers.reduce((n, v) => n + v.snapshots + v.refused, 0);
+    for (let round = 0; round < ROUNDS && child.running; round++) {
+      phase = "quiet";
+      await samples(SAMPLES_PER_PHASE);
+      phase = "attack";
+      const target = latencies.attack.length + SAMPLES_PER_PHASE;
+      // Waves of resubscriptions until the phase has its events: each waits for its answers,
+      // and for a second, as an attacker within its message budget would.
+      while (child.running && latencies.attack.length < target) {
+        waves += 1;
+        const paced = sleep(1_000);
+        const expected = answered() + viewers.filter((v) => v.ws.readyState === WebSocket.OPEN).length * SUBSCRIPTIONS_PER_SOCKET;
+        for (const v of viewers) v.resubscribe(SUBSCRIPTIONS_PER_SOCKET);
+        for (let i = 0; i < 3_000 && child.running && answered() < expected; i++) await sleep(20);
+        await paced;
+      }
     }
+    phase = "quiet";
+    attacking = false;
     await reads;
-    await enough(30);
     sampling = false;
     await sampler;
     const up = child.running;
@@ -268,11 +288,12 @@ describe("a shared run flooded with output, watched by many viewers", () => {
     for (let i = 0; i < 1_000 && delivered < accepted; i++) await sleep(20);
     dashboard.terminate();
 
-    const quietP99 = percentile(latencies.quiet, 99);
-    const attackP99 = percentile(latencies.attack, 99);
+    const [quietP50, attackP50] = [percentile(latencies.quiet, 50), percentile(latencies.attack, 50)];
+    const [quietP99, attackP99] = [percentile(latencies.quiet, 99), percentile(latencies.attack, 99)];
     const figures =
-      `peak heap ${(peakHeap / 2 ** 20).toFixed(0)} MB of ${HEAP_LIMIT_MB} MB; ${snapshots} snapshots, largest frame ${(largestFrame / 1024).toFixed(0)} KiB; ` +
-      `${httpReads} share.run reads (${(httpBytes / 2 ** 20).toFixed(1)} MB); other tenant: ${delivered} of ${accepted} events delivered, p99 ${quietP99} ms quiet, ${attackP99} ms under attack`;
+      `peak heap ${(peakHeap / 2 ** 20).toFixed(0)} MB of ${HEAP_LIMIT_MB} MB; ${snapshots} snapshots in ${waves} waves, largest frame ${(largestFrame / 1024).toFixed(0)} KiB; ` +
+      `${httpReads} share.run reads (${(httpBytes / 2 ** 20).toFixed(1)} MB); other tenant: ${delivered} of ${accepted} events delivered, ` +
+      `p99 ${quietP99} ms quiet, ${attackP99} ms under attack (${(attackP99 / quietP99).toFixed(2)}×), p50 ${quietP50} / ${attackP50} ms`;
     console.log(`output flood: ${figures}`);
     const attack = "Shared run with megabytes of output, many viewers";
     log.attempt(attack, "process up, heap bounded, viewers get a bounded window", up && peakHeap < HEAP_BOUND_BYTES && finalHeap !== null, () => figures);
@@ -284,6 +305,10 @@ describe("a shared run flooded with output, watched by many viewers", () => {
     expect(snapshots).toBeGreaterThan(0);
     expect(largestFrame).toBeLessThan(CHUNK_CHARS * OUTPUT_CHUNKS / 8);
     expect(delivered).toBeGreaterThan(0);
-    expect(latencies.attack.length).toBeGreaterThan(0);
+    expect(latencies.quiet.length).toBeGreaterThanOrEqual(ROUNDS * SAMPLES_PER_PHASE);
+    expect(latencies.attack.length).toBeGreaterThanOrEqual(ROUNDS * SAMPLES_PER_PHASE);
+    // Issue 23 wants the other tenant's p99 under attack within 2× its quiet value; it is not
+    // there yet (about 3×, see the figures), so the ratio is recorded rather than asserted.
+    // Phases alternate, so load from elsewhere on the machine weighs on both alike.
   });
 });

@@ -4,7 +4,7 @@ import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
 import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
-import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, readRunSnapshot, type AgentSnapshot } from "../../events/snapshot";
+import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { isoDateInput, text } from "../../validation";
@@ -88,7 +88,7 @@ export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
   async snapshot(): Promise<AgentSnapshot> {
     const { services, tenantId, filter } = this;
     return filter.runId
-      ? ((await readRunSnapshot(services, tenantId, filter.runId)) ?? { runs: [] })
+      ? ((await services.runs.snapshot(tenantId, filter.runId)) ?? { runs: [] })
       : readAgentSnapshot(services, tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {});
   }
 }
