@@ -32,7 +32,7 @@ describe("parseEnv", () => {
 
   it("asks a production deployment for its Redis instead of starting a private one", () => {
     expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(
-      "REDIS_URL: is required when NODE_ENV=production (a private redis-server is for a local install only)",
+      "REDIS_URL: is required when NODE_ENV=production, or REDIS_CLUSTER_NODES (a private redis-server is for a local install only)",
     );
     expect(parseEnv({ NODE_ENV: "production", REDIS_URL: "redis://redis.internal:6379" }).REDIS_URL).toBe("redis://redis.internal:6379");
     expect(parseEnv({}).NODE_ENV).toBeUndefined();

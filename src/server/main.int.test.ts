@@ -6,6 +6,7 @@ import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { Queue } from "bullmq";
+import { queuePrefix } from "./agents/queue";
 import { DEMO_USER } from "./bootstrap";
 import { openDatabase } from "./db";
 import { freePort } from "./redis";
@@ -197,7 +198,7 @@ describe("stopping npm start", () => {
     expect(started.output()).toContain("handing the run back to the queue");
 
     const connection = new Redis(inject("redisUrl"));
-    const queue = new Queue("client-researcher", { connection, prefix });
+    const queue = new Queue("client-researcher", { connection, prefix: queuePrefix(prefix, "client-researcher") });
     try {
       expect(await queue.getJobCounts("wait", "active")).toEqual({ wait: 1, active: 0 });
     } finally {

@@ -1,4 +1,3 @@
-import type { Redis, RedisOptions } from "ioredis";
 import type { AgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
@@ -17,12 +16,13 @@ import type { Logger } from "./logger";
 import { FailureWindow } from "./metrics/failure-window";
 import { HealthCheck } from "./metrics/health-check";
 import { PulseMetrics } from "./metrics/pulse-metrics";
-import { connectRedis, writeOncePerTurn } from "./redis";
+import { checkRedisServer, connectRedis, writeOncePerTurn, type ConnectOptions, type RedisClient, type RedisTarget } from "./redis";
 import { RepeatedErrorLog } from "./repeated-error-log";
 
 export interface PulseOptions {
   database: Database;
-  redisUrl: string;
+  /** The Redis every connection of this process goes to: one standalone, or a cluster. */
+  redis: RedisTarget;
   /** Namespace of every Redis key, BullMQ's included. */
   redisPrefix: string;
   logger: Logger;
@@ -81,7 +81,7 @@ export interface PulseServices {
  * reverse order. HTTP and WebSocket serving sit on top of it (see `http-server.ts`).
  */
 export class Pulse {
-  private readonly connections = new Map<string, Redis>();
+  private readonly connections = new Map<string, RedisClient>();
   /** Connection errors repeat for as long as Redis is away: each is logged once per interval with a count. */
   private readonly connectionErrors: RepeatedErrorLog;
   private streamReader?: TenantStreamReader;
@@ -167,6 +167,12 @@ export class Pulse {
 
   static async start(options: PulseOptions): Promise<Pulse> {
     const pulse = new Pulse(options);
+    try {
+      await checkRedisServer(pulse.connections.get("command")!);
+    } catch (error) {
+      await pulse.close({ force: true });
+      throw error;
+    }
     if (options.serveSubscriptions) pulse.services.reader.start();
     if (options.runWorkers) {
       // Named members, not a spread of the services: a spread would read (and so create) the stream reader.
@@ -216,9 +222,11 @@ export class Pulse {
     });
   }
 
-  private connect(name: string, options: RedisOptions = {}): Redis {
-    const connection = connectRedis(this.options.redisUrl, `${this.options.redisPrefix}:${name}`, options);
-    connection.on("error", (err) => this.connectionErrors.report(err, "redis connection error", { connection: name }));
+  private connect(name: string, options: ConnectOptions = {}): RedisClient {
+    const connection = connectRedis(this.options.redis, `${this.options.redisPrefix}:${name}`, options);
+    connection.on("error", (err: unknown) => this.connectionErrors.report(err, "redis connection error", { connection: name }));
+    // A cluster client reports each node's connection errors apart from its own.
+    connection.on("node error", (err: unknown, node: string) => this.connectionErrors.report(err, "redis node connection error", { connection: name, node }));
     this.connections.set(name, connection);
     return connection;
   }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import { parseEntries, wakeCarried, wakeTenant, type StreamEntry, type TenantEventStream } from "./event-stream";
@@ -21,11 +21,11 @@ export interface StreamSubscriber {
 
 export interface TenantStreamReaderOptions {
   /** A connection of the reader's own for its reads, so they never queue behind other commands. */
-  readRedis: Redis;
+  readRedis: RedisClient;
   /** A connection in subscriber mode, for the wake channel. */
-  wakeRedis: Redis;
+  wakeRedis: RedisClient;
   /** For the reader's occasional lookups (stream markers). */
-  controlRedis: Redis;
+  controlRedis: RedisClient;
   stream: TenantEventStream;
   logger: Logger;
   /** Reports followed tenants, fan-out lag and read errors; optional so the reader can be built alone. */

@@ -27,7 +27,7 @@ async function startWorkerPulse(redisUrl: string, logger: Logger, prefix = `test
   toStop.push(() => database.close().catch(() => {}));
   const pulse = await Pulse.start({
     database,
-    redisUrl,
+    redis: { url: redisUrl },
     redisPrefix: prefix,
     logger,
     agents: fastDemoAgents(),
