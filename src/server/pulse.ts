@@ -4,6 +4,7 @@ import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
 import { RunService } from "./agents/run-service";
 import { AgentWorkerPool, type AgentWorkerOptions, type WorkerPoolCloseOptions } from "./agents/worker";
+import { WorkerBackoff } from "./agents/worker-backoff";
 import { AuthService, type AuthOptions } from "./auth/auth-service";
 import { LoginThrottle, type LoginThrottleOptions } from "./auth/login-throttle";
 import { ShareLinkService } from "./auth/share-link-service";
@@ -13,7 +14,6 @@ import { EventBus, type EventBusOptions } from "./events/bus";
 import { TenantEventStream, TenantStreamKeys, type RetentionOptions } from "./events/event-stream";
 import { TenantStreamReader } from "./events/stream-reader";
 import type { Logger } from "./logger";
-import { FailureWindow } from "./metrics/failure-window";
 import { HealthCheck } from "./metrics/health-check";
 import { PulseMetrics } from "./metrics/pulse-metrics";
 import { checkRedisServer, connectRedis, writeOncePerTurn, type ConnectOptions, type RedisClient, type RedisTarget } from "./redis";
@@ -86,8 +86,8 @@ export class Pulse {
   private readonly connectionErrors: RepeatedErrorLog;
   private streamReader?: TenantStreamReader;
   private workers?: AgentWorkerPool;
-  /** Each role's worker's recent errors, for the health check. */
-  private readonly workerFailures = new Map<string, FailureWindow>();
+  /** Each role's worker's recent errors, which pause it and which the health check reports. */
+  private readonly workerBackoffs: WorkerBackoff[] = [];
   private reconciler?: RunReconciler;
   private sweep?: NodeJS.Timeout;
   readonly services: PulseServices;
@@ -205,21 +205,13 @@ export class Pulse {
     }
   }
 
-  /** Counts each worker's errors, and anything it does that needs Redis as a success. */
+  /** Backs off each worker whose Redis keeps refusing its commands. */
   private watchWorkers(pool: AgentWorkerPool): void {
-    for (const [role, worker] of pool.byRole) {
-      const window = new FailureWindow();
-      worker.on("error", (err) => window.failed(err));
-      for (const event of ["active", "completed", "failed", "drained"] as const) worker.on(event, () => window.succeeded());
-      this.workerFailures.set(role, window);
-    }
+    for (const [role, worker] of pool.byRole) this.workerBackoffs.push(new WorkerBackoff(role, worker, this.options.logger));
   }
 
   private workerFailureReasons(): string[] {
-    return [...this.workerFailures].flatMap(([role, window]) => {
-      const reason = window.failing();
-      return reason ? [`worker ${role} keeps failing: ${reason}`] : [];
-    });
+    return this.workerBackoffs.flatMap((backoff) => backoff.reason() ?? []);
   }
 
   private connect(name: string, options: ConnectOptions = {}): RedisClient {
@@ -235,6 +227,7 @@ export class Pulse {
   async close(options: WorkerPoolCloseOptions = {}): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
     await this.reconciler?.stop();
+    for (const backoff of this.workerBackoffs) backoff.stop();
     await this.workers?.close(options);
     await this.services.bus.close();
     await this.streamReader?.stop();
