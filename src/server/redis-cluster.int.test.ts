@@ -1,12 +1,12 @@
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import { Cluster } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CapturedLog } from "../test/captured-log";
-import { AgentRemote, connectClient, eventually, fastDemoAgents, registerTenant, startTestPulse, testClusterTarget, type TestPulse } from "../test/harness";
+import { AgentRemote, connectClient, eventually, fastDemoAgents, openTestDatabase, registerTenant, startTestPulse, testClusterTarget, type TestPulse } from "../test/harness";
 import { AgentQueues, queuePrefix } from "./agents/queue";
 import { TRPC_PATH } from "./http-server";
 import { createLogger } from "./logger";
-import { connectRedis } from "./redis";
+import { connectRedis, RedisIncompatibleError, type RedisTarget } from "./redis";
 import type { AppRouter } from "./trpc/root";
 
 /**
@@ -134,5 +134,35 @@ describe("Pulse on a Redis Cluster", () => {
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe("a Redis of the wrong kind", () => {
+  /** What starting Pulse on `redis` throws. */
+  async function startFailure(redis: RedisTarget): Promise<unknown> {
+    const database = await openTestDatabase("pglite");
+    try {
+      const app = await startTestPulse({ database, redis, runWorkers: true });
+      await app.close();
+      return null;
+    } catch (error) {
+      return error;
+    } finally {
+      await database.close();
+    }
+  }
+
+  it("stops a standalone client pointed at a cluster node with one line naming REDIS_CLUSTER_NODES", async () => {
+    const [node] = inject("redisClusterNodes").split(",");
+    const error = await startFailure({ url: `redis://${node}` });
+    expect(error).toBeInstanceOf(RedisIncompatibleError);
+    expect((error as Error).message).toBe(`REDIS_URL points at a Redis Cluster node (${node}); set REDIS_CLUSTER_NODES to the cluster's nodes instead`);
+  });
+
+  it("stops a cluster client whose seed node is a standalone Redis with one line naming REDIS_URL", async () => {
+    const { port } = new URL(inject("redisUrl"));
+    const error = await startFailure({ cluster: { nodes: [{ host: "127.0.0.1", port: Number(port) }] } });
+    expect(error).toBeInstanceOf(RedisIncompatibleError);
+    expect((error as Error).message).toBe(`REDIS_CLUSTER_NODES lists 127.0.0.1:${port}, which is not in cluster mode; set REDIS_URL for a standalone Redis`);
   });
 });

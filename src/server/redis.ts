@@ -321,6 +321,32 @@ export function serverProblem(info: string, where: string, asCluster: boolean): 
   return null;
 }
 
+/**
+ * Waits until the cluster client has loaded the slot map (and so knows the masters). A seed
+ * node that is not in cluster mode refuses CLUSTER SLOTS, and the client would retry it for
+ * ever: that refusal ends the wait with its one-line reason.
+ */
+function clusterReady(redis: Cluster): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = () => {
+      redis.off("ready", ready);
+      redis.off("node error", refused);
+    };
+    const ready = () => {
+      done();
+      resolve();
+    };
+    const refused = (err: unknown, node: string) => {
+      // ioredis's reply errors are not always `instanceof Error` here: read the message alone.
+      if (!String((err as { message?: unknown } | undefined)?.message ?? err).includes("cluster support disabled")) return;
+      done();
+      reject(new RedisIncompatibleError(`REDIS_CLUSTER_NODES lists ${node}, which is not in cluster mode; set REDIS_URL for a standalone Redis`));
+    };
+    redis.on("ready", ready);
+    redis.on("node error", refused);
+  });
+}
+
 const serverInfo = async (redis: Redis) => `${await redis.info("server")}\n${await redis.info("cluster")}`;
 
 /**
@@ -334,11 +360,7 @@ export async function checkRedisServer(redis: RedisClient): Promise<void> {
     if (problem) throw new RedisIncompatibleError(problem);
     return;
   }
-  // The master list is known once the client has loaded the slot map.
-  if (redis.status !== "ready") await new Promise<void>((resolve, reject) => {
-    redis.once("ready", resolve);
-    redis.once("end", () => reject(new RedisIncompatibleError("Redis Cluster: could not connect to any of REDIS_CLUSTER_NODES")));
-  });
+  if (redis.status !== "ready") await clusterReady(redis);
   for (const node of redis.nodes("master")) {
     const problem = serverProblem(await serverInfo(node), `${node.options.host}:${node.options.port}`, true);
     if (problem) throw new RedisIncompatibleError(problem);
