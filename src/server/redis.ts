@@ -252,15 +252,16 @@ export function connectRedis(target: RedisTarget | string, name: string, options
 
 /**
  * A cluster client's options: each node's connection as `redisOptions` has it, the cluster
- * reconnecting by itself, nodes that drop reconnecting (ioredis's default leaves them to the
- * next MOVED, which a quiet replica never sends), and the slot map refreshed often enough
- * that a failover is noticed within seconds.
+ * reconnecting by itself, and the slot map refreshed often enough that a failover is noticed
+ * within seconds. A node that drops is not reconnected (ioredis's default): commands queued
+ * on a reconnecting node would wait for a master that is gone instead of following the slot
+ * to its promoted replica.
  *
  * @see https://github.com/redis/ioredis#cluster
  */
 function clusterOptions(target: ClusterRedisTarget, name: string, options: ConnectOptions): ClusterOptions {
   const { tls, username, password } = target.cluster;
-  const { retryStrategy, ...node } = redisOptions({ connectionName: name, ...options.redis });
+  const { retryStrategy: _perNode, ...node } = redisOptions({ connectionName: name, ...options.redis });
   return {
     redisOptions: {
       ...node,
@@ -270,7 +271,6 @@ function clusterOptions(target: ClusterRedisTarget, name: string, options: Conne
     },
     enableReadyCheck: true,
     clusterRetryStrategy: (times) => Math.min(100 * 2 ** times, 2_000),
-    clusterNodeRetryStrategy: retryStrategy ?? null,
     slotsRefreshInterval: 2_000,
     // A failover leaves the cluster down for its slots for a moment: commands wait and retry.
     retryDelayOnClusterDown: 300,
