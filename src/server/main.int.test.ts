@@ -230,7 +230,7 @@ describe("npm run worker", () => {
   it("refuses the embedded defaults, which belong to one process", async () => {
     const started = run("src/server/worker-main.ts", {});
     expect(await started.exited).toBe(1);
-    expect(started.output()).toContain("set REDIS_URL and DATABASE_URL");
+    expect(started.output()).toContain("set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL");
   });
 
   it.skipIf(!inject("databaseUrl"))("runs workers against a shared Redis and PostgreSQL", async () => {
