@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Queue } from "bullmq";
+import { queuePrefix } from "./agents/queue";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { SETUP_CHAIN } from "./agents/chains";
 import { loadAuthSecret, DEMO_USER, seedDemo, startPendingSetups } from "./bootstrap";
@@ -29,7 +30,7 @@ async function seeded(db: PrismaClient) {
 
 /** Jobs waiting in the first setup role's queue under this prefix. */
 async function setupJobs(prefix: string): Promise<number> {
-  const queue = new Queue(SETUP_CHAIN[0], { connection: connectRedis(inject("redisUrl"), `${prefix}:count`), prefix });
+  const queue = new Queue(SETUP_CHAIN[0], { connection: connectRedis(inject("redisUrl"), `${prefix}:count`), prefix: queuePrefix(prefix, SETUP_CHAIN[0]) });
   try {
     return await queue.count();
   } finally {

@@ -10,7 +10,7 @@ import { createPulseServer, type PulseServer, type WebHandler } from "./http-ser
 import type { WorkerPoolCloseOptions } from "./agents/worker";
 import type { Logger } from "./logger";
 import { Pulse } from "./pulse";
-import { resolveRedis, type RedisEndpoint } from "./redis";
+import { describeRedisTarget, resolveRedis, type RedisEndpoint, type RedisTarget } from "./redis";
 
 export const DEMO_USER = { email: "demo@pulse.local", password: "pulse-demo-password", tenantName: "Acme Logistics" } as const;
 
@@ -53,6 +53,24 @@ async function createSecretFile(file: string, logger: Logger): Promise<string> {
   return readFile(file, "utf8");
 }
 
+/** The Redis the configuration names: a cluster (REDIS_CLUSTER_NODES), one standalone (REDIS_URL), or none (a private one). */
+export function configuredRedis(env: Pick<Env, "REDIS_URL" | "REDIS_CLUSTER_NODES" | "REDIS_CLUSTER_TLS" | "REDIS_CLUSTER_USERNAME" | "REDIS_CLUSTER_PASSWORD">): RedisTarget | undefined {
+  if (env.REDIS_CLUSTER_NODES.length > 0) {
+    return {
+      cluster: {
+        nodes: env.REDIS_CLUSTER_NODES.map((node) => {
+          const at = node.lastIndexOf(":");
+          return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+        }),
+        tls: env.REDIS_CLUSTER_TLS,
+        ...(env.REDIS_CLUSTER_USERNAME ? { username: env.REDIS_CLUSTER_USERNAME } : {}),
+        ...(env.REDIS_CLUSTER_PASSWORD ? { password: env.REDIS_CLUSTER_PASSWORD } : {}),
+      },
+    };
+  }
+  return env.REDIS_URL ? { url: env.REDIS_URL } : undefined;
+}
+
 export interface BootedPulse {
   pulse: Pulse;
   database: Database;
@@ -64,20 +82,22 @@ export interface BootedPulse {
 /** Starts Redis (or connects), the database (migrated), and Pulse's services from the configuration. */
 export async function bootPulse(env: Env, logger: Logger, role: { workers: boolean; subscriptions: boolean }): Promise<BootedPulse> {
   const dataDir = path.dirname(path.resolve(env.PGLITE_DIR));
+  const configured = configuredRedis(env);
   const redis = await resolveRedis({
-    url: env.REDIS_URL,
+    target: configured,
     bin: env.REDIS_SERVER_BIN,
     port: env.REDIS_SERVER_PORT || undefined,
     dataDir: path.join(dataDir, "redis"),
   });
-  if (!env.REDIS_URL) logger.info({ url: redis.url }, "started a private redis-server (set REDIS_URL to use your own)");
+  if (!configured) logger.info({ url: describeRedisTarget(redis.target) }, "started a private redis-server (set REDIS_URL or REDIS_CLUSTER_NODES to use your own)");
+  else logger.info({ redis: describeRedisTarget(redis.target) }, "connecting to Redis");
   let database: Database | undefined;
   try {
     database = await openDatabase({ databaseUrl: env.DATABASE_URL, pgliteDir: env.PGLITE_DIR, preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
     logger.info({ database: database.kind, ...(database.kind === "pglite" ? { dir: env.PGLITE_DIR } : {}) }, "database ready, migrations applied");
     const pulse = await Pulse.start({
       database,
-      redisUrl: redis.url,
+      redis: redis.target,
       redisPrefix: env.REDIS_PREFIX,
       logger,
       agents: demoAgents({ speed: env.DEMO_SPEED, failureRate: env.DEMO_FAILURE_RATE }),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { configuredRedis } from "./bootstrap";
 import { EnvError, parseEnv } from "./env";
 
 describe("parseEnv", () => {
@@ -32,7 +33,7 @@ describe("parseEnv", () => {
 
   it("asks a production deployment for its Redis instead of starting a private one", () => {
     expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(
-      "REDIS_URL: is required when NODE_ENV=production (a private redis-server is for a local install only)",
+      "REDIS_URL: is required when NODE_ENV=production, or REDIS_CLUSTER_NODES (a private redis-server is for a local install only)",
     );
     expect(parseEnv({ NODE_ENV: "production", REDIS_URL: "redis://redis.internal:6379" }).REDIS_URL).toBe("redis://redis.internal:6379");
     expect(parseEnv({}).NODE_ENV).toBeUndefined();
@@ -79,5 +80,64 @@ describe(".env.example", () => {
     const example = await readFile(new URL("../../.env.example", import.meta.url), "utf8");
     const missing = Object.keys(envSchema.shape).filter((name) => !new RegExp(`^#? ?${name}=`, "m").test(example));
     expect(missing).toEqual([]);
+  });
+});
+
+describe("Redis settings", () => {
+  it("take a cluster's seed nodes, with TLS and credentials for every node", () => {
+    const env = parseEnv({
+      REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-2.internal:7001,10.0.0.3:7002",
+      REDIS_CLUSTER_TLS: "true",
+      REDIS_CLUSTER_USERNAME: "pulse",
+      REDIS_CLUSTER_PASSWORD: "s3cret-password",
+    });
+    expect(env.REDIS_CLUSTER_NODES).toEqual(["10.0.0.1:7000", "redis-2.internal:7001", "10.0.0.3:7002"]);
+    expect(env.REDIS_CLUSTER_TLS).toBe(true);
+    expect(configuredRedis(env)).toEqual({
+      cluster: {
+        nodes: [
+          { host: "10.0.0.1", port: 7000 },
+          { host: "redis-2.internal", port: 7001 },
+          { host: "10.0.0.3", port: 7002 },
+        ],
+        tls: true,
+        username: "pulse",
+        password: "s3cret-password",
+      },
+    });
+  });
+
+  it("mean one standalone Redis with REDIS_URL, and a private one with neither", () => {
+    expect(configuredRedis(parseEnv({ REDIS_URL: "rediss://:pw@redis.internal:6380" }))).toEqual({ url: "rediss://:pw@redis.internal:6380" });
+    expect(configuredRedis(parseEnv({}))).toBeUndefined();
+    expect(parseEnv({}).REDIS_CLUSTER_NODES).toEqual([]);
+  });
+
+  it("refuse REDIS_URL and REDIS_CLUSTER_NODES together", () => {
+    expect(() => parseEnv({ REDIS_URL: "redis://a:6379", REDIS_CLUSTER_NODES: "b:7000" })).toThrow(
+      "REDIS_CLUSTER_NODES: cannot be set with REDIS_URL: REDIS_URL is one standalone Redis, REDIS_CLUSTER_NODES a cluster's nodes; set one",
+    );
+  });
+
+  it("name a node that is not host:port, and never show the cluster password", () => {
+    expect(() => parseEnv({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,10.0.0.2" })).toThrow("REDIS_CLUSTER_NODES: must list nodes as host:port (item 2)");
+    expect(() => parseEnv({ REDIS_CLUSTER_NODES: "redis://10.0.0.1:7000" })).toThrow("must list nodes as host:port");
+    expect(() => parseEnv({ REDIS_CLUSTER_NODES: "10.0.0.1:70000" })).toThrow("port from 1 to 65535");
+    try {
+      parseEnv({ REDIS_CLUSTER_PASSWORD: "hunter2-hunter2" });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as Error).message).toContain("REDIS_CLUSTER_PASSWORD: applies to REDIS_CLUSTER_NODES only");
+      expect((error as Error).message).not.toContain("hunter2");
+    }
+  });
+
+  it("keep the cluster's TLS and credentials to the cluster", () => {
+    expect(() => parseEnv({ REDIS_CLUSTER_TLS: "true" })).toThrow("REDIS_CLUSTER_TLS: applies to REDIS_CLUSTER_NODES only (for REDIS_URL, use rediss://)");
+    expect(() => parseEnv({ REDIS_URL: "redis://a:6379", REDIS_CLUSTER_USERNAME: "pulse" })).toThrow("REDIS_CLUSTER_USERNAME: applies to REDIS_CLUSTER_NODES only");
+  });
+
+  it("let a production deployment name a cluster instead of REDIS_URL", () => {
+    expect(parseEnv({ NODE_ENV: "production", REDIS_CLUSTER_NODES: "10.0.0.1:7000" }).REDIS_CLUSTER_NODES).toEqual(["10.0.0.1:7000"]);
   });
 });

@@ -64,8 +64,21 @@ export const envSchema = z.object({
   PGLITE_DIR: z.string().min(1).default(".data/pglite"),
   /** Prepare each statement once per PostgreSQL connection; false behind PgBouncer in transaction mode before 1.21. */
   DATABASE_PREPARED_STATEMENTS: flag(true),
-  /** Redis connection string; when absent, a private redis-server is started from PATH. */
+  /** One standalone Redis's connection string; when absent (and no REDIS_CLUSTER_NODES), a private redis-server is started from PATH. */
   REDIS_URL: url(["redis", "rediss"]).optional(),
+  /** A Redis Cluster's seed nodes, `host:port,host:port,…`: every connection becomes a cluster client. Excludes REDIS_URL. */
+  REDIS_CLUSTER_NODES: list(
+    z.string().regex(/^[A-Za-z0-9._-]+:\d{1,5}$/, { message: "must list nodes as host:port" }).refine((v) => {
+      const port = Number(v.slice(v.lastIndexOf(":") + 1));
+      return port >= 1 && port <= 65535;
+    }, { message: "must list nodes as host:port with a port from 1 to 65535" }),
+    "host:port nodes",
+  ),
+  /** Talk TLS to every cluster node (what `rediss://` says for REDIS_URL). */
+  REDIS_CLUSTER_TLS: flag(false),
+  /** ACL user and password for every cluster node (for REDIS_URL, they go in the URL). */
+  REDIS_CLUSTER_USERNAME: z.string().min(1).max(256).optional(),
+  REDIS_CLUSTER_PASSWORD: z.string().min(1).max(512).optional(),
   REDIS_SERVER_BIN: z.string().min(1).default("redis-server"),
   /** Port of the private redis-server (unset: a free one); ignored with REDIS_URL. */
   REDIS_SERVER_PORT: int(0, 0, 65535),
@@ -184,9 +197,20 @@ export const envSchema = z.object({
     message: "must be less than SOCKET_TOKEN_TTL_SECONDS, or sockets are never asked to refresh their token",
     path: ["WS_TOKEN_REFRESH_LEAD_SECONDS"],
   })
-  .refine((env) => env.NODE_ENV !== "production" || env.REDIS_URL !== undefined, {
-    message: "is required when NODE_ENV=production (a private redis-server is for a local install only)",
+  .refine((env) => env.NODE_ENV !== "production" || env.REDIS_URL !== undefined || env.REDIS_CLUSTER_NODES.length > 0, {
+    message: "is required when NODE_ENV=production, or REDIS_CLUSTER_NODES (a private redis-server is for a local install only)",
     path: ["REDIS_URL"],
+  })
+  .refine((env) => env.REDIS_URL === undefined || env.REDIS_CLUSTER_NODES.length === 0, {
+    message: "cannot be set with REDIS_URL: REDIS_URL is one standalone Redis, REDIS_CLUSTER_NODES a cluster's nodes; set one",
+    path: ["REDIS_CLUSTER_NODES"],
+  })
+  .superRefine((env, ctx) => {
+    if (env.REDIS_CLUSTER_NODES.length > 0) return;
+    for (const name of ["REDIS_CLUSTER_USERNAME", "REDIS_CLUSTER_PASSWORD"] as const) {
+      if (env[name] !== undefined) ctx.addIssue({ code: "custom", path: [name], message: "applies to REDIS_CLUSTER_NODES only (for REDIS_URL, put it in the URL)" });
+    }
+    if (env.REDIS_CLUSTER_TLS) ctx.addIssue({ code: "custom", path: ["REDIS_CLUSTER_TLS"], message: "applies to REDIS_CLUSTER_NODES only (for REDIS_URL, use rediss://)" });
   });
 
 export type Env = z.infer<typeof envSchema>;
@@ -199,7 +223,7 @@ export class EnvError extends Error {
 }
 
 /** Variables whose values are never repeated in an error message. */
-const SECRET_VARIABLES = new Set(["AUTH_SECRET", "METRICS_TOKEN"]);
+const SECRET_VARIABLES = new Set(["AUTH_SECRET", "METRICS_TOKEN", "REDIS_CLUSTER_PASSWORD"]);
 
 /** A bad value as the error message may show it: secrets hidden, and a URL's password too. */
 function shown(name: string, value: string): string {

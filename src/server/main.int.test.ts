@@ -6,6 +6,7 @@ import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { Queue } from "bullmq";
+import { queuePrefix } from "./agents/queue";
 import { DEMO_USER } from "./bootstrap";
 import { openDatabase } from "./db";
 import { freePort } from "./redis";
@@ -197,7 +198,7 @@ describe("stopping npm start", () => {
     expect(started.output()).toContain("handing the run back to the queue");
 
     const connection = new Redis(inject("redisUrl"));
-    const queue = new Queue("client-researcher", { connection, prefix });
+    const queue = new Queue("client-researcher", { connection, prefix: queuePrefix(prefix, "client-researcher") });
     try {
       expect(await queue.getJobCounts("wait", "active")).toEqual({ wait: 1, active: 0 });
     } finally {
@@ -229,7 +230,7 @@ describe("npm run worker", () => {
   it("refuses the embedded defaults, which belong to one process", async () => {
     const started = run("src/server/worker-main.ts", {});
     expect(await started.exited).toBe(1);
-    expect(started.output()).toContain("set REDIS_URL and DATABASE_URL");
+    expect(started.output()).toContain("set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL");
   });
 
   it.skipIf(!inject("databaseUrl"))("runs workers against a shared Redis and PostgreSQL", async () => {

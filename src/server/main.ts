@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import { bootPulse, DEMO_USER, listenPulse, seedDemo, startPendingSetups } from "./bootstrap";
 import { EnvError, loadEnv, type Env } from "./env";
 import { createLogger } from "./logger";
-import { RedisUnavailableError } from "./redis";
+import { RedisIncompatibleError, RedisUnavailableError } from "./redis";
 import { ShutdownSignals } from "./shutdown-signals";
 import { createWebHandler, WebBuildMissingError, type WebMode } from "./web/next-handler";
 import { exposeServicesToPages } from "./web/page-services";
@@ -53,7 +53,7 @@ function webMode(env: Env): WebMode {
 }
 
 main().catch((error) => {
-  if (error instanceof EnvError || error instanceof RedisUnavailableError || error instanceof WebBuildMissingError) {
+  if (error instanceof EnvError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError || error instanceof WebBuildMissingError) {
     console.error(error.message);
   } else {
     console.error("Pulse failed to start:", error);

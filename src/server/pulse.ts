@@ -1,10 +1,10 @@
-import type { Redis, RedisOptions } from "ioredis";
 import type { AgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
 import { RunService } from "./agents/run-service";
 import { AgentWorkerPool, type AgentWorkerOptions, type WorkerPoolCloseOptions } from "./agents/worker";
+import { WorkerBackoff } from "./agents/worker-backoff";
 import { AuthService, type AuthOptions } from "./auth/auth-service";
 import { LoginThrottle, type LoginThrottleOptions } from "./auth/login-throttle";
 import { RevocationChannel } from "./auth/revocation-channel";
@@ -15,15 +15,15 @@ import { EventBus, type EventBusOptions } from "./events/bus";
 import { TenantEventStream, TenantStreamKeys, type RetentionOptions } from "./events/event-stream";
 import { TenantStreamReader } from "./events/stream-reader";
 import type { Logger } from "./logger";
-import { FailureWindow } from "./metrics/failure-window";
 import { HealthCheck } from "./metrics/health-check";
 import { PulseMetrics } from "./metrics/pulse-metrics";
-import { connectRedis, writeOncePerTurn } from "./redis";
+import { checkRedisServer, connectRedis, writeOncePerTurn, type ConnectOptions, type RedisClient, type RedisTarget } from "./redis";
 import { RepeatedErrorLog } from "./repeated-error-log";
 
 export interface PulseOptions {
   database: Database;
-  redisUrl: string;
+  /** The Redis every connection of this process goes to: one standalone, or a cluster. */
+  redis: RedisTarget;
   /** Namespace of every Redis key, BullMQ's included. */
   redisPrefix: string;
   logger: Logger;
@@ -84,13 +84,13 @@ export interface PulseServices {
  * reverse order. HTTP and WebSocket serving sit on top of it (see `http-server.ts`).
  */
 export class Pulse {
-  private readonly connections = new Map<string, Redis>();
+  private readonly connections = new Map<string, RedisClient>();
   /** Connection errors repeat for as long as Redis is away: each is logged once per interval with a count. */
   private readonly connectionErrors: RepeatedErrorLog;
   private streamReader?: TenantStreamReader;
   private workers?: AgentWorkerPool;
-  /** Each role's worker's recent errors, for the health check. */
-  private readonly workerFailures = new Map<string, FailureWindow>();
+  /** Each role's worker's recent errors, which pause it and which the health check reports. */
+  private readonly workerBackoffs: WorkerBackoff[] = [];
   private reconciler?: RunReconciler;
   private sweep?: NodeJS.Timeout;
   readonly services: PulseServices;
@@ -120,7 +120,7 @@ export class Pulse {
     const readerFor = (): TenantStreamReader =>
       (this.streamReader ??= new TenantStreamReader({
         readRedis: this.connect("stream-reader"),
-        wakeRedis: this.connect("stream-wake"),
+        wakeRedis: this.connect("stream-wake", { shardedSubscriber: true }),
         controlRedis: command,
         stream,
         logger,
@@ -173,6 +173,12 @@ export class Pulse {
 
   static async start(options: PulseOptions): Promise<Pulse> {
     const pulse = new Pulse(options);
+    try {
+      await checkRedisServer(pulse.connections.get("command")!);
+    } catch (error) {
+      await pulse.close({ force: true });
+      throw error;
+    }
     if (options.serveSubscriptions) pulse.services.reader.start();
     if (options.runWorkers) {
       // Named members, not a spread of the services: a spread would read (and so create) the stream reader.
@@ -205,26 +211,20 @@ export class Pulse {
     }
   }
 
-  /** Counts each worker's errors, and anything it does that needs Redis as a success. */
+  /** Backs off each worker whose Redis keeps refusing its commands. */
   private watchWorkers(pool: AgentWorkerPool): void {
-    for (const [role, worker] of pool.byRole) {
-      const window = new FailureWindow();
-      worker.on("error", (err) => window.failed(err));
-      for (const event of ["active", "completed", "failed", "drained"] as const) worker.on(event, () => window.succeeded());
-      this.workerFailures.set(role, window);
-    }
+    for (const [role, worker] of pool.byRole) this.workerBackoffs.push(new WorkerBackoff(role, worker, this.options.logger));
   }
 
   private workerFailureReasons(): string[] {
-    return [...this.workerFailures].flatMap(([role, window]) => {
-      const reason = window.failing();
-      return reason ? [`worker ${role} keeps failing: ${reason}`] : [];
-    });
+    return this.workerBackoffs.flatMap((backoff) => backoff.reason() ?? []);
   }
 
-  private connect(name: string, options: RedisOptions = {}): Redis {
-    const connection = connectRedis(this.options.redisUrl, `${this.options.redisPrefix}:${name}`, options);
-    connection.on("error", (err) => this.connectionErrors.report(err, "redis connection error", { connection: name }));
+  private connect(name: string, options: ConnectOptions = {}): RedisClient {
+    const connection = connectRedis(this.options.redis, `${this.options.redisPrefix}:${name}`, options);
+    connection.on("error", (err: unknown) => this.connectionErrors.report(err, "redis connection error", { connection: name }));
+    // A cluster client reports each node's connection errors apart from its own.
+    connection.on("node error", (err: unknown, node: string) => this.connectionErrors.report(err, "redis node connection error", { connection: name, node }));
     this.connections.set(name, connection);
     return connection;
   }
@@ -233,6 +233,7 @@ export class Pulse {
   async close(options: WorkerPoolCloseOptions = {}): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
     await this.reconciler?.stop();
+    for (const backoff of this.workerBackoffs) backoff.stop();
     await this.workers?.close(options);
     await this.services.bus.close();
     await this.streamReader?.stop();

@@ -1,20 +1,20 @@
-import { bootPulse } from "./bootstrap";
+import { bootPulse, configuredRedis } from "./bootstrap";
 import { EnvError, loadEnv } from "./env";
 import { createLogger } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server";
-import { RedisUnavailableError } from "./redis";
+import { RedisIncompatibleError, RedisUnavailableError } from "./redis";
 import { ShutdownSignals } from "./shutdown-signals";
 
 /**
  * `npm run worker`: agent workers only, for deployments that scale workers apart from API
  * processes. Several processes must share one Redis and one database, so this needs
- * REDIS_URL and DATABASE_URL (the embedded defaults belong to a single process).
+ * REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL (the embedded defaults belong to a single process).
  */
 async function main() {
   const env = loadEnv();
   const logger = createLogger(env.LOG_LEVEL, "pulse-worker");
-  if (!env.REDIS_URL || !env.DATABASE_URL) {
-    console.error("npm run worker shares Redis and the database with the API processes: set REDIS_URL and DATABASE_URL (see .env.example).");
+  if (!configuredRedis(env) || !env.DATABASE_URL) {
+    console.error("npm run worker shares Redis and the database with the API processes: set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL (see .env.example).");
     process.exit(1);
   }
   const drainMs = env.SHUTDOWN_DRAIN_SECONDS * 1000;
@@ -48,6 +48,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(error instanceof EnvError || error instanceof RedisUnavailableError ? error.message : error);
+  console.error(error instanceof EnvError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError ? error.message : error);
   process.exit(1);
 });

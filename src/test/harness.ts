@@ -11,6 +11,7 @@ import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-s
 import type { ServerSecurityOverrides } from "../server/http/server-security";
 import { createLogger, type Logger } from "../server/logger";
 import { Pulse, type PulseOptions } from "../server/pulse";
+import type { RedisTarget } from "../server/redis";
 import type { AppRouter } from "../server/trpc/root";
 
 /**
@@ -30,7 +31,10 @@ export interface TestPulse {
   baseUrl: string;
   wsUrl: string;
   prefix: string;
+  /** The standalone test Redis's URL (the global setup's), for tests that look into it directly. */
   redisUrl: string;
+  /** The Redis this Pulse uses: the standalone test Redis, or the test cluster. */
+  redis: RedisTarget;
   close(): Promise<void>;
 }
 
@@ -39,8 +43,6 @@ export interface TestPulseOptions {
   runWorkers?: boolean;
   database?: Database;
   prefix?: string;
-  /** Where this Pulse reaches the run's Redis (through a proxy a test can cut, for one); the run's own by default. */
-  redisUrl?: string;
   retention?: Partial<PulseOptions["retention"]>;
   worker?: Partial<PulseOptions["worker"]>;
   attempts?: number;
@@ -53,6 +55,28 @@ export interface TestPulseOptions {
   bus?: PulseOptions["bus"];
   /** Where Pulse logs; silent unless TEST_LOG_LEVEL says otherwise. */
   logger?: Logger;
+  /** The Redis to use (default: `testRedisTarget()`). */
+  redis?: RedisTarget;
+}
+
+/** The test cluster started by the global setup (three masters, one replica each). */
+export function testClusterTarget(): RedisTarget {
+  return {
+    cluster: {
+      nodes: inject("redisClusterNodes").split(",").map((node) => {
+        const [host = "127.0.0.1", port = "0"] = node.split(":");
+        return { host, port: Number(port) };
+      }),
+    },
+  };
+}
+
+/**
+ * The Redis tests run Pulse on: the standalone test Redis, or the test cluster when the run
+ * has PULSE_TEST_REDIS=cluster (to run the suite's Pulse instances on a Redis Cluster).
+ */
+export function testRedisTarget(): RedisTarget {
+  return process.env.PULSE_TEST_REDIS === "cluster" ? testClusterTarget() : { url: inject("redisUrl") };
 }
 
 export const TEST_SECRET = new TextEncoder().encode("test-secret-that-is-at-least-32-characters-long");
@@ -64,11 +88,12 @@ export const fastDemoAgents = () => demoAgents({ speed: 0.01, failureRate: 0 });
 export async function startTestPulse(options: TestPulseOptions = {}): Promise<TestPulse> {
   const database = options.database ?? (await openTestDatabase());
   const prefix = options.prefix ?? `test-${randomUUID().slice(0, 8)}`;
-  const redisUrl = options.redisUrl ?? inject("redisUrl");
+  const redisUrl = inject("redisUrl");
+  const redis = options.redis ?? testRedisTarget();
   const logger = options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
   const pulse = await Pulse.start({
     database,
-    redisUrl,
+    redis,
     redisPrefix: prefix,
     logger,
     agents: options.agents ?? fastDemoAgents(),
@@ -104,6 +129,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     http,
     prefix,
     redisUrl,
+    redis,
     baseUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}${TRPC_PATH}`,
     async close() {

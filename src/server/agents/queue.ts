@@ -12,8 +12,20 @@ export interface AgentJobData {
   input: Record<string, unknown>;
 }
 
+/**
+ * The BullMQ prefix of one role's queue: BullMQ names every key of a queue
+ * `<prefix>:<queue>:<kind>`, and its scripts touch several of them at once, so the prefix
+ * carries a hash tag of the role's own. Each queue's keys then share a cluster slot, and
+ * different queues land on different slots (spread over the masters), apart from the
+ * tenants' keys (`<prefix>:{tenantId}:…`).
+ *
+ * @see https://docs.bullmq.io/bull/patterns/redis-cluster
+ */
+export const queuePrefix = (redisPrefix: string, role: string) => `${redisPrefix}:queue:{${role}}`;
+
 export interface AgentQueuesOptions {
   connection: ConnectionOptions;
+  /** Pulse's key namespace; each queue's own prefix is made from it (see `queuePrefix`). */
   prefix: string;
   /** Attempts per run before it is failed for good. */
   attempts: number;
@@ -40,7 +52,7 @@ export class AgentQueues {
   get(role: string): Queue<AgentJobData> {
     let queue = this.queues.get(role);
     if (!queue) {
-      queue = new Queue<AgentJobData>(role, { connection: this.options.connection, prefix: this.options.prefix });
+      queue = new Queue<AgentJobData>(role, { connection: this.options.connection, prefix: queuePrefix(this.options.prefix, role) });
       // Without a listener, an emitted 'error' would be printed raw; the connection retries by itself.
       queue.on("error", (err) => this.errors?.report(err, "queue connection error", { queue: role }));
       this.queues.set(role, queue);

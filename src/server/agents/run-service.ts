@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis";
 import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import { notFound, PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
@@ -46,7 +46,7 @@ export class RunService {
       bus: EventBus;
       queues: AgentQueues;
       /** Publishes cancellations to worker processes. */
-      redis: Redis;
+      redis: RedisClient;
       prefix: string;
       /** Roles that have an agent; starting anything else is a BAD_REQUEST. */
       roles: () => readonly string[];

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Worker, type Queue } from "bullmq";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { connectRedis } from "../redis";
-import { AgentQueues, type AgentJobData } from "./queue";
+import { AgentQueues, queuePrefix, type AgentJobData } from "./queue";
 import { stalledAttempt } from "./worker";
 
 const role = "stall-attempt";
@@ -16,7 +16,7 @@ async function jobBackInWaiting() {
   const prefix = `test-${randomUUID().slice(0, 8)}`;
   const queues = new AgentQueues({ connection: connectRedis(inject("redisUrl"), `${prefix}:queues`), prefix, attempts: 3 });
   closing.push(queues);
-  const taker = new Worker<AgentJobData>(role, null, { connection: connectRedis(inject("redisUrl"), `${prefix}:taker`, { maxRetriesPerRequest: null }), prefix });
+  const taker = new Worker<AgentJobData>(role, null, { connection: connectRedis(inject("redisUrl"), `${prefix}:taker`, { redis: { maxRetriesPerRequest: null } }), prefix: queuePrefix(prefix, role) });
   closing.push(taker);
   const runId = randomUUID();
   await queues.enqueue(role, { tenantId: "t", runId, chain: [], input: {} });

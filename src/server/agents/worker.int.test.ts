@@ -439,7 +439,7 @@ const agent = {
 };
 await Pulse.start({
   database,
-  redisUrl: process.env.PULSE_REDIS_URL,
+  redis: { url: process.env.PULSE_REDIS_URL },
   redisPrefix: process.env.PULSE_PREFIX,
   logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "victim"),
   agents: [agent],

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis";
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { ContextService } from "../context/context-service";
 import type { EventBus } from "../events/bus";
@@ -8,12 +8,13 @@ import { TEXT_LIMITS, type AgentEventInput, type LogLevel, type RunPhase } from 
 import type { Logger } from "../logger";
 import { RepeatedErrorLog } from "../repeated-error-log";
 import { RunCancelledError, type AgentContext, type AgentDefinition } from "./define-agent";
-import type { AgentJobData, AgentQueues } from "./queue";
+import { queuePrefix, type AgentJobData, type AgentQueues } from "./queue";
 import { fitText, textPieces } from "./report-text";
 import { cancelChannel, type RunService } from "./run-service";
 
 export interface AgentWorkerOptions {
   connection: ConnectionOptions;
+  /** Pulse's key namespace: the queue's prefix is made from it, and the cancel channel's name. */
   prefix: string;
   concurrency: number;
   /** How long a job's lock lives without renewal; a dead worker's job is noticed after this. */
@@ -213,7 +214,7 @@ export function createAgentWorker(
 
   const worker = new Worker<AgentJobData>(definition.role, processor, {
     connection: options.connection,
-    prefix: options.prefix,
+    prefix: queuePrefix(options.prefix, definition.role),
     concurrency: definition.concurrency ?? options.concurrency,
     lockDuration: options.lockDurationMs,
     stalledInterval: options.stalledIntervalMs,
@@ -309,13 +310,13 @@ export class AgentWorkerPool {
   private readonly workers = new Map<string, Worker<AgentJobData>>();
 
   private constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisClient,
     private readonly logger: Logger,
   ) {}
 
   static async start(
     definitions: readonly AgentDefinition<any>[],
-    deps: AgentWorkerDeps & { subscriber: Redis },
+    deps: AgentWorkerDeps & { subscriber: RedisClient },
     options: AgentWorkerOptions,
   ): Promise<AgentWorkerPool> {
     const pool = new AgentWorkerPool(deps.subscriber, deps.logger);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis";
 import { PulseError } from "../errors";
 import { normalizeEmail } from "./auth-service";
 
@@ -27,7 +27,7 @@ return {n, ttl}`;
  */
 export class LoginThrottle {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly options: LoginThrottleOptions,
   ) {}

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis";
 import { rememberEncoding } from "./event-encoding";
 import { compareStreamIds, STREAM_ORIGIN, type PulseEvent, type RunPhase } from "./schema";
 
@@ -232,10 +232,10 @@ export function nextStreamId(id: string): string {
 export class TenantEventStream {
   private readonly lastTrim = new Map<string, { at: number; appends: number }>();
 
-  private readonly redis: Redis & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
+  private readonly redis: RedisClient & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     readonly keys: TenantStreamKeys,
     private readonly retention: RetentionOptions,
   ) {

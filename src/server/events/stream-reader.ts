@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from "ioredis";
+import type { RedisClient } from "../redis";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import { parseEntries, wakeCarried, wakeTenant, type StreamEntry, type TenantEventStream } from "./event-stream";
@@ -23,14 +23,14 @@ export interface StreamSubscriber {
 
 export interface TenantStreamReaderOptions {
   /** A connection of the reader's own for its reads, so they never queue behind other commands. */
-  readRedis: Redis | Cluster;
+  readRedis: RedisClient;
   /**
    * A connection of its own for the tenants' sharded wake channels (subscriber mode); on a
    * cluster, a `Cluster` created with `shardedSubscribers: true`.
    */
-  wakeRedis: Redis | Cluster;
+  wakeRedis: RedisClient;
   /** For the reader's occasional lookups (stream markers). */
-  controlRedis: Redis | Cluster;
+  controlRedis: RedisClient;
   stream: TenantEventStream;
   logger: Logger;
   /** Reports followed tenants, what the reader received, fan-out lag and read errors; optional so the reader can be built alone. */

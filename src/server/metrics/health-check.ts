@@ -1,5 +1,5 @@
 import type http from "node:http";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis";
 import { Prisma } from "../../generated/prisma/client";
 import type { SqlClient } from "../sql";
 
@@ -11,7 +11,7 @@ export interface HealthReport {
 
 export interface HealthCheckOptions {
   /** The connection most commands go through; probed with a write that expires by itself. */
-  redis: Redis;
+  redis: RedisClient;
   /** The key the write probe sets (under the instance's prefix). */
   probeKey: string;
   /** Each Redis connection the process holds, by name; any that is not ready makes it unavailable. */

@@ -112,7 +112,7 @@ export class ChaosCluster {
     this.database = await openDatabase({ databaseUrl: this.databaseUrl, pgliteDir: "" });
     this.publisher = await Pulse.start({
       database: this.database,
-      redisUrl: this.redis.url,
+      redis: { url: this.redis.url },
       redisPrefix: this.prefix,
       logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
       // The demo agents' roles, so runs of them can be started here; the workers elsewhere run them.

@@ -124,7 +124,7 @@ describe("a revocation on one process", () => {
     a = await pulse({ runWorkers: false, security: NO_SAFETY_CHECK });
     bRedis = await new TcpBalancer({ backends: [Number(new URL(inject("redisUrl")).port)] }).start();
     cleanups.push(() => bRedis.close());
-    b = await pulse({ runWorkers: false, database: a.database, prefix: a.prefix, redisUrl: `redis://127.0.0.1:${bRedis.port}`, security: NO_SAFETY_CHECK });
+    b = await pulse({ runWorkers: false, database: a.database, prefix: a.prefix, redis: { url: `redis://127.0.0.1:${bRedis.port}` }, security: NO_SAFETY_CHECK });
   });
 
   it("ends that session's sockets on another process at once, and no other session's", async () => {
