@@ -31,8 +31,6 @@ export interface TestPulse {
   baseUrl: string;
   wsUrl: string;
   prefix: string;
-  /** The standalone test Redis's URL (the global setup's), for tests that look into it directly. */
-  redisUrl: string;
   /** The Redis this Pulse uses: the standalone test Redis, or the test cluster. */
   redis: RedisTarget;
   close(): Promise<void>;
@@ -88,7 +86,6 @@ export const fastDemoAgents = () => demoAgents({ speed: 0.01, failureRate: 0 });
 export async function startTestPulse(options: TestPulseOptions = {}): Promise<TestPulse> {
   const database = options.database ?? (await openTestDatabase());
   const prefix = options.prefix ?? `test-${randomUUID().slice(0, 8)}`;
-  const redisUrl = inject("redisUrl");
   const redis = options.redis ?? testRedisTarget();
   const logger = options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
   const pulse = await Pulse.start({
@@ -128,7 +125,6 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     database,
     http,
     prefix,
-    redisUrl,
     redis,
     baseUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}${TRPC_PATH}`,

@@ -16,7 +16,7 @@ let reconciler: RunReconciler;
 beforeAll(async () => {
   // No workers: the runs below stay queued, as they would with every worker down.
   app = await startTestPulse({ runWorkers: false, externalAgentRoles: ["outside-agent"] });
-  queues = new AgentQueues({ connection: connectRedis(app.redisUrl, `${app.prefix}:test-queues`), prefix: app.prefix, attempts: 1 });
+  queues = new AgentQueues({ connection: connectRedis(app.redis, `${app.prefix}:test-queues`), prefix: app.prefix, attempts: 1 });
   reconciler = new RunReconciler({ ...app.pulse.services, queues, logger: createLogger("silent") }, { intervalMs: 60_000, graceMs: GRACE_MS });
 });
 afterAll(async () => {
@@ -54,7 +54,7 @@ describe("RunReconciler", () => {
     // A bare BullMQ worker, not Pulse's: it fails the job without reporting anything.
     const queue = queues.get("context-file-writer");
     const bare = new Worker(queue.name, () => Promise.reject(new Error(`upstream said: ${"x".repeat(5_000)}`)), {
-      connection: connectRedis(app.redisUrl, `${app.prefix}:bare-worker`),
+      connection: connectRedis(app.redis, `${app.prefix}:bare-worker`),
       prefix: queue.opts.prefix,
     });
     try {

@@ -439,7 +439,7 @@ const agent = {
 };
 await Pulse.start({
   database,
-  redis: { url: process.env.PULSE_REDIS_URL },
+  redis: JSON.parse(process.env.PULSE_REDIS),
   redisPrefix: process.env.PULSE_PREFIX,
   logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "victim"),
   agents: [agent],
@@ -461,7 +461,7 @@ function spawnWorkerProcess(app: TestPulse, databaseUrl: string, role: string): 
       ...process.env,
       PULSE_ROOT: repoRoot,
       PULSE_DATABASE_URL: databaseUrl,
-      PULSE_REDIS_URL: app.redisUrl,
+      PULSE_REDIS: JSON.stringify(app.redis),
       PULSE_PREFIX: app.prefix,
       PULSE_ROLE: role,
       PULSE_WORKER: JSON.stringify(FAST_STALL),

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import { connectRedis, type RedisClient } from "../redis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Prisma, type PrismaClient } from "../../generated/prisma/client";
 import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
@@ -12,11 +12,11 @@ import type { EventInput } from "./schema";
 import { readRunSnapshot } from "./snapshot";
 
 let app: TestPulse;
-let admin: Redis;
+let admin: RedisClient;
 beforeAll(async () => {
   // No workers: the test plays the worker, publishing through the bus by hand.
   app = await startTestPulse({ runWorkers: false });
-  admin = new Redis(app.redisUrl);
+  admin = connectRedis(app.redis, `${app.prefix}:admin`);
 });
 afterAll(async () => {
   await admin?.quit();

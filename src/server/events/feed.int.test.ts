@@ -1,5 +1,5 @@
 import type { Duplex } from "node:stream";
-import { Redis } from "ioredis";
+import { connectRedis } from "../redis";
 import { describe, expect, it, vi } from "vitest";
 import { runReplayFloor } from "../trpc/routers/agent";
 import { compareStreamIds, STREAM_ORIGIN } from "./schema";
@@ -342,7 +342,7 @@ describe("resync (guarantee 2)", () => {
 
     // Redis loses the tenant's keys, as a restart without persistence would.
     const { keys } = app.pulse.services.stream;
-    const redis = new Redis(app.redisUrl);
+    const redis = connectRedis(app.redis, `${app.prefix}:test`);
     await redis.del(keys.events(tenant.tenantId), keys.trimmed(tenant.tenantId), keys.genesis(tenant.tenantId));
     await redis.quit();
     const lost = watch(c, { lastEventId: newest });
@@ -361,7 +361,7 @@ describe("streams written before the genesis marker", () => {
     const tickId = (n: number) => original.items.find((i) => isTick(i, n))!.id;
     // As an install upgraded with its Redis data would have it: no marker, no first id.
     const { keys } = app.pulse.services.stream;
-    const redis = new Redis(app.redisUrl);
+    const redis = connectRedis(app.redis, `${app.prefix}:test`);
     await redis.del(keys.genesis(tenant.tenantId));
     await redis.quit();
     await app.pulse.services.db.tenant.update({ where: { id: tenant.tenantId }, data: { firstEventId: null } });

@@ -65,7 +65,7 @@ describe("chaos: events published during a resuming client's catch-up read", () 
     const { app } = server;
     const services = app.pulse.services;
     const publisher = new FeedPublisher({ bus: services.bus, runs: services.runs, tenants: tenants.map((t) => t.tenantId), rate: RATE, runsPerTenant: 3 });
-    const redis = connectRedis(app.redisUrl, `${app.prefix}:slow-replay`);
+    const redis = connectRedis(app.redis, `${app.prefix}:slow-replay`);
     const slow = new SlowReplayStream(redis, services.stream.keys, () => publisher.published);
     const original = services.stream;
     // Subscriptions read replays through `ctx.services.stream`; the reader and the bus keep the real one.

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../server/redis";
 import type { PrismaClient } from "../../server/db";
 import type { StreamEntry } from "../../server/events/event-stream";
 import type { SnapshotSource } from "../../server/events/snapshot";
@@ -67,14 +67,14 @@ export async function recoveryAfter(faultAt: number, recorders: readonly Recorde
 }
 
 /** The newest entry of the tenant's stream that each recorder's feed accepts. */
-async function newestAccepted(redis: Redis, prefix: string, tenantId: string, recorders: readonly RecorderClient[]) {
+async function newestAccepted(redis: RedisClient, prefix: string, tenantId: string, recorders: readonly RecorderClient[]) {
   const entries = await readTenantStream(redis, prefix, tenantId);
   return { entries, newest: recorders.map((r) => [...entries].reverse().find((e) => feedAccepts(r.feed, e.event))?.id ?? null) };
 }
 
 /** Waits until every recorder received the newest entry its feed accepts (the publishers have stopped). */
 export async function waitUntilCaughtUp(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   byTenant: ReadonlyMap<string, RecorderClient[]>,
   timeoutMs: number,
@@ -133,7 +133,7 @@ export interface AuditTotals {
  */
 export async function auditRecorders(
   options: {
-    redis: Redis;
+    redis: RedisClient;
     prefix: string;
     source: SnapshotSource;
     /** Every entry the stream held (a `StreamTap`), when it may have lost some since; else the stream as it is now. */

@@ -45,7 +45,7 @@ describe("chaos: clients offline longer than the stream's retention", () => {
     const { app } = server;
     const services = app.pulse.services;
     const publisher = new FeedPublisher({ bus: services.bus, runs: services.runs, tenants: tenants.map((t) => t.tenantId), rate: 300 });
-    const redis = connectRedis(app.redisUrl, `${app.prefix}:audit`);
+    const redis = connectRedis(app.redis, `${app.prefix}:audit`);
     // Keeps what retention removes, so even segments from before a trim are checked entry by entry.
     const tap = new StreamTap(redis, app.prefix, tenants.map((t) => t.tenantId)).start();
     const away: RecorderClient[] = [];

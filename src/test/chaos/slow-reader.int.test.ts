@@ -46,7 +46,7 @@ describe("chaos: a client that stops reading", () => {
   it("drops only the stalled socket, at its cap, while the others get everything and memory stays flat (scenario 7)", async () => {
     const { app } = server;
     const services = app.pulse.services;
-    const redis = connectRedis(app.redisUrl, `${app.prefix}:audit`);
+    const redis = connectRedis(app.redis, `${app.prefix}:audit`);
     const others = Array.from({ length: OTHERS }, (_, i) => new RecorderClient({ wsUrl: server.wsUrl, token: tenant.token, feed: { kind: "agent" }, label: `reader${i}` }).start());
     const slow = Array.from({ length: SLOW_CLIENTS }, (_, i) =>
       new RecorderClient({ wsUrl: `ws://127.0.0.1:${slowRoute.port}/api/trpc`, token: tenant.token, feed: { kind: "agent" }, label: `stalled${i}` }).start(),

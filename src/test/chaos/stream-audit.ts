@@ -1,11 +1,11 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../server/redis";
 import { parseEntries, TenantStreamKeys, type StreamEntry } from "../../server/events/event-stream";
 import { readAgentSnapshot, readContextSnapshot, readRunSnapshot, toRunView, type RunView, type SnapshotSource } from "../../server/events/snapshot";
 import { compareStreamIds, STREAM_ORIGIN } from "../../shared/stream-id";
 import { feedAccepts, idHash, type RecorderClient } from "./recorder-client";
 
 /** Every entry a tenant's stream holds now, oldest first, read a page at a time. */
-export async function readTenantStream(redis: Redis, prefix: string, tenantId: string): Promise<StreamEntry[]> {
+export async function readTenantStream(redis: RedisClient, prefix: string, tenantId: string): Promise<StreamEntry[]> {
   const key = new TenantStreamKeys(prefix).events(tenantId);
   const entries: StreamEntry[] = [];
   let start = "-";
@@ -162,7 +162,7 @@ export class StreamTap {
   private polling?: Promise<void>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly tenantIds: readonly string[],
     private readonly intervalMs = 25,
