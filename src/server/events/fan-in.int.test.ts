@@ -1,0 +1,91 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, openTestDatabase, startTestPulse, testClusterTarget, type TestPulse } from "../../test/harness";
+import type { Database } from "../db";
+import type { PulseMetrics } from "../metrics/pulse-metrics";
+import type { StreamEntry } from "./event-stream";
+
+/**
+ * Issue #16's fan-in proof: API processes of one deployment on a Redis Cluster, each
+ * serving its own share of the tenants, each receive their own tenants' events only (per
+ * tenant sharded wake channels), where a global channel made each receive every event.
+ * Each process is a whole Pulse with its own Redis connections, reader and metrics; its
+ * subscribers attach to its reader as its WebSocket feeds do.
+ */
+
+const PROCESSES = 4;
+const TENANTS = 400;
+const EVENTS_PER_TENANT = 5;
+/** What the issue allows a process beyond its own tenants' events. */
+const ALLOWED_RATIO = 1.2;
+
+let database: Database;
+const processes: TestPulse[] = [];
+
+beforeAll(async () => {
+  database = await openTestDatabase();
+  const prefix = `fan-in-${randomUUID().slice(0, 8)}`;
+  for (let i = 0; i < PROCESSES; i++) {
+    processes.push(await startTestPulse({ database, prefix, runWorkers: false, redis: testClusterTarget() }));
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(processes.map((p) => p.close()));
+  await database?.close();
+});
+
+/** Everything a process's reader took from Redis: wakes heard and entries read. */
+async function received(metrics: PulseMetrics): Promise<number> {
+  const { values } = await metrics.readerReceived.get();
+  return values.reduce((sum, v) => sum + v.value, 0);
+}
+
+const event = (tenantId: string, n: number) =>
+  JSON.stringify({ type: "agent:log", tenantId, runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, level: "info", message: `m${n}`, seq: n, at: new Date().toISOString() });
+
+describe("fan-in on a Redis Cluster", () => {
+  it(`${PROCESSES} API processes serving a quarter of ${TENANTS} tenants each receive at most ${ALLOWED_RATIO}× their own tenants' events`, async () => {
+    const tenants = Array.from({ length: TENANTS }, () => `t-${randomUUID()}`);
+    const served = processes.map((_, i) => tenants.filter((_, t) => t % PROCESSES === i));
+    const seen = new Map<string, StreamEntry[]>();
+    await Promise.all(
+      processes.map((p, i) =>
+        Promise.all(
+          served[i]!.map((tenantId) => {
+            const entries: StreamEntry[] = [];
+            seen.set(tenantId, entries);
+            return p.pulse.services.reader.subscribe(tenantId, { receive: (batch) => entries.push(...batch), lost: () => {} });
+          }),
+        ),
+      ),
+    );
+    const before = await Promise.all(processes.map((p) => received(p.pulse.services.metrics)));
+
+    // Appended by one process, as a worker would: the wakes go wherever Redis routes them.
+    const { stream } = processes[0]!.pulse.services;
+    for (let n = 1; n <= EVENTS_PER_TENANT; n++) {
+      await Promise.all(tenants.map((tenantId) => stream.append(tenantId, event(tenantId, n))));
+    }
+    await eventually(
+      () => [...seen.values()].filter((entries) => entries.length < EVENTS_PER_TENANT).length,
+      (behind) => behind === 0,
+      "every tenant's events at the process serving it",
+    );
+
+    const totals = await Promise.all(processes.map(async (p, i) => (await received(p.pulse.services.metrics)) - before[i]!));
+    const own = served.map((s) => s.length * EVENTS_PER_TENANT);
+    for (const [i, total] of totals.entries()) {
+      // Nothing missing, nothing twice, in order, at the process that serves the tenant.
+      for (const tenantId of served[i]!) {
+        expect(seen.get(tenantId)!.map((e) => (e.event as { message: string }).message)).toEqual(
+          Array.from({ length: EVENTS_PER_TENANT }, (_, n) => `m${n + 1}`),
+        );
+      }
+      expect(total, `process ${i} received ${total} for ${own[i]} of its own`).toBeLessThanOrEqual(ALLOWED_RATIO * own[i]!);
+    }
+    // With one global channel each process would have received all of them.
+    expect(totals.reduce((a, b) => a + b, 0)).toBeLessThan(ALLOWED_RATIO * TENANTS * EVENTS_PER_TENANT);
+    console.log(`fan-in: ${PROCESSES} processes received ${totals.join(", ")} for ${own.join(", ")} of their own tenants' events (${TENANTS * EVENTS_PER_TENANT} in all)`);
+  });
+});
