@@ -2,8 +2,8 @@ import { initTRPC, tracked, TRPCError, type TrackedEnvelope } from "@trpc/server
 import { z } from "zod";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../database-unavailable";
 import { describeInputIssues, PulseError } from "../errors";
-import { tenantFeed, type FeedItem, type FeedQuery, type IdentifiedItem, type LiveOutlet } from "../events/feed";
-import type { PulseEvent } from "../events/schema";
+import { readEventPage, resolveCursor, tenantFeed, type EventPage, type FeedItem, type FeedQuery, type FeedStart, type IdentifiedItem, type LiveOutlet } from "../events/feed";
+import { streamIdSchema, type PulseEvent } from "../events/schema";
 import type { Session, ShareGrant } from "../auth/auth-service";
 import type { PulseServices } from "../pulse";
 import type { EventStreamGuard } from "../sse/event-stream-guard";
@@ -215,4 +215,60 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
   async [Symbol.asyncDispose](): Promise<void> {
     await this.return();
   }
+}
+
+/** A filter's fields as parsed (`out`) or as sent (`in`); an empty filter has none (zod would say `Record<string, never>`). */
+type FilterOf<TShape extends z.ZodRawShape, TWay extends "in" | "out"> = keyof TShape extends never
+  ? object
+  : TWay extends "in"
+    ? z.input<z.ZodObject<TShape>>
+    : z.output<z.ZodObject<TShape>>;
+
+/**
+ * 5. LIVE FEEDS
+ *
+ * A live feed's subscription and its polling twin, defined together from one filter, so
+ * both read the same query from the same kind of cursor: the subscription's `lastEventId`
+ * (which the links resend on reconnect) and the twin's `cursor`, with its page `limit`.
+ * A router then writes `onX: procedure.input(feed.subscriptionInput).subscription(feed.subscribe)`
+ * and `events: procedure.input(feed.pageInput).query(feed.page)`.
+ */
+export function liveFeed<TCtx extends Context, TShape extends z.ZodRawShape, TEvent extends PulseEvent, TSnapshot>(feed: {
+  /** The fields that choose which of the tenant's events the feed carries (empty for all of one kind). */
+  filter: TShape;
+  /** The tenant whose stream the caller may read: from its session or share link, never from input. */
+  tenantOf(ctx: TCtx): string;
+  /** The query for a filter, starting where the cursor says; throws NOT_FOUND for what the tenant does not own. */
+  query(ctx: TCtx, filter: FilterOf<TShape, "out">, start: FeedStart): FeedQuery<TEvent, TSnapshot> | Promise<FeedQuery<TEvent, TSnapshot>>;
+}) {
+  type Filter = FilterOf<TShape, "out">;
+  type FilterIn = FilterOf<TShape, "in">;
+  const filter = z.object(feed.filter);
+  const open = async (ctx: TCtx, input: Filter, cursor: string | undefined, field: string) => {
+    const tenantId = feed.tenantOf(ctx);
+    return feed.query(ctx, input, await resolveCursor(ctx.services, tenantId, cursor, field));
+  };
+  // zod cannot follow a generic shape through `extend`: the two inputs are typed here, once.
+  const subscriptionInput = filter.extend({ lastEventId: streamIdSchema.nullish() }).prefault({} as never) as unknown as z.ZodType<
+    Filter & { lastEventId?: string | null },
+    (FilterIn & { lastEventId?: string | null }) | undefined
+  >;
+  const pageInput = filter.extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).prefault({} as never) as unknown as z.ZodType<
+    Filter & { cursor?: string; limit: number },
+    (FilterIn & { cursor?: string; limit?: number }) | undefined
+  >;
+  return {
+    subscriptionInput,
+    pageInput,
+    /** Without `lastEventId`: a snapshot, then live events; with it, every later event once, in order, or a `resync` first. */
+    async subscribe(opts: { ctx: TCtx; input: z.output<typeof subscriptionInput>; signal: AbortSignal | undefined }) {
+      const { ctx, input, signal } = opts;
+      return trackedFeed(ctx, signal, await open(ctx, input, input.lastEventId ?? undefined, "lastEventId"));
+    },
+    /** The same items with the same ids as `subscribe`, a page per call. */
+    async page(opts: { ctx: TCtx; input: z.output<typeof pageInput> }): Promise<EventPage<TEvent, TSnapshot>> {
+      const { ctx, input } = opts;
+      return readEventPage(ctx.services.stream, await open(ctx, input, input.cursor, "cursor"), input.limit, ctx.services.metrics);
+    },
+  };
 }
