@@ -7,7 +7,7 @@ import type { PulseServices } from "../../pulse";
 import { authedProcedure, liveFeed, router, type Context } from "../trpc";
 
 /** The context events of a tenant, and its context file's state. */
-class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
+export class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
   constructor(
     private readonly services: PulseServices,
     readonly tenantId: string,
