@@ -1,4 +1,5 @@
 import { TRPCError } from "@trpc/server";
+import { TOKEN_EXPIRED } from "../../shared/session-messages";
 import type { Principal } from "../auth/auth-service";
 import type { Logger } from "../logger";
 import type { RegisteredConnection } from "../ws/connection-registry";
@@ -13,8 +14,6 @@ export interface EventStreamLimits {
 
 const SESSION_ENDED = "your session has ended: sign in again";
 const SHARE_EXPIRED = "this share link has expired";
-/** The client's link takes this as "subscribe again with a fresh token", as wsLink does after the WebSocket's close 4000. */
-export const TOKEN_EXPIRED = "token expired: reconnect with a fresh token";
 
 /**
  * One subscription served as server-sent events (one HTTP response, tRPC's

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
 import { TRPC_PATH } from "../http-server";
 import type { AppRouter } from "../trpc/root";
-import { TOKEN_EXPIRED } from "./event-stream-guard";
+import { TOKEN_EXPIRED } from "../../shared/session-messages";
 
 /**
  * The server-sent-events tier over real HTTP with tRPC's own `httpSubscriptionLink` (and the
