@@ -4,6 +4,9 @@ import type { AnyRouter } from "@trpc/server";
 import { TOKEN_EXPIRED } from "@/shared/session-messages";
 import type { ConnectionMonitor, SubscriptionTransport } from "./connection";
 
+/** Each reopened subscription's request id is its operation's plus this many per reopening, so it never meets the late `stopped` of the one it replaced. */
+const REOPENED_ID_STEP = 1_000_000_000;
+
 /** How long an event stream may take to start before the page takes server-sent events for blocked (a buffering proxy holds them back). */
 export const EVENT_STREAM_START_MS = 5_000;
 
@@ -31,19 +34,29 @@ export function preferredTransportLink<TRouter extends AnyRouter>(options: {
         let current: Unsubscribable | null = null;
         let transport: SubscriptionTransport = monitor.subscriptionTransport;
         let startTimer: ReturnType<typeof setTimeout> | undefined;
+        let opened = 0;
 
         const open = () => {
           current?.unsubscribe();
+          current = null;
           clearTimeout(startTimer);
           transport = monitor.subscriptionTransport;
           const on = transport;
+          const generation = ++opened;
+          // What a replaced subscription still says is not this one's.
+          const stale = () => generation !== opened;
           if (on === "sse") {
             monitor.eventStreamConnecting();
             startTimer = setTimeout(() => monitor.eventStreamFailed(), EVENT_STREAM_START_MS);
           }
-          const resumed: Operation = lastEventId === undefined ? op : { ...op, input: { ...(op.input as object | undefined), lastEventId } };
+          const resumed: Operation = {
+            ...op,
+            id: op.id + (generation - 1) * REOPENED_ID_STEP,
+            ...(lastEventId === undefined ? {} : { input: { ...(op.input as object | undefined), lastEventId } }),
+          };
           current = links[on]({ op: resumed, next: () => observable(() => undefined) }).subscribe({
             next(envelope) {
+              if (stale()) return;
               const result = envelope.result as { type?: string; id?: string };
               if (on === "sse" && result.type === "started") {
                 clearTimeout(startTimer);
@@ -53,6 +66,7 @@ export function preferredTransportLink<TRouter extends AnyRouter>(options: {
               observer.next(envelope);
             },
             error(error) {
+              if (stale()) return;
               if (on !== "sse") return observer.error(error);
               clearTimeout(startTimer);
               if (error.message === TOKEN_EXPIRED) return open();
@@ -62,7 +76,7 @@ export function preferredTransportLink<TRouter extends AnyRouter>(options: {
               monitor.eventStreamFailed();
             },
             complete() {
-              observer.complete();
+              if (!stale()) observer.complete();
             },
           });
         };
