@@ -5,15 +5,12 @@ import type { AddressInfo } from "node:net";
 /**
  * A loopback reverse proxy in front of Pulse that passes HTTP through and can refuse
  * WebSocket upgrades, as a proxy or firewall that blocks WebSockets would: `block()` drops
- * the open sockets and answers new upgrades 503; `allow()` lets them through again. With
- * `block({ streams: true })` it also holds back streaming responses (server-sent events)
- * until they end, as a buffering proxy does, so nothing of them reaches the page.
+ * the open sockets and answers new upgrades 503; `allow()` lets them through again.
  */
 export class UpgradeGate {
   private readonly server: http.Server;
   private readonly tunnels = new Set<net.Socket>();
   private blocked = false;
-  private buffering = false;
   refusedUpgrades = 0;
   port = 0;
 
@@ -23,14 +20,6 @@ export class UpgradeGate {
       const upstream = http.request(
         { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
         (response) => {
-          if (this.buffering && String(response.headers["content-type"]).startsWith("text/event-stream")) {
-            // Held until the response ends, which an event stream never does while the page lives.
-            const chunks: Buffer[] = [];
-            response.on("data", (chunk: Buffer) => chunks.push(chunk));
-            response.on("end", () => res.writeHead(response.statusCode ?? 502, response.headers).end(Buffer.concat(chunks)));
-            res.on("close", () => response.destroy());
-            return;
-          }
           res.writeHead(response.statusCode ?? 502, response.headers);
           response.pipe(res);
         },
@@ -72,15 +61,13 @@ export class UpgradeGate {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  block(options: { streams?: boolean } = {}): void {
+  block(): void {
     this.blocked = true;
-    this.buffering = options.streams === true;
     for (const tunnel of this.tunnels) tunnel.destroy();
   }
 
   allow(): void {
     this.blocked = false;
-    this.buffering = false;
   }
 
   async stop(): Promise<void> {

@@ -4,8 +4,7 @@ import { useConnection, useConnectionMonitor } from "@/lib/trpc/provider";
 
 /**
  * Where the page's updates come from, in words anyone can read: live over the WebSocket,
- * live over HTTP (server-sent events, where the WebSocket is blocked), reconnecting (with
- * backoff), polling, or unavailable with a manual refresh.
+ * reconnecting (with backoff), polling, or unavailable with a manual refresh.
  */
 export function LiveIndicator() {
   const connection = useConnection();
@@ -17,16 +16,12 @@ export function LiveIndicator() {
         <span className="inline-flex items-center gap-1 font-medium text-ok">
           Live <span aria-hidden="true">●</span>
         </span>
-      ) : status === "live-http" ? (
-        <span className="inline-flex items-center gap-1 font-medium text-ok" title="The WebSocket is unavailable; updates stream over HTTP as they happen">
-          Live (HTTP) <span aria-hidden="true">●</span>
-        </span>
       ) : status === "connecting" ? (
         <span className="text-slate-500">Connecting…</span>
       ) : status === "reconnecting" ? (
         <span className="text-warn">Reconnecting…{attempt > 1 ? ` (attempt ${attempt})` : ""}</span>
       ) : status === "polling" ? (
-        <span className="text-warn" title="The WebSocket and HTTP streaming are unavailable; updates arrive every few seconds">Polling</span>
+        <span className="text-warn" title="The WebSocket is unavailable; updates arrive every few seconds">Polling</span>
       ) : (
         <>
           <span className="text-bad">Real-time updates unavailable</span>

@@ -1,10 +1,9 @@
 "use client";
 
-import { createTRPCClient, createWSClient, httpBatchLink, httpSubscriptionLink, splitLink, TRPCClientError, wsLink, type TRPCLink } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpBatchLink, splitLink, TRPCClientError, wsLink, type TRPCLink } from "@trpc/client";
 import { createTRPCReact } from "@trpc/react-query";
 import type { AppRouter } from "@/server/trpc/root";
 import type { ConnectionMonitor } from "./connection";
-import { preferredTransportLink } from "./preferred-transport-link";
 
 /** The typed React hooks: `trpc.agent.onStatus.useSubscription(...)` and friends. */
 export const trpc = createTRPCReact<AppRouter>();
@@ -22,9 +21,6 @@ export function signIn(): void {
 /** For the socket's token: a plain HTTP client, authenticated by the httpOnly session cookie. */
 const httpClient = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: TRPC_PATH })] });
 
-/** How often, while subscriptions are on server-sent events, a probe WebSocket checks whether the socket gets through again. */
-const SOCKET_PROBE_MS = 10_000;
-
 /** Exponential backoff with jitter, so a fleet of tabs does not reconnect in lockstep. */
 export function reconnectDelayMs(attempt: number): number {
   const ceiling = Math.min(10_000, 500 * 2 ** attempt);
@@ -41,35 +37,31 @@ export type ClientAuth = { kind: "session" } | { kind: "share"; token: string };
 export const SESSION_AUTH: ClientAuth = { kind: "session" };
 
 /**
- * Subscriptions go over one WebSocket on the page's own origin, or, while it cannot connect,
- * as server-sent events (`httpSubscriptionLink`) from the same port; when those fail too,
- * the hooks poll (see `ConnectionMonitor`). Queries and mutations go over HTTP. Both push
- * transports authenticate with `connectionParams`, evaluated again on every (re)connect, so
- * each carries a fresh short-lived token. `onUnauthorized` is called when the credentials
- * are no longer accepted (signed out, a revoked or expired share link).
+ * Subscriptions go over one WebSocket on the page's own origin; queries and mutations over
+ * HTTP. The socket authenticates with `connectionParams`, evaluated again on every
+ * reconnect, so a reconnect always carries a fresh short-lived token and never puts one in
+ * the URL. Its opens and closes feed the connection monitor. `onUnauthorized` is called when
+ * the credentials are no longer accepted (signed out, a revoked or expired share link).
  *
  * @see https://trpc.io/docs/client/links/wsLink#connection-params
- * @see https://trpc.io/docs/client/links/httpSubscriptionLink
  */
 export function createLinks(monitor: ConnectionMonitor, auth: ClientAuth = SESSION_AUTH, onUnauthorized: () => void = signIn): TRPCLink<AppRouter>[] {
   // Server rendering never subscribes or fetches through this client (hooks run in effects).
   if (typeof window === "undefined") return [httpBatchLink({ url: `http://localhost${TRPC_PATH}` })];
   const { protocol, host } = window.location;
-  const socketUrl = `${protocol === "https:" ? "wss" : "ws"}://${host}${TRPC_PATH}`;
-  const connectionParams = async () => {
-    if (auth.kind === "share") return { token: auth.token };
-    try {
-      const { token } = await httpClient.auth.socketToken.query();
-      return { token };
-    } catch (error) {
-      // Signed out (or the session was revoked): no reconnect can succeed.
-      if (error instanceof TRPCClientError && error.data?.code === "UNAUTHORIZED") onUnauthorized();
-      throw error;
-    }
-  };
   const ws = createWSClient({
-    url: socketUrl,
-    connectionParams,
+    url: `${protocol === "https:" ? "wss" : "ws"}://${host}${TRPC_PATH}`,
+    connectionParams: async () => {
+      if (auth.kind === "share") return { token: auth.token };
+      try {
+        const { token } = await httpClient.auth.socketToken.query();
+        return { token };
+      } catch (error) {
+        // Signed out (or the session was revoked): no reconnect can succeed.
+        if (error instanceof TRPCClientError && error.data?.code === "UNAUTHORIZED") onUnauthorized();
+        throw error;
+      }
+    },
     retryDelayMs: reconnectDelayMs,
     // Opens only while a subscription needs it, so public pages never ask for a token.
     lazy: { enabled: true, closeMs: 10_000 },
@@ -77,40 +69,11 @@ export function createLinks(monitor: ConnectionMonitor, auth: ClientAuth = SESSI
     onOpen: () => monitor.socketOpened(),
     onClose: (cause) => monitor.socketClosed(cause?.code === TOKEN_REFRESH_CLOSE_CODE),
   });
-  probeSocketWhileOnEventStreams(monitor, socketUrl);
   return [
     splitLink({
       condition: (op) => op.type === "subscription",
-      true: preferredTransportLink<AppRouter>({
-        monitor,
-        ws: wsLink({ client: ws }),
-        sse: httpSubscriptionLink({ url: TRPC_PATH, connectionParams }),
-      }),
+      true: wsLink({ client: ws }),
       false: httpBatchLink({ url: TRPC_PATH, ...(auth.kind === "share" ? { headers: { authorization: `Bearer ${auth.token}` } } : {}) }),
     }),
   ];
-}
-
-/**
- * While subscriptions are on server-sent events, the (lazy) WebSocket has none to open it:
- * a bare probe socket is tried now and then, and once one opens, subscriptions move back.
- */
-function probeSocketWhileOnEventStreams(monitor: ConnectionMonitor, url: string): void {
-  let timer: ReturnType<typeof setInterval> | undefined;
-  const probe = () => {
-    const socket = new WebSocket(url);
-    socket.onopen = () => {
-      socket.close();
-      monitor.socketReachable();
-    };
-    socket.onerror = () => socket.close();
-  };
-  monitor.subscribe(() => {
-    const onEventStreams = monitor.subscriptionTransport === "sse";
-    if (onEventStreams && timer === undefined) timer = setInterval(probe, SOCKET_PROBE_MS);
-    if (!onEventStreams && timer !== undefined) {
-      clearInterval(timer);
-      timer = undefined;
-    }
-  });
 }

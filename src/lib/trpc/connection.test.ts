@@ -5,35 +5,7 @@ describe("ConnectionMonitor", () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
-  it("prefers the WebSocket, then server-sent events, then polling, and returns to the WebSocket when it opens", () => {
-    const monitor = new ConnectionMonitor();
-    monitor.retain();
-    monitor.socketOpened();
-    monitor.socketClosed();
-    expect(monitor.subscriptionTransport).toBe("ws");
-    vi.advanceTimersByTime(POLL_AFTER_MS + 20);
-    // The socket stays down: subscriptions move to server-sent events, nobody polls yet.
-    expect(monitor.getSnapshot()).toMatchObject({ transport: "sse", status: "reconnecting" });
-    expect(monitor.shouldPoll).toBe(false);
-    monitor.eventStreamConnecting();
-    monitor.eventStreamOpened();
-    expect(monitor.getSnapshot().status).toBe("live-http");
-    // A probe socket got through: back to the WebSocket, which has its while to open.
-    monitor.socketReachable();
-    expect(monitor.getSnapshot().transport).toBe("ws");
-    monitor.socketOpened();
-    expect(monitor.getSnapshot()).toMatchObject({ transport: "ws", status: "live" });
-    // Down again, and this time server-sent events fail too: subscriptions wait on the socket, the hooks poll.
-    monitor.socketClosed();
-    vi.advanceTimersByTime(POLL_AFTER_MS + 20);
-    monitor.eventStreamFailed();
-    expect(monitor.getSnapshot()).toMatchObject({ transport: "ws", status: "polling" });
-    expect(monitor.shouldPoll).toBe(true);
-    monitor.socketOpened();
-    expect(monitor.getSnapshot().status).toBe("live");
-  });
-
-  it("is live while the socket is open, reconnecting when it drops, polling after a while once server-sent events fail", () => {
+  it("is live while the socket is open, reconnecting when it drops, polling after a while", () => {
     const monitor = new ConnectionMonitor();
     monitor.retain();
     expect(monitor.getSnapshot().status).toBe("connecting");
@@ -43,7 +15,6 @@ describe("ConnectionMonitor", () => {
     expect(monitor.getSnapshot()).toMatchObject({ status: "reconnecting", attempt: 1 });
     expect(monitor.shouldPoll).toBe(false);
     vi.advanceTimersByTime(POLL_AFTER_MS + 20);
-    monitor.eventStreamFailed();
     expect(monitor.getSnapshot().status).toBe("polling");
     expect(monitor.shouldPoll).toBe(true);
     monitor.socketOpened();
@@ -54,7 +25,6 @@ describe("ConnectionMonitor", () => {
     const monitor = new ConnectionMonitor();
     monitor.retain();
     vi.advanceTimersByTime(POLL_AFTER_MS + 20);
-    monitor.eventStreamFailed();
     monitor.pollFailed();
     expect(monitor.getSnapshot().status).toBe("polling");
     monitor.pollFailed();

@@ -1,18 +1,12 @@
 /**
- * What the page's real-time link is doing, for the indicator, the subscription link and the
- * hooks that fall back to polling. The order of preference is WebSocket → server-sent events
- * → polling: the WebSocket client reports opens and closes, the subscription link how its
- * event streams fare, the hooks their polls. Readable with `useSyncExternalStore`.
+ * What the page's real-time link is doing, for the indicator and for the hooks that fall
+ * back to polling. The WebSocket client reports opens and closes; the hooks report their
+ * polls. Readable with `useSyncExternalStore`.
  */
-export type ConnectionStatus = "connecting" | "live" | "live-http" | "reconnecting" | "polling" | "unavailable";
-
-/** Which push transport the page's subscriptions use: the WebSocket, or server-sent events while it cannot connect. */
-export type SubscriptionTransport = "ws" | "sse";
+export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "polling" | "unavailable";
 
 export interface ConnectionSnapshot {
   status: ConnectionStatus;
-  /** Where subscriptions go now (see `ConnectionMonitor.subscriptionTransport`). */
-  transport: SubscriptionTransport;
   /** Bumped by `refresh()`; polling hooks poll again when it changes. */
   refreshes: number;
   /** Reconnect attempts since the socket was last open. */
@@ -21,7 +15,7 @@ export interface ConnectionSnapshot {
   lastItemAt: number | null;
 }
 
-/** How long the socket may be down before subscriptions move to server-sent events (and, when those fail too, the hooks poll). */
+/** How long the socket may be down before the hooks poll instead. */
 export const POLL_AFTER_MS = 3_000;
 /** Consecutive failed polls after which the page says real-time updates are unavailable. */
 const FAILED_POLLS_UNTIL_UNAVAILABLE = 2;
@@ -32,15 +26,13 @@ export class ConnectionMonitor {
   private downSince: number = Date.now();
   private attempt = 0;
   private failedPolls = 0;
-  /** Server-sent events: not tried since the socket was last open, connecting, open, or failed (a proxy refusing or buffering them). */
-  private eventStream: "untried" | "connecting" | "open" | "failed" = "untried";
   private refreshes = 0;
   private refreshing = false;
   /** Live views mounted; the socket only matters (and only opens, being lazy) while some are. */
   private users = 0;
   private lastItemAt: number | null = null;
   private timer: ReturnType<typeof setTimeout> | undefined;
-  private snapshot: ConnectionSnapshot = { status: "connecting", transport: "ws", refreshes: 0, attempt: 0, lastItemAt: null };
+  private snapshot: ConnectionSnapshot = { status: "connecting", refreshes: 0, attempt: 0, lastItemAt: null };
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly now: () => number = Date.now) {
@@ -54,57 +46,13 @@ export class ConnectionMonitor {
 
   getSnapshot = (): ConnectionSnapshot => this.snapshot;
 
-  /** True while the hooks should read through the query procedures: the socket is down, and server-sent events failed too. */
+  /** True while the hooks should read through the query procedures. */
   get shouldPoll(): boolean {
-    return this.socketDownLong && this.eventStream === "failed";
-  }
-
-  /**
-   * Where subscriptions go now: the WebSocket, unless it has been down a while and
-   * server-sent events have not failed. While both fail, subscriptions wait on the socket,
-   * which keeps trying (and the hooks poll).
-   */
-  get subscriptionTransport(): SubscriptionTransport {
-    return this.socketDownLong && this.eventStream !== "failed" ? "sse" : "ws";
-  }
-
-  private get socketDownLong(): boolean {
     return this.users > 0 && !this.socketOpen && this.now() - this.downSince >= POLL_AFTER_MS;
-  }
-
-  /** A subscription is being opened as server-sent events. */
-  eventStreamConnecting(): void {
-    if (this.eventStream === "untried") this.eventStream = "connecting";
-    this.update();
-  }
-
-  /** A server-sent-event subscription started: the page is live over HTTP. */
-  eventStreamOpened(): void {
-    if (this.eventStream !== "failed") this.eventStream = "open";
-    this.update();
-  }
-
-  /** Server-sent events do not get through (refused, or held back by a buffering proxy): the hooks poll. */
-  eventStreamFailed(): void {
-    this.eventStream = "failed";
-    this.update();
-  }
-
-  /**
-   * A probe WebSocket opened while subscriptions were on server-sent events: they move
-   * back to the socket, which has `POLL_AFTER_MS` to open before they leave it again.
-   */
-  socketReachable(): void {
-    if (this.socketOpen) return;
-    this.downSince = this.now();
-    this.eventStream = "untried";
-    this.scheduleFallback();
-    this.update();
   }
 
   socketOpened(): void {
     this.socketOpen = true;
-    this.eventStream = "untried";
     this.refreshing = false;
     this.everOpen = true;
     this.attempt = 0;
@@ -175,23 +123,16 @@ export class ConnectionMonitor {
 
   private status(): ConnectionStatus {
     if (this.socketOpen) return "live";
-    if (this.refreshing && !this.socketDownLong) return "live";
-    if (this.subscriptionTransport === "sse" && this.eventStream === "open") return "live-http";
+    if (this.refreshing && !this.shouldPoll) return "live";
     if (this.failedPolls >= FAILED_POLLS_UNTIL_UNAVAILABLE) return "unavailable";
     if (this.shouldPoll) return "polling";
     return this.everOpen || this.attempt > 0 ? "reconnecting" : "connecting";
   }
 
   private update(force = false): void {
-    const next: ConnectionSnapshot = {
-      status: this.status(),
-      transport: this.subscriptionTransport,
-      refreshes: this.refreshes,
-      attempt: this.attempt,
-      lastItemAt: this.lastItemAt,
-    };
+    const next: ConnectionSnapshot = { status: this.status(), refreshes: this.refreshes, attempt: this.attempt, lastItemAt: this.lastItemAt };
     const prev = this.snapshot;
-    if (!force && prev.status === next.status && prev.transport === next.transport && prev.attempt === next.attempt && prev.lastItemAt === next.lastItemAt) return;
+    if (!force && prev.status === next.status && prev.attempt === next.attempt && prev.lastItemAt === next.lastItemAt) return;
     this.snapshot = next;
     for (const listener of this.listeners) listener();
   }
