@@ -16,6 +16,7 @@ import type { Logger } from "./logger";
 import { HealthCheck } from "./metrics/health-check";
 import { MetricsEndpoint } from "./metrics/metrics-endpoint";
 import type { Pulse } from "./pulse";
+import { EventStreams } from "./sse/event-streams";
 import { appRouter } from "./trpc/root";
 import type { Context } from "./trpc/trpc";
 import { ConnectionRegistry } from "./ws/connection-registry";
@@ -53,6 +54,8 @@ export interface PulseServer {
   server: http.Server;
   /** Every open WebSocket connection with its limits and caps. */
   connections: ConnectionRegistry;
+  /** Every open server-sent-events subscription with its caps. */
+  eventStreams: EventStreams;
   /** Tells every WebSocket client to reconnect (to another replica) before this one stops. */
   broadcastReconnect(): void;
   close(): Promise<void>;
@@ -143,11 +146,24 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       ...(options.secureCookies ? ["Secure"] : []),
     ].join("; ");
 
+  // Subscriptions over HTTP: server-sent events, each under its own guard (see sse/event-streams.ts).
+  const eventStreams = new EventStreams({
+    services,
+    authenticate: (token, kinds) => services.auth.authenticate(token, kinds).catch(asRetryable),
+    revocations: services.revocations,
+    caps: security.sse,
+    limits: security.ws,
+    checkIntervalMs: security.sessionCheckIntervalMs,
+    logger,
+  });
+  eventStreams.start();
+
   const trpcHttp = createHTTPHandler({
     router: appRouter,
     basePath: `${TRPC_PATH}/`,
     maxBodySize: security.maxBodyBytes,
     async createContext({ req, res, info }): Promise<Context> {
+      if (info.type === "subscription") return eventStreams.context(req, info, clientAddress(req, security.trustProxy));
       const credential = HttpCallGate.credential(req);
       if ("malformed" in credential) {
         throw new TRPCError({ code: "UNAUTHORIZED", message: "authorization: expected Bearer <token>" });
@@ -202,6 +218,8 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
         setSessionCookie: keepNoCookie,
       };
     },
+    // A subscription's wire travels in its own call's context, where `trackedFeed` finds it.
+    subscriptionContext: (ctx, wire) => ({ ...ctx, outlet: wire }),
     onError({ error, path, ctx }) {
       // The connection's logger carries its connectionId and tenantId.
       if (error.code === "INTERNAL_SERVER_ERROR") (ctx?.connection?.logger ?? logger).error({ err: error, path }, "subscription failed");
@@ -298,9 +316,11 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   return {
     server,
     connections: registry,
+    eventStreams,
     broadcastReconnect: () => sockets.broadcastReconnect(),
     async close() {
       registry.stop();
+      eventStreams.stop();
       sockets.broadcastReconnect();
       await sockets.close();
       server.closeIdleConnections();

@@ -30,6 +30,8 @@ export interface HandlerPairOptions<TContext> {
   pingMs?: number;
   /** Pulse's per-connection limits beyond the defaults. */
   limits?: Partial<WebSocketSecurity>;
+  /** Pulse's handler only: the context of one subscription, with its wire (see `RpcHandlerOptions`). */
+  subscriptionContext?: RpcHandlerOptions<TContext>["subscriptionContext"];
 }
 
 /** tRPC's `applyWSSHandler` on a plain `ws` server on 127.0.0.1. */
@@ -67,7 +69,12 @@ export async function startPulseHandler<TContext>(options: HandlerPairOptions<TC
     logger,
   });
   registry.start();
-  const rpc = new RpcHandler<TContext>({ router: options.router, createContext: ({ info }) => options.createContext({ info }), onError: options.onError });
+  const rpc = new RpcHandler<TContext>({
+    router: options.router,
+    createContext: ({ info }) => options.createContext({ info }),
+    onError: options.onError,
+    subscriptionContext: options.subscriptionContext,
+  });
   const sockets = new RpcSocketServer({ handler: rpc, registry, limits, observers: { logger } });
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   server.on("upgrade", (req, socket, head) => sockets.upgrade(req, socket, head, "127.0.0.1"));

@@ -92,6 +92,8 @@ export async function resolveCursor(
  * yielded is still unsent, so the subscriber sees one ordered sequence either way.
  */
 export interface LiveOutlet {
+  /** Taken by the one feed that carries its live events: true the first time, false after (a second feed yields its items). */
+  claim(): boolean;
   /** Whether the outlet can take events now; until then, and whenever it cannot, the feed yields them. */
   readonly ready: boolean;
   /** Sends the entries, in order, as the subscription's next items. */
@@ -99,6 +101,9 @@ export interface LiveOutlet {
   /** Closes `feed` when the outlet closes for good (its connection's session ended, say): the feed ends then. */
   onClose(feed: { close(): void }): void;
 }
+
+/** Which push transport a feed's events are counted under. */
+export type DeliveryTransport = "ws" | "sse";
 
 const REPLAY_PAGE = 500;
 /** How long a subscription waits for an unreachable database to read its snapshot; live events queue meanwhile. */
@@ -119,21 +124,22 @@ function snapshotWhenReachable<TSnapshot>(query: { snapshot(): Promise<TSnapshot
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
 export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
-  deps: { reader: TenantStreamReader; stream: TenantEventStream; metrics?: PulseMetrics },
+  deps: { reader: TenantStreamReader; stream: TenantEventStream; metrics?: PulseMetrics; transport?: DeliveryTransport },
   query: FeedQuery<TEvent, TSnapshot>,
   signal?: AbortSignal,
   outlet?: LiveOutlet,
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
+  const transport = deps.transport ?? "ws";
   // The live part is the reader's subscriber, the signal's listener and the outlet's
   // feed, one object: an idle subscriber keeps no closure for any of them.
-  const live = new LiveEntries(query, outlet, metrics);
+  const live = new LiveEntries(query, outlet, metrics, transport);
   const startId = await deps.reader.subscribe(query.tenantId, live);
   signal?.addEventListener("abort", live, { once: true });
   outlet?.onClose(live);
   try {
     live.lastYielded = startId;
-    yield* openingItems(deps, query, live, startId, signal);
+    yield* openingItems(deps, query, live, startId, signal, transport);
     while (!signal?.aborted) {
       // Everything yielded so far has been sent (the consumer asked for the next item), so
       // with nothing queued the outlet can carry on from here.
@@ -153,7 +159,7 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
         if (compareStreamIds(entry.id, live.lastYielded) <= 0) continue;
         live.lastYielded = entry.id;
         if (!query.accept(entry.event)) continue;
-        metrics?.eventDelivered();
+        metrics?.eventDelivered(1, transport);
         yield { id: entry.id, item: entry.event };
       }
     }
@@ -176,6 +182,7 @@ async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
   live: LiveEntries<TEvent>,
   startId: string,
   signal: AbortSignal | undefined,
+  transport: DeliveryTransport,
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
   const { start } = query;
@@ -191,7 +198,7 @@ async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
     metrics?.replayStarted();
     for (const entry of replay) {
       metrics?.eventReplayed();
-      metrics?.eventDelivered();
+      metrics?.eventDelivered(1, transport);
       yield { id: entry.id, item: entry.event };
     }
     // The cursor may stand after the replay's last accepted entry (or after the reader's
@@ -281,6 +288,7 @@ class LiveEntries<TEvent extends PulseEvent> implements StreamSubscriber {
     private readonly query: { accept(event: PulseEvent): event is TEvent },
     private readonly outlet: LiveOutlet | undefined,
     private readonly metrics: PulseMetrics | undefined,
+    private readonly transport: DeliveryTransport,
   ) {}
 
   /** The stream reader's entries for this tenant. */
@@ -307,7 +315,7 @@ class LiveEntries<TEvent extends PulseEvent> implements StreamSubscriber {
         : entries.filter((entry) => compareStreamIds(entry.id, after) > 0 && this.query.accept(entry.event));
     if (wanted.length === 0) return;
     outlet.send(wanted);
-    this.metrics?.eventDelivered(wanted.length);
+    this.metrics?.eventDelivered(wanted.length, this.transport);
   }
 
   private push(entries: StreamEntry[] | LostStream): void {

@@ -34,6 +34,11 @@ export interface ServerSecurityOptions {
   maxBodyBytes: number;
   http: HttpCallLimits;
   ws: WebSocketSecurity;
+  /**
+   * Caps on subscriptions served as server-sent events, each one HTTP response (a page holds
+   * up to three); their token rules are the WebSocket's (`tokenRefreshLeadMs`, `tokenGraceMs`).
+   */
+  sse: ConnectionCaps;
 }
 
 export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
@@ -66,20 +71,30 @@ export const DEFAULT_SERVER_SECURITY: ServerSecurityOptions = {
     perViewerIp: 10,
     perProcess: 20_000,
   },
+  sse: {
+    perUser: 60,
+    perTenant: 600,
+    perIp: 150,
+    perShareLink: 300,
+    perViewerIp: 30,
+    perProcess: 20_000,
+  },
 };
 
-export type ServerSecurityOverrides = Partial<Omit<ServerSecurityOptions, "ws" | "http">> & {
+export type ServerSecurityOverrides = Partial<Omit<ServerSecurityOptions, "ws" | "http" | "sse">> & {
   http?: Partial<HttpCallLimits>;
   ws?: Partial<WebSocketSecurity>;
+  sse?: Partial<ConnectionCaps>;
 };
 
 /** The defaults with whatever the caller set, merged in this one place. */
 export function resolveServerSecurity(overrides: ServerSecurityOverrides = {}): ServerSecurityOptions {
-  const { ws, http, ...rest } = overrides;
+  const { ws, http, sse, ...rest } = overrides;
   return {
     ...DEFAULT_SERVER_SECURITY,
     ...rest,
     http: { ...DEFAULT_SERVER_SECURITY.http, ...http },
     ws: { ...DEFAULT_SERVER_SECURITY.ws, ...ws },
+    sse: { ...DEFAULT_SERVER_SECURITY.sse, ...sse },
   };
 }

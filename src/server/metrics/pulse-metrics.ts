@@ -56,13 +56,17 @@ export class PulseMetrics {
   readonly readerReceived: Counter<"kind">;
   readonly sendBufferCloses: Counter;
   readonly wsRefused: Counter<"reason">;
+  readonly sseRefused: Counter<"reason">;
 
   private readonly subscriptionsWs: Gauge.Internal<"transport">;
   private readonly deliveredWs: Counter.Internal;
+  private readonly subscriptionsSse: Gauge.Internal<"transport">;
+  private readonly deliveredSse: Counter.Internal;
   private readonly deliveredPoll: Counter.Internal;
   private readonly includeProcessMetrics: boolean;
   /** Per-subscriber counts kept as plain numbers and added to their counters when read (see `flushPending`). */
   private pendingDeliveredWs = 0;
+  private pendingDeliveredSse = 0;
   private pendingReplayed = 0;
   private pendingWakes = 0;
 
@@ -135,10 +139,21 @@ export class PulseMetrics {
       registers,
     });
 
+    this.sseRefused = new Counter({
+      name: "pulse_sse_refused_total",
+      help: "Server-sent-event subscriptions refused: over a cap, or never authenticated.",
+      labelNames: ["reason"],
+      registers,
+    });
+
     // Bound once, so the hot paths skip building a label object per event.
     this.subscriptionsWs = this.subscriptions.labels({ transport: "ws" });
     this.deliveredWs = this.eventsDelivered.labels({ transport: "ws" });
     this.deliveredPoll = this.eventsDelivered.labels({ transport: "poll" });
+    this.subscriptionsSse = this.subscriptions.labels({ transport: "sse" });
+    this.deliveredSse = this.eventsDelivered.labels({ transport: "sse" });
+    this.subscriptionsSse.set(0);
+    this.deliveredSse.inc(0);
     // Every fixed series exists from the start, so a scrape shows 0 rather than nothing.
     this.subscriptionsWs.set(0);
     this.deliveredWs.inc(0);
@@ -147,6 +162,7 @@ export class PulseMetrics {
     this.readerReceived.inc({ kind: "entry" }, 0);
     for (const reason of RESYNC_REASONS) this.resyncs.inc({ reason }, 0);
     for (const reason of REFUSAL_REASONS) this.wsRefused.inc({ reason }, 0);
+    for (const reason of REFUSAL_REASONS) if (reason !== "origin") this.sseRefused.inc({ reason }, 0);
   }
 
   /** The Content-Type of `scrape()`'s text (Prometheus text format 0.0.4). */
@@ -164,9 +180,10 @@ export class PulseMetrics {
     this.eventsPublished.inc({ type });
   }
 
-  /** Events handed to one WebSocket subscriber: a plain addition, as it runs per event per subscriber. */
-  eventDelivered(count = 1): void {
-    this.pendingDeliveredWs += count;
+  /** Events handed to one subscriber (WebSocket unless told): a plain addition, as it runs per event per subscriber. */
+  eventDelivered(count = 1, transport: "ws" | "sse" = "ws"): void {
+    if (transport === "ws") this.pendingDeliveredWs += count;
+    else this.pendingDeliveredSse += count;
   }
 
   /** Events returned by one polling page. */
@@ -180,6 +197,11 @@ export class PulseMetrics {
 
   subscriptionClosed(): void {
     this.subscriptionsWs.dec();
+  }
+
+  /** Subscriptions served as server-sent events now open (each is one HTTP response). */
+  eventStreamsOpen(count: number): void {
+    this.subscriptionsSse.set(count);
   }
 
   resynced(reason: ResyncReason): void {
@@ -215,11 +237,19 @@ export class PulseMetrics {
     this.wsRefused.inc({ reason });
   }
 
+  eventStreamRefused(reason: Exclude<RefusalReason, "origin">): void {
+    this.sseRefused.inc({ reason });
+  }
+
   /** Moves the hot paths' plain counts into their counters; prom-client calls it before reading them. */
   private flushPending(): void {
     if (this.pendingDeliveredWs > 0) {
       this.deliveredWs.inc(this.pendingDeliveredWs);
       this.pendingDeliveredWs = 0;
+    }
+    if (this.pendingDeliveredSse > 0) {
+      this.deliveredSse.inc(this.pendingDeliveredSse);
+      this.pendingDeliveredSse = 0;
     }
     if (this.pendingReplayed > 0) {
       this.replayedEvents.inc(this.pendingReplayed);

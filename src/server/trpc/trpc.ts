@@ -2,12 +2,12 @@ import { initTRPC, tracked, TRPCError, type TrackedEnvelope } from "@trpc/server
 import { z } from "zod";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../database-unavailable";
 import { describeInputIssues, PulseError } from "../errors";
-import { tenantFeed, type FeedItem, type FeedQuery, type IdentifiedItem } from "../events/feed";
-import type { PulseEvent } from "../events/schema";
+import { readEventPage, resolveCursor, tenantFeed, type EventPage, type FeedItem, type FeedQuery, type FeedStart, type IdentifiedItem, type LiveOutlet } from "../events/feed";
+import { streamIdSchema, type PulseEvent } from "../events/schema";
 import type { Session, ShareGrant } from "../auth/auth-service";
 import type { PulseServices } from "../pulse";
+import type { EventStreamGuard } from "../sse/event-stream-guard";
 import type { ConnectionGuard } from "../ws/connection-guard";
-import type { SubscriptionWire } from "../ws/subscription-wire";
 
 /**
  * 1. CONTEXT
@@ -25,8 +25,17 @@ export interface Context {
   share?: ShareGrant | null;
   /** The WebSocket connection a call arrived on, with its limits; absent over HTTP and in-process. */
   connection?: ConnectionGuard | null;
+  /**
+   * A subscription's own line to its client, set by the transport for that one call (a
+   * WebSocket subscription's `SubscriptionWire`): `trackedFeed` hands it the feed's live
+   * events. Absent (tRPC's own handlers, server-sent events, in-process) the feed yields
+   * every item.
+   */
+  outlet?: LiveOutlet | null;
+  /** A server-sent-events subscription's stream, with its limits: it ends when its token expires or its session is revoked. */
+  eventStream?: EventStreamGuard | null;
   /** How the call arrived; absent for in-process callers (tests, server components). */
-  transport?: "http" | "ws";
+  transport?: "http" | "ws" | "sse";
   /** The caller's address, for per-address limits. */
   clientIp?: string;
 }
@@ -41,11 +50,25 @@ export interface Context {
  *
  * @see https://trpc.io/docs/server/error-formatting
  */
+/** How often a quiet server-sent-event stream is pinged. */
+const SSE_PING_MS = 10_000;
+
 export const INTERNAL_ERROR_MESSAGE = "something went wrong on the server; it has been logged";
 
 const t = initTRPC.context<Context>().create({
   // Never send stack traces, whatever NODE_ENV says: they are in the log.
   isDev: false,
+  /**
+   * Subscriptions as server-sent events (`httpSubscriptionLink`): a ping comment keeps
+   * proxies from closing a quiet stream, and a client that hears nothing (not even a ping)
+   * for twice the ping's interval reconnects, resuming by `lastEventId`.
+   *
+   * @see https://trpc.io/docs/server/subscriptions#configuring-sse
+   */
+  sse: {
+    ping: { enabled: true, intervalMs: SSE_PING_MS },
+    client: { reconnectAfterInactivityMs: SSE_PING_MS * 2 },
+  },
   errorFormatter({ shape, error }) {
     const cause = error.cause;
     const zodError = cause instanceof z.ZodError ? cause : null;
@@ -80,14 +103,16 @@ const mapDomainErrors = t.middleware(async ({ next }) => {
 });
 
 /**
- * A connection refused (over its caps) or whose session ended answers every call with why.
- * Subscriptions are served over the WebSocket only: it alone can end a stream when its
- * token expires or its session is revoked.
+ * A connection or event stream refused (over its caps) or whose session ended answers every
+ * call with why. Subscriptions are served over the WebSocket and as server-sent events,
+ * whose guards end them when their token expires or their session is revoked; a plain
+ * HTTP call has no such guard.
  */
 const connectionGate = t.middleware(({ ctx, type, next }) => {
   ctx.connection?.assertUsable();
+  ctx.eventStream?.assertUsable();
   if (type === "subscription" && ctx.transport === "http") {
-    throw new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: "subscriptions are served over the WebSocket at /api/trpc" });
+    throw new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: "subscriptions are served over the WebSocket or as server-sent events (GET) at /api/trpc" });
   }
   return next();
 });
@@ -109,11 +134,14 @@ export const sharedRunProcedure = publicProcedure.use(({ ctx, next }) => {
 /**
  * 4. SUBSCRIPTIONS
  *
- * A tenant feed as a tRPC subscription: each item `tracked` by its stream id, so wsLink
- * resumes after the last one it received. Over WebSocket it runs under its connection's
- * limits (a cap per connection, ended with UNAUTHORIZED when the token expires or the
- * session is revoked), its live events written straight to the socket once it is live
- * (`RpcConnection`); in-process callers (tests, server components) get the feed as it is.
+ * A tenant feed as a tRPC subscription: each item `tracked` by its stream id, so wsLink and
+ * httpSubscriptionLink resume after the last one received. The feed reaches its client
+ * one of two ways, decided by `ctx` alone: through `ctx.outlet` when the transport gave the
+ * call one (a WebSocket subscription's wire, which writes live events straight to the
+ * socket), or item by item through the iterator (server-sent events, tRPC's own handlers,
+ * in-process callers). It may be wrapped, delayed or composed: nothing depends on when it
+ * is first read. Over WebSocket and SSE it runs under its connection's or stream's limits
+ * and ends with UNAUTHORIZED when the token expires or the session is revoked.
  *
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
@@ -127,6 +155,11 @@ export function trackedFeed<TEvent extends PulseEvent, TSnapshot>(
 
 type TrackedItem<TEvent extends PulseEvent, TSnapshot> = TrackedEnvelope<FeedItem<TEvent, TSnapshot>>;
 
+/** Why a subscription's feed ended early, asked once it has: its WebSocket connection's or event stream's session ended. */
+interface SessionEnd {
+  assertUsable(): void;
+}
+
 /**
  * `trackedFeed`'s iterator: an object over the feed rather than an async generator, because
  * every idle subscriber would keep a generator layer's frame, request queue and promises,
@@ -135,20 +168,21 @@ type TrackedItem<TEvent extends PulseEvent, TSnapshot> = TrackedEnvelope<FeedIte
  * @see https://trpc.io/docs/server/subscriptions
  */
 class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterableIterator<TrackedItem<TEvent, TSnapshot>>, AsyncDisposable {
-  private feed?: AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>>;
-  private wire?: SubscriptionWire;
+  private readonly feed: AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>>;
   private finished = false;
-  // Of the call's context, only what the feed needs: the context object stays the call's.
-  private readonly services: PulseServices;
-  private readonly connection: ConnectionGuard | null;
+  private readonly sessionEnd: SessionEnd | null;
 
-  constructor(
-    ctx: Context,
-    private readonly signal: AbortSignal | undefined,
-    private readonly query: FeedQuery<TEvent, TSnapshot>,
-  ) {
-    this.services = ctx.services;
-    this.connection = ctx.connection ?? null;
+  constructor(ctx: Context, signal: AbortSignal | undefined, query: FeedQuery<TEvent, TSnapshot>) {
+    this.sessionEnd = ctx.connection ?? ctx.eventStream ?? null;
+    // Only one feed may take an outlet: a second feed of the same call yields its items.
+    const outlet = ctx.outlet?.claim() ? ctx.outlet : undefined;
+    const { services } = ctx;
+    const deps = ctx.transport === "sse" ? { reader: services.reader, stream: services.stream, metrics: services.metrics, transport: "sse" as const } : services;
+    // An outlet ends its feed itself when stopped (a listener on its signal would cost each
+    // idle subscriber about 1 KiB more); an event stream's signal aborts with its request or its session.
+    const ending = outlet ? undefined : (ctx.eventStream?.signal ?? signal);
+    // A generator's body runs at its first `next()`: creating it here reads nothing yet.
+    this.feed = tenantFeed(deps, query, ending, outlet);
   }
 
   [Symbol.asyncIterator](): this {
@@ -157,49 +191,84 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
 
   next(): Promise<IteratorResult<TrackedItem<TEvent, TSnapshot>>> {
     if (this.finished) return Promise.resolve({ done: true, value: undefined });
-    try {
-      // Opened in the connection's first request for an item, where `takeOpeningWire` hands it this subscription's wire.
-      this.feed ??= this.open();
-    } catch (error) {
-      this.finished = true;
-      return Promise.reject(error);
-    }
     return this.feed.next().then(
       (result) => {
         if (!result.done) return { done: false, value: tracked(result.value.id, result.value.item) };
-        this.finish();
-        // The feed ended because the connection's session did: the client is told why.
-        this.connection?.assertUsable();
+        this.finished = true;
+        // The feed ended because the session did: the client is told why.
+        this.sessionEnd?.assertUsable();
         return { done: true, value: undefined };
       },
       (error: unknown) => {
-        this.finish();
+        this.finished = true;
         throw error;
       },
     );
   }
 
   async return(): Promise<IteratorResult<TrackedItem<TEvent, TSnapshot>>> {
-    try {
-      await this.feed?.return(undefined);
-    } finally {
-      this.finish();
-    }
+    this.finished = true;
+    await this.feed.return(undefined);
     return { done: true, value: undefined };
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.return();
   }
+}
 
-  private open(): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
-    this.wire = this.connection?.takeOpeningWire();
-    // A wire ends its feed itself when stopped; a listener on its signal would cost each idle subscriber about 1 KiB more.
-    return tenantFeed(this.services, this.query, this.wire ? undefined : this.signal, this.wire);
-  }
+/** A filter's fields as parsed (`out`) or as sent (`in`); an empty filter has none (zod would say `Record<string, never>`). */
+type FilterOf<TShape extends z.ZodRawShape, TWay extends "in" | "out"> = keyof TShape extends never
+  ? object
+  : TWay extends "in"
+    ? z.input<z.ZodObject<TShape>>
+    : z.output<z.ZodObject<TShape>>;
 
-  private finish(): void {
-    this.finished = true;
-    if (this.wire) this.connection?.unsubscribe(this.wire);
-  }
+/**
+ * 5. LIVE FEEDS
+ *
+ * A live feed's subscription and its polling twin, defined together from one filter, so
+ * both read the same query from the same kind of cursor: the subscription's `lastEventId`
+ * (which the links resend on reconnect) and the twin's `cursor`, with its page `limit`.
+ * A router then writes `onX: procedure.input(feed.subscriptionInput).subscription(feed.subscribe)`
+ * and `events: procedure.input(feed.pageInput).query(feed.page)`.
+ */
+export function liveFeed<TCtx extends Context, TShape extends z.ZodRawShape, TEvent extends PulseEvent, TSnapshot>(feed: {
+  /** The fields that choose which of the tenant's events the feed carries (empty for all of one kind). */
+  filter: TShape;
+  /** The tenant whose stream the caller may read: from its session or share link, never from input. */
+  tenantOf(ctx: TCtx): string;
+  /** The query for a filter, starting where the cursor says; throws NOT_FOUND for what the tenant does not own. */
+  query(ctx: TCtx, filter: FilterOf<TShape, "out">, start: FeedStart): FeedQuery<TEvent, TSnapshot> | Promise<FeedQuery<TEvent, TSnapshot>>;
+}) {
+  type Filter = FilterOf<TShape, "out">;
+  type FilterIn = FilterOf<TShape, "in">;
+  const filter = z.object(feed.filter);
+  const open = async (ctx: TCtx, input: Filter, cursor: string | undefined, field: string) => {
+    const tenantId = feed.tenantOf(ctx);
+    return feed.query(ctx, input, await resolveCursor(ctx.services, tenantId, cursor, field));
+  };
+  // zod cannot follow a generic shape through `extend`: the two inputs are typed here, once.
+  const subscriptionInput = filter.extend({ lastEventId: streamIdSchema.nullish() }).prefault({} as never) as unknown as z.ZodType<
+    Filter & { lastEventId?: string | null },
+    (FilterIn & { lastEventId?: string | null }) | undefined
+  >;
+  const pageInput = filter.extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).prefault({} as never) as unknown as z.ZodType<
+    Filter & { cursor?: string; limit: number },
+    (FilterIn & { cursor?: string; limit?: number }) | undefined
+  >;
+  return {
+    subscriptionInput,
+    pageInput,
+    /** Without `lastEventId`: a snapshot, then live events; with it, every later event once, in order, or a `resync` first. */
+    async subscribe(opts: { ctx: TCtx; input: z.output<typeof subscriptionInput>; signal: AbortSignal | undefined }) {
+      const { ctx, input, signal } = opts;
+      return trackedFeed(ctx, signal, await open(ctx, input, input.lastEventId ?? undefined, "lastEventId"));
+    },
+    /** The same items with the same ids as `subscribe`, a page per call. */
+    async page(opts: { ctx: TCtx; input: z.output<typeof pageInput> }): Promise<EventPage<TEvent, TSnapshot>> {
+      const { ctx, input } = opts;
+      return readEventPage(ctx.services.stream, await open(ctx, input, input.cursor, "cursor"), input.limit, ctx.services.metrics);
+    },
+  };
 }

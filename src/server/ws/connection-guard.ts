@@ -80,8 +80,6 @@ export class ConnectionGuard {
   private ended: TRPCError | null = null;
   /** The open subscriptions' wires: closing one ends its feed. Replaced, never grown: there are only a few. */
   private wires: readonly SubscriptionWire[] = [];
-  /** The wire of the subscription whose feed is opening right now (see `opening`). */
-  private openingWire: SubscriptionWire | null = null;
   private idState?: string;
   private closing = false;
   private closeTimer?: NodeJS.Timeout;
@@ -201,27 +199,6 @@ export class ConnectionGuard {
   /** The open subscription of request `id`, if there is one. */
   subscription(id: string | number): SubscriptionWire | undefined {
     return this.wires.find((wire) => wire.requestId === id);
-  }
-
-  /**
-   * Runs `open` (the first request for an item of a subscription's feed) with `wire` as the
-   * one `takeOpeningWire` hands out: a procedure does not know its request id, its connection does.
-   */
-  opening<T>(wire: SubscriptionWire, open: () => T): T {
-    this.openingWire = wire;
-    try {
-      return open();
-    } finally {
-      this.openingWire = null;
-    }
-  }
-
-  /** The wire of the subscription whose feed is opening (see `opening`); a feed takes it as it opens. */
-  takeOpeningWire(): SubscriptionWire {
-    const wire = this.openingWire;
-    if (wire === null) throw new Error("a subscription's feed opens only in its connection's first request for an item");
-    this.openingWire = null;
-    return wire;
   }
 
   /** A subscription ended, whichever way: its wire closes and stops counting against the cap. */

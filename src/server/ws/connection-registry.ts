@@ -3,8 +3,32 @@ import type { AuthService, Principal, Session, ShareGrant } from "../auth/auth-s
 import type { Revocation, RevocationChannel } from "../auth/revocation-channel";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
+import type { RefusalReason } from "../metrics/pulse-metrics";
 import type { ConnectionGuard } from "./connection-guard";
 import { ConnectionIndex } from "./connection-index";
+
+/**
+ * What the registry needs of one connection: a WebSocket's `ConnectionGuard`, or one
+ * server-sent-event subscription's `EventStreamGuard` (each transport has its own registry).
+ */
+export interface RegisteredConnection {
+  readonly ip: string;
+  readonly openedAt: number;
+  /** Set by the registry when the connection counted against its user's and tenant's caps. */
+  admitted: boolean;
+  readonly principal: Principal | null;
+  readonly hasEnded: boolean;
+  readonly isClosing: boolean;
+  /** Subscriptions whose live events go straight to the client. */
+  readonly wiredSubscriptions: number;
+  authenticated(principal: Principal): void;
+  /** Ends the connection's session: its subscriptions end with UNAUTHORIZED and `message`. */
+  end(message: string): void;
+  /** Time-based rules (keep-alive, the token's expiry), run by the registry's sweep. */
+  tick(now: number): void;
+  disposed(): void;
+  debug(details: object, message: string): void;
+}
 
 /** Sessions and share links the safety check reads in one query, and so the size of a slice of it. */
 const SAFETY_CHECK_BATCH = 1_000;
@@ -47,6 +71,8 @@ export interface ConnectionRegistryOptions {
   logger: Logger;
   /** Counts open connections and refusals; optional so the registry can be built alone. */
   metrics?: PulseMetrics;
+  /** Which transport's connections these are, for metrics (default: WebSocket). */
+  transport?: "ws" | "sse";
 }
 
 /**
@@ -58,13 +84,13 @@ export interface ConnectionRegistryOptions {
  * a slow rolling safety check for what a lost message or a change made in the database
  * directly would otherwise leave open.
  */
-export class ConnectionRegistry {
-  private readonly guards = new Set<ConnectionGuard>();
+export class ConnectionRegistry<TConnection extends RegisteredConnection = ConnectionGuard> {
+  private readonly guards = new Set<TConnection>();
   private readonly byIp = new Map<string, number>();
-  private readonly bySession = new ConnectionIndex<ConnectionGuard>();
-  private readonly byUser = new ConnectionIndex<ConnectionGuard>();
+  private readonly bySession = new ConnectionIndex<TConnection>();
+  private readonly byUser = new ConnectionIndex<TConnection>();
   private readonly byTenant = new Map<string, number>();
-  private readonly byShareLink = new ConnectionIndex<ConnectionGuard>();
+  private readonly byShareLink = new ConnectionIndex<TConnection>();
   private readonly byViewerIp = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private stopListening?: () => void;
@@ -74,7 +100,7 @@ export class ConnectionRegistry {
   /** When the last slice of the safety check was read; the first sweep starts the round. */
   private lastSlice: number | null = null;
   /** Where the safety check goes on: a live iterator, so connections opened meanwhile are reached and closed ones skipped. */
-  private rolling: Iterator<ConnectionGuard> = this.guards.values();
+  private rolling: Iterator<TConnection> = this.guards.values();
 
   constructor(private readonly options: ConnectionRegistryOptions) {}
 
@@ -124,17 +150,17 @@ export class ConnectionRegistry {
     return null;
   }
 
-  open(guard: ConnectionGuard): void {
+  open(guard: TConnection): void {
     this.guards.add(guard);
     increment(this.byIp, guard.ip);
-    this.options.metrics?.wsConnections.set(this.guards.size);
+    this.countOpen();
     guard.debug({ ip: guard.ip, connections: this.guards.size }, "websocket opened");
   }
 
-  closed(guard: ConnectionGuard, how: { code?: number } = {}): void {
+  closed(guard: TConnection, how: { code?: number } = {}): void {
     if (!this.guards.delete(guard)) return;
     guard.disposed();
-    this.options.metrics?.wsConnections.set(this.guards.size);
+    this.countOpen();
     guard.debug({ ...how, openMs: Date.now() - guard.openedAt, connections: this.guards.size }, "websocket closed");
     decrement(this.byIp, guard.ip);
     const principal = guard.principal;
@@ -146,7 +172,7 @@ export class ConnectionRegistry {
    * its calls will get: a user's against their own and their tenant's, a share-link
    * viewer's against the link's and its address's (never the tenant's).
    */
-  admit(guard: ConnectionGuard, principal: Principal): TRPCError | null {
+  admit(guard: TConnection, principal: Principal): TRPCError | null {
     if (!this.guards.has(guard) || guard.admitted) return null;
     const refusal = principal.kind === "user" ? this.userRefusal(guard, principal.session) : this.viewerRefusal(guard, principal.share);
     if (refusal) return refusal;
@@ -158,30 +184,30 @@ export class ConnectionRegistry {
     return null;
   }
 
-  private userRefusal(guard: ConnectionGuard, { tenantId, userId }: Session): TRPCError | null {
+  private userRefusal(guard: TConnection, { tenantId, userId }: Session): TRPCError | null {
     const { caps } = this.options;
     if (this.byUser.count(userId) >= caps.perUser) {
-      this.options.metrics?.refused("per_user");
+      this.refused("per_user");
       guard.debug({ tenantId, userId }, "websocket refused: over the per-user cap");
       return tooMany(`at most ${caps.perUser} open connections per user; close one first`);
     }
     if ((this.byTenant.get(tenantId) ?? 0) >= caps.perTenant) {
-      this.options.metrics?.refused("per_tenant");
+      this.refused("per_tenant");
       guard.debug({ tenantId }, "websocket refused: over the per-tenant cap");
       return tooMany(`at most ${caps.perTenant} open connections per tenant; close one first`);
     }
     return null;
   }
 
-  private viewerRefusal(guard: ConnectionGuard, { tenantId, shareId }: ShareGrant): TRPCError | null {
+  private viewerRefusal(guard: TConnection, { tenantId, shareId }: ShareGrant): TRPCError | null {
     const { caps } = this.options;
     if (this.byShareLink.count(shareId) >= caps.perShareLink) {
-      this.options.metrics?.refused("per_share_link");
+      this.refused("per_share_link");
       guard.debug({ tenantId, shareId }, "websocket refused: over the per-share-link cap");
       return tooMany(`at most ${caps.perShareLink} viewers per share link; close one first`);
     }
     if ((this.byViewerIp.get(guard.ip) ?? 0) >= caps.perViewerIp) {
-      this.options.metrics?.refused("per_viewer_ip");
+      this.refused("per_viewer_ip");
       guard.debug({ tenantId, shareId, ip: guard.ip }, "websocket refused: over the per-address viewer cap");
       return tooMany(`at most ${caps.perViewerIp} share-link viewers per address; close one first`);
     }
@@ -189,7 +215,7 @@ export class ConnectionRegistry {
   }
 
   /** Counts an admitted connection where its caps and revocations find it: a user's by session, user and tenant, a viewer's by share link and address. */
-  private track(guard: ConnectionGuard, principal: Principal): void {
+  private track(guard: TConnection, principal: Principal): void {
     if (principal.kind === "user") {
       this.bySession.add(principal.session.sessionId, guard);
       this.byUser.add(principal.session.userId, guard);
@@ -200,7 +226,7 @@ export class ConnectionRegistry {
     }
   }
 
-  private untrack(guard: ConnectionGuard, principal: Principal): void {
+  private untrack(guard: TConnection, principal: Principal): void {
     if (principal.kind === "user") {
       this.bySession.delete(principal.session.sessionId, guard);
       this.byUser.delete(principal.session.userId, guard);
@@ -209,6 +235,16 @@ export class ConnectionRegistry {
       this.byShareLink.delete(principal.share.shareId, guard);
       decrement(this.byViewerIp, guard.ip);
     }
+  }
+
+  private countOpen(): void {
+    if (this.options.transport === "sse") this.options.metrics?.eventStreamsOpen(this.guards.size);
+    else this.options.metrics?.wsConnections.set(this.guards.size);
+  }
+
+  private refused(reason: Exclude<RefusalReason, "origin">): void {
+    if (this.options.transport === "sse") this.options.metrics?.eventStreamRefused(reason);
+    else this.options.metrics?.refused(reason);
   }
 
   /** Ends the connections a revocation names, at once: only those, found through the index. */
@@ -257,8 +293,8 @@ export class ConnectionRegistry {
   }
 
   /** The next `size` connections of the safety check's round, starting the round again at its end. */
-  private nextSlice(size: number): ConnectionGuard[] {
-    const slice: ConnectionGuard[] = [];
+  private nextSlice(size: number): TConnection[] {
+    const slice: TConnection[] = [];
     let restarted = false;
     while (slice.length < size) {
       const next = this.rolling.next();
@@ -275,7 +311,7 @@ export class ConnectionRegistry {
   }
 
   /** Ends those of `guards` whose session or share link the database no longer holds valid. */
-  private async check(guards: ConnectionGuard[]): Promise<void> {
+  private async check(guards: TConnection[]): Promise<void> {
     const watched = guards.filter((g) => g.admitted && !g.hasEnded && !g.isClosing && g.principal);
     if (watched.length === 0) return;
     const sessionIds = new Set<string>();

@@ -56,6 +56,12 @@ export interface RpcHandlerOptions<TContext> {
   createContext(opts: RpcContextOptions): TContext | Promise<TContext>;
   /** Told about every error a call answers with (after the error shape is sent). */
   onError?(opts: RpcErrorOptions<TContext>): void;
+  /**
+   * The context one subscription's procedure gets, made from its connection's and the
+   * subscription's wire (Pulse's adds the wire as `outlet`, where `trackedFeed` finds it).
+   * By default the connection's context, and the subscription's items go through its iterator.
+   */
+  subscriptionContext?(ctx: TContext, wire: SubscriptionWire): TContext;
 }
 
 type RequestId = string | number;
@@ -335,7 +341,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
 
   /** The subscription's items, from the iterable or observable its procedure returned. */
   private async iterate(request: Request, wire: SubscriptionWire): Promise<AsyncIterator<unknown>> {
-    const result: unknown = await this.procedure(request, wire.signal);
+    const result: unknown = await this.procedure(request, wire.signal, wire);
     if (isObservable(result)) return observableToAsyncIterable(result, wire.signal)[Symbol.asyncIterator]();
     if (isAsyncIterable(result)) return result[Symbol.asyncIterator]();
     throw new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: `Subscription ${request.path} did not return an observable or a AsyncGenerator` });
@@ -345,8 +351,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     let done = false;
     try {
       try {
-        // The feed opens in its first request for an item, and takes this wire as its own then.
-        let next = this.guard.opening(wire, () => iterator.next());
+        let next = iterator.next();
         for (;;) {
           const result = await wire.untilStopped(next);
           if (result === STOPPED) {
@@ -376,9 +381,11 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     }
   }
 
-  private async procedure(request: Request, signal: AbortSignal): Promise<unknown> {
-    const ctx = await this.context;
-    if (ctx instanceof TRPCError) throw ctx;
+  private async procedure(request: Request, signal: AbortSignal, wire?: SubscriptionWire): Promise<unknown> {
+    const context = await this.context;
+    if (context instanceof TRPCError) throw context;
+    const { subscriptionContext } = this.handler.options;
+    const ctx = wire && subscriptionContext ? subscriptionContext(context as TContext, wire) : context;
     const { path, type, input, batchIndex } = request;
     return callTRPCProcedure({ router: this.handler.router, path, type, getRawInput: async () => input, ctx, signal, batchIndex });
   }

@@ -36,6 +36,7 @@ const framesByEntry = new WeakMap<StreamEntry, Map<string, Buffer>>();
  */
 export class SubscriptionWire implements LiveOutlet {
   private closed = false;
+  private claimed = false;
   private feed?: { close(): void };
   /** The procedure's `signal`, aborted when the subscription is stopped from outside, as tRPC's handler aborts it. */
   private readonly stopping = new AbortController();
@@ -52,6 +53,13 @@ export class SubscriptionWire implements LiveOutlet {
     jsonrpc: string | undefined,
   ) {
     this.prefix = requestPrefix(requestId, jsonrpc);
+  }
+
+  /** The first feed to ask carries its live events over this wire (see `trackedFeed`). */
+  claim(): boolean {
+    if (this.claimed) return false;
+    this.claimed = true;
+    return true;
   }
 
   /** True until the wire closes. */

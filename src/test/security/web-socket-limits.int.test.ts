@@ -494,13 +494,14 @@ describe("floods of any kind of frame", () => {
 });
 
 describe("subscriptions over HTTP", () => {
-  it("are refused: only the WebSocket can end a stream when its token does", async () => {
-    const tenant = await createQuietTenant(app);
+  it("are server-sent events under their own guard: without a valid token, an UNAUTHORIZED event and the end", async () => {
     const res = await fetch(`${app.baseUrl}${TRPC_PATH}/agent.onStatus?input=${encodeURIComponent("{}")}`, {
-      headers: { authorization: `Bearer ${tenant.token}`, accept: "text/event-stream" },
+      headers: { authorization: "Bearer not-a-token", accept: "text/event-stream" },
     });
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
     const text = await res.text();
-    expect(text).toContain("METHOD_NOT_SUPPORTED");
+    expect(text).toContain("event: serialized-error");
+    expect(text).toContain("UNAUTHORIZED");
     expect(text).not.toContain('"snapshot"');
   });
 });

@@ -2,13 +2,13 @@ import { z } from "zod";
 import { SETUP_CHAIN } from "../../agents/chains";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
-import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
-import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, streamIdSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
+import type { FeedQuery, FeedStart } from "../../events/feed";
+import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { isoDateInput, text } from "../../validation";
-import { authedProcedure, router, trackedFeed } from "../trpc";
+import { authedProcedure, liveFeed, router, type Context } from "../trpc";
 
 const runId = idSchema;
 
@@ -45,12 +45,12 @@ function started({ reportToken, ...run }: StartedRun) {
   return { runId: run.id, status: run.status, run, reportToken };
 }
 
-const feedFilter = z.object({
+const feedFilter = {
   runId: runId.optional(),
   agentRole: agentRoleSchema.optional(),
-});
+};
 
-type FeedFilter = z.infer<typeof feedFilter>;
+type FeedFilter = z.infer<z.ZodObject<typeof feedFilter>>;
 
 /** How far apart the API processes' clocks and Redis's (stream ids are its time) may be. */
 const CLOCK_MARGIN_MS = 5 * 60_000;
@@ -94,21 +94,20 @@ export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
 }
 
 /**
- * The query for what a subscriber asked for. A runId or cursor of another tenant is
+ * The tenant's agent events (a role, one run, or all). A runId of another tenant is
  * NOT_FOUND, exactly like one that does not exist.
  */
-async function agentFeedQuery(
-  services: PulseServices,
-  session: Session,
-  filter: FeedFilter,
-  cursor: { value: string | undefined; field: string },
-): Promise<AgentFeedQuery> {
-  const tenantId = session.tenantId;
-  // One run's feed: the run must be the tenant's, and when it was queued bounds its replay.
-  const run = filter.runId ? await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } }) : undefined;
-  if (run === null) throw notFound("run");
-  return new AgentFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field), filter, run?.queuedAt);
-}
+const statusFeed = liveFeed({
+  filter: feedFilter,
+  tenantOf: (ctx: Context & { session: Session }) => ctx.session.tenantId,
+  async query(ctx, filter, start) {
+    const tenantId = ctx.session.tenantId;
+    // One run's feed: the run must be the tenant's, and when it was queued bounds its replay.
+    const run = filter.runId ? await ctx.services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } }) : undefined;
+    if (run === null) throw notFound("run");
+    return new AgentFeedQuery(ctx.services, tenantId, start, filter, run?.queuedAt);
+  },
+});
 
 export const agentRouter = router({
   /**
@@ -118,20 +117,10 @@ export const agentRouter = router({
    *
    * @see https://trpc.io/docs/server/subscriptions#tracked
    */
-  onStatus: authedProcedure
-    .input(feedFilter.extend({ lastEventId: streamIdSchema.nullish() }))
-    .subscription(async function ({ ctx, input, signal }) {
-      const query = await agentFeedQuery(ctx.services, ctx.session, input, { value: input.lastEventId ?? undefined, field: "lastEventId" });
-      return trackedFeed(ctx, signal, query);
-    }),
+  onStatus: authedProcedure.input(statusFeed.subscriptionInput).subscription(statusFeed.subscribe),
 
   /** The polling twin of `onStatus`: the same items with the same ids, a page per call. */
-  events: authedProcedure
-    .input(feedFilter.extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }))
-    .query(async ({ ctx, input }) => {
-      const query = await agentFeedQuery(ctx.services, ctx.session, input, { value: input.cursor, field: "cursor" });
-      return readEventPage(ctx.services.stream, query, input.limit, ctx.services.metrics);
-    }),
+  events: authedProcedure.input(statusFeed.pageInput).query(statusFeed.page),
 
   list: authedProcedure
     .input(

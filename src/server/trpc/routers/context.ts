@@ -1,12 +1,13 @@
 import { z } from "zod";
-import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "../../events/feed";
-import { streamIdSchema, type ContextEvent, type PulseEvent } from "../../events/schema";
+import type { Session } from "../../auth/auth-service";
+import type { FeedQuery, FeedStart } from "../../events/feed";
+import type { ContextEvent, PulseEvent } from "../../events/schema";
 import { readContextSnapshot, type ContextSnapshot } from "../../events/snapshot";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, router, trackedFeed } from "../trpc";
+import { authedProcedure, liveFeed, router, type Context } from "../trpc";
 
 /** The context events of a tenant, and its context file's state. */
-class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
+export class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
   constructor(
     private readonly services: PulseServices,
     readonly tenantId: string,
@@ -22,30 +23,19 @@ class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
   }
 }
 
-/** The query from a client's cursor; a cursor of another tenant is NOT_FOUND, like one that never existed. */
-async function contextFeedQuery(
-  services: PulseServices,
-  tenantId: string,
-  cursor: { value: string | undefined; field: string },
-): Promise<ContextFeedQuery> {
-  return new ContextFeedQuery(services, tenantId, await resolveCursor(services, tenantId, cursor.value, cursor.field));
-}
+/** The tenant's context events; a cursor of another tenant is NOT_FOUND, like one that never existed. */
+const statusFeed = liveFeed({
+  filter: {},
+  tenantOf: (ctx: Context & { session: Session }) => ctx.session.tenantId,
+  query: (ctx, _filter, start) => new ContextFeedQuery(ctx.services, ctx.session.tenantId, start),
+});
 
 export const contextRouter = router({
   /** Live status of the tenant's context file; same snapshot / resume / resync rules as `agent.onStatus`. */
-  onStatusChanged: authedProcedure
-    .input(z.object({ lastEventId: streamIdSchema.nullish() }).default({}))
-    .subscription(async ({ ctx, input, signal }) => {
-      const query = await contextFeedQuery(ctx.services, ctx.session.tenantId, { value: input.lastEventId ?? undefined, field: "lastEventId" });
-      return trackedFeed(ctx, signal, query);
-    }),
+  onStatusChanged: authedProcedure.input(statusFeed.subscriptionInput).subscription(statusFeed.subscribe),
 
   /** The polling twin of `onStatusChanged`. */
-  events: authedProcedure
-    .input(z.object({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
-    .query(async ({ ctx, input }) =>
-      readEventPage(ctx.services.stream, await contextFeedQuery(ctx.services, ctx.session.tenantId, { value: input.cursor, field: "cursor" }), input.limit, ctx.services.metrics),
-    ),
+  events: authedProcedure.input(statusFeed.pageInput).query(statusFeed.page),
 
   get: authedProcedure.query(({ ctx }) => ctx.services.context.get(ctx.session.tenantId)),
 

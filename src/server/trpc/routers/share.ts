@@ -1,25 +1,20 @@
 import { z } from "zod";
 import { agentTitle } from "../../agents/define-agent";
-import { readEventPage, resolveCursor } from "../../events/feed";
-import { idSchema, streamIdSchema } from "../../events/schema";
+import { idSchema } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
-import type { PulseServices } from "../../pulse";
-import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
+import { authedProcedure, liveFeed, router, sharedRunProcedure, type Context } from "../trpc";
 import { AgentFeedQuery, logPageInput, outputPageInput } from "./agent";
 
 /**
- * The shared run's events only, its snapshot that run and nothing else of the tenant, from
- * a client's cursor; a cursor of another tenant is NOT_FOUND.
+ * The shared run's events only, its snapshot that run and nothing else of the tenant; a
+ * cursor of another tenant is NOT_FOUND.
  */
-async function sharedRunQuery(
-  services: PulseServices,
-  share: ShareGrant,
-  cursor: { value: string | undefined; field: string },
-): Promise<AgentFeedQuery> {
-  const start = await resolveCursor(services, share.tenantId, cursor.value, cursor.field);
-  return new AgentFeedQuery(services, share.tenantId, start, { runId: share.runId });
-}
+const sharedRunFeed = liveFeed({
+  filter: {},
+  tenantOf: (ctx: Context & { share: ShareGrant }) => ctx.share.tenantId,
+  query: (ctx, _filter, start) => new AgentFeedQuery(ctx.services, ctx.share.tenantId, start, { runId: ctx.share.runId }),
+});
 
 /**
  * Read-only share links. A signed-in user creates (and revokes) a link to one run of their
@@ -58,12 +53,7 @@ export const shareRouter = router({
   }),
 
   /** The shared run live: a snapshot, then its events; resumes after `lastEventId` like `agent.onStatus`. */
-  onRun: sharedRunProcedure
-    .input(z.object({ lastEventId: streamIdSchema.nullish() }).default({}))
-    .subscription(async ({ ctx, input, signal }) => {
-      const query = await sharedRunQuery(ctx.services, ctx.share, { value: input.lastEventId ?? undefined, field: "lastEventId" });
-      return trackedFeed(ctx, signal, query);
-    }),
+  onRun: sharedRunProcedure.input(sharedRunFeed.subscriptionInput).subscription(sharedRunFeed.subscribe),
 
   /** The shared run's logs from the database, oldest first, a page at a time (as `agent.logs`). */
   logs: sharedRunProcedure
@@ -76,9 +66,5 @@ export const shareRouter = router({
     .query(({ ctx, input }) => ctx.services.runs.output(ctx.share.tenantId, ctx.share.runId, input)),
 
   /** The polling twin of `onRun`. */
-  events: sharedRunProcedure
-    .input(z.object({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
-    .query(async ({ ctx, input }) =>
-      readEventPage(ctx.services.stream, await sharedRunQuery(ctx.services, ctx.share, { value: input.cursor, field: "cursor" }), input.limit, ctx.services.metrics),
-    ),
+  events: sharedRunProcedure.input(sharedRunFeed.pageInput).query(sharedRunFeed.page),
 });
