@@ -5,6 +5,7 @@ import { TRPCError } from "@trpc/server";
 import { SESSION_COOKIE } from "./auth/session-cookie";
 import { isDatabaseUnavailable } from "./database-unavailable";
 import { clientAddress } from "./http/client-address";
+import { CorsPolicy } from "./http/cors-policy";
 import { HttpCallGate, type CallRefusal } from "./http/http-call-gate";
 import { OriginPolicy } from "./http/origin-policy";
 import { isMalformedPath, loggablePath } from "./http/request-path";
@@ -108,6 +109,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   // COOKIE_SECURE means browsers reach Pulse over HTTPS, even where TLS ends at a proxy before it.
   const originOptions = { trustProxy: security.trustProxy, https: options.secureCookies };
   const gate = new HttpCallGate({ origins, origin: originOptions, limits: security.http });
+  const cors = new CorsPolicy(origins);
   const headers = new SecurityHeaders({ frameAncestors: origins.configured, https: options.secureCookies, allowEval: web?.dev === true });
   const { metrics } = services;
   const registry = new ConnectionRegistry({
@@ -233,6 +235,11 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       return;
     }
     if (path === TRPC_PATH || path.startsWith(`${TRPC_PATH}/`) || path.startsWith(`${TRPC_PATH}?`)) {
+      if (CorsPolicy.isPreflight(req)) {
+        cors.preflight(req, res);
+        return;
+      }
+      cors.allow(req, res);
       const refusal = gate.refusal(req, clientAddress(req, security.trustProxy));
       if (refusal) {
         if (refusal.status === 403) logger.debug({ origin: req.headers.origin?.slice(0, 200), own: requestOrigin(req, originOptions) }, "cookie-authenticated call refused: origin not allowed");

@@ -1,0 +1,57 @@
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentRemote, createQuietTenant, startTestPulse, type TestPulse } from "../src/test/harness";
+import { launchChromium, screenshot } from "./support/browser";
+import { EmbeddedApp } from "./support/embedded-app/embedded-app";
+
+/**
+ * Pulse embedded in a product on another origin: a page served from a second loopback port
+ * calls Pulse over HTTP (CORS) and its WebSocket with a bearer token the product's backend
+ * minted, and shows a run's status live, in a real Chromium.
+ */
+
+const ticker = new AgentRemote("report-writer");
+let browser: Browser;
+let product: EmbeddedApp;
+let pulse: TestPulse;
+let token = "";
+let tenantId = "";
+
+beforeAll(async () => {
+  browser = await launchChromium();
+  product = await EmbeddedApp.start(() => token);
+  pulse = await startTestPulse({ agents: [ticker.definition], security: { allowedOrigins: [product.origin] } });
+  ({ token, tenantId } = await createQuietTenant(pulse));
+});
+afterAll(async () => {
+  ticker.finish();
+  await browser?.close();
+  await pulse?.close();
+  await product?.close();
+});
+
+describe("a product's page on another origin", () => {
+  it("shows a run's status live through Pulse's HTTP API and WebSocket, with a bearer token and no cookie", async () => {
+    const started = await pulse.pulse.services.runs.start(tenantId, ticker.role, { input: {} });
+    const page = await browser.newPage();
+    const refused: string[] = [];
+    page.on("console", (m) => m.type() === "error" && refused.push(m.text()));
+    try {
+      const openedAt = performance.now();
+      await page.goto(`${product.origin}/#pulse=${encodeURIComponent(pulse.baseUrl)}&run=${started.id}`);
+      await expect.poll(() => page.textContent("#role")).toBe(ticker.role);
+      ticker.tick(3);
+      await expect.poll(() => page.textContent("#progress")).toBe("3");
+      const firstLiveMs = performance.now() - openedAt;
+      await expect.poll(() => page.getAttribute("body", "data-live")).toBe("true");
+      ticker.finish();
+      await expect.poll(() => page.textContent("#status")).toBe("completed");
+      await screenshot(page, "cross-origin-embed");
+      expect(refused).toEqual([]);
+      expect(await page.context().cookies(pulse.baseUrl)).toEqual([]);
+      console.info(`cross-origin embed: page bundle ${product.bundleBytes} bytes; page opened to third live progress event in ${Math.round(firstLiveMs)} ms`);
+    } finally {
+      await page.close();
+    }
+  });
+});
