@@ -1,27 +1,37 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentRemote, createQuietTenant, startTestPulse, type TestPulse } from "../src/test/harness";
+import { AgentRemote, startTestPulse, type TestPulse } from "../src/test/harness";
 import { launchChromium, screenshot } from "./support/browser";
 import { EmbeddedApp } from "./support/embedded-app/embedded-app";
 
 /**
  * Pulse embedded in a product on another origin: a page served from a second loopback port
- * calls Pulse over HTTP (CORS) and its WebSocket with a bearer token the product's backend
- * minted, and shows a run's status live, in a real Chromium.
+ * calls Pulse over HTTP (CORS) and its WebSocket with a read-only token the product's
+ * backend minted through the admin API, and shows a run's status live, in a real Chromium.
  */
 
 const ticker = new AgentRemote("report-writer");
 let browser: Browser;
 let product: EmbeddedApp;
 let pulse: TestPulse;
-let token = "";
 let tenantId = "";
+const ADMIN_KEY = "the-product-backend-admin-key-0123456789";
+
+/** The product's token route: its backend asks Pulse's admin API for a read-only token for the signed-in user. */
+async function mintToken(): Promise<{ token: string; tenantId: string }> {
+  const res = await fetch(`${pulse.baseUrl}/api/admin/tokens`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ tenant: { id: "org_42", name: "Org 42" }, user: { id: "user_7" }, access: "read" }),
+  });
+  return (await res.json()) as { token: string; tenantId: string };
+}
 
 beforeAll(async () => {
   browser = await launchChromium();
-  product = await EmbeddedApp.start(() => token);
-  pulse = await startTestPulse({ agents: [ticker.definition], security: { allowedOrigins: [product.origin] } });
-  ({ token, tenantId } = await createQuietTenant(pulse));
+  product = await EmbeddedApp.start(async () => (await mintToken()).token);
+  pulse = await startTestPulse({ agents: [ticker.definition], security: { allowedOrigins: [product.origin] }, admin: { key: ADMIN_KEY } });
+  ({ tenantId } = await mintToken());
 });
 afterAll(async () => {
   ticker.finish();

@@ -4,6 +4,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { TRPCError } from "@trpc/server";
 import { SESSION_COOKIE } from "./auth/session-cookie";
 import { isDatabaseUnavailable } from "./database-unavailable";
+import { AdminEndpoint } from "./http/admin-endpoint";
 import { clientAddress } from "./http/client-address";
 import { CorsPolicy } from "./http/cors-policy";
 import { HttpCallGate, type CallRefusal } from "./http/http-call-gate";
@@ -48,6 +49,8 @@ export interface PulseServerOptions {
    * only; without one, only when `public` opens it to anyone; never when `enabled` is false.
    */
   metrics?: { enabled?: boolean; token?: string; public?: boolean };
+  /** The admin API under /api/admin/ (a product's backend minting tokens): off (404) without `key`. */
+  admin?: { key?: string; tokenTtlSeconds?: number };
 }
 
 export interface PulseServer {
@@ -133,6 +136,14 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     logger,
     reportsPerSecond: security.reportsPerSecond,
     maxBodyBytes: security.maxBodyBytes,
+  });
+
+  const admin = new AdminEndpoint({
+    accounts: services.accounts,
+    adminKey: options.admin?.key,
+    logger,
+    maxBodyBytes: security.maxBodyBytes,
+    defaultTtlSeconds: options.admin?.tokenTtlSeconds ?? 900,
   });
 
   const cookieHeader = (token: string | null, maxAge: number) =>
@@ -232,6 +243,10 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     const reportRun = ReportEndpoint.match(path);
     if (reportRun !== null) {
       void reports.handle(req, res, reportRun);
+      return;
+    }
+    if (AdminEndpoint.matches(path)) {
+      void admin.handle(req, res);
       return;
     }
     if (path === TRPC_PATH || path.startsWith(`${TRPC_PATH}/`) || path.startsWith(`${TRPC_PATH}?`)) {

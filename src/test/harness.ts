@@ -53,6 +53,8 @@ export interface TestPulseOptions {
   bus?: PulseOptions["bus"];
   /** Where Pulse logs; silent unless TEST_LOG_LEVEL says otherwise. */
   logger?: Logger;
+  /** The admin API's key and minted tokens' default lifetime (off without a key). */
+  admin?: { key?: string; tokenTtlSeconds?: number };
 }
 
 export const TEST_SECRET = new TextEncoder().encode("test-secret-that-is-at-least-32-characters-long");
@@ -95,6 +97,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     security: { ...options.security, http: { perIpPerSecond: 1_000_000, perTenantPerSecond: 1_000_000, ...options.security?.http } },
     // Tests scrape the loopback server; the public port's default (no token, no metrics) has its own test.
     metrics: { public: true },
+    ...(options.admin ? { admin: options.admin } : {}),
   });
   await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));
   const { port } = http.server.address() as AddressInfo;

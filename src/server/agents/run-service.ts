@@ -73,6 +73,8 @@ export class RunService {
    * Null when it had already begun.
    */
   async startSetup(tenantId: string): Promise<{ chainId: string; run: StartedRun } | null> {
+    // A deployment without the setup chain's agents registers tenants without one.
+    if (!SETUP_CHAIN.every((role) => this.isExternal(role) || this.deps.roles().includes(role))) return null;
     const tenant = await this.deps.db.tenant.findUnique({ where: { id: tenantId }, select: { name: true } });
     if (!tenant) throw notFound("tenant");
     const [first, ...rest] = SETUP_CHAIN;
@@ -81,9 +83,12 @@ export class RunService {
     return run ? { chainId: options.chainId, run: await this.announce(run, options) } : null;
   }
 
-  /** Tenants whose setup chain never started: a registration or demo seeding cut short before its first run. */
+  /**
+   * Tenants whose setup chain never started: a registration or demo seeding cut short before
+   * its first run. A product's tenants (admin API, `externalId`) start only what they are told to.
+   */
   async tenantsAwaitingSetup(limit = 1_000): Promise<string[]> {
-    const tenants = await this.deps.db.tenant.findMany({ where: { runs: { none: {} } }, orderBy: { createdAt: "asc" }, take: limit, select: { id: true } });
+    const tenants = await this.deps.db.tenant.findMany({ where: { runs: { none: {} }, externalId: null }, orderBy: { createdAt: "asc" }, take: limit, select: { id: true } });
     return tenants.map((t) => t.id);
   }
 

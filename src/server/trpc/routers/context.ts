@@ -3,7 +3,7 @@ import { readEventPage, resolveCursor, type FeedQuery, type FeedStart } from "..
 import { streamIdSchema, type ContextEvent, type PulseEvent } from "../../events/schema";
 import { readContextSnapshot, type ContextSnapshot } from "../../events/snapshot";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, router, trackedFeed } from "../trpc";
+import { authedProcedure, router, trackedFeed, writeProcedure } from "../trpc";
 
 /** The context events of a tenant, and its context file's state. */
 class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
@@ -50,7 +50,7 @@ export const contextRouter = router({
   get: authedProcedure.query(({ ctx }) => ctx.services.context.get(ctx.session.tenantId)),
 
   /** Approves the version the user read; CONFLICT when it is no longer the current, completed one. */
-  approve: authedProcedure
+  approve: writeProcedure
     .input(z.object({ version: z.number().int().min(1).max(1_000_000) }))
     .mutation(({ ctx, input }) => ctx.services.context.approve(ctx.session.tenantId, ctx.session.userId, input.version)),
 });
