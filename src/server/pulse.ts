@@ -147,6 +147,7 @@ export class Pulse {
       redis: command,
       prefix: redisPrefix,
       roles: () => options.agents.map((a) => a.role),
+      inputSchema: (role) => options.agents.find((a) => a.role === role)?.input,
       externalRoles: externalAgentRoles,
       issueReportToken: (grant) => auth.issueReportToken(grant),
     });

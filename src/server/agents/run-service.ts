@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
-import { notFound, PulseError } from "../errors";
+import type { z } from "zod";
+import { describeInputIssues, notFound, PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
 import { CoalescedReads } from "../events/coalesced-reads";
 import { OutputWindows } from "../events/output-windows";
@@ -50,6 +51,8 @@ export class RunService {
       prefix: string;
       /** Roles that have an agent; starting anything else is a BAD_REQUEST. */
       roles: () => readonly string[];
+      /** The input schema a role declared (`defineAgent({ input })`), if any. */
+      inputSchema?: (agentRole: string) => z.ZodType | undefined;
       /** Roles whose agents run outside Pulse and report over HTTP: their runs are not enqueued. */
       externalRoles?: readonly string[];
       /** Signs the run-scoped token an external agent reports with (runs of `externalRoles` only). */
@@ -97,6 +100,7 @@ export class RunService {
     if (!this.isExternal(agentRole) && !this.deps.roles().includes(agentRole)) {
       throw new PulseError("BAD_REQUEST", `agentRole: no agent named "${agentRole}"`);
     }
+    const input = this.validInput(agentRole, options.input ?? {});
     return this.deps.db.$transaction(async (tx) => {
       await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE "id" = ${tenantId} FOR UPDATE`;
       if (onlyIfFirst && (await tx.agentRun.findFirst({ where: { tenantId }, select: { id: true } }))) return null;
@@ -114,10 +118,19 @@ export class RunService {
           agentRole,
           queue: agentRole,
           chainId: options.chainId ?? null,
-          input: (options.input ?? {}) as object,
+          input: input as object,
         },
       });
     });
+  }
+
+  /** The input as the role's schema parsed it; BAD_REQUEST naming each bad field (`input.text: …`) otherwise. */
+  private validInput(agentRole: string, input: Record<string, unknown>): Record<string, unknown> {
+    const schema = this.deps.inputSchema?.(agentRole);
+    if (!schema) return input;
+    const parsed = schema.safeParse(input);
+    if (parsed.success) return parsed.data as Record<string, unknown>;
+    throw new PulseError("BAD_REQUEST", describeInputIssues(parsed.error.issues.map((issue) => ({ ...issue, path: ["input", ...issue.path] }))));
   }
 
   private isExternal(agentRole: string): boolean {
@@ -146,7 +159,8 @@ export class RunService {
         runId: run.id,
         ...(options.chainId ? { chainId: options.chainId } : {}),
         chain: options.chain ?? [],
-        input: options.input ?? {},
+        // As the role's schema parsed it, defaults filled in.
+        input: (run.input ?? {}) as Record<string, unknown>,
       });
     }
     const reportToken = external ? await this.deps.issueReportToken({ tenantId, runId: run.id }) : null;
