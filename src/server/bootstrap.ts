@@ -110,7 +110,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
       },
       externalAgentRoles: env.EXTERNAL_AGENT_ROLES,
       bus: { outputMaxChars: env.RUN_OUTPUT_MAX_CHARS },
-      reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS },
+      reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS, externalTimeoutMs: env.EXTERNAL_AGENT_TIMEOUT_SECONDS * 1000 },
     });
     const db = database;
     return {

@@ -53,6 +53,8 @@ export interface TestPulseOptions {
   bus?: PulseOptions["bus"];
   /** Where Pulse logs; silent unless TEST_LOG_LEVEL says otherwise. */
   logger?: Logger;
+  /** How worker processes end runs the queue lost or whose external agent went silent. */
+  reconcile?: PulseOptions["reconcile"];
   /** The admin API's key and minted tokens' default lifetime (off without a key). */
   admin?: { key?: string; tokenTtlSeconds?: number };
 }
@@ -88,6 +90,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     },
     ...(options.externalAgentRoles ? { externalAgentRoles: options.externalAgentRoles } : {}),
     ...(options.bus ? { bus: options.bus } : {}),
+    ...(options.reconcile ? { reconcile: options.reconcile } : {}),
   });
   const http = createPulseServer({
     pulse,

@@ -11,13 +11,17 @@ export interface RunReconcilerOptions {
   intervalMs: number;
   /** Runs changed more recently than this are left alone (their job may be on its way). */
   graceMs: number;
+  /** An active external agent's run that reported nothing for this long has lost its agent (default: never). */
+  externalTimeoutMs?: number;
 }
 
 /**
  * Ends runs the queue has forgotten. When Redis loses its data (a restart without
  * persistence, a flush), the database still shows runs queued or active whose BullMQ job no
  * longer exists, and no worker will ever report on them; likewise a job BullMQ failed while
- * no worker was there to say so. Each is reported failed, so no run stays "running".
+ * no worker was there to say so. Each is reported failed, so no run stays "running". An
+ * external agent's run has no job: any report it sends is its heartbeat, and one silent for
+ * `externalTimeoutMs` is failed as "agent stopped reporting".
  */
 export class RunReconciler {
   private timer?: NodeJS.Timeout;
@@ -53,6 +57,10 @@ export class RunReconciler {
   }
 
   private async run(now: number): Promise<number> {
+    return (await this.endLostJobs(now)) + (await this.endSilentExternalRuns(now));
+  }
+
+  private async endLostJobs(now: number): Promise<number> {
     const { db, bus, queues, logger } = this.deps;
     let ended = 0;
     try {
@@ -91,6 +99,42 @@ export class RunReconciler {
       }
     } catch (err) {
       logger.warn({ err }, "run reconciliation failed; next pass retries");
+    }
+    return ended;
+  }
+
+  /** Every report an external agent sends changes its run's row (`updatedAt`): a row unchanged for the timeout has lost its agent. */
+  private async endSilentExternalRuns(now: number): Promise<number> {
+    const { db, bus, logger, externalAgentRoles = [] } = this.deps;
+    const timeoutMs = this.options.externalTimeoutMs;
+    if (timeoutMs === undefined || externalAgentRoles.length === 0) return 0;
+    let ended = 0;
+    try {
+      const silent = await db.agentRun.findMany({
+        where: { status: "active", agentRole: { in: [...externalAgentRoles] }, updatedAt: { lt: new Date(now - timeoutMs) } },
+        take: 500,
+        omit: WITHOUT_OUTPUT,
+      });
+      for (const run of silent) {
+        const published = await bus.publish({
+          type: "agent:failed",
+          tenantId: run.tenantId,
+          runId: run.id,
+          jobId: run.jobId,
+          queue: run.queue,
+          agentRole: run.agentRole,
+          attempt: run.attempt,
+          error: `agent stopped reporting: nothing for ${Math.round(timeoutMs / 1000)} s (EXTERNAL_AGENT_TIMEOUT_SECONDS); retry it`,
+          failedAt: new Date(now).toISOString(),
+          willRetry: false,
+        });
+        if (published) {
+          ended += 1;
+          logger.warn({ tenantId: run.tenantId, runId: run.id }, "ended an external agent's run that stopped reporting");
+        }
+      }
+    } catch (err) {
+      logger.warn({ err }, "looking for silent external runs failed; next pass retries");
     }
     return ended;
   }
