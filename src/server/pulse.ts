@@ -1,5 +1,5 @@
 import type { Redis, RedisOptions } from "ioredis";
-import type { AgentDefinition } from "./agents/define-agent";
+import { roleConcurrency, type AgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
@@ -148,6 +148,7 @@ export class Pulse {
       prefix: redisPrefix,
       roles: () => options.agents.map((a) => a.role),
       inputSchema: (role) => options.agents.find((a) => a.role === role)?.input,
+      concurrency: (role) => roleConcurrency(options.agents.find((a) => a.role === role)),
       externalRoles: externalAgentRoles,
       issueReportToken: (grant) => auth.issueReportToken(grant),
     });

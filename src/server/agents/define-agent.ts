@@ -40,7 +40,25 @@ export interface AgentDefinition<TInput = Record<string, unknown>> {
    * next role gets the input its previous role parsed.
    */
   input?: z.ZodType<TInput>;
+  /** Runs of this role one tenant may have queued or running at once (default 1); `agent.run` beyond is CONFLICT. */
+  concurrencyPerTenant?: number;
+  /**
+   * Counts `concurrencyPerTenant` per key of the run's (parsed) input instead of per tenant:
+   * `(input) => input.documentId` allows one summarizer per document, any number of documents.
+   */
+  concurrencyKey?: (input: TInput) => string;
   run(ctx: AgentContext<TInput>): Promise<void>;
+}
+
+/** How many runs of a role may be queued or running at once: per tenant, or per key of their input. */
+export interface RoleConcurrency {
+  perTenant: number;
+  key?: (input: any) => string;
+}
+
+/** A role's concurrency as its definition declares it; one run per tenant when it says nothing (or has no definition). */
+export function roleConcurrency(agent: Pick<AgentDefinition<any>, "concurrencyPerTenant" | "concurrencyKey"> | undefined): RoleConcurrency {
+  return { perTenant: agent?.concurrencyPerTenant ?? 1, ...(agent?.concurrencyKey ? { key: agent.concurrencyKey } : {}) };
 }
 
 /** What dashboards call an agent: its title, or its role when it has none. */

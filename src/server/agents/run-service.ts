@@ -9,6 +9,7 @@ import { OutputWindows } from "../events/output-windows";
 import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type AgentSnapshot, type OutputPage, type RunView } from "../events/snapshot";
 import type { RunStatus } from "../events/schema";
 import { SETUP_CHAIN } from "./chains";
+import type { RoleConcurrency } from "./define-agent";
 import type { AgentQueues } from "./queue";
 
 export interface StartRunOptions {
@@ -53,6 +54,8 @@ export class RunService {
       roles: () => readonly string[];
       /** The input schema a role declared (`defineAgent({ input })`), if any. */
       inputSchema?: (agentRole: string) => z.ZodType | undefined;
+      /** How many runs of a role a tenant may have at once (default: one). */
+      concurrency?: (agentRole: string) => RoleConcurrency;
       /** Roles whose agents run outside Pulse and report over HTTP: their runs are not enqueued. */
       externalRoles?: readonly string[];
       /** Signs the run-scoped token an external agent reports with (runs of `externalRoles` only). */
@@ -104,11 +107,7 @@ export class RunService {
     return this.deps.db.$transaction(async (tx) => {
       await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE "id" = ${tenantId} FOR UPDATE`;
       if (onlyIfFirst && (await tx.agentRun.findFirst({ where: { tenantId }, select: { id: true } }))) return null;
-      const busy = await tx.agentRun.findFirst({
-        where: { tenantId, agentRole, status: { in: ["queued", "active"] } },
-        select: { id: true, status: true },
-      });
-      if (busy) throw new PulseError("CONFLICT", `${agentRole} is already ${busy.status === "active" ? "running" : "queued"} (run ${busy.id})`);
+      await this.assertRoom(tx, tenantId, agentRole, input);
       const id = randomUUID();
       return tx.agentRun.create({
         data: {
@@ -122,6 +121,30 @@ export class RunService {
         },
       });
     });
+  }
+
+  /**
+   * CONFLICT when the role already has as many queued or running runs as it allows, for the
+   * tenant or for this input's concurrency key. Called under the tenant's row lock.
+   */
+  private async assertRoom(tx: Pick<PrismaClient, "agentRun">, tenantId: string, agentRole: string, input: Record<string, unknown>): Promise<void> {
+    const { perTenant, key } = this.deps.concurrency?.(agentRole) ?? { perTenant: 1 };
+    const busy = await tx.agentRun.findMany({
+      where: { tenantId, agentRole, status: { in: ["queued", "active"] } },
+      select: { id: true, status: true, input: true },
+      orderBy: { queuedAt: "asc" },
+      // Without a key only the count matters; with one, every busy run's key is compared.
+      ...(key ? { take: 10_000 } : { take: perTenant }),
+    });
+    const wanted = key?.(input);
+    const same = key ? busy.filter((run) => key((run.input ?? {}) as Record<string, unknown>) === wanted) : busy;
+    if (same.length < perTenant) return;
+    const scope = key ? ` for ${JSON.stringify(wanted)}` : "";
+    if (perTenant === 1) {
+      const run = same[0]!;
+      throw new PulseError("CONFLICT", `${agentRole} is already ${run.status === "active" ? "running" : "queued"}${scope} (run ${run.id})`);
+    }
+    throw new PulseError("CONFLICT", `${agentRole} already has ${perTenant} runs queued or running${scope}, its most at once`);
   }
 
   /** The input as the role's schema parsed it; BAD_REQUEST naming each bad field (`input.text: …`) otherwise. */
