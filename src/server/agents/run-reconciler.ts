@@ -1,4 +1,4 @@
-import type { PrismaClient } from "../../generated/prisma/client";
+import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import type { EventBus } from "../events/bus";
 import { TEXT_LIMITS } from "../events/schema";
 import { WITHOUT_OUTPUT } from "../events/snapshot";
@@ -61,7 +61,7 @@ export class RunReconciler {
   }
 
   private async endLostJobs(now: number): Promise<number> {
-    const { db, bus, queues, logger } = this.deps;
+    const { db, queues, logger } = this.deps;
     let ended = 0;
     try {
       const stale = await db.agentRun.findMany({
@@ -77,22 +77,11 @@ export class RunReconciler {
         const job = await queues.get(run.agentRole).getJob(run.jobId);
         const state = job ? await job.getState() : "missing";
         if (state !== "missing" && state !== "failed" && state !== "unknown") continue;
-        const published = await bus.publish({
-          type: "agent:failed",
-          tenantId: run.tenantId,
-          runId: run.id,
-          jobId: run.jobId,
-          queue: run.queue,
-          agentRole: run.agentRole,
-          attempt: run.attempt,
-          error:
-            state === "failed"
-              ? fitText(`the queue failed this run: ${job?.failedReason ?? "no reason given"}`, TEXT_LIMITS.error)
-              : "this run's job was lost from the queue (was Redis reset?); retry it",
-          failedAt: new Date(now).toISOString(),
-          willRetry: false,
-        });
-        if (published) {
+        const error =
+          state === "failed"
+            ? fitText(`the queue failed this run: ${job?.failedReason ?? "no reason given"}`, TEXT_LIMITS.error)
+            : "this run's job was lost from the queue (was Redis reset?); retry it";
+        if (await this.fail(run, error, now)) {
           ended += 1;
           logger.warn({ tenantId: run.tenantId, runId: run.id, state }, "ended a run the queue no longer runs");
         }
@@ -105,7 +94,7 @@ export class RunReconciler {
 
   /** Every report an external agent sends changes its run's row (`updatedAt`): a row unchanged for the timeout has lost its agent. */
   private async endSilentExternalRuns(now: number): Promise<number> {
-    const { db, bus, logger, externalAgentRoles = [] } = this.deps;
+    const { db, logger, externalAgentRoles = [] } = this.deps;
     const timeoutMs = this.options.externalTimeoutMs;
     if (timeoutMs === undefined || externalAgentRoles.length === 0) return 0;
     let ended = 0;
@@ -116,19 +105,8 @@ export class RunReconciler {
         omit: WITHOUT_OUTPUT,
       });
       for (const run of silent) {
-        const published = await bus.publish({
-          type: "agent:failed",
-          tenantId: run.tenantId,
-          runId: run.id,
-          jobId: run.jobId,
-          queue: run.queue,
-          agentRole: run.agentRole,
-          attempt: run.attempt,
-          error: `agent stopped reporting: nothing for ${Math.round(timeoutMs / 1000)} s (EXTERNAL_AGENT_TIMEOUT_SECONDS); retry it`,
-          failedAt: new Date(now).toISOString(),
-          willRetry: false,
-        });
-        if (published) {
+        const error = `agent stopped reporting: nothing for ${Math.round(timeoutMs / 1000)} s (EXTERNAL_AGENT_TIMEOUT_SECONDS); retry it`;
+        if (await this.fail(run, error, now)) {
           ended += 1;
           logger.warn({ tenantId: run.tenantId, runId: run.id }, "ended an external agent's run that stopped reporting");
         }
@@ -137,5 +115,22 @@ export class RunReconciler {
       logger.warn({ err }, "looking for silent external runs failed; next pass retries");
     }
     return ended;
+  }
+
+  /** Ends the run as failed for good, on every dashboard; false when it had already ended. */
+  private async fail(run: Pick<AgentRun, "tenantId" | "id" | "jobId" | "queue" | "agentRole" | "attempt">, error: string, now: number): Promise<boolean> {
+    const published = await this.deps.bus.publish({
+      type: "agent:failed",
+      tenantId: run.tenantId,
+      runId: run.id,
+      jobId: run.jobId,
+      queue: run.queue,
+      agentRole: run.agentRole,
+      attempt: run.attempt,
+      error,
+      failedAt: new Date(now).toISOString(),
+      willRetry: false,
+    });
+    return published !== null;
   }
 }
