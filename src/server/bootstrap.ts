@@ -121,6 +121,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
         socketTokenTtlSeconds: env.SOCKET_TOKEN_TTL_SECONDS,
         reportTokenTtlSeconds: env.REPORT_TOKEN_TTL_HOURS * 3600,
         shareLinkMaxTtlSeconds: env.SHARE_LINK_MAX_HOURS * 3600,
+        registration: env.PULSE_REGISTRATION,
         login: {
           maxPerAccount: env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
           maxPerIp: env.LOGIN_MAX_ATTEMPTS_PER_IP,
@@ -129,7 +130,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
       },
       externalAgentRoles: env.EXTERNAL_AGENT_ROLES,
       bus: { outputMaxChars: env.RUN_OUTPUT_MAX_CHARS },
-      reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS },
+      reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS, externalTimeoutMs: env.EXTERNAL_AGENT_TIMEOUT_SECONDS * 1000 },
     });
     const db = database;
     return {
@@ -161,6 +162,7 @@ export async function listenPulse(env: Env, pulse: Pulse, logger: Logger, web?: 
     secureCookies: env.COOKIE_SECURE,
     security: serverSecurity(env),
     metrics: { enabled: env.METRICS_ENABLED, public: env.METRICS_PUBLIC, ...(env.METRICS_TOKEN ? { token: env.METRICS_TOKEN } : {}) },
+    admin: { tokenTtlSeconds: env.PULSE_TOKEN_TTL_SECONDS, ...(env.PULSE_ADMIN_KEY ? { key: env.PULSE_ADMIN_KEY } : {}) },
   });
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);

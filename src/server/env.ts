@@ -98,6 +98,12 @@ export const envSchema = z.object({
   PULSE_WEB: flag(true),
   /** Create the demo tenant and user on start. */
   PULSE_DEMO: flag(true),
+  /** Let anyone create a tenant with `auth.register` (false: tenants come from the admin API, or the demo). */
+  PULSE_REGISTRATION: flag(true),
+  /** Key of the admin API (`/api/admin/…`) a product's backend calls to keep its tenants and users and mint their tokens; unset: the API answers 404. */
+  PULSE_ADMIN_KEY: z.string().min(32, { message: "must be at least 32 characters" }).max(512).optional(),
+  /** Lifetime of a token minted through the admin API unless the call names one (at most a day). */
+  PULSE_TOKEN_TTL_SECONDS: int(900, 60, 86_400),
   /** Scales the simulated work of the demo agents (0.1 = ten times faster). */
   DEMO_SPEED: z.coerce.number({ message: "must be a number" }).positive({ message: "must be above 0" }).default(1),
   /** Probability that a demo agent's first attempt fails and is retried. */
@@ -166,6 +172,8 @@ export const envSchema = z.object({
   SHARE_LINK_MAX_HOURS: int(24 * 7, 1, 24 * 365),
   /** Characters of an attempt's output a run keeps; past it, the oldest are dropped. */
   RUN_OUTPUT_MAX_CHARS: int(1_048_576, 65_536, 64 * 1_048_576),
+  /** An active external agent's run that reports nothing for this long fails as "agent stopped reporting". */
+  EXTERNAL_AGENT_TIMEOUT_SECONDS: int(300, 1, 7 * 86_400),
   /** Roles run by agents outside Pulse, reporting over HTTP; their runs are not queued on BullMQ. */
   EXTERNAL_AGENT_ROLES: list(
     z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, { message: "must list roles in lowercase letters, digits and dashes" }),
@@ -197,6 +205,10 @@ export const envSchema = z.object({
     message: "must be less than SOCKET_TOKEN_TTL_SECONDS, or sockets are never asked to refresh their token",
     path: ["WS_TOKEN_REFRESH_LEAD_SECONDS"],
   })
+  .refine((env) => env.WS_TOKEN_REFRESH_LEAD_SECONDS < env.PULSE_TOKEN_TTL_SECONDS, {
+    message: "must be more than WS_TOKEN_REFRESH_LEAD_SECONDS, or sockets with minted tokens are asked to refresh at once",
+    path: ["PULSE_TOKEN_TTL_SECONDS"],
+  })
   .refine((env) => env.NODE_ENV !== "production" || env.REDIS_URL !== undefined || env.REDIS_CLUSTER_NODES.length > 0, {
     message: "is required when NODE_ENV=production, or REDIS_CLUSTER_NODES (a private redis-server is for a local install only)",
     path: ["REDIS_URL"],
@@ -223,7 +235,7 @@ export class EnvError extends Error {
 }
 
 /** Variables whose values are never repeated in an error message. */
-const SECRET_VARIABLES = new Set(["AUTH_SECRET", "METRICS_TOKEN", "REDIS_CLUSTER_PASSWORD"]);
+const SECRET_VARIABLES = new Set(["AUTH_SECRET", "METRICS_TOKEN", "PULSE_ADMIN_KEY", "REDIS_CLUSTER_PASSWORD"]);
 
 /** A bad value as the error message may show it: secrets hidden, and a URL's password too. */
 function shown(name: string, value: string): string {

@@ -4,7 +4,9 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { TRPCError } from "@trpc/server";
 import { SESSION_COOKIE } from "./auth/session-cookie";
 import { isDatabaseUnavailable } from "./database-unavailable";
+import { AdminEndpoint } from "./http/admin-endpoint";
 import { clientAddress } from "./http/client-address";
+import { CorsPolicy } from "./http/cors-policy";
 import { HttpCallGate, type CallRefusal } from "./http/http-call-gate";
 import { OriginPolicy } from "./http/origin-policy";
 import { isMalformedPath, loggablePath } from "./http/request-path";
@@ -48,6 +50,8 @@ export interface PulseServerOptions {
    * only; without one, only when `public` opens it to anyone; never when `enabled` is false.
    */
   metrics?: { enabled?: boolean; token?: string; public?: boolean };
+  /** The admin API under /api/admin/ (a product's backend minting tokens): off (404) without `key`. */
+  admin?: { key?: string; tokenTtlSeconds?: number };
 }
 
 export interface PulseServer {
@@ -111,6 +115,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
   // COOKIE_SECURE means browsers reach Pulse over HTTPS, even where TLS ends at a proxy before it.
   const originOptions = { trustProxy: security.trustProxy, https: options.secureCookies };
   const gate = new HttpCallGate({ origins, origin: originOptions, limits: security.http });
+  const cors = new CorsPolicy(origins);
   const headers = new SecurityHeaders({ frameAncestors: origins.configured, https: options.secureCookies, allowEval: web?.dev === true });
   const { metrics } = services;
   const registry = new ConnectionRegistry({
@@ -134,6 +139,14 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     logger,
     reportsPerSecond: security.reportsPerSecond,
     maxBodyBytes: security.maxBodyBytes,
+  });
+
+  const admin = new AdminEndpoint({
+    accounts: services.accounts,
+    adminKey: options.admin?.key,
+    logger,
+    maxBodyBytes: security.maxBodyBytes,
+    defaultTtlSeconds: options.admin?.tokenTtlSeconds ?? 900,
   });
 
   const cookieHeader = (token: string | null, maxAge: number) =>
@@ -250,7 +263,16 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       void reports.handle(req, res, reportRun);
       return;
     }
+    if (AdminEndpoint.matches(path)) {
+      void admin.handle(req, res);
+      return;
+    }
     if (path === TRPC_PATH || path.startsWith(`${TRPC_PATH}/`) || path.startsWith(`${TRPC_PATH}?`)) {
+      if (CorsPolicy.isPreflight(req)) {
+        cors.preflight(req, res);
+        return;
+      }
+      cors.allow(req, res);
       const refusal = gate.refusal(req, clientAddress(req, security.trustProxy));
       if (refusal) {
         if (refusal.status === 403) logger.debug({ origin: req.headers.origin?.slice(0, 200), own: requestOrigin(req, originOptions) }, "cookie-authenticated call refused: origin not allowed");

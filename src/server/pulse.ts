@@ -1,4 +1,4 @@
-import type { AgentDefinition } from "./agents/define-agent";
+import { roleConcurrency, type AgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
@@ -7,6 +7,7 @@ import { AgentWorkerPool, type AgentWorkerOptions, type WorkerPoolCloseOptions }
 import { WorkerBackoff } from "./agents/worker-backoff";
 import { AuthService, type AuthOptions } from "./auth/auth-service";
 import { LoginThrottle, type LoginThrottleOptions } from "./auth/login-throttle";
+import { ProductAccounts } from "./auth/product-accounts";
 import { RevocationChannel } from "./auth/revocation-channel";
 import { ShareLinkService } from "./auth/share-link-service";
 import { ContextService } from "./context/context-service";
@@ -39,6 +40,8 @@ export interface PulseOptions {
   auth: AuthOptions & {
     /** Longest lifetime of a share link. */
     shareLinkMaxTtlSeconds?: number;
+    /** Whether `auth.register` creates tenants (default true). */
+    registration?: boolean;
     login?: Partial<LoginThrottleOptions>;
   };
   /** Roles whose agents run outside Pulse and report over HTTP with their run's token. */
@@ -65,6 +68,10 @@ export interface PulseServices {
   context: ContextService;
   auth: AuthService;
   shares: ShareLinkService;
+  /** A product's tenants and users by its own ids, and the tokens minted for them (admin API). */
+  accounts: ProductAccounts;
+  /** Whether `auth.register` may create tenants (PULSE_REGISTRATION). */
+  registrationOpen: boolean;
   /** Logouts, removed users and stopped share links, told to every process's open connections. */
   revocations: RevocationChannel;
   loginThrottle: LoginThrottle;
@@ -132,6 +139,7 @@ export class Pulse {
     const revocations = new RevocationChannel({ publisher: command, subscriber: () => this.connect("revocations"), channel: `${redisPrefix}:revoked`, logger });
     const auth = new AuthService(db, options.auth, revocations);
     const externalAgentRoles = options.externalAgentRoles ?? [];
+    const shares = new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }, revocations);
     const runs = new RunService({
       db,
       bus,
@@ -139,6 +147,8 @@ export class Pulse {
       redis: command,
       prefix: redisPrefix,
       roles: () => options.agents.map((a) => a.role),
+      inputSchema: (role) => options.agents.find((a) => a.role === role)?.input,
+      concurrency: (role) => roleConcurrency(options.agents.find((a) => a.role === role)),
       externalRoles: externalAgentRoles,
       issueReportToken: (grant) => auth.issueReportToken(grant),
     });
@@ -152,7 +162,9 @@ export class Pulse {
       runs,
       context: new ContextService({ db, bus }),
       auth,
-      shares: new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }, revocations),
+      shares,
+      accounts: new ProductAccounts(db, auth, shares, { minTtlSeconds: 60, maxTtlSeconds: 86_400 }),
+      registrationOpen: options.auth.registration ?? true,
       revocations,
       loginThrottle: new LoginThrottle(command, redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
       reports: new ExternalReportService({ db, bus, externalRoles: externalAgentRoles }),

@@ -55,6 +55,10 @@ export interface TestPulseOptions {
   logger?: Logger;
   /** The Redis to use (default: `testRedisTarget()`). */
   redis?: RedisTarget;
+  /** How worker processes end runs the queue lost or whose external agent went silent. */
+  reconcile?: PulseOptions["reconcile"];
+  /** The admin API's key and minted tokens' default lifetime (off without a key). */
+  admin?: { key?: string; tokenTtlSeconds?: number };
 }
 
 /** The test cluster started by the global setup (three masters, one replica each). */
@@ -108,6 +112,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     },
     ...(options.externalAgentRoles ? { externalAgentRoles: options.externalAgentRoles } : {}),
     ...(options.bus ? { bus: options.bus } : {}),
+    ...(options.reconcile ? { reconcile: options.reconcile } : {}),
   });
   const http = createPulseServer({
     pulse,
@@ -117,6 +122,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     security: { ...options.security, http: { perIpPerSecond: 1_000_000, perTenantPerSecond: 1_000_000, ...options.security?.http } },
     // Tests scrape the loopback server; the public port's default (no token, no metrics) has its own test.
     metrics: { public: true },
+    ...(options.admin ? { admin: options.admin } : {}),
   });
   await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));
   const { port } = http.server.address() as AddressInfo;

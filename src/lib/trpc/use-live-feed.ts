@@ -12,6 +12,8 @@ export interface FeedEntry<TItem> {
 export interface FeedPage<TItem> {
   items: FeedEntry<TItem>[];
   cursor: string;
+  /** The server has more after `cursor`: poll again at once. */
+  more: boolean;
 }
 
 const POLL_INTERVAL_MS = 2_000;
@@ -75,8 +77,8 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
         const page = await optionsRef.current.fetchPage(pollCursor.current ?? undefined);
         if (stopped) return;
         for (const entry of page.items) apply(entry);
-        // The page's cursor also passes events the filter left out.
-        caughtUp = pollCursor.current === page.cursor || page.items.length === 0;
+        // The page's cursor also passes events the filter left out; `more` says later ones wait, even after an empty page.
+        caughtUp = !page.more;
         if (pollCursor.current === null || compareStreamIds(page.cursor, pollCursor.current) > 0) pollCursor.current = page.cursor;
         monitor.pollSucceeded();
       } catch (error) {

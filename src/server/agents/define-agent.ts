@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import type { LogLevel, RunPhase } from "../events/schema";
 
 /** What an agent's `run` gets: its job, ways to report, and a signal for cancellation. */
@@ -33,7 +34,31 @@ export interface AgentDefinition<TInput = Record<string, unknown>> {
   title?: string;
   /** Jobs one worker process runs at once for this role (default: WORKER_CONCURRENCY). */
   concurrency?: number;
+  /**
+   * The input a run takes, checked when it is started (`agent.run` answers BAD_REQUEST naming
+   * the field) rather than by the agent's attempts; `ctx.input` is what it parsed. A chain's
+   * next role gets the input its previous role parsed.
+   */
+  input?: z.ZodType<TInput>;
+  /** Runs of this role one tenant may have queued or running at once (default 1); `agent.run` beyond is CONFLICT. */
+  concurrencyPerTenant?: number;
+  /**
+   * Counts `concurrencyPerTenant` per key of the run's (parsed) input instead of per tenant:
+   * `(input) => input.documentId` allows one summarizer per document, any number of documents.
+   */
+  concurrencyKey?: (input: TInput) => string;
   run(ctx: AgentContext<TInput>): Promise<void>;
+}
+
+/** How many runs of a role may be queued or running at once: per tenant, or per key of their input. */
+export interface RoleConcurrency {
+  perTenant: number;
+  key?: (input: any) => string;
+}
+
+/** A role's concurrency as its definition declares it; one run per tenant when it says nothing (or has no definition). */
+export function roleConcurrency(agent: Pick<AgentDefinition<any>, "concurrencyPerTenant" | "concurrencyKey"> | undefined): RoleConcurrency {
+  return { perTenant: agent?.concurrencyPerTenant ?? 1, ...(agent?.concurrencyKey ? { key: agent.concurrencyKey } : {}) };
 }
 
 /** What dashboards call an agent: its title, or its role when it has none. */
@@ -41,8 +66,12 @@ export function agentTitle(agents: readonly Pick<AgentDefinition, "role" | "titl
   return agents.find((a) => a.role === role)?.title ?? role;
 }
 
-/** Declares an agent; `createAgentWorker` turns it into a BullMQ worker. */
-export function defineAgent<TInput = Record<string, unknown>>(definition: AgentDefinition<TInput>): AgentDefinition<TInput> {
+/** Declares an agent; `createAgentWorker` turns it into a BullMQ worker. With `input`, `ctx.input` has the schema's type. */
+export function defineAgent<TSchema extends z.ZodType<Record<string, unknown>>>(
+  definition: Omit<AgentDefinition<z.output<TSchema>>, "input"> & { input: TSchema },
+): AgentDefinition<z.output<TSchema>>;
+export function defineAgent<TInput = Record<string, unknown>>(definition: AgentDefinition<TInput>): AgentDefinition<TInput>;
+export function defineAgent(definition: AgentDefinition<any>): AgentDefinition<any> {
   return definition;
 }
 

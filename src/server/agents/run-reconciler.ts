@@ -1,4 +1,4 @@
-import type { PrismaClient } from "../../generated/prisma/client";
+import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import type { EventBus } from "../events/bus";
 import { TEXT_LIMITS } from "../events/schema";
 import { WITHOUT_OUTPUT } from "../events/snapshot";
@@ -11,13 +11,17 @@ export interface RunReconcilerOptions {
   intervalMs: number;
   /** Runs changed more recently than this are left alone (their job may be on its way). */
   graceMs: number;
+  /** An active external agent's run that reported nothing for this long has lost its agent (default: never). */
+  externalTimeoutMs?: number;
 }
 
 /**
  * Ends runs the queue has forgotten. When Redis loses its data (a restart without
  * persistence, a flush), the database still shows runs queued or active whose BullMQ job no
  * longer exists, and no worker will ever report on them; likewise a job BullMQ failed while
- * no worker was there to say so. Each is reported failed, so no run stays "running".
+ * no worker was there to say so. Each is reported failed, so no run stays "running". An
+ * external agent's run has no job: any report it sends is its heartbeat, and one silent for
+ * `externalTimeoutMs` is failed as "agent stopped reporting".
  */
 export class RunReconciler {
   private timer?: NodeJS.Timeout;
@@ -53,7 +57,11 @@ export class RunReconciler {
   }
 
   private async run(now: number): Promise<number> {
-    const { db, bus, queues, logger } = this.deps;
+    return (await this.endLostJobs(now)) + (await this.endSilentExternalRuns(now));
+  }
+
+  private async endLostJobs(now: number): Promise<number> {
+    const { db, queues, logger } = this.deps;
     let ended = 0;
     try {
       const stale = await db.agentRun.findMany({
@@ -69,22 +77,11 @@ export class RunReconciler {
         const job = await queues.get(run.agentRole).getJob(run.jobId);
         const state = job ? await job.getState() : "missing";
         if (state !== "missing" && state !== "failed" && state !== "unknown") continue;
-        const published = await bus.publish({
-          type: "agent:failed",
-          tenantId: run.tenantId,
-          runId: run.id,
-          jobId: run.jobId,
-          queue: run.queue,
-          agentRole: run.agentRole,
-          attempt: run.attempt,
-          error:
-            state === "failed"
-              ? fitText(`the queue failed this run: ${job?.failedReason ?? "no reason given"}`, TEXT_LIMITS.error)
-              : "this run's job was lost from the queue (was Redis reset?); retry it",
-          failedAt: new Date(now).toISOString(),
-          willRetry: false,
-        });
-        if (published) {
+        const error =
+          state === "failed"
+            ? fitText(`the queue failed this run: ${job?.failedReason ?? "no reason given"}`, TEXT_LIMITS.error)
+            : "this run's job was lost from the queue (was Redis reset?); retry it";
+        if (await this.fail(run, error, now)) {
           ended += 1;
           logger.warn({ tenantId: run.tenantId, runId: run.id, state }, "ended a run the queue no longer runs");
         }
@@ -93,5 +90,47 @@ export class RunReconciler {
       logger.warn({ err }, "run reconciliation failed; next pass retries");
     }
     return ended;
+  }
+
+  /** Every report an external agent sends changes its run's row (`updatedAt`): a row unchanged for the timeout has lost its agent. */
+  private async endSilentExternalRuns(now: number): Promise<number> {
+    const { db, logger, externalAgentRoles = [] } = this.deps;
+    const timeoutMs = this.options.externalTimeoutMs;
+    if (timeoutMs === undefined || externalAgentRoles.length === 0) return 0;
+    let ended = 0;
+    try {
+      const silent = await db.agentRun.findMany({
+        where: { status: "active", agentRole: { in: [...externalAgentRoles] }, updatedAt: { lt: new Date(now - timeoutMs) } },
+        take: 500,
+        omit: WITHOUT_OUTPUT,
+      });
+      for (const run of silent) {
+        const error = `agent stopped reporting: nothing for ${Math.round(timeoutMs / 1000)} s (EXTERNAL_AGENT_TIMEOUT_SECONDS); retry it`;
+        if (await this.fail(run, error, now)) {
+          ended += 1;
+          logger.warn({ tenantId: run.tenantId, runId: run.id }, "ended an external agent's run that stopped reporting");
+        }
+      }
+    } catch (err) {
+      logger.warn({ err }, "looking for silent external runs failed; next pass retries");
+    }
+    return ended;
+  }
+
+  /** Ends the run as failed for good, on every dashboard; false when it had already ended. */
+  private async fail(run: Pick<AgentRun, "tenantId" | "id" | "jobId" | "queue" | "agentRole" | "attempt">, error: string, now: number): Promise<boolean> {
+    const published = await this.deps.bus.publish({
+      type: "agent:failed",
+      tenantId: run.tenantId,
+      runId: run.id,
+      jobId: run.jobId,
+      queue: run.queue,
+      agentRole: run.agentRole,
+      attempt: run.attempt,
+      error,
+      failedAt: new Date(now).toISOString(),
+      willRetry: false,
+    });
+    return published !== null;
   }
 }

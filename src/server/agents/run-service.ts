@@ -1,13 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { RedisClient } from "../redis";
 import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
-import { notFound, PulseError } from "../errors";
+import type { z } from "zod";
+import { describeInputIssues, notFound, PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
 import { CoalescedReads } from "../events/coalesced-reads";
 import { OutputWindows } from "../events/output-windows";
 import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type AgentSnapshot, type OutputPage, type RunView } from "../events/snapshot";
 import type { RunStatus } from "../events/schema";
 import { SETUP_CHAIN } from "./chains";
+import type { RoleConcurrency } from "./define-agent";
 import type { AgentQueues } from "./queue";
 
 export interface StartRunOptions {
@@ -50,6 +52,10 @@ export class RunService {
       prefix: string;
       /** Roles that have an agent; starting anything else is a BAD_REQUEST. */
       roles: () => readonly string[];
+      /** The input schema a role declared (`defineAgent({ input })`), if any. */
+      inputSchema?: (agentRole: string) => z.ZodType | undefined;
+      /** How many runs of a role a tenant may have at once (default: one). */
+      concurrency?: (agentRole: string) => RoleConcurrency;
       /** Roles whose agents run outside Pulse and report over HTTP: their runs are not enqueued. */
       externalRoles?: readonly string[];
       /** Signs the run-scoped token an external agent reports with (runs of `externalRoles` only). */
@@ -73,6 +79,8 @@ export class RunService {
    * Null when it had already begun.
    */
   async startSetup(tenantId: string): Promise<{ chainId: string; run: StartedRun } | null> {
+    // A deployment without the setup chain's agents registers tenants without one.
+    if (!SETUP_CHAIN.every((role) => this.isExternal(role) || this.deps.roles().includes(role))) return null;
     const tenant = await this.deps.db.tenant.findUnique({ where: { id: tenantId }, select: { name: true } });
     if (!tenant) throw notFound("tenant");
     const [first, ...rest] = SETUP_CHAIN;
@@ -81,9 +89,12 @@ export class RunService {
     return run ? { chainId: options.chainId, run: await this.announce(run, options) } : null;
   }
 
-  /** Tenants whose setup chain never started: a registration or demo seeding cut short before its first run. */
+  /**
+   * Tenants whose setup chain never started: a registration or demo seeding cut short before
+   * its first run. A product's tenants (admin API, `externalId`) start only what they are told to.
+   */
   async tenantsAwaitingSetup(limit = 1_000): Promise<string[]> {
-    const tenants = await this.deps.db.tenant.findMany({ where: { runs: { none: {} } }, orderBy: { createdAt: "asc" }, take: limit, select: { id: true } });
+    const tenants = await this.deps.db.tenant.findMany({ where: { runs: { none: {} }, externalId: null }, orderBy: { createdAt: "asc" }, take: limit, select: { id: true } });
     return tenants.map((t) => t.id);
   }
 
@@ -92,14 +103,11 @@ export class RunService {
     if (!this.isExternal(agentRole) && !this.deps.roles().includes(agentRole)) {
       throw new PulseError("BAD_REQUEST", `agentRole: no agent named "${agentRole}"`);
     }
+    const input = this.validInput(agentRole, options.input ?? {});
     return this.deps.db.$transaction(async (tx) => {
       await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE "id" = ${tenantId} FOR UPDATE`;
       if (onlyIfFirst && (await tx.agentRun.findFirst({ where: { tenantId }, select: { id: true } }))) return null;
-      const busy = await tx.agentRun.findFirst({
-        where: { tenantId, agentRole, status: { in: ["queued", "active"] } },
-        select: { id: true, status: true },
-      });
-      if (busy) throw new PulseError("CONFLICT", `${agentRole} is already ${busy.status === "active" ? "running" : "queued"} (run ${busy.id})`);
+      await this.assertRoom(tx, tenantId, agentRole, input);
       const id = randomUUID();
       return tx.agentRun.create({
         data: {
@@ -109,10 +117,43 @@ export class RunService {
           agentRole,
           queue: agentRole,
           chainId: options.chainId ?? null,
-          input: (options.input ?? {}) as object,
+          input: input as object,
         },
       });
     });
+  }
+
+  /**
+   * CONFLICT when the role already has as many queued or running runs as it allows, for the
+   * tenant or for this input's concurrency key. Called under the tenant's row lock.
+   */
+  private async assertRoom(tx: Pick<PrismaClient, "agentRun">, tenantId: string, agentRole: string, input: Record<string, unknown>): Promise<void> {
+    const { perTenant, key } = this.deps.concurrency?.(agentRole) ?? { perTenant: 1 };
+    const busy = await tx.agentRun.findMany({
+      where: { tenantId, agentRole, status: { in: ["queued", "active"] } },
+      select: { id: true, status: true, input: true },
+      orderBy: { queuedAt: "asc" },
+      // Without a key only the count matters; with one, every busy run's key is compared.
+      ...(key ? { take: 10_000 } : { take: perTenant }),
+    });
+    const wanted = key?.(input);
+    const same = key ? busy.filter((run) => key((run.input ?? {}) as Record<string, unknown>) === wanted) : busy;
+    if (same.length < perTenant) return;
+    const scope = key ? ` for ${JSON.stringify(wanted)}` : "";
+    if (perTenant === 1) {
+      const run = same[0]!;
+      throw new PulseError("CONFLICT", `${agentRole} is already ${run.status === "active" ? "running" : "queued"}${scope} (run ${run.id})`);
+    }
+    throw new PulseError("CONFLICT", `${agentRole} already has ${perTenant} runs queued or running${scope}, its most at once`);
+  }
+
+  /** The input as the role's schema parsed it; BAD_REQUEST naming each bad field (`input.text: …`) otherwise. */
+  private validInput(agentRole: string, input: Record<string, unknown>): Record<string, unknown> {
+    const schema = this.deps.inputSchema?.(agentRole);
+    if (!schema) return input;
+    const parsed = schema.safeParse(input);
+    if (parsed.success) return parsed.data as Record<string, unknown>;
+    throw new PulseError("BAD_REQUEST", describeInputIssues(parsed.error.issues.map((issue) => ({ ...issue, path: ["input", ...issue.path] }))));
   }
 
   private isExternal(agentRole: string): boolean {
@@ -141,7 +182,8 @@ export class RunService {
         runId: run.id,
         ...(options.chainId ? { chainId: options.chainId } : {}),
         chain: options.chain ?? [],
-        input: options.input ?? {},
+        // As the role's schema parsed it, defaults filled in.
+        input: (run.input ?? {}) as Record<string, unknown>,
       });
     }
     const reportToken = external ? await this.deps.issueReportToken({ tenantId, runId: run.id }) : null;

@@ -6,17 +6,25 @@ import { passwordProblem } from "./password-policy";
 import type { RevocationPublisher } from "./revocation-channel";
 import { TokenSigner, type TokenKind } from "./token-signer";
 
+/**
+ * What a session's tokens may do: `write` starts, cancels, retries and approves (a signed-in
+ * user, or a token minted with it); `read` only reads and watches (FORBIDDEN otherwise).
+ */
+export type SessionAccess = "read" | "write";
+
 /** Who is calling, as proven by a verified token. The tenant comes from here and nowhere else. */
 export interface Session {
   userId: string;
   tenantId: string;
+  /** Empty for a product's user known by its external id only (admin API). */
   email: string;
   /** The database session the token names; logging out revokes it. */
   sessionId: string;
+  access: SessionAccess;
 }
 
 /** A user and the tenant it belongs to. */
-export type Account = Omit<Session, "sessionId">;
+export type Account = Omit<Session, "sessionId" | "access">;
 
 /** Emails are compared as typed, less surrounding spaces and case. */
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
@@ -92,7 +100,8 @@ export class AuthService {
   async login(input: { email: string; password: string }): Promise<Session> {
     const email = normalizeEmail(input.email);
     const user = await this.db.user.findUnique({ where: { email } });
-    const valid = user ? await verify(user.passwordHash, input.password) : await hash(input.password).then(() => false);
+    // A user without a password (created by the admin API) is answered like an unknown email.
+    const valid = user?.passwordHash ? await verify(user.passwordHash, input.password) : await hash(input.password).then(() => false);
     if (!user || !valid) throw new PulseError("UNAUTHORIZED", "wrong email or password");
     return this.openSession({ userId: user.id, tenantId: user.tenantId, email });
   }
@@ -146,13 +155,17 @@ export class AuthService {
     }
   }
 
-  /** Records a new session for a user; its tokens are valid until it expires or is revoked. */
-  async openSession(user: Account): Promise<Session> {
+  /**
+   * Records a new session for a user; its tokens are valid until it expires or is revoked.
+   * Sessions minted for a product's user (admin API) pass their own access and lifetime.
+   */
+  async openSession(user: Account, options: { access?: SessionAccess; ttlSeconds?: number } = {}): Promise<Session> {
     const id = newSecretId();
+    const ttlSeconds = options.ttlSeconds ?? this.options.sessionTtlSeconds;
     await this.db.session.create({
-      data: { id, userId: user.userId, tenantId: user.tenantId, expiresAt: new Date(Date.now() + this.options.sessionTtlSeconds * 1000) },
+      data: { id, userId: user.userId, tenantId: user.tenantId, expiresAt: new Date(Date.now() + ttlSeconds * 1000) },
     });
-    return { ...user, sessionId: id };
+    return { ...user, sessionId: id, access: options.access ?? "write" };
   }
 
   /** Logs a session out everywhere: its session and socket tokens stop verifying, and its open connections end. */
@@ -170,8 +183,8 @@ export class AuthService {
     await this.revocations?.publish({ kind: "user", id: userId });
   }
 
-  async issueSessionToken(session: Session): Promise<string> {
-    return (await this.signer.sign("session", session.userId, userClaims(session), this.options.sessionTtlSeconds)).token;
+  async issueSessionToken(session: Session, ttlSeconds = this.options.sessionTtlSeconds): Promise<string> {
+    return (await this.signer.sign("session", session.userId, userClaims(session), ttlSeconds)).token;
   }
 
   /** A short-lived token for the WebSocket: the session cookie is httpOnly, so scripts ask for this. */
@@ -205,7 +218,7 @@ export class AuthService {
     const verified = await this.signer.verify(token, kinds);
     if (!verified) return null;
     const now = new Date();
-    const { tid, sid, email, rid } = verified.claims;
+    const { tid, sid, email = "", rid, acc } = verified.claims;
     if (verified.kind === "share") {
       if (!tid || !rid) return null;
       const link = await this.db.shareLink.findFirst({
@@ -215,13 +228,13 @@ export class AuthService {
       if (!link) return null;
       return { kind: "share", share: { shareId: link.id, tenantId: tid, runId: rid }, expiresAt: verified.expiresAt, endsAt: link.expiresAt.getTime() };
     }
-    if (!tid || !sid || !email) return null;
+    if (!tid || !sid) return null;
     const session = await this.db.session.findFirst({
       where: { id: sid, userId: verified.subject, tenantId: tid, revokedAt: null, expiresAt: { gt: now } },
       select: { id: true, expiresAt: true },
     });
     if (!session) return null;
-    const user = { userId: verified.subject, tenantId: tid, email, sessionId: sid };
+    const user: Session = { userId: verified.subject, tenantId: tid, email, sessionId: sid, access: acc === "read" ? "read" : "write" };
     return { kind: "user", session: user, expiresAt: verified.expiresAt, endsAt: session.expiresAt.getTime() };
   }
 
@@ -255,8 +268,14 @@ export class AuthService {
   }
 }
 
+/** A read-only session says so in its tokens (`acc`); tokens without the claim, every signed-in user's, may write. */
 function userClaims(session: Session): Record<string, string> {
-  return { tid: session.tenantId, sid: session.sessionId, email: session.email };
+  return {
+    tid: session.tenantId,
+    sid: session.sessionId,
+    ...(session.email ? { email: session.email } : {}),
+    ...(session.access === "read" ? { acc: "read" } : {}),
+  };
 }
 
 function chunks<T>(items: T[], size: number): T[][] {

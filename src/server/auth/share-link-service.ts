@@ -42,7 +42,7 @@ export class ShareLinkService {
   ) {}
 
   /** A link to one of the caller's tenant's runs; another tenant's run is NOT_FOUND, like a missing one. */
-  async create(session: Session, runId: string, ttlSeconds: number): Promise<CreatedShareLink> {
+  async create(session: Pick<Session, "tenantId" | "userId">, runId: string, ttlSeconds: number): Promise<CreatedShareLink> {
     if (ttlSeconds > this.options.maxTtlSeconds) {
       throw new PulseError("BAD_REQUEST", `expiresInMinutes: at most ${Math.floor(this.options.maxTtlSeconds / 60)}`);
     }

@@ -240,7 +240,12 @@ export interface EventPage<TEvent extends PulseEvent, TSnapshot> {
   items: IdentifiedItem<TEvent, TSnapshot>[];
   /** Pass back as `cursor` to continue exactly after this page. */
   cursor: string;
+  /** True when the stream holds more after `cursor`: ask again at once (the page may even be empty), not after the polling interval. */
+  more: boolean;
 }
+
+/** Stream pages one filtered poll reads at most looking for a matching event, so a quiet filter on a busy tenant costs a bounded read. */
+const MAX_SCANNED_PAGES = 10;
 
 /**
  * The polling twin of `tenantFeed`: the same items with the same ids, a page at a time, so
@@ -256,18 +261,26 @@ export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
   const { start } = query;
   if (start.from === "snapshot") {
     metrics?.snapshots.inc();
-    return { items: [{ id: newest, item: { type: "snapshot", snapshot: await query.snapshot() } }], cursor: newest };
+    return { items: [{ id: newest, item: { type: "snapshot", snapshot: await query.snapshot() } }], cursor: newest, more: false };
   }
   const resync = async (reason: ResyncReason): Promise<EventPage<TEvent, TSnapshot>> => {
     metrics?.resynced(reason);
-    return { items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }], cursor: newest };
+    return { items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }], cursor: newest, more: false };
   };
   if (start.from === "resync") return resync(start.reason ?? "cursor");
-  const page = await stream.readAfter(query.tenantId, start.id, limit);
+  let page = await stream.readAfter(query.tenantId, start.id, limit);
   if (await stream.isBehindRetention(query.tenantId, start.id)) return resync("trimmed");
-  const items = page.flatMap((e) => (query.accept(e.event) ? [{ id: e.id, item: e.event }] : []));
+  let cursor = start.id;
+  let items: IdentifiedItem<TEvent, TSnapshot>[] = [];
+  // A filter (one run, one role) may match nothing in a full page while later pages hold its events: read on.
+  for (let scanned = 1; ; scanned++) {
+    items = page.flatMap((e) => (query.accept(e.event) ? [{ id: e.id, item: e.event }] : []));
+    cursor = page.at(-1)?.id ?? cursor;
+    if (items.length > 0 || page.length < limit || scanned >= MAX_SCANNED_PAGES) break;
+    page = await stream.readAfter(query.tenantId, cursor, limit);
+  }
   metrics?.eventsPolled(items.length);
-  return { items, cursor: page.at(-1)?.id ?? start.id };
+  return { items, cursor, more: page.length === limit };
 }
 
 /**

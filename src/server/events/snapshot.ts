@@ -131,7 +131,7 @@ export function toRunView(run: RunRow & { steps?: RunStep[] }, output?: OutputPa
   };
 }
 
-export function toContextView(file: ContextFile & { approvedBy?: { email: string } | null }): ContextView {
+export function toContextView(file: ContextFile & { approvedBy?: { email: string | null } | null }): ContextView {
   return {
     status: file.status,
     version: file.version,

@@ -88,7 +88,7 @@ describe("auth procedures through the server-side caller", () => {
     expect(registered.user.email).toBe(email);
     expect(anonymous.cookies).toEqual([{ token: registered.token, maxAge: app.pulse.services.sessionTtlSeconds }]);
     const session = await sessionOf(registered.token);
-    expect(session).toEqual({ userId: registered.user.id, tenantId: registered.user.tenantId, email, sessionId: expect.any(String) });
+    expect(session).toEqual({ userId: registered.user.id, tenantId: registered.user.tenantId, email, sessionId: expect.any(String), access: "write" });
 
     const signedIn = callerFor(session);
     expect(await signedIn.caller.auth.me()).toEqual({ id: session.userId, email, tenantId: session.tenantId });

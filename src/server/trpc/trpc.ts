@@ -125,6 +125,12 @@ export const authedProcedure = publicProcedure.use(({ ctx, next }) => {
   return next({ ctx: { ...ctx, session: ctx.session } });
 });
 
+/** Requires a session that may change things: a token minted read-only gets FORBIDDEN. */
+export const writeProcedure = authedProcedure.use(({ ctx, next }) => {
+  if (ctx.session.access !== "write") throw new TRPCError({ code: "FORBIDDEN", message: "this token may only read: mint one with access \"write\" to start, cancel or approve" });
+  return next();
+});
+
 /** Requires a share-link token; narrows `ctx.share` to the one run it may watch. */
 export const sharedRunProcedure = publicProcedure.use(({ ctx, next }) => {
   if (!ctx.share) throw new TRPCError({ code: "UNAUTHORIZED", message: "a valid share link token is required" });

@@ -39,7 +39,7 @@ function guardAt(clock: { now: number }, sessionEndsInMs = 7_200_000) {
   const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
   const principal: Principal = {
     kind: "user",
-    session: { tenantId: "t", userId: "u", email: "u@example.com", sessionId: "s" },
+    session: { tenantId: "t", userId: "u", email: "u@example.com", sessionId: "s", access: "write" },
     expiresAt: clock.now + 3_600_000,
     endsAt: clock.now + sessionEndsInMs,
   };

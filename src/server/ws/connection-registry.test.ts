@@ -30,7 +30,7 @@ function registryOf(count: number) {
     const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
     const principal: Principal = {
       kind: "user",
-      session: { tenantId: "t", userId: `u${i % 10}`, email: "u@example.com", sessionId: `s${i}` },
+      session: { tenantId: "t", userId: `u${i % 10}`, email: "u@example.com", sessionId: `s${i}`, access: "write" },
       expiresAt: clock.now + 3_600_000,
       endsAt: clock.now + 3_600_000,
     };

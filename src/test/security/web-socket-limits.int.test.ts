@@ -257,7 +257,7 @@ describe("caps", () => {
     // A second user of the same tenant fills the tenant's cap.
     const { auth, db } = app.pulse.services;
     const colleague = await db.user.create({ data: { tenantId: tenant.tenantId, email: `colleague-${randomUUID()}@example.test`, passwordHash: "x" } });
-    const colleagueToken = await auth.issueSessionToken(await auth.openSession({ userId: colleague.id, tenantId: tenant.tenantId, email: colleague.email }));
+    const colleagueToken = await auth.issueSessionToken(await auth.openSession({ userId: colleague.id, tenantId: tenant.tenantId, email: colleague.email! }));
     const theirs = await Promise.all(Array.from({ length: LIMITS.perTenant - LIMITS.perUser }, () => signedIn(colleagueToken)));
     for (const [i, s] of theirs.entries()) expect((await subscribe(s, i + 1)).json.result.type).toBe("data");
     for (let i = 0; i < (LONG ? 50 : 3); i++) {

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { defineAgent, type AgentDefinition } from "../define-agent";
 import { runScript, streamText, type SimulationOptions } from "./simulated-work";
 
@@ -5,12 +6,19 @@ import { runScript, streamText, type SimulationOptions } from "./simulated-work"
  * The demo agents of `npm start`: the setup chain with simulated work, so a new user sees
  * live progress, steps, streamed output, logs and the occasional retry without an API key.
  */
-export function demoAgents(options: SimulationOptions): AgentDefinition[] {
+/**
+ * What the setup chain runs on: the company to research. Loose, so the chain hands every
+ * field on to the next role.
+ */
+const setupInput = z.looseObject({ company: z.string().min(1).max(200).optional() });
+
+export function demoAgents(options: SimulationOptions): AgentDefinition<any>[] {
   const clientResearcher = defineAgent({
     role: "client-researcher",
     title: "Client researcher",
+    input: setupInput,
     async run(ctx) {
-      const company = String(ctx.input.company ?? "the client");
+      const company = ctx.input.company ?? "the client";
       await runScript(ctx, [
         { name: "Read the company website", ms: 2500, log: "fetched 14 pages", output: `${company} sells workflow software to mid-sized logistics firms. ` },
         { name: "Summarise public filings", ms: 2000, log: "3 filings found", output: "Revenue grew 38% last year; the sales team doubled. " },
@@ -23,6 +31,7 @@ export function demoAgents(options: SimulationOptions): AgentDefinition[] {
   const competitorResearcher = defineAgent({
     role: "competitor-researcher",
     title: "Competitor researcher",
+    input: setupInput,
     async run(ctx) {
       await runScript(ctx, [
         { name: "Find competitors", ms: 2000, log: "5 candidates, 3 relevant", output: "Main competitors: RouteWise, Shipyard, Loadstar. " },
@@ -36,6 +45,7 @@ export function demoAgents(options: SimulationOptions): AgentDefinition[] {
   const contextFileWriter = defineAgent({
     role: "context-file-writer",
     title: "Context file writer",
+    input: setupInput,
     async run(ctx) {
       await ctx.contextFile.markGenerating();
       await runScript(ctx, [

@@ -8,7 +8,7 @@ import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, type AgentSnap
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { isoDateInput, text } from "../../validation";
-import { authedProcedure, liveFeed, router, type Context } from "../trpc";
+import { authedProcedure, liveFeed, router, writeProcedure, type Context } from "../trpc";
 
 const runId = idSchema;
 
@@ -165,22 +165,22 @@ export const agentRouter = router({
    * external agent uses to report the run over HTTP (`POST /api/runs/:runId/events`).
    * CONFLICT if the role is already queued or running.
    */
-  run: authedProcedure
+  run: writeProcedure
     .input(z.object({ agentRole: agentRoleSchema, input: runInput.optional() }))
     .mutation(async ({ ctx, input }) => started(await ctx.services.runs.start(ctx.session.tenantId, input.agentRole, { input: input.input ?? {} }))),
 
   /** Starts the setup chain: client-researcher → competitor-researcher → context-file-writer. */
-  runChain: authedProcedure.mutation(async ({ ctx }) => {
+  runChain: writeProcedure.mutation(async ({ ctx }) => {
     await ctx.services.context.reset(ctx.session.tenantId);
     const { chainId, run } = await ctx.services.runs.startChain(ctx.session.tenantId, SETUP_CHAIN);
     return { chainId, ...started(run) };
   }),
 
-  cancel: authedProcedure
+  cancel: writeProcedure
     .input(z.object({ runId }))
     .mutation(({ ctx, input }) => ctx.services.runs.cancel(ctx.session.tenantId, input.runId)),
 
-  retry: authedProcedure
+  retry: writeProcedure
     .input(z.object({ runId }))
     .mutation(async ({ ctx, input }) => started(await ctx.services.runs.retry(ctx.session.tenantId, input.runId))),
 });

@@ -1,3 +1,4 @@
+import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { storable, text } from "../../validation";
 import type { Session } from "../../auth/auth-service";
@@ -27,15 +28,17 @@ async function startSession(ctx: Context, session: Session) {
 
 export const authRouter = router({
   /**
-   * Creates the tenant and its first user, starts the setup chain, and signs in. CONFLICT
-   * when the email has an account. A setup chain that fails to start is started by the next
+   * Creates the tenant and its first user, starts the setup chain (when this deployment has
+   * its agents), and signs in. CONFLICT when the email has an account; FORBIDDEN with
+   * PULSE_REGISTRATION=false. A setup chain that fails to start is started by the next
    * start of Pulse (see `startPendingSetups`): the account exists, so the answer is still a
    * session.
    */
   register: publicProcedure
     .input(z.object({ email, password: newPassword, tenantName: text({ min: 1, max: 100, trim: true }) }))
     .mutation(async ({ ctx, input }) => {
-      const { auth, loginThrottle, logger } = ctx.services;
+      const { auth, loginThrottle, logger, registrationOpen } = ctx.services;
+      if (!registrationOpen) throw new TRPCError({ code: "FORBIDDEN", message: "registration is closed on this Pulse (PULSE_REGISTRATION=false)" });
       await loginThrottle.attemptFromIp(ctx.clientIp);
       const session = await auth.register(input);
       await startTenantSetup(ctx.services, session.tenantId).catch((err: unknown) => {

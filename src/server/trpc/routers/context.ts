@@ -4,7 +4,7 @@ import type { FeedQuery, FeedStart } from "../../events/feed";
 import type { ContextEvent, PulseEvent } from "../../events/schema";
 import { readContextSnapshot, type ContextSnapshot } from "../../events/snapshot";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, liveFeed, router, type Context } from "../trpc";
+import { authedProcedure, liveFeed, router, writeProcedure, type Context } from "../trpc";
 
 /** The context events of a tenant, and its context file's state. */
 export class ContextFeedQuery implements FeedQuery<ContextEvent, ContextSnapshot> {
@@ -40,7 +40,7 @@ export const contextRouter = router({
   get: authedProcedure.query(({ ctx }) => ctx.services.context.get(ctx.session.tenantId)),
 
   /** Approves the version the user read; CONFLICT when it is no longer the current, completed one. */
-  approve: authedProcedure
+  approve: writeProcedure
     .input(z.object({ version: z.number().int().min(1).max(1_000_000) }))
     .mutation(({ ctx, input }) => ctx.services.context.approve(ctx.session.tenantId, ctx.session.userId, input.version)),
 });

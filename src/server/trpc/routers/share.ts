@@ -3,7 +3,7 @@ import { agentTitle } from "../../agents/define-agent";
 import { idSchema } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
-import { authedProcedure, liveFeed, router, sharedRunProcedure, type Context } from "../trpc";
+import { authedProcedure, liveFeed, router, sharedRunProcedure, writeProcedure, type Context } from "../trpc";
 import { AgentFeedQuery, logPageInput, outputPageInput } from "./agent";
 
 /**
@@ -27,7 +27,7 @@ export const shareRouter = router({
    * A link to watch one run, valid for `expiresInMinutes` (at most SHARE_LINK_MAX_HOURS), as
    * its token and its `path` (`/share#<token>`). NOT_FOUND for another tenant's run.
    */
-  create: authedProcedure
+  create: writeProcedure
     .input(
       z.object({
         runId: idSchema,
@@ -42,7 +42,7 @@ export const shareRouter = router({
     .query(({ ctx, input }) => ctx.services.shares.list(ctx.session, input.runId)),
 
   /** Ends a link now; its viewers' subscriptions end within seconds. */
-  revoke: authedProcedure
+  revoke: writeProcedure
     .input(z.object({ shareId: idSchema.max(64) }))
     .mutation(({ ctx, input }) => ctx.services.shares.revoke(ctx.session, input.shareId)),
 
