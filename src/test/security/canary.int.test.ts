@@ -213,6 +213,9 @@ describe("tenant isolation under canaries", () => {
 
       const smuggled = { tenantId: victim.tenantId };
       expectClean("agent.list", await call("agent.list", { ...smuggled, limit: 100 }, a));
+      expectClean("agent.latestChain", await call("agent.latestChain", smuggled, a));
+      // Another tenant's run has no links to list, as a missing run has none.
+      expectClean("share.list", await call("share.list", { runId }, a));
       expectClean("agent.events", await call("agent.events", { ...smuggled, cursor: "0-0", limit: 500 }, a));
       expectClean("agent.roles", await call("agent.roles", undefined, a));
       expectClean("agent.durations", await call("agent.durations", undefined, a));
