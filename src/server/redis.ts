@@ -180,6 +180,15 @@ export class PrivateRedisServer implements RedisEndpoint {
     await this.terminate("SIGKILL");
   }
 
+  /** Freezes the server (SIGSTOP) without ending it: it answers nothing until `resume()`. */
+  suspend(): void {
+    if (this.running) this.child!.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    if (this.running) this.child!.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
     await this.terminate("SIGTERM");
     if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });

@@ -243,9 +243,25 @@ export class TenantStreamReader {
     }
     // A read already brought this entry (it overtook its wake): there is nothing to read.
     if (carried && compareStreamIds(carried.id, cursor.lastId) <= 0) return;
+    // The entry before this one is older than what was delivered: the stream lost the entries
+    // after it (a failover to a replica that never received them). Subscribers keep what they
+    // have (the database holds it too); cursors into the hole must resync rather than replay past it.
+    if (carried && compareStreamIds(carried.previousId, cursor.lastId) < 0) this.lostTail(tenantId, cursor.lastId);
     this.dirty.add(tenantId);
     this.wake?.();
   }
+  /** Whether the stream no longer holds an entry this reader delivered, and retention did not take it. */
+  private async lostDelivered(tenantId: string, id: string): Promise<boolean> {
+    const probe = await this.options.stream.probe(tenantId, id);
+    return !probe.exists && (probe.trimmedThrough === null || compareStreamIds(id, probe.trimmedThrough) > 0);
+  }
+
+  private lostTail(tenantId: string, lastDelivered: string): void {
+    const { stream, logger } = this.options;
+    logger.warn({ tenantId, lastDelivered }, "stream reader: the tenant's stream lost entries it had delivered (a failover); resuming clients resync");
+    stream.markLostThrough(tenantId, lastDelivered).catch((err: unknown) => logger.warn({ err, tenantId }, "stream reader: recording the lost entries failed"));
+  }
+
   /**
    * Wakes arrive many to a network read; their entries are handed over once that read's
    * wakes are all in, a batch per tenant, so a subscriber gets several at once in one write.
@@ -377,6 +393,8 @@ export class TenantStreamReader {
       logger.warn({ tenantId, lastId: cursor.lastId, restartId }, "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync");
       cursor.lastId = restartId;
       for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
+    } else if (cursor.lastId !== STREAM_ORIGIN && (await this.lostDelivered(tenantId, cursor.lastId))) {
+      this.lostTail(tenantId, cursor.lastId);
     }
     cursor.genesis = current;
   }
