@@ -62,6 +62,8 @@ interface TenantCursor {
   /** The first id of the stream being followed (null: none existed yet), to notice a new one. */
   genesis: string | null;
   subscribers: Set<StreamSubscriber>;
+  /** The newest id a wake announced: a read that passes it without finding it shows the stream lost it. */
+  announced?: string;
   /** Set until the wake subscription is confirmed and the cursor fixed; the stream is not read meanwhile. */
   opening?: Promise<void>;
 }
@@ -235,7 +237,9 @@ export class TenantStreamReader {
     const cursor = this.tenants.get(tenantId);
     // An opening tenant is read once it is open, which finds this entry.
     if (!cursor || cursor.opening) return;
-    const carried = this.recheck ? null : wakeCarried(message);
+    const announced = wakeCarried(message);
+    if (announced && (!cursor.announced || compareStreamIds(announced.id, cursor.announced) > 0)) cursor.announced = announced.id;
+    const carried = this.recheck ? null : announced;
     if (carried?.previousId === cursor.lastId) {
       cursor.lastId = carried.id;
       this.carry(cursor, carried.entry());
@@ -494,6 +498,23 @@ export class TenantStreamReader {
     return failed;
   }
 
+  /**
+   * A read that goes past an id a wake announced, without it: the stream lost entries the
+   * subscribers never received (a failover to a replica that never had them), and replaying
+   * what is left would skip them silently. The hole is recorded and the subscribers resync
+   * from the newest entry read instead.
+   */
+  private passedLostEntries(tenantId: string, cursor: TenantCursor, entries: readonly StreamEntry[]): boolean {
+    const announced = cursor.announced;
+    if (!announced || compareStreamIds(announced, cursor.lastId) <= 0) return false;
+    const newest = entries.at(-1);
+    if (!newest || compareStreamIds(newest.id, announced) <= 0 || entries.some((e) => e.id === announced)) return false;
+    this.lostTail(tenantId, announced);
+    cursor.lastId = newest.id;
+    for (const subscriber of cursor.subscribers) subscriber.lost(newest.id);
+    return true;
+  }
+
   /** Hands one XREAD answer's entries to their tenants' subscribers. */
   private take(result: [string, [string, string[]][]][], tenantOf: Map<string, string>): void {
     for (const [key, raw] of result) {
@@ -505,6 +526,7 @@ export class TenantStreamReader {
       if (raw.length === this.batchSize) this.dirty.add(tenantId!);
       // Wakes may have delivered the first of these while the read was on its way.
       const entries = parseEntries(raw);
+      if (this.passedLostEntries(tenantId!, cursor, entries)) continue;
       const fresh = entries.findIndex((entry) => compareStreamIds(entry.id, cursor.lastId) > 0);
       if (fresh < 0) continue;
       this.deliver(cursor, fresh === 0 ? entries : entries.slice(fresh));
