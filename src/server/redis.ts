@@ -285,6 +285,10 @@ function clusterOptions(target: ClusterRedisTarget, name: string, options: Conne
     retryDelayOnClusterDown: 300,
     retryDelayOnFailover: 300,
     retryDelayOnTryAgain: 300,
+    // Each retry counts as a redirection: ioredis's 16 give up after ~5 s, before a failover of
+    // a production cluster-node-timeout (15 s by default) is over, and an event already written
+    // to the database would then never reach the stream. 100 wait about 30 s.
+    maxRedirections: 100,
     ...(options.shardedSubscriber ? { shardedSubscribers: true } : {}),
   };
 }
