@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { rm } from "node:fs/promises";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { PrivateRedisServer, type ClusterRedisTarget } from "./redis";
@@ -45,6 +46,8 @@ const CLUSTER_SLOTS = 16_384;
  */
 export class PrivateRedisCluster {
   readonly servers: PrivateRedisServer[] = [];
+  /** Directories of restarted nodes, which their new server does not own. */
+  private readonly orphanDirs: string[] = [];
   private readonly options: Required<PrivateRedisClusterOptions>;
 
   constructor(options: PrivateRedisClusterOptions = {}) {
@@ -74,19 +77,12 @@ export class PrivateRedisCluster {
   }
 
   async start(): Promise<this> {
-    const { masters, replicasPerMaster, nodeTimeoutMs, bin } = this.options;
+    const { masters, replicasPerMaster, bin } = this.options;
     const count = masters * (1 + replicasPerMaster);
     try {
       const started = await Promise.all(
         Array.from({ length: count }, () =>
-          new PrivateRedisServer({
-            bin,
-            extraArgs: [
-              "--cluster-enabled", "yes",
-              "--cluster-config-file", "nodes.conf",
-              "--cluster-node-timeout", String(nodeTimeoutMs),
-            ],
-          }).start(),
+          new PrivateRedisServer({ bin, extraArgs: this.nodeArgs() }).start(),
         ),
       );
       this.servers.push(...started);
@@ -97,6 +93,10 @@ export class PrivateRedisCluster {
       await this.stop();
       throw error;
     }
+  }
+
+  private nodeArgs(): string[] {
+    return ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", String(this.options.nodeTimeoutMs)];
   }
 
   /** Joins the servers: the first `masters` become masters, the rest their replicas. */
@@ -168,9 +168,51 @@ export class PrivateRedisCluster {
 
   /** Kills the node on `port` abruptly (SIGKILL), as a crash would: its replica takes over after the node timeout. */
   async kill(port: number): Promise<void> {
+    await this.server(port).kill();
+  }
+
+  /**
+   * Freezes the node on `port` (SIGSTOP) until `thaw`: a replica frozen while its master
+   * takes writes falls behind, so a failover then loses the writes it never received, as
+   * asynchronous replication can.
+   */
+  freeze(port: number): void {
+    this.server(port).suspend();
+  }
+
+  thaw(port: number): void {
+    this.server(port).resume();
+  }
+
+  /**
+   * Starts a killed node again on its port and directory: its nodes.conf makes it rejoin,
+   * and it comes back as a replica of the master that took its slots.
+   */
+  async restart(port: number): Promise<void> {
+    const old = this.server(port);
+    if (old.running) throw new Error(`node ${port} is still running`);
+    const restarted = await new PrivateRedisServer({ bin: this.options.bin, port, dir: old.dir, extraArgs: this.nodeArgs() }).start();
+    this.servers[this.servers.indexOf(old)] = restarted;
+    // The first server's directory was its own: the new one, given it, leaves it behind; remove it here.
+    this.orphanDirs.push(old.dir);
+  }
+
+  /** Waits until the cluster is whole again: every node ok and known, every replica synced. */
+  async waitUntilHealthy(): Promise<void> {
+    await this.waitUntilFormed();
+  }
+
+  /** The replica of the master on `port` (the node that would take over), if it has one. */
+  async replicaOf(port: number): Promise<number | null> {
+    const nodes = await this.nodes();
+    const master = nodes.find((n) => n.port === port);
+    return nodes.find((n) => n.role === "replica" && master !== undefined && n.masterId === master.id && !n.failed)?.port ?? null;
+  }
+
+  private server(port: number): PrivateRedisServer {
     const server = this.servers.find((s) => s.port === port);
     if (!server) throw new Error(`no node of this cluster on port ${port}`);
-    await server.kill();
+    return server;
   }
 
   /** Waits until every slot is served again (after a failover), as the surviving nodes see it. */
@@ -189,6 +231,7 @@ export class PrivateRedisCluster {
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.stop()));
     this.servers.length = 0;
+    await Promise.all(this.orphanDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
   }
 
   private async withNode<T>(port: number, use: (node: Redis) => Promise<T>): Promise<T> {

@@ -180,6 +180,15 @@ export class PrivateRedisServer implements RedisEndpoint {
     await this.terminate("SIGKILL");
   }
 
+  /** Freezes the server (SIGSTOP) without ending it: it answers nothing until `resume()`. */
+  suspend(): void {
+    if (this.running) this.child!.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    if (this.running) this.child!.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
     await this.terminate("SIGTERM");
     if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
@@ -276,6 +285,10 @@ function clusterOptions(target: ClusterRedisTarget, name: string, options: Conne
     retryDelayOnClusterDown: 300,
     retryDelayOnFailover: 300,
     retryDelayOnTryAgain: 300,
+    // Each retry counts as a redirection: ioredis's 16 give up after ~5 s, before a failover of
+    // a production cluster-node-timeout (15 s by default) is over, and an event already written
+    // to the database would then never reach the stream. 100 wait about 30 s.
+    maxRedirections: 100,
     ...(options.shardedSubscriber ? { shardedSubscribers: true } : {}),
   };
 }

@@ -123,6 +123,14 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * reader that has read up to that id can deliver it without reading the stream.
  */
 const APPEND = `
+local function idBelow(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
 local mode = ARGV[2]
 if mode == 'check' then
   local live = redis.call('GET', KEYS[3])
@@ -134,6 +142,12 @@ local previous = '0-0'
 if not created then
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   if last[1] then previous = last[1][1] end
+end
+-- This publisher was acknowledged an entry newer than the stream's newest: the stream lost its
+-- tail (a failover to a replica that never received it). Cursors up to that entry must resync.
+if ARGV[8] ~= '' and not created and idBelow(previous, ARGV[8]) then
+  local marked = redis.call('GET', KEYS[5])
+  if not marked or idBelow(marked, ARGV[8]) then redis.call('SET', KEYS[5], ARGV[8]) end
 end
 local id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1])
 local genesis = false
@@ -231,6 +245,8 @@ export function nextStreamId(id: string): string {
  */
 export class TenantEventStream {
   private readonly lastTrim = new Map<string, { at: number; appends: number }>();
+  /** The newest id this process was acknowledged per tenant: a stream found older lost its tail. */
+  private readonly lastAppended = new Map<string, string>();
 
   private readonly redis: RedisClient & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
 
@@ -240,7 +256,7 @@ export class TenantEventStream {
     private readonly retention: RetentionOptions,
   ) {
     // EVALSHA with a fallback to EVAL: the script travels once per connection, not per event.
-    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 4, lua: APPEND });
+    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 5, lua: APPEND });
     this.redis = redis as typeof this.redis;
   }
 
@@ -259,6 +275,7 @@ export class TenantEventStream {
       this.keys.genesis(tenantId),
       gate ? this.keys.liveAttempt(tenantId, gate.runId) : this.keys.genesis(tenantId),
       this.keys.liveProgress(tenantId),
+      this.keys.trimmed(tenantId),
       payload,
       gate?.mode ?? "none",
       gate && gate.mode !== "clear" ? String(gate.attempt) : "",
@@ -266,9 +283,12 @@ export class TenantEventStream {
       gate?.runId ?? "",
       this.keys.wake(tenantId),
       tenantId,
+      this.lastAppended.get(tenantId) ?? "",
     )) as [string | null, string | null, AppendRefusal | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
+    const known = this.lastAppended.get(tenantId);
+    if (!known || compareStreamIds(id, known) > 0) this.lastAppended.set(tenantId, id);
     this.trimSoon(tenantId);
     return { id, genesis: genesis ?? null };
   }
@@ -369,6 +389,15 @@ export class TenantEventStream {
     if (!lastDropped) return 0;
     await this.raiseTrimmedMarker(tenantId, lastDropped);
     return this.redis.xtrim(key, "MINID", nextStreamId(lastDropped));
+  }
+
+  /**
+   * Records that the stream lost entries up to `id` without trimming them (a Redis Cluster
+   * failover loses the appends its master acknowledged but had not yet replicated): a
+   * cursor at or before it then resyncs instead of replaying past the hole.
+   */
+  async markLostThrough(tenantId: string, id: string): Promise<void> {
+    await this.raiseTrimmedMarker(tenantId, id);
   }
 
   private async raiseTrimmedMarker(tenantId: string, id: string): Promise<void> {

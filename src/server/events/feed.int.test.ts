@@ -308,6 +308,29 @@ describe("resync (guarantee 2)", () => {
     expect(resumed.items).toHaveLength(RETAINED);
   });
 
+  it("ids of a tail the stream lost (a failover to a replica that never received it) yield a resync once the next append finds the hole", async () => {
+    const { tenant, c, watched } = await watchedTicks(4);
+    const tickId = (n: number) => watched.items.find((i) => isTick(i, n))!.id;
+    // The promoted replica never received ticks 3 and 4, which the master had acknowledged.
+    const { keys } = app.pulse.services.stream;
+    const redis = connectRedis(app.redis, `${app.prefix}:test`);
+    await redis.xdel(keys.events(tenant.tenantId), tickId(3), tickId(4));
+    await redis.quit();
+    ticker.tick(1);
+    await eventually(() => has(watched, (i) => isTick(i, 5)), Boolean, "tick 5");
+    for (const lost of [tickId(3), tickId(2)]) {
+      const resumed = watch(c, { lastEventId: lost });
+      await eventually(() => resumed.items.length + resumed.errors.length, (n) => n >= 1, `the answer for ${lost}`);
+      expect(resumed.errors).toEqual([]);
+      expect(resumed.items[0]!.data.type).toBe("resync");
+      resumed.unsubscribe();
+    }
+    // The client that received them goes on from its own last id.
+    const current = await c.trpc.agent.events.query({ cursor: tickId(4) });
+    expect(current.items.map((i) => i.id)).toEqual([tickId(5)]);
+    ticker.finish();
+  });
+
   it("a lastEventId the stream never issued is NOT_FOUND; one lost with the stream (a Redis restart) yields a resync", async () => {
     const tenant = await createQuietTenant(app);
     const c = client(tenant.token);

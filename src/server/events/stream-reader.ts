@@ -62,6 +62,8 @@ interface TenantCursor {
   /** The first id of the stream being followed (null: none existed yet), to notice a new one. */
   genesis: string | null;
   subscribers: Set<StreamSubscriber>;
+  /** The newest id a wake announced: a read that passes it without finding it shows the stream lost it. */
+  announced?: string;
   /** Set until the wake subscription is confirmed and the cursor fixed; the stream is not read meanwhile. */
   opening?: Promise<void>;
 }
@@ -235,7 +237,9 @@ export class TenantStreamReader {
     const cursor = this.tenants.get(tenantId);
     // An opening tenant is read once it is open, which finds this entry.
     if (!cursor || cursor.opening) return;
-    const carried = this.recheck ? null : wakeCarried(message);
+    const announced = wakeCarried(message);
+    if (announced && (!cursor.announced || compareStreamIds(announced.id, cursor.announced) > 0)) cursor.announced = announced.id;
+    const carried = this.recheck ? null : announced;
     if (carried?.previousId === cursor.lastId) {
       cursor.lastId = carried.id;
       this.carry(cursor, carried.entry());
@@ -243,9 +247,25 @@ export class TenantStreamReader {
     }
     // A read already brought this entry (it overtook its wake): there is nothing to read.
     if (carried && compareStreamIds(carried.id, cursor.lastId) <= 0) return;
+    // The entry before this one is older than what was delivered: the stream lost the entries
+    // after it (a failover to a replica that never received them). Subscribers keep what they
+    // have (the database holds it too); cursors into the hole must resync rather than replay past it.
+    if (carried && compareStreamIds(carried.previousId, cursor.lastId) < 0) this.lostTail(tenantId, cursor.lastId);
     this.dirty.add(tenantId);
     this.wake?.();
   }
+  /** Whether the stream no longer holds an entry this reader delivered, and retention did not take it. */
+  private async lostDelivered(tenantId: string, id: string): Promise<boolean> {
+    const probe = await this.options.stream.probe(tenantId, id);
+    return !probe.exists && (probe.trimmedThrough === null || compareStreamIds(id, probe.trimmedThrough) > 0);
+  }
+
+  private lostTail(tenantId: string, lastDelivered: string): void {
+    const { stream, logger } = this.options;
+    logger.warn({ tenantId, lastDelivered }, "stream reader: the tenant's stream lost entries it had delivered (a failover); resuming clients resync");
+    stream.markLostThrough(tenantId, lastDelivered).catch((err: unknown) => logger.warn({ err, tenantId }, "stream reader: recording the lost entries failed"));
+  }
+
   /**
    * Wakes arrive many to a network read; their entries are handed over once that read's
    * wakes are all in, a batch per tenant, so a subscriber gets several at once in one write.
@@ -377,6 +397,8 @@ export class TenantStreamReader {
       logger.warn({ tenantId, lastId: cursor.lastId, restartId }, "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync");
       cursor.lastId = restartId;
       for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
+    } else if (cursor.lastId !== STREAM_ORIGIN && (await this.lostDelivered(tenantId, cursor.lastId))) {
+      this.lostTail(tenantId, cursor.lastId);
     }
     cursor.genesis = current;
   }
@@ -476,6 +498,23 @@ export class TenantStreamReader {
     return failed;
   }
 
+  /**
+   * A read that goes past an id a wake announced, without it: the stream lost entries the
+   * subscribers never received (a failover to a replica that never had them), and replaying
+   * what is left would skip them silently. The hole is recorded and the subscribers resync
+   * from the newest entry read instead.
+   */
+  private passedLostEntries(tenantId: string, cursor: TenantCursor, entries: readonly StreamEntry[]): boolean {
+    const announced = cursor.announced;
+    if (!announced || compareStreamIds(announced, cursor.lastId) <= 0) return false;
+    const newest = entries.at(-1);
+    if (!newest || compareStreamIds(newest.id, announced) <= 0 || entries.some((e) => e.id === announced)) return false;
+    this.lostTail(tenantId, announced);
+    cursor.lastId = newest.id;
+    for (const subscriber of cursor.subscribers) subscriber.lost(newest.id);
+    return true;
+  }
+
   /** Hands one XREAD answer's entries to their tenants' subscribers. */
   private take(result: [string, [string, string[]][]][], tenantOf: Map<string, string>): void {
     for (const [key, raw] of result) {
@@ -487,6 +526,7 @@ export class TenantStreamReader {
       if (raw.length === this.batchSize) this.dirty.add(tenantId!);
       // Wakes may have delivered the first of these while the read was on its way.
       const entries = parseEntries(raw);
+      if (this.passedLostEntries(tenantId!, cursor, entries)) continue;
       const fresh = entries.findIndex((entry) => compareStreamIds(entry.id, cursor.lastId) > 0);
       if (fresh < 0) continue;
       this.deliver(cursor, fresh === 0 ? entries : entries.slice(fresh));

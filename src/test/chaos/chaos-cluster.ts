@@ -1,10 +1,11 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
 import pg from "pg";
 import { demoAgents } from "../../server/agents/demo";
 import { openDatabase, type Database } from "../../server/db";
 import { createLogger } from "../../server/logger";
 import { Pulse } from "../../server/pulse";
+import { PrivateRedisCluster } from "../../server/private-redis-cluster";
+import { connectRedis, type RedisClient, type RedisTarget } from "../../server/redis";
 import { FEED_ROLES } from "./feed-publisher";
 import { PulseChild } from "./pulse-child";
 import { RestartableRedis } from "./restartable-redis";
@@ -15,8 +16,12 @@ export interface ChaosClusterOptions {
   name: string;
   /** PostgreSQL to create the cluster's database on (`inject("databaseUrl")`); must be on loopback. */
   adminDatabaseUrl: string;
-  /** Keep Redis's data in an append-only file (survives a graceful restart). */
+  /** One redis-server that can be restarted (the default), or a Redis Cluster of its own whose masters can be killed. */
+  redis?: "standalone" | "cluster";
+  /** Keep Redis's data in an append-only file (survives a graceful restart); standalone only. */
   persistRedis?: boolean;
+  /** The cluster's `cluster-node-timeout`: how long a killed master goes unnoticed before its replica takes over. */
+  nodeTimeoutMs?: number;
   /** Extra environment for every child process (e.g. WORKER_STALLED_INTERVAL_MS). */
   env?: Record<string, string>;
 }
@@ -33,7 +38,8 @@ const FLEET_LIMITS = {
 
 /**
  * Pulse as a deployment runs it, on loopback: API replicas (`npm start`) behind a TCP
- * balancer, worker processes (`npm run worker`), one Redis that can be restarted, and one
+ * balancer, worker processes (`npm run worker`), one Redis that can be restarted (or a Redis
+ * Cluster whose masters can be killed), and one
  * PostgreSQL database that every process, the test's own publisher included, reaches
  * through a TCP proxy the test can cut (a database outage) and restore. The test process
  * also runs a Pulse without workers or subscriptions: it publishes events and signs tokens
@@ -45,12 +51,14 @@ export class ChaosCluster {
   readonly balancer = new TcpBalancer();
   readonly prefix: string;
   readonly secret = randomBytes(32).toString("hex");
-  redis!: RestartableRedis;
+  /** The Redis Cluster, when the cluster runs on one (`redis: "cluster"`). */
+  redisCluster?: PrivateRedisCluster;
+  private standalone?: RestartableRedis;
   dbProxy!: TcpBalancer;
   database!: Database;
   publisher!: Pulse;
-  /** A connection of the test's own, for reading streams and queues. */
-  inspector!: Redis;
+  /** A connection of the test's own, for reading streams and queues (a cluster client on a cluster). */
+  inspector!: RedisClient;
   private databaseName = "";
   private databaseUrl = "";
   private children = 0;
@@ -79,6 +87,17 @@ export class ChaosCluster {
     return `http://127.0.0.1:${this.balancer.port}`;
   }
 
+  /** The standalone Redis, for scenarios that restart it. */
+  get redis(): RestartableRedis {
+    if (!this.standalone) throw new Error("this chaos cluster runs on a Redis Cluster: use redisCluster");
+    return this.standalone;
+  }
+
+  /** Where every process of the deployment finds Redis. */
+  get redisTarget(): RedisTarget {
+    return this.redisCluster ? this.redisCluster.target : { url: this.redis.url };
+  }
+
   get liveReplicas(): PulseChild[] {
     return this.replicas.filter((r) => r.running);
   }
@@ -104,15 +123,19 @@ export class ChaosCluster {
     proxied.pathname = `/${this.databaseName}`;
     this.databaseUrl = proxied.toString();
 
-    this.redis = await new RestartableRedis(this.options.persistRedis ?? false).start();
-    this.inspector = new Redis(this.redis.url, { maxRetriesPerRequest: null, retryStrategy: () => 100 });
+    if (this.options.redis === "cluster") {
+      this.redisCluster = await new PrivateRedisCluster({ nodeTimeoutMs: this.options.nodeTimeoutMs ?? 1_500 }).start();
+    } else {
+      this.standalone = await new RestartableRedis(this.options.persistRedis ?? false).start();
+    }
+    this.inspector = connectRedis(this.redisTarget, "chaos-inspector", { redis: { retryStrategy: () => 100 } });
     this.inspector.on("error", () => {});
     await this.balancer.start();
     // Migrates the database before any child starts, so they find it ready.
     this.database = await openDatabase({ databaseUrl: this.databaseUrl, pgliteDir: "" });
     this.publisher = await Pulse.start({
       database: this.database,
-      redis: { url: this.redis.url },
+      redis: this.redisTarget,
       redisPrefix: this.prefix,
       logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
       // The demo agents' roles, so runs of them can be started here; the workers elsewhere run them.
@@ -128,12 +151,12 @@ export class ChaosCluster {
     });
   }
 
-  /** The environment every child shares: one Redis, one database (through the proxy), one secret. */
+  /** The environment every child shares: one Redis (or cluster), one database (through the proxy), one secret. */
   private childEnv(extra: Record<string, string>): Record<string, string> {
     return {
       HOST: "127.0.0.1",
       PORT: "0",
-      REDIS_URL: this.redis.url,
+      ...(this.redisCluster ? { REDIS_CLUSTER_NODES: this.redisCluster.nodesList } : { REDIS_URL: this.redis.url }),
       DATABASE_URL: this.databaseUrl,
       REDIS_PREFIX: this.prefix,
       AUTH_SECRET: this.secret,
@@ -189,7 +212,8 @@ export class ChaosCluster {
     await this.publisher?.close({ force: true }).catch(() => {});
     await this.database?.close().catch(() => {});
     this.inspector?.disconnect();
-    await this.redis?.stop().catch(() => {});
+    await this.standalone?.stop().catch(() => {});
+    await this.redisCluster?.stop().catch(() => {});
     await this.dbProxy?.close().catch(() => {});
     if (this.databaseName) {
       const client = new pg.Client({ connectionString: this.options.adminDatabaseUrl });

@@ -158,6 +158,7 @@ export class StreamTap {
   private readonly seen = new Map<string, StreamEntry[]>();
   private readonly cursors = new Map<string, string>();
   private readonly firstIds = new Map<string, string[]>();
+  private readonly ids = new Map<string, Set<string>>();
   private timer?: NodeJS.Timeout;
   private polling?: Promise<void>;
 
@@ -216,7 +217,14 @@ export class StreamTap {
         const raw = (await this.redis.xrange(keys.events(tenantId), after ? `(${after}` : "-", "+", "COUNT", 1_000)) as [string, string[]][];
         const page = parseEntries(raw);
         // A stream that restarted below the cursor (Redis lost it) shows up as ids the cursor already passed: none are skipped, as new ids are later in time.
-        list.push(...page);
+        // Two polls at once (`pollNow` beside the timer's) read the same page: each entry is kept once.
+        const known = this.ids.get(tenantId) ?? new Set<string>();
+        this.ids.set(tenantId, known);
+        for (const entry of page) {
+          if (known.has(entry.id)) continue;
+          known.add(entry.id);
+          list.push(entry);
+        }
         if (page.length > 0) this.cursors.set(tenantId, page.at(-1)!.id);
         if (page.length < 1_000) break;
       }

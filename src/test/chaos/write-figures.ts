@@ -15,7 +15,7 @@ interface FiguresFile extends FiguresRun {
 // The multi-process scenarios need DATABASE_URL; without it the table says which are missing.
 const runs = await readLongRunFigures<FiguresFile>(CHAOS_FIGURES_DIR, "npm run test:chaos");
 const scenarios = runs.flatMap((r) => r.scenarios).sort((a, b) => a.number - b.number);
-const missing = [1, 2, 3, 4, 5, 6, 7, 8].filter((n) => !scenarios.some((s) => s.number === n));
+const missing = [1, 2, 3, 4, 5, 6, 7, 8, 9].filter((n) => !scenarios.some((s) => s.number === n));
 const number = (n: number) => n.toLocaleString("en-US");
 const escape = (text: string) => text.replace(/\|/g, "\\|");
 const ms = (value: number | null) => (value === null ? "–" : value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${number(value)} ms`);
