@@ -62,6 +62,11 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/** A private redis-server that exited as it started (a port taken, a bad argument). */
+class RedisStartError extends Error {
+  override name = "RedisStartError";
+}
+
 export interface PrivateRedisOptions {
   bin?: string;
   port?: number;
@@ -98,7 +103,23 @@ export class PrivateRedisServer implements RedisEndpoint {
     return { url: this.url };
   }
 
+  /**
+   * Starts the server. A port found free may be taken by another process before the server
+   * binds it (or, in cluster mode, its bus port, port + 10000, may be taken): without a port
+   * of the caller's, the server is tried again on another free port, a few times.
+   */
   async start(): Promise<this> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce();
+      } catch (error) {
+        if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
+        if (this.options.port !== undefined || !(error instanceof RedisStartError) || attempt >= 4) throw error;
+      }
+    }
+  }
+
+  private async startOnce(): Promise<this> {
     this.port = this.options.port ?? (await freePort());
     if (this.options.dir) {
       this.dir = this.options.dir;
@@ -154,7 +175,7 @@ export class PrivateRedisServer implements RedisEndpoint {
     while (Date.now() < deadline) {
       if (this.child?.spawnfile === "setpriv" && this.child.exitCode === SETPRIV_NOT_FOUND) throw new RedisUnavailableError(this.bin);
       if (this.child?.exitCode !== null) {
-        throw new Error(`redis-server exited at start: ${stderr().trim() || `code ${this.child?.exitCode}`}`);
+        throw new RedisStartError(`redis-server exited at start: ${stderr().trim() || `code ${this.child?.exitCode}`}`);
       }
       const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       client.on("error", () => {});
