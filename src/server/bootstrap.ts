@@ -101,6 +101,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
         socketTokenTtlSeconds: env.SOCKET_TOKEN_TTL_SECONDS,
         reportTokenTtlSeconds: env.REPORT_TOKEN_TTL_HOURS * 3600,
         shareLinkMaxTtlSeconds: env.SHARE_LINK_MAX_HOURS * 3600,
+        shareViewsPerSecond: env.SHARE_VIEWS_PER_SECOND,
         login: {
           maxPerAccount: env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
           maxPerIp: env.LOGIN_MAX_ATTEMPTS_PER_IP,

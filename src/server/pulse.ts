@@ -39,6 +39,8 @@ export interface PulseOptions {
   auth: AuthOptions & {
     /** Longest lifetime of a share link. */
     shareLinkMaxTtlSeconds?: number;
+    /** Views of the shared run one link's viewers may have per second together (see `ShareLinkOptions`). */
+    shareViewsPerSecond?: number;
     login?: Partial<LoginThrottleOptions>;
   };
   /** Roles whose agents run outside Pulse and report over HTTP with their run's token. */
@@ -152,7 +154,7 @@ export class Pulse {
       runs,
       context: new ContextService({ db, bus }),
       auth,
-      shares: new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }, revocations),
+      shares: new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400, viewsPerSecond: options.auth.shareViewsPerSecond }, revocations),
       revocations,
       loginThrottle: new LoginThrottle(command, redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
       reports: new ExternalReportService({ db, bus, externalRoles: externalAgentRoles }),

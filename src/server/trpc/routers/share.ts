@@ -5,7 +5,7 @@ import { idSchema, streamIdSchema } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS } from "../../events/snapshot";
 import type { ShareGrant } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
-import { authedProcedure, router, sharedRunProcedure, trackedFeed } from "../trpc";
+import { authedProcedure, router, sharedRunProcedure, trackedFeed, type Context } from "../trpc";
 import { AgentFeedQuery, logPageInput, outputPageInput } from "./agent";
 
 /**
@@ -19,6 +19,17 @@ async function sharedRunQuery(
 ): Promise<AgentFeedQuery> {
   const start = await resolveCursor(services, share.tenantId, cursor.value, cursor.field);
   return new AgentFeedQuery(services, share.tenantId, start, { runId: share.runId });
+}
+
+/**
+ * Spends one of the link's views (see `ShareLinkService.spendViews`) on what is about to
+ * read and send the run with its output window: TOO_MANY_REQUESTS once its viewers spent them.
+ */
+async function spendView(ctx: Pick<Context, "services" | "beforeRateRefusal">, share: ShareGrant): Promise<void> {
+  const retryAfter = ctx.services.shares.spendViews(share.shareId);
+  if (retryAfter === 0) return;
+  await ctx.beforeRateRefusal?.(retryAfter);
+  throw ctx.services.shares.tooManyViews(retryAfter);
 }
 
 /**
@@ -53,6 +64,7 @@ export const shareRouter = router({
 
   /** The shared run as it is now, with its steps, the newest of its output, and what dashboards call its agent. */
   run: sharedRunProcedure.query(async ({ ctx }) => {
+    await spendView(ctx, ctx.share);
     const run = await ctx.services.runs.get(ctx.share.tenantId, ctx.share.runId);
     return { ...run, title: agentTitle(ctx.services.agents, run.agentRole) };
   }),
@@ -62,6 +74,8 @@ export const shareRouter = router({
     .input(z.object({ lastEventId: streamIdSchema.nullish() }).default({}))
     .subscription(async ({ ctx, input, signal }) => {
       const query = await sharedRunQuery(ctx.services, ctx.share, { value: input.lastEventId ?? undefined, field: "lastEventId" });
+      // A resumed viewer replays events from Redis; only a snapshot or resync is a view.
+      if (query.start.from !== "after") await spendView(ctx, ctx.share);
       return trackedFeed(ctx, signal, query);
     }),
 
@@ -73,12 +87,17 @@ export const shareRouter = router({
   /** The shared run's earlier output, a page at a time (as `agent.output`). */
   output: sharedRunProcedure
     .input(outputPageInput({}).default({ limit: OUTPUT_WINDOW_CHARS }))
-    .query(({ ctx, input }) => ctx.services.runs.output(ctx.share.tenantId, ctx.share.runId, input)),
+    .query(async ({ ctx, input }) => {
+      await spendView(ctx, ctx.share);
+      return ctx.services.runs.output(ctx.share.tenantId, ctx.share.runId, input);
+    }),
 
   /** The polling twin of `onRun`. */
   events: sharedRunProcedure
     .input(z.object({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).default({ limit: 200 }))
-    .query(async ({ ctx, input }) =>
-      readEventPage(ctx.services.stream, await sharedRunQuery(ctx.services, ctx.share, { value: input.cursor, field: "cursor" }), input.limit, ctx.services.metrics),
-    ),
+    .query(async ({ ctx, input }) => {
+      const query = await sharedRunQuery(ctx.services, ctx.share, { value: input.cursor, field: "cursor" });
+      if (query.start.from !== "after") await spendView(ctx, ctx.share);
+      return readEventPage(ctx.services.stream, query, input.limit, ctx.services.metrics);
+    }),
 });
