@@ -111,6 +111,7 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
   "auth.register": [[{ email: "nope", password: "long enough", tenantName: "x" }, "email"], [{ email: "a@b.co", password: "short", tenantName: "x" }, "password"], [{ email: "a@b.co", password: "long enough", tenantName: "x".repeat(101) }, "tenantName"], [{ email: `${"a".repeat(250)}@b.co`, password: "long enough", tenantName: "x" }, "email"], [{ email: "a@b.co", password: "long enough", tenantName: "x\u0000" }, "tenantName"], [{ email: "a@b.co", password: "long enough", tenantName: "x\uD83D" }, "tenantName"], [{ email: "a@b.co", password: "long\u0000enough", tenantName: "x" }, "password"]],
   "auth.login": [[{ email: "a@b.co", password: "p".repeat(201) }, "password"], [{ email: "a@b.co", password: "" }, "password"]],
   "share.create": [[{ runId: "r", expiresInMinutes: 0 }, "expiresInMinutes"], [{ runId: "r\u0000" }, "runId"], [{ runId: "r".repeat(129) }, "runId"], [{ runId: "r", expiresInMinutes: 1e9 }, "expiresInMinutes"]],
+  "share.list": [[{ runId: "r".repeat(129) }, "runId"], [{ runId: "r\u0000" }, "runId"]],
   "share.revoke": [[{ shareId: "s".repeat(65) }, "shareId"], [{ shareId: "\u0000" }, "shareId"], [{ shareId: "\uDFFF" }, "shareId"]],
   "share.onRun": [[{ lastEventId: "x" }, "lastEventId"]],
   "share.events": [[{ cursor: "x" }, "cursor"], [{ limit: 10_000 }, "limit"]],
@@ -121,7 +122,8 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
 /** Sends one input to one procedure the way clients do, and returns the error it got (or null). */
 async function send(socket: RawSocket, path: string, input: unknown, id: number): Promise<{ code?: string; message?: string } | null> {
   const type = procedures[path]!._def.type;
-  const auth = path.startsWith("share.") && path !== "share.create" && path !== "share.revoke" ? shareToken : token;
+  // A member's procedures on links (create, list, revoke) take the session; the rest of `share.*` the link's token.
+  const auth = path.startsWith("share.") && !["share.create", "share.list", "share.revoke"].includes(path) ? shareToken : token;
   if (type === "subscription") {
     const ws = path.startsWith("share.") ? shareSocket : socket;
     ws.request(id, "subscription", path, input);
