@@ -74,7 +74,6 @@ function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
-/** Refuses a tRPC call over HTTP at the edge, in the `{ error: { code, message } }` shape every refusal here has. */
 /**
  * How long a call refused for a rate (its address's, its tenant's, its share link's) waits
  * for its 429. A client that calls again as soon as it is answered (a loop on `share.run`,
@@ -107,6 +106,7 @@ function refuseCallInTime(res: http.ServerResponse, refusal: CallRefusal): void 
   });
 }
 
+/** Refuses a tRPC call over HTTP at the edge, in the `{ error: { code, message } }` shape every refusal here has. */
 function refuseCall(res: http.ServerResponse, refusal: CallRefusal): void {
   if (refusal.retryAfter !== undefined) res.setHeader("Retry-After", String(refusal.retryAfter));
   res.writeHead(refusal.status, { "content-type": "application/json", "cache-control": "no-store" });

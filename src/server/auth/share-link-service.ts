@@ -59,12 +59,12 @@ export class ShareLinkService {
     this.views = new KeyedRateLimit(options.viewsPerSecond ?? SHARE_VIEWS_PER_SECOND);
   }
 
-  /** Spends `count` of the link's views: 0 when it had them, else the seconds to wait (nothing spent). */
-  spendViews(shareId: string, count = 1): number {
-    return count > 0 ? this.views.take(shareId, count) : 0;
+  /** Spends one of the link's views: 0 when it had one, else the seconds to wait (nothing spent). */
+  spendView(shareId: string): number {
+    return this.views.take(shareId);
   }
 
-  /** TOO_MANY_REQUESTS, saying when to come back, for a link whose viewers spent its views (see `spendViews`). */
+  /** TOO_MANY_REQUESTS, saying when to come back, for a link whose viewers spent its views (see `spendView`). */
   tooManyViews(retryAfter: number): PulseError {
     return new PulseError("TOO_MANY_REQUESTS", `this share link's viewers may open at most ${this.views.perSecond} views of the run per second; retry in ${retryAfter} s`);
   }

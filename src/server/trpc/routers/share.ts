@@ -22,11 +22,11 @@ async function sharedRunQuery(
 }
 
 /**
- * Spends one of the link's views (see `ShareLinkService.spendViews`) on what is about to
+ * Spends one of the link's views (see `ShareLinkService.spendView`) on what is about to
  * read and send the run with its output window: TOO_MANY_REQUESTS once its viewers spent them.
  */
 async function spendView(ctx: Pick<Context, "services" | "beforeRateRefusal">, share: ShareGrant): Promise<void> {
-  const retryAfter = ctx.services.shares.spendViews(share.shareId);
+  const retryAfter = ctx.services.shares.spendView(share.shareId);
   if (retryAfter === 0) return;
   await ctx.beforeRateRefusal?.(retryAfter);
   throw ctx.services.shares.tooManyViews(retryAfter);
