@@ -122,6 +122,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
         reportTokenTtlSeconds: env.REPORT_TOKEN_TTL_HOURS * 3600,
         shareLinkMaxTtlSeconds: env.SHARE_LINK_MAX_HOURS * 3600,
         registration: env.PULSE_REGISTRATION,
+        shareViewsPerSecond: env.SHARE_VIEWS_PER_SECOND,
         login: {
           maxPerAccount: env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
           maxPerIp: env.LOGIN_MAX_ATTEMPTS_PER_IP,

@@ -170,6 +170,8 @@ export const envSchema = z.object({
   /** Reports one run may send per second over HTTP. */
   REPORTS_PER_SECOND: int(50, 1, 100_000),
   SHARE_LINK_MAX_HOURS: int(24 * 7, 1, 24 * 365),
+  /** Views of a shared run (snapshot, `share.run`, output page) one link's viewers may have per second together, per process. */
+  SHARE_VIEWS_PER_SECOND: int(20, 1, 100_000),
   /** Characters of an attempt's output a run keeps; past it, the oldest are dropped. */
   RUN_OUTPUT_MAX_CHARS: int(1_048_576, 65_536, 64 * 1_048_576),
   /** An active external agent's run that reports nothing for this long fails as "agent stopped reporting". */

@@ -81,6 +81,38 @@ function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
+/**
+ * How long a call refused for a rate (its address's, its tenant's, its share link's) waits
+ * for its 429. A client that calls again as soon as it is answered (a loop on `share.run`,
+ * say) then costs the process one refusal a second per connection rather than one per
+ * round trip, which at thousands a second took the CPU other tenants' events needed;
+ * nginx's `limit_req` slows excess requests down the same way. A client that honours
+ * Retry-After waits at least as long anyway.
+ */
+const RATE_REFUSAL_HOLD_MS = 1_000;
+
+/** Sets `Retry-After` and resolves after `RATE_REFUSAL_HOLD_MS`, or as soon as the client is gone. */
+function holdRateRefusal(res: http.ServerResponse, retryAfterSeconds: number): Promise<void> {
+  res.setHeader("Retry-After", String(retryAfterSeconds));
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(hold);
+      res.off("close", done);
+      resolve();
+    };
+    const hold = setTimeout(done, RATE_REFUSAL_HOLD_MS);
+    res.once("close", done);
+  });
+}
+
+/** Answers a refused call; one refused for its address's rate after `holdRateRefusal`. */
+function refuseCallInTime(res: http.ServerResponse, refusal: CallRefusal): void {
+  if (refusal.status !== 429) return refuseCall(res, refusal);
+  void holdRateRefusal(res, refusal.retryAfter ?? 1).then(() => {
+    if (!res.destroyed && !res.writableEnded) refuseCall(res, refusal);
+  });
+}
+
 /** Refuses a tRPC call over HTTP at the edge, in the `{ error: { code, message } }` shape every refusal here has. */
 function refuseCall(res: http.ServerResponse, refusal: CallRefusal): void {
   if (refusal.retryAfter !== undefined) res.setHeader("Retry-After", String(refusal.retryAfter));
@@ -188,7 +220,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       const tenantId = principal?.kind === "user" ? principal.session.tenantId : principal?.share.tenantId;
       const retryAfter = tenantId === undefined ? 0 : gate.chargeTenant(tenantId, HttpCallGate.cost(info.calls.map((call) => call.path)));
       if (retryAfter > 0) {
-        res.setHeader("Retry-After", String(retryAfter));
+        await holdRateRefusal(res, retryAfter);
         throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${gate.perTenantPerSecond} calls per second per tenant; retry in ${retryAfter} s` });
       }
       return {
@@ -198,6 +230,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
         transport: "http",
         clientIp: clientAddress(req, security.trustProxy),
         setSessionCookie: (value, maxAge = 0) => res.appendHeader("Set-Cookie", cookieHeader(value, maxAge)),
+        beforeRateRefusal: (seconds) => holdRateRefusal(res, seconds),
       };
     },
     onError({ error, path, ctx }) {
@@ -276,7 +309,7 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
       const refusal = gate.refusal(req, clientAddress(req, security.trustProxy));
       if (refusal) {
         if (refusal.status === 403) logger.debug({ origin: req.headers.origin?.slice(0, 200), own: requestOrigin(req, originOptions) }, "cookie-authenticated call refused: origin not allowed");
-        refuseCall(res, refusal);
+        refuseCallInTime(res, refusal);
         return;
       }
       trpcHttp(req, res);

@@ -42,6 +42,8 @@ export interface PulseOptions {
     shareLinkMaxTtlSeconds?: number;
     /** Whether `auth.register` creates tenants (default true). */
     registration?: boolean;
+    /** Views of the shared run one link's viewers may have per second together (see `ShareLinkOptions`). */
+    shareViewsPerSecond?: number;
     login?: Partial<LoginThrottleOptions>;
   };
   /** Roles whose agents run outside Pulse and report over HTTP with their run's token. */
@@ -139,7 +141,12 @@ export class Pulse {
     const revocations = new RevocationChannel({ publisher: command, subscriber: () => this.connect("revocations"), channel: `${redisPrefix}:revoked`, logger });
     const auth = new AuthService(db, options.auth, revocations);
     const externalAgentRoles = options.externalAgentRoles ?? [];
-    const shares = new ShareLinkService(db, auth.tokens, { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400 }, revocations);
+    const shares = new ShareLinkService(
+      db,
+      auth.tokens,
+      { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400, viewsPerSecond: options.auth.shareViewsPerSecond },
+      revocations,
+    );
     const runs = new RunService({
       db,
       bus,

@@ -1,6 +1,7 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import { shareLinkPath } from "../../shared/share-link";
 import { notFound, PulseError } from "../errors";
+import { KeyedRateLimit } from "../http/keyed-rate-limit";
 import { newSecretId, type Session } from "./auth-service";
 import type { RevocationPublisher } from "./revocation-channel";
 import type { TokenSigner } from "./token-signer";
@@ -8,7 +9,15 @@ import type { TokenSigner } from "./token-signer";
 export interface ShareLinkOptions {
   /** The longest a link may live; asking for longer is a BAD_REQUEST naming the field. */
   maxTtlSeconds: number;
+  /**
+   * Views of the shared run (a subscription's snapshot, `share.run`, a page of output) all of
+   * one link's viewers may have per second together, per process (bursts up to twice this).
+   */
+  viewsPerSecond?: number;
 }
+
+/** Default of `ShareLinkOptions.viewsPerSecond`: a crowd opening a link at once is served within seconds. */
+export const SHARE_VIEWS_PER_SECOND = 20;
 
 export interface CreatedShareLink {
   shareId: string;
@@ -33,13 +42,32 @@ export interface LiveShareLink {
  * that run and nothing else.
  */
 export class ShareLinkService {
+  /**
+   * Each view carries up to 64 Ki characters of output, built and sent for that viewer: one
+   * link's viewers, from however many addresses, get a bounded share of the process between
+   * them, and the tenant's own users and other tenants keep the rest.
+   */
+  private readonly views: KeyedRateLimit;
+
   constructor(
     private readonly db: PrismaClient,
     private readonly signer: TokenSigner,
     readonly options: ShareLinkOptions,
     /** Tells every process, so the link's viewers end at once wherever they watch. */
     private readonly revocations?: RevocationPublisher,
-  ) {}
+  ) {
+    this.views = new KeyedRateLimit(options.viewsPerSecond ?? SHARE_VIEWS_PER_SECOND);
+  }
+
+  /** Spends one of the link's views: 0 when it had one, else the seconds to wait (nothing spent). */
+  spendView(shareId: string): number {
+    return this.views.take(shareId);
+  }
+
+  /** TOO_MANY_REQUESTS, saying when to come back, for a link whose viewers spent its views (see `spendView`). */
+  tooManyViews(retryAfter: number): PulseError {
+    return new PulseError("TOO_MANY_REQUESTS", `this share link's viewers may open at most ${this.views.perSecond} views of the run per second; retry in ${retryAfter} s`);
+  }
 
   /** A link to one of the caller's tenant's runs; another tenant's run is NOT_FOUND, like a missing one. */
   async create(session: Pick<Session, "tenantId" | "userId">, runId: string, ttlSeconds: number): Promise<CreatedShareLink> {

@@ -38,6 +38,11 @@ export interface Context {
   transport?: "http" | "ws" | "sse";
   /** The caller's address, for per-address limits. */
   clientIp?: string;
+  /**
+   * Before a TOO_MANY_REQUESTS: says when to come back (`Retry-After`) and holds the answer
+   * as the HTTP edge holds every rate refusal (see `RATE_REFUSAL_HOLD_MS`); absent elsewhere.
+   */
+  beforeRateRefusal?: (retryAfterSeconds: number) => Promise<void>;
 }
 
 /**

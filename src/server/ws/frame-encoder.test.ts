@@ -17,7 +17,9 @@ describe("trackedDataFrame", () => {
   });
 
   it("serialises anything else, snapshots and events that did not come from a stream entry, the same way", () => {
-    for (const item of [{ ...event }, { type: "snapshot", snapshot: { runs: [] } }]) {
+    const snapshot = { runs: [{ id: "r", output: "ünïcode \"quoted\"\n", outputStart: 0 }] };
+    const items = [{ ...event }, { type: "snapshot", snapshot: { runs: [] } }, { type: "snapshot", snapshot }, { type: "resync", snapshot }, { snapshot, type: "snapshot" }, { type: "snapshot", snapshot, extra: 1 }];
+    for (const item of items) {
       expect(trackedDataFrame(requestPrefix(1, undefined), "1-0", item)).toBe(trpcFrame(1, undefined, "1-0", item));
     }
   });

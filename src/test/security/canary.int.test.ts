@@ -35,8 +35,10 @@ beforeAll(async () => {
   app = await startTestPulse({
     runWorkers: false,
     externalAgentRoles: [VICTIM_ROLE, PROBE_ROLE],
-    // The attacker's sockets send far more than a browser would; the rate limit has its own test.
+    // The attacker's sockets send far more than a browser would, and views its share link far
+    // more often than its viewers may; the rate limits have their own tests.
     security: { ws: { messagesPerSecond: 100_000, maxSubscriptions: 1_000 }, reportsPerSecond: 100_000 },
+    auth: { shareViewsPerSecond: 100_000 },
   });
 });
 afterAll(async () => {
@@ -219,6 +221,11 @@ describe("tenant isolation under canaries", () => {
       expectClean("agent.events", await call("agent.events", { ...smuggled, cursor: "0-0", limit: 500 }, a));
       expectClean("agent.roles", await call("agent.roles", undefined, a));
       expectClean("agent.durations", await call("agent.durations", undefined, a));
+      expectClean("agent.latestChain", await call("agent.latestChain", undefined, a));
+      // B's run has links, but A is shown none of them.
+      const links = await call("share.list", { runId }, a);
+      expectClean("share.list", links);
+      log.attempt(foreign, "only tenant A's own data; no marker", !victimShares.some((id) => links.text.includes(id)), () => `share.list: ${links.text.slice(0, 300)}`);
       expectClean("context.get", await call("context.get", undefined, a));
       expectClean("context.events", await call("context.events", { ...smuggled, cursor: "0-0" }, a));
       expectClean("auth.me", await call("auth.me", undefined, a));

@@ -122,6 +122,7 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
 /** Sends one input to one procedure the way clients do, and returns the error it got (or null). */
 async function send(socket: RawSocket, path: string, input: unknown, id: number): Promise<{ code?: string; message?: string } | null> {
   const type = procedures[path]!._def.type;
+  // A member's procedures on links (create, list, revoke) take the session; the rest of `share.*` the link's token.
   const auth = path.startsWith("share.") && !["share.create", "share.list", "share.revoke"].includes(path) ? shareToken : token;
   if (type === "subscription") {
     const ws = path.startsWith("share.") ? shareSocket : socket;

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, type Collector, type TestClient, type TestPulse } from "../harness";
+import { TRPC_PATH } from "../../server/http-server";
 import { AttackLog, errorCode, failureOf, httpClient, postRunEvent } from "./security-kit";
 
 /**
@@ -12,6 +13,8 @@ const LONG = process.env.PULSE_LONG === "1";
 if (LONG) vi.setConfig({ testTimeout: 900_000 });
 const log = new AttackLog("share-links", LONG);
 const SHARED = "watched-agent";
+/** Views of its run a link's viewers share per second here (bursts twice this): low, so a short loop spends them. */
+const VIEWS_PER_SECOND = 5;
 const UNSHARED = "private-agent";
 
 let app: TestPulse;
@@ -23,7 +26,7 @@ beforeAll(async () => {
   app = await startTestPulse({
     runWorkers: false,
     externalAgentRoles: [SHARED, UNSHARED],
-    auth: { shareLinkMaxTtlSeconds: 3600 },
+    auth: { shareLinkMaxTtlSeconds: 3600, shareViewsPerSecond: VIEWS_PER_SECOND },
     security: { ws: { tokenGraceMs: 500 } },
   });
 });
@@ -161,6 +164,42 @@ describe("a share link", () => {
     const took = Date.now() - revokedAt;
     log.attempt("Revoked share link", "viewers end within seconds", errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 3_000, () => `${took} ms`);
     expect((live.errors[0] as Error).message).toBe("this share link was revoked or has expired");
+  });
+
+  it("shares one budget of views among all of a link's viewers: past it, 429 with Retry-After and TOO_MANY_REQUESTS on the socket, other links served", async () => {
+    const { owner, shared } = await tenantWithRuns();
+    const link = await owner.share.create.mutate({ runId: shared.runId });
+    const other = await owner.share.create.mutate({ runId: shared.runId });
+    const view = async (token: string) => {
+      const res = await fetch(`${app.baseUrl}${TRPC_PATH}/share.run`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, retryAfter: Number(res.headers.get("retry-after")), body: (await res.json()) as { error?: { data?: { code?: string } } } };
+    };
+    // Rounds of views at once, more than the burst, until one is refused.
+    let refused: Awaited<ReturnType<typeof view>> | undefined;
+    for (let round = 0; round < 20 && !refused; round++) {
+      refused = (await Promise.all(Array.from({ length: VIEWS_PER_SECOND * 2 + 2 }, () => view(link.token)))).find((a) => a.status === 429);
+    }
+    // On the socket, subscriptions one after another until one is refused: the same budget.
+    const socket = viewer(link.token);
+    let socketRefusal: unknown;
+    for (let i = 0; i < 50 && socketRefusal === undefined; i++) {
+      const live = collect((h) => socket.trpc.share.onRun.subscribe({}, h));
+      collectors.push(live);
+      await eventually(() => live.errors.length + live.items.length, (n) => n > 0, "the subscription's answer");
+      socketRefusal = live.errors[0];
+      live.unsubscribe();
+    }
+    const served = await view(other.token);
+    log.attempt(
+      "One share link's viewers open views in a loop",
+      "429 with Retry-After past the link's budget, TOO_MANY_REQUESTS on the socket; other links served",
+      refused?.body.error?.data?.code === "TOO_MANY_REQUESTS" && refused.retryAfter >= 1 && errorCode(socketRefusal) === "TOO_MANY_REQUESTS" && served.status === 200,
+      () => `http ${refused?.status} retry-after ${refused?.retryAfter}, socket ${errorCode(socketRefusal)}, other link ${served.status}`,
+    );
+    expect(refused?.body.error?.data?.code).toBe("TOO_MANY_REQUESTS");
+    expect(refused?.retryAfter).toBeGreaterThanOrEqual(1);
+    expect(errorCode(socketRefusal)).toBe("TOO_MANY_REQUESTS");
+    expect(served.status).toBe(200);
   });
 
   it("is only made and revoked by the run's own tenant, within the maximum lifetime", async () => {

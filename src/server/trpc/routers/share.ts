@@ -13,8 +13,23 @@ import { AgentFeedQuery, logPageInput, outputPageInput } from "./agent";
 const sharedRunFeed = liveFeed({
   filter: {},
   tenantOf: (ctx: Context & { share: ShareGrant }) => ctx.share.tenantId,
-  query: (ctx, _filter, start) => new AgentFeedQuery(ctx.services, ctx.share.tenantId, start, { runId: ctx.share.runId }),
+  async query(ctx, _filter, start) {
+    // A resumed viewer replays events from Redis; only a snapshot or resync is a view.
+    if (start.from !== "after") await spendView(ctx, ctx.share);
+    return new AgentFeedQuery(ctx.services, ctx.share.tenantId, start, { runId: ctx.share.runId });
+  },
 });
+
+/**
+ * Spends one of the link's views (see `ShareLinkService.spendView`) on what is about to
+ * read and send the run with its output window: TOO_MANY_REQUESTS once its viewers spent them.
+ */
+async function spendView(ctx: Pick<Context, "services" | "beforeRateRefusal">, share: ShareGrant): Promise<void> {
+  const retryAfter = ctx.services.shares.spendView(share.shareId);
+  if (retryAfter === 0) return;
+  await ctx.beforeRateRefusal?.(retryAfter);
+  throw ctx.services.shares.tooManyViews(retryAfter);
+}
 
 /**
  * Read-only share links. A signed-in user creates (and revokes) a link to one run of their
@@ -48,6 +63,7 @@ export const shareRouter = router({
 
   /** The shared run as it is now, with its steps, the newest of its output, and what dashboards call its agent. */
   run: sharedRunProcedure.query(async ({ ctx }) => {
+    await spendView(ctx, ctx.share);
     const run = await ctx.services.runs.get(ctx.share.tenantId, ctx.share.runId);
     return { ...run, title: agentTitle(ctx.services.agents, run.agentRole) };
   }),
@@ -63,7 +79,10 @@ export const shareRouter = router({
   /** The shared run's earlier output, a page at a time (as `agent.output`). */
   output: sharedRunProcedure
     .input(outputPageInput({}).default({ limit: OUTPUT_WINDOW_CHARS }))
-    .query(({ ctx, input }) => ctx.services.runs.output(ctx.share.tenantId, ctx.share.runId, input)),
+    .query(async ({ ctx, input }) => {
+      await spendView(ctx, ctx.share);
+      return ctx.services.runs.output(ctx.share.tenantId, ctx.share.runId, input);
+    }),
 
   /** The polling twin of `onRun`. */
   events: sharedRunProcedure.input(sharedRunFeed.pageInput).query(sharedRunFeed.page),
