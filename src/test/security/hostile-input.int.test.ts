@@ -178,18 +178,32 @@ afterAll(async () => {
   await app?.close();
 });
 
-/** Calls one procedure in-process with the caller's real context; a subscription is read up to its first item. */
+/** How long a subscription may go without a first item before it is taken as waiting for live events. */
+const FIRST_ITEM_WAIT_MS = 1_000;
+
+/**
+ * Calls one procedure in-process with the caller's real context; a subscription is read up to
+ * its first item, or stopped (its signal aborted) when it has none yet: a filter that matches
+ * nothing after `lastEventId` waits for live events, which is an answer too. A failure shows
+ * in the call or the first `next()` either way.
+ */
 async function call(path: string, input: unknown): Promise<void> {
-  const caller = createCaller(path.startsWith("share.") && !["share.create", "share.revoke"].includes(path) ? viewer : member) as any;
+  const stop = new AbortController();
+  const context = path.startsWith("share.") && !["share.create", "share.list", "share.revoke"].includes(path) ? viewer : member;
+  const caller = createCaller(context, { signal: stop.signal }) as any;
   const procedure = path.split(".").reduce((at, key) => at[key], caller);
   const result = await procedure(input);
   // A started run holds its role; cancelling it lets the next input start one too.
   if (path === "agent.run") await member.services.runs.cancel(tenant.tenantId, (result as { runId: string }).runId);
   if (procedures[path]!._def.type !== "subscription") return;
   const feed = result as AsyncIterator<unknown>;
+  let timer: NodeJS.Timeout | undefined;
+  const waiting = new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_ITEM_WAIT_MS)));
   try {
-    await feed.next();
+    await Promise.race([feed.next(), waiting]);
   } finally {
+    clearTimeout(timer);
+    stop.abort();
     await feed.return?.();
   }
 }
