@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { RestartableRedis } from "../../test/chaos/restartable-redis";
@@ -283,7 +282,7 @@ describe("TenantStreamReader's wake-ups", () => {
     expect(Math.max(...keysPerRead)).toBeLessThanOrEqual(2);
   });
 
-  it("reads 20k followed tenants whose wakes were lost without stalling the event loop", async () => {
+  it("reads 20k followed tenants whose wakes were lost within a CPU budget (no search of the key list)", async () => {
     const { reader: r, keys, command, wake } = await reader(3_600_000);
     const wakeId = await wake.client("ID");
     const tenants = Array.from({ length: 20_000 }, (_, i) => `t${i}-${randomUUID().slice(0, 8)}`);
@@ -294,19 +293,15 @@ describe("TenantStreamReader's wake-ups", () => {
     const appends = command.pipeline();
     for (const t of tenants) appends.xadd(keys.events(t), "*", "e", event(t, "unannounced"));
     await appends.exec();
-    const loop = monitorEventLoopDelay({ resolution: 10 });
-    loop.enable();
     const cpuBefore = process.cpuUsage();
     // The wake connection drops: every followed stream is read (and every channel subscribed again).
     await admin.client("KILL", "ID", String(wakeId));
     await eventually(() => delivered, (n) => n === tenants.length, "every tenant's entry", 120_000);
-    loop.disable();
     const cpu = process.cpuUsage(cpuBefore);
-    // Budgets with a wide margin for a busy machine (measured: ~0.6 s of CPU, the loop held
-    // 0.2–0.5 s at most): matching streams to tenants by searching the key list took
-    // seconds here, all of it in one turn of the loop.
+    // A CPU budget with a wide margin (measured: ~0.6 s): matching streams to tenants by
+    // searching the key list cost seconds here, all of it in one turn of the loop. The loop's
+    // delay itself is not asserted: it is wall-clock time, which a busy machine stretches.
     expect((cpu.user + cpu.system) / 1e3, "CPU ms").toBeLessThan(3_000);
-    expect(loop.max / 1e6, "longest event-loop delay, ms").toBeLessThan(1_500);
   }, 180_000);
 
   it("never reads a Redis that came back without its data before telling subscribers their stream was lost", async () => {

@@ -250,7 +250,12 @@ export class TenantStreamReader {
     // The entry before this one is older than what was delivered: the stream lost the entries
     // after it (a failover to a replica that never received them). Subscribers keep what they
     // have (the database holds it too); cursors into the hole must resync rather than replay past it.
-    if (carried && compareStreamIds(carried.previousId, cursor.lastId) < 0) this.lostTail(tenantId, cursor.lastId);
+    if (carried && compareStreamIds(carried.previousId, cursor.lastId) < 0) {
+      this.lostTail(tenantId, cursor.lastId);
+      // It may also be a new stream (a Redis back without its data) whose wake came before the
+      // read connection noticed the drop: the streams are checked before anything is read.
+      this.recheck = true;
+    }
     this.dirty.add(tenantId);
     this.wake?.();
   }
