@@ -1,20 +1,20 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countByRule, seriousViolations } from "./support/axe";
 import { ARTIFACTS, launchChromium } from "./support/browser";
 import { smallTargets } from "./support/targets";
 import { OutsideAgent } from "./support/outside-agent";
-import { PulseProcess } from "./support/pulse-process";
-import { OUTSIDE_AGENT, settledTenant, signedIn } from "./support/tenant";
+import type { PulseProcess } from "./support/pulse-process";
+import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
 import { UpgradeGate } from "./support/upgrade-gate";
 
 let browser: Browser;
 let pulse: PulseProcess;
 beforeAll(async () => {
   browser = await launchChromium();
-  pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT }).start();
+  pulse = await startDashboardPulse();
 });
 afterAll(async () => {
   await browser?.close();

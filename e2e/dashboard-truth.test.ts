@@ -1,10 +1,10 @@
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../src/test/harness";
 import { launchChromium } from "./support/browser";
 import { OutsideAgent } from "./support/outside-agent";
-import { PulseProcess } from "./support/pulse-process";
-import { OUTSIDE_AGENT, settledTenant, signedIn } from "./support/tenant";
+import type { PulseProcess } from "./support/pulse-process";
+import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
 
 /** Issue 19's false states: what the dashboard shows must be what is true, in every view. */
 
@@ -12,7 +12,7 @@ let browser: Browser;
 let pulse: PulseProcess;
 beforeAll(async () => {
   browser = await launchChromium();
-  pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT }).start();
+  pulse = await startDashboardPulse();
 });
 afterAll(async () => {
   await browser?.close();

@@ -1,11 +1,17 @@
 import { randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, BrowserContextOptions } from "playwright-core";
+import { inject } from "vitest";
 import { eventually } from "../../src/test/harness";
-import type { PulseProcess } from "./pulse-process";
+import { PulseProcess } from "./pulse-process";
 
 export const PASSWORD = "correct horse battery";
 /** A role run by an agent outside Pulse, which a test plays to decide when its run moves. */
 export const OUTSIDE_AGENT = "outside-agent";
+/** A Pulse of a browser test file's own: the demo agents at a quarter speed, and the outside agent's role. */
+export function startDashboardPulse(): Promise<PulseProcess> {
+  return new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT }).start();
+}
+
 export const newEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.test`;
 
 /** A browser context signed in with a session token, at `baseUrl` (Pulse's own, unless a proxy's). */
