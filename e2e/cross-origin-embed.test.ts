@@ -50,6 +50,9 @@ describe("a product's page on another origin", () => {
       const openedAt = performance.now();
       await page.goto(`${product.origin}/#pulse=${encodeURIComponent(pulse.baseUrl)}&run=${started.id}`);
       await expect.poll(() => page.textContent("#role")).toBe(ticker.role);
+      // Progress reported before the subscription's snapshot would arrive inside that snapshot,
+      // not as a live event: report it once the page follows the run.
+      await expect.poll(() => page.getAttribute("body", "data-following")).toBe("true");
       ticker.tick(3);
       await expect.poll(() => page.textContent("#progress")).toBe("3");
       const firstLiveMs = performance.now() - openedAt;

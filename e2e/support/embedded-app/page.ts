@@ -38,6 +38,7 @@ client.agent.onStatus.subscribe(
       if (data.type === "snapshot" || data.type === "resync") {
         const latest = data.snapshot.runs.find((r) => r.id === runId);
         if (latest) show(latest);
+        document.body.dataset.following = "true";
         return;
       }
       document.body.dataset.live = "true";
