@@ -1,17 +1,26 @@
 "use client";
 
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useSyncExternalStore } from "react";
 import type { AgentEvent } from "./trpc/types";
+
+type Permission = NotificationPermission | "unsupported";
+
+/** Told when this page asked for permission (the browser has no event for a changed answer). */
+const permissionListeners = new Set<() => void>();
+const subscribePermission = (listener: () => void) => {
+  permissionListeners.add(listener);
+  return () => void permissionListeners.delete(listener);
+};
+const browserPermission = (): Permission => ("Notification" in window ? Notification.permission : "unsupported");
+// The server, and the first render in the browser (hydration), know nothing of the browser's answer.
+const serverPermission = (): Permission => "unsupported";
 
 /**
  * Browser notifications for runs that finish while the tab is hidden, once the user allowed
  * them. Returns the event callback and a way to ask for permission.
  */
 export function useRunNotifications(titles: Record<string, string>) {
-  const [permission, setPermission] = useState<NotificationPermission | "unsupported">("unsupported");
-  useEffect(() => {
-    if ("Notification" in window) setPermission(Notification.permission);
-  }, []);
+  const permission = useSyncExternalStore(subscribePermission, browserPermission, serverPermission);
 
   const onEvent = useCallback(
     (event: AgentEvent) => {
@@ -24,7 +33,9 @@ export function useRunNotifications(titles: Record<string, string>) {
   );
 
   const ask = useCallback(async () => {
-    if ("Notification" in window) setPermission(await Notification.requestPermission());
+    if (!("Notification" in window)) return;
+    await Notification.requestPermission();
+    for (const listener of permissionListeners) listener();
   }, []);
 
   return { onEvent, permission, ask };

@@ -106,10 +106,10 @@ export class PrivateRedisCluster {
       await run(this.options.cliBin, args, { timeout: this.options.startTimeoutMs });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new Error(`Pulse's test cluster needs "${this.options.cliBin}" on PATH (Debian/Ubuntu: apt-get install -y redis-tools; macOS: brew install redis)`);
+        throw new Error(`Pulse's test cluster needs "${this.options.cliBin}" on PATH (Debian/Ubuntu: apt-get install -y redis-tools; macOS: brew install redis)`, { cause: error });
       }
       const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
-      throw new Error(`redis-cli --cluster create failed: ${(stderr || stdout || (error as Error).message).trim().split("\n").slice(-3).join(" ")}`);
+      throw new Error(`redis-cli --cluster create failed: ${(stderr || stdout || (error as Error).message).trim().split("\n").slice(-3).join(" ")}`, { cause: error });
     }
   }
 

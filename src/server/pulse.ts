@@ -1,4 +1,4 @@
-import { roleConcurrency, type AgentDefinition } from "./agents/define-agent";
+import { roleConcurrency, type AnyAgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
@@ -28,7 +28,7 @@ export interface PulseOptions {
   /** Namespace of every Redis key, BullMQ's included. */
   redisPrefix: string;
   logger: Logger;
-  agents: readonly AgentDefinition<any>[];
+  agents: readonly AnyAgentDefinition[];
   /** Run the agents' BullMQ workers in this process. */
   runWorkers: boolean;
   /** Read tenants' streams for subscribers in this process (API processes do; worker-only ones need not). */
@@ -79,7 +79,7 @@ export interface PulseServices {
   loginThrottle: LoginThrottle;
   /** Turns external agents' HTTP reports into events. */
   reports: ExternalReportService;
-  agents: readonly AgentDefinition<any>[];
+  agents: readonly AnyAgentDefinition[];
   externalAgentRoles: readonly string[];
   sessionTtlSeconds: number;
   logger: Logger;

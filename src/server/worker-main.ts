@@ -34,7 +34,7 @@ async function main() {
       });
     } catch (error) {
       await booted.close({ force: true });
-      throw new Error(`METRICS_PORT: cannot listen on ${env.HOST}:${env.METRICS_PORT} (${(error as Error).message})`);
+      throw new Error(`METRICS_PORT: cannot listen on ${env.HOST}:${env.METRICS_PORT} (${(error as Error).message})`, { cause: error });
     }
   }
   logger.info(

@@ -5,7 +5,7 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, inject } from "vitest";
 import WebSocket from "ws";
 import { demoAgents } from "../server/agents/demo";
-import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition } from "../server/agents/define-agent";
+import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition, type AnyAgentDefinition } from "../server/agents/define-agent";
 import { openDatabase, type Database } from "../server/db";
 import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
 import type { ServerSecurityOverrides } from "../server/http/server-security";
@@ -37,7 +37,7 @@ export interface TestPulse {
 }
 
 export interface TestPulseOptions {
-  agents?: AgentDefinition<any>[];
+  agents?: AnyAgentDefinition[];
   runWorkers?: boolean;
   database?: Database;
   prefix?: string;

@@ -50,14 +50,22 @@ export interface AgentDefinition<TInput = Record<string, unknown>> {
   run(ctx: AgentContext<TInput>): Promise<void>;
 }
 
+/**
+ * An agent of any input type, for the lists that hold several (a deployment's agents, a
+ * worker's definitions): each definition's `run` and `concurrencyKey` take the input its own
+ * schema parsed, which no single type but `any` describes.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
+export type AnyAgentDefinition = AgentDefinition<any>;
+
 /** How many runs of a role may be queued or running at once: per tenant, or per key of their input. */
 export interface RoleConcurrency {
   perTenant: number;
-  key?: (input: any) => string;
+  key?: (input: Record<string, unknown>) => string;
 }
 
 /** A role's concurrency as its definition declares it; one run per tenant when it says nothing (or has no definition). */
-export function roleConcurrency(agent: Pick<AgentDefinition<any>, "concurrencyPerTenant" | "concurrencyKey"> | undefined): RoleConcurrency {
+export function roleConcurrency(agent: Pick<AnyAgentDefinition, "concurrencyPerTenant" | "concurrencyKey"> | undefined): RoleConcurrency {
   return { perTenant: agent?.concurrencyPerTenant ?? 1, ...(agent?.concurrencyKey ? { key: agent.concurrencyKey } : {}) };
 }
 
@@ -71,7 +79,7 @@ export function defineAgent<TSchema extends z.ZodType<Record<string, unknown>>>(
   definition: Omit<AgentDefinition<z.output<TSchema>>, "input"> & { input: TSchema },
 ): AgentDefinition<z.output<TSchema>>;
 export function defineAgent<TInput = Record<string, unknown>>(definition: AgentDefinition<TInput>): AgentDefinition<TInput>;
-export function defineAgent(definition: AgentDefinition<any>): AgentDefinition<any> {
+export function defineAgent(definition: AnyAgentDefinition): AnyAgentDefinition {
   return definition;
 }
 

@@ -68,7 +68,7 @@ export class WorkerBackoff {
     this.timer = undefined;
     this.pausedUntil = 0;
     if (this.stopped) return;
-    this.worker.resume();
+    void this.worker.resume().catch(() => {});
   }
 
   private succeeded(): void {

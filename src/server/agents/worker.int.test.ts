@@ -14,7 +14,6 @@ import {
   OpenConnections,
   startTestPulse,
   type Collector,
-  type TestClient,
   type TestPulse,
   type TrackedItem,
 } from "../../test/harness";

@@ -271,7 +271,7 @@ export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
   let page = await stream.readAfter(query.tenantId, start.id, limit);
   if (await stream.isBehindRetention(query.tenantId, start.id)) return resync("trimmed");
   let cursor = start.id;
-  let items: IdentifiedItem<TEvent, TSnapshot>[] = [];
+  let items: IdentifiedItem<TEvent, TSnapshot>[];
   // A filter (one run, one role) may match nothing in a full page while later pages hold its events: read on.
   for (let scanned = 1; ; scanned++) {
     items = page.flatMap((e) => (query.accept(e.event) ? [{ id: e.id, item: e.event }] : []));

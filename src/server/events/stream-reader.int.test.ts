@@ -91,7 +91,7 @@ describe("TenantStreamReader's wake-ups", () => {
     const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), metrics, sweepMs, ...extra });
     r.start();
     readers.push(r);
-    await Promise.all([command!, read!, wake!].map((c) => (c.status === "ready" ? undefined : once(c, "ready"))));
+    await Promise.all([command!, read!, wake!].map((c) => (c.status === "ready" ? Promise.resolve() : once(c, "ready"))));
     return { reader: r, stream, keys, command: command!, read: read!, wake: wake!, metrics };
   }
 

@@ -3,7 +3,6 @@ import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { CapturedLog } from "../../test/captured-log";
 import { eventually, fastDemoAgents, openTestDatabase, startTestPulse, untilHealthy } from "../../test/harness";
-import type { Database } from "../db";
 import { createLogger, type Logger } from "../logger";
 import { Pulse } from "../pulse";
 import { PrivateRedisServer } from "../redis";

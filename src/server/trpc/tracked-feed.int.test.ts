@@ -64,7 +64,7 @@ it("a subscription that wraps trackedFeed in its own generator and awaits before
     expect(passedThrough).toBe(1);
     subscription.unsubscribe();
   } finally {
-    ws.close();
+    await ws.close();
     await handler.close();
   }
 });

@@ -2,6 +2,9 @@ import type { Duplex } from "node:stream";
 import WebSocket from "ws";
 import type { ConnectionGuard } from "./connection-guard";
 
+type BufferLike = Parameters<WebSocket["send"]>[0];
+type SendOptions = { mask?: boolean; binary?: boolean; compress?: boolean; fin?: boolean };
+
 /** Where a socket's frames go: its connection's protocol handler (`RpcConnection`). */
 export interface FrameReceiver {
   receive(data: unknown, isBinary: boolean): void;
@@ -22,7 +25,7 @@ export class GuardedWebSocket extends WebSocket {
   receiver?: FrameReceiver;
   private corkDepth = 0;
 
-  override emit(event: string | symbol, ...args: any[]): boolean {
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event === "message" && this.receiver) {
       this.receiver.receive(args[0], args[1] === true);
       return true;
@@ -77,9 +80,12 @@ export class GuardedWebSocket extends WebSocket {
     return false;
   }
 
-  override send(data: any, options?: any, cb?: any): void {
+  override send(data: BufferLike, cb?: (err?: Error) => void): void;
+  override send(data: BufferLike, options: SendOptions, cb?: (err?: Error) => void): void;
+  override send(data: BufferLike, options?: SendOptions | ((err?: Error) => void), cb?: (err?: Error) => void): void {
     if (!this.hasRoom()) return;
-    super.send(data, options, cb);
+    if (typeof options === "function") super.send(data, options);
+    else super.send(data, options ?? {}, cb);
   }
 
   private netSocket(): Duplex | undefined {

@@ -169,7 +169,7 @@ export async function auditRecorders(
   }
   // Progress reaches the database a moment after it reaches clients: differences get a few seconds to settle.
   const deadline = Date.now() + 5_000;
-  let differing: { label: string; diffs: string[] }[] = [];
+  let differing: { label: string; diffs: string[] }[];
   do {
     differing = [];
     for (const { recorder, tenantId } of pending) {

@@ -71,7 +71,7 @@ export class FeedPublisher {
 
   /** Completes every run still going, so none is left active when the scenario ends. */
   async finishRuns(): Promise<void> {
-    await Promise.all(this.lanes.map((lane) => lane.busy));
+    await Promise.all(this.lanes.map((lane) => lane.busy ?? Promise.resolve()));
     for (const lane of this.lanes) {
       if (lane.run) await this.publish(lane, { type: "agent:completed", completedAt: new Date().toISOString() }).catch((error: unknown) => this.fail(error));
       lane.run = undefined;
@@ -104,7 +104,7 @@ export class FeedPublisher {
       }
       await new Promise((r) => setTimeout(r, 5));
     }
-    await Promise.all(this.lanes.map((lane) => lane.busy));
+    await Promise.all(this.lanes.map((lane) => lane.busy ?? Promise.resolve()));
   }
 
   /** The lane's next event: a new run when it has none, a context change now and then, else the run's next step. */

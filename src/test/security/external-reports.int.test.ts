@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { AuthService } from "../../server/auth/auth-service";
-import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, TEST_SECRET, type Collector, type TestClient, type TestPulse } from "../harness";
+import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, TEST_SECRET, type TestPulse } from "../harness";
 import { AttackLog, httpClient, postRunEvent, sleep } from "./security-kit";
 
 /**
@@ -69,7 +69,6 @@ describe("an external agent", () => {
     ];
     const ids: string[] = [];
     for (const body of reports) {
-      const startedAt = Date.now();
       const answer = await report(runId, token, body);
       expect(answer.status, JSON.stringify(body)).toBe(202);
       expect(answer.json).toEqual({ id: expect.stringMatching(/^\d+-\d+$/), seq: expect.any(Number) });
@@ -93,7 +92,7 @@ describe("an external agent", () => {
   it("is refused with the right status and a message naming the field", async () => {
     const { runId, token } = await externalRun();
     const other = await externalRun("other-agent");
-    const { auth, db } = app.pulse.services;
+    const { db } = app.pulse.services;
     const shortLived = new AuthService(db, { secret: TEST_SECRET, sessionTtlSeconds: 60, reportTokenTtlSeconds: 1 });
     const expiring = await shortLived.issueReportToken({ tenantId: other.tenant.tenantId, runId: other.runId });
     const session = other.tenant.token;

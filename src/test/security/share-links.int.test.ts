@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, type Collector, type TestClient, type TestPulse } from "../harness";
+import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, type TestClient, type TestPulse } from "../harness";
 import { TRPC_PATH } from "../../server/http-server";
 import { AttackLog, errorCode, failureOf, httpClient, postRunEvent } from "./security-kit";
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineAgent, type AgentDefinition } from "../define-agent";
+import { defineAgent, type AgentDefinition, type AnyAgentDefinition } from "../define-agent";
 import { runScript, streamText, type SimulationOptions } from "./simulated-work";
 
 /**
@@ -12,7 +12,7 @@ import { runScript, streamText, type SimulationOptions } from "./simulated-work"
  */
 const setupInput = z.looseObject({ company: z.string().min(1).max(200).optional() });
 
-export function demoAgents(options: SimulationOptions): AgentDefinition<any>[] {
+export function demoAgents(options: SimulationOptions): AnyAgentDefinition[] {
   const clientResearcher = defineAgent({
     role: "client-researcher",
     title: "Client researcher",
