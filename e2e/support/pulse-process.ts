@@ -33,7 +33,9 @@ export class PulseProcess {
         PGLITE_DIR: path.join(this.dataDir, "pglite"),
         REDIS_PREFIX: `e2e-${randomUUID().slice(0, 8)}`,
         AUTH_SECRET: randomBytes(32).toString("hex"),
-        PULSE_DEMO: "false",
+        // The demo agents and their setup chain, without the demo account: each test registers its own tenants.
+        PULSE_DEMO: "true",
+        PULSE_DEMO_ACCOUNT: "false",
         DEMO_FAILURE_RATE: "0",
         LOG_LEVEL: "info",
         // The test and every browser call from 127.0.0.1: one address's HTTP budget would be theirs together.

@@ -5,7 +5,7 @@ import path from "node:path";
 import { Queue } from "bullmq";
 import { queuePrefix } from "./agents/queue";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { SETUP_CHAIN } from "./agents/chains";
+import { SETUP_CHAIN } from "./agents/demo";
 import { loadAuthSecret, DEMO_USER, seedDemo, startPendingSetups } from "./bootstrap";
 import { openDatabase, type PrismaClient } from "./db";
 import { createLogger } from "./logger";

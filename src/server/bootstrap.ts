@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { demoAgents } from "./agents/demo";
+import { demoConfig } from "./agents/demo";
+import { combineConfigs, configFile, loadPulseConfig, type AgentCatalog, type PulseConfig } from "./agents/pulse-config";
 import { startTenantSetup } from "./agents/tenant-setup";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
@@ -79,8 +80,30 @@ export interface BootedPulse {
   close(options?: WorkerPoolCloseOptions): Promise<void>;
 }
 
+/**
+ * The agents, external roles and chains this deployment runs: the adopter's module
+ * (PULSE_CONFIG, or `pulse.config.ts` in the working directory), the demo's with PULSE_DEMO,
+ * and EXTERNAL_AGENT_ROLES; refused in one line when they do not fit together.
+ */
+export async function loadAgentCatalog(
+  env: Pick<Env, "PULSE_CONFIG" | "PULSE_DEMO" | "DEMO_SPEED" | "DEMO_FAILURE_RATE" | "EXTERNAL_AGENT_ROLES">,
+  logger: Logger,
+  cwd = process.cwd(),
+): Promise<AgentCatalog> {
+  const configs: PulseConfig[] = [];
+  const file = configFile(env.PULSE_CONFIG, cwd);
+  if (file) {
+    configs.push(await loadPulseConfig(file));
+    logger.info({ file }, "loaded the agents' configuration");
+  }
+  if (env.PULSE_DEMO) configs.push(demoConfig({ speed: env.DEMO_SPEED, failureRate: env.DEMO_FAILURE_RATE }));
+  configs.push({ externalAgentRoles: env.EXTERNAL_AGENT_ROLES });
+  return combineConfigs(configs);
+}
+
 /** Starts Redis (or connects), the database (migrated), and Pulse's services from the configuration. */
 export async function bootPulse(env: Env, logger: Logger, role: { workers: boolean; subscriptions: boolean }): Promise<BootedPulse> {
+  const catalog = await loadAgentCatalog(env, logger);
   const dataDir = path.dirname(path.resolve(env.PGLITE_DIR));
   const configured = configuredRedis(env);
   const redis = await resolveRedis({
@@ -100,7 +123,9 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
       redis: redis.target,
       redisPrefix: env.REDIS_PREFIX,
       logger,
-      agents: demoAgents({ speed: env.DEMO_SPEED, failureRate: env.DEMO_FAILURE_RATE }),
+      agents: catalog.agents,
+      chains: catalog.chains,
+      ...(catalog.setupChain ? { setupChain: catalog.setupChain } : {}),
       runWorkers: role.workers,
       serveSubscriptions: role.subscriptions,
       retention: {
@@ -129,7 +154,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
           windowSeconds: env.LOGIN_WINDOW_MINUTES * 60,
         },
       },
-      externalAgentRoles: env.EXTERNAL_AGENT_ROLES,
+      externalAgentRoles: catalog.externalAgentRoles,
       bus: { outputMaxChars: env.RUN_OUTPUT_MAX_CHARS },
       reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS, externalTimeoutMs: env.EXTERNAL_AGENT_TIMEOUT_SECONDS * 1000 },
     });

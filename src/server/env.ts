@@ -5,13 +5,11 @@ import { z } from "zod";
  * infrastructure takes its settings through constructors, and the entry points pass them on
  * from here. Each variable is documented in `.env.example`.
  */
-const flag = (fallback: boolean) =>
-  z
-    .enum(["true", "false", "1", "0", "yes", "no"], {
-      message: "must be true or false",
-    })
-    .default(fallback ? "true" : "false")
-    .transform((v) => v === "true" || v === "1" || v === "yes");
+const flagWords = z.enum(["true", "false", "1", "0", "yes", "no"], { message: "must be true or false" });
+const isTrue = (v: string) => v === "true" || v === "1" || v === "yes";
+const flag = (fallback: boolean) => flagWords.default(fallback ? "true" : "false").transform(isTrue);
+/** A flag whose default is another setting's value: undefined when unset. */
+const flagOrUnset = () => flagWords.optional().transform((v) => (v === undefined ? undefined : isTrue(v)));
 
 const int = (fallback: number, min: number, max: number) =>
   z.coerce
@@ -96,8 +94,12 @@ export const envSchema = z.object({
   PULSE_WORKERS: flag(true),
   /** Serve the Next.js dashboard (false: API and WebSocket only). */
   PULSE_WEB: flag(true),
-  /** Create the demo tenant and user on start. */
+  /** Run the demo agents and their setup chain, and create the demo tenant and user on start. */
   PULSE_DEMO: flag(true),
+  /** The module exporting this deployment's agents and chains (default: `pulse.config.ts` in the working directory, if there is one). */
+  PULSE_CONFIG: z.string().min(1).max(1000).optional(),
+  /** Create the demo tenant and user on start (default: as PULSE_DEMO; false runs the demo agents for other tenants only). */
+  PULSE_DEMO_ACCOUNT: flagOrUnset(),
   /** Let anyone create a tenant with `auth.register` (false: tenants come from the admin API, or the demo). */
   PULSE_REGISTRATION: flag(true),
   /** Key of the admin API (`/api/admin/…`) a product's backend calls to keep its tenants and users and mint their tokens; unset: the API answers 404. */

@@ -1,4 +1,5 @@
 import type { AddressInfo } from "node:net";
+import { PulseConfigError } from "./agents/pulse-config";
 import { bootPulse, DEMO_USER, listenPulse, seedDemo, startPendingSetups } from "./bootstrap";
 import { EnvError, loadEnv, type Env } from "./env";
 import { createLogger } from "./logger";
@@ -25,7 +26,8 @@ async function main() {
   const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscriptions: true });
   // Stopped while booting: no demo chain to wait for, no port to open.
   if (signals.stopping) return signals.started(({ urgent }) => booted.close({ drainMs, urgent }));
-  if (env.PULSE_DEMO) await seedDemo(booted.pulse, logger);
+  const demoAccount = env.PULSE_DEMO_ACCOUNT ?? env.PULSE_DEMO;
+  if (demoAccount) await seedDemo(booted.pulse, logger);
   await startPendingSetups(booted.pulse, logger);
   exposeServicesToPages(booted.pulse.services);
   const web = env.PULSE_WEB
@@ -38,7 +40,7 @@ async function main() {
     { workers: env.PULSE_WORKERS, web: env.PULSE_WEB, port, metrics: !env.METRICS_ENABLED ? false : env.METRICS_TOKEN ? "/metrics (bearer token)" : env.METRICS_PUBLIC ? "/metrics" : "off (set METRICS_TOKEN or METRICS_PUBLIC)" },
     `Pulse is running on http://${shown}:${port}`,
   );
-  if (env.PULSE_DEMO) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
+  if (demoAccount) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
 
   signals.started(async ({ urgent }) => {
     await http.close();
@@ -53,7 +55,7 @@ function webMode(env: Env): WebMode {
 }
 
 main().catch((error) => {
-  if (error instanceof EnvError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError || error instanceof WebBuildMissingError) {
+  if (error instanceof EnvError || error instanceof PulseConfigError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError || error instanceof WebBuildMissingError) {
     console.error(error.message);
   } else {
     console.error("Pulse failed to start:", error);

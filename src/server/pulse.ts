@@ -1,3 +1,4 @@
+import type { ChainDefinition } from "./agents/chains";
 import { roleConcurrency, type AnyAgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
@@ -29,6 +30,10 @@ export interface PulseOptions {
   redisPrefix: string;
   logger: Logger;
   agents: readonly AnyAgentDefinition[];
+  /** Named chains of roles (`agent.runChain({ chain })`). */
+  chains?: readonly ChainDefinition[];
+  /** The chain every new tenant starts with, by name (none: tenants start with nothing). */
+  setupChain?: string;
   /** Run the agents' BullMQ workers in this process. */
   runWorkers: boolean;
   /** Read tenants' streams for subscribers in this process (API processes do; worker-only ones need not). */
@@ -157,6 +162,8 @@ export class Pulse {
       inputSchema: (role) => options.agents.find((a) => a.role === role)?.input,
       concurrency: (role) => roleConcurrency(options.agents.find((a) => a.role === role)),
       externalRoles: externalAgentRoles,
+      ...(options.chains ? { chains: options.chains } : {}),
+      ...(options.setupChain ? { setupChain: options.setupChain } : {}),
       issueReportToken: (grant) => auth.issueReportToken(grant),
     });
     this.services = {

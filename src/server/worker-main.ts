@@ -1,4 +1,5 @@
 import { bootPulse, configuredRedis } from "./bootstrap";
+import { PulseConfigError } from "./agents/pulse-config";
 import { EnvError, loadEnv } from "./env";
 import { createLogger } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server";
@@ -48,6 +49,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(error instanceof EnvError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError ? error.message : error);
+  console.error(error instanceof EnvError || error instanceof PulseConfigError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError ? error.message : error);
   process.exit(1);
 });

@@ -4,7 +4,8 @@ import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, typ
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, inject } from "vitest";
 import WebSocket from "ws";
-import { demoAgents } from "../server/agents/demo";
+import type { ChainDefinition } from "../server/agents/chains";
+import { DEMO_SETUP_CHAIN, demoAgents } from "../server/agents/demo";
 import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition, type AnyAgentDefinition } from "../server/agents/define-agent";
 import { openDatabase, type Database } from "../server/db";
 import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
@@ -38,6 +39,10 @@ export interface TestPulse {
 
 export interface TestPulseOptions {
   agents?: AnyAgentDefinition[];
+  /** Named chains (default: the demo's setup chain, started for new tenants when its agents are there). */
+  chains?: ChainDefinition[];
+  /** The chain new tenants start with (default: the demo's; null: none). */
+  setupChain?: string | null;
   runWorkers?: boolean;
   database?: Database;
   prefix?: string;
@@ -98,6 +103,8 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     redisPrefix: prefix,
     logger,
     agents: options.agents ?? fastDemoAgents(),
+    chains: options.chains ?? [DEMO_SETUP_CHAIN],
+    ...(options.setupChain === null ? {} : { setupChain: options.setupChain ?? DEMO_SETUP_CHAIN.name }),
     runWorkers: options.runWorkers ?? true,
     serveSubscriptions: true,
     retention: { maxAgeMs: 86_400_000, minEvents: 10_000, maxEvents: 100_000, ...options.retention },

@@ -8,7 +8,7 @@ import { CoalescedReads } from "../events/coalesced-reads";
 import { OutputWindows } from "../events/output-windows";
 import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type AgentSnapshot, type OutputPage, type RunView } from "../events/snapshot";
 import type { RunStatus } from "../events/schema";
-import { SETUP_CHAIN } from "./chains";
+import type { ChainDefinition } from "./chains";
 import type { RoleConcurrency } from "./define-agent";
 import type { AgentQueues } from "./queue";
 
@@ -58,6 +58,10 @@ export class RunService {
       concurrency?: (agentRole: string) => RoleConcurrency;
       /** Roles whose agents run outside Pulse and report over HTTP: their runs are not enqueued. */
       externalRoles?: readonly string[];
+      /** The deployment's named chains. */
+      chains?: readonly ChainDefinition[];
+      /** The chain every new tenant starts with, by name. */
+      setupChain?: string;
       /** Signs the run-scoped token an external agent reports with (runs of `externalRoles` only). */
       issueReportToken: (grant: { tenantId: string; runId: string }) => Promise<string>;
     },
@@ -79,14 +83,50 @@ export class RunService {
    * Null when it had already begun.
    */
   async startSetup(tenantId: string): Promise<{ chainId: string; run: StartedRun } | null> {
-    // A deployment without the setup chain's agents registers tenants without one.
-    if (!SETUP_CHAIN.every((role) => this.isExternal(role) || this.deps.roles().includes(role))) return null;
-    const tenant = await this.deps.db.tenant.findUnique({ where: { id: tenantId }, select: { name: true } });
-    if (!tenant) throw notFound("tenant");
-    const [first, ...rest] = SETUP_CHAIN;
-    const options = { chainId: randomUUID(), chain: rest, input: { company: tenant.name } };
+    const chain = this.setupChain();
+    if (!chain) return null;
+    const [first, ...rest] = chain.roles as [string, ...string[]];
+    const options = { chainId: randomUUID(), chain: rest, input: await this.chainInput(tenantId, chain) };
     const run = await this.insert(tenantId, first, options, { onlyIfFirst: true });
     return run ? { chainId: options.chainId, run: await this.announce(run, options) } : null;
+  }
+
+  /**
+   * The chain new tenants start with; none when the deployment names none or this process
+   * cannot start its roles (a deployment without the setup chain's agents registers tenants
+   * without one).
+   */
+  setupChain(): ChainDefinition | undefined {
+    const chain = this.deps.chains?.find((c) => c.name === this.deps.setupChain);
+    return chain && chain.roles.every((role) => this.canStart(role)) ? chain : undefined;
+  }
+
+  /** A chain of the deployment by name; NOT_FOUND for one it does not have. */
+  chain(name: string): ChainDefinition {
+    const chain = this.deps.chains?.find((c) => c.name === name);
+    if (!chain) throw notFound("chain");
+    return chain;
+  }
+
+  /** The name of the chain new tenants start with, if the deployment names one. */
+  get setupChainName(): string | undefined {
+    return this.deps.setupChain;
+  }
+
+  /** The deployment's chains, in the order it declares them. */
+  chains(): readonly ChainDefinition[] {
+    return this.deps.chains ?? [];
+  }
+
+  private async chainInput(tenantId: string, chain: ChainDefinition): Promise<Record<string, unknown>> {
+    if (!chain.input) return {};
+    const tenant = await this.deps.db.tenant.findUnique({ where: { id: tenantId }, select: { id: true, name: true } });
+    if (!tenant) throw notFound("tenant");
+    return chain.input(tenant);
+  }
+
+  private canStart(agentRole: string): boolean {
+    return this.isExternal(agentRole) || this.deps.roles().includes(agentRole);
   }
 
   /**
@@ -100,7 +140,7 @@ export class RunService {
 
   /** The run's row, made under the tenant's row lock; null when `onlyIfFirst` and the tenant has had a run. */
   private async insert(tenantId: string, agentRole: string, options: StartRunOptions, { onlyIfFirst }: { onlyIfFirst: boolean }) {
-    if (!this.isExternal(agentRole) && !this.deps.roles().includes(agentRole)) {
+    if (!this.canStart(agentRole)) {
       throw new PulseError("BAD_REQUEST", `agentRole: no agent named "${agentRole}"`);
     }
     const input = this.validInput(agentRole, options.input ?? {});
@@ -190,12 +230,15 @@ export class RunService {
     return { ...toRunView({ ...run, seq: queued?.event.seq ?? run.seq }), reportToken };
   }
 
-  /** Starts the first role of a chain; each later role starts when the one before completes. */
-  async startChain(tenantId: string, roles: readonly string[], input: Record<string, unknown> = {}): Promise<{ chainId: string; run: StartedRun }> {
-    const [first, ...rest] = roles;
-    if (!first) throw new PulseError("BAD_REQUEST", "chain: no roles");
+  /**
+   * Starts the first role of a named chain, with the given input or the one the chain makes
+   * for the tenant; each later role starts when the one before completes.
+   */
+  async startChain(tenantId: string, name: string, input?: Record<string, unknown>): Promise<{ chainId: string; run: StartedRun }> {
+    const chain = this.chain(name);
+    const [first, ...rest] = chain.roles as [string, ...string[]];
     const chainId = randomUUID();
-    const run = await this.start(tenantId, first, { chainId, chain: rest, input });
+    const run = await this.start(tenantId, first, { chainId, chain: rest, input: input ?? (await this.chainInput(tenantId, chain)) });
     return { chainId, run };
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { SETUP_CHAIN } from "../agents/chains";
+import { SETUP_CHAIN } from "../agents/demo";
 import { defineAgent } from "../agents/define-agent";
 import { startPendingSetups } from "../bootstrap";
 import { TRPC_PATH } from "../http-server";

@@ -1,7 +1,6 @@
 import "server-only";
 import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
-import { SETUP_CHAIN } from "../agents/chains";
 import { agentTitle } from "../agents/define-agent";
 import type { Session } from "../auth/auth-service";
 import { SESSION_COOKIE } from "../auth/session-cookie";
@@ -73,9 +72,10 @@ export interface RoleInfo {
 }
 
 function roleList(): RoleInfo[] {
-  const { agents, externalAgentRoles } = servicesForPages();
+  const { agents, externalAgentRoles, runs } = servicesForPages();
+  const setupRoles: readonly string[] = runs.setupChain()?.roles ?? [];
   return [
-    ...agents.map((a) => ({ role: a.role, title: a.title ?? a.role, inChain: (SETUP_CHAIN as readonly string[]).includes(a.role) })),
-    ...externalAgentRoles.map((role) => ({ role, title: role, external: true })),
+    ...agents.map((a) => ({ role: a.role, title: a.title ?? a.role, inChain: setupRoles.includes(a.role) })),
+    ...externalAgentRoles.map((role) => ({ role, title: role, external: true, inChain: setupRoles.includes(role) })),
   ];
 }

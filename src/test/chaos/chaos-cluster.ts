@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
-import { demoAgents } from "../../server/agents/demo";
+import { DEMO_SETUP_CHAIN, demoAgents } from "../../server/agents/demo";
 import { openDatabase, type Database } from "../../server/db";
 import { createLogger } from "../../server/logger";
 import { Pulse } from "../../server/pulse";
@@ -140,6 +140,8 @@ export class ChaosCluster {
       logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
       // The demo agents' roles, so runs of them can be started here; the workers elsewhere run them.
       agents: demoAgents({ speed: 1, failureRate: 0 }),
+      chains: [DEMO_SETUP_CHAIN],
+      setupChain: DEMO_SETUP_CHAIN.name,
       runWorkers: false,
       serveSubscriptions: false,
       retention: { maxAgeMs: 86_400_000, minEvents: 10_000, maxEvents: 1_000_000 },
@@ -162,7 +164,9 @@ export class ChaosCluster {
       AUTH_SECRET: this.secret,
       PULSE_WEB: "false",
       PULSE_WORKERS: "false",
-      PULSE_DEMO: "false",
+      // The demo agents (workers run them), without the demo account.
+      PULSE_DEMO: "true",
+      PULSE_DEMO_ACCOUNT: "false",
       DEMO_FAILURE_RATE: "0",
       LOG_LEVEL: "info",
       EXTERNAL_AGENT_ROLES: FEED_ROLES.join(","),

@@ -1,6 +1,27 @@
 import { z } from "zod";
+import type { ChainDefinition } from "../chains";
 import { defineAgent, type AgentDefinition, type AnyAgentDefinition } from "../define-agent";
+import type { PulseConfig } from "../pulse-config";
 import { runScript, streamText, type SimulationOptions } from "./simulated-work";
+
+/**
+ * The demo's setup chain, which every new tenant of a default install runs: research the
+ * client, then its competitors, then write the context file from both.
+ */
+export const SETUP_CHAIN = ["client-researcher", "competitor-researcher", "context-file-writer"] as const;
+
+export const DEMO_SETUP_CHAIN: ChainDefinition = {
+  name: "setup",
+  title: "Setup chain",
+  roles: SETUP_CHAIN,
+  input: (tenant) => ({ company: tenant.name }),
+  writesContextFile: true,
+};
+
+/** What PULSE_DEMO adds to a deployment: the demo agents and their setup chain, started for every new tenant. */
+export function demoConfig(options: SimulationOptions): PulseConfig {
+  return { agents: demoAgents(options), chains: [DEMO_SETUP_CHAIN], setupChain: DEMO_SETUP_CHAIN.name };
+}
 
 /**
  * The demo agents of `npm start`: the setup chain with simulated work, so a new user sees

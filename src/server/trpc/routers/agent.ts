@@ -1,7 +1,8 @@
 import { z } from "zod";
-import { SETUP_CHAIN } from "../../agents/chains";
+import { chainTitle } from "../../agents/chains";
 import type { StartedRun } from "../../agents/run-service";
-import { notFound } from "../../errors";
+import { startNamedChain } from "../../agents/tenant-setup";
+import { notFound, PulseError } from "../../errors";
 import type { FeedQuery, FeedStart } from "../../events/feed";
 import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, type AgentSnapshot } from "../../events/snapshot";
@@ -169,12 +170,28 @@ export const agentRouter = router({
     .input(z.object({ agentRole: agentRoleSchema, input: runInput.optional() }))
     .mutation(async ({ ctx, input }) => started(await ctx.services.runs.start(ctx.session.tenantId, input.agentRole, { input: input.input ?? {} }))),
 
-  /** Starts the setup chain: client-researcher → competitor-researcher → context-file-writer. */
-  runChain: writeProcedure.mutation(async ({ ctx }) => {
-    await ctx.services.context.reset(ctx.session.tenantId);
-    const { chainId, run } = await ctx.services.runs.startChain(ctx.session.tenantId, SETUP_CHAIN);
-    return { chainId, ...started(run) };
-  }),
+  /** The deployment's named chains, each with its roles in order; `setup` marks the one new tenants start with. */
+  chains: authedProcedure.query(({ ctx }) =>
+    ctx.services.runs.chains().map((chain) => ({
+      name: chain.name,
+      title: chainTitle(chain),
+      roles: [...chain.roles],
+      setup: chain.name === ctx.services.runs.setupChainName,
+    })),
+  ),
+
+  /**
+   * Starts a named chain (default: the setup chain new tenants start with) with the given input
+   * or the one the chain makes for the tenant. NOT_FOUND for a chain the deployment lacks.
+   */
+  runChain: writeProcedure
+    .input(z.object({ chain: agentRoleSchema.optional(), input: runInput.optional() }).optional())
+    .mutation(async ({ ctx, input }) => {
+      const name = input?.chain ?? ctx.services.runs.setupChainName;
+      if (!name) throw new PulseError("BAD_REQUEST", "chain: this deployment has no setup chain; name the chain to run");
+      const { chainId, run } = await startNamedChain(ctx.services, ctx.session.tenantId, name, input?.input);
+      return { chainId, ...started(run) };
+    }),
 
   cancel: writeProcedure
     .input(z.object({ runId }))

@@ -1,0 +1,64 @@
+import { TRPCClientError } from "@trpc/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import config from "../../../examples/pulse.config";
+import { connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+
+/** Named chains from an adopter's configuration: listed, started by name, each role after the one before. */
+
+let app: TestPulse;
+
+beforeAll(async () => {
+  app = await startTestPulse({ agents: [...config.agents!], chains: [...config.chains!], setupChain: null });
+});
+afterAll(async () => {
+  await app?.close();
+});
+
+const codeOf = (promise: Promise<unknown>) =>
+  promise.then(
+    () => "started",
+    (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error)),
+  );
+
+describe("a deployment's own chains", () => {
+  it("are listed, and one named by agent.runChain runs its roles in order with the input it was given", async () => {
+    const tenant = await createQuietTenant(app);
+    const client = connectClient(app, tenant.token);
+    try {
+      // No setup chain configured: a new tenant starts with nothing.
+      expect(await client.trpc.agent.list.query({})).toMatchObject({ runs: [] });
+      expect(await client.trpc.agent.chains.query()).toEqual([{ name: "digest", title: "Digest", roles: ["summarizer", "reviewer"], setup: false }]);
+
+      const input = { documentId: "doc-7", text: "Pulse shows runs live. Nothing is lost. Tenants never see each other." };
+      const started = await client.trpc.agent.runChain.mutate({ chain: "digest", input });
+      expect(started).toMatchObject({ run: { agentRole: "summarizer" }, chainId: expect.any(String) });
+
+      const runs = await eventually(
+        () => app.pulse.services.db.agentRun.findMany({ where: { tenantId: tenant.tenantId }, orderBy: { queuedAt: "asc" } }),
+        (rows) => rows.length === 2 && rows.every((r) => r.status === "completed"),
+        "the digest chain to complete",
+      );
+      expect(runs.map((r) => [r.agentRole, r.chainId, r.input])).toEqual([
+        ["summarizer", started.chainId, input],
+        ["reviewer", started.chainId, input],
+      ]);
+      // The digest chain does not write the context file: starting it marked none pending.
+      expect(await client.trpc.context.get.query()).toBeNull();
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("refuses a chain the deployment lacks (NOT_FOUND), a call naming none when there is no setup chain, and bad input for its first role", async () => {
+    const tenant = await createQuietTenant(app);
+    const client = connectClient(app, tenant.token);
+    try {
+      expect(await codeOf(client.trpc.agent.runChain.mutate({ chain: "setup" }))).toBe("NOT_FOUND");
+      expect(await codeOf(client.trpc.agent.runChain.mutate())).toBe("BAD_REQUEST");
+      expect(await codeOf(client.trpc.agent.runChain.mutate({ chain: "digest", input: { documentId: "doc-8" } }))).toBe("BAD_REQUEST");
+      expect(await app.pulse.services.db.agentRun.count({ where: { tenantId: tenant.tenantId } })).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
+});
