@@ -13,7 +13,11 @@ import { runScript, streamText, type SimulationOptions } from "./simulated-work"
 const setupInput = z.looseObject({ company: z.string().min(1).max(200).optional() });
 
 export function demoAgents(options: SimulationOptions): AgentDefinition<any>[] {
-  const clientResearcher = defineAgent({
+  return [clientResearcher(options), competitorResearcher(options), contextFileWriter(options)] as AgentDefinition[];
+}
+
+function clientResearcher(options: SimulationOptions) {
+  return defineAgent({
     role: "client-researcher",
     title: "Client researcher",
     input: setupInput,
@@ -27,8 +31,10 @@ export function demoAgents(options: SimulationOptions): AgentDefinition<any>[] {
       ], options);
     },
   });
+}
 
-  const competitorResearcher = defineAgent({
+function competitorResearcher(options: SimulationOptions) {
+  return defineAgent({
     role: "competitor-researcher",
     title: "Competitor researcher",
     input: setupInput,
@@ -41,8 +47,10 @@ export function demoAgents(options: SimulationOptions): AgentDefinition<any>[] {
       ], options);
     },
   });
+}
 
-  const contextFileWriter = defineAgent({
+function contextFileWriter(options: SimulationOptions) {
+  return defineAgent({
     role: "context-file-writer",
     title: "Context file writer",
     input: setupInput,
@@ -75,6 +83,4 @@ export function demoAgents(options: SimulationOptions): AgentDefinition<any>[] {
       });
     },
   });
-
-  return [clientResearcher, competitorResearcher, contextFileWriter] as AgentDefinition[];
 }
