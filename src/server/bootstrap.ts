@@ -7,10 +7,11 @@ import { startTenantSetup } from "./agents/tenant-setup";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
 import { DEFAULT_SERVER_SECURITY, type ServerSecurityOptions } from "./http/server-security";
-import { createPulseServer, type PulseServer, type WebHandler } from "./http-server";
+import { createPulseServer, type PulseServer } from "./http-server";
+import type { WebHandler } from "./http/http-routes";
 import type { WorkerPoolCloseOptions } from "./agents/worker";
 import type { Logger } from "./logger";
-import { Pulse } from "./pulse";
+import { Pulse, type PulseOptions } from "./pulse";
 import { describeRedisTarget, resolveRedis, type RedisEndpoint, type RedisTarget } from "./redis";
 
 export const DEMO_USER = { email: "demo@pulse.local", password: "pulse-demo-password", tenantName: "Acme Logistics" } as const;
@@ -118,46 +119,7 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
   try {
     database = await openDatabase({ databaseUrl: env.DATABASE_URL, pgliteDir: env.PGLITE_DIR, preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
     logger.info({ database: database.kind, ...(database.kind === "pglite" ? { dir: env.PGLITE_DIR } : {}) }, "database ready, migrations applied");
-    const pulse = await Pulse.start({
-      database,
-      redis: redis.target,
-      redisPrefix: env.REDIS_PREFIX,
-      logger,
-      agents: catalog.agents,
-      chains: catalog.chains,
-      ...(catalog.setupChain ? { setupChain: catalog.setupChain } : {}),
-      runWorkers: role.workers,
-      serveSubscriptions: role.subscriptions,
-      retention: {
-        maxAgeMs: env.EVENT_RETENTION_HOURS * 3_600_000,
-        minEvents: env.EVENT_RETENTION_MIN_EVENTS,
-        maxEvents: env.EVENT_RETENTION_MAX_EVENTS,
-      },
-      logRetentionDays: env.LOG_RETENTION_DAYS,
-      worker: {
-        concurrency: env.WORKER_CONCURRENCY,
-        lockDurationMs: env.WORKER_LOCK_DURATION_MS,
-        stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
-      },
-      attempts: env.WORKER_ATTEMPTS,
-      auth: {
-        secret: await loadAuthSecret(env, dataDir, logger),
-        sessionTtlSeconds: env.SESSION_TTL_HOURS * 3600,
-        socketTokenTtlSeconds: env.SOCKET_TOKEN_TTL_SECONDS,
-        reportTokenTtlSeconds: env.REPORT_TOKEN_TTL_HOURS * 3600,
-        shareLinkMaxTtlSeconds: env.SHARE_LINK_MAX_HOURS * 3600,
-        registration: env.PULSE_REGISTRATION,
-        shareViewsPerSecond: env.SHARE_VIEWS_PER_SECOND,
-        login: {
-          maxPerAccount: env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
-          maxPerIp: env.LOGIN_MAX_ATTEMPTS_PER_IP,
-          windowSeconds: env.LOGIN_WINDOW_MINUTES * 60,
-        },
-      },
-      externalAgentRoles: catalog.externalAgentRoles,
-      bus: { outputMaxChars: env.RUN_OUTPUT_MAX_CHARS },
-      reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS, externalTimeoutMs: env.EXTERNAL_AGENT_TIMEOUT_SECONDS * 1000 },
-    });
+    const pulse = await Pulse.start(await pulseOptions(env, logger, role, { database, redis: redis.target, dataDir, catalog }));
     const db = database;
     return {
       pulse,
@@ -174,6 +136,59 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
     await redis.stop();
     throw error;
   }
+}
+
+/** Pulse's options from the environment, for a process of the given role. */
+async function pulseOptions(
+  env: Env,
+  logger: Logger,
+  role: { workers: boolean; subscriptions: boolean },
+  found: { database: Database; redis: RedisTarget; dataDir: string; catalog: AgentCatalog },
+): Promise<PulseOptions> {
+  return {
+    database: found.database,
+    redis: found.redis,
+    redisPrefix: env.REDIS_PREFIX,
+    logger,
+    agents: found.catalog.agents,
+    chains: found.catalog.chains,
+    ...(found.catalog.setupChain ? { setupChain: found.catalog.setupChain } : {}),
+    runWorkers: role.workers,
+    serveSubscriptions: role.subscriptions,
+    retention: {
+      maxAgeMs: env.EVENT_RETENTION_HOURS * 3_600_000,
+      minEvents: env.EVENT_RETENTION_MIN_EVENTS,
+      maxEvents: env.EVENT_RETENTION_MAX_EVENTS,
+    },
+    logRetentionDays: env.LOG_RETENTION_DAYS,
+    worker: {
+      concurrency: env.WORKER_CONCURRENCY,
+      lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
+    },
+    attempts: env.WORKER_ATTEMPTS,
+    auth: await authOptions(env, found.dataDir, logger),
+    externalAgentRoles: found.catalog.externalAgentRoles,
+    bus: { outputMaxChars: env.RUN_OUTPUT_MAX_CHARS },
+    reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS, externalTimeoutMs: env.EXTERNAL_AGENT_TIMEOUT_SECONDS * 1000 },
+  };
+}
+
+async function authOptions(env: Env, dataDir: string, logger: Logger): Promise<PulseOptions["auth"]> {
+  return {
+    secret: await loadAuthSecret(env, dataDir, logger),
+    sessionTtlSeconds: env.SESSION_TTL_HOURS * 3600,
+    socketTokenTtlSeconds: env.SOCKET_TOKEN_TTL_SECONDS,
+    reportTokenTtlSeconds: env.REPORT_TOKEN_TTL_HOURS * 3600,
+    shareLinkMaxTtlSeconds: env.SHARE_LINK_MAX_HOURS * 3600,
+    registration: env.PULSE_REGISTRATION,
+    shareViewsPerSecond: env.SHARE_VIEWS_PER_SECOND,
+    login: {
+      maxPerAccount: env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
+      maxPerIp: env.LOGIN_MAX_ATTEMPTS_PER_IP,
+      windowSeconds: env.LOGIN_WINDOW_MINUTES * 60,
+    },
+  };
 }
 
 /**

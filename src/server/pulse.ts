@@ -122,9 +122,24 @@ export class Pulse {
     // scavenges; without, 34k at 31 µs with 2 ms ones.
     const command = writeOncePerTurn(this.connect("command"));
     const stream = new TenantEventStream(command, new TenantStreamKeys(redisPrefix), options.retention);
-    const metrics = options.metrics ?? new PulseMetrics();
+    this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts, logger });
+    this.services = this.createServices(command, stream, options.metrics ?? new PulseMetrics());
+    this.health = new HealthCheck({
+      redis: command,
+      probeKey: `${redisPrefix}:health-probe`,
+      connections: () => [...this.connections].map(([name, connection]) => ({ name, status: connection.status })),
+      database: options.database.sql,
+      failures: () => this.workerFailureReasons(),
+    });
+  }
+
+  /** Every service the procedures, the workers and the HTTP edge use, sharing one command connection. */
+  private createServices(command: RedisClient, stream: TenantEventStream, metrics: PulseMetrics): PulseServices {
+    const { options } = this;
+    const { logger } = options;
+    const db = options.database.prisma;
     const bus = new EventBus({
-      db: options.database.prisma,
+      db,
       sql: options.database.sql,
       stream,
       logger,
@@ -140,47 +155,23 @@ export class Pulse {
         logger,
         metrics,
       }));
-    this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts, logger });
-    const db = options.database.prisma;
-    // Its subscriber connection opens only where an HTTP server listens for revocations.
-    const revocations = new RevocationChannel({ publisher: command, subscriber: () => this.connect("revocations"), channel: `${redisPrefix}:revoked`, logger });
-    const auth = new AuthService(db, options.auth, revocations);
+    const { revocations, auth, shares } = this.createAuth(command);
     const externalAgentRoles = options.externalAgentRoles ?? [];
-    const shares = new ShareLinkService(
-      db,
-      auth.tokens,
-      { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400, viewsPerSecond: options.auth.shareViewsPerSecond },
-      revocations,
-    );
-    const runs = new RunService({
-      db,
-      bus,
-      queues: this.queues,
-      redis: command,
-      prefix: redisPrefix,
-      roles: () => options.agents.map((a) => a.role),
-      inputSchema: (role) => options.agents.find((a) => a.role === role)?.input,
-      concurrency: (role) => roleConcurrency(options.agents.find((a) => a.role === role)),
-      externalRoles: externalAgentRoles,
-      ...(options.chains ? { chains: options.chains } : {}),
-      ...(options.setupChain ? { setupChain: options.setupChain } : {}),
-      issueReportToken: (grant) => auth.issueReportToken(grant),
-    });
-    this.services = {
+    return {
       db,
       bus,
       stream,
       get reader() {
         return readerFor();
       },
-      runs,
+      runs: this.createRuns(bus, command, auth),
       context: new ContextService({ db, bus }),
       auth,
       shares,
       accounts: new ProductAccounts(db, auth, shares, { minTtlSeconds: 60, maxTtlSeconds: 86_400 }),
       registrationOpen: options.auth.registration ?? true,
       revocations,
-      loginThrottle: new LoginThrottle(command, redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
+      loginThrottle: new LoginThrottle(command, options.redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
       reports: new ExternalReportService({ db, bus, externalRoles: externalAgentRoles }),
       agents: options.agents,
       externalAgentRoles,
@@ -188,12 +179,46 @@ export class Pulse {
       logger,
       metrics,
     };
-    this.health = new HealthCheck({
+  }
+
+  /** Sessions, share links and the channel that revokes them on every process. */
+  private createAuth(command: RedisClient) {
+    const { options } = this;
+    const db = options.database.prisma;
+    // Its subscriber connection opens only where an HTTP server listens for revocations.
+    const revocations = new RevocationChannel({
+      publisher: command,
+      subscriber: () => this.connect("revocations"),
+      channel: `${options.redisPrefix}:revoked`,
+      logger: options.logger,
+    });
+    const auth = new AuthService(db, options.auth, revocations);
+    const shares = new ShareLinkService(
+      db,
+      auth.tokens,
+      { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400, viewsPerSecond: options.auth.shareViewsPerSecond },
+      revocations,
+    );
+    return { revocations, auth, shares };
+  }
+
+  /** Starting, cancelling and listing runs, under each role's input schema and concurrency. */
+  private createRuns(bus: EventBus, command: RedisClient, auth: AuthService): RunService {
+    const { options } = this;
+    const agent = (role: string) => options.agents.find((a) => a.role === role);
+    return new RunService({
+      db: options.database.prisma,
+      bus,
+      queues: this.queues,
       redis: command,
-      probeKey: `${redisPrefix}:health-probe`,
-      connections: () => [...this.connections].map(([name, connection]) => ({ name, status: connection.status })),
-      database: options.database.sql,
-      failures: () => this.workerFailureReasons(),
+      prefix: options.redisPrefix,
+      roles: () => options.agents.map((a) => a.role),
+      inputSchema: (role) => agent(role)?.input,
+      concurrency: (role) => roleConcurrency(agent(role)),
+      externalRoles: options.externalAgentRoles ?? [],
+      ...(options.chains ? { chains: options.chains } : {}),
+      ...(options.setupChain ? { setupChain: options.setupChain } : {}),
+      issueReportToken: (grant) => auth.issueReportToken(grant),
     });
   }
 

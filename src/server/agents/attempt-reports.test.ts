@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentEventInput } from "../events/schema";
-import { AttemptReports } from "./worker";
+import { AttemptReports } from "./attempt-reports";
 
 const log = (message: string) => ({ type: "agent:log", level: "info", message }) as AgentEventInput;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

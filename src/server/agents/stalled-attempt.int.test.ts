@@ -3,7 +3,7 @@ import { Worker, type Queue } from "bullmq";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { connectRedis } from "../redis";
 import { AgentQueues, queuePrefix, type AgentJobData } from "./queue";
-import { stalledAttempt } from "./worker";
+import { stalledAttempt } from "./lost-attempts";
 
 const role = "stall-attempt";
 const closing: { close(): Promise<unknown> }[] = [];

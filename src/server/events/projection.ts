@@ -33,33 +33,44 @@ export async function projectEvent(db: PrismaClient, event: StateEventInput, key
 async function apply(db: PrismaClient, event: StateEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
   const bump = { seq: { increment: 1 }, lastEventKey: key } as const;
   const select = { seq: true } as const;
-  // A run that ends keeps the progress (and message) it reached, which only Redis may hold yet.
-  const reached =
-    latestProgress && "attempt" in event && latestProgress.attempt === event.attempt
-      ? { progress: Math.round(latestProgress.progress), phase: latestProgress.phase, message: latestProgress.message }
-      : {};
-  // Progress, steps, output and logs belong to the attempt that is running right now.
-  const running = (e: { runId: string; tenantId: string; attempt: number }) => ({
-    id: e.runId,
-    tenantId: e.tenantId,
-    status: "active" as const,
-    attempt: e.attempt,
-  });
+  if (event.type === "context:status_changed") {
+    const file = await db.contextFile.upsert({
+      where: { tenantId: event.tenantId },
+      create: { tenantId: event.tenantId, status: event.status, version: event.version ?? 0, seq: 1, lastEventKey: key },
+      update: { ...bump, status: event.status, ...(event.version === undefined ? {} : { version: event.version }) },
+      select,
+    });
+    return file.seq;
+  }
+  const { where, data } = runChange(event, progressReached(event, latestProgress));
+  const run = await db.agentRun.update({ where, data: { ...bump, ...data }, select });
+  return run.seq;
+}
 
+type RunStateEvent = Exclude<StateEventInput, { type: "context:status_changed" }>;
+type RunChange = { where: Prisma.AgentRunWhereUniqueInput; data: Prisma.AgentRunUpdateInput };
+type Reached = { progress?: number; phase?: LiveProgress["phase"]; message?: string | null };
+
+/** A run that ends keeps the progress (and message) it reached, which only Redis may hold yet. */
+function progressReached(event: RunStateEvent, latestProgress: LiveProgress | undefined): Reached {
+  if (!latestProgress || latestProgress.attempt !== event.attempt) return {};
+  return { progress: Math.round(latestProgress.progress), phase: latestProgress.phase, message: latestProgress.message };
+}
+
+/** Progress, steps, output and logs belong to the attempt that is running right now. */
+function runningAttempt(e: { runId: string; tenantId: string; attempt: number }) {
+  return { id: e.runId, tenantId: e.tenantId, status: "active" as const, attempt: e.attempt };
+}
+
+/** Which row an event may change (so a stale one changes none) and what it writes. */
+function runChange(event: RunStateEvent, reached: Reached): RunChange {
   switch (event.type) {
-    case "agent:queued": {
-      const run = await db.agentRun.update({
-        where: { id: event.runId, tenantId: event.tenantId, status: "queued" },
-        data: { ...bump, queuedAt: new Date(event.queuedAt) },
-        select,
-      });
-      return run.seq;
-    }
-    case "agent:active": {
-      const run = await db.agentRun.update({
+    case "agent:queued":
+      return { where: { id: event.runId, tenantId: event.tenantId, status: "queued" }, data: { queuedAt: new Date(event.queuedAt) } };
+    case "agent:active":
+      return {
         where: { id: event.runId, tenantId: event.tenantId, status: { in: ["queued", "active"] } },
         data: {
-          ...bump,
           status: "active",
           phase: "starting",
           attempt: event.attempt,
@@ -71,68 +82,53 @@ async function apply(db: PrismaClient, event: StateEventInput, key: string, late
           willRetry: false,
           startedAt: new Date(event.startedAt),
         },
-        select,
-      });
-      return run.seq;
-    }
-    case "agent:completed": {
-      const run = await db.agentRun.update({
-        where: running(event),
-        data: {
-          ...bump,
-          // The last message clients saw stays the run's, as it would in the database had
-          // the latest progress been written before the end.
-          ...("message" in reached ? { message: reached.message } : {}),
-          status: "completed",
-          phase: "completing",
-          progress: 100,
-          completedAt: new Date(event.completedAt),
-          nextAgent: event.nextAgent ?? null,
-          error: null,
-        },
-        select,
-      });
-      return run.seq;
-    }
-    case "agent:failed": {
-      const run = await db.agentRun.update({
-        // A final failure may also end a run waiting in the queue: one shown as retrying
-        // whose retry will never come (BullMQ failed the job for stalling too often), or
-        // one whose job the queue lost.
-        where: event.willRetry
-          ? running(event)
-          : { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, status: { in: ["active", "queued"] } },
-        data: {
-          ...bump,
-          ...reached,
-          // A failed attempt that will be retried waits in the queue again.
-          status: event.willRetry ? "queued" : "failed",
-          willRetry: event.willRetry,
-          error: event.error,
-          failedAt: new Date(event.failedAt),
-        },
-        select,
-      });
-      return run.seq;
-    }
-    case "agent:cancelled": {
-      const run = await db.agentRun.update({
+      };
+    case "agent:completed":
+      return completedChange(event, reached);
+    case "agent:failed":
+      return failedChange(event, reached);
+    case "agent:cancelled":
+      return {
         where: { id: event.runId, tenantId: event.tenantId, status: { in: ["queued", "active"] } },
-        data: { ...bump, ...reached, status: "cancelled", willRetry: false, cancelledAt: new Date(event.cancelledAt) },
-        select,
-      });
-      return run.seq;
-    }
-    case "context:status_changed": {
-      const file = await db.contextFile.upsert({
-        where: { tenantId: event.tenantId },
-        create: { tenantId: event.tenantId, status: event.status, version: event.version ?? 0, seq: 1, lastEventKey: key },
-        update: { ...bump, status: event.status, ...(event.version === undefined ? {} : { version: event.version }) },
-        select,
-      });
-      return file.seq;
-    }
+        data: { ...reached, status: "cancelled", willRetry: false, cancelledAt: new Date(event.cancelledAt) },
+      };
   }
+}
+
+function completedChange(event: Extract<RunStateEvent, { type: "agent:completed" }>, reached: Reached): RunChange {
+  return {
+    where: runningAttempt(event),
+    data: {
+      // The last message clients saw stays the run's, as it would in the database had
+      // the latest progress been written before the end.
+      ...("message" in reached ? { message: reached.message } : {}),
+      status: "completed",
+      phase: "completing",
+      progress: 100,
+      completedAt: new Date(event.completedAt),
+      nextAgent: event.nextAgent ?? null,
+      error: null,
+    },
+  };
+}
+
+function failedChange(event: Extract<RunStateEvent, { type: "agent:failed" }>, reached: Reached): RunChange {
+  return {
+    // A final failure may also end a run waiting in the queue: one shown as retrying
+    // whose retry will never come (BullMQ failed the job for stalling too often), or
+    // one whose job the queue lost.
+    where: event.willRetry
+      ? runningAttempt(event)
+      : { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, status: { in: ["active", "queued"] } },
+    data: {
+      ...reached,
+      // A failed attempt that will be retried waits in the queue again.
+      status: event.willRetry ? "queued" : "failed",
+      willRetry: event.willRetry,
+      error: event.error,
+      failedAt: new Date(event.failedAt),
+    },
+  };
 }
 
 /**
@@ -187,30 +183,8 @@ export async function projectRunActivity(
   const steps = events.flatMap((e) => (e.type === "agent:step" ? [e] : []));
   const logs = events.flatMap((e) => (e.type === "agent:log" ? [e] : []));
   // A batch without steps (or logs) leaves their insert out: planning it costs as much as running it.
-  const insertSteps =
-    steps.length === 0
-      ? Prisma.empty
-      : Prisma.sql`,
-    step AS (
-      INSERT INTO "RunStep" ("id", "runId", "name", "status", "attempt", "startedAt", "finishedAt", "error")
-      SELECT s."id", run."id", s."name", s."status", run."attempt", ${UTC_NOW}, CASE WHEN s."status" = 'started' THEN NULL ELSE ${UTC_NOW} END, s."error"
-      FROM unnest(${steps.map((e) => e.runId)}::text[], ${steps.map((e) => e.stepId)}::text[], ${steps.map((e) => e.name)}::text[],
-        ${steps.map((e) => e.status)}::text[]::"StepStatus"[], ${steps.map((e) => e.error ?? null)}::text[]) AS s("runId", "id", "name", "status", "error")
-      JOIN run ON run."id" = s."runId"
-      ON CONFLICT ("id") DO UPDATE
-      SET "status" = EXCLUDED."status", "finishedAt" = EXCLUDED."finishedAt", "error" = EXCLUDED."error"
-    )`;
-  const insertLogs =
-    logs.length === 0
-      ? Prisma.empty
-      : Prisma.sql`,
-    log AS (
-      INSERT INTO "RunLog" ("id", "runId", "tenantId", "level", "message", "attempt", "at")
-      SELECT l."id", run."id", run."tenantId", l."level", l."message", run."attempt", ${UTC_NOW}
-      FROM unnest(${logs.map((e) => e.runId)}::text[], ${logs.map(() => randomUUID())}::text[],
-        ${logs.map((e) => e.level)}::text[]::"LogLevel"[], ${logs.map((e) => e.message)}::text[]) AS l("runId", "id", "level", "message")
-      JOIN run ON run."id" = l."runId"
-    )`;
+  const insertSteps = steps.length === 0 ? Prisma.empty : stepsInsert(steps);
+  const insertLogs = logs.length === 0 ? Prisma.empty : logsInsert(logs);
   // Enum arrays travel as text[] and are cast in SQL: PGlite cannot serialize a parameter of
   // an enum array type. A run without a chunk keeps its stored output as it is; appending in
   // SQL keeps a long output from travelling back and forth on every chunk.
@@ -234,6 +208,35 @@ export async function projectRunActivity(
     SELECT "id", "seq" FROM run`);
   const seqs = new Map(rows.map((row) => [row.id, row.seq]));
   return batch.map(({ event }) => seqs.get(event.runId) ?? null);
+}
+
+type StepInput = Extract<RunActivityInput, { type: "agent:step" }>;
+type LogInput = Extract<RunActivityInput, { type: "agent:log" }>;
+
+/** The batch's steps, inserted or updated for the attempt each run is on. */
+function stepsInsert(steps: StepInput[]): Prisma.Sql {
+  return Prisma.sql`,
+    step AS (
+      INSERT INTO "RunStep" ("id", "runId", "name", "status", "attempt", "startedAt", "finishedAt", "error")
+      SELECT s."id", run."id", s."name", s."status", run."attempt", ${UTC_NOW}, CASE WHEN s."status" = 'started' THEN NULL ELSE ${UTC_NOW} END, s."error"
+      FROM unnest(${steps.map((e) => e.runId)}::text[], ${steps.map((e) => e.stepId)}::text[], ${steps.map((e) => e.name)}::text[],
+        ${steps.map((e) => e.status)}::text[]::"StepStatus"[], ${steps.map((e) => e.error ?? null)}::text[]) AS s("runId", "id", "name", "status", "error")
+      JOIN run ON run."id" = s."runId"
+      ON CONFLICT ("id") DO UPDATE
+      SET "status" = EXCLUDED."status", "finishedAt" = EXCLUDED."finishedAt", "error" = EXCLUDED."error"
+    )`;
+}
+
+/** The batch's log lines, stamped with the attempt each run is on. */
+function logsInsert(logs: LogInput[]): Prisma.Sql {
+  return Prisma.sql`,
+    log AS (
+      INSERT INTO "RunLog" ("id", "runId", "tenantId", "level", "message", "attempt", "at")
+      SELECT l."id", run."id", run."tenantId", l."level", l."message", run."attempt", ${UTC_NOW}
+      FROM unnest(${logs.map((e) => e.runId)}::text[], ${logs.map(() => randomUUID())}::text[],
+        ${logs.map((e) => e.level)}::text[]::"LogLevel"[], ${logs.map((e) => e.message)}::text[]) AS l("runId", "id", "level", "message")
+      JOIN run ON run."id" = l."runId"
+    )`;
 }
 
 /**

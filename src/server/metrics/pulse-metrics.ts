@@ -39,24 +39,79 @@ export class PulseMetrics {
   readonly registry = new Registry();
 
   /** Open WebSocket connections of this process. */
-  readonly wsConnections: Gauge;
+  readonly wsConnections = new Gauge({ name: "pulse_ws_connections", help: "Open WebSocket connections of this process.", registers: [this.registry] });
   /** Active subscriptions, each held by `ConnectionGuard.hold`. */
-  readonly subscriptions: Gauge<"transport">;
+  readonly subscriptions = new Gauge({
+    name: "pulse_subscriptions",
+    help: "Active subscriptions of this process.",
+    labelNames: ["transport"],
+    registers: [this.registry],
+  });
   /** Tenants the stream reader follows (those with a local subscriber). */
-  readonly readerTenants: Gauge;
-  readonly eventsPublished: Counter<"type">;
-  readonly eventsDelivered: Counter<"transport">;
-  readonly replays: Counter;
-  readonly replayedEvents: Counter;
-  readonly resyncs: Counter<"reason">;
-  readonly snapshots: Counter;
-  readonly readerLag: Histogram;
-  readonly readerErrors: Counter;
+  readonly readerTenants = new Gauge({
+    name: "pulse_stream_reader_tenants",
+    help: "Tenants whose Redis stream this process's reader follows.",
+    registers: [this.registry],
+  });
+  readonly eventsPublished = new Counter({
+    name: "pulse_events_published_total",
+    help: "Events this process appended to tenants' streams, by event type.",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
+  readonly eventsDelivered = new Counter({
+    name: "pulse_events_delivered_total",
+    help: "Events handed to subscribers (once per subscriber) and returned by polling pages; snapshots and resyncs are counted apart.",
+    labelNames: ["transport"],
+    registers: [this.registry],
+    collect: () => this.flushPending(),
+  });
+  readonly replays = new Counter({ name: "pulse_replays_total", help: "Subscriptions that resumed from a cursor by replaying the stream.", registers: [this.registry] });
+  readonly replayedEvents = new Counter({
+    name: "pulse_replayed_events_total",
+    help: "Events those resumed subscriptions replayed before going live.",
+    registers: [this.registry],
+    collect: () => this.flushPending(),
+  });
+  readonly resyncs = new Counter({
+    name: "pulse_resyncs_total",
+    help: "Resync items sent instead of events: trimmed by retention, lost with the stream, or asked for by the cursor.",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly snapshots = new Counter({ name: "pulse_snapshots_total", help: "Snapshot items sent to fresh subscriptions and polls.", registers: [this.registry] });
+  readonly readerLag = new Histogram({
+    name: "pulse_stream_reader_lag_seconds",
+    help: "Time from an entry's stream id to its fan-out by this process's stream reader.",
+    buckets: READER_LAG_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly readerErrors = new Counter({ name: "pulse_stream_reader_errors_total", help: "Failed XREAD calls of the stream reader.", registers: [this.registry] });
   /** What the stream reader received: the measure of per-tenant routing (a process should receive its own tenants' events only). */
-  readonly readerReceived: Counter<"kind">;
-  readonly sendBufferCloses: Counter;
-  readonly wsRefused: Counter<"reason">;
-  readonly sseRefused: Counter<"reason">;
+  readonly readerReceived = new Counter({
+    name: "pulse_stream_reader_received_total",
+    help: "What this process's stream reader received from Redis: wake messages (one per append of a tenant it listens to) and entries read from streams.",
+    labelNames: ["kind"],
+    registers: [this.registry],
+    collect: () => this.flushPending(),
+  });
+  readonly sendBufferCloses = new Counter({
+    name: "pulse_ws_send_buffer_closes_total",
+    help: "WebSockets terminated because their unsent output exceeded the cap (slow readers).",
+    registers: [this.registry],
+  });
+  readonly wsRefused = new Counter({
+    name: "pulse_ws_refused_total",
+    help: "WebSocket connections refused: wrong origin, over a cap, or never authenticated.",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly sseRefused = new Counter({
+    name: "pulse_sse_refused_total",
+    help: "Server-sent-event subscriptions refused: over a cap, or never authenticated.",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
 
   private readonly subscriptionsWs: Gauge.Internal<"transport">;
   private readonly deliveredWs: Counter.Internal;
@@ -73,79 +128,6 @@ export class PulseMetrics {
   /** `processMetrics: false` leaves out the process-wide Node.js metrics (heap, event loop, GC). */
   constructor(options: { processMetrics?: boolean } = {}) {
     this.includeProcessMetrics = options.processMetrics ?? true;
-    const registers = [this.registry];
-    this.wsConnections = new Gauge({ name: "pulse_ws_connections", help: "Open WebSocket connections of this process.", registers });
-    this.subscriptions = new Gauge({
-      name: "pulse_subscriptions",
-      help: "Active subscriptions of this process.",
-      labelNames: ["transport"],
-      registers,
-    });
-    this.readerTenants = new Gauge({
-      name: "pulse_stream_reader_tenants",
-      help: "Tenants whose Redis stream this process's reader follows.",
-      registers,
-    });
-    this.eventsPublished = new Counter({
-      name: "pulse_events_published_total",
-      help: "Events this process appended to tenants' streams, by event type.",
-      labelNames: ["type"],
-      registers,
-    });
-    this.eventsDelivered = new Counter({
-      name: "pulse_events_delivered_total",
-      help: "Events handed to subscribers (once per subscriber) and returned by polling pages; snapshots and resyncs are counted apart.",
-      labelNames: ["transport"],
-      registers,
-      collect: () => this.flushPending(),
-    });
-    this.replays = new Counter({ name: "pulse_replays_total", help: "Subscriptions that resumed from a cursor by replaying the stream.", registers });
-    this.replayedEvents = new Counter({
-      name: "pulse_replayed_events_total",
-      help: "Events those resumed subscriptions replayed before going live.",
-      registers,
-      collect: () => this.flushPending(),
-    });
-    this.resyncs = new Counter({
-      name: "pulse_resyncs_total",
-      help: "Resync items sent instead of events: trimmed by retention, lost with the stream, or asked for by the cursor.",
-      labelNames: ["reason"],
-      registers,
-    });
-    this.snapshots = new Counter({ name: "pulse_snapshots_total", help: "Snapshot items sent to fresh subscriptions and polls.", registers });
-    this.readerLag = new Histogram({
-      name: "pulse_stream_reader_lag_seconds",
-      help: "Time from an entry's stream id to its fan-out by this process's stream reader.",
-      buckets: READER_LAG_BUCKETS,
-      registers,
-    });
-    this.readerErrors = new Counter({ name: "pulse_stream_reader_errors_total", help: "Failed XREAD calls of the stream reader.", registers });
-    this.readerReceived = new Counter({
-      name: "pulse_stream_reader_received_total",
-      help: "What this process's stream reader received from Redis: wake messages (one per append of a tenant it listens to) and entries read from streams.",
-      labelNames: ["kind"],
-      registers,
-      collect: () => this.flushPending(),
-    });
-    this.sendBufferCloses = new Counter({
-      name: "pulse_ws_send_buffer_closes_total",
-      help: "WebSockets terminated because their unsent output exceeded the cap (slow readers).",
-      registers,
-    });
-    this.wsRefused = new Counter({
-      name: "pulse_ws_refused_total",
-      help: "WebSocket connections refused: wrong origin, over a cap, or never authenticated.",
-      labelNames: ["reason"],
-      registers,
-    });
-
-    this.sseRefused = new Counter({
-      name: "pulse_sse_refused_total",
-      help: "Server-sent-event subscriptions refused: over a cap, or never authenticated.",
-      labelNames: ["reason"],
-      registers,
-    });
-
     // Bound once, so the hot paths skip building a label object per event.
     this.subscriptionsWs = this.subscriptions.labels({ transport: "ws" });
     this.deliveredWs = this.eventsDelivered.labels({ transport: "ws" });

@@ -7,6 +7,7 @@ import type { RevocationChannel } from "../auth/revocation-channel";
 import { HttpCallGate } from "../http/http-call-gate";
 import type { Logger } from "../logger";
 import type { PulseServices } from "../pulse";
+import { keepNoCookie, principalContext } from "../trpc/principal-context";
 import type { Context } from "../trpc/trpc";
 import { ConnectionRegistry, type ConnectionCaps } from "../ws/connection-registry";
 import { EventStreamGuard, type EventStreamLimits } from "./event-stream-guard";
@@ -21,9 +22,6 @@ export interface EventStreamsOptions {
   checkIntervalMs: number;
   logger: Logger;
 }
-
-/** An event stream's calls cannot set cookies: one function for all of them. */
-function keepNoCookie(): void {}
 
 /**
  * The server-sent-events tier: tRPC's HTTP handler serves a subscription (GET, `text/event-stream`,
@@ -87,16 +85,12 @@ export class EventStreams {
       const refusal = principal ? this.registry.admit(stream, principal) : null;
       if (refusal) stream.refuse(refusal);
     }
-    const accepted = stream.admitted ? principal : null;
-    return {
-      services,
-      session: accepted?.kind === "user" ? accepted.session : null,
-      share: accepted?.kind === "share" ? accepted.share : null,
+    return principalContext(services, stream.admitted ? principal : null, {
       eventStream: stream,
       transport: "sse",
       clientIp: ip,
       setSessionCookie: keepNoCookie,
-    };
+    });
   }
 
   /** Who the stream speaks for: `connectionParams.token`, else a bearer header, else the session cookie. */

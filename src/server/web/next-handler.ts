@@ -4,7 +4,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
-import type { WebHandler } from "../http-server";
+import type { WebHandler } from "../http/http-routes";
 import type { Logger } from "../logger";
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");

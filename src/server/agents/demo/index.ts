@@ -34,7 +34,11 @@ export function demoConfig(options: SimulationOptions): PulseConfig {
 const setupInput = z.looseObject({ company: z.string().min(1).max(200).optional() });
 
 export function demoAgents(options: SimulationOptions): AnyAgentDefinition[] {
-  const clientResearcher = defineAgent({
+  return [clientResearcher(options), competitorResearcher(options), contextFileWriter(options)] as AgentDefinition[];
+}
+
+function clientResearcher(options: SimulationOptions) {
+  return defineAgent({
     role: "client-researcher",
     title: "Client researcher",
     input: setupInput,
@@ -48,8 +52,10 @@ export function demoAgents(options: SimulationOptions): AnyAgentDefinition[] {
       ], options);
     },
   });
+}
 
-  const competitorResearcher = defineAgent({
+function competitorResearcher(options: SimulationOptions) {
+  return defineAgent({
     role: "competitor-researcher",
     title: "Competitor researcher",
     input: setupInput,
@@ -62,8 +68,10 @@ export function demoAgents(options: SimulationOptions): AnyAgentDefinition[] {
       ], options);
     },
   });
+}
 
-  const contextFileWriter = defineAgent({
+function contextFileWriter(options: SimulationOptions) {
+  return defineAgent({
     role: "context-file-writer",
     title: "Context file writer",
     input: setupInput,
@@ -96,6 +104,4 @@ export function demoAgents(options: SimulationOptions): AnyAgentDefinition[] {
       });
     },
   });
-
-  return [clientResearcher, competitorResearcher, contextFileWriter] as AgentDefinition[];
 }
