@@ -94,7 +94,7 @@ async function expectEveryEventOnce(tenant: Tenant, page: Page, runId: string): 
 }
 
 describe("the client's transports in a real browser", () => {
-  it("streams over server-sent events where WebSockets are refused, each event as it happens, and returns to the WebSocket", async () => {
+  it("streams over server-sent events where WebSockets are refused, each event as it happens, returns to the WebSocket, and leaves it again", async () => {
     const tenant = await settledTenant(pulse, "sse");
     const proxy = await gate();
     proxy.block();
@@ -114,10 +114,16 @@ describe("the client's transports in a real browser", () => {
     proxy.allow();
     await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
     const streamsWhenLive = requests.streams.length;
-    await reportProgress(agent, page, [85, 90, 95]);
+    await reportProgress(agent, page, [85, 90]);
+    expect(requests.streams.length).toBe(streamsWhenLive);
+
+    // Upgrades refused mid-session: the open socket is cut, and the page moves to SSE again.
+    proxy.block();
+    await page.locator("[data-connection=live-http]").waitFor({ timeout: 30_000 });
+    expect(requests.streams.length).toBeGreaterThan(streamsWhenLive);
+    await reportProgress(agent, page, [95]);
     await agent.report({ type: "agent:completed" });
     await page.locator("[data-testid=run-detail][data-status=completed]").waitFor();
-    expect(requests.streams.length).toBe(streamsWhenLive);
     expect(requests.polls).toBe(0);
     expect((await shown(page)).filter((v) => v >= 10)).toEqual([10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 100]);
     await expectEveryEventOnce(tenant, page, runId);
