@@ -131,10 +131,11 @@ describe("accessibility in a real browser", () => {
     await check(page, "dashboard, narrow");
     const narrowDashboardTargets = await smallTargets(page);
 
-    // Polling: a proxy that refuses WebSockets from the start.
+    // Polling: a proxy that refuses WebSockets and buffers event streams from the start.
     const gate = await new UpgradeGate({ host: "127.0.0.1", port: pulse.port }).start();
     try {
       gate.block();
+      gate.bufferStreams();
       const polling = await (await signedIn(browser, pulse, tenant.token, { baseUrl: gate.url })).newPage();
       await polling.goto(`${gate.url}/`);
       await polling.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });

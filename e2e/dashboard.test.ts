@@ -319,7 +319,7 @@ describe("the polling fallback in a real browser", () => {
     await pulse?.stop();
   });
 
-  it("polls while WebSockets are refused, goes live again after, and applies every event once in order", async () => {
+  it("polls while WebSockets are refused and streams buffered, goes live again after, and applies every event once in order", async () => {
     const tenant = await pulse.api().auth.register.mutate({ email: newEmail("cut"), password: PASSWORD, tenantName: "Cut Co" });
     const api = pulse.api(tenant.token);
     const page = await (await signedIn(pulse, tenant.token, gate.url)).newPage();
@@ -334,6 +334,7 @@ describe("the polling fallback in a real browser", () => {
     expect(polls).toEqual([]);
 
     gate.block();
+    gate.bufferStreams();
     await page.locator("[data-connection=reconnecting]").waitFor({ timeout: 5_000 });
     await page.locator("[data-connection=polling]").waitFor({ timeout: 15_000 });
     const beforePolling = (await applied(page)).length;

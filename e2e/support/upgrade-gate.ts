@@ -6,12 +6,19 @@ import type { AddressInfo } from "node:net";
  * A loopback reverse proxy in front of Pulse that passes HTTP through and can refuse
  * WebSocket upgrades, as a proxy or firewall that blocks WebSockets would: `block()` drops
  * the open sockets and answers new upgrades 503; `allow()` lets them through again.
+ * `bufferStreams()` also holds every `text/event-stream` response back until it ends, as a
+ * buffering proxy (or a virus scanner) does, so server-sent events never reach the page.
  */
 export class UpgradeGate {
   private readonly server: http.Server;
   private readonly tunnels = new Set<net.Socket>();
+  private readonly streams = new Set<http.ServerResponse>();
   private blocked = false;
+  private buffering = false;
   refusedUpgrades = 0;
+  /** Event-stream responses passed through, and held back by `bufferStreams()`. */
+  passedStreams = 0;
+  bufferedStreams = 0;
   port = 0;
 
   constructor(private readonly target: { host: string; port: number }) {
@@ -20,6 +27,18 @@ export class UpgradeGate {
       const upstream = http.request(
         { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
         (response) => {
+          if (!String(response.headers["content-type"]).startsWith("text/event-stream")) {
+            res.writeHead(response.statusCode ?? 502, response.headers);
+            response.pipe(res);
+            return;
+          }
+          this.streams.add(res);
+          res.on("close", () => {
+            this.streams.delete(res);
+            response.destroy();
+          });
+          if (this.buffering) return this.buffer(response, res);
+          this.passedStreams += 1;
           res.writeHead(response.statusCode ?? 502, response.headers);
           response.pipe(res);
         },
@@ -68,6 +87,22 @@ export class UpgradeGate {
 
   allow(): void {
     this.blocked = false;
+  }
+
+  /** From now on, event streams reach the page only when they end; the open ones are cut. */
+  bufferStreams(): void {
+    this.buffering = true;
+    for (const stream of this.streams) stream.destroy();
+  }
+
+  private buffer(response: http.IncomingMessage, res: http.ServerResponse): void {
+    this.bufferedStreams += 1;
+    const chunks: Buffer[] = [];
+    response.on("data", (chunk: Buffer) => chunks.push(chunk));
+    response.on("end", () => {
+      res.writeHead(response.statusCode ?? 502, response.headers);
+      res.end(Buffer.concat(chunks));
+    });
   }
 
   async stop(): Promise<void> {

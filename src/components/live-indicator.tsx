@@ -4,6 +4,7 @@ import { useConnection, useConnectionMonitor } from "@/lib/trpc/provider";
 
 /**
  * Where the page's updates come from, in words anyone can read: live over the WebSocket,
+ * live over server-sent events ("Live (HTTP)", where a proxy refuses WebSockets),
  * reconnecting (with backoff), polling, or unavailable with a manual refresh.
  */
 export function LiveIndicator() {
@@ -16,12 +17,16 @@ export function LiveIndicator() {
         <span className="inline-flex items-center gap-1 font-medium text-ok">
           Live <span aria-hidden="true">●</span>
         </span>
+      ) : status === "live-http" ? (
+        <span className="inline-flex items-center gap-1 font-medium text-ok" title="WebSockets are blocked on this network; updates stream over HTTP">
+          Live (HTTP) <span aria-hidden="true">●</span>
+        </span>
       ) : status === "connecting" ? (
         <span className="text-slate-500">Connecting…</span>
       ) : status === "reconnecting" ? (
         <span className="text-warn">Reconnecting…{attempt > 1 ? ` (attempt ${attempt})` : ""}</span>
       ) : status === "polling" ? (
-        <span className="text-warn" title="The WebSocket is unavailable; updates arrive every few seconds">Polling</span>
+        <span className="text-warn" title="Streaming is blocked on this network; updates arrive every few seconds">Polling</span>
       ) : (
         <>
           <span className="text-bad">Real-time updates unavailable</span>

@@ -6,7 +6,7 @@ import { combineConfigs, configFile, loadPulseConfig, type AgentCatalog, type Pu
 import { startTenantSetup } from "./agents/tenant-setup";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
-import { DEFAULT_SERVER_SECURITY, type ServerSecurityOptions } from "./http/server-security";
+import type { ServerSecurityOptions } from "./http/server-security";
 import { createPulseServer, type PulseServer } from "./http-server";
 import type { WebHandler } from "./http/http-routes";
 import type { WorkerPoolCloseOptions } from "./agents/worker";
@@ -244,8 +244,14 @@ export function serverSecurity(env: Env): ServerSecurityOptions {
       perViewerIp: env.WS_MAX_VIEWERS_PER_IP,
       perProcess: env.WS_MAX_CONNECTIONS,
     },
-    // Server-sent-event streams keep their built-in caps (three per page, so three times a socket's).
-    sse: DEFAULT_SERVER_SECURITY.sse,
+    sse: {
+      perUser: env.SSE_MAX_STREAMS_PER_USER,
+      perTenant: env.SSE_MAX_STREAMS_PER_TENANT,
+      perIp: env.SSE_MAX_STREAMS_PER_IP,
+      perShareLink: env.SSE_MAX_VIEWERS_PER_SHARE_LINK,
+      perViewerIp: env.SSE_MAX_VIEWERS_PER_IP,
+      perProcess: env.SSE_MAX_STREAMS,
+    },
   };
 }
 

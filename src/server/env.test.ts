@@ -59,6 +59,15 @@ describe("security settings", () => {
     expect(set.EXTERNAL_AGENT_ROLES).toEqual(["py-agent", "go-agent"]);
   });
 
+  it("give event streams caps of their own, by default the built-in ones", async () => {
+    const { serverSecurity } = await import("./bootstrap");
+    const { DEFAULT_SERVER_SECURITY } = await import("./http/server-security");
+    expect(serverSecurity(parseEnv({})).sse).toEqual(DEFAULT_SERVER_SECURITY.sse);
+    const set = serverSecurity(parseEnv({ SSE_MAX_STREAMS_PER_USER: "5", SSE_MAX_STREAMS_PER_IP: "7", SSE_MAX_STREAMS: "9" })).sse;
+    expect(set).toMatchObject({ perUser: 5, perIp: 7, perProcess: 9, perTenant: 600 });
+    expect(() => parseEnv({ SSE_MAX_VIEWERS_PER_IP: "0" })).toThrow(/SSE_MAX_VIEWERS_PER_IP/);
+  });
+
   it("name the variable for an origin with a path, a bad role, or a refresh lead not below the token's lifetime", () => {
     const attempt = () => parseEnv({ ALLOWED_ORIGINS: "https://pulse.example.com/app", EXTERNAL_AGENT_ROLES: "Py Agent", SOCKET_TOKEN_TTL_SECONDS: "20" });
     expect(attempt).toThrow(EnvError);

@@ -160,6 +160,17 @@ export const envSchema = z.object({
   WS_MAX_VIEWERS_PER_IP: int(10, 1, 1_000_000),
   WS_MAX_CONNECTIONS: int(20_000, 1, 10_000_000),
   /**
+   * Caps on server-sent-event streams (`httpSubscriptionLink`, where WebSockets are blocked),
+   * per API process. A stream carries one subscription where a socket carries all of a page's,
+   * so these default to three times the WebSocket's.
+   */
+  SSE_MAX_STREAMS_PER_USER: int(60, 1, 300_000),
+  SSE_MAX_STREAMS_PER_TENANT: int(600, 1, 3_000_000),
+  SSE_MAX_STREAMS_PER_IP: int(150, 1, 3_000_000),
+  SSE_MAX_VIEWERS_PER_SHARE_LINK: int(300, 1, 3_000_000),
+  SSE_MAX_VIEWERS_PER_IP: int(30, 1, 3_000_000),
+  SSE_MAX_STREAMS: int(20_000, 1, 10_000_000),
+  /**
    * The safety check's round over open WebSockets' sessions and share links (revocations
    * arrive as messages; this catches one missed, or a user deleted in the database directly).
    */

@@ -1,42 +1,64 @@
+import { INITIAL_TRANSPORT_STATE, nextTransportState, type Transport, type TransportEvent, type TransportState } from "./transport-machine";
+
 /**
  * What the page's real-time link is doing, for the indicator and for the hooks that fall
- * back to polling. The WebSocket client reports opens and closes; the hooks report their
- * polls. Readable with `useSyncExternalStore`.
+ * back to polling: live over the WebSocket, live over server-sent events ("Live (HTTP)"),
+ * (re)connecting, polling, or unavailable. Readable with `useSyncExternalStore`.
  */
-export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "polling" | "unavailable";
+export type ConnectionStatus = "connecting" | "live" | "live-http" | "reconnecting" | "polling" | "unavailable";
 
 export interface ConnectionSnapshot {
   status: ConnectionStatus;
+  transport: Transport;
   /** Bumped by `refresh()`; polling hooks poll again when it changes. */
   refreshes: number;
-  /** Reconnect attempts since the socket was last open. */
+  /** Failed WebSocket attempts since it was last open. */
   attempt: number;
-  /** When the last item reached the page, by either path (ms since epoch). */
+  /** When the last item reached the page, by any path (ms since epoch). */
   lastItemAt: number | null;
 }
 
-/** How long the socket may be down before the hooks poll instead. */
-export const POLL_AFTER_MS = 3_000;
+/** How long the WebSocket may take to open before the page tries server-sent events. */
+export const WS_CONNECT_TIMEOUT_MS = 6_000;
+/** How long an event stream may take to connect (or reconnect) before the page polls. */
+export const SSE_CONNECT_TIMEOUT_MS = 5_000;
+/** How often the page tries a WebSocket again while it uses server-sent events or polling. */
+export const PROBE_INTERVAL_MS = 5_000;
 /** Consecutive failed polls after which the page says real-time updates are unavailable. */
 const FAILED_POLLS_UNTIL_UNAVAILABLE = 2;
 
+export interface ConnectionMonitorOptions {
+  /** Opens a WebSocket and closes it: true when upgrades pass (see `probeWebSocket`). */
+  probe?: () => Promise<boolean>;
+  now?: () => number;
+}
+
+/**
+ * Runs the page's `TransportState` machine: the WebSocket client, the event streams and the
+ * probe report to it; its timers give up on a WebSocket or a stream that does not connect,
+ * and probe for the WebSocket while the page is on SSE or polling. The subscription link
+ * follows `transport`; the hooks poll while `shouldPoll`.
+ */
 export class ConnectionMonitor {
-  private socketOpen = false;
-  private everOpen = false;
-  private downSince: number = Date.now();
-  private attempt = 0;
+  private machine: TransportState = INITIAL_TRANSPORT_STATE;
   private failedPolls = 0;
   private refreshes = 0;
-  private refreshing = false;
-  /** Live views mounted; the socket only matters (and only opens, being lazy) while some are. */
+  /** Live views mounted; the transports only matter (and the socket only opens, being lazy) while some are. */
   private users = 0;
   private lastItemAt: number | null = null;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private snapshot: ConnectionSnapshot = { status: "connecting", refreshes: 0, attempt: 0, lastItemAt: null };
+  private giveUpTimer: ReturnType<typeof setTimeout> | undefined;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  private probing = false;
+  private snapshot: ConnectionSnapshot;
   private readonly listeners = new Set<() => void>();
+  private readonly transportListeners = new Set<(transport: Transport) => void>();
+  private readonly probe: () => Promise<boolean>;
+  private readonly now: () => number;
 
-  constructor(private readonly now: () => number = Date.now) {
-    this.scheduleFallback();
+  constructor(options: ConnectionMonitorOptions = {}) {
+    this.probe = options.probe ?? (async () => false);
+    this.now = options.now ?? Date.now;
+    this.snapshot = this.nextSnapshot();
   }
 
   subscribe = (listener: () => void): (() => void) => {
@@ -46,50 +68,61 @@ export class ConnectionMonitor {
 
   getSnapshot = (): ConnectionSnapshot => this.snapshot;
 
+  /** The transport subscriptions use now. */
+  get transport(): Transport {
+    return this.machine.transport;
+  }
+
+  /** Calls `listener` whenever the transport changes; returns the function that stops it. */
+  onTransportChange(listener: (transport: Transport) => void): () => void {
+    this.transportListeners.add(listener);
+    return () => this.transportListeners.delete(listener);
+  }
+
   /** True while the hooks should read through the query procedures. */
   get shouldPoll(): boolean {
-    return this.users > 0 && !this.socketOpen && this.now() - this.downSince >= POLL_AFTER_MS;
+    return this.users > 0 && this.machine.transport === "polling";
   }
 
   socketOpened(): void {
-    this.socketOpen = true;
-    this.refreshing = false;
-    this.everOpen = true;
-    this.attempt = 0;
     this.failedPolls = 0;
-    this.update();
+    this.dispatch({ type: "wsOpened" });
   }
 
   /**
-   * The socket closed. `planned` is the server's token refresh (close code 4000): the client
-   * reconnects at once with a fresh token, which is no outage to show.
+   * The socket closed or failed to open. `planned` is the server's token refresh (close code
+   * 4000): the client reconnects at once with a fresh token, which is no outage to show. A
+   * lazy socket closing while no live view is on the page is no outage either.
    */
   socketClosed(planned = false): void {
-    const wasOpen = this.socketOpen;
-    this.socketOpen = false;
-    this.refreshing = planned;
-    // A lazy socket closing with no view on the page is no outage.
-    if (this.users === 0) return this.update();
-    if (wasOpen || this.attempt === 0) this.downSince = this.now();
-    this.attempt += 1;
-    this.scheduleFallback();
-    this.update();
+    if (this.users === 0) return;
+    this.dispatch({ type: "wsClosed", planned });
+  }
+
+  sseOpened(): void {
+    this.failedPolls = 0;
+    this.dispatch({ type: "sseOpened" });
+  }
+
+  sseDropped(): void {
+    this.dispatch({ type: "sseDropped" });
+  }
+
+  sseFailed(): void {
+    this.dispatch({ type: "sseFailed" });
   }
 
   /** Registers a live view; the returned function unregisters it. */
   retain(): () => void {
     this.users += 1;
-    if (this.users === 1 && !this.socketOpen) {
-      this.downSince = this.now();
-      this.attempt = 0;
-      this.scheduleFallback();
-    }
+    if (this.users === 1) this.arm();
     this.update();
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.users -= 1;
+      if (this.users === 0) this.disarm();
       this.update();
     };
   }
@@ -115,24 +148,80 @@ export class ConnectionMonitor {
     this.update();
   }
 
-  private scheduleFallback(): void {
-    clearTimeout(this.timer);
-    const wait = POLL_AFTER_MS - (this.now() - this.downSince);
-    this.timer = setTimeout(() => this.update(), Math.max(0, wait) + 10);
+  /** Stops the timers (the page is going away). */
+  close(): void {
+    this.disarm();
+  }
+
+  private dispatch(event: TransportEvent): void {
+    const before = this.machine;
+    this.machine = nextTransportState(before, event);
+    if (this.machine === before) return;
+    if (before.transport !== this.machine.transport || before.connected !== this.machine.connected) this.arm();
+    this.update();
+    if (before.transport !== this.machine.transport) {
+      for (const listener of this.transportListeners) listener(this.machine.transport);
+    }
+  }
+
+  /** The timers of the current state: give up on a transport that does not connect, probe for the WebSocket. */
+  private arm(): void {
+    this.disarm();
+    if (this.users === 0) return;
+    const { transport, connected } = this.machine;
+    if (transport === "ws" && !connected) {
+      this.giveUpTimer = setTimeout(() => this.dispatch({ type: "wsTimedOut" }), WS_CONNECT_TIMEOUT_MS);
+    }
+    if (transport === "sse" && !connected) {
+      this.giveUpTimer = setTimeout(() => this.dispatch({ type: "sseFailed" }), SSE_CONNECT_TIMEOUT_MS);
+    }
+    if (transport !== "ws") this.scheduleProbe();
+  }
+
+  private disarm(): void {
+    clearTimeout(this.giveUpTimer);
+    clearTimeout(this.probeTimer);
+    this.giveUpTimer = this.probeTimer = undefined;
+  }
+
+  private scheduleProbe(): void {
+    this.probeTimer = setTimeout(() => void this.runProbe(), PROBE_INTERVAL_MS);
+  }
+
+  private async runProbe(): Promise<void> {
+    this.probeTimer = undefined;
+    if (this.probing) return;
+    this.probing = true;
+    const passed = await this.probe().catch(() => false);
+    this.probing = false;
+    if (this.users === 0 || this.machine.transport === "ws") return;
+    if (passed) this.dispatch({ type: "probeSucceeded" });
+    else if (this.probeTimer === undefined) this.scheduleProbe();
   }
 
   private status(): ConnectionStatus {
-    if (this.socketOpen) return "live";
-    if (this.refreshing && !this.shouldPoll) return "live";
-    if (this.failedPolls >= FAILED_POLLS_UNTIL_UNAVAILABLE) return "unavailable";
-    if (this.shouldPoll) return "polling";
-    return this.everOpen || this.attempt > 0 ? "reconnecting" : "connecting";
+    const { transport, connected, refreshing, everConnected, wsFailures } = this.machine;
+    if (transport === "ws" && (connected || refreshing)) return "live";
+    if (transport === "sse" && connected) return "live-http";
+    if (transport === "polling") return this.failedPolls >= FAILED_POLLS_UNTIL_UNAVAILABLE ? "unavailable" : "polling";
+    return everConnected || wsFailures > 0 || transport !== "ws" ? "reconnecting" : "connecting";
+  }
+
+  private nextSnapshot(): ConnectionSnapshot {
+    return {
+      status: this.status(),
+      transport: this.machine.transport,
+      refreshes: this.refreshes,
+      attempt: this.machine.wsFailures,
+      lastItemAt: this.lastItemAt,
+    };
   }
 
   private update(force = false): void {
-    const next: ConnectionSnapshot = { status: this.status(), refreshes: this.refreshes, attempt: this.attempt, lastItemAt: this.lastItemAt };
+    const next = this.nextSnapshot();
     const prev = this.snapshot;
-    if (!force && prev.status === next.status && prev.attempt === next.attempt && prev.lastItemAt === next.lastItemAt) return;
+    const same = prev.status === next.status && prev.transport === next.transport && prev.attempt === next.attempt && prev.lastItemAt === next.lastItemAt;
+    if (!force && same) return;
     this.snapshot = next;
     for (const listener of this.listeners) listener();
   }

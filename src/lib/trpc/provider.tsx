@@ -2,7 +2,7 @@
 
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createContext, useContext, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
-import { createLinks, SESSION_AUTH, signIn, trpc, type ClientAuth } from "./client";
+import { createLinks, probeWebSocket, SESSION_AUTH, signIn, socketUrl, trpc, type ClientAuth } from "./client";
 import { ConnectionMonitor, type ConnectionSnapshot } from "./connection";
 
 const MonitorContext = createContext<ConnectionMonitor | null>(null);
@@ -18,7 +18,7 @@ export function TRPCProvider({ children, auth = SESSION_AUTH, onUnauthorized = s
   const [queryClient] = useState(
     () => new QueryClient({ defaultOptions: { queries: { staleTime: 5_000, refetchOnWindowFocus: false, retry: 1 } } }),
   );
-  const [monitor] = useState(() => new ConnectionMonitor());
+  const [monitor] = useState(() => new ConnectionMonitor(typeof window === "undefined" ? {} : { probe: probeWebSocket(socketUrl()) }));
   // Read through a ref, so the links (made once) always call the latest handler.
   const unauthorized = useRef(onUnauthorized);
   unauthorized.current = onUnauthorized;

@@ -61,7 +61,11 @@ describe("chaos: events published during a resuming client's catch-up read", () 
     await server?.close();
   });
 
-  it("hands over from replay to live with no gap and no duplicate (scenario 2)", async () => {
+  it("hands over from replay to live with no gap and no duplicate (scenario 2)", () => race("ws"));
+
+  it("does the same for clients on server-sent events (httpSubscriptionLink), resuming by Last-Event-ID", () => race("sse"));
+
+  async function race(transport: "ws" | "sse"): Promise<void> {
     const { app } = server;
     const services = app.pulse.services;
     const publisher = new FeedPublisher({ bus: services.bus, runs: services.runs, tenants: tenants.map((t) => t.tenantId), rate: RATE, runsPerTenant: 3 });
@@ -76,7 +80,7 @@ describe("chaos: events published during a resuming client's catch-up read", () 
       await publisher.waitFor(100);
       for (let i = 0; i < CLIENTS; i++) {
         const tenant = tenants[i % tenants.length]!;
-        recorders.push(new RecorderClient({ wsUrl: server.wsUrl, token: tenant.token, feed: i % 3 === 2 ? { kind: "agent", agentRole: "chaos-feed-b" } : { kind: "agent" }, label: `c${i}` }).start());
+        recorders.push(new RecorderClient({ wsUrl: server.wsUrl, transport, token: tenant.token, feed: i % 3 === 2 ? { kind: "agent", agentRole: "chaos-feed-b" } : { kind: "agent" }, label: `c${i}` }).start());
       }
       await until(() => recorders.every((r) => r.tally.items > 0), "every client's snapshot", 20_000);
       for (let round = 0; round < ROUNDS; round++) {
@@ -103,7 +107,7 @@ describe("chaos: events published during a resuming client's catch-up read", () 
 
     log.record({
       number: 2,
-      scenario: "Events published while a resuming client's catch-up read is in progress",
+      scenario: `Events published while a resuming client's catch-up read is in progress${transport === "sse" ? " (server-sent events)" : ""}`,
       events: publisher.published,
       clients: recorders.length,
       faults: slow.racedReads,
@@ -120,5 +124,7 @@ describe("chaos: events published during a resuming client's catch-up read", () 
     expect(slow.racedReads).toBeGreaterThanOrEqual(ROUNDS);
     expect(totals.stateDiffs).toEqual([]);
     expectNone(totals, ["lost", "extra", "mismatched", "seqGaps", "duplicated", "reordered", "errors", "resyncs"]);
-  });
+    // Every first client lost its stream each round and came back by itself (EventSource, Last-Event-ID).
+    if (transport === "sse") expect(recorders.slice(0, CLIENTS).filter((r) => r.tally.closes < ROUNDS).map((r) => r.label)).toEqual([]);
+  }
 });

@@ -1,4 +1,5 @@
-import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpSubscriptionLink, wsLink, type TRPCClient, type TRPCLink } from "@trpc/client";
+import { EventSource } from "eventsource";
 import WebSocket from "ws";
 import { applyAgentItem, emptyAgentState, type AgentState } from "../../lib/agent-state";
 import { applyContextItem, type ContextState } from "../../lib/context-state";
@@ -11,8 +12,13 @@ import type { AppRouter } from "../../server/trpc/root";
 export type RecorderFeed = { kind: "agent"; runId?: string; agentRole?: string } | { kind: "context" };
 
 export interface RecorderOptions {
-  /** Where the socket connects: the balancer in front of the replicas, or one server. */
+  /** Where the socket connects: the balancer in front of the replicas, or one server (`http:` for event streams). */
   wsUrl: string;
+  /**
+   * The WebSocket (wsLink, the default) or server-sent events (httpSubscriptionLink, whose
+   * EventSource reconnects by itself with the `Last-Event-ID` header).
+   */
+  transport?: "ws" | "sse";
   /** A session token of the tenant's user (sent in connectionParams on every (re)connect). */
   token: string | (() => string | Promise<string>);
   feed: RecorderFeed;
@@ -140,25 +146,7 @@ export class RecorderClient {
   }
 
   start(): this {
-    const { token } = this.options;
-    this.ws = createWSClient({
-      url: this.options.wsUrl,
-      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-      connectionParams: async () => ({ token: typeof token === "function" ? await token() : token }),
-      // Jittered, so a replica's clients do not all come back in the same millisecond.
-      retryDelayMs: (attempt) => Math.min(1_000, 50 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random()),
-      onOpen: () => {
-        this.tally.opens += 1;
-        this.lastOpenAt = Date.now();
-      },
-      onClose: (cause) => {
-        this.tally.closes += 1;
-        this.lastCloseAt = Date.now();
-        const code = cause?.code ?? 0;
-        this.closeCodes.set(code, (this.closeCodes.get(code) ?? 0) + 1);
-      },
-    });
-    const trpc: TRPCClient<AppRouter> = createTRPCClient<AppRouter>({ links: [wsLink({ client: this.ws })] });
+    const trpc: TRPCClient<AppRouter> = createTRPCClient<AppRouter>({ links: [this.options.transport === "sse" ? this.sseLink() : this.wsLink()] });
     const handlers = {
       onData: (value: unknown) => {
         const { id, data } = value as { id: string; data: { type: string } };
@@ -172,6 +160,11 @@ export class RecorderClient {
       onStopped: () => {
         this.ended = true;
       },
+      // An event stream has no socket: its (re)connections and losses count as the socket's opens and closes.
+      onStarted: () => this.options.transport === "sse" && this.opened(),
+      onConnectionStateChange: (state: { state: string; error: unknown }) => {
+        if (this.options.transport === "sse" && state.state === "connecting" && state.error) this.closed(0);
+      },
     };
     const feed = this.options.feed;
     const lastEventId = this.options.lastEventId;
@@ -183,6 +176,40 @@ export class RecorderClient {
             handlers,
           );
     return this;
+  }
+
+  private wsLink(): TRPCLink<AppRouter> {
+    const { token } = this.options;
+    this.ws = createWSClient({
+      url: this.options.wsUrl,
+      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+      connectionParams: async () => ({ token: typeof token === "function" ? await token() : token }),
+      // Jittered, so a replica's clients do not all come back in the same millisecond.
+      retryDelayMs: (attempt) => Math.min(1_000, 50 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random()),
+      onOpen: () => this.opened(),
+      onClose: (cause) => this.closed(cause?.code ?? 0),
+    });
+    return wsLink({ client: this.ws });
+  }
+
+  private sseLink(): TRPCLink<AppRouter> {
+    const { token } = this.options;
+    return httpSubscriptionLink<AppRouter, typeof EventSource>({
+      url: this.options.wsUrl.replace(/^ws/, "http"),
+      EventSource,
+      connectionParams: async () => ({ token: typeof token === "function" ? await token() : token }),
+    });
+  }
+
+  private opened(): void {
+    this.tally.opens += 1;
+    this.lastOpenAt = Date.now();
+  }
+
+  private closed(code: number): void {
+    this.tally.closes += 1;
+    this.lastCloseAt = Date.now();
+    this.closeCodes.set(code, (this.closeCodes.get(code) ?? 0) + 1);
   }
 
   /** Stops the subscription and closes the socket for good. */

@@ -89,3 +89,34 @@ describe("cross-origin calls", () => {
     expect(await upgradeStatus(STRANGER)).toBe(403);
   });
 });
+
+/** Opens an event stream of `context.onStatusChanged` as an EventSource of a page of `origin` would, token in `connectionParams`. */
+async function eventStream(origin: string) {
+  const abort = new AbortController();
+  const params = encodeURIComponent(JSON.stringify({ token }));
+  const res = await fetch(`${app.baseUrl}${TRPC_PATH}/context.onStatusChanged?input=%7B%7D&connectionParams=${params}`, {
+    headers: { origin, accept: "text/event-stream" },
+    signal: abort.signal,
+  });
+  let text = "";
+  const reader = res.body!.getReader();
+  while (!text.includes("event: connected")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  abort.abort();
+  return { res, text };
+}
+
+describe("cross-origin server-sent events", () => {
+  it("stream to a listed origin's page, which may read them; another origin's page gets no allowance to read", async () => {
+    const listed = await eventStream(PRODUCT);
+    expect(listed.res.status).toBe(200);
+    expect(listed.res.headers.get("content-type")).toContain("text/event-stream");
+    expect(listed.res.headers.get("access-control-allow-origin")).toBe(PRODUCT);
+    expect(listed.text).toContain("event: connected");
+    const stranger = await eventStream(STRANGER);
+    expect(stranger.res.headers.get("access-control-allow-origin")).toBeNull();
+  });
+});

@@ -1,0 +1,158 @@
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compareStreamIds } from "../src/shared/stream-id";
+import { applied, launchChromium, recordApplied } from "./support/browser";
+import { OutsideAgent } from "./support/outside-agent";
+import type { PulseProcess } from "./support/pulse-process";
+import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
+import { UpgradeGate } from "./support/upgrade-gate";
+
+/**
+ * The client's order of transports in a real browser, behind a loopback proxy the test
+ * controls: WebSocket, then server-sent events where upgrades are refused, then polling where
+ * event streams are buffered too, and back to the WebSocket when upgrades pass again.
+ */
+
+let browser: Browser;
+let pulse: PulseProcess;
+const gates: UpgradeGate[] = [];
+beforeAll(async () => {
+  browser = await launchChromium();
+  pulse = await startDashboardPulse();
+});
+afterAll(async () => {
+  for (const gate of gates) await gate.stop();
+  await browser?.close();
+  await pulse?.stop();
+});
+
+type Tenant = Awaited<ReturnType<typeof settledTenant>>;
+
+async function gate(): Promise<UpgradeGate> {
+  const started = await new UpgradeGate({ host: "127.0.0.1", port: pulse.port }).start();
+  gates.push(started);
+  return started;
+}
+
+/** A run's page behind `via`, recording what it applies, the progress values it shows, and its requests. */
+async function runPage(tenant: Tenant, via: UpgradeGate) {
+  const { runId, reportToken } = await tenant.api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
+  const agent = new OutsideAgent(pulse.url, runId, reportToken!);
+  const page = await (await signedIn(browser, pulse, tenant.token, { baseUrl: via.url })).newPage();
+  await recordApplied(page);
+  await page.addInitScript(() => {
+    const w = window as unknown as { __shown: number[] };
+    w.__shown = [];
+    const note = (el: Element) => {
+      const value = Number(el.getAttribute("aria-valuenow"));
+      if (w.__shown.at(-1) !== value) w.__shown.push(value);
+    };
+    document.addEventListener("DOMContentLoaded", () => {
+      new MutationObserver((mutations) => {
+        for (const m of mutations) {
+          if (m.target instanceof Element && m.target.matches("[data-testid=run-detail] [role=progressbar]")) note(m.target);
+        }
+      }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
+    });
+  });
+  const requests = { polls: 0, streams: [] as string[] };
+  page.on("request", (request) => {
+    if (request.url().includes("agent.events")) requests.polls += 1;
+    if (request.resourceType() === "eventsource") requests.streams.push(request.url());
+  });
+  await page.goto(`${via.url}/runs/${runId}`);
+  await page.locator("[data-testid=run-detail]").waitFor();
+  return { runId, agent, page, requests };
+}
+
+const progressApplied = async (page: Page) => (await applied(page)).filter((a) => a.type === "agent:progress").length;
+const shown = (page: Page) => page.evaluate(() => (window as unknown as { __shown: number[] }).__shown.slice());
+
+/** Reports `values` one by one, each only once the page has applied the one before. */
+async function reportProgress(agent: OutsideAgent, page: Page, values: number[]): Promise<void> {
+  for (const progress of values) {
+    const before = await progressApplied(page);
+    await agent.report({ type: "agent:progress", progress, message: `step ${progress}` });
+    await expect.poll(() => progressApplied(page)).toBe(before + 1);
+  }
+}
+
+/** Every agent event of the run the server holds from the first the page applied: each applied once, in order, none missing. */
+async function expectEveryEventOnce(tenant: Tenant, page: Page, runId: string): Promise<void> {
+  const events = (await applied(page)).filter((a) => a.type !== "snapshot" && a.type !== "resync");
+  const serverIds: string[] = [];
+  let cursor = "0-0";
+  for (;;) {
+    const found = await tenant.api.agent.events.query({ runId, cursor, limit: 500 });
+    serverIds.push(...found.items.filter((i) => i.item.type.startsWith("agent:")).map((i) => i.id));
+    if (!found.more && found.cursor === cursor) break;
+    cursor = found.cursor;
+  }
+  expect(events.length).toBeGreaterThan(0);
+  for (let i = 1; i < events.length; i++) expect(compareStreamIds(events[i]!.id, events[i - 1]!.id)).toBe(1);
+  expect(events.map((e) => e.id)).toEqual(serverIds.filter((id) => compareStreamIds(id, events[0]!.id) >= 0));
+}
+
+describe("the client's transports in a real browser", () => {
+  it("streams over server-sent events where WebSockets are refused, each event as it happens, returns to the WebSocket, and leaves it again", async () => {
+    const tenant = await settledTenant(pulse, "sse");
+    const proxy = await gate();
+    proxy.block();
+    const { runId, agent, page, requests } = await runPage(tenant, proxy);
+    await page.locator("[data-connection=live-http]").waitFor({ timeout: 30_000 });
+    expect(await page.locator("[data-testid=connection]").textContent()).toContain("Live (HTTP)");
+    expect(proxy.refusedUpgrades).toBeGreaterThan(0);
+    // The stream carries a short-lived socket token in its URL (EventSource cannot set headers).
+    expect(requests.streams.some((url) => decodeURIComponent(url).includes('connectionParams={"token":'))).toBe(true);
+
+    await agent.report({ type: "agent:active" });
+    await reportProgress(agent, page, [10, 20, 30, 40, 50, 60, 70, 80]);
+    // Each value reached the page on its own, pushed: not one polling request was made.
+    expect((await shown(page)).filter((v) => v >= 10)).toEqual([10, 20, 30, 40, 50, 60, 70, 80]);
+    expect(requests.polls).toBe(0);
+
+    proxy.allow();
+    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    const streamsWhenLive = requests.streams.length;
+    await reportProgress(agent, page, [85, 90]);
+    expect(requests.streams.length).toBe(streamsWhenLive);
+
+    // Upgrades refused mid-session: the open socket is cut, and the page moves to SSE again.
+    proxy.block();
+    await page.locator("[data-connection=live-http]").waitFor({ timeout: 30_000 });
+    expect(requests.streams.length).toBeGreaterThan(streamsWhenLive);
+    await reportProgress(agent, page, [95]);
+    await agent.report({ type: "agent:completed" });
+    await page.locator("[data-testid=run-detail][data-status=completed]").waitFor();
+    expect(requests.polls).toBe(0);
+    expect((await shown(page)).filter((v) => v >= 10)).toEqual([10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 100]);
+    await expectEveryEventOnce(tenant, page, runId);
+    await page.context().close();
+  });
+
+  it("polls where event streams are buffered too, and returns to the WebSocket when upgrades pass again", async () => {
+    const tenant = await settledTenant(pulse, "buffered");
+    const proxy = await gate();
+    proxy.block();
+    proxy.bufferStreams();
+    const { runId, agent, page, requests } = await runPage(tenant, proxy);
+    await page.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });
+    expect(proxy.bufferedStreams).toBeGreaterThan(0);
+    expect(proxy.passedStreams).toBe(0);
+
+    await agent.report({ type: "agent:active" });
+    await reportProgress(agent, page, [10, 20, 30]);
+    expect(requests.polls).toBeGreaterThan(0);
+
+    proxy.allow();
+    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    await reportProgress(agent, page, [40]);
+    const pollsWhenLive = requests.polls;
+    await reportProgress(agent, page, [50, 60]);
+    await agent.report({ type: "agent:completed" });
+    await page.locator("[data-testid=run-detail][data-status=completed]").waitFor();
+    expect(requests.polls).toBe(pollsWhenLive);
+    await expectEveryEventOnce(tenant, page, runId);
+    await page.context().close();
+  });
+});

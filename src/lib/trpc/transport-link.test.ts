@@ -1,0 +1,107 @@
+import { createTRPCClient, TRPCClientError, type Operation, type TRPCLink } from "@trpc/client";
+import { observable, type Observer } from "@trpc/server/observable";
+import { describe, expect, it } from "vitest";
+import type { AppRouter } from "@/server/trpc/root";
+import { TOKEN_EXPIRED } from "@/shared/session-messages";
+import { subscriptionTransportLink, type TransportSwitch } from "./transport-link";
+import type { Transport } from "./transport-machine";
+
+/** A transport link that records each attempt (its op) and lets the test answer it. */
+function scriptedLink() {
+  const attempts: { op: Operation; observer: Observer<{ result: Record<string, unknown> }, unknown>; closed: boolean }[] = [];
+  const link: TRPCLink<AppRouter> = () => ({ op }) =>
+    observable((observer) => {
+      const attempt = { op, observer: observer as never, closed: false };
+      attempts.push(attempt);
+      return () => (attempt.closed = true);
+    });
+  return { link, attempts };
+}
+
+class Switch implements TransportSwitch {
+  transport: Transport = "ws";
+  reports: string[] = [];
+  private readonly listeners = new Set<(t: Transport) => void>();
+  onTransportChange(listener: (t: Transport) => void) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  move(transport: Transport) {
+    this.transport = transport;
+    for (const listener of this.listeners) listener(transport);
+  }
+  sseOpened = () => this.reports.push("opened");
+  sseDropped = () => this.reports.push("dropped");
+  sseFailed = () => this.reports.push("failed");
+}
+
+function setup() {
+  const transports = new Switch();
+  const ws = scriptedLink();
+  const sse = scriptedLink();
+  const client = createTRPCClient<AppRouter>({ links: [subscriptionTransportLink({ transports, ws: ws.link, sse: sse.link })] });
+  const seen: string[] = [];
+  const errors: string[] = [];
+  let completed = false;
+  const subscription = client.context.onStatusChanged.subscribe(
+    {},
+    { onData: (d) => seen.push(d.id), onError: (e) => errors.push(e.message), onComplete: () => (completed = true) },
+  );
+  const item = (id: string) => ({ result: { type: "data", id, data: { id, data: { type: "snapshot" } } } });
+  return { transports, ws, sse, seen, errors, subscription, item, completed: () => completed };
+}
+
+describe("subscriptionTransportLink", () => {
+  it("moves a subscription to SSE and back, each time a new attempt resumed after the last id seen", () => {
+    const { transports, ws, sse, seen, item } = setup();
+    ws.attempts[0]!.observer.next(item("1-0"));
+    ws.attempts[0]!.observer.next(item("2-0"));
+    transports.move("sse");
+    expect(ws.attempts[0]!.closed).toBe(true);
+    expect(sse.attempts[0]!.op.input).toEqual({ lastEventId: "2-0" });
+    sse.attempts[0]!.observer.next({ result: { type: "started" } });
+    sse.attempts[0]!.observer.next(item("3-0"));
+    transports.move("polling");
+    expect(sse.attempts[0]!.closed).toBe(true);
+    transports.move("ws");
+    expect(ws.attempts[1]!.op.input).toEqual({ lastEventId: "3-0" });
+    const ids = [ws.attempts[0]!, sse.attempts[0]!, ws.attempts[1]!].map((a) => a.op.id);
+    expect(new Set(ids).size).toBe(3);
+    expect(seen).toEqual(["1-0", "2-0", "3-0"]);
+    expect(transports.reports).toEqual(["opened"]);
+  });
+
+  it("ignores what a replaced attempt says late: its stopped, its completion, its data", () => {
+    const { transports, ws, sse, seen, item, completed } = setup();
+    transports.move("sse");
+    ws.attempts[0]!.observer.next(item("9-0"));
+    ws.attempts[0]!.observer.next({ result: { type: "stopped" } });
+    ws.attempts[0]!.observer.complete();
+    expect(completed()).toBe(false);
+    expect(seen).toEqual([]);
+    sse.attempts[0]!.observer.next(item("1-0"));
+    expect(seen).toEqual(["1-0"]);
+  });
+
+  it("subscribes again over SSE with a fresh attempt when the stream's token expires", () => {
+    const { transports, sse, item, errors } = setup();
+    transports.move("sse");
+    sse.attempts[0]!.observer.next(item("5-0"));
+    sse.attempts[0]!.observer.error(new TRPCClientError(TOKEN_EXPIRED));
+    expect(sse.attempts[1]!.op.input).toEqual({ lastEventId: "5-0" });
+    expect(errors).toEqual([]);
+  });
+
+  it("reports a stream that cannot connect, and passes the server's errors on", () => {
+    const { transports, sse, errors } = setup();
+    transports.move("sse");
+    sse.attempts[0]!.observer.error(TRPCClientError.from(new Error("EventSource failed")));
+    expect(transports.reports).toEqual(["failed"]);
+    expect(errors).toEqual([]);
+    transports.move("polling");
+    transports.move("sse");
+    const refused = TRPCClientError.from({ error: { code: -32029, message: "too many", data: { code: "TOO_MANY_REQUESTS", httpStatus: 429 } } });
+    sse.attempts[1]!.observer.error(refused);
+    expect(errors).toEqual(["too many"]);
+  });
+});

@@ -1,0 +1,110 @@
+import type { Operation, OperationLink, TRPCClientError, TRPCLink } from "@trpc/client";
+import type { InferrableClientTypes } from "@trpc/server/unstable-core-do-not-import";
+import { observable, type Unsubscribable } from "@trpc/server/observable";
+import { TOKEN_EXPIRED } from "@/shared/session-messages";
+import type { Transport } from "./transport-machine";
+
+/** What the link needs of the page's `ConnectionMonitor`: the transport to use, and where to report streams. */
+export interface TransportSwitch {
+  readonly transport: Transport;
+  onTransportChange(listener: (transport: Transport) => void): () => void;
+  sseOpened(): void;
+  sseDropped(): void;
+  sseFailed(): void;
+}
+
+/**
+ * A terminating link for subscriptions that carries each one over the transport the switch
+ * names (wsLink or httpSubscriptionLink), and moves it when the transport changes: the old
+ * attempt is unsubscribed, a new one starts on the other link from the last `tracked` id the
+ * subscription saw (no second snapshot, nothing lost; the hooks skip ids they already
+ * applied). While the page polls, the subscription holds no attempt at all.
+ *
+ * Every attempt is its own operation with its own id, and only the current attempt may end
+ * the subscription: a late `stopped` or completion of a replaced attempt (the WebSocket
+ * client completes its subscriptions when it is closed) is ignored.
+ *
+ * @see https://trpc.io/docs/client/links/splitLink
+ * @see https://trpc.io/docs/client/links/httpSubscriptionLink
+ */
+export function subscriptionTransportLink<TRouter extends InferrableClientTypes>(options: {
+  transports: TransportSwitch;
+  ws: TRPCLink<TRouter>;
+  sse: TRPCLink<TRouter>;
+}): TRPCLink<TRouter> {
+  return (runtime) => {
+    const links: Record<Exclude<Transport, "polling">, OperationLink<TRouter>> = { ws: options.ws(runtime), sse: options.sse(runtime) };
+    let attempts = 0;
+    return ({ op }) =>
+      observable((observer) => {
+        const { transports } = options;
+        let lastEventId: string | undefined;
+        let current: { transport: Transport; subscription: Unsubscribable | null } | null = null;
+
+        const start = (transport: Transport) => {
+          stop();
+          const attempt: { transport: Transport; subscription: Unsubscribable | null } = { transport, subscription: null };
+          current = attempt;
+          if (transport === "polling") return;
+          const isCurrent = () => current === attempt;
+          const child: Operation = { ...op, id: ++attempts, input: withLastEventId(op.input, lastEventId) };
+          let started = false;
+          attempt.subscription = links[transport]({ op: child, next: terminal }).subscribe({
+            next(envelope) {
+              if (!isCurrent()) return;
+              const { result } = envelope;
+              if ("type" in result && result.type === "state") {
+                if (transport === "sse" && started && result.state === "connecting" && result.error) transports.sseDropped();
+                return;
+              }
+              if ("type" in result && result.type === "stopped") return;
+              if ("type" in result && result.type === "started") {
+                if (transport === "sse") transports.sseOpened();
+                if (started) return;
+                started = true;
+              }
+              if ("id" in result && typeof result.id === "string") lastEventId = result.id;
+              observer.next(envelope);
+            },
+            error(error) {
+              if (!isCurrent()) return;
+              if (transport === "sse" && error.message === TOKEN_EXPIRED) return start(transports.transport);
+              if (transport === "sse" && !error.data) {
+                // The stream could not connect (refused, not an event stream): wait for the next transport.
+                attempt.subscription = null;
+                return transports.sseFailed();
+              }
+              observer.error(error as TRPCClientError<TRouter>);
+            },
+            complete() {
+              if (isCurrent() && transports.transport === transport) observer.complete();
+            },
+          });
+        };
+
+        const stop = () => {
+          const previous = current;
+          current = null;
+          previous?.subscription?.unsubscribe();
+        };
+
+        const unfollow = transports.onTransportChange(start);
+        start(transports.transport);
+        return () => {
+          unfollow();
+          stop();
+        };
+      });
+  };
+}
+
+/** The last link of each chain: wsLink and httpSubscriptionLink never call it. */
+function terminal(): never {
+  throw new Error("subscriptionTransportLink: the transport links must terminate the chain");
+}
+
+/** The input resumed after `lastEventId`, as tRPC's own links resume a tracked subscription. */
+function withLastEventId(input: unknown, lastEventId: string | undefined): unknown {
+  if (!lastEventId || (input != null && typeof input !== "object")) return input;
+  return { ...(input ?? {}), lastEventId };
+}
