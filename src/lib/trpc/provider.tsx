@@ -1,7 +1,7 @@
 "use client";
 
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { createContext, useContext, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
+import { createContext, useContext, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { createLinks, probeWebSocket, SESSION_AUTH, signIn, socketUrl, trpc, type ClientAuth } from "./client";
 import { ConnectionMonitor, type ConnectionSnapshot } from "./connection";
 
@@ -21,7 +21,9 @@ export function TRPCProvider({ children, auth = SESSION_AUTH, onUnauthorized = s
   const [monitor] = useState(() => new ConnectionMonitor(typeof window === "undefined" ? {} : { probe: probeWebSocket(socketUrl()) }));
   // Read through a ref, so the links (made once) always call the latest handler.
   const unauthorized = useRef(onUnauthorized);
-  unauthorized.current = onUnauthorized;
+  useEffect(() => {
+    unauthorized.current = onUnauthorized;
+  });
   const [onEnded] = useState(() => () => unauthorized.current());
   const [client] = useState(() => trpc.createClient({ links: createLinks(monitor, auth, onEnded) }));
   return (

@@ -45,7 +45,10 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
   const stateRef = useRef(state);
   const pollCursor = useRef<string | null>(options.initial.lastEventId ?? options.startCursor ?? null);
   const optionsRef = useRef(options);
-  optionsRef.current = options;
+  // Kept current after each render, before the effects below run (events only arrive after them).
+  useEffect(() => {
+    optionsRef.current = options;
+  });
 
   const apply = useCallback(
     (entry: FeedEntry<TItem>) => {
@@ -86,7 +89,7 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
         if ((error as { data?: { code?: string } }).data?.code === "UNAUTHORIZED") return onUnauthorized();
         monitor.pollFailed();
       }
-      if (!stopped) timer = setTimeout(poll, caughtUp ? POLL_INTERVAL_MS : 0);
+      if (!stopped) timer = setTimeout(() => void poll(), caughtUp ? POLL_INTERVAL_MS : 0);
     };
     void poll();
     return () => {
