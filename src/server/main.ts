@@ -5,7 +5,7 @@ import { createLogger } from "./logger";
 import { RedisIncompatibleError, RedisUnavailableError } from "./redis";
 import { ShutdownSignals } from "./shutdown-signals";
 import { createWebHandler, WebBuildMissingError, type WebMode } from "./web/next-handler";
-import { exposeServicesToPages } from "./web/page-services";
+import { createPageCallers, servePagesWith } from "./web/page-caller";
 
 /**
  * `npm start`: the dashboard, tRPC over HTTP and WebSocket on one port, and (unless
@@ -27,7 +27,7 @@ async function main() {
   if (signals.stopping) return signals.started(({ urgent }) => booted.close({ drainMs, urgent }));
   if (env.PULSE_DEMO) await seedDemo(booted.pulse, logger);
   await startPendingSetups(booted.pulse, logger);
-  exposeServicesToPages(booted.pulse.services);
+  servePagesWith(createPageCallers(booted.pulse.services));
   const web = env.PULSE_WEB
     ? await createWebHandler({ mode: webMode(env), hostname: env.HOST, port: env.PORT, logger })
     : undefined;
