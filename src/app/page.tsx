@@ -8,7 +8,7 @@ export const metadata: Metadata = { title: "Agents" };
 
 export default async function DashboardPage() {
   const session = await requireSession();
-  const data = await dashboardData(session);
+  const data = await dashboardData();
   return (
     <AppShell email={session.email} title="Agents">
       <Dashboard {...data} />

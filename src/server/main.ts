@@ -6,7 +6,7 @@ import { createLogger } from "./logger";
 import { RedisIncompatibleError, RedisUnavailableError } from "./redis";
 import { ShutdownSignals } from "./shutdown-signals";
 import { createWebHandler, WebBuildMissingError, type WebMode } from "./web/next-handler";
-import { exposeServicesToPages } from "./web/page-services";
+import { createPageCallers, servePagesWith } from "./web/page-caller";
 
 /**
  * `npm start`: the dashboard, tRPC over HTTP and WebSocket on one port, and (unless
@@ -29,7 +29,7 @@ async function main() {
   const demoAccount = env.PULSE_DEMO_ACCOUNT ?? env.PULSE_DEMO;
   if (demoAccount) await seedDemo(booted.pulse, logger);
   await startPendingSetups(booted.pulse, logger);
-  exposeServicesToPages(booted.pulse.services);
+  servePagesWith(createPageCallers(booted.pulse.services));
   const web = env.PULSE_WEB
     ? await createWebHandler({ mode: webMode(env), hostname: env.HOST, port: env.PORT, logger })
     : undefined;

@@ -13,5 +13,5 @@ export type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "
 export type LogPage = RouterOutputs["agent"]["logs"];
 export type OutputPage = RouterOutputs["agent"]["output"];
 export type ContextView = NonNullable<RouterOutputs["context"]["get"]>;
-/** A role as the pages list it (see `roleList` on the server). */
-export type { RoleInfo } from "@/server/web/page-data";
+/** A role as the pages list it: its title, whether it runs outside Pulse, whether the setup chain has it. */
+export type RoleInfo = RouterOutputs["agent"]["roles"][number];

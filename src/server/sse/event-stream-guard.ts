@@ -1,39 +1,25 @@
-import { TRPCError } from "@trpc/server";
-import { TOKEN_EXPIRED } from "../../shared/session-messages";
-import type { Principal } from "../auth/auth-service";
+import type { TRPCError } from "@trpc/server";
 import type { Logger } from "../logger";
 import type { RegisteredConnection } from "../ws/connection-registry";
+import { SessionGuard, type TokenLimits } from "../ws/session-guard";
 
 /** How a server-sent-event subscription's token runs out, from the WebSocket's limits (`server-security.ts`). */
-export interface EventStreamLimits {
-  /** How long before expiry a stream ends so its client reconnects with a fresh token. */
-  tokenRefreshLeadMs: number;
-  /** How long a stream outlives its token's expiry when the token was already old on arrival. */
-  tokenGraceMs: number;
-}
-
-const SESSION_ENDED = "your session has ended: sign in again";
-const SHARE_EXPIRED = "this share link has expired";
+export type EventStreamLimits = TokenLimits;
 
 /**
  * One subscription served as server-sent events (one HTTP response, tRPC's
  * `httpSubscriptionLink` protocol): who it is, and when it must end. Its `signal` aborts when
  * the response closes or its session ends (expired token, logout, revoked share link), which
  * ends its feed; `assertUsable` then tells the client why, as a `serialized-error` event.
- * The counterpart of the WebSocket's `ConnectionGuard`, kept by its own `ConnectionRegistry`
- * for caps and revocations.
+ * The counterpart of the WebSocket's `ConnectionGuard`, sharing its `SessionGuard` state,
+ * kept by its own `ConnectionRegistry` for caps and revocations.
  *
  * @see https://trpc.io/docs/client/links/httpSubscriptionLink
  */
-export class EventStreamGuard implements RegisteredConnection {
+export class EventStreamGuard extends SessionGuard implements RegisteredConnection {
   readonly openedAt: number;
-  admitted = false;
-  private principalState: Principal | null = null;
-  private authenticatedAt = 0;
-  private refusal: TRPCError | null = null;
-  private ended: TRPCError | null = null;
   private readonly ending = new AbortController();
-  private closed = false;
+  private isClosed = false;
 
   constructor(
     readonly ip: string,
@@ -41,24 +27,17 @@ export class EventStreamGuard implements RegisteredConnection {
     request: AbortSignal,
     private readonly onClose: (guard: EventStreamGuard) => void,
     private readonly logger?: Logger,
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
+    super(now);
     this.openedAt = now();
-    if (request.aborted) queueMicrotask(() => this.disposed());
-    else request.addEventListener("abort", () => this.disposed(), { once: true });
+    if (request.aborted) queueMicrotask(() => this.closed());
+    else request.addEventListener("abort", () => this.closed(), { once: true });
   }
 
   /** Aborts when the response closes or the session ends: the subscription's feed ends then. */
   get signal(): AbortSignal {
     return this.ending.signal;
-  }
-
-  get principal(): Principal | null {
-    return this.principalState;
-  }
-
-  get hasEnded(): boolean {
-    return this.ended !== null;
   }
 
   get isClosing(): boolean {
@@ -70,26 +49,14 @@ export class EventStreamGuard implements RegisteredConnection {
     return 0;
   }
 
-  authenticated(principal: Principal): void {
-    this.principalState = principal;
-    this.authenticatedAt = this.now();
-  }
-
   /** Over a cap: the subscription is answered with `error` and never starts. */
-  refuse(error: TRPCError): void {
-    this.refusal = error;
-  }
-
-  /** Throws why this stream may not go on, if it may not. */
-  assertUsable(): void {
-    if (this.refusal) throw this.refusal;
-    if (this.ended) throw this.ended;
+  refuseCalls(error: TRPCError): void {
+    this.recordRefusal(error);
   }
 
   /** Ends the stream's session (expired token, logout, removed user, revoked link): its feed ends with UNAUTHORIZED. */
-  end(message: string): void {
-    if (this.ended || this.isClosing) return;
-    this.ended = new TRPCError({ code: "UNAUTHORIZED", message });
+  endSession(message: string): void {
+    if (this.isClosing || !this.recordEnd(message)) return;
     this.logger?.debug({ reason: message, ip: this.ip }, "event stream ended");
     this.ending.abort();
   }
@@ -101,21 +68,19 @@ export class EventStreamGuard implements RegisteredConnection {
    * one that was already old ends `tokenGraceMs` after it.
    */
   tick(now = this.now()): void {
-    const principal = this.principalState;
+    const principal = this.principal;
     if (!principal || this.ended || this.isClosing) return;
-    if (now >= principal.endsAt) {
-      this.end(principal.kind === "share" ? SHARE_EXPIRED : SESSION_ENDED);
-      return;
-    }
-    const refreshAt = principal.expiresAt - this.limits.tokenRefreshLeadMs;
-    const endAt = this.authenticatedAt < refreshAt ? refreshAt : principal.expiresAt + this.limits.tokenGraceMs;
-    if (now >= endAt) this.end(principal.kind === "share" ? SHARE_EXPIRED : TOKEN_EXPIRED);
+    const over = this.sessionOver(principal, now);
+    if (over) return this.endSession(over);
+    if (this.refreshDue(principal, now, this.limits)) return this.endSession(this.expiryMessage(principal));
+    const expired = this.tokenExpired(principal, now, this.limits);
+    if (expired) this.endSession(expired);
   }
 
   /** The response closed: the stream leaves its registry. */
-  disposed(): void {
-    if (this.closed) return;
-    this.closed = true;
+  closed(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
     if (!this.ending.signal.aborted) this.ending.abort();
     this.onClose(this);
   }

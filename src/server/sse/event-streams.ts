@@ -78,12 +78,12 @@ export class EventStreams {
     const over = this.registry.refusalFor(ip);
     if (over) {
       services.metrics.eventStreamRefused(over);
-      stream.refuse(new TRPCError({ code: "TOO_MANY_REQUESTS", message: over === "per_ip" ? `at most ${this.options.caps.perIp} event streams per address` : "this server holds all the event streams it can; retry shortly" }));
+      stream.refuseCalls(new TRPCError({ code: "TOO_MANY_REQUESTS", message: over === "per_ip" ? `at most ${this.options.caps.perIp} event streams per address` : "this server holds all the event streams it can; retry shortly" }));
     } else {
       this.registry.open(stream);
       if (!principal) services.metrics.eventStreamRefused("unauthenticated");
       const refusal = principal ? this.registry.admit(stream, principal) : null;
-      if (refusal) stream.refuse(refusal);
+      if (refusal) stream.refuseCalls(refusal);
     }
     return principalContext(services, stream.admitted ? principal : null, {
       eventStream: stream,

@@ -74,7 +74,7 @@ export class CallContexts {
     if (!principal) guard.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
     if (principal) {
       const refusal = this.options.registry.admit(guard, principal);
-      if (refusal) guard.refuse(refusal);
+      if (refusal) guard.refuseCalls(refusal);
     }
     return principalContext(this.options.services, guard.isRefused ? null : principal, {
       connection: guard,

@@ -149,7 +149,7 @@ describe("agent procedures through the server-side caller", () => {
 
     const roles = await caller.agent.roles();
     expect(roles.map((r) => r.role)).toEqual(["client-researcher", "competitor-researcher", "context-file-writer", "ticker"]);
-    expect(roles[0]).toEqual({ role: "client-researcher", title: "Client researcher" });
+    expect(roles[0]).toEqual({ role: "client-researcher", title: "Client researcher", inChain: true });
 
     const started = await caller.agent.run({ agentRole: ticker.role, input: { topic: "pricing", depth: 2 } });
     expect(started.status).toBe("queued");

@@ -1,81 +1,88 @@
 import "server-only";
+import type { TRPCError } from "@trpc/server";
 import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
-import { agentTitle } from "../agents/define-agent";
-import type { Session } from "../auth/auth-service";
+import { cache } from "react";
 import { SESSION_COOKIE } from "../auth/session-cookie";
-import { readAgentSnapshot, readContextSnapshot, readLatestChain } from "../events/snapshot";
-import { servicesForPages } from "./page-services";
+import { pageCaller } from "./page-caller";
 
 /**
- * What server components read for the first paint: the verified session and the tenant's
- * state straight from the database, so a page opened mid-run shows the truth at once.
+ * What server components read for the first paint, through the procedures (the router's
+ * server-side caller with the page's session), so a page opened mid-run shows the truth at
+ * once and reads exactly what the procedure would answer the browser.
  */
-export async function pageSession(): Promise<Session | null> {
-  const token = (await cookies()).get(SESSION_COOKIE)?.value;
-  return servicesForPages().auth.verify(token);
+const api = cache(async () => pageCaller((await cookies()).get(SESSION_COOKIE)?.value));
+
+/** The signed-in user, or null. */
+export async function pageSession() {
+  return (await api()).auth.me();
 }
 
-/** The session, or a redirect to the sign-in page. */
-export async function requireSession(): Promise<Session> {
-  const session = await pageSession();
-  if (!session) redirect("/login");
-  return session;
+/** The signed-in user, or a redirect to the sign-in page. */
+export async function requireSession() {
+  const user = await pageSession();
+  if (!user) redirect("/login");
+  return user;
 }
 
-export async function dashboardData(session: Session) {
-  const { db, stream, runs } = servicesForPages();
-  // The id is read before the snapshot: events after it may already be in the snapshot,
-  // and their `seq` lets the client skip them.
-  const id = await stream.lastId(session.tenantId);
-  const [snapshot, recent, durations, chain] = await Promise.all([
-    readAgentSnapshot({ db, stream }, session.tenantId),
-    runs.list(session.tenantId, { limit: 20 }),
-    runs.typicalDurations(session.tenantId),
-    readLatestChain(db, session.tenantId),
+/**
+ * The tenant's runs as a subscription starts from: the polling twin's first page, whose id
+ * is read before its snapshot (events after it may already be in the snapshot, and their
+ * `seq` lets the client skip them).
+ */
+async function agentSnapshot() {
+  const page = await (await api()).agent.events({ limit: 1 });
+  const first = page.items[0]?.item;
+  if (first?.type !== "snapshot") throw new Error("agent.events without a cursor answers with a snapshot");
+  return { id: page.cursor, runs: first.snapshot.runs };
+}
+
+export async function dashboardData() {
+  const caller = await api();
+  const [{ id, runs }, recent, durations, chain, roles] = await Promise.all([
+    agentSnapshot(),
+    caller.agent.list({ limit: 20 }),
+    caller.agent.durations(),
+    caller.agent.latestChain(),
+    caller.agent.roles(),
   ]);
-  return { id, runs: snapshot.runs, recent: recent.runs, durations, chain, roles: roleList() };
+  return { id, runs, recent: recent.runs, durations, chain, roles };
 }
 
 /**
- * The run and its agent's title, for the run page; null when the tenant has no such run.
- * Any other failure (the database unavailable) is thrown, for the error page to say so:
- * a run that exists is never shown as "not found".
+ * The run and its agent's title, for the run page; null when the tenant has no such run (or
+ * the id is not one). Any other failure (the database unavailable) is thrown, for the error
+ * page to say so: a run that exists is never shown as "not found".
  */
-export async function runData(session: Session, runId: string) {
-  const run = await servicesForPages().runs.find(session.tenantId, runId);
+export async function runData(runId: string) {
+  const caller = await api();
+  const [run, roles] = await Promise.all([caller.agent.get({ runId }).catch(unlessMissing), caller.agent.roles()]);
   if (!run) return null;
-  const { agents, externalAgentRoles } = servicesForPages();
-  return { run, title: agentTitle(agents, run.agentRole), external: externalAgentRoles.includes(run.agentRole) };
+  const role = roles.find((r) => r.role === run.agentRole);
+  return { run, title: role?.title ?? run.agentRole, external: role?.external === true };
 }
 
-export async function contextPageData(session: Session) {
-  const { db, stream, runs } = servicesForPages();
-  const id = await stream.lastId(session.tenantId);
-  const [agents, context, durations, chain] = await Promise.all([
-    readAgentSnapshot({ db, stream }, session.tenantId),
-    readContextSnapshot(db, session.tenantId),
-    runs.typicalDurations(session.tenantId),
-    readLatestChain(db, session.tenantId),
+/**
+ * NOT_FOUND, or BAD_REQUEST for an id that cannot be one, is null. Told by its code, not by
+ * `instanceof`: the caller's errors come from the server's copy of tRPC, not the pages' bundle.
+ */
+function unlessMissing(error: unknown): null {
+  const code = (error as Partial<Pick<TRPCError, "code">> | null)?.code;
+  if (code === "NOT_FOUND" || code === "BAD_REQUEST") return null;
+  throw error;
+}
+
+export async function contextPageData() {
+  const caller = await api();
+  // The runs' id comes first, so it is no newer than the context file's snapshot either.
+  const { id, runs } = await agentSnapshot();
+  const [context, durations, chain, roles] = await Promise.all([
+    caller.context.events({ limit: 1 }),
+    caller.agent.durations(),
+    caller.agent.latestChain(),
+    caller.agent.roles(),
   ]);
-  return { id, runs: agents.runs, context: context.context, durations, chain, roles: roleList() };
-}
-
-/** The roles a dashboard shows a panel for: Pulse's own agents, then those run outside it. */
-export interface RoleInfo {
-  role: string;
-  title: string;
-  /** Run by an agent outside Pulse (EXTERNAL_AGENT_ROLES), which reports over HTTP. */
-  external?: boolean;
-  /** Part of the setup chain, which the chain card shows. */
-  inChain?: boolean;
-}
-
-function roleList(): RoleInfo[] {
-  const { agents, externalAgentRoles, runs } = servicesForPages();
-  const setupRoles: readonly string[] = runs.setupChain()?.roles ?? [];
-  return [
-    ...agents.map((a) => ({ role: a.role, title: a.title ?? a.role, inChain: setupRoles.includes(a.role) })),
-    ...externalAgentRoles.map((role) => ({ role, title: role, external: true, inChain: setupRoles.includes(role) })),
-  ];
+  const first = context.items[0]?.item;
+  if (first?.type !== "snapshot") throw new Error("context.events without a cursor answers with a snapshot");
+  return { id, runs, context: first.snapshot.context, durations, chain, roles };
 }

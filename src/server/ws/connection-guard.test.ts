@@ -74,7 +74,7 @@ describe("ConnectionGuard keep-alive", () => {
     // A request is as good as a PONG: the quiet period starts again from it.
     guard.received();
     const refused: unknown[] = [];
-    expect(guard.allows([{ id: 1, method: "query", params: { path: "agent.roles" } }], { refuse: (ids) => refused.push(ids) })).toBe(true);
+    expect(guard.allows([{ id: 1, method: "query", params: { path: "agent.roles" } }], { sendRefusals: (ids) => refused.push(ids) })).toBe(true);
     expect(refused).toEqual([]);
     guard.tick((clock.now += 100));
     guard.tick((clock.now += 900));
@@ -119,7 +119,7 @@ describe("ConnectionGuard subscriptions", () => {
     const stopped: string[] = [];
     first.onClose({ close: () => stopped.push("first") });
     third.onClose({ close: () => stopped.push("third") });
-    guard.end("your session has ended: sign in again");
+    guard.endSession("your session has ended: sign in again");
     expect(stopped).toEqual(["first", "third"]);
     expect(() => guard.assertUsable()).toThrow(expect.objectContaining({ code: "UNAUTHORIZED" }));
     // The socket closes once both subscriptions have sent their error.
@@ -148,7 +148,7 @@ describe("ConnectionGuard message budget", () => {
       const clock = { now: 0 };
       const { socket, guard } = guardAt(clock);
       let answers = 0;
-      const answer = { refuse: (ids: readonly unknown[]) => (answers += Math.max(1, ids.length)) };
+      const answer = { sendRefusals: (ids: readonly unknown[]) => (answers += Math.max(1, ids.length)) };
       let frames = 0;
       // The clock stands still: no token comes back, so the count is exact.
       while (socket.closedWith === null && frames < 10_000) {

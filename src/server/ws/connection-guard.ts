@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { TRPCError } from "@trpc/server";
 import type { Principal } from "../auth/auth-service";
+import { SessionGuard } from "./session-guard";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import type { SubscriptionWire } from "./subscription-wire";
@@ -40,7 +41,7 @@ export interface GuardedSocket {
 /** Who answers the requests of a frame the guard refuses (the connection's protocol side). */
 export interface RefusalAnswer {
   /** Answers each of `ids` with `error`, or the frame as a whole (`id: null`) when it carried none. */
-  refuse(ids: readonly (string | number)[], error: TRPCError): void;
+  sendRefusals(ids: readonly (string | number)[], error: TRPCError): void;
 }
 
 /** Where a connection reports what happens to it; both optional, so a guard can be built alone. */
@@ -70,14 +71,8 @@ export const CLOSE_POLICY = 1008;
  * one (wsLink re-runs `connectionParams` and resumes every subscription by `lastEventId`,
  * losing nothing).
  */
-export class ConnectionGuard {
+export class ConnectionGuard extends SessionGuard {
   readonly openedAt: number;
-  /** Set by the registry when the connection counted against its user's and tenant's caps. */
-  admitted = false;
-  private principalState: Principal | null = null;
-  private authenticatedAt = 0;
-  private refusal: TRPCError | null = null;
-  private ended: TRPCError | null = null;
   /** The open subscriptions' wires: closing one ends its feed. Replaced, never grown: there are only a few. */
   private wires: readonly SubscriptionWire[] = [];
   private idState?: string;
@@ -101,9 +96,10 @@ export class ConnectionGuard {
     private readonly socket: GuardedSocket,
     readonly ip: string,
     readonly limits: ConnectionLimits,
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
     observers: ConnectionObservers = {},
   ) {
+    super(now);
     this.openedAt = now();
     this.heardAt = this.openedAt;
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messagesPerSecond * 2, now);
@@ -127,7 +123,7 @@ export class ConnectionGuard {
 
   /** What this connection's log lines carry. */
   private bindings(): Record<string, string> {
-    const principal = this.principalState;
+    const principal = this.principal;
     if (!principal) return { connectionId: this.id };
     return principal.kind === "user"
       ? { connectionId: this.id, tenantId: principal.session.tenantId, userId: principal.session.userId }
@@ -139,40 +135,21 @@ export class ConnectionGuard {
     if (this.baseLogger?.isLevelEnabled("debug")) this.logger?.debug(details, message);
   }
 
-  get principal(): Principal | null {
-    return this.principalState;
-  }
-
   get isClosing(): boolean {
     return this.closing;
   }
 
-  get isRefused(): boolean {
-    return this.refusal !== null;
-  }
-
-  get hasEnded(): boolean {
-    return this.ended !== null;
-  }
-
   /** Records the verified caller; from now on the token's expiry applies. */
-  authenticated(principal: Principal): void {
-    this.principalState = principal;
-    this.authenticatedAt = this.now();
+  override authenticated(principal: Principal): void {
+    super.authenticated(principal);
     this.log = undefined;
     this.debug({ kind: principal.kind }, "websocket authenticated");
   }
 
   /** Answers every call with `error` (e.g. over the connection caps) and closes shortly after. */
-  refuse(error: TRPCError): void {
-    this.refusal = error;
-    this.closeSoon(CLOSE_TOO_MANY, error.message, 1_000);
-  }
-
-  /** Throws why this connection may not make calls any more, if it may not. */
-  assertUsable(): void {
-    if (this.refusal) throw this.refusal;
-    if (this.ended) throw this.ended;
+  refuseCalls(error: TRPCError): void {
+    this.recordRefusal(error);
+    this.closeAfter(CLOSE_TOO_MANY, error.message, 1_000);
   }
 
   /** Open subscriptions; each writes its live events straight to the socket (see `SubscriptionWire`). */
@@ -209,18 +186,17 @@ export class ConnectionGuard {
     this.metrics?.subscriptionClosed();
     this.debug({ subscriptions: this.wires.length }, "subscription ended");
     // Close once every subscription has sent its error, so the client learns why.
-    if (this.ended && this.wires.length === 0) this.closeSoon(CLOSE_UNAUTHORIZED, this.ended.message, 50);
+    if (this.ended && this.wires.length === 0) this.closeAfter(CLOSE_UNAUTHORIZED, this.ended.message, 50);
   }
 
   /**
    * Ends the connection's session (expired token, logout, removed user, revoked link): its
    * subscriptions end with UNAUTHORIZED, later calls fail the same way, and the socket closes.
    */
-  end(message: string): void {
-    if (this.ended || this.closing) return;
-    this.ended = new TRPCError({ code: "UNAUTHORIZED", message });
+  endSession(message: string): void {
+    if (this.closing || !this.recordEnd(message)) return;
     this.logger?.info({ reason: message }, "websocket session ended");
-    this.closeSoon(CLOSE_UNAUTHORIZED, message, this.wires.length === 0 ? 50 : 1_000);
+    this.closeAfter(CLOSE_UNAUTHORIZED, message, this.wires.length === 0 ? 50 : 1_000);
     this.endSubscriptions();
   }
 
@@ -229,31 +205,23 @@ export class ConnectionGuard {
     if (this.closing) return;
     this.keepAlive(now);
     if (this.closing || this.ended) return;
-    const principal = this.principalState;
+    const principal = this.principal;
     if (!principal) {
-      if (!this.refusal && now - this.openedAt >= this.limits.authTimeoutMs) {
+      if (!this.isRefused && now - this.openedAt >= this.limits.authTimeoutMs) {
         this.metrics?.refused("unauthenticated");
-        this.close(CLOSE_UNAUTHORIZED, "no valid token in connectionParams");
+        this.closeNow(CLOSE_UNAUTHORIZED, "no valid token in connectionParams");
       }
       return;
     }
-    // The session or link itself ended (it expired): no fresh token can renew it.
-    if (now >= principal.endsAt) {
-      this.end(principal.kind === "share" ? "this share link has expired" : "your session has ended: sign in again");
-      return;
+    const over = this.sessionOver(principal, now);
+    if (over) return this.endSession(over);
+    // Closing (rather than tRPC's "reconnect" notice) lets wsLink replace the socket in one
+    // step: with the notice, the old socket's late close event can start a second reconnect.
+    if (principal.kind === "user" && this.refreshDue(principal, now, this.limits)) {
+      return this.closeNow(CLOSE_REFRESH, "token expiring: reconnect with a fresh token");
     }
-    const refreshAt = principal.expiresAt - this.limits.tokenRefreshLeadMs;
-    // Only a token that was fresh when it arrived is worth refreshing: a client that came
-    // back with the same old token would otherwise be sent away again and again. Closing
-    // (rather than tRPC's "reconnect" notice) lets wsLink replace the socket in one step:
-    // with the notice, the old socket's late close event can start a second reconnect.
-    if (principal.kind === "user" && this.authenticatedAt < refreshAt && now >= refreshAt) {
-      this.close(CLOSE_REFRESH, "token expiring: reconnect with a fresh token");
-      return;
-    }
-    if (now >= principal.expiresAt + this.limits.tokenGraceMs) {
-      this.end(principal.kind === "share" ? "this share link has expired" : "token expired: reconnect with a fresh token");
-    }
+    const expired = this.tokenExpired(principal, now, this.limits);
+    if (expired) this.endSession(expired);
   }
 
   /**
@@ -325,12 +293,12 @@ export class ConnectionGuard {
    */
   refuseOverRate(ids: readonly unknown[], answer: RefusalAnswer): void {
     const replyTo = ids.length > this.limits.maxBatch ? [] : ids.filter((id) => this.isAnswerable(id));
-    answer.refuse(replyTo, new TRPCError({ code: "TOO_MANY_REQUESTS", message: `too many messages: at most ${this.limits.messagesPerSecond} per second` }));
+    answer.sendRefusals(replyTo, new TRPCError({ code: "TOO_MANY_REQUESTS", message: `too many messages: at most ${this.limits.messagesPerSecond} per second` }));
     this.countRefusals(Math.max(1, replyTo.length));
   }
 
   private refuseMalformed(answer: RefusalAnswer, message: string): void {
-    answer.refuse([], new TRPCError({ code: "BAD_REQUEST", message }));
+    answer.sendRefusals([], new TRPCError({ code: "BAD_REQUEST", message }));
     this.countRefusals(1);
   }
 
@@ -347,11 +315,11 @@ export class ConnectionGuard {
       this.rejected = 0;
     }
     this.rejected += count;
-    if (this.rejected >= REJECTIONS_BEFORE_CLOSE) this.close(CLOSE_POLICY, "too many messages");
+    if (this.rejected >= REJECTIONS_BEFORE_CLOSE) this.closeNow(CLOSE_POLICY, "too many messages");
   }
 
   /** Closes the socket now, with a reason the client can show. */
-  close(code: number, reason: string): void {
+  closeNow(code: number, reason: string): void {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.closeTimer);
@@ -373,8 +341,8 @@ export class ConnectionGuard {
     this.logger?.warn({ bufferedBytes, limit: this.limits.maxBufferedBytes }, "slow reader: send buffer over its cap, connection terminated");
   }
 
-  /** Forgets timers once the socket is gone. */
-  disposed(): void {
+  /** The socket is gone: forgets its timers and stops its subscriptions. */
+  closed(): void {
     this.closing = true;
     clearTimeout(this.closeTimer);
     this.endSubscriptions();
@@ -385,12 +353,12 @@ export class ConnectionGuard {
     for (const wire of this.wires) wire.stop();
   }
 
-  private closeSoon(code: number, reason: string, delayMs: number): void {
+  private closeAfter(code: number, reason: string, delayMs: number): void {
     const at = this.now() + delayMs;
     if (this.closing || at >= this.closeAt) return;
     this.closeAt = at;
     clearTimeout(this.closeTimer);
-    this.closeTimer = setTimeout(() => this.close(code, reason), delayMs);
+    this.closeTimer = setTimeout(() => this.closeNow(code, reason), delayMs);
     this.closeTimer.unref();
   }
 

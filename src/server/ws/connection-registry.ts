@@ -23,10 +23,11 @@ export interface RegisteredConnection {
   readonly wiredSubscriptions: number;
   authenticated(principal: Principal): void;
   /** Ends the connection's session: its subscriptions end with UNAUTHORIZED and `message`. */
-  end(message: string): void;
+  endSession(message: string): void;
   /** Time-based rules (keep-alive, the token's expiry), run by the registry's sweep. */
   tick(now: number): void;
-  disposed(): void;
+  /** Its socket or response is gone. */
+  closed(): void;
   debug(details: object, message: string): void;
 }
 
@@ -159,7 +160,7 @@ export class ConnectionRegistry<TConnection extends RegisteredConnection = Conne
 
   closed(guard: TConnection, how: { code?: number } = {}): void {
     if (!this.guards.delete(guard)) return;
-    guard.disposed();
+    guard.closed();
     this.countOpen();
     guard.debug({ ...how, openMs: Date.now() - guard.openedAt, connections: this.guards.size }, "websocket closed");
     decrement(this.byIp, guard.ip);
@@ -180,7 +181,7 @@ export class ConnectionRegistry<TConnection extends RegisteredConnection = Conne
     guard.admitted = true;
     guard.authenticated(principal);
     const revoked = this.recentlyRevoked(principal);
-    if (revoked) guard.end(revoked);
+    if (revoked) guard.endSession(revoked);
     return null;
   }
 
@@ -254,7 +255,7 @@ export class ConnectionRegistry<TConnection extends RegisteredConnection = Conne
     this.recent.set(key, Date.now());
     const index = kind === "session" ? this.bySession : kind === "user" ? this.byUser : this.byShareLink;
     const reason = kind === "share" ? SHARE_ENDED : SESSION_ENDED;
-    for (const guard of [...index.get(id)]) guard.end(reason);
+    for (const guard of [...index.get(id)]) guard.endSession(reason);
   }
 
   /** Why a connection being admitted has ended already, if a recent revocation names it. */
@@ -325,8 +326,8 @@ export class ConnectionRegistry<TConnection extends RegisteredConnection = Conne
       const active = await this.options.auth.stillActive({ sessionIds: [...sessionIds], shareIds: [...shareIds] });
       for (const guard of watched) {
         const principal = guard.principal!;
-        if (principal.kind === "user" && !active.sessions.has(principal.session.sessionId)) guard.end(SESSION_ENDED);
-        else if (principal.kind === "share" && !active.shares.has(principal.share.shareId)) guard.end(SHARE_ENDED);
+        if (principal.kind === "user" && !active.sessions.has(principal.session.sessionId)) guard.endSession(SESSION_ENDED);
+        else if (principal.kind === "share" && !active.shares.has(principal.share.shareId)) guard.endSession(SHARE_ENDED);
       }
     } catch (err) {
       this.options.logger.warn({ err, connections: watched.length }, "could not check open connections' sessions; the next round of the safety check reads them again");

@@ -164,11 +164,11 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     }
     if (text === "PONG") return;
     if (text === "PING") {
-      this.send("PONG");
+      this.sendFrame("PONG");
       return;
     }
     if (!Buffer.isBuffer(data)) {
-      this.respondError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "Unexpected WebSocket message format" }), null);
+      this.sendError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "Unexpected WebSocket message format" }), null);
       return;
     }
     let parsed: unknown;
@@ -176,7 +176,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       // As tRPC's handler reads frames: its JSON decoder, which refuses binary ones.
       parsed = jsonEncoder.decode(text ?? data);
     } catch (cause) {
-      this.respondError(new TRPCError({ code: "PARSE_ERROR", cause }), null);
+      this.sendError(new TRPCError({ code: "PARSE_ERROR", cause }), null);
       return;
     }
     const requests: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
@@ -192,7 +192,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       // One malformed request and the frame is refused whole, as tRPC's handler refuses it.
       messages = requests.map((raw) => parseTRPCMessage(raw, this.handler.router._def._config.transformer));
     } catch (cause) {
-      this.respondError(new TRPCError({ code: "PARSE_ERROR", cause }), null);
+      this.sendError(new TRPCError({ code: "PARSE_ERROR", cause }), null);
       return;
     }
     // Requests are served in the order they came, once the connection knows who it is.
@@ -239,7 +239,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       (cause: unknown) => {
         this.settled = true;
         const error = getTRPCErrorFromUnknown(cause);
-        this.respond(this.handler.errorMessage(error, null, undefined));
+        this.sendMessage(this.handler.errorMessage(error, null, undefined));
         // As tRPC's handler does: the client learns why, then the connection ends.
         setImmediate(() => this.socket.close());
         return error;
@@ -266,7 +266,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
   private handle(message: ParsedMessage, batchIndex: number): void {
     const { id, jsonrpc } = message;
     if (id === null) {
-      this.respondError(new TRPCError({ code: "PARSE_ERROR", message: "`id` is required" }), { id, jsonrpc });
+      this.sendError(new TRPCError({ code: "PARSE_ERROR", message: "`id` is required" }), { id, jsonrpc });
       return;
     }
     if (message.method === "subscription.stop") {
@@ -280,14 +280,14 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     const request: Request = { id, jsonrpc, type: message.method, path, input, batchIndex };
     if (request.type === "subscription") {
       if (this.guard.subscription(id)) {
-        this.respondError(new TRPCError({ code: "BAD_REQUEST", message: `Duplicate id ${id}` }), request);
+        this.sendError(new TRPCError({ code: "BAD_REQUEST", message: `Duplicate id ${id}` }), request);
         return;
       }
       const wire = new SubscriptionWire(this.socket, id, jsonrpc);
       try {
         this.guard.subscribe(wire);
       } catch (cause) {
-        this.respondError(getTRPCErrorFromUnknown(cause), request);
+        this.sendError(getTRPCErrorFromUnknown(cause), request);
         return;
       }
       void this.subscribe(request, wire);
@@ -305,9 +305,9 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       if (isAsyncIterable(data) || isObservable(data)) {
         throw new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Cannot return an async iterable or observable from a ${request.type} procedure with WebSockets` });
       }
-      this.answer(request, { type: "data", data });
+      this.sendResult(request, { type: "data", data });
     } catch (cause) {
-      this.respondError(getTRPCErrorFromUnknown(cause), request);
+      this.sendError(getTRPCErrorFromUnknown(cause), request);
     } finally {
       this.calls.delete(call);
     }
@@ -325,7 +325,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     try {
       iterator = await this.iterate(request, wire);
     } catch (cause) {
-      this.respondError(getTRPCErrorFromUnknown(cause), request);
+      this.sendError(getTRPCErrorFromUnknown(cause), request);
       this.guard.unsubscribe(wire);
       return;
     }
@@ -335,7 +335,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       await iterator.return?.().catch(() => undefined);
       return;
     }
-    this.answer(request, { type: "started" });
+    this.sendResult(request, { type: "started" });
     await this.stream(request, wire, iterator);
   }
 
@@ -367,14 +367,14 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
           }
           // Nothing is built for a reader over its send-buffer cap (its socket is terminated then).
           if (!wire.ready || !this.writable()) break;
-          this.respondItem(request, wire, result);
+          this.sendItem(request, wire, result);
           next = iterator.next();
         }
       } catch (cause) {
         done = true;
-        this.respondError(getTRPCErrorFromUnknown(cause), request);
+        this.sendError(getTRPCErrorFromUnknown(cause), request);
       }
-      this.answer(request, { type: "stopped" });
+      this.sendResult(request, { type: "stopped" });
     } finally {
       this.guard.unsubscribe(wire);
       if (!done) await iterator.return?.().catch(() => undefined);
@@ -396,37 +396,37 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
    * that result while it waits for the next one, and an idle subscriber's last item is its
    * snapshot, however large.
    */
-  private respondItem(request: Request, wire: SubscriptionWire, result: { value: unknown }): void {
+  private sendItem(request: Request, wire: SubscriptionWire, result: { value: unknown }): void {
     const value = result.value;
     result.value = undefined;
     if (isTrackedEnvelope(value)) {
       const [trackedId, data] = value;
-      this.send(trackedDataFrame(wire.prefix, String(trackedId), data));
+      this.sendFrame(trackedDataFrame(wire.prefix, String(trackedId), data));
     } else {
-      this.answer(request, { type: "data", data: value });
+      this.sendResult(request, { type: "data", data: value });
     }
   }
 
   /** A result message for `request`, echoing its JSON-RPC version when it sent one. */
-  private answer(request: Request, result: TRPCResultMessage<unknown>["result"]): void {
-    this.respond({ id: request.id, ...(request.jsonrpc ? { jsonrpc: request.jsonrpc } : {}), result });
+  private sendResult(request: Request, result: TRPCResultMessage<unknown>["result"]): void {
+    this.sendMessage({ id: request.id, ...(request.jsonrpc ? { jsonrpc: request.jsonrpc } : {}), result });
   }
 
   /** Answers the requests of a frame its guard refused, with the router's error shape. */
-  refuse(ids: readonly (string | number)[], error: TRPCError): void {
-    if (ids.length === 0) this.respondError(error, null);
-    for (const id of ids) this.respondError(error, { id });
+  sendRefusals(ids: readonly (string | number)[], error: TRPCError): void {
+    if (ids.length === 0) this.sendError(error, null);
+    for (const id of ids) this.sendError(error, { id });
   }
 
-  private respondError(error: TRPCError, request: Answered | null): void {
-    this.respond(this.handler.errorMessage(error, request, this.ctx));
+  private sendError(error: TRPCError, request: Answered | null): void {
+    this.sendMessage(this.handler.errorMessage(error, request, this.ctx));
   }
 
-  private respond(message: TRPCResponseMessage): void {
+  private sendMessage(message: TRPCResponseMessage): void {
     if (this.writable()) this.socket.send(this.handler.encode(message));
   }
 
-  private send(frame: string): void {
+  private sendFrame(frame: string): void {
     if (this.writable()) this.socket.send(frame);
   }
 

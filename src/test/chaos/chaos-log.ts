@@ -57,3 +57,11 @@ export function quantile(values: readonly number[], q: number): number | null {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
+
+/**
+ * What a scenario that runs Pulse in several processes adds to its name without PostgreSQL
+ * (PGlite is one process's): the reason it was skipped, shown in the test output beside it.
+ */
+export function skippedWithoutPostgres(databaseUrl: string): string {
+  return databaseUrl ? "" : " (skipped: needs PostgreSQL shared by processes; set DATABASE_URL, as CI does)";
+}

@@ -4,6 +4,7 @@ import { ChaosCluster } from "./chaos-cluster";
 import { auditRecorders, byTenant, expectNone, sleep, startRecorders, stuckRuns, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
 import { ChaosLog, LONG } from "./chaos-log";
 import { FEED_ROLES, FeedPublisher } from "./feed-publisher";
+import { skippedWithoutPostgres } from "./chaos-log";
 
 /**
  * Scenario 6 of issue #4: every process loses the database for a while (a proxy in front of
@@ -27,7 +28,7 @@ const RATE = LONG ? 300 : 150;
 const PROGRESS_EVERY_MS = 25;
 const log = new ChaosLog("database-outage");
 
-describe.skipIf(!databaseUrl)("chaos: the database unavailable for a while", () => {
+describe.skipIf(!databaseUrl)(`chaos: the database unavailable for a while${skippedWithoutPostgres(databaseUrl)}`, () => {
   let cluster: ChaosCluster;
   let tenants: WatchedTenant[];
 

@@ -5,6 +5,7 @@ import { ChaosLog, LONG } from "./chaos-log";
 import { FeedPublisher } from "./feed-publisher";
 import type { RecorderClient } from "./recorder-client";
 import { StreamTap } from "./stream-audit";
+import { skippedWithoutPostgres } from "./chaos-log";
 
 /**
  * Scenario 4 of issue #4: Redis restarts under a running deployment, once keeping its data
@@ -28,7 +29,7 @@ const RATE = LONG ? 300 : 150;
 const ROLES = ["client-researcher", "competitor-researcher", "context-file-writer"];
 const log = new ChaosLog("redis-restart");
 
-describe.skipIf(!databaseUrl)("chaos: Redis restarts", () => {
+describe.skipIf(!databaseUrl)(`chaos: Redis restarts${skippedWithoutPostgres(databaseUrl)}`, () => {
   let cluster: ChaosCluster;
   let tenants: WatchedTenant[];
 

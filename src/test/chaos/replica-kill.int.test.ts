@@ -6,6 +6,7 @@ import { auditRecorders, byTenant, expectNone, recoveryAfter, sleep, startRecord
 import { ChaosLog, LONG, quantile } from "./chaos-log";
 import { FeedPublisher } from "./feed-publisher";
 import type { RecorderClient } from "./recorder-client";
+import { skippedWithoutPostgres } from "./chaos-log";
 
 /**
  * Scenario 1 of issue #4, and the replicas' drain: API replicas behind a balancer, clients
@@ -26,7 +27,7 @@ const RATE = LONG ? 450 : 250;
 const KILL_EVERY_MS = LONG ? 9_000 : 500;
 const log = new ChaosLog("replica-kill");
 
-describe.skipIf(!databaseUrl)("chaos: API replicas killed mid-stream", () => {
+describe.skipIf(!databaseUrl)(`chaos: API replicas killed mid-stream${skippedWithoutPostgres(databaseUrl)}`, () => {
   let cluster: ChaosCluster;
   let tenants: WatchedTenant[];
 

@@ -3,6 +3,7 @@ import { ChaosCluster } from "./chaos-cluster";
 import { auditRecorders, byTenant, expectNone, stuckRuns, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
 import { ChaosLog, LONG, quantile } from "./chaos-log";
 import { RecorderClient } from "./recorder-client";
+import { skippedWithoutPostgres } from "./chaos-log";
 
 /**
  * Scenario 3 of issue #4: a worker process killed (SIGKILL) in the middle of its jobs. Two
@@ -24,7 +25,7 @@ const KILLS = LONG ? 10 : 1;
 const ROLES = ["client-researcher", "competitor-researcher", "context-file-writer"];
 const log = new ChaosLog("worker-kill");
 
-describe.skipIf(!databaseUrl)("chaos: worker processes killed mid-job", () => {
+describe.skipIf(!databaseUrl)(`chaos: worker processes killed mid-job${skippedWithoutPostgres(databaseUrl)}`, () => {
   let cluster: ChaosCluster;
   let tenants: WatchedTenant[];
 

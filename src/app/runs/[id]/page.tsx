@@ -9,14 +9,14 @@ export const dynamic = "force-dynamic";
 /** The tab says which run is open: its agent and how it stands when the page loaded. */
 export async function generateMetadata({ params }: { params: Promise<{ id: string }> }): Promise<Metadata> {
   const session = await pageSession();
-  const data = session ? await runData(session, (await params).id).catch(() => null) : null;
+  const data = session ? await runData((await params).id).catch(() => null) : null;
   return { title: data ? `${data.title} run (${data.run.status})` : "Run" };
 }
 
 export default async function RunPage({ params }: { params: Promise<{ id: string }> }) {
   const session = await requireSession();
   const { id } = await params;
-  const data = await runData(session, id);
+  const data = await runData(id);
   if (!data) notFound();
   const { run, title, external } = data;
   return (

@@ -8,7 +8,7 @@ export const metadata: Metadata = { title: "Context file" };
 
 export default async function ContextPage() {
   const session = await requireSession();
-  const data = await contextPageData(session);
+  const data = await contextPageData();
   return (
     <AppShell email={session.email} title="Context file">
       <ContextSettings {...data} />

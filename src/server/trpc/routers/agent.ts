@@ -110,6 +110,16 @@ const statusFeed = liveFeed({
   },
 });
 
+/** A role as dashboards list it. */
+interface RoleInfo {
+  role: string;
+  title: string;
+  /** Run by an agent outside Pulse (EXTERNAL_AGENT_ROLES), which reports over HTTP. */
+  external?: boolean;
+  /** Part of the setup chain, which the chain card shows. */
+  inChain?: boolean;
+}
+
 export const agentRouter = router({
   /**
    * Live agent events of the caller's tenant. Without `lastEventId`: a snapshot, then live
@@ -155,11 +165,14 @@ export const agentRouter = router({
   /** Median duration per role of the tenant's recent completed runs (ms), for time-left estimates. */
   durations: authedProcedure.query(({ ctx }) => ctx.services.runs.typicalDurations(ctx.session.tenantId)),
 
-  /** The agent roles this deployment can run, in chain order first. */
-  roles: authedProcedure.query(({ ctx }) => [
-    ...ctx.services.agents.map((a) => ({ role: a.role, title: a.title ?? a.role })),
-    ...ctx.services.externalAgentRoles.map((role) => ({ role, title: role, external: true as const })),
-  ]),
+  /** The agent roles this deployment can run: Pulse's own (marked when in the setup chain), then those run outside it. */
+  roles: authedProcedure.query(({ ctx }): RoleInfo[] => {
+    const setupRoles: readonly string[] = ctx.services.runs.setupChain()?.roles ?? [];
+    return [
+      ...ctx.services.agents.map((a) => ({ role: a.role, title: a.title ?? a.role, inChain: setupRoles.includes(a.role) })),
+      ...ctx.services.externalAgentRoles.map((role) => ({ role, title: role, external: true, inChain: setupRoles.includes(role) })),
+    ];
+  }),
 
   /**
    * Starts one agent; answers at once with the queued run and its `reportToken`, which an
