@@ -1,4 +1,4 @@
-import { roleConcurrency, type AgentDefinition } from "./agents/define-agent";
+import { agentTitle, roleConcurrency, type AgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
@@ -156,6 +156,7 @@ export class Pulse {
       roles: () => options.agents.map((a) => a.role),
       inputSchema: (role) => options.agents.find((a) => a.role === role)?.input,
       concurrency: (role) => roleConcurrency(options.agents.find((a) => a.role === role)),
+      roleTitle: (role) => agentTitle(options.agents, role),
       externalRoles: externalAgentRoles,
       issueReportToken: (grant) => auth.issueReportToken(grant),
     });
@@ -217,12 +218,18 @@ export class Pulse {
     return pulse;
   }
 
-  /** Deletes run logs past their retention (30 days by default), and long-expired sessions and share links. */
+  /**
+   * Deletes run logs past their retention (30 days by default), and long-expired sessions and
+   * share links. On PGlite, which has no autovacuum, it also refreshes the planner's
+   * statistics of the runs table: without them the runs page sorts a tenant's whole history
+   * instead of reading its index.
+   */
   async sweepOldLogs(now = Date.now()): Promise<number> {
     const before = new Date(now - this.options.logRetentionDays * 86_400_000);
     try {
       const { count } = await this.services.db.runLog.deleteMany({ where: { at: { lt: before } } });
       await this.services.auth.sweepExpired(now);
+      if (this.options.database.kind === "pglite") await this.services.db.$executeRawUnsafe(`ANALYZE "AgentRun"`);
       return count;
     } catch (err) {
       this.options.logger.warn({ err }, "log retention sweep failed");

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SETUP_CHAIN } from "../../agents/chains";
+import { RUN_ORIGINS, runCursorSchema } from "../../agents/run-search";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import type { FeedQuery, FeedStart } from "../../events/feed";
@@ -122,18 +123,28 @@ export const agentRouter = router({
   /** The polling twin of `onStatus`: the same items with the same ids, a page per call. */
   events: authedProcedure.input(statusFeed.pageInput).query(statusFeed.page),
 
+  /**
+   * The tenant's runs, newest first, a page at a time: filtered by status, role, origin and
+   * when they were queued, and searched (`q`: the start of a run id, a role's name or title,
+   * or words of the last message or error). `nextCursor` asks for the next page; runs that
+   * arrive meanwhile never shift it.
+   */
   list: authedProcedure
     .input(
       z
         .object({
           status: z.array(runStatusSchema).max(5).optional(),
           agentRole: agentRoleSchema.optional(),
+          origin: z.enum(RUN_ORIGINS).optional(),
+          q: text({ max: 100, trim: true }).optional(),
+          from: isoDateInput().optional(),
+          to: isoDateInput().optional(),
+          cursor: runCursorSchema.optional(),
           limit: z.number().int().min(1).max(100).default(20),
-          before: isoDateInput().optional(),
         })
         .default({ limit: 20 }),
     )
-    .query(({ ctx, input }) => ctx.services.runs.list(ctx.session.tenantId, input)),
+    .query(({ ctx, input }) => ctx.services.runs.list(ctx.session.tenantId, { ...input, q: input.q || undefined })),
 
   get: authedProcedure
     .input(z.object({ runId }))
