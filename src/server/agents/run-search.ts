@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Prisma } from "../../generated/prisma/client";
-import type { RunStatus } from "../events/schema";
+import { agentRoleSchema, runStatusSchema, type RunStatus } from "../events/schema";
+import { isoDateInput, text } from "../validation";
 
 /**
  * Finding a tenant's runs: newest first, filtered, searched, a page at a time from a cursor.
@@ -33,6 +34,18 @@ export const runCursorSchema = z
     const at = value.indexOf(":");
     return { queuedAt: new Date(Number(value.slice(0, at))), id: value.slice(at + 1) };
   });
+
+/** `agent.list`'s input, which the runs page's URL is also read into. */
+export const runListInput = z.object({
+  status: z.array(runStatusSchema).max(5).optional(),
+  agentRole: agentRoleSchema.optional(),
+  origin: z.enum(RUN_ORIGINS).optional(),
+  q: text({ max: 100, trim: true }).optional(),
+  from: isoDateInput().optional(),
+  to: isoDateInput().optional(),
+  cursor: runCursorSchema.optional(),
+  limit: z.number().int().min(1).max(100).default(20),
+});
 
 export interface RunSearch {
   status?: RunStatus[];

@@ -5,6 +5,8 @@ import { SETUP_CHAIN } from "../agents/chains";
 import { agentTitle } from "../agents/define-agent";
 import type { Session } from "../auth/auth-service";
 import { SESSION_COOKIE } from "../auth/session-cookie";
+import { filterParams, listInput, type RunListInput } from "../../lib/run-filter";
+import { runListInput } from "../agents/run-search";
 import { readAgentSnapshot, readContextSnapshot, readLatestChain } from "../events/snapshot";
 import { servicesForPages } from "./page-services";
 
@@ -48,6 +50,28 @@ export async function runData(session: Session, runId: string) {
   if (!run) return null;
   const { agents, externalAgentRoles } = servicesForPages();
   return { run, title: agentTitle(agents, run.agentRole), external: externalAgentRoles.includes(run.agentRole) };
+}
+
+/** How many runs the runs page shows at a time. */
+export const RUNS_PAGE_SIZE = 25;
+
+/**
+ * The runs page's first page for the filters in its URL. A filter that does not parse is
+ * left out and named in `problems`, rather than failing the page.
+ */
+export async function runsPageData(session: Session, search: Record<string, string | string[] | undefined>) {
+  const params = filterParams(search);
+  const cursor = [search.cursor].flat()[0] || undefined;
+  let input: Record<string, unknown> = { ...listInput(params), ...(cursor ? { cursor } : {}), limit: RUNS_PAGE_SIZE };
+  let parsed = runListInput.safeParse(input);
+  const problems = parsed.success ? [] : [...new Set(parsed.error.issues.map((issue) => String(issue.path[0])))];
+  if (!parsed.success) {
+    input = Object.fromEntries(Object.entries(input).filter(([key]) => !problems.includes(key)));
+    parsed = runListInput.safeParse(input);
+  }
+  const page = await servicesForPages().runs.list(session.tenantId, parsed.success ? parsed.data : { limit: RUNS_PAGE_SIZE });
+  const kept = input as RunListInput;
+  return { params, input: kept, cursor: kept.cursor, problems, page, roles: roleList() };
 }
 
 export async function contextPageData(session: Session) {

@@ -1,14 +1,14 @@
 import { z } from "zod";
 import { SETUP_CHAIN } from "../../agents/chains";
-import { RUN_ORIGINS, runCursorSchema } from "../../agents/run-search";
+import { runListInput } from "../../agents/run-search";
 import type { StartedRun } from "../../agents/run-service";
 import { notFound } from "../../errors";
 import type { FeedQuery, FeedStart } from "../../events/feed";
-import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
+import { agentRoleSchema, idSchema, isAgentEvent, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
-import { isoDateInput, text } from "../../validation";
+import { text } from "../../validation";
 import { authedProcedure, liveFeed, router, writeProcedure, type Context } from "../trpc";
 
 const runId = idSchema;
@@ -130,20 +130,7 @@ export const agentRouter = router({
    * arrive meanwhile never shift it.
    */
   list: authedProcedure
-    .input(
-      z
-        .object({
-          status: z.array(runStatusSchema).max(5).optional(),
-          agentRole: agentRoleSchema.optional(),
-          origin: z.enum(RUN_ORIGINS).optional(),
-          q: text({ max: 100, trim: true }).optional(),
-          from: isoDateInput().optional(),
-          to: isoDateInput().optional(),
-          cursor: runCursorSchema.optional(),
-          limit: z.number().int().min(1).max(100).default(20),
-        })
-        .default({ limit: 20 }),
-    )
+    .input(runListInput.default({ limit: 20 }))
     .query(({ ctx, input }) => ctx.services.runs.list(ctx.session.tenantId, { ...input, q: input.q || undefined })),
 
   get: authedProcedure
