@@ -12,7 +12,7 @@ export default function PageError({ error, retry }: { error: Error & { digest?: 
     console.error(error);
   }, [error]);
   return (
-    <main className="mx-auto flex min-h-screen max-w-sm flex-col justify-center gap-4 px-4" data-testid="page-error">
+    <main id="main" tabIndex={-1} className="mx-auto flex min-h-screen max-w-sm flex-col justify-center gap-4 px-4" data-testid="page-error">
       <h1 className="text-2xl font-semibold">Pulse</h1>
       <section className="card flex flex-col gap-3" role="alert">
         <h2 className="text-lg font-semibold">This page could not be loaded</h2>

@@ -15,6 +15,10 @@ export default function RootLayout({ children }: { children: ReactNode }) {
   return (
     <html lang="en">
       <body>
+        {/* First in the tab order on every page: keyboard users jump past the navigation. Each page's <main> is #main. */}
+        <a href="#main" className="skip-link">
+          Skip to content
+        </a>
         <TRPCProvider>{children}</TRPCProvider>
       </body>
     </html>

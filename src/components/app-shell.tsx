@@ -6,7 +6,7 @@ export function AppShell({ email, title, children }: { email: string; title: str
   return (
     <>
       <NavBar email={email} />
-      <main className="mx-auto flex max-w-5xl flex-col gap-6 px-4 py-6">
+      <main id="main" tabIndex={-1} className="mx-auto flex max-w-5xl flex-col gap-6 px-4 py-6">
         <h1 className="text-xl font-semibold">{title}</h1>
         {children}
       </main>

@@ -34,7 +34,7 @@ export function AuthForm({ mode }: { mode: "login" | "register" }) {
   }
 
   return (
-    <main className="mx-auto flex min-h-screen max-w-sm flex-col justify-center gap-6 px-4">
+    <main id="main" tabIndex={-1} className="mx-auto flex min-h-screen max-w-sm flex-col justify-center gap-6 px-4">
       <h1 className="text-2xl font-semibold">Pulse</h1>
       <form className="card flex flex-col gap-4" onSubmit={(event) => void submit(event)} aria-labelledby="auth-title">
         <h2 id="auth-title" className="text-lg font-semibold">

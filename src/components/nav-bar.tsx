@@ -7,6 +7,7 @@ import { LiveIndicator } from "./live-indicator";
 
 const LINKS = [
   { href: "/", label: "Dashboard" },
+  { href: "/runs", label: "Runs" },
   { href: "/settings/context", label: "Context file" },
 ];
 

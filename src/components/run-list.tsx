@@ -2,11 +2,12 @@
 
 import Link from "next/link";
 import { useState } from "react";
-import { formatDuration, quietNotice } from "@/lib/format";
+import { formatDuration, quietNotice, runMessage } from "@/lib/format";
 import type { RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { displayStatus, statusLabel } from "./agent-panel";
-import { LocalTime } from "./local-time";
+import { CopyId } from "./copy-id";
+import { RelativeTime } from "./local-time";
 import { StatusBadge } from "./status-badge";
 
 const FILTERS = [
@@ -47,31 +48,46 @@ export function RunList({ runs, titles, externalRoles = [] }: { runs: RunView[];
         <p className="text-sm text-slate-500">No runs here yet.</p>
       ) : (
         <ul className="divide-y divide-slate-100" data-testid="run-list">
-          {shown.map((run) => {
-            const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
-            const external = externalRoles.includes(run.agentRole);
-            const quiet = quietNotice(run, now, external ? "agent" : "worker");
-            // A failure before the last attempt started is that attempt's, not the run's end.
-            const ended = end && run.startedAt && end >= run.startedAt && run.status !== "queued" && run.status !== "active";
-            return (
-              <li key={run.id} className="flex flex-wrap items-center gap-x-3 gap-y-1 py-2 text-sm" data-testid="run-row" data-run-id={run.id} data-status={displayStatus(run)}>
-                <Link href={`/runs/${run.id}`} className="inline-flex min-h-6 items-center font-medium text-accent underline-offset-2 hover:underline">
-                  {titles[run.agentRole] ?? run.agentRole}
-                </Link>
-                <StatusBadge status={displayStatus(run)} label={statusLabel(run, external)} />
-                <LocalTime iso={run.queuedAt} className="text-slate-500" />
-                {ended ? <span className="text-slate-500">{formatDuration(Date.parse(end) - Date.parse(run.startedAt!))}</span> : null}
-                {run.attempt > 1 ? <span className="text-xs text-slate-500">attempt {run.attempt}</span> : null}
-                {quiet ? (
-                  <span className="w-full text-xs text-warn" data-testid="quiet-notice">
-                    {quiet}
-                  </span>
-                ) : null}
-              </li>
-            );
-          })}
+          {shown.map((run) => (
+            <RunRow key={run.id} run={run} title={titles[run.agentRole] ?? run.agentRole} external={externalRoles.includes(run.agentRole)} now={now} />
+          ))}
         </ul>
       )}
     </section>
+  );
+}
+
+/**
+ * One run in a list: its agent (a link to the run), status, when it was queued, how long it
+ * took and which attempt it is on. `detailed` adds its id with a copy button and its last
+ * word (message, or error when it failed): what the runs page's search matches.
+ */
+export function RunRow({ run, title, external, now, detailed = false }: { run: RunView; title: string; external: boolean; now: number | null; detailed?: boolean }) {
+  const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
+  const quiet = quietNotice(run, now, external ? "agent" : "worker");
+  // A failure before the last attempt started is that attempt's, not the run's end.
+  const ended = end && run.startedAt && end >= run.startedAt && run.status !== "queued" && run.status !== "active";
+  const word = run.status === "failed" && run.error ? run.error : runMessage(run);
+  return (
+    <li className="flex flex-wrap items-center gap-x-3 gap-y-1 py-2 text-sm" data-testid="run-row" data-run-id={run.id} data-status={displayStatus(run)}>
+      <Link href={`/runs/${run.id}`} className="inline-flex min-h-6 items-center font-medium text-accent underline-offset-2 hover:underline">
+        {title}
+      </Link>
+      <StatusBadge status={displayStatus(run)} label={statusLabel(run, external)} />
+      <RelativeTime iso={run.queuedAt} className="text-slate-500" />
+      {ended ? <span className="text-slate-500">{formatDuration(Date.parse(end) - Date.parse(run.startedAt!))}</span> : null}
+      {run.attempt > 1 ? <span className="text-xs text-slate-500">attempt {run.attempt}</span> : null}
+      {detailed ? <CopyId id={run.id} /> : null}
+      {detailed && word ? (
+        <span className="w-full truncate text-xs text-slate-600" data-testid="run-word">
+          {word}
+        </span>
+      ) : null}
+      {quiet ? (
+        <span className="w-full text-xs text-warn" data-testid="quiet-notice">
+          {quiet}
+        </span>
+      ) : null}
+    </li>
   );
 }

@@ -1,36 +1,13 @@
 "use client";
 
 import { useRef, useState } from "react";
+import { copyFrom, copyOutcome } from "@/lib/copy-text";
 import { formatDuration } from "@/lib/format";
 import { trpc } from "@/lib/trpc/client";
 import { LocalTime } from "./local-time";
 
 /** How long a link made with the Share button lets its holder watch the run. */
 const SHARE_LINK_MINUTES = 24 * 60;
-
-/**
- * Copies the field's text: through the Clipboard API where the page has it (a secure
- * context), else by selecting the text and the older `execCommand("copy")`. "selected"
- * when neither worked: the text is left selected for the reader to copy by hand.
- */
-async function copyField(field: HTMLInputElement): Promise<"copied" | "selected"> {
-  try {
-    if (navigator.clipboard?.writeText) {
-      await navigator.clipboard.writeText(field.value);
-      return "copied";
-    }
-  } catch {
-    // Refused (no permission, not focused): the fallback below may still work.
-  }
-  field.focus();
-  field.select();
-  try {
-    if (document.execCommand("copy")) return "copied";
-  } catch {
-    // Not supported: the text stays selected.
-  }
-  return "selected";
-}
 
 /**
  * The run's share links: every link that still works, with who made it and when it
@@ -62,12 +39,12 @@ export function ShareControl({ runId }: { runId: string }) {
                     <button
                       type="button"
                       className="btn-quiet"
-                      onClick={() => field.current && void copyField(field.current).then((result) => setCopied({ shareId: link.shareId, result }))}
+                      onClick={() => field.current && void copyFrom(field.current).then((result) => setCopied({ shareId: link.shareId, result }))}
                     >
                       Copy
                     </button>
                     <span role="status" className="text-xs text-slate-600" data-testid="copy-status">
-                      {copied?.shareId === link.shareId ? (copied.result === "copied" ? "Copied" : "Selected: press Ctrl+C (⌘C) to copy") : ""}
+                      {copied?.shareId === link.shareId ? copyOutcome(copied.result) : ""}
                     </span>
                   </div>
                 ) : null}

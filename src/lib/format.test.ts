@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { droppedOutputNotice, formatDuration, formatTime, QUIET_AFTER_MS, quietNotice, runMessage, statusAnnouncement, stepStatus } from "./format";
+import { droppedOutputNotice, formatDuration, formatRelative, formatTime, QUIET_AFTER_MS, quietNotice, runMessage, statusAnnouncement, stepStatus } from "./format";
 
 describe("formatDuration", () => {
   it("reads as seconds, minutes or hours, dropping zero parts", () => {
@@ -77,5 +77,23 @@ describe("statusAnnouncement", () => {
     expect(statusAnnouncement("Client researcher", { ...base, status: "failed", error: "timed out" })).toBe("Client researcher failed: timed out");
     expect(statusAnnouncement("Client researcher", { ...base, status: "queued", willRetry: true, error: "timed out" })).toBe("Client researcher: attempt failed, retrying: timed out");
     expect(statusAnnouncement("Outside", { ...base, status: "queued" }, true)).toBe("Outside waiting for the agent");
+  });
+});
+
+describe("formatRelative", () => {
+  const now = Date.parse("2026-12-04T12:00:00Z");
+  it("says how long ago a moment was, in the largest unit that fits", () => {
+    expect([0, 9_000, 42_000, 125_000, 3 * 3_600_000, 47 * 3_600_000, 5 * 86_400_000].map((ago) => formatRelative(now - ago, now))).toEqual([
+      "just now",
+      "just now",
+      "42 s ago",
+      "2 min ago",
+      "3 h ago",
+      "47 h ago",
+      "5 d ago",
+    ]);
+  });
+  it("calls a moment a little ahead of the clock (another machine's) just now", () => {
+    expect(formatRelative(now + 5_000, now)).toBe("just now");
   });
 });

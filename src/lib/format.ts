@@ -20,6 +20,29 @@ export function formatTime(iso: string, zone?: "UTC"): string {
 }
 
 /**
+ * A date and time in the browser's zone and locale, or, with `zone: "UTC"`, the same on
+ * every machine (see `formatTime`).
+ */
+export function formatDateTime(iso: string, zone?: "UTC"): string {
+  const options = { dateStyle: "medium", timeStyle: "medium" } as const;
+  if (zone === "UTC") return `${new Date(iso).toLocaleString("en-GB", { ...options, timeZone: "UTC" })} UTC`;
+  return new Date(iso).toLocaleString(undefined, options);
+}
+
+/** "just now", "42 s ago", "2 min ago", "3 h ago", "5 d ago": how long before `now` a moment was. */
+export function formatRelative(at: number, now: number): string {
+  const s = Math.floor((now - at) / 1000);
+  // A moment a little ahead (another machine's clock) is "just now", not "in 2 s".
+  if (s < 10) return "just now";
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ago`;
+  return `${Math.floor(h / 24)} d ago`;
+}
+
+/**
  * A run's latest word: its phase and message while it runs; once it (or its attempt, when
  * it waits for a retry) has ended, its last message as what it was ("running · Reading
  * filings" under a "cancelled" badge would contradict the badge).

@@ -1,5 +1,5 @@
 import type { ChainDefinition } from "./agents/chains";
-import { roleConcurrency, type AnyAgentDefinition } from "./agents/define-agent";
+import { agentTitle, roleConcurrency, type AnyAgentDefinition } from "./agents/define-agent";
 import { ExternalReportService } from "./agents/external-report-service";
 import { AgentQueues } from "./agents/queue";
 import { RunReconciler, type RunReconcilerOptions } from "./agents/run-reconciler";
@@ -215,6 +215,7 @@ export class Pulse {
       roles: () => options.agents.map((a) => a.role),
       inputSchema: (role) => agent(role)?.input,
       concurrency: (role) => roleConcurrency(agent(role)),
+      roleTitle: (role) => agentTitle(options.agents, role),
       externalRoles: options.externalAgentRoles ?? [],
       ...(options.chains ? { chains: options.chains } : {}),
       ...(options.setupChain ? { setupChain: options.setupChain } : {}),
@@ -249,12 +250,18 @@ export class Pulse {
     return pulse;
   }
 
-  /** Deletes run logs past their retention (30 days by default), and long-expired sessions and share links. */
+  /**
+   * Deletes run logs past their retention (30 days by default), and long-expired sessions and
+   * share links. On PGlite, which has no autovacuum, it also refreshes the planner's
+   * statistics of the runs table: without them the runs page sorts a tenant's whole history
+   * instead of reading its index.
+   */
   async sweepOldLogs(now = Date.now()): Promise<number> {
     const before = new Date(now - this.options.logRetentionDays * 86_400_000);
     try {
       const { count } = await this.services.db.runLog.deleteMany({ where: { at: { lt: before } } });
       await this.services.auth.sweepExpired(now);
+      if (this.options.database.kind === "pglite") await this.services.db.$executeRawUnsafe(`ANALYZE "AgentRun"`);
       return count;
     } catch (err) {
       this.options.logger.warn({ err }, "log retention sweep failed");

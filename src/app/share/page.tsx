@@ -11,7 +11,7 @@ export const metadata: Metadata = { title: "Shared run", referrer: "no-referrer"
  */
 export default function SharedRunPage() {
   return (
-    <main className="mx-auto flex max-w-5xl flex-col gap-6 px-4 py-6">
+    <main id="main" tabIndex={-1} className="mx-auto flex max-w-5xl flex-col gap-6 px-4 py-6">
       <header className="flex flex-wrap items-baseline gap-3">
         <h1 className="text-xl font-semibold">Pulse</h1>
         <span className="text-sm text-slate-500">a run shared with you, read-only</span>

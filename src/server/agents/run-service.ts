@@ -11,6 +11,7 @@ import type { RunStatus } from "../events/schema";
 import type { ChainDefinition } from "./chains";
 import type { RoleConcurrency } from "./define-agent";
 import type { AgentQueues } from "./queue";
+import { encodeRunCursor, roleNames, runSearchStatement, type RunSearch } from "./run-search";
 
 export interface StartRunOptions {
   chainId?: string;
@@ -56,6 +57,8 @@ export class RunService {
       inputSchema?: (agentRole: string) => z.ZodType | undefined;
       /** How many runs of a role a tenant may have at once (default: one). */
       concurrency?: (agentRole: string) => RoleConcurrency;
+      /** A role's title as pages show it (searching runs matches it too); the role itself by default. */
+      roleTitle?: (agentRole: string) => string;
       /** Roles whose agents run outside Pulse and report over HTTP: their runs are not enqueued. */
       externalRoles?: readonly string[];
       /** The deployment's named chains. */
@@ -312,24 +315,23 @@ export class RunService {
     );
   }
 
-  async list(
-    tenantId: string,
-    filter: { status?: RunStatus[]; agentRole?: string; limit: number; before?: string },
-  ): Promise<{ runs: RunView[]; nextBefore: string | null }> {
+  /**
+   * One page of the tenant's runs, newest first, with the cursor of the next page (null on
+   * the last): see `runSearchStatement`.
+   */
+  async list(tenantId: string, search: RunSearch): Promise<{ runs: RunView[]; nextCursor: string | null }> {
+    const roles = roleNames(this.deps.roles(), this.deps.externalRoles ?? [], this.deps.roleTitle);
+    const found = await this.deps.db.$queryRaw<{ id: string; queuedAt: Date }[]>(runSearchStatement(tenantId, search, roles));
+    const ids = found.slice(0, search.limit).map((r) => r.id);
     const rows = await this.deps.db.agentRun.findMany({
-      where: {
-        tenantId,
-        ...(filter.status?.length ? { status: { in: filter.status } } : {}),
-        ...(filter.agentRole ? { agentRole: filter.agentRole } : {}),
-        ...(filter.before ? { queuedAt: { lt: new Date(filter.before) } } : {}),
-      },
-      orderBy: { queuedAt: "desc" },
-      take: filter.limit + 1,
+      where: { tenantId, id: { in: ids } },
       include: { steps: { orderBy: { startedAt: "asc" } } },
       omit: WITHOUT_OUTPUT,
     });
-    const page = rows.slice(0, filter.limit).map((r) => toRunView(r));
-    return { runs: page, nextBefore: rows.length > filter.limit ? (page.at(-1)?.queuedAt ?? null) : null };
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    // A run deleted between the two reads is left out rather than failing the page.
+    const runs = ids.flatMap((id) => (byId.has(id) ? [toRunView(byId.get(id)!)] : []));
+    return { runs, nextCursor: found.length > search.limit ? encodeRunCursor(found[search.limit - 1]!) : null };
   }
 
   /**

@@ -204,8 +204,8 @@ describe("agent procedures through the server-side caller", () => {
 
     const all = await caller.agent.list({ agentRole: ticker.role, limit: 1 });
     expect(all.runs.map((r) => r.id)).toEqual([retried.runId]);
-    expect(all.nextBefore).not.toBeNull();
-    const older = await caller.agent.list({ agentRole: ticker.role, limit: 1, before: all.nextBefore! });
+    expect(all.nextCursor).not.toBeNull();
+    const older = await caller.agent.list({ agentRole: ticker.role, limit: 1, cursor: all.nextCursor! });
     expect(older.runs.map((r) => r.id)).toEqual([started.runId]);
   });
 

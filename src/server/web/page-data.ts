@@ -5,6 +5,9 @@ import { redirect } from "next/navigation";
 import { cache } from "react";
 import { SESSION_COOKIE } from "../auth/session-cookie";
 import { pageCaller } from "./page-caller";
+import { filterParams, listInput, type RunListInput } from "../../lib/run-filter";
+import { runListInput } from "../agents/run-search";
+import type { z } from "zod";
 
 /**
  * What server components read for the first paint, through the procedures (the router's
@@ -70,6 +73,33 @@ function unlessMissing(error: unknown): null {
   const code = (error as Partial<Pick<TRPCError, "code">> | null)?.code;
   if (code === "NOT_FOUND" || code === "BAD_REQUEST") return null;
   throw error;
+}
+
+/** How many runs the runs page shows at a time. */
+export const RUNS_PAGE_SIZE = 25;
+
+/**
+ * The runs page's first page for the filters in its URL. A filter that does not parse is
+ * left out and named in `problems`, rather than failing the page.
+ */
+export async function runsPageData(search: Record<string, string | string[] | undefined>) {
+  const params = filterParams(search);
+  const cursor = [search.cursor].flat()[0] || undefined;
+  let input: Record<string, unknown> = { ...listInput(params), ...(cursor ? { cursor } : {}), limit: RUNS_PAGE_SIZE };
+  let parsed = runListInput.safeParse(input);
+  const problems = parsed.success ? [] : [...new Set(parsed.error.issues.map((issue) => String(issue.path[0])))];
+  if (!parsed.success) {
+    input = Object.fromEntries(Object.entries(input).filter(([key]) => !problems.includes(key)));
+    parsed = runListInput.safeParse(input);
+  }
+  const caller = await api();
+  const [page, roles] = await Promise.all([
+    // The procedure parses the input again: it gets the filters' text, as the browser sends it.
+    caller.agent.list(parsed.success ? (input as z.input<typeof runListInput>) : { limit: RUNS_PAGE_SIZE }),
+    caller.agent.roles(),
+  ]);
+  const kept = input as RunListInput;
+  return { params, input: kept, cursor: kept.cursor, problems, page, roles };
 }
 
 export async function contextPageData() {

@@ -86,7 +86,7 @@ afterAll(async () => {
 const BAD_INPUTS: Record<string, [unknown, string][]> = {
   "agent.onStatus": [[{ runId: "r".repeat(129) }, "runId"], [{ runId: "r\u0000" }, "runId"], [{ agentRole: "Not A Role" }, "agentRole"], [{ lastEventId: "1-1-1" }, "lastEventId"]],
   "agent.events": [[{ limit: 0 }, "limit"], [{ limit: 501 }, "limit"], [{ cursor: "9".repeat(50) }, "cursor"], [{ limit: 1.5 }, "limit"]],
-  "agent.list": [[{ limit: 1_000 }, "limit"], [{ status: ["running"] }, "status"], [{ status: Array(6).fill("queued") }, "status"], [{ before: "yesterday" }, "before"], [{ before: "2026-01-01T00:00:00Z".padEnd(80, "0") }, "before"], [{ before: "0000-01-01T00:00:00Z" }, "before"], [{ before: "9999-12-31T23:59:59Z" }, "before"]],
+  "agent.list": [[{ limit: 1_000 }, "limit"], [{ status: ["running"] }, "status"], [{ status: Array(6).fill("queued") }, "status"], [{ from: "yesterday" }, "from"], [{ to: "2026-01-01T00:00:00Z".padEnd(80, "0") }, "to"], [{ from: "0000-01-01T00:00:00Z" }, "from"], [{ to: "9999-12-31T23:59:59Z" }, "to"], [{ cursor: "yesterday" }, "cursor"], [{ cursor: `1:${"r".repeat(129)}` }, "cursor"], [{ q: "q".repeat(101) }, "q"], [{ q: "a\u0000" }, "q"], [{ origin: "anywhere" }, "origin"]],
   "agent.get": [[{ runId: "" }, "runId"], [{ runId: "r".repeat(129) }, "runId"], [{ runId: 42 }, "runId"], [{ runId: "r\u0000" }, "runId"], [{ runId: "r\nr" }, "runId"]],
   "agent.logs": [[{ runId: "r", cursor: "c".repeat(129) }, "cursor"], [{ runId: "r", limit: 501 }, "limit"]],
   "agent.run": [

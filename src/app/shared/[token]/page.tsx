@@ -10,7 +10,7 @@ export const metadata: Metadata = { title: "Shared run", referrer: "no-referrer"
  */
 export default function MovedSharedRunPage() {
   return (
-    <main className="mx-auto flex max-w-5xl flex-col gap-6 px-4 py-6">
+    <main id="main" tabIndex={-1} className="mx-auto flex max-w-5xl flex-col gap-6 px-4 py-6">
       <h1 className="text-xl font-semibold">Pulse</h1>
       <MovedShareLink />
     </main>

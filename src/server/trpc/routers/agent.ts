@@ -1,14 +1,15 @@
 import { z } from "zod";
 import { chainTitle } from "../../agents/chains";
+import { runListInput } from "../../agents/run-search";
 import type { StartedRun } from "../../agents/run-service";
 import { startNamedChain } from "../../agents/tenant-setup";
 import { notFound, PulseError } from "../../errors";
 import type { FeedQuery, FeedStart } from "../../events/feed";
-import { agentRoleSchema, idSchema, isAgentEvent, runStatusSchema, type AgentEvent, type PulseEvent } from "../../events/schema";
+import { agentRoleSchema, idSchema, isAgentEvent, type AgentEvent, type PulseEvent } from "../../events/schema";
 import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
-import { isoDateInput, text } from "../../validation";
+import { text } from "../../validation";
 import { authedProcedure, liveFeed, router, writeProcedure, type Context } from "../trpc";
 
 const runId = idSchema;
@@ -133,18 +134,15 @@ export const agentRouter = router({
   /** The polling twin of `onStatus`: the same items with the same ids, a page per call. */
   events: authedProcedure.input(statusFeed.pageInput).query(statusFeed.page),
 
+  /**
+   * The tenant's runs, newest first, a page at a time: filtered by status, role, origin and
+   * when they were queued, and searched (`q`: the start of a run id, a role's name or title,
+   * or words of the last message or error). `nextCursor` asks for the next page; runs that
+   * arrive meanwhile never shift it.
+   */
   list: authedProcedure
-    .input(
-      z
-        .object({
-          status: z.array(runStatusSchema).max(5).optional(),
-          agentRole: agentRoleSchema.optional(),
-          limit: z.number().int().min(1).max(100).default(20),
-          before: isoDateInput().optional(),
-        })
-        .default({ limit: 20 }),
-    )
-    .query(({ ctx, input }) => ctx.services.runs.list(ctx.session.tenantId, input)),
+    .input(runListInput.default({ limit: 20 }))
+    .query(({ ctx, input }) => ctx.services.runs.list(ctx.session.tenantId, { ...input, q: input.q || undefined })),
 
   get: authedProcedure
     .input(z.object({ runId }))
