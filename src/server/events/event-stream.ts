@@ -53,6 +53,11 @@ export class TenantStreamKeys {
     return `${this.prefix}:{${tenantId}}:wake`;
   }
 
+  /** The cluster node that appended last to the tenant's stream: another one appending shows a failover. */
+  appender(tenantId: string): string {
+    return `${this.prefix}:{${tenantId}}:appender`;
+  }
+
   /** The first id of the stream as it exists now: newer ids that are not entries were never issued. */
   genesis(tenantId: string): string {
     return `${this.prefix}:{${tenantId}}:genesis`;
@@ -131,6 +136,16 @@ local function idBelow(a, b)
   if #as ~= #bs then return #as < #bs end
   return as < bs
 end
+-- The id just before \`id\`: nothing the stream issued lies between the two.
+local function idBefore(id)
+  local ms, seq = string.match(id, '(%d+)-(%d+)')
+  if seq ~= '0' then return ms .. '-' .. string.format('%.0f', tonumber(seq) - 1) end
+  return string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
+end
+local function raiseLostMarker(id)
+  local marked = redis.call('GET', KEYS[5])
+  if not marked or idBelow(marked, id) then redis.call('SET', KEYS[5], id) end
+end
 local mode = ARGV[2]
 if mode == 'check' then
   local live = redis.call('GET', KEYS[3])
@@ -145,11 +160,25 @@ if not created then
 end
 -- This publisher was acknowledged an entry newer than the stream's newest: the stream lost its
 -- tail (a failover to a replica that never received it). Cursors up to that entry must resync.
-if ARGV[8] ~= '' and not created and idBelow(previous, ARGV[8]) then
-  local marked = redis.call('GET', KEYS[5])
-  if not marked or idBelow(marked, ARGV[8]) then redis.call('SET', KEYS[5], ARGV[8]) end
+local lostTail = ARGV[8] ~= '' and not created and idBelow(previous, ARGV[8])
+-- On a cluster, the node that appended last: another one now is a failover (or the slot moved),
+-- which may have lost entries no publisher here knows of (another process's, or an unanswered
+-- append's).
+if ARGV[9] == '1' then
+  local node = redis.call('CLUSTER', 'MYID')
+  local last = redis.call('GET', KEYS[6])
+  if last ~= node then
+    redis.call('SET', KEYS[6], node)
+    lostTail = lostTail or (last ~= false and not created)
+  end
 end
 local id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1])
+-- Every cursor before this entry resyncs (a client holding a lost entry holds progress the database
+-- may not), and its wake says it follows the origin, so readers resync their subscribers too.
+if lostTail then
+  raiseLostMarker(idBefore(id))
+  previous = '0-0'
+end
 local genesis = false
 if created then
   genesis = id
@@ -249,6 +278,8 @@ export class TenantEventStream {
   private readonly lastAppended = new Map<string, string>();
 
   private readonly redis: RedisClient & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
+  /** Appends then watch for a failover (see `APPEND`): only a cluster names its nodes. */
+  private readonly onCluster: boolean;
 
   constructor(
     redis: RedisClient,
@@ -256,8 +287,9 @@ export class TenantEventStream {
     private readonly retention: RetentionOptions,
   ) {
     // EVALSHA with a fallback to EVAL: the script travels once per connection, not per event.
-    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 5, lua: APPEND });
+    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 6, lua: APPEND });
     this.redis = redis as typeof this.redis;
+    this.onCluster = redis.isCluster;
   }
 
   /**
@@ -276,6 +308,7 @@ export class TenantEventStream {
       gate ? this.keys.liveAttempt(tenantId, gate.runId) : this.keys.genesis(tenantId),
       this.keys.liveProgress(tenantId),
       this.keys.trimmed(tenantId),
+      this.keys.appender(tenantId),
       payload,
       gate?.mode ?? "none",
       gate && gate.mode !== "clear" ? String(gate.attempt) : "",
@@ -284,6 +317,7 @@ export class TenantEventStream {
       this.keys.wake(tenantId),
       tenantId,
       this.lastAppended.get(tenantId) ?? "",
+      this.onCluster ? "1" : "",
     )) as [string | null, string | null, AppendRefusal | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
