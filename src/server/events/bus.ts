@@ -3,9 +3,9 @@ import type { PrismaClient } from "../../generated/prisma/client";
 import { whileDatabaseReturns } from "../database-unavailable";
 import type { Logger } from "../logger";
 import type { SqlClient } from "../sql";
-import type { LiveAttemptGate, TenantEventStream } from "./event-stream";
+import type { LiveAttemptGate, LiveProgress, TenantEventStream } from "./event-stream";
 import { ProgressProjector } from "./progress-projector";
-import { appliedSeq, isAttemptLive, isRunActivity, projectEvent } from "./projection";
+import { appliedSeq, isAttemptLive, isRunActivity, isRunEnd, projectEvent, projectReachedProgress, type RunEndInput } from "./projection";
 import { RunActivityWriter } from "./run-activity-writer";
 import { eventInputSchema, type CountedEventInput, type EventInput, type ProgressInput, type PulseEvent } from "./schema";
 
@@ -95,10 +95,25 @@ export class EventBus {
       return isRunActivity(event) ? this.activity.write(event, key) : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
-    const published = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event));
+    const appended = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event));
     // Only a `check` gate refuses, and counted events never check.
-    if (typeof published === "string") throw new Error(`append refused a ${event.type} event (${published})`);
+    if (typeof appended === "string") throw new Error(`append refused a ${event.type} event (${appended})`);
+    const { ended, ...published } = appended;
+    if (ended && isRunEnd(event) && ended.attempt === event.attempt && !sameProgress(ended, reached, event.type)) await this.settleReachedProgress(event, ended);
     return published;
+  }
+
+  /**
+   * The attempt reported progress between its end's read of Redis and its end's append
+   * (another process ended it: a stalled job, a cancel): clients saw that progress before the
+   * end, so the database takes it too. A failure leaves the older progress, and is logged.
+   */
+  private async settleReachedProgress(event: RunEndInput, reached: LiveProgress): Promise<void> {
+    try {
+      await whileDatabaseReturns(() => projectReachedProgress(this.options.db, event, reached), this.databaseWaitMs);
+    } catch (error) {
+      this.options.logger.warn({ err: error, tenantId: event.tenantId, runId: event.runId }, "the progress a run ended with was not written");
+    }
   }
 
   private async publishProgress(event: ProgressInput): Promise<PublishedEvent | null> {
@@ -117,7 +132,8 @@ export class EventBus {
     return published;
   }
 
-  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined): Promise<PublishedEvent | "unknown" | "stale"> {
+  /** Appends; `ended` is the run's live progress that a `clear` gate removed. */
+  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
     const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate);
     if ("refused" in appended) return appended.refused;
     // The first id a tenant's stream ever had outlives the stream (a Redis restart without
@@ -130,8 +146,14 @@ export class EventBus {
       );
     }
     this.options.onPublished?.(event);
-    return { id: appended.id, event };
+    return { id: appended.id, event, ...(appended.ended ? { ended: appended.ended } : {}) };
   }
+}
+
+/** Whether the database already holds `ended` as the run's reached progress (a completed run keeps only its message). */
+function sameProgress(ended: LiveProgress, reached: LiveProgress | undefined, type: RunEndInput["type"]): boolean {
+  if (!reached || reached.attempt !== ended.attempt || reached.message !== ended.message) return false;
+  return type === "agent:completed" || (Math.round(reached.progress) === Math.round(ended.progress) && reached.phase === ended.phase);
 }
 
 /** Which counted events move the run's live-attempt marker: a start arms it, an end clears it. */

@@ -125,7 +125,8 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * live-attempt gate, it checks, sets or clears the run's marker in the same step, so the
  * marker and the stream's order never disagree. Then it rings the tenant's wake channel: with the
  * tenant's id, and (below a size) the entry itself and the id of the entry before it, so a
- * reader that has read up to that id can deliver it without reading the stream.
+ * reader that has read up to that id can deliver it without reading the stream. A `clear`
+ * returns the live progress it removed: what clients saw last before the run's end.
  */
 const APPEND = `
 local function idBelow(a, b)
@@ -186,10 +187,12 @@ elseif redis.call('EXISTS', KEYS[2]) == 0 then
   genesis = '${UNKNOWN_GENESIS}'
 end
 if genesis then redis.call('SET', KEYS[2], genesis) end
+local ended = false
 if mode == 'arm' then
   redis.call('SET', KEYS[3], ARGV[3], 'EX', ${LIVE_ATTEMPT_TTL_SECONDS})
 elseif mode == 'clear' then
   redis.call('DEL', KEYS[3])
+  ended = redis.call('HGET', KEYS[4], ARGV[5])
   redis.call('HDEL', KEYS[4], ARGV[5])
 end
 if ARGV[4] ~= '' then
@@ -206,7 +209,7 @@ if #ARGV[1] <= ${MAX_WAKE_PAYLOAD_BYTES} then
 else
   redis.call('SPUBLISH', ARGV[6], ARGV[7])
 end
-return {id, genesis, false}`;
+return {id, genesis, false, ended}`;
 
 /** The tenant a wake message (see `APPEND`) rang for. */
 export function wakeTenant(message: string): string {
@@ -274,8 +277,14 @@ export function nextStreamId(id: string): string {
  */
 export class TenantEventStream {
   private readonly lastTrim = new Map<string, { at: number; appends: number }>();
-  /** The newest id this process was acknowledged per tenant: a stream found older lost its tail. */
+  /**
+   * The newest id this process was acknowledged, for the tenants it appended to most recently
+   * (at most `rememberedTenants`, least recently appended forgotten first): a stream found
+   * older lost its tail. Forgetting a quiet tenant only forgoes this check for it; a cluster
+   * failover is found by the node check anyway (see `APPEND`).
+   */
   private readonly lastAppended = new Map<string, string>();
+  private readonly rememberedTenants: number;
 
   private readonly redis: RedisClient & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
   /** Appends then watch for a failover (see `APPEND`): only a cluster names its nodes. */
@@ -285,7 +294,9 @@ export class TenantEventStream {
     redis: RedisClient,
     readonly keys: TenantStreamKeys,
     private readonly retention: RetentionOptions,
+    options: { rememberedTenants?: number } = {},
   ) {
+    this.rememberedTenants = options.rememberedTenants ?? 10_000;
     // EVALSHA with a fallback to EVAL: the script travels once per connection, not per event.
     if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 6, lua: APPEND });
     this.redis = redis as typeof this.redis;
@@ -294,15 +305,16 @@ export class TenantEventStream {
 
   /**
    * Appends an event; `genesis` is the stream's first id when this append recorded it (a
-   * new stream). With a `check` gate the append may be refused instead (see `AppendRefusal`).
+   * new stream), `ended` the run's live progress a `clear` gate removed. With a `check` gate
+   * the append may be refused instead (see `AppendRefusal`).
    */
   async append(
     tenantId: string,
     payload: string,
     gate?: LiveAttemptGate,
-  ): Promise<{ id: string; genesis: string | null } | { refused: AppendRefusal }> {
+  ): Promise<{ id: string; genesis: string | null; ended?: LiveProgress } | { refused: AppendRefusal }> {
     const progress = gate && gate.mode !== "clear" && gate.progress ? JSON.stringify(gate.progress) : "";
-    const [id, genesis, refused] = (await this.redis.pulseAppend(
+    const [id, genesis, refused, ended] = (await this.redis.pulseAppend(
       this.keys.events(tenantId),
       this.keys.genesis(tenantId),
       gate ? this.keys.liveAttempt(tenantId, gate.runId) : this.keys.genesis(tenantId),
@@ -318,13 +330,21 @@ export class TenantEventStream {
       tenantId,
       this.lastAppended.get(tenantId) ?? "",
       this.onCluster ? "1" : "",
-    )) as [string | null, string | null, AppendRefusal | null];
+    )) as [string | null, string | null, AppendRefusal | null, string | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
-    const known = this.lastAppended.get(tenantId);
-    if (!known || compareStreamIds(id, known) > 0) this.lastAppended.set(tenantId, id);
+    this.rememberAppended(tenantId, id);
     this.trimSoon(tenantId);
-    return { id, genesis: genesis ?? null };
+    return { id, genesis: genesis ?? null, ...(ended ? { ended: JSON.parse(ended) as LiveProgress } : {}) };
+  }
+
+  /** Keeps the tenant's newest acknowledged id, as its most recent entry (a Map iterates in insertion order). */
+  private rememberAppended(tenantId: string, id: string): void {
+    const known = this.lastAppended.get(tenantId);
+    if (known !== undefined && compareStreamIds(id, known) <= 0) return;
+    this.lastAppended.delete(tenantId);
+    if (this.lastAppended.size >= this.rememberedTenants) this.lastAppended.delete(this.lastAppended.keys().next().value!);
+    this.lastAppended.set(tenantId, id);
   }
 
   /** The latest progress of those of `runIds` (default: all the tenant's) that are running, as Redis holds it. */
