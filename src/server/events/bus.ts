@@ -23,6 +23,12 @@ export interface EventBusOptions {
   logger: Logger;
   /** How long a publish waits for an unreachable database before it fails (default 30 s). */
   databaseWaitMs?: number;
+  /**
+   * How long an event already in the database waits for Redis to serve its tenant's stream
+   * again before its publish fails (default 120 s): a cluster failover outlasting the client's
+   * own retries (~30 s) must not leave the event out of the stream, a hole in its run's `seq`.
+   */
+  streamWaitMs?: number;
   /** How often runs' latest progress is written to the database (default 250 ms). */
   progressFlushMs?: number;
   /** How much of an attempt's output a run keeps (default `DEFAULT_RUN_OUTPUT_MAX_CHARS`). */
@@ -50,10 +56,12 @@ export class EventBus {
   private readonly progress: ProgressProjector;
   private readonly activity: RunActivityWriter;
   private readonly databaseWaitMs: number;
+  private readonly streamWaitMs: number;
 
   constructor(private readonly options: EventBusOptions) {
     this.stream = options.stream;
     this.databaseWaitMs = options.databaseWaitMs ?? 30_000;
+    this.streamWaitMs = options.streamWaitMs ?? 120_000;
     this.progress = new ProgressProjector(options.sql, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
     this.activity = new RunActivityWriter(options.sql, options.outputMaxChars);
   }
@@ -95,7 +103,7 @@ export class EventBus {
       return isRunActivity(event) ? this.activity.write(event, key) : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
-    const appended = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event));
+    const appended = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event), this.streamWaitMs);
     // Only a `check` gate refuses, and counted events never check.
     if (typeof appended === "string") throw new Error(`append refused a ${event.type} event (${appended})`);
     const { ended, ...published } = appended;
@@ -133,8 +141,8 @@ export class EventBus {
   }
 
   /** Appends; `ended` is the run's live progress that a `clear` gate removed. */
-  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
-    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate);
+  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined, retryForMs = 0): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
+    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate, { retryForMs });
     if ("refused" in appended) return appended.refused;
     // The first id a tenant's stream ever had outlives the stream (a Redis restart without
     // persistence), so a resuming client can be told "resync" rather than "not found".

@@ -1,4 +1,4 @@
-import type { RedisClient } from "../redis";
+import { isRedisUnavailable, type RedisClient } from "../redis";
 import { rememberEncoding } from "./event-encoding";
 import { compareStreamIds, STREAM_ORIGIN, type PulseEvent, type RunPhase } from "./schema";
 
@@ -110,11 +110,17 @@ export interface LiveProgress {
 /** Why a checked append was refused: no marker (Redis lost it, or the run is not running) or another attempt's marker. */
 export type AppendRefusal = "unknown" | "stale";
 
+/** An append's entry id, the genesis it recorded and the live progress its `clear` removed; or why it was refused. */
+export type AppendResult = { id: string; genesis: string | null; ended?: LiveProgress } | { refused: AppendRefusal };
+
 /**
  * Entries up to this size ride on their wake (see `APPEND`); a larger one (a long output
  * chunk) rings with the tenant's id alone and is read from the stream.
  */
 const MAX_WAKE_PAYLOAD_BYTES = 8_192;
+
+/** How far back a resent append looks for itself: nothing else is appended while its slot cannot be served. */
+const RETRY_LOOKBACK = 100;
 
 /** A live-attempt marker outlives any sane run; a longer one falls back to the database check. */
 const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
@@ -161,6 +167,13 @@ if not created then
 end
 -- This publisher was acknowledged an entry newer than the stream's newest: the stream lost its
 -- tail (a failover to a replica that never received it). Cursors up to that entry must resync.
+-- Sent again after an error that may have come after the append (a connection lost mid-reply):
+-- an entry with the very same payload (it holds the event's time and counter) is this one.
+if ARGV[10] == '1' and not created then
+  for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ${RETRY_LOOKBACK})) do
+    if entry[2][2] == ARGV[1] then return {entry[1], false, false, false} end
+  end
+end
 local lostTail = ARGV[8] ~= '' and not created and idBelow(previous, ARGV[8])
 -- On a cluster, the node that appended last: another one now is a failover (or the slot moved),
 -- which may have lost entries no publisher here knows of (another process's, or an unanswered
@@ -306,13 +319,30 @@ export class TenantEventStream {
   /**
    * Appends an event; `genesis` is the stream's first id when this append recorded it (a
    * new stream), `ended` the run's live progress a `clear` gate removed. With a `check` gate
-   * the append may be refused instead (see `AppendRefusal`).
+   * the append may be refused instead (see `AppendRefusal`). With `retryForMs`, an append
+   * Redis could not serve (a cluster failover longer than the client waits) is sent again until
+   * it is, for that long; sent again, it finds its own entry if the first one landed after all.
    */
   async append(
     tenantId: string,
     payload: string,
     gate?: LiveAttemptGate,
-  ): Promise<{ id: string; genesis: string | null; ended?: LiveProgress } | { refused: AppendRefusal }> {
+    options: { retryForMs?: number } = {},
+  ): Promise<AppendResult> {
+    const { retryForMs = 0 } = options;
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.appendOnce(tenantId, payload, gate, attempt > 0);
+      } catch (error) {
+        const waited = Date.now() - started;
+        if (!isRedisUnavailable(error) || waited >= retryForMs) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 1_000, retryForMs - waited)));
+      }
+    }
+  }
+
+  private async appendOnce(tenantId: string, payload: string, gate: LiveAttemptGate | undefined, resent: boolean): Promise<AppendResult> {
     const progress = gate && gate.mode !== "clear" && gate.progress ? JSON.stringify(gate.progress) : "";
     const [id, genesis, refused, ended] = (await this.redis.pulseAppend(
       this.keys.events(tenantId),
@@ -330,6 +360,7 @@ export class TenantEventStream {
       tenantId,
       this.lastAppended.get(tenantId) ?? "",
       this.onCluster ? "1" : "",
+      resent ? "1" : "",
     )) as [string | null, string | null, AppendRefusal | null, string | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
