@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from "ioredis";
 
 /** One standalone Redis (or one a proxy makes look like one), by its `redis://` or `rediss://` URL. */
 export interface StandaloneRedisTarget {
@@ -312,6 +312,19 @@ function clusterOptions(target: ClusterRedisTarget, name: string, options: Conne
     maxRedirections: 100,
     ...(options.shardedSubscriber ? { shardedSubscribers: true } : {}),
   };
+}
+
+/** Replies of a cluster (or a server) that will serve the command again shortly. */
+const TRANSIENT_REPLY = /^(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|READONLY)\b/;
+
+/**
+ * True when a command failed because Redis could not serve it for now (its connection went,
+ * a cluster's slot had no master for longer than the client waits) rather than because
+ * Redis refused it, so the caller may wait and send it again.
+ */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return error instanceof (ReplyError as typeof Error) ? TRANSIENT_REPLY.test(error.message) : true;
 }
 
 /** The Redis version Pulse needs: sharded pub/sub (SPUBLISH, SSUBSCRIBE) came in 7.0. */

@@ -68,9 +68,11 @@ export interface TestPulseOptions {
 
 /** The test cluster started by the global setup (three masters, one replica each). */
 export function testClusterTarget(): RedisTarget {
+  const nodes = inject("redisClusterNodes");
+  if (!nodes) throw new Error("the test cluster runs for the vitest projects `cluster` and `redis-cluster` only (see vitest.config.ts)");
   return {
     cluster: {
-      nodes: inject("redisClusterNodes").split(",").map((node) => {
+      nodes: nodes.split(",").map((node) => {
         const [host = "127.0.0.1", port = "0"] = node.split(":");
         return { host, port: Number(port) };
       }),

@@ -177,6 +177,30 @@ describe("EventBus progress fast path", () => {
     const view = await app.pulse.services.runs.cancel(cancelled.tenantId, cancelled.runId);
     expect(view).toMatchObject({ status: "cancelled", progress: 70 });
   });
+
+  it("a run ended while its attempt still reports keeps the last progress streamed before its end", async () => {
+    const { stream } = app.pulse.services;
+    for (const end of ["failed", "completed"] as const) {
+      const run = await queuedRun();
+      await run.active(1);
+      await run.progress(1, 45);
+      // Another process ends the attempt (a stalled job): the attempt reports once more after
+      // the end read Redis and before the end is appended, so clients see that report first.
+      const read = stream.readLiveProgress.bind(stream);
+      const spy = vi.spyOn(stream, "readLiveProgress").mockImplementationOnce(async (...args) => {
+        const live = await read(...args);
+        await run.progress(1, 75);
+        return live;
+      });
+      try {
+        await (end === "failed" ? run.failed(1, false) : run.completed(1));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(await run.streamed()).toEqual(["at 45", "at 75"]);
+      expect(await run.row()).toMatchObject(end === "failed" ? { status: "failed", progress: 75, message: "at 75" } : { status: "completed", progress: 100, message: "at 75" });
+    }
+  });
 });
 
 describe("runs' latest progress, written in batches", () => {

@@ -3,9 +3,9 @@ import type { PrismaClient } from "../../generated/prisma/client";
 import { whileDatabaseReturns } from "../database-unavailable";
 import type { Logger } from "../logger";
 import type { SqlClient } from "../sql";
-import type { LiveAttemptGate, TenantEventStream } from "./event-stream";
+import type { LiveAttemptGate, LiveProgress, TenantEventStream } from "./event-stream";
 import { ProgressProjector } from "./progress-projector";
-import { appliedSeq, isAttemptLive, isRunActivity, projectEvent } from "./projection";
+import { appliedSeq, isAttemptLive, isRunActivity, isRunEnd, projectEvent, projectReachedProgress, type RunEndInput } from "./projection";
 import { RunActivityWriter } from "./run-activity-writer";
 import { eventInputSchema, type CountedEventInput, type EventInput, type ProgressInput, type PulseEvent } from "./schema";
 
@@ -23,6 +23,12 @@ export interface EventBusOptions {
   logger: Logger;
   /** How long a publish waits for an unreachable database before it fails (default 30 s). */
   databaseWaitMs?: number;
+  /**
+   * How long an event already in the database waits for Redis to serve its tenant's stream
+   * again before its publish fails (default 120 s): a cluster failover outlasting the client's
+   * own retries (~30 s) must not leave the event out of the stream, a hole in its run's `seq`.
+   */
+  streamWaitMs?: number;
   /** How often runs' latest progress is written to the database (default 250 ms). */
   progressFlushMs?: number;
   /** How much of an attempt's output a run keeps (default `DEFAULT_RUN_OUTPUT_MAX_CHARS`). */
@@ -50,10 +56,12 @@ export class EventBus {
   private readonly progress: ProgressProjector;
   private readonly activity: RunActivityWriter;
   private readonly databaseWaitMs: number;
+  private readonly streamWaitMs: number;
 
   constructor(private readonly options: EventBusOptions) {
     this.stream = options.stream;
     this.databaseWaitMs = options.databaseWaitMs ?? 30_000;
+    this.streamWaitMs = options.streamWaitMs ?? 120_000;
     this.progress = new ProgressProjector(options.sql, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
     this.activity = new RunActivityWriter(options.sql, options.outputMaxChars);
   }
@@ -95,10 +103,25 @@ export class EventBus {
       return isRunActivity(event) ? this.activity.write(event, key) : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
-    const published = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event));
+    const appended = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event), this.streamWaitMs);
     // Only a `check` gate refuses, and counted events never check.
-    if (typeof published === "string") throw new Error(`append refused a ${event.type} event (${published})`);
+    if (typeof appended === "string") throw new Error(`append refused a ${event.type} event (${appended})`);
+    const { ended, ...published } = appended;
+    if (ended && isRunEnd(event) && ended.attempt === event.attempt && !sameProgress(ended, reached, event.type)) await this.settleReachedProgress(event, ended);
     return published;
+  }
+
+  /**
+   * The attempt reported progress between its end's read of Redis and its end's append
+   * (another process ended it: a stalled job, a cancel): clients saw that progress before the
+   * end, so the database takes it too. A failure leaves the older progress, and is logged.
+   */
+  private async settleReachedProgress(event: RunEndInput, reached: LiveProgress): Promise<void> {
+    try {
+      await whileDatabaseReturns(() => projectReachedProgress(this.options.db, event, reached), this.databaseWaitMs);
+    } catch (error) {
+      this.options.logger.warn({ err: error, tenantId: event.tenantId, runId: event.runId }, "the progress a run ended with was not written");
+    }
   }
 
   private async publishProgress(event: ProgressInput): Promise<PublishedEvent | null> {
@@ -117,8 +140,9 @@ export class EventBus {
     return published;
   }
 
-  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined): Promise<PublishedEvent | "unknown" | "stale"> {
-    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate);
+  /** Appends; `ended` is the run's live progress that a `clear` gate removed. */
+  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined, retryForMs = 0): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
+    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate, { retryForMs });
     if ("refused" in appended) return appended.refused;
     // The first id a tenant's stream ever had outlives the stream (a Redis restart without
     // persistence), so a resuming client can be told "resync" rather than "not found".
@@ -130,8 +154,14 @@ export class EventBus {
       );
     }
     this.options.onPublished?.(event);
-    return { id: appended.id, event };
+    return { id: appended.id, event, ...(appended.ended ? { ended: appended.ended } : {}) };
   }
+}
+
+/** Whether the database already holds `ended` as the run's reached progress (a completed run keeps only its message). */
+function sameProgress(ended: LiveProgress, reached: LiveProgress | undefined, type: RunEndInput["type"]): boolean {
+  if (!reached || reached.attempt !== ended.attempt || reached.message !== ended.message) return false;
+  return type === "agent:completed" || (Math.round(reached.progress) === Math.round(ended.progress) && reached.phase === ended.phase);
 }
 
 /** Which counted events move the run's live-attempt marker: a start arms it, an end clears it. */

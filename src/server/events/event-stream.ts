@@ -1,4 +1,4 @@
-import type { RedisClient } from "../redis";
+import { isRedisUnavailable, type RedisClient } from "../redis";
 import { rememberEncoding } from "./event-encoding";
 import { compareStreamIds, STREAM_ORIGIN, type PulseEvent, type RunPhase } from "./schema";
 
@@ -53,6 +53,11 @@ export class TenantStreamKeys {
     return `${this.prefix}:{${tenantId}}:wake`;
   }
 
+  /** The cluster node that appended last to the tenant's stream: another one appending shows a failover. */
+  appender(tenantId: string): string {
+    return `${this.prefix}:{${tenantId}}:appender`;
+  }
+
   /** The first id of the stream as it exists now: newer ids that are not entries were never issued. */
   genesis(tenantId: string): string {
     return `${this.prefix}:{${tenantId}}:genesis`;
@@ -105,11 +110,17 @@ export interface LiveProgress {
 /** Why a checked append was refused: no marker (Redis lost it, or the run is not running) or another attempt's marker. */
 export type AppendRefusal = "unknown" | "stale";
 
+/** An append's entry id, the genesis it recorded and the live progress its `clear` removed; or why it was refused. */
+export type AppendResult = { id: string; genesis: string | null; ended?: LiveProgress } | { refused: AppendRefusal };
+
 /**
  * Entries up to this size ride on their wake (see `APPEND`); a larger one (a long output
  * chunk) rings with the tenant's id alone and is read from the stream.
  */
 const MAX_WAKE_PAYLOAD_BYTES = 8_192;
+
+/** How far back a resent append looks for itself: nothing else is appended while its slot cannot be served. */
+const RETRY_LOOKBACK = 100;
 
 /** A live-attempt marker outlives any sane run; a longer one falls back to the database check. */
 const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
@@ -120,7 +131,8 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * live-attempt gate, it checks, sets or clears the run's marker in the same step, so the
  * marker and the stream's order never disagree. Then it rings the tenant's wake channel: with the
  * tenant's id, and (below a size) the entry itself and the id of the entry before it, so a
- * reader that has read up to that id can deliver it without reading the stream.
+ * reader that has read up to that id can deliver it without reading the stream. A `clear`
+ * returns the live progress it removed: what clients saw last before the run's end.
  */
 const APPEND = `
 local function idBelow(a, b)
@@ -130,6 +142,16 @@ local function idBelow(a, b)
   if am ~= bm then return am < bm end
   if #as ~= #bs then return #as < #bs end
   return as < bs
+end
+-- The id just before \`id\`: nothing the stream issued lies between the two.
+local function idBefore(id)
+  local ms, seq = string.match(id, '(%d+)-(%d+)')
+  if seq ~= '0' then return ms .. '-' .. string.format('%.0f', tonumber(seq) - 1) end
+  return string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
+end
+local function raiseLostMarker(id)
+  local marked = redis.call('GET', KEYS[5])
+  if not marked or idBelow(marked, id) then redis.call('SET', KEYS[5], id) end
 end
 local mode = ARGV[2]
 if mode == 'check' then
@@ -145,11 +167,32 @@ if not created then
 end
 -- This publisher was acknowledged an entry newer than the stream's newest: the stream lost its
 -- tail (a failover to a replica that never received it). Cursors up to that entry must resync.
-if ARGV[8] ~= '' and not created and idBelow(previous, ARGV[8]) then
-  local marked = redis.call('GET', KEYS[5])
-  if not marked or idBelow(marked, ARGV[8]) then redis.call('SET', KEYS[5], ARGV[8]) end
+-- Sent again after an error that may have come after the append (a connection lost mid-reply):
+-- an entry with the very same payload (it holds the event's time and counter) is this one.
+if ARGV[10] == '1' and not created then
+  for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ${RETRY_LOOKBACK})) do
+    if entry[2][2] == ARGV[1] then return {entry[1], false, false, false} end
+  end
+end
+local lostTail = ARGV[8] ~= '' and not created and idBelow(previous, ARGV[8])
+-- On a cluster, the node that appended last: another one now is a failover (or the slot moved),
+-- which may have lost entries no publisher here knows of (another process's, or an unanswered
+-- append's).
+if ARGV[9] == '1' then
+  local node = redis.call('CLUSTER', 'MYID')
+  local last = redis.call('GET', KEYS[6])
+  if last ~= node then
+    redis.call('SET', KEYS[6], node)
+    lostTail = lostTail or (last ~= false and not created)
+  end
 end
 local id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1])
+-- Every cursor before this entry resyncs (a client holding a lost entry holds progress the database
+-- may not), and its wake says it follows the origin, so readers resync their subscribers too.
+if lostTail then
+  raiseLostMarker(idBefore(id))
+  previous = '0-0'
+end
 local genesis = false
 if created then
   genesis = id
@@ -157,10 +200,12 @@ elseif redis.call('EXISTS', KEYS[2]) == 0 then
   genesis = '${UNKNOWN_GENESIS}'
 end
 if genesis then redis.call('SET', KEYS[2], genesis) end
+local ended = false
 if mode == 'arm' then
   redis.call('SET', KEYS[3], ARGV[3], 'EX', ${LIVE_ATTEMPT_TTL_SECONDS})
 elseif mode == 'clear' then
   redis.call('DEL', KEYS[3])
+  ended = redis.call('HGET', KEYS[4], ARGV[5])
   redis.call('HDEL', KEYS[4], ARGV[5])
 end
 if ARGV[4] ~= '' then
@@ -177,7 +222,7 @@ if #ARGV[1] <= ${MAX_WAKE_PAYLOAD_BYTES} then
 else
   redis.call('SPUBLISH', ARGV[6], ARGV[7])
 end
-return {id, genesis, false}`;
+return {id, genesis, false, ended}`;
 
 /** The tenant a wake message (see `APPEND`) rang for. */
 export function wakeTenant(message: string): string {
@@ -245,37 +290,67 @@ export function nextStreamId(id: string): string {
  */
 export class TenantEventStream {
   private readonly lastTrim = new Map<string, { at: number; appends: number }>();
-  /** The newest id this process was acknowledged per tenant: a stream found older lost its tail. */
+  /**
+   * The newest id this process was acknowledged, for the tenants it appended to most recently
+   * (at most `rememberedTenants`, least recently appended forgotten first): a stream found
+   * older lost its tail. Forgetting a quiet tenant only forgoes this check for it; a cluster
+   * failover is found by the node check anyway (see `APPEND`).
+   */
   private readonly lastAppended = new Map<string, string>();
+  private readonly rememberedTenants: number;
 
   private readonly redis: RedisClient & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
+  /** Appends then watch for a failover (see `APPEND`): only a cluster names its nodes. */
+  private readonly onCluster: boolean;
 
   constructor(
     redis: RedisClient,
     readonly keys: TenantStreamKeys,
     private readonly retention: RetentionOptions,
+    options: { rememberedTenants?: number } = {},
   ) {
+    this.rememberedTenants = options.rememberedTenants ?? 10_000;
     // EVALSHA with a fallback to EVAL: the script travels once per connection, not per event.
-    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 5, lua: APPEND });
+    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 6, lua: APPEND });
     this.redis = redis as typeof this.redis;
+    this.onCluster = redis.isCluster;
   }
 
   /**
    * Appends an event; `genesis` is the stream's first id when this append recorded it (a
-   * new stream). With a `check` gate the append may be refused instead (see `AppendRefusal`).
+   * new stream), `ended` the run's live progress a `clear` gate removed. With a `check` gate
+   * the append may be refused instead (see `AppendRefusal`). With `retryForMs`, an append
+   * Redis could not serve (a cluster failover longer than the client waits) is sent again until
+   * it is, for that long; sent again, it finds its own entry if the first one landed after all.
    */
   async append(
     tenantId: string,
     payload: string,
     gate?: LiveAttemptGate,
-  ): Promise<{ id: string; genesis: string | null } | { refused: AppendRefusal }> {
+    options: { retryForMs?: number } = {},
+  ): Promise<AppendResult> {
+    const { retryForMs = 0 } = options;
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.appendOnce(tenantId, payload, gate, attempt > 0);
+      } catch (error) {
+        const waited = Date.now() - started;
+        if (!isRedisUnavailable(error) || waited >= retryForMs) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 1_000, retryForMs - waited)));
+      }
+    }
+  }
+
+  private async appendOnce(tenantId: string, payload: string, gate: LiveAttemptGate | undefined, resent: boolean): Promise<AppendResult> {
     const progress = gate && gate.mode !== "clear" && gate.progress ? JSON.stringify(gate.progress) : "";
-    const [id, genesis, refused] = (await this.redis.pulseAppend(
+    const [id, genesis, refused, ended] = (await this.redis.pulseAppend(
       this.keys.events(tenantId),
       this.keys.genesis(tenantId),
       gate ? this.keys.liveAttempt(tenantId, gate.runId) : this.keys.genesis(tenantId),
       this.keys.liveProgress(tenantId),
       this.keys.trimmed(tenantId),
+      this.keys.appender(tenantId),
       payload,
       gate?.mode ?? "none",
       gate && gate.mode !== "clear" ? String(gate.attempt) : "",
@@ -284,13 +359,23 @@ export class TenantEventStream {
       this.keys.wake(tenantId),
       tenantId,
       this.lastAppended.get(tenantId) ?? "",
-    )) as [string | null, string | null, AppendRefusal | null];
+      this.onCluster ? "1" : "",
+      resent ? "1" : "",
+    )) as [string | null, string | null, AppendRefusal | null, string | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
-    const known = this.lastAppended.get(tenantId);
-    if (!known || compareStreamIds(id, known) > 0) this.lastAppended.set(tenantId, id);
+    this.rememberAppended(tenantId, id);
     this.trimSoon(tenantId);
-    return { id, genesis: genesis ?? null };
+    return { id, genesis: genesis ?? null, ...(ended ? { ended: JSON.parse(ended) as LiveProgress } : {}) };
+  }
+
+  /** Keeps the tenant's newest acknowledged id, as its most recent entry (a Map iterates in insertion order). */
+  private rememberAppended(tenantId: string, id: string): void {
+    const known = this.lastAppended.get(tenantId);
+    if (known !== undefined && compareStreamIds(id, known) <= 0) return;
+    this.lastAppended.delete(tenantId);
+    if (this.lastAppended.size >= this.rememberedTenants) this.lastAppended.delete(this.lastAppended.keys().next().value!);
+    this.lastAppended.set(tenantId, id);
   }
 
   /** The latest progress of those of `runIds` (default: all the tenant's) that are running, as Redis holds it. */

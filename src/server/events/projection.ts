@@ -15,6 +15,26 @@ export function isRunActivity(event: CountedEventInput): event is RunActivityInp
   return event.type === "agent:step" || event.type === "agent:log" || event.type === "agent:output";
 }
 
+/** The end of an attempt: it keeps the progress the attempt reached (see `apply`). */
+export type RunEndInput = Extract<CountedEventInput, { type: "agent:completed" | "agent:failed" | "agent:cancelled" }>;
+
+export function isRunEnd(event: CountedEventInput): event is RunEndInput {
+  return event.type === "agent:completed" || event.type === "agent:failed" || event.type === "agent:cancelled";
+}
+
+/**
+ * Writes the progress an ended attempt reached, as its end would have had it read Redis
+ * later: a completed run keeps only the message (its progress is 100), the others progress,
+ * phase and message. Only while the run is still on that attempt and not running again.
+ */
+export async function projectReachedProgress(db: PrismaClient, event: RunEndInput, reached: LiveProgress): Promise<void> {
+  const data =
+    event.type === "agent:completed"
+      ? { message: reached.message }
+      : { progress: Math.round(reached.progress), phase: reached.phase, message: reached.message };
+  await db.agentRun.updateMany({ where: { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, status: { not: "active" } }, data });
+}
+
 /**
  * Applies an event to the database, the ground truth that snapshots are read from, and
  * returns the change counter (`seq`) it produced. Returns null when the event no longer

@@ -238,20 +238,25 @@ export class TenantStreamReader {
     // An opening tenant is read once it is open, which finds this entry.
     if (!cursor || cursor.opening) return;
     const announced = wakeCarried(message);
+    // What the reader knew exists before this wake: what it delivered, and what wakes announced.
+    const known = cursor.announced && compareStreamIds(cursor.announced, cursor.lastId) > 0 ? cursor.announced : cursor.lastId;
     if (announced && (!cursor.announced || compareStreamIds(announced.id, cursor.announced) > 0)) cursor.announced = announced.id;
     const carried = this.recheck ? null : announced;
-    if (carried?.previousId === cursor.lastId) {
+    if (carried?.previousId === cursor.lastId && known === cursor.lastId) {
       cursor.lastId = carried.id;
       this.carry(cursor, carried.entry());
       return;
     }
     // A read already brought this entry (it overtook its wake): there is nothing to read.
     if (carried && compareStreamIds(carried.id, cursor.lastId) <= 0) return;
-    // The entry before this one is older than what was delivered: the stream lost the entries
-    // after it (a failover to a replica that never received them). Subscribers keep what they
-    // have (the database holds it too); cursors into the hole must resync rather than replay past it.
-    if (carried && compareStreamIds(carried.previousId, cursor.lastId) < 0) {
-      this.lostTail(tenantId, cursor.lastId);
+    // The entry before this one is older than one the reader knew of: the stream lost the entries
+    // after it (a failover to a replica that never received them, which the append that found it
+    // out reports as following the origin). Subscribers resync: what they were sent of the lost
+    // entries is not all in the database (progress reaches it later, and Redis's copy of a run's
+    // latest progress went back with the stream), and what they were not sent is gone.
+    if (carried && compareStreamIds(carried.previousId, known) < 0) {
+      this.lostTail(tenantId, known);
+      this.resync(cursor, carried.id);
       // It may also be a new stream (a Redis back without its data) whose wake came before the
       // read connection noticed the drop: the streams are checked before anything is read.
       this.recheck = true;
@@ -259,10 +264,33 @@ export class TenantStreamReader {
     this.dirty.add(tenantId);
     this.wake?.();
   }
-  /** Whether the stream no longer holds an entry this reader delivered, and retention did not take it. */
-  private async lostDelivered(tenantId: string, id: string): Promise<boolean> {
+  /**
+   * Whether the stream no longer holds the entry this reader delivered last, or is marked as
+   * having lost entries after it (retention, or a publisher that found the stream lost its tail).
+   */
+  private async lostAfter(tenantId: string, id: string): Promise<boolean> {
     const probe = await this.options.stream.probe(tenantId, id);
-    return !probe.exists && (probe.trimmedThrough === null || compareStreamIds(id, probe.trimmedThrough) > 0);
+    return !probe.exists || (probe.trimmedThrough !== null && compareStreamIds(probe.trimmedThrough, id) > 0);
+  }
+
+  /** Where subscribers of a stream that lost entries after `lastId` resync: past both the hole and the newest entry. */
+  private async restartAfterLoss(tenantId: string, lastId: string): Promise<string> {
+    const { stream } = this.options;
+    const [newest, lost] = await Promise.all([stream.lastId(tenantId), this.options.controlRedis.get(stream.keys.trimmed(tenantId))]);
+    const restart = lost !== null && compareStreamIds(lost, newest) > 0 ? lost : newest;
+    return compareStreamIds(restart, lastId) > 0 ? restart : lastId;
+  }
+
+  /** Tells the tenant's subscribers to resync at `restartId`, after the entries already handed to them. */
+  private resync(cursor: TenantCursor, restartId: string): void {
+    const carried = this.carried.get(cursor);
+    if (carried) {
+      this.carried.delete(cursor);
+      this.deliver(cursor, carried);
+    }
+    cursor.lastId = restartId;
+    if (!cursor.announced || compareStreamIds(restartId, cursor.announced) > 0) cursor.announced = restartId;
+    for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
   }
 
   private lostTail(tenantId: string, lastDelivered: string): void {
@@ -402,8 +430,9 @@ export class TenantStreamReader {
       logger.warn({ tenantId, lastId: cursor.lastId, restartId }, "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync");
       cursor.lastId = restartId;
       for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
-    } else if (cursor.lastId !== STREAM_ORIGIN && (await this.lostDelivered(tenantId, cursor.lastId))) {
+    } else if (cursor.lastId !== STREAM_ORIGIN && (await this.lostAfter(tenantId, cursor.lastId))) {
       this.lostTail(tenantId, cursor.lastId);
+      this.resync(cursor, await this.restartAfterLoss(tenantId, cursor.lastId));
     }
     cursor.genesis = current;
   }
@@ -515,8 +544,7 @@ export class TenantStreamReader {
     const newest = entries.at(-1);
     if (!newest || compareStreamIds(newest.id, announced) <= 0 || entries.some((e) => e.id === announced)) return false;
     this.lostTail(tenantId, announced);
-    cursor.lastId = newest.id;
-    for (const subscriber of cursor.subscribers) subscriber.lost(newest.id);
+    this.resync(cursor, newest.id);
     return true;
   }
 

@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import type { RedisClient } from "../redis";
+import { TenantEventStream, TenantStreamKeys } from "./event-stream";
+
+/**
+ * A Redis that answers the append script only, with increasing ids, and records the id each
+ * append named as this process's newest for the tenant (the script's lost-tail check).
+ */
+function scriptedRedis() {
+  let next = 1;
+  const named: { tenantId: string; lastAppended: string }[] = [];
+  const redis = {
+    isCluster: false,
+    pulseAppend: async (...args: (string | number)[]) => {
+      // Six keys, then payload, gate mode, attempt, progress, run id, wake channel, tenant, newest acknowledged id.
+      named.push({ tenantId: String(args[12]), lastAppended: String(args[13]) });
+      return [`${next++}-0`, null, null];
+    },
+    xlen: async () => 0,
+  };
+  return { redis: redis as unknown as RedisClient, named };
+}
+
+describe("TenantEventStream's memory of what it appended", () => {
+  it("remembers the newest id of its most recently appended tenants only, least recent forgotten first", async () => {
+    const { redis, named } = scriptedRedis();
+    const stream = new TenantEventStream(redis, new TenantStreamKeys("t"), { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 }, { rememberedTenants: 3 });
+    for (const tenantId of ["a", "b", "c", "a", "d"]) await stream.append(tenantId, "{}");
+    named.length = 0;
+    // "b" was the least recently appended when "d" came, so it alone was forgotten.
+    for (const tenantId of ["a", "c", "d", "b"]) await stream.append(tenantId, "{}");
+    expect(named).toEqual([
+      { tenantId: "a", lastAppended: "4-0" },
+      { tenantId: "c", lastAppended: "3-0" },
+      { tenantId: "d", lastAppended: "5-0" },
+      { tenantId: "b", lastAppended: "" },
+    ]);
+  });
+
+  it("holds at most its bound however many tenants it appends to", async () => {
+    const { redis } = scriptedRedis();
+    const stream = new TenantEventStream(redis, new TenantStreamKeys("t"), { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 }, { rememberedTenants: 100 });
+    for (let i = 0; i < 1_000; i++) await stream.append(`tenant-${i}`, "{}");
+    expect((stream as unknown as { lastAppended: Map<string, string> }).lastAppended.size).toBe(100);
+  });
+});
