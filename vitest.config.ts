@@ -33,7 +33,7 @@ export default defineConfig({
     maxWorkers: 2,
     reporters: process.env.CI ? ["default", ["json", { outputFile: ".data/test-results.json" }]] : ["default"],
     projects: [
-      { extends: true, test: { name: "redis", include: ["src/**/*.test.ts", "e2e/**/*.test.ts"] } },
+      { extends: true, test: { name: "redis", include: ["src/**/*.test.ts", "e2e/**/*.test.ts", "bench/**/*.test.ts"] } },
       // `src/test/harness.ts` runs Pulse on the cluster when PULSE_TEST_REDIS=cluster.
       { extends: true, test: { name: "redis-cluster", include: ON_CLUSTER_TOO, env: { PULSE_TEST_REDIS: "cluster" } } },
     ],

@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
-import { bootPulse, listenPulse } from "../../server/bootstrap";
-import { loadEnv } from "../../server/env";
-import { createLogger } from "../../server/logger";
+import { bootPulse, listenPulse } from "../../src/server/bootstrap";
+import { loadEnv } from "../../src/server/env";
+import { createLogger } from "../../src/server/logger";
 import { pulsePublisher } from "../event-publishers";
 import { answerRequests } from "../ipc";
 import { runClosedLoop, runOpenLoop, type LoadStep, type PublishOne, type ThroughputRun } from "../open-loop";

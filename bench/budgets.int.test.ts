@@ -28,7 +28,7 @@ const sockets: WebSocket[] = [];
 beforeAll(async () => {
   server = BenchProcess.start({
     name: "pulse server (budgets)",
-    script: "src/bench/servers/pulse-server.ts",
+    script: "bench/servers/pulse-server.ts",
     quiet: true,
     env: {
       ...process.env,

@@ -483,16 +483,16 @@ Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just bef
 Run it: \`npm run bench\` (this page, the chart and \`.data/bench/latest.json\`);
 \`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written);
 \`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
-publishers over the load steps (\`tsx src/bench/profile-summary.ts <file>\` lists where the
+publishers over the load steps (\`tsx bench/profile-summary.ts <file>\` lists where the
 time goes); \`npm run bench -- --heap [--only=…]\` for heap snapshots around 1,000 idle
-subscribers (\`tsx src/bench/heap-summary.ts <before> <after> 1000\`: what each connection
+subscribers (\`tsx bench/heap-summary.ts <before> <after> 1000\`: what each connection
 holds). \`npm test\` runs \`--smoke\`, seconds long, checking every delivery.
 
 ## Budgets kept by a test
 
-\`src/bench/budgets.int.test.ts\` (part of \`npm test\`) measures Pulse as \`npm start\` composes
+\`bench/budgets.int.test.ts\` (part of \`npm test\`) measures Pulse as \`npm start\` composes
 it, in a child process started with \`--expose-gc\`, and fails when a figure exceeds its
-budget in \`src/bench/budgets.ts\` times its margin. Heap is read after full collections,
+budget in \`bench/budgets.ts\` times its margin. Heap is read after full collections,
 CPU from \`process.cpuUsage\`; no wall-clock time is asserted.
 
 | figure | budget | margin | measured when the budget was set (2 cores, load average ~15) |
