@@ -45,7 +45,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "redis",
-          include: ["src/**/*.test.ts", "e2e/**/*.test.ts"],
+          include: ["src/**/*.test.ts", "e2e/**/*.test.ts", "bench/**/*.test.ts"],
           exclude: [...configDefaults.exclude, ...ON_CLUSTER_ONLY],
           globalSetup: [WITH_REDIS],
         },

@@ -115,15 +115,18 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     connections: registry,
     eventStreams,
     broadcastReconnect: () => sockets.broadcastReconnect(),
-    async close() {
-      registry.stop();
-      eventStreams.stop();
-      sockets.broadcastReconnect();
-      await sockets.close();
-      server.closeIdleConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => closeServer(server, registry, eventStreams, sockets),
   };
+}
+
+/** Stops the sweeps, tells every WebSocket client to reconnect elsewhere, then closes the sockets and the server. */
+async function closeServer(server: http.Server, registry: ConnectionRegistry, eventStreams: EventStreams, sockets: RpcSocketServer<Context>) {
+  registry.stop();
+  eventStreams.stop();
+  sockets.broadcastReconnect();
+  await sockets.close();
+  server.closeIdleConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
 /** Who may call from where: allowed origins, the call gate's rates, CORS and the security headers. */

@@ -118,8 +118,8 @@ export class Pulse {
     // Each command goes out in the turn it was sent, a turn's commands in one write. ioredis's
     // auto-pipelining sends one pipeline at a time per connection, so every append waited for
     // the previous batch's answer, and the waiting commands outlived young-generation
-    // collections: with it, a worker published 24k progress events/s at 36 µs each with 4 ms
-    // scavenges; without, 34k at 31 µs with 2 ms ones.
+    // collections: a worker published fewer progress events a second, each costing more CPU
+    // and longer scavenges (figures in docs/BENCHMARK.md; the budget test keeps the CPU cost).
     const command = writeOncePerTurn(this.connect("command"));
     const stream = new TenantEventStream(command, new TenantStreamKeys(redisPrefix), options.retention);
     this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts, logger });

@@ -189,8 +189,8 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
     const outlet = ctx.outlet?.claim() ? ctx.outlet : undefined;
     const { services } = ctx;
     const deps = ctx.transport === "sse" ? { reader: services.reader, stream: services.stream, metrics: services.metrics, transport: "sse" as const } : services;
-    // An outlet ends its feed itself when stopped (a listener on its signal would cost each
-    // idle subscriber about 1 KiB more); an event stream's signal aborts with its request or its session.
+    // An outlet ends its feed itself when stopped (a listener on its signal would be one more
+    // object every idle subscriber keeps); an event stream's signal aborts with its request or its session.
     const ending = outlet ? undefined : (ctx.eventStream?.signal ?? signal);
     // A generator's body runs at its first `next()`: creating it here reads nothing yet.
     this.feed = tenantFeed(deps, query, ending, outlet);

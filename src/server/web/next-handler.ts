@@ -82,11 +82,11 @@ async function hasWebBuild(root: string): Promise<boolean> {
 }
 
 /** Folders of `src/` no page imports. */
-const UNBUNDLED_DIRS = new Set(["src/test", "src/bench"]);
+const UNBUNDLED_DIRS = new Set(["src/test"]);
 
 /**
  * A fingerprint of the sources `next build` bundles, to rebuild when any of them changed:
- * all of `src/` but tests and the bench, since pages import server modules too (their
+ * all of `src/` but its tests, since pages import server modules too (their
  * data, the event schema), and a page built from an older copy of those would be stale.
  */
 async function webSourceHash(root: string): Promise<string> {

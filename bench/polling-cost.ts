@@ -2,8 +2,8 @@ import http from "node:http";
 import type { Socket } from "node:net";
 import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
 import WebSocket from "ws";
-import { SESSION_COOKIE } from "../server/auth/session-cookie";
-import type { AppRouter } from "../server/trpc/root";
+import { SESSION_COOKIE } from "../src/server/auth/session-cookie";
+import type { AppRouter } from "../src/server/trpc/root";
 
 /**
  * What an idle dashboard costs the network: polling `agent.events` every 2 s (the fallback

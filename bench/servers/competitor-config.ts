@@ -1,4 +1,4 @@
-import { TokenSigner } from "../../server/auth/token-signer";
+import { TokenSigner } from "../../src/server/auth/token-signer";
 
 /** What the orchestrator tells a competitor server at start. */
 export interface CompetitorConfig {

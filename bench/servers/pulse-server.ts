@@ -1,11 +1,11 @@
 import type { AddressInfo } from "node:net";
-import { bootPulse, listenPulse } from "../../server/bootstrap";
-import { loadEnv } from "../../server/env";
-import { createLogger } from "../../server/logger";
+import { bootPulse, listenPulse } from "../../src/server/bootstrap";
+import { loadEnv } from "../../src/server/env";
+import { createLogger } from "../../src/server/logger";
 import { pulsePublisher } from "../event-publishers";
 import { answerRequests } from "../ipc";
 import { runClosedLoop, runOpenLoop, type LoadStep, type PublishOne, type ThroughputRun } from "../open-loop";
-import type { BenchTenant } from "../workload";
+import { benchEvent, isProgressEvent, nowUs, type BenchTenant } from "../workload";
 import { createBenchTenants, type TenantSpec } from "./pulse-tenants";
 import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
@@ -37,6 +37,7 @@ answerRequests({
   },
   step: (payload: { step: LoadStep; timeoutMs: number }) => runOpenLoop(payload.step, must(publish), payload.timeoutMs),
   throughput: (payload: { run: ThroughputRun }) => runClosedLoop(payload.run, must(publish)),
+  "progress-cost": (payload: { tenants: BenchTenant[]; eventsPerRun: number; rounds: number }) => progressCost(payload),
   async stop() {
     await http.close();
     await booted.close({ force: true });
@@ -47,4 +48,44 @@ answerRequests({
 function must(value: PublishOne | undefined): PublishOne {
   if (!value) throw new Error("pulse server: no tenants to publish for (send target first)");
   return value;
+}
+
+/**
+ * The CPU this process spends per progress event it publishes through `EventBus.publish`
+ * (the path of every agent's `ctx.progress`), each run's events one after another and the
+ * runs in parallel, as workers publish them. Measured after a warm-up round of the same size,
+ * so the figure is the steady state rather than the JIT's first pass; the cheapest of
+ * `rounds` rounds, since other work on the machine only ever adds to a round's cost.
+ */
+async function progressCost(options: { tenants: BenchTenant[]; eventsPerRun: number; rounds: number }) {
+  const { tenants, eventsPerRun } = options;
+  const runs = tenants.flatMap((t) => t.runs);
+  let seq = 0;
+  const nextProgressSeq = () => {
+    do seq++;
+    while (!isProgressEvent(seq));
+    return seq;
+  };
+  const round = async () => {
+    let published = 0;
+    await Promise.all(
+      runs.map(async (run) => {
+        for (let i = 0; i < eventsPerRun; i++) {
+          if ((await services.bus.publish(benchEvent(nextProgressSeq(), run, nowUs()))) !== null) published++;
+        }
+      }),
+    );
+    return published;
+  };
+  await round();
+  let published = 0;
+  let cpuUsPerEvent = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < options.rounds; r++) {
+    const start = process.cpuUsage();
+    const count = await round();
+    const cpu = process.cpuUsage(start);
+    published += count;
+    if (count > 0) cpuUsPerEvent = Math.min(cpuUsPerEvent, (cpu.user + cpu.system) / count);
+  }
+  return { published, cpuUsPerEvent };
 }

@@ -3,10 +3,10 @@ import { writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { createLogger } from "../server/logger";
-import { connectRedis, PrivateRedisServer } from "../server/redis";
-import { TenantEventStream, TenantStreamKeys } from "../server/events/event-stream";
-import { TenantStreamReader } from "../server/events/stream-reader";
+import { createLogger } from "../src/server/logger";
+import { connectRedis, PrivateRedisServer } from "../src/server/redis";
+import { TenantEventStream, TenantStreamKeys } from "../src/server/events/event-stream";
+import { TenantStreamReader } from "../src/server/events/stream-reader";
 import { redisCpuSeconds } from "./bench-harness";
 import { sleep } from "./bench-log";
 
@@ -208,7 +208,7 @@ function scaleOutMarkdown(r: typeof result, json: string): string {
   const fanout = (processes: number, design: Design) => r.fanout.find((f) => f.processes === processes && f.design === design)!;
   return `# Scale-out figures
 
-Written by \`npm run bench:scale-out\` (\`src/bench/scale-out.ts\`) on ${r.at.slice(0, 10)}, ${r.cpus} cores;
+Written by \`npm run bench:scale-out\` (\`bench/scale-out.ts\`) on ${r.at.slice(0, 10)}, ${r.cpus} cores;
 the JSON is [${json}](${json}). Each figure is the median of ${r.repeats} passes of ${r.measureMs / 1000} s,
 each on a fresh private Redis, with the lowest and highest in brackets. The machine's load
 average was ${r.loadAverage} at the end (above its ${r.cpus} cores, other work shared the CPU, and

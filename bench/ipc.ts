@@ -17,7 +17,7 @@ interface RequestMessage {
 type ReplyBody = { ok: true; result: unknown } | { ok: false; error: string };
 type ReplyMessage = { bench: "reply"; id: number } & ReplyBody;
 
-const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
+const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
 export interface BenchProcessOptions {
   /** Name in error messages and logs. */

@@ -1,7 +1,7 @@
 import { Emitter } from "@socket.io/redis-emitter";
 import { Queue, type Job } from "bullmq";
 import { Redis } from "ioredis";
-import type { EventBus } from "../server/events/bus";
+import type { EventBus } from "../src/server/events/bus";
 import type { PublishOne } from "./open-loop";
 import { benchEvent, stampedEvent, tenantChannel, type BenchTenant, type Design, type RunTarget, type SocketIoPublish } from "./workload";
 

@@ -1,4 +1,4 @@
-import type { EventInput } from "../server/events/schema";
+import type { EventInput } from "../src/server/events/schema";
 
 /**
  * The bench's workload, the same for every design: realistic agent events (~200 B of JSON:

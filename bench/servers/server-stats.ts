@@ -1,13 +1,15 @@
 import { CpuProfiler } from "../cpu-profiler";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { writeHeapSnapshot } from "node:v8";
+import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
 
 /** What a bench server reports about itself: CPU so far, memory, open connections. */
 export interface ServerStats {
   /** User + system CPU time of the process since it started (µs). */
   cpuUs: number;
   heapUsed: number;
+  /** `heapUsed` without V8's code spaces: what objects hold, not the compiled code the JIT happened to add meanwhile. */
+  objectHeapUsed: number;
   rss: number;
   connections: number;
 }
@@ -27,7 +29,10 @@ export async function serverStats(connections: () => number, options: { gc?: boo
   }
   const cpu = process.cpuUsage();
   const memory = process.memoryUsage();
-  return { cpuUs: cpu.user + cpu.system, heapUsed: memory.heapUsed, rss: memory.rss, connections: connections() };
+  const objectHeapUsed = getHeapSpaceStatistics()
+    .filter((space) => !space.space_name.includes("code"))
+    .reduce((sum, space) => sum + space.space_used_size, 0);
+  return { cpuUs: cpu.user + cpu.system, heapUsed: memory.heapUsed, objectHeapUsed, rss: memory.rss, connections: connections() };
 }
 
 /** Writes a heap snapshot (after full collections) for `heap-summary.ts`; returns its path. */

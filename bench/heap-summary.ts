@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
  * grouped by constructor (objects), function (closures) or kind, divided by the number of
  * connections.
  *
- * Usage: tsx src/bench/heap-summary.ts <before.heapsnapshot> <after.heapsnapshot> <connections> [top=30]
+ * Usage: tsx bench/heap-summary.ts <before.heapsnapshot> <after.heapsnapshot> <connections> [top=30]
  */
 
 interface HeapSnapshot {
@@ -38,7 +38,7 @@ async function groups(file: string): Promise<Map<string, { count: number; bytes:
 
 async function main(): Promise<void> {
   const [beforeFile, afterFile, connectionsArg, topArg] = process.argv.slice(2);
-  if (!beforeFile || !afterFile || !connectionsArg) throw new Error("usage: tsx src/bench/heap-summary.ts <before> <after> <connections> [top]");
+  if (!beforeFile || !afterFile || !connectionsArg) throw new Error("usage: tsx bench/heap-summary.ts <before> <after> <connections> [top]");
   const connections = Number(connectionsArg);
   const top = Number(topArg ?? 30);
   const [before, after] = [await groups(beforeFile), await groups(afterFile)];

@@ -6,7 +6,7 @@ import path from "node:path";
  * the functions with the most self time, and self time per package or source folder, so
  * where a process spends its time can be read without a browser.
  *
- * Usage: tsx src/bench/profile-summary.ts <file.cpuprofile> [top=30]
+ * Usage: tsx bench/profile-summary.ts <file.cpuprofile> [top=30]
  */
 
 interface ProfileNode {
@@ -36,7 +36,7 @@ function owner(url: string, functionName: string): string {
 
 async function main(): Promise<void> {
   const [file, topArg] = process.argv.slice(2);
-  if (!file) throw new Error("usage: tsx src/bench/profile-summary.ts <file.cpuprofile> [top]");
+  if (!file) throw new Error("usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]");
   const top = Number(topArg ?? 30);
   const profile = JSON.parse(await readFile(file, "utf8")) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));

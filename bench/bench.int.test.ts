@@ -10,13 +10,13 @@ import type { BenchResult } from "./bench-result";
 import { DESIGNS, type Design } from "./workload";
 
 const run = promisify(execFile);
-const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
+const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
 /** Runs `npm run bench -- --smoke` with `args` and returns its JSON. */
 async function smokeRun(args: string[]): Promise<BenchResult> {
   const out = path.join(os.tmpdir(), `pulse-bench-smoke-${randomUUID()}.json`);
   try {
-    await run(process.execPath, ["--import", "tsx", "src/bench/run-bench.ts", "--smoke", `--out=${out}`, `--database-url=${inject("databaseUrl") || "none"}`, ...args], {
+    await run(process.execPath, ["--import", "tsx", "bench/run-bench.ts", "--smoke", `--out=${out}`, `--database-url=${inject("databaseUrl") || "none"}`, ...args], {
       cwd: REPO_ROOT,
       timeout: 240_000,
       maxBuffer: 16 * 1024 * 1024,

@@ -3,8 +3,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { TokenSigner } from "../server/auth/token-signer";
-import { PrivateRedisServer } from "../server/redis";
+import { TokenSigner } from "../src/server/auth/token-signer";
+import { PrivateRedisServer } from "../src/server/redis";
 import type { BenchPlan } from "./bench-plan";
 import type { ConnectResult, MachineInfo } from "./bench-result";
 import { log, sleep } from "./bench-log";
@@ -104,8 +104,8 @@ export class BenchHarness {
     await this.redisServer.start();
     this.redis = new Redis(this.redisServer.url);
     this.database = await prepareDatabase(this.args.databaseUrl);
-    const clients = this.spawn("clients", "src/bench/clients.ts");
-    const competitors = this.designs.some((d) => d !== "pulse") ? this.spawn("publisher", "src/bench/publisher.ts") : undefined;
+    const clients = this.spawn("clients", "bench/clients.ts");
+    const competitors = this.designs.some((d) => d !== "pulse") ? this.spawn("publisher", "bench/publisher.ts") : undefined;
     await Promise.all(this.designs.map((design) => this.startKit(design, clients, competitors)));
   }
 
@@ -147,8 +147,8 @@ export class BenchHarness {
   private async startKit(design: Design, clients: BenchProcess, competitors: BenchProcess | undefined): Promise<void> {
     const pulse = design === "pulse";
     const serverProcess = pulse
-      ? this.spawn("pulse server", "src/bench/servers/pulse-server.ts", { env: this.pulseEnv() })
-      : this.spawn(`${design} server`, `src/bench/servers/${design}-server.ts`);
+      ? this.spawn("pulse server", "bench/servers/pulse-server.ts", { env: this.pulseEnv() })
+      : this.spawn(`${design} server`, `bench/servers/${design}-server.ts`);
     const config = { redisUrl: this.redisServer.url, secret: this.competitorSecret.toString("base64url") };
     const { port } = await serverProcess.request<{ port: number }>("init", config, 180_000);
     const server: DesignServer = {
@@ -160,7 +160,7 @@ export class BenchHarness {
     let publisher = serverProcess;
     if (!(pulse && this.pulseInServer)) {
       // Pulse's worker starts once its server has migrated the database.
-      publisher = pulse ? this.spawn("pulse publisher", "src/bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
+      publisher = pulse ? this.spawn("pulse publisher", "bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
       await publisher.request("init", { design, redisUrl: this.redisServer.url, socketIoPublish: this.args.socketIoPublish }, 180_000);
     }
     this.kits.set(design, { design, server, publisher, clients });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { PulseServices } from "../../server/pulse";
+import type { PulseServices } from "../../src/server/pulse";
 import { BENCH_ROLES, type BenchTenant } from "../workload";
 
 export interface TenantSpec {

@@ -1,6 +1,6 @@
-import { bootPulse, type BootedPulse } from "../server/bootstrap";
-import { loadEnv } from "../server/env";
-import { createLogger } from "../server/logger";
+import { bootPulse, type BootedPulse } from "../src/server/bootstrap";
+import { loadEnv } from "../src/server/env";
+import { createLogger } from "../src/server/logger";
 import { CpuProfiler } from "./cpu-profiler";
 import { competitorPublisher, pulsePublisher, type EventPublisher } from "./event-publishers";
 import { answerRequests } from "./ipc";

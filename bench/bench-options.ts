@@ -1,7 +1,7 @@
 import path from "node:path";
 import { DESIGNS, SOCKET_IO_PUBLISH, type Design, type SocketIoPublish } from "./workload";
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
+export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
 /**
  * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
@@ -11,9 +11,9 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
  * redis-emitter shortcut); `--profile`: the load scenarios only
  * (Pulse only unless `--only` says otherwise), with CPU profiles of the server and publisher
  * processes over the load steps in .data/bench/profile/ (read them with
- * `tsx src/bench/profile-summary.ts <file>`); `--heap`: the idle scenario only, 1,000
+ * `tsx bench/profile-summary.ts <file>`); `--heap`: the idle scenario only, 1,000
  * subscribers, with heap snapshots of each server before and after they connect (compare
- * them with `tsx src/bench/heap-summary.ts <before> <after> <connections>`).
+ * them with `tsx bench/heap-summary.ts <before> <after> <connections>`).
  */
 export interface BenchOptions {
   smoke: boolean;

@@ -2,8 +2,8 @@ import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
 import { EventSource } from "eventsource";
 import { io } from "socket.io-client";
 import WebSocket from "ws";
-import { compareStreamIds } from "../shared/stream-id";
-import type { AppRouter } from "../server/trpc/root";
+import { compareStreamIds } from "../src/shared/stream-id";
+import type { AppRouter } from "../src/server/trpc/root";
 import type { BenchConnection, DeliverySink } from "./lean-clients";
 import { parseMarker, type Design } from "./workload";
 

@@ -483,10 +483,36 @@ Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just bef
 Run it: \`npm run bench\` (this page, the chart and \`.data/bench/latest.json\`);
 \`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written);
 \`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
-publishers over the load steps (\`tsx src/bench/profile-summary.ts <file>\` lists where the
+publishers over the load steps (\`tsx bench/profile-summary.ts <file>\` lists where the
 time goes); \`npm run bench -- --heap [--only=…]\` for heap snapshots around 1,000 idle
-subscribers (\`tsx src/bench/heap-summary.ts <before> <after> 1000\`: what each connection
+subscribers (\`tsx bench/heap-summary.ts <before> <after> 1000\`: what each connection
 holds). \`npm test\` runs \`--smoke\`, seconds long, checking every delivery.
+
+## Budgets kept by a test
+
+\`bench/budgets.int.test.ts\` (part of \`npm test\`) measures Pulse as \`npm start\` composes
+it, in a child process started with \`--expose-gc\`, and fails when a figure exceeds its
+budget in \`bench/budgets.ts\` times its margin. Heap is read after full collections,
+CPU from \`process.cpuUsage\`; no wall-clock time is asserted.
+
+| figure | budget | margin | measured when the budget was set (2 cores, load average ~15) |
+| --- | ---: | ---: | ---: |
+| heap per idle, signed-in WebSocket connection (300 connections) | 5,200 B | ×1.25 | 4,931–5,191 B |
+| heap per idle \`agent.onStatus\` subscription, after its snapshot | 6,000 B | ×1.25 | 5,934 B |
+| publisher CPU per progress event (\`EventBus.publish\`, PGlite in the process) | 95 µs | ×1.6 | 89–101 µs |
+
+## Figures behind the code's shapes
+
+Measurements that decided how parts of the server are written; the code says why in words,
+the figures are kept here.
+
+- **One write per event-loop turn on the command connection** (\`writeOncePerTurn\`,
+  \`src/server/redis.ts\`, used in \`src/server/pulse.ts\`). With ioredis's auto-pipelining, which
+  sends one pipeline at a time per connection, a worker published 24k progress events/s at
+  36 µs of CPU each, with 4 ms scavenges; writing each turn's commands at once, 34k/s at
+  31 µs, with 2 ms scavenges.
+- **A subscription's outlet ends its own feed** (\`TrackedFeed\`, \`src/server/trpc/trpc.ts\`):
+  a listener on the call's abort signal instead cost each idle subscriber about 1 KiB more.
 
 ## Latest figures
 

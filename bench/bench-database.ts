@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { loadEnv } from "../server/env";
+import { loadEnv } from "../src/server/env";
 import { log } from "./bench-log";
 
 /**
