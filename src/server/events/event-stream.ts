@@ -6,6 +6,8 @@ import { compareStreamIds, STREAM_ORIGIN, type PulseEvent, type RunPhase } from 
 export interface StreamEntry {
   id: string;
   event: PulseEvent;
+  /** The first entry after the stream lost entries (a failover): a reader that reads past it resyncs. */
+  afterLoss?: true;
 }
 
 export interface RetentionOptions {
@@ -18,6 +20,8 @@ export interface RetentionOptions {
 }
 
 const PAYLOAD_FIELD = "e";
+/** Set on the first entry after a loss (see `APPEND`), for readers that read it rather than hear its wake. */
+const AFTER_LOSS_FIELD = "lost";
 
 /**
  * Key layout of one tenant's events in Redis. The `{tenantId}` hash tag keeps a tenant's
@@ -186,9 +190,15 @@ if ARGV[9] == '1' then
     lostTail = lostTail or (last ~= false and not created)
   end
 end
-local id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1])
+local id
+if lostTail then
+  id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1], '${AFTER_LOSS_FIELD}', '1')
+else
+  id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1])
+end
 -- Every cursor before this entry resyncs (a client holding a lost entry holds progress the database
--- may not), and its wake says it follows the origin, so readers resync their subscribers too.
+-- may not), and its wake says it follows the origin (and the entry is marked, for readers that
+-- read it), so readers resync their subscribers too.
 if lostTail then
   raiseLostMarker(idBefore(id))
   previous = '0-0'
@@ -262,7 +272,9 @@ export function parseEntries(raw: [string, string[]][]): StreamEntry[] {
     const payload = index >= 0 ? fields[index + 1] : undefined;
     // Entries were validated when published; the stream holds nothing else.
     if (payload === undefined) continue;
-    entries.push(decodeEntry(id, payload));
+    const entry = decodeEntry(id, payload);
+    if (fields.includes(AFTER_LOSS_FIELD)) entry.afterLoss = true;
+    entries.push(entry);
   }
   return entries;
 }

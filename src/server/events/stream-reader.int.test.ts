@@ -390,6 +390,18 @@ describe("TenantStreamReader's wake-ups", () => {
     expect(await stream.isBehindRetention(tenant, unheard!)).toBe(true);
   });
 
+  it("tells subscribers to resync when it reads, without its wake, the first entry after a loss", async () => {
+    const { reader: r, stream, keys, command } = await reader(20, undefined, { checkPeriodMs: 200 });
+    const tenant = `t-${randomUUID()}`;
+    const seen = await followWithLosses(r, tenant);
+    await stream.append(tenant, event(tenant, "kept"));
+    await eventually(() => seen, (s) => s.length === 1, "the first entry");
+    // As the append after a failover writes it, and with its wake gone (a subscriber reconnecting).
+    const afterLoss = await command.xadd(keys.events(tenant), "*", "e", event(tenant, "after"), "lost", "1");
+    await eventually(() => seen, (s) => s.length === 2, "the loss, found by the rolling check");
+    expect(seen).toEqual(["kept", `LOST@${afterLoss}`]);
+  });
+
   it("stops within a bound when Redis went away with a read in flight", async () => {
     const redis = await new RestartableRedis(false).start();
     // Reads back to back, so one is in flight when Redis dies.

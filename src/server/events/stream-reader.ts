@@ -562,6 +562,12 @@ export class TenantStreamReader {
       if (this.passedLostEntries(tenantId!, cursor, entries)) continue;
       const fresh = entries.findIndex((entry) => compareStreamIds(entry.id, cursor.lastId) > 0);
       if (fresh < 0) continue;
+      // The first entry after a loss, read rather than heard (its wake came while the streams
+      // were being checked, or not at all): the subscribers resync past it.
+      if (entries.some((entry, i) => i >= fresh && entry.afterLoss)) {
+        this.resync(cursor, entries.at(-1)!.id);
+        continue;
+      }
       this.deliver(cursor, fresh === 0 ? entries : entries.slice(fresh));
     }
   }
