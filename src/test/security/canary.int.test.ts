@@ -220,6 +220,7 @@ describe("tenant isolation under canaries", () => {
       expectClean("share.list", await call("share.list", { runId }, a));
       expectClean("agent.events", await call("agent.events", { ...smuggled, cursor: "0-0", limit: 500 }, a));
       expectClean("agent.roles", await call("agent.roles", undefined, a));
+      expectClean("agent.chains", await call("agent.chains", smuggled, a));
       expectClean("agent.durations", await call("agent.durations", undefined, a));
       expectClean("agent.latestChain", await call("agent.latestChain", undefined, a));
       // B's run has links, but A is shown none of them.

@@ -89,6 +89,12 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
   "agent.list": [[{ limit: 1_000 }, "limit"], [{ status: ["running"] }, "status"], [{ status: Array(6).fill("queued") }, "status"], [{ from: "yesterday" }, "from"], [{ to: "2026-01-01T00:00:00Z".padEnd(80, "0") }, "to"], [{ from: "0000-01-01T00:00:00Z" }, "from"], [{ to: "9999-12-31T23:59:59Z" }, "to"], [{ cursor: "yesterday" }, "cursor"], [{ cursor: `1:${"r".repeat(129)}` }, "cursor"], [{ q: "q".repeat(101) }, "q"], [{ q: "a\u0000" }, "q"], [{ origin: "anywhere" }, "origin"]],
   "agent.get": [[{ runId: "" }, "runId"], [{ runId: "r".repeat(129) }, "runId"], [{ runId: 42 }, "runId"], [{ runId: "r\u0000" }, "runId"], [{ runId: "r\nr" }, "runId"]],
   "agent.logs": [[{ runId: "r", cursor: "c".repeat(129) }, "cursor"], [{ runId: "r", limit: 501 }, "limit"]],
+  "agent.runChain": [
+    [{ chain: "Not A Chain" }, "chain"],
+    [{ chain: "c".repeat(70) }, "chain"],
+    [{ chain: "setup", input: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 1])) }, "input"],
+    [{ chain: "setup", input: { k: "v".repeat(2_001) } }, "input.k"],
+  ],
   "agent.run": [
     [{ agentRole: "x".repeat(70) }, "agentRole"],
     [{ agentRole: "ticker", input: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 1])) }, "input"],
