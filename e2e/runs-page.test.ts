@@ -229,3 +229,25 @@ describe("the runs page", () => {
     expect(targets).toEqual(Object.fromEntries(Object.keys(targets).map((name) => [name, []])));
   });
 });
+
+describe("the dark theme", () => {
+  it("follows the system's dark setting on every page with no serious or critical axe violations", async () => {
+    const context = await signedIn(browser, pulse, tenant.token, { colorScheme: "dark" });
+    const page = await context.newPage();
+    const counts: Record<string, Record<string, number>> = {};
+    for (const path of ["/", "/runs", "/runs?status=failed", `/runs/${all.find((r) => r.status === "failed")!.id}`, `/runs/${all[0]!.id}`, "/settings/context"]) {
+      await page.goto(`${pulse.url}${path}`);
+      await page.locator("[data-connection=live]").waitFor();
+      // Dark indeed: the page's background is darker than its text.
+      const [background, text] = await page.evaluate(() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]);
+      expect({ path, background, text }).toEqual({ path, background: expect.stringMatching(/^rgb\((\d|[1-4]\d), /), text: expect.stringMatching(/^rgb\(2[0-5]\d, /) });
+      counts[path] = countByRule(await seriousViolations(page));
+    }
+    await screenshot(page, "context-page-dark");
+    await page.goto(`${pulse.url}/runs`);
+    await screenshot(page, "runs-dark");
+    console.log(`axe serious/critical in the dark theme: ${JSON.stringify(counts)}`);
+    expect(counts).toEqual(Object.fromEntries(Object.keys(counts).map((name) => [name, {}])));
+    await context.close();
+  });
+});

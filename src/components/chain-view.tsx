@@ -29,7 +29,7 @@ export function ChainView({ roles, runs, durations }: { roles: RoleInfo[]; runs:
       <div className="mb-3 flex flex-wrap items-baseline justify-between gap-2">
         <h2 className="font-semibold">Setup chain</h2>
         <p className="text-sm text-slate-500" data-testid="chain-eta">
-          {running ? (left === null ? "Estimating time left…" : `About ${formatDuration(left)} left`) : chain.every(({ run }) => run?.status === "completed") ? "Done" : "Not running"}
+          {running ? (left === null ? "No time estimate until each agent has run once" : `About ${formatDuration(left)} left`) : chain.every(({ run }) => run?.status === "completed") ? "Done" : "Not running"}
         </p>
       </div>
       <ol className="grid gap-3 sm:grid-cols-3">

@@ -37,10 +37,12 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
   const [error, setError] = useState<string | null>(null);
   const approve = trpc.context.approve.useMutation({ onError: (e) => setError(e.message), onSuccess: () => setError(null) });
   const status = context?.status ?? "pending";
+  const chainRuns = currentChain(chain, Object.values(state.runs));
+  const chainRunning = chainRuns.some((r) => r.status === "active" || r.status === "queued");
 
   return (
     <div className="flex flex-col gap-6">
-      <ChainView roles={roles} runs={currentChain(chain, Object.values(state.runs))} durations={durations} />
+      <ChainView roles={roles} runs={chainRuns} durations={durations} />
       <section className="card flex flex-col gap-3" aria-labelledby="context-file" data-testid="context-file" data-status={status} data-version={context?.version ?? 0}>
         <div className="flex flex-wrap items-center gap-3">
           <h2 id="context-file" className="font-semibold">
@@ -50,7 +52,7 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
           {context?.version ? <span className="text-sm text-slate-500">version {context.version}</span> : null}
         </div>
         <p className="text-sm text-slate-600" aria-live="polite">
-          {STATUS_TEXT[status]}
+          {status === "pending" && chainRunning ? "The setup agents are gathering what the writer needs." : STATUS_TEXT[status]}
           {status === "approved" && context?.approvedBy ? (
             <>
               {` By ${context.approvedBy}`}
@@ -64,6 +66,18 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
             </>
           ) : null}
         </p>
+        {(status === "completed" || status === "approved") && context?.content ? (
+          <pre
+            className="max-h-[28rem] overflow-auto whitespace-pre-wrap rounded-md bg-slate-50 p-3 text-sm"
+            data-testid="context-content"
+            tabIndex={0}
+            role="region"
+            aria-label="Context file content"
+          >
+            {context.content}
+          </pre>
+        ) : null}
+        {/* After the text it asks the reader to read. */}
         {status === "completed" && context ? (
           <div className="flex flex-wrap items-center gap-3 rounded-lg border border-accent/40 bg-indigo-50 p-3" role="region" aria-label="Approval" data-testid="approve-banner">
             <p className="text-sm">Read it through, then approve version {context.version} so your agents use it.</p>
@@ -76,17 +90,6 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
           <p className="text-sm text-bad" role="alert">
             {error}
           </p>
-        ) : null}
-        {(status === "completed" || status === "approved") && context?.content ? (
-          <pre
-            className="max-h-[28rem] overflow-auto whitespace-pre-wrap rounded-md bg-slate-50 p-3 text-sm"
-            data-testid="context-content"
-            tabIndex={0}
-            role="region"
-            aria-label="Context file content"
-          >
-            {context.content}
-          </pre>
         ) : null}
       </section>
     </div>

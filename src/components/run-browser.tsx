@@ -85,10 +85,14 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
             name="q"
             defaultValue={params.q ?? ""}
             maxLength={100}
-            placeholder="Run id, agent, or words of its message or error"
+            aria-describedby="runs-q-help"
+            placeholder="Run id, agent or words"
           />
+          <span id="runs-q-help" className="sr-only">
+            The start of a run id, an agent&apos;s name, or words of a run&apos;s last message or error
+          </span>
         </div>
-        <div className="flex flex-1 flex-col gap-1 text-sm">
+        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
           <label htmlFor="runs-status">Status</label>
           <select className="field" id="runs-status" name="status" defaultValue={params.status ?? ""}>
             <option value="">Any</option>
@@ -99,7 +103,7 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
             ))}
           </select>
         </div>
-        <div className="flex flex-1 flex-col gap-1 text-sm">
+        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
           <label htmlFor="runs-role">Agent</label>
           <select className="field" id="runs-role" name="role" defaultValue={params.role ?? ""}>
             <option value="">Any</option>
@@ -110,7 +114,7 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
             ))}
           </select>
         </div>
-        <div className="flex flex-1 flex-col gap-1 text-sm">
+        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
           <label htmlFor="runs-origin">Started</label>
           <select className="field" id="runs-origin" name="origin" defaultValue={params.origin ?? ""}>
             <option value="">Any way</option>
@@ -121,11 +125,11 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
             ))}
           </select>
         </div>
-        <div className="flex flex-1 flex-col gap-1 text-sm">
+        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
           <label htmlFor="runs-from">From (UTC)</label>
           <input className="field" type="date" id="runs-from" name="from" defaultValue={params.from ?? ""} />
         </div>
-        <div className="flex flex-1 flex-col gap-1 text-sm">
+        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
           <label htmlFor="runs-to">To (UTC)</label>
           <input className="field" type="date" id="runs-to" name="to" defaultValue={params.to ?? ""} />
         </div>

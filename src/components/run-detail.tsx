@@ -4,6 +4,7 @@ import { useRouter } from "next/navigation";
 import { useState, type ReactNode } from "react";
 import { droppedOutputNotice, formatDuration, quietNotice, runMessage, statusAnnouncement, stepStatus, type StepStatus } from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
+import { describeOutput, timelineRows } from "@/lib/timeline-rows";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, LogPage, OutputPage, RunView } from "@/lib/trpc/types";
 import { useRun, useSharedRun } from "@/lib/trpc/use-run";
@@ -27,7 +28,7 @@ function describe(event: AgentEvent): string {
     case "agent:step":
       return `Step ${event.status}: ${event.name}${event.error ? ` (${event.error})` : ""}`;
     case "agent:output":
-      return `Output: ${event.chunk.length} characters`;
+      return describeOutput({ chunks: 1, characters: event.chunk.length });
     case "agent:log":
       return `Log ${event.level}: ${event.message}`;
     case "agent:completed":
@@ -214,10 +215,10 @@ function RunPanel({
 
       <TitledCard id="timeline" title="Timeline">
         <ol ref={timelineRef} className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline" tabIndex={0} aria-label="Timeline events">
-          {timeline.map(({ id, event }) => (
-            <li key={id} className="grid grid-cols-[7rem_1fr] gap-2">
+          {timelineRows(timeline).map(({ id, event, output }) => (
+            <li key={id} className="grid grid-cols-[7rem_1fr] gap-2" data-testid="timeline-row">
               <LocalTime iso={event.at} className="text-slate-500" />
-              <span>{describe(event)}</span>
+              <span>{output ? describeOutput(output) : describe(event)}</span>
             </li>
           ))}
         </ol>

@@ -28,8 +28,11 @@ export function useContextStatus(initial?: { id: string; context: ContextView | 
     onError: feed.onError,
   });
   const content = trpc.context.get.useQuery(undefined, { initialData: initial?.context ?? undefined, staleTime: Infinity });
-  const context = feed.state.context
-    ? { ...feed.state.context, content: content.data?.version === feed.state.context.version ? content.data.content : null }
-    : null;
+  const live = feed.state.context;
+  const fetched = live && content.data?.version === live.version ? content.data : null;
+  // A live approval's event says "approved" only; who approved it and when come with the
+  // file as `context.get` reads it again.
+  const approval = live?.status === "approved" && fetched?.status === "approved" && !live.approvedBy ? { approvedBy: fetched.approvedBy, approvedAt: fetched.approvedAt } : {};
+  const context = live ? { ...live, content: fetched?.content ?? null, ...approval } : null;
   return { context, connection: feed.connection };
 }
