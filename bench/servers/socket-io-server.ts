@@ -71,7 +71,7 @@ answerRequests({
   async stop() {
     await Promise.all(bridges.map((bridge) => bridge.close()));
     for (const redis of bridgeRedis) redis.disconnect();
-    await new Promise<void>((resolve) => (io ? io.close(() => resolve()) : resolve()));
+    if (io) await io.close();
     pub?.disconnect();
     sub?.disconnect();
     exitSoon();

@@ -36,11 +36,10 @@ export function Dashboard({ id, runs, recent, durations, chain, roles }: Dashboa
   const typical = trpc.agent.durations.useQuery(undefined, { initialData: durations });
 
   // The server's confirmation (its agent:queued event) replaces the optimistic state.
-  useEffect(() => {
-    const confirmed = Object.entries(pending).filter(([, p]) => p.runId && state.runs[p.runId]);
-    if (confirmed.length === 0) return;
-    setPending((current) => Object.fromEntries(Object.entries(current).filter(([role]) => !confirmed.some(([r]) => r === role))));
-  }, [pending, state.runs]);
+  const optimistic = (role: string) => {
+    const started = pending[role];
+    return started !== undefined && !(started.runId && state.runs[started.runId]);
+  };
 
   // New completions make the time-left estimates better.
   const completedCount = Object.values(state.runs).filter((r) => r.status === "completed").length;
@@ -90,7 +89,7 @@ export function Dashboard({ id, runs, recent, durations, chain, roles }: Dashboa
             title={r.title}
             external={r.external}
             run={byRole[r.role]}
-            optimistic={pending[r.role] !== undefined}
+            optimistic={optimistic(r.role)}
             notice={notices[r.role]}
             onRun={() => start(r.role)}
             onCancel={(runId) => act(r.role, "cancel", cancel, runId)}

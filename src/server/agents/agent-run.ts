@@ -7,7 +7,7 @@ import { TEXT_LIMITS, type AgentEventInput, type LogLevel, type RunPhase } from 
 import type { Logger } from "../logger";
 import { attemptFields, errorMessage, HANDED_BACK, type RunRow } from "./attempt-fields";
 import { AttemptReports } from "./attempt-reports";
-import { RunCancelledError, type AgentContext, type AgentDefinition } from "./define-agent";
+import { RunCancelledError, type AgentContext, type AnyAgentDefinition } from "./define-agent";
 import type { LostAttempts } from "./lost-attempts";
 import type { AgentJobData } from "./queue";
 import { fitText, textPieces } from "./report-text";
@@ -51,7 +51,7 @@ export class AgentRun {
 
   /** BullMQ's processor: runs one attempt of the job's run with `definition`. */
   static async process(
-    definition: AgentDefinition<any>,
+    definition: AnyAgentDefinition,
     deps: AgentRunDeps,
     job: Job<AgentJobData>,
     token?: string,
@@ -93,7 +93,7 @@ export class AgentRun {
   }
 
   /** Runs the agent and ends the attempt by how it went. */
-  private async execute(definition: AgentDefinition<any>, token: string | undefined): Promise<void> {
+  private async execute(definition: AnyAgentDefinition, token: string | undefined): Promise<void> {
     try {
       await this.runAgent(definition);
     } catch (error) {
@@ -104,7 +104,7 @@ export class AgentRun {
   }
 
   /** The agent's own work; reports and steps it started but did not await are part of the attempt. */
-  private async runAgent(definition: AgentDefinition<any>): Promise<void> {
+  private async runAgent(definition: AnyAgentDefinition): Promise<void> {
     try {
       await definition.run(this.context());
     } finally {

@@ -29,6 +29,7 @@ export function encodeRunCursor(run: { queuedAt: Date | string; id: string }): s
 export const runCursorSchema = z
   .string()
   .max(160)
+  // eslint-disable-next-line no-control-regex -- a cursor's id part holds no control characters
   .regex(/^\d{1,15}:[^\u0000-\u001f\u007f]{1,128}$/, { message: "not a cursor from a previous page" })
   .transform((value): RunCursor => {
     const at = value.indexOf(":");

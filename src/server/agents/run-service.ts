@@ -7,7 +7,6 @@ import type { EventBus } from "../events/bus";
 import { CoalescedReads } from "../events/coalesced-reads";
 import { OutputWindows } from "../events/output-windows";
 import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type AgentSnapshot, type OutputPage, type RunView } from "../events/snapshot";
-import type { RunStatus } from "../events/schema";
 import type { ChainDefinition } from "./chains";
 import type { RoleConcurrency } from "./define-agent";
 import type { AgentQueues } from "./queue";

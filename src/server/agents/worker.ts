@@ -7,7 +7,7 @@ import type { Logger } from "../logger";
 import { RepeatedErrorLog } from "../repeated-error-log";
 import { AgentRun } from "./agent-run";
 import { HANDED_BACK } from "./attempt-fields";
-import type { AgentDefinition } from "./define-agent";
+import type { AnyAgentDefinition } from "./define-agent";
 import { LostAttempts } from "./lost-attempts";
 import { queuePrefix, type AgentJobData, type AgentQueues } from "./queue";
 import { cancelChannel, type RunService } from "./run-service";
@@ -42,7 +42,7 @@ export interface AgentWorkerDeps {
  * @see https://docs.bullmq.io/guide/workers/stalled-jobs
  */
 export function createAgentWorker(
-  definition: AgentDefinition<any>,
+  definition: AnyAgentDefinition,
   deps: AgentWorkerDeps,
   options: AgentWorkerOptions,
 ): Worker<AgentJobData> {
@@ -110,7 +110,7 @@ export class AgentWorkerPool {
   ) {}
 
   static async start(
-    definitions: readonly AgentDefinition<any>[],
+    definitions: readonly AnyAgentDefinition[],
     deps: AgentWorkerDeps & { subscriber: RedisClient },
     options: AgentWorkerOptions,
   ): Promise<AgentWorkerPool> {

@@ -113,7 +113,7 @@ export class ConnectionRegistry<TConnection extends RegisteredConnection = Conne
     this.timer.unref();
     this.stopListening = this.options.revocations?.listen({
       revoked: (revocation) => this.revoke(revocation),
-      resubscribed: () => this.checkAll(),
+      resubscribed: () => void this.checkAll(),
     });
   }
 

@@ -249,7 +249,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
 
   /** `createContext`'s `info`, as tRPC's handler makes it; its signal aborts when the socket closes. */
   private info(connectionParams: TRPCRequestInfo["connectionParams"]): TRPCRequestInfo {
-    const connection = this;
+    const signal = () => (this.lifetime ??= new AbortController()).signal;
     return {
       connectionParams,
       calls: [],
@@ -258,7 +258,7 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       type: "unknown",
       url: null,
       get signal() {
-        return (connection.lifetime ??= new AbortController()).signal;
+        return signal();
       },
     };
   }
