@@ -26,7 +26,12 @@ async function reachable(url: string): Promise<boolean> {
 }
 
 export async function prepareDatabase(requested: string | null | undefined): Promise<BenchDatabase> {
-  const candidates = requested === null ? [] : requested ? [requested] : [loadEnv().DATABASE_URL, "postgres://postgres@127.0.0.1:5432/test"].filter((u): u is string => !!u);
+  const candidates =
+    requested === null
+      ? []
+      : requested
+        ? [requested]
+        : [loadEnv().DATABASE_URL, "postgres://postgres@127.0.0.1:5432/test"].filter((u): u is string => !!u);
   for (const adminUrl of candidates) {
     if (!(await reachable(adminUrl))) continue;
     const name = `pulse_bench_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
@@ -48,7 +53,8 @@ export async function prepareDatabase(requested: string | null | undefined): Pro
       },
     };
   }
-  log("bench: no PostgreSQL reachable (DATABASE_URL, postgres://postgres@127.0.0.1:5432/test): Pulse publishes inside its server process on PGlite, so its server CPU includes publishing");
+  log(
+    "bench: no PostgreSQL reachable (DATABASE_URL, postgres://postgres@127.0.0.1:5432/test): Pulse publishes inside its server process on PGlite, so its server CPU includes publishing",
+  );
   return { url: null, description: "PGlite in memory, inside the Pulse server process", drop: async () => {} };
 }
-

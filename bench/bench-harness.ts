@@ -35,7 +35,8 @@ export async function backgroundLoad(ms = 2_000): Promise<number> {
 /** The commit under test, marked when the work tree has changes to it; "unknown" outside git. */
 export function revision(): string {
   try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const git = (...args: string[]) =>
+      execFileSync("git", args, { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
     const head = git("rev-parse", "--short", "HEAD");
     return git("status", "--porcelain", "--untracked-files=no") ? `${head} + changes` : head;
   } catch {
@@ -105,7 +106,9 @@ export class BenchHarness {
     this.redis = new Redis(this.redisServer.url);
     this.database = await prepareDatabase(this.args.databaseUrl);
     const clients = this.spawn("clients", "bench/clients.ts");
-    const competitors = this.designs.some((d) => d !== "pulse") ? this.spawn("publisher", "bench/publisher.ts") : undefined;
+    const competitors = this.designs.some((d) => d !== "pulse")
+      ? this.spawn("publisher", "bench/publisher.ts")
+      : undefined;
     await Promise.all(this.designs.map((design) => this.startKit(design, clients, competitors)));
   }
 
@@ -138,7 +141,11 @@ export class BenchHarness {
     };
   }
 
-  private spawn(name: string, script: string, options: { env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): BenchProcess {
+  private spawn(
+    name: string,
+    script: string,
+    options: { env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
+  ): BenchProcess {
     const child = BenchProcess.start({ name, script, ...options });
     this.children.add(child);
     return child;
@@ -161,7 +168,11 @@ export class BenchHarness {
     if (!(pulse && this.pulseInServer)) {
       // Pulse's worker starts once its server has migrated the database.
       publisher = pulse ? this.spawn("pulse publisher", "bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
-      await publisher.request("init", { design, redisUrl: this.redisServer.url, socketIoPublish: this.args.socketIoPublish }, 180_000);
+      await publisher.request(
+        "init",
+        { design, redisUrl: this.redisServer.url, socketIoPublish: this.args.socketIoPublish },
+        180_000,
+      );
     }
     this.kits.set(design, { design, server, publisher, clients });
     log(`  ${design}: ready`);
@@ -180,7 +191,8 @@ export class BenchHarness {
   /** A scenario's tenants: created in Pulse's database for Pulse, made up (with signed tokens) for the others. */
   async tenants(design: Design, spec: Omit<TenantSpec, "label">): Promise<BenchTenant[]> {
     const label = `t${++this.tenantLabel}`;
-    if (design === "pulse") return this.server("pulse").process.request<BenchTenant[]>("setup", { ...spec, label }, 300_000);
+    if (design === "pulse")
+      return this.server("pulse").process.request<BenchTenant[]>("setup", { ...spec, label }, 300_000);
     const id = () => `c${randomBytes(16).toString("hex").slice(0, 24)}`;
     return Promise.all(
       Array.from({ length: spec.tenants }, async () => {
@@ -190,7 +202,10 @@ export class BenchHarness {
           return { tenantId, runId: id(), jobId: randomUUID(), queue: role, agentRole: role };
         });
         const tokens = await Promise.all(
-          Array.from({ length: spec.connectionsPerTenant }, async () => (await this.signer.sign("socket", id(), { tid: tenantId }, 86_400)).token),
+          Array.from(
+            { length: spec.connectionsPerTenant },
+            async () => (await this.signer.sign("socket", id(), { tid: tenantId }, 86_400)).token,
+          ),
         );
         return { tenantId, runs, tokens };
       }),
@@ -205,7 +220,9 @@ export class BenchHarness {
     if (kit.publisher !== kit.server.process) roles.push(["publisher", kit.publisher]);
     const files = await Promise.all(
       roles.map(([role, child]) =>
-        child.request<string | null>(`profile-${action}`, { file: path.join(REPO_ROOT, ".data/bench/profile", `${label}-${design}-${role}.cpuprofile`) }),
+        child.request<string | null>(`profile-${action}`, {
+          file: path.join(REPO_ROOT, ".data/bench/profile", `${label}-${design}-${role}.cpuprofile`),
+        }),
       ),
     );
     return files.filter((f): f is string => typeof f === "string");
@@ -221,7 +238,11 @@ export class BenchHarness {
   }
 
   throughput(design: Design, run: ThroughputRun): Promise<ThroughputOutcome> {
-    return this.kit(design).publisher.request<ThroughputOutcome>("throughput", { design, run }, run.durationMs + 60_000);
+    return this.kit(design).publisher.request<ThroughputOutcome>(
+      "throughput",
+      { design, run },
+      run.durationMs + 60_000,
+    );
   }
 
   /** Opens a subscriber connection per token of `tenants` in the design's client process. */
@@ -235,9 +256,22 @@ export class BenchHarness {
         if (token !== undefined) connections.push({ tenant, token });
       });
     }
-    const init: ClientsInit = { design, baseUrl: this.server(design).baseUrl, connections, official, concurrency: this.plan.connectConcurrency };
+    const init: ClientsInit = {
+      design,
+      baseUrl: this.server(design).baseUrl,
+      connections,
+      official,
+      concurrency: this.plan.connectConcurrency,
+    };
     const outcome = await this.kit(design).clients.request<ConnectOutcome>("connect", init, 600_000);
-    return { design, connections: connections.length, ready: outcome.ready, failed: outcome.failed, errors: outcome.errors, connectMs: Math.round(outcome.elapsedMs) };
+    return {
+      design,
+      connections: connections.length,
+      ready: outcome.ready,
+      failed: outcome.failed,
+      errors: outcome.errors,
+      connectMs: Math.round(outcome.elapsedMs),
+    };
   }
 
   async disconnect(design: Design): Promise<void> {
@@ -265,12 +299,15 @@ export class BenchHarness {
   async close(): Promise<void> {
     // Clients first, then publishers, then servers, each asked to stop cleanly.
     const kits = [...this.kits.values()];
-    const stop = async (children: Set<BenchProcess>) => Promise.all([...children].map((child) => child.stop().catch(() => child.kill())));
+    const stop = async (children: Set<BenchProcess>) =>
+      Promise.all([...children].map((child) => child.stop().catch(() => child.kill())));
     await stop(new Set(kits.map((k) => k.clients)));
     await stop(new Set(kits.filter((k) => k.publisher !== k.server.process).map((k) => k.publisher)));
     await stop(this.children);
     this.children.clear();
-    await this.database?.drop().catch((error: Error) => log(`bench: could not drop the bench database: ${error.message}`));
+    await this.database
+      ?.drop()
+      .catch((error: Error) => log(`bench: could not drop the bench database: ${error.message}`));
     this.redis?.disconnect();
     await this.redisServer.stop();
   }

@@ -8,4 +8,3 @@ export const log = (line: string) => {
 // A closed pipe (`npm run bench | head`) must not stop the bench before it cleans up.
 process.stdout.on("error", () => {});
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-

@@ -30,15 +30,27 @@ export interface BenchOptions {
 export function parseArgs(argv: string[]): BenchOptions {
   const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const flag = (name: string) => argv.includes(`--${name}`);
-  const known = ["smoke", "only", "scenarios", "out", "database-url", "profile", "heap", "no-docs", "socket-io-publish"];
+  const known = [
+    "smoke",
+    "only",
+    "scenarios",
+    "out",
+    "database-url",
+    "profile",
+    "heap",
+    "no-docs",
+    "socket-io-publish",
+  ];
   for (const arg of argv) {
     const name = arg.replace(/^--/, "").split("=")[0]!;
-    if (!arg.startsWith("--") || !known.includes(name)) throw new Error(`unknown argument "${arg}" (known: ${known.map((k) => `--${k}`).join(", ")})`);
+    if (!arg.startsWith("--") || !known.includes(name))
+      throw new Error(`unknown argument "${arg}" (known: ${known.map((k) => `--${k}`).join(", ")})`);
   }
   const only = value("only");
   const designs = only ? only.split(",").map((d) => d.trim()) : null;
   for (const design of designs ?? []) {
-    if (!DESIGNS.includes(design as Design)) throw new Error(`--only: unknown design "${design}" (known: ${DESIGNS.join(", ")})`);
+    if (!DESIGNS.includes(design as Design))
+      throw new Error(`--only: unknown design "${design}" (known: ${DESIGNS.join(", ")})`);
   }
   const socketIoPublish = value("socket-io-publish") ?? "bridge";
   if (!SOCKET_IO_PUBLISH.includes(socketIoPublish as SocketIoPublish)) {
@@ -58,8 +70,14 @@ export function parseArgs(argv: string[]): BenchOptions {
     profile,
     heap,
     // The docs show the default comparison only.
-    docs: !flag("no-docs") && !smoke && !designs && !profile && !heap && scenarios === undefined && socketIoPublish === "bridge",
+    docs:
+      !flag("no-docs") &&
+      !smoke &&
+      !designs &&
+      !profile &&
+      !heap &&
+      scenarios === undefined &&
+      socketIoPublish === "bridge",
     socketIoPublish: socketIoPublish as SocketIoPublish,
   };
 }
-

@@ -136,6 +136,12 @@ export interface BenchSummary {
   /** Per scenario and design: the highest offered deliveries/s that passed, and whether it only bounds the maximum from below. */
   maxSustainable: Record<string, Partial<Record<Design, { deliveriesPerSecond: number; atLeast: boolean } | null>>>;
   /** Per scenario: the highest step every design passed, where latencies are compared. */
-  equalLoad: Record<string, { offeredDeliveriesPerSecond: number; byDesign: Partial<Record<Design, LatencySummary & { serverCpuUsPerDelivery: number }>> } | null>;
+  equalLoad: Record<
+    string,
+    {
+      offeredDeliveriesPerSecond: number;
+      byDesign: Partial<Record<Design, LatencySummary & { serverCpuUsPerDelivery: number }>>;
+    } | null
+  >;
   targets: TargetCheck[];
 }

@@ -16,11 +16,23 @@ const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 async function smokeRun(args: string[]): Promise<BenchResult> {
   const out = path.join(os.tmpdir(), `pulse-bench-smoke-${randomUUID()}.json`);
   try {
-    await run(process.execPath, ["--import", "tsx", "bench/run-bench.ts", "--smoke", `--out=${out}`, `--database-url=${inject("databaseUrl") || "none"}`, ...args], {
-      cwd: REPO_ROOT,
-      timeout: 240_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    await run(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "bench/run-bench.ts",
+        "--smoke",
+        `--out=${out}`,
+        `--database-url=${inject("databaseUrl") || "none"}`,
+        ...args,
+      ],
+      {
+        cwd: REPO_ROOT,
+        timeout: 240_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
     return JSON.parse(await readFile(out, "utf8")) as BenchResult;
   } finally {
     await rm(out, { force: true });
@@ -31,19 +43,39 @@ async function smokeRun(args: string[]): Promise<BenchResult> {
 function expectEveryDelivery(result: BenchResult, designs: readonly Design[]): void {
   for (const scenario of result.scenarios) {
     const plan = SMOKE_PLAN.scenarios.find((p) => p.name === scenario.name)!;
-    for (const connect of scenario.connect) expect(connect, `${plan.name} ${connect.design}`).toMatchObject({ failed: 0, ready: plan.tenants * plan.subscribersPerTenant });
+    for (const connect of scenario.connect)
+      expect(connect, `${plan.name} ${connect.design}`).toMatchObject({
+        failed: 0,
+        ready: plan.tenants * plan.subscribersPerTenant,
+      });
     for (const design of designs) {
       const steps = scenario.steps.filter((s) => s.design === design);
-      expect(steps.map((s) => s.offeredEventsPerSecond), `${plan.name} ${design}`).toEqual(plan.eventRates);
+      expect(
+        steps.map((s) => s.offeredEventsPerSecond),
+        `${plan.name} ${design}`,
+      ).toEqual(plan.eventRates);
       for (const step of steps) {
         const what = `${plan.name} ${design} at ${step.offeredEventsPerSecond} events/s`;
         expect(step.expected, what).toBe(step.events * plan.subscribersPerTenant);
         // Progress a design coalesced (latest wins per run) counts as superseded, never as lost.
         expect(step.delivered + step.superseded, what).toBe(step.expected);
-        expect(step, what).toMatchObject({ missing: 0, duplicates: 0, foreign: 0, resyncs: 0, misordered: 0, closed: 0 });
+        expect(step, what).toMatchObject({
+          missing: 0,
+          duplicates: 0,
+          foreign: 0,
+          resyncs: 0,
+          misordered: 0,
+          closed: 0,
+        });
         expect(step.publisher, what).toMatchObject({ published: step.events, dropped: 0, failed: 0 });
         expect(step.latency.count, what).toBe(step.delivered);
-        for (const figure of [step.latency.p50, step.latency.p99, step.latency.p999, step.serverCpuUsPerDelivery, step.achievedDeliveriesPerSecond]) {
+        for (const figure of [
+          step.latency.p50,
+          step.latency.p99,
+          step.latency.p999,
+          step.serverCpuUsPerDelivery,
+          step.achievedDeliveriesPerSecond,
+        ]) {
           expect(Number.isFinite(figure) && figure > 0, what).toBe(true);
         }
       }
@@ -63,7 +95,9 @@ test("the bench's smoke run delivers every event to every subscriber of every de
 
   expect(result.mode).toBe("smoke");
   expect(result.designs).toEqual([...DESIGNS]);
-  expect(result.pulsePublisher).toBe(databaseUrl ? "worker process (PostgreSQL)" : "in the server process (PGlite: no PostgreSQL reachable)");
+  expect(result.pulsePublisher).toBe(
+    databaseUrl ? "worker process (PostgreSQL)" : "in the server process (PGlite: no PostgreSQL reachable)",
+  );
   expect(result.socketIoPublish).toBe("bridge");
   expect(result.scenarios.map((s) => s.name)).toEqual(SMOKE_PLAN.scenarios.map((s) => s.name));
   expectEveryDelivery(result, DESIGNS);
@@ -71,7 +105,12 @@ test("the bench's smoke run delivers every event to every subscriber of every de
     const idle = result.idle.find((i) => i.design === design)!;
     const connections = SMOKE_PLAN.idle.tenants * SMOKE_PLAN.idle.subscribersPerTenant;
     expect(idle, design).toMatchObject({ connections, ready: connections, failed: 0, serverConnections: connections });
-    expect(idle.broadcast, design).toMatchObject({ expected: connections, delivered: connections, missing: 0, duplicates: 0 });
+    expect(idle.broadcast, design).toMatchObject({
+      expected: connections,
+      delivered: connections,
+      missing: 0,
+      duplicates: 0,
+    });
     expect(Number.isFinite(idle.heapPerConnection) && Number.isFinite(idle.rssPerConnection), design).toBe(true);
   }
   expect(result.publishThroughput?.published).toBeGreaterThan(0);
@@ -81,7 +120,8 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   expect(result.polling!.bytesPerMinutePerClient).toBeGreaterThan(0);
   for (const scenario of SMOKE_PLAN.scenarios) {
     // Present for every design; null when no step stayed under the p99 bound (a timing, never asserted).
-    for (const design of DESIGNS) expect(result.summary.maxSustainable[scenario.name], `${scenario.name} ${design}`).toHaveProperty(design);
+    for (const design of DESIGNS)
+      expect(result.summary.maxSustainable[scenario.name], `${scenario.name} ${design}`).toHaveProperty(design);
   }
   expect(result.summary.targets.map((t) => t.name)).toEqual(
     expect.arrayContaining([

@@ -95,7 +95,8 @@ async function openConnection(token: string): Promise<WebSocket> {
 /** Opens a connection per token, a few at a time as clients arrive; resolves once all are answered. */
 async function openConnections(tokens: readonly string[]): Promise<WebSocket[]> {
   const connections: WebSocket[] = [];
-  for (let i = 0; i < tokens.length; i += 20) connections.push(...(await Promise.all(tokens.slice(i, i + 20).map(openConnection))));
+  for (let i = 0; i < tokens.length; i += 20)
+    connections.push(...(await Promise.all(tokens.slice(i, i + 20).map(openConnection))));
   return connections;
 }
 
@@ -127,16 +128,26 @@ test("an idle connection, an idle subscription and a published progress event co
   const subscribed = await heapAfterGc();
   await closeAll();
 
-  const cost = await server.request<{ published: number; cpuUsPerEvent: number }>("progress-cost", { tenants, eventsPerRun: EVENTS_PER_RUN, rounds: ROUNDS }, 120_000);
+  const cost = await server.request<{ published: number; cpuUsPerEvent: number }>(
+    "progress-cost",
+    { tenants, eventsPerRun: EVENTS_PER_RUN, rounds: ROUNDS },
+    120_000,
+  );
   const measured = {
     heapPerIdleConnectionBytes: Math.round((connected - before) / CONNECTIONS),
     heapPerSubscriptionBytes: Math.round((subscribed - connected) / CONNECTIONS),
     publisherCpuUsPerProgressEvent: Number(cost.cpuUsPerEvent.toFixed(1)),
   };
-  console.log(`budgets: measured ${JSON.stringify(measured)}; budgets ${JSON.stringify(BUDGETS)}; margins ${JSON.stringify(MARGINS)}`);
+  console.log(
+    `budgets: measured ${JSON.stringify(measured)}; budgets ${JSON.stringify(BUDGETS)}; margins ${JSON.stringify(MARGINS)}`,
+  );
   expect(cost.published).toBe(RUNS * EVENTS_PER_RUN * ROUNDS);
-  expect(measured.heapPerIdleConnectionBytes, "heap per idle connection (bytes)").toBeLessThanOrEqual(BUDGETS.heapPerIdleConnectionBytes * MARGINS.heap);
-  expect(measured.heapPerSubscriptionBytes, "heap per idle subscription (bytes)").toBeLessThanOrEqual(BUDGETS.heapPerSubscriptionBytes * MARGINS.heap);
+  expect(measured.heapPerIdleConnectionBytes, "heap per idle connection (bytes)").toBeLessThanOrEqual(
+    BUDGETS.heapPerIdleConnectionBytes * MARGINS.heap,
+  );
+  expect(measured.heapPerSubscriptionBytes, "heap per idle subscription (bytes)").toBeLessThanOrEqual(
+    BUDGETS.heapPerSubscriptionBytes * MARGINS.heap,
+  );
   expect(measured.publisherCpuUsPerProgressEvent, "publisher CPU per progress event (µs)").toBeLessThanOrEqual(
     BUDGETS.publisherCpuUsPerProgressEvent * MARGINS.cpu,
   );

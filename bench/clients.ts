@@ -66,7 +66,9 @@ async function connectAll(init: ClientsInit): Promise<ConnectOutcome> {
         const connect = index < init.official ? connectOfficial : connectLean;
         const connection = connect(init.design, init.baseUrl, spec.token, sink);
         connections[index] = connection;
-        const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("not ready within 30 s")), 30_000).unref());
+        const timeout = new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error("not ready within 30 s")), 30_000).unref(),
+        );
         try {
           await Promise.race([connection.ready, timeout]);
           outcome.ready++;
@@ -105,7 +107,8 @@ answerRequests({
     closeAll(payload.design);
     return {};
   },
-  polling: (options: { baseUrl: string; tokens: string[]; intervalMs: number; windowMs: number }) => measurePollingCost(options),
+  polling: (options: { baseUrl: string; tokens: string[]; intervalMs: number; windowMs: number }) =>
+    measurePollingCost(options),
   stop() {
     for (const design of [...designs.keys()]) closeAll(design);
     exitSoon();

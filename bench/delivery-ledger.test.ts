@@ -16,7 +16,14 @@ describe("DeliveryLedger", () => {
     const l = ledger();
     for (const seq of ofTenant(0)) l.record(0, seq, 0, 1_000);
     for (const seq of ofTenant(1)) l.record(1, seq, 0, 2_000);
-    expect(l.progress()).toMatchObject({ expected: 40, delivered: 40, missing: 0, duplicates: 0, foreign: 0, superseded: 0 });
+    expect(l.progress()).toMatchObject({
+      expected: 40,
+      delivered: 40,
+      missing: 0,
+      duplicates: 0,
+      foreign: 0,
+      superseded: 0,
+    });
     const summary = l.end();
     expect(summary.latency.count).toBe(40);
     expect(summary.latency.max).toBeGreaterThanOrEqual(1.999);

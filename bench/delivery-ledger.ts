@@ -43,7 +43,12 @@ export interface StepSummary extends DeliveryCounts {
 
 /** HDR histogram in microseconds, three significant digits, resized as needed. */
 export function latencyHistogram(): Histogram {
-  return build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
+  return build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 120_000_000,
+    numberOfSignificantValueDigits: 3,
+    autoResize: true,
+  });
 }
 
 export function summarise(histogram: Histogram): LatencySummary {
@@ -165,5 +170,16 @@ export class DeliveryLedger {
 }
 
 function emptyCounts(): DeliveryCounts {
-  return { expected: 0, delivered: 0, superseded: 0, missing: 0, duplicates: 0, foreign: 0, outsideStep: 0, resyncs: 0, closed: 0, misordered: 0 };
+  return {
+    expected: 0,
+    delivered: 0,
+    superseded: 0,
+    missing: 0,
+    duplicates: 0,
+    foreign: 0,
+    outsideStep: 0,
+    resyncs: 0,
+    closed: 0,
+    misordered: 0,
+  };
 }

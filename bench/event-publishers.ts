@@ -3,7 +3,15 @@ import { Queue, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { EventBus } from "../src/server/events/bus";
 import type { PublishOne } from "./open-loop";
-import { benchEvent, stampedEvent, tenantChannel, type BenchTenant, type Design, type RunTarget, type SocketIoPublish } from "./workload";
+import {
+  benchEvent,
+  stampedEvent,
+  tenantChannel,
+  type BenchTenant,
+  type Design,
+  type RunTarget,
+  type SocketIoPublish,
+} from "./workload";
 
 /** How one design's events leave a worker process, for whichever tenants a scenario has. */
 export interface EventPublisher {
@@ -21,7 +29,8 @@ function runOf(tenants: readonly BenchTenant[], tenant: number, run: number): Ru
 /** Pulse as a worker publishes: `EventBus.publish` (validate, database, Redis stream). */
 export function pulsePublisher(bus: EventBus): EventPublisher {
   return {
-    forTenants: async (tenants) => async (seq, tenant, run, intendedUs) => (await bus.publish(benchEvent(seq, runOf(tenants, tenant, run), intendedUs))) !== null,
+    forTenants: async (tenants) => async (seq, tenant, run, intendedUs) =>
+      (await bus.publish(benchEvent(seq, runOf(tenants, tenant, run), intendedUs))) !== null,
     close: async () => {},
   };
 }
@@ -59,7 +68,13 @@ export function socketIoBridgePublisher(redisUrl: string): EventPublisher {
       const runs = tenants.flatMap((t) => t.runs);
       for (const name of new Set(runs.map((r) => r.queue))) {
         const queued = runs.filter((r) => r.queue === name);
-        const added = await queueOf(name).addBulk(queued.map((r) => ({ name: r.agentRole, data: { tenantId: r.tenantId, runId: r.runId }, opts: { jobId: r.jobId } })));
+        const added = await queueOf(name).addBulk(
+          queued.map((r) => ({
+            name: r.agentRole,
+            data: { tenantId: r.tenantId, runId: r.runId },
+            opts: { jobId: r.jobId },
+          })),
+        );
         added.forEach((job, i) => jobs.set(queued[i]!.jobId, job));
       }
       return async (seq, tenant, run, intendedUs) => {
@@ -112,7 +127,11 @@ export function pubSubPublisher(design: "sse" | "ws-floor", redisUrl: string): E
   };
 }
 
-export function competitorPublisher(design: Exclude<Design, "pulse">, redisUrl: string, socketIo: SocketIoPublish): EventPublisher {
+export function competitorPublisher(
+  design: Exclude<Design, "pulse">,
+  redisUrl: string,
+  socketIo: SocketIoPublish,
+): EventPublisher {
   if (design !== "socket-io") return pubSubPublisher(design, redisUrl);
   return socketIo === "bridge" ? socketIoBridgePublisher(redisUrl) : socketIoEmitterPublisher(redisUrl);
 }

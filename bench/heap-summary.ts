@@ -38,7 +38,8 @@ async function groups(file: string): Promise<Map<string, { count: number; bytes:
 
 async function main(): Promise<void> {
   const [beforeFile, afterFile, connectionsArg, topArg] = process.argv.slice(2);
-  if (!beforeFile || !afterFile || !connectionsArg) throw new Error("usage: tsx bench/heap-summary.ts <before> <after> <connections> [top]");
+  if (!beforeFile || !afterFile || !connectionsArg)
+    throw new Error("usage: tsx bench/heap-summary.ts <before> <after> <connections> [top]");
   const connections = Number(connectionsArg);
   const top = Number(topArg ?? 30);
   const [before, after] = [await groups(beforeFile), await groups(afterFile)];
@@ -47,7 +48,9 @@ async function main(): Promise<void> {
     return { key, count: (now.count - was.count) / connections, bytes: (now.bytes - was.bytes) / connections };
   });
   const total = rows.reduce((sum, r) => sum + r.bytes, 0);
-  console.log(`heap growth per connection: ${Math.round(total)} B (self sizes of ${connections} connections' objects)\n`);
+  console.log(
+    `heap growth per connection: ${Math.round(total)} B (self sizes of ${connections} connections' objects)\n`,
+  );
   console.log("   bytes  objects  what");
   for (const row of rows.sort((a, b) => b.bytes - a.bytes).slice(0, top)) {
     console.log(`${Math.round(row.bytes).toString().padStart(8)} ${row.count.toFixed(1).padStart(8)}  ${row.key}`);

@@ -37,7 +37,10 @@ export interface BenchProcessOptions {
  */
 export class BenchProcess {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }
+  >();
   private exitError: Error | null = null;
   private readonly exited: Promise<void>;
 
@@ -150,7 +153,8 @@ export function answerRequests(handlers: RequestHandlers): void {
       .then(() => handler(message.payload))
       .then(
         (result) => reply({ ok: true, result }),
-        (error: unknown) => reply({ ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+        (error: unknown) =>
+          reply({ ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
       );
   });
   process.on("disconnect", () => process.exit(0));

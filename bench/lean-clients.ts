@@ -137,38 +137,42 @@ function leanSse(baseUrl: string, token: string, sink: DeliverySink): BenchConne
   const gate = readiness();
   const url = new URL(`/events?token=${encodeURIComponent(token)}`, baseUrl);
   let carry: Buffer | null = null;
-  const request = http.get(url, { agent: false, headers: { accept: "text/event-stream", "cache-control": "no-cache" } }, (response) => {
-    if (response.statusCode !== 200) {
-      gate.reject(new Error(`sse: HTTP ${response.statusCode}`));
-      response.resume();
-      return;
-    }
-    response.on("data", (chunk: Buffer) => {
-      const buffer: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
-      const last = buffer.lastIndexOf(EVENT_END);
-      if (last < 0) {
-        carry = buffer;
+  const request = http.get(
+    url,
+    { agent: false, headers: { accept: "text/event-stream", "cache-control": "no-cache" } },
+    (response) => {
+      if (response.statusCode !== 200) {
+        gate.reject(new Error(`sse: HTTP ${response.statusCode}`));
+        response.resume();
         return;
       }
-      const end = last + EVENT_END.length;
-      let from = 0;
-      if (!gate.settled) {
-        const connected = buffer.indexOf(SSE_CONNECTED);
-        if (connected >= 0 && connected < end) {
-          gate.resolve();
-          from = connected;
-        } else {
-          from = end;
+      response.on("data", (chunk: Buffer) => {
+        const buffer: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
+        const last = buffer.lastIndexOf(EVENT_END);
+        if (last < 0) {
+          carry = buffer;
+          return;
         }
-      }
-      if (from < end) scanMarkers(buffer, sink.event, from, end);
-      carry = end < buffer.length ? Buffer.from(buffer.subarray(end)) : null;
-    });
-    response.on("close", () => {
-      gate.reject(new Error("sse: stream ended before it was ready"));
-      sink.closed();
-    });
-  });
+        const end = last + EVENT_END.length;
+        let from = 0;
+        if (!gate.settled) {
+          const connected = buffer.indexOf(SSE_CONNECTED);
+          if (connected >= 0 && connected < end) {
+            gate.resolve();
+            from = connected;
+          } else {
+            from = end;
+          }
+        }
+        if (from < end) scanMarkers(buffer, sink.event, from, end);
+        carry = end < buffer.length ? Buffer.from(buffer.subarray(end)) : null;
+      });
+      response.on("close", () => {
+        gate.reject(new Error("sse: stream ended before it was ready"));
+        sink.closed();
+      });
+    },
+  );
   request.on("error", (error) => gate.reject(new Error(`sse: ${error.message}`)));
   return { ready: gate.ready, close: () => request.destroy() };
 }

@@ -64,7 +64,10 @@ export function sampleCpu(rootPid = process.pid): CpuSample {
       return false;
     };
     for (const [pid, stat] of stats) {
-      sample.processes.set(pid, { group: isBench(pid) ? "bench" : stat.comm === "postgres" ? "postgres" : "other", ticks: stat.ticks });
+      sample.processes.set(pid, {
+        group: isBench(pid) ? "bench" : stat.comm === "postgres" ? "postgres" : "other",
+        ticks: stat.ticks,
+      });
     }
   } catch {
     // Not Linux: no figures.

@@ -83,7 +83,13 @@ function officialPulse(baseUrl: string, token: string, sink: DeliverySink): Benc
 function officialSocketIo(baseUrl: string, token: string, sink: DeliverySink): BenchConnection {
   const ready = deferred();
   const record = recorder(sink);
-  const socket = io(baseUrl, { path: "/rt", transports: ["websocket"], auth: { token }, reconnection: false, forceNew: true });
+  const socket = io(baseUrl, {
+    path: "/rt",
+    transports: ["websocket"],
+    auth: { token },
+    reconnection: false,
+    forceNew: true,
+  });
   socket.on("connect", () => ready.resolve());
   socket.on("connect_error", (error) => ready.reject(new Error(`socket-io (official): ${error.message}`)));
   socket.on("disconnect", () => sink.closed());

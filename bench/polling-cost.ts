@@ -26,26 +26,35 @@ export interface PollingCost {
 }
 
 /** One GET as the dashboard's httpBatchLink sends it, authenticated by the session cookie; resolves to the page and the bytes it took. */
-function pollOnce(agent: http.Agent, baseUrl: string, token: string, cursor: string | undefined): Promise<{ cursor: string; bytes: number }> {
+function pollOnce(
+  agent: http.Agent,
+  baseUrl: string,
+  token: string,
+  cursor: string | undefined,
+): Promise<{ cursor: string; bytes: number }> {
   const input = encodeURIComponent(JSON.stringify({ 0: cursor ? { cursor } : {} }));
   const url = new URL(`/api/trpc/agent.events?batch=1&input=${input}`, baseUrl);
   return new Promise((resolve, reject) => {
     let socket: Socket | undefined;
     let before = 0;
-    const request = http.get(url, { agent, headers: { cookie: `${SESSION_COOKIE}=${encodeURIComponent(token)}`, accept: "*/*" } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => {
-        const bytes = socket ? socket.bytesRead + socket.bytesWritten - before : 0;
-        try {
-          if (response.statusCode !== 200) throw new Error(`agent.events answered HTTP ${response.statusCode}`);
-          const [page] = JSON.parse(Buffer.concat(chunks).toString()) as [{ result: { data: { cursor: string } } }];
-          resolve({ cursor: page.result.data.cursor, bytes });
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
+    const request = http.get(
+      url,
+      { agent, headers: { cookie: `${SESSION_COOKIE}=${encodeURIComponent(token)}`, accept: "*/*" } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => {
+          const bytes = socket ? socket.bytesRead + socket.bytesWritten - before : 0;
+          try {
+            if (response.statusCode !== 200) throw new Error(`agent.events answered HTTP ${response.statusCode}`);
+            const [page] = JSON.parse(Buffer.concat(chunks).toString()) as [{ result: { data: { cursor: string } } }];
+            resolve({ cursor: page.result.data.cursor, bytes });
+          } catch (error) {
+            reject(error);
+          }
+        });
+      },
+    );
     request.on("socket", (s: Socket) => {
       socket = s;
       before = s.bytesRead + s.bytesWritten;
@@ -69,10 +78,17 @@ class CountedWebSocket extends WebSocket {
  * first poll (not counted) that gives each poller its cursor, as a dashboard that fell back
  * to polling already has.
  */
-export async function measurePollingCost(options: { baseUrl: string; tokens: string[]; intervalMs: number; windowMs: number }): Promise<PollingCost> {
+export async function measurePollingCost(options: {
+  baseUrl: string;
+  tokens: string[];
+  intervalMs: number;
+  windowMs: number;
+}): Promise<PollingCost> {
   const { baseUrl, tokens, intervalMs, windowMs } = options;
   const agents = tokens.map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  const cursors = await Promise.all(tokens.map((token, i) => pollOnce(agents[i]!, baseUrl, token, undefined).then((page) => page.cursor)));
+  const cursors = await Promise.all(
+    tokens.map((token, i) => pollOnce(agents[i]!, baseUrl, token, undefined).then((page) => page.cursor)),
+  );
 
   CountedWebSocket.sockets = [];
   const sockets = tokens.map((token) => {
@@ -115,7 +131,8 @@ export async function measurePollingCost(options: { baseUrl: string; tokens: str
     }),
   );
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + windowMs - performance.now())));
-  const socketBytes = CountedWebSocket.sockets.reduce((sum, s) => sum + s.bytesRead + s.bytesWritten, 0) - socketBytesBefore;
+  const socketBytes =
+    CountedWebSocket.sockets.reduce((sum, s) => sum + s.bytesRead + s.bytesWritten, 0) - socketBytesBefore;
   for (const s of sockets) {
     s.subscription.unsubscribe();
     void s.client.close();

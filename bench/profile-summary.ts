@@ -43,7 +43,9 @@ async function main(): Promise<void> {
   const selfUs = new Map<number, number>();
   profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
-  const idle = [...selfUs.entries()].filter(([id]) => byId.get(id)?.callFrame.functionName === "(idle)").reduce((a, [, us]) => a + us, 0);
+  const idle = [...selfUs.entries()]
+    .filter(([id]) => byId.get(id)?.callFrame.functionName === "(idle)")
+    .reduce((a, [, us]) => a + us, 0);
   const busy = total - idle;
 
   const functions = new Map<string, number>();
@@ -51,7 +53,9 @@ async function main(): Promise<void> {
   for (const [id, us] of selfUs) {
     const frame = byId.get(id)!.callFrame;
     if (frame.functionName === "(idle)") continue;
-    const where = frame.url ? `${frame.url.replace(/^file:\/\/.*?\/(node_modules|src)\//, "$1/")}:${frame.lineNumber + 1}` : "";
+    const where = frame.url
+      ? `${frame.url.replace(/^file:\/\/.*?\/(node_modules|src)\//, "$1/")}:${frame.lineNumber + 1}`
+      : "";
     const key = `${frame.functionName || "(anonymous)"} ${where}`.trim();
     functions.set(key, (functions.get(key) ?? 0) + us);
     const group = owner(frame.url, frame.functionName);
@@ -77,13 +81,18 @@ async function main(): Promise<void> {
 
   const pct = (us: number) => `${((us / busy) * 100).toFixed(1).padStart(5)}%`;
   const ms = (us: number) => `${(us / 1000).toFixed(0).padStart(7)} ms`;
-  console.log(`${path.basename(file)}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time)\n`);
+  console.log(
+    `${path.basename(file)}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time)\n`,
+  );
   console.log("self time by package / folder:");
-  for (const [name, us] of [...owners.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${pct(us)} ${ms(us)}  ${name}`);
+  for (const [name, us] of [...owners.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20))
+    console.log(`  ${pct(us)} ${ms(us)}  ${name}`);
   console.log(`\ntop ${top} functions by self time:`);
-  for (const [name, us] of [...functions.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)} ${ms(us)}  ${name}`);
+  for (const [name, us] of [...functions.entries()].sort((a, b) => b[1] - a[1]).slice(0, top))
+    console.log(`  ${pct(us)} ${ms(us)}  ${name}`);
   console.log(`\ntop ${top} functions (of the project and its packages) by inclusive time:`);
-  for (const [name, us] of [...inclusiveByFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)} ${ms(us)}  ${name}`);
+  for (const [name, us] of [...inclusiveByFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, top))
+    console.log(`  ${pct(us)} ${ms(us)}  ${name}`);
 }
 
 main().catch((error: unknown) => {

@@ -31,7 +31,10 @@ answerRequests({
   async init(init: { design: Design; redisUrl: string; socketIoPublish: SocketIoPublish }) {
     if (init.design === "pulse") {
       const env = loadEnv();
-      booted = await bootPulse(env, createLogger(env.LOG_LEVEL, "bench-publisher"), { workers: false, subscriptions: false });
+      booted = await bootPulse(env, createLogger(env.LOG_LEVEL, "bench-publisher"), {
+        workers: false,
+        subscriptions: false,
+      });
       publishers.set("pulse", { publisher: pulsePublisher(booted.pulse.services.bus) });
     } else {
       publishers.set(init.design, { publisher: competitorPublisher(init.design, init.redisUrl, init.socketIoPublish) });
@@ -44,7 +47,8 @@ answerRequests({
     entry.publish = await entry.publisher.forTenants(payload.tenants);
     return {};
   },
-  step: (payload: { design: Design; step: LoadStep; timeoutMs: number }) => runOpenLoop(payload.step, target(payload.design), payload.timeoutMs),
+  step: (payload: { design: Design; step: LoadStep; timeoutMs: number }) =>
+    runOpenLoop(payload.step, target(payload.design), payload.timeoutMs),
   throughput: (payload: { design: Design; run: ThroughputRun }) => runClosedLoop(payload.run, target(payload.design)),
   async stop() {
     for (const { publisher } of publishers.values()) await publisher.close();

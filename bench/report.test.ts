@@ -42,11 +42,22 @@ function step(design: Design, index: number, rate: number, passed: boolean, p99 
 }
 
 function scenario(steps: StepResult[], unsaturated: Design[] = []): ScenarioResult {
-  return { name: "narrow", description: "", tenants: 100, subscribersPerTenant: SUBSCRIBERS, runsPerTenant: 2, officialClients: 3, connect: [], steps, unsaturated };
+  return {
+    name: "narrow",
+    description: "",
+    tenants: 100,
+    subscribersPerTenant: SUBSCRIBERS,
+    runsPerTenant: 2,
+    officialClients: 3,
+    connect: [],
+    steps,
+    unsaturated,
+  };
 }
 
 const designs: Design[] = ["pulse", "socket-io", "ws-floor"];
-const target = (summary: ReturnType<typeof summarise>, name: string) => summary.targets.find((t) => t.name === `narrow: ${name}`);
+const target = (summary: ReturnType<typeof summarise>, name: string) =>
+  summary.targets.find((t) => t.name === `narrow: ${name}`);
 
 describe("summarise", () => {
   it("takes a design's maximum from the step between its failure and its last pass, and compares latencies only at loads both ran", () => {
@@ -77,16 +88,28 @@ describe("summarise", () => {
       "socket-io": { deliveriesPerSecond: 6500, atLeast: false },
       "ws-floor": { deliveriesPerSecond: 8450, atLeast: true },
     });
-    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 0.88, met: false });
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({
+      value: 0.88,
+      met: false,
+    });
     // The floor never failed, so 0.67 only bounds the ratio from above: whether it is ≥ 0.5 is not known.
-    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({ value: 0.67, bound: "atMost", met: null });
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({
+      value: 0.67,
+      bound: "atMost",
+      met: null,
+    });
     // Pulse's refined step has no Socket.IO twin: latencies are compared at the heaviest load both ran.
     expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 2, met: false });
     expect(summary.equalLoad.narrow?.offeredDeliveriesPerSecond).toBe(5000);
     // The floor's own ratios beside them: its maximum never failed (≥ 8,450 ÷ 6,500), its p99 where Pulse's is compared.
-    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")?.floor).toEqual({ value: 1.3, bound: "atLeast" });
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")?.floor).toEqual({
+      value: 1.3,
+      bound: "atLeast",
+    });
     expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")?.floor).toEqual({ value: 0.5 });
-    expect(targetsTable(summary.targets).split("\n")[2]).toMatch(/Pulse ÷ Socket\.IO +0\.88 +≥ 1\.3 +NOT MET +≥ 1\.3 +Pulse 5\.7k\/s/);
+    expect(targetsTable(summary.targets).split("\n")[2]).toMatch(
+      /Pulse ÷ Socket\.IO +0\.88 +≥ 1\.3 +NOT MET +≥ 1\.3 +Pulse 5\.7k\/s/,
+    );
   });
 
   it("compares two designs' refined steps when both failed at the same step", () => {
@@ -151,15 +174,31 @@ describe("summarise", () => {
     const far = summarise({
       designs,
       idle: [],
-      scenarios: [scenario([step("pulse", 0, 1000, true), step("pulse", 1, 1300, false), step("ws-floor", 0, 3000, true)], ["ws-floor"])],
+      scenarios: [
+        scenario(
+          [step("pulse", 0, 1000, true), step("pulse", 1, 1300, false), step("ws-floor", 0, 3000, true)],
+          ["ws-floor"],
+        ),
+      ],
     });
-    expect(target(far, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({ value: 0.33, bound: "atMost", met: false });
+    expect(target(far, "max sustainable deliveries/s, Pulse ÷ floor")).toMatchObject({
+      value: 0.33,
+      bound: "atMost",
+      met: false,
+    });
 
     // The target is judged on the ratio itself, not on the two decimals it is shown with.
     const short = summarise({
       designs: ["pulse", "socket-io"],
       idle: [],
-      scenarios: [scenario([step("pulse", 0, 1296, true), step("pulse", 1, 1690, false), step("socket-io", 0, 1000, true), step("socket-io", 1, 1300, false)])],
+      scenarios: [
+        scenario([
+          step("pulse", 0, 1296, true),
+          step("pulse", 1, 1690, false),
+          step("socket-io", 0, 1000, true),
+          step("socket-io", 1, 1300, false),
+        ]),
+      ],
     });
     expect(target(short, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 1.3, met: false });
 
@@ -170,10 +209,16 @@ describe("summarise", () => {
 
 describe("scenarioTable", () => {
   it("lists a step's attempts set aside because they failed while the machine was disturbed", () => {
-    const rerun = { ...step("pulse", 0, 1000, true), stolenCpuCores: 0.02, disturbedRuns: [{ otherCpuCores: 0.01, stolenCpuCores: 0.34, failure: "p99 412 ms > 250 ms" }] };
+    const rerun = {
+      ...step("pulse", 0, 1000, true),
+      stolenCpuCores: 0.02,
+      disturbedRuns: [{ otherCpuCores: 0.01, stolenCpuCores: 0.34, failure: "p99 412 ms > 250 ms" }],
+    };
     const rows = scenarioTable(scenario([rerun, step("socket-io", 0, 1000, true)])).split("\n");
     expect(rows[0]).toContain("stolen cores");
-    expect(rows.find((r) => r.includes("pulse"))).toMatch(/pass \(after 1 disturbed attempt set aside: others 0\.01, stolen 0\.34 cores: p99 412 ms > 250 ms\)$/);
+    expect(rows.find((r) => r.includes("pulse"))).toMatch(
+      /pass \(after 1 disturbed attempt set aside: others 0\.01, stolen 0\.34 cores: p99 412 ms > 250 ms\)$/,
+    );
     expect(rows.find((r) => r.includes("socket-io"))).toMatch(/pass *$/);
   });
 });

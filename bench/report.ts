@@ -8,15 +8,23 @@ import { DESIGN_TITLES, type Design } from "./workload";
  * chart of latency against offered load, and docs/BENCHMARK.md.
  */
 
-const COLORS: Record<Design, string> = { pulse: "#2563eb", "socket-io": "#dc2626", sse: "#16a34a", "ws-floor": "#6b7280" };
+const COLORS: Record<Design, string> = {
+  pulse: "#2563eb",
+  "socket-io": "#dc2626",
+  sse: "#16a34a",
+  "ws-floor": "#6b7280",
+};
 
 function highestPassing(steps: StepResult[], design: Design): StepResult | undefined {
-  return steps.filter((s) => s.design === design && s.passed).sort((a, b) => b.offeredDeliveriesPerSecond - a.offeredDeliveriesPerSecond)[0];
+  return steps
+    .filter((s) => s.design === design && s.passed)
+    .sort((a, b) => b.offeredDeliveriesPerSecond - a.offeredDeliveriesPerSecond)[0];
 }
 
 /** The highest step index every one of `designs` passed. */
 function commonStep(scenario: ScenarioResult, designs: Design[]): number | null {
-  const passed = (design: Design) => new Set(scenario.steps.filter((s) => s.design === design && s.passed).map((s) => s.step));
+  const passed = (design: Design) =>
+    new Set(scenario.steps.filter((s) => s.design === design && s.passed).map((s) => s.step));
   const sets = designs.map(passed);
   const candidates = [...(sets[0] ?? [])].filter((step) => sets.every((set) => set.has(step)));
   return candidates.length ? Math.max(...candidates) : null;
@@ -35,7 +43,9 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
     const max: BenchSummary["maxSustainable"][string] = {};
     for (const design of result.designs) {
       const best = highestPassing(scenario.steps, design);
-      max[design] = best ? { deliveriesPerSecond: best.offeredDeliveriesPerSecond, atLeast: scenario.unsaturated.includes(design) } : null;
+      max[design] = best
+        ? { deliveriesPerSecond: best.offeredDeliveriesPerSecond, atLeast: scenario.unsaturated.includes(design) }
+        : null;
     }
     summary.maxSustainable[scenario.name] = max;
     const common = commonStep(scenario, result.designs);
@@ -71,7 +81,9 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
         .sort((a, b) => a - b)
         .flatMap((step) => {
           const [a, b] = [stepOf(scenario, "pulse", step), stepOf(scenario, "socket-io", step)];
-          return a?.passed && b?.passed && b.latency.p99 > 0 ? [`${fmtRate(a.offeredDeliveriesPerSecond)}: ${round(a.latency.p99 / b.latency.p99)}`] : [];
+          return a?.passed && b?.passed && b.latency.p99 > 0
+            ? [`${fmtRate(a.offeredDeliveriesPerSecond)}: ${round(a.latency.p99 / b.latency.p99)}`]
+            : [];
         });
       const f = both === null || !has("ws-floor") ? undefined : stepOf(scenario, "ws-floor", both);
       summary.targets.push({
@@ -79,8 +91,13 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
         value: p99Ratio === null ? null : round(p99Ratio),
         target: "≤ 0.7",
         met: p99Ratio === null ? null : p99Ratio <= 0.7,
-        ...(has("ws-floor") ? { floor: { value: f?.passed && s && s.latency.p99 > 0 ? round(f.latency.p99 / s.latency.p99) : null } } : {}),
-        detail: p && s ? `at ${fmtRate(p.offeredDeliveriesPerSecond)} deliveries/s (the heaviest both passed): Pulse ${fmtMs(p.latency.p99)} ms, Socket.IO ${fmtMs(s.latency.p99)} ms; at each load: ${ratios.join(", ")}` : "no load step both passed",
+        ...(has("ws-floor")
+          ? { floor: { value: f?.passed && s && s.latency.p99 > 0 ? round(f.latency.p99 / s.latency.p99) : null } }
+          : {}),
+        detail:
+          p && s
+            ? `at ${fmtRate(p.offeredDeliveriesPerSecond)} deliveries/s (the heaviest both passed): Pulse ${fmtMs(p.latency.p99)} ms, Socket.IO ${fmtMs(s.latency.p99)} ms; at each load: ${ratios.join(", ")}`
+            : "no load step both passed",
       });
     }
     if (has("pulse") && has("ws-floor")) {
@@ -138,11 +155,23 @@ function figure(ratio: ReturnType<typeof maxRatio>): { value: number | null; bou
 }
 
 /** A "ratio ≥ wanted" target: met, not met, or unknown when the bound points the wrong way. */
-function atLeastTarget(ratio: ReturnType<typeof maxRatio>, wanted: number): Pick<TargetCheck, "value" | "bound" | "target" | "met"> {
+function atLeastTarget(
+  ratio: ReturnType<typeof maxRatio>,
+  wanted: number,
+): Pick<TargetCheck, "value" | "bound" | "target" | "met"> {
   const target = `≥ ${wanted}`;
   if (!ratio) return { value: null, target, met: null };
   const { value, bound } = ratio;
-  const met = bound === "atLeast" ? (value >= wanted ? true : null) : bound === "atMost" ? (value < wanted ? false : null) : value >= wanted;
+  const met =
+    bound === "atLeast"
+      ? value >= wanted
+        ? true
+        : null
+      : bound === "atMost"
+        ? value < wanted
+          ? false
+          : null
+        : value >= wanted;
   return { ...figure(ratio), target, met };
 }
 
@@ -172,9 +201,19 @@ export function table(rows: (string | number)[][], markdown = false): string {
   const pad = (cell: string, c: number) => (numeric[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!));
   if (markdown) {
     const line = (row: string[]) => `| ${row.join(" | ")} |`;
-    return [line(text[0]!), line(text[0]!.map((_, c) => (numeric[c] ? "---:" : "---"))), ...text.slice(1).map(line)].join("\n");
+    return [
+      line(text[0]!),
+      line(text[0]!.map((_, c) => (numeric[c] ? "---:" : "---"))),
+      ...text.slice(1).map(line),
+    ].join("\n");
   }
-  return text.map((row, r) => row.map((cell, c) => pad(cell, c)).join("  ") + (r === 0 ? `\n${widths.map((w) => "-".repeat(w)).join("  ")}` : "")).join("\n");
+  return text
+    .map(
+      (row, r) =>
+        row.map((cell, c) => pad(cell, c)).join("  ") +
+        (r === 0 ? `\n${widths.map((w) => "-".repeat(w)).join("  ")}` : ""),
+    )
+    .join("\n");
 }
 
 /** Milliseconds to three significant digits or so: 0.94, 12.3, 168. */
@@ -190,7 +229,28 @@ function latencyCells(latency: LatencySummary): string[] {
 }
 
 export function scenarioTable(scenario: ScenarioResult, markdown = false): string {
-  const rows: (string | number)[][] = [["offered ev/s", "deliveries/s", "design", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "delivered", "coalesced", "missing", "dup", "server µs/deliv", "server cores", "postgres cores", "machine busy", "others' cores", "stolen cores", "result"]];
+  const rows: (string | number)[][] = [
+    [
+      "offered ev/s",
+      "deliveries/s",
+      "design",
+      "p50 ms",
+      "p99 ms",
+      "p99.9 ms",
+      "max ms",
+      "delivered",
+      "coalesced",
+      "missing",
+      "dup",
+      "server µs/deliv",
+      "server cores",
+      "postgres cores",
+      "machine busy",
+      "others' cores",
+      "stolen cores",
+      "result",
+    ],
+  ];
   const steps = [...scenario.steps].sort((a, b) => a.step - b.step || a.design.localeCompare(b.design));
   for (const s of steps) {
     rows.push([
@@ -224,21 +284,33 @@ export function summaryTables(result: BenchResult, markdown = false): string {
     const equal = result.summary.equalLoad[scenario.name];
     if (equal) {
       for (const key of ["p50", "p99", "p999"] as const) {
-        rows.push([`${scenario.name}: ${key === "p999" ? "p99.9" : key} ms at ${fmtRate(equal.offeredDeliveriesPerSecond)}/s`, ...result.designs.map((d) => fmtMs(equal.byDesign[d]?.[key]))]);
+        rows.push([
+          `${scenario.name}: ${key === "p999" ? "p99.9" : key} ms at ${fmtRate(equal.offeredDeliveriesPerSecond)}/s`,
+          ...result.designs.map((d) => fmtMs(equal.byDesign[d]?.[key])),
+        ]);
       }
-      rows.push([`${scenario.name}: server CPU µs/delivery at ${fmtRate(equal.offeredDeliveriesPerSecond)}/s`, ...result.designs.map((d) => String(round(equal.byDesign[d]?.serverCpuUsPerDelivery ?? NaN, 1)))]);
+      rows.push([
+        `${scenario.name}: server CPU µs/delivery at ${fmtRate(equal.offeredDeliveriesPerSecond)}/s`,
+        ...result.designs.map((d) => String(round(equal.byDesign[d]?.serverCpuUsPerDelivery ?? NaN, 1))),
+      ]);
     }
   }
   for (const key of ["heapPerConnection", "rssPerConnection"] as const) {
-    rows.push([`idle: ${key === "heapPerConnection" ? "heap" : "RSS"} per connection`, ...result.designs.map((d) => {
-      const idle = result.idle.find((i) => i.design === d);
-      return idle ? fmtBytes(idle[key]) : "–";
-    })]);
+    rows.push([
+      `idle: ${key === "heapPerConnection" ? "heap" : "RSS"} per connection`,
+      ...result.designs.map((d) => {
+        const idle = result.idle.find((i) => i.design === d);
+        return idle ? fmtBytes(idle[key]) : "–";
+      }),
+    ]);
   }
-  rows.push(["idle: subscribers held / broadcast reached", ...result.designs.map((d) => {
-    const idle = result.idle.find((i) => i.design === d);
-    return idle ? `${idle.ready} / ${idle.broadcast.delivered}` : "–";
-  })]);
+  rows.push([
+    "idle: subscribers held / broadcast reached",
+    ...result.designs.map((d) => {
+      const idle = result.idle.find((i) => i.design === d);
+      return idle ? `${idle.ready} / ${idle.broadcast.delivered}` : "–";
+    }),
+  ]);
   heading("Summary");
   out.push(table(rows, markdown));
   heading("Targets (ratios from this run)");
@@ -247,7 +319,10 @@ export function summaryTables(result: BenchResult, markdown = false): string {
   const also: (string | number)[][] = [["figure", "value"]];
   if (result.publishThroughput) {
     const t = result.publishThroughput;
-    also.push(["events/s one Pulse worker process publishes (EventBus.publish, closed loop)", `${fmtRate(t.eventsPerSecond)}/s over ${t.chains} runs`]);
+    also.push([
+      "events/s one Pulse worker process publishes (EventBus.publish, closed loop)",
+      `${fmtRate(t.eventsPerSecond)}/s over ${t.chains} runs`,
+    ]);
     also.push(["publisher CPU per event", `${round(t.cpuUsPerEvent, 1)} µs`]);
   }
   if (result.polling) {
@@ -264,7 +339,9 @@ export function summaryTables(result: BenchResult, markdown = false): string {
 export function targetsTable(targets: TargetCheck[], markdown = false): string {
   const rows: (string | number)[][] = [["target", "measured", "wanted", "status", "the floor's", "detail"]];
   const shown = (figure: { value: number | null; bound?: "atLeast" | "atMost" } | undefined) =>
-    !figure || figure.value === null ? "–" : `${figure.bound === "atLeast" ? "≥ " : figure.bound === "atMost" ? "≤ " : ""}${figure.value}`;
+    !figure || figure.value === null
+      ? "–"
+      : `${figure.bound === "atLeast" ? "≥ " : figure.bound === "atMost" ? "≤ " : ""}${figure.value}`;
   for (const t of targets) {
     const status = t.met === true ? "met" : t.met === false ? "NOT MET" : t.value === null ? "n/a" : "unknown";
     rows.push([t.name, shown(t), t.target, status, shown(t.floor), t.detail]);
@@ -281,7 +358,9 @@ export function latencyChart(result: BenchResult): string {
   const legendRows = Math.ceil(result.designs.length / 2);
   const height = panelH + 24 + legendRows * 20 + 22;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   result.scenarios.forEach((scenario, index) => {
     const x0 = 10 + index * panelW;
@@ -292,9 +371,13 @@ export function latencyChart(result: BenchResult): string {
     const ys = scenario.steps.flatMap((s) => [s.latency.p50, s.latency.p99]).filter((v) => v > 0);
     if (xs.length === 0 || ys.length === 0) return;
     const [xMin, xMax] = [Math.min(...xs) / 1.2, Math.max(...xs) * 1.2];
-    const [yMin, yMax] = [Math.max(0.1, Math.min(...ys) / 1.5), Math.max(result.plan.p99BoundMs * 2, Math.max(...ys) * 1.5)];
+    const [yMin, yMax] = [
+      Math.max(0.1, Math.min(...ys) / 1.5),
+      Math.max(result.plan.p99BoundMs * 2, Math.max(...ys) * 1.5),
+    ];
     const sx = (v: number) => left + (Math.log10(v / xMin) / Math.log10(xMax / xMin)) * plotW;
-    const sy = (v: number) => margin.top + plotH - (Math.log10(Math.max(v, yMin) / yMin) / Math.log10(yMax / yMin)) * plotH;
+    const sy = (v: number) =>
+      margin.top + plotH - (Math.log10(Math.max(v, yMin) / yMin) / Math.log10(yMax / yMin)) * plotH;
     parts.push(`<text x="${left}" y="16" font-weight="600" font-size="13">${escapeXml(scenario.name)}</text>`);
     parts.push(`<text x="${left}" y="32" fill="#374151">${escapeXml(scenario.description)}</text>`);
     parts.push(`<rect x="${left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#d1d5db"/>`);
@@ -302,30 +385,53 @@ export function latencyChart(result: BenchResult): string {
       const v = 10 ** exp;
       if (v < yMin || v > yMax) continue;
       parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${sy(v)}" y2="${sy(v)}" stroke="#f3f4f6"/>`);
-      parts.push(`<text x="${left - 6}" y="${sy(v) + 4}" text-anchor="end" fill="#4b5563">${v >= 1 ? v : v.toFixed(1)}</text>`);
+      parts.push(
+        `<text x="${left - 6}" y="${sy(v) + 4}" text-anchor="end" fill="#4b5563">${v >= 1 ? v : v.toFixed(1)}</text>`,
+      );
     }
     for (let exp = Math.floor(Math.log10(xMin)); exp <= Math.ceil(Math.log10(xMax)); exp++) {
       for (const m of [1, 2, 5]) {
         const v = m * 10 ** exp;
         if (v < xMin || v > xMax) continue;
-        parts.push(`<line x1="${sx(v)}" x2="${sx(v)}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#f3f4f6"/>`);
-        parts.push(`<text x="${sx(v)}" y="${margin.top + plotH + 16}" text-anchor="middle" fill="#4b5563">${fmtRate(v)}</text>`);
+        parts.push(
+          `<line x1="${sx(v)}" x2="${sx(v)}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#f3f4f6"/>`,
+        );
+        parts.push(
+          `<text x="${sx(v)}" y="${margin.top + plotH + 16}" text-anchor="middle" fill="#4b5563">${fmtRate(v)}</text>`,
+        );
       }
     }
     const boundY = sy(result.plan.p99BoundMs);
-    parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${boundY}" y2="${boundY}" stroke="#f59e0b" stroke-dasharray="4 3"/>`);
+    parts.push(
+      `<line x1="${left}" x2="${left + plotW}" y1="${boundY}" y2="${boundY}" stroke="#f59e0b" stroke-dasharray="4 3"/>`,
+    );
     parts.push(`<text x="${left + 4}" y="${boundY - 4}" fill="#b45309">p99 bound ${result.plan.p99BoundMs} ms</text>`);
-    parts.push(`<text x="${left + plotW / 2}" y="${margin.top + plotH + 36}" text-anchor="middle" fill="#111827">offered deliveries/s (log)</text>`);
-    parts.push(`<text transform="translate(${x0 + 14},${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#111827">latency ms (log)</text>`);
+    parts.push(
+      `<text x="${left + plotW / 2}" y="${margin.top + plotH + 36}" text-anchor="middle" fill="#111827">offered deliveries/s (log)</text>`,
+    );
+    parts.push(
+      `<text transform="translate(${x0 + 14},${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#111827">latency ms (log)</text>`,
+    );
     for (const design of result.designs) {
-      const steps = scenario.steps.filter((s) => s.design === design).sort((a, b) => a.offeredDeliveriesPerSecond - b.offeredDeliveriesPerSecond);
+      const steps = scenario.steps
+        .filter((s) => s.design === design)
+        .sort((a, b) => a.offeredDeliveriesPerSecond - b.offeredDeliveriesPerSecond);
       if (steps.length === 0) continue;
       const color = COLORS[design];
-      const path = (key: "p50" | "p99") => steps.map((s, i) => `${i ? "L" : "M"}${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.latency[key]).toFixed(1)}`).join(" ");
-      parts.push(`<path d="${path("p50")}" fill="none" stroke="${color}" stroke-width="1.2" stroke-dasharray="3 3" opacity="0.8"/>`);
+      const path = (key: "p50" | "p99") =>
+        steps
+          .map(
+            (s, i) => `${i ? "L" : "M"}${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.latency[key]).toFixed(1)}`,
+          )
+          .join(" ");
+      parts.push(
+        `<path d="${path("p50")}" fill="none" stroke="${color}" stroke-width="1.2" stroke-dasharray="3 3" opacity="0.8"/>`,
+      );
       parts.push(`<path d="${path("p99")}" fill="none" stroke="${color}" stroke-width="2"/>`);
       for (const s of steps) {
-        parts.push(`<circle cx="${sx(s.offeredDeliveriesPerSecond).toFixed(1)}" cy="${sy(s.latency.p99).toFixed(1)}" r="3.5" fill="${s.passed ? color : "#ffffff"}" stroke="${color}" stroke-width="1.5"><title>${escapeXml(`${design} at ${fmtRate(s.offeredDeliveriesPerSecond)}/s: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms${s.passed ? "" : ` (failed: ${s.failure ?? ""})`}`)}</title></circle>`);
+        parts.push(
+          `<circle cx="${sx(s.offeredDeliveriesPerSecond).toFixed(1)}" cy="${sy(s.latency.p99).toFixed(1)}" r="3.5" fill="${s.passed ? color : "#ffffff"}" stroke="${color}" stroke-width="1.5"><title>${escapeXml(`${design} at ${fmtRate(s.offeredDeliveriesPerSecond)}/s: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms${s.passed ? "" : ` (failed: ${s.failure ?? ""})`}`)}</title></circle>`,
+        );
       }
     }
   });
@@ -333,10 +439,14 @@ export function latencyChart(result: BenchResult): string {
   result.designs.forEach((design, i) => {
     const lx = 10 + 58 + (i % 2) * 440;
     const ly = legendTop + Math.floor(i / 2) * 20;
-    parts.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${COLORS[design]}" stroke-width="2"/>`);
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${COLORS[design]}" stroke-width="2"/>`,
+    );
     parts.push(`<text x="${lx + 28}" y="${ly}" fill="#111827">${escapeXml(DESIGN_TITLES[design])}</text>`);
   });
-  parts.push(`<text x="${10 + 58}" y="${legendTop + legendRows * 20 + 4}" fill="#6b7280">solid: p99 · dashed: p50 · hollow dot: the step failed (p99 over the bound, or not everything delivered) · ${escapeXml(result.startedAt.slice(0, 10))}</text>`);
+  parts.push(
+    `<text x="${10 + 58}" y="${legendTop + legendRows * 20 + 4}" fill="#6b7280">solid: p99 · dashed: p50 · hollow dot: the step failed (p99 over the bound, or not everything delivered) · ${escapeXml(result.startedAt.slice(0, 10))}</text>`,
+  );
   parts.push("</svg>");
   return parts.join("\n");
 }
@@ -349,13 +459,16 @@ function escapeXml(text: string): string {
 function setAside(step: StepResult): string {
   const runs = step.disturbedRuns ?? [];
   if (runs.length === 0) return "";
-  const what = runs.map((r) => `others ${round(r.otherCpuCores, 2)}, stolen ${round(r.stolenCpuCores, 2)} cores: ${r.failure}`);
+  const what = runs.map(
+    (r) => `others ${round(r.otherCpuCores, 2)}, stolen ${round(r.stolenCpuCores, 2)} cores: ${r.failure}`,
+  );
   return ` (after ${runs.length} disturbed attempt${runs.length > 1 ? "s" : ""} set aside: ${what.join("; ")})`;
 }
 
 /** How much other work and the hypervisor took from each scenario's steps: the figures' noise, stated with them. */
 function noise(result: BenchResult): string {
-  const spread = (values: number[]) => `${round(values.reduce((a, b) => a + b, 0) / values.length, 2)} on average (at most ${round(Math.max(...values), 2)})`;
+  const spread = (values: number[]) =>
+    `${round(values.reduce((a, b) => a + b, 0) / values.length, 2)} on average (at most ${round(Math.max(...values), 2)})`;
   const parts = result.scenarios.flatMap((scenario) => {
     if (scenario.steps.length === 0) return [];
     const reruns = scenario.steps.reduce((n, s) => n + (s.disturbedRuns?.length ?? 0), 0);
@@ -446,13 +559,21 @@ fields \`seq\` and \`at\`).
   event exactly once and p99 ≤ ${plan.p99BoundMs} ms; a design's **maximum sustainable deliveries/s** is
   its highest passing step (≥ when it never failed within the ladder or the time budget).
   A ratio of two maxima is then a bound (≥ with such a maximum on top, ≤ with it below),
-  and a target it cannot settle reads *unknown*.${plan.refineSaturation ? `
+  and a target it cannot settle reads *unknown*.${
+    plan.refineSaturation
+      ? `
   When a design fails a step, it first runs once more between that step and the one before
-  (their geometric mean) before it leaves the ladder, so its maximum is known to ×1.14.` : ""}${plan.disturbance.reruns > 0 ? `
+  (their geometric mean) before it leaves the ladder, so its maximum is known to ×1.14.`
+      : ""
+  }${
+    plan.disturbance.reruns > 0
+      ? `
   A step that fails on timing alone (p99, or deliveries still missing after the drain) while
   other processes and the hypervisor took ≥ ${plan.disturbance.cores} cores is run again, up to ${plan.disturbance.reruns} times, before
   it counts; the attempts set aside are listed in its result. Failures of correctness
-  (duplicates, reordering, another tenant's events) are never run again.` : ""}
+  (duplicates, reordering, another tenant's events) are never run again.`
+      : ""
+  }
   A design may coalesce progress (latest wins per run): a progress event a subscriber never
   got because a newer one of the same run reached it first counts as *coalesced*, not lost;
   every other event must arrive.

@@ -52,7 +52,13 @@ interface MeasuredStep {
 /** One step for one design: counters reset, the schedule published, everything drained, figures read. */
 async function measureStep(bench: BenchHarness, design: Design, step: LoadStep): Promise<MeasuredStep> {
   const { server, clients } = bench.kit(design);
-  await clients.request("begin", { design, seqStart: step.seqStart, seqEnd: step.seqStart + step.count, tenants: step.tenants, runsPerTenant: step.runsPerTenant });
+  await clients.request("begin", {
+    design,
+    seqStart: step.seqStart,
+    seqEnd: step.seqStart + step.count,
+    tenants: step.tenants,
+    runsPerTenant: step.runsPerTenant,
+  });
   const before = await server.stats();
   const redisBefore = await redisCpuSeconds(bench.redis);
   const cpuBefore = sampleCpu();
@@ -107,7 +113,11 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
   };
   /** Runs one load step of `design` and records it; resolves to whether it passed. */
   const runStep = async (design: Design, rate: number, index: number): Promise<boolean> => {
-    const { measured: m, failed, disturbedRuns } = await judgeStep(
+    const {
+      measured: m,
+      failed,
+      disturbedRuns,
+    } = await judgeStep(
       async () => {
         // Each attempt sends events of its own, numbered after the last attempt's.
         const step = stepOf(rate, bench.plan.stepMs);
@@ -115,7 +125,9 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
       },
       bench.plan,
       async (reason, disturbed) => {
-        log(`  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${reason}; running it again`);
+        log(
+          `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${reason}; running it again`,
+        );
         await bench.settle(design);
       },
     );
@@ -132,7 +144,14 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
       offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
       events: m.step.count,
       ...counts,
-      publisher: { published: m.outcome.published, dropped: m.outcome.dropped, failed: m.outcome.failed, maxLagMs: m.outcome.maxLagUs / 1000, errors: m.outcome.errors, cpuUs: m.outcome.cpuUs },
+      publisher: {
+        published: m.outcome.published,
+        dropped: m.outcome.dropped,
+        failed: m.outcome.failed,
+        maxLagMs: m.outcome.maxLagUs / 1000,
+        errors: m.outcome.errors,
+        cpuUs: m.outcome.cpuUs,
+      },
       latency,
       achievedDeliveriesPerSecond: delivered / m.elapsedS,
       serverCpuUsPerDelivery: delivered > 0 ? m.serverCpuUs / delivered : 0,
@@ -157,11 +176,17 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
   };
   try {
     for (const design of bench.designs) {
-      const tenants = await bench.tenants(design, { tenants: plan.tenants, connectionsPerTenant: plan.subscribersPerTenant, runsPerTenant: plan.runsPerTenant });
+      const tenants = await bench.tenants(design, {
+        tenants: plan.tenants,
+        connectionsPerTenant: plan.subscribersPerTenant,
+        runsPerTenant: plan.runsPerTenant,
+      });
       await bench.target(design, tenants);
       const connect = await bench.connect(design, tenants, plan.officialClients);
       result.connect.push(connect);
-      log(`  ${design}: ${connect.ready}/${connect.connections} subscribed in ${connect.connectMs} ms${connect.failed ? ` (${connect.failed} failed: ${connect.errors[0]})` : ""}`);
+      log(
+        `  ${design}: ${connect.ready}/${connect.connections} subscribed in ${connect.connectMs} ms${connect.failed ? ` (${connect.failed} failed: ${connect.errors[0]})` : ""}`,
+      );
       if (connect.failed > 0) continue;
       // A warm-up at the first rate (JIT, connection pools, prepared queries), not counted.
       const warm = await measureStep(bench, design, stepOf(plan.eventRates[0]!, bench.plan.warmupMs));
@@ -175,7 +200,10 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
         log(`  time budget of ${bench.plan.scenarioBudgetMs / 1000} s reached: stopping the ladder`);
         break;
       }
-      for (const design of rotate(bench.designs.filter((d) => active.has(d)), index)) {
+      for (const design of rotate(
+        bench.designs.filter((d) => active.has(d)),
+        index,
+      )) {
         const passed = await runStep(design, rate, index);
         if (passed || !bench.plan.stopAtSaturation) continue;
         const previous = plan.eventRates[index - 1];
@@ -190,7 +218,8 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
     }
     result.unsaturated = [...active];
     for (const design of bench.designs) {
-      for (const file of await bench.profile(design, "stop", plan.name)) log(`  CPU profile: ${path.relative(REPO_ROOT, file)}`);
+      for (const file of await bench.profile(design, "stop", plan.name))
+        log(`  CPU profile: ${path.relative(REPO_ROOT, file)}`);
     }
   } finally {
     await Promise.all(bench.designs.map((design) => bench.disconnect(design)));
@@ -201,7 +230,11 @@ async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<Sce
 
 async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Promise<IdleResult> {
   const server = bench.server(design);
-  const tenants = await bench.tenants(design, { tenants: plan.tenants, connectionsPerTenant: plan.subscribersPerTenant, runsPerTenant: 1 });
+  const tenants = await bench.tenants(design, {
+    tenants: plan.tenants,
+    connectionsPerTenant: plan.subscribersPerTenant,
+    runsPerTenant: 1,
+  });
   await bench.target(design, tenants);
   const snapshot = async (when: string) => {
     if (!bench.args.heap) return;
@@ -216,7 +249,13 @@ async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Pro
     await snapshot("after");
     const after = await server.stats(true);
     const ready = connect.ready;
-    const m = await measureStep(bench, design, { rate: 200, count: plan.tenants, seqStart: 0, tenants: plan.tenants, runsPerTenant: 1 });
+    const m = await measureStep(bench, design, {
+      rate: 200,
+      count: plan.tenants,
+      seqStart: 0,
+      tenants: plan.tenants,
+      runsPerTenant: 1,
+    });
     const result: IdleResult = {
       design,
       connections: connect.connections,
@@ -230,7 +269,13 @@ async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Pro
       rssAfter: after.rss,
       heapPerConnection: ready > 0 ? (after.heapUsed - before.heapUsed) / ready : 0,
       rssPerConnection: ready > 0 ? (after.rss - before.rss) / ready : 0,
-      broadcast: { expected: m.summary.expected, delivered: m.summary.delivered, missing: m.summary.missing, duplicates: m.summary.duplicates, p99Ms: m.summary.latency.p99 },
+      broadcast: {
+        expected: m.summary.expected,
+        delivered: m.summary.delivered,
+        missing: m.summary.missing,
+        duplicates: m.summary.duplicates,
+        p99Ms: m.summary.latency.p99,
+      },
       errors: connect.errors,
     };
     log(
@@ -246,23 +291,41 @@ async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Pro
 
 async function measureThroughput(bench: BenchHarness): Promise<BenchResult["publishThroughput"]> {
   const plan = bench.plan.throughput;
-  const tenants = await bench.tenants("pulse", { tenants: plan.tenants, connectionsPerTenant: 0, runsPerTenant: plan.runsPerTenant });
+  const tenants = await bench.tenants("pulse", {
+    tenants: plan.tenants,
+    connectionsPerTenant: 0,
+    runsPerTenant: plan.runsPerTenant,
+  });
   await bench.target("pulse", tenants);
-  const run = (durationMs: number, seqStart: number): ThroughputRun => ({ durationMs, tenants: plan.tenants, runsPerTenant: plan.runsPerTenant, seqStart });
+  const run = (durationMs: number, seqStart: number): ThroughputRun => ({
+    durationMs,
+    tenants: plan.tenants,
+    runsPerTenant: plan.runsPerTenant,
+    seqStart,
+  });
   // Warm up first (JIT, the database pool, Prisma's compiled queries), then measure.
   await bench.throughput("pulse", run(plan.warmupMs, 0));
   const outcome = await bench.throughput("pulse", run(plan.durationMs, 1_000_000));
   await bench.flush();
-  log(`\npublish throughput: ${Math.round(outcome.eventsPerSecond)} events/s from one Pulse worker process (${plan.tenants * plan.runsPerTenant} runs, ${outcome.cpuUsPerEvent.toFixed(1)} µs CPU/event, ${outcome.failed} failed)`);
+  log(
+    `\npublish throughput: ${Math.round(outcome.eventsPerSecond)} events/s from one Pulse worker process (${plan.tenants * plan.runsPerTenant} runs, ${outcome.cpuUsPerEvent.toFixed(1)} µs CPU/event, ${outcome.failed} failed)`,
+  );
   return { ...outcome, chains: plan.tenants * plan.runsPerTenant };
 }
 
 async function measurePolling(bench: BenchHarness): Promise<PollingCost> {
   const plan = bench.plan.polling;
   const tenants = await bench.tenants("pulse", { tenants: 1, connectionsPerTenant: plan.clients, runsPerTenant: 1 });
-  const cost = await bench
-    .kit("pulse")
-    .clients.request<PollingCost>("polling", { baseUrl: bench.server("pulse").baseUrl, tokens: tenants[0]!.tokens, intervalMs: plan.intervalMs, windowMs: plan.windowMs }, plan.windowMs + 60_000);
+  const cost = await bench.kit("pulse").clients.request<PollingCost>(
+    "polling",
+    {
+      baseUrl: bench.server("pulse").baseUrl,
+      tokens: tenants[0]!.tokens,
+      intervalMs: plan.intervalMs,
+      windowMs: plan.windowMs,
+    },
+    plan.windowMs + 60_000,
+  );
   log(
     `polling fallback: ${cost.requestsPerMinutePerClient.toFixed(1)} requests and ${Math.round(cost.bytesPerMinutePerClient)} B per minute per idle client; ` +
       `healthy socket: 0 requests, ${Math.round(cost.socketBytesPerMinutePerClient)} B per minute (keep-alive)`,
@@ -295,8 +358,13 @@ async function main(): Promise<number> {
     const background = await backgroundLoad(args.smoke ? 500 : 2_000);
     await bench.start();
     const machine = await machineInfo(bench.redis, bench.database, background);
-    log(`machine: ${machine.cpu}, ${machine.cores} cores; ${machine.database}; Redis ${machine.redis}; busy ${Math.round(machine.backgroundBusy * 100)}% before the bench started`);
-    if (machine.backgroundBusy > 0.15) log("bench: WARNING: other work keeps this machine busy; figures will be lower and noisier than on a quiet machine");
+    log(
+      `machine: ${machine.cpu}, ${machine.cores} cores; ${machine.database}; Redis ${machine.redis}; busy ${Math.round(machine.backgroundBusy * 100)}% before the bench started`,
+    );
+    if (machine.backgroundBusy > 0.15)
+      log(
+        "bench: WARNING: other work keeps this machine busy; figures will be lower and noisier than on a quiet machine",
+      );
     const extras = designs.includes("pulse") && !args.profile && !args.heap;
     const publishThroughput = extras ? await measureThroughput(bench) : null;
     const polling = extras ? await measurePolling(bench) : null;
@@ -306,7 +374,9 @@ async function main(): Promise<number> {
     }
     const idle: IdleResult[] = [];
     if (args.heap || (!args.profile && (!args.scenarios || args.scenarios.includes("idle")))) {
-      const idlePlan = args.heap ? { ...plan.idle, subscribersPerTenant: Math.ceil(1_000 / plan.idle.tenants) } : plan.idle;
+      const idlePlan = args.heap
+        ? { ...plan.idle, subscribersPerTenant: Math.ceil(1_000 / plan.idle.tenants) }
+        : plan.idle;
       log(`\nidle: ${idlePlan.tenants * idlePlan.subscribersPerTenant} subscribers per design`);
       for (const design of designs) idle.push(await runIdle(bench, idlePlan, design));
     }
@@ -321,7 +391,9 @@ async function main(): Promise<number> {
       machine,
       designs,
       plan,
-      pulsePublisher: bench.pulseInServer ? "in the server process (PGlite: no PostgreSQL reachable)" : "worker process (PostgreSQL)",
+      pulsePublisher: bench.pulseInServer
+        ? "in the server process (PGlite: no PostgreSQL reachable)"
+        : "worker process (PostgreSQL)",
       socketIoPublish: args.socketIoPublish,
       scenarios,
       idle,

@@ -36,7 +36,19 @@ const FANOUT_EVENTS_PER_SECOND = 1_000;
 const logger = createLogger("silent");
 const quiet = { receive: () => {}, lost: () => {} };
 const event = (tenantId: string, n: number) =>
-  JSON.stringify({ type: "agent:log", tenantId, runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, level: "info", message: `m${n}`, seq: n, at: new Date().toISOString() });
+  JSON.stringify({
+    type: "agent:log",
+    tenantId,
+    runId: "r",
+    jobId: "r",
+    queue: "q",
+    agentRole: "q",
+    attempt: 1,
+    level: "info",
+    message: `m${n}`,
+    seq: n,
+    at: new Date().toISOString(),
+  });
 
 interface Bench {
   redis: PrivateRedisServer;
@@ -65,10 +77,17 @@ async function closeBench(bench: Bench): Promise<void> {
 async function addReader(bench: Bench, tenants: string[]): Promise<void> {
   const [read, wake] = ["read", "wake"].map((name) => connectRedis(bench.redis.url, `bench-${name}`));
   bench.connections.push(read!, wake!);
-  const reader = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: bench.admin, stream: bench.stream, logger });
+  const reader = new TenantStreamReader({
+    readRedis: read!,
+    wakeRedis: wake!,
+    controlRedis: bench.admin,
+    stream: bench.stream,
+    logger,
+  });
   reader.start();
   bench.readers.push(reader);
-  for (let start = 0; start < tenants.length; start += 1_000) await Promise.all(tenants.slice(start, start + 1_000).map((t) => reader.subscribe(t, quiet)));
+  for (let start = 0; start < tenants.length; start += 1_000)
+    await Promise.all(tenants.slice(start, start + 1_000).map((t) => reader.subscribe(t, quiet)));
 }
 
 /** Redis CPU, process CPU (ms per second) and Redis output bytes per second over `ms`. */
@@ -78,9 +97,9 @@ async function measure(admin: Redis, ms: number, during?: Promise<void>) {
   await (during ?? sleep(ms));
   const used = process.cpuUsage(cpu);
   return {
-    redisCpuMsPerS: ((await redisCpuSeconds(admin)) - redisCpu) * 1e6 / ms,
+    redisCpuMsPerS: (((await redisCpuSeconds(admin)) - redisCpu) * 1e6) / ms,
     processCpuMsPerS: (used.user + used.system) / ms,
-    outputBytesPerS: ((await outputBytes()) - bytes) * 1000 / ms,
+    outputBytesPerS: (((await outputBytes()) - bytes) * 1000) / ms,
   };
 }
 
@@ -98,14 +117,22 @@ async function idle(tenantCount: number): Promise<Figures> {
     // The reads every new tenant gets are over, and a rolling check under way.
     await sleep(3_000);
     const cost = await measure(bench.admin, MEASURE_MS);
-    return { redisCpuMsPerS: Math.max(0, cost.redisCpuMsPerS - baseline.redisCpuMsPerS), processCpuMsPerS: cost.processCpuMsPerS };
+    return {
+      redisCpuMsPerS: Math.max(0, cost.redisCpuMsPerS - baseline.redisCpuMsPerS),
+      processCpuMsPerS: cost.processCpuMsPerS,
+    };
   } finally {
     await closeBench(bench);
   }
 }
 
 /** Appends at a fixed rate over `tenants`, round robin, for `ms`. */
-async function publish(stream: TenantEventStream, tenants: string[], ms: number, global?: { redis: Redis; channel: string }): Promise<void> {
+async function publish(
+  stream: TenantEventStream,
+  tenants: string[],
+  ms: number,
+  global?: { redis: Redis; channel: string },
+): Promise<void> {
   const perTick = FANOUT_EVENTS_PER_SECOND / 100;
   let n = 0;
   const appends: Promise<unknown>[] = [];
@@ -146,7 +173,11 @@ async function fanout(processes: number, design: Design): Promise<Figures> {
     for (const share of shares) await addReader(bench, design === "per-tenant" ? share : []);
     if (design === "global") await addGlobalSubscribers(bench, channel, processes, shares);
     await sleep(2_000);
-    const cost = await measure(bench.admin, MEASURE_MS, publish(bench.stream, tenants, MEASURE_MS, design === "global" ? { redis: bench.admin, channel } : undefined));
+    const cost = await measure(
+      bench.admin,
+      MEASURE_MS,
+      publish(bench.stream, tenants, MEASURE_MS, design === "global" ? { redis: bench.admin, channel } : undefined),
+    );
     return cost;
   } finally {
     await closeBench(bench);
@@ -177,7 +208,9 @@ async function repeated(run: () => Promise<Figures>) {
   return {
     redisCpuMsPerS: summarize(passes.map((p) => p.redisCpuMsPerS)),
     processCpuMsPerS: summarize(passes.map((p) => p.processCpuMsPerS)),
-    ...(passes[0]!.outputBytesPerS === undefined ? {} : { outputKBPerS: summarize(passes.map((p) => p.outputBytesPerS! / 1024)) }),
+    ...(passes[0]!.outputBytesPerS === undefined
+      ? {}
+      : { outputKBPerS: summarize(passes.map((p) => p.outputBytesPerS! / 1024)) }),
   };
 }
 
@@ -187,25 +220,45 @@ const idleRows = [];
 for (const tenants of IDLE_TENANTS) {
   const row = { tenants, ...(await repeated(() => idle(tenants))) };
   idleRows.push(row);
-  console.log(`idle ${tenants} tenants: Redis CPU ${show(row.redisCpuMsPerS)} ms/s, process CPU ${show(row.processCpuMsPerS)} ms/s`);
+  console.log(
+    `idle ${tenants} tenants: Redis CPU ${show(row.redisCpuMsPerS)} ms/s, process CPU ${show(row.processCpuMsPerS)} ms/s`,
+  );
 }
 const fanoutRows = [];
 for (const processes of PROCESSES) {
   for (const design of ["global", "per-tenant"] as const) {
-    const row = { processes, design, eventsPerS: FANOUT_EVENTS_PER_SECOND, tenants: FANOUT_TENANTS, ...(await repeated(() => fanout(processes, design))) };
+    const row = {
+      processes,
+      design,
+      eventsPerS: FANOUT_EVENTS_PER_SECOND,
+      tenants: FANOUT_TENANTS,
+      ...(await repeated(() => fanout(processes, design))),
+    };
     fanoutRows.push(row);
-    console.log(`fan-out ${processes} processes, ${design}: Redis output ${show(row.outputKBPerS!)} KB/s, Redis CPU ${show(row.redisCpuMsPerS)} ms/s, processes' CPU ${show(row.processCpuMsPerS)} ms/s`);
+    console.log(
+      `fan-out ${processes} processes, ${design}: Redis output ${show(row.outputKBPerS!)} KB/s, Redis CPU ${show(row.redisCpuMsPerS)} ms/s, processes' CPU ${show(row.processCpuMsPerS)} ms/s`,
+    );
   }
 }
-const result = { at: new Date().toISOString(), cpus: os.cpus().length, loadAverage: +os.loadavg()[0]!.toFixed(1), repeats: REPEATS, measureMs: MEASURE_MS, idle: idleRows, fanout: fanoutRows };
+const result = {
+  at: new Date().toISOString(),
+  cpus: os.cpus().length,
+  loadAverage: +os.loadavg()[0]!.toFixed(1),
+  repeats: REPEATS,
+  measureMs: MEASURE_MS,
+  idle: idleRows,
+  fanout: fanoutRows,
+};
 await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
-if (!process.argv.some((a) => a.startsWith("--out="))) await writeFile("docs/SCALE-OUT.md", scaleOutMarkdown(result, path.basename(out)));
+if (!process.argv.some((a) => a.startsWith("--out=")))
+  await writeFile("docs/SCALE-OUT.md", scaleOutMarkdown(result, path.basename(out)));
 console.log(`wrote ${out}`);
 
 /** docs/SCALE-OUT.md: the figures of this run, each a median with its range. */
 function scaleOutMarkdown(r: typeof result, json: string): string {
   const cell = (s: Summary) => `${s.median} (${s.min}–${s.max})`;
-  const fanout = (processes: number, design: Design) => r.fanout.find((f) => f.processes === processes && f.design === design)!;
+  const fanout = (processes: number, design: Design) =>
+    r.fanout.find((f) => f.processes === processes && f.design === design)!;
   return `# Scale-out figures
 
 Written by \`npm run bench:scale-out\` (\`bench/scale-out.ts\`) on ${r.at.slice(0, 10)}, ${r.cpus} cores;

@@ -3,7 +3,13 @@ import { FULL_PLAN } from "./bench-plan";
 import { disturbance, failureOf, judgeStep, type VerdictInput } from "./step-verdict";
 
 /** A step of 1,000 deliveries that all arrived in time, with `change` applied. */
-function step(change: { summary?: Partial<VerdictInput["summary"]>; outcome?: Partial<VerdictInput["outcome"]>; cpu?: Partial<VerdictInput["cpu"]> } = {}): VerdictInput {
+function step(
+  change: {
+    summary?: Partial<VerdictInput["summary"]>;
+    outcome?: Partial<VerdictInput["outcome"]>;
+    cpu?: Partial<VerdictInput["cpu"]>;
+  } = {},
+): VerdictInput {
   return {
     summary: {
       expected: 1000,
@@ -19,7 +25,16 @@ function step(change: { summary?: Partial<VerdictInput["summary"]>; outcome?: Pa
       latency: { count: 1000, p50: 2, p90: 5, p99: 10, p999: 12, max: 15, mean: 3 },
       ...change.summary,
     },
-    outcome: { published: 200, dropped: 0, failed: 0, errors: [], maxLagUs: 100, elapsedUs: 3_000_000, cpuUs: 1000, ...change.outcome },
+    outcome: {
+      published: 200,
+      dropped: 0,
+      failed: 0,
+      errors: [],
+      maxLagUs: 100,
+      elapsedUs: 3_000_000,
+      cpuUs: 1000,
+      ...change.outcome,
+    },
     cpu: { benchCores: 1.5, postgresCores: 0.1, otherCores: 0.01, stolenCores: 0, machineBusy: 0.8, ...change.cpu },
   };
 }
@@ -32,7 +47,10 @@ describe("failureOf", () => {
 
   it("calls a step that was only late, or still missing deliveries after the drain, a timing failure", () => {
     expect(failureOf(step({ summary: late }), 250)).toEqual({ reason: "p99 300 ms > 250 ms", timingOnly: true });
-    expect(failureOf(step({ summary: { ...late, missing: 7 } }), 250)).toEqual({ reason: "7 deliveries missing after the drain; p99 300 ms > 250 ms", timingOnly: true });
+    expect(failureOf(step({ summary: { ...late, missing: 7 } }), 250)).toEqual({
+      reason: "7 deliveries missing after the drain; p99 300 ms > 250 ms",
+      timingOnly: true,
+    });
   });
 
   it("never calls a wrong delivery or a failed publish a timing failure, late or not", () => {
@@ -51,8 +69,12 @@ describe("disturbance", () => {
   it("names what other processes and the hypervisor took once together they reach the plan's cores", () => {
     expect(FULL_PLAN.disturbance.cores).toBe(0.1);
     expect(disturbance(step({ cpu: { otherCores: 0.02, stolenCores: 0.05 } }), FULL_PLAN)).toBeUndefined();
-    expect(disturbance(step({ cpu: { otherCores: 0.02, stolenCores: 0.34 } }), FULL_PLAN)).toBe("others 0.02 cores, stolen 0.34 cores");
-    expect(disturbance(step({ cpu: { otherCores: 0.6, stolenCores: 0 } }), FULL_PLAN)).toBe("others 0.60 cores, stolen 0.00 cores");
+    expect(disturbance(step({ cpu: { otherCores: 0.02, stolenCores: 0.34 } }), FULL_PLAN)).toBe(
+      "others 0.02 cores, stolen 0.34 cores",
+    );
+    expect(disturbance(step({ cpu: { otherCores: 0.6, stolenCores: 0 } }), FULL_PLAN)).toBe(
+      "others 0.60 cores, stolen 0.00 cores",
+    );
   });
 });
 
@@ -68,7 +90,8 @@ describe("judgeStep", () => {
         events.push(`measure ${next + 1}`);
         return steps[next++]!;
       },
-      beforeRerun: async (failure: string, disturbed: string) => void events.push(`set aside: ${failure} (${disturbed})`),
+      beforeRerun: async (failure: string, disturbed: string) =>
+        void events.push(`set aside: ${failure} (${disturbed})`),
     };
   }
 
@@ -82,8 +105,14 @@ describe("judgeStep", () => {
     const run = attempts(step({ summary: late, ...stolen }), step());
     const verdict = await judgeStep(run.measure, FULL_PLAN, run.beforeRerun);
     expect(verdict.failed).toBeUndefined();
-    expect(verdict.disturbedRuns).toEqual([{ otherCpuCores: 0.01, stolenCpuCores: 0.5, failure: "p99 300 ms > 250 ms" }]);
-    expect(run.events).toEqual(["measure 1", "set aside: p99 300 ms > 250 ms (others 0.01 cores, stolen 0.50 cores)", "measure 2"]);
+    expect(verdict.disturbedRuns).toEqual([
+      { otherCpuCores: 0.01, stolenCpuCores: 0.5, failure: "p99 300 ms > 250 ms" },
+    ]);
+    expect(run.events).toEqual([
+      "measure 1",
+      "set aside: p99 300 ms > 250 ms (others 0.01 cores, stolen 0.50 cores)",
+      "measure 2",
+    ]);
   });
 
   it("stops after the plan's reruns, failing with the last attempt", async () => {

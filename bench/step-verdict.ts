@@ -16,7 +16,8 @@ export function failureOf(m: VerdictInput, bound: number): { reason: string; tim
   const s = m.summary;
   // Timing: late, not wrong; a step that failed only on these may have been slowed by others.
   const reasons: { text: string; timing?: true }[] = [];
-  if (m.outcome.failed > 0) reasons.push({ text: `${m.outcome.failed} publishes failed (${m.outcome.errors[0] ?? ""})` });
+  if (m.outcome.failed > 0)
+    reasons.push({ text: `${m.outcome.failed} publishes failed (${m.outcome.errors[0] ?? ""})` });
   if (m.outcome.dropped > 0) reasons.push({ text: `${m.outcome.dropped} events not accepted by the publisher` });
   if (m.outcome.errors.length > 0 && m.outcome.failed === 0) reasons.push({ text: m.outcome.errors[0]! });
   if (s.missing > 0) reasons.push({ text: `${s.missing} deliveries missing after the drain`, timing: true });
@@ -33,7 +34,9 @@ export function failureOf(m: VerdictInput, bound: number): { reason: string; tim
 /** Other work's and the hypervisor's cores during a step, when they were enough to disturb it. */
 export function disturbance(m: Pick<VerdictInput, "cpu">, plan: Pick<BenchPlan, "disturbance">): string | undefined {
   const { otherCores, stolenCores } = m.cpu;
-  return otherCores + stolenCores >= plan.disturbance.cores ? `others ${otherCores.toFixed(2)} cores, stolen ${stolenCores.toFixed(2)} cores` : undefined;
+  return otherCores + stolenCores >= plan.disturbance.cores
+    ? `others ${otherCores.toFixed(2)} cores, stolen ${stolenCores.toFixed(2)} cores`
+    : undefined;
 }
 
 /** A step's last measurement, why it failed (if it did), and the disturbed attempts set aside before it. */
@@ -60,7 +63,11 @@ export async function judgeStep<M extends VerdictInput>(
   while (failed?.timingOnly && disturbedRuns.length < plan.disturbance.reruns) {
     const disturbed = disturbance(measured, plan);
     if (!disturbed) break;
-    disturbedRuns.push({ otherCpuCores: measured.cpu.otherCores, stolenCpuCores: measured.cpu.stolenCores, failure: failed.reason });
+    disturbedRuns.push({
+      otherCpuCores: measured.cpu.otherCores,
+      stolenCpuCores: measured.cpu.stolenCores,
+      failure: failed.reason,
+    });
     await beforeRerun(failed.reason, disturbed);
     measured = await measure();
     failed = failureOf(measured, plan.p99BoundMs);

@@ -50,7 +50,12 @@ export interface BenchTenant {
   tokens: string[];
 }
 
-export const BENCH_ROLES = ["client-researcher", "competitor-researcher", "context-file-writer", "strategy-writer"] as const;
+export const BENCH_ROLES = [
+  "client-researcher",
+  "competitor-researcher",
+  "context-file-writer",
+  "strategy-writer",
+] as const;
 
 /**
  * The marker `#b<seq>@<intendedUs>` rides inside the event's human text (the progress or
@@ -79,7 +84,12 @@ export function parseMarker(text: string): { seq: number; intendedUs: number } |
  * Calls `found(seq, intendedUs)` for every marker in `bytes[from, to)`: the lean clients'
  * whole parsing of a frame.
  */
-export function scanMarkers(bytes: Buffer, found: (seq: number, intendedUs: number) => void, from = 0, to = bytes.length): number {
+export function scanMarkers(
+  bytes: Buffer,
+  found: (seq: number, intendedUs: number) => void,
+  from = 0,
+  to = bytes.length,
+): number {
   let count = 0;
   let at = bytes.indexOf(MARKER_BYTES, from);
   while (at >= 0 && at < to) {
@@ -111,20 +121,45 @@ export function scanMarkers(bytes: Buffer, found: (seq: number, intendedUs: numb
   return count;
 }
 
-const SOURCES = ["the pricing page", "competitor blogs", "the annual report", "customer reviews", "the press kit", "job postings"];
+const SOURCES = [
+  "the pricing page",
+  "competitor blogs",
+  "the annual report",
+  "customer reviews",
+  "the press kit",
+  "job postings",
+];
 
 /**
  * Event number `seq` of the workload, for one run: 80% `agent:progress` with a message,
  * 10% `agent:step`, 10% `agent:log`, in Pulse's own schema (the input a worker publishes).
  */
 export function benchEvent(seq: number, run: RunTarget, intendedUs: number): EventInput {
-  const base = { tenantId: run.tenantId, runId: run.runId, jobId: run.jobId, queue: run.queue, agentRole: run.agentRole, attempt: 1 };
+  const base = {
+    tenantId: run.tenantId,
+    runId: run.runId,
+    jobId: run.jobId,
+    queue: run.queue,
+    agentRole: run.agentRole,
+    attempt: 1,
+  };
   const mark = marker(seq, intendedUs);
   switch (eventKind(seq)) {
     case "step":
-      return { ...base, type: "agent:step", stepId: `${run.runId}:s${(seq >> 4) % 4}`, name: `Summarise ${SOURCES[seq % SOURCES.length]} ${mark}`, status: "started" };
+      return {
+        ...base,
+        type: "agent:step",
+        stepId: `${run.runId}:s${(seq >> 4) % 4}`,
+        name: `Summarise ${SOURCES[seq % SOURCES.length]} ${mark}`,
+        status: "started",
+      };
     case "log":
-      return { ...base, type: "agent:log", level: "info", message: `fetched ${SOURCES[seq % SOURCES.length]} (${(seq % 90) + 10} kB) ${mark}` };
+      return {
+        ...base,
+        type: "agent:log",
+        level: "info",
+        message: `fetched ${SOURCES[seq % SOURCES.length]} (${(seq % 90) + 10} kB) ${mark}`,
+      };
     case "progress":
       return {
         ...base,

@@ -59,7 +59,8 @@ async function recordAnnouncements(page: Page): Promise<void> {
     }).observe(document.body, { subtree: true, childList: true, characterData: true });
   });
 }
-const announced = (page: Page) => page.evaluate(() => (window as unknown as { __announced: string[] }).__announced.slice());
+const announced = (page: Page) =>
+  page.evaluate(() => (window as unknown as { __announced: string[] }).__announced.slice());
 
 describe("accessibility in a real browser", () => {
   it("finds no serious or critical axe violations on any page, in any state, wide or narrow", async () => {
@@ -174,7 +175,9 @@ describe("accessibility in a real browser", () => {
     expect(onRunPage.filter((text) => text.includes("failed"))).toEqual([`${OUTSIDE_AGENT} failed: the model refused`]);
     expect(onRunPage.filter((text) => /chunk|Reading page/.test(text))).toEqual([]);
     // Nothing interrupts: no assertive region on the run's card.
-    expect(await page.locator("[data-testid=run-detail]").locator("[role=alert], [aria-live=assertive]").count()).toBe(0);
+    expect(await page.locator("[data-testid=run-detail]").locator("[role=alert], [aria-live=assertive]").count()).toBe(
+      0,
+    );
 
     // On the dashboard, the role's panel says "completed" once when its run completes.
     const dashboard = await context.newPage();
@@ -183,7 +186,8 @@ describe("accessibility in a real browser", () => {
     await recordAnnouncements(dashboard);
     const next = await activeOutsideRun(tenant.api);
     await dashboard.locator(`[data-testid=agent-${OUTSIDE_AGENT}][data-status=active]`).waitFor();
-    for (let i = 5; i <= 9; i++) await next.agent.report({ type: "agent:progress", progress: i * 10, message: `Reading page ${i}` });
+    for (let i = 5; i <= 9; i++)
+      await next.agent.report({ type: "agent:progress", progress: i * 10, message: `Reading page ${i}` });
     await next.agent.report({ type: "agent:completed" });
     await dashboard.locator(`[data-testid=agent-${OUTSIDE_AGENT}][data-status=completed]`).waitFor();
     await expect.poll(() => announced(dashboard)).toContain(`${OUTSIDE_AGENT} completed`);

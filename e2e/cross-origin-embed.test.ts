@@ -30,7 +30,11 @@ async function mintToken(): Promise<{ token: string; tenantId: string }> {
 beforeAll(async () => {
   browser = await launchChromium();
   product = await EmbeddedApp.start(async () => (await mintToken()).token);
-  pulse = await startTestPulse({ agents: [ticker.definition], security: { allowedOrigins: [product.origin] }, admin: { key: ADMIN_KEY } });
+  pulse = await startTestPulse({
+    agents: [ticker.definition],
+    security: { allowedOrigins: [product.origin] },
+    admin: { key: ADMIN_KEY },
+  });
   ({ tenantId } = await mintToken());
 });
 afterAll(async () => {
@@ -62,7 +66,9 @@ describe("a product's page on another origin", () => {
       await screenshot(page, "cross-origin-embed");
       expect(refused).toEqual([]);
       expect(await page.context().cookies(pulse.baseUrl)).toEqual([]);
-      console.info(`cross-origin embed: page bundle ${product.bundleBytes} bytes; page opened to third live progress event in ${Math.round(firstLiveMs)} ms`);
+      console.info(
+        `cross-origin embed: page bundle ${product.bundleBytes} bytes; page opened to third live progress event in ${Math.round(firstLiveMs)} ms`,
+      );
     } finally {
       await page.close();
     }

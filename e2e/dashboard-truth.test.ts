@@ -40,16 +40,24 @@ describe("the dashboard shows what is true", () => {
     const runId = (await tenant.api.agent.list.query({ limit: 1 })).runs[0]!.id;
     const context = await signedIn(browser, pulse, tenant.token);
     // Plain HTTP off localhost has no navigator.clipboard.
-    await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "clipboard", { get: () => undefined, configurable: true }));
+    await context.addInitScript(() =>
+      Object.defineProperty(Navigator.prototype, "clipboard", { get: () => undefined, configurable: true }),
+    );
     const page = await context.newPage();
     await page.goto(`${pulse.url}/runs/${runId}`);
     await page.getByRole("button", { name: "Share", exact: true }).click();
     const first = await page.getByLabel("Share link").inputValue();
     console.log(`share link: ${first.length} characters`);
     await page.getByRole("button", { name: "Copy" }).click();
-    await expect.poll(() => page.locator("[data-testid=copy-status]").textContent()).toMatch(/^(Copied|Selected: press Ctrl\+C)/);
+    await expect
+      .poll(() => page.locator("[data-testid=copy-status]").textContent())
+      .toMatch(/^(Copied|Selected: press Ctrl\+C)/);
     // The link is selected either way, ready to copy by hand if need be.
-    expect(await page.getByLabel("Share link").evaluate((input: HTMLInputElement) => input.value.slice(input.selectionStart ?? 0, input.selectionEnd ?? 0))).toBe(first);
+    expect(
+      await page
+        .getByLabel("Share link")
+        .evaluate((input: HTMLInputElement) => input.value.slice(input.selectionStart ?? 0, input.selectionEnd ?? 0)),
+    ).toBe(first);
     const firstId = (await page.locator("[data-testid=share-link-row]").getAttribute("data-share-id"))!;
 
     // After a reload the link is still listed (without its token, which the server does not keep).
@@ -67,7 +75,10 @@ describe("the dashboard shows what is true", () => {
     await viewer.goto(first);
     await viewer.locator("[data-testid=run-detail]").waitFor();
     // Stopping the first leaves the second working.
-    await page.locator(`[data-testid=share-link-row][data-share-id="${firstId}"]`).getByRole("button", { name: /Stop sharing/ }).click();
+    await page
+      .locator(`[data-testid=share-link-row][data-share-id="${firstId}"]`)
+      .getByRole("button", { name: /Stop sharing/ })
+      .click();
     await expect.poll(() => rows.count()).toBe(1);
     await viewer.locator("[data-testid=share-ended]").waitFor({ timeout: 30_000 });
     const secondViewer = await (await browser.newContext()).newPage();
@@ -83,7 +94,11 @@ describe("the dashboard shows what is true", () => {
   it("draws the setup-chain card from the latest chain itself, whatever ran since and beyond the recent-runs window", async () => {
     const tenant = await settledTenant(pulse, "chain");
     const { runId } = await tenant.api.agent.run.mutate({ agentRole: "client-researcher" });
-    await eventually(() => tenant.api.agent.get.query({ runId }), (r) => r.status === "completed", "the run by hand");
+    await eventually(
+      () => tenant.api.agent.get.query({ runId }),
+      (r) => r.status === "completed",
+      "the run by hand",
+    );
     // More runs since than the dashboard's list of recent runs holds.
     for (let i = 0; i < 31; i++) {
       const { agent } = await outsideRun(tenant.api);
@@ -95,7 +110,10 @@ describe("the dashboard shows what is true", () => {
       await page.goto(`${pulse.url}${address}`);
       await page.locator("[data-connection=live]").waitFor();
       for (const role of ["client-researcher", "competitor-researcher", "context-file-writer"]) {
-        expect(await page.locator(`[data-testid=chain-${role}]`).getAttribute("data-status"), `${address} ${role}`).toBe("completed");
+        expect(
+          await page.locator(`[data-testid=chain-${role}]`).getAttribute("data-status"),
+          `${address} ${role}`,
+        ).toBe("completed");
       }
       expect(await page.locator("[data-testid=chain-eta]").textContent(), address).toBe("Done");
     }
@@ -139,7 +157,11 @@ describe("the dashboard shows what is true", () => {
     const panel = dashboard.locator(`[data-testid=agent-${OUTSIDE_AGENT}]`);
     const row = dashboard.locator(`[data-testid=run-row][data-run-id="${runId}"]`);
     // The agent says nothing more: every view says so once the threshold has passed.
-    for (const notice of [panel.locator("[data-testid=quiet-notice]"), row.locator("[data-testid=quiet-notice]"), runPage.locator("[data-testid=quiet-notice]")]) {
+    for (const notice of [
+      panel.locator("[data-testid=quiet-notice]"),
+      row.locator("[data-testid=quiet-notice]"),
+      runPage.locator("[data-testid=quiet-notice]"),
+    ]) {
       await notice.waitFor({ timeout: 60_000 });
       expect(await notice.textContent()).toMatch(/^No update for .+ — the agent may have stopped$/);
     }

@@ -46,20 +46,33 @@ async function watchStatuses(page: Page): Promise<void> {
     new MutationObserver((mutations) => {
       for (const m of mutations) {
         if (m.type === "attributes" && m.target instanceof Element) note(m.target);
-        m.addedNodes.forEach((n) => n instanceof Element && [n, ...n.querySelectorAll("[data-status],[data-run-id]")].forEach(note));
+        m.addedNodes.forEach(
+          (n) => n instanceof Element && [n, ...n.querySelectorAll("[data-status],[data-run-id]")].forEach(note),
+        );
       }
-    }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-status", "data-run-id"] });
+    }).observe(document.body, {
+      subtree: true,
+      childList: true,
+      attributes: true,
+      attributeFilter: ["data-status", "data-run-id"],
+    });
   });
 }
 
-const statuses = (page: Page) => page.evaluate(() => (window as unknown as { __statuses: string[] }).__statuses.slice());
+const statuses = (page: Page) =>
+  page.evaluate(() => (window as unknown as { __statuses: string[] }).__statuses.slice());
 const runIdsSeen = (page: Page) => page.evaluate(() => [...(window as unknown as { __runIds: Set<string> }).__runIds]);
 
 describe("the dashboard in a real browser", () => {
   let pulse: PulseProcess;
   beforeAll(async () => {
     // Trace level: the share test checks that not even the request log holds a token.
-    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", LOG_LEVEL: "trace", EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT }).start();
+    pulse = await new PulseProcess({
+      REDIS_URL: inject("redisUrl"),
+      DEMO_SPEED: "0.25",
+      LOG_LEVEL: "trace",
+      EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT,
+    }).start();
   });
   afterAll(async () => {
     await pulse?.stop();
@@ -67,11 +80,17 @@ describe("the dashboard in a real browser", () => {
 
   it("shows a new tenant's setup chain live on /settings/context, in every tab of the tenant and none of another", async () => {
     // Another tenant, set up and quiet, watching its own context page throughout.
-    const other = await pulse.api().auth.register.mutate({ email: newEmail("other"), password: PASSWORD, tenantName: "Other Co" });
-    await eventually(() => pulse.api(other.token).context.get.query(), (c) => c?.status === "completed", "the other tenant's chain");
+    const other = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("other"), password: PASSWORD, tenantName: "Other Co" });
+    await eventually(
+      () => pulse.api(other.token).context.get.query(),
+      (c) => c?.status === "completed",
+      "the other tenant's chain",
+    );
     const otherTab = await (await signedIn(pulse, other.token)).newPage();
     await otherTab.goto(`${pulse.url}/settings/context`);
-    await otherTab.locator('[data-testid=context-file][data-status=completed]').waitFor();
+    await otherTab.locator("[data-testid=context-file][data-status=completed]").waitFor();
     await watchStatuses(otherTab);
 
     // Sign up through the page: it lands on the context page and watches the chain.
@@ -118,9 +137,15 @@ describe("the dashboard in a real browser", () => {
   });
 
   it("flips the Run button's panel to queued at once, confirms from the server, and says when it is already running", async () => {
-    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("runner"), password: PASSWORD, tenantName: "Runner Co" });
+    const tenant = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("runner"), password: PASSWORD, tenantName: "Runner Co" });
     const api = pulse.api(tenant.token);
-    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    await eventually(
+      () => api.context.get.query(),
+      (c) => c?.status === "completed",
+      "the setup chain",
+    );
     const page = await (await signedIn(pulse, tenant.token)).newPage();
     await page.goto(`${pulse.url}/`);
     await page.locator("[data-connection=live]").waitFor();
@@ -137,7 +162,11 @@ describe("the dashboard in a real browser", () => {
         return new Promise<{ ms: number; states: string[] }>((resolve) => {
           const check = () => {
             states.push(`${el.getAttribute("data-status")}/${el.getAttribute("data-confirmed")}`);
-            if (el.getAttribute("data-confirmed") === "true" && el.getAttribute("data-run-id") && el.getAttribute("data-run-id") !== before) {
+            if (
+              el.getAttribute("data-confirmed") === "true" &&
+              el.getAttribute("data-run-id") &&
+              el.getAttribute("data-run-id") !== before
+            ) {
               observer.disconnect();
               resolve({ ms: performance.now() - start, states });
             }
@@ -149,7 +178,10 @@ describe("the dashboard in a real browser", () => {
       }, panel);
       expect(result.states[0]).toBe("queued/false");
       latencies.push(result.ms);
-      await page.locator(`${panel}[data-status=active]`).or(page.locator(`${panel}[data-status=completed]`)).waitFor();
+      await page
+        .locator(`${panel}[data-status=active]`)
+        .or(page.locator(`${panel}[data-status=completed]`))
+        .waitFor();
       if (click === 2) await screenshot(page, "dashboard");
       await page.locator(`${panel}[data-status=completed]`).waitFor({ timeout: 30_000 });
     }
@@ -177,14 +209,25 @@ describe("the dashboard in a real browser", () => {
     const sorted = [...latencies].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
     await mkdir(ARTIFACTS, { recursive: true });
-    await writeFile(path.join(ARTIFACTS, "..", "run-button-latency.json"), JSON.stringify({ latenciesMs: latencies, medianMs: median }, null, 2));
-    console.log(`click → server-confirmed: median ${median.toFixed(1)} ms over ${latencies.length} clicks (${latencies.map((l) => l.toFixed(1)).join(", ")})`);
+    await writeFile(
+      path.join(ARTIFACTS, "..", "run-button-latency.json"),
+      JSON.stringify({ latenciesMs: latencies, medianMs: median }, null, 2),
+    );
+    console.log(
+      `click → server-confirmed: median ${median.toFixed(1)} ms over ${latencies.length} clicks (${latencies.map((l) => l.toFixed(1)).join(", ")})`,
+    );
   });
 
   it("lets someone outside the tenant watch a shared run live, until the link is stopped", async () => {
-    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("sharer"), password: PASSWORD, tenantName: "Sharer Co" });
+    const tenant = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("sharer"), password: PASSWORD, tenantName: "Sharer Co" });
     const api = pulse.api(tenant.token);
-    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    await eventually(
+      () => api.context.get.query(),
+      (c) => c?.status === "completed",
+      "the setup chain",
+    );
     // A run of an outside agent this test plays, so the run ends only once the viewer watches.
     const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
     const agent = new OutsideAgent(pulse.url, runId, reportToken!);
@@ -200,7 +243,9 @@ describe("the dashboard in a real browser", () => {
 
     // A browser that never signed in: the link is its only credential.
     const viewer = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
-    viewer.on("request", (request) => pathsRequested.push(new URL(request.url()).pathname + new URL(request.url()).search));
+    viewer.on("request", (request) =>
+      pathsRequested.push(new URL(request.url()).pathname + new URL(request.url()).search),
+    );
     await recordApplied(viewer);
     await viewer.goto(link);
     await viewer.locator("[data-connection=live]").waitFor();
@@ -208,7 +253,8 @@ describe("the dashboard in a real browser", () => {
     // Now the agent works and finishes, while the viewer watches.
     await agent.report({ type: "agent:step", stepId: "read", name: "Read the brief", status: "started" });
     await agent.report({ type: "agent:log", level: "info", message: "read 3 pages" });
-    for (let i = 1; i <= 30; i++) await agent.report({ type: "agent:progress", progress: i * 3, message: `Reading page ${i}` });
+    for (let i = 1; i <= 30; i++)
+      await agent.report({ type: "agent:progress", progress: i * 3, message: `Reading page ${i}` });
     await agent.report({ type: "agent:output", chunk: "The brief, summarised.\n" });
     await agent.report({ type: "agent:step", stepId: "read", name: "Read the brief", status: "completed" });
     await agent.report({ type: "agent:completed" });
@@ -217,7 +263,13 @@ describe("the dashboard in a real browser", () => {
     await expect.poll(() => viewer.locator("[data-testid=timeline] li").count()).toBeGreaterThan(3);
     // The timeline holds more than it shows, and shows the newest.
     const timeline = viewer.locator("[data-testid=timeline]");
-    await expect.poll(() => timeline.evaluate((el) => el.scrollHeight > el.clientHeight && el.scrollHeight - el.scrollTop - el.clientHeight <= 24)).toBe(true);
+    await expect
+      .poll(() =>
+        timeline.evaluate(
+          (el) => el.scrollHeight > el.clientHeight && el.scrollHeight - el.scrollTop - el.clientHeight <= 24,
+        ),
+      )
+      .toBe(true);
     // Its logs, from the database now that it has finished.
     await viewer.locator("[data-testid=run-logs] summary").click();
     await expect.poll(() => viewer.locator("[data-testid=run-logs] li").count()).toBeGreaterThan(0);
@@ -246,9 +298,15 @@ describe("the dashboard in a real browser", () => {
   });
 
   it("retries a cancelled run into a new one, opening it, and says why when a retry does not go through", async () => {
-    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("retrier"), password: PASSWORD, tenantName: "Retrier Co" });
+    const tenant = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("retrier"), password: PASSWORD, tenantName: "Retrier Co" });
     const api = pulse.api(tenant.token);
-    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    await eventually(
+      () => api.context.get.query(),
+      (c) => c?.status === "completed",
+      "the setup chain",
+    );
     const { runId } = await api.agent.run.mutate({ agentRole: "client-researcher" });
     await api.agent.cancel.mutate({ runId });
     const context = await signedIn(pulse, tenant.token);
@@ -283,10 +341,20 @@ describe("the dashboard in a real browser", () => {
   });
 
   it("answers another tenant's run, an unknown one and a malformed address with a 404 page", async () => {
-    const owner = await pulse.api().auth.register.mutate({ email: newEmail("owner"), password: PASSWORD, tenantName: "Owner Co" });
-    const stranger = await pulse.api().auth.register.mutate({ email: newEmail("stranger"), password: PASSWORD, tenantName: "Stranger Co" });
+    const owner = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("owner"), password: PASSWORD, tenantName: "Owner Co" });
+    const stranger = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("stranger"), password: PASSWORD, tenantName: "Stranger Co" });
     // The setup chain's first run, queued at registration.
-    const runId = (await eventually(() => pulse.api(owner.token).agent.list.query({ limit: 1 }), (l) => l.runs.length > 0, "the owner's first run")).runs[0]!.id;
+    const runId = (
+      await eventually(
+        () => pulse.api(owner.token).agent.list.query({ limit: 1 }),
+        (l) => l.runs.length > 0,
+        "the owner's first run",
+      )
+    ).runs[0]!.id;
 
     const ownerPage = await (await signedIn(pulse, owner.token)).newPage();
     expect((await ownerPage.goto(`${pulse.url}/runs/${runId}`))?.status()).toBe(200);
@@ -320,7 +388,9 @@ describe("the polling fallback in a real browser", () => {
   });
 
   it("polls while WebSockets are refused and streams buffered, goes live again after, and applies every event once in order", async () => {
-    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("cut"), password: PASSWORD, tenantName: "Cut Co" });
+    const tenant = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("cut"), password: PASSWORD, tenantName: "Cut Co" });
     const api = pulse.api(tenant.token);
     const page = await (await signedIn(pulse, tenant.token, gate.url)).newPage();
     await recordApplied(page);
@@ -349,7 +419,12 @@ describe("the polling fallback in a real browser", () => {
     await new Promise((r) => setTimeout(r, 3_000));
     expect(polls.length).toBe(pollsWhenLive);
 
-    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the chain to finish", 90_000);
+    await eventually(
+      () => api.context.get.query(),
+      (c) => c?.status === "completed",
+      "the chain to finish",
+      90_000,
+    );
     await new Promise((r) => setTimeout(r, 1_000));
     const events = (await applied(page)).filter((a) => a.type !== "snapshot" && a.type !== "resync");
     for (let i = 1; i < events.length; i++) expect(compareStreamIds(events[i]!.id, events[i - 1]!.id)).toBe(1);
@@ -376,7 +451,11 @@ describe.skipIf(!inject("databaseUrl"))("a page whose data cannot be read, in a 
     database = await openTestPostgres();
     sql = new pg.Client({ connectionString: database.url });
     await sql.connect();
-    pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DATABASE_URL: database.url, DEMO_SPEED: "0.05" }).start();
+    pulse = await new PulseProcess({
+      REDIS_URL: inject("redisUrl"),
+      DATABASE_URL: database.url,
+      DEMO_SPEED: "0.05",
+    }).start();
   });
   afterAll(async () => {
     await pulse?.stop();
@@ -385,9 +464,15 @@ describe.skipIf(!inject("databaseUrl"))("a page whose data cannot be read, in a 
   });
 
   it("says it could not be loaded (never 'not found'), and Try again shows the run once it can be read", async () => {
-    const tenant = await pulse.api().auth.register.mutate({ email: newEmail("outage"), password: PASSWORD, tenantName: "Outage Co" });
+    const tenant = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("outage"), password: PASSWORD, tenantName: "Outage Co" });
     const api = pulse.api(tenant.token);
-    await eventually(() => api.context.get.query(), (c) => c?.status === "completed", "the setup chain");
+    await eventually(
+      () => api.context.get.query(),
+      (c) => c?.status === "completed",
+      "the setup chain",
+    );
     const runId = (await api.agent.list.query({ limit: 1 })).runs[0]!.id;
     const page = await (await signedIn(pulse, tenant.token)).newPage();
     await page.goto(`${pulse.url}/runs/${runId}`);

@@ -26,7 +26,9 @@ async function outsideRuns(count: number) {
     const agent = new OutsideAgent(pulse.url, runId, reportToken!);
     await agent.report({ type: "agent:active" });
     await agent.report({ type: "agent:progress", progress: 50, message: `Filing batch ${i}` });
-    await agent.report(i % 5 === 0 ? { type: "agent:failed", error: `quota exceeded for batch ${i}` } : { type: "agent:completed" });
+    await agent.report(
+      i % 5 === 0 ? { type: "agent:failed", error: `quota exceeded for batch ${i}` } : { type: "agent:completed" },
+    );
   }
 }
 
@@ -52,7 +54,8 @@ function pageErrors(page: Page): string[] {
   return errors;
 }
 
-const rowIds = (page: Page) => page.locator("[data-testid=run-row]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-run-id")!));
+const rowIds = (page: Page) =>
+  page.locator("[data-testid=run-row]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-run-id")!));
 
 /** The page once it is live: hydrated and subscribed, so rows follow the feed from here on. */
 async function openRuns(page: Page, query = "") {
@@ -154,7 +157,10 @@ describe("the runs page", () => {
     const time = page.locator("[data-testid=run-row] [data-testid=relative-time]").first();
     await expect.poll(() => time.textContent()).toMatch(/^(just now|\d+ s ago|\d+ min ago)$/);
     const iso = (await time.getAttribute("datetime"))!;
-    const expected = await page.evaluate((at) => new Date(at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }), iso);
+    const expected = await page.evaluate(
+      (at) => new Date(at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }),
+      iso,
+    );
     expect(await time.getAttribute("title")).toBe(expected);
     expect(expected).toMatch(/^\d{2}\.\d{2}\.\d{4}/);
     expect(errors).toEqual([]);
@@ -183,7 +189,8 @@ describe("the runs page", () => {
     const status = row.locator("[data-testid=copy-id-status]");
     await expect.poll(() => status.textContent()).not.toBe("");
     // Copied by execCommand, or left selected for the reader: either way the whole id.
-    if ((await status.textContent()) !== "Copied") expect(await page.evaluate(() => String(window.getSelection()))).toBe(run.id);
+    if ((await status.textContent()) !== "Copied")
+      expect(await page.evaluate(() => String(window.getSelection()))).toBe(run.id);
   });
 
   it("offers a skip link first on every page, which moves focus to the content", async () => {
@@ -235,12 +242,26 @@ describe("the dark theme", () => {
     const context = await signedIn(browser, pulse, tenant.token, { colorScheme: "dark" });
     const page = await context.newPage();
     const counts: Record<string, Record<string, number>> = {};
-    for (const path of ["/", "/runs", "/runs?status=failed", `/runs/${all.find((r) => r.status === "failed")!.id}`, `/runs/${all[0]!.id}`, "/settings/context"]) {
+    for (const path of [
+      "/",
+      "/runs",
+      "/runs?status=failed",
+      `/runs/${all.find((r) => r.status === "failed")!.id}`,
+      `/runs/${all[0]!.id}`,
+      "/settings/context",
+    ]) {
       await page.goto(`${pulse.url}${path}`);
       await page.locator("[data-connection=live]").waitFor();
       // Dark indeed: the page's background is darker than its text.
-      const [background, text] = await page.evaluate(() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]);
-      expect({ path, background, text }).toEqual({ path, background: expect.stringMatching(/^rgb\((\d|[1-4]\d), /), text: expect.stringMatching(/^rgb\(2[0-5]\d, /) });
+      const [background, text] = await page.evaluate(() => [
+        getComputedStyle(document.body).backgroundColor,
+        getComputedStyle(document.body).color,
+      ]);
+      expect({ path, background, text }).toEqual({
+        path,
+        background: expect.stringMatching(/^rgb\((\d|[1-4]\d), /),
+        text: expect.stringMatching(/^rgb\(2[0-5]\d, /),
+      });
       counts[path] = countByRule(await seriousViolations(page));
     }
     await screenshot(page, "context-page-dark");

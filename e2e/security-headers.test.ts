@@ -20,10 +20,20 @@ let shareToken: string;
 beforeAll(async () => {
   browser = await launchChromium();
   pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25" }).start();
-  const tenant = await pulse.api().auth.register.mutate({ email: `headers-${randomUUID().slice(0, 8)}@example.test`, password: "correct horse battery", tenantName: "Headers Co" });
+  const tenant = await pulse.api().auth.register.mutate({
+    email: `headers-${randomUUID().slice(0, 8)}@example.test`,
+    password: "correct horse battery",
+    tenantName: "Headers Co",
+  });
   token = tenant.token;
   // The setup chain's first run, queued at registration.
-  runId = (await eventually(() => pulse.api(token).agent.list.query({ limit: 1 }), (l) => l.runs.length > 0, "the first run")).runs[0]!.id;
+  runId = (
+    await eventually(
+      () => pulse.api(token).agent.list.query({ limit: 1 }),
+      (l) => l.runs.length > 0,
+      "the first run",
+    )
+  ).runs[0]!.id;
   shareToken = (await pulse.api(token).share.create.mutate({ runId, expiresInMinutes: 60 })).token;
   // Pulse starts in a child process (up to 120 s on a loaded machine), then its first run is queued.
 }, 240_000);
@@ -47,7 +57,10 @@ describe("the dashboard's pages", () => {
   it("each carry the Content-Security-Policy, X-Frame-Options, nosniff and Referrer-Policy", async () => {
     const websocket = pulse.url.replace(/^http/, "ws");
     for (const { path, status, signedIn } of pages()) {
-      const res = await fetch(`${pulse.url}${path}`, { redirect: "manual", headers: signedIn ? { cookie: `pulse_session=${encodeURIComponent(token)}` } : {} });
+      const res = await fetch(`${pulse.url}${path}`, {
+        redirect: "manual",
+        headers: signedIn ? { cookie: `pulse_session=${encodeURIComponent(token)}` } : {},
+      });
       await res.arrayBuffer();
       expect(res.status, path).toBe(status);
       const policy = res.headers.get("content-security-policy") ?? "";
@@ -64,45 +77,61 @@ describe("the dashboard's pages", () => {
     }
   });
 
-  it("work under that policy in Chromium: scripts run, the WebSocket connects, nothing is refused", { timeout: 300_000 }, async () => {
-    const refusals: string[] = [];
-    const pageAs = async (signedIn: boolean) => {
-      const context = await browser.newContext();
-      if (signedIn) await context.addCookies([{ name: "pulse_session", value: token, url: pulse.url, httpOnly: true, sameSite: "Lax" }]);
-      await context.addInitScript(() => {
-        const w = window as unknown as { __violations: string[] };
-        w.__violations = [];
-        document.addEventListener("securitypolicyviolation", (e) => w.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-      });
-      const page = await context.newPage();
-      page.on("console", (message: ConsoleMessage) => {
-        if (/Content Security Policy/i.test(message.text())) refusals.push(message.text());
-      });
-      return page;
-    };
-    const member = await pageAs(true);
-    const visitor = await pageAs(false);
-    try {
-      for (const { path, ready, signedIn } of pages()) {
-        const page = signedIn ? member : visitor;
-        await page.goto(`${pulse.url}${path}`);
-        await page.locator(ready).first().waitFor({ timeout: 60_000 });
-        const violations = await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations.slice());
-        expect(violations, path).toEqual([]);
+  it(
+    "work under that policy in Chromium: scripts run, the WebSocket connects, nothing is refused",
+    { timeout: 300_000 },
+    async () => {
+      const refusals: string[] = [];
+      const pageAs = async (signedIn: boolean) => {
+        const context = await browser.newContext();
+        if (signedIn)
+          await context.addCookies([
+            { name: "pulse_session", value: token, url: pulse.url, httpOnly: true, sameSite: "Lax" },
+          ]);
+        await context.addInitScript(() => {
+          const w = window as unknown as { __violations: string[] };
+          w.__violations = [];
+          document.addEventListener("securitypolicyviolation", (e) =>
+            w.__violations.push(`${e.violatedDirective} ${e.blockedURI}`),
+          );
+        });
+        const page = await context.newPage();
+        page.on("console", (message: ConsoleMessage) => {
+          if (/Content Security Policy/i.test(message.text())) refusals.push(message.text());
+        });
+        return page;
+      };
+      const member = await pageAs(true);
+      const visitor = await pageAs(false);
+      try {
+        for (const { path, ready, signedIn } of pages()) {
+          const page = signedIn ? member : visitor;
+          await page.goto(`${pulse.url}${path}`);
+          await page.locator(ready).first().waitFor({ timeout: 60_000 });
+          const violations = await page.evaluate(() =>
+            (window as unknown as { __violations: string[] }).__violations.slice(),
+          );
+          expect(violations, path).toEqual([]);
+        }
+        expect(refusals).toEqual([]);
+      } finally {
+        await member.context().close();
+        await visitor.context().close();
       }
-      expect(refusals).toEqual([]);
-    } finally {
-      await member.context().close();
-      await visitor.context().close();
-    }
-  });
+    },
+  );
 
   it("cannot be framed by another page (clickjacking)", async () => {
     const context = await browser.newContext();
-    await context.addCookies([{ name: "pulse_session", value: token, url: pulse.url, httpOnly: true, sameSite: "Lax" }]);
+    await context.addCookies([
+      { name: "pulse_session", value: token, url: pulse.url, httpOnly: true, sameSite: "Lax" },
+    ]);
     const page = await context.newPage();
     try {
-      const refused = page.waitForEvent("console", { predicate: (m) => /frame-ancestors/.test(m.text()), timeout: 60_000 });
+      const refused = page.waitForEvent("console", {
+        predicate: (m) => /frame-ancestors/.test(m.text()),
+        timeout: 60_000,
+      });
       await page.setContent(`<iframe src="${pulse.url}/runs/${runId}" width="800" height="600"></iframe>`);
       expect((await refused).text()).toContain("frame-ancestors 'none'");
       const frame = page.frames().find((f) => f !== page.mainFrame());

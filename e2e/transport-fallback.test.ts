@@ -50,7 +50,8 @@ async function runPage(tenant: Tenant, via: UpgradeGate) {
     document.addEventListener("DOMContentLoaded", () => {
       new MutationObserver((mutations) => {
         for (const m of mutations) {
-          if (m.target instanceof Element && m.target.matches("[data-testid=run-detail] [role=progressbar]")) note(m.target);
+          if (m.target instanceof Element && m.target.matches("[data-testid=run-detail] [role=progressbar]"))
+            note(m.target);
         }
       }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
     });

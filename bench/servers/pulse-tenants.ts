@@ -11,7 +11,11 @@ export interface TenantSpec {
 }
 
 /** Runs `task` over `items` with at most `limit` at once. */
-async function eachLimited<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>): Promise<void> {
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {
@@ -43,9 +47,24 @@ export async function createBenchTenants(services: PulseServices, spec: TenantSp
     for (let r = 0; r < spec.runsPerTenant; r++) {
       const role = BENCH_ROLES[r % BENCH_ROLES.length]!;
       const run = await db.agentRun.create({
-        data: { tenantId: created.id, agentRole: role, queue: role, jobId: randomUUID(), status: "active", phase: "running", attempt: 1, startedAt: new Date() },
+        data: {
+          tenantId: created.id,
+          agentRole: role,
+          queue: role,
+          jobId: randomUUID(),
+          status: "active",
+          phase: "running",
+          attempt: 1,
+          startedAt: new Date(),
+        },
       });
-      tenant.runs.push({ tenantId: created.id, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: run.agentRole });
+      tenant.runs.push({
+        tenantId: created.id,
+        runId: run.id,
+        jobId: run.jobId,
+        queue: run.queue,
+        agentRole: run.agentRole,
+      });
     }
     tenant.tokens = new Array<string>(spec.connectionsPerTenant);
     await eachLimited(tenant.tokens, 4, async (_, c) => {

@@ -32,7 +32,13 @@ export async function serverStats(connections: () => number, options: { gc?: boo
   const objectHeapUsed = getHeapSpaceStatistics()
     .filter((space) => !space.space_name.includes("code"))
     .reduce((sum, space) => sum + space.space_used_size, 0);
-  return { cpuUs: cpu.user + cpu.system, heapUsed: memory.heapUsed, objectHeapUsed, rss: memory.rss, connections: connections() };
+  return {
+    cpuUs: cpu.user + cpu.system,
+    heapUsed: memory.heapUsed,
+    objectHeapUsed,
+    rss: memory.rss,
+    connections: connections(),
+  };
 }
 
 /** Writes a heap snapshot (after full collections) for `heap-summary.ts`; returns its path. */

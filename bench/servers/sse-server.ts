@@ -49,7 +49,11 @@ answerRequests({
           res.writeHead(401, { "content-type": "application/json" }).end('{"error":"unauthorized"}');
           return;
         }
-        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+        res.writeHead(200, {
+          "content-type": "text/event-stream",
+          "cache-control": "no-cache",
+          connection: "keep-alive",
+        });
         let closed = false;
         req.once("close", () => {
           closed = true;
@@ -79,4 +83,3 @@ answerRequests({
     exitSoon();
   },
 });
-

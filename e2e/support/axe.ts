@@ -17,8 +17,26 @@ export interface AxeFinding {
 export async function seriousViolations(page: Page): Promise<AxeFinding[]> {
   if (!(await page.evaluate(() => "axe" in window))) await page.addScriptTag({ path: axePath });
   const found = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: Document, options: object): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown[]; failureSummary?: string }[] }[] }> } }).axe;
-    const result = await axe.run(document, { resultTypes: ["violations"], rules: { "target-size": { enabled: true } } });
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            ctx: Document,
+            options: object,
+          ): Promise<{
+            violations: {
+              id: string;
+              impact: string | null;
+              nodes: { target: unknown[]; failureSummary?: string }[];
+            }[];
+          }>;
+        };
+      }
+    ).axe;
+    const result = await axe.run(document, {
+      resultTypes: ["violations"],
+      rules: { "target-size": { enabled: true } },
+    });
     return result.violations.map((v) => ({
       rule: v.id,
       impact: v.impact ?? "",
@@ -30,4 +48,5 @@ export async function seriousViolations(page: Page): Promise<AxeFinding[]> {
 }
 
 /** How many elements each rule flagged, for a readable assertion message. */
-export const countByRule = (findings: AxeFinding[]) => Object.fromEntries(findings.map((f) => [f.rule, f.targets.length]));
+export const countByRule = (findings: AxeFinding[]) =>
+  Object.fromEntries(findings.map((f) => [f.rule, f.targets.length]));

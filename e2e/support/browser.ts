@@ -3,7 +3,9 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 
-const CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].filter((p): p is string => !!p);
+const CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].filter(
+  (p): p is string => !!p,
+);
 
 /**
  * Debian's Chromium driven by Playwright. Playwright's own browser download is not used:
@@ -11,10 +13,19 @@ const CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/ch
  */
 export async function launchChromium(): Promise<Browser> {
   const executablePath = CANDIDATES.find((p) => existsSync(p));
-  if (!executablePath) throw new Error("Browser tests need Chromium: apt-get install -y chromium (or set CHROMIUM_PATH).");
+  if (!executablePath)
+    throw new Error("Browser tests need Chromium: apt-get install -y chromium (or set CHROMIUM_PATH).");
   return chromium.launch({
     executablePath,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 }
 
@@ -32,7 +43,9 @@ export async function recordApplied(page: Page): Promise<void> {
   await page.addInitScript(() => {
     const w = window as unknown as { __applied: { id: string; type: string }[] };
     w.__applied = [];
-    window.addEventListener("pulse:applied", (e) => w.__applied.push((e as CustomEvent<{ id: string; type: string }>).detail));
+    window.addEventListener("pulse:applied", (e) =>
+      w.__applied.push((e as CustomEvent<{ id: string; type: string }>).detail),
+    );
   });
 }
 

@@ -67,7 +67,12 @@ export class PulseProcess {
   /** A tRPC client over HTTP, with a bearer token when given. */
   api(token?: string) {
     return createTRPCClient<AppRouter>({
-      links: [httpBatchLink({ url: `${this.url}/api/trpc`, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) })],
+      links: [
+        httpBatchLink({
+          url: `${this.url}/api/trpc`,
+          ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+        }),
+      ],
     });
   }
 

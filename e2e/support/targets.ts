@@ -12,6 +12,9 @@ export function smallTargets(page: Page): Promise<string[]> {
         const inSentence = el.tagName === "A" && el.parentElement?.tagName === "P";
         return box.width > 0 && box.height > 0 && !inSentence && (box.width < 24 || box.height < 24);
       })
-      .map((el) => `${el.outerHTML.slice(0, 100)} (${Math.round(el.getBoundingClientRect().width)}×${Math.round(el.getBoundingClientRect().height)})`),
+      .map(
+        (el) =>
+          `${el.outerHTML.slice(0, 100)} (${Math.round(el.getBoundingClientRect().width)}×${Math.round(el.getBoundingClientRect().height)})`,
+      ),
   );
 }

@@ -9,7 +9,11 @@ export const PASSWORD = "correct horse battery";
 export const OUTSIDE_AGENT = "outside-agent";
 /** A Pulse of a browser test file's own: the demo agents at a quarter speed, and the outside agent's role. */
 export function startDashboardPulse(): Promise<PulseProcess> {
-  return new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25", EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT }).start();
+  return new PulseProcess({
+    REDIS_URL: inject("redisUrl"),
+    DEMO_SPEED: "0.25",
+    EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT,
+  }).start();
 }
 
 export const newEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.test`;
@@ -29,8 +33,15 @@ export async function signedIn(
 
 /** A new tenant whose setup chain has finished: its session token and an API client for it. */
 export async function settledTenant(pulse: PulseProcess, who: string) {
-  const tenant = await pulse.api().auth.register.mutate({ email: newEmail(who), password: PASSWORD, tenantName: `${who} Co` });
+  const tenant = await pulse
+    .api()
+    .auth.register.mutate({ email: newEmail(who), password: PASSWORD, tenantName: `${who} Co` });
   const api = pulse.api(tenant.token);
-  await eventually(() => api.context.get.query(), (c) => c?.status === "completed", `${who}'s setup chain`, 90_000);
+  await eventually(
+    () => api.context.get.query(),
+    (c) => c?.status === "completed",
+    `${who}'s setup chain`,
+    90_000,
+  );
   return { ...tenant, api };
 }

@@ -43,7 +43,7 @@ export class UpgradeGate {
           response.pipe(res);
         },
       );
-      upstream.on("error", () => res.headersSent ? res.destroy() : res.writeHead(502).end());
+      upstream.on("error", () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
       req.pipe(upstream);
     });
     this.server.on("upgrade", (req, socket, head) => {
@@ -53,7 +53,9 @@ export class UpgradeGate {
         return;
       }
       const upstream = net.connect(target.port, target.host, () => {
-        const headers = Object.entries(req.headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${v}`]));
+        const headers = Object.entries(req.headers).flatMap(([k, v]) =>
+          Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${v}`],
+        );
         upstream.write(`${req.method} ${req.url} HTTP/1.1\r\n${headers.join("\r\n")}\r\n\r\n`);
         if (head.length) upstream.write(head);
         upstream.pipe(socket);

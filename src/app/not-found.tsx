@@ -5,7 +5,12 @@ export const metadata = { title: "Not found" };
 /** Any address that names nothing of the caller's: an unknown page, or a run of another tenant. */
 export default function NotFound() {
   return (
-    <main id="main" tabIndex={-1} className="mx-auto flex min-h-screen max-w-sm flex-col justify-center gap-4 px-4" data-testid="not-found">
+    <main
+      id="main"
+      tabIndex={-1}
+      className="mx-auto flex min-h-screen max-w-sm flex-col justify-center gap-4 px-4"
+      data-testid="not-found"
+    >
       <h1 className="text-2xl font-semibold">Pulse</h1>
       <section className="card flex flex-col gap-3">
         <h2 className="text-lg font-semibold">Nothing here</h2>

@@ -39,7 +39,17 @@ export interface AgentPanelProps {
  * One agent role: status, phase, progress with the live message, current step, elapsed
  * time, and its Run / Cancel / Retry actions.
  */
-export function AgentPanel({ role, title, external, run, optimistic, notice, onRun, onCancel, onRetry }: AgentPanelProps) {
+export function AgentPanel({
+  role,
+  title,
+  external,
+  run,
+  optimistic,
+  notice,
+  onRun,
+  onCancel,
+  onRetry,
+}: AgentPanelProps) {
   const now = useNow();
   const status = optimistic ? "queued" : displayStatus(run);
   const busy = optimistic || run?.status === "queued" || run?.status === "active";
@@ -66,9 +76,16 @@ export function AgentPanel({ role, title, external, run, optimistic, notice, onR
         <StatusBadge status={status} label={label} />
       </div>
       <ProgressBar value={optimistic ? 0 : (run?.progress ?? 0)} label={`${title} progress`} status={status} />
-      <StatusAnnouncer text={optimistic ? "" : statusAnnouncement(title, run, external)} testId={`agent-${role}-announcer`} />
+      <StatusAnnouncer
+        text={optimistic ? "" : statusAnnouncement(title, run, external)}
+        testId={`agent-${role}-announcer`}
+      />
       <p className="min-h-5 text-sm text-slate-600">
-        {optimistic ? "Queued…" : run ? runMessage(run) || (external && run.status === "queued" ? "Waiting for the agent to pick the run up" : "") : "Not run yet"}
+        {optimistic
+          ? "Queued…"
+          : run
+            ? runMessage(run) || (external && run.status === "queued" ? "Waiting for the agent to pick the run up" : "")
+            : "Not run yet"}
       </p>
       {quiet ? (
         <p className="text-sm text-warn" data-testid="quiet-notice">
@@ -89,7 +106,9 @@ export function AgentPanel({ role, title, external, run, optimistic, notice, onR
           </>
         ) : null}
       </dl>
-      {run?.error && (run.status === "failed" || run.willRetry) ? <p className="text-sm text-bad">{run.error}</p> : null}
+      {run?.error && (run.status === "failed" || run.willRetry) ? (
+        <p className="text-sm text-bad">{run.error}</p>
+      ) : null}
       {notice ? (
         <p className="text-sm text-bad" role="alert">
           {notice}
@@ -111,7 +130,10 @@ export function AgentPanel({ role, title, external, run, optimistic, notice, onR
           </button>
         ) : null}
         {run && !optimistic ? (
-          <Link href={`/runs/${run.id}`} className="ml-auto inline-flex min-h-6 min-w-6 items-center text-sm text-accent underline-offset-2 hover:underline">
+          <Link
+            href={`/runs/${run.id}`}
+            className="ml-auto inline-flex min-h-6 min-w-6 items-center text-sm text-accent underline-offset-2 hover:underline"
+          >
             Details
           </Link>
         ) : null}

@@ -72,16 +72,24 @@ export function AuthForm({ mode }: { mode: "login" | "register" }) {
         <p className="text-sm text-slate-500">
           {mode === "login" ? (
             <>
-              New here? <Link className="text-accent underline underline-offset-2" href="/register">Create an account</Link>
+              New here?{" "}
+              <Link className="text-accent underline underline-offset-2" href="/register">
+                Create an account
+              </Link>
             </>
           ) : (
             <>
-              Have an account? <Link className="text-accent underline underline-offset-2" href="/login">Sign in</Link>
+              Have an account?{" "}
+              <Link className="text-accent underline underline-offset-2" href="/login">
+                Sign in
+              </Link>
             </>
           )}
         </p>
       </form>
-      {mode === "login" ? <p className="text-center text-xs text-slate-500">Demo: demo@pulse.local / pulse-demo-password</p> : null}
+      {mode === "login" ? (
+        <p className="text-center text-xs text-slate-500">Demo: demo@pulse.local / pulse-demo-password</p>
+      ) : null}
     </main>
   );
 }

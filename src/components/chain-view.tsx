@@ -9,13 +9,29 @@ import { displayStatus } from "./agent-panel";
 import { ProgressBar } from "./progress-bar";
 import { StatusBadge } from "./status-badge";
 
-const ICON: Record<string, string> = { completed: "✓", failed: "✕", active: "◑", queued: "◔", retrying: "↻", cancelled: "⊘", idle: "○" };
+const ICON: Record<string, string> = {
+  completed: "✓",
+  failed: "✕",
+  active: "◑",
+  queued: "◔",
+  retrying: "↻",
+  cancelled: "⊘",
+  idle: "○",
+};
 
 /**
  * The setup chain as a chain: each agent with its progress, and the estimated time left.
  * `runs` are the newest chain's (see `currentChain`); runs started by hand are no part of it.
  */
-export function ChainView({ roles, runs, durations }: { roles: RoleInfo[]; runs: RunView[]; durations: Record<string, number> }) {
+export function ChainView({
+  roles,
+  runs,
+  durations,
+}: {
+  roles: RoleInfo[];
+  runs: RunView[];
+  durations: Record<string, number>;
+}) {
   const now = useNow();
   const chain = chainByRole(
     roles.filter((r) => r.inChain),
@@ -29,7 +45,13 @@ export function ChainView({ roles, runs, durations }: { roles: RoleInfo[]; runs:
       <div className="mb-3 flex flex-wrap items-baseline justify-between gap-2">
         <h2 className="font-semibold">Setup chain</h2>
         <p className="text-sm text-slate-500" data-testid="chain-eta">
-          {running ? (left === null ? "No time estimate until each agent has run once" : `About ${formatDuration(left)} left`) : chain.every(({ run }) => run?.status === "completed") ? "Done" : "Not running"}
+          {running
+            ? left === null
+              ? "No time estimate until each agent has run once"
+              : `About ${formatDuration(left)} left`
+            : chain.every(({ run }) => run?.status === "completed")
+              ? "Done"
+              : "Not running"}
         </p>
       </div>
       <ol className="grid gap-3 sm:grid-cols-3">

@@ -35,7 +35,10 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
   const { state } = useAgentStatus({ initial: { id, runs } });
   const { context } = useContextStatus({ id, context: initialContext });
   const [error, setError] = useState<string | null>(null);
-  const approve = trpc.context.approve.useMutation({ onError: (e) => setError(e.message), onSuccess: () => setError(null) });
+  const approve = trpc.context.approve.useMutation({
+    onError: (e) => setError(e.message),
+    onSuccess: () => setError(null),
+  });
   const status = context?.status ?? "pending";
   const chainRuns = currentChain(chain, Object.values(state.runs));
   const chainRunning = chainRuns.some((r) => r.status === "active" || r.status === "queued");
@@ -43,16 +46,35 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
   return (
     <div className="flex flex-col gap-6">
       <ChainView roles={roles} runs={chainRuns} durations={durations} />
-      <section className="card flex flex-col gap-3" aria-labelledby="context-file" data-testid="context-file" data-status={status} data-version={context?.version ?? 0}>
+      <section
+        className="card flex flex-col gap-3"
+        aria-labelledby="context-file"
+        data-testid="context-file"
+        data-status={status}
+        data-version={context?.version ?? 0}
+      >
         <div className="flex flex-wrap items-center gap-3">
           <h2 id="context-file" className="font-semibold">
             Context file
           </h2>
-          <StatusBadge status={status === "approved" ? "completed" : status === "generating" ? "active" : status === "pending" ? "queued" : "completed"} label={status} />
+          <StatusBadge
+            status={
+              status === "approved"
+                ? "completed"
+                : status === "generating"
+                  ? "active"
+                  : status === "pending"
+                    ? "queued"
+                    : "completed"
+            }
+            label={status}
+          />
           {context?.version ? <span className="text-sm text-slate-500">version {context.version}</span> : null}
         </div>
         <p className="text-sm text-slate-600" aria-live="polite">
-          {status === "pending" && chainRunning ? "The setup agents are gathering what the writer needs." : STATUS_TEXT[status]}
+          {status === "pending" && chainRunning
+            ? "The setup agents are gathering what the writer needs."
+            : STATUS_TEXT[status]}
           {status === "approved" && context?.approvedBy ? (
             <>
               {` By ${context.approvedBy}`}
@@ -79,9 +101,19 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
         ) : null}
         {/* After the text it asks the reader to read. */}
         {status === "completed" && context ? (
-          <div className="flex flex-wrap items-center gap-3 rounded-lg border border-accent/40 bg-indigo-50 p-3" role="region" aria-label="Approval" data-testid="approve-banner">
+          <div
+            className="flex flex-wrap items-center gap-3 rounded-lg border border-accent/40 bg-indigo-50 p-3"
+            role="region"
+            aria-label="Approval"
+            data-testid="approve-banner"
+          >
             <p className="text-sm">Read it through, then approve version {context.version} so your agents use it.</p>
-            <button type="button" className="btn ml-auto" disabled={approve.isPending} onClick={() => approve.mutate({ version: context.version })}>
+            <button
+              type="button"
+              className="btn ml-auto"
+              disabled={approve.isPending}
+              onClick={() => approve.mutate({ version: context.version })}
+            >
               Approve
             </button>
           </div>

@@ -12,7 +12,13 @@ export function CopyId({ id, what = "run id" }: { id: string; what?: string }) {
   const [result, setResult] = useState<"copied" | "selected" | null>(null);
   return (
     <span className="inline-flex items-center gap-1 text-xs text-slate-600" data-testid="copy-id">
-      <code ref={text} title={id} className={result === "selected" ? "font-mono break-all" : "inline-block max-w-[8ch] truncate align-bottom font-mono"}>
+      <code
+        ref={text}
+        title={id}
+        className={
+          result === "selected" ? "font-mono break-all" : "inline-block max-w-[8ch] truncate align-bottom font-mono"
+        }
+      >
         {id}
       </code>
       <button

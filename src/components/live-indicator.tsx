@@ -12,13 +12,22 @@ export function LiveIndicator() {
   const monitor = useConnectionMonitor();
   const { status, attempt } = connection;
   return (
-    <div className="flex items-center gap-2 text-sm" role="status" aria-live="polite" data-testid="connection" data-connection={status}>
+    <div
+      className="flex items-center gap-2 text-sm"
+      role="status"
+      aria-live="polite"
+      data-testid="connection"
+      data-connection={status}
+    >
       {status === "live" ? (
         <span className="inline-flex items-center gap-1 font-medium text-ok">
           Live <span aria-hidden="true">●</span>
         </span>
       ) : status === "live-http" ? (
-        <span className="inline-flex items-center gap-1 font-medium text-ok" title="WebSockets are blocked on this network; updates stream over HTTP">
+        <span
+          className="inline-flex items-center gap-1 font-medium text-ok"
+          title="WebSockets are blocked on this network; updates stream over HTTP"
+        >
           Live (HTTP) <span aria-hidden="true">●</span>
         </span>
       ) : status === "connecting" ? (
@@ -26,7 +35,9 @@ export function LiveIndicator() {
       ) : status === "reconnecting" ? (
         <span className="text-warn">Reconnecting…{attempt > 1 ? ` (attempt ${attempt})` : ""}</span>
       ) : status === "polling" ? (
-        <span className="text-warn" title="Streaming is blocked on this network; updates arrive every few seconds">Polling</span>
+        <span className="text-warn" title="Streaming is blocked on this network; updates arrive every few seconds">
+          Polling
+        </span>
       ) : (
         <>
           <span className="text-bad">Real-time updates unavailable</span>

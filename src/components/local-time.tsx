@@ -30,7 +30,12 @@ export function useTimeFormat(): (iso: string) => string {
 export function RelativeTime({ iso, className }: { iso: string; className?: string }) {
   const now = useNow();
   return (
-    <time dateTime={iso} className={className} title={now === null ? undefined : formatDateTime(iso)} data-testid="relative-time">
+    <time
+      dateTime={iso}
+      className={className}
+      title={now === null ? undefined : formatDateTime(iso)}
+      data-testid="relative-time"
+    >
       {now === null ? formatDateTime(iso, "UTC") : formatRelative(Date.parse(iso), now)}
     </time>
   );

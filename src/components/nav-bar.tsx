@@ -23,7 +23,12 @@ export function NavBar({ email }: { email: string }) {
         </Link>
         <nav aria-label="Main" className="flex gap-4 text-sm">
           {LINKS.map((l) => (
-            <Link key={l.href} href={l.href} aria-current={pathname === l.href ? "page" : undefined} className="inline-flex min-h-6 items-center text-slate-600 hover:text-slate-900 aria-[current=page]:font-semibold aria-[current=page]:text-slate-900">
+            <Link
+              key={l.href}
+              href={l.href}
+              aria-current={pathname === l.href ? "page" : undefined}
+              className="inline-flex min-h-6 items-center text-slate-600 hover:text-slate-900 aria-[current=page]:font-semibold aria-[current=page]:text-slate-900"
+            >
               {l.label}
             </Link>
           ))}

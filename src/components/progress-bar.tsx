@@ -1,5 +1,11 @@
 /** The bar's colour says how the run ended, as its badge does in words beside it. */
-const TONE: Record<string, string> = { failed: "bg-bad", cancelled: "bg-slate-400", interrupted: "bg-slate-400", completed: "bg-ok", retrying: "bg-warn" };
+const TONE: Record<string, string> = {
+  failed: "bg-bad",
+  cancelled: "bg-slate-400",
+  interrupted: "bg-slate-400",
+  completed: "bg-ok",
+  retrying: "bg-warn",
+};
 
 /** A labelled progress bar with its value exposed to assistive technology. */
 export function ProgressBar({ value, label, status }: { value: number; label: string; status?: string }) {
@@ -13,7 +19,10 @@ export function ProgressBar({ value, label, status }: { value: number; label: st
       aria-valuenow={Math.round(value)}
       data-status={status}
     >
-      <div className={`h-full rounded-full ${TONE[status ?? ""] ?? "bg-accent"} transition-[width] duration-300 ease-out motion-reduce:transition-none`} style={{ width: `${value}%` }} />
+      <div
+        className={`h-full rounded-full ${TONE[status ?? ""] ?? "bg-accent"} transition-[width] duration-300 ease-out motion-reduce:transition-none`}
+        style={{ width: `${value}%` }}
+      />
     </div>
   );
 }

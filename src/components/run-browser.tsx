@@ -66,7 +66,9 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
   const onPage = runs.map((r) => r.id).join();
   useEffect(() => {
     if (cursor) return;
-    const fresh = Object.values(state.runs).filter((r) => r.queuedAt >= newest && !onPage.includes(r.id) && !asked.current.has(r.id));
+    const fresh = Object.values(state.runs).filter(
+      (r) => r.queuedAt >= newest && !onPage.includes(r.id) && !asked.current.has(r.id),
+    );
     if (fresh.length === 0) return;
     fresh.forEach((r) => asked.current.add(r.id));
     void utils.agent.list.invalidate();
@@ -75,7 +77,12 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
 
   return (
     <div className="flex flex-col gap-4">
-      <Form key={JSON.stringify(params)} action="/runs" className="card flex flex-wrap items-end gap-3" aria-label="Find runs">
+      <Form
+        key={JSON.stringify(params)}
+        action="/runs"
+        className="card flex flex-wrap items-end gap-3"
+        aria-label="Find runs"
+      >
         <div className="flex min-w-48 flex-[2] flex-col gap-1 text-sm">
           <label htmlFor="runs-q">Search</label>
           <input
@@ -158,7 +165,14 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
         ) : (
           <ul className="divide-y divide-slate-100" data-testid="run-list">
             {runs.map((run) => (
-              <RunRow key={run.id} run={run} title={titles[run.agentRole] ?? run.agentRole} external={external.has(run.agentRole)} now={now} detailed />
+              <RunRow
+                key={run.id}
+                run={run}
+                title={titles[run.agentRole] ?? run.agentRole}
+                external={external.has(run.agentRole)}
+                now={now}
+                detailed
+              />
             ))}
           </ul>
         )}

@@ -2,7 +2,15 @@
 
 import { useRouter } from "next/navigation";
 import { useState, type ReactNode } from "react";
-import { droppedOutputNotice, formatDuration, quietNotice, runMessage, statusAnnouncement, stepStatus, type StepStatus } from "@/lib/format";
+import {
+  droppedOutputNotice,
+  formatDuration,
+  quietNotice,
+  runMessage,
+  statusAnnouncement,
+  stepStatus,
+  type StepStatus,
+} from "@/lib/format";
 import type { RunState } from "@/lib/run-state";
 import { describeOutput, timelineRows } from "@/lib/timeline-rows";
 import { trpc } from "@/lib/trpc/client";
@@ -40,13 +48,24 @@ function describe(event: AgentEvent): string {
   }
 }
 
-const isFinished = (run: RunView) => run.status === "completed" || run.status === "failed" || run.status === "cancelled";
+const isFinished = (run: RunView) =>
+  run.status === "completed" || run.status === "failed" || run.status === "cancelled";
 
 /**
  * One run of the signed-in user's tenant, live: with Cancel, Retry (which opens the new run)
  * and Share, and its logs. An action the server refuses says why, beside the buttons.
  */
-export function RunDetail({ runId, initial, title, external = false }: { runId: string; initial: RunView; title: string; external?: boolean }) {
+export function RunDetail({
+  runId,
+  initial,
+  title,
+  external = false,
+}: {
+  runId: string;
+  initial: RunView;
+  title: string;
+  external?: boolean;
+}) {
   const { run: live, timeline } = useRun(runId, initial);
   const run = live ?? initial;
   const finished = isFinished(run);
@@ -65,22 +84,38 @@ export function RunDetail({ runId, initial, title, external = false }: { runId: 
   const again = trpc.agent.run.useMutation({
     onMutate: () => setNotice(null),
     onSuccess: (started) => router.push(`/runs/${started.runId}`),
-    onError: (error) => setNotice(error.data?.code === "CONFLICT" ? "Already running" : `Could not start: ${error.message}`),
+    onError: (error) =>
+      setNotice(error.data?.code === "CONFLICT" ? "Already running" : `Could not start: ${error.message}`),
   });
   const actions = (
     <>
       {!finished ? (
-        <button type="button" className="btn-quiet" onClick={() => cancel.mutate({ runId })} disabled={cancel.isPending}>
+        <button
+          type="button"
+          className="btn-quiet"
+          onClick={() => cancel.mutate({ runId })}
+          disabled={cancel.isPending}
+        >
           Cancel
         </button>
       ) : null}
       {run.status === "failed" || run.status === "cancelled" ? (
-        <button type="button" className="btn" onClick={() => retry.mutate({ runId })} disabled={retry.isPending || retry.isSuccess}>
+        <button
+          type="button"
+          className="btn"
+          onClick={() => retry.mutate({ runId })}
+          disabled={retry.isPending || retry.isSuccess}
+        >
           Retry
         </button>
       ) : null}
       {run.status === "completed" ? (
-        <button type="button" className="btn" onClick={() => again.mutate({ agentRole: run.agentRole })} disabled={again.isPending || again.isSuccess}>
+        <button
+          type="button"
+          className="btn"
+          onClick={() => again.mutate({ agentRole: run.agentRole })}
+          disabled={again.isPending || again.isSuccess}
+        >
           Run again
         </button>
       ) : null}
@@ -108,7 +143,12 @@ export function SharedRunDetail({ initial, title }: { initial: RunView; title: s
   const run = live ?? initial;
   const utils = trpc.useUtils();
   return (
-    <RunPanel run={run} timeline={timeline} title={title} loadOutput={(before) => utils.share.output.fetch({ before }, { staleTime: 0 })}>
+    <RunPanel
+      run={run}
+      timeline={timeline}
+      title={title}
+      loadOutput={(before) => utils.share.output.fetch({ before }, { staleTime: 0 })}
+    >
       {isFinished(run) ? <SharedRunLogs /> : <LiveLogs timeline={timeline} title="Logs (live)" />}
     </RunPanel>
   );
@@ -171,7 +211,9 @@ function RunPanel({
         {sharing}
         <ProgressBar value={run.progress} label="Run progress" status={displayStatus(run)} />
         <StatusAnnouncer text={statusAnnouncement(title, run, external)} testId="run-announcer" />
-        <p className="text-sm text-slate-600">{runMessage(run) || (external && run.status === "queued" ? "Waiting for the agent to pick the run up" : "")}</p>
+        <p className="text-sm text-slate-600">
+          {runMessage(run) || (external && run.status === "queued" ? "Waiting for the agent to pick the run up" : "")}
+        </p>
         {quiet ? (
           <p className="text-sm text-warn" data-testid="quiet-notice">
             {quiet}
@@ -185,9 +227,13 @@ function RunPanel({
               <LocalTime iso={run.startedAt} />
             </>
           ) : null}
-          {run.startedAt && (end || now !== null) ? ` · ${end ? "took" : "running for"} ${formatDuration((end ? Date.parse(end) : now!) - Date.parse(run.startedAt))}` : ""}
+          {run.startedAt && (end || now !== null)
+            ? ` · ${end ? "took" : "running for"} ${formatDuration((end ? Date.parse(end) : now!) - Date.parse(run.startedAt))}`
+            : ""}
         </p>
-        {run.error && (run.status === "failed" || run.willRetry) ? <p className="rounded-md bg-red-50 p-3 text-sm text-bad">{run.error}</p> : null}
+        {run.error && (run.status === "failed" || run.willRetry) ? (
+          <p className="rounded-md bg-red-50 p-3 text-sm text-bad">{run.error}</p>
+        ) : null}
       </section>
 
       <div className="grid gap-6 md:grid-cols-2">
@@ -201,7 +247,11 @@ function RunPanel({
                   <StepBadge status={stepStatus(step, run)} />
                   <span>{step.name}</span>
                   {step.attempt > 1 ? <span className="text-xs text-slate-500">attempt {step.attempt}</span> : null}
-                  {step.finishedAt ? <span className="ml-auto text-xs text-slate-500">{formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt))}</span> : null}
+                  {step.finishedAt ? (
+                    <span className="ml-auto text-xs text-slate-500">
+                      {formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt))}
+                    </span>
+                  ) : null}
                 </li>
               ))}
             </ol>
@@ -214,7 +264,13 @@ function RunPanel({
       </div>
 
       <TitledCard id="timeline" title="Timeline">
-        <ol ref={timelineRef} className="flex max-h-96 flex-col gap-1 overflow-auto text-sm" data-testid="timeline" tabIndex={0} aria-label="Timeline events">
+        <ol
+          ref={timelineRef}
+          className="flex max-h-96 flex-col gap-1 overflow-auto text-sm"
+          data-testid="timeline"
+          tabIndex={0}
+          aria-label="Timeline events"
+        >
           {timelineRows(timeline).map(({ id, event, output }) => (
             <li key={id} className="grid grid-cols-[7rem_1fr] gap-2" data-testid="timeline-row">
               <LocalTime iso={event.at} className="text-slate-500" />
@@ -254,7 +310,13 @@ function RunOutput({ run, loadOutput }: { run: RunView; loadOutput: LoadOutput }
   return (
     <>
       {start > dropped ? (
-        <button type="button" className="btn-quiet mb-2" onClick={loadEarlier} disabled={loading} data-testid="load-earlier-output">
+        <button
+          type="button"
+          className="btn-quiet mb-2"
+          onClick={loadEarlier}
+          disabled={loading}
+          data-testid="load-earlier-output"
+        >
           Load earlier output
         </button>
       ) : null}
@@ -272,7 +334,9 @@ function RunOutput({ run, loadOutput }: { run: RunView; loadOutput: LoadOutput }
         role="region"
         aria-label="Run output"
       >
-        {start > 0 && start <= dropped ? <span className="text-slate-500">{`${droppedOutputNotice(start)}\n`}</span> : null}
+        {start > 0 && start <= dropped ? (
+          <span className="text-slate-500">{`${droppedOutputNotice(start)}\n`}</span>
+        ) : null}
         {text || <span className="text-slate-500">{isFinished(run) ? "No output." : "Nothing yet."}</span>}
       </pre>
     </>
@@ -290,7 +354,11 @@ function LiveLogs({ timeline, title }: { timeline: Timeline; title: string }) {
   return (
     <TitledCard id="live-logs" title={title}>
       <ol className="font-mono text-xs" data-testid="live-logs">
-        {logs.map(({ id, event }) => (event.type === "agent:log" ? <li key={id}>{`${formatTime(event.at)} ${event.level} ${event.message}`}</li> : null))}
+        {logs.map(({ id, event }) =>
+          event.type === "agent:log" ? (
+            <li key={id}>{`${formatTime(event.at)} ${event.level} ${event.message}`}</li>
+          ) : null,
+        )}
       </ol>
     </TitledCard>
   );
@@ -301,9 +369,13 @@ function RunLogs({ page }: { page: LogPage | undefined }) {
   const formatTime = useTimeFormat();
   return (
     <details className="card" data-testid="run-logs">
-      <summary className="min-h-6 cursor-pointer font-semibold">Logs{page ? ` (${page.logs.length}${page.nextCursor ? "+" : ""})` : ""}</summary>
+      <summary className="min-h-6 cursor-pointer font-semibold">
+        Logs{page ? ` (${page.logs.length}${page.nextCursor ? "+" : ""})` : ""}
+      </summary>
       <ol className="mt-2 font-mono text-xs">
-        {page?.logs.map((log) => <li key={log.id}>{`${formatTime(log.at)} ${log.level} [attempt ${log.attempt}] ${log.message}`}</li>)}
+        {page?.logs.map((log) => (
+          <li key={log.id}>{`${formatTime(log.at)} ${log.level} [attempt ${log.attempt}] ${log.message}`}</li>
+        ))}
       </ol>
     </details>
   );

@@ -19,7 +19,15 @@ const FILTERS = [
 ] as const;
 
 /** Recent runs, newest first, filtered by status; live because the caller merges the feed in. */
-export function RunList({ runs, titles, externalRoles = [] }: { runs: RunView[]; titles: Record<string, string>; externalRoles?: string[] }) {
+export function RunList({
+  runs,
+  titles,
+  externalRoles = [],
+}: {
+  runs: RunView[];
+  titles: Record<string, string>;
+  externalRoles?: string[];
+}) {
   const now = useNow();
   const [filter, setFilter] = useState<(typeof FILTERS)[number]["key"]>("all");
   const match = FILTERS.find((f) => f.key === filter)!.match;
@@ -49,7 +57,13 @@ export function RunList({ runs, titles, externalRoles = [] }: { runs: RunView[];
       ) : (
         <ul className="divide-y divide-slate-100" data-testid="run-list">
           {shown.map((run) => (
-            <RunRow key={run.id} run={run} title={titles[run.agentRole] ?? run.agentRole} external={externalRoles.includes(run.agentRole)} now={now} />
+            <RunRow
+              key={run.id}
+              run={run}
+              title={titles[run.agentRole] ?? run.agentRole}
+              external={externalRoles.includes(run.agentRole)}
+              now={now}
+            />
           ))}
         </ul>
       )}
@@ -62,20 +76,42 @@ export function RunList({ runs, titles, externalRoles = [] }: { runs: RunView[];
  * took and which attempt it is on. `detailed` adds its id with a copy button and its last
  * word (message, or error when it failed): what the runs page's search matches.
  */
-export function RunRow({ run, title, external, now, detailed = false }: { run: RunView; title: string; external: boolean; now: number | null; detailed?: boolean }) {
+export function RunRow({
+  run,
+  title,
+  external,
+  now,
+  detailed = false,
+}: {
+  run: RunView;
+  title: string;
+  external: boolean;
+  now: number | null;
+  detailed?: boolean;
+}) {
   const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
   const quiet = quietNotice(run, now, external ? "agent" : "worker");
   // A failure before the last attempt started is that attempt's, not the run's end.
   const ended = end && run.startedAt && end >= run.startedAt && run.status !== "queued" && run.status !== "active";
   const word = run.status === "failed" && run.error ? run.error : runMessage(run);
   return (
-    <li className="flex flex-wrap items-center gap-x-3 gap-y-1 py-2 text-sm" data-testid="run-row" data-run-id={run.id} data-status={displayStatus(run)}>
-      <Link href={`/runs/${run.id}`} className="inline-flex min-h-6 items-center font-medium text-accent underline-offset-2 hover:underline">
+    <li
+      className="flex flex-wrap items-center gap-x-3 gap-y-1 py-2 text-sm"
+      data-testid="run-row"
+      data-run-id={run.id}
+      data-status={displayStatus(run)}
+    >
+      <Link
+        href={`/runs/${run.id}`}
+        className="inline-flex min-h-6 items-center font-medium text-accent underline-offset-2 hover:underline"
+      >
         {title}
       </Link>
       <StatusBadge status={displayStatus(run)} label={statusLabel(run, external)} />
       <RelativeTime iso={run.queuedAt} className="text-slate-500" />
-      {ended ? <span className="text-slate-500">{formatDuration(Date.parse(end) - Date.parse(run.startedAt!))}</span> : null}
+      {ended ? (
+        <span className="text-slate-500">{formatDuration(Date.parse(end) - Date.parse(run.startedAt!))}</span>
+      ) : null}
       {run.attempt > 1 ? <span className="text-xs text-slate-500">attempt {run.attempt}</span> : null}
       {detailed ? <CopyId id={run.id} /> : null}
       {detailed && word ? (

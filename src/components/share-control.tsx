@@ -32,14 +32,29 @@ export function ShareControl({ runId }: { runId: string }) {
           {live.map((link) => {
             const address = created?.shareId === link.shareId ? `${window.location.origin}${created.path}` : null;
             return (
-              <li key={link.shareId} className="flex flex-wrap items-center gap-2 rounded-md border border-slate-200 p-2 text-sm" data-testid="share-link-row" data-share-id={link.shareId}>
+              <li
+                key={link.shareId}
+                className="flex flex-wrap items-center gap-2 rounded-md border border-slate-200 p-2 text-sm"
+                data-testid="share-link-row"
+                data-share-id={link.shareId}
+              >
                 {address ? (
                   <div className="flex w-full flex-wrap items-center gap-2" data-testid="share-link">
-                    <input ref={field} className="field min-w-0 flex-1 font-mono text-xs" readOnly value={address} aria-label="Share link" onFocus={(e) => e.currentTarget.select()} />
+                    <input
+                      ref={field}
+                      className="field min-w-0 flex-1 font-mono text-xs"
+                      readOnly
+                      value={address}
+                      aria-label="Share link"
+                      onFocus={(e) => e.currentTarget.select()}
+                    />
                     <button
                       type="button"
                       className="btn-quiet"
-                      onClick={() => field.current && void copyFrom(field.current).then((result) => setCopied({ shareId: link.shareId, result }))}
+                      onClick={() =>
+                        field.current &&
+                        void copyFrom(field.current).then((result) => setCopied({ shareId: link.shareId, result }))
+                      }
                     >
                       Copy
                     </button>
@@ -49,7 +64,8 @@ export function ShareControl({ runId }: { runId: string }) {
                   </div>
                 ) : null}
                 <span className="text-slate-600">
-                  Link by {link.createdBy ?? "a former member"}, made <LocalTime iso={link.createdAt} />, expires <LocalTime iso={link.expiresAt} />
+                  Link by {link.createdBy ?? "a former member"}, made <LocalTime iso={link.createdAt} />, expires{" "}
+                  <LocalTime iso={link.expiresAt} />
                 </span>
                 <button
                   type="button"

@@ -13,7 +13,10 @@ const LOOK: Record<string, { symbol: string; tone: string }> = {
 export function StatusBadge({ status, label }: { status: string; label?: string }) {
   const look = LOOK[status] ?? LOOK.idle!;
   return (
-    <span className={`inline-flex items-center gap-1 rounded-full border px-2 py-0.5 text-xs font-medium ${look.tone}`} data-status={status}>
+    <span
+      className={`inline-flex items-center gap-1 rounded-full border px-2 py-0.5 text-xs font-medium ${look.tone}`}
+      data-status={status}
+    >
       <span aria-hidden="true">{look.symbol}</span>
       {label ?? status}
     </span>

@@ -2,15 +2,41 @@ import { describe, expect, it } from "vitest";
 import { applyAgentItem, emptyAgentState, latestRunByRole, type AgentState } from "./agent-state";
 import type { AgentFeedItem, RunView } from "./trpc/types";
 
-const base = { tenantId: "t", runId: "r1", jobId: "r1", queue: "client-researcher", agentRole: "client-researcher", attempt: 1 };
+const base = {
+  tenantId: "t",
+  runId: "r1",
+  jobId: "r1",
+  queue: "client-researcher",
+  agentRole: "client-researcher",
+  attempt: 1,
+};
 const at = "2026-01-01T00:00:00.000Z";
 
 function run(overrides: Partial<RunView> = {}): RunView {
   return {
-    id: "r1", tenantId: "t", agentRole: "client-researcher", queue: "client-researcher", jobId: "r1", chainId: null,
-    status: "active", phase: "running", progress: 40, message: "reading", error: null, attempt: 1, willRetry: false,
-    nextAgent: null, seq: 5, queuedAt: at, startedAt: at, completedAt: null, failedAt: null, cancelledAt: null,
-    updatedAt: at, steps: [], ...overrides,
+    id: "r1",
+    tenantId: "t",
+    agentRole: "client-researcher",
+    queue: "client-researcher",
+    jobId: "r1",
+    chainId: null,
+    status: "active",
+    phase: "running",
+    progress: 40,
+    message: "reading",
+    error: null,
+    attempt: 1,
+    willRetry: false,
+    nextAgent: null,
+    seq: 5,
+    queuedAt: at,
+    startedAt: at,
+    completedAt: null,
+    failedAt: null,
+    cancelledAt: null,
+    updatedAt: at,
+    steps: [],
+    ...overrides,
   };
 }
 
@@ -27,22 +53,68 @@ describe("applyAgentItem", () => {
 
   it("skips a counted event the snapshot already reflects, but moves the cursor", () => {
     const state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ seq: 5, steps: [] })] } });
-    const stale = apply(state, "2-0", { type: "agent:step", ...base, stepId: "s1", name: "Fetch", status: "started", seq: 4, at });
+    const stale = apply(state, "2-0", {
+      type: "agent:step",
+      ...base,
+      stepId: "s1",
+      name: "Fetch",
+      status: "started",
+      seq: 4,
+      at,
+    });
     expect(stale.runs.r1?.steps).toHaveLength(0);
     expect(stale.lastEventId).toBe("2-0");
-    const fresh = apply(stale, "3-0", { type: "agent:step", ...base, stepId: "s1", name: "Fetch", status: "started", seq: 6, at });
+    const fresh = apply(stale, "3-0", {
+      type: "agent:step",
+      ...base,
+      stepId: "s1",
+      name: "Fetch",
+      status: "started",
+      seq: 6,
+      at,
+    });
     expect(fresh.runs.r1).toMatchObject({ seq: 6, steps: [{ id: "s1", status: "started" }] });
   });
 
   it("applies progress, latest-wins, only to the attempt that is running, and keeps the run's counter", () => {
-    const state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ seq: 5, progress: 40, attempt: 2 })] } });
-    const fresh = apply(state, "2-0", { type: "agent:progress", ...base, attempt: 2, progress: 60, phase: "running", message: "new", seq: 0, at });
+    const state = apply(emptyAgentState, "1-0", {
+      type: "snapshot",
+      snapshot: { runs: [run({ seq: 5, progress: 40, attempt: 2 })] },
+    });
+    const fresh = apply(state, "2-0", {
+      type: "agent:progress",
+      ...base,
+      attempt: 2,
+      progress: 60,
+      phase: "running",
+      message: "new",
+      seq: 0,
+      at,
+    });
     expect(fresh.runs.r1).toMatchObject({ progress: 60, message: "new", seq: 5 });
-    const oldAttempt = apply(fresh, "3-0", { type: "agent:progress", ...base, attempt: 1, progress: 90, phase: "running", message: "old", seq: 0, at });
+    const oldAttempt = apply(fresh, "3-0", {
+      type: "agent:progress",
+      ...base,
+      attempt: 1,
+      progress: 90,
+      phase: "running",
+      message: "old",
+      seq: 0,
+      at,
+    });
     expect(oldAttempt.runs.r1).toMatchObject({ progress: 60, message: "new" });
     expect(oldAttempt.lastEventId).toBe("3-0");
     const ended = apply(fresh, "4-0", { type: "agent:completed", ...base, attempt: 2, completedAt: at, seq: 6, at });
-    const late = apply(ended, "5-0", { type: "agent:progress", ...base, attempt: 2, progress: 70, phase: "running", message: "late", seq: 0, at });
+    const late = apply(ended, "5-0", {
+      type: "agent:progress",
+      ...base,
+      attempt: 2,
+      progress: 70,
+      phase: "running",
+      message: "late",
+      seq: 0,
+      at,
+    });
     expect(late.runs.r1).toMatchObject({ status: "completed", progress: 100 });
   });
 
@@ -50,27 +122,65 @@ describe("applyAgentItem", () => {
     let state = apply(emptyAgentState, "1-0", { type: "agent:queued", ...base, queuedAt: at, seq: 1, at });
     expect(state.runs.r1?.status).toBe("queued");
     state = apply(state, "2-0", { type: "agent:active", ...base, startedAt: at, seq: 2, at });
-    state = apply(state, "3-0", { type: "agent:step", ...base, stepId: "s1", name: "Fetch", status: "started", seq: 3, at });
-    state = apply(state, "4-0", { type: "agent:failed", ...base, error: "timeout", failedAt: at, willRetry: true, seq: 4, at });
+    state = apply(state, "3-0", {
+      type: "agent:step",
+      ...base,
+      stepId: "s1",
+      name: "Fetch",
+      status: "started",
+      seq: 3,
+      at,
+    });
+    state = apply(state, "4-0", {
+      type: "agent:failed",
+      ...base,
+      error: "timeout",
+      failedAt: at,
+      willRetry: true,
+      seq: 4,
+      at,
+    });
     expect(state.runs.r1).toMatchObject({ status: "queued", willRetry: true, error: "timeout" });
     state = apply(state, "5-0", { type: "agent:active", ...base, attempt: 2, startedAt: at, seq: 5, at });
     expect(state.runs.r1).toMatchObject({ status: "active", attempt: 2, willRetry: false, progress: 0 });
-    state = apply(state, "6-0", { type: "agent:step", ...base, attempt: 2, stepId: "s1", name: "Fetch", status: "completed", seq: 6, at });
+    state = apply(state, "6-0", {
+      type: "agent:step",
+      ...base,
+      attempt: 2,
+      stepId: "s1",
+      name: "Fetch",
+      status: "completed",
+      seq: 6,
+      at,
+    });
     expect(state.runs.r1?.steps).toHaveLength(1);
     expect(state.runs.r1?.steps[0]?.status).toBe("completed");
-    state = apply(state, "7-0", { type: "agent:completed", ...base, attempt: 2, completedAt: at, nextAgent: "competitor-researcher", seq: 7, at });
+    state = apply(state, "7-0", {
+      type: "agent:completed",
+      ...base,
+      attempt: 2,
+      completedAt: at,
+      nextAgent: "competitor-researcher",
+      seq: 7,
+      at,
+    });
     expect(state.runs.r1).toMatchObject({ status: "completed", progress: 100, nextAgent: "competitor-researcher" });
   });
 
   it("starts a new attempt's output afresh, as the database does", () => {
-    let state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ output: "first draft" })] } });
+    let state = apply(emptyAgentState, "1-0", {
+      type: "snapshot",
+      snapshot: { runs: [run({ output: "first draft" })] },
+    });
     state = apply(state, "2-0", { type: "agent:active", ...base, attempt: 2, startedAt: at, seq: 6, at });
     expect(state.runs.r1?.output).toBe("");
     state = apply(state, "3-0", { type: "agent:output", ...base, attempt: 2, chunk: "second", seq: 7, at });
     expect(state.runs.r1?.output).toBe("second");
     // A tenant-wide view holds no output, and a start gives it none.
     const wide = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run()] } });
-    expect(apply(wide, "2-0", { type: "agent:active", ...base, attempt: 2, startedAt: at, seq: 6, at }).runs.r1?.output).toBeUndefined();
+    expect(
+      apply(wide, "2-0", { type: "agent:active", ...base, attempt: 2, startedAt: at, seq: 6, at }).runs.r1?.output,
+    ).toBeUndefined();
   });
 
   it("appends streamed output only to runs whose output it holds", () => {

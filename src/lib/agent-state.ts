@@ -58,13 +58,34 @@ function applyEvent(run: RunView, event: AgentEvent): RunView {
       };
     case "agent:progress":
       // Progress is not counted: the run keeps the counter of its last counted event.
-      return { ...next, seq: run.seq, progress: Math.round(event.progress), phase: event.phase, message: event.message };
+      return {
+        ...next,
+        seq: run.seq,
+        progress: Math.round(event.progress),
+        phase: event.phase,
+        message: event.message,
+      };
     case "agent:step": {
       const finished = event.status === "started" ? null : event.at;
       const exists = run.steps.some((s) => s.id === event.stepId);
       const steps = exists
-        ? run.steps.map((s) => (s.id === event.stepId ? { ...s, status: event.status, finishedAt: finished, error: event.error ?? null } : s))
-        : [...run.steps, { id: event.stepId, name: event.name, status: event.status, attempt: event.attempt, startedAt: event.at, finishedAt: finished, error: event.error ?? null }];
+        ? run.steps.map((s) =>
+            s.id === event.stepId
+              ? { ...s, status: event.status, finishedAt: finished, error: event.error ?? null }
+              : s,
+          )
+        : [
+            ...run.steps,
+            {
+              id: event.stepId,
+              name: event.name,
+              status: event.status,
+              attempt: event.attempt,
+              startedAt: event.at,
+              finishedAt: finished,
+              error: event.error ?? null,
+            },
+          ];
       return { ...next, steps };
     }
     case "agent:output":
@@ -72,9 +93,23 @@ function applyEvent(run: RunView, event: AgentEvent): RunView {
     case "agent:log":
       return next;
     case "agent:completed":
-      return { ...next, status: "completed", phase: "completing", progress: 100, completedAt: event.completedAt, nextAgent: event.nextAgent ?? null, error: null };
+      return {
+        ...next,
+        status: "completed",
+        phase: "completing",
+        progress: 100,
+        completedAt: event.completedAt,
+        nextAgent: event.nextAgent ?? null,
+        error: null,
+      };
     case "agent:failed":
-      return { ...next, status: event.willRetry ? "queued" : "failed", willRetry: event.willRetry, error: event.error, failedAt: event.failedAt };
+      return {
+        ...next,
+        status: event.willRetry ? "queued" : "failed",
+        willRetry: event.willRetry,
+        error: event.error,
+        failedAt: event.failedAt,
+      };
     case "agent:cancelled":
       return { ...next, status: "cancelled", willRetry: false, cancelledAt: event.cancelledAt };
   }
@@ -92,7 +127,10 @@ export function applyAgentItem(state: AgentState, entry: { id: string; item: Age
     return { runs: Object.fromEntries(item.snapshot.runs.map((r) => [r.id, r])), lastEventId: id };
   }
   const current = state.runs[item.runId] ?? newRun(item);
-  const stale = item.type === "agent:progress" ? current.status !== "active" || current.attempt !== item.attempt : item.seq <= current.seq;
+  const stale =
+    item.type === "agent:progress"
+      ? current.status !== "active" || current.attempt !== item.attempt
+      : item.seq <= current.seq;
   if (stale) return { ...state, lastEventId: id };
   return { runs: { ...state.runs, [item.runId]: applyEvent(current, item) }, lastEventId: id };
 }

@@ -21,6 +21,15 @@ describe("estimateChainTimeLeft", () => {
 
   it("has no estimate without history for an agent still to run, or when nothing runs", () => {
     expect(estimateChainTimeLeft([{ role: "a", run: run("queued") }, { role: "x" }], typical, t0)).toBeNull();
-    expect(estimateChainTimeLeft([{ role: "a", run: run("completed") }, { role: "b", run: run("failed") }], typical, t0)).toBeNull();
+    expect(
+      estimateChainTimeLeft(
+        [
+          { role: "a", run: run("completed") },
+          { role: "b", run: run("failed") },
+        ],
+        typical,
+        t0,
+      ),
+    ).toBeNull();
   });
 });

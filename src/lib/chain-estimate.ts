@@ -16,7 +16,8 @@ export function estimateChainTimeLeft(
     if (run?.status === "completed") continue;
     const typical = typicalMs[role];
     if (typical === undefined) return null;
-    left += run?.status === "active" && run.startedAt ? Math.max(0, typical - (now - Date.parse(run.startedAt))) : typical;
+    left +=
+      run?.status === "active" && run.startedAt ? Math.max(0, typical - (now - Date.parse(run.startedAt))) : typical;
   }
   return left;
 }

@@ -14,7 +14,15 @@ export function applyContextItem(state: ContextState, entry: { id: string; item:
   if (item.type === "snapshot" || item.type === "resync") return { context: item.snapshot.context, lastEventId: id };
   const current = state.context;
   if (current && item.seq <= current.seq) return { ...state, lastEventId: id };
-  const base: ContextView = current ?? { status: item.status, version: 0, seq: 0, content: null, approvedAt: null, approvedBy: null, updatedAt: item.at };
+  const base: ContextView = current ?? {
+    status: item.status,
+    version: 0,
+    seq: 0,
+    content: null,
+    approvedAt: null,
+    approvedBy: null,
+    updatedAt: item.at,
+  };
   return {
     context: {
       ...base,

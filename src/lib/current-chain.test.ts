@@ -4,7 +4,13 @@ import type { RunView } from "./trpc/types";
 
 const ROLES = [{ role: "client-researcher" }, { role: "competitor-researcher" }, { role: "context-file-writer" }];
 
-function run(id: string, agentRole: string, chainId: string | null, queuedAt: string, status: RunView["status"] = "completed"): RunView {
+function run(
+  id: string,
+  agentRole: string,
+  chainId: string | null,
+  queuedAt: string,
+  status: RunView["status"] = "completed",
+): RunView {
   return {
     id,
     tenantId: "t",
@@ -39,9 +45,14 @@ const chain = [
 
 describe("currentChain", () => {
   it("keeps the loaded chain whatever ran by hand since, with each run as fresh as the feed has it", () => {
-    const byHand = Array.from({ length: 31 }, (_, i) => run(`m${i}`, "client-researcher", null, `2026-01-01T11:${String(i).padStart(2, "0")}:00.000Z`));
+    const byHand = Array.from({ length: 31 }, (_, i) =>
+      run(`m${i}`, "client-researcher", null, `2026-01-01T11:${String(i).padStart(2, "0")}:00.000Z`),
+    );
     // The feed knows the writer again (its events arrive without a chainId) and a manual run of the first role.
-    const live = [...byHand, { ...run("c", "context-file-writer", null, "2026-01-01T10:02:00.000Z"), message: "fresh" }];
+    const live = [
+      ...byHand,
+      { ...run("c", "context-file-writer", null, "2026-01-01T10:02:00.000Z"), message: "fresh" },
+    ];
     const current = currentChain(chain, live);
     expect(current.map((r) => r.id)).toEqual(["a", "b", "c"]);
     expect(current[2]).toMatchObject({ message: "fresh", chainId: "c1" });
@@ -56,7 +67,10 @@ describe("currentChain", () => {
   });
 
   it("takes a chain's later runs from the feed when the page loaded before they were queued", () => {
-    const current = currentChain([chain[0]!], [run("b", "competitor-researcher", "c1", "2026-01-01T10:01:00.000Z", "active")]);
+    const current = currentChain(
+      [chain[0]!],
+      [run("b", "competitor-researcher", "c1", "2026-01-01T10:01:00.000Z", "active")],
+    );
     expect(chainByRole(ROLES, current).map((r) => r.run?.status)).toEqual(["completed", "active", undefined]);
   });
 

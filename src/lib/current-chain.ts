@@ -15,14 +15,21 @@ export function currentChain(loaded: RunView[], live: RunView[]): RunView[] {
     .filter((r) => r.chainId !== null && r.chainId !== loadedChainId && r.queuedAt > loadedSince)
     .sort((a, b) => b.queuedAt.localeCompare(a.queuedAt))[0];
   if (newer) return live.filter((r) => r.chainId === newer.chainId);
-  const fresh = new Map(live.filter((r) => loadedIds.has(r.id) || (loadedChainId !== null && r.chainId === loadedChainId)).map((r) => [r.id, r]));
+  const fresh = new Map(
+    live
+      .filter((r) => loadedIds.has(r.id) || (loadedChainId !== null && r.chainId === loadedChainId))
+      .map((r) => [r.id, r]),
+  );
   const merged = loaded.map((r) => ({ ...(fresh.get(r.id) ?? r), chainId: r.chainId }));
   const added = [...fresh.values()].filter((r) => !loadedIds.has(r.id));
   return [...merged, ...added];
 }
 
 /** Each role of the chain with its newest run in it, in the chain's order. */
-export function chainByRole<Role extends { role: string }>(roles: Role[], chain: RunView[]): (Role & { run?: RunView })[] {
+export function chainByRole<Role extends { role: string }>(
+  roles: Role[],
+  chain: RunView[],
+): (Role & { run?: RunView })[] {
   return roles.map((r) => ({
     ...r,
     run: chain.filter((run) => run.agentRole === r.role).sort((a, b) => b.queuedAt.localeCompare(a.queuedAt))[0],

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { droppedOutputNotice, formatDuration, formatRelative, formatTime, QUIET_AFTER_MS, quietNotice, runMessage, statusAnnouncement, stepStatus } from "./format";
+import {
+  droppedOutputNotice,
+  formatDuration,
+  formatRelative,
+  formatTime,
+  QUIET_AFTER_MS,
+  quietNotice,
+  runMessage,
+  statusAnnouncement,
+  stepStatus,
+} from "./format";
 
 describe("formatDuration", () => {
   it("reads as seconds, minutes or hours, dropping zero parts", () => {
@@ -13,16 +23,22 @@ describe("formatDuration", () => {
 
 describe("runMessage", () => {
   it("gives phase and message while a run is queued or running", () => {
-    expect(runMessage({ status: "active", phase: "running", message: "Reading filings", willRetry: false })).toBe("running · Reading filings");
+    expect(runMessage({ status: "active", phase: "running", message: "Reading filings", willRetry: false })).toBe(
+      "running · Reading filings",
+    );
     expect(runMessage({ status: "queued", phase: null, message: null, willRetry: false })).toBe("");
   });
 
   it("gives an ended run's or attempt's last message as such, without a phase that would contradict its status", () => {
     for (const status of ["completed", "failed", "cancelled"] as const) {
-      expect(runMessage({ status, phase: "running", message: "Reading filings", willRetry: false })).toBe("Last message: Reading filings");
+      expect(runMessage({ status, phase: "running", message: "Reading filings", willRetry: false })).toBe(
+        "Last message: Reading filings",
+      );
     }
     // Failed, waiting in the queue for its retry.
-    expect(runMessage({ status: "queued", phase: "running", message: "Reading filings", willRetry: true })).toBe("Last message: Reading filings");
+    expect(runMessage({ status: "queued", phase: "running", message: "Reading filings", willRetry: true })).toBe(
+      "Last message: Reading filings",
+    );
     expect(runMessage({ status: "completed", phase: "completing", message: null, willRetry: false })).toBe("");
   });
 });
@@ -73,9 +89,15 @@ describe("statusAnnouncement", () => {
   const base = { status: "active" as const, willRetry: false, error: null };
   it("is the status word, with the error when the run failed, and never its progress", () => {
     expect(statusAnnouncement("Client researcher", base)).toBe("Client researcher running");
-    expect(statusAnnouncement("Client researcher", { ...base, status: "completed" })).toBe("Client researcher completed");
-    expect(statusAnnouncement("Client researcher", { ...base, status: "failed", error: "timed out" })).toBe("Client researcher failed: timed out");
-    expect(statusAnnouncement("Client researcher", { ...base, status: "queued", willRetry: true, error: "timed out" })).toBe("Client researcher: attempt failed, retrying: timed out");
+    expect(statusAnnouncement("Client researcher", { ...base, status: "completed" })).toBe(
+      "Client researcher completed",
+    );
+    expect(statusAnnouncement("Client researcher", { ...base, status: "failed", error: "timed out" })).toBe(
+      "Client researcher failed: timed out",
+    );
+    expect(
+      statusAnnouncement("Client researcher", { ...base, status: "queued", willRetry: true, error: "timed out" }),
+    ).toBe("Client researcher: attempt failed, retrying: timed out");
     expect(statusAnnouncement("Outside", { ...base, status: "queued" }, true)).toBe("Outside waiting for the agent");
   });
 });
@@ -83,15 +105,11 @@ describe("statusAnnouncement", () => {
 describe("formatRelative", () => {
   const now = Date.parse("2026-12-04T12:00:00Z");
   it("says how long ago a moment was, in the largest unit that fits", () => {
-    expect([0, 9_000, 42_000, 125_000, 3 * 3_600_000, 47 * 3_600_000, 5 * 86_400_000].map((ago) => formatRelative(now - ago, now))).toEqual([
-      "just now",
-      "just now",
-      "42 s ago",
-      "2 min ago",
-      "3 h ago",
-      "47 h ago",
-      "5 d ago",
-    ]);
+    expect(
+      [0, 9_000, 42_000, 125_000, 3 * 3_600_000, 47 * 3_600_000, 5 * 86_400_000].map((ago) =>
+        formatRelative(now - ago, now),
+      ),
+    ).toEqual(["just now", "just now", "42 s ago", "2 min ago", "3 h ago", "47 h ago", "5 d ago"]);
   });
   it("calls a moment a little ahead of the clock (another machine's) just now", () => {
     expect(formatRelative(now + 5_000, now)).toBe("just now");

@@ -82,7 +82,11 @@ export const QUIET_AFTER_MS = 15_000;
  * outside agent) may have died, long before the server gives the attempt up. Null while
  * it reports, once it is no longer active, and before the page knows the time.
  */
-export function quietNotice(run: Pick<RunView, "status" | "updatedAt">, now: number | null, who = "worker"): string | null {
+export function quietNotice(
+  run: Pick<RunView, "status" | "updatedAt">,
+  now: number | null,
+  who = "worker",
+): string | null {
   if (now === null || run.status !== "active") return null;
   const quiet = now - Date.parse(run.updatedAt);
   return quiet > QUIET_AFTER_MS ? `No update for ${formatDuration(quiet)} — the ${who} may have stopped` : null;
@@ -93,7 +97,11 @@ export function quietNotice(run: Pick<RunView, "status" | "updatedAt">, now: num
  * and the error when it failed. Progress and output are left out, so they are not read out
  * as they stream.
  */
-export function statusAnnouncement(title: string, run: Pick<RunView, "status" | "willRetry" | "error"> | undefined, external = false): string {
+export function statusAnnouncement(
+  title: string,
+  run: Pick<RunView, "status" | "willRetry" | "error"> | undefined,
+  external = false,
+): string {
   if (!run) return "";
   if (run.willRetry) return `${title}: attempt failed, retrying${run.error ? `: ${run.error}` : ""}`;
   switch (run.status) {

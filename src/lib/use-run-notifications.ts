@@ -25,9 +25,24 @@ export function useRunNotifications(titles: Record<string, string>) {
   const onEvent = useCallback(
     (event: AgentEvent) => {
       const finished =
-        event.type === "agent:completed" ? "completed" : event.type === "agent:failed" && !event.willRetry ? "failed" : event.type === "agent:cancelled" ? "was cancelled" : null;
-      if (!finished || document.visibilityState !== "hidden" || !("Notification" in window) || Notification.permission !== "granted") return;
-      new Notification(`${titles[event.agentRole] ?? event.agentRole} ${finished}`, { tag: event.runId, body: "Pulse" });
+        event.type === "agent:completed"
+          ? "completed"
+          : event.type === "agent:failed" && !event.willRetry
+            ? "failed"
+            : event.type === "agent:cancelled"
+              ? "was cancelled"
+              : null;
+      if (
+        !finished ||
+        document.visibilityState !== "hidden" ||
+        !("Notification" in window) ||
+        Notification.permission !== "granted"
+      )
+        return;
+      new Notification(`${titles[event.agentRole] ?? event.agentRole} ${finished}`, {
+        tag: event.runId,
+        body: "Pulse",
+      });
     },
     [titles],
   );

@@ -30,7 +30,10 @@ async function seeded(db: PrismaClient) {
 
 /** Jobs waiting in the first setup role's queue under this prefix. */
 async function setupJobs(prefix: string): Promise<number> {
-  const queue = new Queue(SETUP_CHAIN[0], { connection: connectRedis(inject("redisUrl"), `${prefix}:count`), prefix: queuePrefix(prefix, SETUP_CHAIN[0]) });
+  const queue = new Queue(SETUP_CHAIN[0], {
+    connection: connectRedis(inject("redisUrl"), `${prefix}:count`),
+    prefix: queuePrefix(prefix, SETUP_CHAIN[0]),
+  });
   try {
     return await queue.count();
   } finally {
@@ -63,7 +66,13 @@ describe.skipIf(!inject("databaseUrl"))("Pulse instances starting at once on one
         }),
       );
       const state = await seeded(instances[0]!.pulse.services.db);
-      expect({ round, ...state, runs: state.runs.length }).toEqual({ round, users: 1, tenants: 1, runs: 1, contextFiles: 1 });
+      expect({ round, ...state, runs: state.runs.length }).toEqual({
+        round,
+        users: 1,
+        tenants: 1,
+        runs: 1,
+        contextFiles: 1,
+      });
       expect(state.runs[0]).toMatchObject({ agentRole: SETUP_CHAIN[0], chainId: expect.any(String) });
       expect(await setupJobs(prefix)).toBe(1);
       expect(log.errors()).toEqual([]);
@@ -118,6 +127,8 @@ describe("the generated session signing key", () => {
     const dir = await dataDir();
     await loadAuthSecret({}, dir, createLogger("silent"));
     await writeFile(path.join(dir, "auth-secret"), "short");
-    await expect(loadAuthSecret({}, dir, createLogger("silent"))).rejects.toThrow(/delete it to have one generated, or set AUTH_SECRET/);
+    await expect(loadAuthSecret({}, dir, createLogger("silent"))).rejects.toThrow(
+      /delete it to have one generated, or set AUTH_SECRET/,
+    );
   });
 });

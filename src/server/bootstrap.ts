@@ -2,7 +2,13 @@ import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { demoConfig } from "./agents/demo";
-import { combineConfigs, configFile, loadPulseConfig, type AgentCatalog, type PulseConfig } from "./agents/pulse-config";
+import {
+  combineConfigs,
+  configFile,
+  loadPulseConfig,
+  type AgentCatalog,
+  type PulseConfig,
+} from "./agents/pulse-config";
 import { startTenantSetup } from "./agents/tenant-setup";
 import { openDatabase, type Database } from "./db";
 import type { Env } from "./env";
@@ -14,18 +20,29 @@ import type { Logger } from "./logger";
 import { Pulse, type PulseOptions } from "./pulse";
 import { describeRedisTarget, resolveRedis, type RedisEndpoint, type RedisTarget } from "./redis";
 
-export const DEMO_USER = { email: "demo@pulse.local", password: "pulse-demo-password", tenantName: "Acme Logistics" } as const;
+export const DEMO_USER = {
+  email: "demo@pulse.local",
+  password: "pulse-demo-password",
+  tenantName: "Acme Logistics",
+} as const;
 
 /**
  * The HMAC key for session tokens: AUTH_SECRET, or one generated once into `.data/` so
  * sessions survive restarts of a default install. Production deployments set AUTH_SECRET
  * (the same on every replica).
  */
-export async function loadAuthSecret(env: Pick<Env, "AUTH_SECRET">, dataDir: string, logger: Logger): Promise<Uint8Array> {
+export async function loadAuthSecret(
+  env: Pick<Env, "AUTH_SECRET">,
+  dataDir: string,
+  logger: Logger,
+): Promise<Uint8Array> {
   if (env.AUTH_SECRET) return new TextEncoder().encode(env.AUTH_SECRET);
   const file = path.join(dataDir, "auth-secret");
   const secret = (await readSecretFile(file)) ?? (await createSecretFile(file, logger));
-  if (secret.length < 32) throw new Error(`${file} holds no usable session signing key (under 32 characters): delete it to have one generated, or set AUTH_SECRET`);
+  if (secret.length < 32)
+    throw new Error(
+      `${file} holds no usable session signing key (under 32 characters): delete it to have one generated, or set AUTH_SECRET`,
+    );
   return new TextEncoder().encode(secret);
 }
 
@@ -56,7 +73,12 @@ async function createSecretFile(file: string, logger: Logger): Promise<string> {
 }
 
 /** The Redis the configuration names: a cluster (REDIS_CLUSTER_NODES), one standalone (REDIS_URL), or none (a private one). */
-export function configuredRedis(env: Pick<Env, "REDIS_URL" | "REDIS_CLUSTER_NODES" | "REDIS_CLUSTER_TLS" | "REDIS_CLUSTER_USERNAME" | "REDIS_CLUSTER_PASSWORD">): RedisTarget | undefined {
+export function configuredRedis(
+  env: Pick<
+    Env,
+    "REDIS_URL" | "REDIS_CLUSTER_NODES" | "REDIS_CLUSTER_TLS" | "REDIS_CLUSTER_USERNAME" | "REDIS_CLUSTER_PASSWORD"
+  >,
+): RedisTarget | undefined {
   if (env.REDIS_CLUSTER_NODES.length > 0) {
     return {
       cluster: {
@@ -103,7 +125,11 @@ export async function loadAgentCatalog(
 }
 
 /** Starts Redis (or connects), the database (migrated), and Pulse's services from the configuration. */
-export async function bootPulse(env: Env, logger: Logger, role: { workers: boolean; subscriptions: boolean }): Promise<BootedPulse> {
+export async function bootPulse(
+  env: Env,
+  logger: Logger,
+  role: { workers: boolean; subscriptions: boolean },
+): Promise<BootedPulse> {
   const catalog = await loadAgentCatalog(env, logger);
   const dataDir = path.dirname(path.resolve(env.PGLITE_DIR));
   const configured = configuredRedis(env);
@@ -113,13 +139,26 @@ export async function bootPulse(env: Env, logger: Logger, role: { workers: boole
     port: env.REDIS_SERVER_PORT || undefined,
     dataDir: path.join(dataDir, "redis"),
   });
-  if (!configured) logger.info({ url: describeRedisTarget(redis.target) }, "started a private redis-server (set REDIS_URL or REDIS_CLUSTER_NODES to use your own)");
+  if (!configured)
+    logger.info(
+      { url: describeRedisTarget(redis.target) },
+      "started a private redis-server (set REDIS_URL or REDIS_CLUSTER_NODES to use your own)",
+    );
   else logger.info({ redis: describeRedisTarget(redis.target) }, "connecting to Redis");
   let database: Database | undefined;
   try {
-    database = await openDatabase({ databaseUrl: env.DATABASE_URL, pgliteDir: env.PGLITE_DIR, preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
-    logger.info({ database: database.kind, ...(database.kind === "pglite" ? { dir: env.PGLITE_DIR } : {}) }, "database ready, migrations applied");
-    const pulse = await Pulse.start(await pulseOptions(env, logger, role, { database, redis: redis.target, dataDir, catalog }));
+    database = await openDatabase({
+      databaseUrl: env.DATABASE_URL,
+      pgliteDir: env.PGLITE_DIR,
+      preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
+    });
+    logger.info(
+      { database: database.kind, ...(database.kind === "pglite" ? { dir: env.PGLITE_DIR } : {}) },
+      "database ready, migrations applied",
+    );
+    const pulse = await Pulse.start(
+      await pulseOptions(env, logger, role, { database, redis: redis.target, dataDir, catalog }),
+    );
     const db = database;
     return {
       pulse,
@@ -170,7 +209,11 @@ async function pulseOptions(
     auth: await authOptions(env, found.dataDir, logger),
     externalAgentRoles: found.catalog.externalAgentRoles,
     bus: { outputMaxChars: env.RUN_OUTPUT_MAX_CHARS },
-    reconcile: { intervalMs: env.RECONCILE_INTERVAL_MS, graceMs: env.RECONCILE_GRACE_MS, externalTimeoutMs: env.EXTERNAL_AGENT_TIMEOUT_SECONDS * 1000 },
+    reconcile: {
+      intervalMs: env.RECONCILE_INTERVAL_MS,
+      graceMs: env.RECONCILE_GRACE_MS,
+      externalTimeoutMs: env.EXTERNAL_AGENT_TIMEOUT_SECONDS * 1000,
+    },
   };
 }
 
@@ -202,8 +245,15 @@ export async function listenPulse(env: Env, pulse: Pulse, logger: Logger, web?: 
     ...(web ? { web } : {}),
     secureCookies: env.COOKIE_SECURE,
     security: serverSecurity(env),
-    metrics: { enabled: env.METRICS_ENABLED, public: env.METRICS_PUBLIC, ...(env.METRICS_TOKEN ? { token: env.METRICS_TOKEN } : {}) },
-    admin: { tokenTtlSeconds: env.PULSE_TOKEN_TTL_SECONDS, ...(env.PULSE_ADMIN_KEY ? { key: env.PULSE_ADMIN_KEY } : {}) },
+    metrics: {
+      enabled: env.METRICS_ENABLED,
+      public: env.METRICS_PUBLIC,
+      ...(env.METRICS_TOKEN ? { token: env.METRICS_TOKEN } : {}),
+    },
+    admin: {
+      tokenTtlSeconds: env.PULSE_TOKEN_TTL_SECONDS,
+      ...(env.PULSE_ADMIN_KEY ? { key: env.PULSE_ADMIN_KEY } : {}),
+    },
   });
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);

@@ -15,7 +15,9 @@ if (!name || !/^[a-z0-9_]+$/.test(name)) {
 const pglite = new PGlite("memory://");
 try {
   const created = await createMigration(new PrismaPGlite(pglite), name);
-  console.log(created ? `created prisma/migrations/${created}/migration.sql` : "schema unchanged: no migration written");
+  console.log(
+    created ? `created prisma/migrations/${created}/migration.sql` : "schema unchanged: no migration written",
+  );
 } finally {
   await pglite.close();
 }

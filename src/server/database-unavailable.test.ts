@@ -10,10 +10,18 @@ describe("isDatabaseUnavailable", () => {
     expect(isDatabaseUnavailable(coded("57P01"))).toBe(true);
     expect(isDatabaseUnavailable(coded("08006"))).toBe(true);
     expect(isDatabaseUnavailable(new Error("Connection terminated unexpectedly"))).toBe(true);
-    expect(isDatabaseUnavailable(new Error("Client has encountered a connection error and is not queryable"))).toBe(true);
-    expect(isDatabaseUnavailable(coded("P2010", "Raw query failed. Code: `N/A`. Message: `Server has closed the connection.`"))).toBe(true);
+    expect(isDatabaseUnavailable(new Error("Client has encountered a connection error and is not queryable"))).toBe(
+      true,
+    );
+    expect(
+      isDatabaseUnavailable(
+        coded("P2010", "Raw query failed. Code: `N/A`. Message: `Server has closed the connection.`"),
+      ),
+    ).toBe(true);
     expect(isDatabaseUnavailable(new Error("outer", { cause: coded("ECONNRESET") }))).toBe(true);
-    expect(isDatabaseUnavailable(Object.assign(new Error("ConnectionClosed"), { cause: { kind: "ConnectionClosed" } }))).toBe(true);
+    expect(
+      isDatabaseUnavailable(Object.assign(new Error("ConnectionClosed"), { cause: { kind: "ConnectionClosed" } })),
+    ).toBe(true);
   });
 
   it("leaves errors of the query itself alone", () => {
@@ -37,7 +45,9 @@ describe("whileDatabaseReturns", () => {
   });
 
   it("gives up with DatabaseUnavailableError after its wait, and passes other errors through at once", async () => {
-    await expect(whileDatabaseReturns(() => Promise.reject(coded("P1001")), 50)).rejects.toBeInstanceOf(DatabaseUnavailableError);
+    await expect(whileDatabaseReturns(() => Promise.reject(coded("P1001")), 50)).rejects.toBeInstanceOf(
+      DatabaseUnavailableError,
+    );
     let calls = 0;
     await expect(
       whileDatabaseReturns(() => {

@@ -35,7 +35,9 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(
       "REDIS_URL: is required when NODE_ENV=production, or REDIS_CLUSTER_NODES (a private redis-server is for a local install only)",
     );
-    expect(parseEnv({ NODE_ENV: "production", REDIS_URL: "redis://redis.internal:6379" }).REDIS_URL).toBe("redis://redis.internal:6379");
+    expect(parseEnv({ NODE_ENV: "production", REDIS_URL: "redis://redis.internal:6379" }).REDIS_URL).toBe(
+      "redis://redis.internal:6379",
+    );
     expect(parseEnv({}).NODE_ENV).toBeUndefined();
   });
 
@@ -54,7 +56,10 @@ describe("security settings", () => {
     expect(env.WS_MAX_PAYLOAD_BYTES).toBe(64 * 1024);
     expect(env.SOCKET_TOKEN_TTL_SECONDS).toBe(300);
     expect(env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT).toBe(10);
-    const set = parseEnv({ ALLOWED_ORIGINS: "https://pulse.example.com, http://localhost:3000", EXTERNAL_AGENT_ROLES: "py-agent,go-agent" });
+    const set = parseEnv({
+      ALLOWED_ORIGINS: "https://pulse.example.com, http://localhost:3000",
+      EXTERNAL_AGENT_ROLES: "py-agent,go-agent",
+    });
     expect(set.ALLOWED_ORIGINS).toEqual(["https://pulse.example.com", "http://localhost:3000"]);
     expect(set.EXTERNAL_AGENT_ROLES).toEqual(["py-agent", "go-agent"]);
   });
@@ -63,20 +68,31 @@ describe("security settings", () => {
     const { serverSecurity } = await import("./bootstrap");
     const { DEFAULT_SERVER_SECURITY } = await import("./http/server-security");
     expect(serverSecurity(parseEnv({})).sse).toEqual(DEFAULT_SERVER_SECURITY.sse);
-    const set = serverSecurity(parseEnv({ SSE_MAX_STREAMS_PER_USER: "5", SSE_MAX_STREAMS_PER_IP: "7", SSE_MAX_STREAMS: "9" })).sse;
+    const set = serverSecurity(
+      parseEnv({ SSE_MAX_STREAMS_PER_USER: "5", SSE_MAX_STREAMS_PER_IP: "7", SSE_MAX_STREAMS: "9" }),
+    ).sse;
     expect(set).toMatchObject({ perUser: 5, perIp: 7, perProcess: 9, perTenant: 600 });
     expect(() => parseEnv({ SSE_MAX_VIEWERS_PER_IP: "0" })).toThrow(/SSE_MAX_VIEWERS_PER_IP/);
   });
 
   it("name the variable for an origin with a path, a bad role, or a refresh lead not below the token's lifetime", () => {
-    const attempt = () => parseEnv({ ALLOWED_ORIGINS: "https://pulse.example.com/app", EXTERNAL_AGENT_ROLES: "Py Agent", SOCKET_TOKEN_TTL_SECONDS: "20" });
+    const attempt = () =>
+      parseEnv({
+        ALLOWED_ORIGINS: "https://pulse.example.com/app",
+        EXTERNAL_AGENT_ROLES: "Py Agent",
+        SOCKET_TOKEN_TTL_SECONDS: "20",
+      });
     expect(attempt).toThrow(EnvError);
     try {
       attempt();
     } catch (error) {
       const message = (error as Error).message;
-      expect(message).toContain("ALLOWED_ORIGINS: must list origins like https://pulse.example.com (scheme, host and port only) (item 1)");
-      expect(message).toContain("EXTERNAL_AGENT_ROLES: must list roles in lowercase letters, digits and dashes (item 1)");
+      expect(message).toContain(
+        "ALLOWED_ORIGINS: must list origins like https://pulse.example.com (scheme, host and port only) (item 1)",
+      );
+      expect(message).toContain(
+        "EXTERNAL_AGENT_ROLES: must list roles in lowercase letters, digits and dashes (item 1)",
+      );
       expect(message).toContain("WS_TOKEN_REFRESH_LEAD_SECONDS: must be less than SOCKET_TOKEN_TTL_SECONDS");
     }
   });
@@ -117,7 +133,9 @@ describe("Redis settings", () => {
   });
 
   it("mean one standalone Redis with REDIS_URL, and a private one with neither", () => {
-    expect(configuredRedis(parseEnv({ REDIS_URL: "rediss://:pw@redis.internal:6380" }))).toEqual({ url: "rediss://:pw@redis.internal:6380" });
+    expect(configuredRedis(parseEnv({ REDIS_URL: "rediss://:pw@redis.internal:6380" }))).toEqual({
+      url: "rediss://:pw@redis.internal:6380",
+    });
     expect(configuredRedis(parseEnv({}))).toBeUndefined();
     expect(parseEnv({}).REDIS_CLUSTER_NODES).toEqual([]);
   });
@@ -129,7 +147,9 @@ describe("Redis settings", () => {
   });
 
   it("name a node that is not host:port, and never show the cluster password", () => {
-    expect(() => parseEnv({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,10.0.0.2" })).toThrow("REDIS_CLUSTER_NODES: must list nodes as host:port (item 2)");
+    expect(() => parseEnv({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,10.0.0.2" })).toThrow(
+      "REDIS_CLUSTER_NODES: must list nodes as host:port (item 2)",
+    );
     expect(() => parseEnv({ REDIS_CLUSTER_NODES: "redis://10.0.0.1:7000" })).toThrow("must list nodes as host:port");
     expect(() => parseEnv({ REDIS_CLUSTER_NODES: "10.0.0.1:70000" })).toThrow("port from 1 to 65535");
     try {
@@ -142,11 +162,17 @@ describe("Redis settings", () => {
   });
 
   it("keep the cluster's TLS and credentials to the cluster", () => {
-    expect(() => parseEnv({ REDIS_CLUSTER_TLS: "true" })).toThrow("REDIS_CLUSTER_TLS: applies to REDIS_CLUSTER_NODES only (for REDIS_URL, use rediss://)");
-    expect(() => parseEnv({ REDIS_URL: "redis://a:6379", REDIS_CLUSTER_USERNAME: "pulse" })).toThrow("REDIS_CLUSTER_USERNAME: applies to REDIS_CLUSTER_NODES only");
+    expect(() => parseEnv({ REDIS_CLUSTER_TLS: "true" })).toThrow(
+      "REDIS_CLUSTER_TLS: applies to REDIS_CLUSTER_NODES only (for REDIS_URL, use rediss://)",
+    );
+    expect(() => parseEnv({ REDIS_URL: "redis://a:6379", REDIS_CLUSTER_USERNAME: "pulse" })).toThrow(
+      "REDIS_CLUSTER_USERNAME: applies to REDIS_CLUSTER_NODES only",
+    );
   });
 
   it("let a production deployment name a cluster instead of REDIS_URL", () => {
-    expect(parseEnv({ NODE_ENV: "production", REDIS_CLUSTER_NODES: "10.0.0.1:7000" }).REDIS_CLUSTER_NODES).toEqual(["10.0.0.1:7000"]);
+    expect(parseEnv({ NODE_ENV: "production", REDIS_CLUSTER_NODES: "10.0.0.1:7000" }).REDIS_CLUSTER_NODES).toEqual([
+      "10.0.0.1:7000",
+    ]);
   });
 });

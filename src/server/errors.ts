@@ -2,7 +2,8 @@
  * Errors a user can cause, thrown by services and turned into the tRPC error of the same
  * code at the edge, so services stay callable without tRPC.
  */
-export type PulseErrorCode = "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "TOO_MANY_REQUESTS";
+export type PulseErrorCode =
+  "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "TOO_MANY_REQUESTS";
 
 export class PulseError extends Error {
   constructor(
@@ -17,7 +18,9 @@ export class PulseError extends Error {
 export const notFound = (what: string) => new PulseError("NOT_FOUND", `${what} not found`);
 
 /** Zod's issues as one line that names each field: `progress: Too big: expected number to be <=100; type: …`. */
-export function describeInputIssues(issues: readonly { path: readonly PropertyKey[]; message: string; code?: string; keys?: readonly string[] }[]): string {
+export function describeInputIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string; code?: string; keys?: readonly string[] }[],
+): string {
   return issues
     .slice(0, 10)
     .map((issue) => {

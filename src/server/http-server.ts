@@ -7,7 +7,11 @@ import { HttpRoutes, type WebHandler } from "./http/http-routes";
 import { OriginPolicy } from "./http/origin-policy";
 import { ReportEndpoint } from "./http/report-endpoint";
 import { SecurityHeaders } from "./http/security-headers";
-import { resolveServerSecurity, type ServerSecurityOptions, type ServerSecurityOverrides } from "./http/server-security";
+import {
+  resolveServerSecurity,
+  type ServerSecurityOptions,
+  type ServerSecurityOverrides,
+} from "./http/server-security";
 import type { Logger } from "./logger";
 import { MetricsEndpoint } from "./metrics/metrics-endpoint";
 import type { Pulse } from "./pulse";
@@ -106,7 +110,9 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
     logger,
     ...(web?.upgrade ? { otherPaths: web.upgrade.bind(web) } : {}),
   });
-  const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 15_000 }, (req, res) => routes.handle(req, res));
+  const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 15_000 }, (req, res) =>
+    routes.handle(req, res),
+  );
   server.on("upgrade", (req, socket, head) => upgrades.handle(req, socket, head));
   registry.start();
   eventStreams.start();
@@ -120,7 +126,12 @@ export function createPulseServer(options: PulseServerOptions): PulseServer {
 }
 
 /** Stops the sweeps, tells every WebSocket client to reconnect elsewhere, then closes the sockets and the server. */
-async function closeServer(server: http.Server, registry: ConnectionRegistry, eventStreams: EventStreams, sockets: RpcSocketServer<Context>) {
+async function closeServer(
+  server: http.Server,
+  registry: ConnectionRegistry,
+  eventStreams: EventStreams,
+  sockets: RpcSocketServer<Context>,
+) {
   registry.stop();
   eventStreams.stop();
   sockets.broadcastReconnect();
@@ -139,7 +150,11 @@ function edgePolicies(options: PulseServerOptions, security: ServerSecurityOptio
     origin,
     gate: new HttpCallGate({ origins, origin, limits: security.http }),
     cors: new CorsPolicy(origins),
-    headers: new SecurityHeaders({ frameAncestors: origins.configured, https: options.secureCookies, allowEval: options.web?.dev === true }),
+    headers: new SecurityHeaders({
+      frameAncestors: origins.configured,
+      https: options.secureCookies,
+      allowEval: options.web?.dev === true,
+    }),
   };
 }
 
@@ -207,7 +222,8 @@ function trpcHttpHandler(contexts: CallContexts, logger: Logger, security: Serve
     createContext: ({ req, res, info }) => contexts.http(req, res, info),
     onError({ error, path, ctx }) {
       const tenantId = ctx?.session?.tenantId ?? ctx?.share?.tenantId;
-      if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ err: error, path, ...(tenantId ? { tenantId } : {}) }, "procedure failed");
+      if (error.code === "INTERNAL_SERVER_ERROR")
+        logger.error({ err: error, path, ...(tenantId ? { tenantId } : {}) }, "procedure failed");
     },
   });
 }
@@ -225,7 +241,8 @@ function rpcHandler(contexts: CallContexts, logger: Logger): RpcHandler<Context>
     subscriptionContext: (ctx, wire) => ({ ...ctx, outlet: wire }),
     onError({ error, path, ctx }) {
       // The connection's logger carries its connectionId and tenantId.
-      if (error.code === "INTERNAL_SERVER_ERROR") (ctx?.connection?.logger ?? logger).error({ err: error, path }, "subscription failed");
+      if (error.code === "INTERNAL_SERVER_ERROR")
+        (ctx?.connection?.logger ?? logger).error({ err: error, path }, "subscription failed");
     },
   });
 }

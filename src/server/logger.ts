@@ -54,7 +54,8 @@ function bounded(value: unknown, maxChars: number, depth = 0): unknown {
     return value.length > MAX_ITEMS ? [...kept, `… ${value.length - MAX_ITEMS} more`] : kept;
   }
   const copy: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value as Record<string, unknown>)) copy[key] = bounded(item, maxChars, depth + 1);
+  for (const [key, item] of Object.entries(value as Record<string, unknown>))
+    copy[key] = bounded(item, maxChars, depth + 1);
   return copy;
 }
 
@@ -67,10 +68,15 @@ function bounded(value: unknown, maxChars: number, depth = 0): unknown {
  */
 export function serializeError(err: unknown): unknown {
   if (!(err instanceof Error)) return bounded(err, MAX_ERROR_TEXT_CHARS);
-  const { command, ...rest } = pino.stdSerializers.err(err) as Record<string, unknown> & { command?: { name?: unknown; args?: unknown } };
+  const { command, ...rest } = pino.stdSerializers.err(err) as Record<string, unknown> & {
+    command?: { name?: unknown; args?: unknown };
+  };
   const serialized = bounded(rest, MAX_ERROR_TEXT_CHARS) as Record<string, unknown>;
   if (command && typeof command === "object") {
-    serialized.command = { name: bounded(command.name, MAX_ARGUMENT_CHARS), args: bounded(command.args, MAX_ARGUMENT_CHARS) };
+    serialized.command = {
+      name: bounded(command.name, MAX_ARGUMENT_CHARS),
+      args: bounded(command.args, MAX_ARGUMENT_CHARS),
+    };
   }
   return serialized;
 }

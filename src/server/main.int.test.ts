@@ -38,7 +38,13 @@ afterEach(async () => {
 
 /** Runs an entry point the way `npm start` / `npm run worker` do (a local install: no NODE_ENV), collecting its output. */
 function run(entry: string, env: Record<string, string>) {
-  return watch(spawn(process.execPath, ["--import", "tsx", entry], { cwd: root, env: baseEnv(env), stdio: ["ignore", "pipe", "pipe"] }));
+  return watch(
+    spawn(process.execPath, ["--import", "tsx", entry], {
+      cwd: root,
+      env: baseEnv(env),
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
 }
 
 function baseEnv(env: Record<string, string>): NodeJS.ProcessEnv {
@@ -65,7 +71,10 @@ describe("npm start", () => {
   });
 
   it("says in one line how to get Redis when there is none", async () => {
-    const started = run("src/server/main.ts", { REDIS_SERVER_BIN: "redis-server-that-does-not-exist", PULSE_WEB: "false" });
+    const started = run("src/server/main.ts", {
+      REDIS_SERVER_BIN: "redis-server-that-does-not-exist",
+      PULSE_WEB: "false",
+    });
     expect(await started.exited).toBe(1);
     const lines = started.output().trim().split("\n");
     expect(lines.at(-1)).toMatch(/^Pulse needs Redis: .*apt-get install -y redis-server.* or set REDIS_URL=/);
@@ -82,14 +91,28 @@ describe("npm start", () => {
       DEMO_SPEED: "0.01",
       DEMO_FAILURE_RATE: "0",
     });
-    const line = await eventually(started.output, (out) => /Pulse is running on http:\/\/127\.0\.0\.1:(\d+)/.test(out), "the start-up line", 120_000);
+    const line = await eventually(
+      started.output,
+      (out) => /Pulse is running on http:\/\/127\.0\.0\.1:(\d+)/.test(out),
+      "the start-up line",
+      120_000,
+    );
     const port = /Pulse is running on http:\/\/127\.0\.0\.1:(\d+)/.exec(line)![1];
-    const anonymous = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: `http://127.0.0.1:${port}${TRPC_PATH}` })] });
+    const anonymous = createTRPCClient<AppRouter>({
+      links: [httpBatchLink({ url: `http://127.0.0.1:${port}${TRPC_PATH}` })],
+    });
     const { token } = await anonymous.auth.login.mutate({ email: DEMO_USER.email, password: DEMO_USER.password });
     const client = createTRPCClient<AppRouter>({
-      links: [httpBatchLink({ url: `http://127.0.0.1:${port}${TRPC_PATH}`, headers: { authorization: `Bearer ${token}` } })],
+      links: [
+        httpBatchLink({ url: `http://127.0.0.1:${port}${TRPC_PATH}`, headers: { authorization: `Bearer ${token}` } }),
+      ],
     });
-    const context = await eventually(() => client.context.get.query(), (c) => c?.status === "completed", "the demo setup chain", 120_000);
+    const context = await eventually(
+      () => client.context.get.query(),
+      (c) => c?.status === "completed",
+      "the demo setup chain",
+      120_000,
+    );
     expect(context?.content).toContain("# Context file");
     // The writer completes the context file a moment before its own run completes.
     const runs = await eventually(
@@ -122,15 +145,30 @@ describe("npm start", () => {
     expect(await answers(started.redisUrl)).toBe(true);
     started.child.kill("SIGKILL");
     await started.exited;
-    await eventually(() => answers(started.redisUrl), (up) => !up, "the private redis-server to stop");
+    await eventually(
+      () => answers(started.redisUrl),
+      (up) => !up,
+      "the private redis-server to stop",
+    );
   });
 
   /** `npm start` with embedded defaults, once it has started its private redis-server. */
   async function startEmbedded(env: Record<string, string> = {}) {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "pulse-start-"));
     dirs.push(dataDir);
-    const started = run("src/server/main.ts", { PORT: "0", HOST: "127.0.0.1", PULSE_WEB: "false", PGLITE_DIR: path.join(dataDir, "pglite"), ...env });
-    const output = await eventually(started.output, (out) => /started a private redis-server/.test(out), "the private redis-server", 120_000);
+    const started = run("src/server/main.ts", {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      PULSE_WEB: "false",
+      PGLITE_DIR: path.join(dataDir, "pglite"),
+      ...env,
+    });
+    const output = await eventually(
+      started.output,
+      (out) => /started a private redis-server/.test(out),
+      "the private redis-server",
+      120_000,
+    );
     return { ...started, redisUrl: /"url":"(redis:\/\/[^"]+)"/.exec(output)![1]! };
   }
 });
@@ -149,7 +187,14 @@ describe("stopping npm start", () => {
         cwd: root,
         detached: true,
         // A generous drain, so a busy machine's slow run still finishes rather than being handed back.
-        env: baseEnv({ PORT: "0", HOST: "127.0.0.1", PULSE_WEB: "false", PGLITE_DIR: path.join(dataDir, "pglite"), SHUTDOWN_DRAIN_SECONDS: "120", ...midRun }),
+        env: baseEnv({
+          PORT: "0",
+          HOST: "127.0.0.1",
+          PULSE_WEB: "false",
+          PGLITE_DIR: path.join(dataDir, "pglite"),
+          SHUTDOWN_DRAIN_SECONDS: "120",
+          ...midRun,
+        }),
         stdio: ["ignore", "pipe", "pipe"],
       }),
     );
@@ -220,7 +265,13 @@ describe("npm start under NODE_ENV=production", () => {
   it("says in one line that the dashboard must be built beforehand instead of building it", async () => {
     const empty = await mkdtemp(path.join(os.tmpdir(), "pulse-no-build-"));
     dirs.push(empty);
-    const attempt = createWebHandler({ mode: "prebuilt", hostname: "127.0.0.1", port: 0, logger: createLogger("silent"), root: empty });
+    const attempt = createWebHandler({
+      mode: "prebuilt",
+      hostname: "127.0.0.1",
+      port: 0,
+      logger: createLogger("silent"),
+      root: empty,
+    });
     await expect(attempt).rejects.toThrow(WebBuildMissingError);
     await expect(attempt).rejects.toThrow("run `npm run build` first");
   });
@@ -236,7 +287,11 @@ describe("npm run worker", () => {
   it.skipIf(!inject("databaseUrl"))("runs workers against a shared Redis and PostgreSQL", async () => {
     const { database, url } = await openTestPostgres();
     try {
-      const started = run("src/server/worker-main.ts", { REDIS_URL: inject("redisUrl"), DATABASE_URL: url, REDIS_PREFIX: "test-worker-main" });
+      const started = run("src/server/worker-main.ts", {
+        REDIS_URL: inject("redisUrl"),
+        DATABASE_URL: url,
+        REDIS_PREFIX: "test-worker-main",
+      });
       await eventually(started.output, (out) => out.includes("workers running"), "the workers to start", 90_000);
       started.child.kill("SIGTERM");
       expect(await started.exited).toBe(0);

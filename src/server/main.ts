@@ -37,7 +37,18 @@ async function main() {
   const shown = env.HOST === "0.0.0.0" || env.HOST === "::" ? "localhost" : env.HOST;
   const { port } = http.server.address() as AddressInfo;
   logger.info(
-    { workers: env.PULSE_WORKERS, web: env.PULSE_WEB, port, metrics: !env.METRICS_ENABLED ? false : env.METRICS_TOKEN ? "/metrics (bearer token)" : env.METRICS_PUBLIC ? "/metrics" : "off (set METRICS_TOKEN or METRICS_PUBLIC)" },
+    {
+      workers: env.PULSE_WORKERS,
+      web: env.PULSE_WEB,
+      port,
+      metrics: !env.METRICS_ENABLED
+        ? false
+        : env.METRICS_TOKEN
+          ? "/metrics (bearer token)"
+          : env.METRICS_PUBLIC
+            ? "/metrics"
+            : "off (set METRICS_TOKEN or METRICS_PUBLIC)",
+    },
     `Pulse is running on http://${shown}:${port}`,
   );
   if (demoAccount) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
@@ -55,7 +66,13 @@ function webMode(env: Env): WebMode {
 }
 
 main().catch((error) => {
-  if (error instanceof EnvError || error instanceof PulseConfigError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError || error instanceof WebBuildMissingError) {
+  if (
+    error instanceof EnvError ||
+    error instanceof PulseConfigError ||
+    error instanceof RedisUnavailableError ||
+    error instanceof RedisIncompatibleError ||
+    error instanceof WebBuildMissingError
+  ) {
     console.error(error.message);
   } else {
     console.error("Pulse failed to start:", error);

@@ -8,7 +8,17 @@ import { openDatabase } from "./db";
 import { applyMigrations, createMigration, migrationsDir, readMigrations } from "./migrations";
 import { openTestDatabase } from "../test/harness";
 
-const expectedTables = ["AgentRun", "ContextFile", "RunLog", "RunStep", "Session", "ShareLink", "Tenant", "User", "_prisma_migrations"];
+const expectedTables = [
+  "AgentRun",
+  "ContextFile",
+  "RunLog",
+  "RunStep",
+  "Session",
+  "ShareLink",
+  "Tenant",
+  "User",
+  "_prisma_migrations",
+];
 
 describe("migrations", () => {
   it("are in Prisma's format and cover every change in schema.prisma", async () => {
@@ -70,18 +80,21 @@ describe("migrations", () => {
     }
   });
 
-  it.skipIf(!inject("databaseUrl"))("apply on PostgreSQL, giving the same tables, and let go of Prisma's migration lock", async () => {
-    const database = await openTestDatabase("postgres");
-    try {
-      const tables = await database.prisma.$queryRaw<{ table_name: string }[]>`
+  it.skipIf(!inject("databaseUrl"))(
+    "apply on PostgreSQL, giving the same tables, and let go of Prisma's migration lock",
+    async () => {
+      const database = await openTestDatabase("postgres");
+      try {
+        const tables = await database.prisma.$queryRaw<{ table_name: string }[]>`
         SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`;
-      expect(tables.map((r) => r.table_name)).toEqual(expectedTables);
-      // Held on, it would make every other process that migrates this database time out.
-      const locks = await database.prisma.$queryRaw<{ held: number }[]>`
+        expect(tables.map((r) => r.table_name)).toEqual(expectedTables);
+        // Held on, it would make every other process that migrates this database time out.
+        const locks = await database.prisma.$queryRaw<{ held: number }[]>`
         SELECT count(*)::int AS "held" FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
-      expect(locks).toEqual([{ held: 0 }]);
-    } finally {
-      await database.close();
-    }
-  });
+        expect(locks).toEqual([{ held: 0 }]);
+      } finally {
+        await database.close();
+      }
+    },
+  );
 });

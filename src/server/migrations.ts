@@ -4,7 +4,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as schemaEngineBindings from "@prisma/schema-engine-wasm/schema_engine_bg";
 import type { MigrationList, SchemaEngine } from "@prisma/schema-engine-wasm";
-import { bindSqlAdapterFactory, type SqlDriverAdapter, type SqlDriverAdapterFactory } from "@prisma/driver-adapter-utils";
+import {
+  bindSqlAdapterFactory,
+  type SqlDriverAdapter,
+  type SqlDriverAdapterFactory,
+} from "@prisma/driver-adapter-utils";
 
 /**
  * Applies and creates migrations with Prisma's own schema engine, compiled to WebAssembly
@@ -78,7 +82,10 @@ async function openSchemaEngine(
 /** Reads `prisma/migrations/` the way Prisma's CLI hands it to the engine. */
 export async function readMigrations(dir = migrationsDir): Promise<MigrationList> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  const directories = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const directories = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   const lockPath = path.join(dir, "migration_lock.toml");
   return {
     baseDir: dir,
@@ -103,10 +110,7 @@ export async function readMigrations(dir = migrationsDir): Promise<MigrationList
 }
 
 /** Applies every migration the database has not seen yet; returns the names applied. */
-export async function applyMigrations(
-  adapterFactory: SqlDriverAdapterFactory,
-  dir = migrationsDir,
-): Promise<string[]> {
+export async function applyMigrations(adapterFactory: SqlDriverAdapterFactory, dir = migrationsDir): Promise<string[]> {
   const schema = await readFile(schemaPath, "utf8");
   const { engine, close } = await openSchemaEngine(adapterFactory, schema);
   try {

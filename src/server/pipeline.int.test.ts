@@ -24,11 +24,18 @@ describe("live pipeline over a real WebSocket", () => {
       "the first setup chain's last run",
     );
     const received: Received[] = [];
-    const sub = client.trpc.agent.onStatus.subscribe({}, {
-      onData: (item) => received.push(item as unknown as Received),
-    });
+    const sub = client.trpc.agent.onStatus.subscribe(
+      {},
+      {
+        onData: (item) => received.push(item as unknown as Received),
+      },
+    );
     try {
-      await eventually(() => received.length, (n) => n > 0, "the snapshot");
+      await eventually(
+        () => received.length,
+        (n) => n > 0,
+        "the snapshot",
+      );
       await client.trpc.agent.runChain.mutate();
       await eventually(
         () => received,
@@ -53,7 +60,9 @@ describe("live pipeline over a real WebSocket", () => {
         "context-file-writer:agent:active",
         "context-file-writer:agent:completed",
       ]);
-      const completions = received.filter((e) => e.data.type === "agent:completed").map((e) => e.data.nextAgent ?? null);
+      const completions = received
+        .filter((e) => e.data.type === "agent:completed")
+        .map((e) => e.data.nextAgent ?? null);
       expect(completions).toEqual(["competitor-researcher", "context-file-writer", null]);
       expect(received.some((e) => e.data.type === "agent:progress")).toBe(true);
       expect(received.some((e) => e.data.type === "agent:step")).toBe(true);

@@ -42,16 +42,30 @@ describe("PrivateRedisCluster", () => {
     const replicaClient = connectRedis(`redis://127.0.0.1:${itsReplica}`, "private-cluster-replica");
     try {
       await replicaClient.readonly();
-      await eventually(() => replicaClient.get("{chaos}:kept"), (v) => v === "yes", "the replica to have the write");
+      await eventually(
+        () => replicaClient.get("{chaos}:kept"),
+        (v) => v === "yes",
+        "the replica to have the write",
+      );
     } finally {
       replicaClient.disconnect();
     }
 
     await cluster.kill(before);
-    const after = await eventually(() => cluster.masterOf(slot).catch(() => before), (port) => port !== before, "the replica to take over the slot");
+    const after = await eventually(
+      () => cluster.masterOf(slot).catch(() => before),
+      (port) => port !== before,
+      "the replica to take over the slot",
+    );
     expect(after).toBe(itsReplica);
     await cluster.waitUntilServing();
-    expect(await eventually(() => client.get("{chaos}:kept").catch(() => null), (v) => v === "yes", "the key through the promoted replica")).toBe("yes");
+    expect(
+      await eventually(
+        () => client.get("{chaos}:kept").catch(() => null),
+        (v) => v === "yes",
+        "the key through the promoted replica",
+      ),
+    ).toBe("yes");
   });
 
   it("an append served by another node than the last one (a failover) marks every earlier id of the tenant's stream as lost", async () => {
@@ -78,7 +92,11 @@ describe("PrivateRedisCluster", () => {
     } finally {
       node.disconnect();
     }
-    await eventually(() => cluster.masterOf(keySlot(`{${tenant}}`)), (port) => port === replica, "the replica to take over");
+    await eventually(
+      () => cluster.masterOf(keySlot(`{${tenant}}`)),
+      (port) => port === replica,
+      "the replica to take over",
+    );
     const first = await append();
     const [ms, seq] = first.split("-");
     const justBefore = seq === "0" ? `${Number(ms) - 1}-18446744073709551615` : `${ms}-${Number(seq) - 1}`;
@@ -87,7 +105,10 @@ describe("PrivateRedisCluster", () => {
     expect(await stream.isBehindRetention(tenant, first)).toBe(false);
     // An id of a lost tail (acknowledged by the old master, never replicated): a resync, not NOT_FOUND.
     const lostId = nextStreamId(before[1]!);
-    expect(await resolveCursor({ stream, db: undefined as never }, tenant, lostId, "lastEventId")).toEqual({ from: "resync", reason: "trimmed" });
+    expect(await resolveCursor({ stream, db: undefined as never }, tenant, lostId, "lastEventId")).toEqual({
+      from: "resync",
+      reason: "trimmed",
+    });
     // The next append is on the same node: nothing more is marked.
     await append();
     expect(await client.get(keys.trimmed(tenant))).toBe(justBefore);
@@ -117,13 +138,16 @@ describe("PrivateRedisCluster", () => {
 
   it("an append sent while its slot has no master for longer than the client retries is sent again until it lands", async () => {
     // A client that gives up after about a second (Pulse's waits ~30 s): the outage below outlasts it.
-    const impatient = new Cluster(cluster.target.cluster.nodes.map((n) => ({ ...n })), {
-      redisOptions: { maxRetriesPerRequest: null },
-      maxRedirections: 3,
-      retryDelayOnClusterDown: 300,
-      retryDelayOnFailover: 300,
-      slotsRefreshInterval: 1_000,
-    });
+    const impatient = new Cluster(
+      cluster.target.cluster.nodes.map((n) => ({ ...n })),
+      {
+        redisOptions: { maxRetriesPerRequest: null },
+        maxRedirections: 3,
+        retryDelayOnClusterDown: 300,
+        retryDelayOnFailover: 300,
+        slotsRefreshInterval: 1_000,
+      },
+    );
     impatient.on("error", () => {});
     try {
       const keys = new TenantStreamKeys(`outage-${randomUUID().slice(0, 8)}`);
@@ -137,15 +161,25 @@ describe("PrivateRedisCluster", () => {
         replica = await cluster.replicaOf(master);
       }
       await stream.append(tenant, JSON.stringify({ n: "before" }));
-      const attempts = vi.spyOn(impatient as unknown as { pulseAppend(...args: unknown[]): Promise<unknown> }, "pulseAppend");
+      const attempts = vi.spyOn(
+        impatient as unknown as { pulseAppend(...args: unknown[]): Promise<unknown> },
+        "pulseAppend",
+      );
       // The master dies and its replica cannot take over until it is thawed.
       cluster.freeze(replica);
       await cluster.kill(master);
       const appended = stream.append(tenant, JSON.stringify({ n: "during" }), undefined, { retryForMs: 60_000 });
-      await eventually(() => attempts.mock.calls.length, (n) => n >= 2, "the client to give up once and the append to be sent again");
+      await eventually(
+        () => attempts.mock.calls.length,
+        (n) => n >= 2,
+        "the client to give up once and the append to be sent again",
+      );
       cluster.thaw(replica);
       const { id } = (await appended) as { id: string };
-      expect((await stream.readAfter(tenant, "0-0", 10)).map((e) => [e.id, e.event as unknown]).at(-1)).toEqual([id, { n: "during" }]);
+      expect((await stream.readAfter(tenant, "0-0", 10)).map((e) => [e.id, e.event as unknown]).at(-1)).toEqual([
+        id,
+        { n: "during" },
+      ]);
     } finally {
       impatient.disconnect();
     }

@@ -81,9 +81,7 @@ export class PrivateRedisCluster {
     const count = masters * (1 + replicasPerMaster);
     try {
       const started = await Promise.all(
-        Array.from({ length: count }, () =>
-          new PrivateRedisServer({ bin, extraArgs: this.nodeArgs() }).start(),
-        ),
+        Array.from({ length: count }, () => new PrivateRedisServer({ bin, extraArgs: this.nodeArgs() }).start()),
       );
       this.servers.push(...started);
       await this.create();
@@ -96,20 +94,40 @@ export class PrivateRedisCluster {
   }
 
   private nodeArgs(): string[] {
-    return ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", String(this.options.nodeTimeoutMs)];
+    return [
+      "--cluster-enabled",
+      "yes",
+      "--cluster-config-file",
+      "nodes.conf",
+      "--cluster-node-timeout",
+      String(this.options.nodeTimeoutMs),
+    ];
   }
 
   /** Joins the servers: the first `masters` become masters, the rest their replicas. */
   private async create(): Promise<void> {
-    const args = ["--cluster", "create", ...this.ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(this.options.replicasPerMaster), "--cluster-yes"];
+    const args = [
+      "--cluster",
+      "create",
+      ...this.ports.map((p) => `127.0.0.1:${p}`),
+      "--cluster-replicas",
+      String(this.options.replicasPerMaster),
+      "--cluster-yes",
+    ];
     try {
       await run(this.options.cliBin, args, { timeout: this.options.startTimeoutMs });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new Error(`Pulse's test cluster needs "${this.options.cliBin}" on PATH (Debian/Ubuntu: apt-get install -y redis-tools; macOS: brew install redis)`, { cause: error });
+        throw new Error(
+          `Pulse's test cluster needs "${this.options.cliBin}" on PATH (Debian/Ubuntu: apt-get install -y redis-tools; macOS: brew install redis)`,
+          { cause: error },
+        );
       }
       const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
-      throw new Error(`redis-cli --cluster create failed: ${(stderr || stdout || (error as Error).message).trim().split("\n").slice(-3).join(" ")}`, { cause: error });
+      throw new Error(
+        `redis-cli --cluster create failed: ${(stderr || stdout || (error as Error).message).trim().split("\n").slice(-3).join(" ")}`,
+        { cause: error },
+      );
     }
   }
 
@@ -135,9 +153,11 @@ export class PrivateRedisCluster {
         const info = await node.cluster("INFO");
         if (!info.includes("cluster_state:ok")) return `node ${port} is not ok yet`;
         if (!info.includes(`cluster_slots_ok:${CLUSTER_SLOTS}`)) return `node ${port} does not see all slots served`;
-        if (!info.includes(`cluster_known_nodes:${this.servers.length}`)) return `node ${port} does not know every node yet`;
+        if (!info.includes(`cluster_known_nodes:${this.servers.length}`))
+          return `node ${port} does not know every node yet`;
         const replication = await node.info("replication");
-        if (replication.includes("role:slave") && !replication.includes("master_link_status:up")) return `replica ${port} has not synced yet`;
+        if (replication.includes("role:slave") && !replication.includes("master_link_status:up"))
+          return `replica ${port} has not synced yet`;
         return "";
       });
       if (reason) return reason;
@@ -159,14 +179,18 @@ export class PrivateRedisCluster {
 
   /** The port of the master that serves `slot` now. */
   async masterOf(slot: number): Promise<number> {
-    const master = (await this.nodes()).find((n) => n.role === "master" && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b));
+    const master = (await this.nodes()).find(
+      (n) => n.role === "master" && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b),
+    );
     if (!master) throw new Error(`no master serves slot ${slot}`);
     return master.port;
   }
 
   /** The ports of the masters serving slots now. */
   async masterPorts(): Promise<number[]> {
-    return (await this.nodes()).filter((n) => n.role === "master" && !n.failed && n.slots.length > 0).map((n) => n.port);
+    return (await this.nodes())
+      .filter((n) => n.role === "master" && !n.failed && n.slots.length > 0)
+      .map((n) => n.port);
   }
 
   /** Kills the node on `port` abruptly (SIGKILL), as a crash would: its replica takes over after the node timeout. */
@@ -194,7 +218,12 @@ export class PrivateRedisCluster {
   async restart(port: number): Promise<void> {
     const old = this.server(port);
     if (old.running) throw new Error(`node ${port} is still running`);
-    const restarted = await new PrivateRedisServer({ bin: this.options.bin, port, dir: old.dir, extraArgs: this.nodeArgs() }).start();
+    const restarted = await new PrivateRedisServer({
+      bin: this.options.bin,
+      port,
+      dir: old.dir,
+      extraArgs: this.nodeArgs(),
+    }).start();
     this.servers[this.servers.indexOf(old)] = restarted;
     // The first server's directory was its own: the new one, given it, leaves it behind; remove it here.
     this.orphanDirs.push(old.dir);
@@ -209,7 +238,10 @@ export class PrivateRedisCluster {
   async replicaOf(port: number): Promise<number | null> {
     const nodes = await this.nodes();
     const master = nodes.find((n) => n.port === port);
-    return nodes.find((n) => n.role === "replica" && master !== undefined && n.masterId === master.id && !n.failed)?.port ?? null;
+    return (
+      nodes.find((n) => n.role === "replica" && master !== undefined && n.masterId === master.id && !n.failed)?.port ??
+      null
+    );
   }
 
   private server(port: number): PrivateRedisServer {
@@ -223,9 +255,12 @@ export class PrivateRedisCluster {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const ok = await Promise.all(
-        this.servers.filter((s) => s.running).map((s) => this.withNode(s.port, (n) => n.cluster("INFO") as Promise<string>).catch(() => "")),
+        this.servers
+          .filter((s) => s.running)
+          .map((s) => this.withNode(s.port, (n) => n.cluster("INFO") as Promise<string>).catch(() => "")),
       );
-      if (ok.every((info) => info.includes("cluster_state:ok") && info.includes(`cluster_slots_ok:${CLUSTER_SLOTS}`))) return;
+      if (ok.every((info) => info.includes("cluster_state:ok") && info.includes(`cluster_slots_ok:${CLUSTER_SLOTS}`)))
+        return;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`the private Redis Cluster did not serve every slot again within ${timeoutMs / 1000} s`);
@@ -238,7 +273,14 @@ export class PrivateRedisCluster {
   }
 
   private async withNode<T>(port: number, use: (node: Redis) => Promise<T>): Promise<T> {
-    const node = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 5_000 });
+    const node = new Redis({
+      host: "127.0.0.1",
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: 5_000,
+    });
     node.on("error", () => {});
     try {
       await node.connect();

@@ -19,7 +19,14 @@ import { TenantStreamReader } from "./events/stream-reader";
 import type { Logger } from "./logger";
 import { HealthCheck } from "./metrics/health-check";
 import { PulseMetrics } from "./metrics/pulse-metrics";
-import { checkRedisServer, connectRedis, writeOncePerTurn, type ConnectOptions, type RedisClient, type RedisTarget } from "./redis";
+import {
+  checkRedisServer,
+  connectRedis,
+  writeOncePerTurn,
+  type ConnectOptions,
+  type RedisClient,
+  type RedisTarget,
+} from "./redis";
 import { RepeatedErrorLog } from "./repeated-error-log";
 
 export interface PulseOptions {
@@ -122,7 +129,12 @@ export class Pulse {
     // and longer scavenges (figures in docs/BENCHMARK.md; the budget test keeps the CPU cost).
     const command = writeOncePerTurn(this.connect("command"));
     const stream = new TenantEventStream(command, new TenantStreamKeys(redisPrefix), options.retention);
-    this.queues = new AgentQueues({ connection: this.connect("queues"), prefix: redisPrefix, attempts: options.attempts, logger });
+    this.queues = new AgentQueues({
+      connection: this.connect("queues"),
+      prefix: redisPrefix,
+      attempts: options.attempts,
+      logger,
+    });
     this.services = this.createServices(command, stream, options.metrics ?? new PulseMetrics());
     this.health = new HealthCheck({
       redis: command,
@@ -171,7 +183,10 @@ export class Pulse {
       accounts: new ProductAccounts(db, auth, shares, { minTtlSeconds: 60, maxTtlSeconds: 86_400 }),
       registrationOpen: options.auth.registration ?? true,
       revocations,
-      loginThrottle: new LoginThrottle(command, options.redisPrefix, { ...DEFAULT_LOGIN_LIMITS, ...options.auth.login }),
+      loginThrottle: new LoginThrottle(command, options.redisPrefix, {
+        ...DEFAULT_LOGIN_LIMITS,
+        ...options.auth.login,
+      }),
       reports: new ExternalReportService({ db, bus, externalRoles: externalAgentRoles }),
       agents: options.agents,
       externalAgentRoles,
@@ -196,7 +211,10 @@ export class Pulse {
     const shares = new ShareLinkService(
       db,
       auth.tokens,
-      { maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400, viewsPerSecond: options.auth.shareViewsPerSecond },
+      {
+        maxTtlSeconds: options.auth.shareLinkMaxTtlSeconds ?? 7 * 86_400,
+        viewsPerSecond: options.auth.shareViewsPerSecond,
+      },
       revocations,
     );
     return { revocations, auth, shares };
@@ -242,7 +260,10 @@ export class Pulse {
         { ...options.worker, connection: pulse.connect("workers"), prefix: options.redisPrefix },
       );
       pulse.watchWorkers(pulse.workers);
-      pulse.reconciler = new RunReconciler({ ...deps, externalAgentRoles: pulse.services.externalAgentRoles }, options.reconcile ?? { intervalMs: 60_000, graceMs: 60_000 });
+      pulse.reconciler = new RunReconciler(
+        { ...deps, externalAgentRoles: pulse.services.externalAgentRoles },
+        options.reconcile ?? { intervalMs: 60_000, graceMs: 60_000 },
+      );
       pulse.reconciler.start();
     }
     pulse.sweep = setInterval(() => void pulse.sweepOldLogs(), 3_600_000).unref();
@@ -271,7 +292,8 @@ export class Pulse {
 
   /** Backs off each worker whose Redis keeps refusing its commands. */
   private watchWorkers(pool: AgentWorkerPool): void {
-    for (const [role, worker] of pool.byRole) this.workerBackoffs.push(new WorkerBackoff(role, worker, this.options.logger));
+    for (const [role, worker] of pool.byRole)
+      this.workerBackoffs.push(new WorkerBackoff(role, worker, this.options.logger));
   }
 
   private workerFailureReasons(): string[] {
@@ -280,9 +302,13 @@ export class Pulse {
 
   private connect(name: string, options: ConnectOptions = {}): RedisClient {
     const connection = connectRedis(this.options.redis, `${this.options.redisPrefix}:${name}`, options);
-    connection.on("error", (err: unknown) => this.connectionErrors.report(err, "redis connection error", { connection: name }));
+    connection.on("error", (err: unknown) =>
+      this.connectionErrors.report(err, "redis connection error", { connection: name }),
+    );
     // A cluster client reports each node's connection errors apart from its own.
-    connection.on("node error", (err: unknown, node: string) => this.connectionErrors.report(err, "redis node connection error", { connection: name, node }));
+    connection.on("node error", (err: unknown, node: string) =>
+      this.connectionErrors.report(err, "redis node connection error", { connection: name, node }),
+    );
     this.connections.set(name, connection);
     return connection;
   }

@@ -2,7 +2,17 @@ import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import { Cluster } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CapturedLog } from "../test/captured-log";
-import { AgentRemote, connectClient, eventually, fastDemoAgents, openTestDatabase, registerTenant, startTestPulse, testClusterTarget, type TestPulse } from "../test/harness";
+import {
+  AgentRemote,
+  connectClient,
+  eventually,
+  fastDemoAgents,
+  openTestDatabase,
+  registerTenant,
+  startTestPulse,
+  testClusterTarget,
+  type TestPulse,
+} from "../test/harness";
 import { AgentQueues, queuePrefix } from "./agents/queue";
 import { TRPC_PATH } from "./http-server";
 import { createLogger } from "./logger";
@@ -37,7 +47,10 @@ beforeAll(async () => {
     const [command] = args;
     commandsSent += 1;
     (command as unknown as { promise: Promise<unknown> }).promise.catch((err: unknown) => {
-      refused.push({ command: (command as unknown as { name: string }).name, error: err instanceof Error ? err.message : String(err) });
+      refused.push({
+        command: (command as unknown as { name: string }).name,
+        error: err instanceof Error ? err.message : String(err),
+      });
     });
     return sendCommand.apply(this, args);
   };
@@ -61,7 +74,9 @@ describe("Pulse on a Redis Cluster", () => {
     const tenant = await registerTenant(app);
     const other = await registerTenant(app);
     // Sign-in: a wrong password is counted, a right one clears the account's count.
-    await expect(anonymous().auth.login.mutate({ email: tenant.email, password: "not the password" })).rejects.toThrow();
+    await expect(
+      anonymous().auth.login.mutate({ email: tenant.email, password: "not the password" }),
+    ).rejects.toThrow();
     const signedIn = await anonymous().auth.login.mutate({ email: tenant.email, password: "correct horse battery" });
     expect(signedIn.user.tenantId).toBe(tenant.tenantId);
 
@@ -78,9 +93,16 @@ describe("Pulse on a Redis Cluster", () => {
 
       // One tenant watched live over the WebSocket while a run of it goes and is cancelled.
       const received: { data: { type: string; runId?: string } }[] = [];
-      const sub = client.trpc.agent.onStatus.subscribe({}, { onData: (item) => received.push(item as unknown as (typeof received)[number]) });
+      const sub = client.trpc.agent.onStatus.subscribe(
+        {},
+        { onData: (item) => received.push(item as unknown as (typeof received)[number]) },
+      );
       try {
-        await eventually(() => received.length, (n) => n > 0, "the snapshot");
+        await eventually(
+          () => received.length,
+          (n) => n > 0,
+          "the snapshot",
+        );
         const run = await app.pulse.services.runs.start(tenant.tenantId, holder.role);
         holder.tick(2);
         await eventually(
@@ -89,12 +111,20 @@ describe("Pulse on a Redis Cluster", () => {
           "the held run's progress over the WebSocket",
         );
         await client.trpc.agent.cancel.mutate({ runId: run.id });
-        await eventually(() => received, (r) => r.some((e) => e.data.type === "agent:cancelled" && e.data.runId === run.id), "the cancellation over the WebSocket");
+        await eventually(
+          () => received,
+          (r) => r.some((e) => e.data.type === "agent:cancelled" && e.data.runId === run.id),
+          "the cancellation over the WebSocket",
+        );
         // The worker hears the cancel message and lets go of the job.
         const inspector = connectRedis(testClusterTarget(), `${app.prefix}:inspect`);
         const queues = new AgentQueues({ connection: inspector, prefix: app.prefix, attempts: 1 });
         try {
-          await eventually(async () => (await queues.get(holder.role).getJob(run.id))?.getState(), (state) => state !== "active", "the worker to drop the cancelled job");
+          await eventually(
+            async () => (await queues.get(holder.role).getJob(run.id))?.getState(),
+            (state) => state !== "active",
+            "the worker to drop the cancelled job",
+          );
         } finally {
           await queues.close();
           inspector.disconnect();
@@ -124,12 +154,18 @@ describe("Pulse on a Redis Cluster", () => {
     try {
       const roles = ["client-researcher", "competitor-researcher", "context-file-writer", holder.role];
       const slotOf = (key: string) => redis.cluster("KEYSLOT", key) as Promise<number>;
-      const slots = await Promise.all(roles.map(async (role) => {
-        const prefix = queuePrefix(app.prefix, role);
-        const [wait, meta, job] = await Promise.all([slotOf(`${prefix}:${role}:wait`), slotOf(`${prefix}:${role}:meta`), slotOf(`${prefix}:${role}:some-job-id`)]);
-        expect(new Set([wait, meta, job]).size).toBe(1);
-        return wait;
-      }));
+      const slots = await Promise.all(
+        roles.map(async (role) => {
+          const prefix = queuePrefix(app.prefix, role);
+          const [wait, meta, job] = await Promise.all([
+            slotOf(`${prefix}:${role}:wait`),
+            slotOf(`${prefix}:${role}:meta`),
+            slotOf(`${prefix}:${role}:some-job-id`),
+          ]);
+          expect(new Set([wait, meta, job]).size).toBe(1);
+          return wait;
+        }),
+      );
       expect(new Set(slots).size).toBe(roles.length);
     } finally {
       redis.disconnect();
@@ -156,13 +192,17 @@ describe("a Redis of the wrong kind", () => {
     const [node] = inject("redisClusterNodes").split(",");
     const error = await startFailure({ url: `redis://${node}` });
     expect(error).toBeInstanceOf(RedisIncompatibleError);
-    expect((error as Error).message).toBe(`REDIS_URL points at a Redis Cluster node (${node}); set REDIS_CLUSTER_NODES to the cluster's nodes instead`);
+    expect((error as Error).message).toBe(
+      `REDIS_URL points at a Redis Cluster node (${node}); set REDIS_CLUSTER_NODES to the cluster's nodes instead`,
+    );
   });
 
   it("stops a cluster client whose seed node is a standalone Redis with one line naming REDIS_URL", async () => {
     const { port } = new URL(inject("redisUrl"));
     const error = await startFailure({ cluster: { nodes: [{ host: "127.0.0.1", port: Number(port) }] } });
     expect(error).toBeInstanceOf(RedisIncompatibleError);
-    expect((error as Error).message).toBe(`REDIS_CLUSTER_NODES lists 127.0.0.1:${port}, which is not in cluster mode; set REDIS_URL for a standalone Redis`);
+    expect((error as Error).message).toBe(
+      `REDIS_CLUSTER_NODES lists 127.0.0.1:${port}, which is not in cluster mode; set REDIS_URL for a standalone Redis`,
+    );
   });
 });

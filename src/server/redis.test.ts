@@ -24,8 +24,12 @@ describe("the start-up check of the Redis server", () => {
     expect(serverProblem(info("6.2.14", 0), "redis.internal:6379", false)).toBe(
       "redis.internal:6379 runs Redis 6.2.14: Pulse needs Redis 7.0.0 or newer",
     );
-    expect(serverProblem(info("6.0.9", 1), "10.0.0.3:7000", true)).toBe("10.0.0.3:7000 runs Redis 6.0.9: Pulse needs Redis 7.0.0 or newer");
-    expect(serverProblem("# Server\r\nos:Linux\r\n", "proxy:6379", false)).toMatch(/^proxy:6379 did not report its version/);
+    expect(serverProblem(info("6.0.9", 1), "10.0.0.3:7000", true)).toBe(
+      "10.0.0.3:7000 runs Redis 6.0.9: Pulse needs Redis 7.0.0 or newer",
+    );
+    expect(serverProblem("# Server\r\nos:Linux\r\n", "proxy:6379", false)).toMatch(
+      /^proxy:6379 did not report its version/,
+    );
   });
 
   it("tells a standalone client pointed at a cluster node to set REDIS_CLUSTER_NODES, and the reverse", () => {

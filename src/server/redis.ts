@@ -31,7 +31,8 @@ export const isClusterTarget = (target: RedisTarget): target is ClusterRedisTarg
 
 /** The target as a log line may show it: nodes or URL, never a password. */
 export function describeRedisTarget(target: RedisTarget): string {
-  if (isClusterTarget(target)) return `cluster ${target.cluster.nodes.map((n) => `${n.host}:${n.port}`).join(",")}${target.cluster.tls ? " (TLS)" : ""}`;
+  if (isClusterTarget(target))
+    return `cluster ${target.cluster.nodes.map((n) => `${n.host}:${n.port}`).join(",")}${target.cluster.tls ? " (TLS)" : ""}`;
   return target.url.replace(/(\/\/[^/:@\s]*):[^@/\s]*@/, "$1:***@");
 }
 
@@ -128,14 +129,22 @@ export class PrivateRedisServer implements RedisEndpoint {
       this.ownsDir = true;
     }
     const args = [
-      "--port", String(this.port),
-      "--bind", "127.0.0.1",
-      "--dir", this.dir,
-      "--save", "",
-      "--appendonly", this.options.persist ? "yes" : "no",
-      "--appendfsync", "everysec",
-      "--protected-mode", "yes",
-      "--loglevel", "warning",
+      "--port",
+      String(this.port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      this.dir,
+      "--save",
+      "",
+      "--appendonly",
+      this.options.persist ? "yes" : "no",
+      "--appendfsync",
+      "everysec",
+      "--protected-mode",
+      "yes",
+      "--loglevel",
+      "warning",
       ...(this.options.extraArgs ?? []),
     ];
     const child = await this.spawnServer(args);
@@ -173,7 +182,8 @@ export class PrivateRedisServer implements RedisEndpoint {
   private async waitUntilReady(stderr: () => string): Promise<void> {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      if (this.child?.spawnfile === "setpriv" && this.child.exitCode === SETPRIV_NOT_FOUND) throw new RedisUnavailableError(this.bin);
+      if (this.child?.spawnfile === "setpriv" && this.child.exitCode === SETPRIV_NOT_FOUND)
+        throw new RedisUnavailableError(this.bin);
       if (this.child?.exitCode !== null) {
         throw new RedisStartError(`redis-server exited at start: ${stderr().trim() || `code ${this.child?.exitCode}`}`);
       }
@@ -230,7 +240,12 @@ export class PrivateRedisServer implements RedisEndpoint {
  * private redis-server started from PATH, keeping its data in `dataDir` (when given) so
  * queued jobs and event streams survive a restart.
  */
-export async function resolveRedis(options: { target?: RedisTarget | undefined; bin: string; port?: number | undefined; dataDir?: string }): Promise<RedisEndpoint> {
+export async function resolveRedis(options: {
+  target?: RedisTarget | undefined;
+  bin: string;
+  port?: number | undefined;
+  dataDir?: string;
+}): Promise<RedisEndpoint> {
   if (options.target) return { target: options.target, stop: async () => {} };
   if (options.dataDir) await mkdir(options.dataDir, { recursive: true });
   return new PrivateRedisServer({
@@ -276,7 +291,8 @@ export function connectRedis(target: StandaloneRedisTarget | string, name: strin
 export function connectRedis(target: RedisTarget | string, name: string, options?: ConnectOptions): RedisClient;
 export function connectRedis(target: RedisTarget | string, name: string, options: ConnectOptions = {}): RedisClient {
   const resolved = typeof target === "string" ? { url: target } : target;
-  if (!isClusterTarget(resolved)) return new Redis(resolved.url, redisOptions({ connectionName: name, ...options.redis }));
+  if (!isClusterTarget(resolved))
+    return new Redis(resolved.url, redisOptions({ connectionName: name, ...options.redis }));
   return new Cluster([...resolved.cluster.nodes], clusterOptions(resolved, name, options));
 }
 
@@ -360,11 +376,15 @@ export function versionBelow(version: string, minimum: string): boolean {
  */
 export function serverProblem(info: string, where: string, asCluster: boolean): string | null {
   const version = infoField(info, "redis_version");
-  if (version === undefined) return `${where} did not report its version (INFO server): Pulse needs Redis ${MINIMUM_REDIS_VERSION} or newer`;
-  if (versionBelow(version, MINIMUM_REDIS_VERSION)) return `${where} runs Redis ${version}: Pulse needs Redis ${MINIMUM_REDIS_VERSION} or newer`;
+  if (version === undefined)
+    return `${where} did not report its version (INFO server): Pulse needs Redis ${MINIMUM_REDIS_VERSION} or newer`;
+  if (versionBelow(version, MINIMUM_REDIS_VERSION))
+    return `${where} runs Redis ${version}: Pulse needs Redis ${MINIMUM_REDIS_VERSION} or newer`;
   const clusterEnabled = infoField(info, "cluster_enabled") === "1";
-  if (!asCluster && clusterEnabled) return `REDIS_URL points at a Redis Cluster node (${where}); set REDIS_CLUSTER_NODES to the cluster's nodes instead`;
-  if (asCluster && !clusterEnabled) return `REDIS_CLUSTER_NODES lists ${where}, which is not in cluster mode; set REDIS_URL for a standalone Redis`;
+  if (!asCluster && clusterEnabled)
+    return `REDIS_URL points at a Redis Cluster node (${where}); set REDIS_CLUSTER_NODES to the cluster's nodes instead`;
+  if (asCluster && !clusterEnabled)
+    return `REDIS_CLUSTER_NODES lists ${where}, which is not in cluster mode; set REDIS_URL for a standalone Redis`;
   return null;
 }
 
@@ -385,9 +405,14 @@ function clusterReady(redis: Cluster): Promise<void> {
     };
     const refused = (err: unknown, node: string) => {
       // ioredis's reply errors are not always `instanceof Error` here: read the message alone.
-      if (!String((err as { message?: unknown } | undefined)?.message ?? err).includes("cluster support disabled")) return;
+      if (!String((err as { message?: unknown } | undefined)?.message ?? err).includes("cluster support disabled"))
+        return;
       done();
-      reject(new RedisIncompatibleError(`REDIS_CLUSTER_NODES lists ${node}, which is not in cluster mode; set REDIS_URL for a standalone Redis`));
+      reject(
+        new RedisIncompatibleError(
+          `REDIS_CLUSTER_NODES lists ${node}, which is not in cluster mode; set REDIS_URL for a standalone Redis`,
+        ),
+      );
     };
     redis.on("ready", ready);
     redis.on("node error", refused);

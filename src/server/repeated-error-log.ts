@@ -84,7 +84,10 @@ export class RepeatedErrorLog {
         this.repeats.delete(key);
         continue;
       }
-      this.logger[this.level]({ ...entry.bindings, err: entry.err, repeated: entry.count }, `${entry.message} (repeated ${entry.count} times in the last ${interval})`);
+      this.logger[this.level](
+        { ...entry.bindings, err: entry.err, repeated: entry.count },
+        `${entry.message} (repeated ${entry.count} times in the last ${interval})`,
+      );
       entry.count = 0;
     }
     if (this.repeats.size === 0) this.stop();

@@ -9,16 +9,20 @@ describe.each(kinds)("SqlClient on %s", (kind) => {
   let database: Database;
   beforeAll(async () => {
     database = await openTestDatabase(kind);
-    await database.sql.execute(Prisma.sql`CREATE TABLE "SqlProbe" ("id" text PRIMARY KEY, "n" int NOT NULL, "note" text)`);
+    await database.sql.execute(
+      Prisma.sql`CREATE TABLE "SqlProbe" ("id" text PRIMARY KEY, "n" int NOT NULL, "note" text)`,
+    );
   });
   afterAll(async () => {
     await database?.close();
   });
 
-  const count = async () => (await database.sql.query<{ count: number }>(Prisma.sql`SELECT count(*)::int AS "count" FROM "SqlProbe"`))[0]!.count;
+  const count = async () =>
+    (await database.sql.query<{ count: number }>(Prisma.sql`SELECT count(*)::int AS "count" FROM "SqlProbe"`))[0]!
+      .count;
 
   it("sends values as parameters, arrays included, and answers rows keyed by column", async () => {
-    const ids = ["a", "b", "c'); DROP TABLE \"SqlProbe\"; --"];
+    const ids = ["a", "b", 'c\'); DROP TABLE "SqlProbe"; --'];
     const inserted = await database.sql.execute(Prisma.sql`
       INSERT INTO "SqlProbe" ("id", "n", "note")
       SELECT * FROM unnest(${ids}::text[], ${[1, 2, 3]}::int[], ${["one", null, "three"]}::text[])`);
@@ -44,7 +48,10 @@ describe.each(kinds)("SqlClient on %s", (kind) => {
         database.sql.transaction(async (tx) => {
           await tx.execute(Prisma.sql`INSERT INTO "SqlProbe" ("id", "n") VALUES (${`dropped-${i}`}, ${i})`);
           // Seen inside the transaction...
-          expect((await tx.query<{ n: number }>(Prisma.sql`SELECT "n" FROM "SqlProbe" WHERE "id" = ${`dropped-${i}`}`)).length).toBe(1);
+          expect(
+            (await tx.query<{ n: number }>(Prisma.sql`SELECT "n" FROM "SqlProbe" WHERE "id" = ${`dropped-${i}`}`))
+              .length,
+          ).toBe(1);
           throw new Error("changed my mind");
         }),
       ).rejects.toThrow("changed my mind");
@@ -62,7 +69,9 @@ describe.each(kinds)("SqlClient on %s", (kind) => {
       const prepared = await database.sql.transaction(async (tx) => {
         await tx.query(statement("a"));
         await tx.query(statement("b"));
-        return tx.query<{ name: string }>(Prisma.sql`SELECT "name" FROM pg_prepared_statements WHERE "statement" = ${statement("").text}`);
+        return tx.query<{ name: string }>(
+          Prisma.sql`SELECT "name" FROM pg_prepared_statements WHERE "statement" = ${statement("").text}`,
+        );
       });
       expect(prepared).toEqual([{ name: expect.stringMatching(/^pulse_\d+$/) }]);
     });

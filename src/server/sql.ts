@@ -23,8 +23,11 @@ export interface SqlClient {
 
 /** How Prisma's own raw queries type their parameters: by shape only, the SQL's casts say the rest. */
 function argType(value: unknown): ArgType {
-  const scalar = (v: unknown): ArgType["scalarType"] => (v instanceof Date ? "datetime" : v instanceof Uint8Array ? "bytes" : "unknown");
-  return Array.isArray(value) ? { scalarType: scalar(value.find((v) => v !== null)), arity: "list" } : { scalarType: scalar(value), arity: "scalar" };
+  const scalar = (v: unknown): ArgType["scalarType"] =>
+    v instanceof Date ? "datetime" : v instanceof Uint8Array ? "bytes" : "unknown";
+  return Array.isArray(value)
+    ? { scalarType: scalar(value.find((v) => v !== null)), arity: "list" }
+    : { scalarType: scalar(value), arity: "scalar" };
 }
 
 function toQuery(statement: Prisma.Sql): SqlQuery {

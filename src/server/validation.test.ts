@@ -10,7 +10,9 @@ describe("text()", () => {
   it("refuses U+0000 and lone surrogates, high or low, saying which", () => {
     expect(issues(name, "a\u0000b")).toEqual(["must not contain the character U+0000"]);
     for (const lone of ["\uD800", "a\uDBFF", "\uDC00b", "\uDFFF\uD800"]) {
-      expect(issues(name, lone), JSON.stringify(lone)).toEqual(["must not contain a lone surrogate (text that is not valid Unicode)"]);
+      expect(issues(name, lone), JSON.stringify(lone)).toEqual([
+        "must not contain a lone surrogate (text that is not valid Unicode)",
+      ]);
     }
   });
 
@@ -38,7 +40,13 @@ describe("isoDateInput()", () => {
   });
 
   it("refuses year 0, year 9999 and dates JavaScript alone can hold", () => {
-    for (const far of ["0000-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "9999-12-31T23:59:59.999Z", "+275760-09-13T00:00:00.000Z", "2026-01-01T00:00:00\u0000"]) {
+    for (const far of [
+      "0000-01-01T00:00:00Z",
+      "1999-12-31T23:59:59Z",
+      "9999-12-31T23:59:59.999Z",
+      "+275760-09-13T00:00:00.000Z",
+      "2026-01-01T00:00:00\u0000",
+    ]) {
       expect(date.safeParse(far).success, far).toBe(false);
     }
   });

@@ -15,11 +15,17 @@ async function main() {
   const env = loadEnv();
   const logger = createLogger(env.LOG_LEVEL, "pulse-worker");
   if (!configuredRedis(env) || !env.DATABASE_URL) {
-    console.error("npm run worker shares Redis and the database with the API processes: set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL (see .env.example).");
+    console.error(
+      "npm run worker shares Redis and the database with the API processes: set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL (see .env.example).",
+    );
     process.exit(1);
   }
   const drainMs = env.SHUTDOWN_DRAIN_SECONDS * 1000;
-  const signals = new ShutdownSignals({ logger, message: "shutting down: finishing running jobs", deadlineMs: drainMs + 15_000 });
+  const signals = new ShutdownSignals({
+    logger,
+    message: "shutting down: finishing running jobs",
+    deadlineMs: drainMs + 15_000,
+  });
   const booted = await bootPulse(env, logger, { workers: true, subscriptions: false });
   let metricsServer: MetricsServer | undefined;
   if (env.METRICS_PORT !== undefined) {
@@ -35,11 +41,16 @@ async function main() {
       });
     } catch (error) {
       await booted.close({ force: true });
-      throw new Error(`METRICS_PORT: cannot listen on ${env.HOST}:${env.METRICS_PORT} (${(error as Error).message})`, { cause: error });
+      throw new Error(`METRICS_PORT: cannot listen on ${env.HOST}:${env.METRICS_PORT} (${(error as Error).message})`, {
+        cause: error,
+      });
     }
   }
   logger.info(
-    { roles: booted.pulse.services.agents.map((a) => a.role), ...(metricsServer ? { metricsPort: metricsServer.port } : {}) },
+    {
+      roles: booted.pulse.services.agents.map((a) => a.role),
+      ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
+    },
     "workers running",
   );
   signals.started(async ({ urgent }) => {
@@ -49,6 +60,13 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(error instanceof EnvError || error instanceof PulseConfigError || error instanceof RedisUnavailableError || error instanceof RedisIncompatibleError ? error.message : error);
+  console.error(
+    error instanceof EnvError ||
+      error instanceof PulseConfigError ||
+      error instanceof RedisUnavailableError ||
+      error instanceof RedisIncompatibleError
+      ? error.message
+      : error,
+  );
   process.exit(1);
 });

@@ -6,7 +6,13 @@ import { afterAll, afterEach, beforeAll, inject } from "vitest";
 import WebSocket from "ws";
 import type { ChainDefinition } from "../server/agents/chains";
 import { DEMO_SETUP_CHAIN, demoAgents } from "../server/agents/demo";
-import { defineAgent, RunCancelledError, type AgentContext, type AgentDefinition, type AnyAgentDefinition } from "../server/agents/define-agent";
+import {
+  defineAgent,
+  RunCancelledError,
+  type AgentContext,
+  type AgentDefinition,
+  type AnyAgentDefinition,
+} from "../server/agents/define-agent";
 import { openDatabase, type Database } from "../server/db";
 import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
 import type { ServerSecurityOverrides } from "../server/http/server-security";
@@ -20,7 +26,9 @@ import type { AppRouter } from "../server/trpc/root";
  * fresh PostgreSQL database of its own (created here, dropped on close). Migrations run
  * either way, so every run proves they apply.
  */
-export async function openTestDatabase(kind: "pglite" | "postgres" = inject("databaseUrl") ? "postgres" : "pglite"): Promise<Database> {
+export async function openTestDatabase(
+  kind: "pglite" | "postgres" = inject("databaseUrl") ? "postgres" : "pglite",
+): Promise<Database> {
   if (kind === "pglite") return openDatabase({ pgliteDir: "memory://" });
   return (await openTestPostgres()).database;
 }
@@ -69,7 +77,10 @@ export interface TestPulseOptions {
 /** The test cluster started by the global setup (three masters, one replica each). */
 export function testClusterTarget(): RedisTarget {
   const nodes = inject("redisClusterNodes");
-  if (!nodes) throw new Error("the test cluster runs for the vitest projects `cluster` and `redis-cluster` only (see vitest.config.ts)");
+  if (!nodes)
+    throw new Error(
+      "the test cluster runs for the vitest projects `cluster` and `redis-cluster` only (see vitest.config.ts)",
+    );
   return {
     cluster: {
       nodes: nodes.split(",").map((node) => {
@@ -128,7 +139,10 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
     logger,
     secureCookies: false,
     // Every test client calls from 127.0.0.1 and many share a tenant: the HTTP rates are lifted unless a test sets them.
-    security: { ...options.security, http: { perIpPerSecond: 1_000_000, perTenantPerSecond: 1_000_000, ...options.security?.http } },
+    security: {
+      ...options.security,
+      http: { perIpPerSecond: 1_000_000, perTenantPerSecond: 1_000_000, ...options.security?.http },
+    },
     // Tests scrape the loopback server; the public port's default (no token, no metrics) has its own test.
     metrics: { public: true },
     ...(options.admin ? { admin: options.admin } : {}),
@@ -185,7 +199,10 @@ export function connectClient(
       splitLink({
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: ws }),
-        false: httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: () => ({ authorization: `Bearer ${current()}` }) }),
+        false: httpBatchLink({
+          url: `${app.baseUrl}${TRPC_PATH}`,
+          headers: () => ({ authorization: `Bearer ${current()}` }),
+        }),
       }),
     ],
   });
@@ -204,7 +221,12 @@ export async function registerTenant(app: TestPulse, name = `tenant-${randomUUID
 }
 
 /** Resolves when `predicate` holds, polling; fails with `what` after the timeout. */
-export async function eventually<T>(probe: () => Promise<T> | T, predicate: (value: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T> | T,
+  predicate: (value: T) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   while (Date.now() < deadline) {
@@ -247,7 +269,9 @@ export async function openTestPostgres(adminUrl = inject("databaseUrl")): Promis
 }
 
 /** An empty PostgreSQL database (not even migrated) and how to drop it, for tests of what happens on a first start. */
-export async function createTestPostgres(adminUrl = inject("databaseUrl")): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createTestPostgres(
+  adminUrl = inject("databaseUrl"),
+): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `pulse_test_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -272,8 +296,18 @@ export async function createTestPostgres(adminUrl = inject("databaseUrl")): Prom
  */
 export async function createQuietTenant(app: TestPulse, name = `quiet-${randomUUID().slice(0, 6)}`) {
   const { auth } = app.pulse.services;
-  const session = await auth.register({ email: `${name}@example.test`, password: "correct horse battery", tenantName: name });
-  return { token: await auth.issueSessionToken(session), tenantId: session.tenantId, userId: session.userId, email: session.email, session };
+  const session = await auth.register({
+    email: `${name}@example.test`,
+    password: "correct horse battery",
+    tenantName: name,
+  });
+  return {
+    token: await auth.issueSessionToken(session),
+    tenantId: session.tenantId,
+    userId: session.userId,
+    email: session.email,
+    session,
+  };
 }
 
 /**
@@ -380,7 +414,10 @@ export function collect(
 ): Collector {
   const items: TrackedItem[] = [];
   const errors: unknown[] = [];
-  const subscription = subscribe({ onData: (value) => items.push(value as TrackedItem), onError: (error) => errors.push(error) });
+  const subscription = subscribe({
+    onData: (value) => items.push(value as TrackedItem),
+    onError: (error) => errors.push(error),
+  });
   return {
     items,
     errors,
@@ -390,7 +427,8 @@ export function collect(
 }
 
 /** True when a delivered item is the progress event "tick N". */
-export const isTick = (item: TrackedItem, n: number) => item.data.type === "agent:progress" && item.data.message === `tick ${n}`;
+export const isTick = (item: TrackedItem, n: number) =>
+  item.data.type === "agent:progress" && item.data.message === `tick ${n}`;
 
 /** The clients and subscriptions a test file opens, to close after each test. */
 export class OpenConnections {
@@ -408,7 +446,11 @@ export class OpenConnections {
  * hooks (start once; after each test let the agent's run end and close what the test
  * opened; close at the end) and hands the started Pulse to `started`.
  */
-export function useTickerPulse(ticker: AgentRemote, options: TestPulseOptions, started: (app: TestPulse) => void): OpenConnections {
+export function useTickerPulse(
+  ticker: AgentRemote,
+  options: TestPulseOptions,
+  started: (app: TestPulse) => void,
+): OpenConnections {
   const open = new OpenConnections();
   let app: TestPulse | undefined;
   beforeAll(async () => {

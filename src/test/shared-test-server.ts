@@ -9,10 +9,14 @@ interface Shared {
   started: Promise<{ stop(): Promise<void> }>;
 }
 
-const servers: Map<string, Shared> = ((globalThis as { pulseTestServers?: Map<string, Shared> }).pulseTestServers ??= new Map());
+const servers: Map<string, Shared> = ((globalThis as { pulseTestServers?: Map<string, Shared> }).pulseTestServers ??=
+  new Map());
 
 /** The server called `name`, started with `start` unless a project started it already; `release` when done with it. */
-export async function acquireTestServer<T extends { stop(): Promise<void> }>(name: string, start: () => Promise<T>): Promise<{ server: T; release(): Promise<void> }> {
+export async function acquireTestServer<T extends { stop(): Promise<void> }>(
+  name: string,
+  start: () => Promise<T>,
+): Promise<{ server: T; release(): Promise<void> }> {
   let shared = servers.get(name);
   if (!shared) {
     shared = { users: 0, started: start() };

@@ -56,10 +56,18 @@ export async function startTrpcHandler<TContext>(options: HandlerPairOptions<TCo
 }
 
 /** Pulse's handler (`RpcSocketServer` over `RpcHandler`, as http-server.ts wires it) on 127.0.0.1. */
-export async function startPulseHandler<TContext>(options: HandlerPairOptions<TContext>): Promise<HandlerUnderTest & { sockets: RpcSocketServer<TContext>; registry: ConnectionRegistry }> {
+export async function startPulseHandler<TContext>(
+  options: HandlerPairOptions<TContext>,
+): Promise<HandlerUnderTest & { sockets: RpcSocketServer<TContext>; registry: ConnectionRegistry }> {
   const pingMs = options.pingMs ?? 600_000;
   // Connections here never authenticate, which Pulse's guard would close after authTimeoutMs.
-  const limits = { ...resolveServerSecurity().ws, authTimeoutMs: 600_000, pingMs, pongWaitMs: 600_000, ...options.limits };
+  const limits = {
+    ...resolveServerSecurity().ws,
+    authTimeoutMs: 600_000,
+    pingMs,
+    pongWaitMs: 600_000,
+    ...options.limits,
+  };
   const logger = createLogger("silent");
   const registry = new ConnectionRegistry({
     auth: { stillActive: async () => ({ sessions: new Set(), shares: new Set() }) },
@@ -103,7 +111,9 @@ export class RecordingClient {
 
   constructor(url: string) {
     this.ws = new WebSocket(url);
-    this.ws.on("message", (data, isBinary) => this.frames.push(isBinary ? `binary:${(data as Buffer).toString("hex")}` : String(data)));
+    this.ws.on("message", (data, isBinary) =>
+      this.frames.push(isBinary ? `binary:${(data as Buffer).toString("hex")}` : String(data)),
+    );
     this.ws.on("close", (code) => (this.closeCode = code));
     this.ws.on("error", () => undefined);
     this.opened = new Promise((resolve, reject) => {
@@ -136,7 +146,11 @@ export class RecordingClient {
 
   /** Waits for the socket to close. */
   async closed(): Promise<number> {
-    return (await eventually(() => this.closeCode, (code) => code !== null, "the socket closed"))!;
+    return (await eventually(
+      () => this.closeCode,
+      (code) => code !== null,
+      "the socket closed",
+    ))!;
   }
 
   close(): void {

@@ -34,7 +34,9 @@ export class EmbeddedApp {
     const server = http.createServer((req, res) => {
       if (req.url === "/page.js") return void res.writeHead(200, { "content-type": "text/javascript" }).end(script);
       if (req.url === "/token") {
-        return void Promise.resolve(token()).then((t) => res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" }).end(t));
+        return void Promise.resolve(token()).then((t) =>
+          res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" }).end(t),
+        );
       }
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(PAGE);
     });

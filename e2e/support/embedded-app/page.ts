@@ -15,8 +15,16 @@ const client = createTRPCClient<AppRouter>({
   links: [
     splitLink({
       condition: (op) => op.type === "subscription",
-      true: wsLink({ client: createWSClient({ url: `${pulseUrl.replace(/^http/, "ws")}/api/trpc`, connectionParams: async () => ({ token: await getToken() }) }) }),
-      false: httpBatchLink({ url: `${pulseUrl}/api/trpc`, headers: async () => ({ authorization: `Bearer ${await getToken()}` }) }),
+      true: wsLink({
+        client: createWSClient({
+          url: `${pulseUrl.replace(/^http/, "ws")}/api/trpc`,
+          connectionParams: async () => ({ token: await getToken() }),
+        }),
+      }),
+      false: httpBatchLink({
+        url: `${pulseUrl}/api/trpc`,
+        headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
+      }),
     }),
   ],
 });
@@ -44,7 +52,8 @@ client.agent.onStatus.subscribe(
       document.body.dataset.live = "true";
       if (data.type === "agent:progress") show({ status: "active", progress: data.progress });
       else if (data.type === "agent:completed") show({ status: "completed", progress: 100 });
-      else if (data.type === "agent:failed" && !data.willRetry) show({ status: "failed", progress: Number(progress.textContent) });
+      else if (data.type === "agent:failed" && !data.willRetry)
+        show({ status: "failed", progress: Number(progress.textContent) });
       else if (data.type === "agent:active") show({ status: "active", progress: Number(progress.textContent) });
     },
     onError(error) {

@@ -6,7 +6,11 @@ import { requireSession, runsPageData } from "@/server/web/page-data";
 export const dynamic = "force-dynamic";
 export const metadata: Metadata = { title: "Runs" };
 
-export default async function RunsPage({ searchParams }: { searchParams: Promise<Record<string, string | string[] | undefined>> }) {
+export default async function RunsPage({
+  searchParams,
+}: {
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
   const session = await requireSession();
   const data = await runsPageData(await searchParams);
   return (

@@ -2,7 +2,11 @@ import type { Metadata } from "next";
 import { SharedRunFromLink } from "@/components/shared-run";
 
 // The link's token is in this page's fragment: never hand the address on to another site.
-export const metadata: Metadata = { title: "Shared run", referrer: "no-referrer", robots: { index: false, follow: false } };
+export const metadata: Metadata = {
+  title: "Shared run",
+  referrer: "no-referrer",
+  robots: { index: false, follow: false },
+};
 
 /**
  * A run shared by a read-only link, `/share#<token>`: no sign-in, the token is the only

@@ -89,7 +89,11 @@ export function probeWebSocket(url: string): () => Promise<boolean> {
  * @see https://trpc.io/docs/client/links/wsLink#connection-params
  * @see https://trpc.io/docs/client/links/httpSubscriptionLink#connectionparams
  */
-export function createLinks(monitor: ConnectionMonitor, auth: ClientAuth = SESSION_AUTH, onUnauthorized: () => void = signIn): TRPCLink<AppRouter>[] {
+export function createLinks(
+  monitor: ConnectionMonitor,
+  auth: ClientAuth = SESSION_AUTH,
+  onUnauthorized: () => void = signIn,
+): TRPCLink<AppRouter>[] {
   // Server rendering never subscribes or fetches through this client (hooks run in effects).
   if (typeof window === "undefined") return [httpBatchLink({ url: `http://localhost${TRPC_PATH}` })];
   const connectionParams = async () => {
@@ -126,7 +130,10 @@ export function createLinks(monitor: ConnectionMonitor, auth: ClientAuth = SESSI
         ws: wsLink({ client: ws }),
         sse: httpSubscriptionLink({ url: TRPC_PATH, connectionParams }),
       }),
-      false: httpBatchLink({ url: TRPC_PATH, ...(auth.kind === "share" ? { headers: { authorization: `Bearer ${auth.token}` } } : {}) }),
+      false: httpBatchLink({
+        url: TRPC_PATH,
+        ...(auth.kind === "share" ? { headers: { authorization: `Bearer ${auth.token}` } } : {}),
+      }),
     }),
   ];
 }

@@ -1,4 +1,10 @@
-import { INITIAL_TRANSPORT_STATE, nextTransportState, type Transport, type TransportEvent, type TransportState } from "./transport-machine";
+import {
+  INITIAL_TRANSPORT_STATE,
+  nextTransportState,
+  type Transport,
+  type TransportEvent,
+  type TransportState,
+} from "./transport-machine";
 
 /**
  * What the page's real-time link is doing, for the indicator and for the hooks that fall
@@ -220,7 +226,11 @@ export class ConnectionMonitor {
   private update(force = false): void {
     const next = this.nextSnapshot();
     const prev = this.snapshot;
-    const same = prev.status === next.status && prev.transport === next.transport && prev.attempt === next.attempt && prev.lastItemAt === next.lastItemAt;
+    const same =
+      prev.status === next.status &&
+      prev.transport === next.transport &&
+      prev.attempt === next.attempt &&
+      prev.lastItemAt === next.lastItemAt;
     if (!force && same) return;
     this.snapshot = next;
     for (const listener of this.listeners) listener();

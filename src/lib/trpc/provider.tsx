@@ -14,11 +14,21 @@ const UnauthorizedContext = createContext<() => void>(signIn);
  * longer accepts it (by default: off to the sign-in page). A share link's page nests one
  * inside the root's, so its hooks speak for the link.
  */
-export function TRPCProvider({ children, auth = SESSION_AUTH, onUnauthorized = signIn }: { children: ReactNode; auth?: ClientAuth; onUnauthorized?: () => void }) {
+export function TRPCProvider({
+  children,
+  auth = SESSION_AUTH,
+  onUnauthorized = signIn,
+}: {
+  children: ReactNode;
+  auth?: ClientAuth;
+  onUnauthorized?: () => void;
+}) {
   const [queryClient] = useState(
     () => new QueryClient({ defaultOptions: { queries: { staleTime: 5_000, refetchOnWindowFocus: false, retry: 1 } } }),
   );
-  const [monitor] = useState(() => new ConnectionMonitor(typeof window === "undefined" ? {} : { probe: probeWebSocket(socketUrl()) }));
+  const [monitor] = useState(
+    () => new ConnectionMonitor(typeof window === "undefined" ? {} : { probe: probeWebSocket(socketUrl()) }),
+  );
   // Read through a ref, so the links (made once) always call the latest handler.
   const unauthorized = useRef(onUnauthorized);
   useEffect(() => {

@@ -8,13 +8,19 @@ import type { Transport } from "./transport-machine";
 
 /** A transport link that records each attempt (its op) and lets the test answer it. */
 function scriptedLink() {
-  const attempts: { op: Operation; observer: Observer<{ result: Record<string, unknown> }, unknown>; closed: boolean }[] = [];
-  const link: TRPCLink<AppRouter> = () => ({ op }) =>
-    observable((observer) => {
-      const attempt = { op, observer: observer as never, closed: false };
-      attempts.push(attempt);
-      return () => (attempt.closed = true);
-    });
+  const attempts: {
+    op: Operation;
+    observer: Observer<{ result: Record<string, unknown> }, unknown>;
+    closed: boolean;
+  }[] = [];
+  const link: TRPCLink<AppRouter> =
+    () =>
+    ({ op }) =>
+      observable((observer) => {
+        const attempt = { op, observer: observer as never, closed: false };
+        attempts.push(attempt);
+        return () => (attempt.closed = true);
+      });
   return { link, attempts };
 }
 
@@ -39,7 +45,9 @@ function setup() {
   const transports = new Switch();
   const ws = scriptedLink();
   const sse = scriptedLink();
-  const client = createTRPCClient<AppRouter>({ links: [subscriptionTransportLink({ transports, ws: ws.link, sse: sse.link })] });
+  const client = createTRPCClient<AppRouter>({
+    links: [subscriptionTransportLink({ transports, ws: ws.link, sse: sse.link })],
+  });
   const seen: string[] = [];
   const errors: string[] = [];
   let completed = false;
@@ -100,7 +108,9 @@ describe("subscriptionTransportLink", () => {
     expect(errors).toEqual([]);
     transports.move("polling");
     transports.move("sse");
-    const refused = TRPCClientError.from({ error: { code: -32029, message: "too many", data: { code: "TOO_MANY_REQUESTS", httpStatus: 429 } } });
+    const refused = TRPCClientError.from({
+      error: { code: -32029, message: "too many", data: { code: "TOO_MANY_REQUESTS", httpStatus: 429 } },
+    });
     sse.attempts[1]!.observer.error(refused);
     expect(errors).toEqual(["too many"]);
   });

@@ -33,7 +33,10 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
   sse: TRPCLink<TRouter>;
 }): TRPCLink<TRouter> {
   return (runtime) => {
-    const links: Record<Exclude<Transport, "polling">, OperationLink<TRouter>> = { ws: options.ws(runtime), sse: options.sse(runtime) };
+    const links: Record<Exclude<Transport, "polling">, OperationLink<TRouter>> = {
+      ws: options.ws(runtime),
+      sse: options.sse(runtime),
+    };
     let attempts = 0;
     return ({ op }) =>
       observable((observer) => {
@@ -43,7 +46,10 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
 
         const start = (transport: Transport) => {
           stop();
-          const attempt: { transport: Transport; subscription: Unsubscribable | null } = { transport, subscription: null };
+          const attempt: { transport: Transport; subscription: Unsubscribable | null } = {
+            transport,
+            subscription: null,
+          };
           current = attempt;
           if (transport === "polling") return;
           const isCurrent = () => current === attempt;
@@ -54,7 +60,8 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
               if (!isCurrent()) return;
               const { result } = envelope;
               if ("type" in result && result.type === "state") {
-                if (transport === "sse" && started && result.state === "connecting" && result.error) transports.sseDropped();
+                if (transport === "sse" && started && result.state === "connecting" && result.error)
+                  transports.sseDropped();
                 return;
               }
               if ("type" in result && result.type === "stopped") return;

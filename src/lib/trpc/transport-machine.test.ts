@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { INITIAL_TRANSPORT_STATE, nextTransportState, WS_FAILURES_BEFORE_SSE, type TransportEvent, type TransportState } from "./transport-machine";
+import {
+  INITIAL_TRANSPORT_STATE,
+  nextTransportState,
+  WS_FAILURES_BEFORE_SSE,
+  type TransportEvent,
+  type TransportState,
+} from "./transport-machine";
 
-const run = (events: TransportEvent[], from: TransportState = INITIAL_TRANSPORT_STATE) => events.reduce(nextTransportState, from);
+const run = (events: TransportEvent[], from: TransportState = INITIAL_TRANSPORT_STATE) =>
+  events.reduce(nextTransportState, from);
 const closed: TransportEvent = { type: "wsClosed" };
 
 describe("the transport machine", () => {
@@ -33,8 +40,15 @@ describe("the transport machine", () => {
     const onSse = run([{ type: "wsTimedOut" }, { type: "sseOpened" }]);
     const polling = run([{ type: "sseFailed" }], onSse);
     for (const from of [onSse, polling]) {
-      expect(run([{ type: "probeSucceeded" }], from)).toMatchObject({ transport: "ws", connected: false, wsFailures: 0 });
-      expect(run([{ type: "probeSucceeded" }, { type: "wsOpened" }], from)).toMatchObject({ transport: "ws", connected: true });
+      expect(run([{ type: "probeSucceeded" }], from)).toMatchObject({
+        transport: "ws",
+        connected: false,
+        wsFailures: 0,
+      });
+      expect(run([{ type: "probeSucceeded" }, { type: "wsOpened" }], from)).toMatchObject({
+        transport: "ws",
+        connected: true,
+      });
     }
   });
 

@@ -23,7 +23,10 @@ export function useAgentStatus(options: AgentStatusOptions = {}) {
   const filter = options.agentRole ? { agentRole: options.agentRole } : {};
   const [initial] = useState<AgentState>(() =>
     options.initial
-      ? applyAgentItem(emptyAgentState, { id: options.initial.id, item: { type: "snapshot", snapshot: { runs: options.initial.runs } } })
+      ? applyAgentItem(emptyAgentState, {
+          id: options.initial.id,
+          item: { type: "snapshot", snapshot: { runs: options.initial.runs } },
+        })
       : emptyAgentState,
   );
   const feed = useLiveFeed<AgentFeedItem, AgentState>({

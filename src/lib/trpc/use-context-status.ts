@@ -12,7 +12,10 @@ import { useLiveFeed } from "./use-live-feed";
  */
 export function useContextStatus(initial?: { id: string; context: ContextView | null }) {
   const utils = trpc.useUtils();
-  const [start] = useState<ContextState>(() => ({ context: initial?.context ?? null, lastEventId: initial?.id ?? null }));
+  const [start] = useState<ContextState>(() => ({
+    context: initial?.context ?? null,
+    lastEventId: initial?.id ?? null,
+  }));
   const feed = useLiveFeed<ContextFeedItem, ContextState>({
     initial: start,
     reduce: applyContextItem,
@@ -27,12 +30,18 @@ export function useContextStatus(initial?: { id: string; context: ContextView | 
     onData: (data) => feed.apply({ id: data.id, item: data.data }),
     onError: feed.onError,
   });
-  const content = trpc.context.get.useQuery(undefined, { initialData: initial?.context ?? undefined, staleTime: Infinity });
+  const content = trpc.context.get.useQuery(undefined, {
+    initialData: initial?.context ?? undefined,
+    staleTime: Infinity,
+  });
   const live = feed.state.context;
   const fetched = live && content.data?.version === live.version ? content.data : null;
   // A live approval's event says "approved" only; who approved it and when come with the
   // file as `context.get` reads it again.
-  const approval = live?.status === "approved" && fetched?.status === "approved" && !live.approvedBy ? { approvedBy: fetched.approvedBy, approvedAt: fetched.approvedAt } : {};
+  const approval =
+    live?.status === "approved" && fetched?.status === "approved" && !live.approvedBy
+      ? { approvedBy: fetched.approvedBy, approvedAt: fetched.approvedAt }
+      : {};
   const context = live ? { ...live, content: fetched?.content ?? null, ...approval } : null;
   return { context, connection: feed.connection };
 }

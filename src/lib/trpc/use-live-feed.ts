@@ -57,11 +57,14 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
       if (!replaces && before.lastEventId !== null && compareStreamIds(entry.id, before.lastEventId) <= 0) return;
       const after = optionsRef.current.reduce(before, entry);
       stateRef.current = after;
-      if (pollCursor.current === null || compareStreamIds(entry.id, pollCursor.current) > 0) pollCursor.current = entry.id;
+      if (pollCursor.current === null || compareStreamIds(entry.id, pollCursor.current) > 0)
+        pollCursor.current = entry.id;
       setState(after);
       monitor.itemReceived();
       // Lets other scripts on the page (analytics, browser tests) follow what was applied.
-      window.dispatchEvent(new CustomEvent<AppliedDetail>("pulse:applied", { detail: { id: entry.id, type: entry.item.type } }));
+      window.dispatchEvent(
+        new CustomEvent<AppliedDetail>("pulse:applied", { detail: { id: entry.id, type: entry.item.type } }),
+      );
       optionsRef.current.onApplied?.(entry, before, after);
     },
     [monitor],
@@ -82,7 +85,8 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
         for (const entry of page.items) apply(entry);
         // The page's cursor also passes events the filter left out; `more` says later ones wait, even after an empty page.
         caughtUp = !page.more;
-        if (pollCursor.current === null || compareStreamIds(page.cursor, pollCursor.current) > 0) pollCursor.current = page.cursor;
+        if (pollCursor.current === null || compareStreamIds(page.cursor, pollCursor.current) > 0)
+          pollCursor.current = page.cursor;
         monitor.pollSucceeded();
       } catch (error) {
         if (stopped) return;

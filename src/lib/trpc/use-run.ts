@@ -14,8 +14,13 @@ import { useLiveFeed, type FeedPage } from "./use-live-feed";
  */
 export function useRun(runId: string, initial: RunView | null) {
   const utils = trpc.useUtils();
-  const feed = useRunFeed(initial, (cursor) => utils.agent.events.fetch({ runId, ...(cursor ? { cursor } : {}) }, { staleTime: 0 }));
-  trpc.agent.onStatus.useSubscription({ runId, lastEventId: STREAM_ORIGIN }, { onData: (data) => feed.apply({ id: data.id, item: data.data }), onError: feed.onError });
+  const feed = useRunFeed(initial, (cursor) =>
+    utils.agent.events.fetch({ runId, ...(cursor ? { cursor } : {}) }, { staleTime: 0 }),
+  );
+  trpc.agent.onStatus.useSubscription(
+    { runId, lastEventId: STREAM_ORIGIN },
+    { onData: (data) => feed.apply({ id: data.id, item: data.data }), onError: feed.onError },
+  );
   return { run: feed.state.runs[runId] ?? null, timeline: feed.state.timeline, connection: feed.connection };
 }
 
@@ -23,11 +28,22 @@ export function useRun(runId: string, initial: RunView | null) {
 export function useSharedRun(initial: RunView) {
   const utils = trpc.useUtils();
   const feed = useRunFeed(initial, (cursor) => utils.share.events.fetch(cursor ? { cursor } : {}, { staleTime: 0 }));
-  trpc.share.onRun.useSubscription({ lastEventId: STREAM_ORIGIN }, { onData: (data) => feed.apply({ id: data.id, item: data.data }), onError: feed.onError });
+  trpc.share.onRun.useSubscription(
+    { lastEventId: STREAM_ORIGIN },
+    { onData: (data) => feed.apply({ id: data.id, item: data.data }), onError: feed.onError },
+  );
   return { run: feed.state.runs[initial.id] ?? null, timeline: feed.state.timeline, connection: feed.connection };
 }
 
-function useRunFeed(initial: RunView | null, fetchPage: (cursor: string | undefined) => Promise<FeedPage<AgentFeedItem>>) {
+function useRunFeed(
+  initial: RunView | null,
+  fetchPage: (cursor: string | undefined) => Promise<FeedPage<AgentFeedItem>>,
+) {
   const [start] = useState<RunState>(() => initialRunState(initial));
-  return useLiveFeed<AgentFeedItem, RunState>({ initial: start, startCursor: STREAM_ORIGIN, reduce: applyRunItem, fetchPage });
+  return useLiveFeed<AgentFeedItem, RunState>({
+    initial: start,
+    startCursor: STREAM_ORIGIN,
+    reduce: applyRunItem,
+    fetchPage,
+  });
 }

@@ -1,7 +1,14 @@
 import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { connectClient, createQuietTenant, eventually, startTestPulse, type TestClient, type TestPulse } from "../../test/harness";
+import {
+  connectClient,
+  createQuietTenant,
+  eventually,
+  startTestPulse,
+  type TestClient,
+  type TestPulse,
+} from "../../test/harness";
 import { defineAgent } from "./define-agent";
 
 /** `defineAgent({ input })`: the input is checked when a run is started, and the agent gets what the schema parsed. */
@@ -33,18 +40,29 @@ afterAll(async () => {
 
 describe("an agent's declared input", () => {
   it("refuses a bad value at agent.run with BAD_REQUEST naming the field, and starts nothing", async () => {
-    const error = await client.trpc.agent.run.mutate({ agentRole: "summarizer", input: { text: 5 } }).catch((e: unknown) => e);
+    const error = await client.trpc.agent.run
+      .mutate({ agentRole: "summarizer", input: { text: 5 } })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TRPCClientError);
     expect((error as TRPCClientError<any>).data?.code).toBe("BAD_REQUEST");
     expect((error as Error).message).toMatch(/^input\.text: /);
-    const missing = await client.trpc.agent.run.mutate({ agentRole: "summarizer", input: {} }).catch((e: Error) => e.message);
+    const missing = await client.trpc.agent.run
+      .mutate({ agentRole: "summarizer", input: {} })
+      .catch((e: Error) => e.message);
     expect(missing).toMatch(/^input\.text: /);
     expect(await app.pulse.services.db.agentRun.count({ where: { tenantId } })).toBe(0);
   });
 
   it("hands the agent what the schema parsed, defaults filled in", async () => {
-    const { runId } = await client.trpc.agent.run.mutate({ agentRole: "summarizer", input: { text: "three words here" } });
-    await eventually(() => client.trpc.agent.get.query({ runId }), (run) => run.status === "completed", "the run completed");
+    const { runId } = await client.trpc.agent.run.mutate({
+      agentRole: "summarizer",
+      input: { text: "three words here" },
+    });
+    await eventually(
+      () => client.trpc.agent.get.query({ runId }),
+      (run) => run.status === "completed",
+      "the run completed",
+    );
     expect(received).toEqual([{ words: 3, maxWords: 50 }]);
   });
 });

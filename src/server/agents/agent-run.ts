@@ -70,7 +70,11 @@ export class AgentRun {
   }
 
   /** Starts the attempt, or returns null when there is nothing to run or a later attempt already started. */
-  private static async begin(deps: AgentRunDeps, job: Job<AgentJobData>, signal: AbortSignal): Promise<AgentRun | null> {
+  private static async begin(
+    deps: AgentRunDeps,
+    job: Job<AgentJobData>,
+    signal: AbortSignal,
+  ): Promise<AgentRun | null> {
     const { tenantId, runId } = job.data;
     const row = await deps.db.agentRun.findFirst({ where: { id: runId, tenantId } });
     // A run cancelled while it waited, or already finished by a previous attempt, is done.
@@ -134,7 +138,12 @@ export class AgentRun {
     const attemptsAllowed = this.job.opts.attempts ?? 1;
     const willRetry = !(error instanceof UnrecoverableError) && this.job.attemptsMade + 1 < attemptsAllowed;
     this.log.warn({ willRetry, durationMs: this.elapsedMs(), err: error }, "agent run failed");
-    await this.publish({ type: "agent:failed", error: errorMessage(error), failedAt: new Date().toISOString(), willRetry });
+    await this.publish({
+      type: "agent:failed",
+      error: errorMessage(error),
+      failedAt: new Date().toISOString(),
+      willRetry,
+    });
   }
 
   /** Reports the run completed and starts the next agent of its chain. */
@@ -192,13 +201,22 @@ export class AgentRun {
       throw new TypeError(`ctx.progress: percent must be a number from 0 to 100, not ${String(percent)}`);
     }
     const progress = Math.min(100, Math.max(0, percent));
-    await this.publish({ type: "agent:progress", progress, message: fitText(message, TEXT_LIMITS.progressMessage), phase });
+    await this.publish({
+      type: "agent:progress",
+      progress,
+      message: fitText(message, TEXT_LIMITS.progressMessage),
+      phase,
+    });
   }
 
   private async step<T>(stepName: string, fn: () => Promise<T> | T): Promise<T> {
     this.throwIfCancelled();
-    if (typeof stepName !== "string" || stepName.length === 0) throw new TypeError("ctx.step: a step needs a name people can read");
-    const step = { stepId: `${this.run.id}:${this.attempt}:${randomUUID().slice(0, 8)}`, name: fitText(stepName, TEXT_LIMITS.stepName) };
+    if (typeof stepName !== "string" || stepName.length === 0)
+      throw new TypeError("ctx.step: a step needs a name people can read");
+    const step = {
+      stepId: `${this.run.id}:${this.attempt}:${randomUUID().slice(0, 8)}`,
+      name: fitText(stepName, TEXT_LIMITS.stepName),
+    };
     await this.publish({ type: "agent:step", ...step, status: "started" });
     try {
       const result = await fn();
@@ -215,11 +233,13 @@ export class AgentRun {
 
   private async output(chunk: string): Promise<void> {
     this.throwIfCancelled();
-    for (const piece of textPieces(chunk, TEXT_LIMITS.outputChunk)) await this.publish({ type: "agent:output", chunk: piece });
+    for (const piece of textPieces(chunk, TEXT_LIMITS.outputChunk))
+      await this.publish({ type: "agent:output", chunk: piece });
   }
 
   private async logLine(level: LogLevel, message: string): Promise<void> {
-    if (message.length > 0) await this.publish({ type: "agent:log", level, message: fitText(message, TEXT_LIMITS.logMessage) });
+    if (message.length > 0)
+      await this.publish({ type: "agent:log", level, message: fitText(message, TEXT_LIMITS.logMessage) });
   }
 
   /** Publishes one of this attempt's events, after every earlier one. */

@@ -17,7 +17,8 @@ afterAll(async () => {
 const codeOf = (promise: Promise<unknown>) =>
   promise.then(
     () => "started",
-    (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error)),
+    (error: unknown) =>
+      error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error),
   );
 
 describe("a deployment's own chains", () => {
@@ -27,14 +28,23 @@ describe("a deployment's own chains", () => {
     try {
       // No setup chain configured: a new tenant starts with nothing.
       expect(await client.trpc.agent.list.query({})).toMatchObject({ runs: [] });
-      expect(await client.trpc.agent.chains.query()).toEqual([{ name: "digest", title: "Digest", roles: ["summarizer", "reviewer"], setup: false }]);
+      expect(await client.trpc.agent.chains.query()).toEqual([
+        { name: "digest", title: "Digest", roles: ["summarizer", "reviewer"], setup: false },
+      ]);
 
-      const input = { documentId: "doc-7", text: "Pulse shows runs live. Nothing is lost. Tenants never see each other." };
+      const input = {
+        documentId: "doc-7",
+        text: "Pulse shows runs live. Nothing is lost. Tenants never see each other.",
+      };
       const started = await client.trpc.agent.runChain.mutate({ chain: "digest", input });
       expect(started).toMatchObject({ run: { agentRole: "summarizer" }, chainId: expect.any(String) });
 
       const runs = await eventually(
-        () => app.pulse.services.db.agentRun.findMany({ where: { tenantId: tenant.tenantId }, orderBy: { queuedAt: "asc" } }),
+        () =>
+          app.pulse.services.db.agentRun.findMany({
+            where: { tenantId: tenant.tenantId },
+            orderBy: { queuedAt: "asc" },
+          }),
         (rows) => rows.length === 2 && rows.every((r) => r.status === "completed"),
         "the digest chain to complete",
       );
@@ -55,7 +65,9 @@ describe("a deployment's own chains", () => {
     try {
       expect(await codeOf(client.trpc.agent.runChain.mutate({ chain: "setup" }))).toBe("NOT_FOUND");
       expect(await codeOf(client.trpc.agent.runChain.mutate())).toBe("BAD_REQUEST");
-      expect(await codeOf(client.trpc.agent.runChain.mutate({ chain: "digest", input: { documentId: "doc-8" } }))).toBe("BAD_REQUEST");
+      expect(await codeOf(client.trpc.agent.runChain.mutate({ chain: "digest", input: { documentId: "doc-8" } }))).toBe(
+        "BAD_REQUEST",
+      );
       expect(await app.pulse.services.db.agentRun.count({ where: { tenantId: tenant.tenantId } })).toBe(0);
     } finally {
       await client.close();

@@ -65,8 +65,13 @@ export interface RoleConcurrency {
 }
 
 /** A role's concurrency as its definition declares it; one run per tenant when it says nothing (or has no definition). */
-export function roleConcurrency(agent: Pick<AnyAgentDefinition, "concurrencyPerTenant" | "concurrencyKey"> | undefined): RoleConcurrency {
-  return { perTenant: agent?.concurrencyPerTenant ?? 1, ...(agent?.concurrencyKey ? { key: agent.concurrencyKey } : {}) };
+export function roleConcurrency(
+  agent: Pick<AnyAgentDefinition, "concurrencyPerTenant" | "concurrencyKey"> | undefined,
+): RoleConcurrency {
+  return {
+    perTenant: agent?.concurrencyPerTenant ?? 1,
+    ...(agent?.concurrencyKey ? { key: agent.concurrencyKey } : {}),
+  };
 }
 
 /** What dashboards call an agent: its title, or its role when it has none. */
@@ -78,7 +83,9 @@ export function agentTitle(agents: readonly Pick<AgentDefinition, "role" | "titl
 export function defineAgent<TSchema extends z.ZodType<Record<string, unknown>>>(
   definition: Omit<AgentDefinition<z.output<TSchema>>, "input"> & { input: TSchema },
 ): AgentDefinition<z.output<TSchema>>;
-export function defineAgent<TInput = Record<string, unknown>>(definition: AgentDefinition<TInput>): AgentDefinition<TInput>;
+export function defineAgent<TInput = Record<string, unknown>>(
+  definition: AgentDefinition<TInput>,
+): AgentDefinition<TInput>;
 export function defineAgent(definition: AnyAgentDefinition): AnyAgentDefinition {
   return definition;
 }

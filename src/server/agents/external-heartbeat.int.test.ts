@@ -19,7 +19,10 @@ let watched: TestPulse;
 
 beforeAll(async () => {
   app = await startTestPulse({ runWorkers: false, externalAgentRoles: [ROLE] });
-  watched = await startTestPulse({ externalAgentRoles: [ROLE], reconcile: { intervalMs: 100, graceMs: 600_000, externalTimeoutMs: 1_500 } });
+  watched = await startTestPulse({
+    externalAgentRoles: [ROLE],
+    reconcile: { intervalMs: 100, graceMs: 600_000, externalTimeoutMs: 1_500 },
+  });
 });
 afterAll(async () => {
   await watched?.close();
@@ -36,13 +39,21 @@ async function report(runId: string, token: string, body: Record<string, unknown
   return res.status;
 }
 
-const row = (id: string, target = app) => target.pulse.services.db.agentRun.findUniqueOrThrow({ where: { id }, select: { status: true, error: true, updatedAt: true } });
+const row = (id: string, target = app) =>
+  target.pulse.services.db.agentRun.findUniqueOrThrow({
+    where: { id },
+    select: { status: true, error: true, updatedAt: true },
+  });
 
 describe("an external agent's run", () => {
   it("stays active while any report arrives within the timeout, and fails once its agent is silent past it", async () => {
     const { services } = app.pulse;
     // A reconciler of the test's own, driven with explicit times: no wall clock decides the outcome.
-    const queues = new AgentQueues({ connection: connectRedis(app.redis, `${app.prefix}:test-queues`), prefix: app.prefix, attempts: 1 });
+    const queues = new AgentQueues({
+      connection: connectRedis(app.redis, `${app.prefix}:test-queues`),
+      prefix: app.prefix,
+      attempts: 1,
+    });
     const reconciler = new RunReconciler(
       { ...services, queues, logger: createLogger("silent"), externalAgentRoles: [ROLE] },
       { intervalMs: 3_600_000, graceMs: 3_600_000, externalTimeoutMs: TIMEOUT_MS },
@@ -52,8 +63,14 @@ describe("an external agent's run", () => {
     expect(await report(run.id, run.reportToken!, { type: "agent:active" })).toBe(202);
     const first = (await row(run.id)).updatedAt.getTime();
     // Queued-to-active is a report; so is a log line, later.
-    await eventually(() => Date.now(), (now) => now > first + 5, "the clock to move on");
-    expect(await report(run.id, run.reportToken!, { type: "agent:log", level: "info", message: "still working" })).toBe(202);
+    await eventually(
+      () => Date.now(),
+      (now) => now > first + 5,
+      "the clock to move on",
+    );
+    expect(await report(run.id, run.reportToken!, { type: "agent:log", level: "info", message: "still working" })).toBe(
+      202,
+    );
     const heartbeat = (await row(run.id)).updatedAt.getTime();
     expect(heartbeat).toBeGreaterThan(first);
     // Past the timeout counted from the first report, within it counted from the last one.
@@ -72,7 +89,11 @@ describe("an external agent's run", () => {
     const tenant = await createQuietTenant(watched);
     const run = await watched.pulse.services.runs.start(tenant.tenantId, ROLE);
     expect(await report(run.id, run.reportToken!, { type: "agent:active" }, watched)).toBe(202);
-    const ended = await eventually(() => row(run.id, watched), (r) => r.status === "failed", "the silent run to fail");
+    const ended = await eventually(
+      () => row(run.id, watched),
+      (r) => r.status === "failed",
+      "the silent run to fail",
+    );
     expect(ended.error).toMatch(/^agent stopped reporting/);
   });
 });

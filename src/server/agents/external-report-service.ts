@@ -31,14 +31,21 @@ export class ExternalReportService {
    */
   async report(grant: ReportGrant, runId: string, body: unknown): Promise<PublishedEvent> {
     if (runId !== grant.runId) throw notFound("run");
-    const run = await this.deps.db.agentRun.findFirst({ where: { id: grant.runId, tenantId: grant.tenantId }, omit: WITHOUT_OUTPUT });
+    const run = await this.deps.db.agentRun.findFirst({
+      where: { id: grant.runId, tenantId: grant.tenantId },
+      omit: WITHOUT_OUTPUT,
+    });
     if (!run) throw notFound("run");
     if (!this.deps.externalRoles.includes(run.agentRole)) {
-      throw new PulseError("FORBIDDEN", `${run.agentRole} runs inside Pulse; only agents of EXTERNAL_AGENT_ROLES report over HTTP`);
+      throw new PulseError(
+        "FORBIDDEN",
+        `${run.agentRole} runs inside Pulse; only agents of EXTERNAL_AGENT_ROLES report over HTTP`,
+      );
     }
     if (body !== null && typeof body === "object" && !Array.isArray(body)) {
       const smuggled = SERVER_SET_FIELDS.find((field) => field in body);
-      if (smuggled) throw new PulseError("BAD_REQUEST", `${smuggled}: set by the server from the run token; leave it out`);
+      if (smuggled)
+        throw new PulseError("BAD_REQUEST", `${smuggled}: set by the server from the run token; leave it out`);
     }
     const parsed = reportBodySchema.safeParse(body);
     if (!parsed.success) throw new PulseError("BAD_REQUEST", describeInputIssues(parsed.error.issues));
@@ -46,7 +53,14 @@ export class ExternalReportService {
 
     const now = new Date().toISOString();
     const attempt = report.attempt ?? run.attempt;
-    const base = { tenantId: run.tenantId, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: run.agentRole, attempt };
+    const base = {
+      tenantId: run.tenantId,
+      runId: run.id,
+      jobId: run.jobId,
+      queue: run.queue,
+      agentRole: run.agentRole,
+      attempt,
+    };
     if (report.type === "agent:active" && run.status !== "queued") {
       throw new PulseError("CONFLICT", `run is ${run.status}; only a queued run can become active`);
     }
@@ -77,10 +91,15 @@ export class ExternalReportService {
       throw error;
     }
     if (published) return published;
-    const current = await this.deps.db.agentRun.findFirst({ where: { id: run.id, tenantId: run.tenantId }, select: { status: true, attempt: true } });
+    const current = await this.deps.db.agentRun.findFirst({
+      where: { id: run.id, tenantId: run.tenantId },
+      select: { status: true, attempt: true },
+    });
     if (!current) throw notFound("run");
-    if (current.status === "queued") throw new PulseError("CONFLICT", 'run is queued: report {"type":"agent:active"} first');
-    if (current.status !== "active") throw new PulseError("CONFLICT", `run is ${current.status}; it takes no more reports`);
+    if (current.status === "queued")
+      throw new PulseError("CONFLICT", 'run is queued: report {"type":"agent:active"} first');
+    if (current.status !== "active")
+      throw new PulseError("CONFLICT", `run is ${current.status}; it takes no more reports`);
     throw new PulseError("CONFLICT", `attempt: ${attempt} is not the run's current attempt (${current.attempt})`);
   }
 }

@@ -62,7 +62,9 @@ export class LostAttempts {
     job
       .getState()
       .then((state) => (state === "failed" ? this.report(runId, "current", false) : undefined))
-      .catch((err) => this.logger.error({ err, runId, jobId: runId, attempt: job.attemptsStarted }, "could not report failed run"));
+      .catch((err) =>
+        this.logger.error({ err, runId, jobId: runId, attempt: job.attemptsStarted }, "could not report failed run"),
+      );
   }
 }
 
@@ -88,4 +90,3 @@ export async function stalledAttempt(
   const again = await queue.getJob(jobId);
   return again && again.attemptsStarted > 1 ? again.attemptsStarted - 1 : null;
 }
-

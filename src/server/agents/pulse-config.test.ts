@@ -42,12 +42,28 @@ describe("combining configurations", () => {
     expect(refusal(() => combineConfigs([{ agents: [agent("a")], chains: [{ name: "c", roles: ["a", "b"] }] }]))).toBe(
       'chain "c" runs "b", which no agent defines and EXTERNAL_AGENT_ROLES does not list',
     );
-    expect(refusal(() => combineConfigs([{ agents: [agent("a")], chains: [{ name: "c", roles: ["a"] }, { name: "c", roles: ["a"] }] }]))).toBe(
-      'chain "c" is defined twice',
+    expect(
+      refusal(() =>
+        combineConfigs([
+          {
+            agents: [agent("a")],
+            chains: [
+              { name: "c", roles: ["a"] },
+              { name: "c", roles: ["a"] },
+            ],
+          },
+        ]),
+      ),
+    ).toBe('chain "c" is defined twice');
+    expect(refusal(() => combineConfigs([{ agents: [agent("a")], chains: [{ name: "c", roles: [] }] }]))).toBe(
+      'chain "c" has no roles',
     );
-    expect(refusal(() => combineConfigs([{ agents: [agent("a")], chains: [{ name: "c", roles: [] }] }]))).toBe('chain "c" has no roles');
-    expect(refusal(() => combineConfigs([{ agents: [agent("a")], setupChain: "missing" }]))).toBe('setupChain "missing" names no chain of the configuration');
-    expect(refusal(() => combineConfigs([{ agents: [agent("Not A Role")] }]))).toMatch(/must be lowercase letters, digits and dashes$/);
+    expect(refusal(() => combineConfigs([{ agents: [agent("a")], setupChain: "missing" }]))).toBe(
+      'setupChain "missing" names no chain of the configuration',
+    );
+    expect(refusal(() => combineConfigs([{ agents: [agent("Not A Role")] }]))).toMatch(
+      /must be lowercase letters, digits and dashes$/,
+    );
   });
 });
 
@@ -60,7 +76,11 @@ describe("the deployment's catalog", () => {
   });
 
   it("with PULSE_DEMO, adds the demo agents and their setup chain; EXTERNAL_AGENT_ROLES adds roles", async () => {
-    const catalog = await loadAgentCatalog({ ...env, PULSE_DEMO: true, PULSE_CONFIG: example, EXTERNAL_AGENT_ROLES: ["python-agent"] }, silent, root);
+    const catalog = await loadAgentCatalog(
+      { ...env, PULSE_DEMO: true, PULSE_CONFIG: example, EXTERNAL_AGENT_ROLES: ["python-agent"] },
+      silent,
+      root,
+    );
     expect(catalog.agents.map((a) => a.role)).toEqual(["summarizer", "reviewer", ...SETUP_CHAIN]);
     expect(catalog.externalAgentRoles).toEqual(["python-agent"]);
     expect(catalog.setupChain).toBe("setup");
@@ -78,6 +98,8 @@ describe("the deployment's catalog", () => {
     await expect(loadAgentCatalog({ ...env, PULSE_CONFIG: "no/such/pulse.config.ts" }, silent, root)).rejects.toThrow(
       new PulseConfigError(`PULSE_CONFIG: ${path.join(root, "no/such/pulse.config.ts")} does not exist`),
     );
-    await expect(loadAgentCatalog({ ...env, PULSE_CONFIG: "src/server/agents/chains.ts" }, silent, root)).rejects.toThrow(/exports no configuration/);
+    await expect(
+      loadAgentCatalog({ ...env, PULSE_CONFIG: "src/server/agents/chains.ts" }, silent, root),
+    ).rejects.toThrow(/exports no configuration/);
   });
 });

@@ -56,20 +56,27 @@ export function combineConfigs(configs: readonly PulseConfig[]): AgentCatalog {
 
   const roles = new Set<string>();
   for (const role of [...agents.map((a) => a.role), ...externalAgentRoles]) {
-    if (!AGENT_ROLE_PATTERN.test(role)) throw new PulseConfigError(`agent role "${role}" must be lowercase letters, digits and dashes`);
-    if (roles.has(role)) throw new PulseConfigError(`agent role "${role}" is defined twice (as Pulse's own agent or an external one)`);
+    if (!AGENT_ROLE_PATTERN.test(role))
+      throw new PulseConfigError(`agent role "${role}" must be lowercase letters, digits and dashes`);
+    if (roles.has(role))
+      throw new PulseConfigError(`agent role "${role}" is defined twice (as Pulse's own agent or an external one)`);
     roles.add(role);
   }
   const names = new Set<string>();
   for (const chain of chains) {
-    if (!AGENT_ROLE_PATTERN.test(chain.name)) throw new PulseConfigError(`chain "${chain.name}" must be named in lowercase letters, digits and dashes`);
+    if (!AGENT_ROLE_PATTERN.test(chain.name))
+      throw new PulseConfigError(`chain "${chain.name}" must be named in lowercase letters, digits and dashes`);
     if (names.has(chain.name)) throw new PulseConfigError(`chain "${chain.name}" is defined twice`);
     names.add(chain.name);
     if (chain.roles.length === 0) throw new PulseConfigError(`chain "${chain.name}" has no roles`);
     const unknown = chain.roles.find((role) => !roles.has(role));
-    if (unknown) throw new PulseConfigError(`chain "${chain.name}" runs "${unknown}", which no agent defines and EXTERNAL_AGENT_ROLES does not list`);
+    if (unknown)
+      throw new PulseConfigError(
+        `chain "${chain.name}" runs "${unknown}", which no agent defines and EXTERNAL_AGENT_ROLES does not list`,
+      );
   }
-  if (setupChain && !names.has(setupChain)) throw new PulseConfigError(`setupChain "${setupChain}" names no chain of the configuration`);
+  if (setupChain && !names.has(setupChain))
+    throw new PulseConfigError(`setupChain "${setupChain}" names no chain of the configuration`);
   return { agents, externalAgentRoles, chains, ...(setupChain ? { setupChain } : {}) };
 }
 
@@ -85,6 +92,7 @@ export async function loadPulseConfig(file: string): Promise<PulseConfig> {
   if (!existsSync(file)) throw new PulseConfigError(`PULSE_CONFIG: ${file} does not exist`);
   const loaded = (await import(pathToFileURL(file).href)) as { default?: unknown; config?: unknown };
   const config = loaded.default ?? loaded.config;
-  if (!config || typeof config !== "object") throw new PulseConfigError(`${file} exports no configuration (export default definePulseConfig({ … }))`);
+  if (!config || typeof config !== "object")
+    throw new PulseConfigError(`${file} exports no configuration (export default definePulseConfig({ … }))`);
   return config as PulseConfig;
 }

@@ -2,7 +2,14 @@ import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compareStreamIds } from "../../shared/stream-id";
-import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+import {
+  collect,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  startTestPulse,
+  type TestPulse,
+} from "../../test/harness";
 
 /**
  * The example external agent in Python (examples/python, standard library only) against a
@@ -25,7 +32,9 @@ afterAll(async () => {
 /** Runs the example agent to its end; its exit code and what it printed. */
 function runAgent(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("python3", [path.join(root, "examples/python/research_agent.py"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("python3", [path.join(root, "examples/python/research_agent.py"), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
@@ -46,9 +55,22 @@ describe.skipIf(!python)("the Python example agent (skipped: python3 is not on P
       const started = await client.trpc.agent.run.mutate({ agentRole: ROLE });
       expect(started.reportToken).toEqual(expect.any(String));
       const seen = collect((handlers) => client.trpc.agent.onStatus.subscribe({ runId: started.runId }, handlers));
-      await eventually(() => seen.items.length, (n) => n > 0, "the subscription's snapshot");
+      await eventually(
+        () => seen.items.length,
+        (n) => n > 0,
+        "the subscription's snapshot",
+      );
 
-      const agent = await runAgent(["--pulse", app.baseUrl, "--run", started.runId, "--token", started.reportToken!, "--pause", "0"]);
+      const agent = await runAgent([
+        "--pulse",
+        app.baseUrl,
+        "--run",
+        started.runId,
+        "--token",
+        started.reportToken!,
+        "--pause",
+        "0",
+      ]);
       expect(agent).toEqual({ code: 0, output: "" });
 
       const events = await eventually(
@@ -88,8 +110,22 @@ describe.skipIf(!python)("the Python example agent (skipped: python3 is not on P
     const client = connectClient(app, tenant.token);
     try {
       const started = await client.trpc.agent.run.mutate({ agentRole: ROLE });
-      const agent = await runAgent(["--pulse", app.baseUrl, "--run", started.runId, "--token", "not-a-token", "--pause", "0"]);
-      expect(agent).toEqual({ code: 1, output: expect.stringMatching(/^Pulse refused a report: 401 UNAUTHORIZED: a valid run report token is required/) });
+      const agent = await runAgent([
+        "--pulse",
+        app.baseUrl,
+        "--run",
+        started.runId,
+        "--token",
+        "not-a-token",
+        "--pause",
+        "0",
+      ]);
+      expect(agent).toEqual({
+        code: 1,
+        output: expect.stringMatching(
+          /^Pulse refused a report: 401 UNAUTHORIZED: a valid run report token is required/,
+        ),
+      });
     } finally {
       await client.close();
     }

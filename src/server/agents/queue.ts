@@ -52,7 +52,10 @@ export class AgentQueues {
   get(role: string): Queue<AgentJobData> {
     let queue = this.queues.get(role);
     if (!queue) {
-      queue = new Queue<AgentJobData>(role, { connection: this.options.connection, prefix: queuePrefix(this.options.prefix, role) });
+      queue = new Queue<AgentJobData>(role, {
+        connection: this.options.connection,
+        prefix: queuePrefix(this.options.prefix, role),
+      });
       // Without a listener, an emitted 'error' would be printed raw; the connection retries by itself.
       queue.on("error", (err) => this.errors?.report(err, "queue connection error", { queue: role }));
       this.queues.set(role, queue);
@@ -75,7 +78,8 @@ export class AgentQueues {
     const job = await this.get(role).getJob(runId);
     if (!job) return false;
     const state = await job.getState();
-    if (state !== "waiting" && state !== "delayed" && state !== "prioritized" && state !== "waiting-children") return false;
+    if (state !== "waiting" && state !== "delayed" && state !== "prioritized" && state !== "waiting-children")
+      return false;
     try {
       await job.remove();
       return true;

@@ -25,7 +25,7 @@ export function fitText(text: string, max: number): string {
 /** The text as consecutive pieces of at most `max` code units; none for an empty text. */
 export function textPieces(text: string, max: number): string[] {
   const pieces: string[] = [];
-  for (let start = 0; start < text.length; ) {
+  for (let start = 0; start < text.length;) {
     const end = pieceEnd(text, start, max);
     pieces.push(text.slice(start, end));
     start = end;

@@ -40,7 +40,9 @@ describe("a role's concurrency", () => {
     expect(await conflict(runs.start(a.tenantId, "single"))).toMatch(/^CONFLICT: single is already queued/);
     await runs.start(a.tenantId, "pair");
     await runs.start(a.tenantId, "pair");
-    expect(await conflict(runs.start(a.tenantId, "pair"))).toMatch(/^CONFLICT: pair already has 2 runs queued or running/);
+    expect(await conflict(runs.start(a.tenantId, "pair"))).toMatch(
+      /^CONFLICT: pair already has 2 runs queued or running/,
+    );
     expect(await conflict(runs.start(b.tenantId, "pair"))).toBe("started");
   });
 
@@ -49,6 +51,8 @@ describe("a role's concurrency", () => {
     const { tenantId } = await createQuietTenant(app);
     await runs.start(tenantId, "doc-summarizer", { input: { documentId: "doc-1" } });
     expect(await conflict(runs.start(tenantId, "doc-summarizer", { input: { documentId: "doc-2" } }))).toBe("started");
-    expect(await conflict(runs.start(tenantId, "doc-summarizer", { input: { documentId: "doc-1" } }))).toMatch(/^CONFLICT: doc-summarizer is already queued for "doc-1"/);
+    expect(await conflict(runs.start(tenantId, "doc-summarizer", { input: { documentId: "doc-1" } }))).toMatch(
+      /^CONFLICT: doc-summarizer is already queued for "doc-1"/,
+    );
   });
 });

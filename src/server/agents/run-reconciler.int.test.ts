@@ -16,8 +16,15 @@ let reconciler: RunReconciler;
 beforeAll(async () => {
   // No workers: the runs below stay queued, as they would with every worker down.
   app = await startTestPulse({ runWorkers: false, externalAgentRoles: ["outside-agent"] });
-  queues = new AgentQueues({ connection: connectRedis(app.redis, `${app.prefix}:test-queues`), prefix: app.prefix, attempts: 1 });
-  reconciler = new RunReconciler({ ...app.pulse.services, queues, logger: createLogger("silent") }, { intervalMs: 60_000, graceMs: GRACE_MS });
+  queues = new AgentQueues({
+    connection: connectRedis(app.redis, `${app.prefix}:test-queues`),
+    prefix: app.prefix,
+    attempts: 1,
+  });
+  reconciler = new RunReconciler(
+    { ...app.pulse.services, queues, logger: createLogger("silent") },
+    { intervalMs: 60_000, graceMs: GRACE_MS },
+  );
 });
 afterAll(async () => {
   await queues.close();
@@ -58,7 +65,11 @@ describe("RunReconciler", () => {
       prefix: queue.opts.prefix,
     });
     try {
-      await eventually(async () => (await queue.getJob(run.jobId))?.getState(), (state) => state === "failed", "the job to fail");
+      await eventually(
+        async () => (await queue.getJob(run.jobId))?.getState(),
+        (state) => state === "failed",
+        "the job to fail",
+      );
     } finally {
       await bare.close();
     }

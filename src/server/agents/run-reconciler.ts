@@ -100,7 +100,11 @@ export class RunReconciler {
     let ended = 0;
     try {
       const silent = await db.agentRun.findMany({
-        where: { status: "active", agentRole: { in: [...externalAgentRoles] }, updatedAt: { lt: new Date(now - timeoutMs) } },
+        where: {
+          status: "active",
+          agentRole: { in: [...externalAgentRoles] },
+          updatedAt: { lt: new Date(now - timeoutMs) },
+        },
         take: 500,
         omit: WITHOUT_OUTPUT,
       });
@@ -108,7 +112,10 @@ export class RunReconciler {
         const error = `agent stopped reporting: nothing for ${Math.round(timeoutMs / 1000)} s (EXTERNAL_AGENT_TIMEOUT_SECONDS); retry it`;
         if (await this.fail(run, error, now)) {
           ended += 1;
-          logger.warn({ tenantId: run.tenantId, runId: run.id }, "ended an external agent's run that stopped reporting");
+          logger.warn(
+            { tenantId: run.tenantId, runId: run.id },
+            "ended an external agent's run that stopped reporting",
+          );
         }
       }
     } catch (err) {
@@ -118,7 +125,11 @@ export class RunReconciler {
   }
 
   /** Ends the run as failed for good, on every dashboard; false when it had already ended. */
-  private async fail(run: Pick<AgentRun, "tenantId" | "id" | "jobId" | "queue" | "agentRole" | "attempt">, error: string, now: number): Promise<boolean> {
+  private async fail(
+    run: Pick<AgentRun, "tenantId" | "id" | "jobId" | "queue" | "agentRole" | "attempt">,
+    error: string,
+    now: number,
+  ): Promise<boolean> {
     const published = await this.deps.bus.publish({
       type: "agent:failed",
       tenantId: run.tenantId,

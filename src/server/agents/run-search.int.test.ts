@@ -64,7 +64,11 @@ afterAll(async () => {
 const api = () => httpClient(app, tenant.token);
 
 /** Every page of a filter, `limit` runs at a time, calling `between` after each page. */
-async function walk(filter: Omit<RunSearch, "limit" | "cursor">, limit: number, between?: () => Promise<void>): Promise<RunView[]> {
+async function walk(
+  filter: Omit<RunSearch, "limit" | "cursor">,
+  limit: number,
+  between?: () => Promise<void>,
+): Promise<RunView[]> {
   const seen: RunView[] = [];
   let cursor: string | undefined;
   for (let pages = 0; pages <= 1_000; pages++) {
@@ -111,24 +115,46 @@ describe("agent.list pages (the runs page)", () => {
       [{ origin: "chain" }, (s) => s.chainId !== null],
       [{ origin: "external" }, (s) => s.agentRole === OUTSIDE],
       [{ origin: "manual" }, (s) => s.chainId === null && s.agentRole !== OUTSIDE],
-      [{ from: new Date(start.getTime() + 100_000).toISOString(), to: new Date(start.getTime() + 200_000).toISOString() },
-        (s) => s.queuedAt.getTime() >= start.getTime() + 100_000 && s.queuedAt.getTime() < start.getTime() + 200_000],
+      [
+        {
+          from: new Date(start.getTime() + 100_000).toISOString(),
+          to: new Date(start.getTime() + 200_000).toISOString(),
+        },
+        (s) => s.queuedAt.getTime() >= start.getTime() + 100_000 && s.queuedAt.getTime() < start.getTime() + 200_000,
+      ],
       [{ q: target.id.slice(0, 8).toUpperCase() }, (s) => s.id.startsWith(target.id.slice(0, 8))],
       [{ q: "Rate Limited" }, (s) => s.error === "rate limited by upstream"],
       [{ q: "context file" }, (s) => s.agentRole === "context-file-writer"],
       [{ q: "step 42 of" }, (s) => s.message === "step 42 of the walk"],
       [{ q: "100%" }, () => false],
-      [{ status: ["failed"], origin: "chain", q: "rate" }, (s) => s.status === "failed" && s.chainId !== null && s.error !== null],
+      [
+        { status: ["failed"], origin: "chain", q: "rate" },
+        (s) => s.status === "failed" && s.chainId !== null && s.error !== null,
+      ],
     ];
     for (const [filter, match] of cases) {
       const expected = seeds.filter(match);
-      expectExactlyOnce(await walk({ ...filter, from: filter.from ?? start.toISOString(), to: filter.to ?? new Date(start.getTime() + 400_000).toISOString() }, 25), expected);
+      expectExactlyOnce(
+        await walk(
+          {
+            ...filter,
+            from: filter.from ?? start.toISOString(),
+            to: filter.to ?? new Date(start.getTime() + 400_000).toISOString(),
+          },
+          25,
+        ),
+        expected,
+      );
     }
   });
 
   it("answers each tenant with its own runs only, whatever cursor it sends", async () => {
     const mine = await api().agent.list.query({ limit: 5 });
-    const theirs = await httpClient(app, other.token).agent.list.query({ limit: 100, cursor: mine.nextCursor!, to: new Date(start.getTime() + 400_000).toISOString() });
+    const theirs = await httpClient(app, other.token).agent.list.query({
+      limit: 100,
+      cursor: mine.nextCursor!,
+      to: new Date(start.getTime() + 400_000).toISOString(),
+    });
     expect(theirs.runs.length).toBeGreaterThan(0);
     expect(theirs.runs.every((r) => r.tenantId === other.tenantId)).toBe(true);
   });
@@ -136,7 +162,10 @@ describe("agent.list pages (the runs page)", () => {
 
 /** The plan PostgreSQL ran a statement with, and what it read. */
 async function explain(statement: Prisma.Sql) {
-  const rows = await app.database.prisma.$queryRawUnsafe<Record<string, unknown>[]>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, ...statement.values);
+  const rows = await app.database.prisma.$queryRawUnsafe<Record<string, unknown>[]>(
+    `EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`,
+    ...statement.values,
+  );
   const raw = Object.values(rows[0]!)[0];
   type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
   const root = (typeof raw === "string" ? JSON.parse(raw) : raw) as { Plan: PlanNode }[];
@@ -149,19 +178,34 @@ async function explain(statement: Prisma.Sql) {
     types: nodes.map((n) => String(n["Node Type"])),
     indexes: scans.map((n) => n["Index Name"]),
     /** Rows the scans produced or threw away: what the page cost to read. */
-    rowsRead: scans.reduce((sum, n) => sum + count(n, "Actual Rows") + count(n, "Rows Removed by Filter") + count(n, "Rows Removed by Index Recheck"), 0),
+    rowsRead: scans.reduce(
+      (sum, n) =>
+        sum + count(n, "Actual Rows") + count(n, "Rows Removed by Filter") + count(n, "Rows Removed by Index Recheck"),
+      0,
+    ),
   };
 }
 
 describe("agent.list's query plan", () => {
-  const roles = () => roleNames(ROLES.filter((r) => r !== OUTSIDE), [OUTSIDE]);
+  const roles = () =>
+    roleNames(
+      ROLES.filter((r) => r !== OUTSIDE),
+      [OUTSIDE],
+    );
 
   /** The cursor after the first `n` runs of a filter, as the API hands it out. */
   async function cursorAfter(n: number, filter: Omit<RunSearch, "limit" | "cursor"> = {}) {
     let cursor: string | undefined;
     for (let read = 0; read < n; read += 100) {
       const limit = Math.min(100, n - read);
-      cursor = (await api().agent.list.query({ ...filter, limit, ...(cursor ? { cursor } : {}), to: new Date(start.getTime() + 400_000).toISOString() })).nextCursor!;
+      cursor = (
+        await api().agent.list.query({
+          ...filter,
+          limit,
+          ...(cursor ? { cursor } : {}),
+          to: new Date(start.getTime() + 400_000).toISOString(),
+        })
+      ).nextCursor!;
     }
     return runCursorSchema.parse(cursor);
   }
@@ -169,7 +213,9 @@ describe("agent.list's query plan", () => {
   it("reads the first page and a page 500 runs deep from the index, about one page of rows each", async () => {
     const limit = 50;
     for (const cursor of [undefined, await cursorAfter(500)]) {
-      const plan = await explain(runSearchStatement(tenant.tenantId, { limit, ...(cursor ? { cursor } : {}) }, roles()));
+      const plan = await explain(
+        runSearchStatement(tenant.tenantId, { limit, ...(cursor ? { cursor } : {}) }, roles()),
+      );
       expect(plan.types).not.toContain("Seq Scan");
       expect(plan.types).not.toContain("Sort");
       expect(plan.indexes).toEqual([INDEX]);

@@ -74,7 +74,11 @@ export interface RoleNames {
 }
 
 /** The deployment's roles as the search sees them: Pulse's own and outside agents', each with its title. */
-export function roleNames(own: readonly string[], external: readonly string[], title: (role: string) => string = (r) => r): RoleNames {
+export function roleNames(
+  own: readonly string[],
+  external: readonly string[],
+  title: (role: string) => string = (r) => r,
+): RoleNames {
   return { titles: new Map([...own, ...external].map((role) => [role, title(role)])), external };
 }
 
@@ -84,7 +88,9 @@ const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 function searchTerm(q: string, roles: RoleNames): Prisma.Sql {
   const words = `%${escapeLike(q)}%`;
   const needle = q.toLowerCase();
-  const matchingRoles = [...roles.titles].filter(([role, title]) => role.includes(needle) || title.toLowerCase().includes(needle)).map(([role]) => role);
+  const matchingRoles = [...roles.titles]
+    .filter(([role, title]) => role.includes(needle) || title.toLowerCase().includes(needle))
+    .map(([role]) => role);
   const terms = [
     Prisma.sql`"id" LIKE ${`${escapeLike(needle)}%`}`,
     Prisma.sql`"message" ILIKE ${words}`,
@@ -97,8 +103,12 @@ function searchTerm(q: string, roles: RoleNames): Prisma.Sql {
 function originTerm(origin: RunOrigin, roles: RoleNames): Prisma.Sql {
   if (origin === "chain") return Prisma.sql`"chainId" IS NOT NULL`;
   // Outside agents' roles never run in a chain; an empty list would be invalid SQL.
-  const external = roles.external.length ? Prisma.sql`"agentRole" IN (${Prisma.join(roles.external)})` : Prisma.sql`FALSE`;
-  return origin === "external" ? Prisma.sql`"chainId" IS NULL AND ${external}` : Prisma.sql`"chainId" IS NULL AND NOT (${external})`;
+  const external = roles.external.length
+    ? Prisma.sql`"agentRole" IN (${Prisma.join(roles.external)})`
+    : Prisma.sql`FALSE`;
+  return origin === "external"
+    ? Prisma.sql`"chainId" IS NULL AND ${external}`
+    : Prisma.sql`"chainId" IS NULL AND NOT (${external})`;
 }
 
 /**
@@ -108,7 +118,8 @@ function originTerm(origin: RunOrigin, roles: RoleNames): Prisma.Sql {
  */
 export function runSearchStatement(tenantId: string, search: RunSearch, roles: RoleNames): Prisma.Sql {
   const terms: Prisma.Sql[] = [Prisma.sql`"tenantId" = ${tenantId}`];
-  if (search.status?.length) terms.push(Prisma.sql`"status" IN (${Prisma.join(search.status.map((s) => Prisma.sql`${s}::"RunStatus"`))})`);
+  if (search.status?.length)
+    terms.push(Prisma.sql`"status" IN (${Prisma.join(search.status.map((s) => Prisma.sql`${s}::"RunStatus"`))})`);
   if (search.agentRole) terms.push(Prisma.sql`"agentRole" = ${search.agentRole}`);
   if (search.origin) terms.push(originTerm(search.origin, roles));
   if (search.q) terms.push(searchTerm(search.q, roles));

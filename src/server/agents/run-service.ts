@@ -6,7 +6,16 @@ import { describeInputIssues, notFound, PulseError } from "../errors";
 import type { EventBus } from "../events/bus";
 import { CoalescedReads } from "../events/coalesced-reads";
 import { OutputWindows } from "../events/output-windows";
-import { OUTPUT_WINDOW_CHARS, readOutputPage, readRunSnapshot, toRunView, WITHOUT_OUTPUT, type AgentSnapshot, type OutputPage, type RunView } from "../events/snapshot";
+import {
+  OUTPUT_WINDOW_CHARS,
+  readOutputPage,
+  readRunSnapshot,
+  toRunView,
+  WITHOUT_OUTPUT,
+  type AgentSnapshot,
+  type OutputPage,
+  type RunView,
+} from "../events/snapshot";
 import type { ChainDefinition } from "./chains";
 import type { RoleConcurrency } from "./define-agent";
 import type { AgentQueues } from "./queue";
@@ -136,12 +145,22 @@ export class RunService {
    * its first run. A product's tenants (admin API, `externalId`) start only what they are told to.
    */
   async tenantsAwaitingSetup(limit = 1_000): Promise<string[]> {
-    const tenants = await this.deps.db.tenant.findMany({ where: { runs: { none: {} }, externalId: null }, orderBy: { createdAt: "asc" }, take: limit, select: { id: true } });
+    const tenants = await this.deps.db.tenant.findMany({
+      where: { runs: { none: {} }, externalId: null },
+      orderBy: { createdAt: "asc" },
+      take: limit,
+      select: { id: true },
+    });
     return tenants.map((t) => t.id);
   }
 
   /** The run's row, made under the tenant's row lock; null when `onlyIfFirst` and the tenant has had a run. */
-  private async insert(tenantId: string, agentRole: string, options: StartRunOptions, { onlyIfFirst }: { onlyIfFirst: boolean }) {
+  private async insert(
+    tenantId: string,
+    agentRole: string,
+    options: StartRunOptions,
+    { onlyIfFirst }: { onlyIfFirst: boolean },
+  ) {
     if (!this.canStart(agentRole)) {
       throw new PulseError("BAD_REQUEST", `agentRole: no agent named "${agentRole}"`);
     }
@@ -169,7 +188,12 @@ export class RunService {
    * CONFLICT when the role already has as many queued or running runs as it allows, for the
    * tenant or for this input's concurrency key. Called under the tenant's row lock.
    */
-  private async assertRoom(tx: Pick<PrismaClient, "agentRun">, tenantId: string, agentRole: string, input: Record<string, unknown>): Promise<void> {
+  private async assertRoom(
+    tx: Pick<PrismaClient, "agentRun">,
+    tenantId: string,
+    agentRole: string,
+    input: Record<string, unknown>,
+  ): Promise<void> {
     const { perTenant, key } = this.deps.concurrency?.(agentRole) ?? { perTenant: 1 };
     const busy = await tx.agentRun.findMany({
       where: { tenantId, agentRole, status: { in: ["queued", "active"] } },
@@ -184,9 +208,15 @@ export class RunService {
     const scope = key ? ` for ${JSON.stringify(wanted)}` : "";
     if (perTenant === 1) {
       const run = same[0]!;
-      throw new PulseError("CONFLICT", `${agentRole} is already ${run.status === "active" ? "running" : "queued"}${scope} (run ${run.id})`);
+      throw new PulseError(
+        "CONFLICT",
+        `${agentRole} is already ${run.status === "active" ? "running" : "queued"}${scope} (run ${run.id})`,
+      );
     }
-    throw new PulseError("CONFLICT", `${agentRole} already has ${perTenant} runs queued or running${scope}, its most at once`);
+    throw new PulseError(
+      "CONFLICT",
+      `${agentRole} already has ${perTenant} runs queued or running${scope}, its most at once`,
+    );
   }
 
   /** The input as the role's schema parsed it; BAD_REQUEST naming each bad field (`input.text: …`) otherwise. */
@@ -195,7 +225,10 @@ export class RunService {
     if (!schema) return input;
     const parsed = schema.safeParse(input);
     if (parsed.success) return parsed.data as Record<string, unknown>;
-    throw new PulseError("BAD_REQUEST", describeInputIssues(parsed.error.issues.map((issue) => ({ ...issue, path: ["input", ...issue.path] }))));
+    throw new PulseError(
+      "BAD_REQUEST",
+      describeInputIssues(parsed.error.issues.map((issue) => ({ ...issue, path: ["input", ...issue.path] }))),
+    );
   }
 
   private isExternal(agentRole: string): boolean {
@@ -236,11 +269,19 @@ export class RunService {
    * Starts the first role of a named chain, with the given input or the one the chain makes
    * for the tenant; each later role starts when the one before completes.
    */
-  async startChain(tenantId: string, name: string, input?: Record<string, unknown>): Promise<{ chainId: string; run: StartedRun }> {
+  async startChain(
+    tenantId: string,
+    name: string,
+    input?: Record<string, unknown>,
+  ): Promise<{ chainId: string; run: StartedRun }> {
     const chain = this.chain(name);
     const [first, ...rest] = chain.roles as [string, ...string[]];
     const chainId = randomUUID();
-    const run = await this.start(tenantId, first, { chainId, chain: rest, input: input ?? (await this.chainInput(tenantId, chain)) });
+    const run = await this.start(tenantId, first, {
+      chainId,
+      chain: rest,
+      input: input ?? (await this.chainInput(tenantId, chain)),
+    });
     return { chainId, run };
   }
 
@@ -265,7 +306,10 @@ export class RunService {
       cancelledAt: new Date().toISOString(),
       reason,
     });
-    await this.deps.redis.publish(cancelChannel(this.deps.prefix), JSON.stringify({ runId: run.id, role: run.agentRole }));
+    await this.deps.redis.publish(
+      cancelChannel(this.deps.prefix),
+      JSON.stringify({ runId: run.id, role: run.agentRole }),
+    );
     return this.get(tenantId, runId);
   }
 
@@ -293,8 +337,15 @@ export class RunService {
    * At most `limit` characters of the run's output before `before` or from `after` (see
    * `readOutputPage`): how a page loads what precedes the window its view carries.
    */
-  async output(tenantId: string, runId: string, page: { before?: number; after?: number; limit?: number }): Promise<OutputPage> {
-    const found = await readOutputPage(this.deps.db, tenantId, runId, { ...page, limit: page.limit ?? OUTPUT_WINDOW_CHARS });
+  async output(
+    tenantId: string,
+    runId: string,
+    page: { before?: number; after?: number; limit?: number },
+  ): Promise<OutputPage> {
+    const found = await readOutputPage(this.deps.db, tenantId, runId, {
+      ...page,
+      limit: page.limit ?? OUTPUT_WINDOW_CHARS,
+    });
     if (!found) throw notFound("run");
     return found;
   }
@@ -320,7 +371,9 @@ export class RunService {
    */
   async list(tenantId: string, search: RunSearch): Promise<{ runs: RunView[]; nextCursor: string | null }> {
     const roles = roleNames(this.deps.roles(), this.deps.externalRoles ?? [], this.deps.roleTitle);
-    const found = await this.deps.db.$queryRaw<{ id: string; queuedAt: Date }[]>(runSearchStatement(tenantId, search, roles));
+    const found = await this.deps.db.$queryRaw<{ id: string; queuedAt: Date }[]>(
+      runSearchStatement(tenantId, search, roles),
+    );
     const ids = found.slice(0, search.limit).map((r) => r.id);
     const rows = await this.deps.db.agentRun.findMany({
       where: { tenantId, id: { in: ids } },
@@ -363,7 +416,10 @@ export class RunService {
     await this.require(tenantId, runId);
     // Prisma positions a cursor by the row it names wherever that row lives, so a log id of
     // another run or tenant must be refused here, like one that does not exist.
-    if (cursor && !(await this.deps.db.runLog.findFirst({ where: { id: cursor, runId, tenantId }, select: { id: true } }))) {
+    if (
+      cursor &&
+      !(await this.deps.db.runLog.findFirst({ where: { id: cursor, runId, tenantId }, select: { id: true } }))
+    ) {
       throw new PulseError("NOT_FOUND", "cursor: log entry not found");
     }
     const rows = await this.deps.db.runLog.findMany({
@@ -374,7 +430,13 @@ export class RunService {
     });
     const page = rows.slice(0, limit);
     return {
-      logs: page.map((l) => ({ id: l.id, level: l.level, message: l.message, attempt: l.attempt, at: l.at.toISOString() })),
+      logs: page.map((l) => ({
+        id: l.id,
+        level: l.level,
+        message: l.message,
+        attempt: l.attempt,
+        at: l.at.toISOString(),
+      })),
       nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null,
     };
   }

@@ -14,9 +14,16 @@ afterEach(async () => {
 /** A queue holding one job that ran once (attempt 1) and is back in waiting, as after a stall, and a worker to take it by hand. */
 async function jobBackInWaiting() {
   const prefix = `test-${randomUUID().slice(0, 8)}`;
-  const queues = new AgentQueues({ connection: connectRedis(inject("redisUrl"), `${prefix}:queues`), prefix, attempts: 3 });
+  const queues = new AgentQueues({
+    connection: connectRedis(inject("redisUrl"), `${prefix}:queues`),
+    prefix,
+    attempts: 3,
+  });
   closing.push(queues);
-  const taker = new Worker<AgentJobData>(role, null, { connection: connectRedis(inject("redisUrl"), `${prefix}:taker`, { redis: { maxRetriesPerRequest: null } }), prefix: queuePrefix(prefix, role) });
+  const taker = new Worker<AgentJobData>(role, null, {
+    connection: connectRedis(inject("redisUrl"), `${prefix}:taker`, { redis: { maxRetriesPerRequest: null } }),
+    prefix: queuePrefix(prefix, role),
+  });
   closing.push(taker);
   const runId = randomUUID();
   await queues.enqueue(role, { tenantId: "t", runId, chain: [], input: {} });

@@ -18,7 +18,12 @@ export async function startTenantSetup(services: ChainServices, tenantId: string
  * Starts a named chain for a tenant (`agent.runChain`); one that writes the context file
  * first marks the current file pending, so no dashboard shows the old one as current.
  */
-export async function startNamedChain(services: ChainServices, tenantId: string, name: string, input?: Record<string, unknown>) {
+export async function startNamedChain(
+  services: ChainServices,
+  tenantId: string,
+  name: string,
+  input?: Record<string, unknown>,
+) {
   if (services.runs.chain(name).writesContextFile) await services.context.reset(tenantId);
   return services.runs.startChain(tenantId, name, input);
 }

@@ -44,7 +44,8 @@ export class WorkerBackoff {
 
   /** Why the worker is not working now (paused after repeated errors, or failing), or null. */
   reason(now = Date.now()): string | null {
-    if (now < this.pausedUntil) return `worker ${this.role} is paused for ${Math.ceil((this.pausedUntil - now) / 1000)} s after repeated errors: ${this.pausedFor}`;
+    if (now < this.pausedUntil)
+      return `worker ${this.role} is paused for ${Math.ceil((this.pausedUntil - now) / 1000)} s after repeated errors: ${this.pausedFor}`;
     const failing = this.window.failing(now);
     return failing ? `worker ${this.role} keeps failing: ${failing}` : null;
   }
@@ -56,7 +57,11 @@ export class WorkerBackoff {
     this.pausedFor = err instanceof Error ? err.message.slice(0, 200) : String(err).slice(0, 200);
     this.pausedUntil = Date.now() + this.pauseMs;
     // One line when the refusals begin; the longer pauses that follow show in `/healthz`.
-    if (!this.backingOff) this.logger.warn({ agentRole: this.role, reason: this.pausedFor }, `worker ${this.role}: Redis keeps refusing its commands; pausing it, for ${this.pauseMs / 1000} s and longer while it lasts`);
+    if (!this.backingOff)
+      this.logger.warn(
+        { agentRole: this.role, reason: this.pausedFor },
+        `worker ${this.role}: Redis keeps refusing its commands; pausing it, for ${this.pauseMs / 1000} s and longer while it lasts`,
+      );
     this.backingOff = true;
     // Without waiting for running jobs: they finish (or fail) by themselves.
     void this.worker.pause(true).catch(() => {});

@@ -45,7 +45,8 @@ const children: ChildProcess[] = [];
 const databases: Database[] = [];
 
 afterEach(async () => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   await open.closeAll();
   // Workers and the API first; the Pulse that owns the database last.
   for (const app of opened.splice(0).reverse()) await app.close();
@@ -119,17 +120,26 @@ async function watchTenant(api: TestPulse) {
   clients.push(client);
   const feed = collect((h) => client.trpc.agent.onStatus.subscribe({}, h));
   collectors.push(feed);
-  await eventually(() => feed.items.length, (n) => n === 1, "the snapshot");
+  await eventually(
+    () => feed.items.length,
+    (n) => n === 1,
+    "the snapshot",
+  );
   return { tenant, client, feed };
 }
 
 /** Waits until the feed has the run's end, completed or failed. */
 const runEnded = (feed: Collector, runId: string) =>
-  eventually(() => feed.items.some((i) => i.data.runId === runId && ["agent:completed", "agent:failed"].includes(i.data.type)), Boolean, "the run to end");
+  eventually(
+    () => feed.items.some((i) => i.data.runId === runId && ["agent:completed", "agent:failed"].includes(i.data.type)),
+    Boolean,
+    "the run to end",
+  );
 
 const failedAt = (feed: Collector, runId: string, attempt: number) =>
   eventually(
-    () => feed.items.find((i) => i.data.runId === runId && i.data.type === "agent:failed" && i.data.attempt === attempt),
+    () =>
+      feed.items.find((i) => i.data.runId === runId && i.data.type === "agent:failed" && i.data.attempt === attempt),
     Boolean,
     `attempt ${attempt} reported failed`,
     NOTICE_BOUND_MS,
@@ -137,7 +147,8 @@ const failedAt = (feed: Collector, runId: string, attempt: number) =>
 
 const holding = (feed: Collector, runId: string, attempt: number) =>
   eventually(
-    () => feed.items.find((i) => i.data.runId === runId && i.data.type === "agent:progress" && i.data.attempt === attempt),
+    () =>
+      feed.items.find((i) => i.data.runId === runId && i.data.type === "agent:progress" && i.data.attempt === attempt),
     Boolean,
     `attempt ${attempt} of ${runId} to be held`,
     NOTICE_BOUND_MS,
@@ -149,10 +160,19 @@ const holding = (feed: Collector, runId: string, attempt: number) =>
  * reported before any new attempt starts.
  */
 async function busyLiveWorker(api: TestPulse, role: string): Promise<TestPulse> {
-  const worker = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+  const worker = await start({
+    database: api.database,
+    prefix: api.prefix,
+    agents: [holdingAgent(role)],
+    worker: FAST_STALL,
+  });
   const other = await createQuietTenant(api);
   const run = await api.pulse.services.runs.start(other.tenantId, role);
-  await eventually(() => api.pulse.services.runs.get(other.tenantId, run.id), (r) => r.progress === 10, "the live worker to be busy");
+  await eventually(
+    () => api.pulse.services.runs.get(other.tenantId, run.id),
+    (r) => r.progress === 10,
+    "the live worker to be busy",
+  );
   return worker;
 }
 
@@ -195,7 +215,11 @@ describe("an agent's reports", () => {
     });
     const { tenant, feed } = await watchTenant(api);
     const run = await api.pulse.services.runs.start(tenant.tenantId, role);
-    await eventually(() => feed.items.some((i) => i.data.runId === run.id && i.data.type === "agent:completed"), Boolean, "the run to complete");
+    await eventually(
+      () => feed.items.some((i) => i.data.runId === run.id && i.data.type === "agent:completed"),
+      Boolean,
+      "the run to complete",
+    );
     const reports = feed.items
       .filter((i) => i.data.runId === run.id)
       .map((i) => {
@@ -206,7 +230,18 @@ describe("an agent's reports", () => {
         return d.type;
       });
     // The step's work runs once "started" is out, after "five" and "six" were reported: it ends after them.
-    expect(reports).toEqual(["agent:queued", "agent:active", "one", "two", "three", "four started", "five", "six", "four completed", "agent:completed"]);
+    expect(reports).toEqual([
+      "agent:queued",
+      "agent:active",
+      "one",
+      "two",
+      "three",
+      "four started",
+      "five",
+      "six",
+      "four completed",
+      "agent:completed",
+    ]);
   });
   it("of any length complete the run: output goes whole in pieces, a long message, line or step name is cut short", async () => {
     const role = "long-winded";
@@ -231,7 +266,18 @@ describe("an agent's reports", () => {
     const run = await api.pulse.services.runs.start(tenant.tenantId, role);
     await runEnded(feed, run.id);
     const events = feed.items.filter((i) => i.data.runId === run.id).map((i) => i.data);
-    expect(events.map((e) => e.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:step", "agent:output", "agent:output", "agent:output", "agent:log", "agent:step", "agent:completed"]);
+    expect(events.map((e) => e.type)).toEqual([
+      "agent:queued",
+      "agent:active",
+      "agent:progress",
+      "agent:step",
+      "agent:output",
+      "agent:output",
+      "agent:output",
+      "agent:log",
+      "agent:step",
+      "agent:completed",
+    ]);
     const chunks = events.flatMap((e) => (e.type === "agent:output" ? [e.chunk] : []));
     expect(chunks.join("")).toBe(answer);
     expect(chunks.map((c) => c.length)).toEqual([16_383, 16_383, 7_002]);
@@ -239,7 +285,9 @@ describe("an agent's reports", () => {
     expect((await runs.get(tenant.tenantId, run.id)).output).toBe(answer);
     expect(events.find((e) => e.type === "agent:progress")).toMatchObject({ message: `${"p".repeat(499)}…` });
     expect(events.find((e) => e.type === "agent:step")).toMatchObject({ name: `${"s".repeat(199)}…` });
-    expect(await db.runLog.findMany({ where: { runId: run.id }, select: { message: true } })).toEqual([{ message: `${"l".repeat(3_999)}…` }]);
+    expect(await db.runLog.findMany({ where: { runId: run.id }, select: { message: true } })).toEqual([
+      { message: `${"l".repeat(3_999)}…` },
+    ]);
   });
 
   it("the agent got wrong (NaN progress, a step without a name) throw an error that says so, and send nothing", async () => {
@@ -260,7 +308,10 @@ describe("an agent's reports", () => {
     const { tenant, feed } = await watchTenant(api);
     const run = await api.pulse.services.runs.start(tenant.tenantId, role);
     await runEnded(feed, run.id);
-    expect(errors).toEqual(["ctx.progress: percent must be a number from 0 to 100, not NaN", "ctx.step: a step needs a name people can read"]);
+    expect(errors).toEqual([
+      "ctx.progress: percent must be a number from 0 to 100, not NaN",
+      "ctx.step: a step needs a name people can read",
+    ]);
     const events = feed.items.filter((i) => i.data.runId === run.id).map((i) => i.data);
     expect(events.map((e) => e.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:completed"]);
     expect(events[2]).toMatchObject({ progress: 100, message: "clamped" });
@@ -289,9 +340,15 @@ describe("an agent's reports", () => {
     const page = collect((h) => client.trpc.agent.onStatus.subscribe({ runId: run.id }, h));
     collectors.push(page);
     await eventually(() => page.items.some((i) => i.data.type === "agent:completed"), Boolean, "the retry to complete");
-    const shown = page.items.reduce((state, i) => applyAgentItem(state, { id: i.id, item: i.data as AgentFeedItem }), emptyAgentState);
+    const shown = page.items.reduce(
+      (state, i) => applyAgentItem(state, { id: i.id, item: i.data as AgentFeedItem }),
+      emptyAgentState,
+    );
     expect(shown.runs[run.id]).toMatchObject({ status: "completed", attempt: 2, output: "second draft" });
-    expect(await api.pulse.services.runs.get(tenant.tenantId, run.id)).toMatchObject({ attempt: 2, output: "second draft" });
+    expect(await api.pulse.services.runs.get(tenant.tenantId, run.id)).toMatchObject({
+      attempt: 2,
+      output: "second draft",
+    });
   });
 });
 
@@ -300,7 +357,12 @@ describe("a run whose worker dies mid-job (in one process)", () => {
     const role = "stall-once";
     const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
     const { client, feed } = await watchTenant(api);
-    const victim = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    const victim = await start({
+      database: api.database,
+      prefix: api.prefix,
+      agents: [holdingAgent(role)],
+      worker: FAST_STALL,
+    });
 
     const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
     await holding(feed, runId, 1);
@@ -316,12 +378,20 @@ describe("a run whose worker dies mid-job (in one process)", () => {
     expect(Date.now() - killedAt).toBeLessThan(NOTICE_BOUND_MS);
     expect(failed!.data).toMatchObject({ runId, willRetry: true, error: expect.stringMatching(/stopped responding/) });
     // Retrying, not running: the dashboard's state for the run is back in the queue.
-    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "queued", willRetry: true, attempt: 1 });
+    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({
+      status: "queued",
+      willRetry: true,
+      attempt: 1,
+    });
 
     await start({ database: api.database, prefix: api.prefix, agents: [finishingAgent(role)], worker: FAST_STALL });
     await completedRun(feed, runId);
     expect(lifecycle(feed.items, runId)).toEqual(DIED_THEN_RETRIED("holding attempt 1"));
-    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "completed", attempt: 2, willRetry: false });
+    expect(await client.trpc.agent.get.query({ runId })).toMatchObject({
+      status: "completed",
+      attempt: 2,
+      willRetry: false,
+    });
   });
 
   // Regression: the stall report once named the run's *current* attempt, so when a free
@@ -332,7 +402,12 @@ describe("a run whose worker dies mid-job (in one process)", () => {
     const role = "stall-race";
     const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
     const { client, feed } = await watchTenant(api);
-    const victim = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    const victim = await start({
+      database: api.database,
+      prefix: api.prefix,
+      agents: [holdingAgent(role)],
+      worker: FAST_STALL,
+    });
 
     const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
     await holding(feed, runId, 1);
@@ -365,24 +440,48 @@ describe("a run whose worker dies mid-job (in one process)", () => {
     const role = "stall-restart";
     const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
     const { client, feed } = await watchTenant(api);
-    const victim = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    const victim = await start({
+      database: api.database,
+      prefix: api.prefix,
+      agents: [holdingAgent(role)],
+      worker: FAST_STALL,
+    });
     const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
     await holding(feed, runId, 1);
 
     // The process that takes over has served the role before, as a restarted replica soon
     // has: another tenant's run, started there, completes there (the victim is busy).
     const log = new CapturedLog();
-    const restarted = await start({ database: api.database, prefix: api.prefix, agents: [finishingAgent(role)], worker: FAST_STALL, logger: createLogger("debug", "restarted", log) });
+    const restarted = await start({
+      database: api.database,
+      prefix: api.prefix,
+      agents: [finishingAgent(role)],
+      worker: FAST_STALL,
+      logger: createLogger("debug", "restarted", log),
+    });
     const other = await createQuietTenant(api);
     const served = await restarted.pulse.services.runs.start(other.tenantId, role);
-    await eventually(() => api.pulse.services.runs.get(other.tenantId, served.id), (r) => r.status === "completed", "the other tenant's run to complete");
+    await eventually(
+      () => api.pulse.services.runs.get(other.tenantId, served.id),
+      (r) => r.status === "completed",
+      "the other tenant's run to complete",
+    );
     await victim.close();
     await completedRun(feed, runId);
     expect(lifecycle(feed.items, runId)).toEqual(DIED_THEN_RETRIED("holding attempt 1"));
     // The stall handler may still be at work when the run completes: wait for its verdict.
-    await eventually(() => log.lines.filter((l) => l.runId === runId && /^(stalled run handled|could not report stalled run)$/.test(l.msg)), (lines) => lines.length > 0, "the stall to be handled");
+    await eventually(
+      () =>
+        log.lines.filter(
+          (l) => l.runId === runId && /^(stalled run handled|could not report stalled run)$/.test(l.msg),
+        ),
+      (lines) => lines.length > 0,
+      "the stall to be handled",
+    );
     expect(log.errors()).toEqual([]);
-    const reported = log.lines.filter((l) => l.runId === runId && l.msg === "attempt lost its worker: reporting it as failed");
+    const reported = log.lines.filter(
+      (l) => l.runId === runId && l.msg === "attempt lost its worker: reporting it as failed",
+    );
     expect(reported.map((l) => l.attempt)).toEqual(reported.map(() => 1));
   });
 
@@ -393,14 +492,24 @@ describe("a run whose worker dies mid-job (in one process)", () => {
     const role = "stall-twice";
     const api = await start({ runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
     const { client, feed } = await watchTenant(api);
-    const first = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    const first = await start({
+      database: api.database,
+      prefix: api.prefix,
+      agents: [holdingAgent(role)],
+      worker: FAST_STALL,
+    });
     const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
     await holding(feed, runId, 1);
     await busyLiveWorker(api, role);
 
     await first.close();
     await failedAt(feed, runId, 1);
-    const second = await start({ database: api.database, prefix: api.prefix, agents: [holdingAgent(role)], worker: FAST_STALL });
+    const second = await start({
+      database: api.database,
+      prefix: api.prefix,
+      agents: [holdingAgent(role)],
+      worker: FAST_STALL,
+    });
     await holding(feed, runId, 2);
     await second.close();
     await failedAt(feed, runId, 2);
@@ -415,7 +524,11 @@ describe("a run whose worker dies mid-job (in one process)", () => {
     );
     expect(final).toMatchObject({ willRetry: false });
     // The database is written before the stream, so the event may still be on its way.
-    await eventually(() => lifecycle(feed.items, runId).at(-1) ?? "", (last) => /failed willRetry=false$/.test(last), "the final failure event");
+    await eventually(
+      () => lifecycle(feed.items, runId).at(-1) ?? "",
+      (last) => /failed willRetry=false$/.test(last),
+      "the final failure event",
+    );
   });
 });
 

@@ -101,7 +101,9 @@ export class AuthService {
     const email = normalizeEmail(input.email);
     const user = await this.db.user.findUnique({ where: { email } });
     // A user without a password (created by the admin API) is answered like an unknown email.
-    const valid = user?.passwordHash ? await verify(user.passwordHash, input.password) : await hash(input.password).then(() => false);
+    const valid = user?.passwordHash
+      ? await verify(user.passwordHash, input.password)
+      : await hash(input.password).then(() => false);
     if (!user || !valid) throw new PulseError("UNAUTHORIZED", "wrong email or password");
     return this.openSession({ userId: user.id, tenantId: user.tenantId, email });
   }
@@ -110,14 +112,19 @@ export class AuthService {
    * The account with this email, created with its tenant when there is none: what demo
    * seeding calls from every process that starts, any number at once.
    */
-  async ensureAccount(input: { email: string; password: string; tenantName: string }): Promise<Account & { created: boolean }> {
+  async ensureAccount(input: {
+    email: string;
+    password: string;
+    tenantName: string;
+  }): Promise<Account & { created: boolean }> {
     const found = await this.findAccount(input.email);
     if (found) return { ...found, created: false };
     try {
       return { ...(await this.createAccount(input)), created: true };
     } catch (error) {
       // Another process created it between the look-up and the insert.
-      const raced = error instanceof PulseError && error.code === "CONFLICT" ? await this.findAccount(input.email) : null;
+      const raced =
+        error instanceof PulseError && error.code === "CONFLICT" ? await this.findAccount(input.email) : null;
       if (!raced) throw error;
       return { ...raced, created: false };
     }
@@ -194,7 +201,14 @@ export class AuthService {
 
   /** The token an external agent reports one run's events with; it names the run and its tenant only. */
   async issueReportToken(grant: ReportGrant): Promise<string> {
-    return (await this.signer.sign("report", grant.runId, { tid: grant.tenantId }, this.options.reportTokenTtlSeconds ?? 86_400)).token;
+    return (
+      await this.signer.sign(
+        "report",
+        grant.runId,
+        { tid: grant.tenantId },
+        this.options.reportTokenTtlSeconds ?? 86_400,
+      )
+    ).token;
   }
 
   /** The run and tenant a report token grants, or null for anything invalid or expired. */
@@ -208,13 +222,19 @@ export class AuthService {
    * The session a token proves, or null for anything invalid, expired, revoked or for
    * another audience. Kept for callers that only deal with signed-in users.
    */
-  async verify(token: string | undefined | null, audiences: "session" | "socket-or-session" = "session"): Promise<Session | null> {
+  async verify(
+    token: string | undefined | null,
+    audiences: "session" | "socket-or-session" = "session",
+  ): Promise<Session | null> {
     const principal = await this.authenticate(token, audiences === "session" ? ["session"] : ["session", "socket"]);
     return principal?.kind === "user" ? principal.session : null;
   }
 
   /** Who a token proves: a signed-in user or a share-link viewer; null for anything else. */
-  async authenticate(token: string | undefined | null, kinds: readonly Exclude<TokenKind, "report">[]): Promise<Principal | null> {
+  async authenticate(
+    token: string | undefined | null,
+    kinds: readonly Exclude<TokenKind, "report">[],
+  ): Promise<Principal | null> {
     const verified = await this.signer.verify(token, kinds);
     if (!verified) return null;
     const now = new Date();
@@ -226,7 +246,12 @@ export class AuthService {
         select: { id: true, expiresAt: true },
       });
       if (!link) return null;
-      return { kind: "share", share: { shareId: link.id, tenantId: tid, runId: rid }, expiresAt: verified.expiresAt, endsAt: link.expiresAt.getTime() };
+      return {
+        kind: "share",
+        share: { shareId: link.id, tenantId: tid, runId: rid },
+        expiresAt: verified.expiresAt,
+        endsAt: link.expiresAt.getTime(),
+      };
     }
     if (!tid || !sid) return null;
     const session = await this.db.session.findFirst({
@@ -234,7 +259,13 @@ export class AuthService {
       select: { id: true, expiresAt: true },
     });
     if (!session) return null;
-    const user: Session = { userId: verified.subject, tenantId: tid, email, sessionId: sid, access: acc === "read" ? "read" : "write" };
+    const user: Session = {
+      userId: verified.subject,
+      tenantId: tid,
+      email,
+      sessionId: sid,
+      access: acc === "read" ? "read" : "write",
+    };
     return { kind: "user", session: user, expiresAt: verified.expiresAt, endsAt: session.expiresAt.getTime() };
   }
 
@@ -242,16 +273,25 @@ export class AuthService {
    * Which of these sessions and share links are still valid, a query per thousand: the
    * registry's safety check, for revocations whose message a process missed.
    */
-  async stillActive(ids: { sessionIds: string[]; shareIds: string[] }): Promise<{ sessions: Set<string>; shares: Set<string> }> {
+  async stillActive(ids: {
+    sessionIds: string[];
+    shareIds: string[];
+  }): Promise<{ sessions: Set<string>; shares: Set<string> }> {
     const now = new Date();
     const sessions = new Set<string>();
     const shares = new Set<string>();
     for (const chunk of chunks(ids.sessionIds, 1_000)) {
-      const rows = await this.db.session.findMany({ where: { id: { in: chunk }, revokedAt: null, expiresAt: { gt: now } }, select: { id: true } });
+      const rows = await this.db.session.findMany({
+        where: { id: { in: chunk }, revokedAt: null, expiresAt: { gt: now } },
+        select: { id: true },
+      });
       for (const row of rows) sessions.add(row.id);
     }
     for (const chunk of chunks(ids.shareIds, 1_000)) {
-      const rows = await this.db.shareLink.findMany({ where: { id: { in: chunk }, revokedAt: null, expiresAt: { gt: now } }, select: { id: true } });
+      const rows = await this.db.shareLink.findMany({
+        where: { id: { in: chunk }, revokedAt: null, expiresAt: { gt: now } },
+        select: { id: true },
+      });
       for (const row of rows) shares.add(row.id);
     }
     return { sessions, shares };

@@ -52,7 +52,10 @@ export class LoginThrottle {
     const [count, ttl] = (await this.redis.eval(COUNT_ATTEMPT, 1, key, this.options.windowSeconds)) as [number, number];
     if (count > max) {
       const minutes = Math.max(1, Math.ceil(ttl / 60));
-      throw new PulseError("TOO_MANY_REQUESTS", `too many sign-in attempts; try again in ${minutes} minute${minutes === 1 ? "" : "s"}`);
+      throw new PulseError(
+        "TOO_MANY_REQUESTS",
+        `too many sign-in attempts; try again in ${minutes} minute${minutes === 1 ? "" : "s"}`,
+      );
     }
   }
 

@@ -23,6 +23,7 @@ function commonPasswords(): Set<string> {
 export function passwordProblem(password: string): string | null {
   if (password.length < MIN_PASSWORD_LENGTH) return `must be at least ${MIN_PASSWORD_LENGTH} characters`;
   if (new Set(password).size === 1) return "must not be one character repeated";
-  if (commonPasswords().has(password.trim().toLowerCase())) return "is one of the most common passwords; choose one that is harder to guess";
+  if (commonPasswords().has(password.trim().toLowerCase()))
+    return "is one of the most common passwords; choose one that is harder to guess";
   return null;
 }

@@ -69,7 +69,10 @@ export class ProductAccounts {
   }
 
   /** Creates the user in the tenant (the tenant's other users stay), or updates its email; CONFLICT for an email another user has. */
-  async upsertUser(tenantId: string, user: ProductUser): Promise<{ userId: string; externalId: string; email: string | null }> {
+  async upsertUser(
+    tenantId: string,
+    user: ProductUser,
+  ): Promise<{ userId: string; externalId: string; email: string | null }> {
     const email = user.email === undefined ? undefined : normalizeEmail(user.email);
     try {
       return await retryOnRace(async () => {
@@ -99,7 +102,10 @@ export class ProductAccounts {
       const link = await this.shares.create({ tenantId, userId }, request.runId, request.ttlSeconds);
       return { token: link.token, scope: "run", access: "read", expiresAt: link.expiresAt, tenantId, userId };
     }
-    const session = await this.auth.openSession({ userId, tenantId, email: email ?? "" }, { access: request.access, ttlSeconds: request.ttlSeconds });
+    const session = await this.auth.openSession(
+      { userId, tenantId, email: email ?? "" },
+      { access: request.access, ttlSeconds: request.ttlSeconds },
+    );
     const token = await this.auth.issueSessionToken(session, request.ttlSeconds);
     const expiresAt = new Date(Date.now() + request.ttlSeconds * 1000).toISOString();
     return { token, scope: "tenant", access: request.access, expiresAt, tenantId, userId };

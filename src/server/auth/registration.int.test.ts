@@ -33,16 +33,20 @@ beforeEach(() => {
 });
 
 /** One HTTP request per call, as separate browsers would send them. */
-const anonymous = (app: TestPulse) => createTRPCClient<AppRouter>({ links: [httpLink({ url: `${app.baseUrl}${TRPC_PATH}` })] });
+const anonymous = (app: TestPulse) =>
+  createTRPCClient<AppRouter>({ links: [httpLink({ url: `${app.baseUrl}${TRPC_PATH}` })] });
 
-const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
+const codeOf = (error: unknown) =>
+  error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error);
 
 describe("registration", () => {
   it("with one email from several requests at once makes one account; the others are told CONFLICT, and nothing is logged as an error", async () => {
     const { app, log } = shared;
     const email = `race-${randomUUID().slice(0, 8)}@example.test`;
     const tenantName = `Race ${randomUUID().slice(0, 8)}`;
-    const results = await Promise.allSettled(Array.from({ length: 5 }, () => anonymous(app).auth.register.mutate({ email, password: PASSWORD, tenantName })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => anonymous(app).auth.register.mutate({ email, password: PASSWORD, tenantName })),
+    );
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     const refusals = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
     expect(refusals.map(codeOf)).toEqual(["CONFLICT", "CONFLICT", "CONFLICT", "CONFLICT"]);
@@ -63,12 +67,17 @@ describe("registration", () => {
   ])("with the password %j is BAD_REQUEST (%s) and creates nothing", async (password, message) => {
     const { app } = shared;
     const email = `weak-${randomUUID().slice(0, 8)}@example.test`;
-    const refused = await anonymous(app).auth.register.mutate({ email, password, tenantName: "Weak" }).catch((e: unknown) => e);
+    const refused = await anonymous(app)
+      .auth.register.mutate({ email, password, tenantName: "Weak" })
+      .catch((e: unknown) => e);
     expect(codeOf(refused)).toBe("BAD_REQUEST");
     expect((refused as Error).message).toBe(message);
     expect(await app.pulse.services.db.user.count({ where: { email } })).toBe(0);
     // The service holds the same line for callers that are not the API (demo seeding, tests).
-    await expect(app.pulse.services.auth.register({ email, password, tenantName: "Weak" })).rejects.toMatchObject({ code: "BAD_REQUEST", message });
+    await expect(app.pulse.services.auth.register({ email, password, tenantName: "Weak" })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message,
+    });
   });
 
   it("with a lone surrogate in the company name never leaves a tenant without its setup chain", async () => {
@@ -76,18 +85,25 @@ describe("registration", () => {
     const email = `surrogate-${randomUUID().slice(0, 8)}@example.test`;
     const outcome = await anonymous(app)
       .auth.register.mutate({ email, password: PASSWORD, tenantName: "Acme \ud800 Co" })
-      .then(() => "OK", (e: unknown) => codeOf(e));
+      .then(
+        () => "OK",
+        (e: unknown) => codeOf(e),
+      );
     expect(outcome).not.toBe("INTERNAL_SERVER_ERROR");
     const user = await app.pulse.services.db.user.findUnique({ where: { email } });
     // Refused as bad input, it created nothing; accepted, its setup chain started.
-    if (outcome === "OK") expect(await app.pulse.services.db.agentRun.count({ where: { tenantId: user!.tenantId } })).toBe(1);
+    if (outcome === "OK")
+      expect(await app.pulse.services.db.agentRun.count({ where: { tenantId: user!.tenantId } })).toBe(1);
     else expect(user).toBeNull();
     expect(await app.pulse.services.runs.tenantsAwaitingSetup()).toEqual([]);
   });
 
   it("where the setup agents are not deployed signs in without a chain, and the next start of a Pulse with them starts it, once", async () => {
     // A Pulse without the setup agents registers tenants without starting anything.
-    const { app, log } = await start({ database: shared.app.database, agents: [defineAgent({ role: "not-setup", run: async () => {} })] });
+    const { app, log } = await start({
+      database: shared.app.database,
+      agents: [defineAgent({ role: "not-setup", run: async () => {} })],
+    });
     const email = `later-${randomUUID().slice(0, 8)}@example.test`;
     const registered = await anonymous(app).auth.register.mutate({ email, password: PASSWORD, tenantName: "Later Co" });
     const { tenantId } = registered.user;

@@ -57,7 +57,10 @@ export class RevocationChannel implements RevocationPublisher {
     try {
       await this.options.publisher.publish(this.options.channel, JSON.stringify(revocation));
     } catch (err) {
-      this.options.logger.warn({ err, kind: revocation.kind }, "could not publish a revocation; open connections end at the next safety check");
+      this.options.logger.warn(
+        { err, kind: revocation.kind },
+        "could not publish a revocation; open connections end at the next safety check",
+      );
     }
   }
 
@@ -83,7 +86,10 @@ export class RevocationChannel implements RevocationPublisher {
     try {
       await subscriber.subscribe(this.options.channel);
     } catch (err) {
-      this.options.logger.warn({ err }, "could not subscribe to revocations; retrying when the connection is ready again");
+      this.options.logger.warn(
+        { err },
+        "could not subscribe to revocations; retrying when the connection is ready again",
+      );
       return;
     }
     for (const listener of this.listeners) listener.resubscribed();

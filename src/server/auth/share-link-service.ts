@@ -66,15 +66,25 @@ export class ShareLinkService {
 
   /** TOO_MANY_REQUESTS, saying when to come back, for a link whose viewers spent its views (see `spendView`). */
   tooManyViews(retryAfter: number): PulseError {
-    return new PulseError("TOO_MANY_REQUESTS", `this share link's viewers may open at most ${this.views.perSecond} views of the run per second; retry in ${retryAfter} s`);
+    return new PulseError(
+      "TOO_MANY_REQUESTS",
+      `this share link's viewers may open at most ${this.views.perSecond} views of the run per second; retry in ${retryAfter} s`,
+    );
   }
 
   /** A link to one of the caller's tenant's runs; another tenant's run is NOT_FOUND, like a missing one. */
-  async create(session: Pick<Session, "tenantId" | "userId">, runId: string, ttlSeconds: number): Promise<CreatedShareLink> {
+  async create(
+    session: Pick<Session, "tenantId" | "userId">,
+    runId: string,
+    ttlSeconds: number,
+  ): Promise<CreatedShareLink> {
     if (ttlSeconds > this.options.maxTtlSeconds) {
       throw new PulseError("BAD_REQUEST", `expiresInMinutes: at most ${Math.floor(this.options.maxTtlSeconds / 60)}`);
     }
-    const run = await this.db.agentRun.findFirst({ where: { id: runId, tenantId: session.tenantId }, select: { id: true } });
+    const run = await this.db.agentRun.findFirst({
+      where: { id: runId, tenantId: session.tenantId },
+      select: { id: true },
+    });
     if (!run) throw notFound("run");
     const ttl = ttlSeconds;
     const shareId = newSecretId();
@@ -96,7 +106,12 @@ export class ShareLinkService {
       orderBy: { createdAt: "desc" },
       select: { id: true, createdAt: true, expiresAt: true, createdBy: { select: { email: true } } },
     });
-    return links.map((l) => ({ shareId: l.id, createdBy: l.createdBy?.email ?? null, createdAt: l.createdAt.toISOString(), expiresAt: l.expiresAt.toISOString() }));
+    return links.map((l) => ({
+      shareId: l.id,
+      createdBy: l.createdBy?.email ?? null,
+      createdAt: l.createdAt.toISOString(),
+      expiresAt: l.expiresAt.toISOString(),
+    }));
   }
 
   /** Ends a link at once, over HTTP and for viewers already watching. */

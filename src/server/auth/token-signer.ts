@@ -39,7 +39,12 @@ export interface VerifiedToken {
 export class TokenSigner {
   constructor(private readonly secret: Uint8Array) {}
 
-  async sign(kind: TokenKind, subject: string, claims: Record<string, string>, ttlSeconds: number): Promise<{ token: string; expiresAt: Date }> {
+  async sign(
+    kind: TokenKind,
+    subject: string,
+    claims: Record<string, string>,
+    ttlSeconds: number,
+  ): Promise<{ token: string; expiresAt: Date }> {
     const issuedAt = Math.floor(Date.now() / 1000);
     const expiresAt = issuedAt + Math.max(1, Math.floor(ttlSeconds));
     const token = await new SignJWT(claims)
@@ -67,7 +72,8 @@ export class TokenSigner {
       const audience = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       if (audience.length !== 1) return null;
       const kind = KINDS.get(audience[0]!);
-      if (!kind || !kinds.includes(kind) || typeof payload.sub !== "string" || typeof payload.exp !== "number") return null;
+      if (!kind || !kinds.includes(kind) || typeof payload.sub !== "string" || typeof payload.exp !== "number")
+        return null;
       const claims: Record<string, string> = {};
       for (const [key, value] of Object.entries(payload)) {
         if (typeof value === "string") claims[key] = value;

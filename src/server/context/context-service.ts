@@ -18,12 +18,22 @@ export class ContextService {
   /** A new setup starts the file over as pending (keeping the last content until replaced). */
   async reset(tenantId: string): Promise<void> {
     const current = await this.deps.db.contextFile.findUnique({ where: { tenantId }, select: { version: true } });
-    await this.deps.bus.publish({ type: "context:status_changed", tenantId, status: "pending", version: current?.version ?? 0 });
+    await this.deps.bus.publish({
+      type: "context:status_changed",
+      tenantId,
+      status: "pending",
+      version: current?.version ?? 0,
+    });
   }
 
   async markGenerating(tenantId: string): Promise<void> {
     const current = await this.deps.db.contextFile.findUnique({ where: { tenantId }, select: { version: true } });
-    await this.deps.bus.publish({ type: "context:status_changed", tenantId, status: "generating", version: current?.version ?? 0 });
+    await this.deps.bus.publish({
+      type: "context:status_changed",
+      tenantId,
+      status: "generating",
+      version: current?.version ?? 0,
+    });
   }
 
   /**
@@ -38,7 +48,12 @@ export class ContextService {
       update: { content, version: { increment: 1 }, approvedById: null, approvedAt: null },
       select: { version: true },
     });
-    await this.deps.bus.publish({ type: "context:status_changed", tenantId, status: "completed", version: file.version });
+    await this.deps.bus.publish({
+      type: "context:status_changed",
+      tenantId,
+      status: "completed",
+      version: file.version,
+    });
     return file.version;
   }
 
@@ -57,7 +72,8 @@ export class ContextService {
       if (!current) throw new PulseError("NOT_FOUND", "context file not found");
       // A version this tenant's file never had (another tenant's, or a made-up one) is
       // NOT_FOUND; only an older version of its own is stale.
-      if (version > current.version) throw new PulseError("NOT_FOUND", `version: the context file has no version ${version}`);
+      if (version > current.version)
+        throw new PulseError("NOT_FOUND", `version: the context file has no version ${version}`);
       throw new PulseError(
         "CONFLICT",
         current.version !== version

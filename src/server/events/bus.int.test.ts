@@ -45,7 +45,17 @@ async function activeRuns(count: number) {
     Array.from({ length: count }, async () => {
       const id = randomUUID();
       await app.pulse.services.db.agentRun.create({
-        data: { id, jobId: id, tenantId, agentRole: ROLE, queue: ROLE, status: "active", attempt: 1, seq: 2, startedAt: new Date() },
+        data: {
+          id,
+          jobId: id,
+          tenantId,
+          agentRole: ROLE,
+          queue: ROLE,
+          status: "active",
+          attempt: 1,
+          seq: 2,
+          startedAt: new Date(),
+        },
       });
       return runHandle(tenantId, { id, jobId: id, queue: ROLE });
     }),
@@ -61,14 +71,19 @@ function runHandle(tenantId: string, run: { id: string; jobId: string; queue: st
     tenantId,
     runId: run.id,
     base: { ...base, attempt: 1 },
-    publish: (event: WithoutRunFields<Extract<EventInput, { runId: string }>>) => bus.publish({ ...base, ...event } as EventInput),
+    publish: (event: WithoutRunFields<Extract<EventInput, { runId: string }>>) =>
+      bus.publish({ ...base, ...event } as EventInput),
     active: (attempt: number) => bus.publish({ ...base, type: "agent:active", attempt, startedAt: now() }),
     progress: (attempt: number, progress: number) =>
       bus.publish({ ...base, type: "agent:progress", attempt, progress, message: `at ${progress}`, phase: "running" }),
-    failed: (attempt: number, willRetry: boolean) => bus.publish({ ...base, type: "agent:failed", attempt, error: "boom", failedAt: now(), willRetry }),
+    failed: (attempt: number, willRetry: boolean) =>
+      bus.publish({ ...base, type: "agent:failed", attempt, error: "boom", failedAt: now(), willRetry }),
     completed: (attempt: number) => bus.publish({ ...base, type: "agent:completed", attempt, completedAt: now() }),
     /** Progress messages in the tenant's stream, in order. */
-    streamed: async () => (await stream.readAfter(tenantId, "0-0", 1000)).flatMap((e) => (e.event.type === "agent:progress" ? [e.event.message] : [])),
+    streamed: async () =>
+      (await stream.readAfter(tenantId, "0-0", 1000)).flatMap((e) =>
+        e.event.type === "agent:progress" ? [e.event.message] : [],
+      ),
     row: () => db.agentRun.findUniqueOrThrow({ where: { id: run.id } }),
     marker: stream.keys.liveAttempt(tenantId, run.id),
   };
@@ -94,7 +109,9 @@ describe("EventBus progress fast path", () => {
     const { db, stream, logger } = app.pulse.services;
     // A bus whose progress reaches the database only when it closes: here, only Redis has it.
     const bus = new EventBus({ db, sql: app.database.sql, stream, logger, progressFlushMs: 3_600_000 });
-    expect(await bus.publish({ ...run.base, type: "agent:progress", progress: 70, phase: "running", message: "at 70" })).not.toBeNull();
+    expect(
+      await bus.publish({ ...run.base, type: "agent:progress", progress: 70, phase: "running", message: "at 70" }),
+    ).not.toBeNull();
     // The run ends right after the snapshot's database read, before whatever the read does next.
     const endsAfterRead = new Proxy(db, {
       get: (target, name) =>
@@ -102,7 +119,9 @@ describe("EventBus progress fast path", () => {
           ? {
               findFirst: async (args: Parameters<PrismaClient["agentRun"]["findFirst"]>[0]) => {
                 const row = await target.agentRun.findFirst(args);
-                expect(await bus.publish({ ...run.base, type: "agent:completed", completedAt: new Date().toISOString() })).not.toBeNull();
+                expect(
+                  await bus.publish({ ...run.base, type: "agent:completed", completedAt: new Date().toISOString() }),
+                ).not.toBeNull();
                 return row;
               },
             }
@@ -198,7 +217,11 @@ describe("EventBus progress fast path", () => {
         spy.mockRestore();
       }
       expect(await run.streamed()).toEqual(["at 45", "at 75"]);
-      expect(await run.row()).toMatchObject(end === "failed" ? { status: "failed", progress: 75, message: "at 75" } : { status: "completed", progress: 100, message: "at 75" });
+      expect(await run.row()).toMatchObject(
+        end === "failed"
+          ? { status: "failed", progress: 75, message: "at 75" }
+          : { status: "completed", progress: 100, message: "at 75" },
+      );
     }
   });
 });
@@ -209,7 +232,8 @@ describe("runs' latest progress, written in batches", () => {
     const logger = app.pulse.services.logger.child({});
     const logged = vi.spyOn(logger, "error");
     const projector = new ProgressProjector(app.database.sql, logger, { flushIntervalMs: 3_600_000 });
-    const progress = (run: typeof refused, message: string) => ({ ...run!.base, type: "agent:progress", progress: 40, phase: "running", message }) as const;
+    const progress = (run: typeof refused, message: string) =>
+      ({ ...run!.base, type: "agent:progress", progress: 40, phase: "running", message }) as const;
     // The bus's schema keeps U+0000 out; handed one directly, the projector meets a
     // statement the database refuses for one row's sake.
     projector.record(progress(refused, "bad \u0000 byte"));
@@ -234,8 +258,21 @@ describe("agent text holding U+0000 or a lone surrogate, which PostgreSQL cannot
     await run.active(1);
     const stepId = `${run.runId}:1:s`;
     const published = [
-      await run.publish({ type: "agent:progress", attempt: 1, progress: 10, phase: "running", message: "progress \u0000" }),
-      await run.publish({ type: "agent:step", attempt: 1, stepId, name: "step \u0000", status: "failed", error: "error \u0000" }),
+      await run.publish({
+        type: "agent:progress",
+        attempt: 1,
+        progress: 10,
+        phase: "running",
+        message: "progress \u0000",
+      }),
+      await run.publish({
+        type: "agent:step",
+        attempt: 1,
+        stepId,
+        name: "step \u0000",
+        status: "failed",
+        error: "error \u0000",
+      }),
       await run.publish({ type: "agent:log", attempt: 1, level: "info", message: "log \u0000\uD800" }),
       await run.publish({ type: "agent:output", attempt: 1, chunk: "chunk \u0000\uDC00x" }),
     ];
@@ -249,9 +286,19 @@ describe("agent text holding U+0000 or a lone surrogate, which PostgreSQL cannot
     const { db } = app.pulse.services;
     await eventually(run.row, (r) => r.message === "progress \uFFFD", "the progress written to the database");
     expect(await run.row()).toMatchObject({ seq: 5, output: "chunk \uFFFD\uFFFDx" });
-    expect(await db.runStep.findUniqueOrThrow({ where: { id: stepId } })).toMatchObject({ name: "step \uFFFD", error: "error \uFFFD" });
+    expect(await db.runStep.findUniqueOrThrow({ where: { id: stepId } })).toMatchObject({
+      name: "step \uFFFD",
+      error: "error \uFFFD",
+    });
     expect(await db.runLog.findMany({ where: { runId: run.runId } })).toMatchObject([{ message: "log \uFFFD\uFFFD" }]);
-    expect(await run.publish({ type: "agent:cancelled", attempt: 1, cancelledAt: new Date().toISOString(), reason: "reason \u0000" })).toMatchObject({
+    expect(
+      await run.publish({
+        type: "agent:cancelled",
+        attempt: 1,
+        cancelledAt: new Date().toISOString(),
+        reason: "reason \u0000",
+      }),
+    ).toMatchObject({
       event: { reason: "reason \uFFFD" },
     });
   });
@@ -271,14 +318,19 @@ describe("a publish retried after its connection dropped", () => {
     expect(await appliedSeq(db, chunk, "key-2")).toBeNull();
     expect((await run.row()).output).toBe("once");
     // A later change of the run is another publish's: the old key no longer names the row.
-    await projectRunActivity(sql, [{ event: { ...run.base, type: "agent:log", level: "info", message: "later" }, key: "key-3" }]);
+    await projectRunActivity(sql, [
+      { event: { ...run.base, type: "agent:log", level: "info", message: "later" }, key: "key-3" },
+    ]);
     expect(await appliedSeq(db, chunk, "key-1")).toBeNull();
   });
 
   it("finds each event of a batch by its own key", async () => {
     const runs = await activeRuns(3);
     const { db } = app.pulse.services;
-    const batch = runs.map((run, i) => ({ event: { ...run.base, type: "agent:log", level: "info", message: `line ${i}` } as const, key: `batch-key-${i}` }));
+    const batch = runs.map((run, i) => ({
+      event: { ...run.base, type: "agent:log", level: "info", message: `line ${i}` } as const,
+      key: `batch-key-${i}`,
+    }));
     expect(await projectRunActivity(app.database.sql, batch)).toEqual([3, 3, 3]);
     for (const [i, { event }] of batch.entries()) {
       expect(await appliedSeq(db, event, `batch-key-${i}`)).toBe(3);
@@ -295,7 +347,14 @@ describe("steps and log lines", () => {
     const stepId = `${run.runId}:search`;
     const before = Date.now();
     const started = await run.publish({ type: "agent:step", attempt: 2, stepId, name: "search", status: "started" });
-    const finished = await run.publish({ type: "agent:step", attempt: 2, stepId, name: "search", status: "failed", error: "no results" });
+    const finished = await run.publish({
+      type: "agent:step",
+      attempt: 2,
+      stepId,
+      name: "search",
+      status: "failed",
+      error: "no results",
+    });
     const logged = await run.publish({ type: "agent:log", attempt: 2, level: "warn", message: "retrying the search" });
     expect([started, finished, logged].map((p) => p?.event.seq)).toEqual([3, 4, 5]);
     expect((await run.row()).seq).toBe(5);
@@ -305,11 +364,14 @@ describe("steps and log lines", () => {
     const [log] = await db.runLog.findMany({ where: { runId: run.runId } });
     expect(log).toMatchObject({ tenantId: run.tenantId, level: "warn", message: "retrying the search", attempt: 2 });
     // Written as Prisma writes timestamps: the instant itself, not the database's local time.
-    for (const at of [step.startedAt, step.finishedAt!, log!.at]) expect(Math.abs(at.getTime() - before)).toBeLessThan(60_000);
+    for (const at of [step.startedAt, step.finishedAt!, log!.at])
+      expect(Math.abs(at.getTime() - before)).toBeLessThan(60_000);
     expect(step.finishedAt!.getTime()).toBeGreaterThanOrEqual(step.startedAt.getTime());
 
     // Attempt 1 is not the one running: neither its step nor its log line exists anywhere.
-    expect(await run.publish({ type: "agent:step", attempt: 1, stepId: `${run.runId}:old`, name: "old", status: "started" })).toBeNull();
+    expect(
+      await run.publish({ type: "agent:step", attempt: 1, stepId: `${run.runId}:old`, name: "old", status: "started" }),
+    ).toBeNull();
     expect(await run.publish({ type: "agent:log", attempt: 1, level: "info", message: "stale" })).toBeNull();
     expect(await db.runStep.count({ where: { runId: run.runId } })).toBe(1);
     expect(await db.runLog.count({ where: { runId: run.runId } })).toBe(1);
@@ -323,8 +385,15 @@ describe("steps and log lines", () => {
     await app.database.sql.transaction(async (tx) => {
       // Fourteen hours from UTC: a timestamp written in the session's local time is far off.
       await tx.execute(Prisma.sql`SET LOCAL TIME ZONE 'Pacific/Kiritimati'`);
-      await projectRunActivity(tx, [{ event: { ...run.base, type: "agent:step", stepId: `${run.runId}:tz`, name: "tz", status: "completed" }, key: "tz-1" }]);
-      await projectRunActivity(tx, [{ event: { ...run.base, type: "agent:log", level: "info", message: "tz" }, key: "tz-2" }]);
+      await projectRunActivity(tx, [
+        {
+          event: { ...run.base, type: "agent:step", stepId: `${run.runId}:tz`, name: "tz", status: "completed" },
+          key: "tz-1",
+        },
+      ]);
+      await projectRunActivity(tx, [
+        { event: { ...run.base, type: "agent:log", level: "info", message: "tz" }, key: "tz-2" },
+      ]);
     });
     const step = await db.runStep.findUniqueOrThrow({ where: { id: `${run.runId}:tz` } });
     const [log] = await db.runLog.findMany({ where: { runId: run.runId } });
@@ -335,7 +404,8 @@ describe("steps and log lines", () => {
 });
 
 /** Counters the publishes produced: null for an event that was not delivered. */
-const seqs = async (published: Promise<{ event: { seq: number } } | null>[]) => (await Promise.all(published)).map((p) => p?.event.seq ?? null);
+const seqs = async (published: Promise<{ event: { seq: number } } | null>[]) =>
+  (await Promise.all(published)).map((p) => p?.event.seq ?? null);
 
 describe("steps, log lines and output of many runs at once (group commit)", () => {
   it("give each run consecutive counters and land every row, with every run publishing at the same time", async () => {
@@ -360,7 +430,10 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     const { db } = app.pulse.services;
     for (const run of runs) {
       expect(await run.row()).toMatchObject({ seq: 8, output: "ab", lastEventKey: expect.any(String) });
-      expect(await db.runStep.findUniqueOrThrow({ where: { id: `${run.runId}:fetch` } })).toMatchObject({ status: "completed", finishedAt: expect.any(Date) });
+      expect(await db.runStep.findUniqueOrThrow({ where: { id: `${run.runId}:fetch` } })).toMatchObject({
+        status: "completed",
+        finishedAt: expect.any(Date),
+      });
       const logs = await db.runLog.findMany({ where: { runId: run.runId }, orderBy: { message: "asc" } });
       expect(logs.map((l) => [l.tenantId, l.level, l.message])).toEqual([
         [run.tenantId, "debug", "done"],
@@ -381,7 +454,8 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
       },
     };
     const writer = new RunActivityWriter(counting);
-    const log = (run: (typeof runs)[number], message: string) => writer.write({ ...run.base, type: "agent:log", level: "info", message }, `${run.runId}:${message}`);
+    const log = (run: (typeof runs)[number], message: string) =>
+      writer.write({ ...run.base, type: "agent:log", level: "info", message }, `${run.runId}:${message}`);
     // Written in one turn: every run's first line goes in the first statement, the five second lines in the next.
     const first = runs.map((run) => log(run, "first"));
     const second = runs.slice(0, 5).map((run) => log(run, "second"));
@@ -397,7 +471,13 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     // Published in one turn, so one batch.
     const counters = seqs([
       retried!.publish({ type: "agent:log", attempt: 1, level: "info", message: "from the failed attempt" }),
-      foreign!.publish({ type: "agent:step", attempt: 1, stepId: `${logged!.runId}:s`, name: "not mine", status: "started" }),
+      foreign!.publish({
+        type: "agent:step",
+        attempt: 1,
+        stepId: `${logged!.runId}:s`,
+        name: "not mine",
+        status: "started",
+      }),
       logged!.publish({ type: "agent:log", attempt: 1, level: "warn", message: "applies" }),
       streamed!.publish({ type: "agent:output", attempt: 1, chunk: "applies too" }),
     ]);
@@ -407,7 +487,9 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     expect((await foreign!.row()).seq).toBe(2);
     expect(await db.runLog.count({ where: { runId: retried!.runId } })).toBe(0);
     expect(await db.runStep.count({ where: { id: `${logged!.runId}:s` } })).toBe(0);
-    expect(await db.runLog.findMany({ where: { runId: logged!.runId } })).toMatchObject([{ level: "warn", message: "applies" }]);
+    expect(await db.runLog.findMany({ where: { runId: logged!.runId } })).toMatchObject([
+      { level: "warn", message: "applies" },
+    ]);
     expect((await streamed!.row()).output).toBe("applies too");
   });
 
@@ -418,7 +500,14 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
       seqs([
         stepping!.publish({ type: "agent:step", attempt: 1, stepId, name: "think", status: "started" }),
         stepping!.publish({ type: "agent:output", attempt: 1, chunk: "1" }),
-        stepping!.publish({ type: "agent:step", attempt: 1, stepId, name: "think", status: "failed", error: "lost the thread" }),
+        stepping!.publish({
+          type: "agent:step",
+          attempt: 1,
+          stepId,
+          name: "think",
+          status: "failed",
+          error: "lost the thread",
+        }),
         stepping!.publish({ type: "agent:output", attempt: 1, chunk: "2" }),
         stepping!.publish({ type: "agent:output", attempt: 1, chunk: "3" }),
       ]),
@@ -436,7 +525,10 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     ]);
     const { db } = app.pulse.services;
     for (const run of [stepping!, writing!]) expect(await run.row()).toMatchObject({ seq: 7, output: "123" });
-    expect(await db.runStep.findUniqueOrThrow({ where: { id: stepId } })).toMatchObject({ status: "failed", error: "lost the thread" });
+    expect(await db.runStep.findUniqueOrThrow({ where: { id: stepId } })).toMatchObject({
+      status: "failed",
+      error: "lost the thread",
+    });
     expect(await db.runLog.count({ where: { runId: writing!.runId } })).toBe(2);
   });
 
@@ -445,10 +537,16 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     // The bus's schema keeps U+0000 out of every text; a writer handed one directly sees
     // what any statement the database refuses for one row's sake does.
     const writer = new RunActivityWriter(app.database.sql);
-    const bad = writer.write({ ...refused!.base, type: "agent:log", level: "error", message: "bad \u0000 byte" }, "refused");
+    const bad = writer.write(
+      { ...refused!.base, type: "agent:log", level: "error", message: "bad \u0000 byte" },
+      "refused",
+    );
     const others = Promise.all([
       writer.write({ ...first!.base, type: "agent:log", level: "info", message: "fine" }, "first"),
-      writer.write({ ...second!.base, type: "agent:step", stepId: `${second!.runId}:ok`, name: "ok", status: "completed" }, "second"),
+      writer.write(
+        { ...second!.base, type: "agent:step", stepId: `${second!.runId}:ok`, name: "ok", status: "completed" },
+        "second",
+      ),
     ]);
     await expect(bad).rejects.toThrow();
     expect(await others).toEqual([3, 3]);
@@ -460,16 +558,40 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     const runs = await activeRuns(30);
     const { sql } = app.database;
     const batch = (order: typeof runs, round: number) =>
-      projectRunActivity(sql, order.map((run) => ({ event: { ...run.base, type: "agent:output", chunk: "." } as const, key: `${run.runId}:${round}` })));
+      projectRunActivity(
+        sql,
+        order.map((run) => ({
+          event: { ...run.base, type: "agent:output", chunk: "." } as const,
+          key: `${run.runId}:${round}`,
+        })),
+      );
     const progress = (order: typeof runs, round: number) =>
-      projectProgress(sql, order.map((run) => ({ ...run.base, type: "agent:progress", progress: round, phase: "running", message: `round ${round}` }) as const));
+      projectProgress(
+        sql,
+        order.map(
+          (run) =>
+            ({
+              ...run.base,
+              type: "agent:progress",
+              progress: round,
+              phase: "running",
+              message: `round ${round}`,
+            }) as const,
+        ),
+      );
     const reversed = [...runs].reverse();
     const shuffled = [...runs].sort(() => Math.random() - 0.5);
     const rounds = 15;
     for (let round = 1; round <= rounds; round++) {
       // Each statement writes the same rows, listed in a different order.
-      await Promise.all([batch(runs, round), batch(reversed, round), progress(shuffled, round), progress(reversed, round)]);
+      await Promise.all([
+        batch(runs, round),
+        batch(reversed, round),
+        progress(shuffled, round),
+        progress(reversed, round),
+      ]);
     }
-    for (const run of runs) expect(await run.row()).toMatchObject({ seq: 2 + 2 * rounds, output: ".".repeat(2 * rounds), progress: rounds });
+    for (const run of runs)
+      expect(await run.row()).toMatchObject({ seq: 2 + 2 * rounds, output: ".".repeat(2 * rounds), progress: rounds });
   });
 });

@@ -5,9 +5,23 @@ import type { Logger } from "../logger";
 import type { SqlClient } from "../sql";
 import type { LiveAttemptGate, LiveProgress, TenantEventStream } from "./event-stream";
 import { ProgressProjector } from "./progress-projector";
-import { appliedSeq, isAttemptLive, isRunActivity, isRunEnd, projectEvent, projectReachedProgress, type RunEndInput } from "./projection";
+import {
+  appliedSeq,
+  isAttemptLive,
+  isRunActivity,
+  isRunEnd,
+  projectEvent,
+  projectReachedProgress,
+  type RunEndInput,
+} from "./projection";
 import { RunActivityWriter } from "./run-activity-writer";
-import { eventInputSchema, type CountedEventInput, type EventInput, type ProgressInput, type PulseEvent } from "./schema";
+import {
+  eventInputSchema,
+  type CountedEventInput,
+  type EventInput,
+  type ProgressInput,
+  type PulseEvent,
+} from "./schema";
 
 export interface PublishedEvent {
   /** The Redis stream entry id: the id every subscriber sees for this event. */
@@ -62,7 +76,9 @@ export class EventBus {
     this.stream = options.stream;
     this.databaseWaitMs = options.databaseWaitMs ?? 30_000;
     this.streamWaitMs = options.streamWaitMs ?? 120_000;
-    this.progress = new ProgressProjector(options.sql, options.logger, { flushIntervalMs: options.progressFlushMs ?? 250 });
+    this.progress = new ProgressProjector(options.sql, options.logger, {
+      flushIntervalMs: options.progressFlushMs ?? 250,
+    });
     this.activity = new RunActivityWriter(options.sql, options.outputMaxChars);
   }
 
@@ -100,14 +116,21 @@ export class EventBus {
         if (applied !== null) return applied;
       }
       tried = true;
-      return isRunActivity(event) ? this.activity.write(event, key) : projectEvent(this.options.db, event, key, reached);
+      return isRunActivity(event)
+        ? this.activity.write(event, key)
+        : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
-    const appended = await this.append({ ...event, seq, at: new Date().toISOString() } as PulseEvent, liveAttemptGate(event), this.streamWaitMs);
+    const appended = await this.append(
+      { ...event, seq, at: new Date().toISOString() } as PulseEvent,
+      liveAttemptGate(event),
+      this.streamWaitMs,
+    );
     // Only a `check` gate refuses, and counted events never check.
     if (typeof appended === "string") throw new Error(`append refused a ${event.type} event (${appended})`);
     const { ended, ...published } = appended;
-    if (ended && isRunEnd(event) && ended.attempt === event.attempt && !sameProgress(ended, reached, event.type)) await this.settleReachedProgress(event, ended);
+    if (ended && isRunEnd(event) && ended.attempt === event.attempt && !sameProgress(ended, reached, event.type))
+      await this.settleReachedProgress(event, ended);
     return published;
   }
 
@@ -120,7 +143,10 @@ export class EventBus {
     try {
       await whileDatabaseReturns(() => projectReachedProgress(this.options.db, event, reached), this.databaseWaitMs);
     } catch (error) {
-      this.options.logger.warn({ err: error, tenantId: event.tenantId, runId: event.runId }, "the progress a run ended with was not written");
+      this.options.logger.warn(
+        { err: error, tenantId: event.tenantId, runId: event.runId },
+        "the progress a run ended with was not written",
+      );
     }
   }
 
@@ -141,7 +167,11 @@ export class EventBus {
   }
 
   /** Appends; `ended` is the run's live progress that a `clear` gate removed. */
-  private async append(event: PulseEvent, gate: LiveAttemptGate | undefined, retryForMs = 0): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
+  private async append(
+    event: PulseEvent,
+    gate: LiveAttemptGate | undefined,
+    retryForMs = 0,
+  ): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
     const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate, { retryForMs });
     if ("refused" in appended) return appended.refused;
     // The first id a tenant's stream ever had outlives the stream (a Redis restart without
@@ -149,7 +179,11 @@ export class EventBus {
     if (appended.genesis) {
       const genesis = appended.genesis;
       await whileDatabaseReturns(
-        () => this.options.db.tenant.updateMany({ where: { id: event.tenantId, firstEventId: null }, data: { firstEventId: genesis } }),
+        () =>
+          this.options.db.tenant.updateMany({
+            where: { id: event.tenantId, firstEventId: null },
+            data: { firstEventId: genesis },
+          }),
         this.databaseWaitMs,
       );
     }
@@ -161,7 +195,10 @@ export class EventBus {
 /** Whether the database already holds `ended` as the run's reached progress (a completed run keeps only its message). */
 function sameProgress(ended: LiveProgress, reached: LiveProgress | undefined, type: RunEndInput["type"]): boolean {
   if (!reached || reached.attempt !== ended.attempt || reached.message !== ended.message) return false;
-  return type === "agent:completed" || (Math.round(reached.progress) === Math.round(ended.progress) && reached.phase === ended.phase);
+  return (
+    type === "agent:completed" ||
+    (Math.round(reached.progress) === Math.round(ended.progress) && reached.phase === ended.phase)
+  );
 }
 
 /** Which counted events move the run's live-attempt marker: a start arms it, an end clears it. */

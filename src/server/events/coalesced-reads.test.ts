@@ -10,7 +10,13 @@ function controlledReads() {
       started += 1;
       pending.push(resolve);
     });
-  return { read, finish: (value: number) => pending.shift()!(value), get started() { return started; } };
+  return {
+    read,
+    finish: (value: number) => pending.shift()!(value),
+    get started() {
+      return started;
+    },
+  };
 }
 
 describe("CoalescedReads", () => {

@@ -24,7 +24,12 @@ function scriptedRedis() {
 describe("TenantEventStream's memory of what it appended", () => {
   it("remembers the newest id of its most recently appended tenants only, least recent forgotten first", async () => {
     const { redis, named } = scriptedRedis();
-    const stream = new TenantEventStream(redis, new TenantStreamKeys("t"), { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 }, { rememberedTenants: 3 });
+    const stream = new TenantEventStream(
+      redis,
+      new TenantStreamKeys("t"),
+      { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 },
+      { rememberedTenants: 3 },
+    );
     for (const tenantId of ["a", "b", "c", "a", "d"]) await stream.append(tenantId, "{}");
     named.length = 0;
     // "b" was the least recently appended when "d" came, so it alone was forgotten.
@@ -39,7 +44,12 @@ describe("TenantEventStream's memory of what it appended", () => {
 
   it("holds at most its bound however many tenants it appends to", async () => {
     const { redis } = scriptedRedis();
-    const stream = new TenantEventStream(redis, new TenantStreamKeys("t"), { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 }, { rememberedTenants: 100 });
+    const stream = new TenantEventStream(
+      redis,
+      new TenantStreamKeys("t"),
+      { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 },
+      { rememberedTenants: 100 },
+    );
     for (let i = 0; i < 1_000; i++) await stream.append(`tenant-${i}`, "{}");
     expect((stream as unknown as { lastAppended: Map<string, string> }).lastAppended.size).toBe(100);
   });

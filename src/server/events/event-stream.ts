@@ -100,8 +100,7 @@ export const UNKNOWN_GENESIS = "0-1";
  * removes it (a run ended or will be retried).
  */
 export type LiveAttemptGate =
-  | { mode: "check" | "arm"; runId: string; attempt: number; progress?: LiveProgress }
-  | { mode: "clear"; runId: string };
+  { mode: "check" | "arm"; runId: string; attempt: number; progress?: LiveProgress } | { mode: "clear"; runId: string };
 
 /** A running run's latest progress, kept in Redis beside the stream so snapshots are never behind it. */
 export interface LiveProgress {
@@ -284,7 +283,8 @@ const U64_MAX = 18_446_744_073_709_551_615n;
 /** True when both parts of an id fit Redis's 64-bit fields; a bigger one would be a Redis error, not an answer. */
 export function fitsStreamId(id: string): boolean {
   const [ms, seq, extra] = id.split("-");
-  if (ms === undefined || seq === undefined || extra !== undefined || !/^\d+$/.test(ms) || !/^\d+$/.test(seq)) return false;
+  if (ms === undefined || seq === undefined || extra !== undefined || !/^\d+$/.test(ms) || !/^\d+$/.test(seq))
+    return false;
   return BigInt(ms) <= U64_MAX && BigInt(seq) < U64_MAX;
 }
 
@@ -354,7 +354,12 @@ export class TenantEventStream {
     }
   }
 
-  private async appendOnce(tenantId: string, payload: string, gate: LiveAttemptGate | undefined, resent: boolean): Promise<AppendResult> {
+  private async appendOnce(
+    tenantId: string,
+    payload: string,
+    gate: LiveAttemptGate | undefined,
+    resent: boolean,
+  ): Promise<AppendResult> {
     const progress = gate && gate.mode !== "clear" && gate.progress ? JSON.stringify(gate.progress) : "";
     const [id, genesis, refused, ended] = (await this.redis.pulseAppend(
       this.keys.events(tenantId),
@@ -386,7 +391,8 @@ export class TenantEventStream {
     const known = this.lastAppended.get(tenantId);
     if (known !== undefined && compareStreamIds(id, known) <= 0) return;
     this.lastAppended.delete(tenantId);
-    if (this.lastAppended.size >= this.rememberedTenants) this.lastAppended.delete(this.lastAppended.keys().next().value!);
+    if (this.lastAppended.size >= this.rememberedTenants)
+      this.lastAppended.delete(this.lastAppended.keys().next().value!);
     this.lastAppended.set(tenantId, id);
   }
 
@@ -395,7 +401,8 @@ export class TenantEventStream {
     const live = new Map<string, LiveProgress>();
     const key = this.keys.liveProgress(tenantId);
     if (!runIds) {
-      for (const [runId, value] of Object.entries(await this.redis.hgetall(key))) live.set(runId, JSON.parse(value) as LiveProgress);
+      for (const [runId, value] of Object.entries(await this.redis.hgetall(key)))
+        live.set(runId, JSON.parse(value) as LiveProgress);
       return live;
     }
     if (runIds.length === 0) return live;
@@ -417,20 +424,26 @@ export class TenantEventStream {
       .exec();
     if (!results) throw new Error("stream probe was aborted");
     for (const [error] of results) if (error) throw error;
-    const [entries, trimmed, genesis, streamExists] = results.map(([, value]) => value) as [[string, string[]][], string | null, string | null, number];
+    const [entries, trimmed, genesis, streamExists] = results.map(([, value]) => value) as [
+      [string, string[]][],
+      string | null,
+      string | null,
+      number,
+    ];
     // A stream written before the marker existed has none until its next append.
-    return { exists: entries.length > 0, trimmedThrough: trimmed, genesis: genesis ?? (streamExists ? UNKNOWN_GENESIS : null) };
+    return {
+      exists: entries.length > 0,
+      trimmedThrough: trimmed,
+      genesis: genesis ?? (streamExists ? UNKNOWN_GENESIS : null),
+    };
   }
 
   /** Entries after `afterId` (exclusive), oldest first, at most `count`. */
   async readAfter(tenantId: string, afterId: string, count: number): Promise<StreamEntry[]> {
-    const raw = (await this.redis.xrange(
-      this.keys.events(tenantId),
-      nextStreamId(afterId),
-      "+",
-      "COUNT",
-      count,
-    )) as [string, string[]][];
+    const raw = (await this.redis.xrange(this.keys.events(tenantId), nextStreamId(afterId), "+", "COUNT", count)) as [
+      string,
+      string[],
+    ][];
     return parseEntries(raw);
   }
 
@@ -476,9 +489,10 @@ export class TenantEventStream {
     const [oldest] = (await this.redis.xrange(key, "-", "+", "COUNT", 1)) as [string, string[]][];
     if (!oldest) return 0;
     // Entries older than the cutoff, but never more than would break the minimum count.
-    const aged = overMin > 0 && compareStreamIds(oldest[0], cutoff) < 0
-      ? ((await this.redis.xrange(key, "-", `(${cutoff}`, "COUNT", overMin)) as [string, string[]][]).length
-      : 0;
+    const aged =
+      overMin > 0 && compareStreamIds(oldest[0], cutoff) < 0
+        ? ((await this.redis.xrange(key, "-", `(${cutoff}`, "COUNT", overMin)) as [string, string[]][]).length
+        : 0;
     const drop = Math.max(aged, overMax);
     if (drop === 0) return 0;
     const last = (await this.redis.xrange(key, "-", "+", "COUNT", drop)) as [string, string[]][];

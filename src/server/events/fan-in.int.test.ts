@@ -42,7 +42,19 @@ async function received(metrics: PulseMetrics): Promise<number> {
 }
 
 const event = (tenantId: string, n: number) =>
-  JSON.stringify({ type: "agent:log", tenantId, runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, level: "info", message: `m${n}`, seq: n, at: new Date().toISOString() });
+  JSON.stringify({
+    type: "agent:log",
+    tenantId,
+    runId: "r",
+    jobId: "r",
+    queue: "q",
+    agentRole: "q",
+    attempt: 1,
+    level: "info",
+    message: `m${n}`,
+    seq: n,
+    at: new Date().toISOString(),
+  });
 
 describe("fan-in on a Redis Cluster", () => {
   it(`${PROCESSES} API processes serving a quarter of ${TENANTS} tenants each receive at most ${ALLOWED_RATIO}× their own tenants' events`, async () => {
@@ -55,7 +67,10 @@ describe("fan-in on a Redis Cluster", () => {
           served[i]!.map((tenantId) => {
             const entries: StreamEntry[] = [];
             seen.set(tenantId, entries);
-            return p.pulse.services.reader.subscribe(tenantId, { receive: (batch) => entries.push(...batch), lost: () => {} });
+            return p.pulse.services.reader.subscribe(tenantId, {
+              receive: (batch) => entries.push(...batch),
+              lost: () => {},
+            });
           }),
         ),
       ),
@@ -73,7 +88,9 @@ describe("fan-in on a Redis Cluster", () => {
       "every tenant's events at the process serving it",
     );
 
-    const totals = await Promise.all(processes.map(async (p, i) => (await received(p.pulse.services.metrics)) - before[i]!));
+    const totals = await Promise.all(
+      processes.map(async (p, i) => (await received(p.pulse.services.metrics)) - before[i]!),
+    );
     const own = served.map((s) => s.length * EVENTS_PER_TENANT);
     for (const [i, total] of totals.entries()) {
       // Nothing missing, nothing twice, in order, at the process that serves the tenant.
@@ -82,10 +99,14 @@ describe("fan-in on a Redis Cluster", () => {
           Array.from({ length: EVENTS_PER_TENANT }, (_, n) => `m${n + 1}`),
         );
       }
-      expect(total, `process ${i} received ${total} for ${own[i]} of its own`).toBeLessThanOrEqual(ALLOWED_RATIO * own[i]!);
+      expect(total, `process ${i} received ${total} for ${own[i]} of its own`).toBeLessThanOrEqual(
+        ALLOWED_RATIO * own[i]!,
+      );
     }
     // With one global channel each process would have received all of them.
     expect(totals.reduce((a, b) => a + b, 0)).toBeLessThan(ALLOWED_RATIO * TENANTS * EVENTS_PER_TENANT);
-    console.log(`fan-in: ${PROCESSES} processes received ${totals.join(", ")} for ${own.join(", ")} of their own tenants' events (${TENANTS * EVENTS_PER_TENANT} in all)`);
+    console.log(
+      `fan-in: ${PROCESSES} processes received ${totals.join(", ")} for ${own.join(", ")} of their own tenants' events (${TENANTS * EVENTS_PER_TENANT} in all)`,
+    );
   });
 });

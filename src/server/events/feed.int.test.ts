@@ -29,7 +29,11 @@ const RETAINED = 3;
 
 let app: TestPulse;
 /** Clients and subscriptions a test opens, closed after it. */
-const open = useTickerPulse(ticker, { agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } }, (started) => (app = started));
+const open = useTickerPulse(
+  ticker,
+  { agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } },
+  (started) => (app = started),
+);
 const { clients, collectors } = open;
 
 function client(token: string, options?: Parameters<typeof connectClient>[2]): TestClient {
@@ -49,7 +53,11 @@ async function watchingTenant() {
   const tenant = await createQuietTenant(app);
   const c = client(tenant.token);
   const watched = watch(c);
-  await eventually(() => watched.items.length, (n) => n === 1, "the snapshot");
+  await eventually(
+    () => watched.items.length,
+    (n) => n === 1,
+    "the snapshot",
+  );
   return { tenant, c, watched };
 }
 
@@ -73,7 +81,12 @@ function expectStrictlyIncreasing(items: TrackedItem[]): void {
 }
 
 /** Every item `agent.events` returns after `cursor`, page by page, until it has nothing more. */
-async function pageAll(c: TestClient, cursor: string, input: { runId?: string } = {}, limit = 4): Promise<TrackedItem[]> {
+async function pageAll(
+  c: TestClient,
+  cursor: string,
+  input: { runId?: string } = {},
+  limit = 4,
+): Promise<TrackedItem[]> {
   const all: TrackedItem[] = [];
   for (let pages = 0; pages < 1_000; pages++) {
     const page = await c.trpc.agent.events.query({ ...input, cursor, limit });
@@ -95,7 +108,11 @@ describe("agent.onStatus across reconnects (guarantee 1)", () => {
     const steady = watch(client(tenant.token));
     const first = client(tenant.token);
     const before = watch(first);
-    await eventually(() => steady.items.length + before.items.length, (n) => n === 2, "both snapshots");
+    await eventually(
+      () => steady.items.length + before.items.length,
+      (n) => n === 2,
+      "both snapshots",
+    );
 
     const { runId } = await first.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(5);
@@ -134,86 +151,118 @@ describe("agent.onStatus across reconnects (guarantee 1)", () => {
 
   it.each([
     // The connection is gone at once; ticks published meanwhile can only arrive by replay.
-    { how: "the server destroys the socket", offline: true, drop: (sockets: Duplex[]) => sockets.forEach((s) => s.destroy()) },
+    {
+      how: "the server destroys the socket",
+      offline: true,
+      drop: (sockets: Duplex[]) => sockets.forEach((s) => s.destroy()),
+    },
     // wsLink waits its retry delay on the old socket, then swaps sockets and resubscribes.
     { how: "the server asks clients to reconnect", offline: false, drop: () => app.http.broadcastReconnect() },
-  ])("after $how, wsLink's reconnect resends lastEventId: no gap, no duplicate, no second snapshot", async ({ offline, drop }) => {
-    const sockets: Duplex[] = [];
-    const track = (_req: unknown, socket: Duplex) => sockets.push(socket);
-    app.http.server.on("upgrade", track);
-    try {
-      const tenant = await createQuietTenant(app);
-      // A retry delay longer than the ticks below take, so they land while the socket is down.
-      const c = client(tenant.token, { retryDelayMs: () => 400 });
-      const live = watch(c);
-      await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
-      expect(sockets).toHaveLength(1);
-
-      await c.trpc.agent.run.mutate({ agentRole: ticker.role });
-      ticker.tick(5);
-      await eventually(() => has(live, (i) => isTick(i, 5)), Boolean, "tick 5 before the drop");
-      const beforeDrop = live.items.length;
-      const lastBeforeDrop = live.items.at(-1)!.id;
-
-      drop(sockets);
-      ticker.tick(10);
-      // All ten are in the stream before the client is back: they can only arrive by replay.
-      await eventually(
-        async () => (await app.pulse.services.stream.readAfter(tenant.tenantId, lastBeforeDrop, 100)).length,
-        (n) => n >= 10,
-        "ten ticks in the stream",
-      );
-      if (offline) {
-        expect(c.ws.connection?.state).not.toBe("open");
-        expect(live.items).toHaveLength(beforeDrop);
-      }
-
-      // Keep publishing until the new socket is up and a little after, so some events fall
-      // between the old subscription's end and the new one's start, whichever way it went.
-      let granted = 15;
-      const reconnected = eventually(() => sockets.length, (n) => n >= 2, "a new socket", 10_000);
-      const pace = setInterval(() => {
-        ticker.tick(1);
-        granted += 1;
-      }, 15);
+  ])(
+    "after $how, wsLink's reconnect resends lastEventId: no gap, no duplicate, no second snapshot",
+    async ({ offline, drop }) => {
+      const sockets: Duplex[] = [];
+      const track = (_req: unknown, socket: Duplex) => sockets.push(socket);
+      app.http.server.on("upgrade", track);
       try {
-        await reconnected;
-        await eventually(() => c.ws.connection?.state, (s) => s === "open", "the new socket open", 10_000);
-        await new Promise((r) => setTimeout(r, 150));
-      } finally {
-        clearInterval(pace);
-      }
-      ticker.finish();
-      await eventually(() => has(live, completed), Boolean, "completion after the reconnect", 10_000);
-      // At least one new socket. wsLink may open one more: on a reconnect it closes the old
-      // socket without waiting, and when the server's close reply comes after the new socket
-      // opened (a busy machine), the old socket's close listener starts another reconnect.
-      // Each resubscribes with its lastEventId, which is what the rest of this test checks.
-      expect(sockets.length).toBeGreaterThanOrEqual(2);
+        const tenant = await createQuietTenant(app);
+        // A retry delay longer than the ticks below take, so they land while the socket is down.
+        const c = client(tenant.token, { retryDelayMs: () => 400 });
+        const live = watch(c);
+        await eventually(
+          () => live.items.length,
+          (n) => n === 1,
+          "the snapshot",
+        );
+        expect(sockets).toHaveLength(1);
 
-      expect(live.errors).toEqual([]);
-      expect(live.items.filter((i) => i.data.type === "snapshot" || i.data.type === "resync")).toHaveLength(1);
-      expectStrictlyIncreasing(live.items);
-      expect(ids(live.events())).toEqual(await streamIdsAfter(tenant.tenantId, live.items[0]!.id));
-      expect(live.events()).toEqual(await pageAll(c, live.items[0]!.id));
-      expect(live.events().filter((i) => i.data.type === "agent:progress").map((i) => i.data.message)).toEqual(
-        Array.from({ length: granted }, (_, k) => `tick ${k + 1}`),
-      );
-    } finally {
-      app.http.server.off("upgrade", track);
-    }
-  });
+        await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+        ticker.tick(5);
+        await eventually(() => has(live, (i) => isTick(i, 5)), Boolean, "tick 5 before the drop");
+        const beforeDrop = live.items.length;
+        const lastBeforeDrop = live.items.at(-1)!.id;
+
+        drop(sockets);
+        ticker.tick(10);
+        // All ten are in the stream before the client is back: they can only arrive by replay.
+        await eventually(
+          async () => (await app.pulse.services.stream.readAfter(tenant.tenantId, lastBeforeDrop, 100)).length,
+          (n) => n >= 10,
+          "ten ticks in the stream",
+        );
+        if (offline) {
+          expect(c.ws.connection?.state).not.toBe("open");
+          expect(live.items).toHaveLength(beforeDrop);
+        }
+
+        // Keep publishing until the new socket is up and a little after, so some events fall
+        // between the old subscription's end and the new one's start, whichever way it went.
+        let granted = 15;
+        const reconnected = eventually(
+          () => sockets.length,
+          (n) => n >= 2,
+          "a new socket",
+          10_000,
+        );
+        const pace = setInterval(() => {
+          ticker.tick(1);
+          granted += 1;
+        }, 15);
+        try {
+          await reconnected;
+          await eventually(
+            () => c.ws.connection?.state,
+            (s) => s === "open",
+            "the new socket open",
+            10_000,
+          );
+          await new Promise((r) => setTimeout(r, 150));
+        } finally {
+          clearInterval(pace);
+        }
+        ticker.finish();
+        await eventually(() => has(live, completed), Boolean, "completion after the reconnect", 10_000);
+        // At least one new socket. wsLink may open one more: on a reconnect it closes the old
+        // socket without waiting, and when the server's close reply comes after the new socket
+        // opened (a busy machine), the old socket's close listener starts another reconnect.
+        // Each resubscribes with its lastEventId, which is what the rest of this test checks.
+        expect(sockets.length).toBeGreaterThanOrEqual(2);
+
+        expect(live.errors).toEqual([]);
+        expect(live.items.filter((i) => i.data.type === "snapshot" || i.data.type === "resync")).toHaveLength(1);
+        expectStrictlyIncreasing(live.items);
+        expect(ids(live.events())).toEqual(await streamIdsAfter(tenant.tenantId, live.items[0]!.id));
+        expect(live.events()).toEqual(await pageAll(c, live.items[0]!.id));
+        expect(
+          live
+            .events()
+            .filter((i) => i.data.type === "agent:progress")
+            .map((i) => i.data.message),
+        ).toEqual(Array.from({ length: granted }, (_, k) => `tick ${k + 1}`));
+      } finally {
+        app.http.server.off("upgrade", track);
+      }
+    },
+  );
 
   it("a fresh subscription opened mid-run starts with a snapshot of the run as it is (guarantee 3)", async () => {
     const tenant = await createQuietTenant(app);
     const c = client(tenant.token);
     const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(7);
-    await eventually(() => c.trpc.agent.get.query({ runId }), (r) => r.progress === 7, "progress 7 in the database");
+    await eventually(
+      () => c.trpc.agent.get.query({ runId }),
+      (r) => r.progress === 7,
+      "progress 7 in the database",
+    );
 
     const late = watch(c);
     const byRun = watch(c, { runId });
-    await eventually(() => late.items.length + byRun.items.length, (n) => n === 2, "both snapshots");
+    await eventually(
+      () => late.items.length + byRun.items.length,
+      (n) => n === 2,
+      "both snapshots",
+    );
     for (const sub of [late, byRun]) {
       const first = sub.items[0]!;
       expect(first.data.type).toBe("snapshot");
@@ -232,7 +281,12 @@ describe("agent.onStatus across reconnects (guarantee 1)", () => {
     const counted = late.events().filter((i) => i.data.type !== "agent:progress");
     expect(counted.length).toBeGreaterThan(0);
     expect(counted.every((i) => i.data.seq > snapshotSeq)).toBe(true);
-    expect(late.events().filter((i) => i.data.type === "agent:progress").every((i) => i.data.seq === 0)).toBe(true);
+    expect(
+      late
+        .events()
+        .filter((i) => i.data.type === "agent:progress")
+        .every((i) => i.data.seq === 0),
+    ).toBe(true);
     expect(late.events().map((i) => i.data.type)).toEqual(["agent:progress", "agent:log", "agent:completed"]);
     expect(byRun.events()).toEqual(late.events());
   });
@@ -244,11 +298,19 @@ describe("one run's feed", () => {
     const { runId: earlier } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(2);
     ticker.finish();
-    await eventually(() => c.trpc.agent.get.query({ runId: earlier }), (r) => r.status === "completed", "the earlier run");
+    await eventually(
+      () => c.trpc.agent.get.query({ runId: earlier }),
+      (r) => r.status === "completed",
+      "the earlier run",
+    );
     ticker.reset();
     const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(3);
-    await eventually(() => c.trpc.agent.get.query({ runId }), (r) => r.progress === 3, "tick 3 of the run");
+    await eventually(
+      () => c.trpc.agent.get.query({ runId }),
+      (r) => r.progress === 3,
+      "tick 3 of the run",
+    );
 
     const reads = vi.spyOn(app.pulse.services.stream, "readAfter");
     try {
@@ -256,7 +318,13 @@ describe("one run's feed", () => {
       await eventually(() => has(page, (i) => isTick(i, 3)), Boolean, "the run's replay");
       const { queuedAt } = await c.trpc.agent.get.query({ runId });
       expect(reads.mock.calls[0]?.[1]).toBe(runReplayFloor(new Date(queuedAt)));
-      expect(page.events().map((i) => i.data.type)).toEqual(["agent:queued", "agent:active", "agent:progress", "agent:progress", "agent:progress"]);
+      expect(page.events().map((i) => i.data.type)).toEqual([
+        "agent:queued",
+        "agent:active",
+        "agent:progress",
+        "agent:progress",
+        "agent:progress",
+      ]);
       expect(page.events().every((i) => i.data.runId === runId)).toBe(true);
     } finally {
       reads.mockRestore();
@@ -275,12 +343,19 @@ describe("resync (guarantee 2)", () => {
     expect(await streamIdsAfter(tenant.tenantId, "0-0")).toEqual([tickId(4), tickId(5), tickId(6)]);
 
     const stale = watch(client(tenant.token), { lastEventId: tickId(2) });
-    await eventually(() => stale.items.length, (n) => n >= 1, "the first item after a stale id");
+    await eventually(
+      () => stale.items.length,
+      (n) => n >= 1,
+      "the first item after a stale id",
+    );
     const resync = stale.items[0]!;
     expect(resync.data.type).toBe("resync");
     expect(resync.id).toBe(tickId(6));
     const run = resync.data.snapshot.runs.find((r: { id: string }) => r.id === runId);
-    const lastCounted = original.events().filter((i) => i.data.type !== "agent:progress").at(-1)!;
+    const lastCounted = original
+      .events()
+      .filter((i) => i.data.type !== "agent:progress")
+      .at(-1)!;
     expect(run).toMatchObject({ status: "active", progress: 6, message: "tick 6", seq: lastCounted.data.seq });
 
     ticker.tick(2);
@@ -288,7 +363,12 @@ describe("resync (guarantee 2)", () => {
     await eventually(() => has(stale, completed), Boolean, "live events after the resync");
     expect(stale.errors).toEqual([]);
     expect(stale.items.slice(1)).toEqual(original.events().filter((i) => compareStreamIds(i.id, resync.id) > 0));
-    expect(stale.items.slice(1).map((i) => i.data.message ?? i.data.type)).toEqual(["tick 7", "tick 8", "finished", "agent:completed"]);
+    expect(stale.items.slice(1).map((i) => i.data.message ?? i.data.type)).toEqual([
+      "tick 7",
+      "tick 8",
+      "finished",
+      "agent:completed",
+    ]);
   });
 
   it("a lastEventId exactly at the trimmed boundary still replays, without a resync", async () => {
@@ -322,7 +402,11 @@ describe("resync (guarantee 2)", () => {
     const resync = await eventually(() => watched.items.find((i) => i.data.type === "resync"), Boolean, "the resync");
     for (const lost of [tickId(3), tickId(2)]) {
       const resumed = watch(c, { lastEventId: lost });
-      await eventually(() => resumed.items.length + resumed.errors.length, (n) => n >= 1, `the answer for ${lost}`);
+      await eventually(
+        () => resumed.items.length + resumed.errors.length,
+        (n) => n >= 1,
+        `the answer for ${lost}`,
+      );
       expect(resumed.errors).toEqual([]);
       expect(resumed.items[0]!.data.type).toBe("resync");
       resumed.unsubscribe();
@@ -339,7 +423,11 @@ describe("resync (guarantee 2)", () => {
     const c = client(tenant.token);
     const notFound = async (lastEventId: string) => {
       const sub = watch(c, { lastEventId });
-      await eventually(() => sub.errors.length + sub.items.length, (n) => n >= 1, `the answer for ${lastEventId}`);
+      await eventually(
+        () => sub.errors.length + sub.items.length,
+        (n) => n >= 1,
+        `the answer for ${lastEventId}`,
+      );
       expect(sub.items).toEqual([]);
       expect((sub.errors[0] as { data?: { code?: string } }).data?.code).toBe("NOT_FOUND");
       expect((sub.errors[0] as Error).message).toBe("lastEventId: event not found");
@@ -351,7 +439,11 @@ describe("resync (guarantee 2)", () => {
     ticker.tick(1);
     ticker.finish();
     const live = watch(c);
-    await eventually(async () => (await c.trpc.agent.get.query({ runId: (await c.trpc.agent.list.query()).runs[0]!.id })).status, (s) => s === "completed", "completion");
+    await eventually(
+      async () => (await c.trpc.agent.get.query({ runId: (await c.trpc.agent.list.query()).runs[0]!.id })).status,
+      (s) => s === "completed",
+      "completion",
+    );
     const newest = await app.pulse.services.stream.lastId(tenant.tenantId);
     // Ids past the newest entry, or between entries, were never issued.
     await notFound(`${newest.split("-")[0]}-${BigInt(newest.split("-")[1]!) + 1n}`);
@@ -364,7 +456,11 @@ describe("resync (guarantee 2)", () => {
     expect(current.errors).toEqual([]);
     live.unsubscribe();
     current.unsubscribe();
-    await eventually(() => app.pulse.services.reader.tenantCount, (n) => n === 0, "no subscriber left for the tenant");
+    await eventually(
+      () => app.pulse.services.reader.tenantCount,
+      (n) => n === 0,
+      "no subscriber left for the tenant",
+    );
 
     // Redis loses the tenant's keys, as a restart without persistence would.
     const { keys } = app.pulse.services.stream;
@@ -372,7 +468,11 @@ describe("resync (guarantee 2)", () => {
     await redis.del(keys.events(tenant.tenantId), keys.trimmed(tenant.tenantId), keys.genesis(tenant.tenantId));
     await redis.quit();
     const lost = watch(c, { lastEventId: newest });
-    await eventually(() => lost.items.length, (n) => n >= 1, "the first item after the stream was lost");
+    await eventually(
+      () => lost.items.length,
+      (n) => n >= 1,
+      "the first item after the stream was lost",
+    );
     expect(lost.errors).toEqual([]);
     expect(lost.items[0]!.data.type).toBe("resync");
     expect(lost.items[0]!.data.snapshot.runs[0]).toMatchObject({ status: "completed", progress: 100 });
@@ -402,7 +502,9 @@ describe("streams written before the genesis marker", () => {
     await eventually(() => has(original, (i) => isTick(i, 7)), Boolean, "tick 7");
     // The publish marks the tenant after its append, which subscribers may see first.
     const tenantRow = () => app.pulse.services.db.tenant.findUniqueOrThrow({ where: { id: tenant.tenantId } });
-    expect((await eventually(tenantRow, (t) => t.firstEventId !== null, "the tenant's first event id")).firstEventId).toBe("0-1");
+    expect(
+      (await eventually(tenantRow, (t) => t.firstEventId !== null, "the tenant's first event id")).firstEventId,
+    ).toBe("0-1");
   });
 });
 
@@ -411,7 +513,11 @@ describe("agent.events, the polling twin (guarantee 4)", () => {
     const { c, watched: all } = await watchingTenant();
     const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     const one = watch(c, { runId });
-    await eventually(() => one.items.length, (n) => n >= 1, "the run's snapshot");
+    await eventually(
+      () => one.items.length,
+      (n) => n >= 1,
+      "the run's snapshot",
+    );
     ticker.tick(12);
     ticker.finish();
     await eventually(() => has(all, completed) && has(one, completed), Boolean, "completion on both");
@@ -451,6 +557,8 @@ describe("agent.events, the polling twin (guarantee 4)", () => {
     ticker.tick(1);
     ticker.finish();
     await eventually(() => has(all, completed), Boolean, "completion");
-    expect(await pageAll(c, stale.cursor)).toEqual(all.events().filter((i) => compareStreamIds(i.id, stale.cursor) > 0));
+    expect(await pageAll(c, stale.cursor)).toEqual(
+      all.events().filter((i) => compareStreamIds(i.id, stale.cursor) > 0),
+    );
   });
 });

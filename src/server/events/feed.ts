@@ -11,9 +11,7 @@ import type { StreamSubscriber, TenantStreamReader } from "./stream-reader";
  * `lastEventId` is older than the retained stream gets a `resync` holding the same, so the
  * client replaces its state instead of silently missing events.
  */
-export type StateItem<TSnapshot> =
-  | { type: "snapshot"; snapshot: TSnapshot }
-  | { type: "resync"; snapshot: TSnapshot };
+export type StateItem<TSnapshot> = { type: "snapshot"; snapshot: TSnapshot } | { type: "resync"; snapshot: TSnapshot };
 
 export type FeedItem<TEvent extends PulseEvent, TSnapshot> = TEvent | StateItem<TSnapshot>;
 
@@ -30,7 +28,10 @@ export interface IdentifiedItem<TEvent extends PulseEvent, TSnapshot> {
 export type FeedStart =
   | { from: "snapshot" }
   | { from: "after"; id: string }
-  | { from: "resync"; /** For metrics: retention trimmed the events, or the stream was lost. */ reason?: "trimmed" | "lost" };
+  | {
+      from: "resync";
+      /** For metrics: retention trimmed the events, or the stream was lost. */ reason?: "trimmed" | "lost";
+    };
 
 /**
  * What one subscriber reads. Every open subscription keeps its query, so the routers make
@@ -81,7 +82,8 @@ export async function resolveCursor(
   // Older than the stream Redis holds (or it holds none): the tenant's only if it had events
   // before, i.e. the stream was lost and started again.
   const tenant = await deps.db.tenant.findUnique({ where: { id: tenantId }, select: { firstEventId: true } });
-  if (tenant?.firstEventId && compareStreamIds(cursor, tenant.firstEventId) >= 0) return { from: "resync", reason: "lost" };
+  if (tenant?.firstEventId && compareStreamIds(cursor, tenant.firstEventId) >= 0)
+    return { from: "resync", reason: "lost" };
   throw unknown();
 }
 
@@ -110,7 +112,10 @@ const REPLAY_PAGE = 500;
 const SNAPSHOT_WAIT_MS = 30_000;
 
 /** A subscription outlives a short database outage: its snapshot waits, the socket stays. */
-function snapshotWhenReachable<TSnapshot>(query: { snapshot(): Promise<TSnapshot> }, signal?: AbortSignal): Promise<TSnapshot> {
+function snapshotWhenReachable<TSnapshot>(
+  query: { snapshot(): Promise<TSnapshot> },
+  signal?: AbortSignal,
+): Promise<TSnapshot> {
   return whileDatabaseReturns(() => query.snapshot(), SNAPSHOT_WAIT_MS, signal);
 }
 
@@ -124,7 +129,12 @@ function snapshotWhenReachable<TSnapshot>(query: { snapshot(): Promise<TSnapshot
  * @see https://trpc.io/docs/server/subscriptions#tracked
  */
 export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
-  deps: { reader: TenantStreamReader; stream: TenantEventStream; metrics?: PulseMetrics; transport?: DeliveryTransport },
+  deps: {
+    reader: TenantStreamReader;
+    stream: TenantEventStream;
+    metrics?: PulseMetrics;
+    transport?: DeliveryTransport;
+  },
   query: FeedQuery<TEvent, TSnapshot>,
   signal?: AbortSignal,
   outlet?: LiveOutlet,
@@ -186,7 +196,12 @@ async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
   const { start } = query;
-  const from = start.from !== "after" ? null : start.id === STREAM_ORIGIN ? ((await query.replayFloor?.()) ?? STREAM_ORIGIN) : start.id;
+  const from =
+    start.from !== "after"
+      ? null
+      : start.id === STREAM_ORIGIN
+        ? ((await query.replayFloor?.()) ?? STREAM_ORIGIN)
+        : start.id;
   const replay = from === null ? null : await replayAfter(deps.stream, query, from, startId);
   if (start.from === "snapshot") {
     metrics?.snapshots.inc();
@@ -261,11 +276,19 @@ export async function readEventPage<TEvent extends PulseEvent, TSnapshot>(
   const { start } = query;
   if (start.from === "snapshot") {
     metrics?.snapshots.inc();
-    return { items: [{ id: newest, item: { type: "snapshot", snapshot: await query.snapshot() } }], cursor: newest, more: false };
+    return {
+      items: [{ id: newest, item: { type: "snapshot", snapshot: await query.snapshot() } }],
+      cursor: newest,
+      more: false,
+    };
   }
   const resync = async (reason: ResyncReason): Promise<EventPage<TEvent, TSnapshot>> => {
     metrics?.resynced(reason);
-    return { items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }], cursor: newest, more: false };
+    return {
+      items: [{ id: newest, item: { type: "resync", snapshot: await query.snapshot() } }],
+      cursor: newest,
+      more: false,
+    };
   };
   if (start.from === "resync") return resync(start.reason ?? "cursor");
   let page = await stream.readAfter(query.tenantId, start.id, limit);

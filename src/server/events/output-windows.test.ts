@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { OutputWindows } from "./output-windows";
 
 const startedAt = new Date("2026-01-01T00:00:00Z");
-const version = (id: string, outputLength: number, attempt = 1, started: Date | null = startedAt) => ({ id, attempt, startedAt: started, outputLength });
+const version = (id: string, outputLength: number, attempt = 1, started: Date | null = startedAt) => ({
+  id,
+  attempt,
+  startedAt: started,
+  outputLength,
+});
 
 describe("OutputWindows", () => {
   it("gives a window back only while the run's output has not grown", () => {

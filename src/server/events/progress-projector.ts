@@ -68,14 +68,25 @@ export class ProgressProjector {
         if (batch.size > 1) {
           for (const [key, event] of batch) await this.write(new Map([[key, event]]));
         } else {
-          for (const event of batch.values()) this.logger.error({ err: error, tenantId: event.tenantId, runId: event.runId }, "the database refused a run's progress; this report is dropped");
+          for (const event of batch.values())
+            this.logger.error(
+              { err: error, tenantId: event.tenantId, runId: event.runId },
+              "the database refused a run's progress; this report is dropped",
+            );
         }
         return;
       }
       for (const [key, event] of batch) if (!this.pending.has(key)) this.pending.set(key, event);
       this.failures += 1;
-      if (this.failures === 1 || this.failures % 50 === 0) this.logger.warn({ err: error, runs: batch.size, failures: this.failures }, "progress write failed; will retry");
-      this.timer ??= setTimeout(() => void this.flush(), Math.min(this.options.flushIntervalMs * 2 ** this.failures, 5_000));
+      if (this.failures === 1 || this.failures % 50 === 0)
+        this.logger.warn(
+          { err: error, runs: batch.size, failures: this.failures },
+          "progress write failed; will retry",
+        );
+      this.timer ??= setTimeout(
+        () => void this.flush(),
+        Math.min(this.options.flushIntervalMs * 2 ** this.failures, 5_000),
+      );
     }
   }
 

@@ -27,12 +27,19 @@ export function isRunEnd(event: CountedEventInput): event is RunEndInput {
  * later: a completed run keeps only the message (its progress is 100), the others progress,
  * phase and message. Only while the run is still on that attempt and not running again.
  */
-export async function projectReachedProgress(db: PrismaClient, event: RunEndInput, reached: LiveProgress): Promise<void> {
+export async function projectReachedProgress(
+  db: PrismaClient,
+  event: RunEndInput,
+  reached: LiveProgress,
+): Promise<void> {
   const data =
     event.type === "agent:completed"
       ? { message: reached.message }
       : { progress: Math.round(reached.progress), phase: reached.phase, message: reached.message };
-  await db.agentRun.updateMany({ where: { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, status: { not: "active" } }, data });
+  await db.agentRun.updateMany({
+    where: { id: event.runId, tenantId: event.tenantId, attempt: event.attempt, status: { not: "active" } },
+    data,
+  });
 }
 
 /**
@@ -41,7 +48,12 @@ export async function projectReachedProgress(db: PrismaClient, event: RunEndInpu
  * applies: a second failure report for an attempt already failed, a cancel for a finished
  * run. Such events are not delivered, so a stale worker can never move a run backwards.
  */
-export async function projectEvent(db: PrismaClient, event: StateEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
+export async function projectEvent(
+  db: PrismaClient,
+  event: StateEventInput,
+  key: string,
+  latestProgress?: LiveProgress,
+): Promise<number | null> {
   try {
     return await apply(db, event, key, latestProgress);
   } catch (error) {
@@ -50,13 +62,24 @@ export async function projectEvent(db: PrismaClient, event: StateEventInput, key
   }
 }
 
-async function apply(db: PrismaClient, event: StateEventInput, key: string, latestProgress?: LiveProgress): Promise<number | null> {
+async function apply(
+  db: PrismaClient,
+  event: StateEventInput,
+  key: string,
+  latestProgress?: LiveProgress,
+): Promise<number | null> {
   const bump = { seq: { increment: 1 }, lastEventKey: key } as const;
   const select = { seq: true } as const;
   if (event.type === "context:status_changed") {
     const file = await db.contextFile.upsert({
       where: { tenantId: event.tenantId },
-      create: { tenantId: event.tenantId, status: event.status, version: event.version ?? 0, seq: 1, lastEventKey: key },
+      create: {
+        tenantId: event.tenantId,
+        status: event.status,
+        version: event.version ?? 0,
+        seq: 1,
+        lastEventKey: key,
+      },
       update: { ...bump, status: event.status, ...(event.version === undefined ? {} : { version: event.version }) },
       select,
     });
@@ -74,7 +97,11 @@ type Reached = { progress?: number; phase?: LiveProgress["phase"]; message?: str
 /** A run that ends keeps the progress (and message) it reached, which only Redis may hold yet. */
 function progressReached(event: RunStateEvent, latestProgress: LiveProgress | undefined): Reached {
   if (!latestProgress || latestProgress.attempt !== event.attempt) return {};
-  return { progress: Math.round(latestProgress.progress), phase: latestProgress.phase, message: latestProgress.message };
+  return {
+    progress: Math.round(latestProgress.progress),
+    phase: latestProgress.phase,
+    message: latestProgress.message,
+  };
 }
 
 /** Progress, steps, output and logs belong to the attempt that is running right now. */
@@ -86,7 +113,10 @@ function runningAttempt(e: { runId: string; tenantId: string; attempt: number })
 function runChange(event: RunStateEvent, reached: Reached): RunChange {
   switch (event.type) {
     case "agent:queued":
-      return { where: { id: event.runId, tenantId: event.tenantId, status: "queued" }, data: { queuedAt: new Date(event.queuedAt) } };
+      return {
+        where: { id: event.runId, tenantId: event.tenantId, status: "queued" },
+        data: { queuedAt: new Date(event.queuedAt) },
+      };
     case "agent:active":
       return {
         where: { id: event.runId, tenantId: event.tenantId, status: { in: ["queued", "active"] } },
@@ -194,10 +224,13 @@ export async function projectRunActivity(
   outputMaxChars = DEFAULT_RUN_OUTPUT_MAX_CHARS,
 ): Promise<(number | null)[]> {
   // Two events of one run would share one bump of its counter.
-  if (new Set(batch.map(({ event }) => event.runId)).size < batch.length) throw new Error("projectRunActivity: more than one event of a run in one batch");
+  if (new Set(batch.map(({ event }) => event.runId)).size < batch.length)
+    throw new Error("projectRunActivity: more than one event of a run in one batch");
   // Step ids are global keys; one that does not start with its run's id could name
   // another run's (or tenant's) step, so it never applies.
-  const applicable = batch.filter(({ event }) => event.type !== "agent:step" || event.stepId.startsWith(`${event.runId}:`));
+  const applicable = batch.filter(
+    ({ event }) => event.type !== "agent:step" || event.stepId.startsWith(`${event.runId}:`),
+  );
   if (applicable.length === 0) return batch.map(() => null);
   const events = applicable.map(({ event }) => event);
   const steps = events.flatMap((e) => (e.type === "agent:step" ? [e] : []));
@@ -267,8 +300,14 @@ function logsInsert(logs: LogInput[]): Prisma.Sql {
 export async function appliedSeq(db: PrismaClient, event: CountedEventInput, key: string): Promise<number | null> {
   const row =
     event.type === "context:status_changed"
-      ? await db.contextFile.findFirst({ where: { tenantId: event.tenantId, lastEventKey: key }, select: { seq: true } })
-      : await db.agentRun.findFirst({ where: { id: event.runId, tenantId: event.tenantId, lastEventKey: key }, select: { seq: true } });
+      ? await db.contextFile.findFirst({
+          where: { tenantId: event.tenantId, lastEventKey: key },
+          select: { seq: true },
+        })
+      : await db.agentRun.findFirst({
+          where: { id: event.runId, tenantId: event.tenantId, lastEventKey: key },
+          select: { seq: true },
+        });
   return row?.seq ?? null;
 }
 

@@ -33,13 +33,22 @@ export const reportStepIdSchema = storable(
 
 export const reportBodySchema = z.discriminatedUnion("type", [
   agentActiveSchema.omit(identity).extend({ attempt, startedAt: isoDate }).strict(),
-  agentProgressSchema.omit(identity).extend({ attempt, phase: agentProgressSchema.shape.phase.default("running") }).strict(),
+  agentProgressSchema
+    .omit(identity)
+    .extend({ attempt, phase: agentProgressSchema.shape.phase.default("running") })
+    .strict(),
   agentStepSchema.omit(identity).extend({ attempt, stepId: reportStepIdSchema }).strict(),
   agentOutputSchema.omit(identity).extend({ attempt }).strict(),
   agentLogSchema.omit(identity).extend({ attempt }).strict(),
   // Chains are Pulse's to start: an external agent cannot name the next agent.
-  agentCompletedSchema.omit({ ...identity, nextAgent: true }).extend({ attempt, completedAt: isoDate }).strict(),
-  agentFailedSchema.omit(identity).extend({ attempt, failedAt: isoDate, willRetry: z.boolean().default(false) }).strict(),
+  agentCompletedSchema
+    .omit({ ...identity, nextAgent: true })
+    .extend({ attempt, completedAt: isoDate })
+    .strict(),
+  agentFailedSchema
+    .omit(identity)
+    .extend({ attempt, failedAt: isoDate, willRetry: z.boolean().default(false) })
+    .strict(),
 ]);
 
 export type ReportBody = z.infer<typeof reportBodySchema>;

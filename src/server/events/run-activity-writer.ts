@@ -1,6 +1,11 @@
 import type { SqlClient } from "../sql";
 import { isDatabaseUnavailable } from "../database-unavailable";
-import { DEFAULT_RUN_OUTPUT_MAX_CHARS, projectRunActivity, type KeyedRunActivity, type RunActivityInput } from "./projection";
+import {
+  DEFAULT_RUN_OUTPUT_MAX_CHARS,
+  projectRunActivity,
+  type KeyedRunActivity,
+  type RunActivityInput,
+} from "./projection";
 
 /** An event waiting for its batch, and the publish waiting for its answer. */
 interface QueuedActivity extends KeyedRunActivity {

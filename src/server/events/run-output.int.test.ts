@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+import {
+  collect,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  startTestPulse,
+  type TestPulse,
+} from "../../test/harness";
 import { failureOf, httpClient } from "../../test/security/security-kit";
 import { OUTPUT_WINDOW_CHARS, type AgentSnapshot } from "./snapshot";
 
@@ -31,7 +38,14 @@ async function writtenRun() {
   const tenant = await createQuietTenant(app);
   const { runs, bus } = app.pulse.services;
   const run = await runs.start(tenant.tenantId, ROLE);
-  const base = { tenantId: tenant.tenantId, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: ROLE, attempt: 1 };
+  const base = {
+    tenantId: tenant.tenantId,
+    runId: run.id,
+    jobId: run.jobId,
+    queue: run.queue,
+    agentRole: ROLE,
+    attempt: 1,
+  };
   await bus.publish({ ...base, type: "agent:active", startedAt: new Date().toISOString() });
   for (let i = 0; i < CHUNKS; i++) await bus.publish({ ...base, type: "agent:output", chunk: chunk(i) });
   return { tenant, run, base, http: httpClient(app, tenant.token) };
@@ -48,7 +62,11 @@ describe("a run's output", () => {
 
   it("reaches a one-run view (agent.get, share.run, the subscription's snapshot) as its newest window only, with where it starts", async () => {
     const { tenant, run, http } = await writtenRun();
-    const window = { output: everything.slice(-OUTPUT_WINDOW_CHARS), outputStart: TOTAL - OUTPUT_WINDOW_CHARS, outputDropped: TOTAL - CAP };
+    const window = {
+      output: everything.slice(-OUTPUT_WINDOW_CHARS),
+      outputStart: TOTAL - OUTPUT_WINDOW_CHARS,
+      outputDropped: TOTAL - CAP,
+    };
     expect(await http.agent.get.query({ runId: run.id })).toMatchObject(window);
     const share = await app.pulse.services.shares.create(tenant.session, run.id, 3600);
     expect(await httpClient(app, share.token).share.run.query()).toMatchObject(window);
@@ -56,7 +74,11 @@ describe("a run's output", () => {
     const viewer = connectClient(app, share.token);
     const feed = collect((h) => viewer.trpc.share.onRun.subscribe({}, h));
     try {
-      const [first] = await eventually(() => feed.items, (items) => items.length > 0, "the share snapshot");
+      const [first] = await eventually(
+        () => feed.items,
+        (items) => items.length > 0,
+        "the share snapshot",
+      );
       const snapshot = (first!.data as { type: "snapshot"; snapshot: AgentSnapshot }).snapshot;
       expect(snapshot.runs[0]).toMatchObject(window);
     } finally {
@@ -72,28 +94,64 @@ describe("a run's output", () => {
     const { tenant, run, http } = await writtenRun();
     const view = await http.agent.get.query({ runId: run.id });
     const earlier = await http.agent.output.query({ runId: run.id, before: view.outputStart! });
-    expect(earlier).toEqual({ text: everything.slice(TOTAL - CAP, view.outputStart!), start: TOTAL - CAP, end: view.outputStart!, dropped: TOTAL - CAP });
+    expect(earlier).toEqual({
+      text: everything.slice(TOTAL - CAP, view.outputStart!),
+      start: TOTAL - CAP,
+      end: view.outputStart!,
+      dropped: TOTAL - CAP,
+    });
     // The page that reaches the dropped part starts where the run's output now starts.
-    expect(await http.agent.output.query({ runId: run.id, before: 5, limit: 10 })).toEqual({ text: "", start: TOTAL - CAP, end: TOTAL - CAP, dropped: TOTAL - CAP });
-    expect(await http.agent.output.query({ runId: run.id, after: 0, limit: 10 })).toMatchObject({ text: everything.slice(TOTAL - CAP, TOTAL - CAP + 10), start: TOTAL - CAP });
-    expect(await http.agent.output.query({ runId: run.id, after: TOTAL - 4 })).toMatchObject({ text: everything.slice(-4), end: TOTAL });
-    expect(await http.agent.output.query({ runId: run.id, limit: 7 })).toMatchObject({ text: everything.slice(-7), start: TOTAL - 7, end: TOTAL });
+    expect(await http.agent.output.query({ runId: run.id, before: 5, limit: 10 })).toEqual({
+      text: "",
+      start: TOTAL - CAP,
+      end: TOTAL - CAP,
+      dropped: TOTAL - CAP,
+    });
+    expect(await http.agent.output.query({ runId: run.id, after: 0, limit: 10 })).toMatchObject({
+      text: everything.slice(TOTAL - CAP, TOTAL - CAP + 10),
+      start: TOTAL - CAP,
+    });
+    expect(await http.agent.output.query({ runId: run.id, after: TOTAL - 4 })).toMatchObject({
+      text: everything.slice(-4),
+      end: TOTAL,
+    });
+    expect(await http.agent.output.query({ runId: run.id, limit: 7 })).toMatchObject({
+      text: everything.slice(-7),
+      start: TOTAL - 7,
+      end: TOTAL,
+    });
 
     const share = await app.pulse.services.shares.create(tenant.session, run.id, 3600);
     expect(await httpClient(app, share.token).share.output.query({ before: view.outputStart! })).toEqual(earlier);
 
-    expect((await failureOf(http.agent.output.query({ runId: run.id, before: 10, after: 5 })))?.data?.code).toBe("BAD_REQUEST");
-    expect((await failureOf(http.agent.output.query({ runId: run.id, limit: OUTPUT_WINDOW_CHARS + 1 })))?.data?.code).toBe("BAD_REQUEST");
+    expect((await failureOf(http.agent.output.query({ runId: run.id, before: 10, after: 5 })))?.data?.code).toBe(
+      "BAD_REQUEST",
+    );
+    expect(
+      (await failureOf(http.agent.output.query({ runId: run.id, limit: OUTPUT_WINDOW_CHARS + 1 })))?.data?.code,
+    ).toBe("BAD_REQUEST");
     const stranger = await createQuietTenant(app);
-    expect((await failureOf(httpClient(app, stranger.token).agent.output.query({ runId: run.id })))?.data?.code).toBe("NOT_FOUND");
+    expect((await failureOf(httpClient(app, stranger.token).agent.output.query({ runId: run.id })))?.data?.code).toBe(
+      "NOT_FOUND",
+    );
   });
 
   it("starts afresh with a new attempt", async () => {
     const { run, base, http } = await writtenRun();
     const { bus } = app.pulse.services;
-    await bus.publish({ ...base, type: "agent:failed", error: "boom", failedAt: new Date().toISOString(), willRetry: true });
+    await bus.publish({
+      ...base,
+      type: "agent:failed",
+      error: "boom",
+      failedAt: new Date().toISOString(),
+      willRetry: true,
+    });
     await bus.publish({ ...base, attempt: 2, type: "agent:active", startedAt: new Date().toISOString() });
     await bus.publish({ ...base, attempt: 2, type: "agent:output", chunk: "again" });
-    expect(await http.agent.get.query({ runId: run.id })).toMatchObject({ output: "again", outputStart: 0, outputDropped: 0 });
+    expect(await http.agent.get.query({ runId: run.id })).toMatchObject({
+      output: "again",
+      outputStart: 0,
+      outputDropped: 0,
+    });
   });
 });

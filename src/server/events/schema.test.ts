@@ -28,7 +28,13 @@ describe("event schema", () => {
   });
 
   it("rejects progress outside 0-100 and unknown types, naming the field", () => {
-    const bad = eventInputSchema.safeParse({ type: "agent:progress", ...base, progress: 140, phase: "running", message: "" });
+    const bad = eventInputSchema.safeParse({
+      type: "agent:progress",
+      ...base,
+      progress: 140,
+      phase: "running",
+      message: "",
+    });
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0]?.path).toEqual(["progress"]);
     expect(eventInputSchema.safeParse({ type: "agent:exploded", ...base }).success).toBe(false);
@@ -59,7 +65,11 @@ describe("compareStreamIds", () => {
       return d === 0n ? 0 : d < 0n ? -1 : 1;
     };
     const pick = () => {
-      const ms = String(Math.floor(Math.random() * 3) === 0 ? Math.floor(Math.random() * 20) : 1_700_000_000_000 + Math.floor(Math.random() * 5));
+      const ms = String(
+        Math.floor(Math.random() * 3) === 0
+          ? Math.floor(Math.random() * 20)
+          : 1_700_000_000_000 + Math.floor(Math.random() * 5),
+      );
       const seq = String(Math.floor(Math.random() * 12));
       const pad = Math.random() < 0.1 ? "0" : "";
       return Math.random() < 0.1 ? pad + ms : `${pad}${ms}-${pad}${seq}`;

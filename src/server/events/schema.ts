@@ -9,7 +9,9 @@ import { repairText, storable, text } from "../validation";
  */
 
 export const AGENT_ROLE_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
-export const agentRoleSchema = storable(z.string().regex(AGENT_ROLE_PATTERN, { message: "must be lowercase letters, digits and dashes" }));
+export const agentRoleSchema = storable(
+  z.string().regex(AGENT_ROLE_PATTERN, { message: "must be lowercase letters, digits and dashes" }),
+);
 
 /** A Redis stream entry id (`<ms>-<seq>`): the id of every delivered event. */
 export const streamIdSchema = storable(
@@ -25,7 +27,9 @@ export const streamIdSchema = storable(
  * U+0000.
  */
 // eslint-disable-next-line no-control-regex -- the control characters are what it refuses
-export const idSchema = text({ min: 1, max: 128 }).regex(/^[^\u0000-\u001f\u007f]*$/, { message: "must not contain control characters" });
+export const idSchema = text({ min: 1, max: 128 }).regex(/^[^\u0000-\u001f\u007f]*$/, {
+  message: "must not contain control characters",
+});
 const id = idSchema;
 
 /** The longest text each event field holds, in UTF-16 code units (JavaScript's `length`). */

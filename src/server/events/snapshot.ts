@@ -183,7 +183,12 @@ export async function readAgentSnapshot(
   ]);
   const byId = new Map<string, RunView>();
   for (const run of [...live, ...latest]) byId.set(run.id, toRunView(run));
-  return { runs: withLiveProgress([...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)), progress) };
+  return {
+    runs: withLiveProgress(
+      [...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)),
+      progress,
+    ),
+  };
 }
 
 /**
@@ -192,7 +197,11 @@ export async function readAgentSnapshot(
  * runs, either of which a run started by hand pushes the chain's runs out of.
  */
 export async function readLatestChain(db: PrismaClient, tenantId: string): Promise<RunView[]> {
-  const newest = await db.agentRun.findFirst({ where: { tenantId, chainId: { not: null } }, orderBy: { queuedAt: "desc" }, select: { chainId: true } });
+  const newest = await db.agentRun.findFirst({
+    where: { tenantId, chainId: { not: null } },
+    orderBy: { queuedAt: "desc" },
+    select: { chainId: true },
+  });
   if (!newest?.chainId) return [];
   const runs = await db.agentRun.findMany({
     where: { tenantId, chainId: newest.chainId },
@@ -207,14 +216,28 @@ export async function readLatestChain(db: PrismaClient, tenantId: string): Promi
  * One run, with the newest `OUTPUT_WINDOW_CHARS` of its output; null when it does not exist
  * for this tenant.
  */
-export async function readRunSnapshot({ db, stream, windows }: SnapshotSource, tenantId: string, runId: string): Promise<AgentSnapshot | null> {
+export async function readRunSnapshot(
+  { db, stream, windows }: SnapshotSource,
+  tenantId: string,
+  runId: string,
+): Promise<AgentSnapshot | null> {
   // Redis before the database: see `withLiveProgress`.
   const progress = await stream.readLiveProgress(tenantId, [runId]);
-  const run = await db.agentRun.findFirst({ where: { id: runId, tenantId }, include: stepsInOrder, omit: WITHOUT_OUTPUT });
+  const run = await db.agentRun.findFirst({
+    where: { id: runId, tenantId },
+    include: stepsInOrder,
+    omit: WITHOUT_OUTPUT,
+  });
   if (!run) return null;
   // The window ends where the output stood when the row was read, so it holds exactly the
   // chunks the row's `seq` counts, whatever was appended since.
-  const output = windows?.get(run) ?? (await readOutputPage(db, tenantId, runId, { before: run.outputLength, limit: OUTPUT_WINDOW_CHARS, attempt: run.attempt }));
+  const output =
+    windows?.get(run) ??
+    (await readOutputPage(db, tenantId, runId, {
+      before: run.outputLength,
+      limit: OUTPUT_WINDOW_CHARS,
+      attempt: run.attempt,
+    }));
   if (output) windows?.remember(run, output);
   return { runs: withLiveProgress([toRunView(run, output ?? emptyPage(run.outputLength))], progress) };
 }

@@ -42,27 +42,44 @@ describe("TenantStreamReader", () => {
     const received = tenants.map(() => [] as string[]);
     const subscriptions = clients.flatMap((client, i) =>
       Array.from({ length: 10 }, () =>
-        client.trpc.agent.onStatus.subscribe({}, { onData: (e) => received[i]!.push((e.data as { type: string }).type) }),
+        client.trpc.agent.onStatus.subscribe(
+          {},
+          { onData: (e) => received[i]!.push((e.data as { type: string }).type) },
+        ),
       ),
     );
     try {
-      await eventually(() => received.map((r) => r.filter((t) => t === "snapshot").length), (n) => n.every((c) => c === 10), "30 snapshots");
+      await eventually(
+        () => received.map((r) => r.filter((t) => t === "snapshot").length),
+        (n) => n.every((c) => c === 10),
+        "30 snapshots",
+      );
       expect(app.pulse.services.reader.tenantCount).toBe(3);
       // The process's fixed set: commands, queues, the stream reader's two, and the revocation channel's.
-      const fixed = ["command", "queues", "revocations", "stream-reader", "stream-wake"].map((n) => `${app.prefix}:${n}`);
+      const fixed = ["command", "queues", "revocations", "stream-reader", "stream-wake"].map(
+        (n) => `${app.prefix}:${n}`,
+      );
       expect(await pulseConnections(admin, app.prefix)).toEqual(fixed);
     } finally {
       subscriptions.forEach((s) => s.unsubscribe());
       await Promise.all(clients.map((c) => c.close()));
     }
-    await eventually(() => app.pulse.services.reader.tenantCount, (n) => n === 0, "the reader to drop tenants without subscribers");
+    await eventually(
+      () => app.pulse.services.reader.tenantCount,
+      (n) => n === 0,
+      "the reader to drop tenants without subscribers",
+    );
   });
 
   it("closes every connection it opened on shutdown", async () => {
     const other = await startTestPulse();
     expect((await pulseConnections(admin, other.prefix)).length).toBeGreaterThan(0);
     await other.close();
-    await eventually(() => pulseConnections(admin, other.prefix), (names) => names.length === 0, "all connections closed");
+    await eventually(
+      () => pulseConnections(admin, other.prefix),
+      (names) => names.length === 0,
+      "all connections closed",
+    );
   });
 });
 
@@ -79,7 +96,12 @@ describe("TenantStreamReader's wake-ups", () => {
    * connections are up: a connection that comes up makes the reader read every followed
    * stream. It listens to a tenant's wakes from the moment `subscribe` resolves.
    */
-  async function reader(sweepMs: number, url: string = inject("redisUrl"), extra: Partial<TenantStreamReaderOptions> = {}, prefix = `wake-${randomUUID().slice(0, 8)}`) {
+  async function reader(
+    sweepMs: number,
+    url: string = inject("redisUrl"),
+    extra: Partial<TenantStreamReaderOptions> = {},
+    prefix = `wake-${randomUUID().slice(0, 8)}`,
+  ) {
     const [command, read, wake] = [0, 1, 2].map(() => {
       const connection = new Redis(url, redisOptions());
       connection.on("error", () => {});
@@ -89,15 +111,38 @@ describe("TenantStreamReader's wake-ups", () => {
     const keys = new TenantStreamKeys(prefix);
     const stream = new TenantEventStream(command!, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
     const metrics = new PulseMetrics({ processMetrics: false });
-    const r = new TenantStreamReader({ readRedis: read!, wakeRedis: wake!, controlRedis: command!, stream, logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), metrics, sweepMs, ...extra });
+    const r = new TenantStreamReader({
+      readRedis: read!,
+      wakeRedis: wake!,
+      controlRedis: command!,
+      stream,
+      logger: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
+      metrics,
+      sweepMs,
+      ...extra,
+    });
     r.start();
     readers.push(r);
-    await Promise.all([command!, read!, wake!].map((c) => (c.status === "ready" ? Promise.resolve() : once(c, "ready"))));
+    await Promise.all(
+      [command!, read!, wake!].map((c) => (c.status === "ready" ? Promise.resolve() : once(c, "ready"))),
+    );
     return { reader: r, stream, keys, command: command!, read: read!, wake: wake!, metrics };
   }
 
   const event = (tenantId: string, message: string) =>
-    JSON.stringify({ type: "agent:log", tenantId, runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, level: "info", message, seq: 1, at: new Date().toISOString() });
+    JSON.stringify({
+      type: "agent:log",
+      tenantId,
+      runId: "r",
+      jobId: "r",
+      queue: "q",
+      agentRole: "q",
+      attempt: 1,
+      level: "info",
+      message,
+      seq: 1,
+      at: new Date().toISOString(),
+    });
 
   async function follow(r: TenantStreamReader, tenantId: string): Promise<StreamEntry[]> {
     const received: StreamEntry[] = [];
@@ -111,10 +156,20 @@ describe("TenantStreamReader's wake-ups", () => {
     const [quiet, busy] = [`t-${randomUUID()}`, `t-${randomUUID()}`];
     const [quietSeen, busySeen] = [await follow(r, quiet), await follow(r, busy)];
     for (let i = 0; i < 20; i++) await stream.append(busy, event(busy, `m${i}`));
-    await eventually(() => busySeen.length, (n) => n === 20, "every append of the busy tenant");
-    expect(busySeen.map((e) => (e.event as { message: string }).message)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    await eventually(
+      () => busySeen.length,
+      (n) => n === 20,
+      "every append of the busy tenant",
+    );
+    expect(busySeen.map((e) => (e.event as { message: string }).message)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `m${i}`),
+    );
     await stream.append(quiet, event(quiet, "at last"));
-    await eventually(() => quietSeen.length, (n) => n === 1, "the quiet tenant's one append");
+    await eventually(
+      () => quietSeen.length,
+      (n) => n === 1,
+      "the quiet tenant's one append",
+    );
   });
 
   /**
@@ -127,10 +182,18 @@ describe("TenantStreamReader's wake-ups", () => {
     const reads = vi.spyOn(read, "xread");
     const seen = await follow(r, tenant);
     await stream.append(tenant, event(tenant, "first"));
-    await eventually(() => seen.length, (n) => n === 1, "the first entry");
+    await eventually(
+      () => seen.length,
+      (n) => n === 1,
+      "the first entry",
+    );
     // Following a tenant ends with one read, queued rather than awaited: on a busy machine it
     // may come after the first entry's wake. It is over before the reads are counted.
-    await eventually(() => reads.mock.calls.length, (n) => n >= 1, "the tenant's opening read");
+    await eventually(
+      () => reads.mock.calls.length,
+      (n) => n >= 1,
+      "the tenant's opening read",
+    );
     await Promise.allSettled(reads.mock.results.map((result) => result.value));
     reads.mockClear();
     return { stream, keys, command, tenant, seen, reads };
@@ -141,7 +204,11 @@ describe("TenantStreamReader's wake-ups", () => {
   it("delivers the entries that ride on their wakes without reading the stream", async () => {
     const { stream, tenant, seen, reads } = await afterFirstEntry();
     for (let i = 0; i < 20; i++) await stream.append(tenant, event(tenant, `m${i}`));
-    await eventually(() => seen.length, (n) => n === 21, "every entry");
+    await eventually(
+      () => seen.length,
+      (n) => n === 21,
+      "every entry",
+    );
     expect(messages(seen)).toEqual(["first", ...Array.from({ length: 20 }, (_, i) => `m${i}`)]);
     expect(reads).not.toHaveBeenCalled();
   });
@@ -152,7 +219,11 @@ describe("TenantStreamReader's wake-ups", () => {
     const payload = event(tenant, "first");
     await command.spublish(keys.wake(tenant), `${tenant}\n0-0\n${seen[0]!.id}\n${payload}`);
     await stream.append(tenant, event(tenant, "second"));
-    await eventually(() => seen.length, (n) => n === 2, "the second entry");
+    await eventually(
+      () => seen.length,
+      (n) => n === 2,
+      "the second entry",
+    );
     expect(messages(seen)).toEqual(["first", "second"]);
     expect(reads).not.toHaveBeenCalled();
   });
@@ -162,13 +233,27 @@ describe("TenantStreamReader's wake-ups", () => {
     // Appended behind the bus's back (no wake): the next wake's entry does not follow the cursor.
     await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unannounced"));
     await stream.append(tenant, event(tenant, "announced"));
-    await eventually(() => seen.length, (n) => n === 3, "both entries");
+    await eventually(
+      () => seen.length,
+      (n) => n === 3,
+      "both entries",
+    );
     expect(reads).toHaveBeenCalled();
     // Too large to ride on its wake: read from the stream.
     await stream.append(tenant, event(tenant, `large ${"x".repeat(10_000)}`));
     await stream.append(tenant, event(tenant, "after the large one"));
-    await eventually(() => seen.length, (n) => n === 5, "the large entry and the next");
-    expect(messages(seen).map((m) => m.slice(0, 20))).toEqual(["first", "unannounced", "announced", `large ${"x".repeat(14)}`, "after the large one"]);
+    await eventually(
+      () => seen.length,
+      (n) => n === 5,
+      "the large entry and the next",
+    );
+    expect(messages(seen).map((m) => m.slice(0, 20))).toEqual([
+      "first",
+      "unannounced",
+      "announced",
+      `large ${"x".repeat(14)}`,
+      "after the large one",
+    ]);
     expect(new Set(seen.map((e) => e.id)).size).toBe(5);
   });
 
@@ -178,7 +263,11 @@ describe("TenantStreamReader's wake-ups", () => {
     const seen = await follow(r, tenant);
     // Appended behind the bus's back: no wake is published.
     await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unannounced"));
-    await eventually(() => seen.length, (n) => n === 1, "the unannounced entry");
+    await eventually(
+      () => seen.length,
+      (n) => n === 1,
+      "the unannounced entry",
+    );
   });
 
   /** What a reader's metrics say it received of `kind`. */
@@ -197,7 +286,11 @@ describe("TenantStreamReader's wake-ups", () => {
     for (let n = 0; n < perTenant; n++) {
       for (const t of tenants.flat()) await processes[0]!.stream.append(t, event(t, `m${n}`));
     }
-    await eventually(() => seen.flat().map((s) => s.length), (counts) => counts.every((c) => c === perTenant), "every tenant's entries at its process");
+    await eventually(
+      () => seen.flat().map((s) => s.length),
+      (counts) => counts.every((c) => c === perTenant),
+      "every tenant's entries at its process",
+    );
     for (const p of processes) {
       const own = 5 * perTenant;
       // Each wake carries one entry: a process hearing the other's tenants would receive twice its own.
@@ -234,16 +327,25 @@ describe("TenantStreamReader's wake-ups", () => {
     }
     await Promise.all(opening);
     const followed = [...new Set(kept.map((k) => k.tenantId))];
-    const channels = async () => ((await command.pubsub("SHARDCHANNELS", `${keys.wake("*").replace("{*}", "*")}`)) as string[]).sort();
+    const channels = async () =>
+      ((await command.pubsub("SHARDCHANNELS", `${keys.wake("*").replace("{*}", "*")}`)) as string[]).sort();
     expect(followed.length).toBeGreaterThan(0);
-    await eventually(channels, (list) => JSON.stringify(list) === JSON.stringify(followed.map((t) => keys.wake(t)).sort()), "the followed tenants' channels only");
+    await eventually(
+      channels,
+      (list) => JSON.stringify(list) === JSON.stringify(followed.map((t) => keys.wake(t)).sort()),
+      "the followed tenants' channels only",
+    );
     for (const t of tenants) {
       const [, count] = (await command.pubsub("SHARDNUMSUB", keys.wake(t))) as [string, number];
       expect(count, t).toBe(followed.includes(t) ? 1 : 0);
     }
     // The kept subscriptions are live.
     for (const { tenantId } of kept) await stream.append(tenantId, event(tenantId, "live"));
-    await eventually(() => kept.map((k) => k.seen.length), (counts) => counts.every((c) => c >= 1), "the kept subscribers' entries");
+    await eventually(
+      () => kept.map((k) => k.seen.length),
+      (counts) => counts.every((c) => c >= 1),
+      "the kept subscribers' entries",
+    );
     for (const { tenantId, subscriber } of kept) r.unsubscribe(tenantId, subscriber);
     expect(r.tenantCount).toBe(0);
     await eventually(channels, (list) => list.length === 0, "no wake channel left subscribed");
@@ -257,28 +359,53 @@ describe("TenantStreamReader's wake-ups", () => {
     const tenant = `t-${randomUUID()}`;
     const seen = await follow(r, tenant);
     // The read every new tenant gets is done, so it cannot be what finds the entry below.
-    await eventually(() => reads.mock.results.length, (n) => n >= 1, "the opening read");
+    await eventually(
+      () => reads.mock.results.length,
+      (n) => n >= 1,
+      "the opening read",
+    );
     await Promise.allSettled(reads.mock.results.map((result) => result.value as Promise<unknown>));
     // Appended without a wake: as if its wake had been lost with the connection.
     await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unannounced"));
     await admin.client("KILL", "ID", String(wakeId));
-    await eventually(() => messages(seen), (m) => m.length === 1, "the entry whose wake was lost");
+    await eventually(
+      () => messages(seen),
+      (m) => m.length === 1,
+      "the entry whose wake was lost",
+    );
     await stream.append(tenant, event(tenant, "rings again"));
-    await eventually(() => messages(seen), (m) => m.length === 2, "the next entry, by its wake");
+    await eventually(
+      () => messages(seen),
+      (m) => m.length === 2,
+      "the next entry, by its wake",
+    );
     expect(messages(seen)).toEqual(["unannounced", "rings again"]);
   });
 
   it("checks idle streams a bounded slice per sweep, and every one in time", async () => {
-    const { reader: r, keys, command, read } = await reader(20, undefined, { checkPeriodMs: 200, maxChecksPerSweep: 2 });
+    const {
+      reader: r,
+      keys,
+      command,
+      read,
+    } = await reader(20, undefined, { checkPeriodMs: 200, maxChecksPerSweep: 2 });
     const reads = vi.spyOn(read, "xread");
     const tenants = Array.from({ length: 30 }, () => `t-${randomUUID()}`);
     const seen = await Promise.all(tenants.map((t) => follow(r, t)));
     // The reads every new tenant gets are over once two more reads have begun (reads go one round at a time).
     const settled = reads.mock.calls.length;
-    await eventually(() => reads.mock.calls.length, (n) => n >= settled + 3, "the rolling check under way");
+    await eventually(
+      () => reads.mock.calls.length,
+      (n) => n >= settled + 3,
+      "the rolling check under way",
+    );
     const from = settled + 2;
     for (const t of tenants) await command.xadd(keys.events(t), "*", "e", event(t, "unannounced"));
-    await eventually(() => seen.map((s) => s.length), (counts) => counts.every((c) => c === 1), "every stream's unannounced entry");
+    await eventually(
+      () => seen.map((s) => s.length),
+      (counts) => counts.every((c) => c === 1),
+      "every stream's unannounced entry",
+    );
     const keysPerRead = reads.mock.calls.slice(from).map((args) => (args.length - 3) / 2);
     expect(Math.max(...keysPerRead)).toBeLessThanOrEqual(2);
   });
@@ -289,7 +416,8 @@ describe("TenantStreamReader's wake-ups", () => {
     const tenants = Array.from({ length: 20_000 }, (_, i) => `t${i}-${randomUUID().slice(0, 8)}`);
     let delivered = 0;
     const subscriber: StreamSubscriber = { receive: (entries) => (delivered += entries.length), lost: () => {} };
-    for (let start = 0; start < tenants.length; start += 1_000) await Promise.all(tenants.slice(start, start + 1_000).map((t) => r.subscribe(t, subscriber)));
+    for (let start = 0; start < tenants.length; start += 1_000)
+      await Promise.all(tenants.slice(start, start + 1_000).map((t) => r.subscribe(t, subscriber)));
     // One entry per tenant that rang nobody, as if every wake had been lost.
     const appends = command.pipeline();
     for (const t of tenants) appends.xadd(keys.events(t), "*", "e", event(t, "unannounced"));
@@ -297,7 +425,12 @@ describe("TenantStreamReader's wake-ups", () => {
     const cpuBefore = process.cpuUsage();
     // The wake connection drops: every followed stream is read (and every channel subscribed again).
     await admin.client("KILL", "ID", String(wakeId));
-    await eventually(() => delivered, (n) => n === tenants.length, "every tenant's entry", 120_000);
+    await eventually(
+      () => delivered,
+      (n) => n === tenants.length,
+      "every tenant's entry",
+      120_000,
+    );
     const cpu = process.cpuUsage(cpuBefore);
     // A CPU budget with a wide margin (measured: ~0.6 s): matching streams to tenants by
     // searching the key list cost seconds here, all of it in one turn of the loop. The loop's
@@ -317,7 +450,11 @@ describe("TenantStreamReader's wake-ups", () => {
         lost: () => seen.push("LOST"),
       });
       await stream.append(tenant, event(tenant, "before"));
-      await eventually(() => seen, (s) => s.includes("before"), "the first entry");
+      await eventually(
+        () => seen,
+        (s) => s.includes("before"),
+        "the first entry",
+      );
       for (let crash = 0; crash < 5; crash++) {
         const from = seen.length;
         // Appended without a wake just before the crash: lost with Redis, maybe never read.
@@ -325,12 +462,20 @@ describe("TenantStreamReader's wake-ups", () => {
         await redis.restart({ crash: true, downMs: 100 });
         await stream.append(tenant, event(tenant, `after ${crash}`));
         // The new stream's entry arrives, or the loss is reported (the resync covers the entry).
-        await eventually(() => seen.slice(from), (s) => s.includes(`after ${crash}`) || s.includes("LOST"), `crash ${crash} to show`);
+        await eventually(
+          () => seen.slice(from),
+          (s) => s.includes(`after ${crash}`) || s.includes("LOST"),
+          `crash ${crash} to show`,
+        );
         // Never the new stream as if nothing happened: before its first entry, the subscriber
         // got the entry Redis lost, or was told of the loss.
         const since = seen.slice(from);
         const afterAt = since.indexOf(`after ${crash}`);
-        if (afterAt >= 0) expect(since.slice(0, afterAt).some((m) => m === `unread ${crash}` || m === "LOST"), `crash ${crash}: ${since.join(", ")}`).toBe(true);
+        if (afterAt >= 0)
+          expect(
+            since.slice(0, afterAt).some((m) => m === `unread ${crash}` || m === "LOST"),
+            `crash ${crash}: ${since.join(", ")}`,
+          ).toBe(true);
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
@@ -356,18 +501,30 @@ describe("TenantStreamReader's wake-ups", () => {
     const seen = await followWithLosses(r, tenant);
     await stream.append(tenant, event(tenant, "kept"));
     const lost = await stream.append(tenant, event(tenant, "lost"));
-    await eventually(() => seen, (s) => s.length === 2, "both entries");
+    await eventually(
+      () => seen,
+      (s) => s.length === 2,
+      "both entries",
+    );
     // The promoted replica never had the second entry; another process appends first.
     await command.xdel(keys.events(tenant), "id" in lost ? lost.id : "");
     const other = new TenantEventStream(command, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
     const next = await other.append(tenant, event(tenant, "after"));
     const nextId = "id" in next ? next.id : "";
-    await eventually(() => seen, (s) => s.length === 3, "the loss");
+    await eventually(
+      () => seen,
+      (s) => s.length === 3,
+      "the loss",
+    );
     // The entry after the hole is covered by the resync's snapshot, not delivered past the hole.
     expect(seen).toEqual(["kept", "lost", `LOST@${nextId}`]);
     expect(await command.get(keys.trimmed(tenant))).toBe("id" in lost ? lost.id : "");
     await stream.append(tenant, event(tenant, "later"));
-    await eventually(() => seen, (s) => s.length === 4, "the next entry");
+    await eventually(
+      () => seen,
+      (s) => s.length === 4,
+      "the next entry",
+    );
     expect(seen.at(-1)).toBe("later");
   });
 
@@ -376,13 +533,21 @@ describe("TenantStreamReader's wake-ups", () => {
     const tenant = `t-${randomUUID()}`;
     const seen = await followWithLosses(r, tenant);
     const kept = await stream.append(tenant, event(tenant, "kept"));
-    await eventually(() => seen, (s) => s.length === 1, "the first entry");
+    await eventually(
+      () => seen,
+      (s) => s.length === 1,
+      "the first entry",
+    );
     // Acknowledged to the publisher, lost by a failover before any wake of it reached the reader.
     const unheard = await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unheard"));
     await command.xdel(keys.events(tenant), unheard!);
     (stream as unknown as { lastAppended: { set(t: string, id: string): void } }).lastAppended.set(tenant, unheard!);
     const next = await stream.append(tenant, event(tenant, "after"));
-    await eventually(() => seen, (s) => s.length === 2, "the loss");
+    await eventually(
+      () => seen,
+      (s) => s.length === 2,
+      "the loss",
+    );
     const nextId = "id" in next ? next.id : "";
     expect(seen).toEqual(["kept", `LOST@${nextId}`]);
     // Every id before the new entry is marked lost, the unheard one with them: a client that
@@ -400,10 +565,18 @@ describe("TenantStreamReader's wake-ups", () => {
     const tenant = `t-${randomUUID()}`;
     const seen = await followWithLosses(r, tenant);
     await stream.append(tenant, event(tenant, "kept"));
-    await eventually(() => seen, (s) => s.length === 1, "the first entry");
+    await eventually(
+      () => seen,
+      (s) => s.length === 1,
+      "the first entry",
+    );
     // As the append after a failover writes it, and with its wake gone (a subscriber reconnecting).
     const afterLoss = await command.xadd(keys.events(tenant), "*", "e", event(tenant, "after"), "lost", "1");
-    await eventually(() => seen, (s) => s.length === 2, "the loss, found by the rolling check");
+    await eventually(
+      () => seen,
+      (s) => s.length === 2,
+      "the loss, found by the rolling check",
+    );
     expect(seen).toEqual(["kept", `LOST@${afterLoss}`]);
   });
 
@@ -415,7 +588,10 @@ describe("TenantStreamReader's wake-ups", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     await redis.stop();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const stopped = await Promise.race([r.stop().then(() => "stopped"), new Promise((resolve) => setTimeout(() => resolve("still reading"), 8_000))]);
+    const stopped = await Promise.race([
+      r.stop().then(() => "stopped"),
+      new Promise((resolve) => setTimeout(() => resolve("still reading"), 8_000)),
+    ]);
     expect(stopped).toBe("stopped");
   });
 });

@@ -196,7 +196,11 @@ export class TenantStreamReader {
   private async open(tenantId: string, cursor: TenantCursor): Promise<void> {
     const { stream, controlRedis } = this.options;
     try {
-      const [, lastId, genesis] = await Promise.all([this.wakes.listen(tenantId), stream.lastId(tenantId), controlRedis.get(stream.keys.genesis(tenantId))]);
+      const [, lastId, genesis] = await Promise.all([
+        this.wakes.listen(tenantId),
+        stream.lastId(tenantId),
+        controlRedis.get(stream.keys.genesis(tenantId)),
+      ]);
       cursor.lastId = lastId;
       cursor.genesis = genesis;
     } catch (error) {
@@ -239,8 +243,10 @@ export class TenantStreamReader {
     if (!cursor || cursor.opening) return;
     const announced = wakeCarried(message);
     // What the reader knew exists before this wake: what it delivered, and what wakes announced.
-    const known = cursor.announced && compareStreamIds(cursor.announced, cursor.lastId) > 0 ? cursor.announced : cursor.lastId;
-    if (announced && (!cursor.announced || compareStreamIds(announced.id, cursor.announced) > 0)) cursor.announced = announced.id;
+    const known =
+      cursor.announced && compareStreamIds(cursor.announced, cursor.lastId) > 0 ? cursor.announced : cursor.lastId;
+    if (announced && (!cursor.announced || compareStreamIds(announced.id, cursor.announced) > 0))
+      cursor.announced = announced.id;
     const carried = this.recheck ? null : announced;
     if (carried?.previousId === cursor.lastId && known === cursor.lastId) {
       cursor.lastId = carried.id;
@@ -276,7 +282,10 @@ export class TenantStreamReader {
   /** Where subscribers of a stream that lost entries after `lastId` resync: past both the hole and the newest entry. */
   private async restartAfterLoss(tenantId: string, lastId: string): Promise<string> {
     const { stream } = this.options;
-    const [newest, lost] = await Promise.all([stream.lastId(tenantId), this.options.controlRedis.get(stream.keys.trimmed(tenantId))]);
+    const [newest, lost] = await Promise.all([
+      stream.lastId(tenantId),
+      this.options.controlRedis.get(stream.keys.trimmed(tenantId)),
+    ]);
     const restart = lost !== null && compareStreamIds(lost, newest) > 0 ? lost : newest;
     return compareStreamIds(restart, lastId) > 0 ? restart : lastId;
   }
@@ -295,8 +304,13 @@ export class TenantStreamReader {
 
   private lostTail(tenantId: string, lastDelivered: string): void {
     const { stream, logger } = this.options;
-    logger.warn({ tenantId, lastDelivered }, "stream reader: the tenant's stream lost entries it had delivered (a failover); resuming clients resync");
-    stream.markLostThrough(tenantId, lastDelivered).catch((err: unknown) => logger.warn({ err, tenantId }, "stream reader: recording the lost entries failed"));
+    logger.warn(
+      { tenantId, lastDelivered },
+      "stream reader: the tenant's stream lost entries it had delivered (a failover); resuming clients resync",
+    );
+    stream
+      .markLostThrough(tenantId, lastDelivered)
+      .catch((err: unknown) => logger.warn({ err, tenantId }, "stream reader: recording the lost entries failed"));
   }
 
   /**
@@ -363,7 +377,11 @@ export class TenantStreamReader {
       return;
     }
     const followed = this.tenants.size;
-    const slice = Math.min(followed, this.maxChecksPerSweep, Math.max(1, Math.ceil((followed * this.sweepMs) / this.checkPeriodMs)));
+    const slice = Math.min(
+      followed,
+      this.maxChecksPerSweep,
+      Math.max(1, Math.ceil((followed * this.sweepMs) / this.checkPeriodMs)),
+    );
     for (let i = 0; i < slice; i++) {
       let next = this.rolling?.next();
       if (!next || next.done) {
@@ -414,7 +432,9 @@ export class TenantStreamReader {
     for (let start = 0; start < followed.length; start += LOST_STREAM_CHECK_CHUNK) {
       const chunk = followed.slice(start, start + LOST_STREAM_CHECK_CHUNK);
       const markers = await Promise.all(chunk.map(([tenantId]) => controlRedis.get(stream.keys.genesis(tenantId))));
-      await Promise.all(chunk.map(([tenantId, cursor], index) => this.checkStream(tenantId, cursor, markers[index] ?? null)));
+      await Promise.all(
+        chunk.map(([tenantId, cursor], index) => this.checkStream(tenantId, cursor, markers[index] ?? null)),
+      );
     }
   }
 
@@ -427,7 +447,10 @@ export class TenantStreamReader {
     else lost = cursor.lastId !== STREAM_ORIGIN && (await controlRedis.exists(stream.keys.events(tenantId))) === 0;
     if (lost) {
       const restartId = await stream.lastId(tenantId);
-      logger.warn({ tenantId, lastId: cursor.lastId, restartId }, "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync");
+      logger.warn(
+        { tenantId, lastId: cursor.lastId, restartId },
+        "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync",
+      );
       cursor.lastId = restartId;
       for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
     } else if (cursor.lastId !== STREAM_ORIGIN && (await this.lostAfter(tenantId, cursor.lastId))) {
@@ -475,7 +498,10 @@ export class TenantStreamReader {
       }
       failures += 1;
       metrics?.readerErrors.inc(failed.reads);
-      logger.warn({ err: failed.error, failures, reads: failed.reads }, "stream reader: reading the streams failed, retrying");
+      logger.warn(
+        { err: failed.error, failures, reads: failed.reads },
+        "stream reader: reading the streams failed, retrying",
+      );
       await this.untilReadable(Math.min(100 * 2 ** failures, 2_000));
     }
   }
@@ -507,7 +533,13 @@ export class TenantStreamReader {
         const cursors = call.map((index) => this.tenants.get(ids[index]!)?.lastId ?? STREAM_ORIGIN);
         let result: [string, [string, string[]][]][] | null;
         try {
-          result = (await readRedis.xread("COUNT", this.batchSize, "STREAMS", ...tenantOf.keys(), ...cursors)) as typeof result;
+          result = (await readRedis.xread(
+            "COUNT",
+            this.batchSize,
+            "STREAMS",
+            ...tenantOf.keys(),
+            ...cursors,
+          )) as typeof result;
         } catch (error) {
           for (const tenantId of tenantOf.values()) this.dirty.add(tenantId);
           failed = { error, reads: (failed?.reads ?? 0) + 1 };

@@ -54,14 +54,21 @@ export class AdminEndpoint {
       {
         method: "PUT",
         pattern: /^tenants\/([^/]+)$/,
-        run: ([id], body) => accounts.upsertTenant({ id: parseWith(externalId, id, "tenant id"), ...parseWith(tenantBody, body) }),
+        run: ([id], body) =>
+          accounts.upsertTenant({ id: parseWith(externalId, id, "tenant id"), ...parseWith(tenantBody, body) }),
       },
       {
         method: "PUT",
         pattern: /^tenants\/([^/]+)\/users\/([^/]+)$/,
         run: async ([tenant, user], body) => {
           const { tenantId } = await accounts.upsertTenant({ id: parseWith(externalId, tenant, "tenant id") });
-          return { tenantId, ...(await accounts.upsertUser(tenantId, { id: parseWith(externalId, user, "user id"), ...parseWith(userBody, body) })) };
+          return {
+            tenantId,
+            ...(await accounts.upsertUser(tenantId, {
+              id: parseWith(externalId, user, "user id"),
+              ...parseWith(userBody, body),
+            })),
+          };
         },
       },
       { method: "POST", pattern: /^tokens$/, run: (_, body) => accounts.mint(parseWith(mintBody, body)) },
@@ -74,19 +81,27 @@ export class AdminEndpoint {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (!this.key) return answerError(res, 404, "NOT_FOUND", "the admin API is off: set PULSE_ADMIN_KEY to turn it on");
+      if (!this.key)
+        return answerError(res, 404, "NOT_FOUND", "the admin API is off: set PULSE_ADMIN_KEY to turn it on");
       if (!this.authorized(req)) {
         res.setHeader("WWW-Authenticate", 'Bearer realm="pulse-admin"');
         return answerError(res, 401, "UNAUTHORIZED", "the admin API needs Authorization: Bearer <PULSE_ADMIN_KEY>");
       }
       const path = new URL(req.url ?? "/", "http://localhost").pathname.slice(PREFIX.length);
       const found = this.route(req.method, path);
-      if (!found) return answerError(res, 404, "NOT_FOUND", "no such admin route: PUT tenants/:id, PUT tenants/:id/users/:id, POST tokens");
+      if (!found)
+        return answerError(
+          res,
+          404,
+          "NOT_FOUND",
+          "no such admin route: PUT tenants/:id, PUT tenants/:id/users/:id, POST tokens",
+        );
       if (!/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
         return answerError(res, 415, "UNSUPPORTED_MEDIA_TYPE", "content-type: must be application/json");
       }
       const raw = await readBody(req, this.options.maxBodyBytes);
-      if (raw === null) return answerError(res, 413, "PAYLOAD_TOO_LARGE", `body: at most ${this.options.maxBodyBytes} bytes`);
+      if (raw === null)
+        return answerError(res, 413, "PAYLOAD_TOO_LARGE", `body: at most ${this.options.maxBodyBytes} bytes`);
       let body: unknown;
       try {
         body = raw.trim() === "" ? {} : JSON.parse(raw);

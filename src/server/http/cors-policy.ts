@@ -28,7 +28,9 @@ export class CorsPolicy {
     const origin = this.listed(req.headers.origin);
     if (origin === null) {
       res.writeHead(403, { "content-type": "application/json", "cache-control": "no-store" });
-      res.end(JSON.stringify({ error: { code: "FORBIDDEN", message: "origin not allowed: list it in ALLOWED_ORIGINS" } }));
+      res.end(
+        JSON.stringify({ error: { code: "FORBIDDEN", message: "origin not allowed: list it in ALLOWED_ORIGINS" } }),
+      );
       return;
     }
     res.writeHead(204, {

@@ -88,17 +88,34 @@ export class HttpCallGate {
     const calls = procedures.length;
     const { maxBatch, perIpPerSecond } = this.options.limits;
     if (calls > maxBatch) {
-      return { status: 400, code: "BAD_REQUEST", message: `batch: at most ${maxBatch} calls per request (got ${calls})` };
+      return {
+        status: 400,
+        code: "BAD_REQUEST",
+        message: `batch: at most ${maxBatch} calls per request (got ${calls})`,
+      };
     }
     if (req.method === "POST" && !/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
-      return { status: 415, code: "UNSUPPORTED_MEDIA_TYPE", message: "content-type: calls over POST must be application/json" };
+      return {
+        status: 415,
+        code: "UNSUPPORTED_MEDIA_TYPE",
+        message: "content-type: calls over POST must be application/json",
+      };
     }
     if (this.cookieFromForeignPage(req)) {
-      return { status: 403, code: "FORBIDDEN", message: "origin not allowed: a session cookie counts only on calls from the dashboard's own origin" };
+      return {
+        status: 403,
+        code: "FORBIDDEN",
+        message: "origin not allowed: a session cookie counts only on calls from the dashboard's own origin",
+      };
     }
     const retryAfter = this.perIp.take(ip, HttpCallGate.cost(procedures));
     if (retryAfter > 0) {
-      return { status: 429, code: "TOO_MANY_REQUESTS", message: `at most ${perIpPerSecond} calls per second per address; retry in ${retryAfter} s`, retryAfter };
+      return {
+        status: 429,
+        code: "TOO_MANY_REQUESTS",
+        message: `at most ${perIpPerSecond} calls per second per address; retry in ${retryAfter} s`,
+        retryAfter,
+      };
     }
     return null;
   }

@@ -56,7 +56,9 @@ export class HttpRoutes {
     if (options.logger.isLevelEnabled("trace")) this.trace(req, res, path);
     // tRPC and Next.js both answer a path they cannot decode with 500: it is the client's error.
     if (isMalformedPath(path)) {
-      res.writeHead(400, { "content-type": "text/plain; charset=utf-8" }).end("Bad Request: the address has a malformed percent-encoding");
+      res
+        .writeHead(400, { "content-type": "text/plain; charset=utf-8" })
+        .end("Bad Request: the address has a malformed percent-encoding");
       return;
     }
     if (options.metrics && MetricsEndpoint.matches(path)) return void options.metrics.handle(req, res);
@@ -105,7 +107,12 @@ export class HttpRoutes {
   private trace(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
     const startedAt = Date.now();
     res.once("finish", () => {
-      const request = { method: req.method, path: loggablePath(path), status: res.statusCode, ms: Date.now() - startedAt };
+      const request = {
+        method: req.method,
+        path: loggablePath(path),
+        status: res.statusCode,
+        ms: Date.now() - startedAt,
+      };
       this.options.logger.trace(request, "http request");
     });
   }

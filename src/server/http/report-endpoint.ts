@@ -50,14 +50,24 @@ export class ReportEndpoint {
       const grant = await this.options.auth.verifyReportToken(bearer(req.headers.authorization));
       if (!grant) {
         res.setHeader("WWW-Authenticate", 'Bearer realm="pulse", error="invalid_token"');
-        return answerError(res, 401, "UNAUTHORIZED", "a valid run report token is required (Authorization: Bearer <token>)");
+        return answerError(
+          res,
+          401,
+          "UNAUTHORIZED",
+          "a valid run report token is required (Authorization: Bearer <token>)",
+        );
       }
       // A token used on another run's URL learns nothing and spends nothing of its run's rate.
       if (runId !== grant.runId) return answerError(res, 404, "NOT_FOUND", "run not found");
       const retryAfter = this.perRun.take(grant.runId);
       if (retryAfter > 0) {
         res.setHeader("Retry-After", String(retryAfter));
-        return answerError(res, 429, "TOO_MANY_REQUESTS", `at most ${this.options.reportsPerSecond} reports per second per run`);
+        return answerError(
+          res,
+          429,
+          "TOO_MANY_REQUESTS",
+          `at most ${this.options.reportsPerSecond} reports per second per run`,
+        );
       }
       if (!/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
         return answerError(res, 415, "UNSUPPORTED_MEDIA_TYPE", "content-type: must be application/json");

@@ -60,6 +60,9 @@ export class SecurityHeaders {
 
   /** For the dashboard's pages, after `answer`; `ownOrigin`'s WebSocket twin may be connected to (older browsers' 'self' leaves ws: out). */
   document(res: ServerResponse, ownOrigin: string | undefined): void {
-    res.setHeader("Content-Security-Policy", `${this.documentPolicy}; connect-src 'self'${ownOrigin ? ` ${ownOrigin.replace(/^http/, "ws")}` : ""}`);
+    res.setHeader(
+      "Content-Security-Policy",
+      `${this.documentPolicy}; connect-src 'self'${ownOrigin ? ` ${ownOrigin.replace(/^http/, "ws")}` : ""}`,
+    );
   }
 }

@@ -65,7 +65,8 @@ export class HealthCheck {
   private async probe(): Promise<HealthReport> {
     const { redis, database, probeKey } = this.options;
     const reasons: string[] = [];
-    for (const { name, status } of this.options.connections()) if (status !== "ready") reasons.push(`redis: connection ${name} is ${status}`);
+    for (const { name, status } of this.options.connections())
+      if (status !== "ready") reasons.push(`redis: connection ${name} is ${status}`);
     const [write, select] = await Promise.allSettled([
       // A connection that is not ready would only queue the probe until it reconnects.
       redis.status === "ready" ? this.once("redis", () => redis.set(probeKey, "1", "PX", 10_000)) : Promise.resolve(),
@@ -92,7 +93,10 @@ export class HealthCheck {
   /** Answers `/healthz`: JSON, 200 when ok and 503 with the reasons otherwise. */
   async respond(res: http.ServerResponse): Promise<void> {
     const report = await this.report();
-    res.writeHead(report.status === "ok" ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
+    res.writeHead(report.status === "ok" ? 200 : 503, {
+      "content-type": "application/json",
+      "cache-control": "no-store",
+    });
     res.end(JSON.stringify(report));
   }
 

@@ -42,7 +42,9 @@ async function startWorkerPulse(redisUrl: string, logger: Logger, prefix = `test
   return { pulse, database, prefix };
 }
 
-async function healthz(server: MetricsServer): Promise<{ status: number; body: { status: string; reasons: string[] } }> {
+async function healthz(
+  server: MetricsServer,
+): Promise<{ status: number; body: { status: string; reasons: string[] } }> {
   const res = await fetch(`http://127.0.0.1:${server.port}/healthz`);
   return { status: res.status, body: (await res.json()) as { status: string; reasons: string[] } };
 }
@@ -64,21 +66,46 @@ describe("/healthz and logs when Redis refuses every command", () => {
 
     const captured = new CapturedLog();
     const { pulse } = await startWorkerPulse(redis.url, createLogger("info", "pulse-worker", captured));
-    const server = await startMetricsServer({ metrics: pulse.services.metrics, port: 0, host: "127.0.0.1", enabled: false, logger: createLogger("silent"), health: pulse.health });
+    const server = await startMetricsServer({
+      metrics: pulse.services.metrics,
+      port: 0,
+      host: "127.0.0.1",
+      enabled: false,
+      logger: createLogger("silent"),
+      health: pulse.health,
+    });
     toStop.push(() => server.close());
     await untilHealthy(`http://127.0.0.1:${server.port}`);
     const before = captured.text.length;
 
     // Every command of Pulse's connections (the default user's) is refused from now on.
     await admin.acl("SETUSER", "default", "-@all");
-    await eventually(() => refusals(admin, "NOPERM"), (n) => n >= 50, "Redis to refuse 50 commands", 60_000);
+    await eventually(
+      () => refusals(admin, "NOPERM"),
+      (n) => n >= 50,
+      "Redis to refuse 50 commands",
+      60_000,
+    );
 
-    const down = await eventually(() => healthz(server), (h) => h.status === 503, "/healthz to say unavailable", 30_000);
+    const down = await eventually(
+      () => healthz(server),
+      (h) => h.status === 503,
+      "/healthz to say unavailable",
+      30_000,
+    );
     expect(down.body.status).toBe("unavailable");
     expect(down.body.reasons.some((r) => r.startsWith("redis: NOPERM"))).toBe(true);
-    const workerReason = (h: Awaited<ReturnType<typeof healthz>>) => h.body.reasons.find((r) => r.startsWith("worker "));
-    const failing = await eventually(() => healthz(server), (h) => workerReason(h) !== undefined, "a failing worker", 30_000);
-    expect(workerReason(failing)).toMatch(/^worker [\w-]+ (keeps failing|is paused for \d+ s after repeated errors): .*NOPERM/);
+    const workerReason = (h: Awaited<ReturnType<typeof healthz>>) =>
+      h.body.reasons.find((r) => r.startsWith("worker "));
+    const failing = await eventually(
+      () => healthz(server),
+      (h) => workerReason(h) !== undefined,
+      "a failing worker",
+      30_000,
+    );
+    expect(workerReason(failing)).toMatch(
+      /^worker [\w-]+ (keeps failing|is paused for \d+ s after repeated errors): .*NOPERM/,
+    );
 
     const lines = captured.text.slice(before).split("\n").filter(Boolean);
     // Without collapsing, one line per refused command (300 and more, 1.4 KB each).
@@ -100,7 +127,12 @@ describe("/healthz of the API server and the database", () => {
     toStop.push(() => app.close());
     await untilHealthy(app.baseUrl);
     await database.close();
-    const res = await eventually(() => fetch(`${app.baseUrl}/healthz`), (r) => r.status === 503, "/healthz to say unavailable", 30_000);
+    const res = await eventually(
+      () => fetch(`${app.baseUrl}/healthz`),
+      (r) => r.status === 503,
+      "/healthz to say unavailable",
+      30_000,
+    );
     const body = (await res.json()) as { status: string; reasons: string[] };
     expect(body.status).toBe("unavailable");
     expect(body.reasons.some((r) => r.startsWith("database: "))).toBe(true);
@@ -112,7 +144,10 @@ describe("worker processes' connections", () => {
     const inspector = new Redis(inject("redisUrl"));
     try {
       const list = (await inspector.client("LIST")) as string;
-      return [...list.matchAll(/ name=(\S+)/g)].map((m) => m[1]!).filter((name) => name.startsWith(`${prefix}:`)).map((name) => name.slice(prefix.length + 1));
+      return [...list.matchAll(/ name=(\S+)/g)]
+        .map((m) => m[1]!)
+        .filter((name) => name.startsWith(`${prefix}:`))
+        .map((name) => name.slice(prefix.length + 1));
     } finally {
       inspector.disconnect();
     }

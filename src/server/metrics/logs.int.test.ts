@@ -4,7 +4,16 @@ import { createTRPCClient, httpLink } from "@trpc/client";
 import { TRPC_PATH } from "../http-server";
 import { createLogger, type Logger } from "../logger";
 import type { AppRouter } from "../trpc/root";
-import { AgentRemote, collect, connectClient, eventually, fastDemoAgents, startTestPulse, TEST_SECRET, type TestPulse } from "../../test/harness";
+import {
+  AgentRemote,
+  collect,
+  connectClient,
+  eventually,
+  fastDemoAgents,
+  startTestPulse,
+  TEST_SECRET,
+  type TestPulse,
+} from "../../test/harness";
 import { CapturedLog } from "../../test/captured-log";
 import { postRunEvent } from "../../test/security/security-kit";
 
@@ -72,7 +81,11 @@ describe("logs", () => {
 
     const c = connectClient(app, sessionToken, { socketToken: async () => socketToken });
     const feed = collect((h) => c.trpc.agent.onStatus.subscribe({}, h));
-    await eventually(() => feed.items.length, (n) => n >= 1, "the snapshot");
+    await eventually(
+      () => feed.items.length,
+      (n) => n >= 1,
+      "the snapshot",
+    );
 
     // An in-process agent run, and an external agent reporting with its run token.
     const http = createTRPCClient<AppRouter>({
@@ -86,22 +99,39 @@ describe("logs", () => {
     expect((await postRunEvent(app, external.runId, reportToken, { type: "agent:active" })).status).toBe(202);
     expect((await postRunEvent(app, external.runId, `${reportToken}x`, { type: "agent:completed" })).status).toBe(401);
     expect((await postRunEvent(app, external.runId, reportToken, { type: "agent:completed" })).status).toBe(202);
-    const ended = (runId: string) => feed.events().some((i) => i.data.type === "agent:completed" && i.data.runId === runId);
+    const ended = (runId: string) =>
+      feed.events().some((i) => i.data.type === "agent:completed" && i.data.runId === runId);
     await eventually(() => ended(run.runId) && ended(external.runId), Boolean, "both runs completed on the dashboard");
 
     // The redaction itself, for an object that should never have been logged.
     logger.info(
-      { headers: { authorization: `Bearer ${sessionToken}`, cookie }, info: { connectionParams: { token: socketToken } }, reportToken, password },
+      {
+        headers: { authorization: `Bearer ${sessionToken}`, cookie },
+        info: { connectionParams: { token: socketToken } },
+        reportToken,
+        password,
+      },
       "a careless log line",
     );
 
     feed.unsubscribe();
     await c.close();
-    await eventually(() => captured.lines.some((l) => l.msg === "websocket closed"), Boolean, "the connection's close logged");
+    await eventually(
+      () => captured.lines.some((l) => l.msg === "websocket closed"),
+      Boolean,
+      "the connection's close logged",
+    );
 
     const text = captured.text;
     expect(text.length).toBeGreaterThan(0);
-    const secrets = { password, sessionToken, cookieValue, socketToken, reportToken, authSecret: new TextDecoder().decode(TEST_SECRET) };
+    const secrets = {
+      password,
+      sessionToken,
+      cookieValue,
+      socketToken,
+      reportToken,
+      authSecret: new TextDecoder().decode(TEST_SECRET),
+    };
     for (const [name, secret] of Object.entries(secrets)) {
       expect(text.includes(secret), `${name} appears in the logs`).toBe(false);
       // Nor a JWT's signature on its own.
@@ -130,13 +160,23 @@ describe("logs", () => {
     expect(authenticated?.connectionId).toMatch(/^[0-9a-f]{8}$/);
     const connectionId: string = authenticated!.connectionId;
     const ofConnection = lines.filter((l) => l.connectionId === connectionId).map((l) => l.msg);
-    expect(ofConnection).toEqual(expect.arrayContaining(["websocket opened", "websocket authenticated", "subscription started", "websocket closed"]));
+    expect(ofConnection).toEqual(
+      expect.arrayContaining([
+        "websocket opened",
+        "websocket authenticated",
+        "subscription started",
+        "websocket closed",
+      ]),
+    );
     const subscription = lines.find((l) => l.msg === "subscription started" && l.connectionId === connectionId);
     expect(subscription?.tenantId).toBe(tenantId);
 
     // Agent worker lines carry the tenant, run, job and attempt.
     const started = lines.find((l) => l.msg === "agent run started" && l.runId === run.runId);
     expect(started).toMatchObject({ tenantId, runId: run.runId, jobId: run.runId, attempt: 1, agentRole: agent.role });
-    expect(lines.find((l) => l.msg === "agent run completed" && l.runId === run.runId)).toMatchObject({ tenantId, attempt: 1 });
+    expect(lines.find((l) => l.msg === "agent run completed" && l.runId === run.runId)).toMatchObject({
+      tenantId,
+      attempt: 1,
+    });
   });
 });

@@ -39,7 +39,9 @@ export class MetricsEndpoint {
       return;
     }
     if (!this.authorized(req.headers.authorization)) {
-      res.writeHead(401, { "www-authenticate": 'Bearer realm="metrics"', "content-type": "text/plain" }).end("Unauthorized");
+      res
+        .writeHead(401, { "www-authenticate": 'Bearer realm="metrics"', "content-type": "text/plain" })
+        .end("Unauthorized");
       return;
     }
     try {

@@ -19,7 +19,8 @@ describe("metrics settings", () => {
   });
 
   it("name the variable and the problem for bad values, without repeating the token", () => {
-    const attempt = () => parseEnv({ METRICS_ENABLED: "sometimes", METRICS_TOKEN: "short-secret", METRICS_PORT: "70000" });
+    const attempt = () =>
+      parseEnv({ METRICS_ENABLED: "sometimes", METRICS_TOKEN: "short-secret", METRICS_PORT: "70000" });
     expect(attempt).toThrow(EnvError);
     const message = (() => {
       try {
@@ -34,10 +35,14 @@ describe("metrics settings", () => {
     expect(message).toContain('METRICS_PORT: must be at most 65535 (got "70000")');
     expect(message).not.toContain("short-secret");
     expect(() => parseEnv({ METRICS_PORT: "abc" })).toThrow('METRICS_PORT: must be a number (got "abc")');
-    expect(() => parseEnv({ METRICS_TOKEN: "has a space in the middle" })).toThrow("METRICS_TOKEN: must not contain spaces");
+    expect(() => parseEnv({ METRICS_TOKEN: "has a space in the middle" })).toThrow(
+      "METRICS_TOKEN: must not contain spaces",
+    );
   });
 
   it("hide a database URL's password in an error message", () => {
-    expect(() => parseEnv({ DATABASE_URL: "mysql://pulse:hunter2@db:3306/pulse" })).toThrow('(got "mysql://pulse:***@db:3306/pulse")');
+    expect(() => parseEnv({ DATABASE_URL: "mysql://pulse:hunter2@db:3306/pulse" })).toThrow(
+      '(got "mysql://pulse:***@db:3306/pulse")',
+    );
   });
 });

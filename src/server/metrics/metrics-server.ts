@@ -29,7 +29,11 @@ export interface MetricsServer {
  */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const endpoint = options.enabled
-    ? new MetricsEndpoint({ metrics: options.metrics, logger: options.logger, ...(options.token ? { token: options.token } : {}) })
+    ? new MetricsEndpoint({
+        metrics: options.metrics,
+        logger: options.logger,
+        ...(options.token ? { token: options.token } : {}),
+      })
     : null;
   const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000 }, (req, res) => {
     if (endpoint && MetricsEndpoint.matches(req.url)) {

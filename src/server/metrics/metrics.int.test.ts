@@ -29,7 +29,11 @@ const RETAINED = 3;
 
 let app: TestPulse;
 /** Clients and subscriptions a test opens, closed after it. */
-const open = useTickerPulse(ticker, { agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } }, (started) => (app = started));
+const open = useTickerPulse(
+  ticker,
+  { agents: [ticker.definition], retention: { minEvents: RETAINED, maxEvents: 1_000, maxAgeMs: 1 } },
+  (started) => (app = started),
+);
 
 /** One scrape as `name{labels}` → value (label order as prom-client writes it). */
 type Scrape = Map<string, number>;
@@ -82,7 +86,11 @@ describe("/metrics", () => {
 
     const c = client(tenant.token);
     const feed = watch(c);
-    await eventually(() => feed.items.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => feed.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     const connected = await eventually(
       scrape,
       (s) => value(s, "pulse_ws_connections") === 1 && value(s, 'pulse_subscriptions{transport="ws"}') === 1,
@@ -100,7 +108,9 @@ describe("/metrics", () => {
 
     const after = await scrape();
     // One subscriber of the only tenant with events: every published event was delivered once.
-    expect(total(after, "pulse_events_published_total") - total(before, "pulse_events_published_total")).toBe(delivered);
+    expect(total(after, "pulse_events_published_total") - total(before, "pulse_events_published_total")).toBe(
+      delivered,
+    );
     expect(grew(after, before, 'pulse_events_published_total{type="agent:progress"}')).toBe(5);
     expect(grew(after, before, 'pulse_events_delivered_total{transport="ws"}')).toBe(delivered);
     // The reader fanned each entry out once, observing its lag once.
@@ -122,10 +132,18 @@ describe("/metrics", () => {
     const tenant = await createQuietTenant(app);
     const c = client(tenant.token);
     const first = watch(c);
-    await eventually(() => first.items.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => first.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     await c.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(6);
-    await eventually(() => first.items.some((i) => i.data.type === "agent:progress" && i.data.message === "tick 6"), Boolean, "tick 6");
+    await eventually(
+      () => first.items.some((i) => i.data.type === "agent:progress" && i.data.message === "tick 6"),
+      Boolean,
+      "tick 6",
+    );
     const events = first.events();
     first.unsubscribe();
 
@@ -133,7 +151,11 @@ describe("/metrics", () => {
     const before = await scrape();
     const resumed = watch(c, { lastEventId: events[1]!.id });
     const missed = events.length - 2;
-    await eventually(() => resumed.items.length, (n) => n >= missed, "the replay");
+    await eventually(
+      () => resumed.items.length,
+      (n) => n >= missed,
+      "the replay",
+    );
     const replayed = await scrape();
     expect(grew(replayed, before, "pulse_replays_total")).toBe(1);
     expect(grew(replayed, before, "pulse_replayed_events_total")).toBe(missed);
@@ -144,7 +166,11 @@ describe("/metrics", () => {
     // Trim to the newest three entries: a resume from the first event now gets a resync.
     expect(await app.pulse.services.stream.trim(tenant.tenantId)).toBeGreaterThan(0);
     const stale = watch(c, { lastEventId: events[0]!.id });
-    await eventually(() => stale.items[0]?.data.type, (t) => t === "resync", "the resync");
+    await eventually(
+      () => stale.items[0]?.data.type,
+      (t) => t === "resync",
+      "the resync",
+    );
     const resynced = await scrape();
     expect(grew(resynced, replayed, 'pulse_resyncs_total{reason="trimmed"}')).toBe(1);
     expect(grew(resynced, replayed, "pulse_replays_total")).toBe(0);
@@ -193,23 +219,41 @@ describe("a reader that stops reading", () => {
       const c = client(tenant.token);
       const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
       ticker.tick(1);
-      const run = await eventually(() => app.pulse.services.db.agentRun.findUnique({ where: { id: runId } }), (r) => r?.status === "active", "the run active");
+      const run = await eventually(
+        () => app.pulse.services.db.agentRun.findUnique({ where: { id: runId } }),
+        (r) => r?.status === "active",
+        "the run active",
+      );
       const stalled = rawSocket({ ...app, wsUrl: `ws://127.0.0.1:${port}/api/trpc` });
       await stalled.opened;
       stalled.authenticate(tenant.token);
       // Ten subscriptions to the same run: each event is sent ten times, so the buffers fill ten times sooner.
       for (let id = 1; id <= 10; id++) stalled.request(id, "subscription", "agent.onStatus", { runId });
-      await stalled.waitFor((f) => f.json?.id === 10 && f.json.result?.type === "data", "the stalled client's snapshots");
+      await stalled.waitFor(
+        (f) => f.json?.id === 10 && f.json.result?.type === "data",
+        "the stalled client's snapshots",
+      );
       const before = await scrape();
       // Its TCP socket stops reading: the kernel's buffers fill, then the server's.
       (stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-      const base = { tenantId: tenant.tenantId, runId, jobId: run!.jobId, queue: run!.queue, agentRole: ticker.role, attempt: run!.attempt };
+      const base = {
+        tenantId: tenant.tenantId,
+        runId,
+        jobId: run!.jobId,
+        queue: run!.queue,
+        agentRole: ticker.role,
+        attempt: run!.attempt,
+      };
       const chunk = "o".repeat(16_000);
       for (let published = 0; capped.connections.size > 0 && published < 2_000; published++) {
         await app.pulse.services.bus.publish({ ...base, type: "agent:output", chunk });
       }
       expect(capped.connections.size).toBe(0);
-      const after = await eventually(scrape, (s) => grew(s, before, "pulse_ws_send_buffer_closes_total") === 1, "the close counted");
+      const after = await eventually(
+        scrape,
+        (s) => grew(s, before, "pulse_ws_send_buffer_closes_total") === 1,
+        "the close counted",
+      );
       expect(grew(after, before, "pulse_ws_send_buffer_closes_total")).toBe(1);
       stalled.close();
     } finally {
@@ -222,7 +266,12 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
   const TOKEN = "metrics-token-0123456789abcdef";
 
   it("answers 401 without the bearer token or with a wrong one, and 200 with the right one", async () => {
-    const guarded = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false, metrics: { token: TOKEN } });
+    const guarded = createPulseServer({
+      pulse: app.pulse,
+      logger: createLogger("silent"),
+      secureCookies: false,
+      metrics: { token: TOKEN },
+    });
     await new Promise<void>((resolve) => guarded.server.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(guarded.server.address() as AddressInfo).port}/metrics`;
     try {
@@ -243,8 +292,18 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
 
   it("serves nothing at /metrics on the public port without a token, unless METRICS_PUBLIC opens it", async () => {
     const closed = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false });
-    const open = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false, metrics: { public: true } });
-    const listening = (s: typeof closed) => new Promise<string>((resolve) => s.server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(s.server.address() as AddressInfo).port}/metrics`)));
+    const open = createPulseServer({
+      pulse: app.pulse,
+      logger: createLogger("silent"),
+      secureCookies: false,
+      metrics: { public: true },
+    });
+    const listening = (s: typeof closed) =>
+      new Promise<string>((resolve) =>
+        s.server.listen(0, "127.0.0.1", () =>
+          resolve(`http://127.0.0.1:${(s.server.address() as AddressInfo).port}/metrics`),
+        ),
+      );
     try {
       const closedAnswer = await fetch(await listening(closed));
       expect(closedAnswer.status).toBe(404);
@@ -259,7 +318,12 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
   });
 
   it("serves nothing at /metrics when disabled", async () => {
-    const off = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false, metrics: { enabled: false } });
+    const off = createPulseServer({
+      pulse: app.pulse,
+      logger: createLogger("silent"),
+      secureCookies: false,
+      metrics: { enabled: false },
+    });
     await new Promise<void>((resolve) => off.server.listen(0, "127.0.0.1", resolve));
     try {
       const res = await fetch(`http://127.0.0.1:${(off.server.address() as AddressInfo).port}/metrics`);
@@ -283,7 +347,7 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
     try {
       expect((await fetch(`${base}/metrics`)).status).toBe(401);
       const scraped = await scrape(base, { authorization: `Bearer ${TOKEN}` });
-      expect(scraped.has("pulse_events_published_total{type=\"agent:queued\"}")).toBe(true);
+      expect(scraped.has('pulse_events_published_total{type="agent:queued"}')).toBe(true);
       expect((await untilHealthy(base)).body).toEqual({ status: "ok", reasons: [] });
       expect((await fetch(`${base}/api/trpc`)).status).toBe(404);
     } finally {

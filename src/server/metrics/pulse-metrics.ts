@@ -4,10 +4,27 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 export type ResyncReason = "trimmed" | "lost" | "cursor";
 
 /** Why a WebSocket connection was turned away or closed before it could be used. */
-export type RefusalReason = "origin" | "per_process" | "per_ip" | "per_user" | "per_tenant" | "per_share_link" | "per_viewer_ip" | "unauthenticated";
+export type RefusalReason =
+  | "origin"
+  | "per_process"
+  | "per_ip"
+  | "per_user"
+  | "per_tenant"
+  | "per_share_link"
+  | "per_viewer_ip"
+  | "unauthenticated";
 
 const RESYNC_REASONS: readonly ResyncReason[] = ["trimmed", "lost", "cursor"];
-const REFUSAL_REASONS: readonly RefusalReason[] = ["origin", "per_process", "per_ip", "per_user", "per_tenant", "per_share_link", "per_viewer_ip", "unauthenticated"];
+const REFUSAL_REASONS: readonly RefusalReason[] = [
+  "origin",
+  "per_process",
+  "per_ip",
+  "per_user",
+  "per_tenant",
+  "per_share_link",
+  "per_viewer_ip",
+  "unauthenticated",
+];
 
 /** From half a millisecond (an idle loopback Redis) to ten seconds (a reader that fell far behind). */
 export const READER_LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -39,7 +56,11 @@ export class PulseMetrics {
   readonly registry = new Registry();
 
   /** Open WebSocket connections of this process. */
-  readonly wsConnections = new Gauge({ name: "pulse_ws_connections", help: "Open WebSocket connections of this process.", registers: [this.registry] });
+  readonly wsConnections = new Gauge({
+    name: "pulse_ws_connections",
+    help: "Open WebSocket connections of this process.",
+    registers: [this.registry],
+  });
   /** Active subscriptions, each held by `ConnectionGuard.hold`. */
   readonly subscriptions = new Gauge({
     name: "pulse_subscriptions",
@@ -66,7 +87,11 @@ export class PulseMetrics {
     registers: [this.registry],
     collect: () => this.flushPending(),
   });
-  readonly replays = new Counter({ name: "pulse_replays_total", help: "Subscriptions that resumed from a cursor by replaying the stream.", registers: [this.registry] });
+  readonly replays = new Counter({
+    name: "pulse_replays_total",
+    help: "Subscriptions that resumed from a cursor by replaying the stream.",
+    registers: [this.registry],
+  });
   readonly replayedEvents = new Counter({
     name: "pulse_replayed_events_total",
     help: "Events those resumed subscriptions replayed before going live.",
@@ -79,14 +104,22 @@ export class PulseMetrics {
     labelNames: ["reason"],
     registers: [this.registry],
   });
-  readonly snapshots = new Counter({ name: "pulse_snapshots_total", help: "Snapshot items sent to fresh subscriptions and polls.", registers: [this.registry] });
+  readonly snapshots = new Counter({
+    name: "pulse_snapshots_total",
+    help: "Snapshot items sent to fresh subscriptions and polls.",
+    registers: [this.registry],
+  });
   readonly readerLag = new Histogram({
     name: "pulse_stream_reader_lag_seconds",
     help: "Time from an entry's stream id to its fan-out by this process's stream reader.",
     buckets: READER_LAG_BUCKETS,
     registers: [this.registry],
   });
-  readonly readerErrors = new Counter({ name: "pulse_stream_reader_errors_total", help: "Failed XREAD calls of the stream reader.", registers: [this.registry] });
+  readonly readerErrors = new Counter({
+    name: "pulse_stream_reader_errors_total",
+    help: "Failed XREAD calls of the stream reader.",
+    registers: [this.registry],
+  });
   /** What the stream reader received: the measure of per-tenant routing (a process should receive its own tenants' events only). */
   readonly readerReceived = new Counter({
     name: "pulse_stream_reader_received_total",

@@ -1,4 +1,11 @@
-import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, type TRPCClient } from "@trpc/client";
+import {
+  createTRPCClient,
+  httpBatchLink,
+  httpSubscriptionLink,
+  retryLink,
+  splitLink,
+  type TRPCClient,
+} from "@trpc/client";
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
@@ -33,7 +40,10 @@ afterAll(async () => {
 });
 
 /** A client whose subscriptions are server-sent events, authenticated by `connectionParams` (a fresh token per subscribe). */
-function sseClient(token: () => string | Promise<string>, options: { retryExpired?: boolean } = {}): TRPCClient<AppRouter> {
+function sseClient(
+  token: () => string | Promise<string>,
+  options: { retryExpired?: boolean } = {},
+): TRPCClient<AppRouter> {
   const subscriptions = httpSubscriptionLink<AppRouter, typeof EventSource>({
     url: `${app.baseUrl}${TRPC_PATH}`,
     EventSource,
@@ -44,8 +54,16 @@ function sseClient(token: () => string | Promise<string>, options: { retryExpire
       splitLink({
         condition: (op) => op.type === "subscription",
         // As the browser's client does: a stream ended by its token's expiry is subscribed again (by `lastEventId`) with a fresh one.
-        true: options.retryExpired ? [retryLink({ retry: ({ error, attempts }) => attempts < 5 && error.message === TOKEN_EXPIRED }), subscriptions] : subscriptions,
-        false: httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: async () => ({ authorization: `Bearer ${await token()}` }) }),
+        true: options.retryExpired
+          ? [
+              retryLink({ retry: ({ error, attempts }) => attempts < 5 && error.message === TOKEN_EXPIRED }),
+              subscriptions,
+            ]
+          : subscriptions,
+        false: httpBatchLink({
+          url: `${app.baseUrl}${TRPC_PATH}`,
+          headers: async () => ({ authorization: `Bearer ${await token()}` }),
+        }),
       }),
     ],
   });
@@ -77,7 +95,8 @@ async function publish(tenantId: string, count: number): Promise<void> {
   }
 }
 
-const eventIds = (received: Received) => received.items.filter((item) => item.type === "context:status_changed").map((item) => item.id);
+const eventIds = (received: Received) =>
+  received.items.filter((item) => item.type === "context:status_changed").map((item) => item.id);
 
 describe("subscriptions as server-sent events", () => {
   it("carry the WebSocket's items with its ids, and resume after lastEventId with every later event once, in order", async () => {
@@ -86,20 +105,47 @@ describe("subscriptions as server-sent events", () => {
     const ws = connectClient(app, tenant.token);
     closers.push(() => void ws.close());
     const overWs = watchContext(ws.trpc);
-    await eventually(() => [sse.items.length, overWs.items.length], ([a, b]) => a === 1 && b === 1, "both snapshots");
+    await eventually(
+      () => [sse.items.length, overWs.items.length],
+      ([a, b]) => a === 1 && b === 1,
+      "both snapshots",
+    );
     expect(sse.items[0]!.type).toBe("snapshot");
 
     await publish(tenant.tenantId, 6);
-    await eventually(() => eventIds(sse).length, (n) => n === 6, "six events over SSE");
-    await eventually(() => eventIds(overWs).length, (n) => n === 6, "six events over WebSocket");
+    await eventually(
+      () => eventIds(sse).length,
+      (n) => n === 6,
+      "six events over SSE",
+    );
+    await eventually(
+      () => eventIds(overWs).length,
+      (n) => n === 6,
+      "six events over WebSocket",
+    );
     expect(eventIds(sse)).toEqual(eventIds(overWs));
 
     // Resumed from the third: the fourth on, no snapshot, then live events as they come.
-    const resumed = watchContext(sseClient(() => tenant.token), eventIds(sse)[2]);
-    await eventually(() => resumed.items.length, (n) => n === 3, "the replay");
+    const resumed = watchContext(
+      sseClient(() => tenant.token),
+      eventIds(sse)[2],
+    );
+    await eventually(
+      () => resumed.items.length,
+      (n) => n === 3,
+      "the replay",
+    );
     await publish(tenant.tenantId, 2);
-    await eventually(() => eventIds(sse).length, (n) => n === 8, "the later events");
-    await eventually(() => resumed.items.length, (n) => n === 5, "the later events resumed");
+    await eventually(
+      () => eventIds(sse).length,
+      (n) => n === 8,
+      "the later events",
+    );
+    await eventually(
+      () => resumed.items.length,
+      (n) => n === 5,
+      "the later events resumed",
+    );
     expect(resumed.items.map((item) => item.id)).toEqual(eventIds(sse).slice(3));
     expect(new Set(resumed.items.map((item) => item.id)).size).toBe(5);
     for (const r of [sse, overWs, resumed]) r.stop();
@@ -111,11 +157,26 @@ describe("subscriptions as server-sent events", () => {
     const other = await createQuietTenant(app);
     const theirs = watchContext(sseClient(() => owner.token));
     const mine = watchContext(sseClient(() => other.token));
-    await eventually(() => [theirs.items.length, mine.items.length], ([a, b]) => a === 1 && b === 1, "both snapshots");
+    await eventually(
+      () => [theirs.items.length, mine.items.length],
+      ([a, b]) => a === 1 && b === 1,
+      "both snapshots",
+    );
     await publish(owner.tenantId, 3);
-    await eventually(() => eventIds(theirs).length, (n) => n === 3, "the owner's events");
-    const foreign = watchContext(sseClient(() => other.token), eventIds(theirs)[0]);
-    await eventually(() => foreign.errors.length, (n) => n === 1, "the foreign cursor refused");
+    await eventually(
+      () => eventIds(theirs).length,
+      (n) => n === 3,
+      "the owner's events",
+    );
+    const foreign = watchContext(
+      sseClient(() => other.token),
+      eventIds(theirs)[0],
+    );
+    await eventually(
+      () => foreign.errors.length,
+      (n) => n === 1,
+      "the foreign cursor refused",
+    );
     expect(foreign.errors[0]!.code).toBe("NOT_FOUND");
     expect(foreign.items).toEqual([]);
     expect(eventIds(mine)).toEqual([]);
@@ -131,13 +192,22 @@ describe("subscriptions as server-sent events", () => {
       return (await app.pulse.services.auth.issueSocketToken(tenant.session)).token;
     };
     const received = watchContext(sseClient(socketToken, { retryExpired: true }));
-    await eventually(() => received.items.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => received.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     // Events before, across and after the stream's end (2 s after it opened).
     for (let round = 0; round < 8; round++) {
       await publish(tenant.tenantId, 1);
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    await eventually(() => eventIds(received).length, (n) => n === 8, "every event", 20_000);
+    await eventually(
+      () => eventIds(received).length,
+      (n) => n === 8,
+      "every event",
+      20_000,
+    );
     expect(issued).toBeGreaterThanOrEqual(2);
     const ids = eventIds(received);
     expect(new Set(ids).size).toBe(8);
@@ -149,25 +219,56 @@ describe("subscriptions as server-sent events", () => {
   it("end with UNAUTHORIZED when their session is revoked (a logout in any process)", async () => {
     const tenant = await createQuietTenant(app);
     const received = watchContext(sseClient(() => tenant.token));
-    await eventually(() => received.items.length, (n) => n === 1, "the snapshot");
-    await eventually(() => app.http.eventStreams.size, (n) => n >= 1, "the stream registered");
+    await eventually(
+      () => received.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
+    await eventually(
+      () => app.http.eventStreams.size,
+      (n) => n >= 1,
+      "the stream registered",
+    );
     await app.pulse.services.auth.revokeSession(tenant.session.sessionId);
-    await eventually(() => received.errors.length, (n) => n === 1, "the stream ended");
-    expect(received.errors[0]).toMatchObject({ code: "UNAUTHORIZED", message: "your session has ended: sign in again" });
+    await eventually(
+      () => received.errors.length,
+      (n) => n === 1,
+      "the stream ended",
+    );
+    expect(received.errors[0]).toMatchObject({
+      code: "UNAUTHORIZED",
+      message: "your session has ended: sign in again",
+    });
   });
 
   it("count against the per-user cap, and free their place when they end", async () => {
     const tenant = await createQuietTenant(app);
     const client = sseClient(() => tenant.token);
     const open = [watchContext(client), watchContext(client), watchContext(client)];
-    await eventually(() => open.map((r) => r.items.length), (counts) => counts.every((n) => n === 1), "three streams");
+    await eventually(
+      () => open.map((r) => r.items.length),
+      (counts) => counts.every((n) => n === 1),
+      "three streams",
+    );
     const fourth = watchContext(client);
-    await eventually(() => fourth.errors.length, (n) => n === 1, "the fourth refused");
+    await eventually(
+      () => fourth.errors.length,
+      (n) => n === 1,
+      "the fourth refused",
+    );
     expect(fourth.errors[0]!.code).toBe("TOO_MANY_REQUESTS");
     open[0]!.stop();
-    await eventually(() => app.http.eventStreams.registry.connectionsOfUser(tenant.userId), (n) => n === 2, "the first stream's place freed");
+    await eventually(
+      () => app.http.eventStreams.registry.connectionsOfUser(tenant.userId),
+      (n) => n === 2,
+      "the first stream's place freed",
+    );
     const fifth = watchContext(client);
-    await eventually(() => fifth.items.length, (n) => n === 1, "a stream in the freed place");
+    await eventually(
+      () => fifth.items.length,
+      (n) => n === 1,
+      "a stream in the freed place",
+    );
     for (const r of [...open, fifth]) r.stop();
   });
 

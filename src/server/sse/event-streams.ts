@@ -74,11 +74,25 @@ export class EventStreams {
   async context(req: http.IncomingMessage, info: TRPCRequestInfo, ip: string): Promise<Context> {
     const { services, logger } = this.options;
     const principal = await this.principal(req, info);
-    const stream = new EventStreamGuard(ip, this.options.limits, info.signal, (guard) => this.registry.closed(guard), logger);
+    const stream = new EventStreamGuard(
+      ip,
+      this.options.limits,
+      info.signal,
+      (guard) => this.registry.closed(guard),
+      logger,
+    );
     const over = this.registry.refusalFor(ip);
     if (over) {
       services.metrics.eventStreamRefused(over);
-      stream.refuseCalls(new TRPCError({ code: "TOO_MANY_REQUESTS", message: over === "per_ip" ? `at most ${this.options.caps.perIp} event streams per address` : "this server holds all the event streams it can; retry shortly" }));
+      stream.refuseCalls(
+        new TRPCError({
+          code: "TOO_MANY_REQUESTS",
+          message:
+            over === "per_ip"
+              ? `at most ${this.options.caps.perIp} event streams per address`
+              : "this server holds all the event streams it can; retry shortly",
+        }),
+      );
     } else {
       this.registry.open(stream);
       if (!principal) services.metrics.eventStreamRefused("unauthenticated");
@@ -98,7 +112,11 @@ export class EventStreams {
     const param = info.connectionParams?.token;
     if (param !== undefined) return this.options.authenticate(param, ["session", "socket", "share"]);
     const credential = HttpCallGate.credential(req);
-    if ("malformed" in credential) throw new TRPCError({ code: "UNAUTHORIZED", message: "authorization: expected Bearer <token>" });
-    return this.options.authenticate(credential.token, credential.from === "header" ? ["session", "share"] : ["session"]);
+    if ("malformed" in credential)
+      throw new TRPCError({ code: "UNAUTHORIZED", message: "authorization: expected Bearer <token>" });
+    return this.options.authenticate(
+      credential.token,
+      credential.from === "header" ? ["session", "share"] : ["session"],
+    );
   }
 }

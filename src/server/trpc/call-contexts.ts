@@ -70,8 +70,11 @@ export class CallContexts {
   async socket(guard: ConnectionGuard, connectionParams: TRPCRequestInfo["connectionParams"]): Promise<Context> {
     const token = connectionParams?.token;
     // The token travels in connectionParams (the first frame), never in the URL.
-    const principal = await this.options.services.auth.authenticate(token, ["session", "socket", "share"]).catch(asRetryable);
-    if (!principal) guard.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
+    const principal = await this.options.services.auth
+      .authenticate(token, ["session", "socket", "share"])
+      .catch(asRetryable);
+    if (!principal)
+      guard.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
     if (principal) {
       const refusal = this.options.registry.admit(guard, principal);
       if (refusal) guard.refuseCalls(refusal);

@@ -12,7 +12,11 @@ export type TransportContext = Omit<Context, "services" | "session" | "share">;
  * principal into a procedure's context: a user's session or a share link's grant, never both,
  * and nothing for a principal that was refused.
  */
-export function principalContext(services: PulseServices, principal: Principal | null, transport: TransportContext): Context {
+export function principalContext(
+  services: PulseServices,
+  principal: Principal | null,
+  transport: TransportContext,
+): Context {
   return {
     services,
     session: principal?.kind === "user" ? principal.session : null,
@@ -27,7 +31,11 @@ export function keepNoCookie(): void {}
 /** A session check that could not reach the database is a 503 the client retries, not a 500. */
 export function asRetryable(error: unknown): never {
   if (isDatabaseUnavailable(error)) {
-    throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the database is unavailable right now; try again shortly", cause: error });
+    throw new TRPCError({
+      code: "SERVICE_UNAVAILABLE",
+      message: "the database is unavailable right now; try again shortly",
+      cause: error,
+    });
   }
   throw error;
 }

@@ -6,7 +6,16 @@ import type { Session } from "../auth/auth-service";
 import { TRPC_PATH } from "../http-server";
 import { createCaller, type AppRouter } from "./root";
 import { INTERNAL_ERROR_MESSAGE, type Context } from "./trpc";
-import { AgentRemote, connectClient, createQuietTenant, eventually, fastDemoAgents, startTestPulse, TEST_SECRET, type TestPulse } from "../../test/harness";
+import {
+  AgentRemote,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  fastDemoAgents,
+  startTestPulse,
+  TEST_SECRET,
+  type TestPulse,
+} from "../../test/harness";
 
 /**
  * Every procedure through `createCaller`, with a context built the way the HTTP adapter
@@ -84,11 +93,21 @@ describe("auth procedures through the server-side caller", () => {
   it("register, me, socketToken, login and logout set and clear the session the way the HTTP handler would", async () => {
     const anonymous = callerFor(null);
     const email = `caller-${Date.now()}@example.test`;
-    const registered = await anonymous.caller.auth.register({ email: email.toUpperCase(), password: PASSWORD, tenantName: " Caller Co " });
+    const registered = await anonymous.caller.auth.register({
+      email: email.toUpperCase(),
+      password: PASSWORD,
+      tenantName: " Caller Co ",
+    });
     expect(registered.user.email).toBe(email);
     expect(anonymous.cookies).toEqual([{ token: registered.token, maxAge: app.pulse.services.sessionTtlSeconds }]);
     const session = await sessionOf(registered.token);
-    expect(session).toEqual({ userId: registered.user.id, tenantId: registered.user.tenantId, email, sessionId: expect.any(String), access: "write" });
+    expect(session).toEqual({
+      userId: registered.user.id,
+      tenantId: registered.user.tenantId,
+      email,
+      sessionId: expect.any(String),
+      access: "write",
+    });
 
     const signedIn = callerFor(session);
     expect(await signedIn.caller.auth.me()).toEqual({ id: session.userId, email, tenantId: session.tenantId });
@@ -114,12 +133,16 @@ describe("auth procedures through the server-side caller", () => {
     expect(login.cookies).toEqual([{ token: loggedIn.token, maxAge: app.pulse.services.sessionTtlSeconds }]);
 
     const wrongPassword = await rejection(callerFor(null).caller.auth.login({ email, password: "not the password" }));
-    const unknownEmail = await rejection(callerFor(null).caller.auth.login({ email: `nobody-${email}`, password: PASSWORD }));
+    const unknownEmail = await rejection(
+      callerFor(null).caller.auth.login({ email: `nobody-${email}`, password: PASSWORD }),
+    );
     expect(wrongPassword.code).toBe("UNAUTHORIZED");
     expect(unknownEmail.code).toBe("UNAUTHORIZED");
     expect(unknownEmail.message).toBe(wrongPassword.message);
 
-    const again = await rejection(callerFor(null).caller.auth.register({ email, password: PASSWORD, tenantName: "Again" }));
+    const again = await rejection(
+      callerFor(null).caller.auth.register({ email, password: PASSWORD, tenantName: "Again" }),
+    );
     expect(again.code).toBe("CONFLICT");
     expect(again.message).toMatch(/^email:/);
 
@@ -133,7 +156,11 @@ describe("auth procedures through the server-side caller", () => {
 
     // Let the setup chain end before the next test shares the workers: the writer completes
     // the context file a moment before its own run completes.
-    await eventually(() => signedIn.caller.context.get(), (c) => c?.status === "completed", "the setup chain");
+    await eventually(
+      () => signedIn.caller.context.get(),
+      (c) => c?.status === "completed",
+      "the setup chain",
+    );
     await eventually(
       async () => (await signedIn.caller.agent.list()).runs,
       (runs) => runs.every((r) => r.status !== "queued" && r.status !== "active"),
@@ -148,20 +175,38 @@ describe("agent procedures through the server-side caller", () => {
     const { caller } = callerFor(tenant.session);
 
     const roles = await caller.agent.roles();
-    expect(roles.map((r) => r.role)).toEqual(["client-researcher", "competitor-researcher", "context-file-writer", "ticker"]);
+    expect(roles.map((r) => r.role)).toEqual([
+      "client-researcher",
+      "competitor-researcher",
+      "context-file-writer",
+      "ticker",
+    ]);
     expect(roles[0]).toEqual({ role: "client-researcher", title: "Client researcher", inChain: true });
 
     const started = await caller.agent.run({ agentRole: ticker.role, input: { topic: "pricing", depth: 2 } });
     expect(started.status).toBe("queued");
-    expect(started.run).toMatchObject({ id: started.runId, agentRole: ticker.role, tenantId: tenant.tenantId, attempt: 1 });
-    await eventually(() => caller.agent.get({ runId: started.runId }), (r) => r.status === "active", "the run to be active");
+    expect(started.run).toMatchObject({
+      id: started.runId,
+      agentRole: ticker.role,
+      tenantId: tenant.tenantId,
+      attempt: 1,
+    });
+    await eventually(
+      () => caller.agent.get({ runId: started.runId }),
+      (r) => r.status === "active",
+      "the run to be active",
+    );
 
     const busy = await rejection(caller.agent.run({ agentRole: ticker.role }));
     expect(busy.code).toBe("CONFLICT");
     expect(busy.message).toBe(`ticker is already running (run ${started.runId})`);
 
     ticker.tick(3);
-    await eventually(() => caller.agent.get({ runId: started.runId }), (r) => r.progress === 3, "tick 3");
+    await eventually(
+      () => caller.agent.get({ runId: started.runId }),
+      (r) => r.progress === 3,
+      "tick 3",
+    );
     const active = await caller.agent.list({ status: ["active"] });
     expect(active.runs.map((r) => r.id)).toEqual([started.runId]);
     expect((await caller.agent.list({ status: ["completed"] })).runs).toEqual([]);
@@ -191,9 +236,17 @@ describe("agent procedures through the server-side caller", () => {
     const retried = await caller.agent.retry({ runId: started.runId });
     expect(retried.runId).not.toBe(started.runId);
     expect(retried.status).toBe("queued");
-    await eventually(() => caller.agent.get({ runId: retried.runId }), (r) => r.status === "active", "the retry to be active");
+    await eventually(
+      () => caller.agent.get({ runId: retried.runId }),
+      (r) => r.status === "active",
+      "the retry to be active",
+    );
     ticker.finish();
-    const done = await eventually(() => caller.agent.get({ runId: retried.runId }), (r) => r.status === "completed", "the retry to complete");
+    const done = await eventually(
+      () => caller.agent.get({ runId: retried.runId }),
+      (r) => r.status === "completed",
+      "the retry to complete",
+    );
     expect(done).toMatchObject({ progress: 100, attempt: 1, error: null });
 
     const logs = await caller.agent.logs({ runId: retried.runId });
@@ -213,7 +266,11 @@ describe("agent procedures through the server-side caller", () => {
     const holder = callerFor((await createQuietTenant(app)).session).caller;
     const waiter = callerFor((await createQuietTenant(app)).session).caller;
     const held = await holder.agent.run({ agentRole: ticker.role });
-    await eventually(() => holder.agent.get({ runId: held.runId }), (r) => r.status === "active", "the holder's run to be active");
+    await eventually(
+      () => holder.agent.get({ runId: held.runId }),
+      (r) => r.status === "active",
+      "the holder's run to be active",
+    );
 
     // The worker runs one ticker at a time, so this run waits in the queue.
     const queued = await waiter.agent.run({ agentRole: ticker.role });
@@ -224,7 +281,11 @@ describe("agent procedures through the server-side caller", () => {
     expect(conflict.message).toBe(`ticker is already queued (run ${queued.runId})`);
 
     ticker.finish();
-    await eventually(() => waiter.agent.get({ runId: queued.runId }), (r) => r.status === "completed", "the queued run to run once the slot frees");
+    await eventually(
+      () => waiter.agent.get({ runId: queued.runId }),
+      (r) => r.status === "completed",
+      "the queued run to run once the slot frees",
+    );
     expect((await waiter.agent.list({ agentRole: ticker.role })).runs).toHaveLength(1);
   });
 });
@@ -242,7 +303,11 @@ describe("context procedures through the server-side caller", () => {
     expect(start.items).toHaveLength(1);
     expect(start.items[0]!.item.type).toBe("snapshot");
 
-    const file = await eventually(() => caller.context.get(), (c) => c?.status === "completed", "the context file");
+    const file = await eventually(
+      () => caller.context.get(),
+      (c) => c?.status === "completed",
+      "the context file",
+    );
     expect(file).toMatchObject({ version: 1, approvedBy: null, approvedAt: null });
     expect(file!.content).toContain("# Context file");
 
@@ -276,7 +341,11 @@ describe("context procedures through the server-side caller", () => {
     const tenant = await createQuietTenant(app);
     const { context } = app.pulse.services;
     expect(await context.complete(tenant.tenantId, "# Context file\n\u0000 from the model\n")).toBe(1);
-    expect(await callerFor(tenant.session).caller.context.get()).toMatchObject({ status: "completed", version: 1, content: "# Context file\n\uFFFD from the model\n" });
+    expect(await callerFor(tenant.session).caller.context.get()).toMatchObject({
+      status: "completed",
+      version: 1,
+      content: "# Context file\n\uFFFD from the model\n",
+    });
   });
 });
 
@@ -290,7 +359,9 @@ describe("input and authentication errors", () => {
     expect(issuePaths(await rejection(caller.agent.get({ runId: "" })))).toEqual(["runId"]);
     expect(issuePaths(await rejection(caller.context.approve({ version: 0 })))).toEqual(["version"]);
     expect(issuePaths(await rejection(caller.agent.onStatus({ lastEventId: "not-an-id" })))).toEqual(["lastEventId"]);
-    const register = await rejection(callerFor(null).caller.auth.register({ email: "nope", password: "short", tenantName: "x" }));
+    const register = await rejection(
+      callerFor(null).caller.auth.register({ email: "nope", password: "short", tenantName: "x" }),
+    );
     expect(issuePaths(register).sort()).toEqual(["email", "password"]);
 
     // A role that passes the pattern but has no agent is the service's BAD_REQUEST, naming the field too.
@@ -301,7 +372,9 @@ describe("input and authentication errors", () => {
 
     // Over HTTP the same error carries zod's field errors for the form.
     const http = createTRPCClient<AppRouter>({
-      links: [httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: { authorization: `Bearer ${tenant.token}` } })],
+      links: [
+        httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: { authorization: `Bearer ${tenant.token}` } }),
+      ],
     });
     const overHttp = await http.agent.run.mutate({ agentRole: "Not A Role" }).catch((e: unknown) => e);
     expect(overHttp).toBeInstanceOf(TRPCClientError);
@@ -318,7 +391,9 @@ describe("input and authentication errors", () => {
     const socket = connectClient(app, tenant.token);
     try {
       const http = createTRPCClient<AppRouter>({
-        links: [httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: { authorization: `Bearer ${tenant.token}` } })],
+        links: [
+          httpBatchLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: { authorization: `Bearer ${tenant.token}` } }),
+        ],
       });
       const ws = createTRPCClient<AppRouter>({ links: [wsLink({ client: socket.ws })] });
       for (const client of [http, ws]) {
@@ -367,7 +442,10 @@ describe("input and authentication errors", () => {
 
     // A token signed with another secret is no session either, over HTTP.
     const { AuthService } = await import("../auth/auth-service");
-    const forger = new AuthService(app.pulse.services.db, { secret: new TextEncoder().encode(`x${new TextDecoder().decode(TEST_SECRET)}`), sessionTtlSeconds: 60 });
+    const forger = new AuthService(app.pulse.services.db, {
+      secret: new TextEncoder().encode(`x${new TextDecoder().decode(TEST_SECRET)}`),
+      sessionTtlSeconds: 60,
+    });
     const tenant = await createQuietTenant(app);
     const forged = await forger.issueSessionToken(tenant.session);
     const http = createTRPCClient<AppRouter>({
@@ -395,7 +473,11 @@ describe("subscriptions through the server-side caller", () => {
         if (item.type === "agent:progress" && item.message === "tick 2") controller.abort();
       }
     })();
-    await eventually(() => received.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => received.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     expect(received[0]!.type).toBe("snapshot");
     expect(app.pulse.services.reader.tenantCount).toBe(readersBefore + 1);
 
@@ -404,13 +486,23 @@ describe("subscriptions through the server-side caller", () => {
     ticker.tick(2);
     // The loop ends by itself once the signal aborts: no break, no return() from the test.
     await consumed;
-    expect(received.map((r) => r.message ?? r.type)).toEqual(["snapshot", "agent:queued", "agent:active", "tick 1", "tick 2"]);
+    expect(received.map((r) => r.message ?? r.type)).toEqual([
+      "snapshot",
+      "agent:queued",
+      "agent:active",
+      "tick 1",
+      "tick 2",
+    ]);
     expect(app.pulse.services.reader.tenantCount).toBe(readersBefore);
     const polled = await plain.agent.events({ cursor: received[0]!.id });
     expect(polled.items.map((i) => i.id)).toEqual(received.slice(1).map((r) => r.id));
 
     ticker.finish();
-    await eventually(() => plain.agent.get({ runId }), (r) => r.status === "completed", "the run to complete");
+    await eventually(
+      () => plain.agent.get({ runId }),
+      (r) => r.status === "completed",
+      "the run to complete",
+    );
   });
 
   it("context.onStatusChanged through the caller resumes after lastEventId and stops on abort", async () => {
@@ -433,7 +525,11 @@ describe("subscriptions through the server-side caller", () => {
         if (statuses.length === 2) controller.abort();
       }
     })();
-    await eventually(() => statuses.length, (n) => n === 1, "the replayed event");
+    await eventually(
+      () => statuses.length,
+      (n) => n === 1,
+      "the replayed event",
+    );
     await context.complete(tenant.tenantId, "# Context file\n");
     await consumed;
     expect(statuses).toEqual(["generating", "completed"]);

@@ -22,7 +22,11 @@ const wrappedRouter = router({
   wrapped: authedProcedure.subscription(async function* ({ ctx, signal }) {
     // Something asynchronous before the feed is first read: once, this threw.
     await delay(30);
-    const feed = trackedFeed(ctx, signal, new ContextFeedQuery(ctx.services, ctx.session.tenantId, { from: "snapshot" }));
+    const feed = trackedFeed(
+      ctx,
+      signal,
+      new ContextFeedQuery(ctx.services, ctx.session.tenantId, { from: "snapshot" }),
+    );
     await delay(30);
     for await (const item of feed) {
       passedThrough += 1;
@@ -43,21 +47,36 @@ it("a subscription that wraps trackedFeed in its own generator and awaits before
   const tenant = await createQuietTenant(app);
   const handler = await startPulseHandler<Context>({
     router: wrappedRouter,
-    createContext: () => ({ services: app.pulse.services, session: tenant.session, setSessionCookie: () => {}, transport: "ws" }),
+    createContext: () => ({
+      services: app.pulse.services,
+      session: tenant.session,
+      setSessionCookie: () => {},
+      transport: "ws",
+    }),
     subscriptionContext: (ctx, wire) => ({ ...ctx, outlet: wire }),
   });
   const ws = createWSClient({ url: handler.url, WebSocket: WebSocket as unknown as typeof globalThis.WebSocket });
   try {
     const client = createTRPCClient<typeof wrappedRouter>({ links: [wsLink({ client: ws })] });
     const received: { id: string; type: string }[] = [];
-    const subscription = client.wrapped.subscribe(undefined, { onData: ({ id, data }) => received.push({ id, type: data.type }) });
-    await eventually(() => received.length, (n) => n === 1, "the snapshot");
+    const subscription = client.wrapped.subscribe(undefined, {
+      onData: ({ id, data }) => received.push({ id, type: data.type }),
+    });
+    await eventually(
+      () => received.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     expect(received[0]!.type).toBe("snapshot");
     for (let i = 0; i < 6; i++) {
       if (i % 2 === 0) await app.pulse.services.context.reset(tenant.tenantId);
       else await app.pulse.services.context.complete(tenant.tenantId, `# context ${i}`);
     }
-    await eventually(() => received.length, (n) => n === 7, "six events");
+    await eventually(
+      () => received.length,
+      (n) => n === 7,
+      "six events",
+    );
     const page = await app.pulse.services.stream.readAfter(tenant.tenantId, received[0]!.id, 100);
     expect(received.slice(1).map((item) => item.id)).toEqual(page.map((entry) => entry.id));
     // Only the snapshot went through the wrapper's loop: the live events took the wire, the fast path.

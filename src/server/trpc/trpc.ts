@@ -2,7 +2,17 @@ import { initTRPC, tracked, TRPCError, type TrackedEnvelope } from "@trpc/server
 import { z } from "zod";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../database-unavailable";
 import { describeInputIssues, PulseError } from "../errors";
-import { readEventPage, resolveCursor, tenantFeed, type EventPage, type FeedItem, type FeedQuery, type FeedStart, type IdentifiedItem, type LiveOutlet } from "../events/feed";
+import {
+  readEventPage,
+  resolveCursor,
+  tenantFeed,
+  type EventPage,
+  type FeedItem,
+  type FeedQuery,
+  type FeedStart,
+  type IdentifiedItem,
+  type LiveOutlet,
+} from "../events/feed";
 import { streamIdSchema, type PulseEvent } from "../events/schema";
 import type { Session, ShareGrant } from "../auth/auth-service";
 import type { PulseServices } from "../pulse";
@@ -79,7 +89,11 @@ const t = initTRPC.context<Context>().create({
     const zodError = cause instanceof z.ZodError ? cause : null;
     return {
       ...shape,
-      message: zodError ? describeInputIssues(zodError.issues) : error.code === "INTERNAL_SERVER_ERROR" ? INTERNAL_ERROR_MESSAGE : shape.message,
+      message: zodError
+        ? describeInputIssues(zodError.issues)
+        : error.code === "INTERNAL_SERVER_ERROR"
+          ? INTERNAL_ERROR_MESSAGE
+          : shape.message,
       data: {
         ...shape.data,
         zodError: zodError ? z.flattenError(zodError) : null,
@@ -101,8 +115,15 @@ const mapDomainErrors = t.middleware(async ({ next }) => {
     throw new TRPCError({ code, message, cause: result.error.cause });
   }
   // Clients retry a 503; the database coming back is a matter of seconds, not a bug.
-  if (!result.ok && (result.error.cause instanceof DatabaseUnavailableError || isDatabaseUnavailable(result.error.cause))) {
-    throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the database is unavailable right now; try again shortly", cause: result.error.cause });
+  if (
+    !result.ok &&
+    (result.error.cause instanceof DatabaseUnavailableError || isDatabaseUnavailable(result.error.cause))
+  ) {
+    throw new TRPCError({
+      code: "SERVICE_UNAVAILABLE",
+      message: "the database is unavailable right now; try again shortly",
+      cause: result.error.cause,
+    });
   }
   return result;
 });
@@ -117,7 +138,10 @@ const connectionGate = t.middleware(({ ctx, type, next }) => {
   ctx.connection?.assertUsable();
   ctx.eventStream?.assertUsable();
   if (type === "subscription" && ctx.transport === "http") {
-    throw new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: "subscriptions are served over the WebSocket or as server-sent events (GET) at /api/trpc" });
+    throw new TRPCError({
+      code: "METHOD_NOT_SUPPORTED",
+      message: "subscriptions are served over the WebSocket or as server-sent events (GET) at /api/trpc",
+    });
   }
   return next();
 });
@@ -132,7 +156,11 @@ export const authedProcedure = publicProcedure.use(({ ctx, next }) => {
 
 /** Requires a session that may change things: a token minted read-only gets FORBIDDEN. */
 export const writeProcedure = authedProcedure.use(({ ctx, next }) => {
-  if (ctx.session.access !== "write") throw new TRPCError({ code: "FORBIDDEN", message: "this token may only read: mint one with access \"write\" to start, cancel or approve" });
+  if (ctx.session.access !== "write")
+    throw new TRPCError({
+      code: "FORBIDDEN",
+      message: 'this token may only read: mint one with access "write" to start, cancel or approve',
+    });
   return next();
 });
 
@@ -178,7 +206,9 @@ interface SessionEnd {
  *
  * @see https://trpc.io/docs/server/subscriptions
  */
-class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterableIterator<TrackedItem<TEvent, TSnapshot>>, AsyncDisposable {
+class TrackedFeed<TEvent extends PulseEvent, TSnapshot>
+  implements AsyncIterableIterator<TrackedItem<TEvent, TSnapshot>>, AsyncDisposable
+{
   private readonly feed: AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>>;
   private finished = false;
   private readonly sessionEnd: SessionEnd | null;
@@ -188,7 +218,10 @@ class TrackedFeed<TEvent extends PulseEvent, TSnapshot> implements AsyncIterable
     // Only one feed may take an outlet: a second feed of the same call yields its items.
     const outlet = ctx.outlet?.claim() ? ctx.outlet : undefined;
     const { services } = ctx;
-    const deps = ctx.transport === "sse" ? { reader: services.reader, stream: services.stream, metrics: services.metrics, transport: "sse" as const } : services;
+    const deps =
+      ctx.transport === "sse"
+        ? { reader: services.reader, stream: services.stream, metrics: services.metrics, transport: "sse" as const }
+        : services;
     // An outlet ends its feed itself when stopped (a listener on its signal would be one more
     // object every idle subscriber keeps); an event stream's signal aborts with its request or its session.
     const ending = outlet ? undefined : (ctx.eventStream?.signal ?? signal);
@@ -244,13 +277,22 @@ type FilterOf<TShape extends z.ZodRawShape, TWay extends "in" | "out"> = keyof T
  * A router then writes `onX: procedure.input(feed.subscriptionInput).subscription(feed.subscribe)`
  * and `events: procedure.input(feed.pageInput).query(feed.page)`.
  */
-export function liveFeed<TCtx extends Context, TShape extends z.ZodRawShape, TEvent extends PulseEvent, TSnapshot>(feed: {
+export function liveFeed<
+  TCtx extends Context,
+  TShape extends z.ZodRawShape,
+  TEvent extends PulseEvent,
+  TSnapshot,
+>(feed: {
   /** The fields that choose which of the tenant's events the feed carries (empty for all of one kind). */
   filter: TShape;
   /** The tenant whose stream the caller may read: from its session or share link, never from input. */
   tenantOf(ctx: TCtx): string;
   /** The query for a filter, starting where the cursor says; throws NOT_FOUND for what the tenant does not own. */
-  query(ctx: TCtx, filter: FilterOf<TShape, "out">, start: FeedStart): FeedQuery<TEvent, TSnapshot> | Promise<FeedQuery<TEvent, TSnapshot>>;
+  query(
+    ctx: TCtx,
+    filter: FilterOf<TShape, "out">,
+    start: FeedStart,
+  ): FeedQuery<TEvent, TSnapshot> | Promise<FeedQuery<TEvent, TSnapshot>>;
 }) {
   type Filter = FilterOf<TShape, "out">;
   type FilterIn = FilterOf<TShape, "in">;
@@ -260,11 +302,15 @@ export function liveFeed<TCtx extends Context, TShape extends z.ZodRawShape, TEv
     return feed.query(ctx, input, await resolveCursor(ctx.services, tenantId, cursor, field));
   };
   // zod cannot follow a generic shape through `extend`: the two inputs are typed here, once.
-  const subscriptionInput = filter.extend({ lastEventId: streamIdSchema.nullish() }).prefault({} as never) as unknown as z.ZodType<
+  const subscriptionInput = filter
+    .extend({ lastEventId: streamIdSchema.nullish() })
+    .prefault({} as never) as unknown as z.ZodType<
     Filter & { lastEventId?: string | null },
     (FilterIn & { lastEventId?: string | null }) | undefined
   >;
-  const pageInput = filter.extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) }).prefault({} as never) as unknown as z.ZodType<
+  const pageInput = filter
+    .extend({ cursor: streamIdSchema.optional(), limit: z.number().int().min(1).max(500).default(200) })
+    .prefault({} as never) as unknown as z.ZodType<
     Filter & { cursor?: string; limit: number },
     (FilterIn & { cursor?: string; limit?: number }) | undefined
   >;
@@ -279,7 +325,12 @@ export function liveFeed<TCtx extends Context, TShape extends z.ZodRawShape, TEv
     /** The same items with the same ids as `subscribe`, a page per call. */
     async page(opts: { ctx: TCtx; input: z.output<typeof pageInput> }): Promise<EventPage<TEvent, TSnapshot>> {
       const { ctx, input } = opts;
-      return readEventPage(ctx.services.stream, await open(ctx, input, input.cursor, "cursor"), input.limit, ctx.services.metrics);
+      return readEventPage(
+        ctx.services.stream,
+        await open(ctx, input, input.cursor, "cursor"),
+        input.limit,
+        ctx.services.metrics,
+      );
     },
   };
 }

@@ -15,10 +15,7 @@ export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
  */
 export async function ensureWebBuild(logger: Logger): Promise<void> {
   const marker = path.join(projectRoot, ".next", "pulse-source-hash");
-  const [current, built] = await Promise.all([
-    webSourceHash(projectRoot),
-    readFile(marker, "utf8").catch(() => null),
-  ]);
+  const [current, built] = await Promise.all([webSourceHash(projectRoot), readFile(marker, "utf8").catch(() => null)]);
   if ((await hasWebBuild(projectRoot)) && built === current) return;
   logger.info("building the dashboard (next build); this happens once per change");
   const nextBin = path.join(projectRoot, "node_modules", "next", "dist", "bin", "next");
@@ -36,7 +33,9 @@ export async function ensureWebBuild(logger: Logger): Promise<void> {
 
 export class WebBuildMissingError extends Error {
   constructor() {
-    super("NODE_ENV=production serves a dashboard built beforehand: run `npm run build` first (or set PULSE_WEB=false).");
+    super(
+      "NODE_ENV=production serves a dashboard built beforehand: run `npm run build` first (or set PULSE_WEB=false).",
+    );
     this.name = "WebBuildMissingError";
   }
 }
@@ -78,7 +77,10 @@ export async function createWebHandler(options: {
 }
 
 async function hasWebBuild(root: string): Promise<boolean> {
-  return readFile(path.join(root, ".next", "BUILD_ID"), "utf8").then(() => true, () => false);
+  return readFile(path.join(root, ".next", "BUILD_ID"), "utf8").then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Folders of `src/` no page imports. */

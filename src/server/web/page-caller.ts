@@ -40,6 +40,7 @@ export function servePagesWith(callers: PageCallers): void {
 /** The caller for a page whose cookie holds `sessionToken`. */
 export function pageCaller(sessionToken: string | undefined): Promise<PageCaller> {
   const callers = (globalThis as Bridge)[KEY];
-  if (!callers) throw new Error("Pulse's procedures are not served in this process: start the dashboard with `npm start`.");
+  if (!callers)
+    throw new Error("Pulse's procedures are not served in this process: start the dashboard with `npm start`.");
   return callers(sessionToken);
 }

@@ -3,7 +3,13 @@ import { initTRPC, tracked, TRPCError } from "@trpc/server";
 import { observable } from "@trpc/server/observable";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { RecordingClient, startPulseHandler, startTrpcHandler, type HandlerUnderTest, type SharedCreateContext } from "../../test/ws-handler-pair";
+import {
+  RecordingClient,
+  startPulseHandler,
+  startTrpcHandler,
+  type HandlerUnderTest,
+  type SharedCreateContext,
+} from "../../test/ws-handler-pair";
 
 /**
  * Pulse serves tRPC's WebSocket protocol with its own handler (`RpcConnection`); this test
@@ -53,9 +59,11 @@ const router = t.router({
     yield 1;
   }),
   /** A tracked subscription that ends by itself, resuming after `lastEventId`. */
-  count: t.procedure.input(z.object({ to: z.number(), lastEventId: z.string().optional() })).subscription(async function* ({ input }) {
-    for (let i = Number(input.lastEventId ?? 0) + 1; i <= input.to; i++) yield tracked(String(i), { n: i });
-  }),
+  count: t.procedure
+    .input(z.object({ to: z.number(), lastEventId: z.string().optional() }))
+    .subscription(async function* ({ input }) {
+      for (let i = Number(input.lastEventId ?? 0) + 1; i <= input.to; i++) yield tracked(String(i), { n: i });
+    }),
   /** Waits for events the usual tRPC way: ends only when stopped. */
   ticks: t.procedure.subscription(async function* ({ signal }) {
     for await (const [n] of on(ticks, "tick", { signal })) yield n as number;
@@ -78,19 +86,36 @@ const router = t.router({
 });
 
 const createContext: SharedCreateContext<Ctx> = ({ info }) => {
-  if (info.connectionParams?.token === "revoked") throw new TRPCError({ code: "UNAUTHORIZED", message: "token revoked" });
+  if (info.connectionParams?.token === "revoked")
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "token revoked" });
   return { connectionParams: info.connectionParams };
 };
 
-const query = (id: number | string, path: string, input?: unknown) => ({ id, method: "query", params: { path, input } });
-const subscribe = (id: number | string, path: string, input?: unknown, extra: object = {}) => ({ id, method: "subscription", params: { path, input, ...extra } });
+const query = (id: number | string, path: string, input?: unknown) => ({
+  id,
+  method: "query",
+  params: { path, input },
+});
+const subscribe = (id: number | string, path: string, input?: unknown, extra: object = {}) => ({
+  id,
+  method: "subscription",
+  params: { path, input, ...extra },
+});
 const stop = (id: number | string) => ({ id, method: "subscription.stop" });
 
 /** What a script does against one handler; it ends once everything it waits for has arrived. */
 type Script = (client: RecordingClient, server: HandlerUnderTest) => Promise<void>;
 
 const answered = (id: unknown, type?: string) => (messages: any[]) =>
-  messages.some((m) => m?.id === id && (type === undefined ? "error" in m || m.result?.type === "data" : type === "error" ? "error" in m : m.result?.type === type));
+  messages.some(
+    (m) =>
+      m?.id === id &&
+      (type === undefined
+        ? "error" in m || m.result?.type === "data"
+        : type === "error"
+          ? "error" in m
+          : m.result?.type === type),
+  );
 
 /** Closes every script: a last query, answered after everything the script's frames caused. */
 async function finish(client: RecordingClient): Promise<void> {
@@ -157,7 +182,11 @@ const scripts: Record<string, { path?: string; script: Script }> = {
   },
   "a batch of a query, a mutation and a subscription": {
     script: async (client) => {
-      client.send([query(1, "greet", { name: "batch" }), { id: 2, method: "mutation", params: { path: "add", input: { a: 1, b: 1 } } }, subscribe(3, "count", { to: 2 })]);
+      client.send([
+        query(1, "greet", { name: "batch" }),
+        { id: 2, method: "mutation", params: { path: "add", input: { a: 1, b: 1 } } },
+        subscribe(3, "count", { to: 2 }),
+      ]);
       await client.until((m) => answered(1)(m) && answered(2)(m) && answered(3, "stopped")(m), "every answer");
       await finish(client);
     },
@@ -244,7 +273,8 @@ function byRequest(client: RecordingClient): Record<string, string[]> {
   const grouped: Record<string, string[]> = {};
   client.frames.forEach((frame, i) => {
     const message = client.messages[i];
-    const key = typeof message === "object" && message !== null && "id" in message ? `id ${JSON.stringify(message.id)}` : "other";
+    const key =
+      typeof message === "object" && message !== null && "id" in message ? `id ${JSON.stringify(message.id)}` : "other";
     (grouped[key] ??= []).push(frame);
   });
   if (client.closeCode !== null) grouped.close = [String(client.closeCode)];
@@ -267,7 +297,10 @@ describe("Pulse's WebSocket handler against tRPC's applyWSSHandler", () => {
   let pulse: HandlerUnderTest;
 
   beforeAll(async () => {
-    [trpc, pulse] = await Promise.all([startTrpcHandler({ router, createContext }), startPulseHandler({ router, createContext })]);
+    [trpc, pulse] = await Promise.all([
+      startTrpcHandler({ router, createContext }),
+      startPulseHandler({ router, createContext }),
+    ]);
   });
   afterAll(async () => {
     await Promise.all([trpc?.close(), pulse?.close()]);
@@ -282,7 +315,10 @@ describe("Pulse's WebSocket handler against tRPC's applyWSSHandler", () => {
   }
 
   it("pings a quiet connection as tRPC's keep-alive does, and takes PONG for an answer", async () => {
-    const pair = await Promise.all([startTrpcHandler({ router, createContext, pingMs: 200 }), startPulseHandler({ router, createContext, pingMs: 200 })]);
+    const pair = await Promise.all([
+      startTrpcHandler({ router, createContext, pingMs: 200 }),
+      startPulseHandler({ router, createContext, pingMs: 200 }),
+    ]);
     try {
       const script: Script = async (client) => {
         await client.until((m) => m.includes("PING"), "the server's PING");

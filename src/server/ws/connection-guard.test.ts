@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../auth/auth-service";
-import { ConnectionGuard, REJECTIONS_BEFORE_CLOSE, type ConnectionLimits, type GuardedSocket } from "./connection-guard";
+import {
+  ConnectionGuard,
+  REJECTIONS_BEFORE_CLOSE,
+  type ConnectionLimits,
+  type GuardedSocket,
+} from "./connection-guard";
 import { SubscriptionWire } from "./subscription-wire";
 
 const LIMITS: ConnectionLimits = {
@@ -74,7 +79,11 @@ describe("ConnectionGuard keep-alive", () => {
     // A request is as good as a PONG: the quiet period starts again from it.
     guard.received();
     const refused: unknown[] = [];
-    expect(guard.allows([{ id: 1, method: "query", params: { path: "agent.roles" } }], { sendRefusals: (ids) => refused.push(ids) })).toBe(true);
+    expect(
+      guard.allows([{ id: 1, method: "query", params: { path: "agent.roles" } }], {
+        sendRefusals: (ids) => refused.push(ids),
+      }),
+    ).toBe(true);
     expect(refused).toEqual([]);
     guard.tick((clock.now += 100));
     guard.tick((clock.now += 900));
@@ -155,7 +164,11 @@ describe("ConnectionGuard message budget", () => {
         frames += 1;
         if (!guard.received()) break;
         if (guard.charge()) guard.allows(requests, answer);
-        else guard.refuseOverRate(requests.map((r) => (r as { id?: unknown }).id), answer);
+        else
+          guard.refuseOverRate(
+            requests.map((r) => (r as { id?: unknown }).id),
+            answer,
+          );
       }
       expect(socket.closedWith, kind).toBe(1008);
       expect(frames, kind).toBeLessThanOrEqual(LIMITS.messagesPerSecond * 2 + REJECTIONS_BEFORE_CLOSE);

@@ -127,7 +127,12 @@ export class ConnectionGuard extends SessionGuard {
     if (!principal) return { connectionId: this.id };
     return principal.kind === "user"
       ? { connectionId: this.id, tenantId: principal.session.tenantId, userId: principal.session.userId }
-      : { connectionId: this.id, tenantId: principal.share.tenantId, shareId: principal.share.shareId, runId: principal.share.runId };
+      : {
+          connectionId: this.id,
+          tenantId: principal.share.tenantId,
+          shareId: principal.share.shareId,
+          runId: principal.share.runId,
+        };
   }
 
   /** A debug line about this connection, costing nothing when debug logging is off. */
@@ -166,7 +171,10 @@ export class ConnectionGuard extends SessionGuard {
   subscribe(wire: SubscriptionWire): void {
     this.assertUsable();
     if (this.wires.length >= this.limits.maxSubscriptions) {
-      throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `at most ${this.limits.maxSubscriptions} subscriptions per connection; stop one first` });
+      throw new TRPCError({
+        code: "TOO_MANY_REQUESTS",
+        message: `at most ${this.limits.maxSubscriptions} subscriptions per connection; stop one first`,
+      });
     }
     this.wires = [...this.wires, wire];
     this.metrics?.subscriptionOpened();
@@ -273,7 +281,10 @@ export class ConnectionGuard extends SessionGuard {
    */
   allows(requests: readonly unknown[], answer: RefusalAnswer): boolean {
     if (requests.length > this.limits.maxBatch) {
-      this.refuseMalformed(answer, `a frame may batch at most ${this.limits.maxBatch} requests (got ${requests.length})`);
+      this.refuseMalformed(
+        answer,
+        `a frame may batch at most ${this.limits.maxBatch} requests (got ${requests.length})`,
+      );
       return false;
     }
     const ids = requests.map(requestIdOf);
@@ -293,7 +304,13 @@ export class ConnectionGuard extends SessionGuard {
    */
   refuseOverRate(ids: readonly unknown[], answer: RefusalAnswer): void {
     const replyTo = ids.length > this.limits.maxBatch ? [] : ids.filter((id) => this.isAnswerable(id));
-    answer.sendRefusals(replyTo, new TRPCError({ code: "TOO_MANY_REQUESTS", message: `too many messages: at most ${this.limits.messagesPerSecond} per second` }));
+    answer.sendRefusals(
+      replyTo,
+      new TRPCError({
+        code: "TOO_MANY_REQUESTS",
+        message: `too many messages: at most ${this.limits.messagesPerSecond} per second`,
+      }),
+    );
     this.countRefusals(Math.max(1, replyTo.length));
   }
 
@@ -304,7 +321,10 @@ export class ConnectionGuard extends SessionGuard {
 
   /** An id a refusal may echo: a number, or a string within the id length limit. */
   private isAnswerable(id: unknown): id is string | number {
-    return (typeof id === "string" && id.length <= this.limits.maxRequestIdLength) || (typeof id === "number" && Number.isFinite(id));
+    return (
+      (typeof id === "string" && id.length <= this.limits.maxRequestIdLength) ||
+      (typeof id === "number" && Number.isFinite(id))
+    );
   }
 
   /** Refusals within `FLOOD_WINDOW_MS`: past `REJECTIONS_BEFORE_CLOSE`, the client is flooding, and the socket closes (1008). */
@@ -338,7 +358,10 @@ export class ConnectionGuard extends SessionGuard {
    */
   sendBufferExceeded(bufferedBytes: number): void {
     this.metrics?.sendBufferCloses.inc();
-    this.logger?.warn({ bufferedBytes, limit: this.limits.maxBufferedBytes }, "slow reader: send buffer over its cap, connection terminated");
+    this.logger?.warn(
+      { bufferedBytes, limit: this.limits.maxBufferedBytes },
+      "slow reader: send buffer over its cap, connection terminated",
+    );
   }
 
   /** The socket is gone: forgets its timers and stops its subscriptions. */
@@ -365,10 +388,11 @@ export class ConnectionGuard extends SessionGuard {
   private send(frame: string): void {
     if (this.socket.readyState === OPEN) this.socket.send(frame);
   }
-
 }
 
 /** The `id` of a request as it arrived, if it is an object with one. */
 export function requestIdOf(request: unknown): unknown {
-  return typeof request === "object" && request !== null && !Array.isArray(request) ? (request as Record<string, unknown>).id : undefined;
+  return typeof request === "object" && request !== null && !Array.isArray(request)
+    ? (request as Record<string, unknown>).id
+    : undefined;
 }

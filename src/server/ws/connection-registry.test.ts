@@ -5,7 +5,14 @@ import { createLogger } from "../logger";
 import { ConnectionGuard } from "./connection-guard";
 import { ConnectionRegistry } from "./connection-registry";
 
-const LIMITS = { ...resolveServerSecurity().ws, pingMs: 1e9, perUser: 1e6, perTenant: 1e6, perIp: 1e6, perProcess: 1e6 };
+const LIMITS = {
+  ...resolveServerSecurity().ws,
+  pingMs: 1e9,
+  perUser: 1e6,
+  perTenant: 1e6,
+  perIp: 1e6,
+  perProcess: 1e6,
+};
 const INTERVAL_MS = 60_000;
 
 /** A registry on a hand-driven clock holding `count` signed-in connections (a session each), and every safety-check read it makes. */

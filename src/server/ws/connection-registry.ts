@@ -175,7 +175,10 @@ export class ConnectionRegistry<TConnection extends RegisteredConnection = Conne
    */
   admit(guard: TConnection, principal: Principal): TRPCError | null {
     if (!this.guards.has(guard) || guard.admitted) return null;
-    const refusal = principal.kind === "user" ? this.userRefusal(guard, principal.session) : this.viewerRefusal(guard, principal.share);
+    const refusal =
+      principal.kind === "user"
+        ? this.userRefusal(guard, principal.session)
+        : this.viewerRefusal(guard, principal.share);
     if (refusal) return refusal;
     this.track(guard, principal);
     guard.admitted = true;
@@ -326,11 +329,16 @@ export class ConnectionRegistry<TConnection extends RegisteredConnection = Conne
       const active = await this.options.auth.stillActive({ sessionIds: [...sessionIds], shareIds: [...shareIds] });
       for (const guard of watched) {
         const principal = guard.principal!;
-        if (principal.kind === "user" && !active.sessions.has(principal.session.sessionId)) guard.endSession(SESSION_ENDED);
-        else if (principal.kind === "share" && !active.shares.has(principal.share.shareId)) guard.endSession(SHARE_ENDED);
+        if (principal.kind === "user" && !active.sessions.has(principal.session.sessionId))
+          guard.endSession(SESSION_ENDED);
+        else if (principal.kind === "share" && !active.shares.has(principal.share.shareId))
+          guard.endSession(SHARE_ENDED);
       }
     } catch (err) {
-      this.options.logger.warn({ err, connections: watched.length }, "could not check open connections' sessions; the next round of the safety check reads them again");
+      this.options.logger.warn(
+        { err, connections: watched.length },
+        "could not check open connections' sessions; the next round of the safety check reads them again",
+      );
     }
   }
 }

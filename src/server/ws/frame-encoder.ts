@@ -34,7 +34,14 @@ function stateEncoding(item: unknown): string | undefined {
   if (typeof item !== "object" || item === null) return undefined;
   const { type, snapshot } = item as { type?: unknown; snapshot?: unknown };
   const keys = Object.keys(item);
-  if ((type !== "snapshot" && type !== "resync") || typeof snapshot !== "object" || snapshot === null || keys.length !== 2 || keys[0] !== "type") return undefined;
+  if (
+    (type !== "snapshot" && type !== "resync") ||
+    typeof snapshot !== "object" ||
+    snapshot === null ||
+    keys.length !== 2 ||
+    keys[0] !== "type"
+  )
+    return undefined;
   let json = snapshotEncodings.get(snapshot);
   if (json === undefined) snapshotEncodings.set(snapshot, (json = JSON.stringify(snapshot)));
   return `{"type":"${type}","snapshot":${json}}`;

@@ -17,7 +17,9 @@ afterEach(async () => {
 /** A guarded server socket with a small send-buffer cap, and the client connected to it. */
 async function pair(): Promise<{ server: GuardedWebSocket; client: WebSocket; received: () => number }> {
   wss = new WebSocketServer({ port: 0, host: "127.0.0.1", WebSocket: GuardedWebSocket });
-  const connected = new Promise<GuardedWebSocket>((resolve) => wss!.once("connection", (ws: GuardedWebSocket) => resolve(ws)));
+  const connected = new Promise<GuardedWebSocket>((resolve) =>
+    wss!.once("connection", (ws: GuardedWebSocket) => resolve(ws)),
+  );
   await new Promise((resolve) => wss!.once("listening", resolve));
   const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
   let count = 0;

@@ -18,7 +18,11 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.close();
-  await eventually(() => app.http.connections.size, (n) => n === 0, "every connection closed");
+  await eventually(
+    () => app.http.connections.size,
+    (n) => n === 0,
+    "every connection closed",
+  );
 });
 afterAll(async () => {
   await app?.close();
@@ -34,7 +38,12 @@ async function signedIn() {
   return { socket, tenant };
 }
 
-const subscription = (id: number | string, extra: object = {}) => ({ id, method: "subscription", params: { path: "agent.onStatus", input: {} }, ...extra });
+const subscription = (id: number | string, extra: object = {}) => ({
+  id,
+  method: "subscription",
+  params: { path: "agent.onStatus", input: {} },
+  ...extra,
+});
 
 describe("RpcConnection", () => {
   it("answers batched requests as tRPC does: started, tracked data, query results, JSON-RPC echoed, stopped on stop", async () => {
@@ -52,10 +61,21 @@ describe("RpcConnection", () => {
     expect(roles.json.result.data).toEqual(expect.arrayContaining([expect.objectContaining({ role: ROLE })]));
 
     // Live: an event reaches the subscription on its wire, with the same envelope.
-    await eventually(() => app.http.connections.wiredSubscriptions, (n) => n === 1, "the subscription on its wire");
+    await eventually(
+      () => app.http.connections.wiredSubscriptions,
+      (n) => n === 1,
+      "the subscription on its wire",
+    );
     const run = await app.pulse.services.runs.start(tenant.tenantId, ROLE);
-    const queued = await socket.waitFor((f) => f.json?.id === 1 && f.json.result?.data?.data?.type === "agent:queued", "the live event");
-    expect(queued.json).toMatchObject({ id: 1, jsonrpc: "2.0", result: { type: "data", data: { data: { runId: run.id } } } });
+    const queued = await socket.waitFor(
+      (f) => f.json?.id === 1 && f.json.result?.data?.data?.type === "agent:queued",
+      "the live event",
+    );
+    expect(queued.json).toMatchObject({
+      id: 1,
+      jsonrpc: "2.0",
+      result: { type: "data", data: { data: { runId: run.id } } },
+    });
     expect(queued.json.result.id).toBe(queued.json.result.data.id);
 
     socket.send({ id: 1, jsonrpc: "2.0", method: "subscription.stop" });
@@ -69,29 +89,44 @@ describe("RpcConnection", () => {
 
   it("answers what is not a request with the router's error shape, and keeps serving the connection", async () => {
     const { socket } = await signedIn();
-    const errors = (id: unknown) => socket.frames.filter((f) => f.json?.id === id && f.json.error).map((f) => f.json.error.data.code as string);
+    const errors = (id: unknown) =>
+      socket.frames.filter((f) => f.json?.id === id && f.json.error).map((f) => f.json.error.data.code as string);
 
     socket.send("{ not json");
     socket.send({ method: "query", params: { path: "agent.roles" } }); // no id
     socket.send({ id: null, method: "query", params: { path: "agent.roles" } });
     socket.send(Buffer.from([1, 2, 3]).toString("latin1"));
     socket.ws.send(Buffer.from([1, 2, 3]), { binary: true });
-    await eventually(() => errors(null).length, (n) => n === 5, "five errors without an id");
+    await eventually(
+      () => errors(null).length,
+      (n) => n === 5,
+      "five errors without an id",
+    );
     // A binary frame too: tRPC's JSON decoder refuses it with a PARSE_ERROR.
     expect(errors(null)).toEqual(["PARSE_ERROR", "PARSE_ERROR", "PARSE_ERROR", "PARSE_ERROR", "PARSE_ERROR"]);
 
     socket.send({ id: 7, method: "query", params: { path: "agent.noSuchThing" } });
     const missing = await socket.waitFor((f) => f.json?.id === 7, "the unknown procedure's answer");
-    expect(missing.json.error).toMatchObject({ code: -32004, data: { code: "NOT_FOUND", httpStatus: 404, path: "agent.noSuchThing", zodError: null } });
+    expect(missing.json.error).toMatchObject({
+      code: -32004,
+      data: { code: "NOT_FOUND", httpStatus: 404, path: "agent.noSuchThing", zodError: null },
+    });
 
     socket.send({ id: 8, method: "query", params: { path: "agent.get", input: { runId: "" } } });
     const invalid = await socket.waitFor((f) => f.json?.id === 8, "the invalid input's answer");
     expect(invalid.json.error.data).toMatchObject({ code: "BAD_REQUEST", zodError: expect.any(Object) });
 
     socket.send(subscription(9));
-    await socket.waitFor((f) => f.json?.id === 9 && f.json.result?.type === "data", "the first subscription's snapshot");
+    await socket.waitFor(
+      (f) => f.json?.id === 9 && f.json.result?.type === "data",
+      "the first subscription's snapshot",
+    );
     socket.send(subscription(9));
-    await eventually(() => errors(9), (e) => e.length === 1, "the duplicate's error");
+    await eventually(
+      () => errors(9),
+      (e) => e.length === 1,
+      "the duplicate's error",
+    );
     expect(errors(9)).toEqual(["BAD_REQUEST"]);
 
     socket.send("PING");
@@ -105,10 +140,20 @@ describe("RpcConnection", () => {
     const { socket, tenant } = await signedIn();
     socket.send([subscription(1), { id: 1, method: "subscription.stop" }]);
     socket.send(subscription(2));
-    await socket.waitFor((f) => f.json?.id === 2 && f.json.result?.type === "data", "the other subscription's snapshot");
-    await eventually(() => app.http.connections.wiredSubscriptions, (n) => n === 1, "only the live subscription on a wire");
+    await socket.waitFor(
+      (f) => f.json?.id === 2 && f.json.result?.type === "data",
+      "the other subscription's snapshot",
+    );
+    await eventually(
+      () => app.http.connections.wiredSubscriptions,
+      (n) => n === 1,
+      "only the live subscription on a wire",
+    );
     await app.pulse.services.runs.start(tenant.tenantId, ROLE);
-    await socket.waitFor((f) => f.json?.id === 2 && f.json.result?.data?.data?.type === "agent:queued", "the live event on the other subscription");
+    await socket.waitFor(
+      (f) => f.json?.id === 2 && f.json.result?.data?.data?.type === "agent:queued",
+      "the live event on the other subscription",
+    );
     expect(socket.answers(1)).toEqual([]);
   });
 

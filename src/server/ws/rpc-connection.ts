@@ -105,7 +105,9 @@ export class RpcHandler<TContext> {
   constructor(readonly options: RpcHandlerOptions<TContext>) {
     this.router = options.router;
     if (this.router._def._config.transformer !== defaultTransformer) {
-      throw new Error("RpcHandler: this router has a data transformer, but Pulse's WebSocket handler writes subscription frames as plain JSON; serve it with tRPC's applyWSSHandler or drop the transformer");
+      throw new Error(
+        "RpcHandler: this router has a data transformer, but Pulse's WebSocket handler writes subscription frames as plain JSON; serve it with tRPC's applyWSSHandler or drop the transformer",
+      );
     }
   }
 
@@ -121,7 +123,11 @@ export class RpcHandler<TContext> {
     const { path, input } = request ?? {};
     this.options.onError?.({ error, type, path, input, ctx });
     const shape = getTRPCErrorShape({ config: this.router._def._config, error, type, path, input, ctx });
-    return { id: request?.id ?? null, ...(request?.jsonrpc ? { jsonrpc: request.jsonrpc } : {}), error: shape } as TRPCResponseMessage;
+    return {
+      id: request?.id ?? null,
+      ...(request?.jsonrpc ? { jsonrpc: request.jsonrpc } : {}),
+      error: shape,
+    } as TRPCResponseMessage;
   }
 
   encode(message: TRPCResponseMessage): string {
@@ -168,7 +174,10 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
       return;
     }
     if (!Buffer.isBuffer(data)) {
-      this.sendError(new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "Unexpected WebSocket message format" }), null);
+      this.sendError(
+        new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: "Unexpected WebSocket message format" }),
+        null,
+      );
       return;
     }
     let parsed: unknown;
@@ -214,7 +223,8 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
    */
   private refuseOverRate(text: string | null): void {
     const requests = requestsOf(text);
-    const asked = requests.length > this.guard.limits.maxBatch ? requests : requests.filter((request) => !this.stopped(request));
+    const asked =
+      requests.length > this.guard.limits.maxBatch ? requests : requests.filter((request) => !this.stopped(request));
     this.guard.refuseOverRate(asked.map(requestIdOf), this);
   }
 
@@ -231,7 +241,12 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
   }
 
   private createContext(connectionParams: () => TRPCRequestInfo["connectionParams"]): Promise<TContext | TRPCError> {
-    return (async () => this.handler.options.createContext({ guard: this.guard, res: this.socket, info: this.info(connectionParams()) }))().then(
+    return (async () =>
+      this.handler.options.createContext({
+        guard: this.guard,
+        res: this.socket,
+        info: this.info(connectionParams()),
+      }))().then(
       (ctx) => {
         this.settled = true;
         return (this.ctx = ctx);
@@ -303,7 +318,10 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     try {
       const data: unknown = await this.procedure(request, call.signal);
       if (isAsyncIterable(data) || isObservable(data)) {
-        throw new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Cannot return an async iterable or observable from a ${request.type} procedure with WebSockets` });
+        throw new TRPCError({
+          code: "UNSUPPORTED_MEDIA_TYPE",
+          message: `Cannot return an async iterable or observable from a ${request.type} procedure with WebSockets`,
+        });
       }
       this.sendResult(request, { type: "data", data });
     } catch (cause) {
@@ -344,7 +362,10 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     const result: unknown = await this.procedure(request, wire.signal, wire);
     if (isObservable(result)) return observableToAsyncIterable(result, wire.signal)[Symbol.asyncIterator]();
     if (isAsyncIterable(result)) return result[Symbol.asyncIterator]();
-    throw new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: `Subscription ${request.path} did not return an observable or a AsyncGenerator` });
+    throw new TRPCError({
+      code: "INTERNAL_SERVER_ERROR",
+      message: `Subscription ${request.path} did not return an observable or a AsyncGenerator`,
+    });
   }
 
   private async stream(request: Request, wire: SubscriptionWire, iterator: AsyncIterator<unknown>): Promise<void> {
@@ -387,7 +408,15 @@ export class RpcConnection<TContext> implements FrameReceiver, RefusalAnswer {
     const { subscriptionContext } = this.handler.options;
     const ctx = wire && subscriptionContext ? subscriptionContext(context as TContext, wire) : context;
     const { path, type, input, batchIndex } = request;
-    return callTRPCProcedure({ router: this.handler.router, path, type, getRawInput: async () => input, ctx, signal, batchIndex });
+    return callTRPCProcedure({
+      router: this.handler.router,
+      path,
+      type,
+      getRawInput: async () => input,
+      ctx,
+      signal,
+      batchIndex,
+    });
   }
 
   /**
@@ -449,7 +478,12 @@ function requestsOf(text: string | null): unknown[] {
 
 /** The `connectionParams` of wsLink's first message, or a PARSE_ERROR, as tRPC's handler reads them. */
 function connectionParamsOf(message: unknown): TRPCRequestInfo["connectionParams"] {
-  if (!isRecord(message)) throw new TRPCError({ code: "PARSE_ERROR", message: "Malformed TRPCConnectionParamsMessage", cause: new Error("Message was not an object") });
+  if (!isRecord(message))
+    throw new TRPCError({
+      code: "PARSE_ERROR",
+      message: "Malformed TRPCConnectionParamsMessage",
+      cause: new Error("Message was not an object"),
+    });
   return parseConnectionParamsFromUnknown(message.data);
 }
 

@@ -39,8 +39,13 @@ function fixture() {
   return { ticks, finished, errors, contexts, router };
 }
 
-const subscribe = (id: number, name: string) => ({ id, method: "subscription", params: { path: "ticks", input: { name } } });
-const has = (id: number, type: string) => (messages: any[]) => messages.some((m) => m?.id === id && (type === "error" ? "error" in m : m.result?.type === type));
+const subscribe = (id: number, name: string) => ({
+  id,
+  method: "subscription",
+  params: { path: "ticks", input: { name } },
+});
+const has = (id: number, type: string) => (messages: any[]) =>
+  messages.some((m) => m?.id === id && (type === "error" ? "error" in m : m.result?.type === type));
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -99,13 +104,28 @@ describe("procedures under Pulse's WebSocket handler", () => {
     client.send(subscribe(2, "b"));
     await client.until((m) => has(1, "started")(m) && has(2, "started")(m), "both started");
     const [info] = f.contexts;
-    expect(info).toMatchObject({ connectionParams: null, type: "unknown", calls: [], isBatchCall: false, accept: null, url: null });
+    expect(info).toMatchObject({
+      connectionParams: null,
+      type: "unknown",
+      calls: [],
+      isBatchCall: false,
+      accept: null,
+      url: null,
+    });
     expect(info!.signal.aborted).toBe(false);
 
     client.close();
-    await eventually(() => [...f.finished].sort(), (names) => names.length === 2, "both subscriptions' finally");
+    await eventually(
+      () => [...f.finished].sort(),
+      (names) => names.length === 2,
+      "both subscriptions' finally",
+    );
     expect(info!.signal.aborted).toBe(true);
-    await eventually(() => server.registry.wiredSubscriptions, (n) => n === 0, "no subscription left");
+    await eventually(
+      () => server.registry.wiredSubscriptions,
+      (n) => n === 0,
+      "no subscription left",
+    );
   });
 
   it("aborts every subscription's signal when the server shuts down", async () => {
@@ -115,7 +135,11 @@ describe("procedures under Pulse's WebSocket handler", () => {
     client.send(subscribe(1, "until-shutdown"));
     await client.until(has(1, "started"), "started");
     await server.sockets.close();
-    await eventually(() => f.finished, (names) => names.includes("until-shutdown"), "the subscription's finally");
+    await eventually(
+      () => f.finished,
+      (names) => names.includes("until-shutdown"),
+      "the subscription's finally",
+    );
     expect(await client.closed()).toBe(1001);
   });
 
@@ -128,15 +152,24 @@ describe("procedures under Pulse's WebSocket handler", () => {
     await client.until(has(5, "error"), "the refusal");
     expect(f.contexts[0]?.connectionParams).toEqual({ token: "t-1" });
     expect(f.errors).toHaveLength(1);
-    expect(f.errors[0]).toMatchObject({ type: "query", path: "refuse", input: { why: "closed" }, ctx: { info: f.contexts[0] } });
+    expect(f.errors[0]).toMatchObject({
+      type: "query",
+      path: "refuse",
+      input: { why: "closed" },
+      ctx: { info: f.contexts[0] },
+    });
     expect(f.errors[0]!.error.code).toBe("FORBIDDEN");
   });
 
   it("refuses a router with a data transformer at start, saying why", () => {
-    const withTransformer = initTRPC.create({ transformer: { serialize: (v: unknown) => ({ wrapped: v }), deserialize: (v: any) => v.wrapped } });
+    const withTransformer = initTRPC.create({
+      transformer: { serialize: (v: unknown) => ({ wrapped: v }), deserialize: (v: any) => v.wrapped },
+    });
     const router = withTransformer.router({ ping: withTransformer.procedure.query(() => "pong") });
     expect(() => new RpcHandler({ router, createContext: () => ({}) })).toThrow(/data transformer/);
     // A router without one is served.
-    expect(new RpcHandler({ router: fixture().router, createContext: () => ({ info: null as never }) }).router).toBeDefined();
+    expect(
+      new RpcHandler({ router: fixture().router, createContext: () => ({ info: null as never }) }).router,
+    ).toBeDefined();
   });
 });

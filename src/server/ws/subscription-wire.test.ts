@@ -2,7 +2,20 @@ import { describe, expect, it } from "vitest";
 import { parseEntries } from "../events/event-stream";
 import { SubscriptionWire, type WireSocket } from "./subscription-wire";
 
-const event = { type: "agent:progress", tenantId: "t", runId: "r", jobId: "r", queue: "q", agentRole: "q", attempt: 1, progress: 40, phase: "running", message: "ünïcode \"quoted\"", seq: 0, at: "2026-01-01T00:00:00.000Z" };
+const event = {
+  type: "agent:progress",
+  tenantId: "t",
+  runId: "r",
+  jobId: "r",
+  queue: "q",
+  agentRole: "q",
+  attempt: 1,
+  progress: 40,
+  phase: "running",
+  message: 'ünïcode "quoted"',
+  seq: 0,
+  at: "2026-01-01T00:00:00.000Z",
+};
 const [entry, next] = parseEntries([
   ["1700000000000-3", ["e", JSON.stringify(event)]],
   ["1700000000000-4", ["e", JSON.stringify({ ...event, progress: 50 })]],
@@ -24,13 +37,21 @@ class RecordingSocket implements WireSocket {
 
 describe("SubscriptionWire", () => {
   it("writes tracked events for its request id as tRPC's handler would, in text frames", () => {
-    for (const [id, jsonrpc] of [[1, undefined], ["sub-7", undefined], [3, "2.0"]] as const) {
+    for (const [id, jsonrpc] of [
+      [1, undefined],
+      ["sub-7", undefined],
+      [3, "2.0"],
+    ] as const) {
       const socket = new RecordingSocket();
       const wire = new SubscriptionWire(socket, id, jsonrpc);
       expect(wire.ready).toBe(true);
       wire.send([entry!]);
       // What tRPC's handler sends: its JSON encoder over the message.
-      const expected = JSON.stringify({ id, ...(jsonrpc === undefined ? {} : { jsonrpc }), result: { type: "data", data: { id: entry!.id, data: entry!.event }, id: entry!.id } });
+      const expected = JSON.stringify({
+        id,
+        ...(jsonrpc === undefined ? {} : { jsonrpc }),
+        result: { type: "data", data: { id: entry!.id, data: entry!.event }, id: entry!.id },
+      });
       expect(socket.sent).toHaveLength(1);
       expect(socket.sent[0]!.binary).toBe(false);
       expect(socket.sent[0]!.data.toString()).toBe(expected);

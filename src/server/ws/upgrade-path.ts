@@ -74,7 +74,10 @@ export class UpgradePath {
       metrics.refused("per_process");
       // Once per spell of being full, not once per refused client.
       if (!this.full) {
-        logger.warn({ connections: registry.size }, "websocket refused: this process holds its cap of connections (WS_MAX_CONNECTIONS)");
+        logger.warn(
+          { connections: registry.size },
+          "websocket refused: this process holds its cap of connections (WS_MAX_CONNECTIONS)",
+        );
       }
       this.full = true;
       const message = `this server holds its ${caps.perProcess} connections; retry shortly`;

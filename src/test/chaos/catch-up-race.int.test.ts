@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TenantEventStream, type StreamEntry } from "../../server/events/event-stream";
 import { connectRedis } from "../../server/redis";
-import { auditRecorders, byTenant, expectNone, type InProcessPulse, sleep, startInProcessPulse, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
+import {
+  auditRecorders,
+  byTenant,
+  expectNone,
+  type InProcessPulse,
+  sleep,
+  startInProcessPulse,
+  trace,
+  until,
+  waitUntilCaughtUp,
+  type WatchedTenant,
+} from "./chaos-kit";
 import { ChaosLog, LONG } from "./chaos-log";
 import { FeedPublisher } from "./feed-publisher";
 import { RecorderClient } from "./recorder-client";
@@ -63,12 +74,19 @@ describe("chaos: events published during a resuming client's catch-up read", () 
 
   it("hands over from replay to live with no gap and no duplicate (scenario 2)", () => race("ws"));
 
-  it("does the same for clients on server-sent events (httpSubscriptionLink), resuming by Last-Event-ID", () => race("sse"));
+  it("does the same for clients on server-sent events (httpSubscriptionLink), resuming by Last-Event-ID", () =>
+    race("sse"));
 
   async function race(transport: "ws" | "sse"): Promise<void> {
     const { app } = server;
     const services = app.pulse.services;
-    const publisher = new FeedPublisher({ bus: services.bus, runs: services.runs, tenants: tenants.map((t) => t.tenantId), rate: RATE, runsPerTenant: 3 });
+    const publisher = new FeedPublisher({
+      bus: services.bus,
+      runs: services.runs,
+      tenants: tenants.map((t) => t.tenantId),
+      rate: RATE,
+      runsPerTenant: 3,
+    });
     const redis = connectRedis(app.redis, `${app.prefix}:slow-replay`);
     const slow = new SlowReplayStream(redis, services.stream.keys, () => publisher.published);
     const original = services.stream;
@@ -80,7 +98,15 @@ describe("chaos: events published during a resuming client's catch-up read", () 
       await publisher.waitFor(100);
       for (let i = 0; i < CLIENTS; i++) {
         const tenant = tenants[i % tenants.length]!;
-        recorders.push(new RecorderClient({ wsUrl: server.wsUrl, transport, token: tenant.token, feed: i % 3 === 2 ? { kind: "agent", agentRole: "chaos-feed-b" } : { kind: "agent" }, label: `c${i}` }).start());
+        recorders.push(
+          new RecorderClient({
+            wsUrl: server.wsUrl,
+            transport,
+            token: tenant.token,
+            feed: i % 3 === 2 ? { kind: "agent", agentRole: "chaos-feed-b" } : { kind: "agent" },
+            label: `c${i}`,
+          }).start(),
+        );
       }
       await until(() => recorders.every((r) => r.tally.items > 0), "every client's snapshot", 20_000);
       for (let round = 0; round < ROUNDS; round++) {
@@ -90,7 +116,11 @@ describe("chaos: events published during a resuming client's catch-up read", () 
         // A client coming back from elsewhere with an id it kept (a reloaded page).
         const returning = recorders[round % recorders.length]!;
         if (returning.lastId) recorders.push(RecorderClient.continuing(returning, `back${round}`).start());
-        await until(() => recorders.every((r) => r.lastOpenAt > r.lastCloseAt && r.lastItemAt > r.lastOpenAt), "every client to resume", 20_000);
+        await until(
+          () => recorders.every((r) => r.lastOpenAt > r.lastCloseAt && r.lastItemAt > r.lastOpenAt),
+          "every client to resume",
+          20_000,
+        );
         trace("round", round, "raced reads", slow.racedReads, "published", publisher.published);
       }
     } finally {
@@ -125,6 +155,12 @@ describe("chaos: events published during a resuming client's catch-up read", () 
     expect(totals.stateDiffs).toEqual([]);
     expectNone(totals, ["lost", "extra", "mismatched", "seqGaps", "duplicated", "reordered", "errors", "resyncs"]);
     // Every first client lost its stream each round and came back by itself (EventSource, Last-Event-ID).
-    if (transport === "sse") expect(recorders.slice(0, CLIENTS).filter((r) => r.tally.closes < ROUNDS).map((r) => r.label)).toEqual([]);
+    if (transport === "sse")
+      expect(
+        recorders
+          .slice(0, CLIENTS)
+          .filter((r) => r.tally.closes < ROUNDS)
+          .map((r) => r.label),
+      ).toEqual([]);
   }
 });

@@ -148,7 +148,11 @@ export class ChaosCluster {
       logRetentionDays: 30,
       worker: { concurrency: 1, lockDurationMs: 30_000, stalledIntervalMs: 30_000 },
       attempts: 3,
-      auth: { secret: new TextEncoder().encode(this.secret), sessionTtlSeconds: 24 * 3600, login: { maxPerIp: 1_000_000 } },
+      auth: {
+        secret: new TextEncoder().encode(this.secret),
+        sessionTtlSeconds: 24 * 3600,
+        login: { maxPerIp: 1_000_000 },
+      },
       externalAgentRoles: [...FEED_ROLES],
     });
   }
@@ -205,7 +209,11 @@ export class ChaosCluster {
   /** A user of a new tenant and a session token for it, signed like any replica would sign it. */
   async createTenant(name = `tenant-${randomUUID().slice(0, 6)}`) {
     const { auth } = this.publisher.services;
-    const session = await auth.register({ email: `${name}@chaos.test`, password: "correct horse battery", tenantName: name });
+    const session = await auth.register({
+      email: `${name}@chaos.test`,
+      password: "correct horse battery",
+      tenantName: name,
+    });
     return { tenantId: session.tenantId, token: await auth.issueSessionToken(session), session };
   }
 

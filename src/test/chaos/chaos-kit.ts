@@ -31,15 +31,27 @@ export function startRecorders(tenants: readonly WatchedTenant[], perTenant: num
   const recorders: RecorderClient[] = [];
   for (const tenant of tenants) {
     for (let i = 0; i < perTenant; i++) {
-      const feed: RecorderFeed = i % 8 === 7 ? { kind: "context" } : i % 4 === 3 ? { kind: "agent", agentRole: FEED_ROLES[0] } : { kind: "agent" };
-      recorders.push(new RecorderClient({ wsUrl, token: tenant.token, feed, label: `${tenant.tenantId.slice(0, 6)}#${i}` }).start());
+      const feed: RecorderFeed =
+        i % 8 === 7
+          ? { kind: "context" }
+          : i % 4 === 3
+            ? { kind: "agent", agentRole: FEED_ROLES[0] }
+            : { kind: "agent" };
+      recorders.push(
+        new RecorderClient({ wsUrl, token: tenant.token, feed, label: `${tenant.tenantId.slice(0, 6)}#${i}` }).start(),
+      );
     }
   }
   return recorders;
 }
 
 /** Resolves when `check` holds; fails with `what` (and the last detail) after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs: number, detail?: () => string): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs: number,
+  detail?: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -52,24 +64,50 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
  * Time from a fault until every agent recorder it disconnected has reconnected and
  * received again; recorders it did not touch count from their next item.
  */
-export async function recoveryAfter(faultAt: number, recorders: readonly RecorderClient[], timeoutMs: number): Promise<number> {
+export async function recoveryAfter(
+  faultAt: number,
+  recorders: readonly RecorderClient[],
+  timeoutMs: number,
+): Promise<number> {
   const watched = recorders.filter((r) => r.feed.kind === "agent" && !r.feed.agentRole);
   await until(
-    () => watched.every((r) => r.lastItemAt > faultAt && (r.lastCloseAt < faultAt || (r.lastOpenAt > r.lastCloseAt && r.lastItemAt > r.lastOpenAt))),
+    () =>
+      watched.every(
+        (r) =>
+          r.lastItemAt > faultAt &&
+          (r.lastCloseAt < faultAt || (r.lastOpenAt > r.lastCloseAt && r.lastItemAt > r.lastOpenAt)),
+      ),
     "every client to receive again after the fault",
     timeoutMs,
     () => {
-      const behind = watched.filter((r) => !(r.lastItemAt > faultAt && (r.lastCloseAt < faultAt || (r.lastOpenAt > r.lastCloseAt && r.lastItemAt > r.lastOpenAt))));
-      return `${behind.length} behind, e.g. ${behind.slice(0, 3).map((r) => `${r.label} closes=${r.tally.closes} opens=${r.tally.opens} errors=${r.errorMessages.join("; ")}`).join(", ")}`;
+      const behind = watched.filter(
+        (r) =>
+          !(
+            r.lastItemAt > faultAt &&
+            (r.lastCloseAt < faultAt || (r.lastOpenAt > r.lastCloseAt && r.lastItemAt > r.lastOpenAt))
+          ),
+      );
+      return `${behind.length} behind, e.g. ${behind
+        .slice(0, 3)
+        .map((r) => `${r.label} closes=${r.tally.closes} opens=${r.tally.opens} errors=${r.errorMessages.join("; ")}`)
+        .join(", ")}`;
     },
   );
   return Date.now() - faultAt;
 }
 
 /** The newest entry of the tenant's stream that each recorder's feed accepts. */
-async function newestAccepted(redis: RedisClient, prefix: string, tenantId: string, recorders: readonly RecorderClient[]) {
+async function newestAccepted(
+  redis: RedisClient,
+  prefix: string,
+  tenantId: string,
+  recorders: readonly RecorderClient[],
+) {
   const entries = await readTenantStream(redis, prefix, tenantId);
-  return { entries, newest: recorders.map((r) => [...entries].reverse().find((e) => feedAccepts(r.feed, e.event))?.id ?? null) };
+  return {
+    entries,
+    newest: recorders.map((r) => [...entries].reverse().find((e) => feedAccepts(r.feed, e.event))?.id ?? null),
+  };
 }
 
 /** Waits until every recorder received the newest entry its feed accepts (the publishers have stopped). */
@@ -88,12 +126,21 @@ export async function waitUntilCaughtUp(
     });
   }
   await until(
-    () => targets.every(({ recorder, id }) => recorder.hasEnded || (recorder.lastId !== null && compareStreamIds(recorder.lastId, id) >= 0)),
+    () =>
+      targets.every(
+        ({ recorder, id }) =>
+          recorder.hasEnded || (recorder.lastId !== null && compareStreamIds(recorder.lastId, id) >= 0),
+      ),
     "every client to catch up with the stream",
     timeoutMs,
     () => {
-      const behind = targets.filter(({ recorder, id }) => !(recorder.lastId !== null && compareStreamIds(recorder.lastId, id) >= 0));
-      return `${behind.length} behind, e.g. ${behind.slice(0, 3).map(({ recorder, id }) => `${recorder.label} at ${recorder.lastId} wants ${id}`).join(", ")}`;
+      const behind = targets.filter(
+        ({ recorder, id }) => !(recorder.lastId !== null && compareStreamIds(recorder.lastId, id) >= 0),
+      );
+      return `${behind.length} behind, e.g. ${behind
+        .slice(0, 3)
+        .map(({ recorder, id }) => `${recorder.label} at ${recorder.lastId} wants ${id}`)
+        .join(", ")}`;
     },
   );
 }
@@ -144,14 +191,34 @@ export async function auditRecorders(
   },
   byTenant: ReadonlyMap<string, RecorderClient[]>,
 ): Promise<AuditTotals> {
-  const totals: AuditTotals = { clients: 0, deliveries: 0, lost: 0, extra: 0, mismatched: 0, unverifiable: 0, seqGaps: 0, duplicated: 0, reordered: 0, resyncs: 0, attemptMixes: 0, errors: 0, stateDiffs: [] };
+  const totals: AuditTotals = {
+    clients: 0,
+    deliveries: 0,
+    lost: 0,
+    extra: 0,
+    mismatched: 0,
+    unverifiable: 0,
+    seqGaps: 0,
+    duplicated: 0,
+    reordered: 0,
+    resyncs: 0,
+    attemptMixes: 0,
+    errors: 0,
+    stateDiffs: [],
+  };
   const pending: { recorder: RecorderClient; tenantId: string }[] = [];
   for (const [tenantId, recorders] of byTenant) {
     const entries = options.entries?.(tenantId) ?? (await readTenantStream(options.redis, options.prefix, tenantId));
     const from = (await options.verifiableFrom?.(tenantId)) ?? null;
     for (const recorder of recorders) {
       const audit = auditAgainstStream(recorder, entries, from, options.generations?.(tenantId));
-      if (audit.lost > 0 || audit.extra > 0) trace("audit", recorder.label, audit, recorder.segments.map((g) => `${g.startId}..${g.lastId ?? ""} ×${g.count}`));
+      if (audit.lost > 0 || audit.extra > 0)
+        trace(
+          "audit",
+          recorder.label,
+          audit,
+          recorder.segments.map((g) => `${g.startId}..${g.lastId ?? ""} ×${g.count}`),
+        );
       totals.clients += 1;
       totals.deliveries += recorder.tally.events;
       totals.lost += audit.lost;
@@ -184,7 +251,10 @@ export async function auditRecorders(
 }
 
 /** Runs of these tenants still queued or active: after a scenario ends, each one is stuck. */
-export async function stuckRuns(db: PrismaClient, tenantIds: readonly string[]): Promise<{ id: string; status: string; agentRole: string }[]> {
+export async function stuckRuns(
+  db: PrismaClient,
+  tenantIds: readonly string[],
+): Promise<{ id: string; status: string; agentRole: string }[]> {
   return db.agentRun.findMany({
     where: { tenantId: { in: [...tenantIds] }, status: { in: ["queued", "active"] } },
     select: { id: true, status: true, agentRole: true },
@@ -192,7 +262,10 @@ export async function stuckRuns(db: PrismaClient, tenantIds: readonly string[]):
 }
 
 /** Recorders grouped by the tenant they watch. */
-export function byTenant(tenants: readonly WatchedTenant[], recorders: readonly RecorderClient[]): Map<string, RecorderClient[]> {
+export function byTenant(
+  tenants: readonly WatchedTenant[],
+  recorders: readonly RecorderClient[],
+): Map<string, RecorderClient[]> {
   const map = new Map<string, RecorderClient[]>(tenants.map((t) => [t.tenantId, []]));
   for (const recorder of recorders) {
     const tenant = tenants.find((t) => t.token === recorder.options.token);
@@ -223,7 +296,13 @@ export async function startInProcessPulse(options: TestPulseOptions = {}): Promi
     ...options,
     security: {
       ...options.security,
-      ws: { perIp: 100_000, perUser: 100_000, perTenant: 1_000_000, messagesPerSecond: 10_000, ...options.security?.ws },
+      ws: {
+        perIp: 100_000,
+        perUser: 100_000,
+        perTenant: 1_000_000,
+        messagesPerSecond: 10_000,
+        ...options.security?.ws,
+      },
     },
   });
   const balancer = await new TcpBalancer({ backends: [Number(new URL(app.baseUrl).port)] }).start();

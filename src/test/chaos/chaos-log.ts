@@ -46,7 +46,11 @@ export class ChaosLog {
     await mkdir(CHAOS_FIGURES_DIR, { recursive: true });
     await writeFile(
       path.join(CHAOS_FIGURES_DIR, `${this.file}.json`),
-      JSON.stringify({ file: this.file, long: LONG, finishedAt: new Date().toISOString(), scenarios: this.scenarios }, null, 2),
+      JSON.stringify(
+        { file: this.file, long: LONG, finishedAt: new Date().toISOString(), scenarios: this.scenarios },
+        null,
+        2,
+      ),
     );
   }
 }

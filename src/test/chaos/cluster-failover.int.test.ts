@@ -2,7 +2,19 @@ import keySlot from "cluster-key-slot";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { ChaosCluster } from "./chaos-cluster";
-import { auditRecorders, byTenant, expectNone, recoveryAfter, sleep, startRecorders, stuckRuns, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
+import {
+  auditRecorders,
+  byTenant,
+  expectNone,
+  recoveryAfter,
+  sleep,
+  startRecorders,
+  stuckRuns,
+  trace,
+  until,
+  waitUntilCaughtUp,
+  type WatchedTenant,
+} from "./chaos-kit";
 import { ChaosLog, LONG, quantile } from "./chaos-log";
 import { FeedPublisher } from "./feed-publisher";
 import { readTenantStream, StreamTap } from "./stream-audit";
@@ -20,7 +32,8 @@ import { compareStreamIds } from "../../shared/stream-id";
 if (LONG) vi.setConfig({ testTimeout: 900_000, hookTimeout: 180_000 });
 else vi.setConfig({ testTimeout: 240_000, hookTimeout: 180_000 });
 const databaseUrl = inject("databaseUrl");
-if (!databaseUrl) console.log("chaos: cluster failover skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)");
+if (!databaseUrl)
+  console.log("chaos: cluster failover skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)");
 
 const NODE_TIMEOUT_MS = 1_500;
 const RECONCILE_INTERVAL_MS = 1_000;
@@ -55,7 +68,12 @@ describe.skipIf(!databaseUrl)("chaos: a Redis Cluster master killed mid-stream",
     trace("cluster up", cluster.redisCluster!.nodesList);
     await Promise.all([cluster.addReplica(), cluster.addReplica(), cluster.addWorker()]);
     tenants = await tenantsOnEveryMaster(cluster);
-    trace("tenants", await Promise.all(tenants.map(async (t) => `${t.tenantId.slice(0, 6)}@${await masterOfTenant(cluster, t.tenantId)}`)));
+    trace(
+      "tenants",
+      await Promise.all(
+        tenants.map(async (t) => `${t.tenantId.slice(0, 6)}@${await masterOfTenant(cluster, t.tenantId)}`),
+      ),
+    );
   });
 
   afterAll(async () => {
@@ -67,7 +85,11 @@ describe.skipIf(!databaseUrl)("chaos: a Redis Cluster master killed mid-stream",
     const redisCluster = cluster.redisCluster!;
     const recorders = startRecorders(tenants, CLIENTS_PER_TENANT, cluster.wsUrl);
     const grouped = byTenant(tenants, recorders);
-    const tap = new StreamTap(cluster.inspector, cluster.prefix, tenants.map((t) => t.tenantId)).start();
+    const tap = new StreamTap(
+      cluster.inspector,
+      cluster.prefix,
+      tenants.map((t) => t.tenantId),
+    ).start();
     const { bus, runs } = cluster.publisher.services;
     const publisher = new FeedPublisher({ bus, runs, tenants: tenants.map((t) => t.tenantId), rate: RATE }).start();
     const promotions: number[] = [];
@@ -78,7 +100,8 @@ describe.skipIf(!databaseUrl)("chaos: a Redis Cluster master killed mid-stream",
       await until(() => recorders.every((r) => r.tally.items > 0), "every client's snapshot", 30_000);
       for (let failover = 0; failover < FAILOVERS; failover++) {
         // Demo runs on the worker (or still queued) when the master goes.
-        for (const tenant of tenants) for (const role of ROLES) await runs.start(tenant.tenantId, role).then(() => demoRuns++);
+        for (const tenant of tenants)
+          for (const role of ROLES) await runs.start(tenant.tenantId, role).then(() => demoRuns++);
         await publisher.waitFor(RATE / 2);
         const victim = await busiestMaster(cluster, tenants);
         victimTenants += victim.tenants;
@@ -97,22 +120,54 @@ describe.skipIf(!databaseUrl)("chaos: a Redis Cluster master killed mid-stream",
         const faultAt = Date.now();
         await redisCluster.kill(victim.port);
         redisCluster.thaw(replica);
-        trace("failover", failover, "killed", victim.port, "holding", victim.tenants, "tenants; replica", replica, "frozen for", publisher.published - frozenAt, "appends");
+        trace(
+          "failover",
+          failover,
+          "killed",
+          victim.port,
+          "holding",
+          victim.tenants,
+          "tenants; replica",
+          replica,
+          "frozen for",
+          publisher.published - frozenAt,
+          "appends",
+        );
         const slot = keySlot(`{${victim.tenantIds[0]}}`);
-        await until(async () => (await redisCluster.masterOf(slot).catch(() => 0)) === replica, "the replica to be promoted", 60_000);
+        await until(
+          async () => (await redisCluster.masterOf(slot).catch(() => 0)) === replica,
+          "the replica to be promoted",
+          60_000,
+        );
         await redisCluster.waitUntilServing(60_000);
         promotions.push(Date.now() - faultAt);
         trace("promoted after", promotions.at(-1), "ms");
         // Pulse records what the stream lost (its publishers and readers notice the hole on
         // the next append), so a cursor into the hole resyncs; until then it would be unknown.
         const lostUntil = new Map(victim.tenantIds.map((t) => [t, tap.entries(t).at(-1)?.id ?? null]));
-        await until(async () => (await Promise.all([...lostUntil].map(([t, id]) => holeRecorded(cluster, t, id)))).every(Boolean), "the lost entries to be recorded", 30_000, () => JSON.stringify([...lostUntil]));
+        await until(
+          async () => (await Promise.all([...lostUntil].map(([t, id]) => holeRecorded(cluster, t, id)))).every(Boolean),
+          "the lost entries to be recorded",
+          30_000,
+          () => JSON.stringify([...lostUntil]),
+        );
         // Every client also reconnects now with the id it holds, as after any network blip:
         // one the promoted replica never received must be answered with a resync.
         cluster.balancer.dropAll();
         recoveries.push(await recoveryAfter(faultAt, recorders, 60_000));
-        trace("clients receive again after", recoveries.at(-1), "ms; published", publisher.published, "failures", publisher.failures);
-        await until(async () => (await demoRunsInFlight(cluster, tenants)) === 0, "no demo run queued or active", 120_000);
+        trace(
+          "clients receive again after",
+          recoveries.at(-1),
+          "ms; published",
+          publisher.published,
+          "failures",
+          publisher.failures,
+        );
+        await until(
+          async () => (await demoRunsInFlight(cluster, tenants)) === 0,
+          "no demo run queued or active",
+          120_000,
+        );
         if (failover < FAILOVERS - 1) {
           // The killed node comes back as the new master's replica, ready for the next failover.
           await redisCluster.restart(victim.port);
@@ -122,12 +177,37 @@ describe.skipIf(!databaseUrl)("chaos: a Redis Cluster master killed mid-stream",
       // Workers followed the queue's slots: a run started now is taken and completes.
       const after = await runs.start(tenants[0]!.tenantId, ROLES[0]!);
       demoRuns += 1;
-      await until(async () => (await cluster.database.prisma.agentRun.findUnique({ where: { id: after.id } }))?.status === "completed", "a run started after the failover to complete", 120_000);
+      await until(
+        async () =>
+          (await cluster.database.prisma.agentRun.findUnique({ where: { id: after.id } }))?.status === "completed",
+        "a run started after the failover to complete",
+        120_000,
+      );
     } catch (error) {
       if (process.env.CHAOS_TRACE) {
         const { keys } = cluster.publisher.services.stream;
-        for (const t of tenants) trace("debug", t.tenantId, "tap", tap.entries(t.tenantId).at(-1)?.id, "newest", await cluster.publisher.services.stream.lastId(t.tenantId), "trimmed", await cluster.inspector.get(keys.trimmed(t.tenantId)));
-        for (const r of cluster.replicas) trace("replica log", r.name, r.output.split("\n").filter((l) => /lost|stream reader|"level":[5]/.test(l)).slice(-8).map((l) => l.slice(0, 300)).join("\n"));
+        for (const t of tenants)
+          trace(
+            "debug",
+            t.tenantId,
+            "tap",
+            tap.entries(t.tenantId).at(-1)?.id,
+            "newest",
+            await cluster.publisher.services.stream.lastId(t.tenantId),
+            "trimmed",
+            await cluster.inspector.get(keys.trimmed(t.tenantId)),
+          );
+        for (const r of cluster.replicas)
+          trace(
+            "replica log",
+            r.name,
+            r.output
+              .split("\n")
+              .filter((l) => /lost|stream reader|"level":[5]/.test(l))
+              .slice(-8)
+              .map((l) => l.slice(0, 300))
+              .join("\n"),
+          );
       }
       throw error;
     } finally {
@@ -138,20 +218,32 @@ describe.skipIf(!databaseUrl)("chaos: a Redis Cluster master killed mid-stream",
     await tap.stop();
     let vanished = 0;
     for (const tenant of tenants) {
-      const kept = new Set((await readTenantStream(cluster.inspector, cluster.prefix, tenant.tenantId)).map((e) => e.id));
+      const kept = new Set(
+        (await readTenantStream(cluster.inspector, cluster.prefix, tenant.tenantId)).map((e) => e.id),
+      );
       vanished += tap.entries(tenant.tenantId).filter((e) => !kept.has(e.id)).length;
     }
     const totals = await auditRecorders(
-      { redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services, entries: (t) => tap.entries(t), generations: (t) => tap.generations(t) },
+      {
+        redis: cluster.inspector,
+        prefix: cluster.prefix,
+        source: cluster.publisher.services,
+        entries: (t) => tap.entries(t),
+        generations: (t) => tap.generations(t),
+      },
       grouped,
     );
-    const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));
+    const stuck = await stuckRuns(
+      cluster.database.prisma,
+      tenants.map((t) => t.tenantId),
+    );
     trace("audited", totals, { vanished, stuck, promotions, recoveries });
     await Promise.all(recorders.map((r) => r.close()));
 
     log.record({
       number: 9,
-      scenario: "Redis Cluster master killed mid-stream (SIGKILL), its replica promoted; the last acknowledged appends lost",
+      scenario:
+        "Redis Cluster master killed mid-stream (SIGKILL), its replica promoted; the last acknowledged appends lost",
       events: publisher.published,
       clients: recorders.length,
       faults: FAILOVERS,
@@ -194,7 +286,10 @@ async function masterOfTenant(cluster: ChaosCluster, tenantId: string): Promise<
 }
 
 /** The master holding the most watched tenants now. */
-async function busiestMaster(cluster: ChaosCluster, tenants: readonly WatchedTenant[]): Promise<{ port: number; tenants: number; tenantIds: string[] }> {
+async function busiestMaster(
+  cluster: ChaosCluster,
+  tenants: readonly WatchedTenant[],
+): Promise<{ port: number; tenants: number; tenantIds: string[] }> {
   const byMaster = new Map<number, string[]>();
   for (const tenant of tenants) {
     const port = await masterOfTenant(cluster, tenant.tenantId);
@@ -219,13 +314,20 @@ async function onNode(port: number, ...command: [string, ...string[]]): Promise<
 async function holeRecorded(cluster: ChaosCluster, tenantId: string, id: string | null): Promise<boolean> {
   if (id === null) return true;
   const { keys } = cluster.publisher.services.stream;
-  const [kept, trimmed] = await Promise.all([cluster.inspector.xrange(keys.events(tenantId), id, id), cluster.inspector.get(keys.trimmed(tenantId))]);
+  const [kept, trimmed] = await Promise.all([
+    cluster.inspector.xrange(keys.events(tenantId), id, id),
+    cluster.inspector.get(keys.trimmed(tenantId)),
+  ]);
   return kept.length > 0 || (trimmed !== null && compareStreamIds(trimmed, id) >= 0);
 }
 
 /** Demo (worker-run) runs of these tenants still queued or active. */
 async function demoRunsInFlight(cluster: ChaosCluster, tenants: readonly WatchedTenant[]): Promise<number> {
   return cluster.database.prisma.agentRun.count({
-    where: { tenantId: { in: tenants.map((t) => t.tenantId) }, agentRole: { in: ROLES }, status: { in: ["queued", "active"] } },
+    where: {
+      tenantId: { in: tenants.map((t) => t.tenantId) },
+      agentRole: { in: ROLES },
+      status: { in: ["queued", "active"] },
+    },
   });
 }

@@ -56,7 +56,8 @@ describe("chaos: connection churn", () => {
     const redisClients = async () => {
       const lists = await Promise.all(nodes().map(async (node) => String(await node.client("LIST"))));
       // ioredis names a cluster's subscriber connections `ioredis-cluster(ssubscriber):<name>`.
-      return lists.flatMap((list) => list.split("\n")).filter((l) => new RegExp(`name=\\S*${app.prefix}:`).test(l)).length;
+      return lists.flatMap((list) => list.split("\n")).filter((l) => new RegExp(`name=\\S*${app.prefix}:`).test(l))
+        .length;
     };
     const feeds: RecorderFeed[] = [{ kind: "agent" }, { kind: "agent", agentRole: FEED_ROLES[1] }, { kind: "context" }];
     let connections = 0;
@@ -70,11 +71,23 @@ describe("chaos: connection churn", () => {
         const tenant = tenants[i % tenants.length]!;
         const earlier = kept.find((k) => k.options.token === tenant.token && k.lastId);
         // Some come back with an id kept from an earlier visit; the rest start from a snapshot.
-        return i % 5 === 4 && earlier ? RecorderClient.continuing(earlier, `w${waves}-${i}`) : new RecorderClient({ wsUrl: server.wsUrl, token: tenant.token, feed: feeds[i % feeds.length]!, label: `w${waves}-${i}` });
+        return i % 5 === 4 && earlier
+          ? RecorderClient.continuing(earlier, `w${waves}-${i}`)
+          : new RecorderClient({
+              wsUrl: server.wsUrl,
+              token: tenant.token,
+              feed: feeds[i % feeds.length]!,
+              label: `w${waves}-${i}`,
+            });
       });
       for (const client of clients) client.start();
       connections += size;
-      await until(() => clients.every((c) => c.tally.items > 0 || c.feed.kind === "context" || c.options.lastEventId !== undefined), "the wave's first items", 20_000).catch(() => {});
+      await until(
+        () =>
+          clients.every((c) => c.tally.items > 0 || c.feed.kind === "context" || c.options.lastEventId !== undefined),
+        "the wave's first items",
+        20_000,
+      ).catch(() => {});
       const abrupt = clients.filter((_, i) => i % 2 === 1);
       if (abrupt.length > 0) server.balancer.dropAll();
       await Promise.all(clients.map((c) => c.close()));
@@ -84,16 +97,31 @@ describe("chaos: connection churn", () => {
     };
 
     // Warm-up: the first connections create what every later one reuses (JIT, pools, caches).
-    const warm = new FeedPublisher({ bus: services.bus, runs: services.runs, tenants: tenants.map((t) => t.tenantId), rate: 100, limit: 100 }).start();
+    const warm = new FeedPublisher({
+      bus: services.bus,
+      runs: services.runs,
+      tenants: tenants.map((t) => t.tenantId),
+      rate: 100,
+      limit: 100,
+    }).start();
     await wave(WAVE);
     await warm.stop();
     await warm.finishRuns();
-    await until(() => app.http.connections.size === 0 && services.reader.tenantCount === 0, "the warm-up to drain", 20_000);
+    await until(
+      () => app.http.connections.size === 0 && services.reader.tenantCount === 0,
+      "the warm-up to drain",
+      20_000,
+    );
     await sleep(500);
     const baseline = { resources: resources(), redis: await redisClients(), heap: heapUsedAfterGc() };
     trace("baseline", baseline);
 
-    const publisher = new FeedPublisher({ bus: services.bus, runs: services.runs, tenants: tenants.map((t) => t.tenantId), rate: 100 }).start();
+    const publisher = new FeedPublisher({
+      bus: services.bus,
+      runs: services.runs,
+      tenants: tenants.map((t) => t.tenantId),
+      rate: 100,
+    }).start();
     const started = Date.now();
     let peakConnections = 0;
     /** Heap after GC between waves, to tell a trend from the one-time cost of the first waves. */
@@ -115,12 +143,21 @@ describe("chaos: connection churn", () => {
     }
     await publisher.finishRuns();
     const drainedAt = Date.now();
-    await until(() => app.http.connections.size === 0 && services.reader.tenantCount === 0, "every connection and reader tenant to go", 20_000, () => `connections ${app.http.connections.size}, tenants ${services.reader.tenantCount}`);
+    await until(
+      () => app.http.connections.size === 0 && services.reader.tenantCount === 0,
+      "every connection and reader tenant to go",
+      20_000,
+      () => `connections ${app.http.connections.size}, tenants ${services.reader.tenantCount}`,
+    );
     const settledMs = Date.now() - drainedAt;
     // Progress writes and timers of the last events settle.
     await sleep(1_000);
     const after = { resources: resources(), redis: await redisClients(), heap: heapUsedAfterGc() };
-    const gauges = await scrape(app.baseUrl, ["pulse_ws_connections", "pulse_subscriptions", "pulse_stream_reader_tenants"]);
+    const gauges = await scrape(app.baseUrl, [
+      "pulse_ws_connections",
+      "pulse_subscriptions",
+      "pulse_stream_reader_tenants",
+    ]);
     trace("after", after, gauges, { waves, connections, peakConnections, anomalies });
     redis.disconnect();
 

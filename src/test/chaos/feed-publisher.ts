@@ -50,7 +50,9 @@ export class FeedPublisher {
 
   constructor(private readonly options: FeedPublisherOptions) {
     const perTenant = Math.min(options.runsPerTenant ?? 2, FEED_ROLES.length);
-    this.lanes = options.tenants.flatMap((tenantId) => FEED_ROLES.slice(0, perTenant).map((role) => ({ tenantId, role })));
+    this.lanes = options.tenants.flatMap((tenantId) =>
+      FEED_ROLES.slice(0, perTenant).map((role) => ({ tenantId, role })),
+    );
   }
 
   get done(): boolean {
@@ -73,7 +75,10 @@ export class FeedPublisher {
   async finishRuns(): Promise<void> {
     await Promise.all(this.lanes.map((lane) => lane.busy ?? Promise.resolve()));
     for (const lane of this.lanes) {
-      if (lane.run) await this.publish(lane, { type: "agent:completed", completedAt: new Date().toISOString() }).catch((error: unknown) => this.fail(error));
+      if (lane.run)
+        await this.publish(lane, { type: "agent:completed", completedAt: new Date().toISOString() }).catch(
+          (error: unknown) => this.fail(error),
+        );
       lane.run = undefined;
     }
   }
@@ -82,7 +87,8 @@ export class FeedPublisher {
   async waitFor(count: number, timeoutMs = 60_000): Promise<void> {
     const target = this.published + count;
     const deadline = Date.now() + timeoutMs;
-    while (this.running && this.published < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (this.running && this.published < target && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
   }
 
   private async run(): Promise<void> {
@@ -125,10 +131,18 @@ export class FeedPublisher {
         this.contextVersion.set(lane.tenantId, version);
         const publish = () =>
           this.counted(() =>
-            this.options.bus.publish({ type: "context:status_changed", tenantId: lane.tenantId, status: version % 2 ? "generating" : "completed", version }),
+            this.options.bus.publish({
+              type: "context:status_changed",
+              tenantId: lane.tenantId,
+              status: version % 2 ? "generating" : "completed",
+              version,
+            }),
           );
         const next = (this.contextChain.get(lane.tenantId) ?? Promise.resolve()).then(publish, publish);
-        this.contextChain.set(lane.tenantId, next.catch(() => {}));
+        this.contextChain.set(
+          lane.tenantId,
+          next.catch(() => {}),
+        );
         await next;
         return;
       }
@@ -149,11 +163,21 @@ export class FeedPublisher {
           const open = run.steps.pop();
           const stepId = open ?? `${run.runId}:1:${n}`;
           if (!open) run.steps.push(stepId);
-          await this.publish(lane, { type: "agent:step", stepId, name: `step ${stepId.slice(-4)}`, status: open ? "completed" : "started" });
+          await this.publish(lane, {
+            type: "agent:step",
+            stepId,
+            name: `step ${stepId.slice(-4)}`,
+            status: open ? "completed" : "started",
+          });
           return;
         }
         default:
-          await this.publish(lane, { type: "agent:progress", progress: n % 100, phase: "running", message: `progress ${n}` });
+          await this.publish(lane, {
+            type: "agent:progress",
+            progress: n % 100,
+            phase: "running",
+            message: `progress ${n}`,
+          });
       }
     } catch (error) {
       this.fail(error);
@@ -165,10 +189,22 @@ export class FeedPublisher {
     if (this.failures.length < 5) this.failures.push(String((error as Error).message ?? error));
   }
 
-  private async publish(lane: Lane, event: DistributiveOmit<AgentEventInput, "tenantId" | "runId" | "jobId" | "queue" | "agentRole" | "attempt">): Promise<void> {
+  private async publish(
+    lane: Lane,
+    event: DistributiveOmit<AgentEventInput, "tenantId" | "runId" | "jobId" | "queue" | "agentRole" | "attempt">,
+  ): Promise<void> {
     const run = lane.run!;
     await this.counted(
-      () => this.options.bus.publish({ ...event, tenantId: lane.tenantId, runId: run.runId, jobId: run.jobId, queue: run.queue, agentRole: lane.role, attempt: 1 } as AgentEventInput),
+      () =>
+        this.options.bus.publish({
+          ...event,
+          tenantId: lane.tenantId,
+          runId: run.runId,
+          jobId: run.jobId,
+          queue: run.queue,
+          agentRole: lane.role,
+          attempt: 1,
+        } as AgentEventInput),
       async () => {
         const row = await this.options.runs.get(lane.tenantId, run.runId).catch(() => null);
         return `${event.type} of run ${run.runId} (now ${row?.status ?? "missing"}${row?.error ? `: ${row.error}` : ""})`;
@@ -176,7 +212,10 @@ export class FeedPublisher {
     );
   }
 
-  private async counted(publish: () => Promise<unknown>, describe: () => Promise<string> = async () => "a context change"): Promise<void> {
+  private async counted(
+    publish: () => Promise<unknown>,
+    describe: () => Promise<string> = async () => "a context change",
+  ): Promise<void> {
     const result = await publish();
     if (result === null) throw new Error(`the bus dropped ${await describe()} as no longer applying`);
     this.published += 1;

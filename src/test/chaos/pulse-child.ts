@@ -97,7 +97,9 @@ export class PulseChild {
     if (result === "timeout") {
       child.kill("SIGKILL");
       await this.exitedAt;
-      throw new Error(`${this.name} did not exit within ${timeoutMs} ms of ${signal}:\n${this.outputText.slice(-4000)}`);
+      throw new Error(
+        `${this.name} did not exit within ${timeoutMs} ms of ${signal}:\n${this.outputText.slice(-4000)}`,
+      );
     }
     return { ...result, ms: Date.now() - sentAt };
   }

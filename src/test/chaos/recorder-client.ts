@@ -1,4 +1,11 @@
-import { createTRPCClient, createWSClient, httpSubscriptionLink, wsLink, type TRPCClient, type TRPCLink } from "@trpc/client";
+import {
+  createTRPCClient,
+  createWSClient,
+  httpSubscriptionLink,
+  wsLink,
+  type TRPCClient,
+  type TRPCLink,
+} from "@trpc/client";
 import { EventSource } from "eventsource";
 import WebSocket from "ws";
 import { applyAgentItem, emptyAgentState, type AgentState } from "../../lib/agent-state";
@@ -87,7 +94,18 @@ const RECENT_IDS = 4_096;
  * the tenant's stream, and `state` with the database.
  */
 export class RecorderClient {
-  readonly tally: RecorderTally = { items: 0, events: 0, duplicated: 0, reordered: 0, seqGaps: 0, resyncs: 0, attemptMixes: 0, errors: 0, opens: 0, closes: 0 };
+  readonly tally: RecorderTally = {
+    items: 0,
+    events: 0,
+    duplicated: 0,
+    reordered: 0,
+    seqGaps: 0,
+    resyncs: 0,
+    attemptMixes: 0,
+    errors: 0,
+    opens: 0,
+    closes: 0,
+  };
   readonly segments: Segment[] = [];
   readonly errorMessages: string[] = [];
   agentState: AgentState = emptyAgentState;
@@ -115,7 +133,8 @@ export class RecorderClient {
 
   constructor(readonly options: RecorderOptions) {
     this.lastId = options.lastEventId ?? null;
-    if (options.lastEventId) this.segments.push({ startId: options.lastEventId, kind: "resume", count: 0, checksum: 0, lastId: null });
+    if (options.lastEventId)
+      this.segments.push({ startId: options.lastEventId, kind: "resume", count: 0, checksum: 0, lastId: null });
   }
 
   /**
@@ -146,7 +165,9 @@ export class RecorderClient {
   }
 
   start(): this {
-    const trpc: TRPCClient<AppRouter> = createTRPCClient<AppRouter>({ links: [this.options.transport === "sse" ? this.sseLink() : this.wsLink()] });
+    const trpc: TRPCClient<AppRouter> = createTRPCClient<AppRouter>({
+      links: [this.options.transport === "sse" ? this.sseLink() : this.wsLink()],
+    });
     const handlers = {
       onData: (value: unknown) => {
         const { id, data } = value as { id: string; data: { type: string } };
@@ -172,7 +193,11 @@ export class RecorderClient {
       feed.kind === "context"
         ? trpc.context.onStatusChanged.subscribe({ ...(lastEventId ? { lastEventId } : {}) }, handlers)
         : trpc.agent.onStatus.subscribe(
-            { ...(feed.runId ? { runId: feed.runId } : {}), ...(feed.agentRole ? { agentRole: feed.agentRole } : {}), ...(lastEventId ? { lastEventId } : {}) },
+            {
+              ...(feed.runId ? { runId: feed.runId } : {}),
+              ...(feed.agentRole ? { agentRole: feed.agentRole } : {}),
+              ...(lastEventId ? { lastEventId } : {}),
+            },
             handlers,
           );
     return this;
@@ -235,7 +260,13 @@ export class RecorderClient {
     this.remember(id);
     if (isState) {
       if (item.type === "resync") this.tally.resyncs += 1;
-      this.segments.push({ startId: id, kind: item.type as "snapshot" | "resync", count: 0, checksum: 0, lastId: null });
+      this.segments.push({
+        startId: id,
+        kind: item.type as "snapshot" | "resync",
+        count: 0,
+        checksum: 0,
+        lastId: null,
+      });
       this.seqs.clear();
       this.hasState = true;
       this.applyState(id, item);

@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { ChaosCluster } from "./chaos-cluster";
-import { auditRecorders, byTenant, expectNone, sleep, startRecorders, stuckRuns, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
+import {
+  auditRecorders,
+  byTenant,
+  expectNone,
+  sleep,
+  startRecorders,
+  stuckRuns,
+  trace,
+  until,
+  waitUntilCaughtUp,
+  type WatchedTenant,
+} from "./chaos-kit";
 import { ChaosLog, LONG } from "./chaos-log";
 import { FeedPublisher } from "./feed-publisher";
 import type { RecorderClient } from "./recorder-client";
@@ -17,7 +28,10 @@ import { skippedWithoutPostgres } from "./chaos-log";
 
 if (LONG) vi.setConfig({ testTimeout: 900_000, hookTimeout: 120_000 });
 const databaseUrl = inject("databaseUrl");
-if (!databaseUrl) console.log("chaos: scenario 4 (Redis restarts) skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)");
+if (!databaseUrl)
+  console.log(
+    "chaos: scenario 4 (Redis restarts) skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)",
+  );
 
 const RECONCILE_INTERVAL_MS = 1_000;
 const RECONCILE_GRACE_MS = 5_000;
@@ -61,7 +75,11 @@ describe.skipIf(!databaseUrl)(`chaos: Redis restarts${skippedWithoutPostgres(dat
     it(`${persist ? "keeps" : "loses"} its data: clients resume or resync, readers and workers reconnect, no run stays running (scenario 4)`, async () => {
       const recorders = startRecorders(tenants, CLIENTS_PER_TENANT, cluster.wsUrl);
       const grouped = byTenant(tenants, recorders);
-      const tap = new StreamTap(cluster.inspector, cluster.prefix, tenants.map((t) => t.tenantId)).start();
+      const tap = new StreamTap(
+        cluster.inspector,
+        cluster.prefix,
+        tenants.map((t) => t.tenantId),
+      ).start();
       const { bus, runs } = cluster.publisher.services;
       const publisher = new FeedPublisher({ bus, runs, tenants: tenants.map((t) => t.tenantId), rate: RATE }).start();
       let demoRuns = 0;
@@ -70,7 +88,12 @@ describe.skipIf(!databaseUrl)(`chaos: Redis restarts${skippedWithoutPostgres(dat
         await until(() => recorders.every((r) => r.tally.items > 0), "every client's snapshot", 20_000);
         for (let restart = 0; restart < RESTARTS; restart++) {
           // Demo runs in flight (active on the worker, or still waiting in the queue) when Redis goes.
-          for (const tenant of tenants) for (const role of ROLES) await runs.start(tenant.tenantId, role).then(() => demoRuns++).catch(() => {});
+          for (const tenant of tenants)
+            for (const role of ROLES)
+              await runs
+                .start(tenant.tenantId, role)
+                .then(() => demoRuns++)
+                .catch(() => {});
           await publisher.waitFor(RATE);
           if (!persist) {
             // Writes wait (reads go on) while the tap takes what the stream holds, so nothing
@@ -88,32 +111,74 @@ describe.skipIf(!databaseUrl)(`chaos: Redis restarts${skippedWithoutPostgres(dat
           // Readers reconnect: events published after the restart reach every client again.
           const mark = publisher.published;
           await publisher.waitFor(RATE);
-          await until(() => recorders.every((r) => r.lastItemAt > downAt), "every client to receive after the restart", 30_000);
+          await until(
+            () => recorders.every((r) => r.lastItemAt > downAt),
+            "every client to receive after the restart",
+            30_000,
+          );
           // No run stays queued or active: the ones whose jobs Redis lost are ended by the reconciler.
-          await until(async () => (await demoRunsInFlight(cluster, tenants)) === 0, "no demo run queued or active", RECONCILE_GRACE_MS + RECONCILE_INTERVAL_MS + BOUND_MS + 20_000);
+          await until(
+            async () => (await demoRunsInFlight(cluster, tenants)) === 0,
+            "no demo run queued or active",
+            RECONCILE_GRACE_MS + RECONCILE_INTERVAL_MS + BOUND_MS + 20_000,
+          );
           recoveryMs = Math.max(recoveryMs, Date.now() - downAt);
-          trace("restart", restart, "recovered in", Date.now() - downAt, "ms; published since", publisher.published - mark);
+          trace(
+            "restart",
+            restart,
+            "recovered in",
+            Date.now() - downAt,
+            "ms; published since",
+            publisher.published - mark,
+          );
         }
         // Workers reconnected: a run started now is taken and completes.
         const after = await runs.start(tenants[0]!.tenantId, ROLES[0]!);
         demoRuns += 1;
-        await until(async () => (await cluster.database.prisma.agentRun.findUnique({ where: { id: after.id } }))?.status === "completed", "a run started after the restarts to complete", 60_000);
+        await until(
+          async () =>
+            (await cluster.database.prisma.agentRun.findUnique({ where: { id: after.id } }))?.status === "completed",
+          "a run started after the restarts to complete",
+          60_000,
+        );
       } finally {
         await publisher.stop();
       }
-      trace("failed feed runs", await cluster.database.prisma.agentRun.findMany({ where: { tenantId: { in: tenants.map((t) => t.tenantId) }, status: "failed" }, select: { agentRole: true, error: true, updatedAt: true, failedAt: true } }));
+      trace(
+        "failed feed runs",
+        await cluster.database.prisma.agentRun.findMany({
+          where: { tenantId: { in: tenants.map((t) => t.tenantId) }, status: "failed" },
+          select: { agentRole: true, error: true, updatedAt: true, failedAt: true },
+        }),
+      );
       await publisher.finishRuns();
       await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 120_000);
       await tap.stop();
-      const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services, entries: (t) => tap.entries(t), generations: (t) => tap.generations(t) }, grouped);
-      const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));
-      const ended = await cluster.database.prisma.agentRun.count({ where: { tenantId: { in: tenants.map((t) => t.tenantId) }, error: { contains: "lost from the queue" } } });
+      const totals = await auditRecorders(
+        {
+          redis: cluster.inspector,
+          prefix: cluster.prefix,
+          source: cluster.publisher.services,
+          entries: (t) => tap.entries(t),
+          generations: (t) => tap.generations(t),
+        },
+        grouped,
+      );
+      const stuck = await stuckRuns(
+        cluster.database.prisma,
+        tenants.map((t) => t.tenantId),
+      );
+      const ended = await cluster.database.prisma.agentRun.count({
+        where: { tenantId: { in: tenants.map((t) => t.tenantId) }, error: { contains: "lost from the queue" } },
+      });
       trace("audited", totals, { stuck, ended });
       await Promise.all(recorders.map((r: RecorderClient) => r.close()));
 
       log.record({
         number: 4,
-        scenario: persist ? "Redis restarted, keeping its data (append-only file)" : "Redis crashed and came back empty (no persistence)",
+        scenario: persist
+          ? "Redis restarted, keeping its data (append-only file)"
+          : "Redis crashed and came back empty (no persistence)",
         events: publisher.published + tenants.length,
         clients: recorders.length,
         faults: RESTARTS,
@@ -138,6 +203,10 @@ describe.skipIf(!databaseUrl)(`chaos: Redis restarts${skippedWithoutPostgres(dat
 /** Demo (worker-run) runs of these tenants still queued or active. */
 async function demoRunsInFlight(cluster: ChaosCluster, tenants: readonly WatchedTenant[]): Promise<number> {
   return cluster.database.prisma.agentRun.count({
-    where: { tenantId: { in: tenants.map((t) => t.tenantId) }, agentRole: { in: ROLES }, status: { in: ["queued", "active"] } },
+    where: {
+      tenantId: { in: tenants.map((t) => t.tenantId) },
+      agentRole: { in: ROLES },
+      status: { in: ["queued", "active"] },
+    },
   });
 }

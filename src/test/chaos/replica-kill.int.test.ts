@@ -2,7 +2,18 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { RawSocket } from "../security/security-kit";
 import { ChaosCluster } from "./chaos-cluster";
-import { auditRecorders, byTenant, expectNone, recoveryAfter, sleep, startRecorders, stuckRuns, trace, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
+import {
+  auditRecorders,
+  byTenant,
+  expectNone,
+  recoveryAfter,
+  sleep,
+  startRecorders,
+  stuckRuns,
+  trace,
+  waitUntilCaughtUp,
+  type WatchedTenant,
+} from "./chaos-kit";
 import { ChaosLog, LONG, quantile } from "./chaos-log";
 import { FeedPublisher } from "./feed-publisher";
 import type { RecorderClient } from "./recorder-client";
@@ -17,7 +28,10 @@ import { skippedWithoutPostgres } from "./chaos-log";
 
 if (LONG) vi.setConfig({ testTimeout: 900_000, hookTimeout: 120_000 });
 const databaseUrl = inject("databaseUrl");
-if (!databaseUrl) console.log("chaos: scenario 1 (replica kills) skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)");
+if (!databaseUrl)
+  console.log(
+    "chaos: scenario 1 (replica kills) skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)",
+  );
 
 const REPLICAS = LONG ? 3 : 2;
 const TENANTS = LONG ? 4 : 2;
@@ -72,9 +86,15 @@ describe.skipIf(!databaseUrl)(`chaos: API replicas killed mid-stream${skippedWit
     trace("published", publisher.published);
     await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 120_000);
     trace("caught up");
-    const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services }, grouped);
+    const totals = await auditRecorders(
+      { redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services },
+      grouped,
+    );
     trace("audited", totals);
-    const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));
+    const stuck = await stuckRuns(
+      cluster.database.prisma,
+      tenants.map((t) => t.tenantId),
+    );
     await closeAll(recorders);
 
     log.record({
@@ -127,7 +147,10 @@ describe.skipIf(!databaseUrl)(`chaos: API replicas killed mid-stream${skippedWit
     // Nothing after the notice tells the client its subscription failed or stopped for good.
     const after = raw.frames.slice(notice + 1).filter((f) => f.json?.error || f.json?.result?.type === "stopped");
     await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 120_000);
-    const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services }, grouped);
+    const totals = await auditRecorders(
+      { redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services },
+      grouped,
+    );
     await closeAll(recorders);
     raw.close();
     await cluster.addReplica();

@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { connectRedis } from "../../server/redis";
-import { auditRecorders, byTenant, expectNone, type InProcessPulse, sleep, startInProcessPulse, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
+import {
+  auditRecorders,
+  byTenant,
+  expectNone,
+  type InProcessPulse,
+  sleep,
+  startInProcessPulse,
+  trace,
+  until,
+  waitUntilCaughtUp,
+  type WatchedTenant,
+} from "./chaos-kit";
 import { ChaosLog, LONG } from "./chaos-log";
 import { FeedPublisher } from "./feed-publisher";
 import { RecorderClient } from "./recorder-client";
@@ -44,10 +55,19 @@ describe("chaos: clients offline longer than the stream's retention", () => {
   it("sends every client that comes back after its events were trimmed a resync, never a silent skip (scenario 5)", async () => {
     const { app } = server;
     const services = app.pulse.services;
-    const publisher = new FeedPublisher({ bus: services.bus, runs: services.runs, tenants: tenants.map((t) => t.tenantId), rate: 300 });
+    const publisher = new FeedPublisher({
+      bus: services.bus,
+      runs: services.runs,
+      tenants: tenants.map((t) => t.tenantId),
+      rate: 300,
+    });
     const redis = connectRedis(app.redis, `${app.prefix}:audit`);
     // Keeps what retention removes, so even segments from before a trim are checked entry by entry.
-    const tap = new StreamTap(redis, app.prefix, tenants.map((t) => t.tenantId)).start();
+    const tap = new StreamTap(
+      redis,
+      app.prefix,
+      tenants.map((t) => t.tenantId),
+    ).start();
     const away: RecorderClient[] = [];
     const online: RecorderClient[] = [];
     let resyncsSeen = 0;
@@ -59,7 +79,12 @@ describe("chaos: clients offline longer than the stream's retention", () => {
         const tenant = tenants[i % tenants.length]!;
         const feed = i % 4 === 3 ? ({ kind: "context" } as const) : ({ kind: "agent" } as const);
         const offline = i % 2 === 0;
-        const recorder = new RecorderClient({ wsUrl: offline ? `ws://127.0.0.1:${offlineRoute.port}/api/trpc` : server.wsUrl, token: tenant.token, feed, label: `${offline ? "away" : "online"}${i}` }).start();
+        const recorder = new RecorderClient({
+          wsUrl: offline ? `ws://127.0.0.1:${offlineRoute.port}/api/trpc` : server.wsUrl,
+          token: tenant.token,
+          feed,
+          label: `${offline ? "away" : "online"}${i}`,
+        }).start();
         (offline ? away : online).push(recorder);
       }
       await until(() => [...away, ...online].every((r) => r.tally.items > 0), "every client's snapshot", 20_000);
@@ -71,7 +96,11 @@ describe("chaos: clients offline longer than the stream's retention", () => {
         for (const tenant of tenants) await services.stream.trim(tenant.tenantId);
         const cameBack = Date.now();
         offlineRoute.restore();
-        await until(() => away.every((r) => r.tally.resyncs > round), "every client that was away to get its resync", 30_000);
+        await until(
+          () => away.every((r) => r.tally.resyncs > round),
+          "every client that was away to get its resync",
+          30_000,
+        );
         recoveryMs = Math.max(recoveryMs, Date.now() - cameBack);
         resyncsSeen += away.reduce((n, r) => n + r.tally.resyncs, 0) - resyncsBefore;
         trace("round", round, "resyncs", resyncsSeen);
@@ -85,7 +114,10 @@ describe("chaos: clients offline longer than the stream's retention", () => {
     const grouped = byTenant(tenants, all);
     await waitUntilCaughtUp(redis, app.prefix, grouped, 120_000);
     await tap.stop();
-    const totals = await auditRecorders({ redis, prefix: app.prefix, source: services, entries: (t) => tap.entries(t) }, grouped);
+    const totals = await auditRecorders(
+      { redis, prefix: app.prefix, source: services, entries: (t) => tap.entries(t) },
+      grouped,
+    );
     trace("audited", totals);
     await Promise.all(all.map((r) => r.close()));
     redis.disconnect();

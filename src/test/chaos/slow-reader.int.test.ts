@@ -2,7 +2,17 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { RunService } from "../../server/agents/run-service";
 import { connectRedis } from "../../server/redis";
 import { heapUsedAfterGc } from "../security/security-kit";
-import { auditRecorders, byTenant, expectNone, type InProcessPulse, startInProcessPulse, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
+import {
+  auditRecorders,
+  byTenant,
+  expectNone,
+  type InProcessPulse,
+  startInProcessPulse,
+  trace,
+  until,
+  waitUntilCaughtUp,
+  type WatchedTenant,
+} from "./chaos-kit";
 import { ChaosLog, LONG } from "./chaos-log";
 import { FEED_ROLES } from "./feed-publisher";
 import { RecorderClient } from "./recorder-client";
@@ -32,7 +42,10 @@ describe("chaos: a client that stops reading", () => {
 
   beforeAll(async () => {
     // The stream keeps everything published here, so the audit can compare all of it.
-    server = await startInProcessPulse({ security: { ws: { maxBufferedBytes: CAP } }, retention: { maxEvents: 10_000_000 } });
+    server = await startInProcessPulse({
+      security: { ws: { maxBufferedBytes: CAP } },
+      retention: { maxEvents: 10_000_000 },
+    });
     tenant = await server.tenant();
     slowRoute = await new TcpBalancer({ backends: [Number(new URL(server.app.baseUrl).port)] }).start();
   });
@@ -47,9 +60,21 @@ describe("chaos: a client that stops reading", () => {
     const { app } = server;
     const services = app.pulse.services;
     const redis = connectRedis(app.redis, `${app.prefix}:audit`);
-    const others = Array.from({ length: OTHERS }, (_, i) => new RecorderClient({ wsUrl: server.wsUrl, token: tenant.token, feed: { kind: "agent" }, label: `reader${i}` }).start());
+    const others = Array.from({ length: OTHERS }, (_, i) =>
+      new RecorderClient({
+        wsUrl: server.wsUrl,
+        token: tenant.token,
+        feed: { kind: "agent" },
+        label: `reader${i}`,
+      }).start(),
+    );
     const slow = Array.from({ length: SLOW_CLIENTS }, (_, i) =>
-      new RecorderClient({ wsUrl: `ws://127.0.0.1:${slowRoute.port}/api/trpc`, token: tenant.token, feed: { kind: "agent" }, label: `stalled${i}` }).start(),
+      new RecorderClient({
+        wsUrl: `ws://127.0.0.1:${slowRoute.port}/api/trpc`,
+        token: tenant.token,
+        feed: { kind: "agent" },
+        label: `stalled${i}`,
+      }).start(),
     );
     await until(() => [...others, ...slow].every((r) => r.tally.items > 0), "every client's snapshot", 20_000);
     const run = await startRun(services.runs, services.bus, tenant.tenantId);
@@ -63,7 +88,13 @@ describe("chaos: a client that stops reading", () => {
     const publishBatch = async (count: number) => {
       await Promise.all(
         Array.from({ length: count }, (_, i) =>
-          services.bus.publish({ ...run, type: "agent:progress", progress: (published + i) % 100, phase: "running", message: `${published + i} ${MESSAGE}` }),
+          services.bus.publish({
+            ...run,
+            type: "agent:progress",
+            progress: (published + i) % 100,
+            phase: "running",
+            message: `${published + i} ${MESSAGE}`,
+          }),
         ),
       );
       published += count;
@@ -74,7 +105,16 @@ describe("chaos: a client that stops reading", () => {
     const deadline = Date.now() + 60_000;
     while (open() > OTHERS && Date.now() < deadline && published < 100_000) {
       await publishBatch(50);
-      if (published % 5_000 === 0) trace("published", published, "slow items", slow.map((r) => r.tally.items), "open", open(), process.memoryUsage().heapUsed >> 20);
+      if (published % 5_000 === 0)
+        trace(
+          "published",
+          published,
+          "slow items",
+          slow.map((r) => r.tally.items),
+          "open",
+          open(),
+          process.memoryUsage().heapUsed >> 20,
+        );
     }
     const droppedAfterMs = Date.now() - stalledAt;
     const bytesToDrop = published * (MESSAGE.length + 200);
@@ -125,7 +165,14 @@ describe("chaos: a client that stops reading", () => {
 /** A run of the tenant made active, and the fields every event of it carries. */
 async function startRun(runs: RunService, bus: InProcessPulse["app"]["pulse"]["services"]["bus"], tenantId: string) {
   const started = await runs.start(tenantId, FEED_ROLES[0]);
-  const run = { tenantId, runId: started.id, jobId: started.jobId, queue: started.queue, agentRole: started.agentRole, attempt: 1 };
+  const run = {
+    tenantId,
+    runId: started.id,
+    jobId: started.jobId,
+    queue: started.queue,
+    agentRole: started.agentRole,
+    attempt: 1,
+  };
   await bus.publish({ ...run, type: "agent:active", startedAt: new Date().toISOString() });
   return run;
 }

@@ -1,6 +1,13 @@
 import type { RedisClient } from "../../server/redis";
 import { parseEntries, TenantStreamKeys, type StreamEntry } from "../../server/events/event-stream";
-import { readAgentSnapshot, readContextSnapshot, readRunSnapshot, toRunView, type RunView, type SnapshotSource } from "../../server/events/snapshot";
+import {
+  readAgentSnapshot,
+  readContextSnapshot,
+  readRunSnapshot,
+  toRunView,
+  type RunView,
+  type SnapshotSource,
+} from "../../server/events/snapshot";
 import { compareStreamIds, STREAM_ORIGIN } from "../../shared/stream-id";
 import { feedAccepts, idHash, type RecorderClient } from "./recorder-client";
 
@@ -111,7 +118,11 @@ function visible(run: RunView, withOutput: boolean) {
  * database: every run the client holds must look as the database has it, and every run a
  * fresh snapshot would show must be there. Empty when they agree.
  */
-export async function auditState(recorder: RecorderClient, source: SnapshotSource, tenantId: string): Promise<string[]> {
+export async function auditState(
+  recorder: RecorderClient,
+  source: SnapshotSource,
+  tenantId: string,
+): Promise<string[]> {
   const { db } = source;
   const differences: string[] = [];
   const feed = recorder.feed;
@@ -120,7 +131,8 @@ export async function auditState(recorder: RecorderClient, source: SnapshotSourc
     const mine = recorder.contextState.context;
     const a = context && { status: context.status, version: context.version, seq: context.seq };
     const b = mine && { status: mine.status, version: mine.version, seq: mine.seq };
-    if (JSON.stringify(a) !== JSON.stringify(b)) differences.push(`context: database ${JSON.stringify(a)}, client ${JSON.stringify(b)}`);
+    if (JSON.stringify(a) !== JSON.stringify(b))
+      differences.push(`context: database ${JSON.stringify(a)}, client ${JSON.stringify(b)}`);
     return differences;
   }
   const withOutput = feed.runId !== undefined;
@@ -128,13 +140,19 @@ export async function auditState(recorder: RecorderClient, source: SnapshotSourc
     ? ((await readRunSnapshot(source, tenantId, feed.runId)) ?? { runs: [] })
     : await readAgentSnapshot(source, tenantId, feed.agentRole ? { agentRole: feed.agentRole } : {});
   const mine = recorder.agentState.runs;
-  for (const run of snapshot.runs) if (!mine[run.id]) differences.push(`run ${run.id} (${run.status}) missing from the client`);
+  for (const run of snapshot.runs)
+    if (!mine[run.id]) differences.push(`run ${run.id} (${run.status}) missing from the client`);
   const rows = await db.agentRun.findMany({
     where: { tenantId, id: { in: Object.keys(mine) } },
     include: { steps: { orderBy: { startedAt: "asc" } } },
   });
   // The whole stored output: the audited runs write far less than a view's window.
-  const stored = ({ output, ...r }: (typeof rows)[number]) => ({ text: output, start: r.outputLength - output.length, end: r.outputLength, dropped: r.outputLength - output.length });
+  const stored = ({ output, ...r }: (typeof rows)[number]) => ({
+    text: output,
+    start: r.outputLength - output.length,
+    end: r.outputLength,
+    dropped: r.outputLength - output.length,
+  });
   const byId = new Map(rows.map((r) => [r.id, toRunView(r, withOutput ? stored(r) : undefined)]));
   for (const run of Object.values(mine)) {
     const truth = byId.get(run.id);
@@ -211,10 +229,17 @@ export class StreamTap {
       this.seen.set(tenantId, list);
       const genesis = await this.redis.get(keys.genesis(tenantId));
       const firstIds = this.firstIds.get(tenantId) ?? [];
-      if (genesis !== null && !firstIds.includes(genesis)) this.firstIds.set(tenantId, [...firstIds, genesis].sort(compareStreamIds));
+      if (genesis !== null && !firstIds.includes(genesis))
+        this.firstIds.set(tenantId, [...firstIds, genesis].sort(compareStreamIds));
       for (;;) {
         const after = this.cursors.get(tenantId);
-        const raw = (await this.redis.xrange(keys.events(tenantId), after ? `(${after}` : "-", "+", "COUNT", 1_000)) as [string, string[]][];
+        const raw = (await this.redis.xrange(
+          keys.events(tenantId),
+          after ? `(${after}` : "-",
+          "+",
+          "COUNT",
+          1_000,
+        )) as [string, string[]][];
         const page = parseEntries(raw);
         // A stream that restarted below the cursor (Redis lost it) shows up as ids the cursor already passed: none are skipped, as new ids are later in time.
         // Two polls at once (`pollNow` beside the timer's) read the same page: each entry is kept once.

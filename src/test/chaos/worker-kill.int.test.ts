@@ -1,6 +1,15 @@
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { ChaosCluster } from "./chaos-cluster";
-import { auditRecorders, byTenant, expectNone, stuckRuns, trace, until, waitUntilCaughtUp, type WatchedTenant } from "./chaos-kit";
+import {
+  auditRecorders,
+  byTenant,
+  expectNone,
+  stuckRuns,
+  trace,
+  until,
+  waitUntilCaughtUp,
+  type WatchedTenant,
+} from "./chaos-kit";
 import { ChaosLog, LONG, quantile } from "./chaos-log";
 import { RecorderClient } from "./recorder-client";
 import { skippedWithoutPostgres } from "./chaos-log";
@@ -15,7 +24,10 @@ import { skippedWithoutPostgres } from "./chaos-log";
 
 if (LONG) vi.setConfig({ testTimeout: 900_000, hookTimeout: 120_000 });
 const databaseUrl = inject("databaseUrl");
-if (!databaseUrl) console.log("chaos: scenario 3 (worker kills) skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)");
+if (!databaseUrl)
+  console.log(
+    "chaos: scenario 3 (worker kills) skipped: it needs PostgreSQL shared by processes; set DATABASE_URL (CI does)",
+  );
 
 const LOCK_MS = 2_000;
 const STALLED_INTERVAL_MS = 1_000;
@@ -51,7 +63,15 @@ describe.skipIf(!databaseUrl)(`chaos: worker processes killed mid-job${skippedWi
   });
 
   it("reports a dead worker's runs as retrying within the stalled interval plus a bound, never mixing attempts (scenario 3)", async () => {
-    const recorders = tenants.map((t, i) => new RecorderClient({ wsUrl: cluster.wsUrl, token: t.token, feed: { kind: "agent" }, label: `dash${i}`, keepTimeline: true }).start());
+    const recorders = tenants.map((t, i) =>
+      new RecorderClient({
+        wsUrl: cluster.wsUrl,
+        token: t.token,
+        feed: { kind: "agent" },
+        label: `dash${i}`,
+        keepTimeline: true,
+      }).start(),
+    );
     await until(() => recorders.every((r) => r.tally.items > 0), "the dashboards' snapshots", 20_000);
     const { runs } = cluster.publisher.services;
     const detections: number[] = [];
@@ -61,10 +81,22 @@ describe.skipIf(!databaseUrl)(`chaos: worker processes killed mid-job${skippedWi
     // A kill may find the victim idle (the other worker took every run): a few extra rounds make sure some runs die with it.
     for (let round = 0; (kills < KILLS || stalledRuns === 0) && round < KILLS + 3; round++) {
       // Runs of every role for every tenant, spread over both workers by whichever takes them first.
-      const roundRuns = await Promise.all(tenants.flatMap((t) => ROLES.map((role) => runs.start(t.tenantId, role, { input: { company: `round ${round}` } }))));
+      const roundRuns = await Promise.all(
+        tenants.flatMap((t) =>
+          ROLES.map((role) => runs.start(t.tenantId, role, { input: { company: `round ${round}` } })),
+        ),
+      );
       started += roundRuns.length;
-      const active = () => recorders.flatMap((r) => Object.values(r.agentState.runs)).filter((run) => roundRuns.some((s) => s.id === run.id) && run.status === "active" && run.progress > 0);
-      await until(() => active().length === roundRuns.length, "every run of the round to be active with progress", 30_000, () => `${active().length}/${roundRuns.length}`);
+      const active = () =>
+        recorders
+          .flatMap((r) => Object.values(r.agentState.runs))
+          .filter((run) => roundRuns.some((s) => s.id === run.id) && run.status === "active" && run.progress > 0);
+      await until(
+        () => active().length === roundRuns.length,
+        "every run of the round to be active with progress",
+        30_000,
+        () => `${active().length}/${roundRuns.length}`,
+      );
       const victim = cluster.liveWorkers[0]!;
       const killedAt = Date.now();
       await victim.kill();
@@ -89,8 +121,14 @@ describe.skipIf(!databaseUrl)(`chaos: worker processes killed mid-job${skippedWi
     }
     const grouped = byTenant(tenants, recorders);
     await waitUntilCaughtUp(cluster.inspector, cluster.prefix, grouped, 120_000);
-    const totals = await auditRecorders({ redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services }, grouped);
-    const stuck = await stuckRuns(cluster.database.prisma, tenants.map((t) => t.tenantId));
+    const totals = await auditRecorders(
+      { redis: cluster.inspector, prefix: cluster.prefix, source: cluster.publisher.services },
+      grouped,
+    );
+    const stuck = await stuckRuns(
+      cluster.database.prisma,
+      tenants.map((t) => t.tenantId),
+    );
     const events = await publishedEvents(cluster, tenants);
     // Each run's dead attempt and the next one: steps and logs of attempt 1 never carry attempt 2's number or the reverse.
     const retried = await cluster.database.prisma.agentRun.findMany({

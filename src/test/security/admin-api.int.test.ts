@@ -1,6 +1,14 @@
 import { TRPCClientError } from "@trpc/client";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { AgentRemote, collect, connectClient, registerTenant, startTestPulse, type TestClient, type TestPulse } from "../harness";
+import {
+  AgentRemote,
+  collect,
+  connectClient,
+  registerTenant,
+  startTestPulse,
+  type TestClient,
+  type TestPulse,
+} from "../harness";
 
 /**
  * The admin API a product's backend calls: tenants and users by the product's own ids,
@@ -37,7 +45,9 @@ async function admin(method: string, path: string, body?: unknown, key = ADMIN_K
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function mint(body: Record<string, unknown>): Promise<{ token: string; tenantId: string; userId: string; scope: string }> {
+async function mint(
+  body: Record<string, unknown>,
+): Promise<{ token: string; tenantId: string; userId: string; scope: string }> {
   const answer = await admin("POST", "tokens", body);
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   return answer.body;
@@ -49,7 +59,8 @@ function client(token: string): TestClient {
   return c;
 }
 
-const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
+const codeOf = (error: unknown) =>
+  error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error);
 
 describe("the admin API", () => {
   it("answers 404 without PULSE_ADMIN_KEY and 401 to a wrong key", async () => {

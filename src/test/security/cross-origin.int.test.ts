@@ -29,7 +29,11 @@ afterAll(async () => {
 function preflight(origin: string, path = "agent.list") {
   return fetch(`${app.baseUrl}${TRPC_PATH}/${path}`, {
     method: "OPTIONS",
-    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type, trpc-accept" },
+    headers: {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization, content-type, trpc-accept",
+    },
   });
 }
 
@@ -79,7 +83,9 @@ describe("cross-origin calls", () => {
   });
 
   it("keep a cookie from another origin than those listed refused, with no allowance either", async () => {
-    const res = await fetch(`${app.baseUrl}${TRPC_PATH}/auth.me`, { headers: { origin: STRANGER, cookie: sessionCookie } });
+    const res = await fetch(`${app.baseUrl}${TRPC_PATH}/auth.me`, {
+      headers: { origin: STRANGER, cookie: sessionCookie },
+    });
     expect(res.status).toBe(403);
     expect(res.headers.get("access-control-allow-origin")).toBeNull();
   });
@@ -94,10 +100,13 @@ describe("cross-origin calls", () => {
 async function eventStream(origin: string) {
   const abort = new AbortController();
   const params = encodeURIComponent(JSON.stringify({ token }));
-  const res = await fetch(`${app.baseUrl}${TRPC_PATH}/context.onStatusChanged?input=%7B%7D&connectionParams=${params}`, {
-    headers: { origin, accept: "text/event-stream" },
-    signal: abort.signal,
-  });
+  const res = await fetch(
+    `${app.baseUrl}${TRPC_PATH}/context.onStatusChanged?input=%7B%7D&connectionParams=${params}`,
+    {
+      headers: { origin, accept: "text/event-stream" },
+      signal: abort.signal,
+    },
+  );
   let text = "";
   const reader = res.body!.getReader();
   while (!text.includes("event: connected")) {

@@ -1,7 +1,15 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { compareStreamIds } from "../../server/events/schema";
-import { collect, connectClient, createQuietTenant, eventually, startTestPulse, untilHealthy, type TestPulse } from "../harness";
+import {
+  collect,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  startTestPulse,
+  untilHealthy,
+  type TestPulse,
+} from "../harness";
 import { AttackLog, heapUsedAfterGc, rawSocket, sleep, type RawSocket } from "./security-kit";
 
 /**
@@ -48,17 +56,89 @@ function prng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
   const int = (n: number) => Math.floor(next() * n);
-  const pick = <T,>(items: readonly T[]): T => items[int(items.length)]!;
+  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
   return { next, int, pick };
 }
 
-const PATHS = ["agent.onStatus", "agent.events", "agent.list", "agent.get", "agent.logs", "agent.run", "agent.cancel", "context.onStatusChanged", "context.approve", "auth.login", "share.onRun", "share.run", "agent.nope", "__proto__", "constructor", "agent.onStatus.extra", "", "x".repeat(10_000)];
-const METHODS = ["query", "mutation", "subscription", "subscription.stop", "delete", "subscription.start", "", 42, null, ["query"]];
-const IDS = [1, 0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 1, "1", "", "x".repeat(64), "x".repeat(65), "y".repeat(60_000), null, {}, [], true, { id: 1 }];
-const INPUTS: unknown[] = [undefined, null, {}, [], "string", 42, { runId: 42 }, { runId: "r".repeat(10_000) }, { runId: "r\u0000" }, { input: { note: "\u0000" } }, { limit: -5 }, { limit: "all" }, { lastEventId: {} }, { lastEventId: "99999999999999999999-99999999999999999999" }, { agentRole: "../../etc/passwd" }, { version: 1e308 }, { status: ["queued", "x"] }, { __proto__: { polluted: true } }, { constructor: { prototype: { polluted: true } } }, { input: { a: { b: { c: 1 } } } }];
+const PATHS = [
+  "agent.onStatus",
+  "agent.events",
+  "agent.list",
+  "agent.get",
+  "agent.logs",
+  "agent.run",
+  "agent.cancel",
+  "context.onStatusChanged",
+  "context.approve",
+  "auth.login",
+  "share.onRun",
+  "share.run",
+  "agent.nope",
+  "__proto__",
+  "constructor",
+  "agent.onStatus.extra",
+  "",
+  "x".repeat(10_000),
+];
+const METHODS = [
+  "query",
+  "mutation",
+  "subscription",
+  "subscription.stop",
+  "delete",
+  "subscription.start",
+  "",
+  42,
+  null,
+  ["query"],
+];
+const IDS = [
+  1,
+  0,
+  -1,
+  1.5,
+  1e308,
+  -1e308,
+  2 ** 53 + 1,
+  "1",
+  "",
+  "x".repeat(64),
+  "x".repeat(65),
+  "y".repeat(60_000),
+  null,
+  {},
+  [],
+  true,
+  { id: 1 },
+];
+const INPUTS: unknown[] = [
+  undefined,
+  null,
+  {},
+  [],
+  "string",
+  42,
+  { runId: 42 },
+  { runId: "r".repeat(10_000) },
+  { runId: "r\u0000" },
+  { input: { note: "\u0000" } },
+  { limit: -5 },
+  { limit: "all" },
+  { lastEventId: {} },
+  { lastEventId: "99999999999999999999-99999999999999999999" },
+  { agentRole: "../../etc/passwd" },
+  { version: 1e308 },
+  { status: ["queued", "x"] },
+  { __proto__: { polluted: true } },
+  { constructor: { prototype: { polluted: true } } },
+  { input: { a: { b: { c: 1 } } } },
+];
 
 /** One malformed (or occasionally valid) frame. */
-function frame(r: ReturnType<typeof prng>, valid: () => string): { data: string | Buffer; binary: boolean; kind: string } {
+function frame(
+  r: ReturnType<typeof prng>,
+  valid: () => string,
+): { data: string | Buffer; binary: boolean; kind: string } {
   const text = (kind: string, data: string) => ({ data, binary: false, kind });
   switch (r.int(14)) {
     case 0: {
@@ -67,35 +147,78 @@ function frame(r: ReturnType<typeof prng>, valid: () => string): { data: string 
       return { data: bytes, binary: true, kind: "random bytes" };
     }
     case 1:
-      return text("garbage text", Array.from({ length: 1 + r.int(500) }, () => String.fromCharCode(32 + r.int(95))).join(""));
+      return text(
+        "garbage text",
+        Array.from({ length: 1 + r.int(500) }, () => String.fromCharCode(32 + r.int(95))).join(""),
+      );
     case 2: {
       const whole = valid();
       return text("truncated JSON", whole.slice(0, r.int(whole.length)));
     }
     case 3:
-      return text("wrong or huge ids", JSON.stringify({ id: r.pick(IDS), method: "query", params: { path: "agent.list", input: {} } }));
+      return text(
+        "wrong or huge ids",
+        JSON.stringify({ id: r.pick(IDS), method: "query", params: { path: "agent.list", input: {} } }),
+      );
     case 4:
-      return text("unknown methods", JSON.stringify({ id: r.int(1e6), method: r.pick(METHODS), params: { path: r.pick(PATHS) } }));
+      return text(
+        "unknown methods",
+        JSON.stringify({ id: r.int(1e6), method: r.pick(METHODS), params: { path: r.pick(PATHS) } }),
+      );
     case 5:
-      return text("wrong types", JSON.stringify({ id: r.int(1e6), method: r.pick(["query", "subscription", "mutation"]), params: r.pick([null, "params", [], { path: 42 }, { path: r.pick(PATHS), input: r.pick(INPUTS), lastEventId: r.pick([{}, 42, "x", "1-1"]) }]) }));
+      return text(
+        "wrong types",
+        JSON.stringify({
+          id: r.int(1e6),
+          method: r.pick(["query", "subscription", "mutation"]),
+          params: r.pick([
+            null,
+            "params",
+            [],
+            { path: 42 },
+            { path: r.pick(PATHS), input: r.pick(INPUTS), lastEventId: r.pick([{}, 42, "x", "1-1"]) },
+          ]),
+        }),
+      );
     case 6: {
       const depth = 1 + r.int(20_000);
-      return text("deep nesting", r.next() < 0.5 ? "[".repeat(depth) + "]".repeat(depth) : `${'{"a":'.repeat(Math.min(depth, 12_000))}1${"}".repeat(Math.min(depth, 12_000))}`);
+      return text(
+        "deep nesting",
+        r.next() < 0.5
+          ? "[".repeat(depth) + "]".repeat(depth)
+          : `${'{"a":'.repeat(Math.min(depth, 12_000))}1${"}".repeat(Math.min(depth, 12_000))}`,
+      );
     }
     case 7: {
-      const batch = Array.from({ length: r.int(40) }, () => ({ id: r.pick(IDS), method: r.pick(METHODS), params: { path: r.pick(PATHS), input: r.pick(INPUTS) } }));
+      const batch = Array.from({ length: r.int(40) }, () => ({
+        id: r.pick(IDS),
+        method: r.pick(METHODS),
+        params: { path: r.pick(PATHS), input: r.pick(INPUTS) },
+      }));
       return text("junk batches", JSON.stringify(batch));
     }
     case 8:
-      return text("prototype pollution", `{"id":${r.int(1e6)},"method":"query","params":{"path":"agent.list","input":{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}},"__proto__":{"polluted":true}}`);
+      return text(
+        "prototype pollution",
+        `{"id":${r.int(1e6)},"method":"query","params":{"path":"agent.list","input":{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}},"__proto__":{"polluted":true}}`,
+      );
     case 9:
       return text("keep-alive and empty frames", r.pick(["PING", "PONG", "", " ", "null", "[]", "{}", "0", '""']));
     case 10:
-      return text("stops and duplicate subscriptions", JSON.stringify(r.next() < 0.5 ? { id: r.int(20), method: "subscription.stop" } : { id: 7, method: "subscription", params: { path: "agent.onStatus", input: {} } }));
+      return text(
+        "stops and duplicate subscriptions",
+        JSON.stringify(
+          r.next() < 0.5
+            ? { id: r.int(20), method: "subscription.stop" }
+            : { id: 7, method: "subscription", params: { path: "agent.onStatus", input: {} } },
+        ),
+      );
     case 11:
       return text("valid requests", valid());
     case 12:
-      return r.next() < 0.5 ? text("frames just under the size limit", "z".repeat(60 * 1024)) : text("frames over the size limit", "z".repeat(70 * 1024));
+      return r.next() < 0.5
+        ? text("frames just under the size limit", "z".repeat(60 * 1024))
+        : text("frames over the size limit", "z".repeat(70 * 1024));
     default:
       return { data: Buffer.from([0xff, 0xfe, 0xfd, 0x80]), binary: false, kind: "invalid UTF-8 text" };
   }
@@ -128,28 +251,51 @@ describe("malformed WebSocket traffic", () => {
     const steady = await createQuietTenant(app);
     const fuzzer = await createQuietTenant(app);
     const run = await services.runs.start(steady.tenantId, ROLE);
-    const base = { tenantId: steady.tenantId, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: ROLE, attempt: 1 };
+    const base = {
+      tenantId: steady.tenantId,
+      runId: run.id,
+      jobId: run.jobId,
+      queue: run.queue,
+      agentRole: ROLE,
+      attempt: 1,
+    };
     await services.bus.publish({ ...base, type: "agent:active", startedAt: new Date().toISOString() });
     const dashboard = connectClient(app, steady.token);
     const live = collect((h) => dashboard.trpc.agent.onStatus.subscribe({ runId: run.id }, h));
-    await eventually(() => live.items.length, (n) => n === 1, "the dashboard's snapshot");
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "the dashboard's snapshot",
+    );
     let published = 0;
     let publishing = true;
     const publisher = (async () => {
       while (publishing) {
         published += 1;
-        await services.bus.publish({ ...base, type: "agent:progress", progress: published % 100, message: `steady ${published}`, phase: "running" });
+        await services.bus.publish({
+          ...base,
+          type: "agent:progress",
+          progress: published % 100,
+          message: `steady ${published}`,
+          phase: "running",
+        });
         await sleep(10);
       }
     })();
 
     const valid = (r: ReturnType<typeof prng>) => () =>
-      JSON.stringify(r.pick([
-        { id: r.int(1e6), method: "query", params: { path: "agent.list", input: { limit: 5 } } },
-        { id: r.int(1e6), method: "subscription", params: { path: "agent.onStatus", input: {} } },
-        { id: r.int(1e6), method: "query", params: { path: "agent.roles" } },
-        { id: r.int(1e6), method: "subscription", params: { path: "context.onStatusChanged", input: {}, lastEventId: "0-0" } },
-      ]));
+      JSON.stringify(
+        r.pick([
+          { id: r.int(1e6), method: "query", params: { path: "agent.list", input: { limit: 5 } } },
+          { id: r.int(1e6), method: "subscription", params: { path: "agent.onStatus", input: {} } },
+          { id: r.int(1e6), method: "query", params: { path: "agent.roles" } },
+          {
+            id: r.int(1e6),
+            method: "subscription",
+            params: { path: "context.onStatusChanged", input: {}, lastEventId: "0-0" },
+          },
+        ]),
+      );
 
     const internalErrors: string[] = [];
     const kinds = new Map<string, number>();
@@ -157,10 +303,11 @@ describe("malformed WebSocket traffic", () => {
     let sent = 0;
     let paramsSent = 0;
     let baseline = 0;
-    const watchFrames = (s: RawSocket) => s.ws.on("message", (data) => {
-      const text = data.toString();
-      if (text.includes("INTERNAL_SERVER_ERROR")) internalErrors.push(text.slice(0, 300));
-    });
+    const watchFrames = (s: RawSocket) =>
+      s.ws.on("message", (data) => {
+        const text = data.toString();
+        if (text.includes("INTERNAL_SERVER_ERROR")) internalErrors.push(text.slice(0, 300));
+      });
 
     /** One worker: connection after connection, each authenticated (or not, or badly), each sent a run of frames. */
     const worker = async (seed: number) => {
@@ -177,9 +324,17 @@ describe("malformed WebSocket traffic", () => {
           paramsSent += 1;
           socket.send(malformedParams(r, fuzzer.token));
           socket.request(1, "subscription", "agent.onStatus", {});
-          await Promise.race([socket.closed, socket.waitFor((f) => f.json?.id === 1 || f.json?.id === null, "an answer", 3_000).catch(() => null)]);
+          await Promise.race([
+            socket.closed,
+            socket.waitFor((f) => f.json?.id === 1 || f.json?.id === null, "an answer", 3_000).catch(() => null),
+          ]);
           const got = socket.answers(1).find((f) => f.json.result?.type === "data");
-          log.attempt("Malformed connectionParams", "no session: UNAUTHORIZED or the connection closed; never data", !got, () => `got data: ${got?.text.slice(0, 200)}`);
+          log.attempt(
+            "Malformed connectionParams",
+            "no session: UNAUTHORIZED or the connection closed; never data",
+            !got,
+            () => `got data: ${got?.text.slice(0, 200)}`,
+          );
           socket.close();
           continue;
         }
@@ -209,8 +364,18 @@ describe("malformed WebSocket traffic", () => {
     await Promise.all(Array.from({ length: WORKERS }, (_, i) => worker(1_000 + i)));
     publishing = false;
     await publisher;
-    await eventually(() => app.http.connections.size, (n) => n <= 1, "the fuzzers' connections gone", 15_000);
-    await eventually(() => live.events().length, (n) => n === published, `all ${published} steady events on the dashboard`, 15_000);
+    await eventually(
+      () => app.http.connections.size,
+      (n) => n <= 1,
+      "the fuzzers' connections gone",
+      15_000,
+    );
+    await eventually(
+      () => live.events().length,
+      (n) => n === published,
+      `all ${published} steady events on the dashboard`,
+      15_000,
+    );
     const after = heapUsedAfterGc();
 
     // The process is up and serves.
@@ -218,19 +383,35 @@ describe("malformed WebSocket traffic", () => {
     // The legitimate subscriber received everything, in order, exactly once.
     const messages = live.events().map((i) => i.data.message);
     const steadyOk = live.errors.length === 0 && messages.every((m, k) => m === `steady ${k + 1}`);
-    log.attempt("Other clients' subscriptions during the fuzz", "every event, in order, no error", steadyOk, () => `${messages.length} of ${published}, errors ${live.errors.length}`);
-    for (let i = 1; i < live.items.length; i++) expect(compareStreamIds(live.items[i]!.id, live.items[i - 1]!.id)).toBe(1);
+    log.attempt(
+      "Other clients' subscriptions during the fuzz",
+      "every event, in order, no error",
+      steadyOk,
+      () => `${messages.length} of ${published}, errors ${live.errors.length}`,
+    );
+    for (let i = 1; i < live.items.length; i++)
+      expect(compareStreamIds(live.items[i]!.id, live.items[i - 1]!.id)).toBe(1);
     expect(live.errors).toEqual([]);
     expect(messages).toEqual(Array.from({ length: published }, (_, k) => `steady ${k + 1}`));
     // Nothing was polluted, nothing failed inside.
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     // Answers cannot be matched to frames (many have no usable id), so an internal error counts against every kind.
     for (const [kind, count] of [...kinds].sort()) {
-      for (let i = 0; i < count; i++) log.attempt(`Malformed frame: ${kind}`, "an error answer or a close; process up; no INTERNAL_SERVER_ERROR", internalErrors.length === 0);
+      for (let i = 0; i < count; i++)
+        log.attempt(
+          `Malformed frame: ${kind}`,
+          "an error answer or a close; process up; no INTERNAL_SERVER_ERROR",
+          internalErrors.length === 0,
+        );
     }
     expect(internalErrors).toEqual([]);
     const growthMb = (after - baseline) / 1024 / 1024;
-    log.attempt("Heap after the fuzz (retained growth)", "under 32 MB over the baseline", growthMb < 32, () => `${growthMb.toFixed(1)} MB`);
+    log.attempt(
+      "Heap after the fuzz (retained growth)",
+      "under 32 MB over the baseline",
+      growthMb < 32,
+      () => `${growthMb.toFixed(1)} MB`,
+    );
     log.observe("Heap after the fuzz (retained growth)", `${growthMb.toFixed(1)} MB retained after ${sent} frames`);
     // Oversized frames close with 1009, invalid UTF-8 with 1007: the protocol's own answers.
     expect([...closes.keys()].every((code) => code === 1009 || code === 1007)).toBe(true);
@@ -245,7 +426,11 @@ describe("malformed WebSocket traffic", () => {
     const tenant = await createQuietTenant(app);
     const dashboard = connectClient(app, tenant.token);
     const live = collect((h) => dashboard.trpc.agent.onStatus.subscribe({}, h));
-    await eventually(() => live.items.length, (n) => n === 1, "a dashboard's snapshot");
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "a dashboard's snapshot",
+    );
     const upgrade = (headers: number) =>
       new Promise<string>((resolve) => {
         const socket = net.connect(port, "127.0.0.1");
@@ -263,7 +448,12 @@ describe("malformed WebSocket traffic", () => {
       });
     for (let i = 0; i < (LONG ? 200 : 10); i++) {
       const answer = await upgrade(5_000 + i * 10);
-      log.attempt("Upgrade with thousands of headers", "431 or closed before any WebSocket exists", answer.startsWith("HTTP/1.1 431") || answer === "closed" || answer === "reset", () => answer.slice(0, 100));
+      log.attempt(
+        "Upgrade with thousands of headers",
+        "431 or closed before any WebSocket exists",
+        answer.startsWith("HTTP/1.1 431") || answer === "closed" || answer === "reset",
+        () => answer.slice(0, 100),
+      );
     }
     expect((await untilHealthy(app.baseUrl)).status).toBe(200);
     expect(dashboard.ws.connection?.state).toBe("open");

@@ -143,7 +143,12 @@ class HostileInputs {
       case "array":
         return Array.from({ length: 1 + Math.floor(random() * 3) }, () => inner(def.element, ""));
       case "record":
-        return Object.fromEntries(Array.from({ length: 1 + Math.floor(random() * 3) }, () => [inner(def.keyType, "") as string, inner(def.valueType, "")]));
+        return Object.fromEntries(
+          Array.from({ length: 1 + Math.floor(random() * 3) }, () => [
+            inner(def.keyType, "") as string,
+            inner(def.valueType, ""),
+          ]),
+        );
       case "union":
         return inner(pick(random, def.options));
       default:
@@ -160,7 +165,11 @@ let tenant: Awaited<ReturnType<typeof createQuietTenant>>;
 let member: Context;
 let viewer: Context;
 beforeAll(async () => {
-  app = await startTestPulse({ runWorkers: false, externalAgentRoles: ["hostile-agent", "shared-agent", "reporting-agent"], security: { reportsPerSecond: 100_000 } });
+  app = await startTestPulse({
+    runWorkers: false,
+    externalAgentRoles: ["hostile-agent", "shared-agent", "reporting-agent"],
+    security: { reportsPerSecond: 100_000 },
+  });
   tenant = await createQuietTenant(app);
   const run = await app.pulse.services.runs.start(tenant.tenantId, "shared-agent");
   plausible.runId = [run.id];
@@ -189,7 +198,8 @@ const FIRST_ITEM_WAIT_MS = 1_000;
  */
 async function call(path: string, input: unknown): Promise<void> {
   const stop = new AbortController();
-  const context = path.startsWith("share.") && !["share.create", "share.list", "share.revoke"].includes(path) ? viewer : member;
+  const context =
+    path.startsWith("share.") && !["share.create", "share.list", "share.revoke"].includes(path) ? viewer : member;
   const caller = createCaller(context, { signal: stop.signal }) as any;
   const procedure = path.split(".").reduce((at, key) => at[key], caller);
   const result = await procedure(input);
@@ -222,7 +232,10 @@ describe("hostile strings in every procedure's input", () => {
           await call(path, input);
         } catch (error) {
           code = error instanceof TRPCError ? error.code : "THROWN";
-          message = error instanceof Error ? `${error.message} ${error.cause instanceof Error ? error.cause.message : ""}` : String(error);
+          message =
+            error instanceof Error
+              ? `${error.message} ${error.cause instanceof Error ? error.cause.message : ""}`
+              : String(error);
         }
         log.attempt(
           PROCEDURE_ATTACK,
@@ -264,12 +277,28 @@ describe("hostile strings in every procedure's input", () => {
   });
 
   it("in the address answer 400 or 404, never 500", async () => {
-    const paths = ["/api/trpc/agent.get%E0%A4%A", "/api/trpc/agent.get?input=%E0%A4%A", "/api/trpc/%", "/api/runs/%E0%A4%A/events", "/runs/%E0%A4%A", "/%", "/shared/%E0%A4%A"];
+    const paths = [
+      "/api/trpc/agent.get%E0%A4%A",
+      "/api/trpc/agent.get?input=%E0%A4%A",
+      "/api/trpc/%",
+      "/api/runs/%E0%A4%A/events",
+      "/runs/%E0%A4%A",
+      "/%",
+      "/shared/%E0%A4%A",
+    ];
     for (const path of paths) {
-      const res = await fetch(`${app.baseUrl}${path}`, { method: path.includes("/api/runs/") ? "POST" : "GET", headers: { authorization: `Bearer ${tenant.token}` } });
+      const res = await fetch(`${app.baseUrl}${path}`, {
+        method: path.includes("/api/runs/") ? "POST" : "GET",
+        headers: { authorization: `Bearer ${tenant.token}` },
+      });
       await res.arrayBuffer();
       // The report endpoint checks its token first (401): any client error will do, never a 500.
-      log.attempt(ADDRESS_ATTACK, "a 4xx (400 or 404 for pages); never 500", res.status >= 400 && res.status < 500, () => `${path}: ${res.status}`);
+      log.attempt(
+        ADDRESS_ATTACK,
+        "a 4xx (400 or 404 for pages); never 500",
+        res.status >= 400 && res.status < 500,
+        () => `${path}: ${res.status}`,
+      );
     }
     expect(log.get(ADDRESS_ATTACK)?.examples).toEqual([]);
   });

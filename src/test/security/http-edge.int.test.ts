@@ -36,7 +36,10 @@ afterAll(async () => {
 });
 
 /** A second server on the same Pulse, with other edge settings. */
-async function serverWith(security: ServerSecurityOverrides, secureCookies = false): Promise<{ server: PulseServer; baseUrl: string }> {
+async function serverWith(
+  security: ServerSecurityOverrides,
+  secureCookies = false,
+): Promise<{ server: PulseServer; baseUrl: string }> {
   const server = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies, security });
   await new Promise<void>((resolve) => server.server.listen(0, "127.0.0.1", resolve));
   return { server, baseUrl: `http://127.0.0.1:${(server.server.address() as AddressInfo).port}` };
@@ -49,7 +52,10 @@ interface Answer {
 }
 
 /** One raw call as a browser page, a form or a script would send it. */
-async function send(path: string, init: { method?: string; headers?: Record<string, string>; body?: BodyInit; baseUrl?: string } = {}): Promise<Answer> {
+async function send(
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: BodyInit; baseUrl?: string } = {},
+): Promise<Answer> {
   const res = await fetch(`${init.baseUrl ?? app.baseUrl}${TRPC_PATH}/${path}`, {
     method: init.method ?? "POST",
     headers: { "x-forwarded-for": nextAddress(), ...init.headers },
@@ -74,16 +80,33 @@ describe("a session cookie", () => {
     const tenant = await createQuietTenant(app);
     const rounds = LONG ? 50 : 3;
     for (let i = 0; i < rounds; i++) {
-      for (const authorization of ["Basic dXNlcjpwYXNzd29yZA==", "Bearer", "Bearer two words", "bearer-without-space", "Bearer not-a-token"]) {
+      for (const authorization of [
+        "Basic dXNlcjpwYXNzd29yZA==",
+        "Bearer",
+        "Bearer two words",
+        "bearer-without-space",
+        "Bearer not-a-token",
+      ]) {
         const { body, ...headers } = json();
-        const forged = await send("agent.runChain", { headers: { ...headers, cookie: cookieOf(tenant.token), authorization }, body });
-        log.attempt("Session cookie beside another Authorization header", "401 UNAUTHORIZED; the cookie never counts", forged.status === 401, () => `${authorization}: ${forged.status}`);
+        const forged = await send("agent.runChain", {
+          headers: { ...headers, cookie: cookieOf(tenant.token), authorization },
+          body,
+        });
+        log.attempt(
+          "Session cookie beside another Authorization header",
+          "401 UNAUTHORIZED; the cookie never counts",
+          forged.status === 401,
+          () => `${authorization}: ${forged.status}`,
+        );
       }
     }
     expect(await runsOf(tenant.tenantId)).toBe(0);
     // The header alone authenticates: the session's own bearer token works with or without the cookie.
     const { body, ...headers } = json();
-    const own = await send("agent.runChain", { headers: { ...headers, cookie: cookieOf(tenant.token), authorization: `Bearer ${tenant.token}` }, body });
+    const own = await send("agent.runChain", {
+      headers: { ...headers, cookie: cookieOf(tenant.token), authorization: `Bearer ${tenant.token}` },
+      body,
+    });
     expect(own.status).toBe(200);
     expect(log.failures()).toEqual([]);
   });
@@ -102,7 +125,10 @@ describe("a session cookie", () => {
     for (let i = 0; i < rounds; i++) {
       for (const origin of ["http://evil.example", app.baseUrl]) {
         for (const { type, body } of bodies) {
-          const forged = await send("agent.runChain", { headers: { cookie: cookieOf(tenant.token), origin, ...(type ? { "content-type": type } : {}) }, body });
+          const forged = await send("agent.runChain", {
+            headers: { cookie: cookieOf(tenant.token), origin, ...(type ? { "content-type": type } : {}) },
+            body,
+          });
           log.attempt(
             "Form-encoded mutation (no preflight) with the session cookie",
             "415 before the procedure runs",
@@ -132,22 +158,39 @@ describe("a session cookie", () => {
         for (const method of ["POST", "GET"] as const) {
           const path = method === "POST" ? "agent.runChain" : "agent.list";
           const { body, ...headers } = json();
-          const forged = await send(path, { method, headers: { ...headers, cookie: cookieOf(tenant.token), origin }, ...(method === "POST" ? { body } : {}) });
-          log.attempt("Cookie-authenticated call from another origin (scheme, host or port)", "403 before the procedure runs", forged.status === 403, () => `${method} from ${origin}: ${forged.status}`);
+          const forged = await send(path, {
+            method,
+            headers: { ...headers, cookie: cookieOf(tenant.token), origin },
+            ...(method === "POST" ? { body } : {}),
+          });
+          log.attempt(
+            "Cookie-authenticated call from another origin (scheme, host or port)",
+            "403 before the procedure runs",
+            forged.status === 403,
+            () => `${method} from ${origin}: ${forged.status}`,
+          );
         }
       }
     }
     expect(await runsOf(tenant.tenantId)).toBe(0);
     const { body, ...headers } = json();
-    const same = await send("agent.runChain", { headers: { ...headers, cookie: cookieOf(tenant.token), origin: app.baseUrl }, body });
+    const same = await send("agent.runChain", {
+      headers: { ...headers, cookie: cookieOf(tenant.token), origin: app.baseUrl },
+      body,
+    });
     expect(same.status).toBe(200);
     expect(log.failures()).toEqual([]);
   });
 
   it("knows its own origin behind a trusted proxy (X-Forwarded-Proto/-Host) and from COOKIE_SECURE", async () => {
     const tenant = await createQuietTenant(app);
-    const proxied = { "x-forwarded-proto": "https", "x-forwarded-host": "pulse.example.com", cookie: cookieOf(tenant.token) };
-    const call = (headers: Record<string, string>, baseUrl = app.baseUrl) => send("auth.me", { method: "GET", headers, baseUrl });
+    const proxied = {
+      "x-forwarded-proto": "https",
+      "x-forwarded-host": "pulse.example.com",
+      cookie: cookieOf(tenant.token),
+    };
+    const call = (headers: Record<string, string>, baseUrl = app.baseUrl) =>
+      send("auth.me", { method: "GET", headers, baseUrl });
     expect((await call({ ...proxied, origin: "https://pulse.example.com" })).status).toBe(200);
     expect((await call({ ...proxied, origin: "http://pulse.example.com" })).status).toBe(403);
     expect((await call({ ...proxied, origin: app.baseUrl })).status).toBe(403);
@@ -160,9 +203,13 @@ describe("a session cookie", () => {
       const directHost = new URL(direct.baseUrl).host;
       expect((await call({ ...proxied, origin: "https://pulse.example.com" }, direct.baseUrl)).status).toBe(403);
       expect((await call({ cookie: cookieOf(tenant.token), origin: direct.baseUrl }, direct.baseUrl)).status).toBe(200);
-      expect((await call({ cookie: cookieOf(tenant.token), origin: `https://${directHost}` }, direct.baseUrl)).status).toBe(403);
+      expect(
+        (await call({ cookie: cookieOf(tenant.token), origin: `https://${directHost}` }, direct.baseUrl)).status,
+      ).toBe(403);
       const secureHost = new URL(secure.baseUrl).host;
-      expect((await call({ cookie: cookieOf(tenant.token), origin: `https://${secureHost}` }, secure.baseUrl)).status).toBe(200);
+      expect(
+        (await call({ cookie: cookieOf(tenant.token), origin: `https://${secureHost}` }, secure.baseUrl)).status,
+      ).toBe(200);
       expect((await call({ cookie: cookieOf(tenant.token), origin: secure.baseUrl }, secure.baseUrl)).status).toBe(403);
     } finally {
       await direct.server.close();
@@ -183,20 +230,29 @@ describe("HTTP batches", () => {
       const get = await send(batch("agent.list", n), { method: "GET", headers: { authorization } });
       expect(get.status).toBe(400);
       expect(get.body.error.message).toBe(`batch: at most ${MAX_BATCH} calls per request (got ${n})`);
-      const post = await send(batch("agent.runChain", n), { headers: { authorization, "content-type": "application/json" }, body: input(n) });
+      const post = await send(batch("agent.runChain", n), {
+        headers: { authorization, "content-type": "application/json" },
+        body: input(n),
+      });
       expect(post.status).toBe(400);
       expect(post.body.error.message).toBe(`batch: at most ${MAX_BATCH} calls per request (got ${n})`);
     }
     expect(await runsOf(tenant.tenantId)).toBe(0);
     // Commas escaped in the path are the same batch to tRPC, and to the cap.
-    const escaped = await send(`${batch("agent.list", MAX_BATCH + 1).replaceAll(",", "%2C")}&input=${encodeURIComponent(input(MAX_BATCH + 1))}`, { method: "GET", headers: { authorization } });
+    const escaped = await send(
+      `${batch("agent.list", MAX_BATCH + 1).replaceAll(",", "%2C")}&input=${encodeURIComponent(input(MAX_BATCH + 1))}`,
+      { method: "GET", headers: { authorization } },
+    );
     expect(escaped.status).toBe(400);
   });
 
   it(`of up to ${MAX_BATCH} calls are served`, async () => {
     const tenant = await createQuietTenant(app);
     const input = JSON.stringify(Object.fromEntries(Array.from({ length: MAX_BATCH }, (_, i) => [i, {}])));
-    const served = await send(`${batch("agent.list", MAX_BATCH)}&input=${encodeURIComponent(input)}`, { method: "GET", headers: { authorization: `Bearer ${tenant.token}` } });
+    const served = await send(`${batch("agent.list", MAX_BATCH)}&input=${encodeURIComponent(input)}`, {
+      method: "GET",
+      headers: { authorization: `Bearer ${tenant.token}` },
+    });
     expect(served.status).toBe(200);
     expect(served.body).toHaveLength(MAX_BATCH);
   });
@@ -212,7 +268,9 @@ describe("HTTP call rates", () => {
     await limited?.server.close();
   });
   /** Rounds of parallel calls until one is refused; each round arrives at once, faster than any refill. */
-  async function floodUntilRefused(call: () => Promise<Answer>): Promise<{ refused: Answer; served: number; sent: number }> {
+  async function floodUntilRefused(
+    call: () => Promise<Answer>,
+  ): Promise<{ refused: Answer; served: number; sent: number }> {
     let served = 0;
     let sent = 0;
     for (let round = 0; round < 20; round++) {
@@ -229,7 +287,9 @@ describe("HTTP call rates", () => {
     const flooder = nextAddress();
     const rounds = LONG ? 20 : 1;
     for (let i = 0; i < rounds; i++) {
-      const { refused } = await floodUntilRefused(() => send("auth.me", { method: "GET", headers: { "x-forwarded-for": flooder }, baseUrl: limited.baseUrl }));
+      const { refused } = await floodUntilRefused(() =>
+        send("auth.me", { method: "GET", headers: { "x-forwarded-for": flooder }, baseUrl: limited.baseUrl }),
+      );
       log.attempt(
         "Query flood from one address",
         "429 with Retry-After, other addresses served",
@@ -237,7 +297,12 @@ describe("HTTP call rates", () => {
         () => `${refused.status} retry-after ${refused.headers.get("retry-after")}`,
       );
       const other = await send("auth.me", { method: "GET", baseUrl: limited.baseUrl });
-      log.attempt("Query flood from one address", "429 with Retry-After, other addresses served", other.status === 200, () => `other address: ${other.status}`);
+      log.attempt(
+        "Query flood from one address",
+        "429 with Retry-After, other addresses served",
+        other.status === 200,
+        () => `other address: ${other.status}`,
+      );
     }
     expect(log.failures()).toEqual([]);
   });
@@ -249,7 +314,11 @@ describe("HTTP call rates", () => {
     for (let i = 0; i < rounds; i++) {
       // Every call from a fresh address: only the tenant's budget can run out.
       const { refused } = await floodUntilRefused(() =>
-        send("agent.list", { method: "GET", headers: { authorization, "x-forwarded-for": nextAddress() }, baseUrl: limited.baseUrl }),
+        send("agent.list", {
+          method: "GET",
+          headers: { authorization, "x-forwarded-for": nextAddress() },
+          baseUrl: limited.baseUrl,
+        }),
       );
       log.attempt(
         "Query flood from one tenant over many addresses",
@@ -259,8 +328,17 @@ describe("HTTP call rates", () => {
       );
       // A tenant of its own each round: twenty rounds' calls would spend one tenant's own budget.
       const other = await createQuietTenant(app);
-      const served = await send("agent.list", { method: "GET", headers: { authorization: `Bearer ${other.token}`, "x-forwarded-for": nextAddress() }, baseUrl: limited.baseUrl });
-      log.attempt("Query flood from one tenant over many addresses", "429 TOO_MANY_REQUESTS with Retry-After, other tenants served", served.status === 200, () => `other tenant: ${served.status}`);
+      const served = await send("agent.list", {
+        method: "GET",
+        headers: { authorization: `Bearer ${other.token}`, "x-forwarded-for": nextAddress() },
+        baseUrl: limited.baseUrl,
+      });
+      log.attempt(
+        "Query flood from one tenant over many addresses",
+        "429 TOO_MANY_REQUESTS with Retry-After, other tenants served",
+        served.status === 200,
+        () => `other tenant: ${served.status}`,
+      );
     }
     expect(log.failures()).toEqual([]);
   });
@@ -270,7 +348,9 @@ describe("HTTP call rates", () => {
     // A batch as large as the burst spends it whole: the next call from that address waits.
     const input = JSON.stringify(Object.fromEntries(Array.from({ length: RATE * 2 }, (_, i) => [i, {}])));
     const path = `${Array.from({ length: RATE * 2 }, () => "auth.me").join(",")}?batch=1&input=${encodeURIComponent(input)}`;
-    expect((await send(path, { method: "GET", headers: { "x-forwarded-for": address }, baseUrl: limited.baseUrl })).status).toBe(200);
+    expect(
+      (await send(path, { method: "GET", headers: { "x-forwarded-for": address }, baseUrl: limited.baseUrl })).status,
+    ).toBe(200);
     const next = await send(path, { method: "GET", headers: { "x-forwarded-for": address }, baseUrl: limited.baseUrl });
     expect(next.status).toBe(429);
     expect(next.headers.get("retry-after")).toMatch(/^\d+$/);
@@ -311,7 +391,9 @@ describe("security headers on API answers", () => {
       expect(hsts.headers.get("strict-transport-security")).toBe("max-age=31536000");
       const framed = await fetch(`${embedded.baseUrl}${TRPC_PATH}/auth.me`);
       expect(framed.headers.get("x-frame-options")).toBeNull();
-      expect(framed.headers.get("content-security-policy")).toContain("frame-ancestors 'self' https://portal.example.com");
+      expect(framed.headers.get("content-security-policy")).toContain(
+        "frame-ancestors 'self' https://portal.example.com",
+      );
     } finally {
       await secure.server.close();
       await embedded.server.close();

@@ -62,7 +62,11 @@ describe("sign-in limits", () => {
     }
     const rounds = LONG ? 200 : 10;
     for (let i = 0; i < rounds; i++) {
-      const guess = await call("auth.login", { email: tenant.email, password: i === rounds - 1 ? PASSWORD : `guess-${i}` }, from(100 + i));
+      const guess = await call(
+        "auth.login",
+        { email: tenant.email, password: i === rounds - 1 ? PASSWORD : `guess-${i}` },
+        from(100 + i),
+      );
       log.attempt(
         "Password guessing on one account",
         "TOO_MANY_REQUESTS after the per-account limit, even for the right password",
@@ -83,7 +87,11 @@ describe("sign-in limits", () => {
     // Spread over accounts so that no account reaches its own limit first.
     const accounts = await Promise.all([1, 2, 3, 4].map(() => createQuietTenant(app)));
     for (let i = 0; i < PER_IP; i++) {
-      const attempt = await call("auth.login", { email: accounts[i % 4]!.email, password: i < 4 ? "wrong password" : PASSWORD }, address);
+      const attempt = await call(
+        "auth.login",
+        { email: accounts[i % 4]!.email, password: i < 4 ? "wrong password" : PASSWORD },
+        address,
+      );
       expect(attempt.status).not.toBe(429);
     }
     const rounds = LONG ? 200 : 10;
@@ -91,7 +99,11 @@ describe("sign-in limits", () => {
       const attempt =
         i % 2 === 0
           ? await call("auth.login", { email: `nobody-${i}@example.test`, password: "whatever1" }, address)
-          : await call("auth.register", { email: `spray-${randomUUID()}@example.test`, password: PASSWORD, tenantName: "Spray" }, address);
+          : await call(
+              "auth.register",
+              { email: `spray-${randomUUID()}@example.test`, password: PASSWORD, tenantName: "Spray" },
+              address,
+            );
       log.attempt(
         "Credential spraying from one address",
         "TOO_MANY_REQUESTS after the per-address limit (sign-in and registration)",
@@ -101,23 +113,40 @@ describe("sign-in limits", () => {
     }
     // The right password for a fresh account from another address still works.
     const fresh = await createQuietTenant(app);
-    expect((await call("auth.login", { email: fresh.email, password: PASSWORD }, { "x-forwarded-for": "10.3.0.1" })).status).toBe(200);
+    expect(
+      (await call("auth.login", { email: fresh.email, password: PASSWORD }, { "x-forwarded-for": "10.3.0.1" })).status,
+    ).toBe(200);
     expect(log.failures()).toEqual([]);
   });
 
   it("give an unknown email and a wrong password the same answer", async () => {
     const tenant = await createQuietTenant(app);
-    const wrong = await call("auth.login", { email: tenant.email, password: "not the password" }, { "x-forwarded-for": "10.4.0.1" });
-    const unknown = await call("auth.login", { email: `nobody-${randomUUID()}@example.test`, password: "not the password" }, { "x-forwarded-for": "10.4.0.2" });
+    const wrong = await call(
+      "auth.login",
+      { email: tenant.email, password: "not the password" },
+      { "x-forwarded-for": "10.4.0.1" },
+    );
+    const unknown = await call(
+      "auth.login",
+      { email: `nobody-${randomUUID()}@example.test`, password: "not the password" },
+      { "x-forwarded-for": "10.4.0.2" },
+    );
     expect(wrong.status).toBe(401);
-    expect({ status: unknown.status, message: unknown.body.error?.message }).toEqual({ status: wrong.status, message: wrong.body.error?.message });
+    expect({ status: unknown.status, message: unknown.body.error?.message }).toEqual({
+      status: wrong.status,
+      message: wrong.body.error?.message,
+    });
   });
 });
 
 describe("session cookies", () => {
   it("are httpOnly and SameSite=Lax, Secure when configured, and cleared on logout", async () => {
     const tenant = await createQuietTenant(app);
-    const login = await call("auth.login", { email: tenant.email, password: PASSWORD }, { "x-forwarded-for": "10.5.0.1" });
+    const login = await call(
+      "auth.login",
+      { email: tenant.email, password: PASSWORD },
+      { "x-forwarded-for": "10.5.0.1" },
+    );
     expect(login.cookie).toMatch(/^pulse_session=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=3600$/);
     const token = login.body.result!.data.token as string;
     const logout = await call("auth.logout", {}, { authorization: `Bearer ${token}` });
@@ -144,9 +173,19 @@ describe("session cookies", () => {
     const cookie = `pulse_session=${encodeURIComponent(tenant.token)}`;
     const rounds = LONG ? 100 : 5;
     for (let i = 0; i < rounds; i++) {
-      for (const origin of ["https://evil.example", "null", "http://pulse.example.com", "https://pulse.example.com.evil.example"]) {
+      for (const origin of [
+        "https://evil.example",
+        "null",
+        "http://pulse.example.com",
+        "https://pulse.example.com.evil.example",
+      ]) {
         const forged = await call("agent.runChain", {}, { cookie, origin });
-        log.attempt("Cookie-authenticated mutation from another origin", "403 before the procedure runs", forged.status === 403, () => `${origin}: ${forged.status}`);
+        log.attempt(
+          "Cookie-authenticated mutation from another origin",
+          "403 before the procedure runs",
+          forged.status === 403,
+          () => `${origin}: ${forged.status}`,
+        );
       }
     }
     expect((await app.pulse.services.runs.list(tenant.tenantId, { limit: 10 })).runs).toEqual([]);

@@ -103,10 +103,18 @@ const heapUsed = () => metric("nodejs_heap_size_used_bytes");
 
 /** The child's procedures over HTTP, as the bearer of `token`. */
 const client = (token?: string) =>
-  createTRPCClient<AppRouter>({ links: [httpLink({ url: `${child.url}${TRPC_PATH}`, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) })] });
+  createTRPCClient<AppRouter>({
+    links: [
+      httpLink({ url: `${child.url}${TRPC_PATH}`, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) }),
+    ],
+  });
 
 async function register(name: string) {
-  const { token } = await client().auth.register.mutate({ email: `${name}@flood.test`, password: "correct horse battery", tenantName: name });
+  const { token } = await client().auth.register.mutate({
+    email: `${name}@flood.test`,
+    password: "correct horse battery",
+    tenantName: name,
+  });
   return { token, http: client(token) };
 }
 
@@ -218,14 +226,24 @@ describe("a shared run flooded with output, watched by many viewers", () => {
     });
     await new Promise((resolve) => dashboard.once("open", resolve));
     dashboard.send(JSON.stringify({ method: "connectionParams", data: { token: bystander.token } }));
-    dashboard.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "agent.onStatus", input: { runId: tick.runId } } }));
+    dashboard.send(
+      JSON.stringify({
+        id: 1,
+        method: "subscription",
+        params: { path: "agent.onStatus", input: { runId: tick.runId } },
+      }),
+    );
     let ticking = true;
     let sent = 0;
     let accepted = 0;
     const ticker = (async () => {
       while (ticking && sent < 10_000) {
         sent += 1;
-        const answer = await report(tick.runId, tick.reportToken!, { type: "agent:progress", progress: sent % 100, message: `tick ${sent}` }).catch(() => null);
+        const answer = await report(tick.runId, tick.reportToken!, {
+          type: "agent:progress",
+          progress: sent % 100,
+          message: `tick ${sent}`,
+        }).catch(() => null);
         if (answer?.status === 202) accepted += 1;
         await sleep(TICK_MS);
       }
@@ -270,7 +288,9 @@ describe("a shared run flooded with output, watched by many viewers", () => {
           await sleep(20);
           continue;
         }
-        const res = await fetch(`${child.url}${TRPC_PATH}/share.run`, { headers: { authorization: `Bearer ${share.token}` } }).catch(() => null);
+        const res = await fetch(`${child.url}${TRPC_PATH}/share.run`, {
+          headers: { authorization: `Bearer ${share.token}` },
+        }).catch(() => null);
         httpBytes += res ? (await res.arrayBuffer().catch(() => new ArrayBuffer(0))).byteLength : 0;
         httpReads += 1;
       }
@@ -290,13 +310,16 @@ describe("a shared run flooded with output, watched by many viewers", () => {
         while (child.running && latencies.attack.length < target) {
           waves += 1;
           const paced = sleep(1_000);
-          const expected = answered() + viewers.filter((v) => v.ws.readyState === WebSocket.OPEN).length * SUBSCRIPTIONS_PER_SOCKET;
+          const expected =
+            answered() + viewers.filter((v) => v.ws.readyState === WebSocket.OPEN).length * SUBSCRIPTIONS_PER_SOCKET;
           for (const v of viewers) v.resubscribe(SUBSCRIPTIONS_PER_SOCKET);
           for (let i = 0; i < 3_000 && child.running && answered() < expected; i++) await sleep(20);
           await paced;
         }
       });
-      rounds.push(`${percentile(latencies.quiet.slice(from.quiet), 99)}/${percentile(latencies.attack.slice(from.attack), 99)}`);
+      rounds.push(
+        `${percentile(latencies.quiet.slice(from.quiet), 99)}/${percentile(latencies.attack.slice(from.attack), 99)}`,
+      );
     }
     phase = "quiet";
     attacking = false;
@@ -318,7 +341,8 @@ describe("a shared run flooded with output, watched by many viewers", () => {
     const [quietP50, attackP50] = [percentile(latencies.quiet, 50), percentile(latencies.attack, 50)];
     const [quietP99, attackP99] = [percentile(latencies.quiet, 99), percentile(latencies.attack, 99)];
     const p99Bound = 2 * Math.max(quietP99, QUIET_P99_FLOOR_MS);
-    const load = (kind: keyof typeof cpu) => `${((100 * cpu[kind].seconds) / Math.max(cpu[kind].wall, 0.001)).toFixed(0)}%`;
+    const load = (kind: keyof typeof cpu) =>
+      `${((100 * cpu[kind].seconds) / Math.max(cpu[kind].wall, 0.001)).toFixed(0)}%`;
     const figures =
       `peak heap ${(peakHeap / 2 ** 20).toFixed(0)} MB of ${HEAP_LIMIT_MB} MB; ${snapshots} snapshots (${refused} refused) in ${waves} waves, largest frame ${(largestFrame / 1024).toFixed(0)} KiB; ` +
       `${httpReads} share.run calls (${(httpBytes / 2 ** 20).toFixed(1)} MB); Pulse's CPU ${load("quiet")} quiet, ${load("attack")} under attack; ` +
@@ -338,7 +362,7 @@ describe("a shared run flooded with output, watched by many viewers", () => {
     expect(peakHeap).toBeLessThan(HEAP_BOUND_BYTES);
     // Every viewer's snapshot carried a window, not the output: no frame near the output's size.
     expect(snapshots).toBeGreaterThan(0);
-    expect(largestFrame).toBeLessThan(CHUNK_CHARS * OUTPUT_CHUNKS / 8);
+    expect(largestFrame).toBeLessThan((CHUNK_CHARS * OUTPUT_CHUNKS) / 8);
     expect(delivered).toBeGreaterThan(0);
     expect(latencies.quiet.length).toBeGreaterThanOrEqual(ROUNDS * SAMPLES_PER_PHASE);
     expect(latencies.attack.length).toBeGreaterThanOrEqual(ROUNDS * SAMPLES_PER_PHASE);
@@ -351,6 +375,5 @@ describe("a shared run flooded with output, watched by many viewers", () => {
     // 200 resubscriptions, refused or not, still costs a burst of CPU that the scheduler
     // stretches into hundreds of ms (long run: 159 → 391 ms), so the assertion would fail
     // there for reasons outside Pulse.
-
   });
 });

@@ -44,11 +44,20 @@ async function watching(app: TestPulse, token: string): Promise<Collector> {
   open.clients.push(c);
   const live = collect((h) => c.trpc.agent.onStatus.subscribe({}, h));
   open.collectors.push(live);
-  await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+  await eventually(
+    () => live.items.length,
+    (n) => n === 1,
+    "the snapshot",
+  );
   return live;
 }
 
-const ended = (live: Collector) => eventually(() => live.errors.length, (n) => n === 1, "the subscription to end");
+const ended = (live: Collector) =>
+  eventually(
+    () => live.errors.length,
+    (n) => n === 1,
+    "the subscription to end",
+  );
 
 /** Session and share-link look-ups a database answers: queries, and the rows they name. */
 class SessionReads {
@@ -97,8 +106,16 @@ describe("the database budget of open connections", () => {
       open.clients.push(c);
       open.collectors.push(collect((h) => c.trpc.agent.onStatus.subscribe({}, h)));
     }
-    await eventually(() => open.collectors.filter((l) => l.items.length === 1).length, (n) => n === CONNECTIONS, "every snapshot");
-    await eventually(() => app.http.connections.size, (n) => n === CONNECTIONS, "every connection registered");
+    await eventually(
+      () => open.collectors.filter((l) => l.items.length === 1).length,
+      (n) => n === CONNECTIONS,
+      "every snapshot",
+    );
+    await eventually(
+      () => app.http.connections.size,
+      (n) => n === CONNECTIONS,
+      "every connection registered",
+    );
 
     reads.reset();
     await sleep(10_000);
@@ -124,7 +141,13 @@ describe("a revocation on one process", () => {
     a = await pulse({ runWorkers: false, security: NO_SAFETY_CHECK });
     bRedis = await new TcpBalancer({ backends: [Number(new URL(inject("redisUrl")).port)] }).start();
     cleanups.push(() => bRedis.close());
-    b = await pulse({ runWorkers: false, database: a.database, prefix: a.prefix, redis: { url: `redis://127.0.0.1:${bRedis.port}` }, security: NO_SAFETY_CHECK });
+    b = await pulse({
+      runWorkers: false,
+      database: a.database,
+      prefix: a.prefix,
+      redis: { url: `redis://127.0.0.1:${bRedis.port}` },
+      security: NO_SAFETY_CHECK,
+    });
   });
 
   it("ends that session's sockets on another process at once, and no other session's", async () => {
@@ -138,7 +161,11 @@ describe("a revocation on one process", () => {
     expect(errorCode(leaving.errors[0])).toBe("UNAUTHORIZED");
     expect((leaving.errors[0] as Error).message).toBe("your session has ended: sign in again");
     expect(staying.errors).toEqual([]);
-    await eventually(() => b.http.connections.connectionsOfUser(tenant.userId), (n) => n === 1, "the ended socket to close");
+    await eventually(
+      () => b.http.connections.connectionsOfUser(tenant.userId),
+      (n) => n === 1,
+      "the ended socket to close",
+    );
     expect(staying.errors).toEqual([]);
   });
 
@@ -161,14 +188,19 @@ describe("a revocation on one process", () => {
       open.clients.push(c);
       const live = collect((h) => c.trpc.share.onRun.subscribe({}, h));
       open.collectors.push(live);
-      await eventually(() => live.items.length, (n) => n === 1, "the viewer's snapshot");
+      await eventually(
+        () => live.items.length,
+        (n) => n === 1,
+        "the viewer's snapshot",
+      );
       return live;
     };
     const viewers = [await view(a, stopped.token), await view(b, stopped.token)];
     const other = await view(b, kept.token);
     await httpClient(a, tenant.token).share.revoke.mutate({ shareId: stopped.shareId });
     await Promise.all(viewers.map(ended));
-    for (const viewer of viewers) expect((viewer.errors[0] as Error).message).toBe("this share link was revoked or has expired");
+    for (const viewer of viewers)
+      expect((viewer.errors[0] as Error).message).toBe("this share link was revoked or has expired");
     expect(other.errors).toEqual([]);
   });
 
@@ -190,11 +222,17 @@ describe("a revocation on one process", () => {
     const tenant = await createQuietTenant(a);
     const live = await watching(a, tenant.token);
     // Revoked in the database without a message: only the re-check after resubscribing can find it.
-    await a.pulse.services.db.session.updateMany({ where: { id: tenant.session.sessionId }, data: { revokedAt: new Date() } });
+    await a.pulse.services.db.session.updateMany({
+      where: { id: tenant.session.sessionId },
+      data: { revokedAt: new Date() },
+    });
     const admin = new Redis(inject("redisUrl"));
     try {
       // Both processes' subscribers share the prefix's connection name: both are killed, both come back.
-      const listed = async () => ((await admin.client("LIST")) as string).split("\n").filter((line) => line.includes(` name=${a.prefix}:revocations `));
+      const listed = async () =>
+        ((await admin.client("LIST")) as string)
+          .split("\n")
+          .filter((line) => line.includes(` name=${a.prefix}:revocations `));
       const subscribers = await eventually(listed, (lines) => lines.length === 2, "both processes' subscribers");
       for (const line of subscribers) await admin.client("KILL", "ID", line.match(/^id=(\d+)/)![1]!);
     } finally {

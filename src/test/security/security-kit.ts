@@ -32,10 +32,14 @@ export class RawSocket {
     this.opened = new Promise((resolve, reject) => {
       ws.once("open", () => resolve());
       ws.once("error", reject);
-      ws.once("unexpected-response", (_req, res) => reject(upgradeRefused(res.statusCode ?? 0, res.headers["retry-after"])));
+      ws.once("unexpected-response", (_req, res) =>
+        reject(upgradeRefused(res.statusCode ?? 0, res.headers["retry-after"])),
+      );
     });
     this.opened.catch(() => {});
-    this.closed = new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.closed = new Promise((resolve) =>
+      ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     ws.on("error", () => {});
     ws.on("message", (data, isBinary) => {
       const text = isBinary ? "" : data.toString();
@@ -67,7 +71,13 @@ export class RawSocket {
     this.send({ method: "connectionParams", data: { token } });
   }
 
-  request(id: number | string, method: "query" | "mutation" | "subscription", path: string, input?: unknown, lastEventId?: string): void {
+  request(
+    id: number | string,
+    method: "query" | "mutation" | "subscription",
+    path: string,
+    input?: unknown,
+    lastEventId?: string,
+  ): void {
     this.send({ id, method, params: { path, input, ...(lastEventId ? { lastEventId } : {}) } });
   }
 
@@ -84,7 +94,9 @@ export class RawSocket {
       if (found) return found;
       await new Promise((r) => setTimeout(r, 10));
     }
-    throw new Error(`timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5).map((f) => f.text.slice(0, 200)))}`);
+    throw new Error(
+      `timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5).map((f) => f.text.slice(0, 200)))}`,
+    );
   }
 
   /** The close code and reason, or a failure when the socket is still open after `timeoutMs`. */
@@ -170,7 +182,12 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A tRPC client over plain HTTP (one request per call), with a bearer token or none. */
 export function httpClient(app: TestPulse, token?: string) {
   return createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${app.baseUrl}${TRPC_PATH}`, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) })],
+    links: [
+      httpLink({
+        url: `${app.baseUrl}${TRPC_PATH}`,
+        headers: () => (token ? { authorization: `Bearer ${token}` } : {}),
+      }),
+    ],
   });
 }
 
@@ -186,7 +203,14 @@ export async function failureOf(call: Promise<unknown>): Promise<TRPCClientError
 }
 
 /** What an agent in any language sends: `curl -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{...}'`. */
-export async function postRunEvent(app: TestPulse, runId: string, token: string | null, body: unknown, headers: Record<string, string> = {}, method = "POST") {
+export async function postRunEvent(
+  app: TestPulse,
+  runId: string,
+  token: string | null,
+  body: unknown,
+  headers: Record<string, string> = {},
+  method = "POST",
+) {
   const res = await fetch(`${app.baseUrl}/api/runs/${encodeURIComponent(runId)}/events`, {
     method,
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },

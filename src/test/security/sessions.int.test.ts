@@ -93,42 +93,77 @@ describe("tokens", () => {
     const now = Math.floor(Date.now() / 1000);
     const claims = { tid: tenant.tenantId, sid: tenant.session.sessionId, email: tenant.email };
     const sign = (alg: string, key: Parameters<SignJWT["sign"]>[0], edit: (jwt: SignJWT) => SignJWT = (j) => j) =>
-      edit(new SignJWT(claims).setProtectedHeader({ alg, typ: "JWT" }).setSubject(tenant.userId).setIssuer("pulse").setAudience("pulse:session").setIssuedAt(now).setExpirationTime(now + 600)).sign(key);
+      edit(
+        new SignJWT(claims)
+          .setProtectedHeader({ alg, typ: "JWT" })
+          .setSubject(tenant.userId)
+          .setIssuer("pulse")
+          .setAudience("pulse:session")
+          .setIssuedAt(now)
+          .setExpirationTime(now + 600),
+      ).sign(key);
     const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
     const [head, body] = tenant.token.split(".") as [string, string, string];
     const payload = JSON.parse(Buffer.from(body, "base64url").toString());
     const rsa = await generateKeyPair("RS256");
-    const { token: reportToken } = await (async () => ({ token: await app.pulse.services.auth.issueReportToken({ tenantId: tenant.tenantId, runId: "r-1" }) }))();
+    const { token: reportToken } = await (async () => ({
+      token: await app.pulse.services.auth.issueReportToken({ tenantId: tenant.tenantId, runId: "r-1" }),
+    }))();
 
     const forged: Record<string, string> = {
       "alg none (unsigned)": `${b64({ alg: "none", typ: "JWT" })}.${body}.`,
       "HS512 with the right secret": await sign("HS512", TEST_SECRET),
       "HS384 with the right secret": await sign("HS384", TEST_SECRET),
       "RS256 with an attacker's key": await sign("RS256", rsa.privateKey),
-      "HS256 with another secret": await sign("HS256", new TextEncoder().encode("another-secret-that-is-at-least-32-characters")),
+      "HS256 with another secret": await sign(
+        "HS256",
+        new TextEncoder().encode("another-secret-that-is-at-least-32-characters"),
+      ),
       "another issuer": await sign("HS256", TEST_SECRET, (j) => j.setIssuer("evil")),
       "another audience": await sign("HS256", TEST_SECRET, (j) => j.setAudience("pulse:admin")),
-      "expired": await sign("HS256", TEST_SECRET, (j) => j.setIssuedAt(now - 7200).setExpirationTime(now - 3600)),
-      "no typ header": await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject(tenant.userId).setIssuer("pulse").setAudience("pulse:session").setIssuedAt(now).setExpirationTime(now + 600).sign(TEST_SECRET),
+      expired: await sign("HS256", TEST_SECRET, (j) => j.setIssuedAt(now - 7200).setExpirationTime(now - 3600)),
+      "no typ header": await new SignJWT(claims)
+        .setProtectedHeader({ alg: "HS256" })
+        .setSubject(tenant.userId)
+        .setIssuer("pulse")
+        .setAudience("pulse:session")
+        .setIssuedAt(now)
+        .setExpirationTime(now + 600)
+        .sign(TEST_SECRET),
       "tampered tenant (signature of the original)": `${head}.${b64({ ...payload, tid: other.tenantId })}.${tenant.token.split(".")[2]}`,
       "signature stripped": `${head}.${body}.`,
-      "another user's session id, correctly signed": await sign("HS256", TEST_SECRET, (j) => j.setSubject(other.userId)),
+      "another user's session id, correctly signed": await sign("HS256", TEST_SECRET, (j) =>
+        j.setSubject(other.userId),
+      ),
       "a run report token used as a session": reportToken,
       "oversized (8 KiB)": `${head}.${"A".repeat(8_192)}.${body}`,
-      "garbage": "not.a.token",
+      garbage: "not.a.token",
     };
     // The genuine token works on both paths, so every refusal below is the token's fault.
     expect((await httpClient(app, tenant.token).agent.list.query()).runs).toEqual([]);
 
     for (const [name, token] of Array.from({ length: LONG ? 40 : 1 }, () => Object.entries(forged)).flat()) {
       const overHttp = await failureOf(httpClient(app, token).agent.list.query());
-      log.attempt("Forged or misdirected JWT over HTTP", "401 UNAUTHORIZED", overHttp?.data?.httpStatus === 401, () => `${name}: ${overHttp?.message ?? "accepted"}`);
+      log.attempt(
+        "Forged or misdirected JWT over HTTP",
+        "401 UNAUTHORIZED",
+        overHttp?.data?.httpStatus === 401,
+        () => `${name}: ${overHttp?.message ?? "accepted"}`,
+      );
       const ws = socket();
       await ws.opened;
       ws.authenticate(token);
       ws.request(1, "subscription", "agent.onStatus", {});
-      const answer = await ws.waitFor((f) => f.json?.id === 1 && (f.json.error || f.json.result?.type === "data"), `the answer for ${name}`);
-      log.attempt("Forged or misdirected JWT on the WebSocket", "UNAUTHORIZED, no data", errorCode(answer.json) === "UNAUTHORIZED", () => `${name}: ${answer.text.slice(0, 200)}`);
+      const answer = await ws.waitFor(
+        (f) => f.json?.id === 1 && (f.json.error || f.json.result?.type === "data"),
+        `the answer for ${name}`,
+      );
+      log.attempt(
+        "Forged or misdirected JWT on the WebSocket",
+        "UNAUTHORIZED, no data",
+        errorCode(answer.json) === "UNAUTHORIZED",
+        () => `${name}: ${answer.text.slice(0, 200)}`,
+      );
       // Closed at once, so the address never meets its connection cap.
       ws.close();
       await ws.closedWithin();
@@ -141,8 +176,14 @@ describe("tokens", () => {
     const ways: [string, () => RawSocket][] = [
       ["token in the query string", () => socket({ params: false, query: `token=${tenant.token}` })],
       ["token in the query string beside connectionParams=1", () => socket({ query: `token=${tenant.token}` })],
-      ["session cookie on the upgrade", () => socket({ params: false, headers: { cookie: `pulse_session=${tenant.token}` } })],
-      ["Authorization header on the upgrade", () => socket({ params: false, headers: { authorization: `Bearer ${tenant.token}` } })],
+      [
+        "session cookie on the upgrade",
+        () => socket({ params: false, headers: { cookie: `pulse_session=${tenant.token}` } }),
+      ],
+      [
+        "Authorization header on the upgrade",
+        () => socket({ params: false, headers: { authorization: `Bearer ${tenant.token}` } }),
+      ],
     ];
     for (const [name, open] of Array.from({ length: LONG ? 50 : 1 }, () => ways).flat()) {
       const ws = open();
@@ -150,8 +191,19 @@ describe("tokens", () => {
       // With connectionParams=1 the first frame is the params: send empty ones, as a client without a token would.
       if (ws.ws.url.includes("connectionParams=1")) ws.send({ method: "connectionParams", data: {} });
       ws.request(1, "subscription", "agent.onStatus", {});
-      const answer = await ws.waitFor((f) => f.json?.id === 1 && (f.json.error || f.json.result?.type === "data"), `the answer for ${name}`);
-      expect(log.attempt("Token outside connectionParams", "UNAUTHORIZED", errorCode(answer.json) === "UNAUTHORIZED", () => `${name}: ${answer.text}`), name).toBe(true);
+      const answer = await ws.waitFor(
+        (f) => f.json?.id === 1 && (f.json.error || f.json.result?.type === "data"),
+        `the answer for ${name}`,
+      );
+      expect(
+        log.attempt(
+          "Token outside connectionParams",
+          "UNAUTHORIZED",
+          errorCode(answer.json) === "UNAUTHORIZED",
+          () => `${name}: ${answer.text}`,
+        ),
+        name,
+      ).toBe(true);
       ws.close();
       await ws.closedWithin();
     }
@@ -163,9 +215,16 @@ describe("a token expiring on an open WebSocket", () => {
     const tenant = await createQuietTenant(app);
     const http = httpClient(app, tenant.token);
     let opens = 0;
-    const c = client(tenant.token, { socketToken: async () => (await http.auth.socketToken.query()).token, onOpen: () => (opens += 1) });
+    const c = client(tenant.token, {
+      socketToken: async () => (await http.auth.socketToken.query()).token,
+      onOpen: () => (opens += 1),
+    });
     const live = watch(c);
-    await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
 
     await startTicking(c);
     // Several token lifetimes of steady events: each refresh happens while events flow.
@@ -186,16 +245,27 @@ describe("a token expiring on an open WebSocket", () => {
       opens >= (LONG ? 8 : 2) &&
       live.errors.length === 0 &&
       live.items.filter((i) => i.data.type === "snapshot" || i.data.type === "resync").length === 1;
-    log.attempt("Token expiring mid-connection, client refreshing", "reconnect with a fresh token, no loss, no duplicate", ok, () => `opens ${opens}, errors ${live.errors.length}`);
+    log.attempt(
+      "Token expiring mid-connection, client refreshing",
+      "reconnect with a fresh token, no loss, no duplicate",
+      ok,
+      () => `opens ${opens}, errors ${live.errors.length}`,
+    );
     expect(opens).toBeGreaterThanOrEqual(LONG ? 8 : 2);
     expect(live.errors).toEqual([]);
     expect(live.items.filter((i) => i.data.type === "snapshot" || i.data.type === "resync")).toHaveLength(1);
-    for (let i = 1; i < live.items.length; i++) expect(compareStreamIds(live.items[i]!.id, live.items[i - 1]!.id)).toBe(1);
-    const fromStream = (await app.pulse.services.stream.readAfter(tenant.tenantId, live.items[0]!.id, 10_000)).map((e) => e.id);
-    expect(live.events().map((i) => i.id)).toEqual(fromStream);
-    expect(live.events().filter((i) => i.data.type === "agent:progress").map((i) => i.data.message)).toEqual(
-      Array.from({ length: granted }, (_, k) => `tick ${k + 1}`),
+    for (let i = 1; i < live.items.length; i++)
+      expect(compareStreamIds(live.items[i]!.id, live.items[i - 1]!.id)).toBe(1);
+    const fromStream = (await app.pulse.services.stream.readAfter(tenant.tenantId, live.items[0]!.id, 10_000)).map(
+      (e) => e.id,
     );
+    expect(live.events().map((i) => i.id)).toEqual(fromStream);
+    expect(
+      live
+        .events()
+        .filter((i) => i.data.type === "agent:progress")
+        .map((i) => i.data.message),
+    ).toEqual(Array.from({ length: granted }, (_, k) => `tick ${k + 1}`));
   });
 
   it("that is not replaced ends the connection's subscriptions with UNAUTHORIZED within the grace after expiry, and the socket closes", async () => {
@@ -205,12 +275,21 @@ describe("a token expiring on an open WebSocket", () => {
     // The same token on every reconnect, as a client that cannot get a new one.
     const c = client(tenant.token, { socketToken: async () => token });
     const live = watch(c);
-    await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     await startTicking(c);
     ticker.tick(1);
     await eventually(() => live.items.some((i) => isTick(i, 1)), Boolean, "tick 1 before expiry");
 
-    await eventually(() => live.errors.length, (n) => n === 1, "the subscription to end", 15_000);
+    await eventually(
+      () => live.errors.length,
+      (n) => n === 1,
+      "the subscription to end",
+      15_000,
+    );
     const endedAt = Date.now();
     const error = live.errors[0] as { data?: { code?: string }; message?: string };
     const received = live.items.length;
@@ -221,7 +300,12 @@ describe("a token expiring on an open WebSocket", () => {
       endedAt >= expiresAt + GRACE_MS - CLOCK_SLACK_MS &&
       endedAt <= expiresAt + GRACE_MS + 2_000 &&
       live.items.length === received;
-    log.attempt("Token expiring mid-connection, client not refreshing", "subscriptions end with UNAUTHORIZED within the grace", ok, () => `ended ${endedAt - expiresAt} ms after expiry: ${error.message}`);
+    log.attempt(
+      "Token expiring mid-connection, client not refreshing",
+      "subscriptions end with UNAUTHORIZED within the grace",
+      ok,
+      () => `ended ${endedAt - expiresAt} ms after expiry: ${error.message}`,
+    );
     expect(error.data?.code).toBe("UNAUTHORIZED");
     expect(error.message).toBe("token expired: reconnect with a fresh token");
     expect(endedAt).toBeGreaterThanOrEqual(expiresAt + GRACE_MS - CLOCK_SLACK_MS);
@@ -229,7 +313,11 @@ describe("a token expiring on an open WebSocket", () => {
     expect(live.items).toHaveLength(received);
     // And the expired token opens nothing new.
     const again = watch(c);
-    await eventually(() => again.errors.length, (n) => n === 1, "a new subscription's refusal");
+    await eventually(
+      () => again.errors.length,
+      (n) => n === 1,
+      "a new subscription's refusal",
+    );
     expect(errorCode(again.errors[0])).toBe("UNAUTHORIZED");
   });
 });
@@ -238,10 +326,17 @@ describe("ending a session", () => {
   it("by logging out ends that session's tokens at once over HTTP and its open subscriptions within seconds; the user's other sessions go on", async () => {
     const tenant = await createQuietTenant(app);
     const anonymous = httpClient(app);
-    const { token: second } = await anonymous.auth.login.mutate({ email: tenant.email, password: "correct horse battery" });
+    const { token: second } = await anonymous.auth.login.mutate({
+      email: tenant.email,
+      password: "correct horse battery",
+    });
     const leaving = watch(client(second));
     const staying = watch(client(tenant.token));
-    await eventually(() => leaving.items.length + staying.items.length, (n) => n === 2, "both snapshots");
+    await eventually(
+      () => leaving.items.length + staying.items.length,
+      (n) => n === 2,
+      "both snapshots",
+    );
 
     const loggedOutAt = Date.now();
     await httpClient(app, second).auth.logout.mutate();
@@ -249,9 +344,18 @@ describe("ending a session", () => {
     log.attempt("Token used after logout (HTTP)", "401 at once", refused?.data?.httpStatus === 401);
     expect(refused?.data?.httpStatus).toBe(401);
 
-    await eventually(() => leaving.errors.length, (n) => n === 1, "the logged-out subscription to end");
+    await eventually(
+      () => leaving.errors.length,
+      (n) => n === 1,
+      "the logged-out subscription to end",
+    );
     const took = Date.now() - loggedOutAt;
-    log.attempt("Open subscription after logout", "ends with UNAUTHORIZED within seconds", errorCode(leaving.errors[0]) === "UNAUTHORIZED" && took < 3_000, () => `${took} ms`);
+    log.attempt(
+      "Open subscription after logout",
+      "ends with UNAUTHORIZED within seconds",
+      errorCode(leaving.errors[0]) === "UNAUTHORIZED" && took < 3_000,
+      () => `${took} ms`,
+    );
     expect(errorCode(leaving.errors[0])).toBe("UNAUTHORIZED");
     expect((leaving.errors[0] as Error).message).toBe("your session has ended: sign in again");
 
@@ -267,14 +371,27 @@ describe("ending a session", () => {
   it("by removing the user ends their open subscriptions within seconds and their tokens at once", async () => {
     const tenant = await createQuietTenant(app);
     const live = watch(client(tenant.token));
-    await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     const removedAt = Date.now();
     await app.pulse.services.auth.removeUser(tenant.userId);
     const refused = await failureOf(httpClient(app, tenant.token).agent.list.query());
     expect(refused?.data?.httpStatus).toBe(401);
-    await eventually(() => live.errors.length, (n) => n === 1, "the removed user's subscription to end");
+    await eventually(
+      () => live.errors.length,
+      (n) => n === 1,
+      "the removed user's subscription to end",
+    );
     const took = Date.now() - removedAt;
-    log.attempt("Open subscription of a removed user", "ends with UNAUTHORIZED within seconds", errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 3_000, () => `${took} ms`);
+    log.attempt(
+      "Open subscription of a removed user",
+      "ends with UNAUTHORIZED within seconds",
+      errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 3_000,
+      () => `${took} ms`,
+    );
     expect(errorCode(live.errors[0])).toBe("UNAUTHORIZED");
   });
 
@@ -286,12 +403,25 @@ describe("ending a session", () => {
       clients.push(elsewhere);
       const live = collect((h) => elsewhere.trpc.agent.onStatus.subscribe({}, h));
       collectors.push(live);
-      await eventually(() => live.items.length, (n) => n === 1, "the snapshot on the other replica");
+      await eventually(
+        () => live.items.length,
+        (n) => n === 1,
+        "the snapshot on the other replica",
+      );
       const loggedOutAt = Date.now();
       await httpClient(app, tenant.token).auth.logout.mutate();
-      await eventually(() => live.errors.length, (n) => n === 1, "the subscription on the other replica to end");
+      await eventually(
+        () => live.errors.length,
+        (n) => n === 1,
+        "the subscription on the other replica to end",
+      );
       const took = Date.now() - loggedOutAt;
-      log.attempt("Logout on another replica", "ends open subscriptions within seconds", errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 4_000, () => `${took} ms`);
+      log.attempt(
+        "Logout on another replica",
+        "ends open subscriptions within seconds",
+        errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 4_000,
+        () => `${took} ms`,
+      );
       expect(errorCode(live.errors[0])).toBe("UNAUTHORIZED");
     } finally {
       await replica.close();

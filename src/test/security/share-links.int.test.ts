@@ -1,5 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { collect, connectClient, createQuietTenant, eventually, OpenConnections, startTestPulse, type TestClient, type TestPulse } from "../harness";
+import {
+  collect,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  OpenConnections,
+  startTestPulse,
+  type TestClient,
+  type TestPulse,
+} from "../harness";
 import { TRPC_PATH } from "../../server/http-server";
 import { AttackLog, errorCode, failureOf, httpClient, postRunEvent } from "./security-kit";
 
@@ -65,23 +74,49 @@ describe("a share link", () => {
   it("lets someone outside the tenant watch one run live, over the socket and by polling, and nothing else", async () => {
     const { tenant, owner, shared, unshared } = await tenantWithRuns();
     const link = await owner.share.create.mutate({ runId: shared.runId, expiresInMinutes: 30 });
-    expect(link).toEqual({ shareId: expect.any(String), token: expect.any(String), path: expect.any(String), expiresAt: expect.any(String) });
+    expect(link).toEqual({
+      shareId: expect.any(String),
+      token: expect.any(String),
+      path: expect.any(String),
+      expiresAt: expect.any(String),
+    });
     // The token travels in the fragment, which browsers never send to the server.
     expect(link.path).toBe(`/share#${link.token}`);
 
     const outsider = viewer(link.token);
     const live = collect((h) => outsider.trpc.share.onRun.subscribe({}, h));
     collectors.push(live);
-    await eventually(() => live.items.length, (n) => n === 1, "the shared run's snapshot");
-    expect(live.items[0]!.data).toMatchObject({ type: "snapshot", snapshot: { runs: [expect.objectContaining({ id: shared.runId, status: "active" })] } });
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "the shared run's snapshot",
+    );
+    expect(live.items[0]!.data).toMatchObject({
+      type: "snapshot",
+      snapshot: { runs: [expect.objectContaining({ id: shared.runId, status: "active" })] },
+    });
     expect(live.items[0]!.data.snapshot.runs).toHaveLength(1);
 
     const sharedIds: string[] = [];
     for (let i = 1; i <= 3; i++) {
-      sharedIds.push(await report(shared.runId, shared.reportToken, { type: "agent:progress", progress: i * 10, message: `shared ${i}` }));
-      await report(unshared.runId, unshared.reportToken, { type: "agent:progress", progress: i * 10, message: `PRIVATE ${i}` });
+      sharedIds.push(
+        await report(shared.runId, shared.reportToken, {
+          type: "agent:progress",
+          progress: i * 10,
+          message: `shared ${i}`,
+        }),
+      );
+      await report(unshared.runId, unshared.reportToken, {
+        type: "agent:progress",
+        progress: i * 10,
+        message: `PRIVATE ${i}`,
+      });
     }
-    await eventually(() => live.events().length, (n) => n === 3, "the shared run's events");
+    await eventually(
+      () => live.events().length,
+      (n) => n === 3,
+      "the shared run's events",
+    );
     expect(live.events().map((i) => i.id)).toEqual(sharedIds);
     expect(JSON.stringify(live.items)).not.toContain("PRIVATE");
 
@@ -90,7 +125,12 @@ describe("a share link", () => {
     const page = await polling.share.events.query({ cursor: live.items[0]!.id });
     expect(page.items.map((i) => i.id)).toEqual(sharedIds);
     // With what dashboards call its agent, since the page can no longer read it on the server.
-    expect(await polling.share.run.query()).toMatchObject({ id: shared.runId, progress: 30, message: "shared 3", title: expect.any(String) });
+    expect(await polling.share.run.query()).toMatchObject({
+      id: shared.runId,
+      progress: 30,
+      message: "shared 3",
+      title: expect.any(String),
+    });
     // Its logs, and only its logs.
     await report(shared.runId, shared.reportToken, { type: "agent:log", level: "info", message: "shared line" });
     await report(unshared.runId, unshared.reportToken, { type: "agent:log", level: "info", message: "PRIVATE line" });
@@ -118,15 +158,31 @@ describe("a share link", () => {
     for (let round = 0; round < (LONG ? 100 : 1); round++) {
       for (const [name, call] of Object.entries(closed)) {
         const error = await failureOf(call());
-        log.attempt("Share token used beyond its run", "UNAUTHORIZED", error?.data?.code === "UNAUTHORIZED", () => `${name}: ${error?.message ?? "served"}`);
+        log.attempt(
+          "Share token used beyond its run",
+          "UNAUTHORIZED",
+          error?.data?.code === "UNAUTHORIZED",
+          () => `${name}: ${error?.message ?? "served"}`,
+        );
       }
       for (const path of ["agent.onStatus", "context.onStatusChanged"] as const) {
         const sub = collect((h) =>
-          path === "agent.onStatus" ? outsider.trpc.agent.onStatus.subscribe({}, h) : outsider.trpc.context.onStatusChanged.subscribe({}, h),
+          path === "agent.onStatus"
+            ? outsider.trpc.agent.onStatus.subscribe({}, h)
+            : outsider.trpc.context.onStatusChanged.subscribe({}, h),
         );
         collectors.push(sub);
-        await eventually(() => sub.errors.length + sub.items.length, (n) => n >= 1, `${path} with a share token`);
-        log.attempt("Share token used beyond its run", "UNAUTHORIZED", sub.items.length === 0 && errorCode(sub.errors[0]) === "UNAUTHORIZED", () => path);
+        await eventually(
+          () => sub.errors.length + sub.items.length,
+          (n) => n >= 1,
+          `${path} with a share token`,
+        );
+        log.attempt(
+          "Share token used beyond its run",
+          "UNAUTHORIZED",
+          sub.items.length === 0 && errorCode(sub.errors[0]) === "UNAUTHORIZED",
+          () => path,
+        );
       }
     }
     expect(await polling.auth.me.query()).toBeNull();
@@ -142,12 +198,25 @@ describe("a share link", () => {
     const link = await app.pulse.services.shares.create(tenant.session, shared.runId, 2);
     const live = collect((h) => viewer(link.token).trpc.share.onRun.subscribe({}, h));
     collectors.push(live);
-    await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
-    await eventually(() => live.errors.length, (n) => n === 1, "the expiry", 10_000);
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
+    await eventually(
+      () => live.errors.length,
+      (n) => n === 1,
+      "the expiry",
+      10_000,
+    );
     expect(errorCode(live.errors[0])).toBe("UNAUTHORIZED");
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(link.expiresAt));
     const after = await failureOf(httpClient(app, link.token).share.run.query());
-    log.attempt("Expired share link", "UNAUTHORIZED on every path", after?.data?.code === "UNAUTHORIZED" && errorCode(live.errors[0]) === "UNAUTHORIZED");
+    log.attempt(
+      "Expired share link",
+      "UNAUTHORIZED on every path",
+      after?.data?.code === "UNAUTHORIZED" && errorCode(live.errors[0]) === "UNAUTHORIZED",
+    );
     expect(after?.data?.code).toBe("UNAUTHORIZED");
   });
 
@@ -156,13 +225,26 @@ describe("a share link", () => {
     const link = await owner.share.create.mutate({ runId: shared.runId });
     const live = collect((h) => viewer(link.token).trpc.share.onRun.subscribe({}, h));
     collectors.push(live);
-    await eventually(() => live.items.length, (n) => n === 1, "the snapshot");
+    await eventually(
+      () => live.items.length,
+      (n) => n === 1,
+      "the snapshot",
+    );
     const revokedAt = Date.now();
     expect(await owner.share.revoke.mutate({ shareId: link.shareId })).toEqual({ ok: true });
     expect((await failureOf(httpClient(app, link.token).share.run.query()))?.data?.code).toBe("UNAUTHORIZED");
-    await eventually(() => live.errors.length, (n) => n === 1, "the revocation to reach the viewer");
+    await eventually(
+      () => live.errors.length,
+      (n) => n === 1,
+      "the revocation to reach the viewer",
+    );
     const took = Date.now() - revokedAt;
-    log.attempt("Revoked share link", "viewers end within seconds", errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 3_000, () => `${took} ms`);
+    log.attempt(
+      "Revoked share link",
+      "viewers end within seconds",
+      errorCode(live.errors[0]) === "UNAUTHORIZED" && took < 3_000,
+      () => `${took} ms`,
+    );
     expect((live.errors[0] as Error).message).toBe("this share link was revoked or has expired");
   });
 
@@ -171,13 +253,21 @@ describe("a share link", () => {
     const link = await owner.share.create.mutate({ runId: shared.runId });
     const other = await owner.share.create.mutate({ runId: shared.runId });
     const view = async (token: string) => {
-      const res = await fetch(`${app.baseUrl}${TRPC_PATH}/share.run`, { headers: { authorization: `Bearer ${token}` } });
-      return { status: res.status, retryAfter: Number(res.headers.get("retry-after")), body: (await res.json()) as { error?: { data?: { code?: string } } } };
+      const res = await fetch(`${app.baseUrl}${TRPC_PATH}/share.run`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return {
+        status: res.status,
+        retryAfter: Number(res.headers.get("retry-after")),
+        body: (await res.json()) as { error?: { data?: { code?: string } } },
+      };
     };
     // Rounds of views at once, more than the burst, until one is refused.
     let refused: Awaited<ReturnType<typeof view>> | undefined;
     for (let round = 0; round < 20 && !refused; round++) {
-      refused = (await Promise.all(Array.from({ length: VIEWS_PER_SECOND * 2 + 2 }, () => view(link.token)))).find((a) => a.status === 429);
+      refused = (await Promise.all(Array.from({ length: VIEWS_PER_SECOND * 2 + 2 }, () => view(link.token)))).find(
+        (a) => a.status === 429,
+      );
     }
     // On the socket, subscriptions one after another until one is refused: the same budget.
     const socket = viewer(link.token);
@@ -185,7 +275,11 @@ describe("a share link", () => {
     for (let i = 0; i < 50 && socketRefusal === undefined; i++) {
       const live = collect((h) => socket.trpc.share.onRun.subscribe({}, h));
       collectors.push(live);
-      await eventually(() => live.errors.length + live.items.length, (n) => n > 0, "the subscription's answer");
+      await eventually(
+        () => live.errors.length + live.items.length,
+        (n) => n > 0,
+        "the subscription's answer",
+      );
       socketRefusal = live.errors[0];
       live.unsubscribe();
     }
@@ -193,8 +287,12 @@ describe("a share link", () => {
     log.attempt(
       "One share link's viewers open views in a loop",
       "429 with Retry-After past the link's budget, TOO_MANY_REQUESTS on the socket; other links served",
-      refused?.body.error?.data?.code === "TOO_MANY_REQUESTS" && refused.retryAfter >= 1 && errorCode(socketRefusal) === "TOO_MANY_REQUESTS" && served.status === 200,
-      () => `http ${refused?.status} retry-after ${refused?.retryAfter}, socket ${errorCode(socketRefusal)}, other link ${served.status}`,
+      refused?.body.error?.data?.code === "TOO_MANY_REQUESTS" &&
+        refused.retryAfter >= 1 &&
+        errorCode(socketRefusal) === "TOO_MANY_REQUESTS" &&
+        served.status === 200,
+      () =>
+        `http ${refused?.status} retry-after ${refused?.retryAfter}, socket ${errorCode(socketRefusal)}, other link ${served.status}`,
     );
     expect(refused?.body.error?.data?.code).toBe("TOO_MANY_REQUESTS");
     expect(refused?.retryAfter).toBeGreaterThanOrEqual(1);
@@ -209,10 +307,16 @@ describe("a share link", () => {
     for (let i = 0; i < (LONG ? 200 : 2); i++) {
       const create = await failureOf(intruder.owner.share.create.mutate({ runId: owner.shared.runId }));
       const revoke = await failureOf(intruder.owner.share.revoke.mutate({ shareId: link.shareId }));
-      log.attempt("Share link for another tenant's run", "NOT_FOUND, like a missing run", create?.data?.code === "NOT_FOUND" && create.message === "run not found");
+      log.attempt(
+        "Share link for another tenant's run",
+        "NOT_FOUND, like a missing run",
+        create?.data?.code === "NOT_FOUND" && create.message === "run not found",
+      );
       log.attempt("Revoking another tenant's share link", "NOT_FOUND", revoke?.data?.code === "NOT_FOUND");
     }
-    const tooLong = await failureOf(owner.owner.share.create.mutate({ runId: owner.shared.runId, expiresInMinutes: 61 }));
+    const tooLong = await failureOf(
+      owner.owner.share.create.mutate({ runId: owner.shared.runId, expiresInMinutes: 61 }),
+    );
     expect(tooLong?.data?.code).toBe("BAD_REQUEST");
     expect(tooLong?.message).toBe("expiresInMinutes: at most 60");
     expect(await httpClient(app, link.token).share.run.query()).toMatchObject({ id: owner.shared.runId });

@@ -1,7 +1,15 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../server/logger";
-import { collect, connectClient, eventually, fastDemoAgents, registerTenant, startTestPulse, type TestPulse } from "../harness";
+import {
+  collect,
+  connectClient,
+  eventually,
+  fastDemoAgents,
+  registerTenant,
+  startTestPulse,
+  type TestPulse,
+} from "../harness";
 import { httpClient, postRunEvent } from "./security-kit";
 
 /**
@@ -20,7 +28,11 @@ const captured = new Writable({
 
 let app: TestPulse;
 beforeAll(async () => {
-  app = await startTestPulse({ logger: createLogger("trace", "pulse", captured), agents: fastDemoAgents(), externalAgentRoles: ["logged-agent"] });
+  app = await startTestPulse({
+    logger: createLogger("trace", "pulse", captured),
+    agents: fastDemoAgents(),
+    externalAgentRoles: ["logged-agent"],
+  });
 });
 afterAll(async () => {
   await app?.close();
@@ -41,17 +53,31 @@ describe("logs at trace level", () => {
 
     // Each token used the way clients use it, and misused the ways a log might catch it.
     expect((await postRunEvent(app, runId, reportToken, { type: "agent:active" })).status).toBe(202);
-    expect((await postRunEvent(app, runId, reportToken, { type: "agent:log", level: "info", message: "logged" })).status).toBe(202);
+    expect(
+      (await postRunEvent(app, runId, reportToken, { type: "agent:log", level: "info", message: "logged" })).status,
+    ).toBe(202);
     expect((await postRunEvent(app, "another-run", reportToken, { type: "agent:active" })).status).toBe(404);
     expect((await postRunEvent(app, runId, `${reportToken}x`, { type: "agent:active" })).status).toBe(401);
     expect(await httpClient(app, share.token).share.run.query()).toMatchObject({ id: runId, title: "logged-agent" });
     // A link of the old form puts its token in the path, which the request log leaves out.
     expect((await fetch(`${app.baseUrl}/shared/${share.token}`)).status).toBe(404);
-    expect((await fetch(`${app.baseUrl}/api/trpc/share.run?input=${encodeURIComponent(JSON.stringify(share.token))}`, { headers: { authorization: `Bearer ${share.token}x` } })).status).toBe(401);
+    expect(
+      (
+        await fetch(`${app.baseUrl}/api/trpc/share.run?input=${encodeURIComponent(JSON.stringify(share.token))}`, {
+          headers: { authorization: `Bearer ${share.token}x` },
+        })
+      ).status,
+    ).toBe(401);
     for (const token of [socketToken, share.token, `${tenant.token}x`]) {
       const client = connectClient(app, token);
-      const feed = collect((h) => (token === share.token ? client.trpc.share.onRun.subscribe({}, h) : client.trpc.agent.onStatus.subscribe({}, h)));
-      await eventually(() => feed.items.length + feed.errors.length, (n) => n > 0, "an answer on the socket");
+      const feed = collect((h) =>
+        token === share.token ? client.trpc.share.onRun.subscribe({}, h) : client.trpc.agent.onStatus.subscribe({}, h),
+      );
+      await eventually(
+        () => feed.items.length + feed.errors.length,
+        (n) => n > 0,
+        "an answer on the socket",
+      );
       feed.unsubscribe();
       await client.close();
     }
@@ -62,9 +88,13 @@ describe("logs at trace level", () => {
     expect(lines.filter((line) => line.includes('"msg":"http request"')).length).toBeGreaterThan(5);
     const tokens = { session: tenant.token, socket: socketToken, share: share.token, report: reportToken };
     const leaks = Object.entries(tokens).flatMap(([kind, token]) =>
-      secretParts(token).flatMap((part) => lines.filter((line) => line.includes(part)).map((line) => `${kind}: ${line.slice(0, 300)}`)),
+      secretParts(token).flatMap((part) =>
+        lines.filter((line) => line.includes(part)).map((line) => `${kind}: ${line.slice(0, 300)}`),
+      ),
     );
     expect(leaks).toEqual([]);
-    expect(lines.some((line) => line.includes('"msg":"http request"') && line.includes('"path":"/shared/[redacted]"'))).toBe(true);
+    expect(
+      lines.some((line) => line.includes('"msg":"http request"') && line.includes('"path":"/shared/[redacted]"')),
+    ).toBe(true);
   });
 });

@@ -2,8 +2,27 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { TRPC_PATH } from "../../server/http-server";
 import { REJECTIONS_BEFORE_CLOSE } from "../../server/ws/connection-guard";
-import { collect, connectClient, createQuietTenant, eventually, startTestPulse, type TestClient, type TestPulse } from "../harness";
-import { AttackLog, errorCode, httpClient, rawSocket, sleep, upgradeStatus, type Frame, type RawSocket, type RawSocketOptions, type UpgradeRefused } from "./security-kit";
+import {
+  collect,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  startTestPulse,
+  type TestClient,
+  type TestPulse,
+} from "../harness";
+import {
+  AttackLog,
+  errorCode,
+  httpClient,
+  rawSocket,
+  sleep,
+  upgradeStatus,
+  type Frame,
+  type RawSocket,
+  type RawSocketOptions,
+  type UpgradeRefused,
+} from "./security-kit";
 
 /**
  * The WebSocket's limits against hostile clients: Origin allowlist, frame size, no
@@ -40,13 +59,25 @@ const sockets: RawSocket[] = [];
 const clients: TestClient[] = [];
 
 beforeAll(async () => {
-  app = await startTestPulse({ runWorkers: false, externalAgentRoles: [ROLE], security: { trustProxy: true, sessionCheckIntervalMs: 100, ws: LIMITS } });
-  listed = await startTestPulse({ runWorkers: false, database: app.database, security: { allowedOrigins: ["https://dash.example.com"] } });
+  app = await startTestPulse({
+    runWorkers: false,
+    externalAgentRoles: [ROLE],
+    security: { trustProxy: true, sessionCheckIntervalMs: 100, ws: LIMITS },
+  });
+  listed = await startTestPulse({
+    runWorkers: false,
+    database: app.database,
+    security: { allowedOrigins: ["https://dash.example.com"] },
+  });
 });
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.close();
   await Promise.all(clients.splice(0).map((c) => c.close()));
-  await eventually(() => app.http.connections.size, (n) => n === 0, "every connection closed");
+  await eventually(
+    () => app.http.connections.size,
+    (n) => n === 0,
+    "every connection closed",
+  );
 });
 afterAll(async () => {
   await log.save();
@@ -75,7 +106,12 @@ async function signedIn(token: string, options: RawSocketOptions & { address?: s
 async function subscribe(s: RawSocket, id: number, path = "agent.onStatus", input: unknown = {}) {
   s.request(id, "subscription", path, input);
   const answers = (f: Frame) => f.json?.id === id && (Boolean(f.json.error) || f.json.result?.type === "data");
-  await eventually(() => s.frames.some(answers) || !s.isOpen, (done) => done, `subscription ${id}`, 30_000);
+  await eventually(
+    () => s.frames.some(answers) || !s.isOpen,
+    (done) => done,
+    `subscription ${id}`,
+    30_000,
+  );
   const answer = s.frames.find(answers);
   if (!answer) throw new Error(`the socket closed (${(await s.closed).code}) before answering subscription ${id}`);
   return answer;
@@ -84,15 +120,32 @@ async function subscribe(s: RawSocket, id: number, path = "agent.onStatus", inpu
 describe("the WebSocket upgrade", () => {
   it("checks Origin: a page from another origin gets 403 before any WebSocket exists; the same origin and non-browser clients connect", async () => {
     const port = new URL(app.baseUrl).port;
-    const hostile = ["https://evil.example", "null", `http://127.0.0.1.evil.example:${port}`, "http://127.0.0.1:1", "file://", `ws://127.0.0.1:${port}`];
+    const hostile = [
+      "https://evil.example",
+      "null",
+      `http://127.0.0.1.evil.example:${port}`,
+      "http://127.0.0.1:1",
+      "file://",
+      `ws://127.0.0.1:${port}`,
+    ];
     for (let round = 0; round < (LONG ? 200 : 2); round++) {
       for (const origin of hostile) {
         const status = await upgradeStatus(socket({ origin }));
-        log.attempt("Cross-site WebSocket hijacking (foreign Origin)", "403 before the upgrade", status === 403, () => `${origin}: ${status}`);
+        log.attempt(
+          "Cross-site WebSocket hijacking (foreign Origin)",
+          "403 before the upgrade",
+          status === 403,
+          () => `${origin}: ${status}`,
+        );
       }
       for (const origin of ["https://evil.example", `http://127.0.0.1:${new URL(listed.baseUrl).port}`]) {
         const status = await upgradeStatus(socket({ origin }, listed));
-        log.attempt("Cross-site WebSocket hijacking (foreign Origin)", "403 before the upgrade", status === 403, () => `${origin} (allowlist): ${status}`);
+        log.attempt(
+          "Cross-site WebSocket hijacking (foreign Origin)",
+          "403 before the upgrade",
+          status === 403,
+          () => `${origin} (allowlist): ${status}`,
+        );
       }
     }
     expect(log.failures()).toEqual([]);
@@ -112,7 +165,11 @@ describe("frames", () => {
   it("larger than the limit close the connection with 1009; smaller ones are served", async () => {
     const tenant = await createQuietTenant(app);
     const fine = await signedIn(tenant.token);
-    fine.send({ id: 1, method: "query", params: { path: "agent.roles", input: { padding: "x".repeat(LIMITS.maxPayloadBytes - 200) } } });
+    fine.send({
+      id: 1,
+      method: "query",
+      params: { path: "agent.roles", input: { padding: "x".repeat(LIMITS.maxPayloadBytes - 200) } },
+    });
     await fine.waitFor((f) => f.json?.id === 1, "the answer to a frame under the limit");
     for (let i = 0; i < (LONG ? 100 : 3); i++) {
       const s = await signedIn(tenant.token);
@@ -131,7 +188,11 @@ describe("keep-alive", () => {
     const live = connectClient(app, tenant.token);
     clients.push(live);
     const feed = collect((h) => live.trpc.agent.onStatus.subscribe({}, h));
-    await eventually(() => feed.items.length, (n) => n === 1, "the live client's snapshot");
+    await eventually(
+      () => feed.items.length,
+      (n) => n === 1,
+      "the live client's snapshot",
+    );
     for (let i = 0; i < (LONG ? 20 : 2); i++) {
       const dead = await signedIn(tenant.token);
       await subscribe(dead, 1);
@@ -139,7 +200,12 @@ describe("keep-alive", () => {
       const started = Date.now();
       const { code } = await dead.closedWithin();
       const took = Date.now() - started;
-      log.attempt("Dead peer (no pong)", "dropped after ping + pong timeout", took < (LIMITS.pingMs + LIMITS.pongWaitMs) * 4, () => `closed with ${code} after ${took} ms`);
+      log.attempt(
+        "Dead peer (no pong)",
+        "dropped after ping + pong timeout",
+        took < (LIMITS.pingMs + LIMITS.pongWaitMs) * 4,
+        () => `closed with ${code} after ${took} ms`,
+      );
     }
     expect(log.failures()).toEqual([]);
     expect(live.ws.connection?.state).toBe("open");
@@ -153,14 +219,25 @@ describe("a reader that stops reading", () => {
     const tenant = await createQuietTenant(app);
     const { runs, bus } = app.pulse.services;
     const run = await runs.start(tenant.tenantId, ROLE);
-    const base = { tenantId: tenant.tenantId, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: ROLE, attempt: 1 };
+    const base = {
+      tenantId: tenant.tenantId,
+      runId: run.id,
+      jobId: run.jobId,
+      queue: run.queue,
+      agentRole: ROLE,
+      attempt: 1,
+    };
     await bus.publish({ ...base, type: "agent:active", startedAt: new Date().toISOString() });
     const healthy = connectClient(app, tenant.token);
     clients.push(healthy);
     const feed = collect((h) => healthy.trpc.agent.onStatus.subscribe({ runId: run.id }, h));
     const stalled = await signedIn(tenant.token);
     await subscribe(stalled, 1, "agent.onStatus", { runId: run.id });
-    await eventually(() => feed.items.length, (n) => n === 1, "the healthy client's snapshot");
+    await eventually(
+      () => feed.items.length,
+      (n) => n === 1,
+      "the healthy client's snapshot",
+    );
     // The stalled client's TCP socket stops reading: the kernel's buffers fill, then the server's.
     (stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const chunk = "o".repeat(16_000);
@@ -169,9 +246,19 @@ describe("a reader that stops reading", () => {
       await bus.publish({ ...base, type: "agent:output", chunk });
       published += 1;
     }
-    log.attempt("Slow reader (stops reading)", "disconnected once its unsent output passes the limit", app.http.connections.size === 1, () => `${published} chunks published`);
+    log.attempt(
+      "Slow reader (stops reading)",
+      "disconnected once its unsent output passes the limit",
+      app.http.connections.size === 1,
+      () => `${published} chunks published`,
+    );
     expect(app.http.connections.size).toBe(1);
-    await eventually(() => feed.events().length, (n) => n === published, "every chunk on the healthy client", 15_000);
+    await eventually(
+      () => feed.events().length,
+      (n) => n === published,
+      "every chunk on the healthy client",
+      15_000,
+    );
     expect(feed.errors).toEqual([]);
     feed.unsubscribe();
   });
@@ -180,23 +267,32 @@ describe("a reader that stops reading", () => {
 describe("unauthenticated connections", () => {
   it("are closed after the timeout, whether they send no token, a bad one or none at all", async () => {
     const cases: [string, () => Promise<RawSocket>][] = [
-      ["no connectionParams frame", async () => {
-        const s = socket();
-        await s.opened;
-        return s;
-      }],
-      ["a bad token", async () => {
-        const s = socket();
-        await s.opened;
-        s.authenticate("not-a-token");
-        s.request(1, "subscription", "agent.onStatus", {});
-        return s;
-      }],
-      ["no connectionParams at all", async () => {
-        const s = socket({ params: false });
-        await s.opened;
-        return s;
-      }],
+      [
+        "no connectionParams frame",
+        async () => {
+          const s = socket();
+          await s.opened;
+          return s;
+        },
+      ],
+      [
+        "a bad token",
+        async () => {
+          const s = socket();
+          await s.opened;
+          s.authenticate("not-a-token");
+          s.request(1, "subscription", "agent.onStatus", {});
+          return s;
+        },
+      ],
+      [
+        "no connectionParams at all",
+        async () => {
+          const s = socket({ params: false });
+          await s.opened;
+          return s;
+        },
+      ],
     ];
     for (let round = 0; round < (LONG ? 30 : 1); round++) {
       for (const [name, open] of cases) {
@@ -221,11 +317,17 @@ describe("caps", () => {
   it("on subscriptions per connection: the one over gets TOO_MANY_REQUESTS, and stopping one frees its slot", async () => {
     const tenant = await createQuietTenant(app);
     const s = await signedIn(tenant.token);
-    for (let id = 1; id <= LIMITS.maxSubscriptions; id++) expect((await subscribe(s, id)).json.result.data.data.type).toBe("snapshot");
+    for (let id = 1; id <= LIMITS.maxSubscriptions; id++)
+      expect((await subscribe(s, id)).json.result.data.data.type).toBe("snapshot");
     const capMessage = `at most ${LIMITS.maxSubscriptions} subscriptions per connection; stop one first`;
     for (let id = 100; id < (LONG ? 400 : 110); id++) {
       const refused = await subscribe(s, id);
-      log.attempt("Subscriptions over the per-connection cap", "TOO_MANY_REQUESTS", errorCode(refused.json) === "TOO_MANY_REQUESTS" && refused.json.error.message === capMessage, () => refused.text);
+      log.attempt(
+        "Subscriptions over the per-connection cap",
+        "TOO_MANY_REQUESTS",
+        errorCode(refused.json) === "TOO_MANY_REQUESTS" && refused.json.error.message === capMessage,
+        () => refused.text,
+      );
       // Paced under the message rate, so every refusal is the cap's.
       await sleep(1_000 / LIMITS.messagesPerSecond + 5);
     }
@@ -233,7 +335,11 @@ describe("caps", () => {
     expect(errorCode(refusal.json)).toBe("TOO_MANY_REQUESTS");
     expect(refusal.json.error.message).toBe(capMessage);
     s.send({ id: 1, method: "subscription.stop" });
-    await eventually(() => app.http.connections.size, (n) => n === 1, "one connection");
+    await eventually(
+      () => app.http.connections.size,
+      (n) => n === 1,
+      "one connection",
+    );
     await sleep(100);
     const reopened = await subscribe(s, 10_000);
     expect(reopened.json.result?.data?.data?.type, reopened.text).toBe("snapshot");
@@ -248,23 +354,45 @@ describe("caps", () => {
       const extra = await signedIn(tenant.token);
       const refused = await subscribe(extra, 1);
       const { code } = await extra.closedWithin();
-      log.attempt("Connections over the per-user cap", "TOO_MANY_REQUESTS, then closed", errorCode(refused.json) === "TOO_MANY_REQUESTS" && code === 4429, () => `${refused.text} / ${code}`);
+      log.attempt(
+        "Connections over the per-user cap",
+        "TOO_MANY_REQUESTS, then closed",
+        errorCode(refused.json) === "TOO_MANY_REQUESTS" && code === 4429,
+        () => `${refused.text} / ${code}`,
+      );
     }
     mine[0]!.close();
-    await eventually(() => app.http.connections.connectionsOfUser(tenant.userId), (n) => n === LIMITS.perUser - 1, "a place freed");
+    await eventually(
+      () => app.http.connections.connectionsOfUser(tenant.userId),
+      (n) => n === LIMITS.perUser - 1,
+      "a place freed",
+    );
     expect((await subscribe(await signedIn(tenant.token), 1)).json.result.type).toBe("data");
 
     // A second user of the same tenant fills the tenant's cap.
     const { auth, db } = app.pulse.services;
-    const colleague = await db.user.create({ data: { tenantId: tenant.tenantId, email: `colleague-${randomUUID()}@example.test`, passwordHash: "x" } });
-    const colleagueToken = await auth.issueSessionToken(await auth.openSession({ userId: colleague.id, tenantId: tenant.tenantId, email: colleague.email! }));
-    const theirs = await Promise.all(Array.from({ length: LIMITS.perTenant - LIMITS.perUser }, () => signedIn(colleagueToken)));
+    const colleague = await db.user.create({
+      data: { tenantId: tenant.tenantId, email: `colleague-${randomUUID()}@example.test`, passwordHash: "x" },
+    });
+    const colleagueToken = await auth.issueSessionToken(
+      await auth.openSession({ userId: colleague.id, tenantId: tenant.tenantId, email: colleague.email! }),
+    );
+    const theirs = await Promise.all(
+      Array.from({ length: LIMITS.perTenant - LIMITS.perUser }, () => signedIn(colleagueToken)),
+    );
     for (const [i, s] of theirs.entries()) expect((await subscribe(s, i + 1)).json.result.type).toBe("data");
     for (let i = 0; i < (LONG ? 50 : 3); i++) {
       const extra = await signedIn(colleagueToken);
       const refused = await subscribe(extra, 1);
-      log.attempt("Connections over the per-tenant cap", "TOO_MANY_REQUESTS", errorCode(refused.json) === "TOO_MANY_REQUESTS", () => refused.text);
-      expect(refused.json.error?.message).toBe(`at most ${LIMITS.perTenant} open connections per tenant; close one first`);
+      log.attempt(
+        "Connections over the per-tenant cap",
+        "TOO_MANY_REQUESTS",
+        errorCode(refused.json) === "TOO_MANY_REQUESTS",
+        () => refused.text,
+      );
+      expect(refused.json.error?.message).toBe(
+        `at most ${LIMITS.perTenant} open connections per tenant; close one first`,
+      );
     }
     expect(log.failures()).toEqual([]);
   });
@@ -280,8 +408,14 @@ describe("caps", () => {
     const refusedWith = async (address: string, message: string) => {
       const { s, answer } = await watch(address);
       const { code } = await s.closedWithin();
-      const ok = errorCode(answer.json) === "TOO_MANY_REQUESTS" && answer.json.error.message === message && code === 4429;
-      log.attempt("Share-link viewers over their caps", "TOO_MANY_REQUESTS, then closed", ok, () => `${answer.text} / ${code}`);
+      const ok =
+        errorCode(answer.json) === "TOO_MANY_REQUESTS" && answer.json.error.message === message && code === 4429;
+      log.attempt(
+        "Share-link viewers over their caps",
+        "TOO_MANY_REQUESTS, then closed",
+        ok,
+        () => `${answer.text} / ${code}`,
+      );
     };
     for (let round = 0; round < (LONG ? 20 : 1); round++) {
       const viewers = [await watch("10.98.0.1"), await watch("10.98.0.1")];
@@ -295,7 +429,11 @@ describe("caps", () => {
       for (const [i, s] of mine.entries()) expect((await subscribe(s, i + 1)).json.result?.type).toBe("data");
       expect(app.http.connections.connectionsOfUser(tenant.userId)).toBe(LIMITS.perUser);
       for (const s of [...mine, third.s, ...viewers.map((v) => v.s)]) s.close();
-      await eventually(() => app.http.connections.size, (n) => n === 0, "every connection closed");
+      await eventually(
+        () => app.http.connections.size,
+        (n) => n === 0,
+        "every connection closed",
+      );
     }
     expect(log.failures()).toEqual([]);
   });
@@ -304,8 +442,12 @@ describe("caps", () => {
     const address = "10.99.0.1";
     // Signed in (so the unauthenticated timeout leaves them open), spread over tenants so no
     // user or tenant cap is met first.
-    const tenants = await Promise.all(Array.from({ length: Math.ceil(LIMITS.perIp / LIMITS.perUser) }, () => createQuietTenant(app)));
-    const held = await Promise.all(Array.from({ length: LIMITS.perIp }, (_, i) => signedIn(tenants[i % tenants.length]!.token, { address })));
+    const tenants = await Promise.all(
+      Array.from({ length: Math.ceil(LIMITS.perIp / LIMITS.perUser) }, () => createQuietTenant(app)),
+    );
+    const held = await Promise.all(
+      Array.from({ length: LIMITS.perIp }, (_, i) => signedIn(tenants[i % tenants.length]!.token, { address })),
+    );
     for (const [i, s] of held.entries()) expect((await subscribe(s, i + 1)).json.result.type).toBe("data");
     for (let i = 0; i < (LONG ? 200 : 5); i++) {
       const status = await upgradeStatus(socket({ address }));
@@ -319,7 +461,11 @@ describe("caps", () => {
   });
 
   it("on connections per process: the upgrade over the cap gets 503 with Retry-After, whoever asks; room comes back as sockets close", async () => {
-    const full = await startTestPulse({ runWorkers: false, database: app.database, security: { trustProxy: true, ws: { perProcess: 3 } } });
+    const full = await startTestPulse({
+      runWorkers: false,
+      database: app.database,
+      security: { trustProxy: true, ws: { perProcess: 3 } },
+    });
     try {
       // Unauthenticated sockets count too: the cap is what the process holds, not who holds it.
       const held = Array.from({ length: 3 }, () => socket({}, full));
@@ -329,10 +475,19 @@ describe("caps", () => {
           () => null,
           (error: UpgradeRefused) => error,
         );
-        log.attempt("Connections over the per-process cap", "503 with Retry-After before the upgrade", refused?.status === 503 && refused.retryAfter === "5", () => `${refused?.status}`);
+        log.attempt(
+          "Connections over the per-process cap",
+          "503 with Retry-After before the upgrade",
+          refused?.status === 503 && refused.retryAfter === "5",
+          () => `${refused?.status}`,
+        );
       }
       held[0]!.close();
-      await eventually(() => full.http.connections.size, (n) => n === 2, "the closed socket to leave");
+      await eventually(
+        () => full.http.connections.size,
+        (n) => n === 2,
+        "the closed socket to leave",
+      );
       expect(await upgradeStatus(socket({}, full))).toBe(101);
       expect(log.failures()).toEqual([]);
     } finally {
@@ -352,12 +507,23 @@ describe("messages per second", () => {
       // Refusals are answered at once; the requests let through wait for the connection's
       // session check, so the last request's answer says nothing about the first ones'.
       const ids = Array.from({ length: burst }, (_, i) => i + 1);
-      await eventually(() => ids.filter((i) => s.answers(i).length === 0).length, (n) => n === 0, "an answer to every request", 10_000);
+      await eventually(
+        () => ids.filter((i) => s.answers(i).length === 0).length,
+        (n) => n === 0,
+        "an answer to every request",
+        10_000,
+      );
       let served = 0;
       for (let i = 1; i <= burst; i++) {
         const answer = s.answers(i)[0];
         if (answer?.json.result) served += 1;
-        else log.attempt("Message burst over the rate", "TOO_MANY_REQUESTS for each refused request", errorCode(answer?.json) === "TOO_MANY_REQUESTS", () => answer?.text ?? `no answer to ${i}`);
+        else
+          log.attempt(
+            "Message burst over the rate",
+            "TOO_MANY_REQUESTS for each refused request",
+            errorCode(answer?.json) === "TOO_MANY_REQUESTS",
+            () => answer?.text ?? `no answer to ${i}`,
+          );
       }
       // The burst allowance is twice the rate per second (the connectionParams frame took one); the rest was refused.
       expect(served).toBeGreaterThanOrEqual(LIMITS.messagesPerSecond * 2 - 1);
@@ -379,13 +545,22 @@ describe("messages per second", () => {
   it("batches over the limit and oversized request ids are refused with BAD_REQUEST", async () => {
     const tenant = await createQuietTenant(app);
     const s = await signedIn(tenant.token);
-    const batch = Array.from({ length: LIMITS.maxBatch + 1 }, (_, i) => ({ id: i + 1, method: "query", params: { path: "agent.roles" } }));
+    const batch = Array.from({ length: LIMITS.maxBatch + 1 }, (_, i) => ({
+      id: i + 1,
+      method: "query",
+      params: { path: "agent.roles" },
+    }));
     s.send(batch);
     const refused = await s.waitFor((f) => f.json?.id === null && Boolean(f.json.error), "the batch refusal");
     expect(refused.json.error.data.code).toBe("BAD_REQUEST");
-    expect(refused.json.error.message).toBe(`a frame may batch at most ${LIMITS.maxBatch} requests (got ${LIMITS.maxBatch + 1})`);
+    expect(refused.json.error.message).toBe(
+      `a frame may batch at most ${LIMITS.maxBatch} requests (got ${LIMITS.maxBatch + 1})`,
+    );
     s.request("x".repeat(65), "query", "agent.roles");
-    const idRefused = await s.waitFor((f) => f.json?.error?.message === "id: at most 64 characters", "the long id refusal");
+    const idRefused = await s.waitFor(
+      (f) => f.json?.error?.message === "id: at most 64 characters",
+      "the long id refusal",
+    );
     expect(idRefused.json.id).toBeNull();
     s.send(batch.slice(0, LIMITS.maxBatch));
     await s.waitFor((f) => f.json?.id === LIMITS.maxBatch && f.json.result, "a batch within the limit");
@@ -398,7 +573,13 @@ describe("floods of any kind of frame", () => {
   // What a flood may get from the server before it is closed: the burst allowance, the
   // refusals that close it, and two rounds of slack for tokens refilled while a slow machine reads.
   const BOUND = LIMITS.messagesPerSecond * 2 + REJECTIONS_BEFORE_CLOSE + 2 * ROUND;
-  const oversizedBatch = JSON.stringify(Array.from({ length: LIMITS.maxBatch + 1 }, (_, i) => ({ id: i + 1, method: "query", params: { path: "agent.roles" } })));
+  const oversizedBatch = JSON.stringify(
+    Array.from({ length: LIMITS.maxBatch + 1 }, (_, i) => ({
+      id: i + 1,
+      method: "query",
+      params: { path: "agent.roles" },
+    })),
+  );
   const longId = JSON.stringify({ id: "x".repeat(65), method: "query", params: { path: "agent.roles" } });
   const kinds: [string, (i: number) => string | Buffer][] = [
     ["oversized batches", () => oversizedBatch],
@@ -408,13 +589,23 @@ describe("floods of any kind of frame", () => {
   ];
   const stops: [string, (i: number) => string][] = [
     ["subscription.stop frames", (i) => JSON.stringify({ id: i, method: "subscription.stop" })],
-    ["batches of subscription.stop", (i) => JSON.stringify(Array.from({ length: LIMITS.maxBatch }, (_, k) => ({ id: i * 100 + k, method: "subscription.stop" })))],
+    [
+      "batches of subscription.stop",
+      (i) =>
+        JSON.stringify(
+          Array.from({ length: LIMITS.maxBatch }, (_, k) => ({ id: i * 100 + k, method: "subscription.stop" })),
+        ),
+    ],
   ];
 
   // The unauthenticated timeout must not end a flood before its sender is closed for flooding.
   let patient: TestPulse;
   beforeAll(async () => {
-    patient = await startTestPulse({ runWorkers: false, database: app.database, security: { trustProxy: true, ws: { ...LIMITS, authTimeoutMs: 600_000 } } });
+    patient = await startTestPulse({
+      runWorkers: false,
+      database: app.database,
+      security: { trustProxy: true, ws: { ...LIMITS, authTimeoutMs: 600_000 } },
+    });
   });
   afterAll(async () => {
     await patient?.close();
@@ -425,19 +616,34 @@ describe("floods of any kind of frame", () => {
    * until the server has read it: `read(sent)` tells, from what came back. Counts frames,
    * never time; gives up after `ROUNDS` rounds, so a flood the server never closes fails.
    */
-  async function flood(s: RawSocket, frame: (i: number) => string | Buffer, read: (round: number, sent: number) => boolean, marker?: (round: number) => unknown) {
+  async function flood(
+    s: RawSocket,
+    frame: (i: number) => string | Buffer,
+    read: (round: number, sent: number) => boolean,
+    marker?: (round: number) => unknown,
+  ) {
     let sent = 0;
     for (let round = 0; round < ROUNDS && s.isOpen; round++) {
       for (let i = 0; i < ROUND; i++) s.ws.send(frame(sent++));
       if (marker) s.send(marker(round));
-      await eventually(() => !s.isOpen || read(round, sent), (done) => done, `the server to read round ${round}`, 30_000);
+      await eventually(
+        () => !s.isOpen || read(round, sent),
+        (done) => done,
+        `the server to read round ${round}`,
+        30_000,
+      );
     }
     const { code } = await s.closedWithin();
     return { code, sent, answers: s.frames.length };
   }
 
   function record(attack: string, outcome: { code: number; sent: number; answers: number }) {
-    log.attempt(attack, `closed with 1008 within ${BOUND} frames, at most ${BOUND} answers`, outcome.code === 1008 && outcome.sent <= BOUND && outcome.answers <= BOUND, () => JSON.stringify(outcome));
+    log.attempt(
+      attack,
+      `closed with 1008 within ${BOUND} frames, at most ${BOUND} answers`,
+      outcome.code === 1008 && outcome.sent <= BOUND && outcome.answers <= BOUND,
+      () => JSON.stringify(outcome),
+    );
     log.observe(attack, `closed (${outcome.code}) after ${outcome.sent} frames, ${outcome.answers} answers`);
   }
 
@@ -448,7 +654,12 @@ describe("floods of any kind of frame", () => {
       await s.opened;
       s.authenticate(tenant.token);
       // The marker request is always answered: served, or refused over the rate.
-      const outcome = await flood(s, frame, (round) => s.answers(`m-${round}`).length > 0, (round) => ({ id: `m-${round}`, method: "query", params: { path: "agent.roles" } }));
+      const outcome = await flood(
+        s,
+        frame,
+        (round) => s.answers(`m-${round}`).length > 0,
+        (round) => ({ id: `m-${round}`, method: "query", params: { path: "agent.roles" } }),
+      );
       record(`Flood of ${kind} (signed in)`, outcome);
       expect(outcome, kind).toMatchObject({ code: 1008 });
       expect(outcome.sent, kind).toBeLessThanOrEqual(BOUND);

@@ -20,7 +20,11 @@ const rows = runs.flatMap((run) =>
       `| ${escape(a.attack)} | ${escape(a.expected)}${a.observed ? ` (seen: ${escape(a.observed)})` : ""} | ${a.attempts.toLocaleString("en-US")} | ${a.failures} | \`${run.file}\` |`,
   ),
 );
-const last = runs.map((r) => r.finishedAt).sort().at(-1) ?? "never";
+const last =
+  runs
+    .map((r) => r.finishedAt)
+    .sort()
+    .at(-1) ?? "never";
 const table = [
   `Last run: ${last} (\`npm run test:security\`, ${runs.reduce((n, r) => n + r.attacks.reduce((m, a) => m + a.attempts, 0), 0).toLocaleString("en-US")} attempts in all).`,
   "",

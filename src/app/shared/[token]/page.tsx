@@ -1,7 +1,11 @@
 import type { Metadata } from "next";
 import { MovedShareLink } from "@/components/shared-run";
 
-export const metadata: Metadata = { title: "Shared run", referrer: "no-referrer", robots: { index: false, follow: false } };
+export const metadata: Metadata = {
+  title: "Shared run",
+  referrer: "no-referrer",
+  robots: { index: false, follow: false },
+};
 
 /**
  * A share link of the old form, `/shared/<token>`: the browser moves the token into the

@@ -44,12 +44,30 @@ function clientResearcher(options: SimulationOptions) {
     input: setupInput,
     async run(ctx) {
       const company = ctx.input.company ?? "the client";
-      await runScript(ctx, [
-        { name: "Read the company website", ms: 2500, log: "fetched 14 pages", output: `${company} sells workflow software to mid-sized logistics firms. ` },
-        { name: "Summarise public filings", ms: 2000, log: "3 filings found", output: "Revenue grew 38% last year; the sales team doubled. " },
-        { name: "Profile the buyers", ms: 2500, output: "Buyers are operations leads who care about on-time delivery and fewer manual steps. " },
-        { name: "Draft the client brief", ms: 1500, output: "Brief ready for the competitor researcher.\n" },
-      ], options);
+      await runScript(
+        ctx,
+        [
+          {
+            name: "Read the company website",
+            ms: 2500,
+            log: "fetched 14 pages",
+            output: `${company} sells workflow software to mid-sized logistics firms. `,
+          },
+          {
+            name: "Summarise public filings",
+            ms: 2000,
+            log: "3 filings found",
+            output: "Revenue grew 38% last year; the sales team doubled. ",
+          },
+          {
+            name: "Profile the buyers",
+            ms: 2500,
+            output: "Buyers are operations leads who care about on-time delivery and fewer manual steps. ",
+          },
+          { name: "Draft the client brief", ms: 1500, output: "Brief ready for the competitor researcher.\n" },
+        ],
+        options,
+      );
     },
   });
 }
@@ -60,12 +78,26 @@ function competitorResearcher(options: SimulationOptions) {
     title: "Competitor researcher",
     input: setupInput,
     async run(ctx) {
-      await runScript(ctx, [
-        { name: "Find competitors", ms: 2000, log: "5 candidates, 3 relevant", output: "Main competitors: RouteWise, Shipyard, Loadstar. " },
-        { name: "Compare pricing", ms: 2500, output: "RouteWise is cheapest; Loadstar bundles telematics. " },
-        { name: "Compare positioning", ms: 2500, log: "read 42 reviews", output: "Reviewers praise onboarding speed and complain about reporting. " },
-        { name: "Write the comparison", ms: 1500, output: "Comparison table attached.\n" },
-      ], options);
+      await runScript(
+        ctx,
+        [
+          {
+            name: "Find competitors",
+            ms: 2000,
+            log: "5 candidates, 3 relevant",
+            output: "Main competitors: RouteWise, Shipyard, Loadstar. ",
+          },
+          { name: "Compare pricing", ms: 2500, output: "RouteWise is cheapest; Loadstar bundles telematics. " },
+          {
+            name: "Compare positioning",
+            ms: 2500,
+            log: "read 42 reviews",
+            output: "Reviewers praise onboarding speed and complain about reporting. ",
+          },
+          { name: "Write the comparison", ms: 1500, output: "Comparison table attached.\n" },
+        ],
+        options,
+      );
     },
   });
 }
@@ -77,11 +109,15 @@ function contextFileWriter(options: SimulationOptions) {
     input: setupInput,
     async run(ctx) {
       await ctx.contextFile.markGenerating();
-      await runScript(ctx, [
-        { name: "Outline the context file", ms: 1500, log: "outline: 4 sections" },
-        { name: "Write the positioning section", ms: 2500 },
-        { name: "Write the competitor section", ms: 2500 },
-      ], options);
+      await runScript(
+        ctx,
+        [
+          { name: "Outline the context file", ms: 1500, log: "outline: 4 sections" },
+          { name: "Write the positioning section", ms: 2500 },
+          { name: "Write the competitor section", ms: 2500 },
+        ],
+        options,
+      );
       const content = [
         "# Context file",
         "",

@@ -45,11 +45,7 @@ export interface SimulatedStep {
  * Runs a scripted sequence of steps with progress, logs and streamed output; on a first
  * attempt it may fail once in the middle, which BullMQ then retries.
  */
-export async function runScript(
-  ctx: AgentContext,
-  steps: SimulatedStep[],
-  options: SimulationOptions,
-): Promise<void> {
+export async function runScript(ctx: AgentContext, steps: SimulatedStep[], options: SimulationOptions): Promise<void> {
   const random = options.random ?? Math.random;
   const failAt = ctx.attempt === 1 && random() < options.failureRate ? Math.floor(steps.length / 2) : -1;
   await ctx.progress(0, "Starting", "starting");

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentRemote, connectClient, createQuietTenant, eventually, startTestPulse, type TestClient, type TestPulse } from "../../../test/harness";
+import {
+  AgentRemote,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  startTestPulse,
+  type TestClient,
+  type TestPulse,
+} from "../../../test/harness";
 
 /**
  * Polling one run's events on a busy tenant: a page never comes back empty while a later
@@ -28,7 +36,11 @@ describe("agent.events filtered by run", () => {
     const { cursor: start } = await client.trpc.agent.events.query({});
     const noisy = await client.trpc.agent.run.mutate({ agentRole: busy.role });
     busy.tick(40);
-    await eventually(() => client.trpc.agent.get.query({ runId: noisy.runId }), (r) => r.progress === 40, "40 progress events of the busy run");
+    await eventually(
+      () => client.trpc.agent.get.query({ runId: noisy.runId }),
+      (r) => r.progress === 40,
+      "40 progress events of the busy run",
+    );
     const { runId } = await client.trpc.agent.run.mutate({ agentRole: quiet.role });
 
     // About 43 entries of the busy run come first: five pages of 5 reach the quiet run's event in one call.

@@ -57,7 +57,11 @@ describe("tenant isolation (guarantee 5)", () => {
     const otherClient = client(other.token);
     const otherAgents = track(collect((h) => otherClient.trpc.agent.onStatus.subscribe({}, h)));
     const otherContext = track(collect((h) => otherClient.trpc.context.onStatusChanged.subscribe({}, h)));
-    await eventually(() => otherAgents.items.length + otherContext.items.length, (n) => n === 2, "the second tenant's snapshots");
+    await eventually(
+      () => otherAgents.items.length + otherContext.items.length,
+      (n) => n === 2,
+      "the second tenant's snapshots",
+    );
     const agentCursor = otherAgents.items[0]!.id;
     const contextCursor = otherContext.items[0]!.id;
 
@@ -91,8 +95,16 @@ describe("tenant isolation (guarantee 5)", () => {
     ticker.tick(1);
     ticker.finish();
     await app.pulse.services.context.reset(other.tenantId);
-    await eventually(() => otherAgents.items.some((i) => i.data.type === "agent:completed"), Boolean, "the second tenant's own run");
-    await eventually(() => otherContext.items.length, (n) => n === 2, "the second tenant's own context event");
+    await eventually(
+      () => otherAgents.items.some((i) => i.data.type === "agent:completed"),
+      Boolean,
+      "the second tenant's own run",
+    );
+    await eventually(
+      () => otherContext.items.length,
+      (n) => n === 2,
+      "the second tenant's own context event",
+    );
     for (const item of [...otherAgents.items.slice(1), ...otherContext.items.slice(1)]) {
       expect(item.data.tenantId).toBe(other.tenantId);
     }
@@ -109,7 +121,11 @@ describe("tenant isolation (guarantee 5)", () => {
     const intruderClient = client(intruder.token);
     const { runId } = await ownerClient.trpc.agent.run.mutate({ agentRole: ticker.role });
     ticker.tick(2);
-    await eventually(() => ownerClient.trpc.agent.get.query({ runId }), (r) => r.progress === 2, "the owner's run at tick 2");
+    await eventually(
+      () => ownerClient.trpc.agent.get.query({ runId }),
+      (r) => r.progress === 2,
+      "the owner's run at tick 2",
+    );
     expect((await ownerClient.trpc.agent.logs.query({ runId })).logs).toEqual([]);
 
     const missing = randomUUID();
@@ -140,17 +156,28 @@ describe("tenant isolation (guarantee 5)", () => {
       expect(foreign.data?.code, name).toBe("NOT_FOUND");
       expect(foreign.data?.httpStatus ?? 404, name).toBe(404);
       expect(foreign.message, name).toBe("run not found");
-      expect({ code: foreign.data?.code, message: foreign.message }, name).toEqual({ code: absent.data?.code, message: absent.message });
+      expect({ code: foreign.data?.code, message: foreign.message }, name).toEqual({
+        code: absent.data?.code,
+        message: absent.message,
+      });
     }
 
     // The intruder's cancel changed nothing: the owner's run is still running and finishes.
     const run = await ownerClient.trpc.agent.get.query({ runId });
     expect(run).toMatchObject({ status: "active", progress: 2 });
     const ownerFeed = track(collect((h) => ownerClient.trpc.agent.onStatus.subscribe({ runId }, h)));
-    await eventually(() => ownerFeed.items.length, (n) => n >= 1, "the owner's run snapshot");
+    await eventually(
+      () => ownerFeed.items.length,
+      (n) => n >= 1,
+      "the owner's run snapshot",
+    );
     ticker.tick(1);
     ticker.finish();
-    await eventually(() => ownerFeed.items.some((i) => i.data.type === "agent:completed"), Boolean, "the owner's run to complete");
+    await eventually(
+      () => ownerFeed.items.some((i) => i.data.type === "agent:completed"),
+      Boolean,
+      "the owner's run to complete",
+    );
     expect(ownerFeed.items.some((i) => isTick(i, 3))).toBe(true);
     expect(ownerFeed.items.some((i) => i.data.type === "agent:cancelled")).toBe(false);
     // The intruder's own feed never carried the owner's events either.
@@ -160,7 +187,10 @@ describe("tenant isolation (guarantee 5)", () => {
   it("a socket without a valid token cannot subscribe at all", async () => {
     const forged = client("not-a-token");
     const error = await new Promise<unknown>((resolve) => {
-      const sub = forged.trpc.agent.onStatus.subscribe({}, { onData: () => resolve(new Error("got data")), onError: resolve });
+      const sub = forged.trpc.agent.onStatus.subscribe(
+        {},
+        { onData: () => resolve(new Error("got data")), onError: resolve },
+      );
       collectors.push({ items: [], errors: [], events: () => [], unsubscribe: () => sub.unsubscribe() });
     });
     expect(error).toBeInstanceOf(TRPCClientError);

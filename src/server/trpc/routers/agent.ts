@@ -32,10 +32,12 @@ const outputPageFields = {
 
 /** `outputPageFields` and what else names the run, refusing a page asked both ways. */
 export const outputPageInput = <Shape extends z.ZodRawShape>(shape: Shape) =>
-  z.object({ ...shape, ...outputPageFields }).refine((page) => !("before" in page && "after" in page && page.before !== undefined && page.after !== undefined), {
-    message: "give before or after, not both",
-    path: ["after"],
-  });
+  z
+    .object({ ...shape, ...outputPageFields })
+    .refine((page) => !("before" in page && "after" in page && page.before !== undefined && page.after !== undefined), {
+      message: "give before or after, not both",
+      path: ["after"],
+    });
 
 /** What an agent run is started with: a few named values, each bounded. */
 const runInput = z
@@ -78,7 +80,9 @@ export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
     const { services, tenantId, filter } = this;
     if (!filter.runId) return null;
     const queuedAt =
-      this.runQueuedAt ?? (await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } }))?.queuedAt;
+      this.runQueuedAt ??
+      (await services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } }))
+        ?.queuedAt;
     return queuedAt ? runReplayFloor(queuedAt) : null;
   }
 
@@ -105,7 +109,9 @@ const statusFeed = liveFeed({
   async query(ctx, filter, start) {
     const tenantId = ctx.session.tenantId;
     // One run's feed: the run must be the tenant's, and when it was queued bounds its replay.
-    const run = filter.runId ? await ctx.services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } }) : undefined;
+    const run = filter.runId
+      ? await ctx.services.db.agentRun.findFirst({ where: { id: filter.runId, tenantId }, select: { queuedAt: true } })
+      : undefined;
     if (run === null) throw notFound("run");
     return new AgentFeedQuery(ctx.services, tenantId, start, filter, run?.queuedAt);
   },
@@ -167,8 +173,17 @@ export const agentRouter = router({
   roles: authedProcedure.query(({ ctx }): RoleInfo[] => {
     const setupRoles: readonly string[] = ctx.services.runs.setupChain()?.roles ?? [];
     return [
-      ...ctx.services.agents.map((a) => ({ role: a.role, title: a.title ?? a.role, inChain: setupRoles.includes(a.role) })),
-      ...ctx.services.externalAgentRoles.map((role) => ({ role, title: role, external: true, inChain: setupRoles.includes(role) })),
+      ...ctx.services.agents.map((a) => ({
+        role: a.role,
+        title: a.title ?? a.role,
+        inChain: setupRoles.includes(a.role),
+      })),
+      ...ctx.services.externalAgentRoles.map((role) => ({
+        role,
+        title: role,
+        external: true,
+        inChain: setupRoles.includes(role),
+      })),
     ];
   }),
 
@@ -179,7 +194,9 @@ export const agentRouter = router({
    */
   run: writeProcedure
     .input(z.object({ agentRole: agentRoleSchema, input: runInput.optional() }))
-    .mutation(async ({ ctx, input }) => started(await ctx.services.runs.start(ctx.session.tenantId, input.agentRole, { input: input.input ?? {} }))),
+    .mutation(async ({ ctx, input }) =>
+      started(await ctx.services.runs.start(ctx.session.tenantId, input.agentRole, { input: input.input ?? {} })),
+    ),
 
   /** The deployment's named chains, each with its roles in order; `setup` marks the one new tenants start with. */
   chains: authedProcedure.query(({ ctx }) =>
@@ -199,7 +216,8 @@ export const agentRouter = router({
     .input(z.object({ chain: agentRoleSchema.optional(), input: runInput.optional() }).optional())
     .mutation(async ({ ctx, input }) => {
       const name = input?.chain ?? ctx.services.runs.setupChainName;
-      if (!name) throw new PulseError("BAD_REQUEST", "chain: this deployment has no setup chain; name the chain to run");
+      if (!name)
+        throw new PulseError("BAD_REQUEST", "chain: this deployment has no setup chain; name the chain to run");
       const { chainId, run } = await startNamedChain(ctx.services, ctx.session.tenantId, name, input?.input);
       return { chainId, ...started(run) };
     }),

@@ -38,11 +38,18 @@ export const authRouter = router({
     .input(z.object({ email, password: newPassword, tenantName: text({ min: 1, max: 100, trim: true }) }))
     .mutation(async ({ ctx, input }) => {
       const { auth, loginThrottle, logger, registrationOpen } = ctx.services;
-      if (!registrationOpen) throw new TRPCError({ code: "FORBIDDEN", message: "registration is closed on this Pulse (PULSE_REGISTRATION=false)" });
+      if (!registrationOpen)
+        throw new TRPCError({
+          code: "FORBIDDEN",
+          message: "registration is closed on this Pulse (PULSE_REGISTRATION=false)",
+        });
       await loginThrottle.attemptFromIp(ctx.clientIp);
       const session = await auth.register(input);
       await startTenantSetup(ctx.services, session.tenantId).catch((err: unknown) => {
-        logger.error({ err, tenantId: session.tenantId }, "could not start a new tenant's setup chain; the next start of Pulse starts it");
+        logger.error(
+          { err, tenantId: session.tenantId },
+          "could not start a new tenant's setup chain; the next start of Pulse starts it",
+        );
       });
       return startSession(ctx, session);
     }),

@@ -42,5 +42,7 @@ export const contextRouter = router({
   /** Approves the version the user read; CONFLICT when it is no longer the current, completed one. */
   approve: writeProcedure
     .input(z.object({ version: z.number().int().min(1).max(1_000_000) }))
-    .mutation(({ ctx, input }) => ctx.services.context.approve(ctx.session.tenantId, ctx.session.userId, input.version)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.context.approve(ctx.session.tenantId, ctx.session.userId, input.version),
+    ),
 });

@@ -46,7 +46,12 @@ export const shareRouter = router({
     .input(
       z.object({
         runId: idSchema,
-        expiresInMinutes: z.number().int().min(1).max(60 * 24 * 365).default(60),
+        expiresInMinutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(60 * 24 * 365)
+          .default(60),
       }),
     )
     .mutation(({ ctx, input }) => ctx.services.shares.create(ctx.session, input.runId, input.expiresInMinutes * 60)),
