@@ -31,13 +31,16 @@ export class LostAttempts {
       "attempt lost its worker: reporting it as failed",
     );
     const error = "the worker running this attempt stopped responding";
-    await this.deps.bus.publish({
-      ...attemptFields(run, lost),
-      type: "agent:failed",
-      error: willRetry ? `${error}; retrying` : error,
-      failedAt: new Date().toISOString(),
-      willRetry,
-    });
+    await this.deps.bus.publish(
+      {
+        ...attemptFields(run, lost),
+        type: "agent:failed",
+        error: willRetry ? `${error}; retrying` : error,
+        failedAt: new Date().toISOString(),
+        willRetry,
+      },
+      { afterVanishedPublisher: true },
+    );
   }
 
   /** BullMQ's `stalled`: the job went back to waiting; the attempt it was running is over and will be retried. */

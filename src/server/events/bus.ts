@@ -65,6 +65,14 @@ export interface EventBusOptions {
  * the next most frequent, are written by group commit: concurrent publishes share one
  * statement per batch (`RunActivityWriter`).
  */
+export interface PublishOptions {
+  /**
+   * Published for an attempt whose process vanished (a killed worker): that process may have
+   * written its last event to the database without appending it, which this publish checks.
+   */
+  afterVanishedPublisher?: boolean;
+}
+
 export class EventBus {
   readonly stream: TenantEventStream;
   private readonly progress: ProgressProjector;
@@ -92,9 +100,9 @@ export class EventBus {
    * state (see `projectEvent`): a report from an attempt that is no longer running, a
    * second end of the same attempt. Such an event is neither stored nor delivered.
    */
-  async publish(input: EventInput): Promise<PublishedEvent | null> {
+  async publish(input: EventInput, options: PublishOptions = {}): Promise<PublishedEvent | null> {
     const parsed = eventInputSchema.parse(input);
-    return parsed.type === "agent:progress" ? this.publishProgress(parsed) : this.publishCounted(parsed);
+    return parsed.type === "agent:progress" ? this.publishProgress(parsed) : this.publishCounted(parsed, options);
   }
 
   /** Writes pending progress to the database; call before closing it. */
@@ -102,7 +110,7 @@ export class EventBus {
     await this.progress.close();
   }
 
-  private async publishCounted(event: CountedEventInput): Promise<PublishedEvent | null> {
+  private async publishCounted(event: CountedEventInput, options: PublishOptions): Promise<PublishedEvent | null> {
     const reached =
       event.type === "agent:failed" || event.type === "agent:cancelled" || event.type === "agent:completed"
         ? (await this.stream.readLiveProgress(event.tenantId, [event.runId])).get(event.runId)
@@ -121,10 +129,12 @@ export class EventBus {
         : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
+    const afterLoss = options.afterVanishedPublisher ? await this.missesEarlierEvents(event, seq) : false;
     const appended = await this.append(
       { ...event, seq, at: new Date().toISOString() } as PulseEvent,
       liveAttemptGate(event),
       this.streamWaitMs,
+      afterLoss,
     );
     // Only a `check` gate refuses, and counted events never check.
     if (typeof appended === "string") throw new Error(`append refused a ${event.type} event (${appended})`);
@@ -132,6 +142,18 @@ export class EventBus {
     if (ended && isRunEnd(event) && ended.attempt === event.attempt && !sameProgress(ended, reached, event.type))
       await this.settleReachedProgress(event, ended);
     return published;
+  }
+
+  /**
+   * Whether the stream lacks one of the run's events before `seq`: a process that vanished
+   * between writing an event to the database (which counted it) and appending it. Its
+   * subscribers then resync, rather than see the run's counter skip. A run none of whose
+   * events is among the stream's newest is taken to miss one (a resync costs little).
+   */
+  private async missesEarlierEvents(event: CountedEventInput, seq: number): Promise<boolean> {
+    if (!("runId" in event)) return false;
+    const newest = await this.stream.newestRunSeq(event.tenantId, event.runId);
+    return newest === null ? seq > 1 : newest < seq - 1;
   }
 
   /**
@@ -171,8 +193,9 @@ export class EventBus {
     event: PulseEvent,
     gate: LiveAttemptGate | undefined,
     retryForMs = 0,
+    afterLoss = false,
   ): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
-    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate, { retryForMs });
+    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate, { retryForMs, afterLoss });
     if ("refused" in appended) return appended.refused;
     // The first id a tenant's stream ever had outlives the stream (a Redis restart without
     // persistence), so a resuming client can be told "resync" rather than "not found".

@@ -177,7 +177,9 @@ if ARGV[10] == '1' and not created then
     if entry[2][2] == ARGV[1] then return {entry[1], false, false, false} end
   end
 end
-local lostTail = ARGV[8] ~= '' and not created and idBelow(previous, ARGV[8])
+-- The publisher knows the stream lacks entries (a process died between writing an event to the
+-- database and appending it), or was acknowledged an entry newer than the stream's newest.
+local lostTail = not created and (ARGV[11] == '1' or (ARGV[8] ~= '' and idBelow(previous, ARGV[8])))
 -- On a cluster, the node that appended last: another one now is a failover (or the slot moved),
 -- which may have lost entries no publisher here knows of (another process's, or an unanswered
 -- append's).
@@ -339,13 +341,13 @@ export class TenantEventStream {
     tenantId: string,
     payload: string,
     gate?: LiveAttemptGate,
-    options: { retryForMs?: number } = {},
+    options: { retryForMs?: number; afterLoss?: boolean } = {},
   ): Promise<AppendResult> {
-    const { retryForMs = 0 } = options;
+    const { retryForMs = 0, afterLoss = false } = options;
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.appendOnce(tenantId, payload, gate, attempt > 0);
+        return await this.appendOnce(tenantId, payload, gate, attempt > 0, afterLoss);
       } catch (error) {
         const waited = Date.now() - started;
         if (!isRedisUnavailable(error) || waited >= retryForMs) throw error;
@@ -359,6 +361,7 @@ export class TenantEventStream {
     payload: string,
     gate: LiveAttemptGate | undefined,
     resent: boolean,
+    afterLoss: boolean,
   ): Promise<AppendResult> {
     const progress = gate && gate.mode !== "clear" && gate.progress ? JSON.stringify(gate.progress) : "";
     const [id, genesis, refused, ended] = (await this.redis.pulseAppend(
@@ -378,6 +381,7 @@ export class TenantEventStream {
       this.lastAppended.get(tenantId) ?? "",
       this.onCluster ? "1" : "",
       resent ? "1" : "",
+      afterLoss ? "1" : "",
     )) as [string | null, string | null, AppendRefusal | null, string | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
@@ -445,6 +449,21 @@ export class TenantEventStream {
       string[],
     ][];
     return parseEntries(raw);
+  }
+
+  /**
+   * The newest change counter (`seq`) of a run's events among the stream's newest `lookback`
+   * entries; null when none of them is one of the run's counted events.
+   */
+  async newestRunSeq(tenantId: string, runId: string, lookback = 500): Promise<number | null> {
+    const raw = (await this.redis.xrevrange(this.keys.events(tenantId), "+", "-", "COUNT", lookback)) as [
+      string,
+      string[],
+    ][];
+    for (const { event } of parseEntries(raw)) {
+      if ("runId" in event && event.runId === runId && event.seq > 0) return event.seq;
+    }
+    return null;
   }
 
   /** Id of the newest entry, or the origin when the tenant has none. */
