@@ -13,7 +13,11 @@ import type { AgentJobData, AgentQueues } from "./queue";
  */
 export class LostAttempts {
   constructor(
-    private readonly deps: { db: PrismaClient; bus: Pick<EventBus, "publish">; queues: Pick<AgentQueues, "get"> },
+    private readonly deps: {
+      db: PrismaClient;
+      bus: Pick<EventBus, "publish" | "stream">;
+      queues: Pick<AgentQueues, "get">;
+    },
     private readonly role: string,
     private readonly logger: Logger,
   ) {}
@@ -31,6 +35,10 @@ export class LostAttempts {
       "attempt lost its worker: reporting it as failed",
     );
     const error = "the worker running this attempt stopped responding";
+    // The worker may have died between counting an event in the database and appending it: read
+    // before this report is counted, so nothing waits between its count and its append.
+    const newest = await this.deps.bus.stream.newestRunSeq(run.tenantId, run.id);
+    const afterLoss = newest === null ? run.seq > 0 : newest < run.seq;
     await this.deps.bus.publish(
       {
         ...attemptFields(run, lost),
@@ -39,7 +47,7 @@ export class LostAttempts {
         failedAt: new Date().toISOString(),
         willRetry,
       },
-      { afterVanishedPublisher: true },
+      { afterLoss },
     );
   }
 

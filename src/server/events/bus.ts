@@ -51,6 +51,15 @@ export interface EventBusOptions {
   onPublished?: (event: PulseEvent) => void;
 }
 
+export interface PublishOptions {
+  /**
+   * The stream is known to lack one of the run's earlier events (a publisher that vanished
+   * between counting an event in the database and appending it): this event is appended as
+   * the first after a loss, so subscribers resync rather than see the run's counter skip.
+   */
+  afterLoss?: boolean;
+}
+
 /**
  * The one way an event enters Pulse, from an in-process agent, an external agent's HTTP
  * report, or BullMQ's stalled-job handling: validate it, apply it to the database (the
@@ -65,14 +74,6 @@ export interface EventBusOptions {
  * the next most frequent, are written by group commit: concurrent publishes share one
  * statement per batch (`RunActivityWriter`).
  */
-export interface PublishOptions {
-  /**
-   * Published for an attempt whose process vanished (a killed worker): that process may have
-   * written its last event to the database without appending it, which this publish checks.
-   */
-  afterVanishedPublisher?: boolean;
-}
-
 export class EventBus {
   readonly stream: TenantEventStream;
   private readonly progress: ProgressProjector;
@@ -129,12 +130,11 @@ export class EventBus {
         : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
-    const afterLoss = options.afterVanishedPublisher ? await this.missesEarlierEvents(event, seq) : false;
     const appended = await this.append(
       { ...event, seq, at: new Date().toISOString() } as PulseEvent,
       liveAttemptGate(event),
       this.streamWaitMs,
-      afterLoss,
+      options.afterLoss ?? false,
     );
     // Only a `check` gate refuses, and counted events never check.
     if (typeof appended === "string") throw new Error(`append refused a ${event.type} event (${appended})`);
@@ -142,18 +142,6 @@ export class EventBus {
     if (ended && isRunEnd(event) && ended.attempt === event.attempt && !sameProgress(ended, reached, event.type))
       await this.settleReachedProgress(event, ended);
     return published;
-  }
-
-  /**
-   * Whether the stream lacks one of the run's events before `seq`: a process that vanished
-   * between writing an event to the database (which counted it) and appending it. Its
-   * subscribers then resync, rather than see the run's counter skip. A run none of whose
-   * events is among the stream's newest is taken to miss one (a resync costs little).
-   */
-  private async missesEarlierEvents(event: CountedEventInput, seq: number): Promise<boolean> {
-    if (!("runId" in event)) return false;
-    const newest = await this.stream.newestRunSeq(event.tenantId, event.runId);
-    return newest === null ? seq > 1 : newest < seq - 1;
   }
 
   /**
