@@ -1,3 +1,4 @@
+import { logEventPayload } from "../src/test/log-event-payload";
 import { randomUUID } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -35,20 +36,7 @@ const FANOUT_EVENTS_PER_SECOND = 1_000;
 
 const logger = createLogger("silent");
 const quiet = { receive: () => {}, lost: () => {} };
-const event = (tenantId: string, n: number) =>
-  JSON.stringify({
-    type: "agent:log",
-    tenantId,
-    runId: "r",
-    jobId: "r",
-    queue: "q",
-    agentRole: "q",
-    attempt: 1,
-    level: "info",
-    message: `m${n}`,
-    seq: n,
-    at: new Date().toISOString(),
-  });
+const event = (tenantId: string, n: number) => logEventPayload(tenantId, `m${n}`, n);
 
 interface Bench {
   redis: PrivateRedisServer;

@@ -1,3 +1,4 @@
+import { logEventPayload } from "../../test/log-event-payload";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, openTestDatabase, startTestPulse, testClusterTarget, type TestPulse } from "../../test/harness";
@@ -41,20 +42,7 @@ async function received(metrics: PulseMetrics): Promise<number> {
   return values.reduce((sum, v) => sum + v.value, 0);
 }
 
-const event = (tenantId: string, n: number) =>
-  JSON.stringify({
-    type: "agent:log",
-    tenantId,
-    runId: "r",
-    jobId: "r",
-    queue: "q",
-    agentRole: "q",
-    attempt: 1,
-    level: "info",
-    message: `m${n}`,
-    seq: n,
-    at: new Date().toISOString(),
-  });
+const event = (tenantId: string, n: number) => logEventPayload(tenantId, `m${n}`, n);
 
 describe("fan-in on a Redis Cluster", () => {
   it(`${PROCESSES} API processes serving a quarter of ${TENANTS} tenants each receive at most ${ALLOWED_RATIO}× their own tenants' events`, async () => {

@@ -1,3 +1,4 @@
+import { logEventPayload } from "../../test/log-event-payload";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { Redis } from "ioredis";
@@ -129,20 +130,7 @@ describe("TenantStreamReader's wake-ups", () => {
     return { reader: r, stream, keys, command: command!, read: read!, wake: wake!, metrics };
   }
 
-  const event = (tenantId: string, message: string) =>
-    JSON.stringify({
-      type: "agent:log",
-      tenantId,
-      runId: "r",
-      jobId: "r",
-      queue: "q",
-      agentRole: "q",
-      attempt: 1,
-      level: "info",
-      message,
-      seq: 1,
-      at: new Date().toISOString(),
-    });
+  const event = (tenantId: string, message: string) => logEventPayload(tenantId, message, 1);
 
   async function follow(r: TenantStreamReader, tenantId: string): Promise<StreamEntry[]> {
     const received: StreamEntry[] = [];
