@@ -317,10 +317,13 @@ export async function seedDemo(pulse: Pulse, logger: Logger): Promise<void> {
 /**
  * Starts the setup chain of every tenant whose setup never began: a registration or demo
  * seeding cut short (a crash, Redis away) between creating the tenant and queueing its first
- * run. Whether it began is read from the database, so every process may do this at start-up.
+ * run. Whether it began is read from the database, so every process may do this at start-up;
+ * a deployment without a setup chain has nothing to start and reads nothing.
  */
 export async function startPendingSetups(pulse: Pulse, logger: Logger): Promise<void> {
-  for (const tenantId of await pulse.services.runs.tenantsAwaitingSetup()) {
+  const { runs } = pulse.services;
+  if (!runs.setupChain()) return;
+  for (const tenantId of await runs.tenantsAwaitingSetup()) {
     try {
       const started = await startTenantSetup(pulse.services, tenantId);
       if (started) logger.info({ tenantId, chainId: started.chainId }, "started the tenant's setup chain");
