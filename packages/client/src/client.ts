@@ -25,11 +25,12 @@ export interface PulseClientOptions {
   /** Pulse's origin, e.g. `https://pulse.example.com`; default: the page's own origin. */
   url?: string;
   /**
-   * A token Pulse accepts (one your backend minted with `POST /api/admin/tokens`). Called on
-   * every (re)connect of the WebSocket or an event stream, and for HTTP calls when
-   * `bearerOverHttp` is on: return a cached token until it nears its expiry.
+   * A token Pulse accepts (one your backend minted with `POST /api/admin/tokens`), or the admin
+   * API's answer itself (`{ token, expiresAt }`: kept and reused until a minute before it
+   * expires). Called when the WebSocket or an event stream (re)connects, and for HTTP calls
+   * when `bearerOverHttp` is on.
    */
-  getToken: () => string | Promise<string>;
+  getToken: () => TokenAnswer | Promise<TokenAnswer>;
   /**
    * Send the token as `Authorization: Bearer` on queries and mutations (default: true). Pulse's
    * own dashboard turns it off: its HTTP calls carry the session cookie instead.
@@ -38,6 +39,12 @@ export interface PulseClientOptions {
   /** Called when Pulse no longer accepts the credentials (an expired or revoked token). */
   onUnauthorized?: () => void;
 }
+
+/** A token, or a token with its expiry (an ISO date, as the admin API answers, or ms since the epoch). */
+export type TokenAnswer = string | { token: string; expiresAt: string | number };
+
+/** A token with an expiry is reused until this long before it: the server asks sockets to renew 30 s before. */
+const TOKEN_REUSE_MARGIN_MS = 60_000;
 
 /** A typed Pulse client and the monitor that moves its subscriptions between transports. */
 export interface PulseClient {
@@ -118,7 +125,7 @@ export function probeWebSocket(url: string): () => Promise<boolean> {
 function createLinks(options: PulseClientOptions & { base: string; wsUrl: string; monitor: ConnectionMonitor }) {
   const { monitor, onUnauthorized } = options;
   const httpUrl = `${options.base}${TRPC_PATH}`;
-  const token = async () => {
+  const tokens = new TokenCache(async () => {
     try {
       return await options.getToken();
     } catch (error) {
@@ -126,7 +133,8 @@ function createLinks(options: PulseClientOptions & { base: string; wsUrl: string
       if (error instanceof TRPCClientError && error.data?.code === "UNAUTHORIZED") onUnauthorized?.();
       throw error;
     }
-  };
+  });
+  const token = () => tokens.get();
   const connectionParams = async () => ({ token: await token() });
   const ws = createWSClient({
     url: options.wsUrl,
@@ -136,7 +144,11 @@ function createLinks(options: PulseClientOptions & { base: string; wsUrl: string
     lazy: { enabled: true, closeMs: 10_000 },
     keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 4_000 },
     onOpen: () => monitor.socketOpened(),
-    onClose: (cause) => monitor.socketClosed(cause?.code === TOKEN_REFRESH_CLOSE_CODE),
+    onClose: (cause) => {
+      const refresh = cause?.code === TOKEN_REFRESH_CLOSE_CODE;
+      if (refresh) tokens.forget();
+      monitor.socketClosed(refresh);
+    },
   });
   // Off the WebSocket, its client stops retrying (the monitor's probe looks for it instead);
   // after the link has moved the subscriptions, so their late completions are ignored.
@@ -159,4 +171,35 @@ function createLinks(options: PulseClientOptions & { base: string; wsUrl: string
     }),
   ];
   return { links, closeSocket: () => void ws.close() };
+}
+
+/** The last token `getToken` answered with an expiry, reused until shortly before it; one fetch at a time. */
+export class TokenCache {
+  private kept: { token: string; expiresAt: number } | null = null;
+  private pending: Promise<string> | null = null;
+
+  constructor(
+    private readonly fetchToken: () => Promise<TokenAnswer>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(): Promise<string> {
+    if (this.kept && this.kept.expiresAt - TOKEN_REUSE_MARGIN_MS > this.now()) return Promise.resolve(this.kept.token);
+    this.pending ??= this.fetchToken()
+      .then((answer) => {
+        if (typeof answer === "string") return answer;
+        const expiresAt = typeof answer.expiresAt === "number" ? answer.expiresAt : Date.parse(answer.expiresAt);
+        if (Number.isFinite(expiresAt)) this.kept = { token: answer.token, expiresAt };
+        return answer.token;
+      })
+      .finally(() => {
+        this.pending = null;
+      });
+    return this.pending;
+  }
+
+  /** Fetch a fresh one next time (the server asked for a new token). */
+  forget(): void {
+    this.kept = null;
+  }
 }

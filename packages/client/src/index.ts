@@ -1,5 +1,5 @@
-export { createPulseClient, probeWebSocket, reconnectDelayMs, TRPC_PATH } from "./client.js";
-export type { PulseClient, PulseClientOptions } from "./client.js";
+export { createPulseClient, probeWebSocket, reconnectDelayMs, TokenCache, TRPC_PATH } from "./client.js";
+export type { PulseClient, PulseClientOptions, TokenAnswer } from "./client.js";
 export {
   ConnectionMonitor,
   PROBE_INTERVAL_MS,

@@ -6,7 +6,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /**
- * The package as an adopter gets it: `npm pack`ed (which builds it), unpacked into the
+ * The package as an adopter gets it: `npm pack`ed (the `dist/` that `npm test` built first;
+ * `--ignore-scripts`, as its `prepack` rebuild would delete `dist/` under other tests), unpacked into the
  * node_modules of small consumer projects next to its peer dependencies, and type-checked by
  * `tsc` under each module resolution an app may use, with the strictest options, without
  * `skipLibCheck` (so the shipped declarations are checked too; errors inside tRPC's own are not ours).
@@ -71,10 +72,12 @@ const CONFIGS: Record<string, object> = {
 
 beforeAll(async () => {
   workDir = await mkdtemp(path.join(os.tmpdir(), "pulse-client-consumers-"));
-  const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", workDir], { cwd: PACKAGE_DIR });
-  const [{ filename }] = JSON.parse(stdout.slice(stdout.indexOf("["))) as { filename: string }[];
+  const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", workDir], {
+    cwd: PACKAGE_DIR,
+  });
+  const { filename } = (JSON.parse(stdout.slice(stdout.indexOf("["))) as { filename: string }[])[0]!;
   packed = path.join(workDir, "package");
-  await run("tar", ["-xzf", path.join(workDir, filename!), "-C", workDir]);
+  await run("tar", ["-xzf", path.join(workDir, filename), "-C", workDir]);
 }, 180_000);
 afterAll(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
