@@ -926,6 +926,14 @@ export type PulseRouter = TRPCBuiltRouter<
         meta: object;
       }>;
       logout: TRPCMutationProcedure<{ input: void; output: { ok: boolean }; meta: object }>;
+      signInOptions: TRPCQueryProcedure<{
+        input: void;
+        output: {
+          registrationOpen: boolean;
+          demoAccount: null | { email: "demo@pulse.local"; password: "pulse-demo-password" };
+        };
+        meta: object;
+      }>;
       me: TRPCQueryProcedure<{
         input: void;
         output: null | { id: string; email: string; tenantId: string };
