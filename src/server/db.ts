@@ -35,6 +35,17 @@ export interface Database {
 
 /** Named prepared statements beyond this many distinct texts are not made: a bound on what each connection keeps. */
 export const MAX_PREPARED_STATEMENTS = 500;
+
+/**
+ * Limits for Pulse's interactive transactions (a few short statements under a row lock).
+ * Prisma's defaults (2 s to get a connection, 5 s in all) fail a request on a busy machine
+ * whose statements are merely slow: a chaos run on two loaded cores saw a run start refused
+ * after 5.5 s. A transaction this long still ends, and releases its lock, well within a
+ * request's patience.
+ *
+ * @see https://www.prisma.io/docs/orm/prisma-client/queries/transactions#interactive-transactions
+ */
+export const TRANSACTION_LIMITS = { maxWait: 10_000, timeout: 15_000 } as const;
 const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
 
 /**

@@ -3,6 +3,7 @@ import type { RedisClient } from "../redis";
 import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import type { z } from "zod";
 import { describeInputIssues, notFound, PulseError } from "../errors";
+import { TRANSACTION_LIMITS } from "../db";
 import type { EventBus } from "../events/bus";
 import { CoalescedReads } from "../events/coalesced-reads";
 import { OutputWindows } from "../events/output-windows";
@@ -181,7 +182,7 @@ export class RunService {
           input: input as object,
         },
       });
-    });
+    }, TRANSACTION_LIMITS);
   }
 
   /**

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
 import { Prisma, type PrismaClient } from "../../generated/prisma/client";
 import { PulseError } from "../errors";
+import { TRANSACTION_LIMITS } from "../db";
 import { passwordProblem } from "./password-policy";
 import type { RevocationPublisher } from "./revocation-channel";
 import { TokenSigner, type TokenKind } from "./token-signer";
@@ -147,11 +148,13 @@ export class AuthService {
     const email = normalizeEmail(input.email);
     const passwordHash = await hash(input.password);
     try {
-      const tenant = await this.db.$transaction((tx) =>
-        tx.tenant.create({
-          data: { name: input.tenantName.trim(), users: { create: { email, passwordHash } } },
-          select: { id: true, users: { select: { id: true } } },
-        }),
+      const tenant = await this.db.$transaction(
+        (tx) =>
+          tx.tenant.create({
+            data: { name: input.tenantName.trim(), users: { create: { email, passwordHash } } },
+            select: { id: true, users: { select: { id: true } } },
+          }),
+        TRANSACTION_LIMITS,
       );
       return { userId: tenant.users[0]!.id, tenantId: tenant.id, email };
     } catch (error) {
