@@ -303,6 +303,11 @@ export function nextStreamId(id: string): string {
  * @see https://redis.io/docs/latest/develop/data-types/streams/
  */
 export class TenantEventStream {
+  /**
+   * When each tenant was last trimmed and the appends since, for the tenants appended to most
+   * recently (the same bound and order as `lastAppended`): a forgotten tenant is trimmed at its
+   * next append, as on a process's first.
+   */
   private readonly lastTrim = new Map<string, { at: number; appends: number }>();
   /**
    * The newest id this process was acknowledged, for the tenants it appended to most recently
@@ -482,6 +487,8 @@ export class TenantEventStream {
   private trimSoon(tenantId: string): void {
     const state = this.lastTrim.get(tenantId) ?? { at: 0, appends: 0 };
     state.appends += 1;
+    this.lastTrim.delete(tenantId);
+    if (this.lastTrim.size >= this.rememberedTenants) this.lastTrim.delete(this.lastTrim.keys().next().value!);
     this.lastTrim.set(tenantId, state);
     const now = Date.now();
     if (now - state.at < 60_000 && state.appends < 1_000) return;
