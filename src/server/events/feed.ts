@@ -77,6 +77,9 @@ export async function resolveCursor(
     const trimmed = probe.trimmedThrough === null ? 1 : compareStreamIds(cursor, probe.trimmedThrough);
     if (trimmed === 0) return { from: "after", id: cursor };
     if (trimmed < 0) return { from: "resync", reason: "trimmed" };
+    // Past the newest entry after a failover that nothing has appended since: possibly lost.
+    if (probe.lostTailAbove !== undefined && compareStreamIds(cursor, probe.lostTailAbove) > 0)
+      return { from: "resync", reason: "lost" };
     throw unknown();
   }
   // Older than the stream Redis holds (or it holds none): the tenant's only if it had events
