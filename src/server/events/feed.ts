@@ -57,8 +57,9 @@ export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
 /**
  * Decides where a feed resumes from a cursor the client sent back. Only ids the tenant's own
  * stream issued are accepted: an entry of the stream (or the origin), an id trimmed away by
- * retention or lost with the stream (both resync). Anything else, including another
- * tenant's ids, is NOT_FOUND, exactly like an id that never existed.
+ * retention or lost with the stream (both resync), or one a cluster failover may have lost
+ * before anything was appended since (resync; see `CursorProbe.lostTailAbove`). Anything
+ * else, including another tenant's ids, is NOT_FOUND, exactly like an id that never existed.
  */
 export async function resolveCursor(
   deps: { stream: TenantEventStream; db: PrismaClient },
