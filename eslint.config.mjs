@@ -12,7 +12,18 @@ import tseslint from "typescript-eslint";
  * no stylistic rules here.
  */
 export default tseslint.config(
-  { ignores: ["node_modules/", ".next/", ".data/", "src/generated/", "test-results/", "coverage/", "next-env.d.ts"] },
+  {
+    ignores: [
+      "node_modules/",
+      "packages/*/dist/",
+      ".next/",
+      ".data/",
+      "src/generated/",
+      "test-results/",
+      "coverage/",
+      "next-env.d.ts",
+    ],
+  },
   js.configs.recommended,
   tseslint.configs.recommended,
   {
@@ -39,7 +50,12 @@ export default tseslint.config(
     rules: { "@typescript-eslint/no-explicit-any": "off" },
   },
   {
-    files: ["src/app/**/*.{ts,tsx}", "src/components/**/*.{ts,tsx}", "src/lib/**/*.{ts,tsx}"],
+    files: [
+      "src/app/**/*.{ts,tsx}",
+      "src/components/**/*.{ts,tsx}",
+      "src/lib/**/*.{ts,tsx}",
+      "packages/*/src/react/**/*.{ts,tsx}",
+    ],
     plugins: { "react-hooks": reactHooks, "@next/next": nextPlugin },
     rules: {
       ...reactHooks.configs.flat["recommended-latest"].rules,

@@ -50,6 +50,8 @@ export default defineConfig({
           globalSetup: [WITH_REDIS],
         },
       },
+      // The client package's own tests: no Redis, no server (those that type-check consumers run tsc).
+      { extends: true, test: { name: "packages", include: ["packages/*/test/**/*.test.ts"] } },
       { extends: true, test: { name: "cluster", include: ON_CLUSTER_ONLY, globalSetup: [WITH_REDIS, WITH_CLUSTER] } },
       // `src/test/harness.ts` runs Pulse on the cluster when PULSE_TEST_REDIS=cluster.
       {

@@ -5,8 +5,14 @@ import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { trpc } from "@/lib/trpc/client";
 
+/** What the deployment offers besides signing in (see `auth.signInOptions`). */
+export interface SignInOptions {
+  registrationOpen: boolean;
+  demoAccount: { email: string; password: string } | null;
+}
+
 /** Sign in, or create a tenant (which starts its setup chain and lands on the context page). */
-export function AuthForm({ mode }: { mode: "login" | "register" }) {
+export function AuthForm({ mode, options }: { mode: "login" | "register"; options: SignInOptions }) {
   const router = useRouter();
   const [error, setError] = useState<string | null>(null);
   const login = trpc.auth.login.useMutation();
@@ -70,7 +76,9 @@ export function AuthForm({ mode }: { mode: "login" | "register" }) {
           {mode === "login" ? "Sign in" : "Create account"}
         </button>
         <p className="text-sm text-slate-500">
-          {mode === "login" ? (
+          {mode === "login" && !options.registrationOpen ? (
+            <>No account? Ask the administrator of this Pulse for one.</>
+          ) : mode === "login" ? (
             <>
               New here?{" "}
               <Link className="text-accent underline underline-offset-2" href="/register">
@@ -87,8 +95,10 @@ export function AuthForm({ mode }: { mode: "login" | "register" }) {
           )}
         </p>
       </form>
-      {mode === "login" ? (
-        <p className="text-center text-xs text-slate-500">Demo: demo@pulse.local / pulse-demo-password</p>
+      {mode === "login" && options.demoAccount ? (
+        <p className="text-center text-xs text-slate-500">
+          Demo: {options.demoAccount.email} / {options.demoAccount.password}
+        </p>
       ) : null}
     </main>
   );

@@ -4,8 +4,7 @@ import { useState } from "react";
 import { currentChain } from "@/lib/current-chain";
 import { trpc } from "@/lib/trpc/client";
 import type { ContextView, RoleInfo, RunView } from "@/lib/trpc/types";
-import { useAgentStatus } from "@/lib/trpc/use-agent-status";
-import { useContextStatus } from "@/lib/trpc/use-context-status";
+import { usePulseAgents, usePulseContext } from "@pulse/client/react";
 import { ChainView } from "./chain-view";
 import { LocalTime } from "./local-time";
 import { StatusBadge } from "./status-badge";
@@ -32,8 +31,8 @@ export interface ContextSettingsProps {
  * banner the moment the file is completed, and its approval on every open tab.
  */
 export function ContextSettings({ id, runs, context: initialContext, durations, chain, roles }: ContextSettingsProps) {
-  const { state } = useAgentStatus({ initial: { id, runs } });
-  const { context } = useContextStatus({ id, context: initialContext });
+  const { state } = usePulseAgents({ initial: { id, runs } });
+  const { context } = usePulseContext({ initial: { id, context: initialContext } });
   const [error, setError] = useState<string | null>(null);
   const approve = trpc.context.approve.useMutation({
     onError: (e) => setError(e.message),

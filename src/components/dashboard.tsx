@@ -4,7 +4,7 @@ import { useEffect, useMemo, useState } from "react";
 import { trpc } from "@/lib/trpc/client";
 import { currentChain } from "@/lib/current-chain";
 import type { RoleInfo, RunView } from "@/lib/trpc/types";
-import { useAgentStatus } from "@/lib/trpc/use-agent-status";
+import { usePulseAgents } from "@pulse/client/react";
 import { useRunNotifications } from "@/lib/use-run-notifications";
 import { AgentPanel } from "./agent-panel";
 import { ChainView } from "./chain-view";
@@ -26,7 +26,7 @@ type Pending = { runId?: string };
 export function Dashboard({ id, runs, recent, durations, chain, roles }: DashboardProps) {
   const titles = useMemo(() => Object.fromEntries(roles.map((r) => [r.role, r.title])), [roles]);
   const notifications = useRunNotifications(titles);
-  const { state, byRole } = useAgentStatus({ initial: { id, runs }, onEvent: notifications.onEvent });
+  const { state, byRole } = usePulseAgents({ initial: { id, runs }, onEvent: notifications.onEvent });
   const [pending, setPending] = useState<Record<string, Pending>>({});
   const [notices, setNotices] = useState<Record<string, string | null>>({});
   const utils = trpc.useUtils();

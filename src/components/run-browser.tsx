@@ -6,7 +6,7 @@ import { useEffect, useMemo, useRef } from "react";
 import { runsHref, STATUS_CHOICES, type RunFilterParams, type RunListInput } from "@/lib/run-filter";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, RoleInfo, RunView } from "@/lib/trpc/types";
-import { useAgentStatus } from "@/lib/trpc/use-agent-status";
+import { usePulseAgents } from "@pulse/client/react";
 import { useNow } from "@/lib/use-now";
 import { RunRow } from "./run-list";
 
@@ -44,7 +44,7 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
     staleTime: Infinity,
   });
   // A run that ended may leave a status filter's newest page; the next effect adds new runs.
-  const { state } = useAgentStatus({
+  const { state } = usePulseAgents({
     onEvent: (event) => {
       if (!cursor && ENDINGS.has(event.type)) void utils.agent.list.invalidate();
     },

@@ -11,11 +11,12 @@ import {
   stepStatus,
   type StepStatus,
 } from "@/lib/format";
-import type { RunState } from "@/lib/run-state";
+import type { RunState } from "@pulse/client";
+import { usePulseRun } from "@pulse/client/react";
 import { describeOutput, timelineRows } from "@/lib/timeline-rows";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, LogPage, OutputPage, RunView } from "@/lib/trpc/types";
-import { useRun, useSharedRun } from "@/lib/trpc/use-run";
+import { useSharedRun } from "@/lib/trpc/use-run";
 import { useNow } from "@/lib/use-now";
 import { useStickToBottom } from "@/lib/use-stick-to-bottom";
 import { displayStatus, statusLabel } from "./agent-panel";
@@ -66,7 +67,7 @@ export function RunDetail({
   title: string;
   external?: boolean;
 }) {
-  const { run: live, timeline } = useRun(runId, initial);
+  const { run: live, timeline } = usePulseRun(runId, { initial });
   const run = live ?? initial;
   const finished = isFinished(run);
   const router = useRouter();

@@ -1,4 +1,4 @@
-import type { RunState } from "./run-state";
+import type { RunState } from "@pulse/client";
 
 type Entry = RunState["timeline"][number];
 

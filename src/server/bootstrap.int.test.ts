@@ -103,6 +103,21 @@ describe("demo seeding cut short", () => {
   });
 });
 
+describe("a deployment without a setup chain", () => {
+  it("starts no setup at start-up and does not look for tenants awaiting one", async () => {
+    const app = await startTestPulse({ runWorkers: false, setupChain: null });
+    closing.push(() => app.close());
+    const { runs } = app.pulse.services;
+    await app.pulse.services.auth.ensureAccount(DEMO_USER);
+    let looked = 0;
+    const awaiting = runs.tenantsAwaitingSetup.bind(runs);
+    runs.tenantsAwaitingSetup = () => (looked++, awaiting());
+    await startPendingSetups(app.pulse, createLogger("silent"));
+    expect(looked).toBe(0);
+    expect((await seeded(app.pulse.services.db)).runs).toEqual([]);
+  });
+});
+
 describe("the generated session signing key", () => {
   async function dataDir() {
     const dir = await mkdtemp(path.join(tmpdir(), "pulse-secret-"));

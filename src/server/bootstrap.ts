@@ -17,14 +17,11 @@ import { createPulseServer, type PulseServer } from "./http-server";
 import type { WebHandler } from "./http/http-routes";
 import type { WorkerPoolCloseOptions } from "./agents/worker";
 import type { Logger } from "./logger";
+import { DEMO_USER } from "./auth/demo-account";
 import { Pulse, type PulseOptions } from "./pulse";
 import { describeRedisTarget, resolveRedis, type RedisEndpoint, type RedisTarget } from "./redis";
 
-export const DEMO_USER = {
-  email: "demo@pulse.local",
-  password: "pulse-demo-password",
-  tenantName: "Acme Logistics",
-} as const;
+export { DEMO_USER } from "./auth/demo-account";
 
 /**
  * The HMAC key for session tokens: AUTH_SECRET, or one generated once into `.data/` so
@@ -208,6 +205,7 @@ async function pulseOptions(
     attempts: env.WORKER_ATTEMPTS,
     auth: await authOptions(env, found.dataDir, logger),
     externalAgentRoles: found.catalog.externalAgentRoles,
+    externalAgentTitles: found.catalog.externalAgentTitles,
     bus: { outputMaxChars: env.RUN_OUTPUT_MAX_CHARS },
     reconcile: {
       intervalMs: env.RECONCILE_INTERVAL_MS,
@@ -225,6 +223,7 @@ async function authOptions(env: Env, dataDir: string, logger: Logger): Promise<P
     reportTokenTtlSeconds: env.REPORT_TOKEN_TTL_HOURS * 3600,
     shareLinkMaxTtlSeconds: env.SHARE_LINK_MAX_HOURS * 3600,
     registration: env.PULSE_REGISTRATION,
+    demoAccount: env.PULSE_DEMO_ACCOUNT ?? env.PULSE_DEMO,
     shareViewsPerSecond: env.SHARE_VIEWS_PER_SECOND,
     login: {
       maxPerAccount: env.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
@@ -317,10 +316,13 @@ export async function seedDemo(pulse: Pulse, logger: Logger): Promise<void> {
 /**
  * Starts the setup chain of every tenant whose setup never began: a registration or demo
  * seeding cut short (a crash, Redis away) between creating the tenant and queueing its first
- * run. Whether it began is read from the database, so every process may do this at start-up.
+ * run. Whether it began is read from the database, so every process may do this at start-up;
+ * a deployment without a setup chain has nothing to start and reads nothing.
  */
 export async function startPendingSetups(pulse: Pulse, logger: Logger): Promise<void> {
-  for (const tenantId of await pulse.services.runs.tenantsAwaitingSetup()) {
+  const { runs } = pulse.services;
+  if (!runs.setupChain()) return;
+  for (const tenantId of await runs.tenantsAwaitingSetup()) {
     try {
       const started = await startTenantSetup(pulse.services, tenantId);
       if (started) logger.info({ tenantId, chainId: started.chainId }, "started the tenant's setup chain");

@@ -26,8 +26,7 @@ async function main() {
   const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscriptions: true });
   // Stopped while booting: no demo chain to wait for, no port to open.
   if (signals.stopping) return signals.started(({ urgent }) => booted.close({ drainMs, urgent }));
-  const demoAccount = env.PULSE_DEMO_ACCOUNT ?? env.PULSE_DEMO;
-  if (demoAccount) await seedDemo(booted.pulse, logger);
+  if (booted.pulse.services.demoAccount) await seedDemo(booted.pulse, logger);
   await startPendingSetups(booted.pulse, logger);
   servePagesWith(createPageCallers(booted.pulse.services));
   const web = env.PULSE_WEB
@@ -51,7 +50,7 @@ async function main() {
     },
     `Pulse is running on http://${shown}:${port}`,
   );
-  if (demoAccount) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
+  if (booted.pulse.services.demoAccount) logger.info(`demo login: ${DEMO_USER.email} / ${DEMO_USER.password}`);
 
   signals.started(async ({ urgent }) => {
     await http.close();

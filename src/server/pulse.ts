@@ -54,12 +54,16 @@ export interface PulseOptions {
     shareLinkMaxTtlSeconds?: number;
     /** Whether `auth.register` creates tenants (default true). */
     registration?: boolean;
+    /** Whether this deployment has the demo account, whose sign-in the sign-in page shows (default false). */
+    demoAccount?: boolean;
     /** Views of the shared run one link's viewers may have per second together (see `ShareLinkOptions`). */
     shareViewsPerSecond?: number;
     login?: Partial<LoginThrottleOptions>;
   };
   /** Roles whose agents run outside Pulse and report over HTTP with their run's token. */
   externalAgentRoles?: readonly string[];
+  /** The titles the dashboard shows for external roles, by role (default: the role). */
+  externalAgentTitles?: Readonly<Record<string, string>>;
   /** How long publishes wait for an unreachable database, and how often progress is written. */
   bus?: Pick<EventBusOptions, "databaseWaitMs" | "progressFlushMs" | "outputMaxChars">;
   /** This instance's metrics (default: a fresh set with its own registry). */
@@ -86,6 +90,8 @@ export interface PulseServices {
   accounts: ProductAccounts;
   /** Whether `auth.register` may create tenants (PULSE_REGISTRATION). */
   registrationOpen: boolean;
+  /** Whether the demo account exists (PULSE_DEMO_ACCOUNT, default PULSE_DEMO), so the sign-in page may offer it. */
+  demoAccount: boolean;
   /** Logouts, removed users and stopped share links, told to every process's open connections. */
   revocations: RevocationChannel;
   loginThrottle: LoginThrottle;
@@ -93,6 +99,7 @@ export interface PulseServices {
   reports: ExternalReportService;
   agents: readonly AnyAgentDefinition[];
   externalAgentRoles: readonly string[];
+  externalAgentTitles: Readonly<Record<string, string>>;
   sessionTtlSeconds: number;
   logger: Logger;
   /** What `/metrics` reports for this instance. */
@@ -182,6 +189,7 @@ export class Pulse {
       shares,
       accounts: new ProductAccounts(db, auth, shares, { minTtlSeconds: 60, maxTtlSeconds: 86_400 }),
       registrationOpen: options.auth.registration ?? true,
+      demoAccount: options.auth.demoAccount ?? false,
       revocations,
       loginThrottle: new LoginThrottle(command, options.redisPrefix, {
         ...DEFAULT_LOGIN_LIMITS,
@@ -190,6 +198,7 @@ export class Pulse {
       reports: new ExternalReportService({ db, bus, externalRoles: externalAgentRoles }),
       agents: options.agents,
       externalAgentRoles,
+      externalAgentTitles: options.externalAgentTitles ?? {},
       sessionTtlSeconds: options.auth.sessionTtlSeconds,
       logger,
       metrics,

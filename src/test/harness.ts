@@ -62,6 +62,8 @@ export interface TestPulseOptions {
   /** Token lifetimes and sign-in limits (the per-address limit is lifted unless set: every test client is 127.0.0.1). */
   auth?: Partial<Omit<PulseOptions["auth"], "secret">>;
   externalAgentRoles?: string[];
+  /** Titles of external roles, by role. */
+  externalAgentTitles?: Record<string, string>;
   /** The bus's settings (how much output a run keeps, for one). */
   bus?: PulseOptions["bus"];
   /** Where Pulse logs; silent unless TEST_LOG_LEVEL says otherwise. */
@@ -131,6 +133,7 @@ export async function startTestPulse(options: TestPulseOptions = {}): Promise<Te
       secret: TEST_SECRET,
     },
     ...(options.externalAgentRoles ? { externalAgentRoles: options.externalAgentRoles } : {}),
+    ...(options.externalAgentTitles ? { externalAgentTitles: options.externalAgentTitles } : {}),
     ...(options.bus ? { bus: options.bus } : {}),
     ...(options.reconcile ? { reconcile: options.reconcile } : {}),
   });

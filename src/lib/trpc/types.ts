@@ -1,17 +1,15 @@
-import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
-import type { AppRouter } from "@/server/trpc/root";
-
-/** Every client type comes from the router: no second schema, no hand-written copies. */
-export type RouterOutputs = inferRouterOutputs<AppRouter>;
-export type RouterInputs = inferRouterInputs<AppRouter>;
-export type RunView = RouterOutputs["agent"]["get"];
-export type AgentFeedEntry = RouterOutputs["agent"]["events"]["items"][number];
-export type AgentFeedItem = AgentFeedEntry["item"];
-export type ContextFeedEntry = RouterOutputs["context"]["events"]["items"][number];
-export type ContextFeedItem = ContextFeedEntry["item"];
-export type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "resync" }>;
-export type LogPage = RouterOutputs["agent"]["logs"];
-export type OutputPage = RouterOutputs["agent"]["output"];
-export type ContextView = NonNullable<RouterOutputs["context"]["get"]>;
-/** A role as the pages list it: its title, whether it runs outside Pulse, whether the setup chain has it. */
-export type RoleInfo = RouterOutputs["agent"]["roles"][number];
+// The dashboard reads Pulse's types from the client package, as an outside app does.
+export type {
+  AgentEvent,
+  AgentFeedEntry,
+  AgentFeedItem,
+  ContextFeedEntry,
+  ContextFeedItem,
+  ContextView,
+  LogPage,
+  OutputPage,
+  RoleInfo,
+  RouterInputs,
+  RouterOutputs,
+  RunView,
+} from "@pulse/client";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../logger";
 import { connectRedis } from "../redis";
 import { AgentQueues } from "./queue";
-import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+import { connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
 import { RunReconciler } from "./run-reconciler";
 
 /**
@@ -18,7 +18,11 @@ let app: TestPulse;
 let watched: TestPulse;
 
 beforeAll(async () => {
-  app = await startTestPulse({ runWorkers: false, externalAgentRoles: [ROLE] });
+  app = await startTestPulse({
+    runWorkers: false,
+    externalAgentRoles: [ROLE],
+    externalAgentTitles: { [ROLE]: "Outside researcher" },
+  });
   watched = await startTestPulse({
     externalAgentRoles: [ROLE],
     reconcile: { intervalMs: 100, graceMs: 600_000, externalTimeoutMs: 1_500 },
@@ -44,6 +48,23 @@ const row = (id: string, target = app) =>
     where: { id },
     select: { status: true, error: true, updatedAt: true },
   });
+
+describe("an external role", () => {
+  it("is listed among the roles with the title its configuration gave it", async () => {
+    const tenant = await createQuietTenant(app);
+    const client = connectClient(app, tenant.token);
+    try {
+      expect(await client.trpc.agent.roles.query()).toContainEqual({
+        role: ROLE,
+        title: "Outside researcher",
+        external: true,
+        inChain: false,
+      });
+    } finally {
+      await client.close();
+    }
+  });
+});
 
 describe("an external agent's run", () => {
   it("stays active while any report arrives within the timeout, and fails once its agent is silent past it", async () => {

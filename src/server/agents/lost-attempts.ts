@@ -15,7 +15,7 @@ export class LostAttempts {
   constructor(
     private readonly deps: {
       db: PrismaClient;
-      bus: Pick<EventBus, "publish" | "stream">;
+      bus: Pick<EventBus, "publish">;
       queues: Pick<AgentQueues, "get">;
     },
     private readonly role: string,
@@ -35,20 +35,15 @@ export class LostAttempts {
       "attempt lost its worker: reporting it as failed",
     );
     const error = "the worker running this attempt stopped responding";
-    // The worker may have died between counting an event in the database and appending it: read
-    // before this report is counted, so nothing waits between its count and its append.
-    const newest = await this.deps.bus.stream.newestRunSeq(run.tenantId, run.id);
-    const afterLoss = newest === null ? run.seq > 0 : newest < run.seq;
-    await this.deps.bus.publish(
-      {
-        ...attemptFields(run, lost),
-        type: "agent:failed",
-        error: willRetry ? `${error}; retrying` : error,
-        failedAt: new Date().toISOString(),
-        willRetry,
-      },
-      { afterLoss },
-    );
+    // The worker may have died between counting an event in the database and appending it: the
+    // stream then sees this report skip the run's counter, and subscribers resync (see `APPEND`).
+    await this.deps.bus.publish({
+      ...attemptFields(run, lost),
+      type: "agent:failed",
+      error: willRetry ? `${error}; retrying` : error,
+      failedAt: new Date().toISOString(),
+      willRetry,
+    });
   }
 
   /** BullMQ's `stalled`: the job went back to waiting; the attempt it was running is over and will be retried. */

@@ -35,6 +35,15 @@ describe("combining configurations", () => {
     expect(catalog.setupChain).toBe("first");
   });
 
+  it("takes external roles by name or with the title the dashboard shows for them", () => {
+    const catalog = combineConfigs([
+      { externalAgentRoles: [{ role: "python-researcher", title: "Python researcher" }, "bare-agent"] },
+      { externalAgentRoles: ["python-researcher"] },
+    ]);
+    expect(catalog.externalAgentRoles).toEqual(["python-researcher", "bare-agent"]);
+    expect(catalog.externalAgentTitles).toEqual({ "python-researcher": "Python researcher" });
+  });
+
   it("refuses, in one line naming it, what could not run", () => {
     expect(refusal(() => combineConfigs([{ agents: [agent("a")] }, { externalAgentRoles: ["a"] }]))).toBe(
       'agent role "a" is defined twice (as Pulse\'s own agent or an external one)',

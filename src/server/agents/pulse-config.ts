@@ -17,11 +17,20 @@ import type { AnyAgentDefinition } from "./define-agent";
  */
 export interface PulseConfig {
   agents?: readonly AnyAgentDefinition[];
-  /** Roles run by agents outside Pulse, which report over HTTP (EXTERNAL_AGENT_ROLES adds more). */
-  externalAgentRoles?: readonly string[];
+  /**
+   * Roles run by agents outside Pulse, which report over HTTP (EXTERNAL_AGENT_ROLES adds more),
+   * each a role name or a role with the title the dashboard shows for it (default: the role).
+   */
+  externalAgentRoles?: readonly (string | ExternalAgentRole)[];
   chains?: readonly ChainDefinition[];
   /** The chain every new tenant starts with, by name (none: tenants start with nothing). */
   setupChain?: string;
+}
+
+/** A role whose agent runs outside Pulse, with the title the dashboard shows for it. */
+export interface ExternalAgentRole {
+  role: string;
+  title?: string;
 }
 
 /** Declares a deployment's agents and chains; only there for the types. */
@@ -33,6 +42,8 @@ export function definePulseConfig(config: PulseConfig): PulseConfig {
 export interface AgentCatalog {
   agents: readonly AnyAgentDefinition[];
   externalAgentRoles: readonly string[];
+  /** The titles external roles were given, by role (a role without one is shown by its name). */
+  externalAgentTitles: Readonly<Record<string, string>>;
   chains: readonly ChainDefinition[];
   setupChain?: string;
 }
@@ -50,7 +61,11 @@ export class PulseConfigError extends Error {
  */
 export function combineConfigs(configs: readonly PulseConfig[]): AgentCatalog {
   const agents = configs.flatMap((c) => c.agents ?? []);
-  const externalAgentRoles = [...new Set(configs.flatMap((c) => c.externalAgentRoles ?? []))];
+  const external = configs
+    .flatMap((c) => c.externalAgentRoles ?? [])
+    .map((r) => (typeof r === "string" ? { role: r } : r));
+  const externalAgentRoles = [...new Set(external.map((r) => r.role))];
+  const externalAgentTitles = Object.fromEntries(external.flatMap((r) => (r.title ? [[r.role, r.title]] : [])));
   const chains = configs.flatMap((c) => c.chains ?? []);
   const setupChain = configs.find((c) => c.setupChain)?.setupChain;
 
@@ -77,7 +92,7 @@ export function combineConfigs(configs: readonly PulseConfig[]): AgentCatalog {
   }
   if (setupChain && !names.has(setupChain))
     throw new PulseConfigError(`setupChain "${setupChain}" names no chain of the configuration`);
-  return { agents, externalAgentRoles, chains, ...(setupChain ? { setupChain } : {}) };
+  return { agents, externalAgentRoles, externalAgentTitles, chains, ...(setupChain ? { setupChain } : {}) };
 }
 
 /** The module a deployment's configuration comes from: PULSE_CONFIG, else `pulse.config.ts` in `cwd` if there is one. */

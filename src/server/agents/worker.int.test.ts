@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Database, PrismaClient } from "../db";
-import { applyAgentItem, emptyAgentState } from "../../lib/agent-state";
+import { applyAgentItem, emptyAgentState } from "@pulse/client";
 import type { AgentFeedItem } from "../../lib/trpc/types";
 import { defineAgent, type AgentDefinition } from "./define-agent";
 import {

@@ -3,7 +3,7 @@ import type { PrismaClient } from "../../generated/prisma/client";
 import { whileDatabaseReturns } from "../database-unavailable";
 import type { Logger } from "../logger";
 import type { SqlClient } from "../sql";
-import type { LiveAttemptGate, LiveProgress, TenantEventStream } from "./event-stream";
+import type { AppendCounter, LiveAttemptGate, LiveProgress, TenantEventStream } from "./event-stream";
 import { ProgressProjector } from "./progress-projector";
 import {
   appliedSeq,
@@ -51,15 +51,6 @@ export interface EventBusOptions {
   onPublished?: (event: PulseEvent) => void;
 }
 
-export interface PublishOptions {
-  /**
-   * The stream is known to lack one of the run's earlier events (a publisher that vanished
-   * between counting an event in the database and appending it): this event is appended as
-   * the first after a loss, so subscribers resync rather than see the run's counter skip.
-   */
-  afterLoss?: boolean;
-}
-
 /**
  * The one way an event enters Pulse, from an in-process agent, an external agent's HTTP
  * report, or BullMQ's stalled-job handling: validate it, apply it to the database (the
@@ -101,9 +92,9 @@ export class EventBus {
    * state (see `projectEvent`): a report from an attempt that is no longer running, a
    * second end of the same attempt. Such an event is neither stored nor delivered.
    */
-  async publish(input: EventInput, options: PublishOptions = {}): Promise<PublishedEvent | null> {
+  async publish(input: EventInput): Promise<PublishedEvent | null> {
     const parsed = eventInputSchema.parse(input);
-    return parsed.type === "agent:progress" ? this.publishProgress(parsed) : this.publishCounted(parsed, options);
+    return parsed.type === "agent:progress" ? this.publishProgress(parsed) : this.publishCounted(parsed);
   }
 
   /** Writes pending progress to the database; call before closing it. */
@@ -111,7 +102,7 @@ export class EventBus {
     await this.progress.close();
   }
 
-  private async publishCounted(event: CountedEventInput, options: PublishOptions): Promise<PublishedEvent | null> {
+  private async publishCounted(event: CountedEventInput): Promise<PublishedEvent | null> {
     const reached =
       event.type === "agent:failed" || event.type === "agent:cancelled" || event.type === "agent:completed"
         ? (await this.stream.readLiveProgress(event.tenantId, [event.runId])).get(event.runId)
@@ -130,11 +121,12 @@ export class EventBus {
         : projectEvent(this.options.db, event, key, reached);
     }, this.databaseWaitMs);
     if (seq === null) return null;
+    const counter = { seq, ...("runId" in event ? { runId: event.runId } : {}) };
     const appended = await this.append(
       { ...event, seq, at: new Date().toISOString() } as PulseEvent,
       liveAttemptGate(event),
       this.streamWaitMs,
-      options.afterLoss ?? false,
+      counter,
     );
     // Only a `check` gate refuses, and counted events never check.
     if (typeof appended === "string") throw new Error(`append refused a ${event.type} event (${appended})`);
@@ -181,9 +173,10 @@ export class EventBus {
     event: PulseEvent,
     gate: LiveAttemptGate | undefined,
     retryForMs = 0,
-    afterLoss = false,
+    counter?: AppendCounter,
   ): Promise<(PublishedEvent & { ended?: LiveProgress }) | "unknown" | "stale"> {
-    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate, { retryForMs, afterLoss });
+    const options = counter ? { retryForMs, counter } : { retryForMs };
+    const appended = await this.stream.append(event.tenantId, JSON.stringify(event), gate, options);
     if ("refused" in appended) return appended.refused;
     // The first id a tenant's stream ever had outlives the stream (a Redis restart without
     // persistence), so a resuming client can be told "resync" rather than "not found".

@@ -13,8 +13,8 @@ function scriptedRedis() {
   const redis = {
     isCluster: false,
     pulseAppend: async (...args: (string | number)[]) => {
-      // Six keys, then payload, gate mode, attempt, progress, run id, wake channel, tenant, newest acknowledged id.
-      named.push({ tenantId: String(args[12]), lastAppended: String(args[13]) });
+      // Seven keys, then payload, gate mode, attempt, progress, run id, wake channel, tenant, newest acknowledged id.
+      named.push({ tenantId: String(args[13]), lastAppended: String(args[14]) });
       return [`${next++}-0`, null, null];
     },
     // A retention pass starts with XLEN: the keys asked are the tenants trimmed.

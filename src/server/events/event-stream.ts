@@ -62,6 +62,16 @@ export class TenantStreamKeys {
     return `${this.prefix}:{${tenantId}}:appender`;
   }
 
+  /**
+   * The newest change counter (`seq`) appended for one run (or, with no run, for the tenant's
+   * context file): a counted event appended below or beyond it shows a stream out of order.
+   */
+  counter(tenantId: string, runId?: string): string {
+    return runId === undefined
+      ? `${this.prefix}:{${tenantId}}:counter:context`
+      : `${this.prefix}:{${tenantId}}:counter:run:${runId}`;
+  }
+
   /** The first id of the stream as it exists now: newer ids that are not entries were never issued. */
   genesis(tenantId: string): string {
     return `${this.prefix}:{${tenantId}}:genesis`;
@@ -140,6 +150,15 @@ export interface LiveProgress {
 /** Why a checked append was refused: no marker (Redis lost it, or the run is not running) or another attempt's marker. */
 export type AppendRefusal = "unknown" | "stale";
 
+/**
+ * A counted event's change counter and whose it is (a run's, or with no run the context
+ * file's): appended out of the counter's order, it is marked as the first after a loss.
+ */
+export interface AppendCounter {
+  runId?: string;
+  seq: number;
+}
+
 /** An append's entry id, the genesis it recorded and the live progress its `clear` removed; or why it was refused. */
 export type AppendResult = { id: string; genesis: string | null; ended?: LiveProgress } | { refused: AppendRefusal };
 
@@ -155,6 +174,9 @@ const RETRY_LOOKBACK = 100;
 /** A live-attempt marker outlives any sane run; a longer one falls back to the database check. */
 const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
 
+/** A run's newest appended counter is kept this long after its last counted event; a quieter run forgoes the order check. */
+const COUNTER_TTL_SECONDS = 86_400;
+
 /**
  * XADD that also records the stream's first id when this append created the stream (or
  * marks a stream older than the marker), returning the genesis it recorded, if any; with a
@@ -162,7 +184,9 @@ const LIVE_ATTEMPT_TTL_SECONDS = 86_400;
  * marker and the stream's order never disagree. Then it rings the tenant's wake channel: with the
  * tenant's id, and (below a size) the entry itself and the id of the entry before it, so a
  * reader that has read up to that id can deliver it without reading the stream. A `clear`
- * returns the live progress it removed: what clients saw last before the run's end.
+ * returns the live progress it removed: what clients saw last before the run's end. A counted
+ * event keeps its run's counter in order (see `AppendCounter`); anything that shows the stream
+ * lost or reordered entries marks this one as the first after a loss, so readers resync.
  */
 const APPEND = `
 local function idBelow(a, b)
@@ -172,12 +196,6 @@ local function idBelow(a, b)
   if am ~= bm then return am < bm end
   if #as ~= #bs then return #as < #bs end
   return as < bs
-end
--- The id just before \`id\`: nothing the stream issued lies between the two.
-local function idBefore(id)
-  local ms, seq = string.match(id, '(%d+)-(%d+)')
-  if seq ~= '0' then return ms .. '-' .. string.format('%.0f', tonumber(seq) - 1) end
-  return string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
 end
 local function raiseLostMarker(id)
   local marked = redis.call('GET', KEYS[5])
@@ -204,9 +222,24 @@ if ARGV[10] == '1' and not created then
     if entry[2][2] == ARGV[1] then return {entry[1], false, false, false} end
   end
 end
--- The publisher knows the stream lacks entries (a process died between writing an event to the
--- database and appending it), or was acknowledged an entry newer than the stream's newest.
-local lostTail = not created and (ARGV[11] == '1' or (ARGV[8] ~= '' and idBelow(previous, ARGV[8])))
+-- This publisher was acknowledged an entry newer than the stream's newest.
+local lostTail = not created and ARGV[8] ~= '' and idBelow(previous, ARGV[8])
+-- A counted event against the newest counter appended for its run (or context file). At or
+-- below it, the event was overtaken: two processes publishing one run (a lost attempt's report
+-- and the next attempt, a cancel and a step) were counted in one order and appended in the
+-- other. Beyond the next, the stream never got one: a process died between counting an event in
+-- the database and appending it. Either way subscribers resync from the database, which holds
+-- every counted event, rather than see the counter skip or go back; an overtaken event moves
+-- no marker (the newer one already did).
+local counted = tonumber(ARGV[11])
+local overtaken = false
+if counted and not created then
+  local newest = tonumber(redis.call('GET', KEYS[7]))
+  if newest then
+    overtaken = counted <= newest
+    lostTail = lostTail or overtaken or counted > newest + 1
+  end
+end
 -- On a cluster, the node that appended last: another one now is a failover (or the slot moved),
 -- which may have lost entries no publisher here knows of (another process's, or an unanswered
 -- append's).
@@ -224,11 +257,12 @@ if lostTail then
 else
   id = redis.call('XADD', KEYS[1], '*', '${PAYLOAD_FIELD}', ARGV[1])
 end
--- Every cursor before this entry resyncs (a client holding a lost entry holds progress the database
--- may not), and its wake says it follows the origin (and the entry is marked, for readers that
--- read it), so readers resync their subscribers too.
+-- Every cursor before this entry resyncs: one holding a lost entry holds progress the database may
+-- not, and one at the entry before it, even in the same millisecond, missed what was lost. Its wake
+-- says it follows the origin (and the entry is marked, for readers that read it), so readers
+-- resync their subscribers too.
 if lostTail then
-  raiseLostMarker(idBefore(id))
+  raiseLostMarker(id)
   previous = '0-0'
 end
 local genesis = false
@@ -238,6 +272,8 @@ elseif redis.call('EXISTS', KEYS[2]) == 0 then
   genesis = '${UNKNOWN_GENESIS}'
 end
 if genesis then redis.call('SET', KEYS[2], genesis) end
+if counted and not overtaken then redis.call('SET', KEYS[7], counted, 'EX', ${COUNTER_TTL_SECONDS}) end
+if overtaken then mode = 'none' end
 local ended = false
 if mode == 'arm' then
   redis.call('SET', KEYS[3], ARGV[3], 'EX', ${LIVE_ATTEMPT_TTL_SECONDS})
@@ -360,7 +396,7 @@ export class TenantEventStream {
   ) {
     this.rememberedTenants = options.rememberedTenants ?? 10_000;
     // EVALSHA with a fallback to EVAL: the script travels once per connection, not per event.
-    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 6, lua: APPEND });
+    if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 7, lua: APPEND });
     if (!("pulseProbe" in redis)) redis.defineCommand("pulseProbe", { numberOfKeys: 4, lua: PROBE });
     this.redis = redis as typeof this.redis;
     this.onCluster = redis.isCluster;
@@ -377,13 +413,13 @@ export class TenantEventStream {
     tenantId: string,
     payload: string,
     gate?: LiveAttemptGate,
-    options: { retryForMs?: number; afterLoss?: boolean } = {},
+    options: { retryForMs?: number; counter?: AppendCounter } = {},
   ): Promise<AppendResult> {
-    const { retryForMs = 0, afterLoss = false } = options;
+    const { retryForMs = 0, counter } = options;
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.appendOnce(tenantId, payload, gate, attempt > 0, afterLoss);
+        return await this.appendOnce(tenantId, payload, gate, attempt > 0, counter);
       } catch (error) {
         const waited = Date.now() - started;
         if (!isRedisUnavailable(error) || waited >= retryForMs) throw error;
@@ -397,7 +433,7 @@ export class TenantEventStream {
     payload: string,
     gate: LiveAttemptGate | undefined,
     resent: boolean,
-    afterLoss: boolean,
+    counter: AppendCounter | undefined,
   ): Promise<AppendResult> {
     const progress = gate && gate.mode !== "clear" && gate.progress ? JSON.stringify(gate.progress) : "";
     const [id, genesis, refused, ended] = (await this.redis.pulseAppend(
@@ -407,6 +443,7 @@ export class TenantEventStream {
       this.keys.liveProgress(tenantId),
       this.keys.trimmed(tenantId),
       this.keys.appender(tenantId),
+      counter ? this.keys.counter(tenantId, counter.runId) : this.keys.genesis(tenantId),
       payload,
       gate?.mode ?? "none",
       gate && gate.mode !== "clear" ? String(gate.attempt) : "",
@@ -417,7 +454,7 @@ export class TenantEventStream {
       this.lastAppended.get(tenantId) ?? "",
       this.onCluster ? "1" : "",
       resent ? "1" : "",
-      afterLoss ? "1" : "",
+      counter ? String(counter.seq) : "",
     )) as [string | null, string | null, AppendRefusal | null, string | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
@@ -485,21 +522,6 @@ export class TenantEventStream {
       string[],
     ][];
     return parseEntries(raw);
-  }
-
-  /**
-   * The newest change counter (`seq`) of a run's events among the stream's newest `lookback`
-   * entries; null when none of them is one of the run's counted events.
-   */
-  async newestRunSeq(tenantId: string, runId: string, lookback = 500): Promise<number | null> {
-    const raw = (await this.redis.xrevrange(this.keys.events(tenantId), "+", "-", "COUNT", lookback)) as [
-      string,
-      string[],
-    ][];
-    for (const { event } of parseEntries(raw)) {
-      if ("runId" in event && event.runId === runId && event.seq > 0) return event.seq;
-    }
-    return null;
   }
 
   /** Id of the newest entry, or the origin when the tenant has none. */

@@ -89,7 +89,8 @@ const UNBUNDLED_DIRS = new Set(["src/test"]);
 /**
  * A fingerprint of the sources `next build` bundles, to rebuild when any of them changed:
  * all of `src/` but its tests, since pages import server modules too (their
- * data, the event schema), and a page built from an older copy of those would be stale.
+ * data, the event schema), and a page built from an older copy of those would be stale; and
+ * the built workspaces (`@pulse/client`'s `dist/`), which pages import as an app would.
  */
 async function webSourceHash(root: string): Promise<string> {
   const hash = createHash("sha256");
@@ -106,6 +107,7 @@ async function webSourceHash(root: string): Promise<string> {
     }
   };
   await walk(path.join(root, "src"));
+  await walk(path.join(root, "packages/client/dist"));
   for (const file of ["next.config.mjs", "package-lock.json", "tsconfig.json"]) {
     hash.update(await readFile(path.join(root, file)).catch(() => Buffer.alloc(0)));
   }

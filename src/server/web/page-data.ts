@@ -21,6 +21,11 @@ export async function pageSession() {
   return (await api()).auth.me();
 }
 
+/** What the sign-in and registration pages may offer (registration, the demo account). */
+export async function signInOptions() {
+  return (await api()).auth.signInOptions();
+}
+
 /** The signed-in user, or a redirect to the sign-in page. */
 export async function requireSession() {
   const user = await pageSession();

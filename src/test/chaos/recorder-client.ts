@@ -8,8 +8,7 @@ import {
 } from "@trpc/client";
 import { EventSource } from "eventsource";
 import WebSocket from "ws";
-import { applyAgentItem, emptyAgentState, type AgentState } from "../../lib/agent-state";
-import { applyContextItem, type ContextState } from "../../lib/context-state";
+import { applyAgentItem, applyContextItem, emptyAgentState, type AgentState, type ContextState } from "@pulse/client";
 import type { AgentFeedItem, ContextFeedItem } from "../../lib/trpc/types";
 import { compareStreamIds } from "../../shared/stream-id";
 import type { PulseEvent } from "../../server/events/schema";

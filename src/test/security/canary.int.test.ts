@@ -303,6 +303,7 @@ describe("tenant isolation under canaries", () => {
         expectClean("context.get", await call("context.get", undefined, a));
         expectClean("context.events", await call("context.events", { ...smuggled, cursor: "0-0" }, a));
         expectClean("auth.me", await call("auth.me", undefined, a));
+        expectClean("auth.signInOptions", await call("auth.signInOptions", smuggled, a));
         expectClean("auth.socketToken", await call("auth.socketToken", undefined, a));
         expectClean("share.run", await call("share.run", undefined, attackerShare.token));
         expectClean("share.events", await call("share.events", { cursor: "0-0" }, attackerShare.token));
@@ -364,6 +365,7 @@ describe("tenant isolation under canaries", () => {
             _def.type === "subscription" ? await anonymousSubscribe(path, input) : await call(path, input, null);
           const expected: Record<string, (code: string | null) => boolean> = {
             "auth.me": (code) => code === null && answer.text.includes('"data":null'),
+            "auth.signInOptions": (code) => code === null,
             "auth.logout": (code) => code === null,
             "auth.register": (code) => code === "CONFLICT",
             // The wrong password for B's account soon meets the per-account sign-in limit.

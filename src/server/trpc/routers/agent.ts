@@ -180,7 +180,7 @@ export const agentRouter = router({
       })),
       ...ctx.services.externalAgentRoles.map((role) => ({
         role,
-        title: role,
+        title: ctx.services.externalAgentTitles[role] ?? role,
         external: true,
         inChain: setupRoles.includes(role),
       })),

@@ -4,6 +4,7 @@ import { storable, text } from "../../validation";
 import type { Session } from "../../auth/auth-service";
 import { passwordProblem } from "../../auth/password-policy";
 import { startTenantSetup } from "../../agents/tenant-setup";
+import { DEMO_USER } from "../../auth/demo-account";
 import type { Context } from "../trpc";
 import { authedProcedure, publicProcedure, router } from "../trpc";
 
@@ -73,6 +74,18 @@ export const authRouter = router({
     if (ctx.session) await ctx.services.auth.revokeSession(ctx.session.sessionId);
     ctx.setSessionCookie(null);
     return { ok: true };
+  }),
+
+  /**
+   * What the sign-in and registration pages may offer: registration only where it is open,
+   * the demo account's sign-in only where the demo account exists.
+   */
+  signInOptions: publicProcedure.query(({ ctx }) => {
+    const { registrationOpen, demoAccount } = ctx.services;
+    return {
+      registrationOpen,
+      demoAccount: demoAccount ? { email: DEMO_USER.email, password: DEMO_USER.password } : null,
+    };
   }),
 
   me: publicProcedure.query(({ ctx }) =>

@@ -1,4 +1,4 @@
-import type { ContextFeedItem, ContextView } from "./trpc/types";
+import type { ContextFeedItem, ContextView } from "../types.js";
 
 export interface ContextState {
   context: ContextView | null;

@@ -5,7 +5,7 @@ import {
   WS_FAILURES_BEFORE_SSE,
   type TransportEvent,
   type TransportState,
-} from "./transport-machine";
+} from "../src/transport-machine.js";
 
 const run = (events: TransportEvent[], from: TransportState = INITIAL_TRANSPORT_STATE) =>
   events.reduce(nextTransportState, from);

@@ -1,5 +1,5 @@
-import { applyAgentItem, type AgentState } from "./agent-state";
-import type { AgentEvent, AgentFeedItem, RunView } from "./trpc/types";
+import { applyAgentItem, type AgentState } from "./agent-state.js";
+import type { AgentEvent, AgentFeedItem, RunView } from "../types.js";
 
 /** One run and every event of it the page has seen, for the run detail's timeline. */
 export interface RunState extends AgentState {

@@ -4,7 +4,7 @@ import {
   type Transport,
   type TransportEvent,
   type TransportState,
-} from "./transport-machine";
+} from "./transport-machine.js";
 
 /**
  * What the page's real-time link is doing, for the indicator and for the hooks that fall

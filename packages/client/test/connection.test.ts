@@ -1,5 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ConnectionMonitor, PROBE_INTERVAL_MS, SSE_CONNECT_TIMEOUT_MS, WS_CONNECT_TIMEOUT_MS } from "./connection";
+import {
+  ConnectionMonitor,
+  PROBE_INTERVAL_MS,
+  SSE_CONNECT_TIMEOUT_MS,
+  WS_CONNECT_TIMEOUT_MS,
+} from "../src/connection.js";
 
 describe("ConnectionMonitor", () => {
   beforeEach(() => vi.useFakeTimers());

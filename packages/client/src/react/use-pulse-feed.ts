@@ -1,8 +1,8 @@
 "use client";
 
 import { useCallback, useEffect, useRef, useState } from "react";
-import { compareStreamIds } from "@/shared/stream-id";
-import { useConnection, useConnectionMonitor, useOnUnauthorized } from "./provider";
+import { compareStreamIds } from "../stream-id.js";
+import { usePulseClient, usePulseConnection } from "./provider.js";
 
 export interface FeedEntry<TItem> {
   id: string;
@@ -24,23 +24,26 @@ export interface AppliedDetail {
   type: string;
 }
 
-/**
- * The state behind one live view, fed by a subscription and, while the socket is down, by
- * polling the query twin from the same cursor. Items are applied in id order exactly once:
- * whichever path delivers an id first wins, and the other path's copy is skipped, so
- * switching between them loses and repeats nothing. Snapshots and resyncs replace the state.
- */
-export function useLiveFeed<TItem extends { type: string }, TState extends { lastEventId: string | null }>(options: {
+export interface PulseFeedOptions<TItem, TState> {
   initial: TState;
   /** Where polling starts when nothing was applied yet (default: a fresh snapshot). */
   startCursor?: string;
   reduce: (state: TState, entry: FeedEntry<TItem>) => TState;
   fetchPage: (cursor: string | undefined) => Promise<FeedPage<TItem>>;
   onApplied?: (entry: FeedEntry<TItem>, before: TState, after: TState) => void;
-}) {
-  const monitor = useConnectionMonitor();
-  const connection = useConnection();
-  const onUnauthorized = useOnUnauthorized();
+}
+
+/**
+ * The state behind one live view, fed by a subscription and, while the client polls, by
+ * polling the query twin from the same cursor. Items are applied in id order exactly once:
+ * whichever path delivers an id first wins, and the other path's copy is skipped, so
+ * switching between them loses and repeats nothing. Snapshots and resyncs replace the state.
+ */
+export function usePulseFeed<TItem extends { type: string }, TState extends { lastEventId: string | null }>(
+  options: PulseFeedOptions<TItem, TState>,
+) {
+  const { monitor, onUnauthorized } = usePulseClient();
+  const connection = usePulseConnection();
   const [state, setState] = useState(options.initial);
   const stateRef = useRef(state);
   const pollCursor = useRef<string | null>(options.initial.lastEventId ?? options.startCursor ?? null);
@@ -102,13 +105,28 @@ export function useLiveFeed<TItem extends { type: string }, TState extends { las
     };
   }, [polling, connection.refreshes, apply, monitor, onUnauthorized]);
 
-  /** For the subscription's onError: ended credentials (a session, a share link) go to `onUnauthorized`. */
+  /** For the subscription's onError: ended credentials (a revoked or expired token) go to `onUnauthorized`. */
   const onError = useCallback(
-    (error: { data?: { code?: string } | null }) => {
+    (error: { data?: { code?: string } | null | undefined }) => {
       if (error.data?.code === "UNAUTHORIZED") onUnauthorized();
     },
     [onUnauthorized],
   );
 
   return { state, apply, connection, onError };
+}
+
+/**
+ * Keeps one subscription open while the component is mounted (and `key` stays the same):
+ * `subscribe` opens it, e.g. `client.trpc.agent.onStatus.subscribe(input, handlers)`.
+ */
+export function usePulseSubscription(key: string, subscribe: () => { unsubscribe(): void }): void {
+  const subscribeRef = useRef(subscribe);
+  useEffect(() => {
+    subscribeRef.current = subscribe;
+  });
+  useEffect(() => {
+    const subscription = subscribeRef.current();
+    return () => subscription.unsubscribe();
+  }, [key]);
 }

@@ -1,4 +1,4 @@
-import type { AgentFeedItem, RunView } from "./trpc/types";
+import type { AgentFeedItem, RunView } from "../types.js";
 
 /** What a dashboard knows about a tenant's runs, built from a snapshot and the events after it. */
 export interface AgentState {

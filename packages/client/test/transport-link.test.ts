@@ -1,10 +1,10 @@
 import { createTRPCClient, TRPCClientError, type Operation, type TRPCLink } from "@trpc/client";
 import { observable, type Observer } from "@trpc/server/observable";
 import { describe, expect, it } from "vitest";
-import type { AppRouter } from "@/server/trpc/root";
-import { TOKEN_EXPIRED } from "@/shared/session-messages";
-import { subscriptionTransportLink, type TransportSwitch } from "./transport-link";
-import type { Transport } from "./transport-machine";
+import type { PulseRouter as AppRouter } from "../src/router.js";
+import { TOKEN_EXPIRED } from "../src/session-messages.js";
+import { subscriptionTransportLink, type TransportSwitch } from "../src/transport-link.js";
+import type { Transport } from "../src/transport-machine.js";
 
 /** A transport link that records each attempt (its op) and lets the test answer it. */
 function scriptedLink() {

@@ -1,8 +1,8 @@
 import type { Operation, OperationLink, TRPCClientError, TRPCLink } from "@trpc/client";
 import type { InferrableClientTypes } from "@trpc/server/unstable-core-do-not-import";
 import { observable, type Unsubscribable } from "@trpc/server/observable";
-import { TOKEN_EXPIRED } from "@/shared/session-messages";
-import type { Transport } from "./transport-machine";
+import { TOKEN_EXPIRED } from "./session-messages.js";
+import type { Transport } from "./transport-machine.js";
 
 /** What the link needs of the page's `ConnectionMonitor`: the transport to use, and where to report streams. */
 export interface TransportSwitch {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { applyAgentItem, emptyAgentState, latestRunByRole, type AgentState } from "./agent-state";
-import type { AgentFeedItem, RunView } from "./trpc/types";
+import { applyAgentItem, emptyAgentState, latestRunByRole, type AgentState } from "../src/state/agent-state.js";
+import type { AgentFeedItem, RunView } from "../src/types.js";
 
 const base = {
   tenantId: "t",
