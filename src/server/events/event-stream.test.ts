@@ -12,6 +12,7 @@ function scriptedRedis() {
   const trimmed: string[] = [];
   const redis = {
     isCluster: false,
+    pulseProbe: async () => [0, null, null, 0],
     pulseAppend: async (...args: (string | number)[]) => {
       // Seven keys, then payload, gate mode, attempt, progress, run id, wake channel, tenant, newest acknowledged id.
       named.push({ tenantId: String(args[13]), lastAppended: String(args[14]) });
