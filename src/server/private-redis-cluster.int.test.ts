@@ -72,12 +72,7 @@ describe("PrivateRedisCluster", () => {
     const keys = new TenantStreamKeys(`failover-${randomUUID().slice(0, 8)}`);
     const stream = new TenantEventStream(client, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
     // A tenant on a master that still has a replica (the test above killed one).
-    let tenant = "";
-    let replica: number | null = null;
-    while (replica === null) {
-      tenant = `t-${randomUUID()}`;
-      replica = await cluster.replicaOf(await cluster.masterOf(keySlot(`{${tenant}}`)));
-    }
+    const { tenant, replica } = await tenantWithReplica();
     const append = async () => {
       const appended = await stream.append(tenant, JSON.stringify({ n: randomUUID() }));
       if (!("id" in appended)) throw new Error("refused");
@@ -135,6 +130,46 @@ describe("PrivateRedisCluster", () => {
     }
   });
 
+  it("an id of a lost tail handed back before anything is appended after the failover resyncs; an id never issued stays unknown", async () => {
+    const keys = new TenantStreamKeys(`lost-tail-${randomUUID().slice(0, 8)}`);
+    const stream = new TenantEventStream(client, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
+    const { tenant, master, replica } = await tenantWithReplica();
+    const append = async () => {
+      const appended = await stream.append(tenant, JSON.stringify({ n: randomUUID() }), undefined, {
+        retryForMs: 30_000,
+      });
+      if (!("id" in appended)) throw new Error("refused");
+      return appended.id;
+    };
+    const kept = [await append(), await append()];
+    await eventually(
+      () => onNode(replica, (node) => node.readonly().then(() => node.xlen(keys.events(tenant)))),
+      (length) => length === 2,
+      "the replica to hold the kept entries",
+    );
+    // The replica stops hearing its master, which acknowledges one more append and dies with it.
+    cluster.freeze(replica);
+    await onNode(master, (node) => node.call("CLIENT", "KILL", "TYPE", "replica"));
+    const lost = await append();
+    await cluster.kill(master);
+    cluster.thaw(replica);
+    await eventually(
+      () => cluster.masterOf(keySlot(`{${tenant}}`)).catch(() => master),
+      (port) => port === replica,
+      "the replica to take over",
+    );
+    await cluster.waitUntilServing();
+    const resolve = (id: string) => resolveCursor({ stream, db: undefined as never }, tenant, id, "lastEventId");
+    expect(await stream.readAfter(tenant, kept[1]!, 10)).toEqual([]);
+    expect(await resolve(kept[1]!)).toEqual({ from: "after", id: kept[1] });
+    expect(await resolve(lost)).toEqual({ from: "resync", reason: "lost" });
+    // An id from the future was never issued, failover or not.
+    await expect(resolve(`${Date.now() + 3_600_000}-0`)).rejects.toThrow("event not found");
+    // Once the promoted replica appends, the hole is marked and the lost id resyncs as before.
+    await append();
+    expect(await resolve(lost)).toEqual({ from: "resync", reason: "trimmed" });
+  });
+
   it("an append sent while its slot has no master for longer than the client retries is sent again until it lands", async () => {
     // A client that gives up after about a second (Pulse's waits ~30 s): the outage below outlasts it.
     const impatient = new Cluster(
@@ -151,14 +186,7 @@ describe("PrivateRedisCluster", () => {
     try {
       const keys = new TenantStreamKeys(`outage-${randomUUID().slice(0, 8)}`);
       const stream = new TenantEventStream(impatient, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
-      let tenant = "";
-      let master = 0;
-      let replica: number | null = null;
-      while (replica === null) {
-        tenant = `t-${randomUUID()}`;
-        master = await cluster.masterOf(keySlot(`{${tenant}}`));
-        replica = await cluster.replicaOf(master);
-      }
+      const { tenant, master, replica } = await tenantWithReplica();
       await stream.append(tenant, JSON.stringify({ n: "before" }));
       const attempts = vi.spyOn(
         impatient as unknown as { pulseAppend(...args: unknown[]): Promise<unknown> },
@@ -184,3 +212,24 @@ describe("PrivateRedisCluster", () => {
     }
   });
 });
+
+/** A connection to one node of the cluster, for what only that node answers (its own clients, a replica's copy). */
+async function onNode<T>(port: number, use: (node: Redis) => Promise<T>): Promise<T> {
+  const node = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  node.on("error", () => {});
+  try {
+    return await use(node);
+  } finally {
+    node.disconnect();
+  }
+}
+
+/** A new tenant id whose slot's master still has a replica to promote (tests here kill masters). */
+async function tenantWithReplica(): Promise<{ tenant: string; master: number; replica: number }> {
+  for (;;) {
+    const tenant = `t-${randomUUID()}`;
+    const master = await cluster.masterOf(keySlot(`{${tenant}}`));
+    const replica = await cluster.replicaOf(master);
+    if (replica !== null) return { tenant, master, replica };
+  }
+}

@@ -9,16 +9,22 @@ import { TenantEventStream, TenantStreamKeys } from "./event-stream";
 function scriptedRedis() {
   let next = 1;
   const named: { tenantId: string; lastAppended: string }[] = [];
+  const trimmed: string[] = [];
   const redis = {
     isCluster: false,
+    pulseProbe: async () => [0, null, null, 0],
     pulseAppend: async (...args: (string | number)[]) => {
       // Seven keys, then payload, gate mode, attempt, progress, run id, wake channel, tenant, newest acknowledged id.
       named.push({ tenantId: String(args[13]), lastAppended: String(args[14]) });
       return [`${next++}-0`, null, null];
     },
-    xlen: async () => 0,
+    // A retention pass starts with XLEN: the keys asked are the tenants trimmed.
+    xlen: async (key: string) => {
+      trimmed.push(key);
+      return 0;
+    },
   };
-  return { redis: redis as unknown as RedisClient, named };
+  return { redis: redis as unknown as RedisClient, named, trimmed };
 }
 
 describe("TenantEventStream's memory of what it appended", () => {
@@ -52,5 +58,37 @@ describe("TenantEventStream's memory of what it appended", () => {
     );
     for (let i = 0; i < 1_000; i++) await stream.append(`tenant-${i}`, "{}");
     expect((stream as unknown as { lastAppended: Map<string, string> }).lastAppended.size).toBe(100);
+  });
+
+  it("keeps when it last trimmed only its most recently appended tenants, a forgotten one trimmed at its next append", async () => {
+    const { redis, trimmed } = scriptedRedis();
+    const keys = new TenantStreamKeys("t");
+    const stream = new TenantEventStream(
+      redis,
+      keys,
+      { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 },
+      { rememberedTenants: 3 },
+    );
+    const trimsOf = async (tenants: string[]) => {
+      trimmed.length = 0;
+      for (const tenantId of tenants) await stream.append(tenantId, "{}");
+      return trimmed.map((key) => tenants.find((t) => keys.events(t) === key));
+    };
+    // A process trims each tenant at its first append, then not again for a minute or 1,000 appends.
+    expect(await trimsOf(["a", "b", "c", "a", "b", "c"])).toEqual(["a", "b", "c"]);
+    // "d" pushes out "a", the least recently appended; "a" comes back as new and pushes out "b".
+    expect(await trimsOf(["d", "c", "a", "c", "d", "b"])).toEqual(["d", "a", "b"]);
+  });
+
+  it("holds its trim schedule for at most its bound of tenants", async () => {
+    const { redis } = scriptedRedis();
+    const stream = new TenantEventStream(
+      redis,
+      new TenantStreamKeys("t"),
+      { maxAgeMs: 60_000, minEvents: 1, maxEvents: 10 },
+      { rememberedTenants: 100 },
+    );
+    for (let i = 0; i < 1_000; i++) await stream.append(`tenant-${i}`, "{}");
+    expect((stream as unknown as { lastTrim: Map<string, unknown> }).lastTrim.size).toBe(100);
   });
 });

@@ -96,7 +96,34 @@ export interface CursorProbe {
   trimmedThrough: string | null;
   /** The first id of the current stream, if it exists. */
   genesis: string | null;
+  /**
+   * On a cluster, when the node serving the stream has not appended to it since another one did
+   * (a failover, before the next append finds it out): an id above the stream's newest entry
+   * and not in the future may be one the old master issued and lost.
+   */
+  lostTailAbove?: string;
 }
+
+/** How far ahead of the serving node's clock a lost id may be (the old master's clock may have run ahead). */
+const CLOCK_SKEW_MS = 60_000;
+
+/**
+ * What `probe` reads, in one step: whether the id is an entry, the trimmed and genesis
+ * markers, whether the stream exists; on a cluster also the newest entry, whether the node
+ * serving it is the one that appended last (see `APPEND`), and the node's clock.
+ */
+const PROBE = `
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1], 'COUNT', 1)
+local result = {#found, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), redis.call('EXISTS', KEYS[1])}
+if ARGV[2] == '1' then
+  local appender = redis.call('GET', KEYS[4])
+  if appender and appender ~= redis.call('CLUSTER', 'MYID') then
+    local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+    result[5] = newest[1] and newest[1][1] or '0-0'
+    result[6] = redis.call('TIME')[1]
+  end
+end
+return result`;
 
 /**
  * A stream that predates the genesis marker: its first ids are unknown, so every id since
@@ -339,6 +366,11 @@ export function nextStreamId(id: string): string {
  * @see https://redis.io/docs/latest/develop/data-types/streams/
  */
 export class TenantEventStream {
+  /**
+   * When each tenant was last trimmed and the appends since, for the tenants appended to most
+   * recently (the same bound and order as `lastAppended`): a forgotten tenant is trimmed at its
+   * next append, as on a process's first.
+   */
   private readonly lastTrim = new Map<string, { at: number; appends: number }>();
   /**
    * The newest id this process was acknowledged, for the tenants it appended to most recently
@@ -349,7 +381,10 @@ export class TenantEventStream {
   private readonly lastAppended = new Map<string, string>();
   private readonly rememberedTenants: number;
 
-  private readonly redis: RedisClient & { pulseAppend(...args: (string | number)[]): Promise<unknown> };
+  private readonly redis: RedisClient & {
+    pulseAppend(...args: (string | number)[]): Promise<unknown>;
+    pulseProbe(...args: string[]): Promise<unknown>;
+  };
   /** Appends then watch for a failover (see `APPEND`): only a cluster names its nodes. */
   private readonly onCluster: boolean;
 
@@ -362,6 +397,7 @@ export class TenantEventStream {
     this.rememberedTenants = options.rememberedTenants ?? 10_000;
     // EVALSHA with a fallback to EVAL: the script travels once per connection, not per event.
     if (!("pulseAppend" in redis)) redis.defineCommand("pulseAppend", { numberOfKeys: 7, lua: APPEND });
+    if (!("pulseProbe" in redis)) redis.defineCommand("pulseProbe", { numberOfKeys: 4, lua: PROBE });
     this.redis = redis as typeof this.redis;
     this.onCluster = redis.isCluster;
   }
@@ -456,27 +492,27 @@ export class TenantEventStream {
 
   /** Whether `id` is an entry of the tenant's stream, with the markers that explain it if not. */
   async probe(tenantId: string, id: string): Promise<CursorProbe> {
-    const results = await this.redis
-      .multi()
-      .xrange(this.keys.events(tenantId), id, id, "COUNT", 1)
-      .get(this.keys.trimmed(tenantId))
-      .get(this.keys.genesis(tenantId))
-      .exists(this.keys.events(tenantId))
-      .exec();
-    if (!results) throw new Error("stream probe was aborted");
-    for (const [error] of results) if (error) throw error;
-    const [entries, trimmed, genesis, streamExists] = results.map(([, value]) => value) as [
-      [string, string[]][],
-      string | null,
-      string | null,
-      number,
-    ];
-    // A stream written before the marker existed has none until its next append.
-    return {
-      exists: entries.length > 0,
+    const [found, trimmed, genesis, streamExists, newest, seconds] = (await this.redis.pulseProbe(
+      this.keys.events(tenantId),
+      this.keys.trimmed(tenantId),
+      this.keys.genesis(tenantId),
+      this.keys.appender(tenantId),
+      id,
+      this.onCluster ? "1" : "",
+    )) as [number, string | null, string | null, number, string?, string?];
+    const probe: CursorProbe = {
+      exists: found > 0,
       trimmedThrough: trimmed,
+      // A stream written before the marker existed has none until its next append.
       genesis: genesis ?? (streamExists ? UNKNOWN_GENESIS : null),
     };
+    if (
+      newest !== undefined &&
+      seconds !== undefined &&
+      Number(id.split("-")[0]) <= Number(seconds) * 1000 + CLOCK_SKEW_MS
+    )
+      probe.lostTailAbove = newest;
+    return probe;
   }
 
   /** Entries after `afterId` (exclusive), oldest first, at most `count`. */
@@ -504,6 +540,8 @@ export class TenantEventStream {
   private trimSoon(tenantId: string): void {
     const state = this.lastTrim.get(tenantId) ?? { at: 0, appends: 0 };
     state.appends += 1;
+    this.lastTrim.delete(tenantId);
+    if (this.lastTrim.size >= this.rememberedTenants) this.lastTrim.delete(this.lastTrim.keys().next().value!);
     this.lastTrim.set(tenantId, state);
     const now = Date.now();
     if (now - state.at < 60_000 && state.appends < 1_000) return;

@@ -57,8 +57,9 @@ export interface FeedQuery<TEvent extends PulseEvent, TSnapshot> {
 /**
  * Decides where a feed resumes from a cursor the client sent back. Only ids the tenant's own
  * stream issued are accepted: an entry of the stream (or the origin), an id trimmed away by
- * retention or lost with the stream (both resync). Anything else, including another
- * tenant's ids, is NOT_FOUND, exactly like an id that never existed.
+ * retention or lost with the stream (both resync), or one a cluster failover may have lost
+ * before anything was appended since (resync; see `CursorProbe.lostTailAbove`). Anything
+ * else, including another tenant's ids, is NOT_FOUND, exactly like an id that never existed.
  */
 export async function resolveCursor(
   deps: { stream: TenantEventStream; db: PrismaClient },
@@ -77,6 +78,9 @@ export async function resolveCursor(
     const trimmed = probe.trimmedThrough === null ? 1 : compareStreamIds(cursor, probe.trimmedThrough);
     if (trimmed === 0) return { from: "after", id: cursor };
     if (trimmed < 0) return { from: "resync", reason: "trimmed" };
+    // Past the newest entry after a failover that nothing has appended since: possibly lost.
+    if (probe.lostTailAbove !== undefined && compareStreamIds(cursor, probe.lostTailAbove) > 0)
+      return { from: "resync", reason: "lost" };
     throw unknown();
   }
   // Older than the stream Redis holds (or it holds none): the tenant's only if it had events

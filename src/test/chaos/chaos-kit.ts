@@ -5,9 +5,11 @@ import type { StreamEntry } from "../../server/events/event-stream";
 import type { SnapshotSource } from "../../server/events/snapshot";
 import { compareStreamIds } from "../../shared/stream-id";
 import { createQuietTenant, startTestPulse, type TestPulse, type TestPulseOptions } from "../harness";
+import type { ChaosCluster } from "./chaos-cluster";
+import type { ChaosLog, ScenarioFigures } from "./chaos-log";
 import { FEED_ROLES } from "./feed-publisher";
 import { feedAccepts, RecorderClient, type RecorderFeed } from "./recorder-client";
-import { auditAgainstStream, auditState, readTenantStream } from "./stream-audit";
+import { auditAgainstStream, auditState, readTenantStream, type StreamTap } from "./stream-audit";
 import { TcpBalancer } from "./tcp-balancer";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -219,6 +221,26 @@ export async function auditRecorders(
           audit,
           recorder.segments.map((g) => `${g.startId}..${g.lastId ?? ""} ×${g.count}`),
         );
+      if (recorder.seqGapSamples.length > 0) {
+        const runIds = recorder.seqGapSamples.flatMap((s) => s.match(/[0-9a-f-]{36}/) ?? []);
+        const rows = await options.source.db.agentRun.findMany({
+          where: { id: { in: runIds } },
+          select: {
+            id: true,
+            agentRole: true,
+            status: true,
+            attempt: true,
+            seq: true,
+            queuedAt: true,
+            startedAt: true,
+            completedAt: true,
+            failedAt: true,
+            updatedAt: true,
+            chainId: true,
+          },
+        });
+        trace("seq gaps", recorder.label, recorder.seqGapSamples, rows);
+      }
       totals.clients += 1;
       totals.deliveries += recorder.tally.events;
       totals.lost += audit.lost;
@@ -248,6 +270,64 @@ export async function auditRecorders(
   } while (Date.now() < deadline);
   totals.stateDiffs = differing.slice(0, 10).map((d) => `${d.label}: ${d.diffs.slice(0, 2).join(" | ")}`);
   return totals;
+}
+
+/** What a scenario's end found: the recorders' audit and the runs left running. */
+export interface ScenarioAudit {
+  totals: AuditTotals;
+  stuck: Awaited<ReturnType<typeof stuckRuns>>;
+}
+
+/** A scenario's figures row without what `auditScenario` fills in from the audit (any of which it may still set). */
+export type ScenarioRow = Omit<ScenarioFigures, "lost" | "duplicated" | "reordered" | "stuckRuns" | "resyncs"> &
+  Partial<ScenarioFigures>;
+
+/**
+ * How a scenario on a `ChaosCluster` ends: its recorders audited against the streams (the
+ * tap's copy when the scenario may lose entries) and the database, its runs checked for any
+ * left running, the recorders closed, its figures row recorded (lost counts seq gaps too),
+ * and then asserted: no publish failed, no run stuck, every client's state as the
+ * database's, and each of `none` zero. The row is recorded before anything is asserted, so
+ * a failing run still shows its figures.
+ */
+export async function auditScenario(options: {
+  cluster: Pick<ChaosCluster, "inspector" | "prefix" | "publisher" | "database">;
+  recorders: ReadonlyMap<string, RecorderClient[]>;
+  tap?: StreamTap;
+  log: ChaosLog;
+  /** The row; `audit` holds the totals and stuck runs for figures of its own (`observed`). */
+  row(audit: ScenarioAudit): ScenarioRow;
+  none: readonly NumericCount[];
+  /** The test publisher's failures, when the scenario has one (none may fail). */
+  publisherFailures?: readonly string[];
+}): Promise<ScenarioAudit> {
+  const { cluster, recorders, tap } = options;
+  const totals = await auditRecorders(
+    {
+      redis: cluster.inspector,
+      prefix: cluster.prefix,
+      source: cluster.publisher.services,
+      ...(tap ? { entries: (t: string) => tap.entries(t), generations: (t: string) => tap.generations(t) } : {}),
+    },
+    recorders,
+  );
+  const stuck = await stuckRuns(cluster.database.prisma, [...recorders.keys()]);
+  const audit = { totals, stuck };
+  trace("audited", totals, { stuck });
+  await Promise.all([...recorders.values()].flat().map((r) => r.close()));
+  options.log.record({
+    lost: totals.lost + totals.seqGaps,
+    duplicated: totals.duplicated,
+    reordered: totals.reordered,
+    stuckRuns: stuck.length,
+    resyncs: totals.resyncs,
+    ...options.row(audit),
+  });
+  if (options.publisherFailures) expect(options.publisherFailures).toEqual([]);
+  expect(stuck).toEqual([]);
+  expect(totals.stateDiffs).toEqual([]);
+  expectNone(totals, options.none);
+  return audit;
 }
 
 /** Runs of these tenants still queued or active: after a scenario ends, each one is stuck. */

@@ -34,11 +34,21 @@ export interface ScenarioFigures {
  */
 export class ChaosLog {
   private readonly scenarios: ScenarioFigures[] = [];
+  private readonly file: string;
+  /**
+   * The scenarios that run a second time on the test Redis Cluster (vitest.config.ts,
+   * `PULSE_TEST_REDIS=cluster`) keep their figures apart: a file and a row of their own.
+   */
+  private readonly onCluster = process.env.PULSE_TEST_REDIS === "cluster";
 
-  constructor(private readonly file: string) {}
+  constructor(file: string) {
+    this.file = this.onCluster ? `${file}.on-cluster` : file;
+  }
 
   record(figures: ScenarioFigures): void {
-    this.scenarios.push(figures);
+    this.scenarios.push(
+      this.onCluster ? { ...figures, scenario: `${figures.scenario} (on a Redis Cluster)` } : figures,
+    );
   }
 
   async save(): Promise<void> {

@@ -12,6 +12,8 @@ import { auditAgainstStream } from "./stream-audit";
 
 const run = { tenantId: "t1", runId: "r1", jobId: "r1", queue: "q", agentRole: "chaos-feed-a", attempt: 1 };
 const at = "2026-01-01T00:00:00.000Z";
+/** The run as a snapshot shows it (the recorder reads its id, counter and attempt). */
+const runView = { id: run.runId, tenantId: run.tenantId, agentRole: run.agentRole, status: "active", steps: [] };
 
 function log(seq: number): PulseEvent {
   return { ...run, type: "agent:log", level: "info", message: `line ${seq}`, seq, at } as PulseEvent;
@@ -67,5 +69,25 @@ describe("the chaos recorder", () => {
     const audit = auditAgainstStream(r, entries);
     expect(audit.lost).toBe(1);
     expect(r.tally.resyncs).toBe(1);
+  });
+
+  it("takes each run's attempt from a resync: an older attempt's event after it is a mix", () => {
+    const r = recorder();
+    r.receive("1-0", { ...log(1), attempt: 1 } as PulseEvent);
+    // The client was away while the run failed and was retried: the resync shows attempt 2.
+    r.receive("5-0", { type: "resync", snapshot: { runs: [{ ...runView, seq: 4, attempt: 2 }] } } as never);
+    r.receive("6-0", { ...log(5), attempt: 1 } as PulseEvent);
+    expect(r.tally.attemptMixes).toBe(1);
+  });
+
+  it("takes each run's counter from a resync: an event the resync already holds is no gap, one past it is", () => {
+    const r = recorder();
+    r.receive("1-0", log(1));
+    r.receive("5-0", { type: "resync", snapshot: { runs: [{ ...runView, seq: 4, attempt: 1 }] } } as never);
+    r.receive("6-0", log(4));
+    r.receive("7-0", log(5));
+    expect(r.tally.seqGaps).toBe(0);
+    r.receive("8-0", log(7));
+    expect(r.tally.seqGaps).toBe(1);
   });
 });

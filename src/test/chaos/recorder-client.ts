@@ -107,6 +107,8 @@ export class RecorderClient {
   };
   readonly segments: Segment[] = [];
   readonly errorMessages: string[] = [];
+  /** The first few seq gaps, described (which run, the counter known and received, the state item before): for diagnosis. */
+  readonly seqGapSamples: string[] = [];
   agentState: AgentState = emptyAgentState;
   contextState: ContextState = { context: null, lastEventId: null };
   lastId: string | null;
@@ -118,12 +120,14 @@ export class RecorderClient {
   readonly closeCodes = new Map<number, number>();
   private readonly recent = new Set<string>();
   private readonly recentOrder: string[] = [];
-  /** The newest attempt each run's events showed. */
+  /** The newest attempt each run showed, in the last snapshot or resync or in an event since. */
   private readonly attempts = new Map<string, number>();
   /** Events delivered per run, by type and attempt, for scenarios that follow single runs. */
   readonly timeline = new Map<string, { type: string; attempt: number; at: number }[]>();
   /** Counted events' change counter per run (or for the context file). */
   private readonly seqs = new Map<string, number>();
+  /** Counter values a run skipped, to tell an event that came late (appended out of counter order) from one never sent. */
+  private readonly skipped = new Map<string, Set<number>>();
   private ws?: ReturnType<typeof createWSClient>;
   private subscription?: { unsubscribe(): void };
   private ended = false;
@@ -146,6 +150,7 @@ export class RecorderClient {
     next.agentState = other.agentState;
     next.contextState = other.contextState;
     for (const [key, seq] of other.seqs) next.seqs.set(key, seq);
+    for (const [runId, attempt] of other.attempts) next.attempts.set(runId, attempt);
     next.hasState = other.hasState;
     return next;
   }
@@ -267,6 +272,8 @@ export class RecorderClient {
         lastId: null,
       });
       this.seqs.clear();
+      this.skipped.clear();
+      this.attempts.clear();
       this.hasState = true;
       this.applyState(id, item);
       return;
@@ -296,7 +303,10 @@ export class RecorderClient {
       if (context) this.seqs.set("context", context.seq);
     } else {
       this.agentState = applyAgentItem(this.agentState, { id, item: item as AgentFeedItem });
-      for (const run of Object.values(this.agentState.runs)) this.seqs.set(run.id, run.seq);
+      for (const run of Object.values(this.agentState.runs)) {
+        this.seqs.set(run.id, run.seq);
+        this.attempts.set(run.id, run.attempt);
+      }
     }
   }
 
@@ -315,9 +325,26 @@ export class RecorderClient {
     }
     // A run the snapshot did not hold was created after it: its first event is seq 1.
     const current = known ?? 0;
-    if (event.seq <= current) return;
-    if (event.seq > current + 1) this.tally.seqGaps += event.seq - current - 1;
+    if (event.seq <= current) {
+      if (this.skipped.get(key)?.delete(event.seq)) this.sampleGap(key, current, event, "arrived late");
+      return;
+    }
+    if (event.seq > current + 1) {
+      this.tally.seqGaps += event.seq - current - 1;
+      this.sampleGap(key, known, event, "skipped");
+      const skipped = this.skipped.get(key) ?? new Set<number>();
+      for (let seq = current + 1; seq < event.seq && skipped.size < 100; seq++) skipped.add(seq);
+      this.skipped.set(key, skipped);
+    }
     this.seqs.set(key, event.seq);
+  }
+
+  private sampleGap(key: string, known: number | undefined, event: PulseEvent, what: string): void {
+    if (this.seqGapSamples.length >= 6) return;
+    const state = [...this.segments].reverse().find((s) => s.kind !== "resume");
+    this.seqGapSamples.push(
+      `${what} ${key}: ${known ?? "not in the last state"} → ${event.seq} (${event.type}${"agentRole" in event ? ` of ${event.agentRole}` : ""}, attempt ${"attempt" in event ? event.attempt : "-"}, at ${this.lastId}; last state: ${state ? `${state.kind} at ${state.startId}` : "none"})`,
+    );
   }
 
   /** A run's events never go back to an older attempt once a newer one showed. */
