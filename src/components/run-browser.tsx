@@ -8,6 +8,7 @@ import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, RoleInfo, RunView } from "@/lib/trpc/types";
 import { useAgentStatus } from "@/lib/trpc/use-agent-status";
 import { useNow } from "@/lib/use-now";
+import { RunHistory } from "./run-history";
 import { RunRow } from "./run-list";
 
 export interface RunBrowserProps {
@@ -47,6 +48,7 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
   const { state } = useAgentStatus({
     onEvent: (event) => {
       if (!cursor && ENDINGS.has(event.type)) void utils.agent.list.invalidate();
+      if (ENDINGS.has(event.type)) void utils.agent.history.invalidate();
     },
   });
   const titles = useMemo(() => Object.fromEntries(roles.map((r) => [r.role, r.title])), [roles]);
@@ -189,6 +191,7 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
           ) : null}
         </nav>
       </section>
+      <RunHistory titles={titles} />
     </div>
   );
 }
