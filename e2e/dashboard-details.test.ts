@@ -1,6 +1,7 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { formatDuration } from "../src/lib/format";
+import { eventually } from "../src/test/harness";
 import { launchChromium } from "./support/browser";
 import { OutsideAgent } from "./support/outside-agent";
 import { PulseProcess } from "./support/pulse-process";
@@ -183,6 +184,14 @@ describe("dashboard details (issue 19, item 9)", () => {
       "chain-context-file-writer",
     ]);
 
+    // The setup chain finishes first: a role of it queued after the digest started would make
+    // the setup chain the one with the newest run again (what agent.latestChain goes by).
+    await eventually(
+      () => api.context.get.query(),
+      (c) => c?.status === "completed",
+      "the setup chain",
+      120_000,
+    );
     const input = { documentId: "doc-1", text: "Pulse shows runs live. Nothing is lost." };
     await api.agent.runChain.mutate({ chain: "digest", input });
     // Live: the card moves to the chain that started.
