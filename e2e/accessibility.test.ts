@@ -114,6 +114,9 @@ describe("accessibility in a real browser", () => {
     await second.agent.report({ type: "agent:failed", error: "the model timed out", willRetry: true });
     await page.locator("[data-testid=run-detail][data-status=retrying]").waitFor();
     await check(page, "run retrying");
+    await page.goto(`${pulse.url}/`);
+    await page.locator(`[data-testid=agent-${OUTSIDE_AGENT}][data-status=retrying]`).waitFor();
+    await check(page, "dashboard retrying");
     await tenant.api.agent.cancel.mutate({ runId: second.runId });
 
     const third = await activeOutsideRun(tenant.api);
@@ -141,6 +144,17 @@ describe("accessibility in a real browser", () => {
       await polling.goto(`${gate.url}/`);
       await polling.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });
       await check(polling, "dashboard polling");
+      const pollingRun = await (await signedIn(browser, pulse, tenant.token, { baseUrl: gate.url })).newPage();
+      await pollingRun.goto(`${gate.url}/runs/${third.runId}`);
+      await pollingRun.locator("[data-testid=run-detail][data-status=failed]").waitFor();
+      await pollingRun.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });
+      await check(pollingRun, "run polling");
+      // The server gone: polls fail, and the pages say real-time updates are unavailable.
+      gate.goDown();
+      await polling.locator("[data-connection=unavailable]").waitFor({ timeout: 30_000 });
+      await check(polling, "dashboard unavailable");
+      await pollingRun.locator("[data-connection=unavailable]").waitFor({ timeout: 30_000 });
+      await check(pollingRun, "run unavailable");
     } finally {
       await gate.stop();
     }

@@ -1,5 +1,7 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { formatDuration } from "../src/lib/format";
+import { eventually } from "../src/test/harness";
 import { launchChromium } from "./support/browser";
 import { OutsideAgent } from "./support/outside-agent";
 import { PulseProcess } from "./support/pulse-process";
@@ -20,6 +22,8 @@ beforeAll(async () => {
     REDIS_URL: inject("redisUrl"),
     DEMO_SPEED: "2",
     EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT,
+    // The adopter's example: a second named chain ("Digest": summarizer, reviewer) beside the demo's setup chain.
+    PULSE_CONFIG: "examples/pulse.config.ts",
   }).start();
 });
 afterAll(async () => {
@@ -101,6 +105,106 @@ describe("dashboard details (issue 19, item 9)", () => {
         "Output: 2 chunks, 10 characters",
         "Completed",
       ]);
+    await context.close();
+  });
+
+  it("shows lifecycle events only on request, opens a finished run's output at its top (a live one's at its end), and counts the run's time from being queued", async () => {
+    const tenant = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("life"), password: PASSWORD, tenantName: "Life Co" });
+    const api = pulse.api(tenant.token);
+    const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
+    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
+    const context = await signedIn(browser, pulse, tenant.token);
+    const page = await context.newPage();
+    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.locator("[data-connection=live]").waitFor();
+    // The agent picks the run up a while after it was queued: its time counts from the queue.
+    await new Promise((r) => setTimeout(r, 2_000));
+    await agent.report({ type: "agent:active" });
+    await agent.report({ type: "agent:step", stepId: "read", name: "Read", status: "started" });
+    for (let i = 1; i <= 60; i++) await agent.report({ type: "agent:output", chunk: `line ${i}\n` });
+    await agent.report({ type: "agent:progress", progress: 60, message: "writing" });
+    const output = page.locator("[data-testid=run-output]");
+    await expect.poll(() => output.textContent()).toContain("line 60");
+    // Live: the output follows its end.
+    const position = () =>
+      output.evaluate((el) => ({ top: el.scrollTop, bottomGap: el.scrollHeight - el.scrollTop - el.clientHeight }));
+    await expect.poll(async () => (await position()).bottomGap).toBeLessThan(2);
+    expect((await position()).top).toBeGreaterThan(0);
+    await agent.report({ type: "agent:completed" });
+    await page.locator("[data-testid=run-detail][data-status=completed]").waitFor();
+
+    const rows = page.locator("[data-testid=timeline-row] span");
+    await expect.poll(async () => (await rows.allTextContents()).length).toBeGreaterThan(4);
+    await page.locator("[data-testid=lifecycle-only]").check();
+    expect((await rows.allTextContents()).filter((text) => text !== "Queued")).toEqual([
+      "Started attempt 1",
+      "Completed",
+    ]);
+    await page.locator("[data-testid=lifecycle-only]").uncheck();
+    expect(await rows.allTextContents()).toContain("Step started: Read");
+
+    // Finished, opened again: the output starts at its top.
+    await page.reload();
+    await page.locator("[data-testid=run-detail][data-status=completed]").waitFor();
+    await expect.poll(() => output.textContent()).toContain("line 60");
+    expect((await position()).top).toBe(0);
+    expect((await position()).bottomGap).toBeGreaterThan(0);
+
+    // Took: from being queued to completed, not from the attempt's start.
+    const run = await api.agent.get.query({ runId });
+    const fromQueue = formatDuration(Date.parse(run.completedAt!) - Date.parse(run.queuedAt));
+    expect(fromQueue).not.toBe(formatDuration(Date.parse(run.completedAt!) - Date.parse(run.startedAt!)));
+    expect(await page.locator("[data-testid=run-detail] [data-testid=run-took]").textContent()).toBe(
+      ` · took ${fromQueue}`,
+    );
+    await page.goto(`${pulse.url}/runs`);
+    expect(
+      await page.locator(`[data-testid=run-row][data-run-id="${runId}"] [data-testid=run-took]`).textContent(),
+    ).toBe(fromQueue);
+    await context.close();
+  });
+
+  it("shows the latest chain of any name on the chain card, with its own title and roles", async () => {
+    const tenant = await pulse
+      .api()
+      .auth.register.mutate({ email: newEmail("digest"), password: PASSWORD, tenantName: "Digest Co" });
+    const api = pulse.api(tenant.token);
+    const context = await signedIn(browser, pulse, tenant.token);
+    const page = await context.newPage();
+    await page.goto(`${pulse.url}/`);
+    await page.locator("[data-connection=live]").waitFor();
+    const card = page.locator("[data-testid=chain-card]");
+    const roles = () => card.locator("li").evaluateAll((items) => items.map((li) => li.getAttribute("data-testid")));
+    expect(await card.locator("h2").textContent()).toBe("Setup chain");
+    expect(await roles()).toEqual([
+      "chain-client-researcher",
+      "chain-competitor-researcher",
+      "chain-context-file-writer",
+    ]);
+
+    // The setup chain finishes first: a role of it queued after the digest started would make
+    // the setup chain the one with the newest run again (what agent.latestChain goes by).
+    await eventually(
+      () => api.context.get.query(),
+      (c) => c?.status === "completed",
+      "the setup chain",
+      120_000,
+    );
+    const input = { documentId: "doc-1", text: "Pulse shows runs live. Nothing is lost." };
+    await api.agent.runChain.mutate({ chain: "digest", input });
+    // Live: the card moves to the chain that started.
+    await expect.poll(() => card.locator("h2").textContent()).toBe("Digest");
+    expect(await roles()).toEqual(["chain-summarizer", "chain-reviewer"]);
+    await page.locator("[data-testid=chain-reviewer][data-status=completed]").waitFor({ timeout: 60_000 });
+    // Read again from the server: the runs carry their chain's name.
+    for (const address of ["/", "/settings/context"]) {
+      await page.goto(`${pulse.url}${address}`);
+      expect(await card.locator("h2").textContent(), address).toBe("Digest");
+      expect(await roles(), address).toEqual(["chain-summarizer", "chain-reviewer"]);
+      expect(await card.getAttribute("aria-label"), address).toBe("Digest");
+    }
     await context.close();
   });
 });

@@ -1,6 +1,7 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countByRule, seriousViolations } from "./support/axe";
+import { formatDuration } from "../src/lib/format";
 import { launchChromium, screenshot } from "./support/browser";
 import { OutsideAgent } from "./support/outside-agent";
 import type { PulseProcess } from "./support/pulse-process";
@@ -57,10 +58,37 @@ function pageErrors(page: Page): string[] {
 const rowIds = (page: Page) =>
   page.locator("[data-testid=run-row]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-run-id")!));
 
-/** The page once it is live: hydrated and subscribed, so rows follow the feed from here on. */
+/** The page once it is live: hydrated and subscribed, so rows follow the feed from here on; its history read. */
 async function openRuns(page: Page, query = "") {
   await page.goto(`${pulse.url}/runs${query}`);
   await page.locator("[data-connection=live]").waitFor();
+  await page.locator("[data-testid=run-history] table").waitFor();
+}
+
+/** The median as PostgreSQL's percentile_cont(0.5) takes it: the middle value, or the mean of the middle two. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The outside agent's history row says what the run list says of its runs: count, success rate, median time. */
+async function expectHistoryRow(page: Page) {
+  const runs = (await tenant.api.agent.list.query({ agentRole: OUTSIDE_AGENT, limit: 100 })).runs;
+  const completed = runs.filter((r) => r.status === "completed");
+  const finished = runs.filter((r) => ["completed", "failed", "cancelled"].includes(r.status));
+  const tookMs = median(completed.map((r) => Date.parse(r.completedAt!) - Date.parse(r.queuedAt)));
+  const row = page.locator(`[data-testid=history-${OUTSIDE_AGENT}]`);
+  await expect.poll(() => row.locator("[data-testid=history-runs]").textContent()).toBe(String(runs.length));
+  expect(await row.locator("[data-testid=history-success]").textContent()).toBe(
+    `${Math.round((completed.length / finished.length) * 100)}%`,
+  );
+  expect(await row.locator("[data-testid=history-median]").textContent()).toBe(formatDuration(tookMs));
+  const bars = await row
+    .locator("[data-runs]")
+    .evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-runs"))));
+  expect(bars).toHaveLength(14);
+  expect(bars.reduce((a, b) => a + b, 0)).toBe(runs.length);
 }
 
 describe("the runs page", () => {
@@ -146,6 +174,24 @@ describe("the runs page", () => {
     await row.and(page.locator("[data-status=active]")).waitFor();
     await agent.report({ type: "agent:completed" });
     await row.and(page.locator("[data-status=completed]")).waitFor();
+    all = (await tenant.api.agent.list.query({ limit: 100 })).runs;
+  });
+
+  it("shows each agent's last 14 days from the database (runs per day, success rate, median time) and follows runs that end", async () => {
+    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    await openRuns(page);
+    await expectHistoryRow(page);
+    const before = Number(
+      await page.locator(`[data-testid=history-${OUTSIDE_AGENT}] [data-testid=history-runs]`).textContent(),
+    );
+    const { runId, reportToken } = await tenant.api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
+    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
+    await agent.report({ type: "agent:active" });
+    await agent.report({ type: "agent:failed", error: "quota exceeded once more" });
+    await expect
+      .poll(() => page.locator(`[data-testid=history-${OUTSIDE_AGENT}] [data-testid=history-runs]`).textContent())
+      .toBe(String(before + 1));
+    await expectHistoryRow(page);
     all = (await tenant.api.agent.list.query({ limit: 100 })).runs;
   });
 

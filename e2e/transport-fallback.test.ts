@@ -4,7 +4,7 @@ import { compareStreamIds } from "../src/shared/stream-id";
 import { applied, launchChromium, recordApplied } from "./support/browser";
 import { OutsideAgent } from "./support/outside-agent";
 import type { PulseProcess } from "./support/pulse-process";
-import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
+import { newEmail, OUTSIDE_AGENT, PASSWORD, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
 import { UpgradeGate } from "./support/upgrade-gate";
 
 /**
@@ -154,6 +154,73 @@ describe("the client's transports in a real browser", () => {
     await page.locator("[data-testid=run-detail][data-status=completed]").waitFor();
     expect(requests.polls).toBe(pollsWhenLive);
     await expectEveryEventOnce(tenant, page, runId);
+    await page.context().close();
+  });
+});
+
+/** Records each text the connection indicator shows (its words, not its button), in order, from the page's first paint. */
+async function recordIndicator(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __indicator: string[] };
+    w.__indicator = [];
+    const note = () => {
+      const text = document.querySelector("[data-testid=connection] > span")?.textContent?.trim() ?? "";
+      if (text && w.__indicator.at(-1) !== text) w.__indicator.push(text);
+    };
+    document.addEventListener("DOMContentLoaded", () => {
+      note();
+      new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+  });
+}
+const indicatorTexts = (page: Page) =>
+  page.evaluate(() => (window as unknown as { __indicator: string[] }).__indicator.slice());
+
+describe("the connection indicator in a real browser", () => {
+  it("on a page that never connected says Connecting…, then that it cannot reach the server, never Reconnecting", async () => {
+    const tenant = await pulse.api().auth.register.mutate({
+      email: newEmail("never"),
+      password: PASSWORD,
+      tenantName: "Never Co",
+    });
+    const proxy = await gate();
+    proxy.block();
+    proxy.bufferStreams();
+    const page = await (await signedIn(browser, pulse, tenant.token, { baseUrl: proxy.url })).newPage();
+    await recordIndicator(page);
+    await page.goto(`${proxy.url}/`);
+    await page.locator("[data-testid=run-list]").waitFor();
+    // The page's polls answer (it is reachable, only not live); then the server goes away.
+    await page.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });
+    proxy.goDown();
+    await page.locator("[data-connection=unavailable]").waitFor({ timeout: 30_000 });
+    const texts = await indicatorTexts(page);
+    expect(texts[0]).toBe("Connecting…");
+    expect(texts.at(-1)).toBe("Cannot reach the server");
+    expect(texts.filter((t) => t.startsWith("Reconnecting"))).toEqual([]);
+    await page.context().close();
+  });
+
+  it("on a page that lost the server says Reconnecting… without a count that climbs, then unavailable, then Live again", async () => {
+    const tenant = await pulse.api().auth.register.mutate({
+      email: newEmail("lost"),
+      password: PASSWORD,
+      tenantName: "Lost Co",
+    });
+    const proxy = await gate();
+    const page = await (await signedIn(browser, pulse, tenant.token, { baseUrl: proxy.url })).newPage();
+    await recordIndicator(page);
+    await page.goto(`${proxy.url}/`);
+    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    proxy.goDown();
+    await page.locator("[data-connection=unavailable]").waitFor({ timeout: 60_000 });
+    proxy.comeBack();
+    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    const texts = await indicatorTexts(page);
+    // It may say Reconnecting… more than once (before unavailable, and when a probe finds the socket again), never with a count.
+    expect([...new Set(texts.filter((t) => t.startsWith("Reconnecting")))]).toEqual(["Reconnecting…"]);
+    expect(texts).toContain("Real-time updates unavailable");
+    expect(texts.at(-1)).toBe("Live ●");
     await page.context().close();
   });
 });

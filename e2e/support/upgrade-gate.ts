@@ -8,6 +8,8 @@ import type { AddressInfo } from "node:net";
  * the open sockets and answers new upgrades 503; `allow()` lets them through again.
  * `bufferStreams()` also holds every `text/event-stream` response back until it ends, as a
  * buffering proxy (or a virus scanner) does, so server-sent events never reach the page.
+ * `goDown()` drops every connection and every new request, as a server that went away;
+ * `comeBack()` passes them again.
  */
 export class UpgradeGate {
   private readonly server: http.Server;
@@ -15,6 +17,7 @@ export class UpgradeGate {
   private readonly streams = new Set<http.ServerResponse>();
   private blocked = false;
   private buffering = false;
+  private down = false;
   refusedUpgrades = 0;
   /** Event-stream responses passed through, and held back by `bufferStreams()`. */
   passedStreams = 0;
@@ -24,6 +27,7 @@ export class UpgradeGate {
   constructor(private readonly target: { host: string; port: number }) {
     const agent = new http.Agent({ keepAlive: true });
     this.server = http.createServer((req, res) => {
+      if (this.down) return void req.socket.destroy();
       const upstream = http.request(
         { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
         (response) => {
@@ -47,6 +51,7 @@ export class UpgradeGate {
       req.pipe(upstream);
     });
     this.server.on("upgrade", (req, socket, head) => {
+      if (this.down) return void socket.destroy();
       if (this.blocked) {
         this.refusedUpgrades += 1;
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -89,6 +94,18 @@ export class UpgradeGate {
 
   allow(): void {
     this.blocked = false;
+  }
+
+  /** Nothing reaches the server from now on: open sockets, streams and connections are cut, new ones dropped. */
+  goDown(): void {
+    this.down = true;
+    for (const tunnel of this.tunnels) tunnel.destroy();
+    for (const stream of this.streams) stream.destroy();
+    this.server.closeAllConnections();
+  }
+
+  comeBack(): void {
+    this.down = false;
   }
 
   /** From now on, event streams reach the page only when they end; the open ones are cut. */

@@ -1,7 +1,7 @@
 "use client";
 
 import Link from "next/link";
-import { formatDuration, quietNotice, runMessage, statusAnnouncement } from "@/lib/format";
+import { formatDuration, quietNotice, runDuration, runMessage, statusAnnouncement } from "@/lib/format";
 import type { RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { ProgressBar } from "./progress-bar";
@@ -54,9 +54,8 @@ export function AgentPanel({
   const status = optimistic ? "queued" : displayStatus(run);
   const busy = optimistic || run?.status === "queued" || run?.status === "active";
   const currentStep = run?.status === "active" ? run.steps.findLast((s) => s.status === "started") : undefined;
-  const started = run?.startedAt ? Date.parse(run.startedAt) : null;
-  const ended = run?.completedAt ?? (run?.status === "failed" ? run.failedAt : null) ?? run?.cancelledAt ?? null;
-  const elapsed = started !== null && (ended || now !== null) ? (ended ? Date.parse(ended) : now!) - started : null;
+  // From being queued, every attempt counted; shown once the run started.
+  const took = run?.startedAt ? runDuration(run, now) : null;
   const quiet = run ? quietNotice(run, now, external ? "agent" : "worker") : null;
   const label = optimistic ? "queued" : statusLabel(run, external);
 
@@ -99,10 +98,10 @@ export function AgentPanel({
             <dd className="text-slate-700">{currentStep.name}</dd>
           </>
         ) : null}
-        {elapsed !== null && !optimistic ? (
+        {took && !optimistic ? (
           <>
-            <dt>{ended ? "Took" : "Elapsed"}</dt>
-            <dd>{formatDuration(elapsed)}</dd>
+            <dt>{took.ended ? "Took" : "Elapsed"}</dt>
+            <dd>{formatDuration(took.ms)}</dd>
           </>
         ) : null}
       </dl>

@@ -1,7 +1,7 @@
 "use client";
 
 import { estimateChainTimeLeft } from "@/lib/chain-estimate";
-import { chainByRole } from "@/lib/current-chain";
+import { chainByRole, chainShown, type ChainInfo } from "@/lib/current-chain";
 import { formatDuration } from "@/lib/format";
 import type { RoleInfo, RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
@@ -20,30 +20,32 @@ const ICON: Record<string, string> = {
 };
 
 /**
- * The setup chain as a chain: each agent with its progress, and the estimated time left.
- * `runs` are the newest chain's (see `currentChain`); runs started by hand are no part of it.
+ * The tenant's latest chain, whichever it is, as a chain: its title, each of its agents with
+ * its progress, and the estimated time left. `runs` are the newest chain's (see
+ * `currentChain`); runs started by hand are no part of it. Before any chain ran: the setup chain.
  */
 export function ChainView({
   roles,
+  chains,
   runs,
   durations,
 }: {
   roles: RoleInfo[];
+  chains: ChainInfo[];
   runs: RunView[];
   durations: Record<string, number>;
 }) {
   const now = useNow();
-  const chain = chainByRole(
-    roles.filter((r) => r.inChain),
-    runs,
-  );
+  const shown = chainShown(chains, roles, runs);
+  const chain = chainByRole(shown?.roles ?? [], runs);
   const running = chain.some(({ run }) => run?.status === "active" || run?.status === "queued");
   const left = now === null ? null : estimateChainTimeLeft(chain, durations, now);
 
+  if (!shown) return null;
   return (
-    <section className="card" aria-label="Setup chain">
+    <section className="card" aria-label={shown.title} data-testid="chain-card">
       <div className="mb-3 flex flex-wrap items-baseline justify-between gap-2">
-        <h2 className="font-semibold">Setup chain</h2>
+        <h2 className="font-semibold">{shown.title}</h2>
         <p className="text-sm text-slate-500" data-testid="chain-eta">
           {running
             ? left === null

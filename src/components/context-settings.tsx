@@ -1,7 +1,7 @@
 "use client";
 
 import { useState } from "react";
-import { currentChain } from "@/lib/current-chain";
+import { currentChain, type ChainInfo } from "@/lib/current-chain";
 import { trpc } from "@/lib/trpc/client";
 import type { ContextView, RoleInfo, RunView } from "@/lib/trpc/types";
 import { usePulseAgents, usePulseContext } from "@pulse/client/react";
@@ -24,13 +24,22 @@ export interface ContextSettingsProps {
   /** The runs of the tenant's newest chain, read with the page. */
   chain: RunView[];
   roles: RoleInfo[];
+  chains: ChainInfo[];
 }
 
 /**
  * The context file page: the setup chain's agents live, then the content and an Approve
  * banner the moment the file is completed, and its approval on every open tab.
  */
-export function ContextSettings({ id, runs, context: initialContext, durations, chain, roles }: ContextSettingsProps) {
+export function ContextSettings({
+  id,
+  runs,
+  context: initialContext,
+  durations,
+  chain,
+  roles,
+  chains,
+}: ContextSettingsProps) {
   const { state } = usePulseAgents({ initial: { id, runs } });
   const { context } = usePulseContext({ initial: { id, context: initialContext } });
   const [error, setError] = useState<string | null>(null);
@@ -44,7 +53,7 @@ export function ContextSettings({ id, runs, context: initialContext, durations, 
 
   return (
     <div className="flex flex-col gap-6">
-      <ChainView roles={roles} runs={chainRuns} durations={durations} />
+      <ChainView roles={roles} chains={chains} runs={chainRuns} durations={durations} />
       <section
         className="card flex flex-col gap-3"
         aria-labelledby="context-file"

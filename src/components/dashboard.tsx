@@ -2,7 +2,7 @@
 
 import { useEffect, useMemo, useState } from "react";
 import { trpc } from "@/lib/trpc/client";
-import { currentChain } from "@/lib/current-chain";
+import { currentChain, type ChainInfo } from "@/lib/current-chain";
 import type { RoleInfo, RunView } from "@/lib/trpc/types";
 import { usePulseAgents } from "@pulse/client/react";
 import { useRunNotifications } from "@/lib/use-run-notifications";
@@ -18,12 +18,14 @@ export interface DashboardProps {
   /** The runs of the tenant's newest chain, read with the page. */
   chain: RunView[];
   roles: RoleInfo[];
+  /** The deployment's named chains, for the chain card's title and roles. */
+  chains: ChainInfo[];
 }
 
 /** A Run click not yet confirmed by the server: set at once, replaced by the subscription. */
 type Pending = { runId?: string };
 
-export function Dashboard({ id, runs, recent, durations, chain, roles }: DashboardProps) {
+export function Dashboard({ id, runs, recent, durations, chain, roles, chains }: DashboardProps) {
   const titles = useMemo(() => Object.fromEntries(roles.map((r) => [r.role, r.title])), [roles]);
   const notifications = useRunNotifications(titles);
   const { state, byRole } = usePulseAgents({ initial: { id, runs }, onEvent: notifications.onEvent });
@@ -80,7 +82,7 @@ export function Dashboard({ id, runs, recent, durations, chain, roles }: Dashboa
 
   return (
     <div className="flex flex-col gap-6">
-      <ChainView roles={roles} runs={chainRuns} durations={typical.data ?? durations} />
+      <ChainView roles={roles} chains={chains} runs={chainRuns} durations={typical.data ?? durations} />
       <div className="grid gap-4 md:grid-cols-3">
         {roles.map((r) => (
           <AgentPanel

@@ -2,12 +2,13 @@
 
 import Form from "next/form";
 import Link from "next/link";
-import { useEffect, useMemo, useRef } from "react";
+import { useEffect, useMemo, useRef, type ReactNode } from "react";
 import { runsHref, STATUS_CHOICES, type RunFilterParams, type RunListInput } from "@/lib/run-filter";
 import { trpc } from "@/lib/trpc/client";
 import type { AgentEvent, RoleInfo, RunView } from "@/lib/trpc/types";
 import { usePulseAgents } from "@pulse/client/react";
 import { useNow } from "@/lib/use-now";
+import { RunHistory } from "./run-history";
 import { RunRow } from "./run-list";
 
 export interface RunBrowserProps {
@@ -47,6 +48,7 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
   const { state } = usePulseAgents({
     onEvent: (event) => {
       if (!cursor && ENDINGS.has(event.type)) void utils.agent.list.invalidate();
+      if (ENDINGS.has(event.type)) void utils.agent.history.invalidate();
     },
   });
   const titles = useMemo(() => Object.fromEntries(roles.map((r) => [r.role, r.title])), [roles]);
@@ -83,8 +85,7 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
         className="card flex flex-wrap items-end gap-3"
         aria-label="Find runs"
       >
-        <div className="flex min-w-48 flex-[2] flex-col gap-1 text-sm">
-          <label htmlFor="runs-q">Search</label>
+        <FilterField id="runs-q" label="Search" wide>
           <input
             className="field"
             type="search"
@@ -98,48 +99,26 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
           <span id="runs-q-help" className="sr-only">
             The start of a run id, an agent&apos;s name, or words of a run&apos;s last message or error
           </span>
-        </div>
-        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
-          <label htmlFor="runs-status">Status</label>
-          <select className="field" id="runs-status" name="status" defaultValue={params.status ?? ""}>
-            <option value="">Any</option>
-            {Object.keys(STATUS_CHOICES).map((s) => (
-              <option key={s} value={s}>
-                {s[0]!.toUpperCase() + s.slice(1)}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
-          <label htmlFor="runs-role">Agent</label>
-          <select className="field" id="runs-role" name="role" defaultValue={params.role ?? ""}>
-            <option value="">Any</option>
-            {roles.map((r) => (
-              <option key={r.role} value={r.role}>
-                {r.title}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
-          <label htmlFor="runs-origin">Started</label>
-          <select className="field" id="runs-origin" name="origin" defaultValue={params.origin ?? ""}>
-            <option value="">Any way</option>
-            {ORIGINS.map((o) => (
-              <option key={o.value} value={o.value}>
-                {o.label}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
-          <label htmlFor="runs-from">From (UTC)</label>
+        </FilterField>
+        <FilterSelect
+          name="status"
+          label="Status"
+          value={params.status}
+          options={Object.keys(STATUS_CHOICES).map((s) => ({ value: s, label: s[0]!.toUpperCase() + s.slice(1) }))}
+        />
+        <FilterSelect
+          name="role"
+          label="Agent"
+          value={params.role}
+          options={roles.map((r) => ({ value: r.role, label: r.title }))}
+        />
+        <FilterSelect name="origin" label="Started" any="Any way" value={params.origin} options={ORIGINS} />
+        <FilterField id="runs-from" label="From (UTC)">
           <input className="field" type="date" id="runs-from" name="from" defaultValue={params.from ?? ""} />
-        </div>
-        <div className="flex min-w-36 flex-1 flex-col gap-1 text-sm">
-          <label htmlFor="runs-to">To (UTC)</label>
+        </FilterField>
+        <FilterField id="runs-to" label="To (UTC)">
           <input className="field" type="date" id="runs-to" name="to" defaultValue={params.to ?? ""} />
-        </div>
+        </FilterField>
         <button type="submit" className="btn">
           Find
         </button>
@@ -189,6 +168,56 @@ export function RunBrowser({ params, input, cursor, page, roles, problems }: Run
           ) : null}
         </nav>
       </section>
+      <RunHistory titles={titles} />
     </div>
+  );
+}
+
+/** One filter of the form: its label above its control, sharing the row's width (`wide`: twice the share). */
+function FilterField({
+  id,
+  label,
+  wide = false,
+  children,
+}: {
+  id: string;
+  label: string;
+  wide?: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <div className={`flex flex-col gap-1 text-sm ${wide ? "min-w-48 flex-[2]" : "min-w-36 flex-1"}`}>
+      <label htmlFor={id}>{label}</label>
+      {children}
+    </div>
+  );
+}
+
+/** A filter chosen from a list, "Any" (or `any`) first; the URL parameter `name` carries it. */
+function FilterSelect({
+  name,
+  label,
+  value,
+  options,
+  any = "Any",
+}: {
+  name: string;
+  label: string;
+  value: string | undefined;
+  options: { value: string; label: string }[];
+  any?: string;
+}) {
+  const id = `runs-${name}`;
+  return (
+    <FilterField id={id} label={label}>
+      <select className="field" id={id} name={name} defaultValue={value ?? ""}>
+        <option value="">{any}</option>
+        {options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </FilterField>
   );
 }

@@ -6,6 +6,7 @@ import {
   droppedOutputNotice,
   formatDuration,
   quietNotice,
+  runDuration,
   runMessage,
   statusAnnouncement,
   stepStatus,
@@ -191,7 +192,8 @@ function RunPanel({
 }) {
   const now = useNow();
   const timelineRef = useStickToBottom<HTMLOListElement>(timeline);
-  const end = run.completedAt ?? (run.status === "failed" ? run.failedAt : null) ?? run.cancelledAt;
+  const [lifecycleOnly, setLifecycleOnly] = useState(false);
+  const took = runDuration(run, now);
   const quiet = quietNotice(run, now, external ? "agent" : "worker");
   const finished = isFinished(run);
 
@@ -228,9 +230,10 @@ function RunPanel({
               <LocalTime iso={run.startedAt} />
             </>
           ) : null}
-          {run.startedAt && (end || now !== null)
-            ? ` · ${end ? "took" : "running for"} ${formatDuration((end ? Date.parse(end) : now!) - Date.parse(run.startedAt))}`
-            : ""}
+          {/* From being queued, every attempt counted. */}
+          {took ? (
+            <span data-testid="run-took">{` · ${took.ended ? "took" : "running for"} ${formatDuration(took.ms)}`}</span>
+          ) : null}
         </p>
         {run.error && (run.status === "failed" || run.willRetry) ? (
           <p className="rounded-md bg-red-50 p-3 text-sm text-bad">{run.error}</p>
@@ -265,6 +268,16 @@ function RunPanel({
       </div>
 
       <TitledCard id="timeline" title="Timeline">
+        <label className="mb-2 inline-flex min-h-6 items-center gap-2 text-sm">
+          <input
+            type="checkbox"
+            className="size-6"
+            checked={lifecycleOnly}
+            onChange={(e) => setLifecycleOnly(e.target.checked)}
+            data-testid="lifecycle-only"
+          />
+          Lifecycle events only
+        </label>
         <ol
           ref={timelineRef}
           className="flex max-h-96 flex-col gap-1 overflow-auto text-sm"
@@ -272,7 +285,7 @@ function RunPanel({
           tabIndex={0}
           aria-label="Timeline events"
         >
-          {timelineRows(timeline).map(({ id, event, output }) => (
+          {timelineRows(timeline, { lifecycleOnly }).map(({ id, event, output }) => (
             <li key={id} className="grid grid-cols-[7rem_1fr] gap-2" data-testid="timeline-row">
               <LocalTime iso={event.at} className="text-slate-500" />
               <span>{output ? describeOutput(output) : describe(event)}</span>
@@ -293,7 +306,8 @@ type LoadOutput = (before: number) => Promise<OutputPage>;
  * demand the earlier parts, back to where the run stopped keeping them.
  */
 function RunOutput({ run, loadOutput }: { run: RunView; loadOutput: LoadOutput }) {
-  const outputRef = useStickToBottom<HTMLPreElement>(run.output);
+  // A live run's output follows its end; a finished run's opens at its top, to be read from the start.
+  const outputRef = useStickToBottom<HTMLPreElement>(run.output, !isFinished(run));
   const [earlier, setEarlier] = useState<{ text: string; start: number; dropped: number } | null>(null);
   const [loading, setLoading] = useState(false);
   const [failure, setFailure] = useState<string | null>(null);

@@ -2,7 +2,7 @@
 
 import Link from "next/link";
 import { useState } from "react";
-import { formatDuration, quietNotice, runMessage } from "@/lib/format";
+import { formatDuration, quietNotice, runDuration, runMessage } from "@/lib/format";
 import type { RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { displayStatus, statusLabel } from "./agent-panel";
@@ -89,10 +89,9 @@ export function RunRow({
   now: number | null;
   detailed?: boolean;
 }) {
-  const end = run.completedAt ?? run.failedAt ?? run.cancelledAt;
   const quiet = quietNotice(run, now, external ? "agent" : "worker");
-  // A failure before the last attempt started is that attempt's, not the run's end.
-  const ended = end && run.startedAt && end >= run.startedAt && run.status !== "queued" && run.status !== "active";
+  // Only a run that ended has a duration here: queued → end, every attempt counted.
+  const took = runDuration(run, null);
   const word = run.status === "failed" && run.error ? run.error : runMessage(run);
   return (
     <li
@@ -109,8 +108,10 @@ export function RunRow({
       </Link>
       <StatusBadge status={displayStatus(run)} label={statusLabel(run, external)} />
       <RelativeTime iso={run.queuedAt} className="text-slate-500" />
-      {ended ? (
-        <span className="text-slate-500">{formatDuration(Date.parse(end) - Date.parse(run.startedAt!))}</span>
+      {took ? (
+        <span className="text-slate-500" data-testid="run-took">
+          {formatDuration(took.ms)}
+        </span>
       ) : null}
       {run.attempt > 1 ? <span className="text-xs text-slate-500">attempt {run.attempt}</span> : null}
       {detailed ? <CopyId id={run.id} /> : null}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chainByRole, currentChain } from "./current-chain";
+import { chainByRole, chainShown, currentChain } from "./current-chain";
 import type { RunView } from "./trpc/types";
 
 const ROLES = [{ role: "client-researcher" }, { role: "competitor-researcher" }, { role: "context-file-writer" }];
@@ -18,6 +18,7 @@ function run(
     queue: "agents",
     jobId: id,
     chainId,
+    chainName: chainId ? "setup" : null,
     status,
     phase: null,
     progress: status === "completed" ? 100 : 0,
@@ -76,5 +77,53 @@ describe("currentChain", () => {
 
   it("is empty for a tenant that never ran a chain, until one starts", () => {
     expect(currentChain([], [run("m", "client-researcher", null, "2026-01-01T10:00:00.000Z")])).toEqual([]);
+  });
+});
+
+describe("chainShown", () => {
+  const CHAINS = [
+    { name: "setup", title: "Setup chain", roles: ROLES.map((r) => r.role), setup: true },
+    { name: "digest", title: "Digest", roles: ["summarizer", "reviewer"], setup: false },
+  ];
+  const TITLES = [
+    { role: "client-researcher", title: "Client researcher" },
+    { role: "summarizer", title: "Summarizer" },
+  ];
+  const digestRun = (id: string, agentRole: string) => ({
+    ...run(id, agentRole, "c9", "2026-01-02T00:00:00.000Z", "active"),
+    chainName: "digest",
+  });
+
+  it("shows the chain its runs are of, with that chain's own title and roles in order, not the setup chain's", () => {
+    expect(chainShown(CHAINS, TITLES, [digestRun("d1", "summarizer")])).toEqual({
+      title: "Digest",
+      roles: [
+        { role: "summarizer", title: "Summarizer" },
+        { role: "reviewer", title: "reviewer" },
+      ],
+    });
+  });
+
+  it("shows the setup chain before any chain ran, and for chain runs from before names were kept", () => {
+    const setup = chainShown(CHAINS, TITLES, []);
+    expect(setup?.title).toBe("Setup chain");
+    expect(setup?.roles.map((r) => r.role)).toEqual(ROLES.map((r) => r.role));
+    const unnamed = { ...run("o1", "client-researcher", "c1", "2026-01-01T00:00:00.000Z"), chainName: null };
+    expect(chainShown(CHAINS, TITLES, [unnamed])?.title).toBe("Setup chain");
+  });
+
+  it("shows a chain the deployment no longer has by its name and its runs' roles; nothing when there is no chain at all", () => {
+    const gone = [
+      { ...digestRun("g1", "fetcher"), chainName: "nightly" },
+      { ...digestRun("g2", "indexer"), chainName: "nightly" },
+    ];
+    expect(chainShown(CHAINS, TITLES, gone)).toEqual({
+      title: "nightly",
+      roles: [
+        { role: "fetcher", title: "fetcher" },
+        { role: "indexer", title: "indexer" },
+      ],
+    });
+    expect(chainShown([], TITLES, [])).toBeNull();
   });
 });

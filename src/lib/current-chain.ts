@@ -1,4 +1,7 @@
-import type { RunView } from "./trpc/types";
+import type { RouterOutputs, RunView } from "./trpc/types";
+
+/** A named chain as `agent.chains` lists it: name, title, roles in order, and whether new tenants start with it. */
+export type ChainInfo = RouterOutputs["agent"]["chains"][number];
 
 /**
  * The runs of the tenant's newest chain as the page knows them now: the chain the server
@@ -23,6 +26,28 @@ export function currentChain(loaded: RunView[], live: RunView[]): RunView[] {
   const merged = loaded.map((r) => ({ ...(fresh.get(r.id) ?? r), chainId: r.chainId }));
   const added = [...fresh.values()].filter((r) => !loadedIds.has(r.id));
   return [...merged, ...added];
+}
+
+/**
+ * The chain the card shows: the one its runs are of (by the name each run keeps), with that
+ * chain's title and roles in order; with no runs yet, the setup chain. A chain run from before
+ * names were kept counts as the setup chain; one the deployment no longer has shows its runs'
+ * roles as they ran. Null when there is nothing to show.
+ */
+export function chainShown<Role extends { role: string; title: string }>(
+  chains: ChainInfo[],
+  roles: Role[],
+  runs: RunView[],
+): { title: string; roles: { role: string; title: string }[] } | null {
+  const named = runs.find((r) => r.chainName)?.chainName ?? null;
+  const chain = named ? chains.find((c) => c.name === named) : chains.find((c) => c.setup);
+  const order = chain?.roles ?? [...new Set(runs.map((r) => r.agentRole))];
+  if (order.length === 0) return null;
+  const titleOf = (role: string) => roles.find((r) => r.role === role)?.title ?? role;
+  return {
+    title: chain?.title ?? named ?? "Setup chain",
+    roles: order.map((role) => ({ role, title: titleOf(role) })),
+  };
 }
 
 /** Each role of the chain with its newest run in it, in the chain's order. */

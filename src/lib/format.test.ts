@@ -6,6 +6,7 @@ import {
   formatTime,
   QUIET_AFTER_MS,
   quietNotice,
+  runDuration,
   runMessage,
   statusAnnouncement,
   stepStatus,
@@ -18,6 +19,33 @@ describe("formatDuration", () => {
     expect(formatDuration(180_000)).toBe("3 min");
     expect(formatDuration(3_720_000)).toBe("1 h 2 min");
     expect(formatDuration(-5)).toBe("0 s");
+  });
+});
+
+describe("runDuration", () => {
+  const queuedAt = "2026-12-04T12:00:00.000Z";
+  const none = { completedAt: null, failedAt: null, cancelledAt: null };
+  const at = (s: number) => new Date(Date.parse(queuedAt) + s * 1000).toISOString();
+
+  it("counts a finished run from being queued to its end, whichever attempt finished it", () => {
+    // Queued at 0, first attempt failed at 40 s, the second started at 70 s and completed at 100 s.
+    const completed = { ...none, status: "completed" as const, queuedAt, failedAt: at(40), completedAt: at(100) };
+    expect(runDuration(completed, null)).toEqual({ ms: 100_000, ended: true });
+    expect(runDuration({ ...none, status: "failed", queuedAt, failedAt: at(65) }, null)).toEqual({
+      ms: 65_000,
+      ended: true,
+    });
+    expect(runDuration({ ...none, status: "cancelled", queuedAt, cancelledAt: at(5) }, Date.now())).toEqual({
+      ms: 5_000,
+      ended: true,
+    });
+  });
+
+  it("goes on counting from being queued while the run waits for its retry or runs its next attempt", () => {
+    const waiting = { ...none, status: "queued" as const, queuedAt, failedAt: at(40) };
+    expect(runDuration(waiting, Date.parse(at(50)))).toEqual({ ms: 50_000, ended: false });
+    expect(runDuration({ ...waiting, status: "active" }, Date.parse(at(90)))).toEqual({ ms: 90_000, ended: false });
+    expect(runDuration(waiting, null)).toBeNull();
   });
 });
 

@@ -69,6 +69,28 @@ export function stepStatus(
   return run.status === "active" && step.attempt === run.attempt ? "started" : "interrupted";
 }
 
+/**
+ * How long a run took, or has taken so far: from being queued to its end, every attempt and
+ * the waits before and between them, as the run list, the panel and the run page all count
+ * it. `ended` is false while it goes on (waiting for a retry included); null when it goes on
+ * and there is no clock yet (the server's render).
+ */
+export function runDuration(
+  run: Pick<RunView, "status" | "queuedAt" | "completedAt" | "failedAt" | "cancelledAt">,
+  now: number | null,
+): { ms: number; ended: boolean } | null {
+  const end =
+    run.status === "completed"
+      ? run.completedAt
+      : run.status === "failed"
+        ? run.failedAt
+        : run.status === "cancelled"
+          ? run.cancelledAt
+          : null;
+  if (end) return { ms: Math.max(0, Date.parse(end) - Date.parse(run.queuedAt)), ended: true };
+  return now === null ? null : { ms: Math.max(0, now - Date.parse(run.queuedAt)), ended: false };
+}
+
 /** Stands where a run's output begins once the run no longer keeps its first `count` characters. */
 export function droppedOutputNotice(count: number): string {
   return `[… ${count} earlier characters dropped]`;

@@ -24,6 +24,31 @@ describe("timelineRows", () => {
     expect(timeline[0]).not.toHaveProperty("output");
   });
 
+  it("keeps only the run's lifecycle when asked: queued, each attempt's start, its failure and its end", () => {
+    const event = (type: string, extra: object = {}) => ({ ...base, type, ...extra }) as unknown as AgentEvent;
+    const timeline = [
+      event("agent:queued"),
+      event("agent:active"),
+      output("ab"),
+      progress("half"),
+      event("agent:step", { stepId: "s", name: "Read", status: "started" }),
+      event("agent:log", { level: "info", message: "x" }),
+      event("agent:failed", { error: "boom", willRetry: true }),
+      event("agent:active", { attempt: 2 }),
+      output("cd"),
+      event("agent:completed"),
+    ].map((e, i) => ({ id: `${i}-0`, event: e }));
+    const types = (rows: ReturnType<typeof timelineRows>) => rows.map((r) => r.event.type);
+    expect(types(timelineRows(timeline, { lifecycleOnly: true }))).toEqual([
+      "agent:queued",
+      "agent:active",
+      "agent:failed",
+      "agent:active",
+      "agent:completed",
+    ]);
+    expect(timelineRows(timeline)).toHaveLength(10);
+  });
+
   it("says a single chunk in characters only", () => {
     expect(describeOutput({ chunks: 1, characters: 23 })).toBe("Output: 23 characters");
   });

@@ -5,14 +5,25 @@ type Entry = RunState["timeline"][number];
 /** A timeline row: one event, or a stretch of streamed output told as one. */
 export type TimelineRow = Entry & { output?: { chunks: number; characters: number } };
 
+/** The events of a run's life: queued, each attempt's start, its end. */
+const LIFECYCLE = new Set<Entry["event"]["type"]>([
+  "agent:queued",
+  "agent:active",
+  "agent:completed",
+  "agent:failed",
+  "agent:cancelled",
+]);
+
 /**
  * The run's timeline as the page lists it: consecutive output chunks are one row ("Output:
  * 12 chunks, 340 characters") at the time of the first, so the steps and progress between
- * them are not lost among "Output: 23 characters" rows.
+ * them are not lost among "Output: 23 characters" rows. `lifecycleOnly` keeps only the
+ * run's life (queued, each attempt started, failed, completed, cancelled).
  */
-export function timelineRows(timeline: readonly Entry[]): TimelineRow[] {
+export function timelineRows(timeline: readonly Entry[], { lifecycleOnly = false } = {}): TimelineRow[] {
   const rows: TimelineRow[] = [];
   for (const entry of timeline) {
+    if (lifecycleOnly && !LIFECYCLE.has(entry.event.type)) continue;
     const last = rows.at(-1);
     if (entry.event.type !== "agent:output") {
       rows.push(entry);

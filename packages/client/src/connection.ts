@@ -22,6 +22,8 @@ export interface ConnectionSnapshot {
   attempt: number;
   /** When the last item reached the page, by any path (ms since epoch). */
   lastItemAt: number | null;
+  /** A transport was connected once since the page loaded: until then an outage is "cannot reach", not "reconnecting". */
+  everConnected: boolean;
 }
 
 /** How long the WebSocket may take to open before the page tries server-sent events. */
@@ -206,11 +208,11 @@ export class ConnectionMonitor {
   }
 
   private status(): ConnectionStatus {
-    const { transport, connected, refreshing, everConnected, wsFailures } = this.machine;
+    const { transport, connected, refreshing, everConnected } = this.machine;
     if (transport === "ws" && (connected || refreshing)) return "live";
     if (transport === "sse" && connected) return "live-http";
     if (transport === "polling") return this.failedPolls >= FAILED_POLLS_UNTIL_UNAVAILABLE ? "unavailable" : "polling";
-    return everConnected || wsFailures > 0 || transport !== "ws" ? "reconnecting" : "connecting";
+    return everConnected ? "reconnecting" : "connecting";
   }
 
   private nextSnapshot(): ConnectionSnapshot {
@@ -220,6 +222,7 @@ export class ConnectionMonitor {
       refreshes: this.refreshes,
       attempt: this.machine.wsFailures,
       lastItemAt: this.lastItemAt,
+      everConnected: this.machine.everConnected,
     };
   }
 
@@ -230,7 +233,8 @@ export class ConnectionMonitor {
       prev.status === next.status &&
       prev.transport === next.transport &&
       prev.attempt === next.attempt &&
-      prev.lastItemAt === next.lastItemAt;
+      prev.lastItemAt === next.lastItemAt &&
+      prev.everConnected === next.everConnected;
     if (!force && same) return;
     this.snapshot = next;
     for (const listener of this.listeners) listener();

@@ -84,6 +84,7 @@ export type PulseRouter = TRPCBuiltRouter<
                   attempt: number;
                   type: "agent:queued";
                   chainId?: undefined | string;
+                  chainName?: undefined | string;
                 } & { seq: number; at: string })
               | ({
                   startedAt: string;
@@ -185,6 +186,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;
@@ -225,6 +227,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;
@@ -282,6 +285,7 @@ export type PulseRouter = TRPCBuiltRouter<
                   attempt: number;
                   type: "agent:queued";
                   chainId?: undefined | string;
+                  chainName?: undefined | string;
                 } & { seq: number; at: string })
               | ({
                   startedAt: string;
@@ -383,6 +387,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;
@@ -423,6 +428,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;
@@ -480,6 +486,7 @@ export type PulseRouter = TRPCBuiltRouter<
             queue: string;
             jobId: string;
             chainId: null | string;
+            chainName: null | string;
             status: "completed" | "failed" | "queued" | "active" | "cancelled";
             phase: null | "starting" | "running" | "completing";
             progress: number;
@@ -521,6 +528,7 @@ export type PulseRouter = TRPCBuiltRouter<
           queue: string;
           jobId: string;
           chainId: null | string;
+          chainName: null | string;
           status: "completed" | "failed" | "queued" | "active" | "cancelled";
           phase: null | "starting" | "running" | "completing";
           progress: number;
@@ -579,6 +587,7 @@ export type PulseRouter = TRPCBuiltRouter<
           queue: string;
           jobId: string;
           chainId: null | string;
+          chainName: null | string;
           status: "completed" | "failed" | "queued" | "active" | "cancelled";
           phase: null | "starting" | "running" | "completing";
           progress: number;
@@ -610,6 +619,20 @@ export type PulseRouter = TRPCBuiltRouter<
         meta: object;
       }>;
       durations: TRPCQueryProcedure<{ input: void; output: { [key: string]: number }; meta: object }>;
+      history: TRPCQueryProcedure<{
+        input: undefined | { days?: undefined | number; utcOffsetMinutes?: undefined | number };
+        output: Array<{
+          role: string;
+          perDay: Array<{ day: string; runs: number }>;
+          runs: number;
+          completed: number;
+          failed: number;
+          cancelled: number;
+          successRate: null | number;
+          medianMs: null | number;
+        }>;
+        meta: object;
+      }>;
       roles: TRPCQueryProcedure<{
         input: void;
         output: Array<{ role: string; title: string; external?: undefined | boolean; inChain?: undefined | boolean }>;
@@ -627,6 +650,7 @@ export type PulseRouter = TRPCBuiltRouter<
             queue: string;
             jobId: string;
             chainId: null | string;
+            chainName: null | string;
             status: "completed" | "failed" | "queued" | "active" | "cancelled";
             phase: null | "starting" | "running" | "completing";
             progress: number;
@@ -677,6 +701,7 @@ export type PulseRouter = TRPCBuiltRouter<
             queue: string;
             jobId: string;
             chainId: null | string;
+            chainName: null | string;
             status: "completed" | "failed" | "queued" | "active" | "cancelled";
             phase: null | "starting" | "running" | "completing";
             progress: number;
@@ -719,6 +744,7 @@ export type PulseRouter = TRPCBuiltRouter<
           queue: string;
           jobId: string;
           chainId: null | string;
+          chainName: null | string;
           status: "completed" | "failed" | "queued" | "active" | "cancelled";
           phase: null | "starting" | "running" | "completing";
           progress: number;
@@ -761,6 +787,7 @@ export type PulseRouter = TRPCBuiltRouter<
             queue: string;
             jobId: string;
             chainId: null | string;
+            chainName: null | string;
             status: "completed" | "failed" | "queued" | "active" | "cancelled";
             phase: null | "starting" | "running" | "completing";
             progress: number;
@@ -963,6 +990,7 @@ export type PulseRouter = TRPCBuiltRouter<
           queue: string;
           jobId: string;
           chainId: null | string;
+          chainName: null | string;
           status: "completed" | "failed" | "queued" | "active" | "cancelled";
           phase: null | "starting" | "running" | "completing";
           progress: number;
@@ -1009,6 +1037,7 @@ export type PulseRouter = TRPCBuiltRouter<
                   attempt: number;
                   type: "agent:queued";
                   chainId?: undefined | string;
+                  chainName?: undefined | string;
                 } & { seq: number; at: string })
               | ({
                   startedAt: string;
@@ -1110,6 +1139,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;
@@ -1150,6 +1180,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;
@@ -1221,6 +1252,7 @@ export type PulseRouter = TRPCBuiltRouter<
                   attempt: number;
                   type: "agent:queued";
                   chainId?: undefined | string;
+                  chainName?: undefined | string;
                 } & { seq: number; at: string })
               | ({
                   startedAt: string;
@@ -1322,6 +1354,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;
@@ -1362,6 +1395,7 @@ export type PulseRouter = TRPCBuiltRouter<
                       queue: string;
                       jobId: string;
                       chainId: null | string;
+                      chainName: null | string;
                       status: "completed" | "failed" | "queued" | "active" | "cancelled";
                       phase: null | "starting" | "running" | "completing";
                       progress: number;

@@ -20,6 +20,7 @@ function run(overrides: Partial<RunView> = {}): RunView {
     queue: "client-researcher",
     jobId: "r1",
     chainId: null,
+    chainName: null,
     status: "active",
     phase: "running",
     progress: 40,

@@ -153,8 +153,12 @@ export class AgentRun {
     const completed = await this.publish({ type: "agent:completed", completedAt: new Date().toISOString(), ...next });
     this.log.debug({ durationMs: this.elapsedMs(), ...next }, "agent run completed");
     if (!completed || !nextAgent) return;
-    const { chainId, input } = this.job.data;
-    await this.deps.runs.start(this.run.tenantId, nextAgent, { ...(chainId ? { chainId } : {}), chain: rest, input });
+    const { chainId, chainName, input } = this.job.data;
+    await this.deps.runs.start(this.run.tenantId, nextAgent, {
+      ...(chainId ? { chainId, ...(chainName ? { chainName } : {}) } : {}),
+      chain: rest,
+      input,
+    });
   }
 
   /**

@@ -48,10 +48,13 @@ describe("a deployment's own chains", () => {
         (rows) => rows.length === 2 && rows.every((r) => r.status === "completed"),
         "the digest chain to complete",
       );
-      expect(runs.map((r) => [r.agentRole, r.chainId, r.input])).toEqual([
-        ["summarizer", started.chainId, input],
-        ["reviewer", started.chainId, input],
+      // Each run keeps its chain's name, the second one too (started by the worker when the first completed).
+      expect(started.run.chainName).toBe("digest");
+      expect(runs.map((r) => [r.agentRole, r.chainId, r.chainName, r.input])).toEqual([
+        ["summarizer", started.chainId, "digest", input],
+        ["reviewer", started.chainId, "digest", input],
       ]);
+      expect((await client.trpc.agent.latestChain.query()).map((r) => r.chainName)).toEqual(["digest", "digest"]);
       // The digest chain does not write the context file: starting it marked none pending.
       expect(await client.trpc.context.get.query()).toBeNull();
     } finally {

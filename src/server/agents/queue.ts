@@ -7,6 +7,8 @@ export interface AgentJobData {
   tenantId: string;
   runId: string;
   chainId?: string;
+  /** The named chain `chainId` is a run of. */
+  chainName?: string;
   /** Roles still to run after this one, in order (the rest of the chain). */
   chain: string[];
   input: Record<string, unknown>;

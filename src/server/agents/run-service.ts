@@ -24,6 +24,8 @@ import { encodeRunCursor, roleNames, runSearchStatement, type RunSearch } from "
 
 export interface StartRunOptions {
   chainId?: string;
+  /** The named chain the run belongs to (kept on the run, so the chain card knows its roles and title). */
+  chainName?: string;
   /** Roles to run after this one, each started when the previous completes. */
   chain?: string[];
   input?: Record<string, unknown>;
@@ -98,7 +100,12 @@ export class RunService {
     const chain = this.setupChain();
     if (!chain) return null;
     const [first, ...rest] = chain.roles as [string, ...string[]];
-    const options = { chainId: randomUUID(), chain: rest, input: await this.chainInput(tenantId, chain) };
+    const options = {
+      chainId: randomUUID(),
+      chainName: chain.name,
+      chain: rest,
+      input: await this.chainInput(tenantId, chain),
+    };
     const run = await this.insert(tenantId, first, options, { onlyIfFirst: true });
     return run ? { chainId: options.chainId, run: await this.announce(run, options) } : null;
   }
@@ -179,6 +186,7 @@ export class RunService {
           agentRole,
           queue: agentRole,
           chainId: options.chainId ?? null,
+          chainName: options.chainId ? (options.chainName ?? null) : null,
           input: input as object,
         },
       });
@@ -250,6 +258,7 @@ export class RunService {
       attempt: 1,
       queuedAt: run.queuedAt.toISOString(),
       ...(run.chainId ? { chainId: run.chainId } : {}),
+      ...(run.chainName ? { chainName: run.chainName } : {}),
     });
     const external = this.isExternal(agentRole);
     if (!external) {
@@ -257,6 +266,7 @@ export class RunService {
         tenantId,
         runId: run.id,
         ...(options.chainId ? { chainId: options.chainId } : {}),
+        ...(options.chainId && options.chainName ? { chainName: options.chainName } : {}),
         chain: options.chain ?? [],
         // As the role's schema parsed it, defaults filled in.
         input: (run.input ?? {}) as Record<string, unknown>,
@@ -280,6 +290,7 @@ export class RunService {
     const chainId = randomUUID();
     const run = await this.start(tenantId, first, {
       chainId,
+      chainName: name,
       chain: rest,
       input: input ?? (await this.chainInput(tenantId, chain)),
     });
@@ -323,6 +334,7 @@ export class RunService {
     const job = await this.deps.queues.get(run.agentRole).getJob(run.jobId);
     return this.start(tenantId, run.agentRole, {
       ...(run.chainId ? { chainId: run.chainId } : {}),
+      ...(run.chainName ? { chainName: run.chainName } : {}),
       chain: job?.data.chain ?? [],
       input: (run.input ?? {}) as Record<string, unknown>,
     });

@@ -76,6 +76,8 @@ export const agentQueuedSchema = z.object({
   ...agentEventBase,
   queuedAt: isoDate,
   chainId: id.optional(),
+  /** The named chain of `chainId` (pulse.config's chains). */
+  chainName: agentRoleSchema.optional(),
 });
 
 export const agentActiveSchema = z.object({

@@ -27,6 +27,8 @@ export interface RunView {
   queue: string;
   jobId: string;
   chainId: string | null;
+  /** The named chain the run belongs to; null on its own, or for chain runs from before names were kept. */
+  chainName: string | null;
   status: RunStatus;
   phase: RunPhase | null;
   progress: number;
@@ -111,6 +113,7 @@ export function toRunView(run: RunRow & { steps?: RunStep[] }, output?: OutputPa
     queue: run.queue,
     jobId: run.jobId,
     chainId: run.chainId,
+    chainName: run.chainName,
     status: run.status,
     phase: run.phase,
     progress: run.progress,

@@ -47,14 +47,15 @@ async function agentSnapshot() {
 
 export async function dashboardData() {
   const caller = await api();
-  const [{ id, runs }, recent, durations, chain, roles] = await Promise.all([
+  const [{ id, runs }, recent, durations, chain, roles, chains] = await Promise.all([
     agentSnapshot(),
     caller.agent.list({ limit: 20 }),
     caller.agent.durations(),
     caller.agent.latestChain(),
     caller.agent.roles(),
+    caller.agent.chains(),
   ]);
-  return { id, runs, recent: recent.runs, durations, chain, roles };
+  return { id, runs, recent: recent.runs, durations, chain, roles, chains };
 }
 
 /**
@@ -111,13 +112,14 @@ export async function contextPageData() {
   const caller = await api();
   // The runs' id comes first, so it is no newer than the context file's snapshot either.
   const { id, runs } = await agentSnapshot();
-  const [context, durations, chain, roles] = await Promise.all([
+  const [context, durations, chain, roles, chains] = await Promise.all([
     caller.context.events({ limit: 1 }),
     caller.agent.durations(),
     caller.agent.latestChain(),
     caller.agent.roles(),
+    caller.agent.chains(),
   ]);
   const first = context.items[0]?.item;
   if (first?.type !== "snapshot") throw new Error("context.events without a cursor answers with a snapshot");
-  return { id, runs, context: first.snapshot.context, durations, chain, roles };
+  return { id, runs, context: first.snapshot.context, durations, chain, roles, chains };
 }

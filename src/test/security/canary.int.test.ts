@@ -290,6 +290,7 @@ describe("tenant isolation under canaries", () => {
         expectClean("agent.roles", await call("agent.roles", undefined, a));
         expectClean("agent.chains", await call("agent.chains", smuggled, a));
         expectClean("agent.durations", await call("agent.durations", undefined, a));
+        expectClean("agent.history", await call("agent.history", { ...smuggled, days: 31 }, a));
         expectClean("agent.latestChain", await call("agent.latestChain", undefined, a));
         // B's run has links, but A is shown none of them.
         const links = await call("share.list", { runId }, a);

@@ -119,6 +119,13 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
     [{ q: "a\u0000" }, "q"],
     [{ origin: "anywhere" }, "origin"],
   ],
+  "agent.history": [
+    [{ days: 0 }, "days"],
+    [{ days: 32 }, "days"],
+    [{ days: 1.5 }, "days"],
+    [{ utcOffsetMinutes: 841 }, "utcOffsetMinutes"],
+    [{ utcOffsetMinutes: "540" }, "utcOffsetMinutes"],
+  ],
   "agent.get": [
     [{ runId: "" }, "runId"],
     [{ runId: "r".repeat(129) }, "runId"],

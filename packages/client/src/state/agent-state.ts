@@ -19,6 +19,7 @@ function newRun(event: AgentEvent): RunView {
     queue: event.queue,
     jobId: event.jobId,
     chainId: event.type === "agent:queued" ? (event.chainId ?? null) : null,
+    chainName: event.type === "agent:queued" ? (event.chainName ?? null) : null,
     status: "queued",
     phase: null,
     progress: 0,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { chainTitle } from "../../agents/chains";
+import { readRunHistory, runHistoryInput } from "../../agents/run-history";
 import { runListInput } from "../../agents/run-search";
 import type { StartedRun } from "../../agents/run-service";
 import { startNamedChain } from "../../agents/tenant-setup";
@@ -168,6 +169,14 @@ export const agentRouter = router({
 
   /** Median duration per role of the tenant's recent completed runs (ms), for time-left estimates. */
   durations: authedProcedure.query(({ ctx }) => ctx.services.runs.typicalDurations(ctx.session.tenantId)),
+
+  /**
+   * Per role, the tenant's runs of the last `days` days (14 by default): runs per day of the
+   * viewer's (`utcOffsetMinutes`), completed of those finished, median queued → completed.
+   */
+  history: authedProcedure
+    .input(runHistoryInput.default({ days: 14, utcOffsetMinutes: 0 }))
+    .query(({ ctx, input }) => readRunHistory(ctx.services.db, ctx.session.tenantId, input)),
 
   /** The agent roles this deployment can run: Pulse's own (marked when in the setup chain), then those run outside it. */
   roles: authedProcedure.query(({ ctx }): RoleInfo[] => {

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "AgentRun" ADD COLUMN     "chainName" TEXT;
