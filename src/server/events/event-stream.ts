@@ -49,7 +49,7 @@ export class TenantStreamKeys {
    * Pulse before per-tenant channels rang one global `${prefix}:wake`: during a rolling
    * upgrade an old reader hears no wake from a new appender and finds its entries by its
    * one-second sweep, and a new reader finds an old appender's entries by its rolling check
-   * (see README, "Running on several machines": upgrade workers first).
+   * (see docs/DEPLOYMENT.md, "Running on several machines": upgrade workers first).
    *
    * @see https://redis.io/docs/latest/develop/interact/pubsub/#sharded-pubsub
    */

@@ -539,6 +539,46 @@ describe("agent.events, the polling twin (guarantee 4)", () => {
     expect(fresh.items[0]!.id).toBe(fresh.cursor);
   });
 
+  it("a filtered poll past other runs' events answers an empty page with more=true, and the next pages hold the run's events", async () => {
+    const { c, watched: all } = await watchingTenant();
+    const start = all.items[0]!.id;
+    // Run A fills the stream with more events than one filtered poll scans (10 pages of `limit` 1) ...
+    await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(14);
+    ticker.finish();
+    await eventually(
+      () => all.events().filter(completed).length,
+      (n) => n === 1,
+      "run A's completion",
+    );
+    // ... before run B, the one polled, says anything.
+    const { runId } = await c.trpc.agent.run.mutate({ agentRole: ticker.role });
+    ticker.tick(2);
+    ticker.finish();
+    await eventually(
+      () => all.events().filter(completed).length,
+      (n) => n === 2,
+      "run B's completion",
+    );
+    const expected = all.events().filter((i) => (i.data as { runId?: string }).runId === runId);
+    expect(expected.length).toBeGreaterThan(2);
+
+    const first = await c.trpc.agent.events.query({ runId, cursor: start, limit: 1 });
+    expect(first.items).toEqual([]);
+    expect(first.more).toBe(true);
+    expect(compareStreamIds(first.cursor, start)).toBe(1);
+
+    // The rule a poller follows: while `more`, ask again at once with the returned cursor.
+    const polled: TrackedItem[] = [];
+    let page = first;
+    for (let pages = 0; page.more && pages < 100; pages++) {
+      page = await c.trpc.agent.events.query({ runId, cursor: page.cursor, limit: 1 });
+      polled.push(...page.items.map((i) => ({ id: i.id, data: i.item as TrackedItem["data"] })));
+    }
+    expect(page.more).toBe(false);
+    expect(polled).toEqual(expected);
+  });
+
   it("a cursor older than the retained stream gets a resync item, and paging goes on after it", async () => {
     const { tenant, c, watched: all, runId } = await watchedTicks(6);
     expect(await app.pulse.services.stream.trim(tenant.tenantId)).toBe(5);

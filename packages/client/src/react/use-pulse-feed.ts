@@ -1,20 +1,11 @@
 "use client";
 
 import { useCallback, useEffect, useRef, useState } from "react";
+import { startPolling, type FeedEntry, type FeedPage } from "../poller.js";
 import { compareStreamIds } from "../stream-id.js";
 import { usePulseClient, usePulseConnection } from "./provider.js";
 
-export interface FeedEntry<TItem> {
-  id: string;
-  item: TItem;
-}
-
-export interface FeedPage<TItem> {
-  items: FeedEntry<TItem>[];
-  cursor: string;
-  /** The server has more after `cursor`: poll again at once. */
-  more: boolean;
-}
+export type { FeedEntry, FeedPage } from "../poller.js";
 
 const POLL_INTERVAL_MS = 2_000;
 
@@ -78,31 +69,26 @@ export function usePulseFeed<TItem extends { type: string }, TState extends { la
   const polling = connection.status === "polling" || connection.status === "unavailable";
   useEffect(() => {
     if (!polling) return;
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const poll = async () => {
-      let caughtUp = true;
-      try {
-        const page = await optionsRef.current.fetchPage(pollCursor.current ?? undefined);
-        if (stopped) return;
+    return startPolling<TItem>({
+      fetchPage: (cursor) => optionsRef.current.fetchPage(cursor),
+      cursor: () => pollCursor.current,
+      onPage: (page) => {
         for (const entry of page.items) apply(entry);
-        // The page's cursor also passes events the filter left out; `more` says later ones wait, even after an empty page.
-        caughtUp = !page.more;
+        // The page's cursor also passes events the filter left out, even when it is empty.
         if (pollCursor.current === null || compareStreamIds(page.cursor, pollCursor.current) > 0)
           pollCursor.current = page.cursor;
         monitor.pollSucceeded();
-      } catch (error) {
-        if (stopped) return;
-        if ((error as { data?: { code?: string } }).data?.code === "UNAUTHORIZED") return onUnauthorized();
+      },
+      onError: (error) => {
+        if ((error as { data?: { code?: string } }).data?.code === "UNAUTHORIZED") {
+          onUnauthorized();
+          return "stop";
+        }
         monitor.pollFailed();
-      }
-      if (!stopped) timer = setTimeout(() => void poll(), caughtUp ? POLL_INTERVAL_MS : 0);
-    };
-    void poll();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
+        return "retry";
+      },
+      intervalMs: POLL_INTERVAL_MS,
+    });
   }, [polling, connection.refreshes, apply, monitor, onUnauthorized]);
 
   /** For the subscription's onError: ended credentials (a revoked or expired token) go to `onUnauthorized`. */

@@ -1,0 +1,50 @@
+export interface FeedEntry<TItem> {
+  id: string;
+  item: TItem;
+}
+
+/** One page of a feed's polling twin (`agent.events`, `context.events`, `share.events`). */
+export interface FeedPage<TItem> {
+  items: FeedEntry<TItem>[];
+  cursor: string;
+  /** The server has more after `cursor`: poll again at once (the page may even be empty). */
+  more: boolean;
+}
+
+export interface PollerOptions<TItem> {
+  fetchPage: (cursor: string | undefined) => Promise<FeedPage<TItem>>;
+  /** Where the next page starts. */
+  cursor: () => string | null;
+  /** Applies a page's items and takes its cursor. */
+  onPage: (page: FeedPage<TItem>) => void;
+  /** A page that failed: `"stop"` ends polling (ended credentials), `"retry"` polls again after the interval. */
+  onError: (error: unknown) => "stop" | "retry";
+  intervalMs: number;
+}
+
+/**
+ * Polls a feed's query twin until stopped: again at once while a page says `more`, since a
+ * filtered page may be empty while later pages hold its events; after `intervalMs` once caught
+ * up or after a failure. Returns the function that stops it.
+ */
+export function startPolling<TItem>(options: PollerOptions<TItem>): () => void {
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const poll = async () => {
+    let caughtUp = true;
+    try {
+      const page = await options.fetchPage(options.cursor() ?? undefined);
+      if (stopped) return;
+      options.onPage(page);
+      caughtUp = !page.more;
+    } catch (error) {
+      if (stopped || options.onError(error) === "stop") return;
+    }
+    if (!stopped) timer = setTimeout(() => void poll(), caughtUp ? options.intervalMs : 0);
+  };
+  void poll();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

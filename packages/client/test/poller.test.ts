@@ -1,0 +1,69 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { startPolling, type FeedPage } from "../src/poller.js";
+
+const INTERVAL_MS = 2_000;
+
+/** A poller over scripted pages (the last one repeats), recording each cursor it asked with. */
+function poller(pages: FeedPage<string>[], fail: (call: number) => unknown = () => null) {
+  const asked: (string | undefined)[] = [];
+  const applied: string[] = [];
+  let cursor: string | null = null;
+  let errors = 0;
+  const stop = startPolling<string>({
+    fetchPage: async (from) => {
+      asked.push(from);
+      const error = fail(asked.length);
+      if (error) throw error;
+      return pages[Math.min(asked.length, pages.length) - 1]!;
+    },
+    cursor: () => cursor,
+    onPage: (page) => {
+      applied.push(...page.items.map((i) => i.item));
+      cursor = page.cursor;
+    },
+    onError: (error) => (errors++, (error as { stop?: boolean }).stop ? "stop" : "retry"),
+    intervalMs: INTERVAL_MS,
+  });
+  return { asked, applied, stop, errors: () => errors };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("startPolling", () => {
+  it("asks again at once after an empty page with more=true, from its cursor, and waits the interval once caught up", async () => {
+    const { asked, applied, stop } = poller([
+      { items: [], cursor: "10-0", more: true },
+      { items: [{ id: "12-0", item: "b" }], cursor: "12-0", more: false },
+    ]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(asked).toEqual([undefined, "10-0"]);
+    expect(applied).toEqual(["b"]);
+
+    await vi.advanceTimersByTimeAsync(INTERVAL_MS - 1);
+    expect(asked).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(asked).toEqual([undefined, "10-0", "12-0"]);
+    stop();
+    await vi.advanceTimersByTimeAsync(INTERVAL_MS * 3);
+    expect(asked).toHaveLength(3);
+  });
+
+  it("waits the interval after a failed page, and stops for good when told to", async () => {
+    const failing = poller([{ items: [], cursor: "1-0", more: false }], (call) => (call === 1 ? new Error("x") : null));
+    await vi.advanceTimersByTimeAsync(INTERVAL_MS - 1);
+    expect(failing.asked).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(failing.asked).toEqual([undefined, undefined]);
+    failing.stop();
+
+    const ended = poller([{ items: [], cursor: "1-0", more: false }], () => ({ stop: true }));
+    await vi.advanceTimersByTimeAsync(INTERVAL_MS * 3);
+    expect(ended.asked).toHaveLength(1);
+    expect(ended.errors()).toBe(1);
+  });
+});
