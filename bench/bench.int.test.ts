@@ -98,7 +98,7 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   expect(result.pulsePublisher).toBe(
     databaseUrl ? "worker process (PostgreSQL)" : "in the server process (PGlite: no PostgreSQL reachable)",
   );
-  expect(result.socketIoPublish).toBe("bridge");
+  expect(result.socketIoPublish).toBe("emitter");
   expect(result.scenarios.map((s) => s.name)).toEqual(SMOKE_PLAN.scenarios.map((s) => s.name));
   expectEveryDelivery(result, DESIGNS);
   for (const design of DESIGNS) {
@@ -136,10 +136,14 @@ test("the bench's smoke run delivers every event to every subscriber of every de
 
 // The path is the publisher's choice alone (`competitorPublisher`); what a run can show is
 // that the emitter's path delivers too, and that the JSON names the path it was asked for.
-test("with --socket-io-publish=emitter, Socket.IO still delivers every event, and the JSON says the emitter was used", async () => {
-  const result = await smokeRun(["--only=socket-io", "--scenarios=narrow", "--socket-io-publish=emitter"]);
+test.each(["bridge", "emitter-postgres"])(
+  "with --socket-io-publish=%s, Socket.IO still delivers every event, and the JSON names the path",
+  async (path) => {
+    const result = await smokeRun(["--only=socket-io", "--scenarios=narrow", `--socket-io-publish=${path}`]);
 
-  expect(result.socketIoPublish).toBe("emitter");
-  expect(result.scenarios.map((s) => s.name)).toEqual(["narrow"]);
-  expectEveryDelivery(result, ["socket-io"]);
-}, 300_000);
+    expect(result.socketIoPublish).toBe(path);
+    expect(result.scenarios.map((s) => s.name)).toEqual(["narrow"]);
+    expectEveryDelivery(result, ["socket-io"]);
+  },
+  300_000,
+);
