@@ -1,6 +1,7 @@
 import type { BenchResult, BenchSummary, ScenarioResult, StepResult, TargetCheck } from "./bench-result";
 import type { LatencySummary } from "./delivery-ledger";
 import { DESIGN_TITLES, type Design } from "./workload";
+import { median } from "./statistics";
 
 /**
  * Turns a run's figures into what people read: the summary (maximum sustainable rates,
@@ -349,12 +350,45 @@ export function targetsTable(targets: TargetCheck[], markdown = false): string {
   return table(rows, markdown);
 }
 
-/** Latency (p99 solid, p50 dashed) against offered deliveries/s, one panel per scenario, log-log. */
+/** A load step over the repetitions: median latencies, the p99's min–max, passed only if every repetition passed. */
+export type MergedStep = StepResult & { p99Band: { min: number; max: number }; repetitions: number };
+
+/** One panel per scenario name: each design's steps at each offered load, merged over the repetitions. */
+export function mergeRepetitions(
+  scenarios: ScenarioResult[],
+): { name: string; description: string; steps: MergedStep[] }[] {
+  const names = [...new Set(scenarios.map((s) => s.name))];
+  return names.map((name) => {
+    const runs = scenarios.filter((s) => s.name === name);
+    const groups = new Map<string, StepResult[]>();
+    for (const step of runs.flatMap((r) => r.steps)) {
+      const key = `${step.design} ${step.offeredDeliveriesPerSecond}`;
+      groups.set(key, [...(groups.get(key) ?? []), step]);
+    }
+    const steps = [...groups.values()].map((group): MergedStep => {
+      const p99s = group.map((s) => s.latency.p99);
+      return {
+        ...group[0]!,
+        latency: { ...group[0]!.latency, p50: median(group.map((s) => s.latency.p50)), p99: median(p99s) },
+        passed: group.every((s) => s.passed),
+        p99Band: { min: Math.min(...p99s), max: Math.max(...p99s) },
+        repetitions: group.length,
+      };
+    });
+    return { name, description: runs[0]!.description, steps };
+  });
+}
+
+/**
+ * Latency (median p99 solid, median p50 dashed, the p99's min–max over the repetitions as a
+ * band) against offered deliveries/s, one panel per scenario, log-log.
+ */
 export function latencyChart(result: BenchResult): string {
   const panelW = 470;
   const panelH = 330;
   const margin = { left: 58, right: 16, top: 44, bottom: 46 };
-  const width = panelW * Math.max(1, result.scenarios.length) + 20;
+  const panels = mergeRepetitions(result.scenarios);
+  const width = panelW * Math.max(1, panels.length) + 20;
   const legendRows = Math.ceil(result.designs.length / 2);
   const height = panelH + 24 + legendRows * 20 + 22;
   const parts: string[] = [];
@@ -362,13 +396,13 @@ export function latencyChart(result: BenchResult): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
   );
   parts.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
-  result.scenarios.forEach((scenario, index) => {
+  panels.forEach((scenario, index) => {
     const x0 = 10 + index * panelW;
     const plotW = panelW - margin.left - margin.right;
     const plotH = panelH - margin.top - margin.bottom;
     const left = x0 + margin.left;
     const xs = scenario.steps.map((s) => s.offeredDeliveriesPerSecond);
-    const ys = scenario.steps.flatMap((s) => [s.latency.p50, s.latency.p99]).filter((v) => v > 0);
+    const ys = scenario.steps.flatMap((s) => [s.latency.p50, s.p99Band.min, s.p99Band.max]).filter((v) => v > 0);
     if (xs.length === 0 || ys.length === 0) return;
     const [xMin, xMax] = [Math.min(...xs) / 1.2, Math.max(...xs) * 1.2];
     const [yMin, yMax] = [
@@ -424,13 +458,20 @@ export function latencyChart(result: BenchResult): string {
             (s, i) => `${i ? "L" : "M"}${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.latency[key]).toFixed(1)}`,
           )
           .join(" ");
+      const band = [
+        ...steps.map((s) => `${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.p99Band.max).toFixed(1)}`),
+        ...[...steps]
+          .reverse()
+          .map((s) => `${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.p99Band.min).toFixed(1)}`),
+      ];
+      parts.push(`<polygon points="${band.join(" ")}" fill="${color}" opacity="0.15" stroke="none"/>`);
       parts.push(
         `<path d="${path("p50")}" fill="none" stroke="${color}" stroke-width="1.2" stroke-dasharray="3 3" opacity="0.8"/>`,
       );
       parts.push(`<path d="${path("p99")}" fill="none" stroke="${color}" stroke-width="2"/>`);
       for (const s of steps) {
         parts.push(
-          `<circle cx="${sx(s.offeredDeliveriesPerSecond).toFixed(1)}" cy="${sy(s.latency.p99).toFixed(1)}" r="3.5" fill="${s.passed ? color : "#ffffff"}" stroke="${color}" stroke-width="1.5"><title>${escapeXml(`${design} at ${fmtRate(s.offeredDeliveriesPerSecond)}/s: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms${s.passed ? "" : ` (failed: ${s.failure ?? ""})`}`)}</title></circle>`,
+          `<circle cx="${sx(s.offeredDeliveriesPerSecond).toFixed(1)}" cy="${sy(s.latency.p99).toFixed(1)}" r="3.5" fill="${s.passed ? color : "#ffffff"}" stroke="${color}" stroke-width="1.5"><title>${escapeXml(`${design} at ${fmtRate(s.offeredDeliveriesPerSecond)}/s: median p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms (${s.p99Band.min}–${s.p99Band.max} over ${s.repetitions})${s.passed ? "" : ` (failed: ${s.failure ?? ""})`}`)}</title></circle>`,
         );
       }
     }
@@ -445,7 +486,7 @@ export function latencyChart(result: BenchResult): string {
     parts.push(`<text x="${lx + 28}" y="${ly}" fill="#111827">${escapeXml(DESIGN_TITLES[design])}</text>`);
   });
   parts.push(
-    `<text x="${10 + 58}" y="${legendTop + legendRows * 20 + 4}" fill="#6b7280">solid: p99 · dashed: p50 · hollow dot: the step failed (p99 over the bound, or not everything delivered) · ${escapeXml(result.startedAt.slice(0, 10))}</text>`,
+    `<text x="${10 + 58}" y="${legendTop + legendRows * 20 + 4}" fill="#6b7280">medians over the repetitions · solid: p99 (band: its min–max) · dashed: p50 · hollow dot: some repetition failed the step · ${escapeXml(result.startedAt.slice(0, 10))}</text>`,
   );
   parts.push("</svg>");
   return parts.join("\n");

@@ -21,9 +21,10 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-/** Median and min–max of the figures that exist; null when none does. */
+/** Median and min–max of the figures that exist (null, undefined and NaN do not); null when none does. */
 export function spreadOf(values: readonly (number | null | undefined)[]): Spread | null {
-  const present = values.filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  // Infinity stays: it stands for a failed figure (e.g. a p99 of a step that lost events) and must reach the worse end.
+  const present = values.filter((v): v is number => typeof v === "number" && !Number.isNaN(v));
   if (present.length === 0) return null;
   return { median: median(present), min: Math.min(...present), max: Math.max(...present), n: present.length };
 }
