@@ -170,7 +170,12 @@ export class BenchHarness {
       publisher = pulse ? this.spawn("pulse publisher", "bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
       await publisher.request(
         "init",
-        { design, redisUrl: this.redisServer.url, socketIoPublish: this.args.socketIoPublish },
+        {
+          design,
+          redisUrl: this.redisServer.url,
+          socketIoPublish: this.args.socketIoPublish,
+          databaseUrl: this.database.url,
+        },
         180_000,
       );
     }

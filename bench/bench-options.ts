@@ -6,9 +6,10 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 /**
  * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
  * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,idle` (any of them), `--out=<json file>`,
- * `--database-url=<postgres url>|none`, `--no-docs`, `--socket-io-publish=bridge|emitter` (how
- * the Socket.IO design's events reach it: seed 000's BullMQ bridge, the default, or the
- * redis-emitter shortcut); `--profile`: the load scenarios only
+ * `--database-url=<postgres url>|none`, `--repetitions=N`, `--soak-seconds=S`, `--no-docs`, `--socket-io-publish=emitter|emitter-postgres|bridge`
+ * (how the Socket.IO design's events reach it: `@socket.io/redis-emitter`, the default and
+ * its cheapest way; the emitter after a write to PostgreSQL, as Pulse persists; or seed
+ * 000's BullMQ bridge, see `SOCKET_IO_PUBLISH`); `--profile`: the load scenarios only
  * (Pulse only unless `--only` says otherwise), with CPU profiles of the server and publisher
  * processes over the load steps in .data/bench/profile/ (read them with
  * `tsx bench/profile-summary.ts <file>`); `--heap`: the idle scenario only, 1,000
@@ -25,6 +26,10 @@ export interface BenchOptions {
   heap: boolean;
   docs: boolean;
   socketIoPublish: SocketIoPublish;
+  /** Overrides the plan's soak (`--soak-seconds=3` for a quick look; 60 in a full run). */
+  soakSeconds: number | null;
+  /** Overrides the plan's repetitions (`--repetitions=N`). */
+  repetitions: number | null;
 }
 
 export function parseArgs(argv: string[]): BenchOptions {
@@ -40,6 +45,8 @@ export function parseArgs(argv: string[]): BenchOptions {
     "heap",
     "no-docs",
     "socket-io-publish",
+    "soak-seconds",
+    "repetitions",
   ];
   for (const arg of argv) {
     const name = arg.replace(/^--/, "").split("=")[0]!;
@@ -52,11 +59,18 @@ export function parseArgs(argv: string[]): BenchOptions {
     if (!DESIGNS.includes(design as Design))
       throw new Error(`--only: unknown design "${design}" (known: ${DESIGNS.join(", ")})`);
   }
-  const socketIoPublish = value("socket-io-publish") ?? "bridge";
+  const socketIoPublish = value("socket-io-publish") ?? "emitter";
   if (!SOCKET_IO_PUBLISH.includes(socketIoPublish as SocketIoPublish)) {
     throw new Error(`--socket-io-publish: unknown way "${socketIoPublish}" (known: ${SOCKET_IO_PUBLISH.join(", ")})`);
   }
   const database = value("database-url");
+  const number = (name: string) => {
+    const text = value(name);
+    if (text === undefined) return null;
+    const parsed = Number(text);
+    if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`--${name}: "${text}" is not a positive number`);
+    return parsed;
+  };
   const smoke = flag("smoke");
   const profile = flag("profile");
   const heap = flag("heap");
@@ -77,7 +91,9 @@ export function parseArgs(argv: string[]): BenchOptions {
       !profile &&
       !heap &&
       scenarios === undefined &&
-      socketIoPublish === "bridge",
+      socketIoPublish === "emitter",
     socketIoPublish: socketIoPublish as SocketIoPublish,
+    soakSeconds: number("soak-seconds"),
+    repetitions: number("repetitions"),
   };
 }

@@ -1,6 +1,6 @@
 /**
- * How much load the bench offers, and for how long: the full run (`npm run bench`, about
- * ten minutes on two cores) and the smoke run (`--smoke`, seconds, in `npm test`).
+ * How much load the bench offers, and for how long: the full run (`npm run bench`, see
+ * docs/BENCHMARK.md for its duration) and the smoke run (`--smoke`, seconds, in `npm test`).
  */
 
 export type ScenarioName = "wide" | "narrow";
@@ -41,6 +41,15 @@ export interface BenchPlan {
    */
   refineSaturation: boolean;
   /**
+   * How many times each scenario runs, designs interleaved within each and their order
+   * rotated from one repetition to the next; the tables show the median and the spread.
+   */
+  repetitions: number;
+  /** How long each design publishes at its maximum to confirm it (`--soak-seconds` overrides). */
+  soakMs: number;
+  /** Latency is compared at these fractions of the weaker design's maximum (Pulse vs Socket.IO). */
+  comparisonFractions: number[];
+  /**
    * A step that fails on timing alone (p99 over the bound, deliveries still missing after the
    * drain) while other work and the hypervisor together took at least `cores` is run again,
    * up to `reruns` times, before it counts: on a shared virtual machine, a neighbour's burst
@@ -70,7 +79,12 @@ export const FULL_PLAN: BenchPlan = {
   p99BoundMs: 250,
   stopAtSaturation: true,
   refineSaturation: true,
-  disturbance: { cores: 0.1, reruns: 2 },
+  repetitions: 5,
+  soakMs: 60_000,
+  comparisonFractions: [0.25, 0.5, 0.75],
+  // One try for every step, passing or failing: the repetitions carry the noise, and a
+  // rerun only for failures would inflate every design's maximum.
+  disturbance: { cores: 0.1, reruns: 0 },
   scenarioBudgetMs: 270_000,
   scenarios: [
     {
@@ -106,6 +120,10 @@ export const SMOKE_PLAN: BenchPlan = {
   p99BoundMs: 250,
   stopAtSaturation: false,
   refineSaturation: false,
+  // Two repetitions, a short soak, the comparison loads: the statistics' path, with tiny numbers.
+  repetitions: 2,
+  soakMs: 500,
+  comparisonFractions: [0.25, 0.5, 0.75],
   // The smoke run checks deliveries, not capacity: it reports what happened, once.
   disturbance: { cores: 0.1, reruns: 0 },
   scenarioBudgetMs: 60_000,

@@ -1,3 +1,4 @@
+import type { RepeatedSummary } from "./repetitions";
 import type { BenchPlan, ScenarioName, ScenarioPlan } from "./bench-plan";
 import type { DeliveryCounts, LatencySummary } from "./delivery-ledger";
 import type { ThroughputOutcome } from "./open-loop";
@@ -23,7 +24,10 @@ export interface BenchResult {
   idle: IdleResult[];
   publishThroughput: (ThroughputOutcome & { chains: number }) | null;
   polling: PollingCost | null;
+  /** Detail of single steps (the last repetition wins where names repeat); the headline is `repeated`. */
   summary: BenchSummary;
+  /** The headline: medians and spreads over the repetitions, targets at the worse end. */
+  repeated: RepeatedSummary;
 }
 
 export interface MachineInfo {
@@ -92,7 +96,14 @@ export interface DisturbedRun {
 /** A scenario as it was planned (its ladder aside: the steps say what ran) and what it gave. */
 export interface ScenarioResult extends Omit<ScenarioPlan, "eventRates"> {
   connect: ConnectResult[];
+  /** Which repetition of the scenario this is (0-based), and the order its designs connected and stepped in first. */
+  repetition: number;
+  order: Design[];
   steps: StepResult[];
+  /** Each design at its maximum (its highest passed step) for the soak's duration: confirmed if this passes too. */
+  soaks: StepResult[];
+  /** Every design at fractions (`fraction`) of the weaker of Pulse's and Socket.IO's maxima of this repetition. */
+  atLoads: (StepResult & { fraction: number })[];
   /** Designs still passing when the ladder or the time budget ran out: their maximum is at least their last step. */
   unsaturated: Design[];
 }

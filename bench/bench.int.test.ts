@@ -5,8 +5,10 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect, inject, test } from "vitest";
+import { skippedWithoutPostgres } from "../src/test/chaos/chaos-log";
 import { SMOKE_PLAN } from "./bench-plan";
 import type { BenchResult } from "./bench-result";
+import { interleavedOrder } from "./statistics";
 import { DESIGNS, type Design } from "./workload";
 
 const run = promisify(execFile);
@@ -84,6 +86,35 @@ function expectEveryDelivery(result: BenchResult, designs: readonly Design[]): v
 }
 
 /**
+ * The statistics' path ran: each design with a maximum soaked at it, every design measured
+ * at each fraction of the weaker maximum, and the repeated summary has a median and spread
+ * for each maximum and a verdict row per target. Figures are timings, never asserted.
+ */
+function expectRepeatedPath(result: BenchResult, designs: readonly Design[]): void {
+  expect(result.repeated.repetitions).toBe(SMOKE_PLAN.repetitions);
+  expect(result.repeated.spread).toBe("min–max");
+  for (const scenario of result.scenarios) {
+    const what = `${scenario.name} repetition ${scenario.repetition}`;
+    const withMax = designs.filter((d) => scenario.steps.some((s) => s.design === d && s.passed));
+    expect(scenario.soaks.map((s) => s.design).sort(), what).toEqual([...withMax].sort());
+    for (const soak of scenario.soaks) {
+      expect(soak.delivered + soak.superseded, what).toBe(soak.expected);
+      expect(soak.events, what).toBeGreaterThanOrEqual(
+        Math.round((soak.offeredEventsPerSecond * SMOKE_PLAN.soakMs) / 1000),
+      );
+    }
+    if (withMax.length === 0) continue;
+    expect([...new Set(scenario.atLoads.map((s) => s.fraction))], what).toEqual(SMOKE_PLAN.comparisonFractions);
+    for (const step of scenario.atLoads) expect(step.missing + step.duplicates, what).toBe(0);
+  }
+  for (const name of new Set(result.scenarios.map((s) => s.name))) {
+    for (const design of designs)
+      expect(result.repeated.scenarios[name]!.maxima, `${name} ${design}`).toHaveProperty(design);
+    expect(result.repeated.targets.map((t) => t.name)).toContain(`${name}: max deliveries/s, Pulse ÷ Socket.IO`);
+  }
+}
+
+/**
  * `npm run bench` in smoke mode (seconds, a few subscribers per design): it still runs end
  * to end, every design delivers every event to every subscriber exactly once (Pulse
  * included, through its real worker publish path), and the JSON carries every figure the
@@ -98,9 +129,17 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   expect(result.pulsePublisher).toBe(
     databaseUrl ? "worker process (PostgreSQL)" : "in the server process (PGlite: no PostgreSQL reachable)",
   );
-  expect(result.socketIoPublish).toBe("bridge");
-  expect(result.scenarios.map((s) => s.name)).toEqual(SMOKE_PLAN.scenarios.map((s) => s.name));
+  expect(result.socketIoPublish).toBe("emitter");
+  // Every scenario once per repetition, the designs' order rotated from one to the next.
+  const names = SMOKE_PLAN.scenarios.map((s) => s.name);
+  expect(result.scenarios.map((s) => [s.repetition, s.name])).toEqual(
+    Array.from({ length: SMOKE_PLAN.repetitions }, (_, r) => names.map((name) => [r, name])).flat(),
+  );
+  expect(result.scenarios.map((s) => s.order[0])).toEqual(
+    result.scenarios.map((s) => interleavedOrder(DESIGNS, s.repetition)[0]),
+  );
   expectEveryDelivery(result, DESIGNS);
+  expectRepeatedPath(result, DESIGNS);
   for (const design of DESIGNS) {
     const idle = result.idle.find((i) => i.design === design)!;
     const connections = SMOKE_PLAN.idle.tenants * SMOKE_PLAN.idle.subscribersPerTenant;
@@ -136,10 +175,37 @@ test("the bench's smoke run delivers every event to every subscriber of every de
 
 // The path is the publisher's choice alone (`competitorPublisher`); what a run can show is
 // that the emitter's path delivers too, and that the JSON names the path it was asked for.
-test("with --socket-io-publish=emitter, Socket.IO still delivers every event, and the JSON says the emitter was used", async () => {
-  const result = await smokeRun(["--only=socket-io", "--scenarios=narrow", "--socket-io-publish=emitter"]);
+test.each(["bridge"])(
+  "with --socket-io-publish=%s, Socket.IO still delivers every event, and the JSON names the path",
+  async (path) => {
+    const result = await smokeRun([
+      "--only=socket-io",
+      "--scenarios=narrow",
+      "--repetitions=1",
+      `--socket-io-publish=${path}`,
+    ]);
 
-  expect(result.socketIoPublish).toBe("emitter");
-  expect(result.scenarios.map((s) => s.name)).toEqual(["narrow"]);
-  expectEveryDelivery(result, ["socket-io"]);
-}, 300_000);
+    expect(result.socketIoPublish).toBe(path);
+    expect(new Set(result.scenarios.map((s) => s.name))).toEqual(new Set(["narrow"]));
+    expectEveryDelivery(result, ["socket-io"]);
+  },
+  300_000,
+);
+
+// Socket.IO "with persistence" writes to the PostgreSQL that Pulse's processes share; PGlite is one process's.
+const databaseUrl = inject("databaseUrl");
+test.skipIf(!databaseUrl)(
+  `with --socket-io-publish=emitter-postgres, Socket.IO persists steps and logs and still delivers every event${skippedWithoutPostgres(databaseUrl)}`,
+  async () => {
+    const result = await smokeRun([
+      "--only=socket-io",
+      "--scenarios=narrow",
+      "--repetitions=1",
+      "--socket-io-publish=emitter-postgres",
+    ]);
+
+    expect(result.socketIoPublish).toBe("emitter-postgres");
+    expectEveryDelivery(result, ["socket-io"]);
+  },
+  300_000,
+);

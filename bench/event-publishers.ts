@@ -1,6 +1,7 @@
 import { Emitter } from "@socket.io/redis-emitter";
 import { Queue, type Job } from "bullmq";
 import { Redis } from "ioredis";
+import pg from "pg";
 import type { EventBus } from "../src/server/events/bus";
 import type { PublishOne } from "./open-loop";
 import {
@@ -91,25 +92,44 @@ export function socketIoBridgePublisher(redisUrl: string): EventPublisher {
 }
 
 /**
- * A shortcut around seed 000's bridge: `@socket.io/redis-emitter` publishes
- * `io.to(room).emit(...)` from the worker straight onto the adapter's Redis channel. One
- * Redis hop and no BullMQ on the way: the cheapest way events can reach Socket.IO servers
- * (`npm run bench -- --socket-io-publish=emitter`).
+ * Socket.IO fed its cheapest way (the bench's default): `@socket.io/redis-emitter`
+ * publishes `io.to(room).emit(...)` from the worker straight onto the adapter's Redis
+ * channel. One Redis hop, no BullMQ. With `persist` (`--socket-io-publish=emitter-postgres`),
+ * each step and log event (not progress, which Pulse keeps in Redis) is first inserted into a steps/logs table of the same PostgreSQL database
+ * Pulse writes to, so "with persistence" compares like for like with Pulse's publish.
  *
  * @see https://socket.io/docs/v4/redis-adapter/#emitter
  */
-export function socketIoEmitterPublisher(redisUrl: string): EventPublisher {
+export function socketIoEmitterPublisher(redisUrl: string, persist: pg.Pool | null): EventPublisher {
   const redis = new Redis(redisUrl);
   const emitter = new Emitter(redis);
   const stamp = stamper();
+  const ready = persist?.query(
+    "CREATE TABLE IF NOT EXISTS socket_io_run_event (run_id text NOT NULL, seq integer NOT NULL, type text NOT NULL, payload jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, seq))",
+  );
   return {
-    forTenants: async (tenants) => (seq, tenant, run, intendedUs) => {
-      const target = runOf(tenants, tenant, run);
-      const event = stamp(target, seq, intendedUs);
-      emitter.to(`tenant:${target.tenantId}`).emit(event.type as string, event);
-      return true;
+    forTenants: async (tenants) => {
+      await ready;
+      return async (seq, tenant, run, intendedUs) => {
+        const target = runOf(tenants, tenant, run);
+        const event = stamp(target, seq, intendedUs);
+        // As Pulse's bus: steps and logs are rows; progress lives in Redis only.
+        if (persist && event.type !== "agent:progress") {
+          await persist.query("INSERT INTO socket_io_run_event (run_id, seq, type, payload) VALUES ($1, $2, $3, $4)", [
+            target.runId,
+            event.seq,
+            event.type,
+            JSON.stringify(event),
+          ]);
+        }
+        emitter.to(`tenant:${target.tenantId}`).emit(event.type as string, event);
+        return true;
+      };
     },
-    close: async () => void redis.disconnect(),
+    close: async () => {
+      redis.disconnect();
+      await persist?.end();
+    },
   };
 }
 
@@ -131,7 +151,12 @@ export function competitorPublisher(
   design: Exclude<Design, "pulse">,
   redisUrl: string,
   socketIo: SocketIoPublish,
+  databaseUrl: string | null,
 ): EventPublisher {
   if (design !== "socket-io") return pubSubPublisher(design, redisUrl);
-  return socketIo === "bridge" ? socketIoBridgePublisher(redisUrl) : socketIoEmitterPublisher(redisUrl);
+  if (socketIo === "bridge") return socketIoBridgePublisher(redisUrl);
+  if (socketIo === "emitter") return socketIoEmitterPublisher(redisUrl, null);
+  if (!databaseUrl) throw new Error("--socket-io-publish=emitter-postgres needs PostgreSQL (--database-url)");
+  // As many connections as Pulse's worker pool would use by default.
+  return socketIoEmitterPublisher(redisUrl, new pg.Pool({ connectionString: databaseUrl, max: 10 }));
 }

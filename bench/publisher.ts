@@ -28,7 +28,7 @@ function target(design: Design): PublishOne {
 answerRequests({
   "profile-start": () => profiler.start(),
   "profile-stop": (payload: { file: string }) => profiler.stop(payload.file),
-  async init(init: { design: Design; redisUrl: string; socketIoPublish: SocketIoPublish }) {
+  async init(init: { design: Design; redisUrl: string; socketIoPublish: SocketIoPublish; databaseUrl: string | null }) {
     if (init.design === "pulse") {
       const env = loadEnv();
       booted = await bootPulse(env, createLogger(env.LOG_LEVEL, "bench-publisher"), {
@@ -37,7 +37,9 @@ answerRequests({
       });
       publishers.set("pulse", { publisher: pulsePublisher(booted.pulse.services.bus) });
     } else {
-      publishers.set(init.design, { publisher: competitorPublisher(init.design, init.redisUrl, init.socketIoPublish) });
+      publishers.set(init.design, {
+        publisher: competitorPublisher(init.design, init.redisUrl, init.socketIoPublish, init.databaseUrl),
+      });
     }
     return {};
   },

@@ -45,6 +45,10 @@ function scenario(steps: StepResult[], unsaturated: Design[] = []): ScenarioResu
   return {
     name: "narrow",
     description: "",
+    repetition: 0,
+    order: [],
+    soaks: [],
+    atLoads: [],
     tenants: 100,
     subscribersPerTenant: SUBSCRIBERS,
     runsPerTenant: 2,

@@ -1,6 +1,7 @@
 import type { BenchResult, BenchSummary, ScenarioResult, StepResult, TargetCheck } from "./bench-result";
 import type { LatencySummary } from "./delivery-ledger";
 import { DESIGN_TITLES, type Design } from "./workload";
+import { median } from "./statistics";
 
 /**
  * Turns a run's figures into what people read: the summary (maximum sustainable rates,
@@ -349,12 +350,45 @@ export function targetsTable(targets: TargetCheck[], markdown = false): string {
   return table(rows, markdown);
 }
 
-/** Latency (p99 solid, p50 dashed) against offered deliveries/s, one panel per scenario, log-log. */
+/** A load step over the repetitions: median latencies, the p99's min–max, passed only if every repetition passed. */
+export type MergedStep = StepResult & { p99Band: { min: number; max: number }; repetitions: number };
+
+/** One panel per scenario name: each design's steps at each offered load, merged over the repetitions. */
+export function mergeRepetitions(
+  scenarios: ScenarioResult[],
+): { name: string; description: string; steps: MergedStep[] }[] {
+  const names = [...new Set(scenarios.map((s) => s.name))];
+  return names.map((name) => {
+    const runs = scenarios.filter((s) => s.name === name);
+    const groups = new Map<string, StepResult[]>();
+    for (const step of runs.flatMap((r) => r.steps)) {
+      const key = `${step.design} ${step.offeredDeliveriesPerSecond}`;
+      groups.set(key, [...(groups.get(key) ?? []), step]);
+    }
+    const steps = [...groups.values()].map((group): MergedStep => {
+      const p99s = group.map((s) => s.latency.p99);
+      return {
+        ...group[0]!,
+        latency: { ...group[0]!.latency, p50: median(group.map((s) => s.latency.p50)), p99: median(p99s) },
+        passed: group.every((s) => s.passed),
+        p99Band: { min: Math.min(...p99s), max: Math.max(...p99s) },
+        repetitions: group.length,
+      };
+    });
+    return { name, description: runs[0]!.description, steps };
+  });
+}
+
+/**
+ * Latency (median p99 solid, median p50 dashed, the p99's min–max over the repetitions as a
+ * band) against offered deliveries/s, one panel per scenario, log-log.
+ */
 export function latencyChart(result: BenchResult): string {
   const panelW = 470;
   const panelH = 330;
   const margin = { left: 58, right: 16, top: 44, bottom: 46 };
-  const width = panelW * Math.max(1, result.scenarios.length) + 20;
+  const panels = mergeRepetitions(result.scenarios);
+  const width = panelW * Math.max(1, panels.length) + 20;
   const legendRows = Math.ceil(result.designs.length / 2);
   const height = panelH + 24 + legendRows * 20 + 22;
   const parts: string[] = [];
@@ -362,13 +396,13 @@ export function latencyChart(result: BenchResult): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
   );
   parts.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
-  result.scenarios.forEach((scenario, index) => {
+  panels.forEach((scenario, index) => {
     const x0 = 10 + index * panelW;
     const plotW = panelW - margin.left - margin.right;
     const plotH = panelH - margin.top - margin.bottom;
     const left = x0 + margin.left;
     const xs = scenario.steps.map((s) => s.offeredDeliveriesPerSecond);
-    const ys = scenario.steps.flatMap((s) => [s.latency.p50, s.latency.p99]).filter((v) => v > 0);
+    const ys = scenario.steps.flatMap((s) => [s.latency.p50, s.p99Band.min, s.p99Band.max]).filter((v) => v > 0);
     if (xs.length === 0 || ys.length === 0) return;
     const [xMin, xMax] = [Math.min(...xs) / 1.2, Math.max(...xs) * 1.2];
     const [yMin, yMax] = [
@@ -424,13 +458,20 @@ export function latencyChart(result: BenchResult): string {
             (s, i) => `${i ? "L" : "M"}${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.latency[key]).toFixed(1)}`,
           )
           .join(" ");
+      const band = [
+        ...steps.map((s) => `${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.p99Band.max).toFixed(1)}`),
+        ...[...steps]
+          .reverse()
+          .map((s) => `${sx(s.offeredDeliveriesPerSecond).toFixed(1)},${sy(s.p99Band.min).toFixed(1)}`),
+      ];
+      parts.push(`<polygon points="${band.join(" ")}" fill="${color}" opacity="0.15" stroke="none"/>`);
       parts.push(
         `<path d="${path("p50")}" fill="none" stroke="${color}" stroke-width="1.2" stroke-dasharray="3 3" opacity="0.8"/>`,
       );
       parts.push(`<path d="${path("p99")}" fill="none" stroke="${color}" stroke-width="2"/>`);
       for (const s of steps) {
         parts.push(
-          `<circle cx="${sx(s.offeredDeliveriesPerSecond).toFixed(1)}" cy="${sy(s.latency.p99).toFixed(1)}" r="3.5" fill="${s.passed ? color : "#ffffff"}" stroke="${color}" stroke-width="1.5"><title>${escapeXml(`${design} at ${fmtRate(s.offeredDeliveriesPerSecond)}/s: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms${s.passed ? "" : ` (failed: ${s.failure ?? ""})`}`)}</title></circle>`,
+          `<circle cx="${sx(s.offeredDeliveriesPerSecond).toFixed(1)}" cy="${sy(s.latency.p99).toFixed(1)}" r="3.5" fill="${s.passed ? color : "#ffffff"}" stroke="${color}" stroke-width="1.5"><title>${escapeXml(`${design} at ${fmtRate(s.offeredDeliveriesPerSecond)}/s: median p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms (${s.p99Band.min}–${s.p99Band.max} over ${s.repetitions})${s.passed ? "" : ` (failed: ${s.failure ?? ""})`}`)}</title></circle>`,
         );
       }
     }
@@ -445,7 +486,7 @@ export function latencyChart(result: BenchResult): string {
     parts.push(`<text x="${lx + 28}" y="${ly}" fill="#111827">${escapeXml(DESIGN_TITLES[design])}</text>`);
   });
   parts.push(
-    `<text x="${10 + 58}" y="${legendTop + legendRows * 20 + 4}" fill="#6b7280">solid: p99 · dashed: p50 · hollow dot: the step failed (p99 over the bound, or not everything delivered) · ${escapeXml(result.startedAt.slice(0, 10))}</text>`,
+    `<text x="${10 + 58}" y="${legendTop + legendRows * 20 + 4}" fill="#6b7280">medians over the repetitions · solid: p99 (band: its min–max) · dashed: p50 · hollow dot: some repetition failed the step · ${escapeXml(result.startedAt.slice(0, 10))}</text>`,
   );
   parts.push("</svg>");
   return parts.join("\n");
@@ -484,16 +525,20 @@ function noise(result: BenchResult): string {
 
 /** How the Socket.IO design's events reached its server, in the words of the report. */
 function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
-  return publish === "bridge"
-    ? `Events travel as seed 000 sends them: the agent's job reports
-  through BullMQ (\`job.updateProgress\`), and a QueueEvents bridge in the server process
-  emits each to its tenant's room, named from the event (the seed's own bridge names it
-  from the tenant it was started for, which would leak a shared queue's jobs). With
-  \`--socket-io-publish=emitter\`, the worker emits with \`@socket.io/redis-emitter\`
-  instead: one Redis hop, no BullMQ, the cheapest path Socket.IO has.`
-    : `The worker process emits with \`@socket.io/redis-emitter\`
-  (\`--socket-io-publish=emitter\`): one Redis hop, cheaper than seed 000's BullMQ
-  QueueEvents bridge, the bench's default.`;
+  if (publish === "bridge")
+    return `Fed as seed 000 feeds it (\`--socket-io-publish=bridge\`, a named variant):
+  the agent's job reports through BullMQ (\`job.updateProgress\`), and a QueueEvents bridge
+  in the server process emits each to its tenant's room with \`io.local\` (on one node,
+  \`io.to\` would also publish through the adapter and decode its own echo).`;
+  if (publish === "emitter-postgres")
+    return `Fed by \`@socket.io/redis-emitter\` from the worker, after the worker has
+  inserted each step and log event into a table of the same PostgreSQL database Pulse writes
+  to (\`--socket-io-publish=emitter-postgres\`): Socket.IO **with persistence**, Pulse's like
+  for like (progress stays out of the database, as in Pulse).`;
+  return `Fed its cheapest way (the default, \`--socket-io-publish=emitter\`):
+  \`@socket.io/redis-emitter\` in the worker, one Redis hop, no BullMQ, nothing persisted —
+  Socket.IO **without persistence**, while Pulse persists steps and logs. Compare with an
+  \`emitter-postgres\` run for the like-for-like figure.`;
 }
 
 /** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
@@ -507,7 +552,7 @@ export function benchmarkMarkdown(result: BenchResult): string {
   });
   return `# Benchmark: Pulse against Socket.IO, SSE and plain ws
 
-Regenerated by \`npm run bench\` (about ten minutes on two cores); do not edit by hand.
+Generated by \`npm run bench:docs -- <json>\` from the JSON named below; do not edit by hand.
 The figures below are from ${result.startedAt} (commit ${result.revision ?? "unknown"}) and took ${Math.round(result.durationS)} s.
 The chart is [benchmark-latency.svg](benchmark-latency.svg); every figure is also in
 \`.data/bench/latest.json\` after a run.
@@ -534,7 +579,9 @@ dashboards, on one machine, with one Redis:
   event framed once and written to every response of the tenant; JWT in the query string.
 - **ws-floor**: plain \`ws\` fed by the same per-tenant pub/sub, sending each event's
   published bytes to every socket of the tenant: no envelope, no per-subscriber work beyond
-  the frame header. The floor: nothing on WebSockets and Redis delivers with less.
+  the frame header. Like a careful \`ws\` server it batches the messages of one Redis read
+  per tenant (sent in one microtask) and corks each socket around its frames, so a batch
+  leaves in one write. The least a careful server does, not a proven minimum.
 
 The events are realistic agent events, the same for every design (330–370 B of JSON: 80%
 \`agent:progress\` with a message, 10% \`agent:step\`, 10% \`agent:log\`, with Pulse's
@@ -554,8 +601,18 @@ fields \`seq\` and \`at\`).
   marker in the raw frame. Every subscriber counts each event it should get: delivered,
   missing, duplicated, or of another tenant. Latencies go into an HDR histogram
   (\`hdr-histogram-js\`, µs, 3 significant digits).
+- **Repetitions.** Each scenario runs ${plan.repetitions} times (\`--repetitions\`); the designs connect and
+  step in an order rotated at every repetition and every step. Tables give the **median and
+  the spread (min–max of the repetitions; not an IQR, which at ${plan.repetitions} would hide the worst)**;
+  ratios are taken repetition by repetition, and a target counts as met only at the worse
+  end of their spread.
+- **Soak.** After the ladder, each design publishes at its maximum for ${plan.soakMs / 1000} s (\`--soak-seconds\`):
+  the maximum is confirmed only if that passes too (all delivered, p99 under the bound).
+- **Latency compared at equal load** at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of Pulse's and
+  Socket.IO's maxima of the same repetition, every design at each of those loads — not at
+  the weaker design's knee.
 - **Steps.** ${plan.stepMs / 1000} s of load per step, then up to ${plan.drainMs / 1000} s to deliver the rest. The designs
-  take turns at each step, in rotating order. A step passes when every subscriber got every
+  take turns at each step, in rotating order. Every step gets ${plan.disturbance.reruns + 1} tr${plan.disturbance.reruns ? "ies" : "y"}, passing or failing. A step passes when every subscriber got every
   event exactly once and p99 ≤ ${plan.p99BoundMs} ms; a design's **maximum sustainable deliveries/s** is
   its highest passing step (≥ when it never failed within the ladder or the time budget).
   A ratio of two maxima is then a bound (≥ with such a maximum on top, ≤ with it below),
@@ -589,7 +646,7 @@ fields \`seq\` and \`at\`).
   clients, publisher, Redis and PostgreSQL) was the limit.
 - **Idle memory**: ${plan.idle.tenants * plan.idle.subscribersPerTenant} subscribers (${plan.idle.tenants} tenants) held by one server process; heap (after
   full GCs) and RSS before and after, per connection; then one event per tenant must reach
-  every subscriber.
+  every subscriber. A memory target is met only when heap AND RSS per connection both are.
 - **Also measured**: the events/s one Pulse worker process publishes through
   \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
   \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.
@@ -601,7 +658,8 @@ ${scenarioLines.join("\n")}
 Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}; Redis ${m.redis}; ${m.database}.
 Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just before the run started${noise(result)}
 
-Run it: \`npm run bench\` (this page, the chart and \`.data/bench/latest.json\`);
+Run it: \`npm run bench\` (its JSON kept as \`docs/bench/<date>-<commit>.json\`, then this page,
+the chart and the README's figures generated from it: \`npm run bench:docs -- <that JSON>\`);
 \`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written);
 \`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
 publishers over the load steps (\`tsx bench/profile-summary.ts <file>\` lists where the

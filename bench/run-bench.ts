@@ -10,7 +10,10 @@ import type { BenchProcess } from "./ipc";
 import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
 import type { LoadStep, StepOutcome, ThroughputRun } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
-import { benchmarkMarkdown, latencyChart, scenarioTable, summarise, summaryTables } from "./report";
+import { writeBenchDocs } from "./bench-docs";
+import { repeatedTables, summariseRepetitions } from "./repetitions";
+import { scenarioTable, summarise, summaryTables } from "./report";
+import { comparisonLoads, interleavedOrder } from "./statistics";
 import { disturbance, judgeStep } from "./step-verdict";
 import { DESIGNS, nowUs, type Design } from "./workload";
 
@@ -23,13 +26,6 @@ import { DESIGNS, nowUs, type Design } from "./workload";
 
 // ---------------------------------------------------------------------------------------
 // Scenarios.
-
-function rotate<T>(items: T[], by: number): T[] {
-  const n = items.length;
-  if (n === 0) return items;
-  const k = by % n;
-  return [...items.slice(k), ...items.slice(0, k)];
-}
 
 async function drain(clients: BenchProcess, design: Design, deadlineMs: number): Promise<DeliveryCounts> {
   for (;;) {
@@ -91,136 +87,220 @@ function seqNumbering(tenants: number): (count: number) => number {
   };
 }
 
-async function runScenario(bench: BenchHarness, plan: ScenarioPlan): Promise<ScenarioResult> {
+/** A scenario's running state in one repetition: its result, its event numbering, and the designs still stepping. */
+interface ScenarioRun {
+  bench: BenchHarness;
+  plan: ScenarioPlan;
+  result: ScenarioResult;
+  stepOf: (rate: number, ms: number) => LoadStep;
+}
+
+/**
+ * Runs one load step of `design` at `rate` for `ms` and records it in `into`; resolves to
+ * whether it passed. Every step gets the same number of tries, passing or failing
+ * (`plan.disturbance.reruns`, 0 in the full run: the repetitions carry the noise).
+ */
+async function runStep(
+  run: ScenarioRun,
+  design: Design,
+  rate: number,
+  index: number,
+  into: StepResult[],
+  ms = run.bench.plan.stepMs,
+): Promise<StepResult> {
+  const { bench, plan } = run;
+  const {
+    measured: m,
+    failed,
+    disturbedRuns,
+  } = await judgeStep(
+    async () => {
+      // Each attempt sends events of its own, numbered after the last attempt's.
+      const step = run.stepOf(rate, ms);
+      return { ...(await measureStep(bench, design, step)), step };
+    },
+    bench.plan,
+    async (reason, disturbed) => {
+      log(
+        `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${reason}; again`,
+      );
+      await bench.settle(design);
+    },
+  );
+  const failure = failed?.reason;
+  const disturbed = disturbance(m, bench.plan);
+  // The clients' counts as they are; late arrivals from an earlier step are not this step's.
+  const { outsideStep: _late, latency, cpuUs: clientCpuUs, ...counts } = m.summary;
+  const { delivered } = counts;
+  const stepResult: StepResult = {
+    scenario: plan.name,
+    step: index,
+    design,
+    offeredEventsPerSecond: rate,
+    offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
+    events: m.step.count,
+    ...counts,
+    publisher: {
+      published: m.outcome.published,
+      dropped: m.outcome.dropped,
+      failed: m.outcome.failed,
+      maxLagMs: m.outcome.maxLagUs / 1000,
+      errors: m.outcome.errors,
+      cpuUs: m.outcome.cpuUs,
+    },
+    latency,
+    achievedDeliveriesPerSecond: delivered / m.elapsedS,
+    serverCpuUsPerDelivery: delivered > 0 ? m.serverCpuUs / delivered : 0,
+    serverCpuCores: m.serverCpuUs / 1e6 / m.elapsedS,
+    clientCpuUsPerDelivery: delivered > 0 ? clientCpuUs / delivered : 0,
+    redisCpuCores: m.redisCpuS / m.elapsedS,
+    machineBusy: m.cpu.machineBusy,
+    postgresCpuCores: m.cpu.postgresCores,
+    otherCpuCores: m.cpu.otherCores,
+    stolenCpuCores: m.cpu.stolenCores,
+    ...(disturbedRuns.length ? { disturbedRuns } : {}),
+    serverRssMiB: Math.round(m.serverRss / 1024 / 1024),
+    passed: failure === undefined,
+    ...(failure ? { failure } : {}),
+  };
+  into.push(stepResult);
+  log(
+    `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${latency.p50} ms, p99 ${latency.p99} ms, ` +
+      `${delivered}/${counts.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${disturbed ? ` (${disturbed})` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
+  );
+  return stepResult;
+}
+
+/** Connects each design (in this repetition's order) and warms it up; resolves to the designs ready to step. */
+async function connectDesigns(run: ScenarioRun): Promise<Set<Design>> {
+  const { bench, plan, result } = run;
+  const active = new Set<Design>();
+  for (const design of result.order) {
+    const tenants = await bench.tenants(design, {
+      tenants: plan.tenants,
+      connectionsPerTenant: plan.subscribersPerTenant,
+      runsPerTenant: plan.runsPerTenant,
+    });
+    await bench.target(design, tenants);
+    const connect = await bench.connect(design, tenants, plan.officialClients);
+    result.connect.push(connect);
+    log(
+      `  ${design}: ${connect.ready}/${connect.connections} subscribed in ${connect.connectMs} ms${connect.failed ? ` (${connect.failed} failed: ${connect.errors[0]})` : ""}`,
+    );
+    if (connect.failed > 0) continue;
+    // A warm-up at the first rate (JIT, connection pools, prepared queries), not counted.
+    const warm = await measureStep(bench, design, run.stepOf(plan.eventRates[0]!, bench.plan.warmupMs));
+    if (warm.summary.missing > 0) log(`  ${design}: warm-up missed ${warm.summary.missing} deliveries`);
+    active.add(design);
+  }
+  return active;
+}
+
+/**
+ * The load ladder, designs interleaved at each step (their order rotated by step and
+ * repetition). A design that fails stops stepping (full run) but stays connected, idle, for
+ * the soak and the comparison loads.
+ */
+async function climbLadder(run: ScenarioRun, active: Set<Design>, started: number): Promise<void> {
+  const { bench, plan, result } = run;
+  for (const [index, rate] of plan.eventRates.entries()) {
+    if (active.size === 0) break;
+    if (Date.now() - started > bench.plan.scenarioBudgetMs) {
+      log(`  time budget of ${bench.plan.scenarioBudgetMs / 1000} s reached: stopping the ladder`);
+      break;
+    }
+    // `result.order` is already this repetition's rotation; each step rotates it further.
+    for (const design of interleavedOrder(
+      result.order.filter((d) => active.has(d)),
+      index,
+    )) {
+      const { passed } = await runStep(run, design, rate, index, result.steps);
+      if (passed || !bench.plan.stopAtSaturation) continue;
+      const previous = plan.eventRates[index - 1];
+      if (bench.plan.refineSaturation && previous !== undefined) {
+        await bench.settle(design);
+        await runStep(run, design, Math.round(Math.sqrt(previous * rate) * 10) / 10, index - 0.5, result.steps);
+      }
+      active.delete(design);
+      await bench.settle(design);
+    }
+  }
+  result.unsaturated = [...active];
+}
+
+/** This repetition's maximum of `design`: its highest passed step's offered events/s. */
+function maximumOf(result: ScenarioResult, design: Design): number | null {
+  const passed = result.steps.filter((s) => s.design === design && s.passed).map((s) => s.offeredEventsPerSecond);
+  return passed.length ? Math.max(...passed) : null;
+}
+
+/** Each design publishes at its maximum for the soak's duration: the maximum stands only if this passes too. */
+async function soakAtMaxima(run: ScenarioRun, soakMs: number): Promise<void> {
+  const { bench, result } = run;
+  for (const design of result.order) {
+    const max = maximumOf(result, design);
+    if (max === null) continue;
+    await bench.settle(design);
+    log(`  soak: ${design} at ${max} ev/s for ${soakMs / 1000} s`);
+    await runStep(run, design, max, -1, result.soaks, soakMs);
+  }
+}
+
+/** Every design at 25%, 50% and 75% of the weaker of Pulse's and Socket.IO's maxima (of all designs' when either is missing). */
+async function compareAtLoads(run: ScenarioRun): Promise<void> {
+  const { bench, result } = run;
+  const maxima = new Map(result.order.map((d) => [d, maximumOf(result, d)] as const));
+  const pair = (["pulse", "socket-io"] as const).map((d) => maxima.get(d)).filter((m): m is number => !!m);
+  const basis = pair.length === 2 ? pair : [...maxima.values()].filter((m): m is number => !!m);
+  const loads = comparisonLoads(basis, bench.plan.comparisonFractions);
+  for (const [i, rate] of loads.entries()) {
+    if (rate <= 0) continue;
+    for (const design of interleavedOrder(result.order, i)) {
+      if (maxima.get(design) === null) continue;
+      await bench.settle(design);
+      const step = await runStep(run, design, rate, i, []);
+      result.atLoads.push({ ...step, fraction: bench.plan.comparisonFractions[i]! });
+    }
+  }
+}
+
+async function runScenario(
+  bench: BenchHarness,
+  plan: ScenarioPlan,
+  repetition: number,
+  soakMs: number,
+): Promise<ScenarioResult> {
   const started = Date.now();
-  log(`\nscenario ${plan.name}: ${plan.description}`);
+  log(`\nscenario ${plan.name} (repetition ${repetition + 1}): ${plan.description}`);
+  const { eventRates: _rates, ...described } = plan;
   const result: ScenarioResult = {
-    name: plan.name,
-    description: plan.description,
-    tenants: plan.tenants,
-    subscribersPerTenant: plan.subscribersPerTenant,
-    runsPerTenant: plan.runsPerTenant,
-    officialClients: plan.officialClients,
+    ...described,
+    repetition,
+    order: interleavedOrder(bench.designs, repetition),
     connect: [],
     steps: [],
+    soaks: [],
+    atLoads: [],
     unsaturated: [],
   };
-  const active = new Set<Design>();
   const takeSeq = seqNumbering(plan.tenants);
   const stepOf = (rate: number, ms: number): LoadStep => {
     const count = Math.max(plan.tenants, Math.round((rate * ms) / 1000));
     return { rate, count, seqStart: takeSeq(count), tenants: plan.tenants, runsPerTenant: plan.runsPerTenant };
   };
-  /** Runs one load step of `design` and records it; resolves to whether it passed. */
-  const runStep = async (design: Design, rate: number, index: number): Promise<boolean> => {
-    const {
-      measured: m,
-      failed,
-      disturbedRuns,
-    } = await judgeStep(
-      async () => {
-        // Each attempt sends events of its own, numbered after the last attempt's.
-        const step = stepOf(rate, bench.plan.stepMs);
-        return { ...(await measureStep(bench, design, step)), step };
-      },
-      bench.plan,
-      async (reason, disturbed) => {
-        log(
-          `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} failed while disturbed (${disturbed}): ${reason}; running it again`,
-        );
-        await bench.settle(design);
-      },
-    );
-    const failure = failed?.reason;
-    const disturbed = disturbance(m, bench.plan);
-    // The clients' counts as they are; late arrivals from an earlier step are not this step's.
-    const { outsideStep: _late, latency, cpuUs: clientCpuUs, ...counts } = m.summary;
-    const { delivered } = counts;
-    const stepResult: StepResult = {
-      scenario: plan.name,
-      step: index,
-      design,
-      offeredEventsPerSecond: rate,
-      offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
-      events: m.step.count,
-      ...counts,
-      publisher: {
-        published: m.outcome.published,
-        dropped: m.outcome.dropped,
-        failed: m.outcome.failed,
-        maxLagMs: m.outcome.maxLagUs / 1000,
-        errors: m.outcome.errors,
-        cpuUs: m.outcome.cpuUs,
-      },
-      latency,
-      achievedDeliveriesPerSecond: delivered / m.elapsedS,
-      serverCpuUsPerDelivery: delivered > 0 ? m.serverCpuUs / delivered : 0,
-      serverCpuCores: m.serverCpuUs / 1e6 / m.elapsedS,
-      clientCpuUsPerDelivery: delivered > 0 ? clientCpuUs / delivered : 0,
-      redisCpuCores: m.redisCpuS / m.elapsedS,
-      machineBusy: m.cpu.machineBusy,
-      postgresCpuCores: m.cpu.postgresCores,
-      otherCpuCores: m.cpu.otherCores,
-      stolenCpuCores: m.cpu.stolenCores,
-      ...(disturbedRuns.length ? { disturbedRuns } : {}),
-      serverRssMiB: Math.round(m.serverRss / 1024 / 1024),
-      passed: failure === undefined,
-      ...(failure ? { failure } : {}),
-    };
-    result.steps.push(stepResult);
-    log(
-      `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${stepResult.latency.p50} ms, p99 ${stepResult.latency.p99} ms, ` +
-        `${delivered}/${counts.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${disturbed ? ` (${disturbed})` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
-    );
-    return failure === undefined;
-  };
+  const run: ScenarioRun = { bench, plan, result, stepOf };
   try {
-    for (const design of bench.designs) {
-      const tenants = await bench.tenants(design, {
-        tenants: plan.tenants,
-        connectionsPerTenant: plan.subscribersPerTenant,
-        runsPerTenant: plan.runsPerTenant,
-      });
-      await bench.target(design, tenants);
-      const connect = await bench.connect(design, tenants, plan.officialClients);
-      result.connect.push(connect);
-      log(
-        `  ${design}: ${connect.ready}/${connect.connections} subscribed in ${connect.connectMs} ms${connect.failed ? ` (${connect.failed} failed: ${connect.errors[0]})` : ""}`,
-      );
-      if (connect.failed > 0) continue;
-      // A warm-up at the first rate (JIT, connection pools, prepared queries), not counted.
-      const warm = await measureStep(bench, design, stepOf(plan.eventRates[0]!, bench.plan.warmupMs));
-      if (warm.summary.missing > 0) log(`  ${design}: warm-up missed ${warm.summary.missing} deliveries`);
-      active.add(design);
-    }
+    const active = await connectDesigns(run);
+    const connected = new Set(active);
     for (const design of active) await bench.profile(design, "start", plan.name);
-    for (const [index, rate] of plan.eventRates.entries()) {
-      if (active.size === 0) break;
-      if (Date.now() - started > bench.plan.scenarioBudgetMs) {
-        log(`  time budget of ${bench.plan.scenarioBudgetMs / 1000} s reached: stopping the ladder`);
-        break;
-      }
-      for (const design of rotate(
-        bench.designs.filter((d) => active.has(d)),
-        index,
-      )) {
-        const passed = await runStep(design, rate, index);
-        if (passed || !bench.plan.stopAtSaturation) continue;
-        const previous = plan.eventRates[index - 1];
-        if (bench.plan.refineSaturation && previous !== undefined) {
-          await bench.settle(design);
-          await runStep(design, Math.round(Math.sqrt(previous * rate) * 10) / 10, index - 0.5);
-        }
-        active.delete(design);
-        await bench.disconnect(design);
-        await bench.settle(design);
-      }
-    }
-    result.unsaturated = [...active];
+    await climbLadder(run, active, started);
     for (const design of bench.designs) {
       for (const file of await bench.profile(design, "stop", plan.name))
         log(`  CPU profile: ${path.relative(REPO_ROOT, file)}`);
     }
+    result.order = result.order.filter((d) => connected.has(d));
+    await soakAtMaxima(run, soakMs);
+    await compareAtLoads(run);
   } finally {
     await Promise.all(bench.designs.map((design) => bench.disconnect(design)));
     await bench.flush();
@@ -369,8 +449,13 @@ async function main(): Promise<number> {
     const publishThroughput = extras ? await measureThroughput(bench) : null;
     const polling = extras ? await measurePolling(bench) : null;
     const scenarios: ScenarioResult[] = [];
-    for (const scenario of plan.scenarios) {
-      if (!args.scenarios || args.scenarios.includes(scenario.name)) scenarios.push(await runScenario(bench, scenario));
+    const repetitions = args.repetitions ?? plan.repetitions;
+    const soakMs = args.soakSeconds !== null ? args.soakSeconds * 1000 : plan.soakMs;
+    for (let repetition = 0; repetition < repetitions; repetition++) {
+      for (const scenario of plan.scenarios) {
+        if (!args.scenarios || args.scenarios.includes(scenario.name))
+          scenarios.push(await runScenario(bench, scenario, repetition, soakMs));
+      }
     }
     const idle: IdleResult[] = [];
     if (args.heap || (!args.profile && (!args.scenarios || args.scenarios.includes("idle")))) {
@@ -400,6 +485,7 @@ async function main(): Promise<number> {
       publishThroughput,
       polling,
       summary: summarise(partial),
+      repeated: summariseRepetitions(partial),
     };
     await mkdir(path.dirname(args.out), { recursive: true });
     await writeFile(args.out, `${JSON.stringify(result, null, 2)}\n`);
@@ -409,11 +495,18 @@ async function main(): Promise<number> {
       print(scenarioTable(scenario));
     }
     print(summaryTables(result));
+    print(`\n${repeatedTables(result.repeated, designs)}`);
     log(`\nJSON: ${path.relative(REPO_ROOT, args.out)}`);
     if (args.docs) {
-      await writeFile(path.join(REPO_ROOT, "docs/benchmark-latency.svg"), latencyChart(result));
-      await writeFile(path.join(REPO_ROOT, "docs/BENCHMARK.md"), benchmarkMarkdown(result));
-      log("docs: docs/BENCHMARK.md, docs/benchmark-latency.svg");
+      // Every full run's JSON is kept beside the docs it generates, named by date and commit.
+      const kept = path.join(
+        REPO_ROOT,
+        "docs/bench",
+        `${result.startedAt.slice(0, 10)}-${result.revision ?? "unknown"}.json`,
+      );
+      await mkdir(path.dirname(kept), { recursive: true });
+      await writeFile(kept, `${JSON.stringify(result, null, 2)}\n`);
+      log(`docs: ${(await writeBenchDocs(kept)).join(", ")}`);
     }
     log(`bench finished in ${Math.round(result.durationS)} s`);
     return 0;

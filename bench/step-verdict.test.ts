@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { FULL_PLAN } from "./bench-plan";
+
+/** The rerun mechanism as a plan may still use it; the full run itself gives every step one try. */
+const RERUN_PLAN = { ...FULL_PLAN, disturbance: { cores: 0.1, reruns: 2 } };
 import { disturbance, failureOf, judgeStep, type VerdictInput } from "./step-verdict";
 
 /** A step of 1,000 deliveries that all arrived in time, with `change` applied. */
@@ -97,13 +100,13 @@ describe("judgeStep", () => {
 
   it("measures a passing step once", async () => {
     const run = attempts(step());
-    expect(await judgeStep(run.measure, FULL_PLAN, run.beforeRerun)).toEqual({ measured: step(), disturbedRuns: [] });
+    expect(await judgeStep(run.measure, RERUN_PLAN, run.beforeRerun)).toEqual({ measured: step(), disturbedRuns: [] });
     expect(run.events).toEqual(["measure 1"]);
   });
 
   it("runs a step that was late while disturbed again, and keeps the attempt that passed", async () => {
     const run = attempts(step({ summary: late, ...stolen }), step());
-    const verdict = await judgeStep(run.measure, FULL_PLAN, run.beforeRerun);
+    const verdict = await judgeStep(run.measure, RERUN_PLAN, run.beforeRerun);
     expect(verdict.failed).toBeUndefined();
     expect(verdict.disturbedRuns).toEqual([
       { otherCpuCores: 0.01, stolenCpuCores: 0.5, failure: "p99 300 ms > 250 ms" },
@@ -115,11 +118,15 @@ describe("judgeStep", () => {
     ]);
   });
 
+  it("in the full run, every step gets one try, passing or failing: reruns only for failures would inflate maxima", () => {
+    expect(FULL_PLAN.disturbance.reruns).toBe(0);
+  });
+
   it("stops after the plan's reruns, failing with the last attempt", async () => {
     const lateAgain = step({ summary: { ...late, latency: { ...late.latency, p99: 400 } }, ...stolen });
     const run = attempts(step({ summary: late, ...stolen }), step({ summary: late, ...stolen }), lateAgain, step());
-    const verdict = await judgeStep(run.measure, FULL_PLAN, run.beforeRerun);
-    expect(FULL_PLAN.disturbance.reruns).toBe(2);
+    const verdict = await judgeStep(run.measure, RERUN_PLAN, run.beforeRerun);
+    expect(RERUN_PLAN.disturbance.reruns).toBe(2);
     expect(verdict.measured).toBe(lateAgain);
     expect(verdict.failed).toEqual({ reason: "p99 400 ms > 250 ms", timingOnly: true });
     expect(verdict.disturbedRuns).toHaveLength(2);
@@ -128,9 +135,9 @@ describe("judgeStep", () => {
 
   it("lets a failure stand at once when the machine was quiet, when the delivery was wrong, or in a plan without reruns", async () => {
     for (const [first, plan] of [
-      [step({ summary: late }), FULL_PLAN],
-      [step({ summary: { ...late, duplicates: 1 }, ...stolen }), FULL_PLAN],
-      [step({ summary: late, ...stolen }), { ...FULL_PLAN, disturbance: { ...FULL_PLAN.disturbance, reruns: 0 } }],
+      [step({ summary: late }), RERUN_PLAN],
+      [step({ summary: { ...late, duplicates: 1 }, ...stolen }), RERUN_PLAN],
+      [step({ summary: late, ...stolen }), { ...RERUN_PLAN, disturbance: { ...RERUN_PLAN.disturbance, reruns: 0 } }],
     ] as const) {
       const run = attempts(first, step());
       const verdict = await judgeStep(run.measure, plan, run.beforeRerun);

@@ -19,11 +19,15 @@ export const DESIGN_TITLES: Record<Design, string> = {
 };
 
 /**
- * How the Socket.IO design's events reach its servers: through BullMQ and a QueueEvents
- * bridge in the API process, as seed 000 builds it (the default), or straight from the
- * worker with `@socket.io/redis-emitter`, the cheapest path Socket.IO has.
+ * How the Socket.IO design's events reach its servers. `emitter` (the default): straight
+ * from the worker with `@socket.io/redis-emitter`, the cheapest path Socket.IO has, and
+ * nothing persisted ("without persistence"). `emitter-postgres`: the same, after the worker
+ * has written the event to the run's steps/logs table in the same PostgreSQL as Pulse's
+ * ("with persistence", Pulse's like for like). `bridge`: seed 000's design, BullMQ and a
+ * QueueEvents bridge in the API process (emitting with `io.local`, so the one node does
+ * not publish and decode its own echo through the adapter).
  */
-export const SOCKET_IO_PUBLISH = ["bridge", "emitter"] as const;
+export const SOCKET_IO_PUBLISH = ["emitter", "emitter-postgres", "bridge"] as const;
 export type SocketIoPublish = (typeof SOCKET_IO_PUBLISH)[number];
 
 /**

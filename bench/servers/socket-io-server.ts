@@ -17,7 +17,7 @@ import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
  * `job.updateProgress(event)`) are emitted to the event's tenant room. The seed's bridge
  * names the room from the tenant it was started for, which would send every job of a
  * shared queue to that tenant; this one takes it from the event, as a working port must.
- * Events a worker emits through `@socket.io/redis-emitter` (the bench's other way) arrive
+ * Events a worker emits through `@socket.io/redis-emitter` (the bench's default way) arrive
  * through the adapter instead.
  *
  * @see https://socket.io/docs/v4/redis-adapter/
@@ -57,7 +57,10 @@ answerRequests({
     for (const bridge of bridges) {
       bridge.on("progress", ({ data }) => {
         const event = data as { tenantId: string; type: string };
-        io!.to(`tenant:${event.tenantId}`).emit(event.type, event);
+        // `io.local`: the bridge runs on every node and each reads every job, so each emits
+        // to its own sockets only; a plain `io.to` would also publish the event through the
+        // adapter, which this node then receives, decodes and drops as its own echo.
+        io!.local.to(`tenant:${event.tenantId}`).emit(event.type, event);
       });
     }
     await Promise.all(bridges.map((bridge) => bridge.waitUntilReady()));

@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { Redis } from "ioredis";
 import { WebSocketServer, type WebSocket } from "ws";
 import { answerRequests } from "../ipc";
@@ -11,12 +11,41 @@ import { TenantChannelHub } from "./tenant-channel-hub";
 /**
  * The floor: plain `ws`, the token verified once at the upgrade, and each event from Redis
  * pub/sub sent as the very bytes it was published with to every socket of its tenant: no
- * envelope, no per-subscriber work beyond the frame header. Nothing built on WebSockets
- * and Redis can deliver with less.
+ * envelope, no per-subscriber work beyond the frame header. Like a careful `ws` server, it
+ * batches: the messages that arrive in one read of the Redis connection are gathered per
+ * tenant and sent in one microtask, each socket corked around its frames so they leave in
+ * one write. It is the least a careful server does, not a proven minimum.
  */
 let server: http.Server | undefined;
 let wss: WebSocketServer | undefined;
 let redis: Redis | undefined;
+
+/** The underlying TCP socket `ws` writes to: corking it turns a batch's frames into one write. */
+function tcpOf(socket: WebSocket): Socket | undefined {
+  return (socket as unknown as { _socket?: Socket })._socket;
+}
+
+/** Gathers each tenant's messages until the current read is handled, then sends each socket its batch corked. */
+function batchPerMicrotask(): (members: ReadonlySet<WebSocket>, message: Buffer) => void {
+  const pending = new Map<ReadonlySet<WebSocket>, Buffer[]>();
+  const flush = () => {
+    for (const [members, messages] of pending) {
+      for (const socket of members) {
+        const tcp = tcpOf(socket);
+        tcp?.cork();
+        for (const message of messages) socket.send(message, { binary: false });
+        tcp?.uncork();
+      }
+    }
+    pending.clear();
+  };
+  return (members, message) => {
+    if (pending.size === 0) queueMicrotask(flush);
+    const messages = pending.get(members);
+    if (messages) messages.push(message);
+    else pending.set(members, [message]);
+  };
+}
 
 answerRequests({
   ...diagnosticRequests(),
@@ -26,9 +55,7 @@ answerRequests({
     const channelHub = new TenantChannelHub<WebSocket>(
       redis,
       (tenantId) => tenantChannel("ws-floor", tenantId),
-      (members, message) => {
-        for (const socket of members) socket.send(message, { binary: false });
-      },
+      batchPerMicrotask(),
     );
     server = http.createServer((_req, res) => res.writeHead(404).end());
     const sockets = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 64 * 1024 });

@@ -1,0 +1,72 @@
+import { describe, expect, test } from "vitest";
+import { fixtureIdle, fixtureRepetition, fixtureResult } from "./result-fixtures";
+import { repeatedTables, summariseRepetitions } from "./repetitions";
+
+const byName = (result: ReturnType<typeof summariseRepetitions>, name: string) =>
+  result.targets.find((t) => t.name === name)!;
+
+describe("summariseRepetitions", () => {
+  // Pulse ÷ Socket.IO per repetition: 1.5, 1.4, 1.2, 1.6, 1.5 (median 1.5, worse end 1.2).
+  const ratios = [1.5, 1.4, 1.2, 1.6, 1.5];
+  const runs = ratios.map((ratio, r) =>
+    fixtureRepetition(r, {
+      pulse: { max: 1_000 * ratio, p99AtLoads: [10, 20, 30 + r] },
+      "socket-io": { max: 1_000, p99AtLoads: [20, 20, 31] },
+      "ws-floor": { max: 2_000 },
+    }),
+  );
+
+  test("maxima are the median and min–max of each repetition's highest passed step", () => {
+    const summary = summariseRepetitions(fixtureResult(runs));
+    expect(summary.repetitions).toBe(5);
+    // Deliveries/s: events/s × 5 subscribers.
+    expect(summary.scenarios.narrow!.maxima.pulse).toEqual({ median: 7_500, min: 6_000, max: 8_000, n: 5 });
+  });
+
+  test("a median over the target is NOT met when one repetition falls under it", () => {
+    const target = byName(summariseRepetitions(fixtureResult(runs)), "narrow: max deliveries/s, Pulse ÷ Socket.IO");
+    expect(target.spread).toMatchObject({ median: 1.5, min: 1.2, max: 1.6 });
+    expect(target.met).toBe(false);
+  });
+
+  test("p99 is compared repetition by repetition at each fraction, judged at the highest ratio", () => {
+    const summary = summariseRepetitions(fixtureResult(runs));
+    expect(summary.scenarios.narrow!.atLoads.map((l) => l.fraction)).toEqual([0.25, 0.5, 0.75]);
+    expect(byName(summary, "narrow: p99 at 25% of the weaker maximum, Pulse ÷ Socket.IO").met).toBe(true);
+    expect(byName(summary, "narrow: p99 at 50% of the weaker maximum, Pulse ÷ Socket.IO").met).toBe(true);
+    // 30+r against 31: the last two repetitions are slower (34 ÷ 31).
+    expect(byName(summary, "narrow: p99 at 75% of the weaker maximum, Pulse ÷ Socket.IO").met).toBe(false);
+  });
+
+  test("a maximum its soak did not confirm keeps the throughput target from being met", () => {
+    const confirmedOnce = [0, 1].map((r) =>
+      fixtureRepetition(r, {
+        pulse: { max: 2_000, soakPassed: r === 0 },
+        "socket-io": { max: 1_000 },
+        "ws-floor": { max: 1_000 },
+      }),
+    );
+    const summary = summariseRepetitions(fixtureResult(confirmedOnce));
+    expect(summary.scenarios.narrow!.soaks.pulse).toEqual({ confirmed: 1, soaked: 2 });
+    const target = byName(summary, "narrow: max deliveries/s, Pulse ÷ Socket.IO");
+    expect(target.spread?.min).toBe(2);
+    expect(target.met).toBe(false);
+    expect(target.note).toContain("1 of 2");
+  });
+
+  test("idle memory is met only when heap AND RSS per connection are", () => {
+    const result = fixtureResult(runs, [fixtureIdle("pulse", 5_000, 15_000), fixtureIdle("socket-io", 10_000, 14_000)]);
+    const summary = summariseRepetitions(result);
+    expect(byName(summary, "heap per idle connection, Pulse ÷ Socket.IO").met).toBe(true);
+    expect(byName(summary, "RSS per idle connection, Pulse ÷ Socket.IO").met).toBe(false);
+    expect(byName(summary, "memory per idle connection (heap AND RSS), Pulse ÷ Socket.IO").met).toBe(false);
+  });
+
+  test("the tables print the median with its spread and the worse end", () => {
+    const text = repeatedTables(summariseRepetitions(fixtureResult(runs)), ["pulse", "socket-io"]);
+    expect(text).toContain("7500 (6000–8000)");
+    expect(text).toMatch(
+      /narrow: max deliveries\/s, Pulse ÷ Socket\.IO\s+1\.5 \(1\.2–1\.6\)\s+1\.2\s+≥ 1\.3\s+NOT MET/,
+    );
+  });
+});

@@ -1,0 +1,201 @@
+import type { BenchResult, ScenarioResult, StepResult } from "./bench-result";
+import { pairedRatios, spreadOf, verdictAtWorseEnd, worseEnd, type Direction, type Spread } from "./statistics";
+import { table } from "./report";
+import type { Design } from "./workload";
+
+/**
+ * The bench's headline: each figure over the repetitions of its scenario, as the median and
+ * the min–max spread, and each target judged at the worse end of that spread.
+ */
+export interface RepeatedSummary {
+  repetitions: number;
+  spread: "min–max";
+  scenarios: Record<string, RepeatedScenario>;
+  targets: RepeatedTarget[];
+}
+
+export interface RepeatedScenario {
+  /** Per design: the highest offered deliveries/s it passed, one figure per repetition. */
+  maxima: Partial<Record<Design, Spread | null>>;
+  /** Per design: how many repetitions' maxima the soak confirmed (all delivered, p99 under the bound), of how many soaked. */
+  soaks: Partial<Record<Design, { confirmed: number; soaked: number }>>;
+  /** p99 (ms) per design at each fraction of the weaker design's maximum. */
+  atLoads: { fraction: number; p99: Partial<Record<Design, Spread | null>> }[];
+}
+
+export interface RepeatedTarget {
+  name: string;
+  spread: Spread | null;
+  direction: Direction;
+  target: number;
+  /** Met at the worse end of the spread; null when there is no figure. */
+  met: boolean | null;
+  /** Why a verdict is withheld or qualified, e.g. a maximum its soak did not confirm. */
+  note?: string;
+}
+
+type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle">;
+
+function byRepetition(result: Repeated, name: string): ScenarioResult[] {
+  return result.scenarios.filter((s) => s.name === name).sort((a, b) => a.repetition - b.repetition);
+}
+
+function maximum(scenario: ScenarioResult, design: Design): number | null {
+  const passed = scenario.steps.filter((s) => s.design === design && s.passed);
+  return passed.length ? Math.max(...passed.map((s) => s.offeredDeliveriesPerSecond)) : null;
+}
+
+/** A design's p99 at a comparison load; a step that failed (lost events, p99 over the bound) counts as infinitely slow. */
+function p99At(scenario: ScenarioResult, design: Design, fraction: number): number | null {
+  const step = scenario.atLoads.find((s) => s.design === design && s.fraction === fraction);
+  if (!step) return null;
+  return step.passed ? step.latency.p99 : Number.POSITIVE_INFINITY;
+}
+
+function soakCount(runs: ScenarioResult[], design: Design): { confirmed: number; soaked: number } {
+  const soaks = runs.flatMap((r) => r.soaks.filter((s: StepResult) => s.design === design));
+  return { confirmed: soaks.filter((s) => s.passed).length, soaked: soaks.length };
+}
+
+function target(
+  name: string,
+  spread: Spread | null,
+  direction: Direction,
+  goal: number,
+  note?: string,
+): RepeatedTarget {
+  return {
+    name,
+    spread,
+    direction,
+    target: goal,
+    met: verdictAtWorseEnd(spread, direction, goal),
+    ...(note ? { note } : {}),
+  };
+}
+
+function scenarioTargets(name: string, runs: ScenarioResult[], summary: RepeatedScenario): RepeatedTarget[] {
+  const maxima = (d: Design) => runs.map((r) => maximum(r, d));
+  const soak = summary.soaks.pulse;
+  const unconfirmed =
+    soak && soak.confirmed < soak.soaked
+      ? `Pulse's soak confirmed ${soak.confirmed} of ${soak.soaked} maxima`
+      : undefined;
+  const targets = [
+    target(
+      `${name}: max deliveries/s, Pulse ÷ Socket.IO`,
+      pairedRatios(maxima("pulse"), maxima("socket-io")),
+      "at least",
+      1.3,
+      unconfirmed,
+    ),
+    target(
+      `${name}: max deliveries/s, Pulse ÷ floor`,
+      pairedRatios(maxima("pulse"), maxima("ws-floor")),
+      "at least",
+      0.5,
+      unconfirmed,
+    ),
+  ];
+  if (unconfirmed) for (const t of targets) if (t.met) t.met = false;
+  for (const { fraction } of summary.atLoads) {
+    const p99 = (d: Design) => runs.map((r) => p99At(r, d, fraction));
+    targets.push(
+      target(
+        `${name}: p99 at ${Math.round(fraction * 100)}% of the weaker maximum, Pulse ÷ Socket.IO`,
+        pairedRatios(p99("pulse"), p99("socket-io")),
+        "at most",
+        1,
+      ),
+    );
+  }
+  return targets;
+}
+
+function idleTargets(result: Repeated): RepeatedTarget[] {
+  const per = (design: Design, key: "heapPerConnection" | "rssPerConnection") =>
+    result.idle.filter((i) => i.design === design).map((i) => i[key]);
+  const heap = pairedRatios(per("pulse", "heapPerConnection"), per("socket-io", "heapPerConnection"));
+  const rss = pairedRatios(per("pulse", "rssPerConnection"), per("socket-io", "rssPerConnection"));
+  const heapTarget = target("heap per idle connection, Pulse ÷ Socket.IO", heap, "at most", 0.7);
+  const rssTarget = target("RSS per idle connection, Pulse ÷ Socket.IO", rss, "at most", 0.7);
+  const both = heapTarget.met === null || rssTarget.met === null ? null : heapTarget.met && rssTarget.met;
+  return [
+    heapTarget,
+    rssTarget,
+    { ...target("memory per idle connection (heap AND RSS), Pulse ÷ Socket.IO", null, "at most", 0.7), met: both },
+  ];
+}
+
+export function summariseRepetitions(result: Repeated): RepeatedSummary {
+  const names = [...new Set(result.scenarios.map((s) => s.name))];
+  const scenarios: Record<string, RepeatedScenario> = {};
+  const targets: RepeatedTarget[] = [];
+  let repetitions = 0;
+  for (const name of names) {
+    const runs = byRepetition(result, name);
+    repetitions = Math.max(repetitions, runs.length);
+    const fractions = [...new Set(runs.flatMap((r) => r.atLoads.map((s) => s.fraction)))].sort((a, b) => a - b);
+    const summary: RepeatedScenario = {
+      maxima: Object.fromEntries(result.designs.map((d) => [d, spreadOf(runs.map((r) => maximum(r, d)))])),
+      soaks: Object.fromEntries(result.designs.map((d) => [d, soakCount(runs, d)])),
+      atLoads: fractions.map((fraction) => ({
+        fraction,
+        p99: Object.fromEntries(result.designs.map((d) => [d, spreadOf(runs.map((r) => p99At(r, d, fraction)))])),
+      })),
+    };
+    scenarios[name] = summary;
+    targets.push(...scenarioTargets(name, runs, summary));
+  }
+  targets.push(...idleTargets(result));
+  return { repetitions, spread: "min–max", scenarios, targets };
+}
+
+/** "median (min–max)", the form every repeated figure takes in the tables. */
+export function fmtSpread(spread: Spread | null | undefined, digits = 2, unit = ""): string {
+  if (!spread) return "–";
+  const f = (v: number) => (Number.isFinite(v) ? `${Math.round(v * 10 ** digits) / 10 ** digits}${unit}` : "failed");
+  return spread.n === 1 ? f(spread.median) : `${f(spread.median)} (${f(spread.min)}–${f(spread.max)})`;
+}
+
+export function worseEndText(t: RepeatedTarget): string {
+  return t.spread ? String(Math.round(worseEnd(t.spread, t.direction) * 100) / 100) : "–";
+}
+
+/** The repeated figures as tables: maxima with their soaks, p99 at the comparison loads, and the targets. */
+export function repeatedTables(summary: RepeatedSummary, designs: readonly Design[], markdown = false): string {
+  const parts: string[] = [];
+  for (const [name, s] of Object.entries(summary.scenarios)) {
+    const maxima: (string | number)[][] = [["design", "max deliveries/s, median (min–max)", "soak confirmed"]];
+    for (const d of designs) {
+      const soak = s.soaks[d];
+      maxima.push([d, fmtSpread(s.maxima[d], 0), soak ? `${soak.confirmed}/${soak.soaked}` : "–"]);
+    }
+    parts.push(
+      `${markdown ? "### " : "== "}${name}: maxima over ${summary.repetitions} repetitions\n\n${table(maxima, markdown)}`,
+    );
+    const header = ["design", ...s.atLoads.map((l) => `p99 ms at ${Math.round(l.fraction * 100)}%, median (min–max)`)];
+    const p99: (string | number)[][] = [
+      header,
+      ...designs.map((d) => [d, ...s.atLoads.map((l) => fmtSpread(l.p99[d], 1))]),
+    ];
+    if (s.atLoads.length)
+      parts.push(
+        `${markdown ? "### " : "== "}${name}: p99 at fractions of the weaker maximum\n\n${table(p99, markdown)}`,
+      );
+  }
+  const rows: (string | number)[][] = [["target", "median (min–max)", "worse end", "wanted", "status", "note"]];
+  for (const t of summary.targets) {
+    const status = t.met === true ? "met" : t.met === false ? "NOT MET" : "n/a";
+    rows.push([
+      t.name,
+      fmtSpread(t.spread),
+      worseEndText(t),
+      `${t.direction === "at least" ? "≥" : "≤"} ${t.target}`,
+      status,
+      t.note ?? "",
+    ]);
+  }
+  parts.push(`${markdown ? "### " : "== "}targets, judged at the worse end of the spread\n\n${table(rows, markdown)}`);
+  return parts.join("\n\n");
+}

@@ -1,0 +1,125 @@
+import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import { SMOKE_PLAN } from "./bench-plan";
+import { summarise } from "./report";
+import { summariseRepetitions } from "./repetitions";
+import type { Design } from "./workload";
+
+/** Results as a run would write them, for the unit tests of the statistics and the docs: only what they read varies. */
+
+const SUBSCRIBERS = 5;
+
+export function fixtureStep(design: Design, rate: number, passed: boolean, p99 = 10): StepResult {
+  const events = rate * 3;
+  const expected = events * SUBSCRIBERS;
+  return {
+    scenario: "narrow",
+    step: 0,
+    design,
+    offeredEventsPerSecond: rate,
+    offeredDeliveriesPerSecond: rate * SUBSCRIBERS,
+    events,
+    expected,
+    delivered: expected,
+    superseded: 0,
+    missing: 0,
+    duplicates: 0,
+    foreign: 0,
+    resyncs: 0,
+    misordered: 0,
+    closed: 0,
+    publisher: { published: events, dropped: 0, failed: 0, maxLagMs: 1, errors: [], cpuUs: 0 },
+    latency: { count: expected, p50: p99 / 4, p90: p99 / 2, p99, p999: p99, max: p99, mean: p99 / 4 },
+    achievedDeliveriesPerSecond: rate * SUBSCRIBERS,
+    serverCpuUsPerDelivery: 10,
+    serverCpuCores: 0.5,
+    clientCpuUsPerDelivery: 10,
+    redisCpuCores: 0.1,
+    machineBusy: 0.5,
+    postgresCpuCores: 0,
+    otherCpuCores: 0,
+    stolenCpuCores: 0,
+    serverRssMiB: 100,
+    passed,
+    ...(passed ? {} : { failure: "p99 over the bound" }),
+  };
+}
+
+/** One repetition of "narrow": each design passes up to its maximum (events/s), soaks there, and has a p99 at each fraction. */
+export function fixtureRepetition(
+  repetition: number,
+  designs: Partial<Record<Design, { max: number; soakPassed?: boolean; p99AtLoads?: number[] }>>,
+): ScenarioResult {
+  const entries = Object.entries(designs) as [Design, { max: number; soakPassed?: boolean; p99AtLoads?: number[] }][];
+  return {
+    name: "narrow",
+    description: "100 tenants",
+    tenants: 100,
+    subscribersPerTenant: SUBSCRIBERS,
+    runsPerTenant: 2,
+    officialClients: 0,
+    repetition,
+    order: entries.map(([d]) => d),
+    connect: [],
+    steps: entries.flatMap(([d, { max }]) => [
+      fixtureStep(d, max / 2, true),
+      fixtureStep(d, max, true),
+      fixtureStep(d, max * 1.3, false),
+    ]),
+    soaks: entries.map(([d, { max, soakPassed = true }]) => fixtureStep(d, max, soakPassed)),
+    atLoads: entries.flatMap(([d, { p99AtLoads = [] }]) =>
+      p99AtLoads.map((p99, i) => ({ ...fixtureStep(d, 100, true, p99), fraction: [0.25, 0.5, 0.75][i]! })),
+    ),
+    unsaturated: [],
+  };
+}
+
+export function fixtureIdle(design: Design, heapPerConnection: number, rssPerConnection: number): IdleResult {
+  return {
+    design,
+    connections: 100,
+    ready: 100,
+    failed: 0,
+    connectMs: 50,
+    serverConnections: 100,
+    heapBefore: 0,
+    heapAfter: heapPerConnection * 100,
+    rssBefore: 0,
+    rssAfter: rssPerConnection * 100,
+    heapPerConnection,
+    rssPerConnection,
+    broadcast: { expected: 100, delivered: 100, missing: 0, duplicates: 0, p99Ms: 5 },
+    errors: [],
+  };
+}
+
+export function fixtureResult(scenarios: ScenarioResult[], idle: IdleResult[] = []): BenchResult {
+  const designs: Design[] = ["pulse", "socket-io", "ws-floor"];
+  const partial = { designs, scenarios, idle };
+  return {
+    version: 1,
+    mode: "smoke",
+    startedAt: "2026-12-05T01:00:00.000Z",
+    durationS: 42,
+    revision: "abc1234",
+    machine: {
+      cpu: "test",
+      cores: 2,
+      memoryGiB: 4,
+      node: "v22",
+      os: "linux",
+      redis: "7",
+      database: "PostgreSQL",
+      backgroundBusy: 0,
+    } as BenchResult["machine"],
+    designs,
+    plan: SMOKE_PLAN,
+    pulsePublisher: "worker process (PostgreSQL)",
+    socketIoPublish: "emitter",
+    scenarios,
+    idle,
+    publishThroughput: null,
+    polling: null,
+    summary: summarise(partial),
+    repeated: summariseRepetitions(partial),
+  };
+}
