@@ -213,8 +213,6 @@ if not created then
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   if last[1] then previous = last[1][1] end
 end
--- This publisher was acknowledged an entry newer than the stream's newest: the stream lost its
--- tail (a failover to a replica that never received it). Cursors up to that entry must resync.
 -- Sent again after an error that may have come after the append (a connection lost mid-reply):
 -- an entry with the very same payload (it holds the event's time and counter) is this one.
 if ARGV[10] == '1' and not created then
@@ -222,7 +220,8 @@ if ARGV[10] == '1' and not created then
     if entry[2][2] == ARGV[1] then return {entry[1], false, false, false} end
   end
 end
--- This publisher was acknowledged an entry newer than the stream's newest.
+-- This publisher was acknowledged an entry newer than the stream's newest: the stream lost its
+-- tail (a failover to a replica that never received it).
 local lostTail = not created and ARGV[8] ~= '' and idBelow(previous, ARGV[8])
 -- A counted event against the newest counter appended for its run (or context file). At or
 -- below it, the event was overtaken: two processes publishing one run (a lost attempt's report
