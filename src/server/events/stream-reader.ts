@@ -88,6 +88,8 @@ export class TenantStreamReader {
   private carried = new Map<TenantCursor, StreamEntry[]>();
   /** Followed tenants whose stream may hold entries the reader has not read. */
   private readonly dirty = new Set<string>();
+  /** The round of reads under way, if any (see `settled`). */
+  private reading: Promise<{ error: unknown; reads: number } | null> | null = null;
   private readonly wakes: TenantWakeSubscriptions;
   private running = false;
   private loop?: Promise<void>;
@@ -157,6 +159,17 @@ export class TenantStreamReader {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
+  }
+
+  /**
+   * Resolves once every read asked for so far has been answered, such as the first read of
+   * each tenant just subscribed: a measurement of what follows (the fan-in test) then counts
+   * only what its own appends cause.
+   */
+  async settled(): Promise<void> {
+    while (this.running && (this.dirty.size > 0 || this.reading)) {
+      await (this.reading ?? new Promise((resolve) => setTimeout(resolve, 10)));
+    }
   }
 
   /** Number of tenants with at least one local subscriber. */
@@ -486,7 +499,12 @@ export class TenantStreamReader {
           this.recheck = false;
           await this.findLostStreams();
         }
-        failed = await this.readDirty();
+        this.reading = this.readDirty();
+        try {
+          failed = await this.reading;
+        } finally {
+          this.reading = null;
+        }
       } catch (error) {
         this.recheck = true;
         failed = { error, reads: 1 };
