@@ -366,18 +366,14 @@ export function nextStreamId(id: string): string {
  */
 export class TenantEventStream {
   /**
-   * When each tenant was last trimmed and the appends since, for the tenants appended to most
-   * recently (the same bound and order as `lastAppended`): a forgotten tenant is trimmed at its
-   * next append, as on a process's first.
+   * What this process keeps of the tenants it appended to most recently (at most
+   * `rememberedTenants`, least recently appended forgotten first; a Map iterates in insertion
+   * order): the newest id it was acknowledged (a stream found older lost its tail), and when it
+   * last trimmed the stream and the appends since. Forgetting a quiet tenant only forgoes the
+   * lost-tail check for it (a cluster failover is found by the node check anyway, see `APPEND`)
+   * and trims it at its next append, as on a process's first.
    */
-  private readonly lastTrim = new Map<string, { at: number; appends: number }>();
-  /**
-   * The newest id this process was acknowledged, for the tenants it appended to most recently
-   * (at most `rememberedTenants`, least recently appended forgotten first): a stream found
-   * older lost its tail. Forgetting a quiet tenant only forgoes this check for it; a cluster
-   * failover is found by the node check anyway (see `APPEND`).
-   */
-  private readonly lastAppended = new Map<string, string>();
+  private readonly recent = new Map<string, { appended: string; trimmedAt: number; appends: number }>();
   private readonly rememberedTenants: number;
 
   private readonly redis: RedisClient & {
@@ -450,26 +446,26 @@ export class TenantEventStream {
       gate?.runId ?? "",
       this.keys.wake(tenantId),
       tenantId,
-      this.lastAppended.get(tenantId) ?? "",
+      this.recent.get(tenantId)?.appended ?? "",
       this.onCluster ? "1" : "",
       resent ? "1" : "",
       counter ? String(counter.seq) : "",
     )) as [string | null, string | null, AppendRefusal | null, string | null];
     if (refused) return { refused };
     if (!id) throw new Error("XADD returned no id");
-    this.rememberAppended(tenantId, id);
-    this.trimSoon(tenantId);
+    const memory = this.remember(tenantId);
+    if (compareStreamIds(id, memory.appended) > 0) memory.appended = id;
+    this.trimSoon(tenantId, memory);
     return { id, genesis: genesis ?? null, ...(ended ? { ended: JSON.parse(ended) as LiveProgress } : {}) };
   }
 
-  /** Keeps the tenant's newest acknowledged id, as its most recent entry (a Map iterates in insertion order). */
-  private rememberAppended(tenantId: string, id: string): void {
-    const known = this.lastAppended.get(tenantId);
-    if (known !== undefined && compareStreamIds(id, known) <= 0) return;
-    this.lastAppended.delete(tenantId);
-    if (this.lastAppended.size >= this.rememberedTenants)
-      this.lastAppended.delete(this.lastAppended.keys().next().value!);
-    this.lastAppended.set(tenantId, id);
+  /** The tenant's record, made its most recent, the least recent forgotten beyond the bound. */
+  private remember(tenantId: string): { appended: string; trimmedAt: number; appends: number } {
+    const memory = this.recent.get(tenantId) ?? { appended: STREAM_ORIGIN, trimmedAt: 0, appends: 0 };
+    this.recent.delete(tenantId);
+    if (this.recent.size >= this.rememberedTenants) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(tenantId, memory);
+    return memory;
   }
 
   /** The latest progress of those of `runIds` (default: all the tenant's) that are running, as Redis holds it. */
@@ -536,19 +532,15 @@ export class TenantEventStream {
   }
 
   /** Runs a retention pass for a tenant now and then, off the publisher's path. */
-  private trimSoon(tenantId: string): void {
-    const state = this.lastTrim.get(tenantId) ?? { at: 0, appends: 0 };
-    state.appends += 1;
-    this.lastTrim.delete(tenantId);
-    if (this.lastTrim.size >= this.rememberedTenants) this.lastTrim.delete(this.lastTrim.keys().next().value!);
-    this.lastTrim.set(tenantId, state);
+  private trimSoon(tenantId: string, memory: { trimmedAt: number; appends: number }): void {
+    memory.appends += 1;
     const now = Date.now();
-    if (now - state.at < 60_000 && state.appends < 1_000) return;
-    state.at = now;
-    state.appends = 0;
+    if (now - memory.trimmedAt < 60_000 && memory.appends < 1_000) return;
+    memory.trimmedAt = now;
+    memory.appends = 0;
     this.trim(tenantId, now).catch(() => {
       // A failed pass is retried by the next one; retention is a bound, not a deadline.
-      state.at = 0;
+      memory.trimmedAt = 0;
     });
   }
 

@@ -529,7 +529,7 @@ describe("TenantStreamReader's wake-ups", () => {
     // Acknowledged to the publisher, lost by a failover before any wake of it reached the reader.
     const unheard = await command.xadd(keys.events(tenant), "*", "e", event(tenant, "unheard"));
     await command.xdel(keys.events(tenant), unheard!);
-    (stream as unknown as { lastAppended: { set(t: string, id: string): void } }).lastAppended.set(tenant, unheard!);
+    (stream as unknown as { recent: Map<string, { appended: string }> }).recent.get(tenant)!.appended = unheard!;
     const next = await stream.append(tenant, event(tenant, "after"));
     await eventually(
       () => seen,
