@@ -1,45 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { ScenarioResult, StepResult } from "./bench-result";
 import { scenarioTable, summarise, targetsTable } from "./report";
+import { FIXTURE_SUBSCRIBERS, fixtureStep } from "./result-fixtures";
 import type { Design } from "./workload";
 
-const SUBSCRIBERS = 5;
-
-/** A narrow step's result with what the summary reads; the rest as a quiet step would have it. */
-function step(design: Design, index: number, rate: number, passed: boolean, p99 = 10): StepResult {
-  const expected = rate * 3 * SUBSCRIBERS;
-  return {
-    scenario: "narrow",
-    step: index,
-    design,
-    offeredEventsPerSecond: rate,
-    offeredDeliveriesPerSecond: rate * SUBSCRIBERS,
-    events: rate * 3,
-    expected,
-    delivered: expected,
-    superseded: 0,
-    missing: 0,
-    duplicates: 0,
-    foreign: 0,
-    resyncs: 0,
-    misordered: 0,
-    closed: 0,
-    publisher: { published: rate * 3, dropped: 0, failed: 0, maxLagMs: 1, errors: [], cpuUs: 0 },
-    latency: { count: expected, p50: p99 / 4, p90: p99 / 2, p99, p999: p99, max: p99, mean: p99 / 4 },
-    achievedDeliveriesPerSecond: rate * SUBSCRIBERS,
-    serverCpuUsPerDelivery: 10,
-    serverCpuCores: 0.5,
-    clientCpuUsPerDelivery: 10,
-    redisCpuCores: 0.1,
-    machineBusy: 0.5,
-    postgresCpuCores: 0,
-    otherCpuCores: 0,
-    stolenCpuCores: 0,
-    serverRssMiB: 100,
-    passed,
-    ...(passed ? {} : { failure: "p99 over the bound" }),
-  };
-}
+/** A narrow step's result with what the summary reads, at ladder position `index`. */
+const step = (design: Design, index: number, rate: number, passed: boolean, p99 = 10): StepResult => ({
+  ...fixtureStep(design, rate, passed, p99),
+  step: index,
+});
 
 function scenario(steps: StepResult[], unsaturated: Design[] = []): ScenarioResult {
   return {
@@ -50,7 +19,7 @@ function scenario(steps: StepResult[], unsaturated: Design[] = []): ScenarioResu
     soaks: [],
     atLoads: [],
     tenants: 100,
-    subscribersPerTenant: SUBSCRIBERS,
+    subscribersPerTenant: FIXTURE_SUBSCRIBERS,
     runsPerTenant: 2,
     officialClients: 3,
     connect: [],

@@ -6,7 +6,9 @@ import type { Design } from "./workload";
 
 /** Results as a run would write them, for the unit tests of the statistics and the docs: only what they read varies. */
 
-const SUBSCRIBERS = 5;
+/** Subscribers per tenant in every fixture step. */
+export const FIXTURE_SUBSCRIBERS = 5;
+const SUBSCRIBERS = FIXTURE_SUBSCRIBERS;
 
 export function fixtureStep(design: Design, rate: number, passed: boolean, p99 = 10): StepResult {
   const events = rate * 3;
