@@ -4,6 +4,7 @@ import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, typ
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, inject } from "vitest";
 import WebSocket from "ws";
+import { attemptFields } from "../server/agents/attempt-fields";
 import type { ChainDefinition } from "../server/agents/chains";
 import { DEMO_SETUP_CHAIN, demoAgents } from "../server/agents/demo";
 import {
@@ -427,6 +428,27 @@ export function collect(
     events: () => items.filter((i) => i.data.type !== "snapshot" && i.data.type !== "resync"),
     unsubscribe: () => subscription.unsubscribe(),
   };
+}
+
+/**
+ * A quiet tenant's run of an external `role` (no worker holds it), made active by a publish
+ * here, and a client following it from its snapshot on: for tests that publish the run's
+ * events themselves, as other processes would.
+ */
+export async function followedActiveRun(app: TestPulse, role: string) {
+  const tenant = await createQuietTenant(app);
+  const { db, bus, runs } = app.pulse.services;
+  const started = await runs.start(tenant.tenantId, role);
+  const row = await db.agentRun.findUniqueOrThrow({ where: { id: started.id } });
+  await bus.publish({ ...attemptFields(row, 1), type: "agent:active", startedAt: new Date().toISOString() });
+  const client = connectClient(app, tenant.token);
+  const seen = collect((handlers) => client.trpc.agent.onStatus.subscribe({ runId: started.id }, handlers));
+  await eventually(
+    () => seen.items.length,
+    (n) => n > 0,
+    "the snapshot",
+  );
+  return { tenant, runId: started.id, row, client, seen };
 }
 
 /** True when a delivered item is the progress event "tick N". */

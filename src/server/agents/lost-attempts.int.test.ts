@@ -1,14 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  collect,
-  connectClient,
-  createQuietTenant,
-  eventually,
-  startTestPulse,
-  type TestPulse,
-} from "../../test/harness";
+import { eventually, followedActiveRun, startTestPulse, type TestPulse } from "../../test/harness";
 import { createLogger } from "../logger";
-import { attemptFields } from "./attempt-fields";
 import { LostAttempts } from "./lost-attempts";
 
 /**
@@ -28,24 +20,6 @@ afterAll(async () => {
   await app?.close();
 });
 
-/** An active run of the tenant, followed by a subscribed client from its snapshot on. */
-async function followedActiveRun() {
-  const tenant = await createQuietTenant(app);
-  const { db, bus, runs } = app.pulse.services;
-  const started = await runs.start(tenant.tenantId, ROLE);
-  const row = await db.agentRun.findUniqueOrThrow({ where: { id: started.id } });
-  await bus.publish({ ...attemptFields(row, 1), type: "agent:active", startedAt: new Date().toISOString() });
-  await bus.publish({ ...attemptFields(row, 1), type: "agent:log", level: "info", message: "working" });
-  const client = connectClient(app, tenant.token);
-  const seen = collect((handlers) => client.trpc.agent.onStatus.subscribe({ runId: started.id }, handlers));
-  await eventually(
-    () => seen.items.length,
-    (n) => n > 0,
-    "the snapshot",
-  );
-  return { runId: started.id, client, seen };
-}
-
 const lostAttempts = () =>
   new LostAttempts(
     { db: app.pulse.services.db, bus: app.pulse.services.bus, queues: { get: () => undefined as never } },
@@ -55,7 +29,7 @@ const lostAttempts = () =>
 
 describe("an attempt whose worker vanished", () => {
   it("is reported as an event when the worker's last event reached the stream", async () => {
-    const { runId, client, seen } = await followedActiveRun();
+    const { runId, client, seen } = await followedActiveRun(app, ROLE);
     try {
       await lostAttempts().report(runId, "current", true);
       const items = await eventually(
@@ -71,7 +45,7 @@ describe("an attempt whose worker vanished", () => {
   });
 
   it("makes its subscribers resync when the worker died between counting its last event and appending it", async () => {
-    const { runId, client, seen } = await followedActiveRun();
+    const { runId, client, seen } = await followedActiveRun(app, ROLE);
     try {
       // What the dead worker left: an event the database counted, the stream never received.
       await app.pulse.services.db.agentRun.update({ where: { id: runId }, data: { seq: { increment: 1 } } });

@@ -1,14 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import {
-  collect,
-  connectClient,
-  createQuietTenant,
-  eventually,
-  startTestPulse,
-  type TestPulse,
-} from "../../test/harness";
+import { eventually, followedActiveRun, startTestPulse, type TestPulse } from "../../test/harness";
 import { attemptFields } from "../agents/attempt-fields";
 import { STREAM_ORIGIN } from "./schema";
 import { TenantEventStream, TenantStreamKeys, type AppendCounter } from "./event-stream";
@@ -105,35 +98,25 @@ describe("a run published by two processes at once", () => {
   });
 
   it("makes its subscribers resync, never deliver an older event after a newer one", async () => {
-    const tenant = await createQuietTenant(app);
-    const { db, bus, runs } = app.pulse.services;
-    const started = await runs.start(tenant.tenantId, ROLE);
-    const row = await db.agentRun.findUniqueOrThrow({ where: { id: started.id } });
-    await bus.publish({ ...attemptFields(row, 1), type: "agent:active", startedAt: new Date().toISOString() });
-    const client = connectClient(app, tenant.token);
-    const seen = collect((handlers) => client.trpc.agent.onStatus.subscribe({ runId: started.id }, handlers));
+    const { db, bus } = app.pulse.services;
+    const { tenant, runId, row, client, seen } = await followedActiveRun(app, ROLE);
     try {
-      await eventually(
-        () => seen.items.length,
-        (n) => n > 0,
-        "the snapshot",
-      );
       // What two processes leave: both events counted by the database, in this order...
-      const counted = await db.agentRun.update({ where: { id: started.id }, data: { seq: { increment: 2 } } });
+      const counted = await db.agentRun.update({ where: { id: runId }, data: { seq: { increment: 2 } } });
       const line = (seq: number, message: string) =>
         JSON.stringify({ ...attemptFields(row, 1), type: "agent:log", level: "info", message, seq, at: "" });
       // ...and appended in the other.
       await bus.stream.append(tenant.tenantId, line(counted.seq, "second"), undefined, {
-        counter: { runId: started.id, seq: counted.seq },
+        counter: { runId, seq: counted.seq },
       });
       await bus.stream.append(tenant.tenantId, line(counted.seq - 1, "first"), undefined, {
-        counter: { runId: started.id, seq: counted.seq - 1 },
+        counter: { runId, seq: counted.seq - 1 },
       });
       // An event published after both: once the client holds it (delivered, or in a resync's
       // snapshot), it has read past the two.
       const third = await bus.publish({ ...attemptFields(row, 1), type: "agent:log", level: "info", message: "third" });
       type Seen = { type: string; message?: string; seq?: number; snapshot?: { runs: { id: string; seq: number }[] } };
-      const runSeq = (d: Seen) => d.seq ?? d.snapshot?.runs.find((r) => r.id === started.id)?.seq ?? 0;
+      const runSeq = (d: Seen) => d.seq ?? d.snapshot?.runs.find((r) => r.id === runId)?.seq ?? 0;
       const items = await eventually(
         () => seen.items.map((item) => item.data as Seen),
         (list) => list.some((d) => runSeq(d) >= third!.event.seq),
