@@ -119,6 +119,33 @@ describe("applyAgentItem", () => {
     expect(late.runs.r1).toMatchObject({ status: "completed", progress: 100 });
   });
 
+  it("after a snapshot, takes a run its queueing brings in and skips the events of runs outside the snapshot", () => {
+    // r1 was live when the snapshot's id was taken, then completed and was superseded by r2
+    // before the snapshot was read: the snapshot holds r2 only, and r1's completion follows.
+    const snapshot = apply(emptyAgentState, "1-0", {
+      type: "snapshot",
+      snapshot: { runs: [run({ id: "r2", jobId: "r2", status: "queued", seq: 1 })] },
+    });
+    const late = apply(snapshot, "2-0", { type: "agent:completed", ...base, completedAt: at, seq: 9, at });
+    expect(Object.keys(late.runs)).toEqual(["r2"]);
+    expect(late.lastEventId).toBe("2-0");
+    const queued = { type: "agent:queued", ...base, runId: "r3", jobId: "r3", queuedAt: at, seq: 1, at } as const;
+    const next = apply(late, "3-0", queued);
+    expect(next.runs.r3).toMatchObject({ status: "queued", seq: 1 });
+    // Resumed from a cursor alone, nothing tells which runs the feed's scope holds: each is taken as it comes.
+    expect(
+      apply(emptyAgentState, "2-0", {
+        type: "agent:step",
+        ...base,
+        stepId: "s1",
+        name: "Fetch",
+        status: "started",
+        seq: 3,
+        at,
+      }).runs.r1,
+    ).toMatchObject({ seq: 3, steps: [{ id: "s1" }] });
+  });
+
   it("follows a run from queued through a retried failure to completion", () => {
     let state = apply(emptyAgentState, "1-0", { type: "agent:queued", ...base, queuedAt: at, seq: 1, at });
     expect(state.runs.r1?.status).toBe("queued");
@@ -195,6 +222,7 @@ describe("latestRunByRole", () => {
   it("keeps the newest run of each role", () => {
     const state: AgentState = {
       lastEventId: null,
+      fromSnapshot: true,
       runs: {
         a: run({ id: "a", queuedAt: "2026-01-01T00:00:00.000Z" }),
         b: run({ id: "b", queuedAt: "2026-01-02T00:00:00.000Z" }),

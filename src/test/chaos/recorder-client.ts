@@ -61,6 +61,8 @@ export interface RecorderTally {
   attemptMixes: number;
   /** Subscriptions the server ended with an error (a client would have to start over). */
   errors: number;
+  /** Events of runs outside the last snapshot's scope, which the state skips (see `AgentState.fromSnapshot`). */
+  outOfScope: number;
   opens: number;
   closes: number;
 }
@@ -102,6 +104,7 @@ export class RecorderClient {
     resyncs: 0,
     attemptMixes: 0,
     errors: 0,
+    outOfScope: 0,
     opens: 0,
     closes: 0,
   };
@@ -287,8 +290,13 @@ export class RecorderClient {
     segment.count += 1;
     segment.checksum = (segment.checksum + idHash(id)) >>> 0;
     segment.lastId = id;
-    this.checkSeq(item as PulseEvent);
-    this.checkAttempt(item as PulseEvent);
+    if (this.outsideScope(item as PulseEvent)) {
+      // Delivered (the stream audit counts it) but not part of the state, so no counter to follow.
+      this.tally.outOfScope += 1;
+    } else {
+      this.checkSeq(item as PulseEvent);
+      this.checkAttempt(item as PulseEvent);
+    }
     if (this.options.feed.kind === "context") {
       this.contextState = applyContextItem(this.contextState, { id, item: item as ContextFeedItem });
     } else {
@@ -308,6 +316,12 @@ export class RecorderClient {
         this.attempts.set(run.id, run.attempt);
       }
     }
+  }
+
+  /** An event of a run the agent state does not hold and that its queueing does not bring in. */
+  private outsideScope(event: PulseEvent): boolean {
+    if (this.options.feed.kind === "context" || !("runId" in event) || event.type === "agent:queued") return false;
+    return this.agentState.fromSnapshot && !this.agentState.runs[event.runId];
   }
 
   /**

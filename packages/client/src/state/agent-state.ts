@@ -5,9 +5,18 @@ export interface AgentState {
   runs: Record<string, RunView>;
   /** The id of the last item applied: the cursor to resume from. */
   lastEventId: string | null;
+  /**
+   * True once a snapshot or resync was applied: the state then holds every run of the feed's
+   * scope (queued and active runs, and each role's latest), and only `agent:queued` brings in
+   * a run it lacks. An event of any other run belongs to one outside that scope, such as a run
+   * that ended and was superseded by its role's next run before the snapshot was read while
+   * its last events were still on their way: it is skipped, not rebuilt from one event.
+   * False for a state resumed from a cursor alone, which takes every run as it comes.
+   */
+  fromSnapshot: boolean;
 }
 
-export const emptyAgentState: AgentState = { runs: {}, lastEventId: null };
+export const emptyAgentState: AgentState = { runs: {}, lastEventId: null, fromSnapshot: false };
 
 type AgentEvent = Exclude<AgentFeedItem, { type: "snapshot" } | { type: "resync" }>;
 
@@ -119,21 +128,24 @@ function applyEvent(run: RunView, event: AgentEvent): RunView {
 /**
  * Applies one subscription or polling item. Snapshots and resyncs replace the state; an
  * event whose `seq` the run already reflects (because the snapshot was read after it) is
- * skipped, so nothing is applied twice. Progress is latest-wins and uncounted: it applies
+ * skipped, so nothing is applied twice, and so is an event of a run outside the snapshot's
+ * scope (see `AgentState.fromSnapshot`). Progress is latest-wins and uncounted: it applies
  * only to the attempt that is running, so a retried run never shows its old attempt's.
  */
 export function applyAgentItem(state: AgentState, entry: { id: string; item: AgentFeedItem }): AgentState {
   const { id, item } = entry;
   if (item.type === "snapshot" || item.type === "resync") {
-    return { runs: Object.fromEntries(item.snapshot.runs.map((r) => [r.id, r])), lastEventId: id };
+    return { runs: Object.fromEntries(item.snapshot.runs.map((r) => [r.id, r])), lastEventId: id, fromSnapshot: true };
   }
-  const current = state.runs[item.runId] ?? newRun(item);
+  const held = state.runs[item.runId];
+  if (!held && state.fromSnapshot && item.type !== "agent:queued") return { ...state, lastEventId: id };
+  const current = held ?? newRun(item);
   const stale =
     item.type === "agent:progress"
       ? current.status !== "active" || current.attempt !== item.attempt
       : item.seq <= current.seq;
   if (stale) return { ...state, lastEventId: id };
-  return { runs: { ...state.runs, [item.runId]: applyEvent(current, item) }, lastEventId: id };
+  return { ...state, runs: { ...state.runs, [item.runId]: applyEvent(current, item) }, lastEventId: id };
 }
 
 /** The newest run of each role, for one panel per agent. */

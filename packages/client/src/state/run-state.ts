@@ -7,7 +7,8 @@ export interface RunState extends AgentState {
 }
 
 export function initialRunState(run: RunView | null): RunState {
-  return { runs: run ? { [run.id]: run } : {}, lastEventId: null, timeline: [] };
+  // The page's run is the whole of this feed's scope.
+  return { runs: run ? { [run.id]: run } : {}, lastEventId: null, fromSnapshot: run !== null, timeline: [] };
 }
 
 /** Applies an item to the run (see `applyAgentItem`) and appends events to the timeline. */
