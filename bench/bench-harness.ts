@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { TokenSigner } from "../src/server/auth/token-signer";
-import { PrivateRedisServer } from "../src/server/redis";
+import { PrivateRedisServer } from "../src/server/private-redis-server";
 import type { BenchPlan } from "./bench-plan";
 import type { ConnectResult, MachineInfo } from "./bench-result";
 import { log, sleep } from "./bench-log";

@@ -19,7 +19,8 @@ import type { WorkerPoolCloseOptions } from "./agents/worker";
 import type { Logger } from "./logger";
 import { DEMO_USER } from "./auth/demo-account";
 import { Pulse, type PulseOptions } from "./pulse";
-import { describeRedisTarget, resolveRedis, type RedisEndpoint, type RedisTarget } from "./redis";
+import { resolveRedis } from "./private-redis-server";
+import { describeRedisTarget, type RedisEndpoint, type RedisTarget } from "./redis";
 
 export { DEMO_USER } from "./auth/demo-account";
 

@@ -9,7 +9,7 @@ import { Queue } from "bullmq";
 import { queuePrefix } from "./agents/queue";
 import { DEMO_USER } from "./bootstrap";
 import { openDatabase } from "./db";
-import { freePort } from "./redis";
+import { freePort } from "./private-redis-server";
 import { createLogger } from "./logger";
 import { createWebHandler, WebBuildMissingError } from "./web/next-handler";
 import { TRPC_PATH } from "./http-server";

@@ -2,7 +2,8 @@ import { execFile } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
-import { PrivateRedisServer, type ClusterRedisTarget } from "./redis";
+import { PrivateRedisServer } from "./private-redis-server";
+import type { ClusterRedisTarget } from "./redis";
 
 const run = promisify(execFile);
 

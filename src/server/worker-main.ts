@@ -3,7 +3,8 @@ import { PulseConfigError } from "./agents/pulse-config";
 import { EnvError, loadEnv } from "./env";
 import { createLogger } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server";
-import { RedisIncompatibleError, RedisUnavailableError } from "./redis";
+import { RedisUnavailableError } from "./private-redis-server";
+import { RedisIncompatibleError } from "./redis";
 import { ShutdownSignals } from "./shutdown-signals";
 
 /**

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { PrivateRedisServer } from "../server/redis";
+import { PrivateRedisServer } from "../server/private-redis-server";
 import { acquireTestServer } from "./shared-test-server";
 
 /**

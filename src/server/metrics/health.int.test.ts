@@ -5,7 +5,7 @@ import { CapturedLog } from "../../test/captured-log";
 import { eventually, fastDemoAgents, openTestDatabase, startTestPulse, untilHealthy } from "../../test/harness";
 import { createLogger, type Logger } from "../logger";
 import { Pulse } from "../pulse";
-import { PrivateRedisServer } from "../redis";
+import { PrivateRedisServer } from "../private-redis-server";
 import { HealthCheck } from "./health-check";
 import { startMetricsServer, type MetricsServer } from "./metrics-server";
 

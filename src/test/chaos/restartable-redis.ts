@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { freePort, PrivateRedisServer } from "../../server/redis";
+import { freePort, PrivateRedisServer } from "../../server/private-redis-server";
 
 /**
  * A chaos suite's own redis-server that can be restarted on the same port (so every
