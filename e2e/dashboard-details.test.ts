@@ -1,11 +1,11 @@
 import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatDuration } from "../src/lib/format";
 import { eventually } from "../src/test/harness";
 import { launchChromium } from "./support/browser";
 import { OutsideAgent } from "./support/outside-agent";
-import { PulseProcess } from "./support/pulse-process";
-import { newEmail, OUTSIDE_AGENT, PASSWORD, signedIn } from "./support/tenant";
+import type { PulseProcess } from "./support/pulse-process";
+import { newEmail, OUTSIDE_AGENT, PASSWORD, signedIn, startChainsPulse } from "./support/tenant";
 
 /**
  * The smaller points of issue 19's item 9, where a user sees them: a new tenant's first
@@ -16,15 +16,7 @@ let browser: Browser;
 let pulse: PulseProcess;
 beforeAll(async () => {
   browser = await launchChromium();
-  // The demo agents at twice their time: a new tenant's first chain (about 50 s) runs long
-  // enough for the page to be open while its first two agents work.
-  pulse = await new PulseProcess({
-    REDIS_URL: inject("redisUrl"),
-    DEMO_SPEED: "2",
-    EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT,
-    // The adopter's example: a second named chain ("Digest": summarizer, reviewer) beside the demo's setup chain.
-    PULSE_CONFIG: "examples/pulse.config.ts",
-  }).start();
+  pulse = await startChainsPulse();
 });
 afterAll(async () => {
   await browser?.close();
@@ -184,8 +176,8 @@ describe("dashboard details (issue 19, item 9)", () => {
       "chain-context-file-writer",
     ]);
 
-    // The setup chain finishes first: a role of it queued after the digest started would make
-    // the setup chain the one with the newest run again (what agent.latestChain goes by).
+    // The setup chain finishes first, so the card shows one chain at a time here (two at once:
+    // e2e/dashboard-polish.test.ts).
     await eventually(
       () => api.context.get.query(),
       (c) => c?.status === "completed",

@@ -16,6 +16,20 @@ export function startDashboardPulse(): Promise<PulseProcess> {
   }).start();
 }
 
+/**
+ * A Pulse whose demo agents take twice their time (a new tenant's first chain, about 50 s,
+ * runs long enough for a page to be open while its agents work), with the outside agent's
+ * role and the adopter's example: a second named chain ("Digest": summarizer, reviewer).
+ */
+export function startChainsPulse(): Promise<PulseProcess> {
+  return new PulseProcess({
+    REDIS_URL: inject("redisUrl"),
+    DEMO_SPEED: "2",
+    EXTERNAL_AGENT_ROLES: OUTSIDE_AGENT,
+    PULSE_CONFIG: "examples/pulse.config.ts",
+  }).start();
+}
+
 export const newEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.test`;
 
 /** A browser context signed in with a session token, at `baseUrl` (Pulse's own, unless a proxy's). */

@@ -1,11 +1,12 @@
 import type { Metadata, Viewport } from "next";
 import type { ReactNode } from "react";
+import { pageTitle } from "@/lib/format";
 import { TRPCProvider } from "@/lib/trpc/provider";
 import "./globals.css";
 
 export const metadata: Metadata = {
   // Each page names itself: "Agents · Pulse", "Context file · Pulse".
-  title: { default: "Pulse", template: "%s · Pulse" },
+  title: { default: "Pulse", template: pageTitle("%s") },
   description: "What your AI agents are doing, live.",
 };
 

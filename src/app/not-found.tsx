@@ -1,6 +1,8 @@
 import Link from "next/link";
+import { pageTitle } from "@/lib/format";
 
-export const metadata = { title: "Not found" };
+// Absolute, as the dashboard's: the root layout's title template does not reach this page beside it.
+export const metadata = { title: { absolute: pageTitle("Not found") } };
 
 /** Any address that names nothing of the caller's: an unknown page, or a run of another tenant. */
 export default function NotFound() {

@@ -1,8 +1,9 @@
 "use client";
 
 import { useState } from "react";
-import { currentChain, type ChainInfo } from "@/lib/current-chain";
+import type { ChainInfo } from "@/lib/current-chain";
 import { trpc } from "@/lib/trpc/client";
+import { useLatestChain } from "@/lib/use-latest-chain";
 import type { ContextView, RoleInfo, RunView } from "@/lib/trpc/types";
 import { usePulseAgents, usePulseContext } from "@pulse/client/react";
 import { ChainView } from "./chain-view";
@@ -48,7 +49,7 @@ export function ContextSettings({
     onSuccess: () => setError(null),
   });
   const status = context?.status ?? "pending";
-  const chainRuns = currentChain(chain, Object.values(state.runs));
+  const chainRuns = useLatestChain(chain, Object.values(state.runs));
   const chainRunning = chainRuns.some((r) => r.status === "active" || r.status === "queued");
 
   return (

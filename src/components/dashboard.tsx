@@ -2,9 +2,10 @@
 
 import { useEffect, useMemo, useState } from "react";
 import { trpc } from "@/lib/trpc/client";
-import { currentChain, type ChainInfo } from "@/lib/current-chain";
+import type { ChainInfo } from "@/lib/current-chain";
 import type { RoleInfo, RunView } from "@/lib/trpc/types";
 import { usePulseAgents } from "@pulse/client/react";
+import { useLatestChain } from "@/lib/use-latest-chain";
 import { useRunNotifications } from "@/lib/use-run-notifications";
 import { AgentPanel } from "./agent-panel";
 import { ChainView } from "./chain-view";
@@ -78,7 +79,7 @@ export function Dashboard({ id, runs, recent, durations, chain, roles, chains }:
     return [...merged.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)).slice(0, 30);
   }, [recent, state.runs]);
 
-  const chainRuns = useMemo(() => currentChain(chain, Object.values(state.runs)), [chain, state.runs]);
+  const chainRuns = useLatestChain(chain, Object.values(state.runs));
 
   return (
     <div className="flex flex-col gap-6">

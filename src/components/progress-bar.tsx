@@ -1,8 +1,12 @@
-/** The bar's colour says how the run ended, as its badge does in words beside it. */
+/**
+ * The bar's colour says how the run ended, as its badge does in words beside it: never the
+ * running blue once it failed (the danger colour) or was cancelled (neutral). Each fill keeps
+ * 3:1 against the track in both themes, as WCAG asks of a graphic that carries meaning.
+ */
 const TONE: Record<string, string> = {
   failed: "bg-bad",
-  cancelled: "bg-slate-400",
-  interrupted: "bg-slate-400",
+  cancelled: "bg-slate-500",
+  interrupted: "bg-slate-500",
   completed: "bg-ok",
   retrying: "bg-warn",
 };
@@ -20,7 +24,7 @@ export function ProgressBar({ value, label, status }: { value: number; label: st
       data-status={status}
     >
       <div
-        className={`h-full rounded-full ${TONE[status ?? ""] ?? "bg-accent"} transition-[width] duration-300 ease-out motion-reduce:transition-none`}
+        className={`h-full rounded-full ${TONE[status ?? ""] ?? "bg-accent"} transition-[width] duration-300 ease-out`}
         style={{ width: `${value}%` }}
       />
     </div>

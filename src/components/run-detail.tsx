@@ -1,13 +1,17 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useState, type ReactNode } from "react";
+import { useEffect, useState, type ReactNode } from "react";
 import {
   droppedOutputNotice,
   formatDuration,
+  noOutputNotice,
+  noStepsNotice,
+  pageTitle,
   quietNotice,
   runDuration,
   runMessage,
+  runPageName,
   statusAnnouncement,
   stepStatus,
   type StepStatus,
@@ -54,8 +58,9 @@ const isFinished = (run: RunView) =>
   run.status === "completed" || run.status === "failed" || run.status === "cancelled";
 
 /**
- * One run of the signed-in user's tenant, live: with Cancel, Retry (which opens the new run)
- * and Share, and its logs. An action the server refuses says why, beside the buttons.
+ * One run of the signed-in user's tenant, live: with Cancel, Retry and Run again (each opens
+ * the new run it starts) and Share, and its logs. An action the server refuses says why,
+ * beside the buttons. The tab's title follows the run's status.
  */
 export function RunDetail({
   runId,
@@ -83,12 +88,15 @@ export function RunDetail({
     onSuccess: (started) => router.push(`/runs/${started.runId}`),
     onError: (error) => setNotice(`Could not retry: ${error.message}`),
   });
-  const again = trpc.agent.run.useMutation({
+  const again = trpc.agent.runAgain.useMutation({
     onMutate: () => setNotice(null),
     onSuccess: (started) => router.push(`/runs/${started.runId}`),
     onError: (error) =>
       setNotice(error.data?.code === "CONFLICT" ? "Already running" : `Could not start: ${error.message}`),
   });
+  useEffect(() => {
+    document.title = pageTitle(runPageName(title, run));
+  }, [title, run]);
   const actions = (
     <>
       {!finished ? (
@@ -107,16 +115,18 @@ export function RunDetail({
           className="btn"
           onClick={() => retry.mutate({ runId })}
           disabled={retry.isPending || retry.isSuccess}
+          title={run.chainId ? "Start this agent again with the same input, then the rest of its chain" : undefined}
         >
           Retry
         </button>
       ) : null}
-      {run.status === "completed" ? (
+      {finished ? (
         <button
           type="button"
-          className="btn"
-          onClick={() => again.mutate({ agentRole: run.agentRole })}
+          className={run.status === "completed" ? "btn" : "btn-quiet"}
+          onClick={() => again.mutate({ runId })}
           disabled={again.isPending || again.isSuccess}
+          title="Start this agent on its own again, with the same input"
         >
           Run again
         </button>
@@ -195,7 +205,6 @@ function RunPanel({
   const [lifecycleOnly, setLifecycleOnly] = useState(false);
   const took = runDuration(run, now);
   const quiet = quietNotice(run, now, external ? "agent" : "worker");
-  const finished = isFinished(run);
 
   return (
     <div className="flex flex-col gap-6" data-testid="run-detail" data-status={displayStatus(run)}>
@@ -243,7 +252,9 @@ function RunPanel({
       <div className="grid gap-6 md:grid-cols-2">
         <TitledCard id="steps" title="Steps">
           {run.steps.length === 0 ? (
-            <p className="text-sm text-slate-500">{finished ? "No steps." : "No steps yet."}</p>
+            <p className="text-sm text-slate-500" data-testid="no-steps">
+              {noStepsNotice(run.status)}
+            </p>
           ) : (
             <ol className="flex flex-col gap-1 text-sm">
               {run.steps.map((step) => (
@@ -352,7 +363,7 @@ function RunOutput({ run, loadOutput }: { run: RunView; loadOutput: LoadOutput }
         {start > 0 && start <= dropped ? (
           <span className="text-slate-500">{`${droppedOutputNotice(start)}\n`}</span>
         ) : null}
-        {text || <span className="text-slate-500">{isFinished(run) ? "No output." : "Nothing yet."}</span>}
+        {text || <span className="text-slate-500">{noOutputNotice(run.status)}</span>}
       </pre>
     </>
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chainByRole, chainShown, currentChain } from "./current-chain";
+import { chainByRole, chainShown, currentChain, otherChainRun } from "./current-chain";
 import type { RunView } from "./trpc/types";
 
 const ROLES = [{ role: "client-researcher" }, { role: "competitor-researcher" }, { role: "context-file-writer" }];
@@ -60,11 +60,17 @@ describe("currentChain", () => {
     expect(chainByRole(ROLES, current).map((r) => r.run?.status)).toEqual(["completed", "completed", "completed"]);
   });
 
-  it("moves to a chain the feed saw start after the page loaded", () => {
-    const next = run("d", "client-researcher", "c2", "2026-01-02T09:00:00.000Z", "active");
-    const current = currentChain(chain, [next]);
-    expect(current.map((r) => r.id)).toEqual(["d"]);
-    expect(chainByRole(ROLES, current).map((r) => r.run?.status)).toEqual(["active", undefined, undefined]);
+  it("keeps the loaded chain while another chain's runs arrive, and names the newest of them for the server to judge", () => {
+    const other = [
+      run("d", "summarizer", "c2", "2026-01-02T09:00:00.000Z", "completed"),
+      run("e", "reviewer", "c2", "2026-01-02T09:05:00.000Z", "active"),
+    ];
+    expect(currentChain(chain, other).map((r) => r.id)).toEqual(["a", "b", "c"]);
+    expect(otherChainRun(chain, other)).toBe("e");
+    expect(otherChainRun(chain, [...chain, run("m", "client-researcher", null, "2026-01-03T00:00:00.000Z")])).toBe(
+      undefined,
+    );
+    expect(otherChainRun([], other)).toBe("e");
   });
 
   it("takes a chain's later runs from the feed when the page loaded before they were queued", () => {

@@ -4,20 +4,14 @@ import type { RouterOutputs, RunView } from "./trpc/types";
 export type ChainInfo = RouterOutputs["agent"]["chains"][number];
 
 /**
- * The runs of the tenant's newest chain as the page knows them now: the chain the server
- * read with the page (`readLatestChain`), each run as fresh as the live feed has it, or a
- * newer chain the feed has seen start since. Runs started by hand never take a chain's
- * place, however many there are.
+ * The runs of the chain the server named newest (`readLatestChain`), each as fresh as the
+ * live feed has it, with the chain's runs queued since. Runs started by hand and runs of
+ * other chains never take its place: which chain is newest is the server's call (see
+ * `otherChainRun`), so two chains running at once do not make the card flip between them.
  */
 export function currentChain(loaded: RunView[], live: RunView[]): RunView[] {
   const loadedIds = new Set(loaded.map((r) => r.id));
   const loadedChainId = loaded[0]?.chainId ?? null;
-  const loadedSince = loaded.reduce((newest, r) => (r.queuedAt > newest ? r.queuedAt : newest), "");
-  // A chain started after the page loaded: its runs arrive with their chainId (agent:queued).
-  const newer = live
-    .filter((r) => r.chainId !== null && r.chainId !== loadedChainId && r.queuedAt > loadedSince)
-    .sort((a, b) => b.queuedAt.localeCompare(a.queuedAt))[0];
-  if (newer) return live.filter((r) => r.chainId === newer.chainId);
   const fresh = new Map(
     live
       .filter((r) => loadedIds.has(r.id) || (loadedChainId !== null && r.chainId === loadedChainId))
@@ -26,6 +20,17 @@ export function currentChain(loaded: RunView[], live: RunView[]): RunView[] {
   const merged = loaded.map((r) => ({ ...(fresh.get(r.id) ?? r), chainId: r.chainId }));
   const added = [...fresh.values()].filter((r) => !loadedIds.has(r.id));
   return [...merged, ...added];
+}
+
+/**
+ * The id of the newest run the feed has of a chain other than the loaded one: a chain may
+ * have started since, and the page asks the server again whenever this changes.
+ */
+export function otherChainRun(loaded: RunView[], live: RunView[]): string | undefined {
+  const loadedChainId = loaded[0]?.chainId ?? null;
+  return live
+    .filter((r) => r.chainId !== null && r.chainId !== loadedChainId)
+    .sort((a, b) => b.queuedAt.localeCompare(a.queuedAt))[0]?.id;
 }
 
 /**

@@ -137,3 +137,33 @@ export function statusAnnouncement(
       return `${title} ${run.status}`;
   }
 }
+
+/** A browser tab's title: what is open, then the product. */
+export const pageTitle = (name: string) => `${name} · Pulse`;
+
+/** A run page's name for its tab: the agent and how the run stands ("Summarizer run (failed)"). */
+export function runPageName(title: string, run: Pick<RunView, "status" | "willRetry">): string {
+  return `${title} run (${run.willRetry ? "retrying" : run.status})`;
+}
+
+/**
+ * What a run's steps card says while it has none: a running run may still record one, a
+ * finished run says how it ended without any, never "yet".
+ */
+export function noStepsNotice(status: RunView["status"]): string {
+  switch (status) {
+    case "failed":
+      return "This run failed before it recorded any step.";
+    case "cancelled":
+      return "This run was cancelled before it recorded any step.";
+    case "completed":
+      return "This run completed without recording any step.";
+    default:
+      return "No steps yet.";
+  }
+}
+
+/** What a run's output card says while it is empty: "yet" only while the run may still write. */
+export function noOutputNotice(status: RunView["status"]): string {
+  return status === "queued" || status === "active" ? "Nothing yet." : "No output was written.";
+}

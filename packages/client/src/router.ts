@@ -820,6 +820,51 @@ export type PulseRouter = TRPCBuiltRouter<
         };
         meta: object;
       }>;
+      runAgain: TRPCMutationProcedure<{
+        input: { runId: string };
+        output: {
+          runId: string;
+          status: "completed" | "failed" | "queued" | "active" | "cancelled";
+          run: {
+            id: string;
+            tenantId: string;
+            agentRole: string;
+            queue: string;
+            jobId: string;
+            chainId: null | string;
+            chainName: null | string;
+            status: "completed" | "failed" | "queued" | "active" | "cancelled";
+            phase: null | "starting" | "running" | "completing";
+            progress: number;
+            message: null | string;
+            error: null | string;
+            attempt: number;
+            willRetry: boolean;
+            nextAgent: null | string;
+            seq: number;
+            queuedAt: string;
+            startedAt: null | string;
+            completedAt: null | string;
+            failedAt: null | string;
+            cancelledAt: null | string;
+            updatedAt: string;
+            steps: Array<{
+              id: string;
+              name: string;
+              status: "started" | "completed" | "failed";
+              attempt: number;
+              startedAt: string;
+              finishedAt: null | string;
+              error: null | string;
+            }>;
+            output?: undefined | string;
+            outputStart?: undefined | number;
+            outputDropped?: undefined | number;
+          };
+          reportToken: null | string;
+        };
+        meta: object;
+      }>;
     };
     context: {
       onStatusChanged: TRPCSubscriptionProcedure<{

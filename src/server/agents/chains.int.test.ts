@@ -1,14 +1,28 @@
 import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import config from "../../../examples/pulse.config";
-import { connectClient, createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+import {
+  AgentRemote,
+  connectClient,
+  createQuietTenant,
+  eventually,
+  startTestPulse,
+  type TestPulse,
+} from "../../test/harness";
 
 /** Named chains from an adopter's configuration: listed, started by name, each role after the one before. */
 
 let app: TestPulse;
+/** A chain whose first role ends when the test says: "slow" (gatherer, then filer). */
+const gatherer = new AgentRemote("gatherer");
+const filer = new AgentRemote("filer");
 
 beforeAll(async () => {
-  app = await startTestPulse({ agents: [...config.agents!], chains: [...config.chains!], setupChain: null });
+  app = await startTestPulse({
+    agents: [...config.agents!, gatherer.definition, filer.definition],
+    chains: [...config.chains!, { name: "slow", roles: [gatherer.role, filer.role] }],
+    setupChain: null,
+  });
 });
 afterAll(async () => {
   await app?.close();
@@ -28,9 +42,12 @@ describe("a deployment's own chains", () => {
     try {
       // No setup chain configured: a new tenant starts with nothing.
       expect(await client.trpc.agent.list.query({})).toMatchObject({ runs: [] });
-      expect(await client.trpc.agent.chains.query()).toEqual([
-        { name: "digest", title: "Digest", roles: ["summarizer", "reviewer"], setup: false },
-      ]);
+      expect((await client.trpc.agent.chains.query())[0]).toEqual({
+        name: "digest",
+        title: "Digest",
+        roles: ["summarizer", "reviewer"],
+        setup: false,
+      });
 
       const input = {
         documentId: "doc-7",
@@ -72,6 +89,29 @@ describe("a deployment's own chains", () => {
         "BAD_REQUEST",
       );
       expect(await app.pulse.services.db.agentRun.count({ where: { tenantId: tenant.tenantId } })).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("agent.latestChain is the chain started last, though an older chain running beside it queued a run since", async () => {
+    const tenant = await createQuietTenant(app);
+    const client = connectClient(app, tenant.token);
+    try {
+      const older = await client.trpc.agent.runChain.mutate({ chain: "slow" });
+      const input = { documentId: "doc-9", text: "Two chains at once. One card." };
+      const newer = await client.trpc.agent.runChain.mutate({ chain: "digest", input });
+      // The older chain's next role is queued after the newer chain started.
+      gatherer.finish();
+      filer.finish();
+      await eventually(
+        () => client.trpc.agent.list.query({ agentRole: filer.role }),
+        (page) => page.runs.some((r) => r.chainId === older.chainId),
+        "the older chain's second run",
+      );
+      const latest = await client.trpc.agent.latestChain.query();
+      expect(new Set(latest.map((r) => r.chainId))).toEqual(new Set([newer.chainId]));
+      expect(latest[0]!.chainName).toBe("digest");
     } finally {
       await client.close();
     }

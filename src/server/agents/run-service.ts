@@ -325,7 +325,10 @@ export class RunService {
     return this.get(tenantId, runId);
   }
 
-  /** Starts a new run of the same role and input (and the rest of its chain) after a failure or cancel. */
+  /**
+   * Retry: after a failure or cancel, a new run of the same role and input that picks its
+   * chain up where it stopped (the rest of the chain follows it).
+   */
   async retry(tenantId: string, runId: string): Promise<StartedRun> {
     const run = await this.require(tenantId, runId);
     if (run.status !== "failed" && run.status !== "cancelled") {
@@ -338,6 +341,18 @@ export class RunService {
       chain: job?.data.chain ?? [],
       input: (run.input ?? {}) as Record<string, unknown>,
     });
+  }
+
+  /**
+   * Run again: a new run of a finished run's role with the same input, on its own (no chain
+   * follows it), whether the run completed, failed or was cancelled.
+   */
+  async runAgain(tenantId: string, runId: string): Promise<StartedRun> {
+    const run = await this.require(tenantId, runId);
+    if (run.status === "queued" || run.status === "active") {
+      throw new PulseError("CONFLICT", `run is ${run.status}; only a finished run can be run again`);
+    }
+    return this.start(tenantId, run.agentRole, { input: (run.input ?? {}) as Record<string, unknown> });
   }
 
   async get(tenantId: string, runId: string): Promise<RunView> {

@@ -195,15 +195,19 @@ export async function readAgentSnapshot(
 }
 
 /**
- * Every run of the tenant's newest chain (the setup chain), whatever ran since: the chain
- * card is drawn from these, not from the latest run of each role nor a window of recent
- * runs, either of which a run started by hand pushes the chain's runs out of.
+ * Every run of the tenant's newest chain, whatever ran since: the chain card is drawn from
+ * these, not from the latest run of each role nor a window of recent runs, either of which a
+ * run started by hand pushes the chain's runs out of. Newest is the chain that started last
+ * (its first run's queuedAt), not the one with the newest run: of two chains running at
+ * once, the older queues its next role after the newer started, and the card would flip.
  */
 export async function readLatestChain(db: PrismaClient, tenantId: string): Promise<RunView[]> {
-  const newest = await db.agentRun.findFirst({
+  const [newest] = await db.agentRun.groupBy({
+    by: ["chainId"],
     where: { tenantId, chainId: { not: null } },
-    orderBy: { queuedAt: "desc" },
-    select: { chainId: true },
+    _min: { queuedAt: true },
+    orderBy: { _min: { queuedAt: "desc" } },
+    take: 1,
   });
   if (!newest?.chainId) return [];
   const runs = await db.agentRun.findMany({

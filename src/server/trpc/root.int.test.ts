@@ -424,6 +424,7 @@ describe("input and authentication errors", () => {
       "agent.runChain": () => caller.agent.runChain(),
       "agent.cancel": () => caller.agent.cancel({ runId }),
       "agent.retry": () => caller.agent.retry({ runId }),
+      "agent.runAgain": () => caller.agent.runAgain({ runId }),
       "agent.onStatus": () => caller.agent.onStatus({}),
       "context.get": () => caller.context.get(),
       "context.events": () => caller.context.events(),

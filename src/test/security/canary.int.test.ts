@@ -267,6 +267,7 @@ describe("tenant isolation under canaries", () => {
         expectNotFound("agent.events", await call("agent.events", { cursor: eventId }, a));
         expectNotFound("agent.cancel", await call("agent.cancel", { runId }, a));
         expectNotFound("agent.retry", await call("agent.retry", { runId }, a));
+        expectNotFound("agent.runAgain", await call("agent.runAgain", { runId }, a));
         expectNotFound("context.events", await call("context.events", { cursor: eventId }, a));
         expectNotFound("share.create", await call("share.create", { runId }, a));
         expectNotFound("share.revoke", await call("share.revoke", { shareId: pick(victimShares) }, a));

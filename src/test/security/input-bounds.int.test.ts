@@ -161,6 +161,7 @@ const BAD_INPUTS: Record<string, [unknown, string][]> = {
     [{ runId: "\u0000" }, "runId"],
   ],
   "agent.retry": [[{}, "runId"]],
+  "agent.runAgain": [[{}, "runId"]],
   "agent.output": [
     [{ runId: "r", before: -1 }, "before"],
     [{ runId: "r", after: 2 ** 60 }, "after"],

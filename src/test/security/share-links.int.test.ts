@@ -147,6 +147,7 @@ describe("a share link", () => {
       "agent.run": () => polling.agent.run.mutate({ agentRole: SHARED }),
       "agent.cancel": () => polling.agent.cancel.mutate({ runId: shared.runId }),
       "agent.retry": () => polling.agent.retry.mutate({ runId: shared.runId }),
+      "agent.runAgain": () => polling.agent.runAgain.mutate({ runId: shared.runId }),
       "agent.runChain": () => polling.agent.runChain.mutate(),
       "context.get": () => polling.context.get.query(),
       "context.events": () => polling.context.events.query({ cursor: "0-0" }),

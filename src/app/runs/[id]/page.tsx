@@ -2,15 +2,17 @@ import type { Metadata } from "next";
 import { notFound } from "next/navigation";
 import { AppShell } from "@/components/app-shell";
 import { RunDetail } from "@/components/run-detail";
+import { runPageName } from "@/lib/format";
 import { pageSession, runData, requireSession } from "@/server/web/page-data";
 
 export const dynamic = "force-dynamic";
 
-/** The tab says which run is open: its agent and how it stands when the page loaded. */
+/** The tab says which run is open: its agent and how it stands (the page keeps it current, see `RunDetail`). */
 export async function generateMetadata({ params }: { params: Promise<{ id: string }> }): Promise<Metadata> {
   const session = await pageSession();
-  const data = session ? await runData((await params).id).catch(() => null) : null;
-  return { title: data ? `${data.title} run (${data.run.status})` : "Run" };
+  // Undefined when the run could not be read; null when the tenant has no such run.
+  const data = session ? await runData((await params).id).catch(() => undefined) : undefined;
+  return { title: data ? runPageName(data.title, data.run) : data === null ? "Not found" : "Run" };
 }
 
 export default async function RunPage({ params }: { params: Promise<{ id: string }> }) {

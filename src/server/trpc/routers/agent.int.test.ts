@@ -136,6 +136,7 @@ describe("tenant isolation (guarantee 5)", () => {
       eventsSnapshot: (id: string) => intruderClient.trpc.agent.events.query({ runId: id }),
       cancel: (id: string) => intruderClient.trpc.agent.cancel.mutate({ runId: id }),
       retry: (id: string) => intruderClient.trpc.agent.retry.mutate({ runId: id }),
+      runAgain: (id: string) => intruderClient.trpc.agent.runAgain.mutate({ runId: id }),
       onStatus: (id: string) =>
         new Promise<never>((resolve, reject) => {
           const sub = intruderClient.trpc.agent.onStatus.subscribe(

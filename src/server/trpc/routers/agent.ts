@@ -235,7 +235,13 @@ export const agentRouter = router({
     .input(z.object({ runId }))
     .mutation(({ ctx, input }) => ctx.services.runs.cancel(ctx.session.tenantId, input.runId)),
 
+  /** A failed or cancelled run's role started again with its input, and the rest of its chain after it. */
   retry: writeProcedure
     .input(z.object({ runId }))
     .mutation(async ({ ctx, input }) => started(await ctx.services.runs.retry(ctx.session.tenantId, input.runId))),
+
+  /** A finished run's role started again with its input, on its own. CONFLICT while the run is still going. */
+  runAgain: writeProcedure
+    .input(z.object({ runId }))
+    .mutation(async ({ ctx, input }) => started(await ctx.services.runs.runAgain(ctx.session.tenantId, input.runId))),
 });
