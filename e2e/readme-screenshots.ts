@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { PrivateRedisServer } from "../src/server/redis";
+import { PrivateRedisServer } from "../src/server/private-redis-server";
 import { eventually } from "../src/test/harness";
 import { launchChromium } from "./support/browser";
 import { PulseProcess } from "./support/pulse-process";
