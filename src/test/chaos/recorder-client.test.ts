@@ -24,9 +24,10 @@ function stream(count: number): StreamEntry[] {
   return Array.from({ length: count }, (_, i) => ({ id: `${i + 1}-0`, event: log(i + 1) }));
 }
 
+/** A recorder whose snapshot holds the run before its first counted event. */
 function recorder(): RecorderClient {
   const r = new RecorderClient({ wsUrl: "ws://unused", token: "unused", feed: { kind: "agent" } });
-  r.receive("0-0", { type: "snapshot", snapshot: { runs: [] } } as never);
+  r.receive("0-0", { type: "snapshot", snapshot: { runs: [{ ...runView, seq: 0, attempt: 1 }] } } as never);
   return r;
 }
 
@@ -63,12 +64,23 @@ describe("the chaos recorder", () => {
     r.receive("1-0", entries[0]!.event);
     r.receive("2-0", entries[1]!.event);
     // 3-0 … 5-0 never arrive: the client was away; the resync at 5-0 says so.
-    r.receive("5-0", { type: "resync", snapshot: { runs: [] } } as never);
+    r.receive("5-0", { type: "resync", snapshot: { runs: [{ ...runView, seq: 5, attempt: 1 }] } } as never);
     r.receive("6-0", entries[5]!.event);
     r.receive("8-0", entries[7]!.event);
     const audit = auditAgainstStream(r, entries);
     expect(audit.lost).toBe(1);
-    expect(r.tally.resyncs).toBe(1);
+    expect(r.tally).toMatchObject({ resyncs: 1, seqGaps: 1 });
+  });
+
+  it("follows no counter for a run outside the snapshot, whose deliveries the stream audit still checks", () => {
+    // The run ended and was superseded before the snapshot was read: its late events arrive.
+    const entries = stream(5);
+    const r = new RecorderClient({ wsUrl: "ws://unused", token: "unused", feed: { kind: "agent" } });
+    r.receive("0-0", { type: "snapshot", snapshot: { runs: [] } } as never);
+    for (const e of entries.slice(3)) r.receive(e.id, e.event);
+    expect(r.tally).toMatchObject({ outOfScope: 2, seqGaps: 0 });
+    expect(r.agentState.runs).toEqual({});
+    expect(auditAgainstStream(r, entries).lost).toBe(3);
   });
 
   it("takes each run's attempt from a resync: an older attempt's event after it is a mix", () => {
