@@ -290,6 +290,7 @@ export class RecorderClient {
     segment.count += 1;
     segment.checksum = (segment.checksum + idHash(id)) >>> 0;
     segment.lastId = id;
+    this.addToTimeline(item as PulseEvent);
     if (this.outsideScope(item as PulseEvent)) {
       // Delivered (the stream audit counts it) but not part of the state, so no counter to follow.
       this.tally.outOfScope += 1;
@@ -367,11 +368,14 @@ export class RecorderClient {
     const newest = this.attempts.get(event.runId) ?? 0;
     if (event.attempt < newest) this.tally.attemptMixes += 1;
     else this.attempts.set(event.runId, event.attempt);
-    if (this.options.keepTimeline) {
-      const list = this.timeline.get(event.runId) ?? [];
-      list.push({ type: event.type, attempt: event.attempt, at: Date.now() });
-      this.timeline.set(event.runId, list);
-    }
+  }
+
+  /** Every run event received, in order, when the options keep a timeline. */
+  private addToTimeline(event: PulseEvent): void {
+    if (!this.options.keepTimeline || event.type === "context:status_changed") return;
+    const list = this.timeline.get(event.runId) ?? [];
+    list.push({ type: event.type, attempt: event.attempt, at: Date.now() });
+    this.timeline.set(event.runId, list);
   }
 
   private remember(id: string): void {

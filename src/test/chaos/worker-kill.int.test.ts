@@ -139,7 +139,15 @@ describe.skipIf(!databaseUrl)(`chaos: worker processes killed mid-job${skippedWi
     expect(kills).toBeGreaterThanOrEqual(KILLS);
     expect(stalledRuns).toBeGreaterThan(0);
     for (const ms of detections) expect(ms).toBeLessThan(LOCK_MS + STALLED_INTERVAL_MS + BOUND_MS);
-    expect(retried.length).toBe(stalledRuns);
+    // Every run the database shows retried was shown retrying to the dashboards, including one
+    // whose lock a loaded machine let lapse outside a kill's round (BullMQ stalls it too).
+    const shownRetrying = new Set(
+      recorders.flatMap((r) =>
+        [...r.timeline].filter(([, events]) => events.some((e) => e.type === "agent:failed")).map(([runId]) => runId),
+      ),
+    );
+    expect(retried.filter((run) => !shownRetrying.has(run.id)).map((run) => run.id)).toEqual([]);
+    expect(retried.length).toBeGreaterThanOrEqual(stalledRuns);
     for (const run of retried) expect(run.steps.filter((s) => s.attempt > run.attempt)).toEqual([]);
   });
 });
