@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect, inject, test } from "vitest";
 import { skippedWithoutPostgres } from "../src/test/chaos/chaos-log";
+import { README_END, README_START, writeBenchDocs } from "./bench-docs";
 import { SMOKE_PLAN } from "./bench-plan";
 import type { BenchResult } from "./bench-result";
 import { interleavedOrder } from "./statistics";
@@ -114,6 +115,25 @@ function expectRepeatedPath(result: BenchResult, designs: readonly Design[]): vo
   }
 }
 
+/** `npm run bench:docs` on the run's JSON, in a scratch copy of the docs: every section the run has is written. */
+async function expectDocs(result: BenchResult): Promise<void> {
+  const root = await mkdtemp(path.join(os.tmpdir(), "pulse-bench-smoke-docs-"));
+  try {
+    await mkdir(path.join(root, "docs/bench"), { recursive: true });
+    await writeFile(path.join(root, "docs/bench/smoke.json"), JSON.stringify(result));
+    await writeFile(path.join(root, "README.md"), `# Pulse\n\n${README_START}\n${README_END}\n`);
+    await writeBenchDocs("docs/bench/smoke.json", root);
+    const markdown = await readFile(path.join(root, "docs/BENCHMARK.md"), "utf8");
+    for (const name of SMOKE_PLAN.scenarios.map((s) => s.name)) {
+      expect(markdown).toContain(`### Every step: ${name}`);
+      expect(markdown).toContain(`### ${name}: maxima over 1 repetitions`);
+    }
+    expect(await readFile(path.join(root, "README.md"), "utf8")).toContain("(docs/bench/smoke.json)");
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 /**
  * `npm run bench` in smoke mode (seconds, a few subscribers per design): it still runs end
  * to end, every design delivers every event to every subscriber exactly once (Pulse
@@ -171,6 +191,7 @@ test("the bench's smoke run delivers every event to every subscriber of every de
       "concurrent subscribers on one Pulse API process",
     ]),
   );
+  await expectDocs(result);
 }, 300_000);
 
 // The path is the publisher's choice alone (`competitorPublisher`); what a run can show is
