@@ -5,7 +5,7 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
 /**
  * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
- * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,idle` (any of them), `--out=<json file>`,
+ * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,first-event,idle` (any of them), `--out=<json file>`,
  * `--database-url=<postgres url>|none`, `--repetitions=N`, `--soak-seconds=S`, `--no-docs`, `--socket-io-publish=emitter|emitter-postgres|bridge`
  * (how the Socket.IO design's events reach it: `@socket.io/redis-emitter`, the default and
  * its cheapest way; the emitter after a write to PostgreSQL, as Pulse persists; or seed

@@ -17,6 +17,21 @@ export interface ScenarioPlan {
   eventRates: number[];
 }
 
+/**
+ * Time to first event on subscribe: each tenant publishes at a steady rate while the whole
+ * wave of subscribers connects at once; each subscriber is timed to its first live event.
+ */
+export interface FirstEventPlan {
+  tenants: number;
+  subscribersPerTenant: number;
+  runsPerTenant: number;
+  /** Each tenant's events per second: a subscriber's first event waits up to one interval after it is subscribed. */
+  eventsPerSecondPerTenant: number;
+  /** How long the tenants publish at most; the wave starts `leadMs` in and must be live before the end. */
+  publishMs: number;
+  leadMs: number;
+}
+
 export interface IdlePlan {
   tenants: number;
   subscribersPerTenant: number;
@@ -59,6 +74,7 @@ export interface BenchPlan {
   /** Load steps stop once a scenario has taken this long (the designs still stepping are reported as "at least"). */
   scenarioBudgetMs: number;
   scenarios: ScenarioPlan[];
+  firstEvent: FirstEventPlan;
   idle: IdlePlan;
   throughput: { tenants: number; runsPerTenant: number; warmupMs: number; durationMs: number };
   polling: { clients: number; intervalMs: number; windowMs: number };
@@ -106,6 +122,14 @@ export const FULL_PLAN: BenchPlan = {
       eventRates: ladder(250, 21),
     },
   ],
+  firstEvent: {
+    tenants: 100,
+    subscribersPerTenant: 10,
+    runsPerTenant: 2,
+    eventsPerSecondPerTenant: 20,
+    publishMs: 30_000,
+    leadMs: 1_000,
+  },
   idle: { tenants: 10, subscribersPerTenant: 1_000, officialClients: 2 },
   throughput: { tenants: 8, runsPerTenant: 4, warmupMs: 2_000, durationMs: 5_000 },
   polling: { clients: 20, intervalMs: 2_000, windowMs: 12_000 },
@@ -148,6 +172,14 @@ export const SMOKE_PLAN: BenchPlan = {
       eventRates: [80],
     },
   ],
+  firstEvent: {
+    tenants: 4,
+    subscribersPerTenant: 8,
+    runsPerTenant: 1,
+    eventsPerSecondPerTenant: 20,
+    publishMs: 20_000,
+    leadMs: 300,
+  },
   idle: { tenants: 2, subscribersPerTenant: 25, officialClients: 1 },
   throughput: { tenants: 2, runsPerTenant: 2, warmupMs: 300, durationMs: 500 },
   polling: { clients: 2, intervalMs: 500, windowMs: 1_000 },

@@ -1,6 +1,7 @@
 import type { RepeatedSummary } from "./repetitions";
 import type { BenchPlan, ScenarioName, ScenarioPlan } from "./bench-plan";
 import type { DeliveryCounts, LatencySummary } from "./delivery-ledger";
+import type { FirstEventOutcome } from "./first-event";
 import type { ThroughputOutcome } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
 import type { Design, SocketIoPublish } from "./workload";
@@ -21,6 +22,8 @@ export interface BenchResult {
   /** How the Socket.IO design's events reached its server (`--socket-io-publish`). */
   socketIoPublish: SocketIoPublish;
   scenarios: ScenarioResult[];
+  /** Time to first event on subscribe: one wave per design and repetition (absent from runs before it existed). */
+  firstEvent?: FirstEventResult[];
   idle: IdleResult[];
   publishThroughput: (ThroughputOutcome & { chains: number }) | null;
   polling: PollingCost | null;
@@ -106,6 +109,15 @@ export interface ScenarioResult extends Omit<ScenarioPlan, "eventRates"> {
   atLoads: (StepResult & { fraction: number })[];
   /** Designs still passing when the ladder or the time budget ran out: their maximum is at least their last step. */
   unsaturated: Design[];
+}
+
+/** One design's wave of subscribers opened at once to publishing tenants, each timed to its first live event. */
+export interface FirstEventResult extends FirstEventOutcome {
+  design: Design;
+  repetition: number;
+  /** Each tenant's events per second during the wave: a first event waits up to one interval after subscribing. */
+  eventsPerSecondPerTenant: number;
+  publisher: { published: number; dropped: number; failed: number };
 }
 
 export interface IdleResult {

@@ -115,6 +115,27 @@ function expectRepeatedPath(result: BenchResult, designs: readonly Design[]): vo
   }
 }
 
+/** Each design's subscribe wave of each repetition: every subscriber went live, and each time was recorded. */
+function expectFirstEvents(result: BenchResult, designs: readonly Design[]): void {
+  const plan = SMOKE_PLAN.firstEvent;
+  const connections = plan.tenants * plan.subscribersPerTenant;
+  expect(result.firstEvent!.map((w) => [w.repetition, w.design])).toEqual(
+    Array.from({ length: SMOKE_PLAN.repetitions }, (_, r) => interleavedOrder(designs, r).map((d) => [r, d])).flat(),
+  );
+  for (const wave of result.firstEvent!) {
+    expect(wave, wave.design).toMatchObject({ connections, live: connections, failed: 0 });
+    expect(wave.publisher, wave.design).toMatchObject({ dropped: 0, failed: 0 });
+    for (const times of [wave.connectMs, wave.subscribedMs, wave.firstEventMs]) {
+      expect(times.count, wave.design).toBe(connections);
+      expect(times.p99, wave.design).toBeGreaterThan(0);
+    }
+  }
+  for (const design of designs) expect(result.repeated.firstEvent[design]?.firstEventP99?.n, design).toBe(1);
+  expect(result.repeated.targets.map((t) => t.name)).toContain(
+    "time to first event p99, Pulse ÷ Socket.IO's connect p99",
+  );
+}
+
 /** `npm run bench:docs` on the run's JSON, in a scratch copy of the docs: every section the run has is written. */
 async function expectDocs(result: BenchResult): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), "pulse-bench-smoke-docs-"));
@@ -128,6 +149,7 @@ async function expectDocs(result: BenchResult): Promise<void> {
       expect(markdown).toContain(`### Every step: ${name}`);
       expect(markdown).toContain(`### ${name}: maxima over 1 repetitions`);
     }
+    expect(markdown).toContain("### time to first event on subscribe");
     expect(await readFile(path.join(root, "README.md"), "utf8")).toContain("(docs/bench/smoke.json)");
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -160,6 +182,7 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   );
   expectEveryDelivery(result, DESIGNS);
   expectRepeatedPath(result, DESIGNS);
+  expectFirstEvents(result, DESIGNS);
   for (const design of DESIGNS) {
     const idle = result.idle.find((i) => i.design === design)!;
     const connections = SMOKE_PLAN.idle.tenants * SMOKE_PLAN.idle.subscribersPerTenant;

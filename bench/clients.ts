@@ -1,4 +1,5 @@
 import { DeliveryLedger } from "./delivery-ledger";
+import { measureFirstEvents, type FirstEventWave } from "./first-event";
 import { answerRequests } from "./ipc";
 import { connectLean, type BenchConnection, type DeliverySink } from "./lean-clients";
 import { connectOfficial } from "./official-clients";
@@ -103,6 +104,7 @@ answerRequests({
     const cpu = process.cpuUsage(current.cpuAtBegin);
     return { ...current.ledger.end(), cpuUs: cpu.user + cpu.system };
   },
+  "first-event": (wave: FirstEventWave) => measureFirstEvents(wave),
   close(payload: { design: Design }) {
     closeAll(payload.design);
     return {};

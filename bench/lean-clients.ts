@@ -17,6 +17,8 @@ export interface DeliverySink {
   closed(): void;
   /** An official client saw events out of order. */
   misordered(): void;
+  /** The transport is open (WebSocket open, SSE response headers): the time-to-first-event wave's `connect`. */
+  opened?(): void;
 }
 
 export interface BenchConnection {
@@ -85,6 +87,7 @@ function leanPulse(baseUrl: string, token: string, sink: DeliverySink): BenchCon
   const socket = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), { perMessageDeflate: false });
   watchSocket(socket, gate, sink, "pulse");
   socket.on("open", () => {
+    sink.opened?.();
     socket.send(JSON.stringify({ method: "connectionParams", data: { token } }));
     socket.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "agent.onStatus", input: {} } }));
   });
@@ -116,6 +119,7 @@ function leanSocketIo(baseUrl: string, token: string, sink: DeliverySink): Bench
   const gate = readiness();
   const socket = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), { perMessageDeflate: false });
   watchSocket(socket, gate, sink, "socket-io");
+  socket.on("open", () => sink.opened?.());
   socket.on("message", (data: Buffer) => {
     const type = data[0];
     if (type === 0x34 /* 4: message */) {
@@ -146,6 +150,7 @@ function leanSse(baseUrl: string, token: string, sink: DeliverySink): BenchConne
         response.resume();
         return;
       }
+      sink.opened?.();
       response.on("data", (chunk: Buffer) => {
         const buffer: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
         const last = buffer.lastIndexOf(EVENT_END);
@@ -182,6 +187,7 @@ function leanWsFloor(baseUrl: string, token: string, sink: DeliverySink): BenchC
   const gate = readiness();
   const socket = new WebSocket(wsUrl(baseUrl, `/?token=${encodeURIComponent(token)}`), { perMessageDeflate: false });
   watchSocket(socket, gate, sink, "ws-floor");
+  socket.on("open", () => sink.opened?.());
   socket.on("message", (data: Buffer) => {
     if (gate.settled) scanMarkers(data, sink.event);
     else if (data.toString() === "ready") gate.resolve();

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { fixtureIdle, fixtureRepetition, fixtureResult } from "./result-fixtures";
+import { fixtureIdle, fixtureRepetition, fixtureResult, fixtureWave } from "./result-fixtures";
 import { repeatedTables, summariseRepetitions } from "./repetitions";
 
 const byName = (result: ReturnType<typeof summariseRepetitions>, name: string) =>
@@ -60,6 +60,42 @@ describe("summariseRepetitions", () => {
     expect(byName(summary, "heap per idle connection, Pulse ÷ Socket.IO").met).toBe(true);
     expect(byName(summary, "RSS per idle connection, Pulse ÷ Socket.IO").met).toBe(false);
     expect(byName(summary, "memory per idle connection (heap AND RSS), Pulse ÷ Socket.IO").met).toBe(false);
+  });
+
+  test("time to first event is Pulse's first event p99 over Socket.IO's subscribed p99, repetition by repetition, judged at the highest", () => {
+    // Pulse ÷ Socket.IO: 150 ÷ 100, 190 ÷ 100, 250 ÷ 100.
+    const waves = [150, 190, 250].flatMap((pulse, r) => [
+      fixtureWave("pulse", r, { subscribed: pulse - 20, firstEvent: pulse }),
+      fixtureWave("socket-io", r, { subscribed: 100, firstEvent: 120 }),
+    ]);
+    const summary = summariseRepetitions(fixtureResult(runs, [], waves));
+    expect(summary.firstEvent.pulse!.firstEventP99).toEqual({ median: 190, min: 150, max: 250, n: 3 });
+    expect(summary.firstEvent["socket-io"]!.subscribedP99).toMatchObject({ median: 100, n: 3 });
+    // The floor ran no wave here: no figure rather than a zero.
+    expect(summary.firstEvent["ws-floor"]!.firstEventP99).toBeNull();
+    const target = byName(summary, "time to first event p99, Pulse ÷ Socket.IO's connect p99");
+    expect(target.spread).toMatchObject({ median: 1.9, min: 1.5, max: 2.5 });
+    expect(target.met).toBe(false);
+  });
+
+  test("a wave in which a subscriber never went live counts as infinitely slow, and fails the target", () => {
+    const waves = [0, 1].flatMap((r) => [
+      fixtureWave("pulse", r, { subscribed: 80, firstEvent: 100 }, r === 1 ? 3 : 0),
+      fixtureWave("socket-io", r, { subscribed: 100, firstEvent: 120 }),
+    ]);
+    const summary = summariseRepetitions(fixtureResult(runs, [], waves));
+    expect(summary.firstEvent.pulse!.firstEventP99).toMatchObject({ min: 100, max: Number.POSITIVE_INFINITY });
+    expect(byName(summary, "time to first event p99, Pulse ÷ Socket.IO's connect p99").met).toBe(false);
+    expect(repeatedTables(summary, ["pulse", "socket-io"])).toMatch(/pulse\s.*failed \(100–failed\)/);
+  });
+
+  test("without waves there is neither a first-event table nor its target", () => {
+    const summary = summariseRepetitions(fixtureResult(runs));
+    expect(summary.firstEvent).toEqual({});
+    expect(summary.targets.map((t) => t.name)).not.toContain(
+      "time to first event p99, Pulse ÷ Socket.IO's connect p99",
+    );
+    expect(repeatedTables(summary, ["pulse"])).not.toContain("time to first event");
   });
 
   test("the tables print the median with its spread and the worse end", () => {

@@ -1,4 +1,4 @@
-import type { BenchResult, ScenarioResult, StepResult } from "./bench-result";
+import type { BenchResult, FirstEventResult, ScenarioResult, StepResult } from "./bench-result";
 import { pairedRatios, spreadOf, verdictAtWorseEnd, worseEnd, type Direction, type Spread } from "./statistics";
 import { table } from "./report";
 import type { Design } from "./workload";
@@ -11,7 +11,17 @@ export interface RepeatedSummary {
   repetitions: number;
   spread: "min–max";
   scenarios: Record<string, RepeatedScenario>;
+  /** Time to first event on subscribe, per design (ms); empty when the scenario did not run. */
+  firstEvent: Partial<Record<Design, RepeatedFirstEvent>>;
   targets: RepeatedTarget[];
+}
+
+/** A design's subscribe waves over the repetitions: each figure's median and spread (ms). */
+export interface RepeatedFirstEvent {
+  connectP99: Spread | null;
+  subscribedP99: Spread | null;
+  firstEventP50: Spread | null;
+  firstEventP99: Spread | null;
 }
 
 export interface RepeatedScenario {
@@ -34,7 +44,7 @@ export interface RepeatedTarget {
   note?: string;
 }
 
-type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle">;
+type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle" | "firstEvent">;
 
 function byRepetition(result: Repeated, name: string): ScenarioResult[] {
   return result.scenarios.filter((s) => s.name === name).sort((a, b) => a.repetition - b.repetition);
@@ -127,6 +137,45 @@ function idleTargets(result: Repeated): RepeatedTarget[] {
   ];
 }
 
+/**
+ * One figure of a design's waves, repetition by repetition; a wave in which some subscriber
+ * never got a live event counts as infinitely slow, so it reaches the worse end.
+ */
+function waveFigures(result: Repeated, design: Design, figure: (wave: FirstEventResult) => number): (number | null)[] {
+  const waves = result.firstEvent ?? [];
+  const repetitions = Math.max(0, ...waves.map((w) => w.repetition + 1));
+  return Array.from({ length: repetitions }, (_, r) => {
+    const wave = waves.find((w) => w.design === design && w.repetition === r);
+    if (!wave) return null;
+    return wave.failed > 0 ? Number.POSITIVE_INFINITY : figure(wave);
+  });
+}
+
+/** The waves' figures per design, and the target: Pulse's first event p99 against Socket.IO's connect (its `connect` event: joined). */
+function summariseFirstEvent(result: Repeated): {
+  firstEvent: RepeatedSummary["firstEvent"];
+  targets: RepeatedTarget[];
+} {
+  const firstEvent: RepeatedSummary["firstEvent"] = {};
+  if (!result.firstEvent?.length) return { firstEvent, targets: [] };
+  for (const design of result.designs) {
+    firstEvent[design] = {
+      connectP99: spreadOf(waveFigures(result, design, (w) => w.connectMs.p99)),
+      subscribedP99: spreadOf(waveFigures(result, design, (w) => w.subscribedMs.p99)),
+      firstEventP50: spreadOf(waveFigures(result, design, (w) => w.firstEventMs.p50)),
+      firstEventP99: spreadOf(waveFigures(result, design, (w) => w.firstEventMs.p99)),
+    };
+  }
+  const ratio = pairedRatios(
+    waveFigures(result, "pulse", (w) => w.firstEventMs.p99),
+    waveFigures(result, "socket-io", (w) => w.subscribedMs.p99),
+  );
+  return {
+    firstEvent,
+    targets: [target("time to first event p99, Pulse ÷ Socket.IO's connect p99", ratio, "at most", 2)],
+  };
+}
+
 export function summariseRepetitions(result: Repeated): RepeatedSummary {
   const names = [...new Set(result.scenarios.map((s) => s.name))];
   const scenarios: Record<string, RepeatedScenario> = {};
@@ -147,8 +196,9 @@ export function summariseRepetitions(result: Repeated): RepeatedSummary {
     scenarios[name] = summary;
     targets.push(...scenarioTargets(name, runs, summary));
   }
-  targets.push(...idleTargets(result));
-  return { repetitions, spread: "min–max", scenarios, targets };
+  const firstEvent = summariseFirstEvent(result);
+  targets.push(...firstEvent.targets, ...idleTargets(result));
+  return { repetitions, spread: "min–max", scenarios, firstEvent: firstEvent.firstEvent, targets };
 }
 
 /** "median (min–max)", the form every repeated figure takes in the tables. */
@@ -183,6 +233,19 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
       parts.push(
         `${markdown ? "### " : "== "}${name}: p99 at fractions of the weaker maximum\n\n${table(p99, markdown)}`,
       );
+  }
+  const waves = designs.filter((d) => summary.firstEvent?.[d]);
+  if (waves.length) {
+    const rows: (string | number)[][] = [
+      ["design", "connect p99 ms", "subscribed p99 ms", "first event p50 ms", "first event p99 ms"],
+      ...waves.map((d) => {
+        const f = summary.firstEvent[d]!;
+        return [d, ...[f.connectP99, f.subscribedP99, f.firstEventP50, f.firstEventP99].map((s) => fmtSpread(s, 1))];
+      }),
+    ];
+    parts.push(
+      `${markdown ? "### " : "== "}time to first event on subscribe, median (min–max)\n\n${table(rows, markdown)}`,
+    );
   }
   const rows: (string | number)[][] = [["target", "median (min–max)", "worse end", "wanted", "status", "note"]];
   for (const t of summary.targets) {

@@ -541,6 +541,21 @@ function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
   \`emitter-postgres\` run for the like-for-like figure.`;
 }
 
+/** How the time-to-first-event waves are made (nothing for runs planned before they existed). */
+function firstEventMethod(plan: BenchResult["plan"]): string {
+  const wave = plan.firstEvent as BenchResult["plan"]["firstEvent"] | undefined;
+  if (!wave) return "";
+  return `- **Time to first event on subscribe**: ${wave.tenants} tenants, each publishing ${wave.eventsPerSecondPerTenant} events/s;
+  ${wave.leadMs / 1000} s after they start, ${wave.tenants * wave.subscribersPerTenant} subscribers (lean clients) open their connections at once.
+  Each is timed from the moment it starts to its socket being open (*connect*), to its
+  subscription being in place (*subscribed*: Pulse's snapshot, which reads the database;
+  Socket.IO's \`connect\` event, sent after the room join; the floor's "ready"), and to the
+  first live event it receives (*first event*, which also waits up to ${Math.round(1000 / wave.eventsPerSecondPerTenant)} ms for its tenant's
+  next event). A wave in which a subscriber got no event within ${(wave.publishMs - wave.leadMs) / 1000} s counts as failed.
+  Target: Pulse's first event p99 ≤ 2 × Socket.IO's subscribed (\`connect\` event) p99.
+`;
+}
+
 /** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
 export function benchmarkMarkdown(result: BenchResult): string {
   const plan = result.plan;
@@ -647,7 +662,7 @@ fields \`seq\` and \`at\`).
 - **Idle memory**: ${plan.idle.tenants * plan.idle.subscribersPerTenant} subscribers (${plan.idle.tenants} tenants) held by one server process; heap (after
   full GCs) and RSS before and after, per connection; then one event per tenant must reach
   every subscriber. A memory target is met only when heap AND RSS per connection both are.
-- **Also measured**: the events/s one Pulse worker process publishes through
+${firstEventMethod(plan)}- **Also measured**: the events/s one Pulse worker process publishes through
   \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
   \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.
 

@@ -1,4 +1,5 @@
-import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import type { BenchResult, FirstEventResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import type { LatencySummary } from "./delivery-ledger";
 import { SMOKE_PLAN } from "./bench-plan";
 import { summarise } from "./report";
 import { summariseRepetitions } from "./repetitions";
@@ -75,6 +76,37 @@ export function fixtureRepetition(
   };
 }
 
+/** One design's subscribe wave of one repetition: only the p99s (and whether every subscriber went live) vary. */
+export function fixtureWave(
+  design: Design,
+  repetition: number,
+  p99: { subscribed: number; firstEvent: number },
+  failed = 0,
+): FirstEventResult {
+  const times = (p: number): LatencySummary => ({
+    count: 100,
+    p50: p / 2,
+    p90: p,
+    p99: p,
+    p999: p,
+    max: p,
+    mean: p / 2,
+  });
+  return {
+    design,
+    repetition,
+    eventsPerSecondPerTenant: 20,
+    publisher: { published: 2_000, dropped: 0, failed: 0 },
+    connections: 100,
+    live: 100 - failed,
+    failed,
+    errors: failed ? ["no live event within 11000 ms"] : [],
+    connectMs: times(5),
+    subscribedMs: times(p99.subscribed),
+    firstEventMs: times(p99.firstEvent),
+  };
+}
+
 export function fixtureIdle(design: Design, heapPerConnection: number, rssPerConnection: number): IdleResult {
   return {
     design,
@@ -94,9 +126,13 @@ export function fixtureIdle(design: Design, heapPerConnection: number, rssPerCon
   };
 }
 
-export function fixtureResult(scenarios: ScenarioResult[], idle: IdleResult[] = []): BenchResult {
+export function fixtureResult(
+  scenarios: ScenarioResult[],
+  idle: IdleResult[] = [],
+  firstEvent: FirstEventResult[] = [],
+): BenchResult {
   const designs: Design[] = ["pulse", "socket-io", "ws-floor"];
-  const partial = { designs, scenarios, idle };
+  const partial = { designs, scenarios, idle, firstEvent };
   return {
     version: 1,
     mode: "smoke",
@@ -118,6 +154,7 @@ export function fixtureResult(scenarios: ScenarioResult[], idle: IdleResult[] = 
     pulsePublisher: "worker process (PostgreSQL)",
     socketIoPublish: "emitter",
     scenarios,
+    firstEvent,
     idle,
     publishThroughput: null,
     polling: null,

@@ -3,8 +3,8 @@ import path from "node:path";
 import { backgroundLoad, BenchHarness, machineInfo, redisCpuSeconds, revision } from "./bench-harness";
 import { log, sleep } from "./bench-log";
 import { parseArgs, REPO_ROOT } from "./bench-options";
-import { FULL_PLAN, SMOKE_PLAN, type IdlePlan, type ScenarioPlan } from "./bench-plan";
-import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import { FULL_PLAN, SMOKE_PLAN, type FirstEventPlan, type IdlePlan, type ScenarioPlan } from "./bench-plan";
+import type { BenchResult, FirstEventResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
 import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
 import type { BenchProcess } from "./ipc";
 import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
@@ -308,6 +308,52 @@ async function runScenario(
   return result;
 }
 
+/**
+ * Time to first event on subscribe, designs in this repetition's order: each design's
+ * tenants publish at a steady rate, and once they are, the whole wave subscribes at once;
+ * the publishing ends when every subscriber is live (or the wave timed out).
+ */
+async function runFirstEvent(
+  bench: BenchHarness,
+  plan: FirstEventPlan,
+  repetition: number,
+): Promise<FirstEventResult[]> {
+  const results: FirstEventResult[] = [];
+  const rate = plan.eventsPerSecondPerTenant * plan.tenants;
+  const count = Math.round((rate * plan.publishMs) / 1000);
+  for (const design of interleavedOrder(bench.designs, repetition)) {
+    const tenants = await bench.tenants(design, {
+      tenants: plan.tenants,
+      connectionsPerTenant: plan.subscribersPerTenant,
+      runsPerTenant: plan.runsPerTenant,
+    });
+    await bench.target(design, tenants);
+    const step = { rate, count, seqStart: 0, tenants: plan.tenants, runsPerTenant: plan.runsPerTenant };
+    const publishing = bench.step(design, step, plan.publishMs + 30_000);
+    try {
+      await sleep(plan.leadMs);
+      const wave = await bench.firstEvents(design, tenants, plan.publishMs - plan.leadMs);
+      await bench.endStep(design);
+      const { published, dropped, failed } = await publishing;
+      results.push({
+        design,
+        repetition,
+        eventsPerSecondPerTenant: plan.eventsPerSecondPerTenant,
+        publisher: { published, dropped, failed },
+        ...wave,
+      });
+      log(
+        `  ${design.padEnd(9)} ${wave.live}/${wave.connections} live; first event p50 ${wave.firstEventMs.p50} ms, p99 ${wave.firstEventMs.p99} ms; ` +
+          `subscribed p99 ${wave.subscribedMs.p99} ms; connect p99 ${wave.connectMs.p99} ms${wave.failed ? ` (${wave.failed} failed: ${wave.errors[0]})` : ""}`,
+      );
+    } finally {
+      await publishing.catch(() => undefined);
+      await bench.flush();
+    }
+  }
+  return results;
+}
+
 async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Promise<IdleResult> {
   const server = bench.server(design);
   const tenants = await bench.tenants(design, {
@@ -451,14 +497,21 @@ async function main(): Promise<number> {
     const scenarios: ScenarioResult[] = [];
     const repetitions = args.repetitions ?? plan.repetitions;
     const soakMs = args.soakSeconds !== null ? args.soakSeconds * 1000 : plan.soakMs;
+    const selected = (name: string) => !args.scenarios || args.scenarios.includes(name);
+    const firstEvent: FirstEventResult[] = [];
     for (let repetition = 0; repetition < repetitions; repetition++) {
       for (const scenario of plan.scenarios) {
-        if (!args.scenarios || args.scenarios.includes(scenario.name))
-          scenarios.push(await runScenario(bench, scenario, repetition, soakMs));
+        if (selected(scenario.name)) scenarios.push(await runScenario(bench, scenario, repetition, soakMs));
+      }
+      if (selected("first-event") && !args.profile) {
+        log(
+          `\nfirst event (repetition ${repetition + 1}): ${plan.firstEvent.tenants * plan.firstEvent.subscribersPerTenant} subscribers at once per design`,
+        );
+        firstEvent.push(...(await runFirstEvent(bench, plan.firstEvent, repetition)));
       }
     }
     const idle: IdleResult[] = [];
-    if (args.heap || (!args.profile && (!args.scenarios || args.scenarios.includes("idle")))) {
+    if (args.heap || (!args.profile && selected("idle"))) {
       const idlePlan = args.heap
         ? { ...plan.idle, subscribersPerTenant: Math.ceil(1_000 / plan.idle.tenants) }
         : plan.idle;
@@ -466,7 +519,7 @@ async function main(): Promise<number> {
       for (const design of designs) idle.push(await runIdle(bench, idlePlan, design));
     }
 
-    const partial = { designs, scenarios, idle };
+    const partial = { designs, scenarios, firstEvent, idle };
     const result: BenchResult = {
       version: 1,
       mode: plan.mode,
@@ -481,6 +534,7 @@ async function main(): Promise<number> {
         : "worker process (PostgreSQL)",
       socketIoPublish: args.socketIoPublish,
       scenarios,
+      firstEvent,
       idle,
       publishThroughput,
       polling,

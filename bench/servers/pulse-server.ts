@@ -4,7 +4,7 @@ import { loadEnv } from "../../src/server/env";
 import { createLogger } from "../../src/server/logger";
 import { pulsePublisher } from "../event-publishers";
 import { answerRequests } from "../ipc";
-import { runClosedLoop, runOpenLoop, type LoadStep, type PublishOne, type ThroughputRun } from "../open-loop";
+import { OpenLoopSteps, runClosedLoop, type LoadStep, type PublishOne, type ThroughputRun } from "../open-loop";
 import { benchEvent, isProgressEvent, nowUs, type BenchTenant } from "../workload";
 import { createBenchTenants, type TenantSpec } from "./pulse-tenants";
 import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
@@ -25,6 +25,7 @@ const { port } = http.server.address() as AddressInfo;
 const services = booted.pulse.services;
 const publisher = pulsePublisher(services.bus);
 let publish: PublishOne | undefined;
+const steps = new OpenLoopSteps();
 
 answerRequests({
   ...diagnosticRequests(),
@@ -35,7 +36,8 @@ answerRequests({
     publish = await publisher.forTenants(payload.tenants);
     return {};
   },
-  step: (payload: { step: LoadStep; timeoutMs: number }) => runOpenLoop(payload.step, must(publish), payload.timeoutMs),
+  step: (payload: { step: LoadStep; timeoutMs: number }) => steps.run(payload.step, must(publish), payload.timeoutMs),
+  "end-step": () => steps.end(),
   throughput: (payload: { run: ThroughputRun }) => runClosedLoop(payload.run, must(publish)),
   "progress-cost": (payload: { tenants: BenchTenant[]; eventsPerRun: number; rounds: number }) => progressCost(payload),
   async stop() {
