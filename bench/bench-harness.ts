@@ -13,6 +13,8 @@ import { REPO_ROOT, type BenchOptions } from "./bench-options";
 import type { ClientsInit, ConnectOutcome } from "./clients";
 import type { FirstEventOutcome, FirstEventWave } from "./first-event";
 import { BenchProcess } from "./ipc";
+import type { StormClientsInit, StormConnectOutcome, StormOutcome } from "./reconnect-storm";
+import type { StormRange } from "./storm-ledger";
 import { cpuShares, sampleCpu } from "./machine-cpu";
 import type { LoadStep, StepOutcome, ThroughputOutcome, ThroughputRun } from "./open-loop";
 import type { ServerStats } from "./servers/server-stats";
@@ -299,6 +301,37 @@ export class BenchHarness {
       timeoutMs,
     };
     return this.kit(design).clients.request<FirstEventOutcome>("first-event", wave, timeoutMs + 60_000);
+  }
+
+  /** Connects a storm client per token of `tenants` (they reconnect after `dropConnections`, each resuming its own way). */
+  stormConnect(design: Design, tenants: BenchTenant[]): Promise<StormConnectOutcome> {
+    const init: StormClientsInit = {
+      design,
+      baseUrl: this.server(design).baseUrl,
+      connections: connectionsOf(tenants),
+      concurrency: this.plan.connectConcurrency,
+    };
+    return this.kit(design).clients.request<StormConnectOutcome>("storm-connect", init, 600_000);
+  }
+
+  /** The server destroys every connection at once, as a deploy would; resolves when the clients have seen it, to how many are still open. */
+  async dropConnections(design: Design): Promise<{ dropped: number; stillOpen: number }> {
+    const dropped = await this.server(design).process.request<number>("drop-connections");
+    const stillOpen = await this.kit(design).clients.request<number>("storm-dropped", { design, timeoutMs: 10_000 });
+    return { dropped, stillOpen };
+  }
+
+  /** Every storm client reconnects at once; resolves once all are back to live or `timeoutMs` passed. */
+  stormReconnect(design: Design, range: StormRange, timeoutMs: number): Promise<StormOutcome> {
+    return this.kit(design).clients.request<StormOutcome>(
+      "storm-reconnect",
+      { design, range, timeoutMs },
+      timeoutMs + 60_000,
+    );
+  }
+
+  async stormClose(design: Design): Promise<void> {
+    await this.kit(design).clients.request("storm-close", { design });
   }
 
   async disconnect(design: Design): Promise<void> {

@@ -32,6 +32,23 @@ export interface FirstEventPlan {
   leadMs: number;
 }
 
+/**
+ * A reconnect storm: every client of the scenario connected and live, all dropped by the
+ * server at once (a deploy), events published while they are away, then all reconnecting.
+ */
+export interface ReconnectStormPlan {
+  tenants: number;
+  clientsPerTenant: number;
+  /** Events each tenant publishes while its clients are away: one storm per figure, on the same clients. */
+  missedPerTenant: number[];
+  /** Events per second (all tenants) at which the missed events are published. */
+  missedRate: number;
+  /** Each tenant's events per second after the reconnect: a client is back to live at the first it receives. */
+  liveEventsPerSecondPerTenant: number;
+  /** A client not back to live by then counts as not live. */
+  timeoutMs: number;
+}
+
 export interface IdlePlan {
   tenants: number;
   subscribersPerTenant: number;
@@ -75,6 +92,7 @@ export interface BenchPlan {
   scenarioBudgetMs: number;
   scenarios: ScenarioPlan[];
   firstEvent: FirstEventPlan;
+  reconnectStorm: ReconnectStormPlan;
   idle: IdlePlan;
   throughput: { tenants: number; runsPerTenant: number; warmupMs: number; durationMs: number };
   polling: { clients: number; intervalMs: number; windowMs: number };
@@ -130,6 +148,14 @@ export const FULL_PLAN: BenchPlan = {
     publishMs: 30_000,
     leadMs: 1_000,
   },
+  reconnectStorm: {
+    tenants: 100,
+    clientsPerTenant: 100,
+    missedPerTenant: [10, 100],
+    missedRate: 2_000,
+    liveEventsPerSecondPerTenant: 2,
+    timeoutMs: 60_000,
+  },
   idle: { tenants: 10, subscribersPerTenant: 1_000, officialClients: 2 },
   throughput: { tenants: 8, runsPerTenant: 4, warmupMs: 2_000, durationMs: 5_000 },
   polling: { clients: 20, intervalMs: 2_000, windowMs: 12_000 },
@@ -179,6 +205,14 @@ export const SMOKE_PLAN: BenchPlan = {
     eventsPerSecondPerTenant: 20,
     publishMs: 20_000,
     leadMs: 300,
+  },
+  reconnectStorm: {
+    tenants: 4,
+    clientsPerTenant: 50,
+    missedPerTenant: [10, 100],
+    missedRate: 400,
+    liveEventsPerSecondPerTenant: 10,
+    timeoutMs: 20_000,
   },
   idle: { tenants: 2, subscribersPerTenant: 25, officialClients: 1 },
   throughput: { tenants: 2, runsPerTenant: 2, warmupMs: 300, durationMs: 500 },

@@ -136,6 +136,44 @@ function expectFirstEvents(result: BenchResult, designs: readonly Design[]): voi
   );
 }
 
+/**
+ * Each resuming design's storms: every client dropped by the server and back to live.
+ * Pulse's resume loses and duplicates nothing; Socket.IO's Redis adapter keeps no session,
+ * so its clients get none of what was published while they were away.
+ */
+function expectReconnectStorms(result: BenchResult, withDatabase: boolean): void {
+  const plan = SMOKE_PLAN.reconnectStorm;
+  const clients = plan.tenants * plan.clientsPerTenant;
+  const storms = result.reconnectStorm!;
+  expect(storms.map((s) => [s.repetition, s.design, s.missedPerTenant])).toEqual(
+    interleavedOrder(DESIGNS, 0)
+      .filter((d) => d === "pulse" || d === "socket-io")
+      .flatMap((d) => plan.missedPerTenant.map((missed) => [0, d, missed])),
+  );
+  for (const storm of storms) {
+    const what = `${storm.design}, ${storm.missedPerTenant} missed`;
+    expect(storm, what).toMatchObject({
+      connections: clients,
+      dropped: clients,
+      stillOpen: 0,
+      reconnected: clients,
+      live: clients,
+      foreign: 0,
+      duplicates: 0,
+    });
+    expect(storm.publisher.missed, what).toMatchObject({ published: plan.tenants * storm.missedPerTenant, failed: 0 });
+    expect(storm.backToLiveMs.count, what).toBe(clients);
+    expect(storm.lost, what).toBe(storm.design === "pulse" ? 0 : clients * storm.missedPerTenant);
+    expect(storm.database === null, what).toBe(storm.design !== "pulse" || !withDatabase);
+  }
+  expect(result.repeated.targets.map((t) => t.name)).toEqual(
+    expect.arrayContaining([
+      "reconnect storm, 10 missed: time until all live, Pulse ÷ Socket.IO",
+      "reconnect storm, 100 missed: events Pulse lost or duplicated",
+    ]),
+  );
+}
+
 /** `npm run bench:docs` on the run's JSON, in a scratch copy of the docs: every section the run has is written. */
 async function expectDocs(result: BenchResult): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), "pulse-bench-smoke-docs-"));
@@ -150,6 +188,7 @@ async function expectDocs(result: BenchResult): Promise<void> {
       expect(markdown).toContain(`### ${name}: maxima over 1 repetitions`);
     }
     expect(markdown).toContain("### time to first event on subscribe");
+    expect(markdown).toContain("### reconnect storm, 100 events missed per tenant");
     expect(await readFile(path.join(root, "README.md"), "utf8")).toContain("(docs/bench/smoke.json)");
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -183,6 +222,7 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   expectEveryDelivery(result, DESIGNS);
   expectRepeatedPath(result, DESIGNS);
   expectFirstEvents(result, DESIGNS);
+  expectReconnectStorms(result, !!databaseUrl);
   for (const design of DESIGNS) {
     const idle = result.idle.find((i) => i.design === design)!;
     const connections = SMOKE_PLAN.idle.tenants * SMOKE_PLAN.idle.subscribersPerTenant;

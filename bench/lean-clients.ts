@@ -27,29 +27,35 @@ export interface BenchConnection {
   close(): void;
 }
 
-const SNAPSHOT = Buffer.from('"type":"snapshot"');
-const RESYNC = Buffer.from('"type":"resync"');
-const AGENT_EVENT = Buffer.from('"type":"agent:');
-const PING = Buffer.from("PING");
+export const SNAPSHOT = Buffer.from('"type":"snapshot"');
+export const RESYNC = Buffer.from('"type":"resync"');
+export const AGENT_EVENT = Buffer.from('"type":"agent:');
+export const PING = Buffer.from("PING");
 const EVENT_END = Buffer.from("\n\n");
 const SSE_CONNECTED = Buffer.from("event: connected");
 
-function wsUrl(baseUrl: string, path: string): string {
+export function wsUrl(baseUrl: string, path: string): string {
   return baseUrl.replace(/^http/, "ws") + path;
+}
+
+/** A promise with its settle functions; a rejection nobody awaits is not an unhandled one. */
+export function deferred() {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /** Settles `ready` once, rejecting if the socket goes away first. */
 function readiness() {
   let settled = false;
-  let resolve!: () => void;
-  let reject!: (error: Error) => void;
-  const ready = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  ready.catch(() => {});
+  const { promise, resolve, reject } = deferred();
   return {
-    ready,
+    ready: promise,
     get settled() {
       return settled;
     },

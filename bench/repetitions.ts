@@ -1,4 +1,4 @@
-import type { BenchResult, FirstEventResult, ScenarioResult, StepResult } from "./bench-result";
+import type { BenchResult, FirstEventResult, ReconnectStormResult, ScenarioResult, StepResult } from "./bench-result";
 import { pairedRatios, spreadOf, verdictAtWorseEnd, worseEnd, type Direction, type Spread } from "./statistics";
 import { table } from "./report";
 import type { Design } from "./workload";
@@ -13,7 +13,22 @@ export interface RepeatedSummary {
   scenarios: Record<string, RepeatedScenario>;
   /** Time to first event on subscribe, per design (ms); empty when the scenario did not run. */
   firstEvent: Partial<Record<Design, RepeatedFirstEvent>>;
+  /** Reconnect storms, per number of missed events per tenant; empty when the scenario did not run. */
+  reconnectStorm: { missedPerTenant: number; byDesign: Partial<Record<Design, RepeatedStorm>> }[];
   targets: RepeatedTarget[];
+}
+
+/** A design's storms of one size over the repetitions: each figure's median and spread. */
+export interface RepeatedStorm {
+  /** From the reconnect until the last client was back to live (ms); a storm that left a client behind counts as failed. */
+  allLiveMs: Spread | null;
+  backToLiveP99Ms: Spread | null;
+  /** Events lost and duplicated, summed over the clients. */
+  lost: Spread | null;
+  duplicates: Spread | null;
+  serverCpuMs: Spread | null;
+  /** Database transactions (Pulse on PostgreSQL). */
+  databaseTransactions: Spread | null;
 }
 
 /** A design's subscribe waves over the repetitions: each figure's median and spread (ms). */
@@ -44,7 +59,7 @@ export interface RepeatedTarget {
   note?: string;
 }
 
-type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle" | "firstEvent">;
+type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle" | "firstEvent" | "reconnectStorm">;
 
 function byRepetition(result: Repeated, name: string): ScenarioResult[] {
   return result.scenarios.filter((s) => s.name === name).sort((a, b) => a.repetition - b.repetition);
@@ -176,6 +191,64 @@ function summariseFirstEvent(result: Repeated): {
   };
 }
 
+/** One figure of a design's storms of one size, repetition by repetition. */
+function stormFigures(
+  result: Repeated,
+  design: Design,
+  missedPerTenant: number,
+  figure: (storm: ReconnectStormResult) => number | null,
+): (number | null)[] {
+  const storms = (result.reconnectStorm ?? []).filter((s) => s.missedPerTenant === missedPerTenant);
+  const repetitions = Math.max(0, ...storms.map((s) => s.repetition + 1));
+  return Array.from({ length: repetitions }, (_, r) => {
+    const storm = storms.find((s) => s.design === design && s.repetition === r);
+    return storm ? figure(storm) : null;
+  });
+}
+
+/** The time until every client was back to live; infinite when one never was. */
+const allLive = (storm: ReconnectStormResult) =>
+  storm.live < storm.connections ? Number.POSITIVE_INFINITY : storm.backToLiveMs.max;
+
+/** The storms' figures per size and design, and the targets: Pulse back to live no later than Socket.IO, with nothing lost. */
+function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStorm" | "targets"> {
+  const sizes = [...new Set((result.reconnectStorm ?? []).map((s) => s.missedPerTenant))].sort((a, b) => a - b);
+  const targets: RepeatedTarget[] = [];
+  const reconnectStorm = sizes.map((missedPerTenant) => {
+    const figures = (design: Design, figure: (storm: ReconnectStormResult) => number | null) =>
+      stormFigures(result, design, missedPerTenant, figure);
+    const byDesign: Partial<Record<Design, RepeatedStorm>> = {};
+    for (const design of result.designs) {
+      if (!(result.reconnectStorm ?? []).some((s) => s.design === design)) continue;
+      byDesign[design] = {
+        allLiveMs: spreadOf(figures(design, allLive)),
+        backToLiveP99Ms: spreadOf(figures(design, (s) => s.backToLiveMs.p99)),
+        lost: spreadOf(figures(design, (s) => s.lost)),
+        duplicates: spreadOf(figures(design, (s) => s.duplicates)),
+        serverCpuMs: spreadOf(figures(design, (s) => s.serverCpuMs)),
+        databaseTransactions: spreadOf(figures(design, (s) => s.database?.transactions ?? null)),
+      };
+    }
+    const storm = `reconnect storm, ${missedPerTenant} missed`;
+    targets.push(
+      target(
+        `${storm}: time until all live, Pulse ÷ Socket.IO`,
+        pairedRatios(figures("pulse", allLive), figures("socket-io", allLive)),
+        "at most",
+        1,
+      ),
+      target(
+        `${storm}: events Pulse lost or duplicated`,
+        spreadOf(figures("pulse", (s) => s.lost + s.duplicates)),
+        "at most",
+        0,
+      ),
+    );
+    return { missedPerTenant, byDesign };
+  });
+  return { reconnectStorm, targets };
+}
+
 export function summariseRepetitions(result: Repeated): RepeatedSummary {
   const names = [...new Set(result.scenarios.map((s) => s.name))];
   const scenarios: Record<string, RepeatedScenario> = {};
@@ -197,8 +270,16 @@ export function summariseRepetitions(result: Repeated): RepeatedSummary {
     targets.push(...scenarioTargets(name, runs, summary));
   }
   const firstEvent = summariseFirstEvent(result);
-  targets.push(...firstEvent.targets, ...idleTargets(result));
-  return { repetitions, spread: "min–max", scenarios, firstEvent: firstEvent.firstEvent, targets };
+  const storms = summariseStorms(result);
+  targets.push(...firstEvent.targets, ...storms.targets, ...idleTargets(result));
+  return {
+    repetitions,
+    spread: "min–max",
+    scenarios,
+    firstEvent: firstEvent.firstEvent,
+    reconnectStorm: storms.reconnectStorm,
+    targets,
+  };
 }
 
 /** "median (min–max)", the form every repeated figure takes in the tables. */
@@ -245,6 +326,20 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
     ];
     parts.push(
       `${markdown ? "### " : "== "}time to first event on subscribe, median (min–max)\n\n${table(rows, markdown)}`,
+    );
+  }
+  for (const { missedPerTenant, byDesign } of summary.reconnectStorm ?? []) {
+    const rows: (string | number)[][] = [
+      ["design", "all live ms", "back to live p99 ms", "lost", "duplicated", "server CPU ms", "database transactions"],
+      ...designs.flatMap((d) => {
+        const f = byDesign[d];
+        if (!f) return [];
+        const figures = [f.allLiveMs, f.backToLiveP99Ms, f.lost, f.duplicates, f.serverCpuMs, f.databaseTransactions];
+        return [[d, ...figures.map((s) => fmtSpread(s, 0))]];
+      }),
+    ];
+    parts.push(
+      `${markdown ? "### " : "== "}reconnect storm, ${missedPerTenant} events missed per tenant, median (min–max)\n\n${table(rows, markdown)}`,
     );
   }
   const rows: (string | number)[][] = [["target", "median (min–max)", "worse end", "wanted", "status", "note"]];

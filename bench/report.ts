@@ -556,6 +556,25 @@ function firstEventMethod(plan: BenchResult["plan"]): string {
 `;
 }
 
+/** How the reconnect storms are made (nothing for runs planned before they existed). */
+function stormMethod(plan: BenchResult["plan"]): string {
+  const storm = plan.reconnectStorm as BenchResult["plan"]["reconnectStorm"] | undefined;
+  if (!storm) return "";
+  return `- **Reconnect storm** (Pulse and Socket.IO): ${storm.tenants * storm.clientsPerTenant} clients (${storm.tenants} tenants) connected and
+  live; the server destroys every connection at once (a deploy); each tenant gets
+  ${storm.missedPerTenant.join(" or ")} events while its clients are away; then every client reconnects at once while each
+  tenant publishes ${storm.liveEventsPerSecondPerTenant} events/s. Pulse's clients resubscribe with the last tracked id they received
+  (wsLink's \`lastEventId\`), so the server replays what they missed; Socket.IO's connect again: the
+  Redis adapter keeps no session, so connection-state recovery cannot apply (it needs the in-memory or
+  the Redis Streams adapter) and what was published meanwhile is lost. A client is back to live at
+  its first event published after the reconnect; *all live* is the last client's time (failed when one
+  was not back within ${storm.timeoutMs / 1000} s). Lost and duplicated events are counted per client; server CPU and, for
+  Pulse on PostgreSQL, the database's committed transactions (\`pg_stat_database\`, the live events'
+  writes included) from the reconnect until all are live. Target: Pulse all live no later than
+  Socket.IO, with nothing lost or duplicated.
+`;
+}
+
 /** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
 export function benchmarkMarkdown(result: BenchResult): string {
   const plan = result.plan;
@@ -662,7 +681,7 @@ fields \`seq\` and \`at\`).
 - **Idle memory**: ${plan.idle.tenants * plan.idle.subscribersPerTenant} subscribers (${plan.idle.tenants} tenants) held by one server process; heap (after
   full GCs) and RSS before and after, per connection; then one event per tenant must reach
   every subscriber. A memory target is met only when heap AND RSS per connection both are.
-${firstEventMethod(plan)}- **Also measured**: the events/s one Pulse worker process publishes through
+${firstEventMethod(plan)}${stormMethod(plan)}- **Also measured**: the events/s one Pulse worker process publishes through
   \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
   \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.
 

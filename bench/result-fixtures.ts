@@ -1,4 +1,11 @@
-import type { BenchResult, FirstEventResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import type {
+  BenchResult,
+  FirstEventResult,
+  IdleResult,
+  ReconnectStormResult,
+  ScenarioResult,
+  StepResult,
+} from "./bench-result";
 import type { LatencySummary } from "./delivery-ledger";
 import { SMOKE_PLAN } from "./bench-plan";
 import { summarise } from "./report";
@@ -107,6 +114,47 @@ export function fixtureWave(
   };
 }
 
+/** One design's storm of one size and repetition: only the times, losses and duplicates vary. */
+export function fixtureStorm(
+  design: Design,
+  repetition: number,
+  figures: { allLiveMs: number; lost?: number; duplicates?: number; notLive?: number; missedPerTenant?: number },
+): ReconnectStormResult {
+  const { allLiveMs, lost = 0, duplicates = 0, notLive = 0, missedPerTenant = 10 } = figures;
+  const times: LatencySummary = {
+    count: 200 - notLive,
+    p50: allLiveMs / 2,
+    p90: allLiveMs,
+    p99: allLiveMs,
+    p999: allLiveMs,
+    max: allLiveMs,
+    mean: allLiveMs / 2,
+  };
+  const steps = { published: 40, dropped: 0, failed: 0 };
+  return {
+    design,
+    repetition,
+    missedPerTenant,
+    resume: "",
+    connections: 200,
+    live: 200 - notLive,
+    lost,
+    clientsWithLoss: lost > 0 ? 1 : 0,
+    duplicates,
+    clientsWithDuplicates: duplicates > 0 ? 1 : 0,
+    foreign: 0,
+    backToLiveMs: times,
+    reconnected: 200,
+    errors: [],
+    dropped: 200,
+    stillOpen: 0,
+    serverCpuMs: 500,
+    redisCpuMs: 30,
+    database: design === "pulse" ? { transactions: 400, tuplesReturned: 500, blocksRead: 0, blocksHit: 1_000 } : null,
+    publisher: { missed: steps, live: steps },
+  };
+}
+
 export function fixtureIdle(design: Design, heapPerConnection: number, rssPerConnection: number): IdleResult {
   return {
     design,
@@ -130,9 +178,10 @@ export function fixtureResult(
   scenarios: ScenarioResult[],
   idle: IdleResult[] = [],
   firstEvent: FirstEventResult[] = [],
+  reconnectStorm: ReconnectStormResult[] = [],
 ): BenchResult {
   const designs: Design[] = ["pulse", "socket-io", "ws-floor"];
-  const partial = { designs, scenarios, idle, firstEvent };
+  const partial = { designs, scenarios, idle, firstEvent, reconnectStorm };
   return {
     version: 1,
     mode: "smoke",
@@ -155,6 +204,7 @@ export function fixtureResult(
     socketIoPublish: "emitter",
     scenarios,
     firstEvent,
+    reconnectStorm,
     idle,
     publishThroughput: null,
     polling: null,

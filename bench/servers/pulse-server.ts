@@ -7,7 +7,7 @@ import { answerRequests } from "../ipc";
 import { OpenLoopSteps, runClosedLoop, type LoadStep, type PublishOne, type ThroughputRun } from "../open-loop";
 import { benchEvent, isProgressEvent, nowUs, type BenchTenant } from "../workload";
 import { createBenchTenants, type TenantSpec } from "./pulse-tenants";
-import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
+import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
 /**
  * Pulse as it ships, composed the way `npm start` does (src/server/main.ts) with the web
@@ -23,6 +23,7 @@ const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscr
 const http = await listenPulse(env, booted.pulse, logger);
 const { port } = http.server.address() as AddressInfo;
 const services = booted.pulse.services;
+const dropConnections = connectionDropper(http.server);
 const publisher = pulsePublisher(services.bus);
 let publish: PublishOne | undefined;
 const steps = new OpenLoopSteps();
@@ -32,6 +33,7 @@ answerRequests({
   init: () => ({ port }),
   setup: (spec: TenantSpec) => createBenchTenants(services, spec),
   stats: (options: { gc?: boolean }) => serverStats(() => http.connections.size, options),
+  "drop-connections": () => dropConnections(),
   async target(payload: { tenants: BenchTenant[] }) {
     publish = await publisher.forTenants(payload.tenants);
     return {};
