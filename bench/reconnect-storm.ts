@@ -1,3 +1,4 @@
+import { reconnectDelayMs } from "@pulse/client";
 import WebSocket from "ws";
 import { AGENT_EVENT, deferred, PING, RESYNC, SNAPSHOT, wsUrl } from "./lean-clients";
 import { StormLedger, type StormCounts, type StormRange } from "./storm-ledger";
@@ -5,9 +6,10 @@ import { nowUs, scanMarkers, type Design } from "./workload";
 
 /**
  * A reconnect storm, the clients' side: clients that stay connected until the server drops
- * them (a deploy), then reconnect all at once, each the way its design resumes. Pulse
- * resubscribes with the last tracked id it received (as wsLink does), so the server replays
- * what it missed; Socket.IO connects again (the Redis adapter keeps no session to recover).
+ * them (a deploy), then reconnect all at once, each the way its design resumes, and after a
+ * failed attempt again on its client library's schedule. Pulse resubscribes with the last
+ * tracked id it received (as wsLink does), so the server replays what it missed; Socket.IO
+ * connects again (the Redis adapter keeps no session to recover).
  */
 export interface StormClientsInit {
   design: Design;
@@ -22,6 +24,8 @@ export interface StormClientsInit {
 interface ResumableClient {
   /** Opens a connection and resolves once its subscription is in place. */
   connect(): Promise<void>;
+  /** How long its design's client library waits before attempt `attempt + 1` after `attempt` failed. */
+  retryDelayMs(attempt: number): number;
   readonly open: boolean;
   close(): void;
 }
@@ -40,14 +44,17 @@ export function trackedIdOf(frame: Buffer): string | null {
  * Pulse over tRPC's WebSocket protocol: the first subscription is ready at its snapshot; a
  * later one sends `lastEventId` (as wsLink does on reconnect) and is ready once started.
  */
-function resumablePulse(baseUrl: string, token: string, onEvent: EventListener): ResumableClient {
+function resumablePulse(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
   let lastId: string | null = null;
   let socket: WebSocket | null = null;
   return {
     connect() {
       const ready = deferred();
       const resume = lastId;
-      const ws = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), { perMessageDeflate: false });
+      const ws = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), {
+        perMessageDeflate: false,
+        localAddress: from,
+      });
       socket = ws;
       ws.on("error", (error) => ready.reject(new Error(`pulse: ${error.message}`)));
       ws.on("close", (code) => ready.reject(new Error(`pulse: closed before it was ready (${code})`)));
@@ -72,6 +79,7 @@ function resumablePulse(baseUrl: string, token: string, onEvent: EventListener):
       });
       return ready.promise;
     },
+    retryDelayMs: reconnectDelayMs,
     get open() {
       return socket?.readyState === WebSocket.OPEN;
     },
@@ -79,13 +87,27 @@ function resumablePulse(baseUrl: string, token: string, onEvent: EventListener):
   };
 }
 
+/**
+ * socket.io-client's reconnection delay with its defaults: 1 s doubling per attempt up to
+ * 5 s, ±50% at random.
+ *
+ * @see https://socket.io/docs/v4/client-options/#reconnectiondelay
+ */
+function socketIoReconnectDelayMs(attempt: number): number {
+  const delay = Math.min(1_000 * 2 ** attempt, 5_000);
+  return Math.round(delay * (0.5 + Math.random()));
+}
+
 /** Socket.IO's protocol (Engine.IO v4 over a WebSocket): every connection a new one, the token as `auth`. */
-function reconnectingSocketIo(baseUrl: string, token: string, onEvent: EventListener): ResumableClient {
+function reconnectingSocketIo(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
   let socket: WebSocket | null = null;
   return {
     connect() {
       const ready = deferred();
-      const ws = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), { perMessageDeflate: false });
+      const ws = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), {
+        perMessageDeflate: false,
+        localAddress: from,
+      });
       socket = ws;
       ws.on("error", (error) => ready.reject(new Error(`socket-io: ${error.message}`)));
       ws.on("close", (code) => ready.reject(new Error(`socket-io: closed before it was ready (${code})`)));
@@ -99,6 +121,7 @@ function reconnectingSocketIo(baseUrl: string, token: string, onEvent: EventList
       });
       return ready.promise;
     },
+    retryDelayMs: socketIoReconnectDelayMs,
     get open() {
       return socket?.readyState === WebSocket.OPEN;
     },
@@ -106,9 +129,24 @@ function reconnectingSocketIo(baseUrl: string, token: string, onEvent: EventList
   };
 }
 
-function resumableClient(design: Design, baseUrl: string, token: string, onEvent: EventListener): ResumableClient {
-  if (design === "pulse") return resumablePulse(baseUrl, token, onEvent);
-  if (design === "socket-io") return reconnectingSocketIo(baseUrl, token, onEvent);
+/**
+ * The loopback address client `index` connects from: one address has about 28,000
+ * ephemeral ports, and a storm of 10,000 clients reconnecting (while the previous
+ * connections' ports wait out TIME_WAIT) needs more, so clients spread over 127.0.0.1–8.
+ */
+function sourceAddress(index: number): string {
+  return `127.0.0.${1 + (index % 8)}`;
+}
+
+function resumableClient(
+  design: Design,
+  baseUrl: string,
+  token: string,
+  from: string,
+  onEvent: EventListener,
+): ResumableClient {
+  if (design === "pulse") return resumablePulse(baseUrl, token, from, onEvent);
+  if (design === "socket-io") return reconnectingSocketIo(baseUrl, token, from, onEvent);
   throw new Error(`reconnect storm: ${design} has no way to resume`);
 }
 
@@ -121,6 +159,8 @@ export interface StormConnectOutcome {
 export interface StormOutcome extends StormCounts {
   /** Clients whose new connection was subscribed before the timeout. */
   reconnected: number;
+  /** Attempts that failed and were tried again after the client library's delay, summed over clients. */
+  retries: number;
   errors: string[];
 }
 
@@ -154,6 +194,26 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Connects `client` again until it is subscribed, as its client library would: after a
+ * failed attempt (refused, closed, or not subscribed in time) it waits the library's delay
+ * and tries again, until `deadline`. Resolves to the attempts that failed.
+ */
+async function reconnectUntil(client: ResumableClient, deadline: number): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await within(client.connect(), Math.max(0, deadline - Date.now()), "not subscribed again");
+      return attempt;
+    } catch (error) {
+      // A late success of the abandoned attempt must not deliver beside the next one's.
+      client.close();
+      const delay = client.retryDelayMs(attempt);
+      if (Date.now() + delay >= deadline) throw error;
+      await sleep(delay);
+    }
+  }
+}
+
 /** One design's storm clients: connected, dropped by the server, reconnected, counted. */
 export class StormClients {
   private readonly clients: ResumableClient[];
@@ -163,7 +223,9 @@ export class StormClients {
   constructor(private readonly init: StormClientsInit) {
     this.tenantOf = init.connections.map((c) => c.tenant);
     this.clients = init.connections.map((c, index) =>
-      resumableClient(init.design, init.baseUrl, c.token, (seq) => this.ledger?.record(index, seq, nowUs())),
+      resumableClient(init.design, init.baseUrl, c.token, sourceAddress(index), (seq) =>
+        this.ledger?.record(index, seq, nowUs()),
+      ),
     );
   }
 
@@ -186,14 +248,15 @@ export class StormClients {
     const ledger = new StormLedger(this.tenantOf, range, nowUs());
     this.ledger = ledger;
     const deadline = Date.now() + timeoutMs;
-    const subscribed = eachLimited(this.clients.length, this.clients.length, (i) =>
-      within(this.clients[i]!.connect(), timeoutMs, "not subscribed again"),
-    );
+    let retries = 0;
+    const subscribed = eachLimited(this.clients.length, this.clients.length, async (i) => {
+      retries += await reconnectUntil(this.clients[i]!, deadline);
+    });
     while (ledger.live < this.clients.length && Date.now() < deadline) await sleep(20);
     const { done, errors } = await subscribed;
     // A moment for late duplicates of what was already counted.
     await sleep(300);
-    return { ...ledger.counts(), reconnected: done, errors };
+    return { ...ledger.counts(), reconnected: done, retries, errors };
   }
 
   close(): void {

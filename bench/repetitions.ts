@@ -26,6 +26,8 @@ export interface RepeatedStorm {
   /** Events lost and duplicated, summed over the clients. */
   lost: Spread | null;
   duplicates: Spread | null;
+  /** Reconnect attempts that failed and were tried again, summed over the clients. */
+  retries: Spread | null;
   serverCpuMs: Spread | null;
   /** Database transactions (Pulse on PostgreSQL). */
   databaseTransactions: Spread | null;
@@ -225,6 +227,7 @@ function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStor
         backToLiveP99Ms: spreadOf(figures(design, (s) => s.backToLiveMs.p99)),
         lost: spreadOf(figures(design, (s) => s.lost)),
         duplicates: spreadOf(figures(design, (s) => s.duplicates)),
+        retries: spreadOf(figures(design, (s) => s.retries)),
         serverCpuMs: spreadOf(figures(design, (s) => s.serverCpuMs)),
         databaseTransactions: spreadOf(figures(design, (s) => s.database?.transactions ?? null)),
       };
@@ -330,11 +333,28 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
   }
   for (const { missedPerTenant, byDesign } of summary.reconnectStorm ?? []) {
     const rows: (string | number)[][] = [
-      ["design", "all live ms", "back to live p99 ms", "lost", "duplicated", "server CPU ms", "database transactions"],
+      [
+        "design",
+        "all live ms",
+        "back to live p99 ms",
+        "lost",
+        "duplicated",
+        "retries",
+        "server CPU ms",
+        "database transactions",
+      ],
       ...designs.flatMap((d) => {
         const f = byDesign[d];
         if (!f) return [];
-        const figures = [f.allLiveMs, f.backToLiveP99Ms, f.lost, f.duplicates, f.serverCpuMs, f.databaseTransactions];
+        const figures = [
+          f.allLiveMs,
+          f.backToLiveP99Ms,
+          f.lost,
+          f.duplicates,
+          f.retries,
+          f.serverCpuMs,
+          f.databaseTransactions,
+        ];
         return [[d, ...figures.map((s) => fmtSpread(s, 0))]];
       }),
     ];

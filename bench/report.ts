@@ -563,7 +563,9 @@ function stormMethod(plan: BenchResult["plan"]): string {
   return `- **Reconnect storm** (Pulse and Socket.IO): ${storm.tenants * storm.clientsPerTenant} clients (${storm.tenants} tenants) connected and
   live; the server destroys every connection at once (a deploy); each tenant gets
   ${storm.missedPerTenant.join(" or ")} events while its clients are away; then every client reconnects at once while each
-  tenant publishes ${storm.liveEventsPerSecondPerTenant} events/s. Pulse's clients resubscribe with the last tracked id they received
+  tenant publishes ${storm.liveEventsPerSecondPerTenant} events/s. A client whose attempt fails (refused, or not subscribed in time)
+  tries again after its client library's delay (\`@pulse/client\`'s \`reconnectDelayMs\`, socket.io-client's
+  default backoff); the retries are counted. Pulse's clients resubscribe with the last tracked id they received
   (wsLink's \`lastEventId\`), so the server replays what they missed; Socket.IO's connect again: the
   Redis adapter keeps no session, so connection-state recovery cannot apply (it needs the in-memory or
   the Redis Streams adapter) and what was published meanwhile is lost. A client is back to live at

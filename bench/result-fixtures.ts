@@ -145,6 +145,7 @@ export function fixtureStorm(
     foreign: 0,
     backToLiveMs: times,
     reconnected: 200,
+    retries: 0,
     errors: [],
     dropped: 200,
     stillOpen: 0,

@@ -478,7 +478,7 @@ async function runReconnectStorm(
         results.push({ design, repetition, resume: STORM_RESUME[design]!, ...storm });
         log(
           `  ${design.padEnd(9)} ${missedPerTenant} missed each: ${storm.live}/${storm.connections} back to live, p99 ${storm.backToLiveMs.p99} ms, max ${storm.backToLiveMs.max} ms; ` +
-            `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}; server CPU ${storm.serverCpuMs} ms` +
+            `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries; server CPU ${storm.serverCpuMs} ms` +
             `${storm.database ? `; database ${storm.database.transactions} transactions, ${storm.database.tuplesReturned} rows read` : ""}`,
         );
       }
