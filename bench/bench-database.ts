@@ -26,8 +26,10 @@ export interface DatabaseActivity {
 }
 
 /**
- * The bench database's counters, after waiting for the backends to report theirs (they
- * flush to the statistics at most once a second).
+ * The bench database's counters, after a second's wait for the busy backends to report
+ * theirs: a backend flushes its counters at most once a second while busy, and what is
+ * left when it goes idle up to 10 s later (PostgreSQL 15), so a difference of two readings
+ * may shift up to a second's work from one phase to the next.
  *
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW
  */

@@ -572,7 +572,7 @@ function stormMethod(plan: BenchResult["plan"]): string {
   its first event published after the reconnect; *all live* is the last client's time (failed when one
   was not back within ${storm.timeoutMs / 1000} s). Lost and duplicated events are counted per client; server CPU and, for
   Pulse on PostgreSQL, the database's committed transactions (\`pg_stat_database\`, the live events'
-  writes included) from the reconnect until all are live. Target: Pulse all live no later than
+  writes included; approximate, as backends report their counters up to a second late) from the reconnect until all are live. Target: Pulse all live no later than
   Socket.IO, with nothing lost or duplicated.
 `;
 }
