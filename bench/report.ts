@@ -696,7 +696,8 @@ Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just bef
 
 Run it: \`npm run bench\` (its JSON kept as \`docs/bench/<date>-<commit>.json\`, then this page,
 the chart and the README's figures generated from it: \`npm run bench:docs -- <that JSON>\`);
-\`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written);
+\`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written;
+\`--scenarios=first-event,reconnect-storm --wave-clients=1000 --storm-clients=2000\` sizes those two);
 \`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
 publishers over the load steps (\`tsx bench/profile-summary.ts <file>\` lists where the
 time goes); \`npm run bench -- --heap [--only=…]\` for heap snapshots around 1,000 idle

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { backgroundLoad, BenchHarness, machineInfo, redisCpuSeconds, revision } from "./bench-harness";
 import { log, sleep } from "./bench-log";
-import { parseArgs, REPO_ROOT } from "./bench-options";
+import { parseArgs, REPO_ROOT, sizedPlan } from "./bench-options";
 import type { DatabaseActivity } from "./bench-database";
 import {
   FULL_PLAN,
@@ -605,7 +605,7 @@ async function main(): Promise<number> {
     console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const plan = args.smoke ? SMOKE_PLAN : FULL_PLAN;
+  const plan = sizedPlan(args.smoke ? SMOKE_PLAN : FULL_PLAN, args);
   const designs = args.only ?? [...DESIGNS];
   const startedAt = new Date();
   const bench = new BenchHarness(plan, designs, args);
