@@ -11,7 +11,47 @@ import { log } from "./bench-log";
 export interface BenchDatabase {
   url: string | null;
   description: string;
+  /** PostgreSQL's counters for the bench database so far; null on PGlite, which keeps none. */
+  activity(): Promise<DatabaseActivity | null>;
   drop(): Promise<void>;
+}
+
+/** Cumulative counters from `pg_stat_database`: subtract two readings for what a phase cost the database. */
+export interface DatabaseActivity {
+  /** Committed transactions: each statement Prisma runs outside a transaction is one. */
+  transactions: number;
+  tuplesReturned: number;
+  blocksRead: number;
+  blocksHit: number;
+}
+
+/**
+ * The bench database's counters, after a second's wait for the busy backends to report
+ * theirs: a backend flushes its counters at most once a second while busy, and what is
+ * left when it goes idle up to 10 s later (PostgreSQL 15), so a difference of two readings
+ * may shift up to a second's work from one phase to the next.
+ *
+ * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW
+ */
+async function databaseActivity(adminUrl: string, name: string): Promise<DatabaseActivity> {
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<Record<string, string>>(
+      "SELECT xact_commit, tup_returned, blks_read, blks_hit FROM pg_stat_database WHERE datname = $1",
+      [name],
+    );
+    const row = rows[0] ?? {};
+    return {
+      transactions: Number(row.xact_commit ?? 0),
+      tuplesReturned: Number(row.tup_returned ?? 0),
+      blocksRead: Number(row.blks_read ?? 0),
+      blocksHit: Number(row.blks_hit ?? 0),
+    };
+  } finally {
+    await client.end();
+  }
 }
 
 async function reachable(url: string): Promise<boolean> {
@@ -45,6 +85,7 @@ export async function prepareDatabase(requested: string | null | undefined): Pro
     return {
       url: url.toString(),
       description: `PostgreSQL ${version} (database ${name}, dropped afterwards)`,
+      activity: () => databaseActivity(adminUrl, name),
       async drop() {
         const cleanup = new pg.Client({ connectionString: adminUrl });
         await cleanup.connect();
@@ -56,5 +97,10 @@ export async function prepareDatabase(requested: string | null | undefined): Pro
   log(
     "bench: no PostgreSQL reachable (DATABASE_URL, postgres://postgres@127.0.0.1:5432/test): Pulse publishes inside its server process on PGlite, so its server CPU includes publishing",
   );
-  return { url: null, description: "PGlite in memory, inside the Pulse server process", drop: async () => {} };
+  return {
+    url: null,
+    description: "PGlite in memory, inside the Pulse server process",
+    activity: async () => null,
+    drop: async () => {},
+  };
 }

@@ -11,7 +11,10 @@ import { log, sleep } from "./bench-log";
 import { prepareDatabase, type BenchDatabase } from "./bench-database";
 import { REPO_ROOT, type BenchOptions } from "./bench-options";
 import type { ClientsInit, ConnectOutcome } from "./clients";
+import type { FirstEventOutcome, FirstEventWave } from "./first-event";
 import { BenchProcess } from "./ipc";
+import type { StormClientsInit, StormConnectOutcome, StormOutcome } from "./reconnect-storm";
+import type { StormRange } from "./storm-ledger";
 import { cpuShares, sampleCpu } from "./machine-cpu";
 import type { LoadStep, StepOutcome, ThroughputOutcome, ThroughputRun } from "./open-loop";
 import type { ServerStats } from "./servers/server-stats";
@@ -57,6 +60,19 @@ export async function machineInfo(redis: Redis, database: BenchDatabase, backgro
     redis: /redis_version:(\S+)/.exec(server)?.[1] ?? "unknown",
     database: database.description,
   };
+}
+
+/** A connection per token of `tenants`, tenants in turn, so the first connections (the official clients) spread over tenants. */
+function connectionsOf(tenants: BenchTenant[]): ClientsInit["connections"] {
+  const connections: ClientsInit["connections"] = [];
+  const most = Math.max(0, ...tenants.map((t) => t.tokens.length));
+  for (let c = 0; c < most; c++) {
+    tenants.forEach((t, tenant) => {
+      const token = t.tokens[c];
+      if (token !== undefined) connections.push({ tenant, token });
+    });
+  }
+  return connections;
 }
 
 export interface DesignServer {
@@ -242,6 +258,11 @@ export class BenchHarness {
     return this.kit(design).publisher.request<StepOutcome>("step", { design, step, timeoutMs }, timeoutMs + 30_000);
   }
 
+  /** Ends the design's running step before its schedule does (the events already sent are still answered). */
+  async endStep(design: Design): Promise<void> {
+    await this.kit(design).publisher.request("end-step");
+  }
+
   throughput(design: Design, run: ThroughputRun): Promise<ThroughputOutcome> {
     return this.kit(design).publisher.request<ThroughputOutcome>(
       "throughput",
@@ -252,15 +273,7 @@ export class BenchHarness {
 
   /** Opens a subscriber connection per token of `tenants` in the design's client process. */
   async connect(design: Design, tenants: BenchTenant[], official: number): Promise<ConnectResult> {
-    // Tenants in turn, so the first connections (the official clients) spread over tenants.
-    const connections: ClientsInit["connections"] = [];
-    const most = Math.max(0, ...tenants.map((t) => t.tokens.length));
-    for (let c = 0; c < most; c++) {
-      tenants.forEach((t, tenant) => {
-        const token = t.tokens[c];
-        if (token !== undefined) connections.push({ tenant, token });
-      });
-    }
+    const connections = connectionsOf(tenants);
     const init: ClientsInit = {
       design,
       baseUrl: this.server(design).baseUrl,
@@ -277,6 +290,48 @@ export class BenchHarness {
       errors: outcome.errors,
       connectMs: Math.round(outcome.elapsedMs),
     };
+  }
+
+  /** Opens a connection per token of `tenants` all at once and times each to its first live event; closes them after. */
+  firstEvents(design: Design, tenants: BenchTenant[], timeoutMs: number): Promise<FirstEventOutcome> {
+    const wave: FirstEventWave = {
+      design,
+      baseUrl: this.server(design).baseUrl,
+      connections: connectionsOf(tenants),
+      timeoutMs,
+    };
+    return this.kit(design).clients.request<FirstEventOutcome>("first-event", wave, timeoutMs + 60_000);
+  }
+
+  /** Connects a storm client per token of `tenants` (they reconnect after `dropConnections`, each resuming its own way). */
+  stormConnect(design: Design, tenants: BenchTenant[]): Promise<StormConnectOutcome> {
+    const init: StormClientsInit = {
+      design,
+      baseUrl: this.server(design).baseUrl,
+      connections: connectionsOf(tenants),
+      concurrency: this.plan.connectConcurrency,
+    };
+    return this.kit(design).clients.request<StormConnectOutcome>("storm-connect", init, 600_000);
+  }
+
+  /** The server destroys every connection at once, as a deploy would; resolves when the clients have seen it, to how many are still open. */
+  async dropConnections(design: Design): Promise<{ dropped: number; stillOpen: number }> {
+    const dropped = await this.server(design).process.request<number>("drop-connections");
+    const stillOpen = await this.kit(design).clients.request<number>("storm-dropped", { design, timeoutMs: 10_000 });
+    return { dropped, stillOpen };
+  }
+
+  /** Every storm client reconnects at once; resolves once all are back to live or `timeoutMs` passed. */
+  stormReconnect(design: Design, range: StormRange, timeoutMs: number): Promise<StormOutcome> {
+    return this.kit(design).clients.request<StormOutcome>(
+      "storm-reconnect",
+      { design, range, timeoutMs },
+      timeoutMs + 60_000,
+    );
+  }
+
+  async stormClose(design: Design): Promise<void> {
+    await this.kit(design).clients.request("storm-close", { design });
   }
 
   async disconnect(design: Design): Promise<void> {

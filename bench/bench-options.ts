@@ -1,12 +1,15 @@
 import path from "node:path";
+import type { BenchPlan } from "./bench-plan";
 import { DESIGNS, SOCKET_IO_PUBLISH, type Design, type SocketIoPublish } from "./workload";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
 /**
  * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
- * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,idle` (any of them), `--out=<json file>`,
- * `--database-url=<postgres url>|none`, `--repetitions=N`, `--soak-seconds=S`, `--no-docs`, `--socket-io-publish=emitter|emitter-postgres|bridge`
+ * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,first-event,idle` (any of them), `--out=<json file>`,
+ * `--database-url=<postgres url>|none`, `--repetitions=N`, `--soak-seconds=S`, `--no-docs`,
+ * `--wave-clients=N` and `--storm-clients=N` (the first-event wave's and the reconnect
+ * storm's clients, for a run at another size), `--socket-io-publish=emitter|emitter-postgres|bridge`
  * (how the Socket.IO design's events reach it: `@socket.io/redis-emitter`, the default and
  * its cheapest way; the emitter after a write to PostgreSQL, as Pulse persists; or seed
  * 000's BullMQ bridge, see `SOCKET_IO_PUBLISH`); `--profile`: the load scenarios only
@@ -30,6 +33,9 @@ export interface BenchOptions {
   soakSeconds: number | null;
   /** Overrides the plan's repetitions (`--repetitions=N`). */
   repetitions: number | null;
+  /** Override the clients of the first-event wave and of the reconnect storm (spread over the plan's tenants). */
+  waveClients: number | null;
+  stormClients: number | null;
 }
 
 export function parseArgs(argv: string[]): BenchOptions {
@@ -47,6 +53,8 @@ export function parseArgs(argv: string[]): BenchOptions {
     "socket-io-publish",
     "soak-seconds",
     "repetitions",
+    "wave-clients",
+    "storm-clients",
   ];
   for (const arg of argv) {
     const name = arg.replace(/^--/, "").split("=")[0]!;
@@ -91,9 +99,27 @@ export function parseArgs(argv: string[]): BenchOptions {
       !profile &&
       !heap &&
       scenarios === undefined &&
-      socketIoPublish === "emitter",
+      socketIoPublish === "emitter" &&
+      !value("wave-clients") &&
+      !value("storm-clients"),
     socketIoPublish: socketIoPublish as SocketIoPublish,
     soakSeconds: number("soak-seconds"),
     repetitions: number("repetitions"),
+    waveClients: number("wave-clients"),
+    stormClients: number("storm-clients"),
+  };
+}
+
+/** The plan with the first-event wave's and the storm's clients as the options ask, spread evenly over their tenants. */
+export function sizedPlan(plan: BenchPlan, options: Pick<BenchOptions, "waveClients" | "stormClients">): BenchPlan {
+  const { firstEvent, reconnectStorm } = plan;
+  return {
+    ...plan,
+    firstEvent: options.waveClients
+      ? { ...firstEvent, subscribersPerTenant: Math.ceil(options.waveClients / firstEvent.tenants) }
+      : firstEvent,
+    reconnectStorm: options.stormClients
+      ? { ...reconnectStorm, clientsPerTenant: Math.ceil(options.stormClients / reconnectStorm.tenants) }
+      : reconnectStorm,
   };
 }

@@ -17,6 +17,38 @@ export interface ScenarioPlan {
   eventRates: number[];
 }
 
+/**
+ * Time to first event on subscribe: each tenant publishes at a steady rate while the whole
+ * wave of subscribers connects at once; each subscriber is timed to its first live event.
+ */
+export interface FirstEventPlan {
+  tenants: number;
+  subscribersPerTenant: number;
+  runsPerTenant: number;
+  /** Each tenant's events per second: a subscriber's first event waits up to one interval after it is subscribed. */
+  eventsPerSecondPerTenant: number;
+  /** How long the tenants publish at most; the wave starts `leadMs` in and must be live before the end. */
+  publishMs: number;
+  leadMs: number;
+}
+
+/**
+ * A reconnect storm: every client of the scenario connected and live, all dropped by the
+ * server at once (a deploy), events published while they are away, then all reconnecting.
+ */
+export interface ReconnectStormPlan {
+  tenants: number;
+  clientsPerTenant: number;
+  /** Events each tenant publishes while its clients are away: one storm per figure, on the same clients. */
+  missedPerTenant: number[];
+  /** Events per second (all tenants) at which the missed events are published. */
+  missedRate: number;
+  /** Each tenant's events per second after the reconnect: a client is back to live at the first it receives. */
+  liveEventsPerSecondPerTenant: number;
+  /** A client not back to live by then counts as not live. */
+  timeoutMs: number;
+}
+
 export interface IdlePlan {
   tenants: number;
   subscribersPerTenant: number;
@@ -59,6 +91,8 @@ export interface BenchPlan {
   /** Load steps stop once a scenario has taken this long (the designs still stepping are reported as "at least"). */
   scenarioBudgetMs: number;
   scenarios: ScenarioPlan[];
+  firstEvent: FirstEventPlan;
+  reconnectStorm: ReconnectStormPlan;
   idle: IdlePlan;
   throughput: { tenants: number; runsPerTenant: number; warmupMs: number; durationMs: number };
   polling: { clients: number; intervalMs: number; windowMs: number };
@@ -106,6 +140,22 @@ export const FULL_PLAN: BenchPlan = {
       eventRates: ladder(250, 21),
     },
   ],
+  firstEvent: {
+    tenants: 100,
+    subscribersPerTenant: 10,
+    runsPerTenant: 2,
+    eventsPerSecondPerTenant: 20,
+    publishMs: 30_000,
+    leadMs: 1_000,
+  },
+  reconnectStorm: {
+    tenants: 100,
+    clientsPerTenant: 100,
+    missedPerTenant: [10, 100],
+    missedRate: 2_000,
+    liveEventsPerSecondPerTenant: 2,
+    timeoutMs: 60_000,
+  },
   idle: { tenants: 10, subscribersPerTenant: 1_000, officialClients: 2 },
   throughput: { tenants: 8, runsPerTenant: 4, warmupMs: 2_000, durationMs: 5_000 },
   polling: { clients: 20, intervalMs: 2_000, windowMs: 12_000 },
@@ -114,16 +164,17 @@ export const FULL_PLAN: BenchPlan = {
 
 export const SMOKE_PLAN: BenchPlan = {
   mode: "smoke",
-  stepMs: 500,
-  warmupMs: 300,
+  stepMs: 300,
+  warmupMs: 200,
   drainMs: 10_000,
   p99BoundMs: 250,
   stopAtSaturation: false,
   refineSaturation: false,
-  // Two repetitions, a short soak, the comparison loads: the statistics' path, with tiny numbers.
-  repetitions: 2,
-  soakMs: 500,
-  comparisonFractions: [0.25, 0.5, 0.75],
+  // Every path of the full run once, with tiny numbers: one repetition, one step per design
+  // and scenario, a short soak, one comparison load. The statistics' code is unit-tested.
+  repetitions: 1,
+  soakMs: 200,
+  comparisonFractions: [0.5],
   // The smoke run checks deliveries, not capacity: it reports what happened, once.
   disturbance: { cores: 0.1, reruns: 0 },
   scenarioBudgetMs: 60_000,
@@ -135,7 +186,7 @@ export const SMOKE_PLAN: BenchPlan = {
       subscribersPerTenant: 8,
       runsPerTenant: 2,
       officialClients: 2,
-      eventRates: [40, 80],
+      eventRates: [40],
     },
     {
       name: "narrow",
@@ -147,8 +198,24 @@ export const SMOKE_PLAN: BenchPlan = {
       eventRates: [80],
     },
   ],
+  firstEvent: {
+    tenants: 4,
+    subscribersPerTenant: 8,
+    runsPerTenant: 1,
+    eventsPerSecondPerTenant: 20,
+    publishMs: 20_000,
+    leadMs: 300,
+  },
+  reconnectStorm: {
+    tenants: 4,
+    clientsPerTenant: 50,
+    missedPerTenant: [10, 100],
+    missedRate: 400,
+    liveEventsPerSecondPerTenant: 10,
+    timeoutMs: 20_000,
+  },
   idle: { tenants: 2, subscribersPerTenant: 25, officialClients: 1 },
   throughput: { tenants: 2, runsPerTenant: 2, warmupMs: 300, durationMs: 500 },
-  polling: { clients: 2, intervalMs: 2_000, windowMs: 2_000 },
+  polling: { clients: 2, intervalMs: 500, windowMs: 1_000 },
   connectConcurrency: 50,
 };

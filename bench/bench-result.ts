@@ -1,6 +1,9 @@
 import type { RepeatedSummary } from "./repetitions";
 import type { BenchPlan, ScenarioName, ScenarioPlan } from "./bench-plan";
 import type { DeliveryCounts, LatencySummary } from "./delivery-ledger";
+import type { DatabaseActivity } from "./bench-database";
+import type { FirstEventOutcome } from "./first-event";
+import type { StormOutcome } from "./reconnect-storm";
 import type { ThroughputOutcome } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
 import type { Design, SocketIoPublish } from "./workload";
@@ -21,6 +24,10 @@ export interface BenchResult {
   /** How the Socket.IO design's events reached its server (`--socket-io-publish`). */
   socketIoPublish: SocketIoPublish;
   scenarios: ScenarioResult[];
+  /** Time to first event on subscribe: one wave per design and repetition (absent from runs before it existed). */
+  firstEvent?: FirstEventResult[];
+  /** Reconnect storms: one per design, repetition and number of missed events (absent from runs before they existed). */
+  reconnectStorm?: ReconnectStormResult[];
   idle: IdleResult[];
   publishThroughput: (ThroughputOutcome & { chains: number }) | null;
   polling: PollingCost | null;
@@ -106,6 +113,40 @@ export interface ScenarioResult extends Omit<ScenarioPlan, "eventRates"> {
   atLoads: (StepResult & { fraction: number })[];
   /** Designs still passing when the ladder or the time budget ran out: their maximum is at least their last step. */
   unsaturated: Design[];
+}
+
+/** One design's wave of subscribers opened at once to publishing tenants, each timed to its first live event. */
+export interface FirstEventResult extends FirstEventOutcome {
+  design: Design;
+  repetition: number;
+  /** Each tenant's events per second during the wave: a first event waits up to one interval after subscribing. */
+  eventsPerSecondPerTenant: number;
+  publisher: StepCounts;
+}
+
+/** One design's clients dropped at once, `missedPerTenant` events published to each tenant meanwhile, then all reconnecting. */
+export interface ReconnectStormResult extends StormOutcome {
+  design: Design;
+  repetition: number;
+  missedPerTenant: number;
+  /** How the design's clients resume after the drop. */
+  resume: string;
+  /** Connections the server destroyed, and those the clients still saw open 10 s later. */
+  dropped: number;
+  stillOpen: number;
+  /** From the reconnect until every client was back to live (or the timeout): the server's and Redis's CPU (ms). */
+  serverCpuMs: number;
+  redisCpuMs: number;
+  /** The database's work over the same time (Pulse on PostgreSQL only; the others have none during a storm). */
+  database: DatabaseActivity | null;
+  publisher: { missed: StepCounts; live: StepCounts };
+}
+
+/** What a publisher step answered. */
+export interface StepCounts {
+  published: number;
+  dropped: number;
+  failed: number;
 }
 
 export interface IdleResult {

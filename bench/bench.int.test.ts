@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect, inject, test } from "vitest";
 import { skippedWithoutPostgres } from "../src/test/chaos/chaos-log";
+import { README_END, README_START, writeBenchDocs } from "./bench-docs";
 import { SMOKE_PLAN } from "./bench-plan";
 import type { BenchResult } from "./bench-result";
 import { interleavedOrder } from "./statistics";
@@ -114,6 +115,86 @@ function expectRepeatedPath(result: BenchResult, designs: readonly Design[]): vo
   }
 }
 
+/** Each design's subscribe wave of each repetition: every subscriber went live, and each time was recorded. */
+function expectFirstEvents(result: BenchResult, designs: readonly Design[]): void {
+  const plan = SMOKE_PLAN.firstEvent;
+  const connections = plan.tenants * plan.subscribersPerTenant;
+  expect(result.firstEvent!.map((w) => [w.repetition, w.design])).toEqual(
+    Array.from({ length: SMOKE_PLAN.repetitions }, (_, r) => interleavedOrder(designs, r).map((d) => [r, d])).flat(),
+  );
+  for (const wave of result.firstEvent!) {
+    expect(wave, wave.design).toMatchObject({ connections, live: connections, failed: 0 });
+    expect(wave.publisher, wave.design).toMatchObject({ dropped: 0, failed: 0 });
+    for (const times of [wave.connectMs, wave.subscribedMs, wave.firstEventMs]) {
+      expect(times.count, wave.design).toBe(connections);
+      expect(times.p99, wave.design).toBeGreaterThan(0);
+    }
+  }
+  for (const design of designs) expect(result.repeated.firstEvent[design]?.firstEventP99?.n, design).toBe(1);
+  expect(result.repeated.targets.map((t) => t.name)).toContain(
+    "time to first event p99, Pulse ÷ Socket.IO's connect p99",
+  );
+}
+
+/**
+ * Each resuming design's storms: every client dropped by the server and back to live.
+ * Pulse's resume loses and duplicates nothing; Socket.IO's Redis adapter keeps no session,
+ * so its clients get none of what was published while they were away.
+ */
+function expectReconnectStorms(result: BenchResult, withDatabase: boolean): void {
+  const plan = SMOKE_PLAN.reconnectStorm;
+  const clients = plan.tenants * plan.clientsPerTenant;
+  const storms = result.reconnectStorm!;
+  expect(storms.map((s) => [s.repetition, s.design, s.missedPerTenant])).toEqual(
+    interleavedOrder(DESIGNS, 0)
+      .filter((d) => d === "pulse" || d === "socket-io")
+      .flatMap((d) => plan.missedPerTenant.map((missed) => [0, d, missed])),
+  );
+  for (const storm of storms) {
+    const what = `${storm.design}, ${storm.missedPerTenant} missed`;
+    expect(storm, what).toMatchObject({
+      connections: clients,
+      dropped: clients,
+      stillOpen: 0,
+      reconnected: clients,
+      live: clients,
+      foreign: 0,
+      duplicates: 0,
+    });
+    expect(storm.publisher.missed, what).toMatchObject({ published: plan.tenants * storm.missedPerTenant, failed: 0 });
+    expect(storm.backToLiveMs.count, what).toBe(clients);
+    expect(storm.lost, what).toBe(storm.design === "pulse" ? 0 : clients * storm.missedPerTenant);
+    expect(storm.database === null, what).toBe(storm.design !== "pulse" || !withDatabase);
+  }
+  expect(result.repeated.targets.map((t) => t.name)).toEqual(
+    expect.arrayContaining([
+      "reconnect storm, 10 missed: time until all live, Pulse ÷ Socket.IO",
+      "reconnect storm, 100 missed: events Pulse lost or duplicated",
+    ]),
+  );
+}
+
+/** `npm run bench:docs` on the run's JSON, in a scratch copy of the docs: every section the run has is written. */
+async function expectDocs(result: BenchResult): Promise<void> {
+  const root = await mkdtemp(path.join(os.tmpdir(), "pulse-bench-smoke-docs-"));
+  try {
+    await mkdir(path.join(root, "docs/bench"), { recursive: true });
+    await writeFile(path.join(root, "docs/bench/smoke.json"), JSON.stringify(result));
+    await writeFile(path.join(root, "README.md"), `# Pulse\n\n${README_START}\n${README_END}\n`);
+    await writeBenchDocs("docs/bench/smoke.json", root);
+    const markdown = await readFile(path.join(root, "docs/BENCHMARK.md"), "utf8");
+    for (const name of SMOKE_PLAN.scenarios.map((s) => s.name)) {
+      expect(markdown).toContain(`### Every step: ${name}`);
+      expect(markdown).toContain(`### ${name}: maxima over 1 repetitions`);
+    }
+    expect(markdown).toContain("### time to first event on subscribe");
+    expect(markdown).toContain("### reconnect storm, 100 events missed per tenant");
+    expect(await readFile(path.join(root, "README.md"), "utf8")).toContain("(docs/bench/smoke.json)");
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 /**
  * `npm run bench` in smoke mode (seconds, a few subscribers per design): it still runs end
  * to end, every design delivers every event to every subscriber exactly once (Pulse
@@ -140,6 +221,8 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   );
   expectEveryDelivery(result, DESIGNS);
   expectRepeatedPath(result, DESIGNS);
+  expectFirstEvents(result, DESIGNS);
+  expectReconnectStorms(result, !!databaseUrl);
   for (const design of DESIGNS) {
     const idle = result.idle.find((i) => i.design === design)!;
     const connections = SMOKE_PLAN.idle.tenants * SMOKE_PLAN.idle.subscribersPerTenant;
@@ -171,6 +254,7 @@ test("the bench's smoke run delivers every event to every subscriber of every de
       "concurrent subscribers on one Pulse API process",
     ]),
   );
+  await expectDocs(result);
 }, 300_000);
 
 // The path is the publisher's choice alone (`competitorPublisher`); what a run can show is

@@ -1,4 +1,7 @@
 import { DeliveryLedger } from "./delivery-ledger";
+import { measureFirstEvents, type FirstEventWave } from "./first-event";
+import { StormClients, type StormClientsInit } from "./reconnect-storm";
+import type { StormRange } from "./storm-ledger";
 import { answerRequests } from "./ipc";
 import { connectLean, type BenchConnection, type DeliverySink } from "./lean-clients";
 import { connectOfficial } from "./official-clients";
@@ -38,6 +41,13 @@ interface Subscribers {
 }
 
 const designs = new Map<Design, Subscribers>();
+const storms = new Map<Design, StormClients>();
+
+function storm(design: Design): StormClients {
+  const found = storms.get(design);
+  if (!found) throw new Error(`clients: no ${design} storm clients (storm-connect first)`);
+  return found;
+}
 
 function closeAll(design: Design): void {
   for (const connection of designs.get(design)?.connections ?? []) connection?.close();
@@ -103,6 +113,22 @@ answerRequests({
     const cpu = process.cpuUsage(current.cpuAtBegin);
     return { ...current.ledger.end(), cpuUs: cpu.user + cpu.system };
   },
+  "first-event": (wave: FirstEventWave) => measureFirstEvents(wave),
+  "storm-connect"(init: StormClientsInit) {
+    storms.get(init.design)?.close();
+    const clients = new StormClients(init);
+    storms.set(init.design, clients);
+    return clients.connect();
+  },
+  "storm-dropped": (payload: { design: Design; timeoutMs: number }) =>
+    storm(payload.design).awaitDropped(payload.timeoutMs),
+  "storm-reconnect": (payload: { design: Design; range: StormRange; timeoutMs: number }) =>
+    storm(payload.design).reconnect(payload.range, payload.timeoutMs),
+  "storm-close"(payload: { design: Design }) {
+    storms.get(payload.design)?.close();
+    storms.delete(payload.design);
+    return {};
+  },
   close(payload: { design: Design }) {
     closeAll(payload.design);
     return {};
@@ -111,6 +137,7 @@ answerRequests({
     measurePollingCost(options),
   stop() {
     for (const design of [...designs.keys()]) closeAll(design);
+    for (const clients of storms.values()) clients.close();
     exitSoon();
   },
 });

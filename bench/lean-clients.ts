@@ -17,6 +17,8 @@ export interface DeliverySink {
   closed(): void;
   /** An official client saw events out of order. */
   misordered(): void;
+  /** The transport is open (WebSocket open, SSE response headers): the time-to-first-event wave's `connect`. */
+  opened?(): void;
 }
 
 export interface BenchConnection {
@@ -25,29 +27,35 @@ export interface BenchConnection {
   close(): void;
 }
 
-const SNAPSHOT = Buffer.from('"type":"snapshot"');
-const RESYNC = Buffer.from('"type":"resync"');
-const AGENT_EVENT = Buffer.from('"type":"agent:');
-const PING = Buffer.from("PING");
+export const SNAPSHOT = Buffer.from('"type":"snapshot"');
+export const RESYNC = Buffer.from('"type":"resync"');
+export const AGENT_EVENT = Buffer.from('"type":"agent:');
+export const PING = Buffer.from("PING");
 const EVENT_END = Buffer.from("\n\n");
 const SSE_CONNECTED = Buffer.from("event: connected");
 
-function wsUrl(baseUrl: string, path: string): string {
+export function wsUrl(baseUrl: string, path: string): string {
   return baseUrl.replace(/^http/, "ws") + path;
+}
+
+/** A promise with its settle functions; a rejection nobody awaits is not an unhandled one. */
+export function deferred() {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /** Settles `ready` once, rejecting if the socket goes away first. */
 function readiness() {
   let settled = false;
-  let resolve!: () => void;
-  let reject!: (error: Error) => void;
-  const ready = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  ready.catch(() => {});
+  const { promise, resolve, reject } = deferred();
   return {
-    ready,
+    ready: promise,
     get settled() {
       return settled;
     },
@@ -85,6 +93,7 @@ function leanPulse(baseUrl: string, token: string, sink: DeliverySink): BenchCon
   const socket = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), { perMessageDeflate: false });
   watchSocket(socket, gate, sink, "pulse");
   socket.on("open", () => {
+    sink.opened?.();
     socket.send(JSON.stringify({ method: "connectionParams", data: { token } }));
     socket.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "agent.onStatus", input: {} } }));
   });
@@ -116,6 +125,7 @@ function leanSocketIo(baseUrl: string, token: string, sink: DeliverySink): Bench
   const gate = readiness();
   const socket = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), { perMessageDeflate: false });
   watchSocket(socket, gate, sink, "socket-io");
+  socket.on("open", () => sink.opened?.());
   socket.on("message", (data: Buffer) => {
     const type = data[0];
     if (type === 0x34 /* 4: message */) {
@@ -146,6 +156,7 @@ function leanSse(baseUrl: string, token: string, sink: DeliverySink): BenchConne
         response.resume();
         return;
       }
+      sink.opened?.();
       response.on("data", (chunk: Buffer) => {
         const buffer: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
         const last = buffer.lastIndexOf(EVENT_END);
@@ -182,6 +193,7 @@ function leanWsFloor(baseUrl: string, token: string, sink: DeliverySink): BenchC
   const gate = readiness();
   const socket = new WebSocket(wsUrl(baseUrl, `/?token=${encodeURIComponent(token)}`), { perMessageDeflate: false });
   watchSocket(socket, gate, sink, "ws-floor");
+  socket.on("open", () => sink.opened?.());
   socket.on("message", (data: Buffer) => {
     if (gate.settled) scanMarkers(data, sink.event);
     else if (data.toString() === "ready") gate.resolve();

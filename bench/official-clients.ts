@@ -4,7 +4,7 @@ import { io } from "socket.io-client";
 import WebSocket from "ws";
 import { compareStreamIds } from "../src/shared/stream-id";
 import type { AppRouter } from "../src/server/trpc/root";
-import type { BenchConnection, DeliverySink } from "./lean-clients";
+import { deferred, type BenchConnection, type DeliverySink } from "./lean-clients";
 import { parseMarker, type Design } from "./workload";
 
 /**
@@ -32,17 +32,6 @@ function recorder(sink: DeliverySink) {
     lastOfRun.set(event.runId ?? "", found.seq);
     sink.event(found.seq, found.intendedUs);
   };
-}
-
-function deferred() {
-  let resolve!: () => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
 
 /** `@trpc/client`'s wsLink, as the dashboard uses it (token in connectionParams), subscribed to `agent.onStatus`. */

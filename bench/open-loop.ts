@@ -32,9 +32,15 @@ const START_DELAY_US = 20_000;
  * due at start + k/rate and carries that intended time. Events of one run are published one
  * after another (as an agent's `await ctx.progress()` does), runs in parallel, so a slow
  * publish delays its run's next event and the delay shows in the measured latency instead
- * of slowing the schedule (no coordinated omission).
+ * of slowing the schedule (no coordinated omission). Once `ended` aborts, no further event
+ * is sent (a step that only has to last until something else is done).
  */
-export async function runOpenLoop(step: LoadStep, publish: PublishOne, timeoutMs: number): Promise<StepOutcome> {
+export async function runOpenLoop(
+  step: LoadStep,
+  publish: PublishOne,
+  timeoutMs: number,
+  ended?: AbortSignal,
+): Promise<StepOutcome> {
   const cpuStart = process.cpuUsage();
   const outcome: StepOutcome = { published: 0, dropped: 0, failed: 0, errors: [], maxLagUs: 0, elapsedUs: 0, cpuUs: 0 };
   const chains = new Map<number, Promise<void>>();
@@ -59,7 +65,7 @@ export async function runOpenLoop(step: LoadStep, publish: PublishOne, timeoutMs
     );
   };
   let k = 0;
-  while (k < step.count) {
+  while (k < step.count && !ended?.aborted) {
     const now = nowUs();
     while (k < step.count && startUs + k * intervalUs <= now) {
       const intendedUs = Math.round(startUs + k * intervalUs);
@@ -80,6 +86,28 @@ export async function runOpenLoop(step: LoadStep, publish: PublishOne, timeoutMs
   const cpu = process.cpuUsage(cpuStart);
   outcome.cpuUs = cpu.user + cpu.system;
   return outcome;
+}
+
+/**
+ * A publisher process's open-loop steps, one at a time: the step running now can be ended
+ * early (`end`), when the orchestrator only needed it to last until something was done.
+ */
+export class OpenLoopSteps {
+  private current: AbortController | null = null;
+
+  async run(step: LoadStep, publish: PublishOne, timeoutMs: number): Promise<StepOutcome> {
+    const controller = new AbortController();
+    this.current = controller;
+    try {
+      return await runOpenLoop(step, publish, timeoutMs, controller.signal);
+    } finally {
+      if (this.current === controller) this.current = null;
+    }
+  }
+
+  end(): void {
+    this.current?.abort();
+  }
 }
 
 export interface ThroughputRun {

@@ -4,7 +4,7 @@ import { createLogger } from "../src/server/logger";
 import { CpuProfiler } from "./cpu-profiler";
 import { competitorPublisher, pulsePublisher, type EventPublisher } from "./event-publishers";
 import { answerRequests } from "./ipc";
-import { runClosedLoop, runOpenLoop, type LoadStep, type PublishOne, type ThroughputRun } from "./open-loop";
+import { OpenLoopSteps, runClosedLoop, type LoadStep, type PublishOne, type ThroughputRun } from "./open-loop";
 import { exitSoon } from "./servers/server-stats";
 import type { BenchTenant, Design, SocketIoPublish } from "./workload";
 
@@ -18,6 +18,7 @@ import type { BenchTenant, Design, SocketIoPublish } from "./workload";
 const publishers = new Map<Design, { publisher: EventPublisher; publish?: PublishOne }>();
 let booted: BootedPulse | undefined;
 const profiler = new CpuProfiler();
+const steps = new OpenLoopSteps();
 
 function target(design: Design): PublishOne {
   const publish = publishers.get(design)?.publish;
@@ -50,7 +51,8 @@ answerRequests({
     return {};
   },
   step: (payload: { design: Design; step: LoadStep; timeoutMs: number }) =>
-    runOpenLoop(payload.step, target(payload.design), payload.timeoutMs),
+    steps.run(payload.step, target(payload.design), payload.timeoutMs),
+  "end-step": () => steps.end(),
   throughput: (payload: { design: Design; run: ThroughputRun }) => runClosedLoop(payload.run, target(payload.design)),
   async stop() {
     for (const { publisher } of publishers.values()) await publisher.close();

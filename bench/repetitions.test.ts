@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { fixtureIdle, fixtureRepetition, fixtureResult } from "./result-fixtures";
+import { fixtureIdle, fixtureRepetition, fixtureResult, fixtureStorm, fixtureWave } from "./result-fixtures";
 import { repeatedTables, summariseRepetitions } from "./repetitions";
 
 const byName = (result: ReturnType<typeof summariseRepetitions>, name: string) =>
@@ -60,6 +60,80 @@ describe("summariseRepetitions", () => {
     expect(byName(summary, "heap per idle connection, Pulse ÷ Socket.IO").met).toBe(true);
     expect(byName(summary, "RSS per idle connection, Pulse ÷ Socket.IO").met).toBe(false);
     expect(byName(summary, "memory per idle connection (heap AND RSS), Pulse ÷ Socket.IO").met).toBe(false);
+  });
+
+  test("time to first event is Pulse's first event p99 over Socket.IO's subscribed p99, repetition by repetition, judged at the highest", () => {
+    // Pulse ÷ Socket.IO: 150 ÷ 100, 190 ÷ 100, 250 ÷ 100.
+    const waves = [150, 190, 250].flatMap((pulse, r) => [
+      fixtureWave("pulse", r, { subscribed: pulse - 20, firstEvent: pulse }),
+      fixtureWave("socket-io", r, { subscribed: 100, firstEvent: 120 }),
+    ]);
+    const summary = summariseRepetitions(fixtureResult(runs, [], waves));
+    expect(summary.firstEvent.pulse!.firstEventP99).toEqual({ median: 190, min: 150, max: 250, n: 3 });
+    expect(summary.firstEvent["socket-io"]!.subscribedP99).toMatchObject({ median: 100, n: 3 });
+    // The floor ran no wave here: no figure rather than a zero.
+    expect(summary.firstEvent["ws-floor"]!.firstEventP99).toBeNull();
+    const target = byName(summary, "time to first event p99, Pulse ÷ Socket.IO's connect p99");
+    expect(target.spread).toMatchObject({ median: 1.9, min: 1.5, max: 2.5 });
+    expect(target.met).toBe(false);
+  });
+
+  test("a wave in which a subscriber never went live counts as infinitely slow, and fails the target", () => {
+    const waves = [0, 1].flatMap((r) => [
+      fixtureWave("pulse", r, { subscribed: 80, firstEvent: 100 }, r === 1 ? 3 : 0),
+      fixtureWave("socket-io", r, { subscribed: 100, firstEvent: 120 }),
+    ]);
+    const summary = summariseRepetitions(fixtureResult(runs, [], waves));
+    expect(summary.firstEvent.pulse!.firstEventP99).toMatchObject({ min: 100, max: Number.POSITIVE_INFINITY });
+    expect(byName(summary, "time to first event p99, Pulse ÷ Socket.IO's connect p99").met).toBe(false);
+    expect(repeatedTables(summary, ["pulse", "socket-io"])).toMatch(/pulse\s.*failed \(100–failed\)/);
+  });
+
+  test("without waves there is neither a first-event table nor its target", () => {
+    const summary = summariseRepetitions(fixtureResult(runs));
+    expect(summary.firstEvent).toEqual({});
+    expect(summary.targets.map((t) => t.name)).not.toContain(
+      "time to first event p99, Pulse ÷ Socket.IO's connect p99",
+    );
+    expect(repeatedTables(summary, ["pulse"])).not.toContain("time to first event");
+  });
+
+  test("a storm's time until all live is compared repetition by repetition; Pulse must lose and duplicate nothing in any", () => {
+    // Pulse ÷ Socket.IO: 800 ÷ 1000, 900 ÷ 1000, 1100 ÷ 1000; Pulse duplicates one event in the last.
+    const storms = [800, 900, 1_100].flatMap((pulse, r) => [
+      fixtureStorm("pulse", r, { allLiveMs: pulse, duplicates: r === 2 ? 1 : 0 }),
+      fixtureStorm("socket-io", r, { allLiveMs: 1_000, lost: 2_000 }),
+    ]);
+    const summary = summariseRepetitions(fixtureResult(runs, [], [], storms));
+    expect(summary.reconnectStorm.map((s) => s.missedPerTenant)).toEqual([10]);
+    const { byDesign } = summary.reconnectStorm[0]!;
+    expect(byDesign.pulse!.allLiveMs).toEqual({ median: 900, min: 800, max: 1_100, n: 3 });
+    expect(byDesign["socket-io"]!.lost).toMatchObject({ median: 2_000 });
+    expect(byDesign["socket-io"]!.databaseTransactions).toBeNull();
+    // The floor has no way to resume: no storm, no row.
+    expect(byDesign["ws-floor"]).toBeUndefined();
+    const time = byName(summary, "reconnect storm, 10 missed: time until all live, Pulse ÷ Socket.IO");
+    expect(time.spread).toMatchObject({ median: 0.9, min: 0.8, max: 1.1 });
+    expect(time.met).toBe(false);
+    const lost = byName(summary, "reconnect storm, 10 missed: events Pulse lost or duplicated");
+    expect(lost.spread).toMatchObject({ median: 0, max: 1 });
+    expect(lost.met).toBe(false);
+  });
+
+  test("a storm that left a client not live counts as failed, and each size of storm is judged on its own", () => {
+    const storms = [
+      fixtureStorm("pulse", 0, { allLiveMs: 500 }),
+      fixtureStorm("socket-io", 0, { allLiveMs: 700 }),
+      fixtureStorm("pulse", 0, { allLiveMs: 900, notLive: 2, missedPerTenant: 100 }),
+      fixtureStorm("socket-io", 0, { allLiveMs: 700, missedPerTenant: 100 }),
+    ];
+    const summary = summariseRepetitions(fixtureResult(runs, [], [], storms));
+    expect(byName(summary, "reconnect storm, 10 missed: time until all live, Pulse ÷ Socket.IO").met).toBe(true);
+    expect(byName(summary, "reconnect storm, 10 missed: events Pulse lost or duplicated").met).toBe(true);
+    expect(byName(summary, "reconnect storm, 100 missed: time until all live, Pulse ÷ Socket.IO").met).toBe(false);
+    const text = repeatedTables(summary, ["pulse", "socket-io"]);
+    expect(text).toContain("reconnect storm, 100 events missed per tenant");
+    expect(text).toMatch(/pulse\s+failed\s/);
   });
 
   test("the tables print the median with its spread and the worse end", () => {

@@ -1,4 +1,4 @@
-import type { BenchResult, ScenarioResult, StepResult } from "./bench-result";
+import type { BenchResult, FirstEventResult, ReconnectStormResult, ScenarioResult, StepResult } from "./bench-result";
 import { pairedRatios, spreadOf, verdictAtWorseEnd, worseEnd, type Direction, type Spread } from "./statistics";
 import { table } from "./report";
 import type { Design } from "./workload";
@@ -11,7 +11,34 @@ export interface RepeatedSummary {
   repetitions: number;
   spread: "min–max";
   scenarios: Record<string, RepeatedScenario>;
+  /** Time to first event on subscribe, per design (ms); empty when the scenario did not run. */
+  firstEvent: Partial<Record<Design, RepeatedFirstEvent>>;
+  /** Reconnect storms, per number of missed events per tenant; empty when the scenario did not run. */
+  reconnectStorm: { missedPerTenant: number; byDesign: Partial<Record<Design, RepeatedStorm>> }[];
   targets: RepeatedTarget[];
+}
+
+/** A design's storms of one size over the repetitions: each figure's median and spread. */
+export interface RepeatedStorm {
+  /** From the reconnect until the last client was back to live (ms); a storm that left a client behind counts as failed. */
+  allLiveMs: Spread | null;
+  backToLiveP99Ms: Spread | null;
+  /** Events lost and duplicated, summed over the clients. */
+  lost: Spread | null;
+  duplicates: Spread | null;
+  /** Reconnect attempts that failed and were tried again, summed over the clients. */
+  retries: Spread | null;
+  serverCpuMs: Spread | null;
+  /** Database transactions (Pulse on PostgreSQL). */
+  databaseTransactions: Spread | null;
+}
+
+/** A design's subscribe waves over the repetitions: each figure's median and spread (ms). */
+export interface RepeatedFirstEvent {
+  connectP99: Spread | null;
+  subscribedP99: Spread | null;
+  firstEventP50: Spread | null;
+  firstEventP99: Spread | null;
 }
 
 export interface RepeatedScenario {
@@ -34,7 +61,7 @@ export interface RepeatedTarget {
   note?: string;
 }
 
-type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle">;
+type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle" | "firstEvent" | "reconnectStorm">;
 
 function byRepetition(result: Repeated, name: string): ScenarioResult[] {
   return result.scenarios.filter((s) => s.name === name).sort((a, b) => a.repetition - b.repetition);
@@ -127,6 +154,104 @@ function idleTargets(result: Repeated): RepeatedTarget[] {
   ];
 }
 
+/**
+ * One figure of a design's waves, repetition by repetition; a wave in which some subscriber
+ * never got a live event counts as infinitely slow, so it reaches the worse end.
+ */
+function waveFigures(result: Repeated, design: Design, figure: (wave: FirstEventResult) => number): (number | null)[] {
+  const waves = result.firstEvent ?? [];
+  const repetitions = Math.max(0, ...waves.map((w) => w.repetition + 1));
+  return Array.from({ length: repetitions }, (_, r) => {
+    const wave = waves.find((w) => w.design === design && w.repetition === r);
+    if (!wave) return null;
+    return wave.failed > 0 ? Number.POSITIVE_INFINITY : figure(wave);
+  });
+}
+
+/** The waves' figures per design, and the target: Pulse's first event p99 against Socket.IO's connect (its `connect` event: joined). */
+function summariseFirstEvent(result: Repeated): {
+  firstEvent: RepeatedSummary["firstEvent"];
+  targets: RepeatedTarget[];
+} {
+  const firstEvent: RepeatedSummary["firstEvent"] = {};
+  if (!result.firstEvent?.length) return { firstEvent, targets: [] };
+  for (const design of result.designs) {
+    firstEvent[design] = {
+      connectP99: spreadOf(waveFigures(result, design, (w) => w.connectMs.p99)),
+      subscribedP99: spreadOf(waveFigures(result, design, (w) => w.subscribedMs.p99)),
+      firstEventP50: spreadOf(waveFigures(result, design, (w) => w.firstEventMs.p50)),
+      firstEventP99: spreadOf(waveFigures(result, design, (w) => w.firstEventMs.p99)),
+    };
+  }
+  const ratio = pairedRatios(
+    waveFigures(result, "pulse", (w) => w.firstEventMs.p99),
+    waveFigures(result, "socket-io", (w) => w.subscribedMs.p99),
+  );
+  return {
+    firstEvent,
+    targets: [target("time to first event p99, Pulse ÷ Socket.IO's connect p99", ratio, "at most", 2)],
+  };
+}
+
+/** One figure of a design's storms of one size, repetition by repetition. */
+function stormFigures(
+  result: Repeated,
+  design: Design,
+  missedPerTenant: number,
+  figure: (storm: ReconnectStormResult) => number | null,
+): (number | null)[] {
+  const storms = (result.reconnectStorm ?? []).filter((s) => s.missedPerTenant === missedPerTenant);
+  const repetitions = Math.max(0, ...storms.map((s) => s.repetition + 1));
+  return Array.from({ length: repetitions }, (_, r) => {
+    const storm = storms.find((s) => s.design === design && s.repetition === r);
+    return storm ? figure(storm) : null;
+  });
+}
+
+/** The time until every client was back to live; infinite when one never was. */
+const allLive = (storm: ReconnectStormResult) =>
+  storm.live < storm.connections ? Number.POSITIVE_INFINITY : storm.backToLiveMs.max;
+
+/** The storms' figures per size and design, and the targets: Pulse back to live no later than Socket.IO, with nothing lost. */
+function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStorm" | "targets"> {
+  const sizes = [...new Set((result.reconnectStorm ?? []).map((s) => s.missedPerTenant))].sort((a, b) => a - b);
+  const targets: RepeatedTarget[] = [];
+  const reconnectStorm = sizes.map((missedPerTenant) => {
+    const figures = (design: Design, figure: (storm: ReconnectStormResult) => number | null) =>
+      stormFigures(result, design, missedPerTenant, figure);
+    const byDesign: Partial<Record<Design, RepeatedStorm>> = {};
+    for (const design of result.designs) {
+      if (!(result.reconnectStorm ?? []).some((s) => s.design === design)) continue;
+      byDesign[design] = {
+        allLiveMs: spreadOf(figures(design, allLive)),
+        backToLiveP99Ms: spreadOf(figures(design, (s) => s.backToLiveMs.p99)),
+        lost: spreadOf(figures(design, (s) => s.lost)),
+        duplicates: spreadOf(figures(design, (s) => s.duplicates)),
+        retries: spreadOf(figures(design, (s) => s.retries)),
+        serverCpuMs: spreadOf(figures(design, (s) => s.serverCpuMs)),
+        databaseTransactions: spreadOf(figures(design, (s) => s.database?.transactions ?? null)),
+      };
+    }
+    const storm = `reconnect storm, ${missedPerTenant} missed`;
+    targets.push(
+      target(
+        `${storm}: time until all live, Pulse ÷ Socket.IO`,
+        pairedRatios(figures("pulse", allLive), figures("socket-io", allLive)),
+        "at most",
+        1,
+      ),
+      target(
+        `${storm}: events Pulse lost or duplicated`,
+        spreadOf(figures("pulse", (s) => s.lost + s.duplicates)),
+        "at most",
+        0,
+      ),
+    );
+    return { missedPerTenant, byDesign };
+  });
+  return { reconnectStorm, targets };
+}
+
 export function summariseRepetitions(result: Repeated): RepeatedSummary {
   const names = [...new Set(result.scenarios.map((s) => s.name))];
   const scenarios: Record<string, RepeatedScenario> = {};
@@ -147,8 +272,17 @@ export function summariseRepetitions(result: Repeated): RepeatedSummary {
     scenarios[name] = summary;
     targets.push(...scenarioTargets(name, runs, summary));
   }
-  targets.push(...idleTargets(result));
-  return { repetitions, spread: "min–max", scenarios, targets };
+  const firstEvent = summariseFirstEvent(result);
+  const storms = summariseStorms(result);
+  targets.push(...firstEvent.targets, ...storms.targets, ...idleTargets(result));
+  return {
+    repetitions,
+    spread: "min–max",
+    scenarios,
+    firstEvent: firstEvent.firstEvent,
+    reconnectStorm: storms.reconnectStorm,
+    targets,
+  };
 }
 
 /** "median (min–max)", the form every repeated figure takes in the tables. */
@@ -183,6 +317,50 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
       parts.push(
         `${markdown ? "### " : "== "}${name}: p99 at fractions of the weaker maximum\n\n${table(p99, markdown)}`,
       );
+  }
+  const waves = designs.filter((d) => summary.firstEvent?.[d]);
+  if (waves.length) {
+    const rows: (string | number)[][] = [
+      ["design", "connect p99 ms", "subscribed p99 ms", "first event p50 ms", "first event p99 ms"],
+      ...waves.map((d) => {
+        const f = summary.firstEvent[d]!;
+        return [d, ...[f.connectP99, f.subscribedP99, f.firstEventP50, f.firstEventP99].map((s) => fmtSpread(s, 1))];
+      }),
+    ];
+    parts.push(
+      `${markdown ? "### " : "== "}time to first event on subscribe, median (min–max)\n\n${table(rows, markdown)}`,
+    );
+  }
+  for (const { missedPerTenant, byDesign } of summary.reconnectStorm ?? []) {
+    const rows: (string | number)[][] = [
+      [
+        "design",
+        "all live ms",
+        "back to live p99 ms",
+        "lost",
+        "duplicated",
+        "retries",
+        "server CPU ms",
+        "database transactions",
+      ],
+      ...designs.flatMap((d) => {
+        const f = byDesign[d];
+        if (!f) return [];
+        const figures = [
+          f.allLiveMs,
+          f.backToLiveP99Ms,
+          f.lost,
+          f.duplicates,
+          f.retries,
+          f.serverCpuMs,
+          f.databaseTransactions,
+        ];
+        return [[d, ...figures.map((s) => fmtSpread(s, 0))]];
+      }),
+    ];
+    parts.push(
+      `${markdown ? "### " : "== "}reconnect storm, ${missedPerTenant} events missed per tenant, median (min–max)\n\n${table(rows, markdown)}`,
+    );
   }
   const rows: (string | number)[][] = [["target", "median (min–max)", "worse end", "wanted", "status", "note"]];
   for (const t of summary.targets) {

@@ -541,6 +541,42 @@ function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
   \`emitter-postgres\` run for the like-for-like figure.`;
 }
 
+/** How the time-to-first-event waves are made (nothing for runs planned before they existed). */
+function firstEventMethod(plan: BenchResult["plan"]): string {
+  const wave = plan.firstEvent as BenchResult["plan"]["firstEvent"] | undefined;
+  if (!wave) return "";
+  return `- **Time to first event on subscribe**: ${wave.tenants} tenants, each publishing ${wave.eventsPerSecondPerTenant} events/s;
+  ${wave.leadMs / 1000} s after they start, ${wave.tenants * wave.subscribersPerTenant} subscribers (lean clients) open their connections at once.
+  Each is timed from the moment it starts to its socket being open (*connect*), to its
+  subscription being in place (*subscribed*: Pulse's snapshot, which reads the database;
+  Socket.IO's \`connect\` event, sent after the room join; the floor's "ready"), and to the
+  first live event it receives (*first event*, which also waits up to ${Math.round(1000 / wave.eventsPerSecondPerTenant)} ms for its tenant's
+  next event). A wave in which a subscriber got no event within ${(wave.publishMs - wave.leadMs) / 1000} s counts as failed.
+  Target: Pulse's first event p99 ≤ 2 × Socket.IO's subscribed (\`connect\` event) p99.
+`;
+}
+
+/** How the reconnect storms are made (nothing for runs planned before they existed). */
+function stormMethod(plan: BenchResult["plan"]): string {
+  const storm = plan.reconnectStorm as BenchResult["plan"]["reconnectStorm"] | undefined;
+  if (!storm) return "";
+  return `- **Reconnect storm** (Pulse and Socket.IO): ${storm.tenants * storm.clientsPerTenant} clients (${storm.tenants} tenants) connected and
+  live; the server destroys every connection at once (a deploy); each tenant gets
+  ${storm.missedPerTenant.join(" or ")} events while its clients are away; then every client reconnects at once while each
+  tenant publishes ${storm.liveEventsPerSecondPerTenant} events/s. A client whose attempt fails (refused, or not subscribed in time)
+  tries again after its client library's delay (\`@pulse/client\`'s \`reconnectDelayMs\`, socket.io-client's
+  default backoff); the retries are counted. Pulse's clients resubscribe with the last tracked id they received
+  (wsLink's \`lastEventId\`), so the server replays what they missed; Socket.IO's connect again: the
+  Redis adapter keeps no session, so connection-state recovery cannot apply (it needs the in-memory or
+  the Redis Streams adapter) and what was published meanwhile is lost. A client is back to live at
+  its first event published after the reconnect; *all live* is the last client's time (failed when one
+  was not back within ${storm.timeoutMs / 1000} s). Lost and duplicated events are counted per client; server CPU and, for
+  Pulse on PostgreSQL, the database's committed transactions (\`pg_stat_database\`, the live events'
+  writes included; approximate, as backends report their counters up to a second late) from the reconnect until all are live. Target: Pulse all live no later than
+  Socket.IO, with nothing lost or duplicated.
+`;
+}
+
 /** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
 export function benchmarkMarkdown(result: BenchResult): string {
   const plan = result.plan;
@@ -647,7 +683,7 @@ fields \`seq\` and \`at\`).
 - **Idle memory**: ${plan.idle.tenants * plan.idle.subscribersPerTenant} subscribers (${plan.idle.tenants} tenants) held by one server process; heap (after
   full GCs) and RSS before and after, per connection; then one event per tenant must reach
   every subscriber. A memory target is met only when heap AND RSS per connection both are.
-- **Also measured**: the events/s one Pulse worker process publishes through
+${firstEventMethod(plan)}${stormMethod(plan)}- **Also measured**: the events/s one Pulse worker process publishes through
   \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
   \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.
 
@@ -660,7 +696,8 @@ Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just bef
 
 Run it: \`npm run bench\` (its JSON kept as \`docs/bench/<date>-<commit>.json\`, then this page,
 the chart and the README's figures generated from it: \`npm run bench:docs -- <that JSON>\`);
-\`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written);
+\`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written;
+\`--scenarios=first-event,reconnect-storm --wave-clients=1000 --storm-clients=2000\` sizes those two);
 \`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
 publishers over the load steps (\`tsx bench/profile-summary.ts <file>\` lists where the
 time goes); \`npm run bench -- --heap [--only=…]\` for heap snapshots around 1,000 idle

@@ -1,4 +1,12 @@
-import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import type {
+  BenchResult,
+  FirstEventResult,
+  IdleResult,
+  ReconnectStormResult,
+  ScenarioResult,
+  StepResult,
+} from "./bench-result";
+import type { LatencySummary } from "./delivery-ledger";
 import { SMOKE_PLAN } from "./bench-plan";
 import { summarise } from "./report";
 import { summariseRepetitions } from "./repetitions";
@@ -75,6 +83,79 @@ export function fixtureRepetition(
   };
 }
 
+/** One design's subscribe wave of one repetition: only the p99s (and whether every subscriber went live) vary. */
+export function fixtureWave(
+  design: Design,
+  repetition: number,
+  p99: { subscribed: number; firstEvent: number },
+  failed = 0,
+): FirstEventResult {
+  const times = (p: number): LatencySummary => ({
+    count: 100,
+    p50: p / 2,
+    p90: p,
+    p99: p,
+    p999: p,
+    max: p,
+    mean: p / 2,
+  });
+  return {
+    design,
+    repetition,
+    eventsPerSecondPerTenant: 20,
+    publisher: { published: 2_000, dropped: 0, failed: 0 },
+    connections: 100,
+    live: 100 - failed,
+    failed,
+    errors: failed ? ["no live event within 11000 ms"] : [],
+    connectMs: times(5),
+    subscribedMs: times(p99.subscribed),
+    firstEventMs: times(p99.firstEvent),
+  };
+}
+
+/** One design's storm of one size and repetition: only the times, losses and duplicates vary. */
+export function fixtureStorm(
+  design: Design,
+  repetition: number,
+  figures: { allLiveMs: number; lost?: number; duplicates?: number; notLive?: number; missedPerTenant?: number },
+): ReconnectStormResult {
+  const { allLiveMs, lost = 0, duplicates = 0, notLive = 0, missedPerTenant = 10 } = figures;
+  const times: LatencySummary = {
+    count: 200 - notLive,
+    p50: allLiveMs / 2,
+    p90: allLiveMs,
+    p99: allLiveMs,
+    p999: allLiveMs,
+    max: allLiveMs,
+    mean: allLiveMs / 2,
+  };
+  const steps = { published: 40, dropped: 0, failed: 0 };
+  return {
+    design,
+    repetition,
+    missedPerTenant,
+    resume: "",
+    connections: 200,
+    live: 200 - notLive,
+    lost,
+    clientsWithLoss: lost > 0 ? 1 : 0,
+    duplicates,
+    clientsWithDuplicates: duplicates > 0 ? 1 : 0,
+    foreign: 0,
+    backToLiveMs: times,
+    reconnected: 200,
+    retries: 0,
+    errors: [],
+    dropped: 200,
+    stillOpen: 0,
+    serverCpuMs: 500,
+    redisCpuMs: 30,
+    database: design === "pulse" ? { transactions: 400, tuplesReturned: 500, blocksRead: 0, blocksHit: 1_000 } : null,
+    publisher: { missed: steps, live: steps },
+  };
+}
+
 export function fixtureIdle(design: Design, heapPerConnection: number, rssPerConnection: number): IdleResult {
   return {
     design,
@@ -94,9 +175,14 @@ export function fixtureIdle(design: Design, heapPerConnection: number, rssPerCon
   };
 }
 
-export function fixtureResult(scenarios: ScenarioResult[], idle: IdleResult[] = []): BenchResult {
+export function fixtureResult(
+  scenarios: ScenarioResult[],
+  idle: IdleResult[] = [],
+  firstEvent: FirstEventResult[] = [],
+  reconnectStorm: ReconnectStormResult[] = [],
+): BenchResult {
   const designs: Design[] = ["pulse", "socket-io", "ws-floor"];
-  const partial = { designs, scenarios, idle };
+  const partial = { designs, scenarios, idle, firstEvent, reconnectStorm };
   return {
     version: 1,
     mode: "smoke",
@@ -118,6 +204,8 @@ export function fixtureResult(scenarios: ScenarioResult[], idle: IdleResult[] = 
     pulsePublisher: "worker process (PostgreSQL)",
     socketIoPublish: "emitter",
     scenarios,
+    firstEvent,
+    reconnectStorm,
     idle,
     publishThroughput: null,
     polling: null,

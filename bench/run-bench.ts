@@ -2,11 +2,29 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { backgroundLoad, BenchHarness, machineInfo, redisCpuSeconds, revision } from "./bench-harness";
 import { log, sleep } from "./bench-log";
-import { parseArgs, REPO_ROOT } from "./bench-options";
-import { FULL_PLAN, SMOKE_PLAN, type IdlePlan, type ScenarioPlan } from "./bench-plan";
-import type { BenchResult, IdleResult, ScenarioResult, StepResult } from "./bench-result";
+import { parseArgs, REPO_ROOT, sizedPlan } from "./bench-options";
+import type { DatabaseActivity } from "./bench-database";
+import {
+  FULL_PLAN,
+  SMOKE_PLAN,
+  type FirstEventPlan,
+  type IdlePlan,
+  type ReconnectStormPlan,
+  type ScenarioPlan,
+} from "./bench-plan";
+import type {
+  BenchResult,
+  FirstEventResult,
+  IdleResult,
+  ReconnectStormResult,
+  ScenarioResult,
+  StepCounts,
+  StepResult,
+} from "./bench-result";
 import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
 import type { BenchProcess } from "./ipc";
+import type { StormOutcome } from "./reconnect-storm";
+import type { ServerStats } from "./servers/server-stats";
 import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
 import type { LoadStep, StepOutcome, ThroughputRun } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
@@ -308,6 +326,170 @@ async function runScenario(
   return result;
 }
 
+/**
+ * Time to first event on subscribe, designs in this repetition's order: each design's
+ * tenants publish at a steady rate, and once they are, the whole wave subscribes at once;
+ * the publishing ends when every subscriber is live (or the wave timed out).
+ */
+async function runFirstEvent(
+  bench: BenchHarness,
+  plan: FirstEventPlan,
+  repetition: number,
+): Promise<FirstEventResult[]> {
+  const results: FirstEventResult[] = [];
+  const rate = plan.eventsPerSecondPerTenant * plan.tenants;
+  const count = Math.round((rate * plan.publishMs) / 1000);
+  for (const design of interleavedOrder(bench.designs, repetition)) {
+    const tenants = await bench.tenants(design, {
+      tenants: plan.tenants,
+      connectionsPerTenant: plan.subscribersPerTenant,
+      runsPerTenant: plan.runsPerTenant,
+    });
+    await bench.target(design, tenants);
+    const step = { rate, count, seqStart: 0, tenants: plan.tenants, runsPerTenant: plan.runsPerTenant };
+    const publishing = bench.step(design, step, plan.publishMs + 30_000);
+    try {
+      await sleep(plan.leadMs);
+      const wave = await bench.firstEvents(design, tenants, plan.publishMs - plan.leadMs);
+      await bench.endStep(design);
+      const published = await publishing;
+      results.push({
+        design,
+        repetition,
+        eventsPerSecondPerTenant: plan.eventsPerSecondPerTenant,
+        publisher: stepCounts(published),
+        ...wave,
+      });
+      log(
+        `  ${design.padEnd(9)} ${wave.live}/${wave.connections} live; first event p50 ${wave.firstEventMs.p50} ms, p99 ${wave.firstEventMs.p99} ms; ` +
+          `subscribed p99 ${wave.subscribedMs.p99} ms; connect p99 ${wave.connectMs.p99} ms${wave.failed ? ` (${wave.failed} failed: ${wave.errors[0]})` : ""}`,
+      );
+    } finally {
+      await publishing.catch(() => undefined);
+      await bench.flush();
+    }
+  }
+  return results;
+}
+
+/** How each design's storm clients resume after a drop. */
+const STORM_RESUME: Partial<Record<Design, string>> = {
+  pulse: "resubscribes with the last tracked id (wsLink's lastEventId): the server replays what it missed",
+  "socket-io":
+    "connects again; the Redis adapter keeps no session, so connection-state recovery cannot apply and missed events are lost",
+};
+
+/** The publisher's counts of a step, as a storm records them. */
+function stepCounts({ published, dropped, failed }: StepOutcome): StepCounts {
+  return { published, dropped, failed };
+}
+
+/**
+ * One storm on connected, live clients: the server drops them all, each tenant gets
+ * `missedPerTenant` events while they are away, then they all reconnect while the tenants
+ * go on publishing; measured until every client is back to live (or the timeout).
+ */
+async function stormOnce(
+  bench: BenchHarness,
+  plan: ReconnectStormPlan,
+  design: Design,
+  missedPerTenant: number,
+  takeSeq: (count: number) => number,
+): Promise<Omit<ReconnectStormResult, "design" | "repetition" | "resume">> {
+  const { dropped, stillOpen } = await bench.dropConnections(design);
+  const count = missedPerTenant * plan.tenants;
+  const missedStart = takeSeq(count);
+  const shape = { tenants: plan.tenants, runsPerTenant: 1 };
+  const missed = await bench.step(design, { ...shape, rate: plan.missedRate, count, seqStart: missedStart }, 120_000);
+  const liveRate = plan.liveEventsPerSecondPerTenant * plan.tenants;
+  const liveCount = Math.ceil((liveRate * plan.timeoutMs) / 1000);
+  const liveStart = takeSeq(liveCount);
+  const server = bench.server(design);
+  const [before, redisBefore, databaseBefore] = await Promise.all([
+    server.stats(),
+    redisCpuSeconds(bench.redis),
+    design === "pulse" ? bench.database.activity() : null,
+  ]);
+  const live = bench.step(
+    design,
+    { ...shape, rate: liveRate, count: liveCount, seqStart: liveStart },
+    plan.timeoutMs + 30_000,
+  );
+  live.catch(() => undefined);
+  let outcome: StormOutcome;
+  let after: ServerStats;
+  let redisAfter: number;
+  try {
+    outcome = await bench.stormReconnect(design, { missedStart, liveStart, tenants: plan.tenants }, plan.timeoutMs);
+    [after, redisAfter] = await Promise.all([server.stats(), redisCpuSeconds(bench.redis)]);
+  } finally {
+    await bench.endStep(design);
+  }
+  const liveCounts = stepCounts(await live);
+  const databaseAfter = design === "pulse" ? await bench.database.activity() : null;
+  return {
+    ...outcome,
+    missedPerTenant,
+    dropped,
+    stillOpen,
+    serverCpuMs: Math.round((after.cpuUs - before.cpuUs) / 1000),
+    redisCpuMs: Math.round((redisAfter - redisBefore) * 1000),
+    database: databaseBefore && databaseAfter ? activityBetween(databaseBefore, databaseAfter) : null,
+    publisher: { missed: stepCounts(missed), live: liveCounts },
+  };
+}
+
+function activityBetween(before: DatabaseActivity, after: DatabaseActivity): DatabaseActivity {
+  return {
+    transactions: after.transactions - before.transactions,
+    tuplesReturned: after.tuplesReturned - before.tuplesReturned,
+    blocksRead: after.blocksRead - before.blocksRead,
+    blocksHit: after.blocksHit - before.blocksHit,
+  };
+}
+
+/**
+ * Reconnect storms, designs with a way to resume in this repetition's order: each design's
+ * clients connect once and live through one storm per number of missed events.
+ */
+async function runReconnectStorm(
+  bench: BenchHarness,
+  plan: ReconnectStormPlan,
+  repetition: number,
+): Promise<ReconnectStormResult[]> {
+  const results: ReconnectStormResult[] = [];
+  const designs = interleavedOrder(bench.designs, repetition).filter((d) => STORM_RESUME[d]);
+  for (const design of designs) {
+    const tenants = await bench.tenants(design, {
+      tenants: plan.tenants,
+      connectionsPerTenant: plan.clientsPerTenant,
+      runsPerTenant: 1,
+    });
+    await bench.target(design, tenants);
+    try {
+      const connected = await bench.stormConnect(design, tenants);
+      if (connected.failed > 0) {
+        log(`  ${design}: ${connected.failed} storm clients failed to connect (${connected.errors[0]}); no storm`);
+        continue;
+      }
+      const takeSeq = seqNumbering(plan.tenants);
+      for (const missedPerTenant of plan.missedPerTenant) {
+        const storm = await stormOnce(bench, plan, design, missedPerTenant, takeSeq);
+        results.push({ design, repetition, resume: STORM_RESUME[design]!, ...storm });
+        log(
+          `  ${design.padEnd(9)} ${missedPerTenant} missed each: ${storm.live}/${storm.connections} back to live, p99 ${storm.backToLiveMs.p99} ms, max ${storm.backToLiveMs.max} ms; ` +
+            `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries; server CPU ${storm.serverCpuMs} ms` +
+            `${storm.database ? `; database ${storm.database.transactions} transactions, ${storm.database.tuplesReturned} rows read` : ""}`,
+        );
+      }
+    } finally {
+      await bench.stormClose(design);
+      await bench.flush();
+    }
+  }
+  return results;
+}
+
 async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Promise<IdleResult> {
   const server = bench.server(design);
   const tenants = await bench.tenants(design, {
@@ -423,7 +605,7 @@ async function main(): Promise<number> {
     console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const plan = args.smoke ? SMOKE_PLAN : FULL_PLAN;
+  const plan = sizedPlan(args.smoke ? SMOKE_PLAN : FULL_PLAN, args);
   const designs = args.only ?? [...DESIGNS];
   const startedAt = new Date();
   const bench = new BenchHarness(plan, designs, args);
@@ -451,14 +633,29 @@ async function main(): Promise<number> {
     const scenarios: ScenarioResult[] = [];
     const repetitions = args.repetitions ?? plan.repetitions;
     const soakMs = args.soakSeconds !== null ? args.soakSeconds * 1000 : plan.soakMs;
+    const selected = (name: string) => !args.scenarios || args.scenarios.includes(name);
+    const firstEvent: FirstEventResult[] = [];
+    const reconnectStorm: ReconnectStormResult[] = [];
     for (let repetition = 0; repetition < repetitions; repetition++) {
       for (const scenario of plan.scenarios) {
-        if (!args.scenarios || args.scenarios.includes(scenario.name))
-          scenarios.push(await runScenario(bench, scenario, repetition, soakMs));
+        if (selected(scenario.name)) scenarios.push(await runScenario(bench, scenario, repetition, soakMs));
+      }
+      if (selected("first-event") && !args.profile) {
+        log(
+          `\nfirst event (repetition ${repetition + 1}): ${plan.firstEvent.tenants * plan.firstEvent.subscribersPerTenant} subscribers at once per design`,
+        );
+        firstEvent.push(...(await runFirstEvent(bench, plan.firstEvent, repetition)));
+      }
+      if (selected("reconnect-storm") && !args.profile) {
+        const storm = plan.reconnectStorm;
+        log(
+          `\nreconnect storm (repetition ${repetition + 1}): ${storm.tenants * storm.clientsPerTenant} clients per design`,
+        );
+        reconnectStorm.push(...(await runReconnectStorm(bench, storm, repetition)));
       }
     }
     const idle: IdleResult[] = [];
-    if (args.heap || (!args.profile && (!args.scenarios || args.scenarios.includes("idle")))) {
+    if (args.heap || (!args.profile && selected("idle"))) {
       const idlePlan = args.heap
         ? { ...plan.idle, subscribersPerTenant: Math.ceil(1_000 / plan.idle.tenants) }
         : plan.idle;
@@ -466,7 +663,7 @@ async function main(): Promise<number> {
       for (const design of designs) idle.push(await runIdle(bench, idlePlan, design));
     }
 
-    const partial = { designs, scenarios, idle };
+    const partial = { designs, scenarios, firstEvent, reconnectStorm, idle };
     const result: BenchResult = {
       version: 1,
       mode: plan.mode,
@@ -481,6 +678,8 @@ async function main(): Promise<number> {
         : "worker process (PostgreSQL)",
       socketIoPublish: args.socketIoPublish,
       scenarios,
+      firstEvent,
+      reconnectStorm,
       idle,
       publishThroughput,
       polling,

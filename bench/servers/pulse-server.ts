@@ -4,10 +4,10 @@ import { loadEnv } from "../../src/server/env";
 import { createLogger } from "../../src/server/logger";
 import { pulsePublisher } from "../event-publishers";
 import { answerRequests } from "../ipc";
-import { runClosedLoop, runOpenLoop, type LoadStep, type PublishOne, type ThroughputRun } from "../open-loop";
+import { OpenLoopSteps, runClosedLoop, type LoadStep, type PublishOne, type ThroughputRun } from "../open-loop";
 import { benchEvent, isProgressEvent, nowUs, type BenchTenant } from "../workload";
 import { createBenchTenants, type TenantSpec } from "./pulse-tenants";
-import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
+import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
 /**
  * Pulse as it ships, composed the way `npm start` does (src/server/main.ts) with the web
@@ -23,19 +23,23 @@ const booted = await bootPulse(env, logger, { workers: env.PULSE_WORKERS, subscr
 const http = await listenPulse(env, booted.pulse, logger);
 const { port } = http.server.address() as AddressInfo;
 const services = booted.pulse.services;
+const dropConnections = connectionDropper(http.server);
 const publisher = pulsePublisher(services.bus);
 let publish: PublishOne | undefined;
+const steps = new OpenLoopSteps();
 
 answerRequests({
   ...diagnosticRequests(),
   init: () => ({ port }),
   setup: (spec: TenantSpec) => createBenchTenants(services, spec),
   stats: (options: { gc?: boolean }) => serverStats(() => http.connections.size, options),
+  "drop-connections": () => dropConnections(),
   async target(payload: { tenants: BenchTenant[] }) {
     publish = await publisher.forTenants(payload.tenants);
     return {};
   },
-  step: (payload: { step: LoadStep; timeoutMs: number }) => runOpenLoop(payload.step, must(publish), payload.timeoutMs),
+  step: (payload: { step: LoadStep; timeoutMs: number }) => steps.run(payload.step, must(publish), payload.timeoutMs),
+  "end-step": () => steps.end(),
   throughput: (payload: { run: ThroughputRun }) => runClosedLoop(payload.run, must(publish)),
   "progress-cost": (payload: { tenants: BenchTenant[]; eventsPerRun: number; rounds: number }) => progressCost(payload),
   async stop() {

@@ -1,3 +1,4 @@
+import type { Server, Socket } from "node:net";
 import { CpuProfiler } from "../cpu-profiler";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -60,5 +61,22 @@ export function diagnosticRequests() {
     "profile-start": () => profiler.start(),
     "profile-stop": (payload: { file: string }) => profiler.stop(payload.file),
     "heap-snapshot": (payload: { file: string }) => heapSnapshot(payload.file),
+  };
+}
+
+/**
+ * Every TCP connection `server` accepts from now on, and a way to destroy them all at once
+ * (resolving to how many there were): a deploy, as the clients of a reconnect storm see it.
+ */
+export function connectionDropper(server: Server): () => number {
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  return () => {
+    const count = sockets.size;
+    for (const socket of sockets) socket.destroy();
+    return count;
   };
 }

@@ -7,7 +7,7 @@ import { Server } from "socket.io";
 import { answerRequests } from "../ipc";
 import { BENCH_ROLES } from "../workload";
 import { tokenVerifier, type CompetitorConfig } from "./competitor-config";
-import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
+import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
 /**
  * Seed 000's design: Socket.IO on the API's HTTP server at `/rt`, each client joining its
@@ -28,6 +28,7 @@ let sub: Redis | undefined;
 let bridges: QueueEvents[] = [];
 /** The bridges' blocking connections: theirs to use, ours to close. */
 let bridgeRedis: Redis[] = [];
+let dropConnections: (() => number) | undefined;
 
 answerRequests({
   ...diagnosticRequests(),
@@ -36,6 +37,7 @@ answerRequests({
     pub = new Redis(config.redisUrl);
     sub = new Redis(config.redisUrl);
     const server = http.createServer();
+    dropConnections = connectionDropper(server);
     io = new Server(server, { path: "/rt", serveClient: false });
     io.adapter(createAdapter(pub, sub));
     io.use((socket, next) => {
@@ -71,6 +73,7 @@ answerRequests({
     return { port: (server.address() as AddressInfo).port };
   },
   stats: (options: { gc?: boolean }) => serverStats(() => io?.engine.clientsCount ?? 0, options),
+  "drop-connections": () => dropConnections?.() ?? 0,
   async stop() {
     await Promise.all(bridges.map((bridge) => bridge.close()));
     for (const redis of bridgeRedis) redis.disconnect();

@@ -1,0 +1,265 @@
+import { reconnectDelayMs } from "@pulse/client";
+import WebSocket from "ws";
+import { AGENT_EVENT, deferred, PING, RESYNC, SNAPSHOT, wsUrl } from "./lean-clients";
+import { StormLedger, type StormCounts, type StormRange } from "./storm-ledger";
+import { nowUs, scanMarkers, type Design } from "./workload";
+
+/**
+ * A reconnect storm, the clients' side: clients that stay connected until the server drops
+ * them (a deploy), then reconnect all at once, each the way its design resumes, and after a
+ * failed attempt again on its client library's schedule. Pulse resubscribes with the last
+ * tracked id it received (as wsLink does), so the server replays what it missed; Socket.IO
+ * connects again (the Redis adapter keeps no session to recover).
+ */
+export interface StormClientsInit {
+  design: Design;
+  baseUrl: string;
+  /** One entry per client: its tenant (index) and token. */
+  connections: { tenant: number; token: string }[];
+  /** Connections opened at once before the storm. */
+  concurrency: number;
+}
+
+/** One client that can connect again after its connection was dropped. */
+interface ResumableClient {
+  /** Opens a connection and resolves once its subscription is in place. */
+  connect(): Promise<void>;
+  /** How long its design's client library waits before attempt `attempt + 1` after `attempt` failed. */
+  retryDelayMs(attempt: number): number;
+  readonly open: boolean;
+  close(): void;
+}
+
+type EventListener = (seq: number) => void;
+
+/** The tracked id a tRPC data frame ends with (`…,"id":"<id>"}}`): what wsLink resends as `lastEventId`. */
+export function trackedIdOf(frame: Buffer): string | null {
+  const at = frame.lastIndexOf('"id":"');
+  if (at < 0) return null;
+  const end = frame.indexOf('"', at + 6);
+  return end < 0 ? null : frame.toString("utf8", at + 6, end);
+}
+
+/**
+ * Pulse over tRPC's WebSocket protocol: the first subscription is ready at its snapshot; a
+ * later one sends `lastEventId` (as wsLink does on reconnect) and is ready once started.
+ */
+function resumablePulse(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
+  let lastId: string | null = null;
+  let socket: WebSocket | null = null;
+  return {
+    connect() {
+      const ready = deferred();
+      const resume = lastId;
+      const ws = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), {
+        perMessageDeflate: false,
+        localAddress: from,
+      });
+      socket = ws;
+      ws.on("error", (error) => ready.reject(new Error(`pulse: ${error.message}`)));
+      ws.on("close", (code) => ready.reject(new Error(`pulse: closed before it was ready (${code})`)));
+      ws.on("open", () => {
+        ws.send(JSON.stringify({ method: "connectionParams", data: { token } }));
+        const params = { path: "agent.onStatus", input: {}, ...(resume ? { lastEventId: resume } : {}) };
+        ws.send(JSON.stringify({ id: 1, method: "subscription", params }));
+      });
+      ws.on("message", (data: Buffer) => {
+        if (data.length === 4 && data.equals(PING)) return ws.send("PONG");
+        if (data.indexOf(AGENT_EVENT) >= 0) {
+          scanMarkers(data, onEvent);
+          lastId = trackedIdOf(data) ?? lastId;
+        } else if (data.indexOf(SNAPSHOT) >= 0 || data.indexOf(RESYNC) >= 0) {
+          lastId = trackedIdOf(data) ?? lastId;
+          ready.resolve();
+        } else if (resume && data.indexOf('"type":"started"') >= 0) {
+          ready.resolve();
+        } else if (data.indexOf('"error"') >= 0) {
+          ready.reject(new Error(`pulse: ${data.toString().slice(0, 300)}`));
+        }
+      });
+      return ready.promise;
+    },
+    retryDelayMs: reconnectDelayMs,
+    get open() {
+      return socket?.readyState === WebSocket.OPEN;
+    },
+    close: () => socket?.terminate(),
+  };
+}
+
+/**
+ * socket.io-client's reconnection delay with its defaults: 1 s doubling per attempt up to
+ * 5 s, ±50% at random.
+ *
+ * @see https://socket.io/docs/v4/client-options/#reconnectiondelay
+ */
+function socketIoReconnectDelayMs(attempt: number): number {
+  const delay = Math.min(1_000 * 2 ** attempt, 5_000);
+  return Math.round(delay * (0.5 + Math.random()));
+}
+
+/** Socket.IO's protocol (Engine.IO v4 over a WebSocket): every connection a new one, the token as `auth`. */
+function reconnectingSocketIo(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
+  let socket: WebSocket | null = null;
+  return {
+    connect() {
+      const ready = deferred();
+      const ws = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), {
+        perMessageDeflate: false,
+        localAddress: from,
+      });
+      socket = ws;
+      ws.on("error", (error) => ready.reject(new Error(`socket-io: ${error.message}`)));
+      ws.on("close", (code) => ready.reject(new Error(`socket-io: closed before it was ready (${code})`)));
+      ws.on("message", (data: Buffer) => {
+        if (data[0] === 0x32 /* 2: ping */) ws.send("3");
+        else if (data[0] === 0x30 /* 0: open */) ws.send(`40${JSON.stringify({ token })}`);
+        else if (data[0] === 0x34 && data[1] === 0x32 /* 42: EVENT */) scanMarkers(data, onEvent);
+        else if (data[0] === 0x34 && data[1] === 0x30 /* 40: CONNECT */) ready.resolve();
+        else if (data[0] === 0x34 && data[1] === 0x34 /* 44: CONNECT_ERROR */)
+          ready.reject(new Error(`socket-io: ${data.toString()}`));
+      });
+      return ready.promise;
+    },
+    retryDelayMs: socketIoReconnectDelayMs,
+    get open() {
+      return socket?.readyState === WebSocket.OPEN;
+    },
+    close: () => socket?.terminate(),
+  };
+}
+
+/**
+ * The loopback address client `index` connects from: one address has about 28,000
+ * ephemeral ports, and a storm of 10,000 clients reconnecting (while the previous
+ * connections' ports wait out TIME_WAIT) needs more, so clients spread over 127.0.0.1–8.
+ */
+function sourceAddress(index: number): string {
+  return `127.0.0.${1 + (index % 8)}`;
+}
+
+function resumableClient(
+  design: Design,
+  baseUrl: string,
+  token: string,
+  from: string,
+  onEvent: EventListener,
+): ResumableClient {
+  if (design === "pulse") return resumablePulse(baseUrl, token, from, onEvent);
+  if (design === "socket-io") return reconnectingSocketIo(baseUrl, token, from, onEvent);
+  throw new Error(`reconnect storm: ${design} has no way to resume`);
+}
+
+export interface StormConnectOutcome {
+  ready: number;
+  failed: number;
+  errors: string[];
+}
+
+export interface StormOutcome extends StormCounts {
+  /** Clients whose new connection was subscribed before the timeout. */
+  reconnected: number;
+  /** Attempts that failed and were tried again after the client library's delay, summed over clients. */
+  retries: number;
+  errors: string[];
+}
+
+/** Runs `task` for each of `count` items, at most `limit` at once; collects the first few errors. */
+async function eachLimited(count: number, limit: number, task: (index: number) => Promise<void>) {
+  let next = 0;
+  let done = 0;
+  const errors: string[] = [];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, count) }, async () => {
+      while (next < count) {
+        const index = next++;
+        try {
+          await task(index);
+          done++;
+        } catch (error) {
+          if (errors.length < 5) errors.push(error instanceof Error ? error.message : String(error));
+        }
+      }
+    }),
+  );
+  return { done, failed: count - done, errors };
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms).unref()),
+  ]);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Connects `client` again until it is subscribed, as its client library would: after a
+ * failed attempt (refused, closed, or not subscribed in time) it waits the library's delay
+ * and tries again, until `deadline`. Resolves to the attempts that failed.
+ */
+async function reconnectUntil(client: ResumableClient, deadline: number): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await within(client.connect(), Math.max(0, deadline - Date.now()), "not subscribed again");
+      return attempt;
+    } catch (error) {
+      // A late success of the abandoned attempt must not deliver beside the next one's.
+      client.close();
+      const delay = client.retryDelayMs(attempt);
+      if (Date.now() + delay >= deadline) throw error;
+      await sleep(delay);
+    }
+  }
+}
+
+/** One design's storm clients: connected, dropped by the server, reconnected, counted. */
+export class StormClients {
+  private readonly clients: ResumableClient[];
+  private readonly tenantOf: number[];
+  private ledger: StormLedger | null = null;
+
+  constructor(private readonly init: StormClientsInit) {
+    this.tenantOf = init.connections.map((c) => c.tenant);
+    this.clients = init.connections.map((c, index) =>
+      resumableClient(init.design, init.baseUrl, c.token, sourceAddress(index), (seq) =>
+        this.ledger?.record(index, seq, nowUs()),
+      ),
+    );
+  }
+
+  async connect(): Promise<StormConnectOutcome> {
+    const { done, failed, errors } = await eachLimited(this.clients.length, this.init.concurrency, (i) =>
+      within(this.clients[i]!.connect(), 30_000, "not subscribed"),
+    );
+    return { ready: done, failed, errors };
+  }
+
+  /** Resolves once the server has dropped every client (or `timeoutMs` passed): how many are still open. */
+  async awaitDropped(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.clients.some((c) => c.open) && Date.now() < deadline) await sleep(20);
+    return this.clients.filter((c) => c.open).length;
+  }
+
+  /** Every client reconnects at once; resolves when all are back to live (or `timeoutMs` passed), with the counts. */
+  async reconnect(range: StormRange, timeoutMs: number): Promise<StormOutcome> {
+    const ledger = new StormLedger(this.tenantOf, range, nowUs());
+    this.ledger = ledger;
+    const deadline = Date.now() + timeoutMs;
+    let retries = 0;
+    const subscribed = eachLimited(this.clients.length, this.clients.length, async (i) => {
+      retries += await reconnectUntil(this.clients[i]!, deadline);
+    });
+    while (ledger.live < this.clients.length && Date.now() < deadline) await sleep(20);
+    const { done, errors } = await subscribed;
+    // A moment for late duplicates of what was already counted.
+    await sleep(300);
+    return { ...ledger.counts(), reconnected: done, retries, errors };
+  }
+
+  close(): void {
+    for (const client of this.clients) client.close();
+  }
+}
