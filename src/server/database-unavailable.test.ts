@@ -10,6 +10,8 @@ describe("isDatabaseUnavailable", () => {
     expect(isDatabaseUnavailable(coded("57P01"))).toBe(true);
     expect(isDatabaseUnavailable(coded("08006"))).toBe(true);
     expect(isDatabaseUnavailable(new Error("Connection terminated unexpectedly"))).toBe(true);
+    // node-postgres's pool, when no connection came free within its wait (a burst of reads).
+    expect(isDatabaseUnavailable(new Error("timeout exceeded when trying to connect"))).toBe(true);
     expect(isDatabaseUnavailable(new Error("Client has encountered a connection error and is not queryable"))).toBe(
       true,
     );

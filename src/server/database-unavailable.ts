@@ -50,10 +50,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     const message = (e as { message?: unknown }).message;
     if (typeof message === "string" && ADAPTER_UNAVAILABLE.has(message)) return true;
     // node-postgres reports a connection that dropped mid-query only in words, and Prisma's
-    // raw queries wrap it in a P2010 whose message carries those words.
+    // raw queries wrap it in a P2010 whose message carries those words; its pool says in words
+    // too that no connection came free within its wait (a burst of reads, a database gone).
     if (
       typeof message === "string" &&
-      /Connection terminated|connection timeout|Can't reach database server|Server has closed the connection|connection error and is not queryable/i.test(
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect|Can't reach database server|Server has closed the connection|connection error and is not queryable/i.test(
         message,
       )
     )

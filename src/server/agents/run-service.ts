@@ -9,6 +9,7 @@ import { CoalescedReads } from "../events/coalesced-reads";
 import { OutputWindows } from "../events/output-windows";
 import {
   OUTPUT_WINDOW_CHARS,
+  readAgentSnapshot,
   readOutputPage,
   readRunSnapshot,
   toRunView,
@@ -52,6 +53,12 @@ export class RunService {
    * (or one tenant's page reloads) cost one database read and one output window between them.
    */
   private readonly snapshots = new CoalescedReads<AgentSnapshot | null>();
+  /**
+   * A tenant's snapshot (optionally one role's), read once for every subscriber asking at the
+   * same time: after a deploy, a tenant's reconnecting dashboards share one read instead of
+   * each queueing for a database connection of its own.
+   */
+  private readonly tenantSnapshots = new CoalescedReads<AgentSnapshot>();
   private readonly windows = new OutputWindows<OutputPage>();
 
   constructor(
@@ -381,6 +388,17 @@ export class RunService {
   /** The tenant's run, or null when it has none of that id. */
   async find(tenantId: string, runId: string): Promise<RunView | null> {
     return (await this.snapshot(tenantId, runId))?.runs[0] ?? null;
+  }
+
+  /**
+   * The tenant's queued and active runs and each role's latest (see `readAgentSnapshot`), read
+   * after the call began and shared with the callers asking at the same time: the result must
+   * not be changed.
+   */
+  tenantSnapshot(tenantId: string, filter: { agentRole?: string } = {}): Promise<AgentSnapshot> {
+    return this.tenantSnapshots.read(`${tenantId}:${filter.agentRole ?? ""}`, () =>
+      readAgentSnapshot({ db: this.deps.db, stream: this.deps.bus.stream }, tenantId, filter),
+    );
   }
 
   /**

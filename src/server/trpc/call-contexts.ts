@@ -3,6 +3,7 @@ import { TRPCError } from "@trpc/server";
 import type { TRPCRequestInfo } from "@trpc/server/http";
 import { SESSION_COOKIE } from "../auth/session-cookie";
 import { clientAddress } from "../http/client-address";
+import { whileDatabaseReturns } from "../database-unavailable";
 import { HttpCallGate } from "../http/http-call-gate";
 import { holdRateRefusal } from "../http/rate-refusal";
 import type { PulseServices } from "../pulse";
@@ -11,6 +12,9 @@ import type { ConnectionGuard } from "../ws/connection-guard";
 import type { ConnectionRegistry } from "../ws/connection-registry";
 import { asRetryable, keepNoCookie, principalContext } from "./principal-context";
 import type { Context } from "./trpc";
+
+/** How long a socket's token check waits for an unreachable or saturated database before the socket is refused as unavailable. */
+const SOCKET_AUTH_DATABASE_WAIT_MS = 15_000;
 
 export interface CallContextsOptions {
   services: PulseServices;
@@ -69,10 +73,16 @@ export class CallContexts {
   /** The WebSocket handler's `createContext`, once per connection: admits its principal under the caps, or refuses it. */
   async socket(guard: ConnectionGuard, connectionParams: TRPCRequestInfo["connectionParams"]): Promise<Context> {
     const token = connectionParams?.token;
-    // The token travels in connectionParams (the first frame), never in the URL.
-    const principal = await this.options.services.auth
-      .authenticate(token, ["session", "socket", "share"])
-      .catch(asRetryable);
+    // The token travels in connectionParams (the first frame), never in the URL. A database
+    // busy with a burst of connections (or briefly away) is waited for, a while, rather than
+    // the socket closed for its client to come back at once and add to the burst.
+    guard.checkingToken = true;
+    const principal = await whileDatabaseReturns(
+      () => this.options.services.auth.authenticate(token, ["session", "socket", "share"]),
+      SOCKET_AUTH_DATABASE_WAIT_MS,
+    )
+      .catch(asRetryable)
+      .finally(() => (guard.checkingToken = false));
     if (!principal)
       guard.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
     if (principal) {

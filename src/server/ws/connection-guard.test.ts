@@ -92,6 +92,24 @@ describe("ConnectionGuard keep-alive", () => {
   });
 });
 
+describe("ConnectionGuard unauthenticated timeout", () => {
+  it("closes a connection with no valid token after authTimeoutMs, but waits while its token is being checked", () => {
+    const clock = { now: 0 };
+    const socket = new FakeSocket();
+    const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
+    // connectionParams arrived; the database is slow to answer for the session (a burst).
+    guard.checkingToken = true;
+    guard.received();
+    guard.tick((clock.now = LIMITS.authTimeoutMs + 1_000));
+    expect(socket.closedWith).toBeNull();
+    // The check ended without a principal: the timeout, long past, closes at the next sweep.
+    guard.checkingToken = false;
+    guard.received();
+    guard.tick((clock.now += 100));
+    expect(socket.closedWith).toBe(4401);
+  });
+});
+
 describe("ConnectionGuard session end", () => {
   it("ends the connection when its session expires, though its token is valid longer, without asking anyone", () => {
     const clock = { now: 0 };

@@ -91,6 +91,11 @@ export class ConnectionGuard extends SessionGuard {
   private readonly baseLogger?: Logger;
   /** This connection's child logger, made on the first line actually written. */
   private log?: Logger;
+  /**
+   * Its connectionParams arrived and their token is being checked: the unauthenticated
+   * timeout waits for the answer, which a burst of connections (a deploy) may delay past it.
+   */
+  checkingToken = false;
 
   constructor(
     private readonly socket: GuardedSocket,
@@ -215,7 +220,7 @@ export class ConnectionGuard extends SessionGuard {
     if (this.closing || this.ended) return;
     const principal = this.principal;
     if (!principal) {
-      if (!this.isRefused && now - this.openedAt >= this.limits.authTimeoutMs) {
+      if (!this.isRefused && !this.checkingToken && now - this.openedAt >= this.limits.authTimeoutMs) {
         this.metrics?.refused("unauthenticated");
         this.closeNow(CLOSE_UNAUTHORIZED, "no valid token in connectionParams");
       }

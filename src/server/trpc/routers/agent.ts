@@ -7,7 +7,7 @@ import { startNamedChain } from "../../agents/tenant-setup";
 import { notFound, PulseError } from "../../errors";
 import type { FeedQuery, FeedStart } from "../../events/feed";
 import { agentRoleSchema, idSchema, isAgentEvent, type AgentEvent, type PulseEvent } from "../../events/schema";
-import { OUTPUT_WINDOW_CHARS, readAgentSnapshot, readLatestChain, type AgentSnapshot } from "../../events/snapshot";
+import { OUTPUT_WINDOW_CHARS, readLatestChain, type AgentSnapshot } from "../../events/snapshot";
 import type { Session } from "../../auth/auth-service";
 import type { PulseServices } from "../../pulse";
 import { text } from "../../validation";
@@ -96,7 +96,7 @@ export class AgentFeedQuery implements FeedQuery<AgentEvent, AgentSnapshot> {
     const { services, tenantId, filter } = this;
     return filter.runId
       ? ((await services.runs.snapshot(tenantId, filter.runId)) ?? { runs: [] })
-      : readAgentSnapshot(services, tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {});
+      : services.runs.tenantSnapshot(tenantId, filter.agentRole ? { agentRole: filter.agentRole } : {});
   }
 }
 
