@@ -202,14 +202,29 @@ export async function readAgentSnapshot(
  * once, the older queues its next role after the newer started, and the card would flip.
  */
 export async function readLatestChain(db: PrismaClient, tenantId: string): Promise<RunView[]> {
-  const [newest] = await db.agentRun.groupBy({
-    by: ["chainId"],
+  const startOf = async (chainId: string) =>
+    (await db.agentRun.findFirst({
+      where: { tenantId, chainId },
+      orderBy: { queuedAt: "asc" },
+      select: { queuedAt: true },
+    }))!.queuedAt;
+  const last = await db.agentRun.findFirst({
     where: { tenantId, chainId: { not: null } },
-    _min: { queuedAt: true },
-    orderBy: { _min: { queuedAt: "desc" } },
-    take: 1,
+    orderBy: { queuedAt: "desc" },
+    select: { chainId: true },
   });
-  if (!newest?.chainId) return [];
+  if (!last?.chainId) return [];
+  // A chain that started after the one with the newest run started has had every run of its
+  // own since then: the candidates are the few chains with a run since, not the whole history.
+  const candidates = await db.agentRun.findMany({
+    where: { tenantId, chainId: { not: null }, queuedAt: { gte: await startOf(last.chainId) } },
+    distinct: ["chainId"],
+    select: { chainId: true },
+  });
+  const started = await Promise.all(
+    candidates.map(async ({ chainId }) => ({ chainId: chainId!, at: await startOf(chainId!) })),
+  );
+  const newest = started.reduce((a, b) => (b.at > a.at ? b : a));
   const runs = await db.agentRun.findMany({
     where: { tenantId, chainId: newest.chainId },
     orderBy: { queuedAt: "asc" },
