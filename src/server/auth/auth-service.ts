@@ -5,6 +5,7 @@ import { PulseError } from "../errors";
 import { TRANSACTION_LIMITS } from "../db";
 import { passwordProblem } from "./password-policy";
 import type { RevocationPublisher } from "./revocation-channel";
+import { SessionLookups } from "./session-lookups";
 import { TokenSigner, type TokenKind } from "./token-signer";
 
 /**
@@ -74,6 +75,8 @@ export const newSecretId = () => randomBytes(18).toString("base64url");
  */
 export class AuthService {
   private readonly signer: TokenSigner;
+  /** Session rows for token checks, read together when many are asked at once. */
+  private readonly sessions: SessionLookups;
 
   constructor(
     private readonly db: PrismaClient,
@@ -82,6 +85,7 @@ export class AuthService {
     private readonly revocations?: RevocationPublisher,
   ) {
     this.signer = new TokenSigner(options.secret);
+    this.sessions = new SessionLookups(db);
   }
 
   get tokens(): TokenSigner {
@@ -257,11 +261,8 @@ export class AuthService {
       };
     }
     if (!tid || !sid) return null;
-    const session = await this.db.session.findFirst({
-      where: { id: sid, userId: verified.subject, tenantId: tid, revokedAt: null, expiresAt: { gt: now } },
-      select: { id: true, expiresAt: true },
-    });
-    if (!session) return null;
+    const session = await this.sessions.find(sid);
+    if (!session || session.userId !== verified.subject || session.tenantId !== tid) return null;
     const user: Session = {
       userId: verified.subject,
       tenantId: tid,
