@@ -1,4 +1,5 @@
 import { isRedisUnavailable, type RedisClient } from "../redis";
+import { CoalescedReads } from "./coalesced-reads";
 import { rememberEncoding } from "./event-encoding";
 import { compareStreamIds, STREAM_ORIGIN, type PulseEvent, type RunPhase } from "./schema";
 
@@ -375,6 +376,8 @@ export class TenantEventStream {
    */
   private readonly recent = new Map<string, { appended: string; trimmedAt: number; appends: number }>();
   private readonly rememberedTenants: number;
+  /** Pages being read, shared by the callers asking for one at the same time (see `readAfter`). */
+  private readonly pages = new CoalescedReads<StreamEntry[]>();
 
   private readonly redis: RedisClient & {
     pulseAppend(...args: (string | number)[]): Promise<unknown>;
@@ -510,13 +513,20 @@ export class TenantEventStream {
     return probe;
   }
 
-  /** Entries after `afterId` (exclusive), oldest first, at most `count`. */
-  async readAfter(tenantId: string, afterId: string, count: number): Promise<StreamEntry[]> {
-    const raw = (await this.redis.xrange(this.keys.events(tenantId), nextStreamId(afterId), "+", "COUNT", count)) as [
-      string,
-      string[],
-    ][];
-    return parseEntries(raw);
+  /**
+   * Entries after `afterId` (exclusive), oldest first, at most `count`, read after the call
+   * began. Callers asking for the same page at the same time share one read and its parsed
+   * entries (which they must not change): a tenant's dashboards reconnecting together after a
+   * deploy resume from the same id, and would otherwise each read and parse the same stretch.
+   */
+  readAfter(tenantId: string, afterId: string, count: number): Promise<StreamEntry[]> {
+    return this.pages.read(`${tenantId}\n${afterId}\n${count}`, async () => {
+      const raw = (await this.redis.xrange(this.keys.events(tenantId), nextStreamId(afterId), "+", "COUNT", count)) as [
+        string,
+        string[],
+      ][];
+      return parseEntries(raw);
+    });
   }
 
   /** Id of the newest entry, or the origin when the tenant has none. */
