@@ -215,7 +215,9 @@ describe("the connection indicator in a real browser", () => {
     proxy.goDown();
     await page.locator("[data-connection=unavailable]").waitFor({ timeout: 60_000 });
     proxy.comeBack();
-    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    // A probe every 5 s finds the server, then the socket reconnects on its own backoff (up to
+    // 10 s after this many failures), signs in and resumes: a loaded runner needs the margin.
+    await page.locator("[data-connection=live]").waitFor({ timeout: 60_000 });
     const texts = await indicatorTexts(page);
     // It may say Reconnecting… more than once (before unavailable, and when a probe finds the socket again), never with a count.
     expect([...new Set(texts.filter((t) => t.startsWith("Reconnecting")))]).toEqual(["Reconnecting…"]);
