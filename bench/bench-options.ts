@@ -6,7 +6,8 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
 /**
  * The command line of `npm run bench`: `--smoke` (seconds, for `npm test`),
- * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,first-event,idle` (any of them), `--out=<json file>`,
+ * `--only=pulse,ws-floor`, `--scenarios=wide,narrow,soak,first-event,reconnect-storm,idle` (any of them; `soak`,
+ * the long soak, runs within narrow), `--out=<json file>`,
  * `--database-url=<postgres url>|none`, `--repetitions=N`, `--soak-seconds=S`, `--no-docs`,
  * `--wave-clients=N` and `--storm-clients=N` (the first-event wave's and the reconnect
  * storm's clients, for a run at another size), `--socket-io-publish=emitter|emitter-postgres|bridge`

@@ -77,8 +77,24 @@ export interface BenchPlan {
    * rotated from one repetition to the next; the tables show the median and the spread.
    */
   repetitions: number;
-  /** How long each design publishes at its maximum to confirm it (`--soak-seconds` overrides). */
+  /**
+   * How long each design publishes at its maximum to confirm it (`--soak-seconds` overrides):
+   * once per scenario, in its last repetition, at the median of the repetitions' maxima.
+   */
   soakMs: number;
+  /**
+   * Repetitions after the first start each design's ladder this many steps below its maximum
+   * in the repetition before (and step down from there if it fails at once): the steps far
+   * below a design's maximum tell nothing new, and skipping them is what lets five
+   * repetitions fit in the run's time.
+   */
+  reclimbSteps: number;
+  /**
+   * The long soak (the "soak" scenario): `design` publishes at `fraction` of its median
+   * maximum in `scenario`, as consecutive windows of `windowMs`, for p99 drift and memory
+   * growth over time; it runs in the scenario's last repetition.
+   */
+  longSoak: { scenario: ScenarioName; design: "pulse"; fraction: number; windows: number; windowMs: number };
   /** Latency is compared at these fractions of the weaker design's maximum (Pulse vs Socket.IO). */
   comparisonFractions: number[];
   /**
@@ -107,14 +123,16 @@ function ladder(first: number, steps: number, factor = 1.3): number[] {
 
 export const FULL_PLAN: BenchPlan = {
   mode: "full",
-  stepMs: 3_000,
-  warmupMs: 1_500,
+  stepMs: 2_000,
+  warmupMs: 1_000,
   drainMs: 2_000,
   p99BoundMs: 250,
   stopAtSaturation: true,
   refineSaturation: true,
   repetitions: 5,
   soakMs: 60_000,
+  reclimbSteps: 3,
+  longSoak: { scenario: "narrow", design: "pulse", fraction: 0.5, windows: 10, windowMs: 60_000 },
   comparisonFractions: [0.25, 0.5, 0.75],
   // One try for every step, passing or failing: the repetitions carry the noise, and a
   // rerun only for failures would inflate every design's maximum.
@@ -128,7 +146,7 @@ export const FULL_PLAN: BenchPlan = {
       subscribersPerTenant: 1_000,
       runsPerTenant: 8,
       officialClients: 3,
-      eventRates: ladder(5, 17),
+      eventRates: ladder(20, 16),
     },
     {
       name: "narrow",
@@ -137,7 +155,7 @@ export const FULL_PLAN: BenchPlan = {
       subscribersPerTenant: 5,
       runsPerTenant: 2,
       officialClients: 3,
-      eventRates: ladder(250, 21),
+      eventRates: ladder(500, 17),
     },
   ],
   firstEvent: {
@@ -174,6 +192,8 @@ export const SMOKE_PLAN: BenchPlan = {
   // and scenario, a short soak, one comparison load. The statistics' code is unit-tested.
   repetitions: 1,
   soakMs: 200,
+  reclimbSteps: 3,
+  longSoak: { scenario: "narrow", design: "pulse", fraction: 0.5, windows: 2, windowMs: 300 },
   comparisonFractions: [0.5],
   // The smoke run checks deliveries, not capacity: it reports what happened, once.
   disturbance: { cores: 0.1, reruns: 0 },

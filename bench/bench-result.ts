@@ -107,12 +107,33 @@ export interface ScenarioResult extends Omit<ScenarioPlan, "eventRates"> {
   repetition: number;
   order: Design[];
   steps: StepResult[];
-  /** Each design at its maximum (its highest passed step) for the soak's duration: confirmed if this passes too. */
+  /**
+   * In the scenario's last repetition, each design at the median of its repetitions' maxima
+   * for the soak's duration: the median maximum stands if this passes too (empty in the others).
+   */
   soaks: StepResult[];
+  /** The long soak, in the last repetition of the scenario the plan names. */
+  longSoak?: LongSoakResult;
   /** Every design at fractions (`fraction`) of the weaker of Pulse's and Socket.IO's maxima of this repetition. */
   atLoads: (StepResult & { fraction: number })[];
   /** Designs still passing when the ladder or the time budget ran out: their maximum is at least their last step. */
   unsaturated: Design[];
+}
+
+/** A design publishing at a fraction of its median maximum for a long time, window after window. */
+export interface LongSoakResult {
+  design: Design;
+  fraction: number;
+  offeredEventsPerSecond: number;
+  offeredDeliveriesPerSecond: number;
+  windowMs: number;
+  /** One step per window, back to back (publishing pauses only while a window's counts are read). */
+  windows: StepResult[];
+  /** The server's heap (after full collections) and RSS before the first window and after the last (bytes). */
+  heapBefore: number;
+  heapAfter: number;
+  rssBefore: number;
+  rssAfter: number;
 }
 
 /** One design's wave of subscribers opened at once to publishing tenants, each timed to its first live event. */

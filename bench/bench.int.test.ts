@@ -87,8 +87,8 @@ function expectEveryDelivery(result: BenchResult, designs: readonly Design[]): v
 }
 
 /**
- * The statistics' path ran: each design with a maximum soaked at it, every design measured
- * at each fraction of the weaker maximum, and the repeated summary has a median and spread
+ * The statistics' path ran: each design with a maximum soaked at it, Pulse's long soak,
+ * the compared designs measured at each fraction of the weaker maximum, and the repeated summary has a median and spread
  * for each maximum and a verdict row per target. Figures are timings, never asserted.
  */
 function expectRepeatedPath(result: BenchResult, designs: readonly Design[]): void {
@@ -107,6 +107,13 @@ function expectRepeatedPath(result: BenchResult, designs: readonly Design[]): vo
     if (withMax.length === 0) continue;
     expect([...new Set(scenario.atLoads.map((s) => s.fraction))], what).toEqual(SMOKE_PLAN.comparisonFractions);
     for (const step of scenario.atLoads) expect(step.missing + step.duplicates, what).toBe(0);
+  }
+  if (designs.includes("pulse")) {
+    // The long soak: Pulse at half its median maximum, window after window, nothing lost.
+    const soak = result.scenarios.find((s) => s.name === SMOKE_PLAN.longSoak.scenario)?.longSoak;
+    expect(soak?.windows).toHaveLength(SMOKE_PLAN.longSoak.windows);
+    for (const window of soak!.windows) expect(window.delivered + window.superseded).toBe(window.expected);
+    expect(result.repeated.longSoak?.p99ByWindow).toHaveLength(SMOKE_PLAN.longSoak.windows);
   }
   for (const name of new Set(result.scenarios.map((s) => s.name))) {
     for (const design of designs)

@@ -15,7 +15,26 @@ export interface RepeatedSummary {
   firstEvent: Partial<Record<Design, RepeatedFirstEvent>>;
   /** Reconnect storms, per number of missed events per tenant; empty when the scenario did not run. */
   reconnectStorm: { missedPerTenant: number; byDesign: Partial<Record<Design, RepeatedStorm>> }[];
+  /** The long soak, when it ran: p99 window by window, and the server's memory growth. */
+  longSoak: LongSoakSummary | null;
   targets: RepeatedTarget[];
+}
+
+export interface LongSoakSummary {
+  scenario: string;
+  design: Design;
+  fraction: number;
+  offeredDeliveriesPerSecond: number;
+  windowS: number;
+  /** Each window's p99 (ms), failed windows as Infinity. */
+  p99ByWindow: number[];
+  /** Last window's p99 ÷ first window's. */
+  p99Drift: number;
+  /** Windows in which every event reached every subscriber exactly once, p99 under the bound. */
+  windowsPassed: number;
+  /** Heap after full collections, and RSS, after the last window minus before the first (MiB). */
+  heapGrowthMiB: number;
+  rssGrowthMiB: number;
 }
 
 /** A design's storms of one size over the repetitions: each figure's median and spread. */
@@ -44,7 +63,7 @@ export interface RepeatedFirstEvent {
 export interface RepeatedScenario {
   /** Per design: the highest offered deliveries/s it passed, one figure per repetition. */
   maxima: Partial<Record<Design, Spread | null>>;
-  /** Per design: how many repetitions' maxima the soak confirmed (all delivered, p99 under the bound), of how many soaked. */
+  /** Per design: whether the soak at its median maximum passed (all delivered, p99 under the bound): 1 of 1, or 0 of 1. */
   soaks: Partial<Record<Design, { confirmed: number; soaked: number }>>;
   /** p99 (ms) per design at each fraction of the weaker design's maximum. */
   atLoads: { fraction: number; p99: Partial<Record<Design, Spread | null>> }[];
@@ -104,10 +123,7 @@ function target(
 function scenarioTargets(name: string, runs: ScenarioResult[], summary: RepeatedScenario): RepeatedTarget[] {
   const maxima = (d: Design) => runs.map((r) => maximum(r, d));
   const soak = summary.soaks.pulse;
-  const unconfirmed =
-    soak && soak.confirmed < soak.soaked
-      ? `Pulse's soak confirmed ${soak.confirmed} of ${soak.soaked} maxima`
-      : undefined;
+  const unconfirmed = soak && soak.confirmed < soak.soaked ? "Pulse's soak at its median maximum failed" : undefined;
   const targets = [
     target(
       `${name}: max deliveries/s, Pulse ÷ Socket.IO`,
@@ -252,6 +268,27 @@ function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStor
   return { reconnectStorm, targets };
 }
 
+const toMiB = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+
+function summariseLongSoak(result: Repeated): LongSoakSummary | null {
+  const run = result.scenarios.find((s) => s.longSoak);
+  const soak = run?.longSoak;
+  if (!run || !soak || soak.windows.length === 0) return null;
+  const p99ByWindow = soak.windows.map((w) => (w.passed ? w.latency.p99 : Number.POSITIVE_INFINITY));
+  return {
+    scenario: run.name,
+    design: soak.design,
+    fraction: soak.fraction,
+    offeredDeliveriesPerSecond: soak.offeredDeliveriesPerSecond,
+    windowS: soak.windowMs / 1000,
+    p99ByWindow,
+    p99Drift: p99ByWindow.at(-1)! / p99ByWindow[0]!,
+    windowsPassed: soak.windows.filter((w) => w.passed).length,
+    heapGrowthMiB: toMiB(soak.heapAfter - soak.heapBefore),
+    rssGrowthMiB: toMiB(soak.rssAfter - soak.rssBefore),
+  };
+}
+
 export function summariseRepetitions(result: Repeated): RepeatedSummary {
   const names = [...new Set(result.scenarios.map((s) => s.name))];
   const scenarios: Record<string, RepeatedScenario> = {};
@@ -281,6 +318,7 @@ export function summariseRepetitions(result: Repeated): RepeatedSummary {
     scenarios,
     firstEvent: firstEvent.firstEvent,
     reconnectStorm: storms.reconnectStorm,
+    longSoak: summariseLongSoak(result),
     targets,
   };
 }
@@ -360,6 +398,21 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
     ];
     parts.push(
       `${markdown ? "### " : "== "}reconnect storm, ${missedPerTenant} events missed per tenant, median (min–max)\n\n${table(rows, markdown)}`,
+    );
+  }
+  const soak = summary.longSoak;
+  if (soak) {
+    const windows: (string | number)[][] = [
+      ["window", ...soak.p99ByWindow.map((_, i) => `${i + 1}`)],
+      ["p99 ms", ...soak.p99ByWindow.map((p) => (Number.isFinite(p) ? Math.round(p * 10) / 10 : "failed"))],
+    ];
+    parts.push(
+      `${markdown ? "### " : "== "}long soak: ${soak.design} in ${soak.scenario} at ${Math.round(soak.fraction * 100)}% of its median maximum ` +
+        `(${Math.round(soak.offeredDeliveriesPerSecond)} deliveries/s), ${soak.p99ByWindow.length} windows of ${soak.windowS} s\n\n` +
+        `${table(windows, markdown)}\n\n` +
+        `${soak.windowsPassed} of ${soak.p99ByWindow.length} windows delivered everything exactly once under the p99 bound; ` +
+        `p99 drift (last ÷ first window) ${Number.isFinite(soak.p99Drift) ? soak.p99Drift.toFixed(2) : "–"}; ` +
+        `server heap after full collections ${soak.heapGrowthMiB >= 0 ? "+" : ""}${soak.heapGrowthMiB} MiB, RSS ${soak.rssGrowthMiB >= 0 ? "+" : ""}${soak.rssGrowthMiB} MiB from before the first window to after the last.`,
     );
   }
   const rows: (string | number)[][] = [["target", "median (min–max)", "worse end", "wanted", "status", "note"]];

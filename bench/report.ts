@@ -642,11 +642,19 @@ fields \`seq\` and \`at\`).
   the spread (min–max of the repetitions; not an IQR, which at ${plan.repetitions} would hide the worst)**;
   ratios are taken repetition by repetition, and a target counts as met only at the worse
   end of their spread.
-- **Soak.** After the ladder, each design publishes at its maximum for ${plan.soakMs / 1000} s (\`--soak-seconds\`):
-  the maximum is confirmed only if that passes too (all delivered, p99 under the bound).
-- **Latency compared at equal load** at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of Pulse's and
-  Socket.IO's maxima of the same repetition, every design at each of those loads — not at
-  the weaker design's knee.
+- **Ladders.** The first repetition climbs each design's ladder from its first step; the
+  later ones start each design ${plan.reclimbSteps} steps (×${(1.3 ** plan.reclimbSteps).toFixed(1)}) below its maximum of the repetition
+  before, and step down from there if that first step fails: the steps far below a design's
+  maximum tell nothing new.
+- **Soak.** In each scenario's last repetition, each design publishes at the median of its
+  repetitions' maxima for ${plan.soakMs / 1000} s (\`--soak-seconds\`): that maximum is confirmed only if this passes
+  too (all delivered, p99 under the bound).
+- **Latency compared at equal load**: Pulse and Socket.IO at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of their
+  maxima of the same repetition — not at the weaker design's knee.
+- **Long soak** (the \`soak\` scenario): in the last repetition of ${plan.longSoak.scenario}, ${plan.longSoak.design} publishes at
+  ${plan.longSoak.fraction * 100}% of its median maximum for ${plan.longSoak.windows} windows of ${plan.longSoak.windowMs / 1000} s back to back: each window's p99 (the
+  drift is the last ÷ the first), and the server's heap after full collections and RSS
+  before the first window and after the last.
 - **Steps.** ${plan.stepMs / 1000} s of load per step, then up to ${plan.drainMs / 1000} s to deliver the rest. The designs
   take turns at each step, in rotating order. Every step gets ${plan.disturbance.reruns + 1} tr${plan.disturbance.reruns ? "ies" : "y"}, passing or failing. A step passes when every subscriber got every
   event exactly once and p99 ≤ ${plan.p99BoundMs} ms; a design's **maximum sustainable deliveries/s** is

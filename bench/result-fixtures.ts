@@ -54,7 +54,10 @@ export function fixtureStep(design: Design, rate: number, passed: boolean, p99 =
   };
 }
 
-/** One repetition of "narrow": each design passes up to its maximum (events/s), soaks there, and has a p99 at each fraction. */
+/**
+ * One repetition of "narrow": each design passes up to its maximum (events/s) and has a p99 at
+ * each fraction; a design given `soakPassed` soaks too (as in a scenario's last repetition).
+ */
 export function fixtureRepetition(
   repetition: number,
   designs: Partial<Record<Design, { max: number; soakPassed?: boolean; p99AtLoads?: number[] }>>,
@@ -75,7 +78,9 @@ export function fixtureRepetition(
       fixtureStep(d, max, true),
       fixtureStep(d, max * 1.3, false),
     ]),
-    soaks: entries.map(([d, { max, soakPassed = true }]) => fixtureStep(d, max, soakPassed)),
+    soaks: entries.flatMap(([d, { max, soakPassed }]) =>
+      soakPassed === undefined ? [] : [fixtureStep(d, max, soakPassed)],
+    ),
     atLoads: entries.flatMap(([d, { p99AtLoads = [] }]) =>
       p99AtLoads.map((p99, i) => ({ ...fixtureStep(d, 100, true, p99), fraction: [0.25, 0.5, 0.75][i]! })),
     ),

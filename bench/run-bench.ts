@@ -32,6 +32,7 @@ import { writeBenchDocs } from "./bench-docs";
 import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { scenarioTable, summarise, summaryTables } from "./report";
 import { comparisonLoads, interleavedOrder } from "./statistics";
+import { ladderStarts, maximumOf, medianMaximum } from "./ladder";
 import { disturbance, judgeStep } from "./step-verdict";
 import { DESIGNS, nowUs, type Design } from "./workload";
 
@@ -216,10 +217,16 @@ async function connectDesigns(run: ScenarioRun): Promise<Set<Design>> {
 
 /**
  * The load ladder, designs interleaved at each step (their order rotated by step and
- * repetition). A design that fails stops stepping (full run) but stays connected, idle, for
- * the soak and the comparison loads.
+ * repetition). Each design starts at its own step (`startAt`, see `reclimbSteps`). A design
+ * that fails stops stepping (full run) but stays connected, idle, for the soak and the
+ * comparison loads.
  */
-async function climbLadder(run: ScenarioRun, active: Set<Design>, started: number): Promise<void> {
+async function climbLadder(
+  run: ScenarioRun,
+  active: Set<Design>,
+  started: number,
+  startAt: ReadonlyMap<Design, number>,
+): Promise<void> {
   const { bench, plan, result } = run;
   for (const [index, rate] of plan.eventRates.entries()) {
     if (active.size === 0) break;
@@ -227,54 +234,107 @@ async function climbLadder(run: ScenarioRun, active: Set<Design>, started: numbe
       log(`  time budget of ${bench.plan.scenarioBudgetMs / 1000} s reached: stopping the ladder`);
       break;
     }
+    const stepping = result.order.filter((d) => active.has(d) && (startAt.get(d) ?? 0) <= index);
     // `result.order` is already this repetition's rotation; each step rotates it further.
-    for (const design of interleavedOrder(
-      result.order.filter((d) => active.has(d)),
-      index,
-    )) {
+    for (const design of interleavedOrder(stepping, index)) {
       const { passed } = await runStep(run, design, rate, index, result.steps);
       if (passed || !bench.plan.stopAtSaturation) continue;
-      const previous = plan.eventRates[index - 1];
-      if (bench.plan.refineSaturation && previous !== undefined) {
-        await bench.settle(design);
-        await runStep(run, design, Math.round(Math.sqrt(previous * rate) * 10) / 10, index - 0.5, result.steps);
+      await bench.settle(design);
+      const first = startAt.get(design) ?? 0;
+      if (index === first && index > 0) {
+        // It failed where the repetition before passed: its maximum is lower this time.
+        await stepDown(run, design, index);
+      } else {
+        const previous = plan.eventRates[index - 1];
+        if (bench.plan.refineSaturation && previous !== undefined) {
+          await runStep(run, design, Math.round(Math.sqrt(previous * rate) * 10) / 10, index - 0.5, result.steps);
+          await bench.settle(design);
+        }
       }
       active.delete(design);
-      await bench.settle(design);
     }
   }
   result.unsaturated = [...active];
 }
 
-/** This repetition's maximum of `design`: its highest passed step's offered events/s. */
-function maximumOf(result: ScenarioResult, design: Design): number | null {
-  const passed = result.steps.filter((s) => s.design === design && s.passed).map((s) => s.offeredEventsPerSecond);
-  return passed.length ? Math.max(...passed) : null;
+/** A design that failed its first step: the steps below it, one by one, until one passes. */
+async function stepDown(run: ScenarioRun, design: Design, from: number): Promise<void> {
+  for (let index = from - 1; index >= 0; index--) {
+    const { passed } = await runStep(run, design, run.plan.eventRates[index]!, index, run.result.steps);
+    await run.bench.settle(design);
+    if (passed) return;
+  }
 }
 
-/** Each design publishes at its maximum for the soak's duration: the maximum stands only if this passes too. */
-async function soakAtMaxima(run: ScenarioRun, soakMs: number): Promise<void> {
+/**
+ * Each design publishes at the median of its repetitions' maxima for the soak's duration:
+ * the maximum stands only if this passes too. Once per scenario, in its last repetition.
+ */
+async function soakAtMaxima(run: ScenarioRun, runs: readonly ScenarioResult[], soakMs: number): Promise<void> {
   const { bench, result } = run;
   for (const design of result.order) {
-    const max = maximumOf(result, design);
+    const max = medianMaximum(runs, design);
     if (max === null) continue;
     await bench.settle(design);
-    log(`  soak: ${design} at ${max} ev/s for ${soakMs / 1000} s`);
+    log(`  soak: ${design} at ${max} ev/s (its median maximum) for ${soakMs / 1000} s`);
     await runStep(run, design, max, -1, result.soaks, soakMs);
   }
 }
 
-/** Every design at 25%, 50% and 75% of the weaker of Pulse's and Socket.IO's maxima (of all designs' when either is missing). */
+/**
+ * The long soak: one design at a fraction of its median maximum, window after window, with
+ * its heap (after full collections) and RSS before the first window and after the last.
+ */
+async function longSoak(run: ScenarioRun, runs: readonly ScenarioResult[]): Promise<void> {
+  const { bench, result } = run;
+  const { design, fraction, windows, windowMs } = bench.plan.longSoak;
+  const max = medianMaximum(runs, design);
+  if (max === null || !result.order.includes(design)) return;
+  const rate = Math.round(max * fraction * 10) / 10;
+  const server = bench.server(design);
+  await bench.settle(design);
+  log(
+    `  long soak: ${design} at ${rate} ev/s (${fraction * 100}% of its median maximum), ${windows} × ${windowMs / 1000} s`,
+  );
+  const before = await server.stats(true);
+  const steps: StepResult[] = [];
+  for (let window = 0; window < windows; window++) await runStep(run, design, rate, window, steps, windowMs);
+  const after = await server.stats(true);
+  result.longSoak = {
+    design,
+    fraction,
+    offeredEventsPerSecond: rate,
+    offeredDeliveriesPerSecond: rate * run.plan.subscribersPerTenant,
+    windowMs,
+    windows: steps,
+    heapBefore: before.heapUsed,
+    heapAfter: after.heapUsed,
+    rssBefore: before.rss,
+    rssAfter: after.rss,
+  };
+  log(
+    `  long soak: heap ${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB, RSS ${mib(before.rss)} → ${mib(after.rss)} MiB`,
+  );
+}
+
+const mib = (bytes: number) => Math.round(bytes / 1024 / 1024);
+
+/**
+ * Pulse and Socket.IO at 25%, 50% and 75% of the weaker of their maxima in this repetition
+ * (every design at fractions of the weakest maximum when either is missing).
+ */
 async function compareAtLoads(run: ScenarioRun): Promise<void> {
   const { bench, result } = run;
   const maxima = new Map(result.order.map((d) => [d, maximumOf(result, d)] as const));
-  const pair = (["pulse", "socket-io"] as const).map((d) => maxima.get(d)).filter((m): m is number => !!m);
-  const basis = pair.length === 2 ? pair : [...maxima.values()].filter((m): m is number => !!m);
-  const loads = comparisonLoads(basis, bench.plan.comparisonFractions);
+  const paired = (["pulse", "socket-io"] as const).every((d) => maxima.get(d));
+  const compared = result.order.filter((d) => maxima.get(d) && (!paired || d === "pulse" || d === "socket-io"));
+  const loads = comparisonLoads(
+    compared.map((d) => maxima.get(d)!),
+    bench.plan.comparisonFractions,
+  );
   for (const [i, rate] of loads.entries()) {
     if (rate <= 0) continue;
-    for (const design of interleavedOrder(result.order, i)) {
-      if (maxima.get(design) === null) continue;
+    for (const design of interleavedOrder(compared, i)) {
       await bench.settle(design);
       const step = await runStep(run, design, rate, i, []);
       result.atLoads.push({ ...step, fraction: bench.plan.comparisonFractions[i]! });
@@ -282,11 +342,16 @@ async function compareAtLoads(run: ScenarioRun): Promise<void> {
   }
 }
 
+/**
+ * One repetition of a load scenario. `earlier` holds its repetitions before this one; the
+ * last repetition (`last`) also soaks each design at its median maximum and runs the long soak.
+ */
 async function runScenario(
   bench: BenchHarness,
   plan: ScenarioPlan,
   repetition: number,
-  soakMs: number,
+  earlier: readonly ScenarioResult[],
+  last: { soakMs: number; longSoak: boolean } | null,
 ): Promise<ScenarioResult> {
   const started = Date.now();
   log(`\nscenario ${plan.name} (repetition ${repetition + 1}): ${plan.description}`);
@@ -311,13 +376,16 @@ async function runScenario(
     const active = await connectDesigns(run);
     const connected = new Set(active);
     for (const design of active) await bench.profile(design, "start", plan.name);
-    await climbLadder(run, active, started);
+    await climbLadder(run, active, started, ladderStarts(plan, bench.plan.reclimbSteps, earlier.at(-1)));
     for (const design of bench.designs) {
       for (const file of await bench.profile(design, "stop", plan.name))
         log(`  CPU profile: ${path.relative(REPO_ROOT, file)}`);
     }
     result.order = result.order.filter((d) => connected.has(d));
-    await soakAtMaxima(run, soakMs);
+    if (last) {
+      await soakAtMaxima(run, [...earlier, result], last.soakMs);
+      if (last.longSoak) await longSoak(run, [...earlier, result]);
+    }
     await compareAtLoads(run);
   } finally {
     await Promise.all(bench.designs.map((design) => bench.disconnect(design)));
@@ -638,7 +706,13 @@ async function main(): Promise<number> {
     const reconnectStorm: ReconnectStormResult[] = [];
     for (let repetition = 0; repetition < repetitions; repetition++) {
       for (const scenario of plan.scenarios) {
-        if (selected(scenario.name)) scenarios.push(await runScenario(bench, scenario, repetition, soakMs));
+        if (!selected(scenario.name)) continue;
+        const earlier = scenarios.filter((s) => s.name === scenario.name);
+        const last =
+          repetition === repetitions - 1
+            ? { soakMs, longSoak: plan.longSoak.scenario === scenario.name && selected("soak") && !args.profile }
+            : null;
+        scenarios.push(await runScenario(bench, scenario, repetition, earlier, last));
       }
       if (selected("first-event") && !args.profile) {
         log(

@@ -1,0 +1,37 @@
+import { describe, expect, test } from "vitest";
+import type { ScenarioPlan } from "./bench-plan";
+import { ladderStarts, maximumOf, medianMaximum } from "./ladder";
+import { fixtureRepetition } from "./result-fixtures";
+
+const plan: ScenarioPlan = {
+  name: "narrow",
+  description: "fixture",
+  tenants: 100,
+  subscribersPerTenant: 5,
+  runsPerTenant: 2,
+  officialClients: 0,
+  eventRates: [100, 130, 169, 219.7, 285.6, 371.3, 482.7, 627.5],
+};
+
+describe("ladder", () => {
+  test("a repetition's maximum is its highest passed step; the median is over the repetitions that have one", () => {
+    const runs = [400, 300, 500].map((max, r) => fixtureRepetition(r, { pulse: { max }, "socket-io": { max: 200 } }));
+    expect(maximumOf(runs[0]!, "pulse")).toBe(400);
+    expect(maximumOf(runs[0]!, "ws-floor")).toBeNull();
+    expect(medianMaximum(runs, "pulse")).toBe(400);
+    expect(medianMaximum(runs.slice(0, 2), "pulse")).toBe(350);
+    expect(medianMaximum(runs, "ws-floor")).toBeNull();
+  });
+
+  test("the first repetition climbs from the bottom; later ones start reclimbSteps below the last maximum", () => {
+    expect(ladderStarts(plan, 3, undefined).size).toBe(0);
+    const before = fixtureRepetition(0, { pulse: { max: 482.7 }, "socket-io": { max: 300 }, sse: { max: 120 } });
+    const starts = ladderStarts(plan, 3, before);
+    // 482.7 is step 6: start at step 3. 300 lies between steps 4 and 5: three below step 4.
+    expect(starts.get("pulse")).toBe(3);
+    expect(starts.get("socket-io")).toBe(1);
+    // Never below the bottom; a design without a maximum starts at the bottom.
+    expect(starts.get("sse")).toBe(0);
+    expect(starts.has("ws-floor")).toBe(false);
+  });
+});
