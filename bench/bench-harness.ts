@@ -147,6 +147,7 @@ export class BenchHarness {
       PULSE_WORKERS: "false",
       PULSE_DEMO: "false",
       LOG_LEVEL: "warn",
+      WS_MAX_CONNECTIONS: "1000000",
       WS_MAX_CONNECTIONS_PER_TENANT: "1000000",
       WS_MAX_CONNECTIONS_PER_USER: "100000",
       WS_MAX_CONNECTIONS_PER_IP: "1000000",

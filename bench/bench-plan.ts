@@ -49,10 +49,21 @@ export interface ReconnectStormPlan {
   timeoutMs: number;
 }
 
+/**
+ * Idle connections: each size's subscribers (spread over `tenants`) held by one server
+ * process, for memory per connection and the server's CPU while nothing is published.
+ */
 export interface IdlePlan {
   tenants: number;
-  subscribersPerTenant: number;
+  /**
+   * Subscribers per design, one measurement per size in this order, in the same server
+   * process: RSS the allocator kept from an earlier size counts as already there, so the
+   * size the memory target is judged at (the largest) goes first.
+   */
+  sizes: number[];
   officialClients: number;
+  /** How long the server's CPU is read while the connections are idle. */
+  quietMs: number;
 }
 
 export interface BenchPlan {
@@ -174,7 +185,7 @@ export const FULL_PLAN: BenchPlan = {
     liveEventsPerSecondPerTenant: 2,
     timeoutMs: 60_000,
   },
-  idle: { tenants: 10, subscribersPerTenant: 1_000, officialClients: 2 },
+  idle: { tenants: 10, sizes: [50_000, 10_000], officialClients: 2, quietMs: 10_000 },
   throughput: { tenants: 8, runsPerTenant: 4, warmupMs: 2_000, durationMs: 5_000 },
   polling: { clients: 20, intervalMs: 2_000, windowMs: 12_000 },
   connectConcurrency: 200,
@@ -234,7 +245,7 @@ export const SMOKE_PLAN: BenchPlan = {
     liveEventsPerSecondPerTenant: 10,
     timeoutMs: 20_000,
   },
-  idle: { tenants: 2, subscribersPerTenant: 25, officialClients: 1 },
+  idle: { tenants: 2, sizes: [50], officialClients: 1, quietMs: 300 },
   throughput: { tenants: 2, runsPerTenant: 2, warmupMs: 300, durationMs: 500 },
   polling: { clients: 2, intervalMs: 500, windowMs: 1_000 },
   connectConcurrency: 50,

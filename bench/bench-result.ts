@@ -183,6 +183,8 @@ export interface IdleResult {
   rssAfter: number;
   heapPerConnection: number;
   rssPerConnection: number;
+  /** The server's CPU while the connections were idle (heartbeats, timers), in cores (absent from runs before it existed). */
+  quietCpuCores?: number;
   /** One event per tenant after every subscriber was in place: did each reach all its tenant's subscribers? */
   broadcast: { expected: number; delivered: number; missing: number; duplicates: number; p99Ms: number };
   errors: string[];

@@ -232,7 +232,7 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   expectReconnectStorms(result, !!databaseUrl);
   for (const design of DESIGNS) {
     const idle = result.idle.find((i) => i.design === design)!;
-    const connections = SMOKE_PLAN.idle.tenants * SMOKE_PLAN.idle.subscribersPerTenant;
+    const connections = SMOKE_PLAN.idle.sizes[0]!;
     expect(idle, design).toMatchObject({ connections, ready: connections, failed: 0, serverConnections: connections });
     expect(idle.broadcast, design).toMatchObject({
       expected: connections,

@@ -3,7 +3,7 @@ import { measureFirstEvents, type FirstEventWave } from "./first-event";
 import { StormClients, type StormClientsInit } from "./reconnect-storm";
 import type { StormRange } from "./storm-ledger";
 import { answerRequests } from "./ipc";
-import { connectLean, type BenchConnection, type DeliverySink } from "./lean-clients";
+import { connectLean, loopbackSource, type BenchConnection, type DeliverySink } from "./lean-clients";
 import { connectOfficial } from "./official-clients";
 import { measurePollingCost } from "./polling-cost";
 import { exitSoon } from "./servers/server-stats";
@@ -73,8 +73,10 @@ async function connectAll(init: ClientsInit): Promise<ConnectOutcome> {
           closed: () => ledger.connectionClosed(),
           misordered: () => ledger.misordered(),
         };
-        const connect = index < init.official ? connectOfficial : connectLean;
-        const connection = connect(init.design, init.baseUrl, spec.token, sink);
+        const connection =
+          index < init.official
+            ? connectOfficial(init.design, init.baseUrl, spec.token, sink)
+            : connectLean(init.design, init.baseUrl, spec.token, sink, loopbackSource(index));
         connections[index] = connection;
         const timeout = new Promise<never>((_, reject) =>
           setTimeout(() => reject(new Error("not ready within 30 s")), 30_000).unref(),

@@ -1,5 +1,5 @@
 import { latencyHistogram, summarise, type LatencySummary } from "./delivery-ledger";
-import { connectLean, type BenchConnection } from "./lean-clients";
+import { connectLean, loopbackSource, type BenchConnection } from "./lean-clients";
 import { nowUs, type Design } from "./workload";
 
 /**
@@ -41,21 +41,28 @@ interface ConnectionTimes {
 function timedConnection(
   wave: FirstEventWave,
   token: string,
+  from: string,
   deadline: Promise<never>,
 ): { times: ConnectionTimes; connection: BenchConnection; live: Promise<void> } {
   const times: ConnectionTimes = { startedUs: nowUs() };
   let firstEvent!: () => void;
   const evented = new Promise<void>((resolve) => (firstEvent = resolve));
-  const connection = connectLean(wave.design, wave.baseUrl, token, {
-    opened: () => (times.openedUs ??= nowUs()),
-    event: () => {
-      times.firstEventUs ??= nowUs();
-      firstEvent();
+  const connection = connectLean(
+    wave.design,
+    wave.baseUrl,
+    token,
+    {
+      opened: () => (times.openedUs ??= nowUs()),
+      event: () => {
+        times.firstEventUs ??= nowUs();
+        firstEvent();
+      },
+      resync: () => {},
+      closed: () => {},
+      misordered: () => {},
     },
-    resync: () => {},
-    closed: () => {},
-    misordered: () => {},
-  });
+    from,
+  );
   const live = (async () => {
     await Promise.race([connection.ready, deadline]);
     times.subscribedUs = nowUs();
@@ -80,7 +87,7 @@ export async function measureFirstEvents(wave: FirstEventWave): Promise<FirstEve
     setTimeout(() => reject(new Error(`no live event within ${wave.timeoutMs} ms`)), wave.timeoutMs).unref(),
   );
   deadline.catch(() => {});
-  const opened = wave.connections.map((c) => timedConnection(wave, c.token, deadline));
+  const opened = wave.connections.map((c, i) => timedConnection(wave, c.token, loopbackSource(i), deadline));
   const settled = await Promise.allSettled(opened.map((o) => o.live));
   for (const { connection } of opened) connection.close();
   const errors = settled.flatMap((s) => (s.status === "rejected" ? [String((s.reason as Error).message)] : []));

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 
 /**
@@ -18,6 +18,34 @@ type ReplyBody = { ok: true; result: unknown } | { ok: false; error: string };
 type ReplyMessage = { bench: "reply"; id: number } & ReplyBody;
 
 const REPO_ROOT = path.resolve(import.meta.dirname, "..");
+
+/**
+ * Open files each bench process may hold: the idle scenario's 50,000 connections need more
+ * on the server's and the clients' side than a shell's usual limit (often 1,024 to 20,000).
+ */
+const OPEN_FILES = 200_000;
+/** Whether raising a child's limit failed: the children then have the limit this process has. */
+let openFilesFixed = false;
+
+/** Raises a child's open-file limit with prlimit(1), which needs CAP_SYS_RESOURCE (root, outside most containers) above the hard limit. */
+function raiseOpenFiles(name: string, pid: number | undefined): void {
+  if (pid === undefined || openFilesFixed) return;
+  try {
+    execFileSync("prlimit", [`--pid=${pid}`, `--nofile=${OPEN_FILES}:${OPEN_FILES}`], { stdio: "ignore" });
+  } catch {
+    openFilesFixed = true;
+    console.error(
+      `bench: could not raise ${name}'s open-file limit to ${OPEN_FILES} (prlimit needs CAP_SYS_RESOURCE): each process keeps ${openFileLimit()}`,
+    );
+  }
+}
+
+/** The open files each bench process may hold. */
+export function openFileLimit(): number {
+  if (!openFilesFixed) return OPEN_FILES;
+  const soft = Number(execFileSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).trim());
+  return Number.isFinite(soft) ? soft : Number.POSITIVE_INFINITY;
+}
 
 export interface BenchProcessOptions {
   /** Name in error messages and logs. */
@@ -81,6 +109,7 @@ export class BenchProcess {
         serialization: "advanced",
       },
     );
+    raiseOpenFiles(options.name, child.pid);
     return new BenchProcess(options.name, child);
   }
 

@@ -88,9 +88,12 @@ function watchSocket(socket: WebSocket, gate: ReturnType<typeof readiness>, sink
  *
  * @see https://trpc.io/docs/client/links/wsLink
  */
-function leanPulse(baseUrl: string, token: string, sink: DeliverySink): BenchConnection {
+function leanPulse(baseUrl: string, token: string, sink: DeliverySink, from: string): BenchConnection {
   const gate = readiness();
-  const socket = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), { perMessageDeflate: false });
+  const socket = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), {
+    perMessageDeflate: false,
+    localAddress: from,
+  });
   watchSocket(socket, gate, sink, "pulse");
   socket.on("open", () => {
     sink.opened?.();
@@ -121,9 +124,12 @@ function leanPulse(baseUrl: string, token: string, sink: DeliverySink): BenchCon
  *
  * @see https://socket.io/docs/v4/socket-io-protocol/
  */
-function leanSocketIo(baseUrl: string, token: string, sink: DeliverySink): BenchConnection {
+function leanSocketIo(baseUrl: string, token: string, sink: DeliverySink, from: string): BenchConnection {
   const gate = readiness();
-  const socket = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), { perMessageDeflate: false });
+  const socket = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), {
+    perMessageDeflate: false,
+    localAddress: from,
+  });
   watchSocket(socket, gate, sink, "socket-io");
   socket.on("open", () => sink.opened?.());
   socket.on("message", (data: Buffer) => {
@@ -143,13 +149,13 @@ function leanSocketIo(baseUrl: string, token: string, sink: DeliverySink): Bench
 }
 
 /** An EventSource's request, read as a byte stream: complete events only, markers found in place. */
-function leanSse(baseUrl: string, token: string, sink: DeliverySink): BenchConnection {
+function leanSse(baseUrl: string, token: string, sink: DeliverySink, from: string): BenchConnection {
   const gate = readiness();
   const url = new URL(`/events?token=${encodeURIComponent(token)}`, baseUrl);
   let carry: Buffer | null = null;
   const request = http.get(
     url,
-    { agent: false, headers: { accept: "text/event-stream", "cache-control": "no-cache" } },
+    { agent: false, localAddress: from, headers: { accept: "text/event-stream", "cache-control": "no-cache" } },
     (response) => {
       if (response.statusCode !== 200) {
         gate.reject(new Error(`sse: HTTP ${response.statusCode}`));
@@ -189,9 +195,12 @@ function leanSse(baseUrl: string, token: string, sink: DeliverySink): BenchConne
 }
 
 /** The floor's protocol: the token in the URL, "ready" once subscribed, then bare event JSON. */
-function leanWsFloor(baseUrl: string, token: string, sink: DeliverySink): BenchConnection {
+function leanWsFloor(baseUrl: string, token: string, sink: DeliverySink, from: string): BenchConnection {
   const gate = readiness();
-  const socket = new WebSocket(wsUrl(baseUrl, `/?token=${encodeURIComponent(token)}`), { perMessageDeflate: false });
+  const socket = new WebSocket(wsUrl(baseUrl, `/?token=${encodeURIComponent(token)}`), {
+    perMessageDeflate: false,
+    localAddress: from,
+  });
   watchSocket(socket, gate, sink, "ws-floor");
   socket.on("open", () => sink.opened?.());
   socket.on("message", (data: Buffer) => {
@@ -201,15 +210,32 @@ function leanWsFloor(baseUrl: string, token: string, sink: DeliverySink): BenchC
   return { ready: gate.ready, close: () => socket.terminate() };
 }
 
-export function connectLean(design: Design, baseUrl: string, token: string, sink: DeliverySink): BenchConnection {
+/**
+ * The loopback address connection `index` comes from: one address has about 28,000
+ * ephemeral ports towards a server, and the idle scenario holds 50,000 connections (a
+ * storm reconnecting 10,000 clients while the old ports wait out TIME_WAIT needs more than
+ * one address too), so connections spread over 127.0.0.1–8.
+ */
+export function loopbackSource(index: number): string {
+  return `127.0.0.${1 + (index % 8)}`;
+}
+
+/** A lean client of `design`, connecting from the loopback address `from`. */
+export function connectLean(
+  design: Design,
+  baseUrl: string,
+  token: string,
+  sink: DeliverySink,
+  from: string,
+): BenchConnection {
   switch (design) {
     case "pulse":
-      return leanPulse(baseUrl, token, sink);
+      return leanPulse(baseUrl, token, sink, from);
     case "socket-io":
-      return leanSocketIo(baseUrl, token, sink);
+      return leanSocketIo(baseUrl, token, sink, from);
     case "sse":
-      return leanSse(baseUrl, token, sink);
+      return leanSse(baseUrl, token, sink, from);
     case "ws-floor":
-      return leanWsFloor(baseUrl, token, sink);
+      return leanWsFloor(baseUrl, token, sink, from);
   }
 }

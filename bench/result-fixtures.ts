@@ -161,21 +161,27 @@ export function fixtureStorm(
   };
 }
 
-export function fixtureIdle(design: Design, heapPerConnection: number, rssPerConnection: number): IdleResult {
+export function fixtureIdle(
+  design: Design,
+  heapPerConnection: number,
+  rssPerConnection: number,
+  connections = 100,
+): IdleResult {
   return {
     design,
-    connections: 100,
-    ready: 100,
+    connections,
+    ready: connections,
     failed: 0,
     connectMs: 50,
-    serverConnections: 100,
+    serverConnections: connections,
     heapBefore: 0,
-    heapAfter: heapPerConnection * 100,
+    heapAfter: heapPerConnection * connections,
     rssBefore: 0,
-    rssAfter: rssPerConnection * 100,
+    rssAfter: rssPerConnection * connections,
     heapPerConnection,
     rssPerConnection,
-    broadcast: { expected: 100, delivered: 100, missing: 0, duplicates: 0, p99Ms: 5 },
+    quietCpuCores: 0.01,
+    broadcast: { expected: connections, delivered: connections, missing: 0, duplicates: 0, p99Ms: 5 },
     errors: [],
   };
 }

@@ -22,7 +22,7 @@ import type {
   StepResult,
 } from "./bench-result";
 import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
-import type { BenchProcess } from "./ipc";
+import { openFileLimit, type BenchProcess } from "./ipc";
 import type { StormOutcome } from "./reconnect-storm";
 import type { ServerStats } from "./servers/server-stats";
 import { cpuShares, sampleCpu, type CpuShares } from "./machine-cpu";
@@ -558,11 +558,15 @@ async function runReconnectStorm(
   return results;
 }
 
-async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Promise<IdleResult> {
+/**
+ * `size` idle subscribers of one design: heap (after full collections) and RSS before and
+ * after they connect, the server's CPU while they stay idle, then one event per tenant.
+ */
+async function runIdle(bench: BenchHarness, plan: IdlePlan, size: number, design: Design): Promise<IdleResult> {
   const server = bench.server(design);
   const tenants = await bench.tenants(design, {
     tenants: plan.tenants,
-    connectionsPerTenant: plan.subscribersPerTenant,
+    connectionsPerTenant: Math.ceil(size / plan.tenants),
     runsPerTenant: 1,
   });
   await bench.target(design, tenants);
@@ -575,10 +579,15 @@ async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Pro
   await snapshot("before");
   const before = await server.stats(true);
   try {
+    await bench.profile(design, "start", `idle-${size}`);
     const connect = await bench.connect(design, tenants, plan.officialClients);
+    for (const file of await bench.profile(design, "stop", `idle-${size}`))
+      log(`  CPU profile of the connects: ${path.relative(REPO_ROOT, file)}`);
     await snapshot("after");
     const after = await server.stats(true);
     const ready = connect.ready;
+    await sleep(plan.quietMs);
+    const quiet = await server.stats();
     const m = await measureStep(bench, design, {
       rate: 200,
       count: plan.tenants,
@@ -599,6 +608,7 @@ async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Pro
       rssAfter: after.rss,
       heapPerConnection: ready > 0 ? (after.heapUsed - before.heapUsed) / ready : 0,
       rssPerConnection: ready > 0 ? (after.rss - before.rss) / ready : 0,
+      quietCpuCores: (quiet.cpuUs - after.cpuUs) / 1000 / plan.quietMs,
       broadcast: {
         expected: m.summary.expected,
         delivered: m.summary.delivered,
@@ -610,13 +620,27 @@ async function runIdle(bench: BenchHarness, plan: IdlePlan, design: Design): Pro
     };
     log(
       `  ${design}: ${ready}/${connect.connections} subscribed in ${result.connectMs} ms; heap ${Math.round(result.heapPerConnection)} B/connection, ` +
-        `RSS ${Math.round(result.rssPerConnection)} B/connection; one event per tenant reached ${m.summary.delivered}/${m.summary.expected}`,
+        `RSS ${Math.round(result.rssPerConnection)} B/connection; idle CPU ${result.quietCpuCores!.toFixed(3)} cores; one event per tenant reached ${m.summary.delivered}/${m.summary.expected}`,
     );
     return result;
   } finally {
     await bench.disconnect(design);
     await bench.flush();
   }
+}
+
+/**
+ * The idle plan with each size capped to what one process may hold open (a server holds
+ * every connection; so does the clients' process), less room for its other sockets.
+ */
+function withinOpenFiles(plan: IdlePlan): IdlePlan {
+  const room = Math.floor((openFileLimit() - 2_000) / 1_000) * 1_000;
+  const sizes = [...new Set(plan.sizes.map((size) => Math.min(size, room)))].filter((size) => size > 0);
+  if (sizes.some((size, i) => size !== plan.sizes[i]))
+    log(
+      `\nidle: this machine lets each process hold ${openFileLimit()} open files: ${plan.sizes.join(", ")} connections asked, ${sizes.join(", ")} measured`,
+    );
+  return { ...plan, sizes };
 }
 
 async function measureThroughput(bench: BenchHarness): Promise<BenchResult["publishThroughput"]> {
@@ -729,12 +753,13 @@ async function main(): Promise<number> {
       }
     }
     const idle: IdleResult[] = [];
-    if (args.heap || (!args.profile && selected("idle"))) {
-      const idlePlan = args.heap
-        ? { ...plan.idle, subscribersPerTenant: Math.ceil(1_000 / plan.idle.tenants) }
-        : plan.idle;
-      log(`\nidle: ${idlePlan.tenants * idlePlan.subscribersPerTenant} subscribers per design`);
-      for (const design of designs) idle.push(await runIdle(bench, idlePlan, design));
+    // With --profile, idle runs only when named: its profile covers the connections' set-up.
+    if (args.heap || (selected("idle") && (!args.profile || args.scenarios?.includes("idle")))) {
+      const idlePlan = args.heap ? { ...plan.idle, sizes: [1_000] } : withinOpenFiles(plan.idle);
+      for (const [i, size] of idlePlan.sizes.entries()) {
+        log(`\nidle: ${size} subscribers per design`);
+        for (const design of interleavedOrder(designs, i)) idle.push(await runIdle(bench, idlePlan, size, design));
+      }
     }
 
     const partial = { designs, scenarios, firstEvent, reconnectStorm, idle };
