@@ -397,8 +397,12 @@ describe("a replay over a WebSocket", () => {
     const { socket, wire, feed } = wiredFeed(tenantId, appended[0]!, pages);
 
     // What a WebSocket connection does with the items the feed yields (`RpcConnection.stream`).
-    const yielded = (async () => {
-      for await (const item of feed) socket.send(JSON.stringify({ result: { id: item.id } }));
+    let yielded = 0;
+    const drained = (async () => {
+      for await (const item of feed) {
+        yielded += 1;
+        socket.send(JSON.stringify({ result: { id: item.id } }));
+      }
     })();
     await eventually(
       () => pages.pages.length,
@@ -418,8 +422,10 @@ describe("a replay over a WebSocket", () => {
       "the live events",
     );
     expect(socket.ids()).toEqual([...expected, ...late]);
+    // Those that came during the replay, queued meanwhile, took the wire too, in one batch.
+    expect(yielded).toBe(0);
     wire.stop();
-    await yielded;
+    await drained;
   });
 
   it("a page retention trimmed after earlier pages were sent ends the replay with a resync", async () => {

@@ -174,6 +174,11 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
         yield { id: entries.restartId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
         continue;
       }
+      if (outlet?.ready) {
+        // What arrived while the feed was busy (its replay, its snapshot) goes out as one batch.
+        live.sendDirect(outlet, entries);
+        continue;
+      }
       for (const entry of entries) {
         if (compareStreamIds(entry.id, live.lastYielded) <= 0) continue;
         live.lastYielded = entry.id;
@@ -389,7 +394,8 @@ class LiveEntries<TEvent extends PulseEvent> implements StreamSubscriber {
     this.close();
   }
 
-  private sendDirect(outlet: LiveOutlet, entries: StreamEntry[]): void {
+  /** Sends what the subscriber was not given yet of `entries` (its query's events) to the outlet. */
+  sendDirect(outlet: LiveOutlet, entries: StreamEntry[]): void {
     const after = this.lastYielded;
     const last = entries[entries.length - 1]!;
     if (compareStreamIds(last.id, after) <= 0) return;
