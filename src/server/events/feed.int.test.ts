@@ -2,6 +2,10 @@ import type { Duplex } from "node:stream";
 import { connectRedis } from "../redis";
 import { describe, expect, it, vi } from "vitest";
 import { runReplayFloor } from "../trpc/routers/agent";
+import { ContextFeedQuery } from "../trpc/routers/context";
+import { SubscriptionWire, type WireSocket } from "../ws/subscription-wire";
+import type { StreamEntry } from "./event-stream";
+import { REPLAY_PAGE, tenantFeed, type ReplayStream } from "./feed";
 import { compareStreamIds, STREAM_ORIGIN } from "./schema";
 import {
   AgentRemote,
@@ -289,6 +293,169 @@ describe("agent.onStatus across reconnects (guarantee 1)", () => {
     ).toBe(true);
     expect(late.events().map((i) => i.data.type)).toEqual(["agent:progress", "agent:log", "agent:completed"]);
     expect(byRun.events()).toEqual(late.events());
+  });
+});
+
+/** What a subscription's wire wrote to its socket: each frame, and how many network writes (corked batches) carried them. */
+class RecordingSocket implements WireSocket {
+  readyState = 1;
+  readonly frames: Buffer[] = [];
+  batches = 0;
+  send(data: string | Buffer): void {
+    this.frames.push(Buffer.isBuffer(data) ? data : Buffer.from(data));
+  }
+  corked(write: () => void): void {
+    this.batches += 1;
+    write();
+  }
+  ids(): string[] {
+    return this.frames.map((f) => (JSON.parse(f.toString()) as { result: { id: string } }).result.id);
+  }
+}
+
+/** The tenant's stream as a feed reads it, keeping the pages it was given; `beforeRead` runs before each read. */
+class ReadPages implements ReplayStream {
+  readonly pages: StreamEntry[][] = [];
+  beforeRead: (read: number) => Promise<void> | void = () => {};
+
+  constructor(private readonly stream: ReplayStream) {}
+
+  async readAfter(tenantId: string, afterId: string, count: number): Promise<StreamEntry[]> {
+    await this.beforeRead(this.pages.length);
+    const page = await this.stream.readAfter(tenantId, afterId, count);
+    this.pages.push(page);
+    return page;
+  }
+
+  isBehindRetention(tenantId: string, cursor: string): Promise<boolean> {
+    return this.stream.isBehindRetention(tenantId, cursor);
+  }
+}
+
+describe("a replay over a WebSocket", () => {
+  /** Appends `count` context events to the tenant's stream; their ids. */
+  async function appendContextEvents(tenantId: string, count: number): Promise<string[]> {
+    const appended: string[] = [];
+    for (let version = 0; version < count; version++) {
+      const event = { type: "context:status_changed", tenantId, status: "generating", version };
+      const result = await app.pulse.services.stream.append(tenantId, JSON.stringify(event));
+      if (!("id" in result)) throw new Error(`append refused: ${result.refused}`);
+      appended.push(result.id);
+    }
+    return appended;
+  }
+
+  /** A context feed resuming after `cursor` on a wire of its own, reading through `pages`. */
+  function wiredFeed(tenantId: string, cursor: string, pages: ReadPages) {
+    const socket = new RecordingSocket();
+    const wire = new SubscriptionWire(socket, 1, undefined);
+    const { reader } = app.pulse.services;
+    const query = new ContextFeedQuery(app.pulse.services, tenantId, { from: "after", id: cursor });
+    const feed = tenantFeed({ reader, stream: pages }, query, undefined, wire);
+    return { socket, wire, feed };
+  }
+
+  it("goes out through the subscription's wire a page per write, the entries as read, then live events follow on it", async () => {
+    const { tenantId } = await createQuietTenant(app);
+    const appended = await appendContextEvents(tenantId, REPLAY_PAGE + 100);
+    const pages = new ReadPages(app.pulse.services.stream);
+    const { socket, wire, feed } = wiredFeed(tenantId, appended[0]!, pages);
+
+    // The feed's first item never comes: the replay and the live events all take the wire.
+    const first = feed.next();
+    await eventually(
+      () => socket.frames.length,
+      (n) => n === appended.length - 1,
+      "the replay",
+    );
+    expect(socket.ids()).toEqual(appended.slice(1));
+    expect(socket.batches).toBe(2);
+    // The wire was given the page's own entries: frames for them are the ones already built.
+    const other = new RecordingSocket();
+    new SubscriptionWire(other, 1, undefined).send(pages.pages.flat());
+    expect(other.frames).toHaveLength(socket.frames.length);
+    other.frames.forEach((frame, i) => expect(frame).toBe(socket.frames[i]));
+
+    const later = await appendContextEvents(tenantId, 3);
+    await eventually(
+      () => socket.frames.length,
+      (n) => n === appended.length - 1 + later.length,
+      "the live events",
+    );
+    expect(socket.ids()).toEqual([...appended.slice(1), ...later]);
+    wire.stop();
+    await expect(first).resolves.toEqual({ done: true, value: undefined });
+  });
+
+  it("events appended while the replay is read follow it once each, in stream order", async () => {
+    const { tenantId } = await createQuietTenant(app);
+    const appended = await appendContextEvents(tenantId, REPLAY_PAGE + 20);
+    const pages = new ReadPages(app.pulse.services.stream);
+    const during: string[] = [];
+    // Appended after the feed's live listener registered: some are in the replay's pages too.
+    pages.beforeRead = async () => void during.push(...(await appendContextEvents(tenantId, 5)));
+    const { socket, wire, feed } = wiredFeed(tenantId, appended[0]!, pages);
+
+    // What a WebSocket connection does with the items the feed yields (`RpcConnection.stream`).
+    let yielded = 0;
+    const drained = (async () => {
+      for await (const item of feed) {
+        yielded += 1;
+        socket.send(JSON.stringify({ result: { id: item.id } }));
+      }
+    })();
+    await eventually(
+      () => pages.pages.length,
+      (n) => n === 2,
+      "both pages read",
+    );
+    const expected = [...appended.slice(1), ...during];
+    await eventually(
+      () => socket.frames.length,
+      (n) => n >= expected.length,
+      "the replay and what was appended meanwhile",
+    );
+    const late = await appendContextEvents(tenantId, 2);
+    await eventually(
+      () => socket.frames.length,
+      (n) => n >= expected.length + late.length,
+      "the live events",
+    );
+    expect(socket.ids()).toEqual([...expected, ...late]);
+    // Those that came during the replay, queued meanwhile, took the wire too, in one batch.
+    expect(yielded).toBe(0);
+    wire.stop();
+    await drained;
+  });
+
+  it("a page retention trimmed after earlier pages were sent ends the replay with a resync", async () => {
+    const { tenantId } = await createQuietTenant(app);
+    const appended = await appendContextEvents(tenantId, REPLAY_PAGE + 10);
+    const pages = new ReadPages(app.pulse.services.stream);
+    pages.beforeRead = async (read) => {
+      if (read === 1) await app.pulse.services.stream.trim(tenantId);
+    };
+    const { socket, wire, feed } = wiredFeed(tenantId, STREAM_ORIGIN, pages);
+
+    const resync = await feed.next();
+    expect(socket.ids()).toEqual(appended.slice(0, REPLAY_PAGE));
+    expect(resync.value).toMatchObject({ id: appended.at(-1), item: { type: "resync" } });
+    wire.stop();
+    await expect(feed.next()).resolves.toEqual({ done: true, value: undefined });
+  });
+
+  it("stopped mid-replay, writes nothing more, reads no page after the one in flight, and the feed ends", async () => {
+    const { tenantId } = await createQuietTenant(app);
+    const appended = await appendContextEvents(tenantId, REPLAY_PAGE + 10);
+    const pages = new ReadPages(app.pulse.services.stream);
+    const { socket, wire, feed } = wiredFeed(tenantId, STREAM_ORIGIN, pages);
+    pages.beforeRead = (read) => {
+      if (read === 1) wire.stop();
+    };
+
+    await expect(feed.next()).resolves.toEqual({ done: true, value: undefined });
+    expect(socket.ids()).toEqual(appended.slice(0, REPLAY_PAGE));
+    expect(pages.pages).toHaveLength(2);
   });
 });
 

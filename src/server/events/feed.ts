@@ -92,10 +92,11 @@ export async function resolveCursor(
 }
 
 /**
- * Where a transport can take a subscription's live events straight from the stream
- * reader, each as the subscription's tracked item, instead of the feed yielding them one
- * by one (`SubscriptionWire` over WebSocket). The feed hands over only while nothing it
- * yielded is still unsent, so the subscriber sees one ordered sequence either way.
+ * Where a transport can take a subscription's replayed and live events in batches, each as
+ * the subscription's tracked item, instead of the feed yielding them one by one
+ * (`SubscriptionWire` over WebSocket): the replay a page at a time, live events straight
+ * from the stream reader. The feed sends only while nothing it yielded is still unsent, so
+ * the subscriber sees one ordered sequence either way.
  */
 export interface LiveOutlet {
   /** Taken by the one feed that carries its live events: true the first time, false after (a second feed yields its items). */
@@ -111,7 +112,11 @@ export interface LiveOutlet {
 /** Which push transport a feed's events are counted under. */
 export type DeliveryTransport = "ws" | "sse";
 
-const REPLAY_PAGE = 500;
+/** What a feed reads of a tenant's stream: its replay's pages, and whether retention trimmed them. */
+export type ReplayStream = Pick<TenantEventStream, "readAfter" | "isBehindRetention">;
+
+/** Entries a replay reads at a time, and at most holds. */
+export const REPLAY_PAGE = 500;
 /** How long a subscription waits for an unreachable database to read its snapshot; live events queue meanwhile. */
 const SNAPSHOT_WAIT_MS = 30_000;
 
@@ -135,7 +140,7 @@ function snapshotWhenReachable<TSnapshot>(
 export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
   deps: {
     reader: TenantStreamReader;
-    stream: TenantEventStream;
+    stream: ReplayStream;
     metrics?: PulseMetrics;
     transport?: DeliveryTransport;
   },
@@ -153,7 +158,7 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
   outlet?.onClose(live);
   try {
     live.lastYielded = startId;
-    yield* openingItems(deps, query, live, startId, signal, transport);
+    yield* openingItems(deps, query, live, startId, signal, transport, outlet);
     while (!signal?.aborted) {
       // Everything yielded so far has been sent (the consumer asked for the next item), so
       // with nothing queued the outlet can carry on from here.
@@ -167,6 +172,11 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
         metrics?.resynced("lost");
         live.lastYielded = entries.restartId;
         yield { id: entries.restartId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
+        continue;
+      }
+      if (outlet?.ready) {
+        // What arrived while the feed was busy (its replay, its snapshot) goes out as one batch.
+        live.sendDirect(outlet, entries);
         continue;
       }
       for (const entry of entries) {
@@ -191,68 +201,110 @@ export async function* tenantFeed<TEvent extends PulseEvent, TSnapshot>(
  * snapshot or replay for the rest of its life.
  */
 async function* openingItems<TEvent extends PulseEvent, TSnapshot>(
-  deps: { stream: TenantEventStream; metrics?: PulseMetrics },
+  deps: { stream: ReplayStream; metrics?: PulseMetrics },
   query: FeedQuery<TEvent, TSnapshot>,
   live: LiveEntries<TEvent>,
   startId: string,
   signal: AbortSignal | undefined,
   transport: DeliveryTransport,
+  outlet: LiveOutlet | undefined,
 ): AsyncGenerator<IdentifiedItem<TEvent, TSnapshot>> {
   const { metrics } = deps;
   const { start } = query;
-  const from =
-    start.from !== "after"
-      ? null
-      : start.id === STREAM_ORIGIN
-        ? ((await query.replayFloor?.()) ?? STREAM_ORIGIN)
-        : start.id;
-  const replay = from === null ? null : await replayAfter(deps.stream, query, from, startId);
   if (start.from === "snapshot") {
     metrics?.snapshots.inc();
     yield { id: startId, item: { type: "snapshot", snapshot: await snapshotWhenReachable(query, signal) } };
-  } else if (start.from === "resync" || replay === "resync" || replay === null) {
-    metrics?.resynced(start.from === "resync" ? (start.reason ?? "cursor") : "trimmed");
-    yield { id: startId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
-  } else {
-    metrics?.replayStarted();
-    for (const entry of replay) {
-      metrics?.eventReplayed();
-      metrics?.eventDelivered(1, transport);
-      yield { id: entry.id, item: entry.event };
-    }
-    // The cursor may stand after the replay's last accepted entry (or after the reader's
-    // start, when it arrived meanwhile); the live part starts after whichever is newer.
-    const lastReplayed = replay.at(-1)?.id ?? from!;
-    if (compareStreamIds(lastReplayed, live.lastYielded) > 0) live.lastYielded = lastReplayed;
+    return;
   }
+  if (start.from === "after") {
+    const from = start.id === STREAM_ORIGIN ? ((await query.replayFloor?.()) ?? STREAM_ORIGIN) : start.id;
+    const replay = new Replay(deps.stream, query, from, startId);
+    let page = await replay.nextPage();
+    if (page !== "resync") {
+      metrics?.replayStarted();
+      while (page !== null && page !== "resync") {
+        // Stopped meanwhile (its signal aborted, its outlet closed): nothing more is sent or read.
+        if (!live.open) return;
+        if (outlet?.ready) {
+          // Over a WebSocket the page goes to the socket as it was read, in one write, each
+          // entry encoded once for all the tenant's subscribers resuming from the same place
+          // (they share the page's entries: `TenantEventStream.readAfter`). Nothing of this
+          // subscription precedes it on the wire but tRPC's `started`, which
+          // `RpcConnection.subscribe` sends before the feed's first `next()` runs this body.
+          if (page.length > 0) outlet.send(page);
+          metrics?.eventReplayed(page.length);
+          metrics?.eventDelivered(page.length, transport);
+        } else {
+          for (const entry of page) {
+            metrics?.eventReplayed();
+            metrics?.eventDelivered(1, transport);
+            yield { id: entry.id, item: entry.event };
+          }
+        }
+        page = await replay.nextPage();
+      }
+      // The cursor may stand after the replay's last accepted entry (or after the reader's
+      // start, when it arrived meanwhile); the live part starts after whichever is newer.
+      if (compareStreamIds(replay.lastAccepted, live.lastYielded) > 0) live.lastYielded = replay.lastAccepted;
+      if (page === null) return;
+      // Retention trimmed what was still to be read: the resync's snapshot replaces what the
+      // client was sent so far, as after a lost stream.
+    }
+  }
+  metrics?.resynced(start.from === "resync" ? (start.reason ?? "cursor") : "trimmed");
+  yield { id: startId, item: { type: "resync", snapshot: await snapshotWhenReachable(query, signal) } };
+}
+
+/** A stream entry whose event a feed's query accepted. */
+interface AcceptedEntry<TEvent extends PulseEvent> extends StreamEntry {
+  event: TEvent;
 }
 
 /**
- * The entries the query accepts after the cursor up to `until`, or "resync" when retention
- * trimmed some of them. A cursor past `until` (an entry appended after the live listener
- * registered) needs no replay. Retention is checked after each page is read: the trimmed
- * marker rises before entries are removed, so a page read before the check is complete.
- * Only accepted entries are kept, so a run's replay holds the run's events, not the tenant's.
+ * The entries a query accepts after the cursor up to `until`, read a page at a time, so a
+ * long replay holds one page, not all of it. A cursor past `until` (an entry appended after
+ * the live listener registered) needs no replay. Retention is checked after each page is
+ * read: the trimmed marker rises before entries are removed, so a page read before the
+ * check is complete. The page's entries are kept as read (the same objects for every
+ * caller reading it at the same time), only those the query accepts.
  */
-async function replayAfter<TEvent extends PulseEvent>(
-  stream: TenantEventStream,
-  query: FeedQuery<TEvent, unknown>,
-  cursor: string,
-  until: string,
-): Promise<{ id: string; event: TEvent }[] | "resync"> {
-  const entries: { id: string; event: TEvent }[] = [];
-  let after = cursor;
-  while (compareStreamIds(after, until) < 0) {
-    const page = await stream.readAfter(query.tenantId, after, REPLAY_PAGE);
-    if (await stream.isBehindRetention(query.tenantId, after)) return "resync";
-    for (const entry of page) {
-      if (compareStreamIds(entry.id, until) > 0) return entries;
-      if (query.accept(entry.event)) entries.push({ id: entry.id, event: entry.event });
-    }
-    if (page.length < REPLAY_PAGE) break;
-    after = page.at(-1)!.id;
+class Replay<TEvent extends PulseEvent> {
+  /** The last entry handed out, or the cursor before any was. */
+  lastAccepted: string;
+  private after: string;
+  private done = false;
+
+  constructor(
+    private readonly stream: ReplayStream,
+    private readonly query: { tenantId: string; accept(event: PulseEvent): event is TEvent },
+    cursor: string,
+    private readonly until: string,
+  ) {
+    this.lastAccepted = this.after = cursor;
   }
-  return entries;
+
+  /**
+   * The next page's accepted entries (possibly none), null once the replay reached `until`,
+   * or "resync" when retention trimmed entries it had yet to read.
+   */
+  async nextPage(): Promise<AcceptedEntry<TEvent>[] | null | "resync"> {
+    if (this.done || compareStreamIds(this.after, this.until) >= 0) return null;
+    const { tenantId } = this.query;
+    const page = await this.stream.readAfter(tenantId, this.after, REPLAY_PAGE);
+    if (await this.stream.isBehindRetention(tenantId, this.after)) return "resync";
+    const accepted: AcceptedEntry<TEvent>[] = [];
+    for (const entry of page) {
+      if (compareStreamIds(entry.id, this.until) > 0) {
+        this.done = true;
+        break;
+      }
+      if (this.query.accept(entry.event)) accepted.push(entry as AcceptedEntry<TEvent>);
+    }
+    if (page.length < REPLAY_PAGE) this.done = true;
+    else this.after = page.at(-1)!.id;
+    this.lastAccepted = accepted.at(-1)?.id ?? this.lastAccepted;
+    return accepted;
+  }
 }
 
 export interface EventPage<TEvent extends PulseEvent, TSnapshot> {
@@ -342,7 +394,8 @@ class LiveEntries<TEvent extends PulseEvent> implements StreamSubscriber {
     this.close();
   }
 
-  private sendDirect(outlet: LiveOutlet, entries: StreamEntry[]): void {
+  /** Sends what the subscriber was not given yet of `entries` (its query's events) to the outlet. */
+  sendDirect(outlet: LiveOutlet, entries: StreamEntry[]): void {
     const after = this.lastYielded;
     const last = entries[entries.length - 1]!;
     if (compareStreamIds(last.id, after) <= 0) return;
@@ -367,6 +420,11 @@ class LiveEntries<TEvent extends PulseEvent> implements StreamSubscriber {
     } else {
       this.batches.push(entries);
     }
+  }
+
+  /** False once the feed ended (its signal aborted, its outlet closed). */
+  get open(): boolean {
+    return !this.closed;
   }
 
   get isEmpty(): boolean {

@@ -228,8 +228,8 @@ export class PulseMetrics {
     this.replays.inc();
   }
 
-  eventReplayed(): void {
-    this.pendingReplayed += 1;
+  eventReplayed(count = 1): void {
+    this.pendingReplayed += count;
   }
 
   /** Observes how long ago the entry with this stream id (`<ms>-<seq>`) was appended. */
