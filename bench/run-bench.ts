@@ -33,7 +33,7 @@ import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { scenarioTable, summarise, summaryTables } from "./report";
 import { comparisonLoads, interleavedOrder } from "./statistics";
 import { disturbance, judgeStep } from "./step-verdict";
-import { DESIGNS, nowUs, type Design } from "./workload";
+import { DESIGNS, nowUs, type Design, type SocketIoAdapter } from "./workload";
 
 /**
  * `npm run bench`: Pulse against Socket.IO with the Redis adapter, SSE over Redis pub/sub
@@ -372,11 +372,17 @@ async function runFirstEvent(
   return results;
 }
 
+/**
+ * The adapter Socket.IO's storms run on: the Redis Streams one, which keeps sessions, so its
+ * connection-state recovery applies; the other scenarios keep the Redis adapter, its cheapest.
+ */
+const SOCKET_IO_STORM_ADAPTER: SocketIoAdapter = "redis-streams";
+
 /** How each design's storm clients resume after a drop. */
 const STORM_RESUME: Partial<Record<Design, string>> = {
   pulse: "resubscribes with the last tracked id (wsLink's lastEventId): the server replays what it missed",
   "socket-io":
-    "connects again; the Redis adapter keeps no session, so connection-state recovery cannot apply and missed events are lost",
+    "socket.io-client's resume (its pid and last offset) on @socket.io/redis-streams-adapter with connection-state recovery: the server restores the session's rooms and replays the packets it missed",
 };
 
 /** The publisher's counts of a step, as a storm records them. */
@@ -459,6 +465,8 @@ async function runReconnectStorm(
 ): Promise<ReconnectStormResult[]> {
   const results: ReconnectStormResult[] = [];
   const designs = interleavedOrder(bench.designs, repetition).filter((d) => STORM_RESUME[d]);
+  // Socket.IO goes back to the Redis adapter for the scenarios after.
+  await bench.useSocketIoAdapter(SOCKET_IO_STORM_ADAPTER);
   for (const design of designs) {
     const tenants = await bench.tenants(design, {
       tenants: plan.tenants,
@@ -473,12 +481,17 @@ async function runReconnectStorm(
         continue;
       }
       const takeSeq = seqNumbering(plan.tenants);
+      const notLive = await bench.stormLive(design, plan.tenants, takeSeq(plan.tenants));
+      if (notLive > 0) {
+        log(`  ${design}: ${notLive} storm clients had no event before the drop; no storm`);
+        continue;
+      }
       for (const missedPerTenant of plan.missedPerTenant) {
         const storm = await stormOnce(bench, plan, design, missedPerTenant, takeSeq);
         results.push({ design, repetition, resume: STORM_RESUME[design]!, ...storm });
         log(
           `  ${design.padEnd(9)} ${missedPerTenant} missed each: ${storm.live}/${storm.connections} back to live, p99 ${storm.backToLiveMs.p99} ms, max ${storm.backToLiveMs.max} ms; ` +
-            `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries; server CPU ${storm.serverCpuMs} ms` +
+            `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries${storm.recovered === null ? "" : `, ${storm.recovered} sessions recovered`}; server CPU ${storm.serverCpuMs} ms` +
             `${storm.database ? `; database ${storm.database.transactions} transactions, ${storm.database.tuplesReturned} rows read` : ""}`,
         );
       }
@@ -487,6 +500,7 @@ async function runReconnectStorm(
       await bench.flush();
     }
   }
+  await bench.useSocketIoAdapter("redis");
   return results;
 }
 
@@ -677,6 +691,7 @@ async function main(): Promise<number> {
         ? "in the server process (PGlite: no PostgreSQL reachable)"
         : "worker process (PostgreSQL)",
       socketIoPublish: args.socketIoPublish,
+      socketIoStormAdapter: SOCKET_IO_STORM_ADAPTER,
       scenarios,
       firstEvent,
       reconnectStorm,
