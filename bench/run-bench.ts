@@ -33,7 +33,7 @@ import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { scenarioTable, summarise, summaryTables } from "./report";
 import { comparisonLoads, interleavedOrder } from "./statistics";
 import { disturbance, judgeStep } from "./step-verdict";
-import { DESIGNS, nowUs, type Design, type SocketIoAdapter } from "./workload";
+import { DESIGNS, nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
 
 /**
  * `npm run bench`: Pulse against Socket.IO with the Redis adapter, SSE over Redis pub/sub
@@ -385,6 +385,24 @@ const STORM_RESUME: Partial<Record<Design, string>> = {
     "socket.io-client's resume (its pid and last offset) on @socket.io/redis-streams-adapter with connection-state recovery: the server restores the session's rooms and replays the packets it missed",
 };
 
+/** Connects a storm client per token of `tenants` and makes each live (it has had an event); false, logged, when some are not. */
+async function stormClientsReady(
+  bench: BenchHarness,
+  plan: ReconnectStormPlan,
+  design: Design,
+  tenants: BenchTenant[],
+  takeSeq: (count: number) => number,
+): Promise<boolean> {
+  const connected = await bench.stormConnect(design, tenants);
+  if (connected.failed > 0) {
+    log(`  ${design}: ${connected.failed} storm clients failed to connect (${connected.errors[0]}); no storm`);
+    return false;
+  }
+  const notLive = await bench.stormLive(design, plan.tenants, takeSeq(plan.tenants));
+  if (notLive > 0) log(`  ${design}: ${notLive} storm clients had no event before the drop; no storm`);
+  return notLive === 0;
+}
+
 /** The publisher's counts of a step, as a storm records them. */
 function stepCounts({ published, dropped, failed }: StepOutcome): StepCounts {
   return { published, dropped, failed };
@@ -475,19 +493,15 @@ async function runReconnectStorm(
     });
     await bench.target(design, tenants);
     try {
-      const connected = await bench.stormConnect(design, tenants);
-      if (connected.failed > 0) {
-        log(`  ${design}: ${connected.failed} storm clients failed to connect (${connected.errors[0]}); no storm`);
-        continue;
-      }
       const takeSeq = seqNumbering(plan.tenants);
-      const notLive = await bench.stormLive(design, plan.tenants, takeSeq(plan.tenants));
-      if (notLive > 0) {
-        log(`  ${design}: ${notLive} storm clients had no event before the drop; no storm`);
-        continue;
-      }
+      let ready = false;
       for (const missedPerTenant of plan.missedPerTenant) {
+        // Clients a storm left without a connection start the next one afresh, connected and
+        // live: the next drop needs them connected, and a Socket.IO client coming back after
+        // two storms would ask its server for everything since the first.
+        if (!ready && !(await stormClientsReady(bench, plan, design, tenants, takeSeq))) break;
         const storm = await stormOnce(bench, plan, design, missedPerTenant, takeSeq);
+        ready = storm.reconnected === storm.connections;
         results.push({ design, repetition, resume: STORM_RESUME[design]!, ...storm });
         log(
           `  ${design.padEnd(9)} ${missedPerTenant} missed each: ${storm.live}/${storm.connections} back to live, p99 ${storm.backToLiveMs.p99} ms, max ${storm.backToLiveMs.max} ms; ` +
