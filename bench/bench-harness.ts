@@ -19,7 +19,7 @@ import { cpuShares, sampleCpu } from "./machine-cpu";
 import type { LoadStep, StepOutcome, ThroughputOutcome, ThroughputRun } from "./open-loop";
 import type { ServerStats } from "./servers/server-stats";
 import type { TenantSpec } from "./servers/pulse-tenants";
-import { BENCH_ROLES, type BenchTenant, type Design, type RunTarget } from "./workload";
+import { BENCH_ROLES, type BenchTenant, type Design, type RunTarget, type SocketIoAdapter } from "./workload";
 
 /** Redis's own CPU time so far (s), from INFO: what the shared Redis spent on each step. */
 export async function redisCpuSeconds(redis: Redis): Promise<number> {
@@ -109,6 +109,7 @@ export class BenchHarness {
   private readonly signer = new TokenSigner(this.competitorSecret);
   private readonly pulseSecret = randomBytes(32).toString("base64url");
   private tenantLabel = 0;
+  private socketIoAdapterInUse: SocketIoAdapter = "redis";
 
   constructor(
     readonly plan: BenchPlan,
@@ -170,34 +171,63 @@ export class BenchHarness {
 
   private async startKit(design: Design, clients: BenchProcess, competitors: BenchProcess | undefined): Promise<void> {
     const pulse = design === "pulse";
-    const serverProcess = pulse
-      ? this.spawn("pulse server", "bench/servers/pulse-server.ts", { env: this.pulseEnv() })
-      : this.spawn(`${design} server`, `bench/servers/${design}-server.ts`);
-    const config = { redisUrl: this.redisServer.url, secret: this.competitorSecret.toString("base64url") };
+    const server = await this.startServer(design);
+    let publisher = server.process;
+    if (!(pulse && this.pulseInServer)) {
+      // Pulse's worker starts once its server has migrated the database.
+      publisher = pulse ? this.spawn("pulse publisher", "bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
+      await this.initPublisher(design, publisher);
+    }
+    this.kits.set(design, { design, server, publisher, clients });
+    log(`  ${design}: ready`);
+  }
+
+  private async startServer(design: Design): Promise<DesignServer> {
+    const serverProcess =
+      design === "pulse"
+        ? this.spawn("pulse server", "bench/servers/pulse-server.ts", { env: this.pulseEnv() })
+        : this.spawn(`${design} server`, `bench/servers/${design}-server.ts`);
+    const config = {
+      redisUrl: this.redisServer.url,
+      secret: this.competitorSecret.toString("base64url"),
+      adapter: this.socketIoAdapterInUse,
+    };
     const { port } = await serverProcess.request<{ port: number }>("init", config, 180_000);
-    const server: DesignServer = {
+    return {
       design,
       process: serverProcess,
       baseUrl: `http://127.0.0.1:${port}`,
       stats: (gc = false) => serverProcess.request<ServerStats>("stats", { gc }),
     };
-    let publisher = serverProcess;
-    if (!(pulse && this.pulseInServer)) {
-      // Pulse's worker starts once its server has migrated the database.
-      publisher = pulse ? this.spawn("pulse publisher", "bench/publisher.ts", { env: this.pulseEnv() }) : competitors!;
-      await publisher.request(
-        "init",
-        {
-          design,
-          redisUrl: this.redisServer.url,
-          socketIoPublish: this.args.socketIoPublish,
-          databaseUrl: this.database.url,
-        },
-        180_000,
-      );
-    }
-    this.kits.set(design, { design, server, publisher, clients });
-    log(`  ${design}: ready`);
+  }
+
+  private async initPublisher(design: Design, publisher: BenchProcess): Promise<void> {
+    const init = {
+      design,
+      redisUrl: this.redisServer.url,
+      socketIoPublish: this.args.socketIoPublish,
+      socketIoAdapter: this.socketIoAdapterInUse,
+      databaseUrl: this.database.url,
+    };
+    await publisher.request("init", init, 180_000);
+  }
+
+  /**
+   * Moves the Socket.IO design to `adapter` (a no-op when it is there already, or when
+   * Socket.IO is not in the run): its server is replaced by a new process, so no state or
+   * heap of the previous setup stays in the figures, and its publisher is initialised again.
+   * The reconnect storm runs on the Redis Streams adapter and moves back after.
+   */
+  async useSocketIoAdapter(adapter: SocketIoAdapter): Promise<void> {
+    const kit = this.kits.get("socket-io");
+    if (!kit || adapter === this.socketIoAdapterInUse) return;
+    this.socketIoAdapterInUse = adapter;
+    await kit.server.process.stop().catch(() => kit.server.process.kill());
+    this.children.delete(kit.server.process);
+    const server = await this.startServer("socket-io");
+    await this.initPublisher("socket-io", kit.publisher);
+    this.kits.set("socket-io", { ...kit, server });
+    log(`  socket-io: now on the ${adapter} adapter`);
   }
 
   kit(design: Design): DesignKit {
@@ -313,6 +343,18 @@ export class BenchHarness {
       concurrency: this.plan.connectConcurrency,
     };
     return this.kit(design).clients.request<StormConnectOutcome>("storm-connect", init, 600_000);
+  }
+
+  /**
+   * Publishes one event to each of `tenants` tenants from `seqStart` and waits until every
+   * storm client has had its tenant's: how many have not. A deploy drops clients that have
+   * been live, and socket.io-client has no offset to resume from before its first event.
+   */
+  async stormLive(design: Design, tenants: number, seqStart: number): Promise<number> {
+    const { clients } = this.kit(design);
+    await clients.request("storm-expect-live", { design, seqStart, tenants });
+    await this.step(design, { tenants, runsPerTenant: 1, rate: tenants, count: tenants, seqStart }, 30_000);
+    return clients.request<number>("storm-live", { design, timeoutMs: 10_000 }, 40_000);
   }
 
   /** The server destroys every connection at once, as a deploy would; resolves when the clients have seen it, to how many are still open. */

@@ -6,7 +6,7 @@ import type { FirstEventOutcome } from "./first-event";
 import type { StormOutcome } from "./reconnect-storm";
 import type { ThroughputOutcome } from "./open-loop";
 import type { PollingCost } from "./polling-cost";
-import type { Design, SocketIoPublish } from "./workload";
+import type { Design, SocketIoAdapter, SocketIoPublish } from "./workload";
 
 /** The JSON `npm run bench` writes (`.data/bench/latest.json`): every figure of one run. */
 export interface BenchResult {
@@ -28,6 +28,8 @@ export interface BenchResult {
   firstEvent?: FirstEventResult[];
   /** Reconnect storms: one per design, repetition and number of missed events (absent from runs before they existed). */
   reconnectStorm?: ReconnectStormResult[];
+  /** The adapter Socket.IO's storms ran on (absent from runs whose storms ran on the Redis adapter). */
+  socketIoStormAdapter?: SocketIoAdapter;
   idle: IdleResult[];
   publishThroughput: (ThroughputOutcome & { chains: number }) | null;
   polling: PollingCost | null;

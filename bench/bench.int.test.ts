@@ -144,9 +144,12 @@ function expectFirstEvents(result: BenchResult, designs: readonly Design[]): voi
 }
 
 /**
- * Each resuming design's storms: every client dropped by the server and back to live.
- * Pulse's resume loses and duplicates nothing; Socket.IO's Redis adapter keeps no session,
- * so its clients get none of what was published while they were away.
+ * Each resuming design's storms: every client dropped by the server and back to live, and
+ * none loses an event: Pulse's resume replays from the last tracked id, and nothing comes
+ * twice; Socket.IO, on the Redis Streams adapter with connection-state recovery, recovers
+ * every client's session and replays what it missed. Socket.IO's duplicates are measured,
+ * not asserted: a live event the session's replay read can reach the restored socket again
+ * through the adapter's stream reader, which the replay does not wait for.
  */
 function expectReconnectStorms(result: BenchResult, withDatabase: boolean): void {
   const plan = SMOKE_PLAN.reconnectStorm;
@@ -166,11 +169,12 @@ function expectReconnectStorms(result: BenchResult, withDatabase: boolean): void
       reconnected: clients,
       live: clients,
       foreign: 0,
-      duplicates: 0,
+      lost: 0,
+      recovered: storm.design === "socket-io" ? clients : null,
     });
+    if (storm.design === "pulse") expect(storm.duplicates, what).toBe(0);
     expect(storm.publisher.missed, what).toMatchObject({ published: plan.tenants * storm.missedPerTenant, failed: 0 });
     expect(storm.backToLiveMs.count, what).toBe(clients);
-    expect(storm.lost, what).toBe(storm.design === "pulse" ? 0 : clients * storm.missedPerTenant);
     expect(storm.database === null, what).toBe(storm.design !== "pulse" || !withDatabase);
   }
   expect(result.repeated.targets.map((t) => t.name)).toEqual(

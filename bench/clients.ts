@@ -122,6 +122,11 @@ answerRequests({
     storms.set(init.design, clients);
     return clients.connect();
   },
+  "storm-expect-live"(payload: { design: Design; seqStart: number; tenants: number }) {
+    storm(payload.design).expectLive(payload.seqStart, payload.tenants);
+    return {};
+  },
+  "storm-live": (payload: { design: Design; timeoutMs: number }) => storm(payload.design).awaitLive(payload.timeoutMs),
   "storm-dropped": (payload: { design: Design; timeoutMs: number }) =>
     storm(payload.design).awaitDropped(payload.timeoutMs),
   "storm-reconnect": (payload: { design: Design; range: StormRange; timeoutMs: number }) =>

@@ -1,7 +1,9 @@
 import { Emitter } from "@socket.io/redis-emitter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { Queue, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { Server } from "socket.io";
 import type { EventBus } from "../src/server/events/bus";
 import type { PublishOne } from "./open-loop";
 import {
@@ -10,7 +12,9 @@ import {
   tenantChannel,
   type BenchTenant,
   type Design,
+  SOCKET_IO_STREAMS_OPTIONS,
   type RunTarget,
+  type SocketIoAdapter,
   type SocketIoPublish,
 } from "./workload";
 
@@ -133,6 +137,40 @@ export function socketIoEmitterPublisher(redisUrl: string, persist: pg.Pool | nu
   };
 }
 
+/**
+ * Socket.IO on the Redis Streams adapter (the reconnect storm), fed its cheapest supported
+ * way. `@socket.io/redis-emitter` does not reach this adapter: it PUBLISHes to the Redis
+ * adapter's pub/sub channels, while this adapter reads broadcasts from its stream (and a
+ * packet that never went through the stream has no offset to recover from). Socket.IO ships
+ * no emitter for streams (its maintainer, socket.io-redis-streams-adapter#8: "we will have to
+ * implement a custom emitter publishing to the Redis streams"); the way offered there is a
+ * Socket.IO server with no listener and the same adapter in the worker, whose `io.to(room).emit`
+ * is one XADD of the adapter's own entry. That keeps the event to one Redis write, as the
+ * emitter's PUBLISH is, without the bench writing the adapter's internal format itself; the
+ * cost it adds (the worker's adapter also reads the stream, every entry once) falls on the
+ * worker, not on the server measured.
+ *
+ * @see https://github.com/socketio/socket.io-redis-streams-adapter/issues/8
+ */
+export function socketIoStreamsPublisher(redisUrl: string): EventPublisher {
+  const redis = new Redis(redisUrl);
+  const io = new Server({ adapter: createStreamsAdapter(redis, SOCKET_IO_STREAMS_OPTIONS) });
+  const stamp = stamper();
+  return {
+    forTenants: async (tenants) => async (seq, tenant, run, intendedUs) => {
+      const target = runOf(tenants, tenant, run);
+      const event = stamp(target, seq, intendedUs);
+      io.to(`tenant:${target.tenantId}`).emit(event.type as string, event);
+      return true;
+    },
+    async close() {
+      // `io.close()` expects a listener to close; the adapter is the only thing this server runs.
+      await io.of("/").adapter.close();
+      await redis.quit();
+    },
+  };
+}
+
 /** The SSE and plain-ws designs' worker side: one PUBLISH of the event's JSON on its tenant's channel. */
 export function pubSubPublisher(design: "sse" | "ws-floor", redisUrl: string): EventPublisher {
   const redis = new Redis(redisUrl);
@@ -152,8 +190,11 @@ export function competitorPublisher(
   redisUrl: string,
   socketIo: SocketIoPublish,
   databaseUrl: string | null,
+  socketIoAdapter: SocketIoAdapter,
 ): EventPublisher {
   if (design !== "socket-io") return pubSubPublisher(design, redisUrl);
+  // `--socket-io-publish` picks among the Redis adapter's ways; the streams adapter has one.
+  if (socketIoAdapter === "redis-streams") return socketIoStreamsPublisher(redisUrl);
   if (socketIo === "bridge") return socketIoBridgePublisher(redisUrl);
   if (socketIo === "emitter") return socketIoEmitterPublisher(redisUrl, null);
   if (!databaseUrl) throw new Error("--socket-io-publish=emitter-postgres needs PostgreSQL (--database-url)");

@@ -6,7 +6,7 @@ import { competitorPublisher, pulsePublisher, type EventPublisher } from "./even
 import { answerRequests } from "./ipc";
 import { OpenLoopSteps, runClosedLoop, type LoadStep, type PublishOne, type ThroughputRun } from "./open-loop";
 import { exitSoon } from "./servers/server-stats";
-import type { BenchTenant, Design, SocketIoPublish } from "./workload";
+import type { BenchTenant, Design, SocketIoAdapter, SocketIoPublish } from "./workload";
 
 /**
  * A worker process of the bench: publishes designs' events on the open-loop schedule the
@@ -29,7 +29,15 @@ function target(design: Design): PublishOne {
 answerRequests({
   "profile-start": () => profiler.start(),
   "profile-stop": (payload: { file: string }) => profiler.stop(payload.file),
-  async init(init: { design: Design; redisUrl: string; socketIoPublish: SocketIoPublish; databaseUrl: string | null }) {
+  async init(init: {
+    design: Design;
+    redisUrl: string;
+    socketIoPublish: SocketIoPublish;
+    socketIoAdapter: SocketIoAdapter;
+    databaseUrl: string | null;
+  }) {
+    // A design initialised again (Socket.IO moving to another adapter) gives up its previous way.
+    await publishers.get(init.design)?.publisher.close();
     if (init.design === "pulse") {
       const env = loadEnv();
       booted = await bootPulse(env, createLogger(env.LOG_LEVEL, "bench-publisher"), {
@@ -39,7 +47,13 @@ answerRequests({
       publishers.set("pulse", { publisher: pulsePublisher(booted.pulse.services.bus) });
     } else {
       publishers.set(init.design, {
-        publisher: competitorPublisher(init.design, init.redisUrl, init.socketIoPublish, init.databaseUrl),
+        publisher: competitorPublisher(
+          init.design,
+          init.redisUrl,
+          init.socketIoPublish,
+          init.databaseUrl,
+          init.socketIoAdapter,
+        ),
       });
     }
     return {};

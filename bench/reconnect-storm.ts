@@ -9,7 +9,8 @@ import { nowUs, scanMarkers, type Design } from "./workload";
  * them (a deploy), then reconnect all at once, each the way its design resumes, and after a
  * failed attempt again on its client library's schedule. Pulse resubscribes with the last
  * tracked id it received (as wsLink does), so the server replays what it missed; Socket.IO
- * connects again (the Redis adapter keeps no session to recover).
+ * sends its session's `pid` and last offset (as socket.io-client does), which a server with
+ * connection-state recovery answers by restoring the session and replaying what it missed.
  */
 export interface StormClientsInit {
   design: Design;
@@ -27,6 +28,8 @@ interface ResumableClient {
   /** How long its design's client library waits before attempt `attempt + 1` after `attempt` failed. */
   retryDelayMs(attempt: number): number;
   readonly open: boolean;
+  /** Whether its last connection resumed the previous one's session on the server (Socket.IO's `socket.recovered`); Pulse has no session to resume. */
+  readonly recovered?: boolean;
   close(): void;
 }
 
@@ -98,12 +101,40 @@ function socketIoReconnectDelayMs(attempt: number): number {
   return Math.round(delay * (0.5 + Math.random()));
 }
 
-/** Socket.IO's protocol (Engine.IO v4 over a WebSocket): every connection a new one, the token as `auth`. */
-function reconnectingSocketIo(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
+/**
+ * The offset a Socket.IO EVENT frame ends with when the server recovers connection state
+ * (`42["type",{…},"<offset>"]`): socket.io-client keeps an event's last argument as its
+ * `_lastOffset` when it is a string and the server gave the connection a `pid`. Null when
+ * the last argument is not a string (the event's object: no recovery).
+ */
+export function socketIoOffsetOf(frame: Buffer): string | null {
+  const end = frame.length - 2;
+  if (frame[end] !== 0x22 /* " */ || frame[end + 1] !== 0x5d /* ] */) return null;
+  const start = frame.lastIndexOf('"', end - 1);
+  return start < 0 ? null : frame.toString("utf8", start + 1, end);
+}
+
+/**
+ * Socket.IO's protocol (Engine.IO v4 over a WebSocket), resuming as socket.io-client 4 does:
+ * the token as `auth`; once the server's CONNECT has given the connection a `pid` (only
+ * with connection-state recovery), a reconnect's CONNECT carries `pid` and the last offset
+ * received beside the auth, and the server, if it still has the session, restores its rooms
+ * and sends the packets it missed (before its CONNECT, whose `pid` is then the same:
+ * `socket.recovered`). Without a `pid` every connection is a new one.
+ *
+ * @see https://github.com/socketio/socket.io/blob/main/packages/socket.io-client/lib/socket.ts (`_sendConnectPacket`, `onconnect`)
+ */
+function resumingSocketIo(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
   let socket: WebSocket | null = null;
+  let pid: string | null = null;
+  let lastOffset: string | null = null;
+  let recovered = false;
   return {
     connect() {
       const ready = deferred();
+      const resume: { pid?: string; offset?: string } = pid
+        ? { pid, ...(lastOffset ? { offset: lastOffset } : {}) }
+        : {};
       const ws = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), {
         perMessageDeflate: false,
         localAddress: from,
@@ -113,10 +144,16 @@ function reconnectingSocketIo(baseUrl: string, token: string, from: string, onEv
       ws.on("close", (code) => ready.reject(new Error(`socket-io: closed before it was ready (${code})`)));
       ws.on("message", (data: Buffer) => {
         if (data[0] === 0x32 /* 2: ping */) ws.send("3");
-        else if (data[0] === 0x30 /* 0: open */) ws.send(`40${JSON.stringify({ token })}`);
-        else if (data[0] === 0x34 && data[1] === 0x32 /* 42: EVENT */) scanMarkers(data, onEvent);
-        else if (data[0] === 0x34 && data[1] === 0x30 /* 40: CONNECT */) ready.resolve();
-        else if (data[0] === 0x34 && data[1] === 0x34 /* 44: CONNECT_ERROR */)
+        else if (data[0] === 0x30 /* 0: open */) ws.send(`40${JSON.stringify({ ...resume, token })}`);
+        else if (data[0] === 0x34 && data[1] === 0x32 /* 42: EVENT */) {
+          scanMarkers(data, onEvent);
+          if (pid) lastOffset = socketIoOffsetOf(data) ?? lastOffset;
+        } else if (data[0] === 0x34 && data[1] === 0x30 /* 40: CONNECT */) {
+          const connected = JSON.parse(data.toString("utf8", 2)) as { pid?: string };
+          recovered = connected.pid !== undefined && connected.pid === resume.pid;
+          pid = connected.pid ?? null;
+          ready.resolve();
+        } else if (data[0] === 0x34 && data[1] === 0x34 /* 44: CONNECT_ERROR */)
           ready.reject(new Error(`socket-io: ${data.toString()}`));
       });
       return ready.promise;
@@ -124,6 +161,9 @@ function reconnectingSocketIo(baseUrl: string, token: string, from: string, onEv
     retryDelayMs: socketIoReconnectDelayMs,
     get open() {
       return socket?.readyState === WebSocket.OPEN;
+    },
+    get recovered() {
+      return recovered;
     },
     close: () => socket?.terminate(),
   };
@@ -146,7 +186,7 @@ function resumableClient(
   onEvent: EventListener,
 ): ResumableClient {
   if (design === "pulse") return resumablePulse(baseUrl, token, from, onEvent);
-  if (design === "socket-io") return reconnectingSocketIo(baseUrl, token, from, onEvent);
+  if (design === "socket-io") return resumingSocketIo(baseUrl, token, from, onEvent);
   throw new Error(`reconnect storm: ${design} has no way to resume`);
 }
 
@@ -161,6 +201,8 @@ export interface StormOutcome extends StormCounts {
   reconnected: number;
   /** Attempts that failed and were tried again after the client library's delay, summed over clients. */
   retries: number;
+  /** Clients whose server recovered their session (Socket.IO's `socket.recovered`); null for a design without sessions. */
+  recovered: number | null;
   errors: string[];
 }
 
@@ -236,6 +278,20 @@ export class StormClients {
     return { ready: done, failed, errors };
   }
 
+  /** Counts, from now, the events of each client's tenant numbered from `seqStart`, for `awaitLive`. */
+  expectLive(seqStart: number, tenants: number): void {
+    this.ledger = new StormLedger(this.tenantOf, { missedStart: seqStart, liveStart: seqStart, tenants }, nowUs());
+  }
+
+  /** Resolves once every client has received one of the events `expectLive` named (or `timeoutMs` passed): how many have not. */
+  async awaitLive(timeoutMs: number): Promise<number> {
+    const ledger = this.ledger;
+    if (!ledger) throw new Error("storm clients: awaitLive before expectLive");
+    const deadline = Date.now() + timeoutMs;
+    while (ledger.live < this.clients.length && Date.now() < deadline) await sleep(20);
+    return this.clients.length - ledger.live;
+  }
+
   /** Resolves once the server has dropped every client (or `timeoutMs` passed): how many are still open. */
   async awaitDropped(timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
@@ -256,7 +312,8 @@ export class StormClients {
     const { done, errors } = await subscribed;
     // A moment for late duplicates of what was already counted.
     await sleep(300);
-    return { ...ledger.counts(), reconnected: done, retries, errors };
+    const recovered = this.init.design === "socket-io" ? this.clients.filter((c) => c.recovered).length : null;
+    return { ...ledger.counts(), reconnected: done, retries, recovered, errors };
   }
 
   close(): void {

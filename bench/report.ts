@@ -1,6 +1,6 @@
 import type { BenchResult, BenchSummary, IdleResult, ScenarioResult, StepResult, TargetCheck } from "./bench-result";
 import type { LatencySummary } from "./delivery-ledger";
-import { DESIGN_TITLES, type Design } from "./workload";
+import { DESIGN_TITLES, SOCKET_IO_STREAMS_OPTIONS, type Design, type SocketIoAdapter } from "./workload";
 import { median } from "./statistics";
 
 /**
@@ -577,19 +577,34 @@ function firstEventMethod(plan: BenchResult["plan"]): string {
 `;
 }
 
+/** Which Socket.IO the storm measured, and why that one. */
+function stormSocketIoSetup(adapter: SocketIoAdapter): string {
+  if (adapter === "redis")
+    return `Socket.IO's storm ran on the Redis adapter, which keeps no session: connection-state recovery
+  could not apply (it needs the in-memory or the Redis Streams adapter), and what was published meanwhile was lost.`;
+  return `Socket.IO's storm runs on \`@socket.io/redis-streams-adapter\` with \`connectionStateRecovery\` (the Redis
+  adapter the load scenarios use keeps no session, so recovery cannot apply there); each client has had an event
+  before the first drop, as socket.io-client has no offset to resume from before one. The stream is kept to about
+  ${SOCKET_IO_STREAMS_OPTIONS.maxLen.toLocaleString("en")} entries (the adapter's default of 10,000 would trim what the full storm's clients missed),
+  and the worker emits through a listener-less Socket.IO server on the same adapter (one XADD an event:
+  \`@socket.io/redis-emitter\` publishes over pub/sub, which this adapter does not read). A live event can reach a
+  recovered client twice (in its session's replay and again from the adapter's stream reader): Socket.IO's duplicates.`;
+}
+
 /** How the reconnect storms are made (nothing for runs planned before they existed). */
-function stormMethod(plan: BenchResult["plan"]): string {
-  const storm = plan.reconnectStorm as BenchResult["plan"]["reconnectStorm"] | undefined;
+function stormMethod(result: BenchResult): string {
+  const storm = result.plan.reconnectStorm as BenchResult["plan"]["reconnectStorm"] | undefined;
   if (!storm) return "";
+  const resumes = new Map((result.reconnectStorm ?? []).map((s) => [s.design, s.resume]));
+  const resumeText = [...resumes].map(([design, resume]) => `**${design}** ${resume}`).join("; ");
   return `- **Reconnect storm** (Pulse and Socket.IO): ${storm.tenants * storm.clientsPerTenant} clients (${storm.tenants} tenants) connected and
   live; the server destroys every connection at once (a deploy); each tenant gets
   ${storm.missedPerTenant.join(" or ")} events while its clients are away; then every client reconnects at once while each
   tenant publishes ${storm.liveEventsPerSecondPerTenant} events/s. A client whose attempt fails (refused, or not subscribed in time)
   tries again after its client library's delay (\`@pulse/client\`'s \`reconnectDelayMs\`, socket.io-client's
-  default backoff); the retries are counted. Pulse's clients resubscribe with the last tracked id they received
-  (wsLink's \`lastEventId\`), so the server replays what they missed; Socket.IO's connect again: the
-  Redis adapter keeps no session, so connection-state recovery cannot apply (it needs the in-memory or
-  the Redis Streams adapter) and what was published meanwhile is lost. A client is back to live at
+  default backoff); the retries are counted. How each design's clients resume, as the run recorded it: ${resumeText}.
+  ${stormSocketIoSetup(result.socketIoStormAdapter ?? "redis")}
+  A client is back to live at
   its first event published after the reconnect; *all live* is the last client's time (failed when one
   was not back within ${storm.timeoutMs / 1000} s). Lost and duplicated events are counted per client; server CPU and, for
   Pulse on PostgreSQL, the database's committed transactions (\`pg_stat_database\`, the live events'
@@ -716,7 +731,7 @@ fields \`seq\` and \`at\`).
   sizes run in that order in the same server process, so RSS the allocator kept from an
   earlier size counts as already there: the memory target is judged at the first, largest.
   A memory target is met only when heap AND RSS per connection both are.
-${firstEventMethod(plan)}${stormMethod(plan)}- **Also measured**: the events/s one Pulse worker process publishes through
+${firstEventMethod(plan)}${stormMethod(result)}- **Also measured**: the events/s one Pulse worker process publishes through
   \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
   \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.
 

@@ -34,7 +34,7 @@ import { scenarioTable, summarise, summaryTables } from "./report";
 import { comparisonLoads, interleavedOrder } from "./statistics";
 import { ladderStarts, maximumOf, medianMaximum } from "./ladder";
 import { disturbance, judgeStep } from "./step-verdict";
-import { DESIGNS, nowUs, type Design } from "./workload";
+import { DESIGNS, nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
 
 /**
  * `npm run bench`: Pulse against Socket.IO with the Redis adapter, SSE over Redis pub/sub
@@ -440,12 +440,36 @@ async function runFirstEvent(
   return results;
 }
 
+/**
+ * The adapter Socket.IO's storms run on: the Redis Streams one, which keeps sessions, so its
+ * connection-state recovery applies; the other scenarios keep the Redis adapter, its cheapest.
+ */
+const SOCKET_IO_STORM_ADAPTER: SocketIoAdapter = "redis-streams";
+
 /** How each design's storm clients resume after a drop. */
 const STORM_RESUME: Partial<Record<Design, string>> = {
   pulse: "resubscribes with the last tracked id (wsLink's lastEventId): the server replays what it missed",
   "socket-io":
-    "connects again; the Redis adapter keeps no session, so connection-state recovery cannot apply and missed events are lost",
+    "socket.io-client's resume (its pid and last offset) on @socket.io/redis-streams-adapter with connection-state recovery: the server restores the session's rooms and replays the packets it missed",
 };
+
+/** Connects a storm client per token of `tenants` and makes each live (it has had an event); false, logged, when some are not. */
+async function stormClientsReady(
+  bench: BenchHarness,
+  plan: ReconnectStormPlan,
+  design: Design,
+  tenants: BenchTenant[],
+  takeSeq: (count: number) => number,
+): Promise<boolean> {
+  const connected = await bench.stormConnect(design, tenants);
+  if (connected.failed > 0) {
+    log(`  ${design}: ${connected.failed} storm clients failed to connect (${connected.errors[0]}); no storm`);
+    return false;
+  }
+  const notLive = await bench.stormLive(design, plan.tenants, takeSeq(plan.tenants));
+  if (notLive > 0) log(`  ${design}: ${notLive} storm clients had no event before the drop; no storm`);
+  return notLive === 0;
+}
 
 /** The publisher's counts of a step, as a storm records them. */
 function stepCounts({ published, dropped, failed }: StepOutcome): StepCounts {
@@ -527,6 +551,8 @@ async function runReconnectStorm(
 ): Promise<ReconnectStormResult[]> {
   const results: ReconnectStormResult[] = [];
   const designs = interleavedOrder(bench.designs, repetition).filter((d) => STORM_RESUME[d]);
+  // Socket.IO goes back to the Redis adapter for the scenarios after.
+  await bench.useSocketIoAdapter(SOCKET_IO_STORM_ADAPTER);
   for (const design of designs) {
     const tenants = await bench.tenants(design, {
       tenants: plan.tenants,
@@ -535,18 +561,19 @@ async function runReconnectStorm(
     });
     await bench.target(design, tenants);
     try {
-      const connected = await bench.stormConnect(design, tenants);
-      if (connected.failed > 0) {
-        log(`  ${design}: ${connected.failed} storm clients failed to connect (${connected.errors[0]}); no storm`);
-        continue;
-      }
       const takeSeq = seqNumbering(plan.tenants);
+      let ready = false;
       for (const missedPerTenant of plan.missedPerTenant) {
+        // Clients a storm left without a connection start the next one afresh, connected and
+        // live: the next drop needs them connected, and a Socket.IO client coming back after
+        // two storms would ask its server for everything since the first.
+        if (!ready && !(await stormClientsReady(bench, plan, design, tenants, takeSeq))) break;
         const storm = await stormOnce(bench, plan, design, missedPerTenant, takeSeq);
+        ready = storm.reconnected === storm.connections;
         results.push({ design, repetition, resume: STORM_RESUME[design]!, ...storm });
         log(
           `  ${design.padEnd(9)} ${missedPerTenant} missed each: ${storm.live}/${storm.connections} back to live, p99 ${storm.backToLiveMs.p99} ms, max ${storm.backToLiveMs.max} ms; ` +
-            `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries; server CPU ${storm.serverCpuMs} ms` +
+            `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries${storm.recovered === null ? "" : `, ${storm.recovered} sessions recovered`}; server CPU ${storm.serverCpuMs} ms` +
             `${storm.database ? `; database ${storm.database.transactions} transactions, ${storm.database.tuplesReturned} rows read` : ""}`,
         );
       }
@@ -555,6 +582,7 @@ async function runReconnectStorm(
       await bench.flush();
     }
   }
+  await bench.useSocketIoAdapter("redis");
   return results;
 }
 
@@ -776,6 +804,7 @@ async function main(): Promise<number> {
         ? "in the server process (PGlite: no PostgreSQL reachable)"
         : "worker process (PostgreSQL)",
       socketIoPublish: args.socketIoPublish,
+      socketIoStormAdapter: SOCKET_IO_STORM_ADAPTER,
       scenarios,
       firstEvent,
       reconnectStorm,

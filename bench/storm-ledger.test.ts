@@ -1,6 +1,7 @@
+import { Encoder, PacketType } from "socket.io-parser";
 import { describe, expect, test } from "vitest";
 import { requestPrefix, trackedDataFrame } from "../src/server/ws/frame-encoder";
-import { trackedIdOf } from "./reconnect-storm";
+import { socketIoOffsetOf, trackedIdOf } from "./reconnect-storm";
 import { StormLedger } from "./storm-ledger";
 import { benchEvent } from "./workload";
 
@@ -54,4 +55,13 @@ test("a storm client reads the tracked id back from the very frame Pulse's serve
   const frame = trackedDataFrame(requestPrefix(1, undefined), "1733400000000-7", benchEvent(3, run, 42));
   expect(trackedIdOf(Buffer.from(frame))).toBe("1733400000000-7");
   expect(trackedIdOf(Buffer.from('{"id":1,"result":{"type":"started"}}'))).toBeNull();
+});
+
+test("a storm client reads the offset back from the EVENT frame socket.io-parser encodes for a recovering server", () => {
+  const run = { tenantId: "t1", runId: "r1", jobId: "j1", queue: "q", agentRole: "client-researcher" };
+  const encode = (data: unknown[]) => new Encoder().encode({ type: PacketType.EVENT, nsp: "/", data })[0] as string;
+  const event = benchEvent(3, run, 42);
+  expect(socketIoOffsetOf(Buffer.from(encode([event.type, event, "1733400000000-7"])))).toBe("1733400000000-7");
+  // Without connection-state recovery the event's object is the last argument: no offset.
+  expect(socketIoOffsetOf(Buffer.from(encode([event.type, event])))).toBeNull();
 });

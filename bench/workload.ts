@@ -31,6 +31,32 @@ export const SOCKET_IO_PUBLISH = ["emitter", "emitter-postgres", "bridge"] as co
 export type SocketIoPublish = (typeof SOCKET_IO_PUBLISH)[number];
 
 /**
+ * The adapter the Socket.IO design's servers run with. `redis` (`@socket.io/redis-adapter`,
+ * fed by `@socket.io/redis-emitter` or the bridge): the cheapest path, for the load
+ * scenarios; it keeps no session, so connection-state recovery cannot apply. `redis-streams`
+ * (`@socket.io/redis-streams-adapter` with `connectionStateRecovery`): what a Socket.IO
+ * user who wants reconnecting clients to get what they missed deploys, for the reconnect
+ * storm.
+ *
+ * @see https://socket.io/docs/v4/connection-state-recovery
+ */
+export const SOCKET_IO_ADAPTERS = ["redis", "redis-streams"] as const;
+export type SocketIoAdapter = (typeof SOCKET_IO_ADAPTERS)[number];
+
+/**
+ * The Redis Streams adapter's options, the same in the server and in the worker that
+ * publishes through it (the XADD that trims the stream runs where the event is emitted).
+ * The adapter keeps one stream for every tenant's events and trims it to about `maxLen`
+ * entries (10,000 by default); a session is recovered only while the entry at its offset is
+ * still there, and the full storm alone publishes 100 tenants × 100 missed events, then live
+ * ones. Sized as an operator would for a deploy's outage: ten times that, about 40 MB of
+ * Redis at the bench's event size.
+ *
+ * @see https://github.com/socketio/socket.io-redis-streams-adapter#options
+ */
+export const SOCKET_IO_STREAMS_OPTIONS = { maxLen: 100_000 } as const;
+
+/**
  * Microseconds on CLOCK_MONOTONIC: one clock for every process on the machine, so the
  * publisher's intended times and the clients' receive times can be subtracted.
  */

@@ -1,11 +1,12 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { answerRequests } from "../ipc";
-import { BENCH_ROLES } from "../workload";
+import { BENCH_ROLES, SOCKET_IO_STREAMS_OPTIONS, type SocketIoAdapter } from "../workload";
 import { tokenVerifier, type CompetitorConfig } from "./competitor-config";
 import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
@@ -20,7 +21,15 @@ import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./
  * Events a worker emits through `@socket.io/redis-emitter` (the bench's default way) arrive
  * through the adapter instead.
  *
+ * With `adapter: "redis-streams"` (the reconnect storm) the same design runs on
+ * `@socket.io/redis-streams-adapter` with connection-state recovery, as Socket.IO documents
+ * it: a socket's session (its rooms and data) is kept in Redis when its connection drops, and
+ * a client that comes back with its `pid` and last `offset` within `maxDisconnectionDuration`
+ * gets its rooms back and the packets of the stream it missed. Events then come from a
+ * worker emitting through the same adapter (event-publishers.ts), so no bridge runs.
+ *
  * @see https://socket.io/docs/v4/redis-adapter/
+ * @see https://socket.io/docs/v4/connection-state-recovery
  */
 let io: Server | undefined;
 let pub: Redis | undefined;
@@ -30,16 +39,43 @@ let bridges: QueueEvents[] = [];
 let bridgeRedis: Redis[] = [];
 let dropConnections: (() => number) | undefined;
 
+/** Seed 000's bridge: one QueueEvents per agent queue, each job's progress emitted to its tenant's room. */
+function startBridges(redisUrl: string): void {
+  // From the stream's start: the bench's Redis is new, and no event sent before the first read may be missed.
+  bridgeRedis = BENCH_ROLES.map(() => new Redis(redisUrl, { maxRetriesPerRequest: null }));
+  bridges = BENCH_ROLES.map((role, i) => new QueueEvents(role, { connection: bridgeRedis[i]!, lastEventId: "0-0" }));
+  for (const bridge of bridges) {
+    bridge.on("progress", ({ data }) => {
+      const event = data as { tenantId: string; type: string };
+      // `io.local`: the bridge runs on every node and each reads every job, so each emits
+      // to its own sockets only; a plain `io.to` would also publish the event through the
+      // adapter, which this node then receives, decodes and drops as its own echo.
+      io!.local.to(`tenant:${event.tenantId}`).emit(event.type, event);
+    });
+  }
+}
+
 answerRequests({
   ...diagnosticRequests(),
-  async init(config: CompetitorConfig) {
+  async init(config: CompetitorConfig & { adapter: SocketIoAdapter }) {
     const verify = tokenVerifier(config);
     pub = new Redis(config.redisUrl);
-    sub = new Redis(config.redisUrl);
     const server = http.createServer();
     dropConnections = connectionDropper(server);
-    io = new Server(server, { path: "/rt", serveClient: false });
-    io.adapter(createAdapter(pub, sub));
+    if (config.adapter === "redis-streams") {
+      io = new Server(server, {
+        path: "/rt",
+        serveClient: false,
+        // Socket.IO's default of two minutes, stated because the storm relies on it: longer
+        // than the storm's clients are away plus its timeout, so no session expires first.
+        connectionStateRecovery: { maxDisconnectionDuration: 120_000 },
+        adapter: createStreamsAdapter(pub, SOCKET_IO_STREAMS_OPTIONS),
+      });
+    } else {
+      sub = new Redis(config.redisUrl);
+      io = new Server(server, { path: "/rt", serveClient: false });
+      io.adapter(createAdapter(pub, sub));
+    }
     io.use((socket, next) => {
       verify(socket.handshake.auth.token).then(
         (tenantId) => {
@@ -53,23 +89,12 @@ answerRequests({
     io.on("connection", (socket) => {
       void socket.join(`tenant:${socket.data.tenantId as string}`);
     });
-    // From the stream's start: the bench's Redis is new, and no event sent before the first read may be missed.
-    bridgeRedis = BENCH_ROLES.map(() => new Redis(config.redisUrl, { maxRetriesPerRequest: null }));
-    bridges = BENCH_ROLES.map((role, i) => new QueueEvents(role, { connection: bridgeRedis[i]!, lastEventId: "0-0" }));
-    for (const bridge of bridges) {
-      bridge.on("progress", ({ data }) => {
-        const event = data as { tenantId: string; type: string };
-        // `io.local`: the bridge runs on every node and each reads every job, so each emits
-        // to its own sockets only; a plain `io.to` would also publish the event through the
-        // adapter, which this node then receives, decodes and drops as its own echo.
-        io!.local.to(`tenant:${event.tenantId}`).emit(event.type, event);
-      });
-    }
+    if (config.adapter === "redis") startBridges(config.redisUrl);
     await Promise.all(bridges.map((bridge) => bridge.waitUntilReady()));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    // The adapter's pattern subscription must be in place before anything is emitted: a
-    // PING on the same connection answers after it.
-    await sub.ping();
+    // The Redis adapter's pattern subscription must be in place before anything is emitted:
+    // a PING on the same connection answers after it.
+    await sub?.ping();
     return { port: (server.address() as AddressInfo).port };
   },
   stats: (options: { gc?: boolean }) => serverStats(() => io?.engine.clientsCount ?? 0, options),
