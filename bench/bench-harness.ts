@@ -121,6 +121,12 @@ export class BenchHarness {
   async start(): Promise<void> {
     await this.redisServer.start();
     this.redis = new Redis(this.redisServer.url);
+    // A client whose replies Redis cannot hand over is cut off past 256 MB instead of
+    // growing Redis without bound: Socket.IO's session restore on the Streams adapter reads
+    // the whole stream per reconnecting client with no count, and a storm of them held
+    // 9-11 GB of replies in Redis, on a machine that has 24 GiB for everything. No design's
+    // reads come near it otherwise.
+    await this.redis.config("SET", "client-output-buffer-limit", "normal 256mb 64mb 30");
     this.database = await prepareDatabase(this.args.databaseUrl);
     const clients = this.spawn("clients", "bench/clients.ts");
     const competitors = this.designs.some((d) => d !== "pulse")

@@ -60,6 +60,10 @@ answerRequests({
   async init(config: CompetitorConfig & { adapter: SocketIoAdapter }) {
     const verify = tokenVerifier(config);
     pub = new Redis(config.redisUrl);
+    // Redis cuts a connection whose unread replies pass the bench's output-buffer limit (a
+    // storm of session restores on the Streams adapter does): ioredis reconnects; say it once.
+    pub.once("error", (error: Error) => console.error(`socket-io server: Redis connection: ${error.message}`));
+    pub.on("error", () => undefined);
     const server = http.createServer();
     dropConnections = connectionDropper(server);
     if (config.adapter === "redis-streams") {
