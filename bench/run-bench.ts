@@ -512,7 +512,10 @@ async function stormOnce(
   let after: ServerStats;
   let redisAfter: number;
   try {
+    await bench.profile(design, "start", `storm-${missedPerTenant}`);
     outcome = await bench.stormReconnect(design, { missedStart, liveStart, tenants: plan.tenants }, plan.timeoutMs);
+    for (const file of await bench.profile(design, "stop", `storm-${missedPerTenant}`))
+      log(`  CPU profile of the reconnects: ${path.relative(REPO_ROOT, file)}`);
     [after, redisAfter] = await Promise.all([server.stats(), redisCpuSeconds(bench.redis)]);
   } finally {
     await bench.endStep(design);
@@ -772,7 +775,8 @@ async function main(): Promise<number> {
         );
         firstEvent.push(...(await runFirstEvent(bench, plan.firstEvent, repetition)));
       }
-      if (selected("reconnect-storm") && !args.profile) {
+      // With --profile, the storm runs only when named: its profile covers the reconnects.
+      if (selected("reconnect-storm") && (!args.profile || args.scenarios?.includes("reconnect-storm"))) {
         const storm = plan.reconnectStorm;
         log(
           `\nreconnect storm (repetition ${repetition + 1}): ${storm.tenants * storm.clientsPerTenant} clients per design`,
