@@ -1,6 +1,13 @@
 import path from "node:path";
 import type { BenchPlan } from "./bench-plan";
-import { DESIGNS, SOCKET_IO_PUBLISH, type Design, type SocketIoPublish } from "./workload";
+import {
+  DESIGNS,
+  SOCKET_IO_ADAPTERS,
+  SOCKET_IO_PUBLISH,
+  type Design,
+  type SocketIoAdapter,
+  type SocketIoPublish,
+} from "./workload";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
@@ -13,7 +20,9 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
  * storm's clients, for a run at another size), `--socket-io-publish=emitter|emitter-postgres|bridge`
  * (how the Socket.IO design's events reach it: `@socket.io/redis-emitter`, the default and
  * its cheapest way; the emitter after a write to PostgreSQL, as Pulse persists; or seed
- * 000's BullMQ bridge, see `SOCKET_IO_PUBLISH`); `--profile`: the load scenarios only
+ * 000's BullMQ bridge, see `SOCKET_IO_PUBLISH`); `--socket-io-storm=memory|redis-streams`
+ * (the setup Socket.IO's reconnect storm runs on, both with connection-state recovery: one
+ * node on the in-memory adapter, the default, or `@socket.io/redis-streams-adapter`); `--profile`: the load scenarios only
  * (Pulse only unless `--only` says otherwise), with CPU profiles of the server and publisher
  * processes over the load steps in .data/bench/profile/ (read them with
  * `tsx bench/profile-summary.ts <file>`); `--heap`: the idle scenario only, 1,000
@@ -30,6 +39,8 @@ export interface BenchOptions {
   heap: boolean;
   docs: boolean;
   socketIoPublish: SocketIoPublish;
+  /** The adapter Socket.IO's reconnect storm runs on (`SOCKET_IO_ADAPTERS`, those that recover sessions). */
+  socketIoStorm: Exclude<SocketIoAdapter, "redis">;
   /** Overrides the plan's soak (`--soak-seconds=3` for a quick look; 60 in a full run). */
   soakSeconds: number | null;
   /** Overrides the plan's repetitions (`--repetitions=N`). */
@@ -52,6 +63,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     "heap",
     "no-docs",
     "socket-io-publish",
+    "socket-io-storm",
     "soak-seconds",
     "repetitions",
     "wave-clients",
@@ -71,6 +83,10 @@ export function parseArgs(argv: string[]): BenchOptions {
   const socketIoPublish = value("socket-io-publish") ?? "emitter";
   if (!SOCKET_IO_PUBLISH.includes(socketIoPublish as SocketIoPublish)) {
     throw new Error(`--socket-io-publish: unknown way "${socketIoPublish}" (known: ${SOCKET_IO_PUBLISH.join(", ")})`);
+  }
+  const socketIoStorm = value("socket-io-storm") ?? "memory";
+  if (socketIoStorm === "redis" || !SOCKET_IO_ADAPTERS.includes(socketIoStorm as SocketIoAdapter)) {
+    throw new Error(`--socket-io-storm: unknown setup "${socketIoStorm}" (known: memory, redis-streams)`);
   }
   const database = value("database-url");
   const number = (name: string) => {
@@ -101,9 +117,11 @@ export function parseArgs(argv: string[]): BenchOptions {
       !heap &&
       scenarios === undefined &&
       socketIoPublish === "emitter" &&
+      socketIoStorm === "memory" &&
       !value("wave-clients") &&
       !value("storm-clients"),
     socketIoPublish: socketIoPublish as SocketIoPublish,
+    socketIoStorm: socketIoStorm as Exclude<SocketIoAdapter, "redis">,
     soakSeconds: number("soak-seconds"),
     repetitions: number("repetitions"),
     waveClients: number("wave-clients"),

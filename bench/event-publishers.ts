@@ -171,8 +171,11 @@ export function socketIoStreamsPublisher(redisUrl: string): EventPublisher {
   };
 }
 
-/** The SSE and plain-ws designs' worker side: one PUBLISH of the event's JSON on its tenant's channel. */
-export function pubSubPublisher(design: "sse" | "ws-floor", redisUrl: string): EventPublisher {
+/**
+ * The SSE and plain-ws designs' worker side, and single-node Socket.IO's in the storm: one
+ * PUBLISH of the event's JSON on its tenant's channel.
+ */
+export function pubSubPublisher(design: Exclude<Design, "pulse">, redisUrl: string): EventPublisher {
   const redis = new Redis(redisUrl);
   const stamp = stamper();
   return {
@@ -195,6 +198,7 @@ export function competitorPublisher(
   if (design !== "socket-io") return pubSubPublisher(design, redisUrl);
   // `--socket-io-publish` picks among the Redis adapter's ways; the streams adapter has one.
   if (socketIoAdapter === "redis-streams") return socketIoStreamsPublisher(redisUrl);
+  if (socketIoAdapter === "memory") return pubSubPublisher(design, redisUrl);
   if (socketIo === "bridge") return socketIoBridgePublisher(redisUrl);
   if (socketIo === "emitter") return socketIoEmitterPublisher(redisUrl, null);
   if (!databaseUrl) throw new Error("--socket-io-publish=emitter-postgres needs PostgreSQL (--database-url)");

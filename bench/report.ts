@@ -582,6 +582,12 @@ function stormSocketIoSetup(adapter: SocketIoAdapter): string {
   if (adapter === "redis")
     return `Socket.IO's storm ran on the Redis adapter, which keeps no session: connection-state recovery
   could not apply (it needs the in-memory or the Redis Streams adapter), and what was published meanwhile was lost.`;
+  if (adapter === "memory")
+    return `Socket.IO's storm runs on one node with the default in-memory adapter and \`connectionStateRecovery\`
+  (the Redis adapter the load scenarios use keeps no session, so recovery cannot apply there): the server keeps
+  each session and the packets broadcast since, and bridges the events in from a Redis pub/sub channel per tenant.
+  Recovery at its cheapest, on a single server (\`--socket-io-storm=redis-streams\` runs the multi-node setup);
+  each client has had an event before the first drop, as socket.io-client has no offset to resume from before one.`;
   return `Socket.IO's storm runs on \`@socket.io/redis-streams-adapter\` with \`connectionStateRecovery\` (the Redis
   adapter the load scenarios use keeps no session, so recovery cannot apply there); each client has had an event
   before the first drop, as socket.io-client has no offset to resume from before one. The stream is kept to about

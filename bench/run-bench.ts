@@ -441,17 +441,17 @@ async function runFirstEvent(
 }
 
 /**
- * The adapter Socket.IO's storms run on: the Redis Streams one, which keeps sessions, so its
- * connection-state recovery applies; the other scenarios keep the Redis adapter, its cheapest.
+ * How each design's storm clients resume after a drop. Socket.IO's storms run on an adapter
+ * that keeps sessions (`--socket-io-storm`), so its connection-state recovery applies; the
+ * other scenarios keep the Redis adapter, its cheapest.
  */
-const SOCKET_IO_STORM_ADAPTER: SocketIoAdapter = "redis-streams";
-
-/** How each design's storm clients resume after a drop. */
-const STORM_RESUME: Partial<Record<Design, string>> = {
-  pulse: "resubscribes with the last tracked id (wsLink's lastEventId): the server replays what it missed",
-  "socket-io":
-    "socket.io-client's resume (its pid and last offset) on @socket.io/redis-streams-adapter with connection-state recovery: the server restores the session's rooms and replays the packets it missed",
-};
+function stormResume(design: Design, socketIoStorm: SocketIoAdapter): string | undefined {
+  if (design === "pulse")
+    return "resubscribes with the last tracked id (wsLink's lastEventId): the server replays what it missed";
+  if (design !== "socket-io") return undefined;
+  const setup = socketIoStorm === "memory" ? "one node on the in-memory adapter" : "@socket.io/redis-streams-adapter";
+  return `socket.io-client's resume (its pid and last offset) on ${setup} with connection-state recovery: the server restores the session's rooms and replays the packets it missed`;
+}
 
 /** Connects a storm client per token of `tenants` and makes each live (it has had an event); false, logged, when some are not. */
 async function stormClientsReady(
@@ -553,9 +553,10 @@ async function runReconnectStorm(
   repetition: number,
 ): Promise<ReconnectStormResult[]> {
   const results: ReconnectStormResult[] = [];
-  const designs = interleavedOrder(bench.designs, repetition).filter((d) => STORM_RESUME[d]);
+  const stormAdapter = bench.args.socketIoStorm;
+  const designs = interleavedOrder(bench.designs, repetition).filter((d) => stormResume(d, stormAdapter));
   // Socket.IO goes back to the Redis adapter for the scenarios after.
-  await bench.useSocketIoAdapter(SOCKET_IO_STORM_ADAPTER);
+  await bench.useSocketIoAdapter(stormAdapter);
   for (const design of designs) {
     const tenants = await bench.tenants(design, {
       tenants: plan.tenants,
@@ -573,7 +574,7 @@ async function runReconnectStorm(
         if (!ready && !(await stormClientsReady(bench, plan, design, tenants, takeSeq))) break;
         const storm = await stormOnce(bench, plan, design, missedPerTenant, takeSeq);
         ready = storm.reconnected === storm.connections;
-        results.push({ design, repetition, resume: STORM_RESUME[design]!, ...storm });
+        results.push({ design, repetition, resume: stormResume(design, stormAdapter)!, ...storm });
         log(
           `  ${design.padEnd(9)} ${missedPerTenant} missed each: ${storm.live}/${storm.connections} back to live, p99 ${storm.backToLiveMs.p99} ms, max ${storm.backToLiveMs.max} ms; ` +
             `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries${storm.recovered === null ? "" : `, ${storm.recovered} sessions recovered`}; server CPU ${storm.serverCpuMs} ms` +
@@ -808,7 +809,7 @@ async function main(): Promise<number> {
         ? "in the server process (PGlite: no PostgreSQL reachable)"
         : "worker process (PostgreSQL)",
       socketIoPublish: args.socketIoPublish,
-      socketIoStormAdapter: SOCKET_IO_STORM_ADAPTER,
+      socketIoStormAdapter: args.socketIoStorm,
       scenarios,
       firstEvent,
       reconnectStorm,

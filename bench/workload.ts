@@ -33,14 +33,16 @@ export type SocketIoPublish = (typeof SOCKET_IO_PUBLISH)[number];
 /**
  * The adapter the Socket.IO design's servers run with. `redis` (`@socket.io/redis-adapter`,
  * fed by `@socket.io/redis-emitter` or the bridge): the cheapest path, for the load
- * scenarios; it keeps no session, so connection-state recovery cannot apply. `redis-streams`
- * (`@socket.io/redis-streams-adapter` with `connectionStateRecovery`): what a Socket.IO
- * user who wants reconnecting clients to get what they missed deploys, for the reconnect
- * storm.
+ * scenarios; it keeps no session, so connection-state recovery cannot apply. For the
+ * reconnect storm, the two setups in which Socket.IO's connection-state recovery applies:
+ * `memory` (the default in-memory adapter, one node, the events bridged in from a Redis
+ * pub/sub channel per tenant: recovery at its cheapest, but a single server) and
+ * `redis-streams` (`@socket.io/redis-streams-adapter`: what a Socket.IO user with several
+ * nodes who wants reconnecting clients to get what they missed deploys).
  *
  * @see https://socket.io/docs/v4/connection-state-recovery
  */
-export const SOCKET_IO_ADAPTERS = ["redis", "redis-streams"] as const;
+export const SOCKET_IO_ADAPTERS = ["redis", "memory", "redis-streams"] as const;
 export type SocketIoAdapter = (typeof SOCKET_IO_ADAPTERS)[number];
 
 /**
@@ -231,6 +233,6 @@ export function routeEvent(seq: number, tenants: number, runsPerTenant: number):
 }
 
 /** Channel the SSE and plain-ws designs publish a tenant's events on. */
-export function tenantChannel(design: "sse" | "ws-floor", tenantId: string): string {
+export function tenantChannel(design: Exclude<Design, "pulse">, tenantId: string): string {
   return `bench:${design}:{${tenantId}}`;
 }

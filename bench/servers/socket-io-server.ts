@@ -6,7 +6,7 @@ import { QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { answerRequests } from "../ipc";
-import { BENCH_ROLES, SOCKET_IO_STREAMS_OPTIONS, type SocketIoAdapter } from "../workload";
+import { BENCH_ROLES, SOCKET_IO_STREAMS_OPTIONS, tenantChannel, type SocketIoAdapter } from "../workload";
 import { tokenVerifier, type CompetitorConfig } from "./competitor-config";
 import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
@@ -27,6 +27,11 @@ import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./
  * a client that comes back with its `pid` and last `offset` within `maxDisconnectionDuration`
  * gets its rooms back and the packets of the stream it missed. Events then come from a
  * worker emitting through the same adapter (event-publishers.ts), so no bridge runs.
+ *
+ * With `adapter: "memory"` (the storm's default) it is one node with Socket.IO's default
+ * in-memory adapter and connection-state recovery: the server keeps each session and the
+ * packets broadcast since, and bridges the events in from one Redis pub/sub channel per
+ * tenant (a pattern subscription), emitting each to its tenant's room.
  *
  * @see https://socket.io/docs/v4/redis-adapter/
  * @see https://socket.io/docs/v4/connection-state-recovery
@@ -74,6 +79,18 @@ answerRequests({
         // than the storm's clients are away plus its timeout, so no session expires first.
         connectionStateRecovery: { maxDisconnectionDuration: 120_000 },
         adapter: createStreamsAdapter(pub, SOCKET_IO_STREAMS_OPTIONS),
+      });
+    } else if (config.adapter === "memory") {
+      io = new Server(server, {
+        path: "/rt",
+        serveClient: false,
+        connectionStateRecovery: { maxDisconnectionDuration: 120_000 },
+      });
+      sub = new Redis(config.redisUrl);
+      await sub.psubscribe(tenantChannel("socket-io", "*"));
+      sub.on("pmessage", (_pattern: string, _channel: string, message: string) => {
+        const event = JSON.parse(message) as { tenantId: string; type: string };
+        io!.to(`tenant:${event.tenantId}`).emit(event.type, event);
       });
     } else {
       sub = new Redis(config.redisUrl);
