@@ -35,6 +35,49 @@ interface ResumableClient {
 
 type EventListener = (seq: number) => void;
 
+/** A connection attempt's readiness: resolved once subscribed, rejected when the attempt failed. */
+type Readiness = ReturnType<typeof deferred>;
+
+/** How a design's client speaks on each new WebSocket; the socket itself is `resumableOver`'s. */
+interface ResumeProtocol {
+  /** Starts the protocol's error messages. */
+  readonly name: string;
+  readonly url: string;
+  /** How long its client library waits before attempt `attempt + 1` after `attempt` failed. */
+  retryDelayMs(attempt: number): number;
+  /** Sets up one attempt on its new socket: what the client sends and how it reads what comes, settling `ready`. */
+  attempt(ws: WebSocket, ready: Readiness): void;
+  /** Whether its last attempt resumed the server's session (Socket.IO's); absent where the design has none. */
+  readonly recovered?: boolean;
+}
+
+/**
+ * A storm client over `protocol`: each attempt opens a new WebSocket from `from` (a failed
+ * attempt's error or early close rejects it), and only the latest is open or closed.
+ */
+function resumableOver(protocol: ResumeProtocol, from: string): ResumableClient {
+  let socket: WebSocket | null = null;
+  return {
+    connect() {
+      const ready = deferred();
+      const ws = new WebSocket(protocol.url, { perMessageDeflate: false, localAddress: from });
+      socket = ws;
+      ws.on("error", (error) => ready.reject(new Error(`${protocol.name}: ${error.message}`)));
+      ws.on("close", (code) => ready.reject(new Error(`${protocol.name}: closed before it was ready (${code})`)));
+      protocol.attempt(ws, ready);
+      return ready.promise;
+    },
+    retryDelayMs: (attempt) => protocol.retryDelayMs(attempt),
+    get open() {
+      return socket?.readyState === WebSocket.OPEN;
+    },
+    get recovered() {
+      return protocol.recovered;
+    },
+    close: () => socket?.terminate(),
+  };
+}
+
 /** The tracked id a tRPC data frame ends with (`…,"id":"<id>"}}`): what wsLink resends as `lastEventId`. */
 export function trackedIdOf(frame: Buffer): string | null {
   const at = frame.lastIndexOf('"id":"');
@@ -47,20 +90,14 @@ export function trackedIdOf(frame: Buffer): string | null {
  * Pulse over tRPC's WebSocket protocol: the first subscription is ready at its snapshot; a
  * later one sends `lastEventId` (as wsLink does on reconnect) and is ready once started.
  */
-function resumablePulse(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
+function pulseResume(baseUrl: string, token: string, onEvent: EventListener): ResumeProtocol {
   let lastId: string | null = null;
-  let socket: WebSocket | null = null;
   return {
-    connect() {
-      const ready = deferred();
+    name: "pulse",
+    url: wsUrl(baseUrl, "/api/trpc?connectionParams=1"),
+    retryDelayMs: reconnectDelayMs,
+    attempt(ws, ready) {
       const resume = lastId;
-      const ws = new WebSocket(wsUrl(baseUrl, "/api/trpc?connectionParams=1"), {
-        perMessageDeflate: false,
-        localAddress: from,
-      });
-      socket = ws;
-      ws.on("error", (error) => ready.reject(new Error(`pulse: ${error.message}`)));
-      ws.on("close", (code) => ready.reject(new Error(`pulse: closed before it was ready (${code})`)));
       ws.on("open", () => {
         ws.send(JSON.stringify({ method: "connectionParams", data: { token } }));
         const params = { path: "agent.onStatus", input: {}, ...(resume ? { lastEventId: resume } : {}) };
@@ -80,13 +117,7 @@ function resumablePulse(baseUrl: string, token: string, from: string, onEvent: E
           ready.reject(new Error(`pulse: ${data.toString().slice(0, 300)}`));
         }
       });
-      return ready.promise;
     },
-    retryDelayMs: reconnectDelayMs,
-    get open() {
-      return socket?.readyState === WebSocket.OPEN;
-    },
-    close: () => socket?.terminate(),
   };
 }
 
@@ -124,24 +155,18 @@ export function socketIoOffsetOf(frame: Buffer): string | null {
  *
  * @see https://github.com/socketio/socket.io/blob/main/packages/socket.io-client/lib/socket.ts (`_sendConnectPacket`, `onconnect`)
  */
-function resumingSocketIo(baseUrl: string, token: string, from: string, onEvent: EventListener): ResumableClient {
-  let socket: WebSocket | null = null;
+function socketIoResume(baseUrl: string, token: string, onEvent: EventListener): ResumeProtocol {
   let pid: string | null = null;
   let lastOffset: string | null = null;
   let recovered = false;
   return {
-    connect() {
-      const ready = deferred();
+    name: "socket-io",
+    url: wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"),
+    retryDelayMs: socketIoReconnectDelayMs,
+    attempt(ws, ready) {
       const resume: { pid?: string; offset?: string } = pid
         ? { pid, ...(lastOffset ? { offset: lastOffset } : {}) }
         : {};
-      const ws = new WebSocket(wsUrl(baseUrl, "/rt/?EIO=4&transport=websocket"), {
-        perMessageDeflate: false,
-        localAddress: from,
-      });
-      socket = ws;
-      ws.on("error", (error) => ready.reject(new Error(`socket-io: ${error.message}`)));
-      ws.on("close", (code) => ready.reject(new Error(`socket-io: closed before it was ready (${code})`)));
       ws.on("message", (data: Buffer) => {
         if (data[0] === 0x32 /* 2: ping */) ws.send("3");
         else if (data[0] === 0x30 /* 0: open */) ws.send(`40${JSON.stringify({ ...resume, token })}`);
@@ -156,16 +181,10 @@ function resumingSocketIo(baseUrl: string, token: string, from: string, onEvent:
         } else if (data[0] === 0x34 && data[1] === 0x34 /* 44: CONNECT_ERROR */)
           ready.reject(new Error(`socket-io: ${data.toString()}`));
       });
-      return ready.promise;
-    },
-    retryDelayMs: socketIoReconnectDelayMs,
-    get open() {
-      return socket?.readyState === WebSocket.OPEN;
     },
     get recovered() {
       return recovered;
     },
-    close: () => socket?.terminate(),
   };
 }
 
@@ -185,8 +204,8 @@ function resumableClient(
   from: string,
   onEvent: EventListener,
 ): ResumableClient {
-  if (design === "pulse") return resumablePulse(baseUrl, token, from, onEvent);
-  if (design === "socket-io") return resumingSocketIo(baseUrl, token, from, onEvent);
+  if (design === "pulse") return resumableOver(pulseResume(baseUrl, token, onEvent), from);
+  if (design === "socket-io") return resumableOver(socketIoResume(baseUrl, token, onEvent), from);
   throw new Error(`reconnect storm: ${design} has no way to resume`);
 }
 

@@ -1,30 +1,19 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { countByRule, seriousViolations } from "./support/axe";
-import { ARTIFACTS, launchChromium } from "./support/browser";
+import { ARTIFACTS } from "./support/browser";
+import { dashboardSuite, type TenantApi } from "./support/dashboard-suite";
 import { smallTargets } from "./support/targets";
-import { OutsideAgent } from "./support/outside-agent";
-import type { PulseProcess } from "./support/pulse-process";
-import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
+import { OUTSIDE_AGENT } from "./support/tenant";
 import { UpgradeGate } from "./support/upgrade-gate";
 
-let browser: Browser;
-let pulse: PulseProcess;
-beforeAll(async () => {
-  browser = await launchChromium();
-  pulse = await startDashboardPulse();
-});
-afterAll(async () => {
-  await browser?.close();
-  await pulse?.stop();
-});
+const suite = dashboardSuite();
 
 /** An outside agent's run, started and reported active, that the test moves from here on. */
-async function activeOutsideRun(api: Awaited<ReturnType<typeof settledTenant>>["api"]) {
-  const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-  const agent = new OutsideAgent(pulse.url, runId, reportToken!);
+async function activeOutsideRun(api: TenantApi) {
+  const { runId, agent } = await suite.outsideRun(api);
   await agent.report({ type: "agent:active" });
   await agent.report({ type: "agent:step", stepId: "read", name: "Read the brief", status: "started" });
   await agent.report({ type: "agent:progress", progress: 40, message: "Reading page 4" });
@@ -72,29 +61,29 @@ describe("accessibility in a real browser", () => {
       details[name] = found;
     };
 
-    const anonymous = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
-    await anonymous.goto(`${pulse.url}/login`);
+    const anonymous = await (await suite.browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
+    await anonymous.goto(`${suite.pulse.url}/login`);
     await anonymous.locator("form").waitFor();
     await check(anonymous, "login");
-    await anonymous.goto(`${pulse.url}/register`);
+    await anonymous.goto(`${suite.pulse.url}/register`);
     await anonymous.locator("form").waitFor();
     await check(anonymous, "register");
 
-    const tenant = await settledTenant(pulse, "axe");
-    const context = await signedIn(browser, pulse, tenant.token);
+    const tenant = await suite.settledTenant("axe");
+    const context = await suite.signedIn(tenant.token);
     const page = await context.newPage();
-    await page.goto(`${pulse.url}/settings/context`);
+    await page.goto(`${suite.pulse.url}/settings/context`);
     await page.locator("[data-testid=approve-banner]").waitFor();
     await page.locator("[data-connection=live]").waitFor();
     await check(page, "context");
 
-    await page.goto(`${pulse.url}/`);
+    await page.goto(`${suite.pulse.url}/`);
     await page.locator("[data-connection=live]").waitFor();
     await page.locator("[data-testid=run-list]").waitFor();
     await check(page, "dashboard");
 
     const first = await activeOutsideRun(tenant.api);
-    await page.goto(`${pulse.url}/runs/${first.runId}`);
+    await page.goto(`${suite.pulse.url}/runs/${first.runId}`);
     await page.locator("[data-testid=run-detail][data-status=active]").waitFor();
     await page.locator("[data-connection=live]").waitFor();
     await check(page, "run running");
@@ -103,24 +92,24 @@ describe("accessibility in a real browser", () => {
     await check(page, "run completed");
 
     const shared = await tenant.api.share.create.mutate({ runId: first.runId, expiresInMinutes: 60 });
-    const viewer = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
-    await viewer.goto(`${pulse.url}${shared.path}`);
+    const viewer = await (await suite.browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
+    await viewer.goto(`${suite.pulse.url}${shared.path}`);
     await viewer.locator("[data-testid=run-detail][data-status=completed]").waitFor();
     await check(viewer, "share");
 
     const second = await activeOutsideRun(tenant.api);
-    await page.goto(`${pulse.url}/runs/${second.runId}`);
+    await page.goto(`${suite.pulse.url}/runs/${second.runId}`);
     await page.locator("[data-testid=run-detail][data-status=active]").waitFor();
     await second.agent.report({ type: "agent:failed", error: "the model timed out", willRetry: true });
     await page.locator("[data-testid=run-detail][data-status=retrying]").waitFor();
     await check(page, "run retrying");
-    await page.goto(`${pulse.url}/`);
+    await page.goto(`${suite.pulse.url}/`);
     await page.locator(`[data-testid=agent-${OUTSIDE_AGENT}][data-status=retrying]`).waitFor();
     await check(page, "dashboard retrying");
     await tenant.api.agent.cancel.mutate({ runId: second.runId });
 
     const third = await activeOutsideRun(tenant.api);
-    await page.goto(`${pulse.url}/runs/${third.runId}`);
+    await page.goto(`${suite.pulse.url}/runs/${third.runId}`);
     await page.locator("[data-testid=run-detail][data-status=active]").waitFor();
     await third.agent.report({ type: "agent:failed", error: "the model refused" });
     await page.locator("[data-testid=run-detail][data-status=failed]").waitFor();
@@ -130,21 +119,21 @@ describe("accessibility in a real browser", () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await check(page, "run failed, narrow");
     const narrowRunTargets = await smallTargets(page);
-    await page.goto(`${pulse.url}/`);
+    await page.goto(`${suite.pulse.url}/`);
     await page.locator("[data-testid=run-list]").waitFor();
     await check(page, "dashboard, narrow");
     const narrowDashboardTargets = await smallTargets(page);
 
     // Polling: a proxy that refuses WebSockets and buffers event streams from the start.
-    const gate = await new UpgradeGate({ host: "127.0.0.1", port: pulse.port }).start();
+    const gate = await new UpgradeGate({ host: "127.0.0.1", port: suite.pulse.port }).start();
     try {
       gate.block();
       gate.bufferStreams();
-      const polling = await (await signedIn(browser, pulse, tenant.token, { baseUrl: gate.url })).newPage();
+      const polling = await (await suite.signedIn(tenant.token, { baseUrl: gate.url })).newPage();
       await polling.goto(`${gate.url}/`);
       await polling.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });
       await check(polling, "dashboard polling");
-      const pollingRun = await (await signedIn(browser, pulse, tenant.token, { baseUrl: gate.url })).newPage();
+      const pollingRun = await (await suite.signedIn(tenant.token, { baseUrl: gate.url })).newPage();
       await pollingRun.goto(`${gate.url}/runs/${third.runId}`);
       await pollingRun.locator("[data-testid=run-detail][data-status=failed]").waitFor();
       await pollingRun.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });
@@ -169,11 +158,11 @@ describe("accessibility in a real browser", () => {
   });
 
   it("announces a run's status changes and its error once, politely, and never its streaming output", async () => {
-    const tenant = await settledTenant(pulse, "reader");
-    const context = await signedIn(browser, pulse, tenant.token);
+    const tenant = await suite.settledTenant("reader");
+    const context = await suite.signedIn(tenant.token);
     const { runId, agent } = await activeOutsideRun(tenant.api);
     const page = await context.newPage();
-    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.goto(`${suite.pulse.url}/runs/${runId}`);
     await page.locator("[data-testid=run-detail][data-status=active]").waitFor();
     await page.locator("[data-connection=live]").waitFor();
     await recordAnnouncements(page);
@@ -195,7 +184,7 @@ describe("accessibility in a real browser", () => {
 
     // On the dashboard, the role's panel says "completed" once when its run completes.
     const dashboard = await context.newPage();
-    await dashboard.goto(`${pulse.url}/`);
+    await dashboard.goto(`${suite.pulse.url}/`);
     await dashboard.locator("[data-connection=live]").waitFor();
     await recordAnnouncements(dashboard);
     const next = await activeOutsideRun(tenant.api);

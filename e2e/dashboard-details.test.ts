@@ -1,35 +1,33 @@
-import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { formatDuration } from "../src/lib/format";
 import { eventually } from "../src/test/harness";
-import { launchChromium } from "./support/browser";
-import { OutsideAgent } from "./support/outside-agent";
-import type { PulseProcess } from "./support/pulse-process";
-import { newEmail, OUTSIDE_AGENT, PASSWORD, signedIn, startChainsPulse } from "./support/tenant";
+import { dashboardSuite } from "./support/dashboard-suite";
+import { startChainsPulse } from "./support/tenant";
 
 /**
  * The smaller points of issue 19's item 9, where a user sees them: a new tenant's first
  * chain, a live approval, the timeline's output rows and where the Approve banner stands.
  */
 
-let browser: Browser;
-let pulse: PulseProcess;
-beforeAll(async () => {
-  browser = await launchChromium();
-  pulse = await startChainsPulse();
-});
-afterAll(async () => {
-  await browser?.close();
-  await pulse?.stop();
-});
+const suite = dashboardSuite(startChainsPulse);
+
+/** A new tenant's outside run, open on its page in a signed-in browser once the page is live. */
+async function liveOutsideRun(who: string) {
+  const tenant = await suite.registeredTenant(who);
+  const { runId, agent } = await suite.outsideRun(tenant.api);
+  const context = await suite.signedIn(tenant.token);
+  const page = await context.newPage();
+  await page.goto(`${suite.pulse.url}/runs/${runId}`);
+  await page.locator("[data-connection=live]").waitFor();
+  return { api: tenant.api, runId, agent, context, page };
+}
 
 describe("dashboard details (issue 19, item 9)", () => {
   it("tells a new tenant its first chain has no estimate yet, what runs before the writer, and who approved, live", async () => {
-    const email = newEmail("first");
-    const tenant = await pulse.api().auth.register.mutate({ email, password: PASSWORD, tenantName: "First Co" });
-    const context = await signedIn(browser, pulse, tenant.token);
+    const tenant = await suite.registeredTenant("first");
+    const context = await suite.signedIn(tenant.token);
     const page = await context.newPage();
-    await page.goto(`${pulse.url}/settings/context`);
+    await page.goto(`${suite.pulse.url}/settings/context`);
     await page.locator("[data-connection=live]").waitFor();
     // While the researchers run: no "Estimating…" that never resolves, and no "waiting to start".
     const researching = ["client-researcher", "competitor-researcher"].flatMap((role) =>
@@ -45,7 +43,7 @@ describe("dashboard details (issue 19, item 9)", () => {
     );
 
     const other = await context.newPage();
-    await other.goto(`${pulse.url}/settings/context`);
+    await other.goto(`${suite.pulse.url}/settings/context`);
     await other.locator("[data-connection=live]").waitFor();
     await page.locator("[data-testid=approve-banner]").waitFor({ timeout: 120_000 });
     await expect.poll(() => page.locator("[data-testid=context-content]").count()).toBe(1);
@@ -62,7 +60,7 @@ describe("dashboard details (issue 19, item 9)", () => {
     const said = other.locator("[data-testid=context-file][data-status=approved] p[aria-live]");
     await expect
       .poll(() => said.textContent())
-      .toMatch(new RegExp(`^Approved\\. By ${email.replace(/[.]/g, "\\.")} at .+\\.$`));
+      .toMatch(new RegExp(`^Approved\\. By ${tenant.user.email.replace(/[.]/g, "\\.")} at .+\\.$`));
     expect(await other.locator("[data-testid=context-file] p[aria-live] time").getAttribute("datetime")).toMatch(
       /^\d{4}-/,
     );
@@ -70,16 +68,7 @@ describe("dashboard details (issue 19, item 9)", () => {
   });
 
   it("groups a stretch of streamed output into one timeline row", async () => {
-    const tenant = await pulse
-      .api()
-      .auth.register.mutate({ email: newEmail("output"), password: PASSWORD, tenantName: "Output Co" });
-    const api = pulse.api(tenant.token);
-    const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
-    const context = await signedIn(browser, pulse, tenant.token);
-    const page = await context.newPage();
-    await page.goto(`${pulse.url}/runs/${runId}`);
-    await page.locator("[data-connection=live]").waitFor();
+    const { agent, context, page } = await liveOutsideRun("output");
     await agent.report({ type: "agent:active" });
     for (const chunk of ["one ", "two ", "three "]) await agent.report({ type: "agent:output", chunk });
     await agent.report({ type: "agent:progress", progress: 50, message: "halfway" });
@@ -101,16 +90,7 @@ describe("dashboard details (issue 19, item 9)", () => {
   });
 
   it("shows lifecycle events only on request, opens a finished run's output at its top (a live one's at its end), and counts the run's time from being queued", async () => {
-    const tenant = await pulse
-      .api()
-      .auth.register.mutate({ email: newEmail("life"), password: PASSWORD, tenantName: "Life Co" });
-    const api = pulse.api(tenant.token);
-    const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
-    const context = await signedIn(browser, pulse, tenant.token);
-    const page = await context.newPage();
-    await page.goto(`${pulse.url}/runs/${runId}`);
-    await page.locator("[data-connection=live]").waitFor();
+    const { api, runId, agent, context, page } = await liveOutsideRun("life");
     // The agent picks the run up a while after it was queued: its time counts from the queue.
     await new Promise((r) => setTimeout(r, 2_000));
     await agent.report({ type: "agent:active" });
@@ -151,7 +131,7 @@ describe("dashboard details (issue 19, item 9)", () => {
     expect(await page.locator("[data-testid=run-detail] [data-testid=run-took]").textContent()).toBe(
       ` · took ${fromQueue}`,
     );
-    await page.goto(`${pulse.url}/runs`);
+    await page.goto(`${suite.pulse.url}/runs`);
     expect(
       await page.locator(`[data-testid=run-row][data-run-id="${runId}"] [data-testid=run-took]`).textContent(),
     ).toBe(fromQueue);
@@ -159,13 +139,11 @@ describe("dashboard details (issue 19, item 9)", () => {
   });
 
   it("shows the latest chain of any name on the chain card, with its own title and roles", async () => {
-    const tenant = await pulse
-      .api()
-      .auth.register.mutate({ email: newEmail("digest"), password: PASSWORD, tenantName: "Digest Co" });
-    const api = pulse.api(tenant.token);
-    const context = await signedIn(browser, pulse, tenant.token);
+    const tenant = await suite.registeredTenant("digest");
+    const api = tenant.api;
+    const context = await suite.signedIn(tenant.token);
     const page = await context.newPage();
-    await page.goto(`${pulse.url}/`);
+    await page.goto(`${suite.pulse.url}/`);
     await page.locator("[data-connection=live]").waitFor();
     const card = page.locator("[data-testid=chain-card]");
     const roles = () => card.locator("li").evaluateAll((items) => items.map((li) => li.getAttribute("data-testid")));
@@ -192,7 +170,7 @@ describe("dashboard details (issue 19, item 9)", () => {
     await page.locator("[data-testid=chain-reviewer][data-status=completed]").waitFor({ timeout: 60_000 });
     // Read again from the server: the runs carry their chain's name.
     for (const address of ["/", "/settings/context"]) {
-      await page.goto(`${pulse.url}${address}`);
+      await page.goto(`${suite.pulse.url}${address}`);
       expect(await card.locator("h2").textContent(), address).toBe("Digest");
       expect(await roles(), address).toEqual(["chain-summarizer", "chain-reviewer"]);
       expect(await card.getAttribute("aria-label"), address).toBe("Digest");

@@ -1,12 +1,10 @@
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BrowserContext, Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { eventually } from "../src/test/harness";
 import { countByRule, seriousViolations } from "./support/axe";
-import { launchChromium } from "./support/browser";
 import { barColors, contrast, focusRing, themeColor, type FocusRing, type Rgba } from "./support/colors";
-import { OutsideAgent } from "./support/outside-agent";
-import type { PulseProcess } from "./support/pulse-process";
-import { newEmail, OUTSIDE_AGENT, PASSWORD, signedIn, startChainsPulse } from "./support/tenant";
+import { dashboardSuite, type TenantApi } from "./support/dashboard-suite";
+import { OUTSIDE_AGENT, startChainsPulse } from "./support/tenant";
 
 /**
  * Issue 19's last points, where a user sees them: Run again on a finished run, a finished
@@ -14,32 +12,11 @@ import { newEmail, OUTSIDE_AGENT, PASSWORD, signedIn, startChainsPulse } from ".
  * and the chain card while two chains run at once.
  */
 
-let browser: Browser;
-let pulse: PulseProcess;
-beforeAll(async () => {
-  browser = await launchChromium();
-  pulse = await startChainsPulse();
-});
-afterAll(async () => {
-  await browser?.close();
-  await pulse?.stop();
-});
-
-async function newTenant(who: string) {
-  const email = newEmail(who);
-  const tenant = await pulse.api().auth.register.mutate({ email, password: PASSWORD, tenantName: `${who} Co` });
-  return { ...tenant, email, api: pulse.api(tenant.token) };
-}
-type Api = Awaited<ReturnType<typeof newTenant>>["api"];
-
-async function outsideRun(api: Api) {
-  const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-  return { runId, agent: new OutsideAgent(pulse.url, runId, reportToken!) };
-}
+const suite = dashboardSuite(startChainsPulse);
 
 /** An outside agent's run that reported progress and then failed, or was cancelled, without a step or a word of output. */
-async function endedRun(api: Api, end: "failed" | "cancelled") {
-  const { runId, agent } = await outsideRun(api);
+async function endedRun(api: TenantApi, end: "failed" | "cancelled") {
+  const { runId, agent } = await suite.outsideRun(api);
   await agent.report({ type: "agent:active" });
   await agent.report({ type: "agent:progress", progress: 40, message: "Reading the brief" });
   if (end === "failed") await agent.report({ type: "agent:failed", error: "the model refused" });
@@ -48,7 +25,7 @@ async function endedRun(api: Api, end: "failed" | "cancelled") {
 }
 
 async function openRun(page: Page, runId: string, status?: string) {
-  await page.goto(`${pulse.url}/runs/${runId}`);
+  await page.goto(`${suite.pulse.url}/runs/${runId}`);
   await page.locator(`[data-testid=run-detail]${status ? `[data-status=${status}]` : ""}`).waitFor();
 }
 
@@ -62,8 +39,8 @@ async function runAgain(page: Page, runId: string): Promise<string> {
 
 describe("finished runs", () => {
   it("offer Run again when completed, failed or cancelled: a new run of the same agent with the same input, on its own, opened at once", async () => {
-    const tenant = await newTenant("again");
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const tenant = await suite.registeredTenant("again");
+    const page = await (await suite.signedIn(tenant.token)).newPage();
 
     // Completed: the summarizer writes what its input says, so the new run's output shows it had the same input.
     const input = { documentId: "doc-again", text: "Run it again. Same words. Nothing else." };
@@ -102,10 +79,10 @@ describe("finished runs", () => {
   });
 
   it("say how they ended, never 'yet', where they have no steps or output; their bar is the danger colour or neutral, with 3:1 on its track, light and dark", async () => {
-    const tenant = await newTenant("ended");
+    const tenant = await suite.registeredTenant("ended");
     const failed = await endedRun(tenant.api, "failed");
     const cancelled = await endedRun(tenant.api, "cancelled");
-    const running = await outsideRun(tenant.api);
+    const running = await suite.outsideRun(tenant.api);
     await running.agent.report({ type: "agent:active" });
     await running.agent.report({ type: "agent:progress", progress: 40, message: "Reading the brief" });
 
@@ -116,7 +93,7 @@ describe("finished runs", () => {
       ]);
     const counts: Record<string, Record<string, number>> = {};
     for (const colorScheme of ["light", "dark"] as const) {
-      const context = await signedIn(browser, pulse, tenant.token, { colorScheme });
+      const context = await suite.signedIn(tenant.token, { colorScheme });
       const page = await context.newPage();
       const bar = page.locator("[data-testid=run-detail] [role=progressbar]");
 
@@ -144,7 +121,7 @@ describe("finished runs", () => {
       counts[`run cancelled, ${colorScheme}`] = countByRule(await seriousViolations(page));
 
       // The role's panel and the run list's bars say the same.
-      await page.goto(`${pulse.url}/`);
+      await page.goto(`${suite.pulse.url}/`);
       const panel = page.locator(`[data-testid=agent-${OUTSIDE_AGENT}]`);
       await panel.waitFor();
       const panelBar = await barColors(page, panel.locator("[role=progressbar]"));
@@ -161,17 +138,17 @@ const isNeutral = ([r, g, b]: Rgba) => Math.max(r, g, b) - Math.min(r, g, b) <= 
 
 describe("every page", () => {
   it("is titled with what is open, and a run's title follows its status", async () => {
-    const tenant = await newTenant("titles");
-    const anonymous = await (await browser.newContext()).newPage();
+    const tenant = await suite.registeredTenant("titles");
+    const anonymous = await (await suite.browser.newContext()).newPage();
     for (const [path, title] of [
       ["/login", "Sign in · Pulse"],
       ["/register", "Create an account · Pulse"],
     ]) {
-      await anonymous.goto(`${pulse.url}${path}`);
+      await anonymous.goto(`${suite.pulse.url}${path}`);
       expect(await anonymous.title(), path).toBe(title);
     }
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
-    const { runId, agent } = await outsideRun(tenant.api);
+    const page = await (await suite.signedIn(tenant.token)).newPage();
+    const { runId, agent } = await suite.outsideRun(tenant.api);
     for (const [path, title] of [
       ["/", "Agents · Pulse"],
       ["/runs", "Runs · Pulse"],
@@ -180,12 +157,12 @@ describe("every page", () => {
       [`/runs/${runId}`, `${OUTSIDE_AGENT} run (queued) · Pulse`],
       ["/runs/no-such-run", "Not found · Pulse"],
     ]) {
-      await page.goto(`${pulse.url}${path}`);
+      await page.goto(`${suite.pulse.url}${path}`);
       expect(await page.title(), path).toBe(title);
     }
 
     // The open run's tab follows it, without a reload.
-    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.goto(`${suite.pulse.url}/runs/${runId}`);
     await page.locator("[data-connection=live]").waitFor();
     await agent.report({ type: "agent:active" });
     await expect.poll(() => page.title()).toBe(`${OUTSIDE_AGENT} run (active) · Pulse`);
@@ -198,18 +175,18 @@ describe("every page", () => {
       agentRole: "summarizer",
       input: { documentId: "doc-title", text: "A title. Another." },
     });
-    await page.goto(`${pulse.url}/runs/${summary.runId}`);
+    await page.goto(`${suite.pulse.url}/runs/${summary.runId}`);
     await expect.poll(() => page.title()).toMatch(/^Summarizer run \((queued|active|completed)\) · Pulse$/);
 
     const shared = await tenant.api.share.create.mutate({ runId, expiresInMinutes: 10 });
-    await anonymous.goto(`${pulse.url}${shared.path}`);
+    await anonymous.goto(`${suite.pulse.url}${shared.path}`);
     await anonymous.locator("[data-testid=run-detail]").waitFor();
     expect(await anonymous.title()).toBe("Shared run · Pulse");
   });
 
   it("moves nothing by itself when the system asks for reduced motion: no animation, no transition", async () => {
-    const tenant = await newTenant("still");
-    const { runId, agent } = await outsideRun(tenant.api);
+    const tenant = await suite.registeredTenant("still");
+    const { runId, agent } = await suite.outsideRun(tenant.api);
     await agent.report({ type: "agent:active" });
     await agent.report({ type: "agent:progress", progress: 20, message: "Reading" });
     /** The page's running animations and transitions, and every element declaring one that takes time. */
@@ -232,15 +209,15 @@ describe("every page", () => {
     };
 
     // Without the setting the bar glides: the check below sees motion where there is some.
-    const moving = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const moving = await (await suite.signedIn(tenant.token)).newPage();
     await openRun(moving, runId, "active");
     await moving.locator("[data-connection=live]").waitFor();
     expect((await motion(moving)).declared.length).toBeGreaterThan(0);
 
-    const still: BrowserContext = await signedIn(browser, pulse, tenant.token, { reducedMotion: "reduce" });
+    const still: BrowserContext = await suite.signedIn(tenant.token, { reducedMotion: "reduce" });
     const page = await still.newPage();
     for (const path of ["/", `/runs/${runId}`, "/runs", "/settings/context"]) {
-      await page.goto(`${pulse.url}${path}`);
+      await page.goto(`${suite.pulse.url}${path}`);
       await page.locator("[data-connection=live]").waitFor();
       expect(await motion(page), path).toEqual({ running: [], declared: [] });
     }
@@ -252,17 +229,17 @@ describe("every page", () => {
   });
 
   it("shows the keyboard's focus on every control: an outline of 3:1 or more on what lies behind it, light and dark", async () => {
-    const tenant = await newTenant("focus");
-    const { runId, agent } = await outsideRun(tenant.api);
+    const tenant = await suite.registeredTenant("focus");
+    const { runId, agent } = await suite.outsideRun(tenant.api);
     await agent.report({ type: "agent:active" });
     await agent.report({ type: "agent:failed", error: "the model refused" });
     const weak: string[] = [];
     let seen = 0;
     for (const colorScheme of ["light", "dark"] as const) {
-      const context = await signedIn(browser, pulse, tenant.token, { colorScheme });
+      const context = await suite.signedIn(tenant.token, { colorScheme });
       const page = await context.newPage();
       for (const path of ["/", "/runs", `/runs/${runId}`, "/settings/context"]) {
-        await page.goto(`${pulse.url}${path}`);
+        await page.goto(`${suite.pulse.url}${path}`);
         await page.locator("[data-connection=live]").waitFor();
         for (const ring of await tabThrough(page)) {
           seen += 1;
@@ -270,8 +247,8 @@ describe("every page", () => {
           if (problem) weak.push(`${colorScheme} ${path}: ${ring.element} ${problem}`);
         }
       }
-      const anonymous = await (await browser.newContext({ colorScheme })).newPage();
-      await anonymous.goto(`${pulse.url}/login`);
+      const anonymous = await (await suite.browser.newContext({ colorScheme })).newPage();
+      await anonymous.goto(`${suite.pulse.url}/login`);
       await anonymous.locator("form").waitFor();
       for (const ring of await tabThrough(anonymous)) {
         seen += 1;
@@ -308,7 +285,7 @@ function ringProblem(ring: FocusRing): string | null {
 
 describe("the chain card", () => {
   it("shows the chain started last while two run at once, though the older queues its next role later", async () => {
-    const tenant = await newTenant("two-chains");
+    const tenant = await suite.registeredTenant("two-chains");
     // The setup chain (started by registering) is at its first agent when the digest starts.
     await eventually(
       () => tenant.api.agent.list.query({ agentRole: "client-researcher" }),
@@ -317,9 +294,9 @@ describe("the chain card", () => {
     );
     const input = { documentId: "doc-two", text: "Two chains at once. One card." };
     const digest = await tenant.api.agent.runChain.mutate({ chain: "digest", input });
-    const context = await signedIn(browser, pulse, tenant.token);
+    const context = await suite.signedIn(tenant.token);
     const page = await context.newPage();
-    await page.goto(`${pulse.url}/`);
+    await page.goto(`${suite.pulse.url}/`);
     await page.locator("[data-connection=live]").waitFor();
     const card = page.locator("[data-testid=chain-card]");
     expect(await card.locator("h2").textContent()).toBe("Digest");
@@ -350,7 +327,7 @@ describe("the chain card", () => {
 
     // Read again from the server, on both pages with the card.
     for (const address of ["/", "/settings/context"]) {
-      await page.goto(`${pulse.url}${address}`);
+      await page.goto(`${suite.pulse.url}${address}`);
       expect(await card.locator("h2").textContent(), address).toBe("Digest");
     }
     await context.close();

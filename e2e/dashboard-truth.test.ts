@@ -1,30 +1,12 @@
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { eventually } from "../src/test/harness";
-import { launchChromium } from "./support/browser";
-import { OutsideAgent } from "./support/outside-agent";
-import type { PulseProcess } from "./support/pulse-process";
-import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
+import { dashboardSuite } from "./support/dashboard-suite";
+import { OUTSIDE_AGENT } from "./support/tenant";
 
 /** Issue 19's false states: what the dashboard shows must be what is true, in every view. */
 
-let browser: Browser;
-let pulse: PulseProcess;
-beforeAll(async () => {
-  browser = await launchChromium();
-  pulse = await startDashboardPulse();
-});
-afterAll(async () => {
-  await browser?.close();
-  await pulse?.stop();
-});
-
-type Api = Awaited<ReturnType<typeof settledTenant>>["api"];
-
-async function outsideRun(api: Api) {
-  const { runId, reportToken } = await api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-  return { runId, agent: new OutsideAgent(pulse.url, runId, reportToken!) };
-}
+const suite = dashboardSuite();
 
 /** Console errors and uncaught errors of a page, React's hydration errors (#418) among them. */
 function pageErrors(page: Page): string[] {
@@ -36,15 +18,15 @@ function pageErrors(page: Page): string[] {
 
 describe("the dashboard shows what is true", () => {
   it("lists a run's live share links with who made each and when it expires, stops each on its own, and copies without the Clipboard API", async () => {
-    const tenant = await settledTenant(pulse, "sharer");
+    const tenant = await suite.settledTenant("sharer");
     const runId = (await tenant.api.agent.list.query({ limit: 1 })).runs[0]!.id;
-    const context = await signedIn(browser, pulse, tenant.token);
+    const context = await suite.signedIn(tenant.token);
     // Plain HTTP off localhost has no navigator.clipboard.
     await context.addInitScript(() =>
       Object.defineProperty(Navigator.prototype, "clipboard", { get: () => undefined, configurable: true }),
     );
     const page = await context.newPage();
-    await page.goto(`${pulse.url}/runs/${runId}`);
+    await page.goto(`${suite.pulse.url}/runs/${runId}`);
     await page.getByRole("button", { name: "Share", exact: true }).click();
     const first = await page.getByLabel("Share link").inputValue();
     console.log(`share link: ${first.length} characters`);
@@ -71,7 +53,7 @@ describe("the dashboard shows what is true", () => {
     const second = await page.getByLabel("Share link").inputValue();
     expect(second).not.toBe(first);
 
-    const viewer = await (await browser.newContext()).newPage();
+    const viewer = await (await suite.browser.newContext()).newPage();
     await viewer.goto(first);
     await viewer.locator("[data-testid=run-detail]").waitFor();
     // Stopping the first leaves the second working.
@@ -81,7 +63,7 @@ describe("the dashboard shows what is true", () => {
       .click();
     await expect.poll(() => rows.count()).toBe(1);
     await viewer.locator("[data-testid=share-ended]").waitFor({ timeout: 30_000 });
-    const secondViewer = await (await browser.newContext()).newPage();
+    const secondViewer = await (await suite.browser.newContext()).newPage();
     await secondViewer.goto(second);
     await secondViewer.locator("[data-testid=run-detail]").waitFor();
     await rows.getByRole("button", { name: /Stop sharing/ }).click();
@@ -92,7 +74,7 @@ describe("the dashboard shows what is true", () => {
   });
 
   it("draws the setup-chain card from the latest chain itself, whatever ran since and beyond the recent-runs window", async () => {
-    const tenant = await settledTenant(pulse, "chain");
+    const tenant = await suite.settledTenant("chain");
     const { runId } = await tenant.api.agent.run.mutate({ agentRole: "client-researcher" });
     await eventually(
       () => tenant.api.agent.get.query({ runId }),
@@ -101,13 +83,13 @@ describe("the dashboard shows what is true", () => {
     );
     // More runs since than the dashboard's list of recent runs holds.
     for (let i = 0; i < 31; i++) {
-      const { agent } = await outsideRun(tenant.api);
+      const { agent } = await suite.outsideRun(tenant.api);
       await agent.report({ type: "agent:active" });
       await agent.report({ type: "agent:completed" });
     }
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const page = await (await suite.signedIn(tenant.token)).newPage();
     for (const address of ["/settings/context", "/"]) {
-      await page.goto(`${pulse.url}${address}`);
+      await page.goto(`${suite.pulse.url}${address}`);
       await page.locator("[data-connection=live]").waitFor();
       for (const role of ["client-researcher", "competitor-researcher", "context-file-writer"]) {
         expect(
@@ -120,9 +102,9 @@ describe("the dashboard shows what is true", () => {
   });
 
   it("renders times so that server and browser agree in any time zone and locale: no hydration error", async () => {
-    const tenant = await settledTenant(pulse, "zones");
+    const tenant = await suite.settledTenant("zones");
     const finished = (await tenant.api.agent.list.query({ limit: 1 })).runs[0]!.id;
-    const active = await outsideRun(tenant.api);
+    const active = await suite.outsideRun(tenant.api);
     await active.agent.report({ type: "agent:active" });
     await active.agent.report({ type: "agent:log", level: "info", message: "started" });
     for (const zone of [
@@ -130,11 +112,11 @@ describe("the dashboard shows what is true", () => {
       { timezoneId: "Asia/Tokyo", locale: "de-DE" },
       { timezoneId: "UTC", locale: "en-GB" },
     ]) {
-      const context = await signedIn(browser, pulse, tenant.token, zone);
+      const context = await suite.signedIn(tenant.token, zone);
       const page = await context.newPage();
       const errors = pageErrors(page);
       for (const address of ["/", `/runs/${active.runId}`, `/runs/${finished}`]) {
-        await page.goto(`${pulse.url}${address}`);
+        await page.goto(`${suite.pulse.url}${address}`);
         await page.locator("[data-connection=live]").waitFor();
         // Hydrated: the times are the reader's own now, not the server's UTC.
         await expect.poll(() => page.locator("time").first().textContent()).not.toContain("UTC");
@@ -145,15 +127,15 @@ describe("the dashboard shows what is true", () => {
   });
 
   it("says a run whose worker went quiet may have stopped, on the panel, the run list and the run page, and 'retrying' the moment the server says so", async () => {
-    const tenant = await settledTenant(pulse, "quiet");
-    const context = await signedIn(browser, pulse, tenant.token);
-    const { runId, agent } = await outsideRun(tenant.api);
+    const tenant = await suite.settledTenant("quiet");
+    const context = await suite.signedIn(tenant.token);
+    const { runId, agent } = await suite.outsideRun(tenant.api);
     await agent.report({ type: "agent:active" });
     await agent.report({ type: "agent:progress", progress: 25, message: "Reading" });
     const dashboard = await context.newPage();
-    await dashboard.goto(`${pulse.url}/`);
+    await dashboard.goto(`${suite.pulse.url}/`);
     const runPage = await context.newPage();
-    await runPage.goto(`${pulse.url}/runs/${runId}`);
+    await runPage.goto(`${suite.pulse.url}/runs/${runId}`);
     const panel = dashboard.locator(`[data-testid=agent-${OUTSIDE_AGENT}]`);
     const row = dashboard.locator(`[data-testid=run-row][data-run-id="${runId}"]`);
     // The agent says nothing more: every view says so once the threshold has passed.
@@ -175,13 +157,13 @@ describe("the dashboard shows what is true", () => {
   });
 
   it("gives a role run by an outside agent a panel like the others, 'waiting for the agent' while its run is queued", async () => {
-    const tenant = await settledTenant(pulse, "outside");
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
-    await page.goto(`${pulse.url}/`);
+    const tenant = await suite.settledTenant("outside");
+    const page = await (await suite.signedIn(tenant.token)).newPage();
+    await page.goto(`${suite.pulse.url}/`);
     await page.locator("[data-connection=live]").waitFor();
     const panel = page.locator(`[data-testid=agent-${OUTSIDE_AGENT}]`);
     expect(await panel.getAttribute("data-status")).toBe("idle");
-    const { runId, agent } = await outsideRun(tenant.api);
+    const { runId, agent } = await suite.outsideRun(tenant.api);
     await page.locator(`[data-testid=agent-${OUTSIDE_AGENT}][data-run-id="${runId}"][data-status=queued]`).waitFor();
     expect(await panel.textContent()).toContain("waiting for the agent");
     await agent.report({ type: "agent:active" });

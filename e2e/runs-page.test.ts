@@ -1,12 +1,11 @@
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { beforeAll, describe, expect, it } from "vitest";
 import { countByRule, seriousViolations } from "./support/axe";
 import { formatDuration } from "../src/lib/format";
-import { launchChromium, screenshot } from "./support/browser";
-import { OutsideAgent } from "./support/outside-agent";
-import type { PulseProcess } from "./support/pulse-process";
+import { screenshot } from "./support/browser";
+import { dashboardSuite } from "./support/dashboard-suite";
 import { smallTargets } from "./support/targets";
-import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
+import { OUTSIDE_AGENT } from "./support/tenant";
 
 /**
  * The runs page (issue 19, "finding things"): a tenant's whole history a page at a time,
@@ -14,17 +13,15 @@ import { OUTSIDE_AGENT, settledTenant, signedIn, startDashboardPulse } from "./s
  * with the absolute time on hover, copy buttons for run ids, and a skip link.
  */
 
-let browser: Browser;
-let pulse: PulseProcess;
-let tenant: Awaited<ReturnType<typeof settledTenant>>;
+const suite = dashboardSuite();
+let tenant: Awaited<ReturnType<typeof suite.settledTenant>>;
 /** Every run of the tenant, newest first, as the API lists them once the runs below are made. */
 let all: { id: string; status: string; agentRole: string; chainId: string | null }[];
 
 /** 30 runs of the outside agent, every fifth failing with a quota error, the rest completed. */
 async function outsideRuns(count: number) {
   for (let i = 0; i < count; i++) {
-    const { runId, reportToken } = await tenant.api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
+    const { agent } = await suite.outsideRun(tenant.api);
     await agent.report({ type: "agent:active" });
     await agent.report({ type: "agent:progress", progress: 50, message: `Filing batch ${i}` });
     await agent.report(
@@ -34,17 +31,11 @@ async function outsideRuns(count: number) {
 }
 
 beforeAll(async () => {
-  browser = await launchChromium();
-  pulse = await startDashboardPulse();
-  tenant = await settledTenant(pulse, "finder");
+  tenant = await suite.settledTenant("finder");
   await outsideRuns(30);
   const first = await tenant.api.agent.list.query({ limit: 100 });
   all = first.runs;
   expect(first.nextCursor).toBeNull();
-});
-afterAll(async () => {
-  await browser?.close();
-  await pulse?.stop();
 });
 
 /** Console errors and uncaught errors of a page, React's hydration errors (#418) among them. */
@@ -60,7 +51,7 @@ const rowIds = (page: Page) =>
 
 /** The page once it is live: hydrated and subscribed, so rows follow the feed from here on; its history read. */
 async function openRuns(page: Page, query = "") {
-  await page.goto(`${pulse.url}/runs${query}`);
+  await page.goto(`${suite.pulse.url}/runs${query}`);
   await page.locator("[data-connection=live]").waitFor();
   await page.locator("[data-testid=run-history] table").waitFor();
 }
@@ -93,7 +84,7 @@ async function expectHistoryRow(page: Page) {
 
 describe("the runs page", () => {
   it("pages through the whole history once, newest first, with the page in the URL", async () => {
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const page = await (await suite.signedIn(tenant.token)).newPage();
     const errors = pageErrors(page);
     await openRuns(page);
     expect(await page.title()).toBe("Runs · Pulse");
@@ -113,7 +104,7 @@ describe("the runs page", () => {
   });
 
   it("filters by status, agent and origin, and searches by id prefix, role and error words, all kept in the URL", async () => {
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const page = await (await suite.signedIn(tenant.token)).newPage();
     const errors = pageErrors(page);
     await openRuns(page);
     const failed = all.filter((r) => r.status === "failed").map((r) => r.id);
@@ -162,14 +153,13 @@ describe("the runs page", () => {
   });
 
   it("follows the feed: a new run appears on the newest page and its row changes live", async () => {
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const page = await (await suite.signedIn(tenant.token)).newPage();
     await openRuns(page, `?role=${OUTSIDE_AGENT}`);
-    const { runId, reportToken } = await tenant.api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
+    const { runId, agent } = await suite.outsideRun(tenant.api);
     const row = page.locator(`[data-testid=run-row][data-run-id="${runId}"]`);
     await row.and(page.locator("[data-status=queued]")).waitFor();
     expect((await rowIds(page))[0]).toBe(runId);
     expect(await row.getByText("waiting for the agent").count()).toBe(1);
-    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
     await agent.report({ type: "agent:active" });
     await row.and(page.locator("[data-status=active]")).waitFor();
     await agent.report({ type: "agent:completed" });
@@ -178,14 +168,13 @@ describe("the runs page", () => {
   });
 
   it("shows each agent's last 14 days from the database (runs per day, success rate, median time) and follows runs that end", async () => {
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const page = await (await suite.signedIn(tenant.token)).newPage();
     await openRuns(page);
     await expectHistoryRow(page);
     const before = Number(
       await page.locator(`[data-testid=history-${OUTSIDE_AGENT}] [data-testid=history-runs]`).textContent(),
     );
-    const { runId, reportToken } = await tenant.api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-    const agent = new OutsideAgent(pulse.url, runId, reportToken!);
+    const { agent } = await suite.outsideRun(tenant.api);
     await agent.report({ type: "agent:active" });
     await agent.report({ type: "agent:failed", error: "quota exceeded once more" });
     await expect
@@ -196,7 +185,7 @@ describe("the runs page", () => {
   });
 
   it("shows how long ago each run was queued, with the date and time on hover, in the reader's zone", async () => {
-    const context = await signedIn(browser, pulse, tenant.token, { timezoneId: "Asia/Tokyo", locale: "de-DE" });
+    const context = await suite.signedIn(tenant.token, { timezoneId: "Asia/Tokyo", locale: "de-DE" });
     const page = await context.newPage();
     const errors = pageErrors(page);
     await openRuns(page);
@@ -213,8 +202,8 @@ describe("the runs page", () => {
   });
 
   it("copies a run's whole id from its row", async () => {
-    const context = await signedIn(browser, pulse, tenant.token);
-    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: pulse.url });
+    const context = await suite.signedIn(tenant.token);
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: suite.pulse.url });
     const page = await context.newPage();
     await openRuns(page);
     const run = all[3]!;
@@ -225,7 +214,7 @@ describe("the runs page", () => {
   });
 
   it("copies through the fallback where the page has no clipboard API", async () => {
-    const context = await signedIn(browser, pulse, tenant.token);
+    const context = await suite.signedIn(tenant.token);
     await context.addInitScript(() => Object.defineProperty(navigator, "clipboard", { value: undefined }));
     const page = await context.newPage();
     await openRuns(page);
@@ -240,24 +229,24 @@ describe("the runs page", () => {
   });
 
   it("offers a skip link first on every page, which moves focus to the content", async () => {
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const page = await (await suite.signedIn(tenant.token)).newPage();
     for (const path of ["/runs", "/", `/runs/${all[0]!.id}`, "/settings/context"]) {
-      await page.goto(`${pulse.url}${path}`);
+      await page.goto(`${suite.pulse.url}${path}`);
       await page.locator("[data-connection=live]").waitFor();
       await page.keyboard.press("Tab");
       expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
       await page.keyboard.press("Enter");
       await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe("main");
     }
-    const anonymous = await (await browser.newContext()).newPage();
-    await anonymous.goto(`${pulse.url}/login`);
+    const anonymous = await (await suite.browser.newContext()).newPage();
+    await anonymous.goto(`${suite.pulse.url}/login`);
     await anonymous.locator("form").waitFor();
     await anonymous.keyboard.press("Tab");
     expect(await anonymous.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
   });
 
   it("has no serious or critical axe violations and no small targets, wide or narrow, filtered or not", async () => {
-    const page = await (await signedIn(browser, pulse, tenant.token)).newPage();
+    const page = await (await suite.signedIn(tenant.token)).newPage();
     const counts: Record<string, Record<string, number>> = {};
     const targets: Record<string, string[]> = {};
     for (const [name, query, width] of [
@@ -285,7 +274,7 @@ describe("the runs page", () => {
 
 describe("the dark theme", () => {
   it("follows the system's dark setting on every page with no serious or critical axe violations", async () => {
-    const context = await signedIn(browser, pulse, tenant.token, { colorScheme: "dark" });
+    const context = await suite.signedIn(tenant.token, { colorScheme: "dark" });
     const page = await context.newPage();
     const counts: Record<string, Record<string, number>> = {};
     for (const path of [
@@ -296,7 +285,7 @@ describe("the dark theme", () => {
       `/runs/${all[0]!.id}`,
       "/settings/context",
     ]) {
-      await page.goto(`${pulse.url}${path}`);
+      await page.goto(`${suite.pulse.url}${path}`);
       await page.locator("[data-connection=live]").waitFor();
       // Dark indeed: the page's background is darker than its text.
       const [background, text] = await page.evaluate(() => [
@@ -311,7 +300,7 @@ describe("the dark theme", () => {
       counts[path] = countByRule(await seriousViolations(page));
     }
     await screenshot(page, "context-page-dark");
-    await page.goto(`${pulse.url}/runs`);
+    await page.goto(`${suite.pulse.url}/runs`);
     await screenshot(page, "runs-dark");
     console.log(`axe serious/critical in the dark theme: ${JSON.stringify(counts)}`);
     expect(counts).toEqual(Object.fromEntries(Object.keys(counts).map((name) => [name, {}])));

@@ -1,8 +1,7 @@
-import { randomUUID } from "node:crypto";
-import type { Browser, ConsoleMessage } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { ConsoleMessage } from "playwright-core";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { eventually } from "../src/test/harness";
-import { launchChromium } from "./support/browser";
+import { dashboardSuite } from "./support/dashboard-suite";
 import { PulseProcess } from "./support/pulse-process";
 
 /**
@@ -11,35 +10,23 @@ import { PulseProcess } from "./support/pulse-process";
  * scripts run, its WebSocket connects, nothing is refused, and no other page can frame it.
  */
 
-let browser: Browser;
-let pulse: PulseProcess;
+const suite = dashboardSuite(() => new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25" }).start());
 let token: string;
 let runId: string;
 let shareToken: string;
 
 beforeAll(async () => {
-  browser = await launchChromium();
-  pulse = await new PulseProcess({ REDIS_URL: inject("redisUrl"), DEMO_SPEED: "0.25" }).start();
-  const tenant = await pulse.api().auth.register.mutate({
-    email: `headers-${randomUUID().slice(0, 8)}@example.test`,
-    password: "correct horse battery",
-    tenantName: "Headers Co",
-  });
+  const tenant = await suite.registeredTenant("headers");
   token = tenant.token;
   // The setup chain's first run, queued at registration.
   runId = (
     await eventually(
-      () => pulse.api(token).agent.list.query({ limit: 1 }),
+      () => suite.pulse.api(token).agent.list.query({ limit: 1 }),
       (l) => l.runs.length > 0,
       "the first run",
     )
   ).runs[0]!.id;
-  shareToken = (await pulse.api(token).share.create.mutate({ runId, expiresInMinutes: 60 })).token;
-  // Pulse starts in a child process (up to 120 s on a loaded machine), then its first run is queued.
-}, 240_000);
-afterAll(async () => {
-  await browser?.close();
-  await pulse?.stop();
+  shareToken = (await suite.pulse.api(token).share.create.mutate({ runId, expiresInMinutes: 60 })).token;
 });
 
 /** Each page with its status, whether it is seen signed in (signed in, the sign-in pages redirect), and what shows once its scripts ran. */
@@ -55,9 +42,9 @@ const pages = () => [
 
 describe("the dashboard's pages", () => {
   it("each carry the Content-Security-Policy, X-Frame-Options, nosniff and Referrer-Policy", async () => {
-    const websocket = pulse.url.replace(/^http/, "ws");
+    const websocket = suite.pulse.url.replace(/^http/, "ws");
     for (const { path, status, signedIn } of pages()) {
-      const res = await fetch(`${pulse.url}${path}`, {
+      const res = await fetch(`${suite.pulse.url}${path}`, {
         redirect: "manual",
         headers: signedIn ? { cookie: `pulse_session=${encodeURIComponent(token)}` } : {},
       });
@@ -83,10 +70,10 @@ describe("the dashboard's pages", () => {
     async () => {
       const refusals: string[] = [];
       const pageAs = async (signedIn: boolean) => {
-        const context = await browser.newContext();
+        const context = await suite.browser.newContext();
         if (signedIn)
           await context.addCookies([
-            { name: "pulse_session", value: token, url: pulse.url, httpOnly: true, sameSite: "Lax" },
+            { name: "pulse_session", value: token, url: suite.pulse.url, httpOnly: true, sameSite: "Lax" },
           ]);
         await context.addInitScript(() => {
           const w = window as unknown as { __violations: string[] };
@@ -106,7 +93,7 @@ describe("the dashboard's pages", () => {
       try {
         for (const { path, ready, signedIn } of pages()) {
           const page = signedIn ? member : visitor;
-          await page.goto(`${pulse.url}${path}`);
+          await page.goto(`${suite.pulse.url}${path}`);
           await page.locator(ready).first().waitFor({ timeout: 60_000 });
           const violations = await page.evaluate(() =>
             (window as unknown as { __violations: string[] }).__violations.slice(),
@@ -122,9 +109,9 @@ describe("the dashboard's pages", () => {
   );
 
   it("cannot be framed by another page (clickjacking)", async () => {
-    const context = await browser.newContext();
+    const context = await suite.browser.newContext();
     await context.addCookies([
-      { name: "pulse_session", value: token, url: pulse.url, httpOnly: true, sameSite: "Lax" },
+      { name: "pulse_session", value: token, url: suite.pulse.url, httpOnly: true, sameSite: "Lax" },
     ]);
     const page = await context.newPage();
     try {
@@ -132,7 +119,7 @@ describe("the dashboard's pages", () => {
         predicate: (m) => /frame-ancestors/.test(m.text()),
         timeout: 60_000,
       });
-      await page.setContent(`<iframe src="${pulse.url}/runs/${runId}" width="800" height="600"></iframe>`);
+      await page.setContent(`<iframe src="${suite.pulse.url}/runs/${runId}" width="800" height="600"></iframe>`);
       expect((await refused).text()).toContain("frame-ancestors 'none'");
       const frame = page.frames().find((f) => f !== page.mainFrame());
       expect(await frame?.locator("[data-testid=run-detail]").count()).toBe(0);

@@ -1,10 +1,9 @@
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { afterAll, describe, expect, it } from "vitest";
 import { compareStreamIds } from "../src/shared/stream-id";
-import { applied, launchChromium, recordApplied } from "./support/browser";
-import { OutsideAgent } from "./support/outside-agent";
-import type { PulseProcess } from "./support/pulse-process";
-import { newEmail, OUTSIDE_AGENT, PASSWORD, settledTenant, signedIn, startDashboardPulse } from "./support/tenant";
+import { applied, recordApplied } from "./support/browser";
+import { dashboardSuite } from "./support/dashboard-suite";
+import type { OutsideAgent } from "./support/outside-agent";
 import { UpgradeGate } from "./support/upgrade-gate";
 
 /**
@@ -13,32 +12,25 @@ import { UpgradeGate } from "./support/upgrade-gate";
  * event streams are buffered too, and back to the WebSocket when upgrades pass again.
  */
 
-let browser: Browser;
-let pulse: PulseProcess;
+const suite = dashboardSuite();
 const gates: UpgradeGate[] = [];
-beforeAll(async () => {
-  browser = await launchChromium();
-  pulse = await startDashboardPulse();
-});
+// Registered after the suite's: runs before it closes the browser and Pulse.
 afterAll(async () => {
   for (const gate of gates) await gate.stop();
-  await browser?.close();
-  await pulse?.stop();
 });
 
-type Tenant = Awaited<ReturnType<typeof settledTenant>>;
+type Tenant = Awaited<ReturnType<typeof suite.settledTenant>>;
 
 async function gate(): Promise<UpgradeGate> {
-  const started = await new UpgradeGate({ host: "127.0.0.1", port: pulse.port }).start();
+  const started = await new UpgradeGate({ host: "127.0.0.1", port: suite.pulse.port }).start();
   gates.push(started);
   return started;
 }
 
 /** A run's page behind `via`, recording what it applies, the progress values it shows, and its requests. */
 async function runPage(tenant: Tenant, via: UpgradeGate) {
-  const { runId, reportToken } = await tenant.api.agent.run.mutate({ agentRole: OUTSIDE_AGENT });
-  const agent = new OutsideAgent(pulse.url, runId, reportToken!);
-  const page = await (await signedIn(browser, pulse, tenant.token, { baseUrl: via.url })).newPage();
+  const { runId, agent } = await suite.outsideRun(tenant.api);
+  const page = await (await suite.signedIn(tenant.token, { baseUrl: via.url })).newPage();
   await recordApplied(page);
   await page.addInitScript(() => {
     const w = window as unknown as { __shown: number[] };
@@ -96,7 +88,7 @@ async function expectEveryEventOnce(tenant: Tenant, page: Page, runId: string): 
 
 describe("the client's transports in a real browser", () => {
   it("streams over server-sent events where WebSockets are refused, each event as it happens, returns to the WebSocket, and leaves it again", async () => {
-    const tenant = await settledTenant(pulse, "sse");
+    const tenant = await suite.settledTenant("sse");
     const proxy = await gate();
     proxy.block();
     const { runId, agent, page, requests } = await runPage(tenant, proxy);
@@ -132,7 +124,7 @@ describe("the client's transports in a real browser", () => {
   });
 
   it("polls where event streams are buffered too, and returns to the WebSocket when upgrades pass again", async () => {
-    const tenant = await settledTenant(pulse, "buffered");
+    const tenant = await suite.settledTenant("buffered");
     const proxy = await gate();
     proxy.block();
     proxy.bufferStreams();
@@ -178,15 +170,11 @@ const indicatorTexts = (page: Page) =>
 
 describe("the connection indicator in a real browser", () => {
   it("on a page that never connected says Connecting…, then that it cannot reach the server, never Reconnecting", async () => {
-    const tenant = await pulse.api().auth.register.mutate({
-      email: newEmail("never"),
-      password: PASSWORD,
-      tenantName: "Never Co",
-    });
+    const tenant = await suite.registeredTenant("never");
     const proxy = await gate();
     proxy.block();
     proxy.bufferStreams();
-    const page = await (await signedIn(browser, pulse, tenant.token, { baseUrl: proxy.url })).newPage();
+    const page = await (await suite.signedIn(tenant.token, { baseUrl: proxy.url })).newPage();
     await recordIndicator(page);
     await page.goto(`${proxy.url}/`);
     await page.locator("[data-testid=run-list]").waitFor();
@@ -202,13 +190,9 @@ describe("the connection indicator in a real browser", () => {
   });
 
   it("on a page that lost the server says Reconnecting… without a count that climbs, then unavailable, then Live again", async () => {
-    const tenant = await pulse.api().auth.register.mutate({
-      email: newEmail("lost"),
-      password: PASSWORD,
-      tenantName: "Lost Co",
-    });
+    const tenant = await suite.registeredTenant("lost");
     const proxy = await gate();
-    const page = await (await signedIn(browser, pulse, tenant.token, { baseUrl: proxy.url })).newPage();
+    const page = await (await suite.signedIn(tenant.token, { baseUrl: proxy.url })).newPage();
     await recordIndicator(page);
     await page.goto(`${proxy.url}/`);
     await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, BrowserContextOptions } from "playwright-core";
 import { inject } from "vitest";
-import { eventually } from "../../src/test/harness";
 import { PulseProcess } from "./pulse-process";
 
 export const PASSWORD = "correct horse battery";
@@ -43,19 +42,4 @@ export async function signedIn(
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, ...contextOptions });
   await context.addCookies([{ name: "pulse_session", value: token, url: baseUrl, httpOnly: true, sameSite: "Lax" }]);
   return context;
-}
-
-/** A new tenant whose setup chain has finished: its session token and an API client for it. */
-export async function settledTenant(pulse: PulseProcess, who: string) {
-  const tenant = await pulse
-    .api()
-    .auth.register.mutate({ email: newEmail(who), password: PASSWORD, tenantName: `${who} Co` });
-  const api = pulse.api(tenant.token);
-  await eventually(
-    () => api.context.get.query(),
-    (c) => c?.status === "completed",
-    `${who}'s setup chain`,
-    90_000,
-  );
-  return { ...tenant, api };
 }

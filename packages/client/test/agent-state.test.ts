@@ -41,6 +41,17 @@ function run(overrides: Partial<RunView> = {}): RunView {
   };
 }
 
+/** Run r1's step s1 ("Fetch") started: the event counted `seq` in its run. */
+const step = (seq: number): AgentFeedItem => ({
+  type: "agent:step",
+  ...base,
+  stepId: "s1",
+  name: "Fetch",
+  status: "started",
+  seq,
+  at,
+});
+
 const apply = (state: AgentState, id: string, item: AgentFeedItem) => applyAgentItem(state, { id, item });
 
 describe("applyAgentItem", () => {
@@ -54,26 +65,10 @@ describe("applyAgentItem", () => {
 
   it("skips a counted event the snapshot already reflects, but moves the cursor", () => {
     const state = apply(emptyAgentState, "1-0", { type: "snapshot", snapshot: { runs: [run({ seq: 5, steps: [] })] } });
-    const stale = apply(state, "2-0", {
-      type: "agent:step",
-      ...base,
-      stepId: "s1",
-      name: "Fetch",
-      status: "started",
-      seq: 4,
-      at,
-    });
+    const stale = apply(state, "2-0", step(4));
     expect(stale.runs.r1?.steps).toHaveLength(0);
     expect(stale.lastEventId).toBe("2-0");
-    const fresh = apply(stale, "3-0", {
-      type: "agent:step",
-      ...base,
-      stepId: "s1",
-      name: "Fetch",
-      status: "started",
-      seq: 6,
-      at,
-    });
+    const fresh = apply(stale, "3-0", step(6));
     expect(fresh.runs.r1).toMatchObject({ seq: 6, steps: [{ id: "s1", status: "started" }] });
   });
 
@@ -133,32 +128,14 @@ describe("applyAgentItem", () => {
     const next = apply(late, "3-0", queued);
     expect(next.runs.r3).toMatchObject({ status: "queued", seq: 1 });
     // Resumed from a cursor alone, nothing tells which runs the feed's scope holds: each is taken as it comes.
-    expect(
-      apply(emptyAgentState, "2-0", {
-        type: "agent:step",
-        ...base,
-        stepId: "s1",
-        name: "Fetch",
-        status: "started",
-        seq: 3,
-        at,
-      }).runs.r1,
-    ).toMatchObject({ seq: 3, steps: [{ id: "s1" }] });
+    expect(apply(emptyAgentState, "2-0", step(3)).runs.r1).toMatchObject({ seq: 3, steps: [{ id: "s1" }] });
   });
 
   it("follows a run from queued through a retried failure to completion", () => {
     let state = apply(emptyAgentState, "1-0", { type: "agent:queued", ...base, queuedAt: at, seq: 1, at });
     expect(state.runs.r1?.status).toBe("queued");
     state = apply(state, "2-0", { type: "agent:active", ...base, startedAt: at, seq: 2, at });
-    state = apply(state, "3-0", {
-      type: "agent:step",
-      ...base,
-      stepId: "s1",
-      name: "Fetch",
-      status: "started",
-      seq: 3,
-      at,
-    });
+    state = apply(state, "3-0", step(3));
     state = apply(state, "4-0", {
       type: "agent:failed",
       ...base,

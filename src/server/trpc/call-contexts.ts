@@ -76,13 +76,12 @@ export class CallContexts {
     // The token travels in connectionParams (the first frame), never in the URL. A database
     // busy with a burst of connections (or briefly away) is waited for, a while, rather than
     // the socket closed for its client to come back at once and add to the burst.
-    guard.checkingToken = true;
-    const principal = await whileDatabaseReturns(
-      () => this.options.services.auth.authenticate(token, ["session", "socket", "share"]),
-      SOCKET_AUTH_DATABASE_WAIT_MS,
-    )
-      .catch(asRetryable)
-      .finally(() => (guard.checkingToken = false));
+    const principal = await guard.whileCheckingToken(() =>
+      whileDatabaseReturns(
+        () => this.options.services.auth.authenticate(token, ["session", "socket", "share"]),
+        SOCKET_AUTH_DATABASE_WAIT_MS,
+      ).catch(asRetryable),
+    );
     if (!principal)
       guard.debug({ tokenSent: token !== undefined }, "websocket without a valid token in connectionParams");
     if (principal) {

@@ -93,18 +93,34 @@ describe("ConnectionGuard keep-alive", () => {
 });
 
 describe("ConnectionGuard unauthenticated timeout", () => {
-  it("closes a connection with no valid token after authTimeoutMs, but waits while its token is being checked", () => {
+  it("closes a connection with no valid token after authTimeoutMs, but waits while its token is being checked", async () => {
     const clock = { now: 0 };
     const socket = new FakeSocket();
     const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
     // connectionParams arrived; the database is slow to answer for the session (a burst).
-    guard.checkingToken = true;
+    let answer!: (principal: null) => void;
+    const checked = guard.whileCheckingToken(() => new Promise<null>((resolve) => (answer = resolve)));
     guard.received();
     guard.tick((clock.now = LIMITS.authTimeoutMs + 1_000));
     expect(socket.closedWith).toBeNull();
     // The check ended without a principal: the timeout, long past, closes at the next sweep.
-    guard.checkingToken = false;
+    answer(null);
+    expect(await checked).toBeNull();
     guard.received();
+    guard.tick((clock.now += 100));
+    expect(socket.closedWith).toBe(4401);
+  });
+
+  it("stops waiting for a token check that failed (the database stayed away)", async () => {
+    const clock = { now: 0 };
+    const socket = new FakeSocket();
+    const guard = new ConnectionGuard(socket, "10.0.0.1", LIMITS, () => clock.now);
+    let fail!: (error: Error) => void;
+    const checked = guard.whileCheckingToken(() => new Promise<null>((_, reject) => (fail = reject)));
+    guard.tick((clock.now = LIMITS.authTimeoutMs + 1_000));
+    expect(socket.closedWith).toBeNull();
+    fail(new Error("database unavailable"));
+    await expect(checked).rejects.toThrow("database unavailable");
     guard.tick((clock.now += 100));
     expect(socket.closedWith).toBe(4401);
   });

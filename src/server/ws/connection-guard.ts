@@ -91,11 +91,8 @@ export class ConnectionGuard extends SessionGuard {
   private readonly baseLogger?: Logger;
   /** This connection's child logger, made on the first line actually written. */
   private log?: Logger;
-  /**
-   * Its connectionParams arrived and their token is being checked: the unauthenticated
-   * timeout waits for the answer, which a burst of connections (a deploy) may delay past it.
-   */
-  checkingToken = false;
+  /** Its token is being checked (`whileCheckingToken`): the unauthenticated timeout waits. */
+  private checkingToken = false;
 
   constructor(
     private readonly socket: GuardedSocket,
@@ -147,6 +144,22 @@ export class ConnectionGuard extends SessionGuard {
 
   get isClosing(): boolean {
     return this.closing;
+  }
+
+  /**
+   * Runs `check`, the verification of the token its connectionParams brought, with the
+   * unauthenticated timeout suspended until the check settles either way: a burst of
+   * connections (a deploy) may delay the answer past the timeout, and a connection is not
+   * closed for the server's slowness. A check that finds no principal leaves the timeout,
+   * long past by then, to close the connection at the next sweep.
+   */
+  async whileCheckingToken<T>(check: () => Promise<T>): Promise<T> {
+    this.checkingToken = true;
+    try {
+      return await check();
+    } finally {
+      this.checkingToken = false;
+    }
   }
 
   /** Records the verified caller; from now on the token's expiry applies. */
