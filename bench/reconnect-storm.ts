@@ -1,6 +1,6 @@
 import { reconnectDelayMs } from "@pulse/client";
 import WebSocket from "ws";
-import { AGENT_EVENT, deferred, PING, RESYNC, SNAPSHOT, wsUrl } from "./lean-clients";
+import { AGENT_EVENT, deferred, loopbackSource, PING, RESYNC, SNAPSHOT, wsUrl } from "./lean-clients";
 import { StormLedger, type StormCounts, type StormRange } from "./storm-ledger";
 import { nowUs, scanMarkers, type Design } from "./workload";
 
@@ -188,15 +188,6 @@ function socketIoResume(baseUrl: string, token: string, onEvent: EventListener):
   };
 }
 
-/**
- * The loopback address client `index` connects from: one address has about 28,000
- * ephemeral ports, and a storm of 10,000 clients reconnecting (while the previous
- * connections' ports wait out TIME_WAIT) needs more, so clients spread over 127.0.0.1–8.
- */
-function sourceAddress(index: number): string {
-  return `127.0.0.${1 + (index % 8)}`;
-}
-
 function resumableClient(
   design: Design,
   baseUrl: string,
@@ -284,7 +275,7 @@ export class StormClients {
   constructor(private readonly init: StormClientsInit) {
     this.tenantOf = init.connections.map((c) => c.tenant);
     this.clients = init.connections.map((c, index) =>
-      resumableClient(init.design, init.baseUrl, c.token, sourceAddress(index), (seq) =>
+      resumableClient(init.design, init.baseUrl, c.token, loopbackSource(index), (seq) =>
         this.ledger?.record(index, seq, nowUs()),
       ),
     );
