@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { fixtureIdle, fixtureRepetition, fixtureResult, fixtureStorm, fixtureWave } from "./result-fixtures";
-import { repeatedTables, summariseRepetitions } from "./repetitions";
+import { repeatedTables, summariseRepetitions, worseEndText } from "./repetitions";
 
 const byName = (result: ReturnType<typeof summariseRepetitions>, name: string) =>
   result.targets.find((t) => t.name === name)!;
@@ -54,6 +54,21 @@ describe("summariseRepetitions", () => {
     expect(target.spread?.min).toBe(2);
     expect(target.met).toBe(false);
     expect(target.note).toContain("median maximum failed");
+  });
+
+  test("a failed figure's worse end reads failed, also once JSON has turned its Infinity into null", () => {
+    const failed = {
+      ...byName(
+        summariseRepetitions(fixtureResult(runs)),
+        "narrow: p99 at 75% of the weaker maximum, Pulse ÷ Socket.IO",
+      ),
+    };
+    failed.spread = { ...failed.spread!, max: Number.POSITIVE_INFINITY };
+    expect(worseEndText(failed)).toBe("failed");
+    const fromJson = JSON.parse(JSON.stringify(failed)) as typeof failed;
+    expect(fromJson.spread!.max).toBeNull();
+    expect(worseEndText(fromJson)).toBe("failed");
+    expect(worseEndText({ ...failed, spread: { ...failed.spread!, max: 1.234 } })).toBe("1.23");
   });
 
   test("idle memory is met only when heap AND RSS per connection are, judged at the most connections", () => {

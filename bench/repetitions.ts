@@ -333,8 +333,11 @@ export function fmtSpread(spread: Spread | null | undefined, digits = 2, unit = 
   return spread.n === 1 ? f(spread.median) : `${f(spread.median)} (${f(spread.min)}–${f(spread.max)})`;
 }
 
+/** The worse end as the tables print it; a failed figure (Infinity, which JSON keeps as null) reads "failed". */
 export function worseEndText(t: RepeatedTarget): string {
-  return t.spread ? String(Math.round(worseEnd(t.spread, t.direction) * 100) / 100) : "–";
+  if (!t.spread) return "–";
+  const worse: number | null = worseEnd(t.spread, t.direction);
+  return typeof worse === "number" && Number.isFinite(worse) ? String(Math.round(worse * 100) / 100) : "failed";
 }
 
 /** The repeated figures as tables: maxima with their soaks, p99 at the comparison loads, and the targets. */
