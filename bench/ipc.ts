@@ -40,11 +40,17 @@ function raiseOpenFiles(name: string, pid: number | undefined): void {
   }
 }
 
+/** This process's own open-file limit, read once (a child inherits it). */
+let ownOpenFiles: number | undefined;
+
 /** The open files each bench process may hold. */
 export function openFileLimit(): number {
   if (!openFilesFixed) return OPEN_FILES;
-  const soft = Number(execFileSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).trim());
-  return Number.isFinite(soft) ? soft : Number.POSITIVE_INFINITY;
+  if (ownOpenFiles === undefined) {
+    const soft = Number(execFileSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).trim());
+    ownOpenFiles = Number.isFinite(soft) ? soft : Number.POSITIVE_INFINITY;
+  }
+  return ownOpenFiles;
 }
 
 export interface BenchProcessOptions {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { ScenarioPlan } from "./bench-plan";
-import { ladderStarts, maximumOf, medianMaximum } from "./ladder";
+import { afterFailure, ladderStarts, maximumOf, medianMaximum } from "./ladder";
 import { fixtureRepetition } from "./result-fixtures";
 
 const plan: ScenarioPlan = {
@@ -33,5 +33,21 @@ describe("ladder", () => {
     // Never below the bottom; a design without a maximum starts at the bottom.
     expect(starts.get("sse")).toBe(0);
     expect(starts.has("ws-floor")).toBe(false);
+  });
+
+  test("a design failing the first step it reclimbed steps down one by one; elsewhere a failure refines once, or stops", () => {
+    const rates = plan.eventRates;
+    expect(afterFailure(rates, 3, 3, true)).toEqual({ next: "step-down", indices: [2, 1, 0] });
+    expect(afterFailure(rates, 3, 3, false)).toEqual({ next: "step-down", indices: [2, 1, 0] });
+    // Past its first step, or failing the very bottom, there is nothing below to step to.
+    expect(afterFailure(rates, 5, 3, true)).toEqual({ next: "refine", rate: 325.6 });
+    expect(afterFailure(rates, 5, 3, false)).toEqual({ next: "stop" });
+    expect(afterFailure(rates, 0, 0, true)).toEqual({ next: "stop" });
+  });
+
+  test("a maximum reads the offered events/s or, asked, the offered deliveries/s", () => {
+    const run = fixtureRepetition(0, { pulse: { max: 400 } });
+    const step = run.steps.find((s) => s.design === "pulse" && s.offeredEventsPerSecond === 400)!;
+    expect(maximumOf(run, "pulse", "offeredDeliveriesPerSecond")).toBe(step.offeredDeliveriesPerSecond);
   });
 });

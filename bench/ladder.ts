@@ -5,9 +5,16 @@ import type { Design } from "./workload";
 
 // Where the load ladders of a scenario's repetitions start, and what their maxima are.
 
-/** This repetition's maximum of `design`: its highest passed step's offered events/s. */
-export function maximumOf(result: ScenarioResult, design: Design): number | null {
-  const passed = result.steps.filter((s) => s.design === design && s.passed).map((s) => s.offeredEventsPerSecond);
+/**
+ * This repetition's maximum of `design`: its highest passed step's offered rate, in events/s
+ * (what the ladder steps by) or deliveries/s (what the report compares).
+ */
+export function maximumOf(
+  result: ScenarioResult,
+  design: Design,
+  measure: "offeredEventsPerSecond" | "offeredDeliveriesPerSecond" = "offeredEventsPerSecond",
+): number | null {
+  const passed = result.steps.filter((s) => s.design === design && s.passed).map((s) => s[measure]);
   return passed.length ? Math.max(...passed) : null;
 }
 
@@ -36,4 +43,25 @@ export function ladderStarts(
     starts.set(design, Math.max(0, below - reclimbSteps));
   }
   return starts;
+}
+
+/** What a design does after failing a step of its ladder (in a run that stops at saturation). */
+export type AfterFailure =
+  /** It failed the first step it climbed, where the repetition before passed: the steps below, down to one that passes. */
+  | { next: "step-down"; indices: number[] }
+  /** Once, between the failed step and the one below it, for a finer maximum. */
+  | { next: "refine"; rate: number }
+  | { next: "stop" };
+
+/**
+ * The choice after `design` failed step `index` of `rates`, having started this repetition's
+ * ladder at step `first`. Pure, so the step-down, which only a full run reaches, is tested.
+ */
+export function afterFailure(rates: readonly number[], index: number, first: number, refine: boolean): AfterFailure {
+  if (index === first && index > 0)
+    return { next: "step-down", indices: Array.from({ length: index }, (_, i) => index - 1 - i) };
+  const previous = rates[index - 1];
+  if (refine && previous !== undefined)
+    return { next: "refine", rate: Math.round(Math.sqrt(previous * rates[index]!) * 10) / 10 };
+  return { next: "stop" };
 }

@@ -1,6 +1,7 @@
 import type { BenchResult, FirstEventResult, ReconnectStormResult, ScenarioResult, StepResult } from "./bench-result";
-import { pairedRatios, spreadOf, verdictAtWorseEnd, worseEnd, type Direction, type Spread } from "./statistics";
-import { table } from "./report";
+import { maximumOf } from "./ladder";
+import { pairedRatios, spreadOf, toMiB, verdictAtWorseEnd, worseEnd, type Direction, type Spread } from "./statistics";
+import { largestIdleSize, table } from "./report";
 import type { Design } from "./workload";
 
 /**
@@ -86,10 +87,7 @@ function byRepetition(result: Repeated, name: string): ScenarioResult[] {
   return result.scenarios.filter((s) => s.name === name).sort((a, b) => a.repetition - b.repetition);
 }
 
-function maximum(scenario: ScenarioResult, design: Design): number | null {
-  const passed = scenario.steps.filter((s) => s.design === design && s.passed);
-  return passed.length ? Math.max(...passed.map((s) => s.offeredDeliveriesPerSecond)) : null;
-}
+const maximum = (scenario: ScenarioResult, design: Design) => maximumOf(scenario, design, "offeredDeliveriesPerSecond");
 
 /** A design's p99 at a comparison load; a step that failed (lost events, p99 over the bound) counts as infinitely slow. */
 function p99At(scenario: ScenarioResult, design: Design, fraction: number): number | null {
@@ -157,7 +155,7 @@ function scenarioTargets(name: string, runs: ScenarioResult[], summary: Repeated
 
 function idleTargets(result: Repeated): RepeatedTarget[] {
   // Judged at the most connections measured; one figure per design unless idle runs repeat.
-  const size = Math.max(0, ...result.idle.map((i) => i.connections));
+  const size = largestIdleSize(result.idle);
   const per = (design: Design, key: "heapPerConnection" | "rssPerConnection") =>
     result.idle.filter((i) => i.design === design && i.connections === size).map((i) => i[key]);
   const heap = pairedRatios(per("pulse", "heapPerConnection"), per("socket-io", "heapPerConnection"));
@@ -270,8 +268,6 @@ function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStor
   });
   return { reconnectStorm, targets };
 }
-
-const toMiB = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 
 function summariseLongSoak(result: Repeated): LongSoakSummary | null {
   const run = result.scenarios.find((s) => s.longSoak);

@@ -137,14 +137,15 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
   return summary;
 }
 
-/** A design's idle measurement at the most connections it was measured with: what the memory target is judged at. */
+/** The most connections any design's idle run was measured with: what the memory target is judged at. */
+export function largestIdleSize(idle: readonly IdleResult[]): number {
+  return Math.max(0, ...idle.map((i) => i.connections));
+}
+
+/** A design's idle measurement at `largestIdleSize` (the first, when idle runs repeat). */
 export function largestIdle(idle: readonly IdleResult[], design: Design): IdleResult | undefined {
-  return idle
-    .filter((i) => i.design === design)
-    .reduce<IdleResult | undefined>(
-      (largest, i) => (!largest || i.connections > largest.connections ? i : largest),
-      undefined,
-    );
+  const size = largestIdleSize(idle);
+  return idle.find((i) => i.design === design && i.connections === size);
 }
 
 type MaxSustainable = { deliveriesPerSecond: number; atLeast: boolean } | null | undefined;

@@ -31,8 +31,8 @@ import type { PollingCost } from "./polling-cost";
 import { writeBenchDocs } from "./bench-docs";
 import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { scenarioTable, summarise, summaryTables } from "./report";
-import { comparisonLoads, interleavedOrder } from "./statistics";
-import { ladderStarts, maximumOf, medianMaximum } from "./ladder";
+import { comparisonLoads, interleavedOrder, toMiB } from "./statistics";
+import { afterFailure, ladderStarts, maximumOf, medianMaximum } from "./ladder";
 import { disturbance, judgeStep } from "./step-verdict";
 import { DESIGNS, nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
 
@@ -240,16 +240,12 @@ async function climbLadder(
       const { passed } = await runStep(run, design, rate, index, result.steps);
       if (passed || !bench.plan.stopAtSaturation) continue;
       await bench.settle(design);
-      const first = startAt.get(design) ?? 0;
-      if (index === first && index > 0) {
-        // It failed where the repetition before passed: its maximum is lower this time.
-        await stepDown(run, design, index);
-      } else {
-        const previous = plan.eventRates[index - 1];
-        if (bench.plan.refineSaturation && previous !== undefined) {
-          await runStep(run, design, Math.round(Math.sqrt(previous * rate) * 10) / 10, index - 0.5, result.steps);
-          await bench.settle(design);
-        }
+      const after = afterFailure(plan.eventRates, index, startAt.get(design) ?? 0, bench.plan.refineSaturation);
+      // Failed where the repetition before passed: its maximum is lower this time.
+      if (after.next === "step-down") await stepDown(run, design, after.indices);
+      else if (after.next === "refine") {
+        await runStep(run, design, after.rate, index - 0.5, result.steps);
+        await bench.settle(design);
       }
       active.delete(design);
     }
@@ -258,8 +254,8 @@ async function climbLadder(
 }
 
 /** A design that failed its first step: the steps below it, one by one, until one passes. */
-async function stepDown(run: ScenarioRun, design: Design, from: number): Promise<void> {
-  for (let index = from - 1; index >= 0; index--) {
+async function stepDown(run: ScenarioRun, design: Design, indices: readonly number[]): Promise<void> {
+  for (const index of indices) {
     const { passed } = await runStep(run, design, run.plan.eventRates[index]!, index, run.result.steps);
     await run.bench.settle(design);
     if (passed) return;
@@ -313,11 +309,9 @@ async function longSoak(run: ScenarioRun, runs: readonly ScenarioResult[]): Prom
     rssAfter: after.rss,
   };
   log(
-    `  long soak: heap ${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB, RSS ${mib(before.rss)} → ${mib(after.rss)} MiB`,
+    `  long soak: heap ${toMiB(before.heapUsed)} → ${toMiB(after.heapUsed)} MiB, RSS ${toMiB(before.rss)} → ${toMiB(after.rss)} MiB`,
   );
 }
-
-const mib = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
 /**
  * Pulse and Socket.IO at 25%, 50% and 75% of the weaker of their maxima in this repetition
@@ -666,11 +660,12 @@ async function runIdle(bench: BenchHarness, plan: IdlePlan, size: number, design
  * every connection; so does the clients' process), less room for its other sockets.
  */
 function withinOpenFiles(plan: IdlePlan): IdlePlan {
-  const room = Math.floor((openFileLimit() - 2_000) / 1_000) * 1_000;
+  const limit = openFileLimit();
+  const room = Math.floor((limit - 2_000) / 1_000) * 1_000;
   const sizes = [...new Set(plan.sizes.map((size) => Math.min(size, room)))].filter((size) => size > 0);
   if (sizes.some((size, i) => size !== plan.sizes[i]))
     log(
-      `\nidle: this machine lets each process hold ${openFileLimit()} open files: ${plan.sizes.join(", ")} connections asked, ${sizes.join(", ")} measured`,
+      `\nidle: this machine lets each process hold ${limit} open files: ${plan.sizes.join(", ")} connections asked, ${sizes.join(", ")} measured`,
     );
   return { ...plan, sizes };
 }

@@ -68,3 +68,6 @@ export function comparisonLoads(maxima: readonly number[], fractions: readonly n
   const weaker = Math.min(...maxima);
   return fractions.map((f) => Math.round(weaker * f * 10) / 10);
 }
+
+/** Bytes in MiB, to a tenth. */
+export const toMiB = (bytes: number): number => Math.round((bytes / 1024 / 1024) * 10) / 10;
