@@ -313,16 +313,18 @@ class RecordingSocket implements WireSocket {
   }
 }
 
-/** The tenant's stream as a feed reads it, keeping the pages it was given; `beforeRead` runs before each read. */
+/** The tenant's stream as a feed reads it, keeping the pages it was given; the hooks run around each read. */
 class ReadPages implements ReplayStream {
   readonly pages: StreamEntry[][] = [];
   beforeRead: (read: number) => Promise<void> | void = () => {};
+  afterRead: (read: number) => Promise<void> | void = () => {};
 
   constructor(private readonly stream: ReplayStream) {}
 
   async readAfter(tenantId: string, afterId: string, count: number): Promise<StreamEntry[]> {
     await this.beforeRead(this.pages.length);
     const page = await this.stream.readAfter(tenantId, afterId, count);
+    await this.afterRead(this.pages.length);
     this.pages.push(page);
     return page;
   }
@@ -387,13 +389,25 @@ describe("a replay over a WebSocket", () => {
     await expect(first).resolves.toEqual({ done: true, value: undefined });
   });
 
-  it("events appended while the replay is read follow it once each, in stream order", async () => {
+  it("events appended while the replay is read follow it once each, in stream order, those it queued in one write", async () => {
     const { tenantId } = await createQuietTenant(app);
     const appended = await appendContextEvents(tenantId, REPLAY_PAGE + 20);
     const pages = new ReadPages(app.pulse.services.stream);
-    const during: string[] = [];
-    // Appended after the feed's live listener registered: some are in the replay's pages too.
-    pages.beforeRead = async () => void during.push(...(await appendContextEvents(tenantId, 5)));
+    // Appended after the feed's live listener registered and before a page's read: in the pages
+    // and heard live too, so sent once.
+    const read: string[] = [];
+    pages.beforeRead = async () => void read.push(...(await appendContextEvents(tenantId, 5)));
+    // Appended after the last page was read and heard live before the replay ends: queued.
+    const queued: string[] = [];
+    const heard = new Set<string>();
+    const probe = { receive: (entries: StreamEntry[]) => entries.forEach((e) => heard.add(e.id)), lost: () => {} };
+    await app.pulse.services.reader.subscribe(tenantId, probe);
+    pages.afterRead = async (page) => {
+      if (page !== 1) return;
+      queued.push(...(await appendContextEvents(tenantId, 5)));
+      // The reader hands an entry to all the tenant's subscribers at once: the feed has these too.
+      await eventually(() => queued.every((id) => heard.has(id)), Boolean, "the queued events heard live");
+    };
     const { socket, wire, feed } = wiredFeed(tenantId, appended[0]!, pages);
 
     // What a WebSocket connection does with the items the feed yields (`RpcConnection.stream`).
@@ -409,12 +423,14 @@ describe("a replay over a WebSocket", () => {
       (n) => n === 2,
       "both pages read",
     );
-    const expected = [...appended.slice(1), ...during];
+    const expected = [...appended.slice(1), ...read, ...queued];
     await eventually(
       () => socket.frames.length,
       (n) => n >= expected.length,
       "the replay and what was appended meanwhile",
     );
+    // Two pages, then what was queued during them, each one write.
+    expect(socket.batches).toBe(3);
     const late = await appendContextEvents(tenantId, 2);
     await eventually(
       () => socket.frames.length,
@@ -422,8 +438,8 @@ describe("a replay over a WebSocket", () => {
       "the live events",
     );
     expect(socket.ids()).toEqual([...expected, ...late]);
-    // Those that came during the replay, queued meanwhile, took the wire too, in one batch.
     expect(yielded).toBe(0);
+    app.pulse.services.reader.unsubscribe(tenantId, probe);
     wire.stop();
     await drained;
   });
