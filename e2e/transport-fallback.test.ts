@@ -150,23 +150,54 @@ describe("the client's transports in a real browser", () => {
   });
 });
 
-/** Records each text the connection indicator shows (its words, not its button), in order, from the page's first paint. */
-async function recordIndicator(page: Page): Promise<void> {
+/**
+ * Records each text the connection indicator shows (its words, not its button), in order, from
+ * the page's first paint, with when it showed (ms since the page began), and the page's
+ * WebSockets: what a test that waits in vain for a state prints, to say where the page stuck.
+ */
+async function recordIndicator(page: Page): Promise<() => Promise<string>> {
   await page.addInitScript(() => {
-    const w = window as unknown as { __indicator: string[] };
+    const w = window as unknown as { __indicator: string[]; __indicatorAt: number[] };
     w.__indicator = [];
+    w.__indicatorAt = [];
     const note = () => {
       const text = document.querySelector("[data-testid=connection] > span")?.textContent?.trim() ?? "";
-      if (text && w.__indicator.at(-1) !== text) w.__indicator.push(text);
+      if (!text || w.__indicator.at(-1) === text) return;
+      w.__indicator.push(text);
+      w.__indicatorAt.push(Math.round(performance.now()));
     };
     document.addEventListener("DOMContentLoaded", () => {
       note();
       new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true });
     });
   });
+  const started = Date.now();
+  const sockets: string[] = [];
+  page.on("websocket", (ws) => {
+    const at = () => `${Date.now() - started} ms`;
+    const n = sockets.push(`#${sockets.length + 1} opened at ${at()}`) - 1;
+    ws.on("socketerror", (error) => (sockets[n] += `, error at ${at()}: ${error}`));
+    ws.on("close", () => (sockets[n] += `, closed at ${at()}`));
+  });
+  return async () => {
+    const shown = await page.evaluate(() => {
+      const w = window as unknown as { __indicator: string[]; __indicatorAt: number[] };
+      return w.__indicator.map((text, i) => `${w.__indicatorAt[i]} ms ${text}`);
+    });
+    return `indicator: ${shown.join(" → ")}\nWebSockets (from the test's side): ${sockets.join("; ") || "none"}`;
+  };
 }
 const indicatorTexts = (page: Page) =>
   page.evaluate(() => (window as unknown as { __indicator: string[] }).__indicator.slice());
+
+/** Waits for the indicator's `state`; if it never comes, fails with what the page showed and its sockets. */
+async function waitForConnection(page: Page, state: string, timeout: number, history: () => Promise<string>) {
+  try {
+    await page.locator(`[data-connection=${state}]`).waitFor({ timeout });
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${await history()}`, { cause: error });
+  }
+}
 
 describe("the connection indicator in a real browser", () => {
   it("on a page that never connected says Connecting…, then that it cannot reach the server, never Reconnecting", async () => {
@@ -175,13 +206,13 @@ describe("the connection indicator in a real browser", () => {
     proxy.block();
     proxy.bufferStreams();
     const page = await (await suite.signedIn(tenant.token, { baseUrl: proxy.url })).newPage();
-    await recordIndicator(page);
+    const history = await recordIndicator(page);
     await page.goto(`${proxy.url}/`);
     await page.locator("[data-testid=run-list]").waitFor();
     // The page's polls answer (it is reachable, only not live); then the server goes away.
-    await page.locator("[data-connection=polling]").waitFor({ timeout: 30_000 });
+    await waitForConnection(page, "polling", 30_000, history);
     proxy.goDown();
-    await page.locator("[data-connection=unavailable]").waitFor({ timeout: 30_000 });
+    await waitForConnection(page, "unavailable", 30_000, history);
     const texts = await indicatorTexts(page);
     expect(texts[0]).toBe("Connecting…");
     expect(texts.at(-1)).toBe("Cannot reach the server");
@@ -193,15 +224,15 @@ describe("the connection indicator in a real browser", () => {
     const tenant = await suite.registeredTenant("lost");
     const proxy = await gate();
     const page = await (await suite.signedIn(tenant.token, { baseUrl: proxy.url })).newPage();
-    await recordIndicator(page);
+    const history = await recordIndicator(page);
     await page.goto(`${proxy.url}/`);
-    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    await waitForConnection(page, "live", 30_000, history);
     proxy.goDown();
-    await page.locator("[data-connection=unavailable]").waitFor({ timeout: 60_000 });
+    await waitForConnection(page, "unavailable", 60_000, history);
     proxy.comeBack();
     // A probe every 5 s finds the server, then the socket reconnects on its own backoff (up to
     // 10 s after this many failures), signs in and resumes: a loaded runner needs the margin.
-    await page.locator("[data-connection=live]").waitFor({ timeout: 60_000 });
+    await waitForConnection(page, "live", 60_000, history);
     const texts = await indicatorTexts(page);
     // It may say Reconnecting… more than once (before unavailable, and when a probe finds the socket again), never with a count.
     expect([...new Set(texts.filter((t) => t.startsWith("Reconnecting")))]).toEqual(["Reconnecting…"]);
