@@ -25,7 +25,8 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, "..");
  * node on the in-memory adapter, the default, or `@socket.io/redis-streams-adapter`); `--profile`: the load scenarios only
  * (Pulse only unless `--only` says otherwise), with CPU profiles of the server and publisher
  * processes over the load steps in .data/bench/profile/ (read them with
- * `tsx bench/profile-summary.ts <file>`); `--heap`: the idle scenario only, 1,000
+ * `tsx bench/profile-summary.ts <file>`), and over the subscribes, reconnects or connects of
+ * `first-event`, `reconnect-storm` or `idle` when `--scenarios` names them; `--heap`: the idle scenario only, 1,000
  * subscribers, with heap snapshots of each server before and after they connect (compare
  * them with `tsx bench/heap-summary.ts <before> <after> <connections>`).
  */
