@@ -6,6 +6,7 @@ import { createQuietTenant, startTestPulse, type TestPulse } from "../../test/ha
 import { httpClient } from "../../test/security/security-kit";
 import type { RunStatus } from "../events/schema";
 import { roleNames, runCursorSchema, runSearchStatement, type RunSearch } from "./run-search";
+import { snapshotRunIds } from "../events/snapshot";
 
 /**
  * The runs page's query (`agent.list`) over a tenant with 1,000 runs: every page walk sees
@@ -174,15 +175,15 @@ async function explain(statement: Prisma.Sql) {
   visit(root[0]!.Plan);
   const scans = nodes.filter((n) => String(n["Node Type"]).includes("Scan"));
   const count = (n: PlanNode, key: string) => Number(n[key] ?? 0) * Number(n["Actual Loops"] ?? 1);
+  const read = (n: PlanNode) =>
+    count(n, "Actual Rows") + count(n, "Rows Removed by Filter") + count(n, "Rows Removed by Index Recheck");
   return {
     types: nodes.map((n) => String(n["Node Type"])),
     indexes: scans.map((n) => n["Index Name"]),
     /** Rows the scans produced or threw away: what the page cost to read. */
-    rowsRead: scans.reduce(
-      (sum, n) =>
-        sum + count(n, "Actual Rows") + count(n, "Rows Removed by Filter") + count(n, "Rows Removed by Index Recheck"),
-      0,
-    ),
+    rowsRead: scans.reduce((sum, n) => sum + read(n), 0),
+    /** The same, of the table's indexes only (a statement's own steps, such as a CTE's, left out). */
+    indexRowsRead: scans.filter((n) => n["Index Name"]).reduce((sum, n) => sum + read(n), 0),
   };
 }
 
@@ -234,5 +235,77 @@ describe("agent.list's query plan", () => {
     expect(plan.indexes).toEqual([INDEX]);
     // One run in five failed: about five rows per run on the page, never the ~500 before the cursor.
     expect(plan.rowsRead).toBeLessThanOrEqual(5 * (limit + 1) + 6);
+  });
+});
+
+describe("the live view's snapshot (agent.onStatus's first item)", () => {
+  type Stored = { id: string; agentRole: string; status: RunStatus; queuedAt: Date };
+  const FINISHED: RunStatus[] = ["completed", "failed", "cancelled"];
+  const newestFirst = (a: Stored, b: Stored) => b.queuedAt.getTime() - a.queuedAt.getTime();
+  const isLive = (r: Stored) => r.status === "queued" || r.status === "active";
+  /** A tenant as they mostly are: a long history, a few runs queued or under way. */
+  let settled: Awaited<ReturnType<typeof createQuietTenant>>;
+
+  beforeAll(async () => {
+    settled = await createQuietTenant(app);
+    const runs = seedRuns(settled.tenantId, 1_000, start).map((run, i) => ({
+      ...run,
+      status: i % 100 === 7 ? "queued" : i % 100 === 3 ? "active" : FINISHED[i % 3]!,
+    }));
+    await app.database.prisma.agentRun.createMany({ data: runs });
+    if (app.database.kind === "postgres") await app.database.prisma.$executeRawUnsafe(`ANALYZE "AgentRun"`);
+    else await app.pulse.sweepOldLogs();
+  });
+
+  /** A tenant's runs as stored now (the walk above added some to the first tenant's seeds). */
+  const stored = (tenantId: string, agentRole?: string): Promise<Stored[]> =>
+    app.database.prisma.agentRun.findMany({
+      where: { tenantId, ...(agentRole ? { agentRole } : {}) },
+      select: { id: true, agentRole: true, status: true, queuedAt: true },
+    });
+
+  /** The snapshot holds each role's newest run, the newest 100 live ones, nothing else, newest first. */
+  function expectSnapshotOf(snapshot: RunView[], runs: Stored[]) {
+    const ids = new Set(snapshot.map((r) => r.id));
+    expect(ids.size).toBe(snapshot.length);
+    const newestOfRole = [...new Set(runs.map((r) => r.agentRole))].map(
+      (role) => runs.filter((r) => r.agentRole === role).sort(newestFirst)[0]!.id,
+    );
+    for (const id of newestOfRole) expect(ids).toContain(id);
+    const live = runs.filter(isLive).sort(newestFirst);
+    const shown = live.filter((r) => ids.has(r.id));
+    expect(shown.length).toBe(Math.min(100, live.length));
+    // The newest ones (three runs share each second, so the hundredth may tie with the next).
+    const oldestShown = Math.min(...shown.map((r) => r.queuedAt.getTime()));
+    expect(live.filter((r) => !ids.has(r.id) && r.queuedAt.getTime() > oldestShown)).toEqual([]);
+    expect(snapshot.filter((r) => !newestOfRole.includes(r.id) && !shown.some((s) => s.id === r.id))).toEqual([]);
+    const times = snapshot.map((r) => Date.parse(r.queuedAt));
+    expect(times.every((t, i) => i === 0 || t <= times[i - 1]!)).toBe(true);
+  }
+
+  it("holds each role's newest run and the newest 100 of 400 queued or active runs, newest first", async () => {
+    const { runs } = await app.pulse.services.runs.tenantSnapshot(tenant.tenantId);
+    expect(runs.every((r) => r.tenantId === tenant.tenantId)).toBe(true);
+    expectSnapshotOf(runs, await stored(tenant.tenantId));
+  });
+
+  it("narrowed to one role, holds that role's only", async () => {
+    const role = ROLES[1]!;
+    const { runs } = await app.pulse.services.runs.tenantSnapshot(tenant.tenantId, { agentRole: role });
+    expect(runs.every((r) => r.agentRole === role)).toBe(true);
+    expectSnapshotOf(runs, await stored(tenant.tenantId, role));
+  });
+
+  it("of a tenant with 1,000 runs, 20 live, reads its roles, their newest runs and the live ones, not its history", async () => {
+    const runs = await stored(settled.tenantId);
+    const { runs: snapshot } = await app.pulse.services.runs.tenantSnapshot(settled.tenantId);
+    expectSnapshotOf(snapshot, runs);
+    const roles = new Set(runs.map((r) => r.agentRole)).size;
+    const plan = await explain(snapshotRunIds(settled.tenantId, null));
+    expect(plan.types).not.toContain("Seq Scan");
+    expect(plan.indexes).toContain("AgentRun_tenantId_agentRole_queuedAt_idx");
+    // A step per role to find the next one and its newest run, and each live run once, where
+    // reading each role's newest the way Prisma's `distinct` does read all 1,000.
+    expect(plan.indexRowsRead).toBeLessThanOrEqual(runs.filter(isLive).length + 3 * (roles + 1));
   });
 });

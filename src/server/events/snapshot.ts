@@ -156,39 +156,61 @@ export interface SnapshotSource {
 
 const stepsInOrder = { steps: { orderBy: { startedAt: "asc" as const } } };
 
+/** Queued and active runs a snapshot carries at most, newest first. */
+const SNAPSHOT_LIVE_RUNS = 100;
+
 /**
- * What a dashboard needs first: every queued or active run, and the latest run of each
- * role, optionally narrowed to one role.
+ * The ids of the runs a snapshot carries: each role's newest, and the newest queued or active
+ * ones. The tenant's roles are found one at a time down the (tenantId, agentRole, …) indexes
+ * (a loose index scan: PostgreSQL has no skip scan), then each role's newest run and its live
+ * ones, so a tenant with a long history costs its roles and live runs, not its runs. (Prisma's
+ * `distinct` read every run of the tenant and kept the first of each role in memory.)
+ */
+export function snapshotRunIds(tenantId: string, agentRole: string | null): Prisma.Sql {
+  const ofRole = Prisma.sql`(${agentRole}::text IS NULL OR "agentRole" = ${agentRole}::text)`;
+  return Prisma.sql`
+    WITH RECURSIVE roles AS (
+      (SELECT "agentRole" AS role FROM "AgentRun" WHERE "tenantId" = ${tenantId} AND ${ofRole} ORDER BY "agentRole" LIMIT 1)
+      UNION ALL
+      SELECT (SELECT "agentRole" FROM "AgentRun" WHERE "tenantId" = ${tenantId} AND "agentRole" > roles.role AND ${ofRole}
+        ORDER BY "agentRole" LIMIT 1)
+      FROM roles WHERE roles.role IS NOT NULL
+    )
+    SELECT newest.id FROM roles CROSS JOIN LATERAL (
+      SELECT id FROM "AgentRun" WHERE "tenantId" = ${tenantId} AND "agentRole" = roles.role ORDER BY "queuedAt" DESC LIMIT 1
+    ) AS newest
+    UNION
+    (SELECT live.id FROM roles CROSS JOIN LATERAL (
+      SELECT id, "queuedAt" FROM "AgentRun"
+      WHERE "tenantId" = ${tenantId} AND "agentRole" = roles.role AND "status" IN ('queued', 'active')
+      ORDER BY "queuedAt" DESC LIMIT ${SNAPSHOT_LIVE_RUNS}
+    ) AS live ORDER BY live."queuedAt" DESC LIMIT ${SNAPSHOT_LIVE_RUNS})`;
+}
+
+/**
+ * What a dashboard needs first: every queued or active run (the newest 100), and the latest
+ * run of each role, optionally narrowed to one role.
  */
 export async function readAgentSnapshot(
   { db, stream }: SnapshotSource,
   tenantId: string,
   filter: { agentRole?: string } = {},
 ): Promise<AgentSnapshot> {
-  const where = { tenantId, ...(filter.agentRole ? { agentRole: filter.agentRole } : {}) };
   // Redis before the database: see `withLiveProgress`.
   const progress = await stream.readLiveProgress(tenantId);
-  const [live, latest] = await Promise.all([
-    db.agentRun.findMany({
-      where: { ...where, status: { in: ["queued", "active"] } },
-      orderBy: { queuedAt: "desc" },
-      take: 100,
-      include: stepsInOrder,
-      omit: WITHOUT_OUTPUT,
-    }),
-    db.agentRun.findMany({
-      where,
-      orderBy: [{ agentRole: "asc" }, { queuedAt: "desc" }],
-      distinct: ["agentRole"],
-      include: stepsInOrder,
-      omit: WITHOUT_OUTPUT,
-    }),
-  ]);
-  const byId = new Map<string, RunView>();
-  for (const run of [...live, ...latest]) byId.set(run.id, toRunView(run));
+  const ids = await db.$queryRaw<{ id: string }[]>(snapshotRunIds(tenantId, filter.agentRole ?? null));
+  const runs =
+    ids.length === 0
+      ? []
+      : await db.agentRun.findMany({
+          where: { tenantId, id: { in: ids.map((row) => row.id) } },
+          orderBy: { queuedAt: "desc" },
+          include: stepsInOrder,
+          omit: WITHOUT_OUTPUT,
+        });
   return {
     runs: withLiveProgress(
-      [...byId.values()].sort((a, b) => b.queuedAt.localeCompare(a.queuedAt)),
+      runs.map((run) => toRunView(run)),
       progress,
     ),
   };
