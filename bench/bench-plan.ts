@@ -1,3 +1,4 @@
+import { DESIGNS, type Design } from "./workload";
 /**
  * How much load the bench offers, and for how long: the full run (`npm run bench`, see
  * docs/BENCHMARK.md for its duration) and the smoke run (`--smoke`, seconds, in `npm test`).
@@ -68,6 +69,13 @@ export interface IdlePlan {
 
 export interface BenchPlan {
   mode: "full" | "smoke";
+  /**
+   * The designs measured unless `--only` names others. A full run measures those the
+   * targets compare; SSE, Pulse's own fallback transport and in no target, runs when named
+   * (\`--only=pulse,socket-io,sse,ws-floor\`), which keeps the run within its time. The smoke
+   * run takes all four, so each one's mechanics are proven in \`npm test\`.
+   */
+  designs: readonly Design[];
   /** How long each load step publishes. */
   stepMs: number;
   /** A design's first, uncounted step in each scenario (JIT, pools, prepared queries). */
@@ -93,6 +101,12 @@ export interface BenchPlan {
    * once per scenario, in its last repetition, at the median of the repetitions' maxima.
    */
   soakMs: number;
+  /**
+   * A design whose soak at its median maximum fails soaks again at the ladder's steps below
+   * it, at most this many, until one passes: the highest that passes is its sustained
+   * maximum. Every design gets the same tries.
+   */
+  soakStepsDown: number;
   /**
    * Repetitions after the first start each design's ladder this many steps below its maximum
    * in the repetition before (and step down from there if it fails at once): the steps far
@@ -134,6 +148,7 @@ function ladder(first: number, steps: number, factor = 1.3): number[] {
 
 export const FULL_PLAN: BenchPlan = {
   mode: "full",
+  designs: ["pulse", "socket-io", "ws-floor"],
   stepMs: 2_000,
   warmupMs: 1_000,
   drainMs: 2_000,
@@ -142,6 +157,7 @@ export const FULL_PLAN: BenchPlan = {
   refineSaturation: true,
   repetitions: 5,
   soakMs: 60_000,
+  soakStepsDown: 2,
   reclimbSteps: 3,
   longSoak: { scenario: "narrow", design: "pulse", fraction: 0.5, windows: 10, windowMs: 60_000 },
   comparisonFractions: [0.25, 0.5, 0.75],
@@ -193,6 +209,7 @@ export const FULL_PLAN: BenchPlan = {
 
 export const SMOKE_PLAN: BenchPlan = {
   mode: "smoke",
+  designs: DESIGNS,
   stepMs: 300,
   warmupMs: 200,
   drainMs: 10_000,
@@ -203,6 +220,7 @@ export const SMOKE_PLAN: BenchPlan = {
   // and scenario, a short soak, one comparison load. The statistics' code is unit-tested.
   repetitions: 1,
   soakMs: 200,
+  soakStepsDown: 1,
   reclimbSteps: 3,
   longSoak: { scenario: "narrow", design: "pulse", fraction: 0.5, windows: 2, windowMs: 300 },
   comparisonFractions: [0.5],

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { ScenarioPlan } from "./bench-plan";
-import { afterFailure, ladderStarts, maximumOf, medianMaximum } from "./ladder";
+import { afterFailure, ladderStarts, maximumOf, medianMaximum, soakRates } from "./ladder";
 import { fixtureRepetition } from "./result-fixtures";
 
 const plan: ScenarioPlan = {
@@ -49,5 +49,12 @@ describe("ladder", () => {
     const run = fixtureRepetition(0, { pulse: { max: 400 } });
     const step = run.steps.find((s) => s.design === "pulse" && s.offeredEventsPerSecond === 400)!;
     expect(maximumOf(run, "pulse", "offeredDeliveriesPerSecond")).toBe(step.offeredDeliveriesPerSecond);
+  });
+
+  test("a soak that fails goes on a ladder step lower, at most stepsDown times", () => {
+    expect(soakRates(plan.eventRates, 400, 2)).toEqual([400, 371.3, 285.6]);
+    expect(soakRates(plan.eventRates, 371.3, 2)).toEqual([371.3, 285.6, 219.7]);
+    expect(soakRates(plan.eventRates, 120, 2)).toEqual([120, 100]);
+    expect(soakRates(plan.eventRates, 400, 0)).toEqual([400]);
   });
 });

@@ -65,3 +65,12 @@ export function afterFailure(rates: readonly number[], index: number, first: num
     return { next: "refine", rate: Math.round(Math.sqrt(previous * rates[index]!) * 10) / 10 };
   return { next: "stop" };
 }
+
+/**
+ * The rates a design soaks at, in turn until one passes: its median maximum, then the
+ * ladder's steps below it, at most `stepsDown` of them, highest first.
+ */
+export function soakRates(rates: readonly number[], max: number, stepsDown: number): number[] {
+  const below = rates.filter((rate) => rate < max).reverse();
+  return [max, ...below.slice(0, stepsDown)];
+}

@@ -1,5 +1,12 @@
 import { describe, expect, test } from "vitest";
-import { fixtureIdle, fixtureRepetition, fixtureResult, fixtureStorm, fixtureWave } from "./result-fixtures";
+import {
+  fixtureIdle,
+  fixtureRepetition,
+  fixtureResult,
+  fixtureStep,
+  fixtureStorm,
+  fixtureWave,
+} from "./result-fixtures";
 import { repeatedTables, summariseRepetitions, worseEndText } from "./repetitions";
 
 const byName = (result: ReturnType<typeof summariseRepetitions>, name: string) =>
@@ -54,6 +61,29 @@ describe("summariseRepetitions", () => {
     expect(target.spread?.min).toBe(2);
     expect(target.met).toBe(false);
     expect(target.note).toContain("median maximum failed");
+  });
+
+  test("a design whose soak at its median maximum failed is held to what a soak a step lower sustained", () => {
+    const soakedLast = [0, 1].map((r) =>
+      fixtureRepetition(r, {
+        pulse: { max: 2_000, ...(r === 1 ? { soakPassed: false } : {}) },
+        "socket-io": { max: 1_000, ...(r === 1 ? { soakPassed: true } : {}) },
+        "ws-floor": { max: 4_000, ...(r === 1 ? { soakPassed: false } : {}) },
+      }),
+    );
+    // Pulse held the step below its maximum; the floor held neither of its two.
+    soakedLast[1]!.soaks.push(fixtureStep("pulse", 1_500, true), fixtureStep("ws-floor", 3_000, false));
+    const summary = summariseRepetitions(fixtureResult(soakedLast));
+    const narrow = summary.scenarios.narrow!;
+    expect(narrow.soaks.pulse).toEqual({ confirmed: 0, soaked: 1 });
+    expect(narrow.sustained.pulse).toBe(fixtureStep("pulse", 1_500, true).offeredDeliveriesPerSecond);
+    expect(narrow.sustained["socket-io"]).toBe(fixtureStep("socket-io", 1_000, true).offeredDeliveriesPerSecond);
+    expect(narrow.sustained["ws-floor"]).toBeNull();
+    const held = byName(summary, "narrow: sustained deliveries/s (60 s soak), Pulse ÷ Socket.IO");
+    expect(held.spread).toMatchObject({ median: 1.5, min: 1.5, max: 1.5 });
+    expect(held.met).toBe(true);
+    expect(byName(summary, "narrow: sustained deliveries/s (60 s soak), Pulse ÷ floor").met).toBeNull();
+    expect(repeatedTables(summary, ["pulse", "socket-io", "ws-floor"])).toContain("none held");
   });
 
   test("a failed figure's worse end reads failed, also once JSON has turned its Infinity into null", () => {

@@ -640,8 +640,9 @@ The chart is [benchmark-latency.svg](benchmark-latency.svg); every figure is als
 
 ## What is compared
 
-One command runs the same workload against four ways of streaming agent events to
-dashboards, on one machine, with one Redis:
+One command runs the same workload against the ways of streaming agent events to
+dashboards below, on one machine, with one Redis (this run: ${result.designs.join(", ")}; a
+full run measures SSE only when \`--only\` names it, as no target compares it):
 
 - **pulse**: Pulse as it ships. A worker process publishes through \`EventBus.publish\`
   (zod validation, the database projection, XADD to the tenant's Redis stream); an API
@@ -691,7 +692,9 @@ fields \`seq\` and \`at\`).
   maximum tell nothing new.
 - **Soak.** In each scenario's last repetition, each design publishes at the median of its
   repetitions' maxima for ${plan.soakMs / 1000} s (\`--soak-seconds\`): that maximum is confirmed only if this passes
-  too (all delivered, p99 under the bound).
+  too (all delivered, p99 under the bound). A design that fails soaks again a ladder step
+  lower, at most ${plan.soakStepsDown} times, every design alike: the highest rate it held for the whole soak is
+  its **sustained** maximum, one figure per design (the "sustained" targets).
 - **Latency compared at equal load**: Pulse and Socket.IO at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of their
   maxima of the same repetition — not at the weaker design's knee.
 - **Long soak** (the \`soak\` scenario): in the last repetition of ${plan.longSoak.scenario}, ${plan.longSoak.design} publishes at

@@ -32,9 +32,9 @@ import { writeBenchDocs } from "./bench-docs";
 import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { scenarioTable, summarise, summaryTables } from "./report";
 import { comparisonLoads, interleavedOrder, toMiB } from "./statistics";
-import { afterFailure, ladderStarts, maximumOf, medianMaximum } from "./ladder";
+import { afterFailure, ladderStarts, maximumOf, medianMaximum, soakRates } from "./ladder";
 import { disturbance, judgeStep } from "./step-verdict";
-import { DESIGNS, nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
+import { nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
 
 /**
  * `npm run bench`: Pulse against Socket.IO with the Redis adapter, SSE over Redis pub/sub
@@ -264,16 +264,23 @@ async function stepDown(run: ScenarioRun, design: Design, indices: readonly numb
 
 /**
  * Each design publishes at the median of its repetitions' maxima for the soak's duration:
- * the maximum stands only if this passes too. Once per scenario, in its last repetition.
+ * the maximum stands only if this passes too. One that fails soaks again a ladder step
+ * lower, at most `soakStepsDown` times, so the run also finds the load each design sustains.
+ * Once per scenario, in its last repetition.
  */
 async function soakAtMaxima(run: ScenarioRun, runs: readonly ScenarioResult[], soakMs: number): Promise<void> {
-  const { bench, result } = run;
+  const { bench, plan, result } = run;
   for (const design of result.order) {
     const max = medianMaximum(runs, design);
     if (max === null) continue;
-    await bench.settle(design);
-    log(`  soak: ${design} at ${max} ev/s (its median maximum) for ${soakMs / 1000} s`);
-    await runStep(run, design, max, -1, result.soaks, soakMs);
+    for (const [i, rate] of soakRates(plan.eventRates, max, bench.plan.soakStepsDown).entries()) {
+      await bench.settle(design);
+      log(
+        `  soak: ${design} at ${rate} ev/s (${i === 0 ? "its median maximum" : `${i} step(s) below it`}) for ${soakMs / 1000} s`,
+      );
+      const { passed } = await runStep(run, design, rate, -1, result.soaks, soakMs);
+      if (passed) break;
+    }
   }
 }
 
@@ -728,7 +735,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const plan = sizedPlan(args.smoke ? SMOKE_PLAN : FULL_PLAN, args);
-  const designs = args.only ?? [...DESIGNS];
+  const designs = args.only ?? [...plan.designs];
   const startedAt = new Date();
   const bench = new BenchHarness(plan, designs, args);
   const stopOnSignal = () => {
