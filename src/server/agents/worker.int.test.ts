@@ -159,12 +159,12 @@ const holding = (feed: Collector, runId: string, attempt: number) =>
  * stalled check still runs, but it cannot take the stalled job itself, so the stall is
  * reported before any new attempt starts.
  */
-async function busyLiveWorker(api: TestPulse, role: string): Promise<TestPulse> {
-  const worker = await start({
+async function busyLiveWorker(api: TestPulse, role: string, worker = FAST_STALL): Promise<TestPulse> {
+  const live = await start({
     database: api.database,
     prefix: api.prefix,
     agents: [holdingAgent(role)],
-    worker: FAST_STALL,
+    worker,
   });
   const other = await createQuietTenant(api);
   const run = await api.pulse.services.runs.start(other.tenantId, role);
@@ -173,7 +173,7 @@ async function busyLiveWorker(api: TestPulse, role: string): Promise<TestPulse> 
     (r) => r.progress === 10,
     "the live worker to be busy",
   );
-  return worker;
+  return live;
 }
 
 const completedRun = (feed: Collector, runId: string) =>
@@ -566,6 +566,14 @@ await Pulse.start({
 process.stdout.write("ready\\n");
 `;
 
+/**
+ * The worker process's lock: long enough that a loaded machine's pauses in that process do not
+ * let its lock lapse before the kill (with FAST_STALL's one second, a CI run once saw the held
+ * job stall back to the queue and the busy live worker take it instead of its own run), short
+ * enough that the kill is noticed well within NOTICE_BOUND_MS.
+ */
+const KILLED_PROCESS_STALL = { ...FAST_STALL, lockDurationMs: 3_000 };
+
 function spawnWorkerProcess(app: TestPulse, databaseUrl: string, role: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", WORKER_PROCESS], {
     cwd: repoRoot,
@@ -576,7 +584,7 @@ function spawnWorkerProcess(app: TestPulse, databaseUrl: string, role: string): 
       PULSE_REDIS: JSON.stringify(app.redis),
       PULSE_PREFIX: app.prefix,
       PULSE_ROLE: role,
-      PULSE_WORKER: JSON.stringify(FAST_STALL),
+      PULSE_WORKER: JSON.stringify(KILLED_PROCESS_STALL),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -603,14 +611,14 @@ describe.skipIf(!inject("databaseUrl"))("a run whose worker process is killed wi
     const role = "stall-process";
     const { database, url } = await openTestPostgres();
     databases.push(database);
-    const api = await start({ database, runWorkers: false, agents: [apiAgent(role)], worker: FAST_STALL });
+    const api = await start({ database, runWorkers: false, agents: [apiAgent(role)], worker: KILLED_PROCESS_STALL });
     const { client, feed } = await watchTenant(api);
     const victim = await spawnWorkerProcess(api, url, role);
 
     const { runId } = await client.trpc.agent.run.mutate({ agentRole: role });
     const held = await holding(feed, runId, 1);
     expect(held!.data.message).toBe(`holding attempt 1 in pid ${victim.pid}`);
-    await busyLiveWorker(api, role);
+    await busyLiveWorker(api, role, KILLED_PROCESS_STALL);
 
     const exited = new Promise((resolve) => victim.once("exit", (_code, signal) => resolve(signal)));
     const killedAt = Date.now();
@@ -622,7 +630,7 @@ describe.skipIf(!inject("databaseUrl"))("a run whose worker process is killed wi
     expect(failed!.data).toMatchObject({ runId, willRetry: true, error: expect.stringMatching(/stopped responding/) });
     expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "queued", willRetry: true });
 
-    await start({ database, prefix: api.prefix, agents: [finishingAgent(role)], worker: FAST_STALL });
+    await start({ database, prefix: api.prefix, agents: [finishingAgent(role)], worker: KILLED_PROCESS_STALL });
     await completedRun(feed, runId);
     expect(lifecycle(feed.items, runId)).toEqual(DIED_THEN_RETRIED(`holding attempt 1 in pid ${victim.pid}`));
     expect(await client.trpc.agent.get.query({ runId })).toMatchObject({ status: "completed", attempt: 2 });
