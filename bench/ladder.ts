@@ -1,21 +1,26 @@
 import type { ScenarioPlan } from "./bench-plan";
-import type { ScenarioResult } from "./bench-result";
+import type { ScenarioResult, StepResult } from "./bench-result";
 import { median } from "./statistics";
 import type { Design } from "./workload";
 
 // Where the load ladders of a scenario's repetitions start, and what their maxima are.
 
-/**
- * This repetition's maximum of `design`: its highest passed step's offered rate, in events/s
- * (what the ladder steps by) or deliveries/s (what the report compares).
- */
+/** What a step's rate is read as: events/s (what the ladder steps by) or deliveries/s (what the report compares). */
+export type RateMeasure = "offeredEventsPerSecond" | "offeredDeliveriesPerSecond";
+
+/** The highest offered rate among `design`'s passed steps (ladder steps or soaks), or null when none passed. */
+export function highestPassed(steps: readonly StepResult[], design: Design, measure: RateMeasure): number | null {
+  const passed = steps.filter((s) => s.design === design && s.passed).map((s) => s[measure]);
+  return passed.length ? Math.max(...passed) : null;
+}
+
+/** This repetition's maximum of `design`: its highest passed ladder step. */
 export function maximumOf(
   result: ScenarioResult,
   design: Design,
-  measure: "offeredEventsPerSecond" | "offeredDeliveriesPerSecond" = "offeredEventsPerSecond",
+  measure: RateMeasure = "offeredEventsPerSecond",
 ): number | null {
-  const passed = result.steps.filter((s) => s.design === design && s.passed).map((s) => s[measure]);
-  return passed.length ? Math.max(...passed) : null;
+  return highestPassed(result.steps, design, measure);
 }
 
 /** The median of `design`'s maxima over `runs`, or null when it passed no step in any. */

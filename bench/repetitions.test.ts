@@ -79,10 +79,10 @@ describe("summariseRepetitions", () => {
     expect(narrow.sustained.pulse).toBe(fixtureStep("pulse", 1_500, true).offeredDeliveriesPerSecond);
     expect(narrow.sustained["socket-io"]).toBe(fixtureStep("socket-io", 1_000, true).offeredDeliveriesPerSecond);
     expect(narrow.sustained["ws-floor"]).toBeNull();
-    const held = byName(summary, "narrow: sustained deliveries/s (60 s soak), Pulse ÷ Socket.IO");
+    const held = byName(summary, "narrow: sustained deliveries/s (3 s soak), Pulse ÷ Socket.IO");
     expect(held.spread).toMatchObject({ median: 1.5, min: 1.5, max: 1.5 });
     expect(held.met).toBe(true);
-    expect(byName(summary, "narrow: sustained deliveries/s (60 s soak), Pulse ÷ floor").met).toBeNull();
+    expect(byName(summary, "narrow: sustained deliveries/s (3 s soak), Pulse ÷ floor").met).toBeNull();
     expect(repeatedTables(summary, ["pulse", "socket-io", "ws-floor"])).toContain("none held");
   });
 

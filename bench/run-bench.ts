@@ -37,10 +37,11 @@ import { disturbance, judgeStep } from "./step-verdict";
 import { nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
 
 /**
- * `npm run bench`: Pulse against Socket.IO with the Redis adapter, SSE over Redis pub/sub
- * and plain ws (the floor), the same workload, one machine, one Redis, interleaved: the
- * scenarios, their load steps and the report. Flags in `bench-options.ts`; the processes in
- * `bench-harness.ts`.
+ * `npm run bench`: Pulse against Socket.IO (fed by `@socket.io/redis-emitter` unless
+ * `--socket-io-publish` says otherwise) and a batching `ws` server (the floor), the same
+ * workload, one machine, one Redis, interleaved; SSE over Redis pub/sub too when `--only`
+ * names it: the scenarios, their load steps and the report. Flags in `bench-options.ts`; the
+ * processes in `bench-harness.ts`.
  */
 
 // ---------------------------------------------------------------------------------------
@@ -241,8 +242,9 @@ async function climbLadder(
       if (passed || !bench.plan.stopAtSaturation) continue;
       await bench.settle(design);
       const after = afterFailure(plan.eventRates, index, startAt.get(design) ?? 0, bench.plan.refineSaturation);
-      // Failed where the repetition before passed: its maximum is lower this time.
+      // Failed the first step, where the repetition before passed: its maximum is lower this time.
       if (after.next === "step-down") await stepDown(run, design, after.indices);
+      // Failed higher up: one step between this and the one below narrows the maximum.
       else if (after.next === "refine") {
         await runStep(run, design, after.rate, index - 0.5, result.steps);
         await bench.settle(design);
