@@ -71,6 +71,8 @@ export interface StepResult extends Omit<DeliveryCounts, "outsideStep"> {
   events: number;
   publisher: { published: number; dropped: number; failed: number; maxLagMs: number; errors: string[]; cpuUs: number };
   latency: LatencySummary;
+  /** Steps' and logs' latency alone (see `StepSummary.storedLatency`); absent in runs before it was kept. */
+  storedLatency?: LatencySummary;
   /** Deliveries per second over the step, from its first intended send to its last delivery. */
   achievedDeliveriesPerSecond: number;
   /** Server CPU (user + system) per delivery over the step, idle work included (µs). */

@@ -29,6 +29,19 @@ describe("DeliveryLedger", () => {
     expect(summary.latency.max).toBeGreaterThanOrEqual(1.999);
   });
 
+  test("keeps the steps' and logs' latency apart from the progress events'", () => {
+    const l = ledger();
+    // Steps and logs arrive after 9 ms, progress after 1 ms.
+    for (const seq of ofTenant(0)) l.record(0, seq, 0, isProgressEvent(seq) ? 1_000 : 9_000);
+    const summary = l.end();
+    const stored = ofTenant(0).filter((seq) => !isProgressEvent(seq)).length;
+    expect(stored).toBeGreaterThan(0);
+    expect(summary.latency.count).toBe(20);
+    expect(summary.storedLatency.count).toBe(stored);
+    expect(summary.storedLatency.p50).toBeCloseTo(9, 1);
+    expect(summary.latency.p50).toBeCloseTo(1, 1);
+  });
+
   test("tells duplicates, another tenant's events and events outside the step apart from deliveries", () => {
     const l = ledger();
     l.record(0, 0, 0, 1);

@@ -39,6 +39,12 @@ export interface DeliveryCounts {
 
 export interface StepSummary extends DeliveryCounts {
   latency: LatencySummary;
+  /**
+   * The latency of the step's steps and logs alone (a fifth of the events): Pulse writes
+   * them to its database before it appends them, where progress goes straight to the stream,
+   * so comparing this with `latency` says how much of Pulse's tail is that write.
+   */
+  storedLatency: LatencySummary;
 }
 
 /** HDR histogram in microseconds, three significant digits, resized as needed. */
@@ -71,6 +77,8 @@ export function summarise(histogram: Histogram): LatencySummary {
  */
 export class DeliveryLedger {
   private histogram = latencyHistogram();
+  /** The same, for steps and logs only (see `StepSummary.storedLatency`). */
+  private stored = latencyHistogram();
   private seqStart = 0;
   private seqEnd = 0;
   private tenants = 1;
@@ -92,6 +100,7 @@ export class DeliveryLedger {
     this.runsPerTenant = runsPerTenant;
     this.lastProgress = this.tenantOf.map(() => new Int32Array(runsPerTenant).fill(-1));
     this.histogram.reset();
+    this.stored.reset();
     this.counts = emptyCounts();
     const bytes = Math.ceil((seqEnd - seqStart) / 8);
     this.seen = this.tenantOf.map(() => new Uint8Array(bytes));
@@ -119,8 +128,10 @@ export class DeliveryLedger {
     }
     bitmap[offset >> 3]! |= mask;
     this.counts.delivered++;
-    this.histogram.recordValue(Math.max(1, receivedUs - intendedUs));
+    const latencyUs = Math.max(1, receivedUs - intendedUs);
+    this.histogram.recordValue(latencyUs);
     if (isProgressEvent(seq)) this.progressDelivered(connection, seq, bitmap);
+    else this.stored.recordValue(latencyUs);
   }
 
   /** Counts the run's earlier progress events this subscriber skipped as superseded by `seq`. */
@@ -162,7 +173,7 @@ export class DeliveryLedger {
   }
 
   end(): StepSummary {
-    const summary = { ...this.progress(), latency: summarise(this.histogram) };
+    const summary = { ...this.progress(), latency: summarise(this.histogram), storedLatency: summarise(this.stored) };
     this.active = false;
     this.seen = [];
     return summary;
