@@ -13,6 +13,7 @@ import { RevocationChannel } from "./auth/revocation-channel";
 import { ShareLinkService } from "./auth/share-link-service";
 import { ContextService } from "./context/context-service";
 import type { Database, PrismaClient } from "./db";
+import type { SqlClient } from "./sql";
 import { EventBus, type EventBusOptions } from "./events/bus";
 import { TenantEventStream, TenantStreamKeys, type RetentionOptions } from "./events/event-stream";
 import { TenantStreamReader } from "./events/stream-reader";
@@ -78,6 +79,8 @@ export const DEFAULT_LOGIN_LIMITS: LoginThrottleOptions = { maxPerAccount: 10, m
 /** Everything procedures and agents reach through `ctx.services`. */
 export interface PulseServices {
   db: PrismaClient;
+  /** The same database, for the statements of the hot paths (events, snapshots): see `SqlClient`. */
+  sql: SqlClient;
   bus: EventBus;
   stream: TenantEventStream;
   /** Created on first use, so worker-only processes never open its two connections. */
@@ -178,6 +181,7 @@ export class Pulse {
     const externalAgentRoles = options.externalAgentRoles ?? [];
     return {
       db,
+      sql: options.database.sql,
       bus,
       stream,
       get reader() {
@@ -235,6 +239,7 @@ export class Pulse {
     const agent = (role: string) => options.agents.find((a) => a.role === role);
     return new RunService({
       db: options.database.prisma,
+      sql: options.database.sql,
       bus,
       queues: this.queues,
       redis: command,

@@ -3,8 +3,9 @@ import type { Prisma } from "../generated/prisma/client";
 
 /**
  * SQL statements sent straight to Prisma's driver adapter (`@prisma/adapter-pg` or the
- * PGlite one), for the few statements on the event hot path: a running agent's batched
- * steps, log lines and output, and the progress flush. `prisma.$queryRaw` sends the same
+ * PGlite one), for the few statements on the hot paths: a running agent's batched steps, log
+ * lines and output, the progress flush, and the snapshot every subscriber opens with
+ * (`readAgentSnapshot`). `prisma.$queryRaw` sends the same
  * text through the same adapter, pool and prepared statements, but first through the
  * client's request pipeline, which cost more CPU per statement than the database's own
  * work and most of the worker's garbage. Everything else stays with the Prisma client.

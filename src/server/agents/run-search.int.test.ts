@@ -6,7 +6,7 @@ import { createQuietTenant, startTestPulse, type TestPulse } from "../../test/ha
 import { httpClient } from "../../test/security/security-kit";
 import type { RunStatus } from "../events/schema";
 import { roleNames, runCursorSchema, runSearchStatement, type RunSearch } from "./run-search";
-import { snapshotRunIds } from "../events/snapshot";
+import { snapshotRunIds, toRunView } from "../events/snapshot";
 
 /**
  * The runs page's query (`agent.list`) over a tenant with 1,000 runs: every page walk sees
@@ -294,6 +294,89 @@ describe("the live view's snapshot (agent.onStatus's first item)", () => {
     const { runs } = await app.pulse.services.runs.tenantSnapshot(tenant.tenantId, { agentRole: role });
     expect(runs.every((r) => r.agentRole === role)).toBe(true);
     expectSnapshotOf(runs, await stored(tenant.tenantId, role));
+  });
+
+  it("carries each run as the database holds it, every field and its steps in order", async () => {
+    const rich = await createQuietTenant(app);
+    const at = (s: number) => new Date(start.getTime() + s * 1000 + 123);
+    const runs = [
+      {
+        role: ROLES[0]!,
+        status: "completed" as const,
+        queuedAt: at(1),
+        startedAt: at(2),
+        completedAt: at(9),
+        phase: "completing" as const,
+        progress: 100,
+      },
+      {
+        role: ROLES[0]!,
+        status: "active" as const,
+        queuedAt: at(10),
+        startedAt: at(11),
+        phase: "running" as const,
+        progress: 42,
+        message: "Reading «the press kit»\n2 of 3",
+      },
+      {
+        role: ROLES[1]!,
+        status: "failed" as const,
+        queuedAt: at(3),
+        startedAt: at(4),
+        failedAt: at(5),
+        error: "rate limited",
+        willRetry: true,
+        attempt: 2,
+        nextAgent: ROLES[2]!,
+      },
+      { role: ROLES[2]!, status: "queued" as const, queuedAt: at(12), chainId: "chain-rich", chainName: "setup" },
+    ];
+    const ids = runs.map(() => randomUUID());
+    await app.database.prisma.agentRun.createMany({
+      data: runs.map(({ role, ...run }, i) => ({
+        id: ids[i]!,
+        jobId: ids[i]!,
+        tenantId: rich.tenantId,
+        agentRole: role,
+        queue: role,
+        seq: 3 + i,
+        ...run,
+      })),
+    });
+    await app.database.prisma.runStep.createMany({
+      data: [
+        { id: `${ids[1]}:b`, runId: ids[1]!, name: "Second", status: "started", attempt: 1, startedAt: at(13) },
+        {
+          id: `${ids[1]}:a`,
+          runId: ids[1]!,
+          name: "First",
+          status: "completed",
+          attempt: 1,
+          startedAt: at(12),
+          finishedAt: at(13),
+        },
+        {
+          id: `${ids[2]}:a`,
+          runId: ids[2]!,
+          name: "Fetch",
+          status: "failed",
+          attempt: 2,
+          startedAt: at(4),
+          finishedAt: at(5),
+          error: "HTTP 429",
+        },
+      ],
+    });
+    const { runs: snapshot } = await app.pulse.services.runs.tenantSnapshot(rich.tenantId);
+    const stored = await app.database.prisma.agentRun.findMany({
+      where: { tenantId: rich.tenantId },
+      orderBy: { queuedAt: "desc" },
+      include: { steps: { orderBy: { startedAt: "asc" } } },
+      omit: { output: true },
+    });
+    // Each role's newest and the live ones: all but the older run of the first role.
+    expect(snapshot).toEqual(stored.filter((r) => r.id !== ids[0]).map((r) => toRunView(r)));
+    expect(snapshot.find((r) => r.id === ids[1])!.steps.map((s) => s.name)).toEqual(["First", "Second"]);
   });
 
   it("of a tenant with 1,000 runs, 20 live, reads its roles, their newest runs and the live ones, not its history", async () => {

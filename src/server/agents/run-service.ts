@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { RedisClient } from "../redis";
+import type { SqlClient } from "../sql";
 import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import type { z } from "zod";
 import { describeInputIssues, notFound, PulseError } from "../errors";
@@ -17,6 +18,7 @@ import {
   type AgentSnapshot,
   type OutputPage,
   type RunView,
+  type SnapshotSource,
 } from "../events/snapshot";
 import type { ChainDefinition } from "./chains";
 import type { RoleConcurrency } from "./define-agent";
@@ -60,10 +62,15 @@ export class RunService {
    */
   private readonly tenantSnapshots = new CoalescedReads<AgentSnapshot>();
   private readonly windows = new OutputWindows<OutputPage>();
+  private get source(): SnapshotSource {
+    return { db: this.deps.db, sql: this.deps.sql, stream: this.deps.bus.stream };
+  }
 
   constructor(
     private readonly deps: {
       db: PrismaClient;
+      /** The same database, for the snapshot every subscriber reads (see `readAgentSnapshot`). */
+      sql: SqlClient;
       bus: EventBus;
       queues: AgentQueues;
       /** Publishes cancellations to worker processes. */
@@ -397,7 +404,7 @@ export class RunService {
    */
   tenantSnapshot(tenantId: string, filter: { agentRole?: string } = {}): Promise<AgentSnapshot> {
     return this.tenantSnapshots.read(`${tenantId}:${filter.agentRole ?? ""}`, () =>
-      readAgentSnapshot({ db: this.deps.db, stream: this.deps.bus.stream }, tenantId, filter),
+      readAgentSnapshot(this.source, tenantId, filter),
     );
   }
 
@@ -407,7 +414,7 @@ export class RunService {
    */
   snapshot(tenantId: string, runId: string): Promise<AgentSnapshot | null> {
     return this.snapshots.read(`${tenantId}:${runId}`, () =>
-      readRunSnapshot({ db: this.deps.db, stream: this.deps.bus.stream, windows: this.windows }, tenantId, runId),
+      readRunSnapshot({ ...this.source, windows: this.windows }, tenantId, runId),
     );
   }
 
