@@ -99,8 +99,9 @@ export function socketIoBridgePublisher(redisUrl: string): EventPublisher {
  * Socket.IO fed its cheapest way (the bench's default): `@socket.io/redis-emitter`
  * publishes `io.to(room).emit(...)` from the worker straight onto the adapter's Redis
  * channel. One Redis hop, no BullMQ. With `persist` (`--socket-io-publish=emitter-postgres`),
- * each step and log event (not progress, which Pulse keeps in Redis) is first inserted into a steps/logs table of the same PostgreSQL database
- * Pulse writes to, so "with persistence" compares like for like with Pulse's publish.
+ * each step and log event (not progress, which Pulse keeps in Redis) is first inserted into a
+ * table of the same PostgreSQL database Pulse writes to (in a schema of its own), so "with
+ * persistence" compares like for like with Pulse's publish.
  *
  * @see https://socket.io/docs/v4/redis-adapter/#emitter
  */
@@ -108,9 +109,15 @@ export function socketIoEmitterPublisher(redisUrl: string, persist: pg.Pool | nu
   const redis = new Redis(redisUrl);
   const emitter = new Emitter(redis);
   const stamp = stamper();
-  const ready = persist?.query(
-    "CREATE TABLE IF NOT EXISTS socket_io_run_event (run_id text NOT NULL, seq integer NOT NULL, type text NOT NULL, payload jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, seq))",
-  );
+  // A schema of its own: a table in Pulse's (public) would make Pulse's migrations refuse the
+  // database as not empty when Socket.IO happens to be set up first.
+  const ready = persist
+    ?.query("CREATE SCHEMA IF NOT EXISTS socket_io")
+    .then(() =>
+      persist.query(
+        "CREATE TABLE IF NOT EXISTS socket_io.run_event (run_id text NOT NULL, seq integer NOT NULL, type text NOT NULL, payload jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, seq))",
+      ),
+    );
   return {
     forTenants: async (tenants) => {
       await ready;
@@ -119,7 +126,7 @@ export function socketIoEmitterPublisher(redisUrl: string, persist: pg.Pool | nu
         const event = stamp(target, seq, intendedUs);
         // As Pulse's bus: steps and logs are rows; progress lives in Redis only.
         if (persist && event.type !== "agent:progress") {
-          await persist.query("INSERT INTO socket_io_run_event (run_id, seq, type, payload) VALUES ($1, $2, $3, $4)", [
+          await persist.query("INSERT INTO socket_io.run_event (run_id, seq, type, payload) VALUES ($1, $2, $3, $4)", [
             target.runId,
             event.seq,
             event.type,
