@@ -45,6 +45,14 @@ describe("summariseRepetitions", () => {
     expect(byName(summary, "narrow: p99 at 75% of the weaker maximum, Pulse ÷ Socket.IO").met).toBe(false);
   });
 
+  test("Pulse's steps and logs have a p99 row of their own at each comparison load", () => {
+    const summary = summariseRepetitions(fixtureResult(runs));
+    // Pulse's p99 at 75% is 30+r; its steps and logs are twice as slow in the fixtures.
+    expect(summary.scenarios.narrow!.atLoads[2]!.storedP99).toEqual({ median: 64, min: 60, max: 68, n: 5 });
+    const tables = repeatedTables(summary, ["pulse", "socket-io", "ws-floor"]);
+    expect(tables).toMatch(/pulse: steps and logs only +20 \(20–20\) +40 \(40–40\) +64 \(60–68\)/);
+  });
+
   test("a median maximum its soak did not confirm keeps the throughput target from being met", () => {
     // The soak runs once, in the last repetition, at the median maximum.
     const soakedLast = [0, 1].map((r) =>
