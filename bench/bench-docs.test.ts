@@ -60,6 +60,36 @@ test("the same JSON gives the same docs: nothing depends on when they were gener
   expect(await readFile(path.join(root, "docs/BENCHMARK.md"), "utf8")).toBe(first);
 });
 
+test("with a run whose Socket.IO persisted as Pulse does, the docs gain the like-for-like section and the README a pointer to it", async () => {
+  const PERSISTED = "docs/bench/2026-12-05-abc1234-emitter-postgres.json";
+  const runs = [0, 1, 2].map((r) =>
+    fixtureRepetition(r, {
+      pulse: { max: 1_000, p99AtLoads: [10, 20, 30] },
+      "socket-io": { max: 400 + r * 100, p99AtLoads: [40, 50, 60] },
+    }),
+  );
+  const persisted = { ...fixtureResult(runs), designs: ["pulse", "socket-io"], socketIoPublish: "emitter-postgres" };
+  await writeFile(path.join(root, PERSISTED), JSON.stringify(persisted));
+  await writeBenchDocs(JSON_PATH, root, PERSISTED);
+  const markdown = await readFile(path.join(root, "docs/BENCHMARK.md"), "utf8");
+  const start = markdown.indexOf("## Like for like: Socket.IO with persistence");
+  expect(start).toBeGreaterThan(0);
+  const section = markdown.slice(start, markdown.indexOf("\n## ", start));
+  expect(section).toContain("(bench/2026-12-05-abc1234-emitter-postgres.json)");
+  // Socket.IO's maxima 2000, 2500, 3000 deliveries/s; no floor in that run, no idle or storm targets.
+  expect(section).toContain("| socket-io | 2500 (2000–3000) |");
+  expect(section).not.toContain("ws-floor");
+  expect(section).not.toContain("idle connection");
+  const readme = await readFile(path.join(root, "README.md"), "utf8");
+  expect(readme).toContain(
+    `[docs/BENCHMARK.md](docs/BENCHMARK.md#like-for-like-socketio-with-persistence) (JSON: [${PERSISTED}](${PERSISTED}))`,
+  );
+});
+
+test("a like-for-like JSON whose Socket.IO did not persist is refused", async () => {
+  await expect(writeBenchDocs(JSON_PATH, root, JSON_PATH)).rejects.toThrow(/fed Socket.IO by "emitter"/);
+});
+
 test("a README without the generated block is refused rather than appended to", () => {
   expect(() => replaceGenerated("# Pulse\n", "figures")).toThrow(/bench:generated:start/);
 });

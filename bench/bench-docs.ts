@@ -5,10 +5,13 @@ import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { benchmarkMarkdown, latencyChart } from "./report";
 
 /**
- * `npm run bench:docs -- docs/bench/<date>-<commit>.json`: docs/BENCHMARK.md, the chart and
- * the generated part of the README's Benchmarks section, all from one committed JSON, so
- * every cited figure can be checked against the run it came from. Nothing here is typed by
- * hand; `npm run bench` calls it after a full run.
+ * `npm run bench:docs -- docs/bench/<date>-<commit>.json [--with-persistence=<json>]`:
+ * docs/BENCHMARK.md, the chart and the generated part of the README's Benchmarks section,
+ * from committed JSON only, so every cited figure can be checked against the run it came
+ * from. The second JSON, of a run with `--socket-io-publish=emitter-postgres`, adds the
+ * like-for-like section: Socket.IO's publisher writing steps and logs to PostgreSQL before
+ * it emits, as Pulse does. Nothing here is typed by hand; `npm run bench` calls it after a
+ * full run.
  */
 
 export const README_START = "<!-- bench:generated:start (npm run bench:docs; do not edit by hand) -->";
@@ -27,6 +30,25 @@ ${repeated.repetitions} repetitions, Socket.IO fed by \`${result.socketIoPublish
 ${repeatedTables(repeated, result.designs, true)}`;
 }
 
+/**
+ * The like-for-like section, from a run whose Socket.IO publisher persisted as Pulse does:
+ * the load scenarios' tables and the targets that run could judge (it measures nothing else).
+ */
+export function persistenceSection(result: BenchResult, jsonPath: string): string {
+  if (result.socketIoPublish !== "emitter-postgres")
+    throw new Error(
+      `--with-persistence: ${jsonPath} fed Socket.IO by "${result.socketIoPublish}", not "emitter-postgres"`,
+    );
+  const repeated = result.repeated ?? summariseRepetitions(result);
+  const judged = { ...repeated, targets: repeated.targets.filter((t) => t.spread !== null) };
+  return `Run of ${result.startedAt.slice(0, 10)} (commit ${result.revision ?? "unknown"}, ${Math.round(result.durationS)} s,
+${repeated.repetitions} repetitions, ${result.designs.join(" and ")}); JSON: [${jsonPath}](${jsonPath}). Socket.IO's
+publisher writes each step and log line to the same PostgreSQL before it emits (\`--socket-io-publish=emitter-postgres\`),
+as Pulse's bus does, so both carry the cost of keeping what they deliver.
+
+${repeatedTables(judged, result.designs, true)}`;
+}
+
 /** Replaces what lies between the README's markers; the markers must be there. */
 export function replaceGenerated(readme: string, generated: string): string {
   const start = readme.indexOf(README_START);
@@ -35,32 +57,49 @@ export function replaceGenerated(readme: string, generated: string): string {
   return `${readme.slice(0, start + README_START.length)}\n\n${generated}\n\n${readme.slice(end)}`;
 }
 
-/** Writes the docs from the JSON at `json` under `root`; resolves to the files written (relative to `root`). */
-export async function writeBenchDocs(json: string, root = REPO_ROOT): Promise<string[]> {
-  const result = JSON.parse(await readFile(path.resolve(root, json), "utf8")) as BenchResult;
-  const jsonFromDocs = path.relative(path.join(root, "docs"), path.resolve(root, json));
-  const jsonFromRoot = path.relative(root, path.resolve(root, json));
+const LIKE_FOR_LIKE = "Like for like: Socket.IO with persistence";
+/** The heading's anchor as GitHub makes it (lower case, punctuation dropped, spaces to hyphens). */
+const LIKE_FOR_LIKE_ANCHOR = "like-for-like-socketio-with-persistence";
+
+/**
+ * Writes the docs from the JSON at `json` (and the like-for-like run at `persistenceJson`)
+ * under `root`; resolves to the files written (relative to `root`).
+ */
+export async function writeBenchDocs(json: string, root = REPO_ROOT, persistenceJson?: string): Promise<string[]> {
+  const read = async (file: string) => JSON.parse(await readFile(path.resolve(root, file), "utf8")) as BenchResult;
+  const fromDocs = (file: string) => path.relative(path.join(root, "docs"), path.resolve(root, file));
+  const fromRoot = (file: string) => path.relative(root, path.resolve(root, file));
+  const result = await read(json);
+  const persisted = persistenceJson ? { file: persistenceJson, result: await read(persistenceJson) } : null;
+  const likeForLike = persisted
+    ? `\n\n## ${LIKE_FOR_LIKE}\n\n${persistenceSection(persisted.result, fromDocs(persisted.file))}`
+    : "";
   const markdown = benchmarkMarkdown(result)
-    .replace("`.data/bench/latest.json` after a run.", `[${jsonFromDocs}](${jsonFromDocs}).`)
+    .replace("`.data/bench/latest.json` after a run.", `[${fromDocs(json)}](${fromDocs(json)}).`)
     .replace(
       "\n## What is compared",
-      `\n## Figures over the repetitions\n\n${repeatedSection(result, jsonFromDocs)}\n\n## What is compared`,
+      `\n## Figures over the repetitions\n\n${repeatedSection(result, fromDocs(json))}${likeForLike}\n\n## What is compared`,
     );
   await writeFile(path.join(root, "docs/BENCHMARK.md"), markdown);
   await writeFile(path.join(root, "docs/benchmark-latency.svg"), latencyChart(result));
   const readmePath = path.join(root, "README.md");
   const readme = await readFile(readmePath, "utf8");
-  await writeFile(readmePath, replaceGenerated(readme, repeatedSection(result, jsonFromRoot)));
+  const pointer = persisted
+    ? `\n\nLike for like, with Socket.IO's publisher writing steps and logs to PostgreSQL as Pulse does: ` +
+      `[docs/BENCHMARK.md](docs/BENCHMARK.md#${LIKE_FOR_LIKE_ANCHOR}) (JSON: [${fromRoot(persisted.file)}](${fromRoot(persisted.file)})).`
+    : "";
+  await writeFile(readmePath, replaceGenerated(readme, `${repeatedSection(result, fromRoot(json))}${pointer}`));
   return ["docs/BENCHMARK.md", "docs/benchmark-latency.svg", "README.md"];
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
-  const json = process.argv[2];
-  if (!json) {
-    console.error("usage: npm run bench:docs -- docs/bench/<date>-<commit>.json");
+  const [json, ...flags] = process.argv.slice(2);
+  const persistence = flags.find((f) => f.startsWith("--with-persistence="))?.slice("--with-persistence=".length);
+  if (!json || flags.length > (persistence ? 1 : 0)) {
+    console.error("usage: npm run bench:docs -- docs/bench/<date>-<commit>.json [--with-persistence=<json>]");
     process.exit(2);
   }
-  writeBenchDocs(json).then(
+  writeBenchDocs(json, REPO_ROOT, persistence).then(
     (files) => console.log(`bench:docs: ${files.join(", ")} from ${json}`),
     (error: unknown) => {
       console.error(`bench:docs: ${error instanceof Error ? error.message : String(error)}`);

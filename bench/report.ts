@@ -696,7 +696,9 @@ fields \`seq\` and \`at\`).
   lower, at most ${plan.soakStepsDown} times, every design alike: the highest rate it held for the whole soak is
   its **sustained** maximum, one figure per design (the "sustained" targets).
 - **Latency compared at equal load**: Pulse and Socket.IO at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of their
-  maxima of the same repetition — not at the weaker design's knee.
+  maxima of the same repetition — not at the weaker design's knee. The row "pulse: steps and
+  logs only" is the p99 of the fifth of the events Pulse writes to its database before it
+  appends them (progress goes to the stream at once): how much of its tail that write is.
 - **Long soak** (the \`soak\` scenario): in the last repetition of ${plan.longSoak.scenario}, ${plan.longSoak.design} publishes at
   ${plan.longSoak.fraction * 100}% of its median maximum for ${plan.longSoak.windows} windows of ${plan.longSoak.windowMs / 1000} s back to back: each window's p99 (the
   drift is the last ÷ the first), and the server's heap after full collections and RSS
@@ -753,7 +755,9 @@ Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}
 Other work kept the machine ${Math.round(m.backgroundBusy * 100)}% busy just before the run started${noise(result)}
 
 Run it: \`npm run bench\` (its JSON kept as \`docs/bench/<date>-<commit>.json\`, then this page,
-the chart and the README's figures generated from it: \`npm run bench:docs -- <that JSON>\`);
+the chart and the README's figures generated from it: \`npm run bench:docs -- <that JSON>\`,
+with \`--with-persistence=<json>\` for the like-for-like section from a run of
+\`npm run bench -- --only=pulse,socket-io --scenarios=wide,narrow --socket-io-publish=emitter-postgres\`);
 \`npm run bench -- --only=pulse,socket-io --scenarios=wide,idle\` for part of it (no docs written;
 \`--scenarios=first-event,reconnect-storm --wave-clients=1000 --storm-clients=2000\` sizes those two);
 \`npm run bench -- --profile [--only=…] [--scenarios=…]\` for CPU profiles of the servers and
