@@ -127,7 +127,11 @@ describe("EventBus progress fast path", () => {
             }
           : Reflect.get(target, name),
     });
-    const snapshot = await readRunSnapshot({ db: endsAfterRead, sql: app.database.sql, stream }, run.tenantId, run.runId);
+    const snapshot = await readRunSnapshot(
+      { db: endsAfterRead, sql: app.database.sql, stream },
+      run.tenantId,
+      run.runId,
+    );
     // Caught running, it must show the progress the end keeps: the client gets the end next.
     expect(snapshot?.runs[0]).toMatchObject({ status: "active", message: "at 70" });
     expect(await run.row()).toMatchObject({ status: "completed", message: "at 70" });
