@@ -19,9 +19,13 @@ export const README_END = "<!-- bench:generated:end -->";
 
 const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
-/** The headline section: the repeated figures and targets, and the JSON they came from. */
+/**
+ * The headline section: the repeated figures and targets, and the JSON they came from. They
+ * are summarised again from the run's raw steps rather than taken from the summary it
+ * stored, so every committed run is read by the same (current) statistics.
+ */
 export function repeatedSection(result: BenchResult, jsonPath: string): string {
-  const repeated = result.repeated ?? summariseRepetitions(result);
+  const repeated = summariseRepetitions(result);
   return `Run of ${result.startedAt.slice(0, 10)} (commit ${result.revision ?? "unknown"}, ${Math.round(result.durationS)} s,
 ${repeated.repetitions} repetitions, Socket.IO fed by \`${result.socketIoPublish}\`); JSON:
 [${jsonPath}](${jsonPath}). Each figure is the median over the repetitions with its spread
@@ -39,7 +43,7 @@ export function persistenceSection(result: BenchResult, jsonPath: string): strin
     throw new Error(
       `--with-persistence: ${jsonPath} fed Socket.IO by "${result.socketIoPublish}", not "emitter-postgres"`,
     );
-  const repeated = result.repeated ?? summariseRepetitions(result);
+  const repeated = summariseRepetitions(result);
   const judged = { ...repeated, targets: repeated.targets.filter((t) => t.spread !== null) };
   return `Run of ${result.startedAt.slice(0, 10)} (commit ${result.revision ?? "unknown"}, ${Math.round(result.durationS)} s,
 ${repeated.repetitions} repetitions, ${result.designs.join(" and ")}); JSON: [${jsonPath}](${jsonPath}). Socket.IO's
