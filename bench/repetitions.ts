@@ -73,10 +73,10 @@ export interface RepeatedScenario {
   sustained: Partial<Record<Design, number | null>>;
   /**
    * p99 (ms) per design at each fraction of the weaker design's maximum; `storedP99`, Pulse's
-   * steps and logs alone (written to its database before they are appended), null in runs
+   * steps and logs alone (written to its database before they are appended), null for runs
    * from before it was kept.
    */
-  atLoads: { fraction: number; p99: Partial<Record<Design, Spread | null>>; storedP99?: Spread | null }[];
+  atLoads: { fraction: number; p99: Partial<Record<Design, Spread | null>>; storedP99: Spread | null }[];
 }
 
 export interface RepeatedTarget {

@@ -62,6 +62,7 @@ export class RunService {
    */
   private readonly tenantSnapshots = new CoalescedReads<AgentSnapshot>();
   private readonly windows = new OutputWindows<OutputPage>();
+  /** What the snapshots read: the database (through Prisma and `SqlClient`) and the tenant's stream. */
   private get source(): SnapshotSource {
     return { db: this.deps.db, sql: this.deps.sql, stream: this.deps.bus.stream };
   }

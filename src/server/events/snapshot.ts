@@ -229,6 +229,7 @@ export async function readAgentSnapshot(
 ): Promise<AgentSnapshot> {
   // Redis before the database: see `withLiveProgress`.
   const progress = await stream.readLiveProgress(tenantId);
+  // An aggregate: one row, an empty array when the tenant has no runs.
   const [row] = await sql.query<{ runs: string }>(
     runViewsJson(tenantId, snapshotRunIds(tenantId, filter.agentRole ?? null)),
   );
