@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { BenchResult } from "./bench-result";
-import { repeatedTables, summariseRepetitions } from "./repetitions";
+import { repeatedTables, summariseRepetitions, type RepeatedSummary } from "./repetitions";
 import { benchmarkMarkdown, latencyChart } from "./report";
 
 /**
@@ -19,6 +19,12 @@ export const README_END = "<!-- bench:generated:end -->";
 
 const REPO_ROOT = path.resolve(import.meta.dirname, "..");
 
+/** Which run a section's figures come from: its date, commit, length, repetitions, `what` it compared, and its JSON. */
+function runLine(result: BenchResult, repeated: RepeatedSummary, what: string, jsonPath: string): string {
+  return `Run of ${result.startedAt.slice(0, 10)} (commit ${result.revision ?? "unknown"}, ${Math.round(result.durationS)} s,
+${repeated.repetitions} repetitions, ${what}); JSON: [${jsonPath}](${jsonPath}).`;
+}
+
 /**
  * The headline section: the repeated figures and targets, and the JSON they came from. They
  * are summarised again from the run's raw steps rather than taken from the summary it
@@ -26,9 +32,7 @@ const REPO_ROOT = path.resolve(import.meta.dirname, "..");
  */
 export function repeatedSection(result: BenchResult, jsonPath: string): string {
   const repeated = summariseRepetitions(result);
-  return `Run of ${result.startedAt.slice(0, 10)} (commit ${result.revision ?? "unknown"}, ${Math.round(result.durationS)} s,
-${repeated.repetitions} repetitions, Socket.IO fed by \`${result.socketIoPublish}\`); JSON:
-[${jsonPath}](${jsonPath}). Each figure is the median over the repetitions with its spread
+  return `${runLine(result, repeated, `Socket.IO fed by \`${result.socketIoPublish}\``, jsonPath)} Each figure is the median over the repetitions with its spread
 (min–max) in brackets; a target is met only at the worse end of the spread.
 
 ${repeatedTables(repeated, result.designs, true)}`;
@@ -45,8 +49,7 @@ export function persistenceSection(result: BenchResult, jsonPath: string): strin
     );
   const repeated = summariseRepetitions(result);
   const judged = { ...repeated, targets: repeated.targets.filter((t) => t.spread !== null) };
-  return `Run of ${result.startedAt.slice(0, 10)} (commit ${result.revision ?? "unknown"}, ${Math.round(result.durationS)} s,
-${repeated.repetitions} repetitions, ${result.designs.join(" and ")}); JSON: [${jsonPath}](${jsonPath}). Socket.IO's
+  return `${runLine(result, repeated, result.designs.join(" and "), jsonPath)} Socket.IO's
 publisher writes each step and log line to the same PostgreSQL before it emits (\`--socket-io-publish=emitter-postgres\`),
 as Pulse's bus does, so both carry the cost of keeping what they deliver.
 
