@@ -31,7 +31,7 @@ async function eachLimited<T>(
  * Creates a scenario's tenants in Pulse's database: a tenant with one user (through
  * Prisma: no password hashing, nobody signs in), a session and its token per subscriber
  * connection (through `AuthService`, as signing in would), and runs that are active in
- * attempt 1, as if a worker had picked them up.
+ * attempt 1, as if a worker had picked them up; then analyzes the tables it filled.
  */
 export async function createBenchTenants(services: PulseServices, spec: TenantSpec): Promise<BenchTenant[]> {
   const { db, auth } = services;
@@ -72,5 +72,9 @@ export async function createBenchTenants(services: PulseServices, spec: TenantSp
       tenant.tokens[c] = await auth.issueSessionToken(session);
     });
   });
+  // A database in service has statistics for its tables (autovacuum analyzes one once a
+  // tenth of its rows changed); these were filled a moment ago, thousands of rows at once,
+  // and until analyzed the planner reads every session to look up a few hundred.
+  await db.$executeRawUnsafe(`ANALYZE "Tenant", "User", "Session", "AgentRun"`);
   return tenants;
 }

@@ -212,7 +212,7 @@ export class Pulse {
   /** Sessions, share links and the channel that revokes them on every process. */
   private createAuth(command: RedisClient) {
     const { options } = this;
-    const db = options.database.prisma;
+    const { prisma: db, sql } = options.database;
     // Its subscriber connection opens only where an HTTP server listens for revocations.
     const revocations = new RevocationChannel({
       publisher: command,
@@ -220,7 +220,7 @@ export class Pulse {
       channel: `${options.redisPrefix}:revoked`,
       logger: options.logger,
     });
-    const auth = new AuthService(db, options.auth, revocations);
+    const auth = new AuthService({ db, sql }, options.auth, revocations);
     const shares = new ShareLinkService(
       db,
       auth.tokens,

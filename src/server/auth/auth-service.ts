@@ -3,6 +3,7 @@ import { hash, verify } from "@node-rs/argon2";
 import { Prisma, type PrismaClient } from "../../generated/prisma/client";
 import { PulseError } from "../errors";
 import { TRANSACTION_LIMITS } from "../db";
+import type { SqlClient } from "../sql";
 import { passwordProblem } from "./password-policy";
 import type { RevocationPublisher } from "./revocation-channel";
 import { SessionLookups } from "./session-lookups";
@@ -78,14 +79,17 @@ export class AuthService {
   /** Session rows for token checks, read together when many are asked at once. */
   private readonly sessions: SessionLookups;
 
+  private readonly db: PrismaClient;
+
   constructor(
-    private readonly db: PrismaClient,
+    database: { db: PrismaClient; sql: SqlClient },
     private readonly options: AuthOptions,
     /** Tells every process's open connections; a service built without one (tests that only sign tokens) tells none. */
     private readonly revocations?: RevocationPublisher,
   ) {
+    this.db = database.db;
     this.signer = new TokenSigner(options.secret);
-    this.sessions = new SessionLookups(db);
+    this.sessions = new SessionLookups(database.sql);
   }
 
   get tokens(): TokenSigner {

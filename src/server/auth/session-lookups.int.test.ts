@@ -32,13 +32,14 @@ describe("SessionLookups", () => {
   });
 
   it("reads the sessions asked for in one turn with one query, each caller getting its own row or null", async () => {
-    const lookups = new SessionLookups(database.prisma);
-    const reads = vi.spyOn(database.prisma.session, "findMany");
+    const lookups = new SessionLookups(database.sql);
+    const reads = vi.spyOn(database.sql, "query");
     const ids = [...Array.from({ length: 300 }, (_, i) => `live-${i}`), "live-7", "expired", "revoked", "missing"];
     const rows = await Promise.all(ids.map((id) => lookups.find(id)));
     expect(reads).toHaveBeenCalledTimes(1);
     expect(rows.slice(0, 301).map((row) => row?.id)).toEqual([...ids.slice(0, 301)]);
-    expect(rows[0]).toMatchObject({ userId: user.id, tenantId: user.tenantId });
+    const stored = await database.prisma.session.findUniqueOrThrow({ where: { id: "live-0" } });
+    expect(rows[0]).toEqual({ id: "live-0", userId: user.id, tenantId: user.tenantId, expiresAt: stored.expiresAt });
     expect(rows.slice(301)).toEqual([null, null, null]);
     // A later turn reads again: nothing is kept, so a revocation since is seen.
     await database.prisma.session.update({ where: { id: "live-0" }, data: { revokedAt: new Date() } });

@@ -443,7 +443,7 @@ describe("input and authentication errors", () => {
 
     // A token signed with another secret is no session either, over HTTP.
     const { AuthService } = await import("../auth/auth-service");
-    const forger = new AuthService(app.pulse.services.db, {
+    const forger = new AuthService(app.pulse.services, {
       secret: new TextEncoder().encode(`x${new TextDecoder().decode(TEST_SECRET)}`),
       sessionTtlSeconds: 60,
     });

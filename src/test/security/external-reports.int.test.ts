@@ -126,12 +126,16 @@ describe("an external agent", () => {
   it("is refused with the right status and a message naming the field", async () => {
     const { runId, token } = await externalRun();
     const other = await externalRun("other-agent");
-    const { db } = app.pulse.services;
-    const shortLived = new AuthService(db, { secret: TEST_SECRET, sessionTtlSeconds: 60, reportTokenTtlSeconds: 1 });
+    const { services } = app.pulse;
+    const shortLived = new AuthService(services, {
+      secret: TEST_SECRET,
+      sessionTtlSeconds: 60,
+      reportTokenTtlSeconds: 1,
+    });
     const expiring = await shortLived.issueReportToken({ tenantId: other.tenant.tenantId, runId: other.runId });
     const session = other.tenant.token;
     const { token: shareToken } = await httpClient(app, other.tenant.token).share.create.mutate({ runId: other.runId });
-    const wrongSecret = await new AuthService(db, {
+    const wrongSecret = await new AuthService(services, {
       secret: new TextEncoder().encode("x".repeat(40)),
       sessionTtlSeconds: 60,
     }).issueReportToken({ tenantId: other.tenant.tenantId, runId: other.runId });
