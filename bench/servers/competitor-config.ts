@@ -1,4 +1,12 @@
+import type { ListenOptions } from "node:net";
 import { TokenSigner } from "../../src/server/auth/token-signer";
+import { LISTEN_BACKLOG } from "../../src/server/env";
+
+/**
+ * Where a competitor server listens: a free loopback port, with Pulse's listen backlog, so
+ * a reconnect storm's handshakes find the same room in the kernel whichever server they reach.
+ */
+export const COMPETITOR_LISTEN: ListenOptions = { port: 0, host: "127.0.0.1", backlog: LISTEN_BACKLOG };
 
 /** What the orchestrator tells a competitor server at start. */
 export interface CompetitorConfig {

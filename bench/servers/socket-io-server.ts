@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { answerRequests } from "../ipc";
 import { BENCH_ROLES, SOCKET_IO_STREAMS_OPTIONS, tenantChannel, type SocketIoAdapter } from "../workload";
-import { tokenVerifier, type CompetitorConfig } from "./competitor-config";
+import { COMPETITOR_LISTEN, tokenVerifier, type CompetitorConfig } from "./competitor-config";
 import { connectionDropper, exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 
 /**
@@ -112,7 +112,7 @@ answerRequests({
     });
     if (config.adapter === "redis") startBridges(config.redisUrl);
     await Promise.all(bridges.map((bridge) => bridge.waitUntilReady()));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => server.listen(COMPETITOR_LISTEN, resolve));
     // The Redis adapter's pattern subscription must be in place before anything is emitted:
     // a PING on the same connection answers after it.
     await sub?.ping();

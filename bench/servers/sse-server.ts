@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { answerRequests } from "../ipc";
 import { tenantChannel } from "../workload";
-import { tokenVerifier, type CompetitorConfig } from "./competitor-config";
+import { COMPETITOR_LISTEN, tokenVerifier, type CompetitorConfig } from "./competitor-config";
 import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 import { TenantChannelHub } from "./tenant-channel-hub";
 
@@ -67,7 +67,7 @@ answerRequests({
         res.write(`event: connected\ndata: {"tenantId":"${tenantId}"}\n\n`);
       });
     });
-    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => server!.listen(COMPETITOR_LISTEN, resolve));
     heartbeat = setInterval(() => {
       for (const res of channelHub.all()) res.write(": heartbeat\n\n");
     }, HEARTBEAT_MS);

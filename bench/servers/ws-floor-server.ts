@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import { WebSocketServer, type WebSocket } from "ws";
 import { answerRequests } from "../ipc";
 import { tenantChannel } from "../workload";
-import { tokenVerifier, type CompetitorConfig } from "./competitor-config";
+import { COMPETITOR_LISTEN, tokenVerifier, type CompetitorConfig } from "./competitor-config";
 import { exitSoon, diagnosticRequests, serverStats } from "./server-stats";
 import { TenantChannelHub } from "./tenant-channel-hub";
 
@@ -73,7 +73,7 @@ answerRequests({
         socket.send("ready");
       });
     });
-    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => server!.listen(COMPETITOR_LISTEN, resolve));
     return { port: (server.address() as AddressInfo).port };
   },
   stats: (options: { gc?: boolean }) => serverStats(() => wss?.clients.size ?? 0, options),

@@ -257,7 +257,7 @@ export async function listenPulse(env: Env, pulse: Pulse, logger: Logger, web?: 
   });
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);
-    http.server.listen(env.PORT, env.HOST, resolve);
+    http.server.listen({ port: env.PORT, host: env.HOST, backlog: env.LISTEN_BACKLOG }, resolve);
   });
   return http;
 }

@@ -6,6 +6,7 @@ describe("parseEnv", () => {
   it("gives a working configuration with nothing set", () => {
     const env = parseEnv({});
     expect(env.PORT).toBe(3000);
+    expect(env.LISTEN_BACKLOG).toBe(4096);
     expect(env.DATABASE_URL).toBeUndefined();
     expect(env.REDIS_URL).toBeUndefined();
     expect(env.PULSE_WORKERS).toBe(true);

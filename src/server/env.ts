@@ -11,6 +11,15 @@ const flag = (fallback: boolean) => flagWords.default(fallback ? "true" : "false
 /** A flag whose default is another setting's value: undefined when unset. */
 const flagOrUnset = () => flagWords.optional().transform((v) => (v === undefined ? undefined : isTrue(v)));
 
+/**
+ * The HTTP server's listen backlog by default: room for a deploy's reconnect wave. Node's
+ * own default, 511, overflows when thousands of dashboards reconnect at once, and a
+ * handshake the kernel dropped is retried on TCP's doubling schedule (1, 2, 4, 8… s), which
+ * stretched 10,000-client storms here to up to a minute. Linux caps it at
+ * `net.core.somaxconn` (4096 since 5.4).
+ */
+export const LISTEN_BACKLOG = 4096;
+
 const int = (fallback: number, min: number, max: number) =>
   z.coerce
     .number({ message: "must be a number" })
@@ -63,6 +72,8 @@ export const envSchema = z
     NODE_ENV: z.enum(["development", "production", "test"]).optional(),
     HOST: z.string().min(1).default("0.0.0.0"),
     PORT: int(3000, 0, 65535),
+    /** Connections the kernel holds for the server before it accepts them (capped by net.core.somaxconn). */
+    LISTEN_BACKLOG: int(LISTEN_BACKLOG, 1, 65535),
     /** Postgres connection string; when absent, an embedded PGlite database is used. */
     DATABASE_URL: url(["postgres", "postgresql"]).optional(),
     PGLITE_DIR: z.string().min(1).default(".data/pglite"),

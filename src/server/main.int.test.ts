@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
@@ -90,6 +90,7 @@ describe("npm start", () => {
       PGLITE_DIR: path.join(dataDir, "pglite"),
       DEMO_SPEED: "0.01",
       DEMO_FAILURE_RATE: "0",
+      LISTEN_BACKLOG: "1000",
     });
     const line = await eventually(
       started.output,
@@ -98,6 +99,12 @@ describe("npm start", () => {
       120_000,
     );
     const port = /Pulse is running on http:\/\/127\.0\.0\.1:(\d+)/.exec(line)![1];
+    // A listening socket's Send-Q, as ss shows it, is its backlog (capped by net.core.somaxconn).
+    const somaxconn = Number(await readFile("/proc/sys/net/core/somaxconn", "utf8"));
+    const listening = execFileSync("ss", ["-Hltn", `sport = :${port}`], { encoding: "utf8" })
+      .trim()
+      .split(/\s+/);
+    expect(Number(listening[2])).toBe(Math.min(1000, somaxconn));
     const anonymous = createTRPCClient<AppRouter>({
       links: [httpBatchLink({ url: `http://127.0.0.1:${port}${TRPC_PATH}` })],
     });
