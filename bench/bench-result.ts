@@ -91,6 +91,11 @@ export interface StepResult extends Omit<DeliveryCounts, "outsideStep"> {
   stolenCpuCores: number;
   /** Attempts of this step run before this one and set aside: they failed while the machine was disturbed. */
   disturbedRuns?: DisturbedRun[];
+  /**
+   * A soak stopped this many seconds in, once more than 1% of its planned deliveries were
+   * later than the p99 bound (it could no longer pass); `events` counts what it sent.
+   */
+  stoppedAfterS?: number;
   serverRssMiB: number;
   passed: boolean;
   /** Why the step failed, when it did. */

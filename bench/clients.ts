@@ -103,13 +103,25 @@ function subscribers(design: Design): Subscribers {
 
 answerRequests({
   connect: (init: ClientsInit) => connectAll(init),
-  begin(range: { design: Design; seqStart: number; seqEnd: number; tenants: number; runsPerTenant: number }) {
+  begin(range: {
+    design: Design;
+    seqStart: number;
+    seqEnd: number;
+    tenants: number;
+    runsPerTenant: number;
+    lateAfterMs?: number;
+  }) {
     const current = subscribers(range.design);
-    current.ledger.begin(range.seqStart, range.seqEnd, range.tenants, range.runsPerTenant);
+    const lateAfterUs = range.lateAfterMs === undefined ? Infinity : range.lateAfterMs * 1000;
+    current.ledger.begin(range.seqStart, range.seqEnd, range.tenants, range.runsPerTenant, lateAfterUs);
     current.cpuAtBegin = process.cpuUsage();
     return {};
   },
   progress: (payload: { design: Design }) => subscribers(payload.design).ledger.progress(),
+  "end-at"(payload: { design: Design; seqEnd: number }) {
+    subscribers(payload.design).ledger.endAt(payload.seqEnd);
+    return {};
+  },
   end(payload: { design: Design }) {
     const current = subscribers(payload.design);
     const cpu = process.cpuUsage(current.cpuAtBegin);

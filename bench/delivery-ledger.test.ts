@@ -74,4 +74,24 @@ describe("DeliveryLedger", () => {
     for (const seq of ofTenant(0)) if (!lifecycle.includes(seq)) l.record(0, seq, 0, 1);
     expect(l.progress()).toMatchObject({ superseded: 0, missing: 20 + lifecycle.length });
   });
+
+  test("counts deliveries later than the step's bound, and none without one", () => {
+    const l = new DeliveryLedger([0, 1]);
+    l.begin(0, 40, 2, 2, 5_000);
+    for (const seq of ofTenant(0)) l.record(0, seq, 0, seq < 10 ? 5_001 : 5_000);
+    expect(l.progress()).toMatchObject({ delivered: 20, late: 5 });
+    const unbounded = ledger();
+    for (const seq of ofTenant(0)) unbounded.record(0, seq, 0, 60_000_000);
+    expect(unbounded.progress().late).toBe(0);
+  });
+
+  test("a step that ends early expects only the events sent before its end, each tenant its own", () => {
+    const l = ledger();
+    for (let seq = 0; seq < 15; seq++) l.record(seq % 2, seq, 0, 1);
+    expect(l.progress()).toMatchObject({ expected: 40, missing: 25 });
+    // Events 0..14 were sent: 8 to tenant 0, 7 to tenant 1.
+    l.endAt(15);
+    expect(l.progress()).toMatchObject({ expected: 15, delivered: 15, missing: 0 });
+    expect(l.end().latency.count).toBe(15);
+  });
 });

@@ -37,6 +37,12 @@ export interface DeliveryCounts {
   misordered: number;
 }
 
+/** A step's counts so far, as the orchestrator polls them while it runs. */
+export interface StepProgress extends DeliveryCounts {
+  /** Deliveries later than the step's `lateAfterUs` (none when it set no bound). */
+  late: number;
+}
+
 export interface StepSummary extends DeliveryCounts {
   latency: LatencySummary;
   /**
@@ -88,26 +94,41 @@ export class DeliveryLedger {
   /** Per connection and run of its tenant: the newest progress event delivered this step. */
   private lastProgress: Int32Array[] = [];
   private counts: DeliveryCounts = emptyCounts();
+  private lateAfterUs = Infinity;
+  private late = 0;
 
   /** `tenantOf[c]` is the tenant index connection c subscribed to. */
   constructor(private readonly tenantOf: readonly number[]) {}
 
-  /** Starts counting the events numbered [seqStart, seqEnd), routed to tenants and runs as `routeEvent` does. */
-  begin(seqStart: number, seqEnd: number, tenants: number, runsPerTenant: number): void {
+  /**
+   * Starts counting the events numbered [seqStart, seqEnd), routed to tenants and runs as
+   * `routeEvent` does; deliveries later than `lateAfterUs` are also counted as late.
+   */
+  begin(seqStart: number, seqEnd: number, tenants: number, runsPerTenant: number, lateAfterUs = Infinity): void {
     this.seqStart = seqStart;
-    this.seqEnd = seqEnd;
     this.tenants = tenants;
     this.runsPerTenant = runsPerTenant;
+    this.lateAfterUs = lateAfterUs;
+    this.late = 0;
     this.lastProgress = this.tenantOf.map(() => new Int32Array(runsPerTenant).fill(-1));
     this.histogram.reset();
     this.stored.reset();
     this.counts = emptyCounts();
     const bytes = Math.ceil((seqEnd - seqStart) / 8);
     this.seen = this.tenantOf.map(() => new Uint8Array(bytes));
-    const perTenant = new Array<number>(tenants).fill(0);
-    for (let seq = seqStart; seq < seqEnd; seq++) perTenant[seq % tenants]! += 1;
-    this.counts.expected = this.tenantOf.reduce((sum, tenant) => sum + (perTenant[tenant] ?? 0), 0);
+    this.endAt(seqEnd);
     this.active = true;
+  }
+
+  /**
+   * The step ends before `seqEnd` after all (its publisher was stopped early): events from
+   * `seqEnd` on were never sent, so no subscriber expects them.
+   */
+  endAt(seqEnd: number): void {
+    this.seqEnd = seqEnd;
+    const perTenant = new Array<number>(this.tenants).fill(0);
+    for (let seq = this.seqStart; seq < seqEnd; seq++) perTenant[seq % this.tenants]! += 1;
+    this.counts.expected = this.tenantOf.reduce((sum, tenant) => sum + (perTenant[tenant] ?? 0), 0);
   }
 
   record(connection: number, seq: number, intendedUs: number, receivedUs: number): void {
@@ -130,6 +151,7 @@ export class DeliveryLedger {
     this.counts.delivered++;
     const latencyUs = Math.max(1, receivedUs - intendedUs);
     this.histogram.recordValue(latencyUs);
+    if (latencyUs > this.lateAfterUs) this.late++;
     if (isProgressEvent(seq)) this.progressDelivered(connection, seq, bitmap);
     else this.stored.recordValue(latencyUs);
   }
@@ -168,12 +190,16 @@ export class DeliveryLedger {
     if (this.active) this.counts.closed++;
   }
 
-  progress(): DeliveryCounts {
+  progress(): StepProgress {
+    return { ...this.countsNow(), late: this.late };
+  }
+
+  private countsNow(): DeliveryCounts {
     return { ...this.counts, missing: this.counts.expected - this.counts.delivered - this.counts.superseded };
   }
 
   end(): StepSummary {
-    const summary = { ...this.progress(), latency: summarise(this.histogram), storedLatency: summarise(this.stored) };
+    const summary = { ...this.countsNow(), latency: summarise(this.histogram), storedLatency: summarise(this.stored) };
     this.active = false;
     this.seen = [];
     return summary;

@@ -124,9 +124,12 @@ function soakCount(runs: ScenarioResult[], design: Design): { confirmed: number;
   return { confirmed: atMedian.filter((s) => s.passed).length, soaked: atMedian.length };
 }
 
-/** How long the scenario's soaks ran ("60 s"), read off a soak's events and rate, as `--soak-seconds` set it. */
+/**
+ * How long the scenario's soaks ran ("60 s"), read off the events and rate of one that ran
+ * its whole length, as `--soak-seconds` set it.
+ */
 function soakSeconds(runs: ScenarioResult[]): string {
-  const soak = runs.flatMap((r) => r.soaks)[0];
+  const soak = runs.flatMap((r) => r.soaks).find((s) => s.stoppedAfterS === undefined);
   return soak ? `${Math.round(soak.events / soak.offeredEventsPerSecond)} s` : "no";
 }
 

@@ -694,7 +694,9 @@ fields \`seq\` and \`at\`).
   repetitions' maxima for ${plan.soakMs / 1000} s (\`--soak-seconds\`): that maximum is confirmed only if this passes
   too (all delivered, p99 under the bound). A design that fails soaks again a ladder step
   lower, at most ${plan.soakStepsDown} times, every design alike: the highest rate it held for the whole soak is
-  its **sustained** maximum, one figure per design (the "sustained" targets).
+  its **sustained** maximum, one figure per design (the "sustained" targets). A soak ends as
+  soon as more than 1% of all the deliveries it was to make have arrived later than the bound:
+  its p99 could then only end above it (\`stoppedAfterS\` in the JSON).
 - **Latency compared at equal load**: Pulse and Socket.IO at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of their
   maxima of the same repetition — not at the weaker design's knee. The row "pulse: steps and
   logs only" is the p99 of the fifth of the events Pulse writes to its database before it

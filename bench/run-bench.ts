@@ -21,7 +21,7 @@ import type {
   StepCounts,
   StepResult,
 } from "./bench-result";
-import type { DeliveryCounts, StepSummary } from "./delivery-ledger";
+import type { DeliveryCounts, StepProgress, StepSummary } from "./delivery-ledger";
 import { openFileLimit, type BenchProcess } from "./ipc";
 import type { StormOutcome } from "./reconnect-storm";
 import type { ServerStats } from "./servers/server-stats";
@@ -63,23 +63,82 @@ interface MeasuredStep {
   redisCpuS: number;
   cpu: CpuShares;
   elapsedS: number;
+  /** Set when the step was stopped once it could no longer pass (see `stopOnceFailed`). */
+  stoppedEarly?: StoppedStep;
 }
 
-/** One step for one design: counters reset, the schedule published, everything drained, figures read. */
-async function measureStep(bench: BenchHarness, design: Design, step: LoadStep): Promise<MeasuredStep> {
+/** Why a long step stopped early: more of its deliveries were late than its p99 allows. */
+interface EarlyStop {
+  afterS: number;
+  /** Deliveries later than the p99 bound when it stopped, and all the step would have made. */
+  late: number;
+  planned: number;
+}
+
+/** An early stop, with the events the step had sent by then. */
+type StoppedStep = EarlyStop & { sent: number };
+
+/** How often a long step's deliveries are looked at while it runs. */
+const WATCH_MS = 1_000;
+
+/**
+ * Ends `design`'s step once more than 1% of all the deliveries it was to make have arrived
+ * later than `boundMs`: however the rest go, its p99 ends above the bound, so it has failed
+ * and the seconds left would only confirm it. Polls the clients until `stepping` settles.
+ */
+async function stopOnceFailed(
+  bench: BenchHarness,
+  design: Design,
+  boundMs: number,
+  stepping: Promise<StepOutcome>,
+): Promise<EarlyStop | undefined> {
+  const { clients } = bench.kit(design);
+  let settled = false;
+  void stepping.finally(() => (settled = true)).catch(() => undefined);
+  const startedMs = Date.now();
+  while (!settled) {
+    await sleep(WATCH_MS);
+    if (settled) return undefined;
+    const { late, expected } = await clients.request<StepProgress>("progress", { design });
+    if (late * 100 > expected) {
+      await bench.endStep(design);
+      log(`  ${design}: ${late} of ${expected} deliveries later than ${boundMs} ms: soak stopped, it cannot pass`);
+      return { afterS: (Date.now() - startedMs) / 1000, late, planned: expected };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * One measured step. With `stopWhenFailed` (the soaks), a step that has failed beyond doubt
+ * stops there (`stopOnceFailed`), and its clients then expect only the events it sent.
+ */
+async function measureStep(
+  bench: BenchHarness,
+  design: Design,
+  step: LoadStep,
+  stopWhenFailed = false,
+): Promise<MeasuredStep> {
   const { server, clients } = bench.kit(design);
+  const boundMs = bench.plan.p99BoundMs;
   await clients.request("begin", {
     design,
     seqStart: step.seqStart,
     seqEnd: step.seqStart + step.count,
     tenants: step.tenants,
     runsPerTenant: step.runsPerTenant,
+    lateAfterMs: boundMs,
   });
   const before = await server.stats();
   const redisBefore = await redisCpuSeconds(bench.redis);
   const cpuBefore = sampleCpu();
   const startedUs = nowUs();
-  const outcome = await bench.step(design, step, (step.count / step.rate) * 1000 + 30_000);
+  const stepping = bench.step(design, step, (step.count / step.rate) * 1000 + 30_000);
+  const stop = stopWhenFailed ? await stopOnceFailed(bench, design, boundMs, stepping) : undefined;
+  const outcome = await stepping;
+  // The open loop sends events in order: those it answered for are the ones it sent.
+  const stoppedEarly = stop && { ...stop, sent: outcome.published + outcome.dropped + outcome.failed };
+  if (stoppedEarly) await clients.request("end-at", { design, seqEnd: step.seqStart + stoppedEarly.sent });
   await drain(clients, design, Date.now() + bench.plan.drainMs);
   const elapsedS = (nowUs() - startedUs) / 1e6;
   const summary = await clients.request<StepSummary & { cpuUs: number }>("end", { design });
@@ -94,6 +153,7 @@ async function measureStep(bench: BenchHarness, design: Design, step: LoadStep):
     redisCpuS: redisAfter - redisBefore,
     cpu: cpuShares(cpuBefore, cpuAfter, elapsedS),
     elapsedS,
+    ...(stoppedEarly ? { stoppedEarly } : {}),
   };
 }
 
@@ -116,9 +176,10 @@ interface ScenarioRun {
 }
 
 /**
- * Runs one load step of `design` at `rate` for `ms` and records it in `into`; resolves to
- * whether it passed. Every step gets the same number of tries, passing or failing
- * (`plan.disturbance.reruns`, 0 in the full run: the repetitions carry the noise).
+ * Runs one load step of `design` at `rate` for `ms` (a ladder step's by default) and records
+ * it in `into`; resolves to whether it passed. Every step gets the same number of tries,
+ * passing or failing (`plan.disturbance.reruns`, 0 in the full run: the repetitions carry
+ * the noise). With `stopWhenFailed`, it ends as soon as it can no longer pass (`stopOnceFailed`).
  */
 async function runStep(
   run: ScenarioRun,
@@ -126,7 +187,7 @@ async function runStep(
   rate: number,
   index: number,
   into: StepResult[],
-  ms = run.bench.plan.stepMs,
+  { ms = run.bench.plan.stepMs, stopWhenFailed = false }: { ms?: number; stopWhenFailed?: boolean } = {},
 ): Promise<StepResult> {
   const { bench, plan } = run;
   const {
@@ -137,7 +198,7 @@ async function runStep(
     async () => {
       // Each attempt sends events of its own, numbered after the last attempt's.
       const step = run.stepOf(rate, ms);
-      return { ...(await measureStep(bench, design, step)), step };
+      return { ...(await measureStep(bench, design, step, stopWhenFailed)), step };
     },
     bench.plan,
     async (reason, disturbed) => {
@@ -147,7 +208,11 @@ async function runStep(
       await bench.settle(design);
     },
   );
-  const failure = failed?.reason;
+  const stop = m.stoppedEarly;
+  const failure =
+    failed && stop
+      ? `stopped after ${Math.round(stop.afterS)} s, ${stop.late} of its ${stop.planned} deliveries later than ${bench.plan.p99BoundMs} ms: ${failed.reason}`
+      : failed?.reason;
   const disturbed = disturbance(m, bench.plan);
   // The clients' counts as they are; late arrivals from an earlier step are not this step's.
   const { outsideStep: _late, latency, storedLatency, cpuUs: clientCpuUs, ...counts } = m.summary;
@@ -158,7 +223,7 @@ async function runStep(
     design,
     offeredEventsPerSecond: rate,
     offeredDeliveriesPerSecond: rate * plan.subscribersPerTenant,
-    events: m.step.count,
+    events: stop ? stop.sent : m.step.count,
     ...counts,
     publisher: {
       published: m.outcome.published,
@@ -180,6 +245,7 @@ async function runStep(
     otherCpuCores: m.cpu.otherCores,
     stolenCpuCores: m.cpu.stolenCores,
     ...(disturbedRuns.length ? { disturbedRuns } : {}),
+    ...(stop ? { stoppedAfterS: Math.round(stop.afterS * 10) / 10 } : {}),
     serverRssMiB: Math.round(m.serverRss / 1024 / 1024),
     passed: failure === undefined,
     ...(failure ? { failure } : {}),
@@ -281,7 +347,7 @@ async function soakAtMaxima(run: ScenarioRun, runs: readonly ScenarioResult[], s
       log(
         `  soak: ${design} at ${rate} ev/s (${i === 0 ? "its median maximum" : `${i} step(s) below it`}) for ${soakMs / 1000} s`,
       );
-      const { passed } = await runStep(run, design, rate, -1, result.soaks, soakMs);
+      const { passed } = await runStep(run, design, rate, -1, result.soaks, { ms: soakMs, stopWhenFailed: true });
       if (passed) break;
     }
   }
@@ -304,7 +370,7 @@ async function longSoak(run: ScenarioRun, runs: readonly ScenarioResult[]): Prom
   );
   const before = await server.stats(true);
   const steps: StepResult[] = [];
-  for (let window = 0; window < windows; window++) await runStep(run, design, rate, window, steps, windowMs);
+  for (let window = 0; window < windows; window++) await runStep(run, design, rate, window, steps, { ms: windowMs });
   const after = await server.stats(true);
   result.longSoak = {
     design,
