@@ -3,8 +3,9 @@ import { TokenSigner } from "../../src/server/auth/token-signer";
 import { LISTEN_BACKLOG } from "../../src/server/env";
 
 /**
- * Where a competitor server listens: a free loopback port, with Pulse's listen backlog, so
- * a reconnect storm's handshakes find the same room in the kernel whichever server they reach.
+ * Where a competitor server listens: a free loopback port, with Pulse's listen backlog, so a
+ * wave of connections finds the same room in the kernel whichever server it reaches (but
+ * Socket.IO's storm server, which does better with Node's default: see there).
  */
 export const COMPETITOR_LISTEN: ListenOptions = { port: 0, host: "127.0.0.1", backlog: LISTEN_BACKLOG };
 
