@@ -611,7 +611,9 @@ function stormMethod(result: BenchResult): string {
   tries again after its client library's delay (\`@pulse/client\`'s \`reconnectDelayMs\`, socket.io-client's
   default backoff); the retries are counted. How each design's clients resume, as the run recorded it: ${resumeText}.
   ${stormSocketIoSetup(result.socketIoStormAdapter ?? "redis")}
-  A client is back to live at
+  Pulse's server listens with its default backlog of 4096 (\`LISTEN_BACKLOG\`), Socket.IO's storm server with
+  Node's 511, which served it better here: given 4096, it took longer in 2 of 6 storms and once stopped answering
+  for over a minute. A client is back to live at
   its first event published after the reconnect; *all live* is the last client's time (failed when one
   was not back within ${storm.timeoutMs / 1000} s). Lost and duplicated events are counted per client; server CPU and, for
   Pulse on PostgreSQL, the database's committed transactions (\`pg_stat_database\`, the live events'
