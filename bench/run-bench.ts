@@ -33,7 +33,7 @@ import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { scenarioTable, summarise, summaryTables } from "./report";
 import { comparisonLoads, interleavedOrder, toMiB } from "./statistics";
 import { afterFailure, ladderStarts, maximumOf, medianMaximum, soakRates } from "./ladder";
-import { disturbance, judgeStep } from "./step-verdict";
+import { cannotPass, disturbance, judgeStep } from "./step-verdict";
 import { nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
 
 /**
@@ -64,10 +64,10 @@ interface MeasuredStep {
   cpu: CpuShares;
   elapsedS: number;
   /** Set when the step was stopped once it could no longer pass (see `stopOnceFailed`). */
-  stoppedEarly?: StoppedStep;
+  stoppedEarly?: EarlyStop & { sent: number };
 }
 
-/** Why a long step stopped early: more of its deliveries were late than its p99 allows. */
+/** Why a long step stopped early: more of its deliveries were late than its p99 allows (`cannotPass`). */
 interface EarlyStop {
   afterS: number;
   /** Deliveries later than the p99 bound when it stopped, and all the step would have made. */
@@ -75,16 +75,12 @@ interface EarlyStop {
   planned: number;
 }
 
-/** An early stop, with the events the step had sent by then. */
-type StoppedStep = EarlyStop & { sent: number };
-
 /** How often a long step's deliveries are looked at while it runs. */
 const WATCH_MS = 1_000;
 
 /**
- * Ends `design`'s step once more than 1% of all the deliveries it was to make have arrived
- * later than `boundMs`: however the rest go, its p99 ends above the bound, so it has failed
- * and the seconds left would only confirm it. Polls the clients until `stepping` settles.
+ * Ends `design`'s step once it `cannotPass`: the seconds left would only confirm its
+ * failure. Polls the clients until `stepping` settles.
  */
 async function stopOnceFailed(
   bench: BenchHarness,
@@ -100,7 +96,7 @@ async function stopOnceFailed(
     await sleep(WATCH_MS);
     if (settled) return undefined;
     const { late, expected } = await clients.request<StepProgress>("progress", { design });
-    if (late * 100 > expected) {
+    if (cannotPass({ late, expected })) {
       await bench.endStep(design);
       log(`  ${design}: ${late} of ${expected} deliveries later than ${boundMs} ms: soak stopped, it cannot pass`);
       return { afterS: (Date.now() - startedMs) / 1000, late, planned: expected };

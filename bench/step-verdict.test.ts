@@ -3,7 +3,7 @@ import { FULL_PLAN } from "./bench-plan";
 
 /** The rerun mechanism as a plan may still use it; the full run itself gives every step one try. */
 const RERUN_PLAN = { ...FULL_PLAN, disturbance: { cores: 0.1, reruns: 2 } };
-import { disturbance, failureOf, judgeStep, type VerdictInput } from "./step-verdict";
+import { cannotPass, disturbance, failureOf, judgeStep, type VerdictInput } from "./step-verdict";
 
 /** A step of 1,000 deliveries that all arrived in time, with `change` applied. */
 function step(
@@ -146,5 +146,13 @@ describe("judgeStep", () => {
       expect(verdict.disturbedRuns).toEqual([]);
       expect(run.events).toEqual(["measure 1"]);
     }
+  });
+});
+
+describe("cannotPass", () => {
+  it("only once more than 1% of the step's planned deliveries are late, when its p99 must end above the bound", () => {
+    expect(cannotPass({ late: 0, expected: 1_000 })).toBe(false);
+    expect(cannotPass({ late: 10, expected: 1_000 })).toBe(false);
+    expect(cannotPass({ late: 11, expected: 1_000 })).toBe(true);
   });
 });

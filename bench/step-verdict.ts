@@ -1,6 +1,6 @@
 import type { BenchPlan } from "./bench-plan";
 import type { DisturbedRun } from "./bench-result";
-import type { StepSummary } from "./delivery-ledger";
+import type { StepProgress, StepSummary } from "./delivery-ledger";
 import type { CpuShares } from "./machine-cpu";
 import type { StepOutcome } from "./open-loop";
 
@@ -30,6 +30,14 @@ export function failureOf(m: VerdictInput, bound: number): { reason: string; tim
   if (reasons.length === 0) return undefined;
   return { reason: reasons.map((r) => r.text).join("; "), timingOnly: reasons.every((r) => r.timing) };
 }
+
+/**
+ * Whether a step still running has failed beyond doubt: more than 1% of all the deliveries it
+ * is to make (`expected`) already came later than the bound, so its p99 can only end above
+ * it, however the rest go.
+ */
+export const cannotPass = ({ late, expected }: Pick<StepProgress, "late" | "expected">): boolean =>
+  late * 100 > expected;
 
 /** Other work's and the hypervisor's cores during a step, when they were enough to disturb it. */
 export function disturbance(m: Pick<VerdictInput, "cpu">, plan: Pick<BenchPlan, "disturbance">): string | undefined {
