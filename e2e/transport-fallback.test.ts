@@ -123,6 +123,37 @@ describe("the client's transports in a real browser", () => {
     await page.context().close();
   });
 
+  it("streams over server-sent events where upgrades are held unanswered, and returns to the WebSocket when they pass", async () => {
+    const tenant = await suite.settledTenant("held");
+    const proxy = await gate();
+    proxy.holdUpgrades();
+    const { agent, page } = await runPage(tenant, proxy);
+    await page.locator("[data-connection=live-http]").waitFor({ timeout: 30_000 });
+    // A browser opens one WebSocket to a host at a time: the page's own, held, must be given up
+    // on before a probe can find that upgrades pass again.
+    proxy.allow();
+    await page.locator("[data-connection=live]").waitFor({ timeout: 60_000 });
+    await agent.report({ type: "agent:active" });
+    await reportProgress(agent, page, [10]);
+    await page.context().close();
+  });
+
+  it("subscribes again when its socket drops while the page fetches the socket's token", async () => {
+    const tenant = await suite.settledTenant("drop");
+    const proxy = await gate();
+    // The socket opens, then waits for its token; it is cut before the token arrives, so the
+    // subscription meets a closed socket (tRPC's client fails it rather than resending it).
+    proxy.delay("auth.socketToken", 1_500);
+    proxy.cutNextUpgradeAfter(300);
+    const { runId, agent, page, requests } = await runPage(tenant, proxy);
+    await page.locator("[data-connection=live]").waitFor({ timeout: 30_000 });
+    await agent.report({ type: "agent:active" });
+    await reportProgress(agent, page, [10, 20]);
+    expect(requests.polls).toBe(0);
+    await expectEveryEventOnce(tenant, page, runId);
+    await page.context().close();
+  });
+
   it("polls where event streams are buffered too, and returns to the WebSocket when upgrades pass again", async () => {
     const tenant = await suite.settledTenant("buffered");
     const proxy = await gate();
@@ -199,6 +230,17 @@ async function waitForConnection(page: Page, state: string, timeout: number, his
   }
 }
 
+/** A new tenant's dashboard behind a gate of its own, live on the WebSocket, its indicator recorded. */
+async function liveDashboard(name: string) {
+  const tenant = await suite.registeredTenant(name);
+  const proxy = await gate();
+  const page = await (await suite.signedIn(tenant.token, { baseUrl: proxy.url })).newPage();
+  const history = await recordIndicator(page);
+  await page.goto(`${proxy.url}/`);
+  await waitForConnection(page, "live", 30_000, history);
+  return { proxy, page, history };
+}
+
 describe("the connection indicator in a real browser", () => {
   it("on a page that never connected says Connecting…, then that it cannot reach the server, never Reconnecting", async () => {
     const tenant = await suite.registeredTenant("never");
@@ -221,12 +263,7 @@ describe("the connection indicator in a real browser", () => {
   });
 
   it("on a page that lost the server says Reconnecting… without a count that climbs, then unavailable, then Live again", async () => {
-    const tenant = await suite.registeredTenant("lost");
-    const proxy = await gate();
-    const page = await (await suite.signedIn(tenant.token, { baseUrl: proxy.url })).newPage();
-    const history = await recordIndicator(page);
-    await page.goto(`${proxy.url}/`);
-    await waitForConnection(page, "live", 30_000, history);
+    const { proxy, page, history } = await liveDashboard("lost");
     proxy.goDown();
     await waitForConnection(page, "unavailable", 60_000, history);
     proxy.comeBack();
@@ -238,6 +275,20 @@ describe("the connection indicator in a real browser", () => {
     expect([...new Set(texts.filter((t) => t.startsWith("Reconnecting")))]).toEqual(["Reconnecting…"]);
     expect(texts).toContain("Real-time updates unavailable");
     expect(texts.at(-1)).toBe("Live ●");
+    await page.context().close();
+  });
+
+  it("on a page whose server stopped answering (connections held, nothing refused), is Live again once it answers", async () => {
+    const { proxy, page, history } = await liveDashboard("silent");
+    // The socket is cut; its reconnect's upgrade, the token request and the event stream it
+    // tries next are held without an answer, and so is every poll. The page polls once the
+    // WebSocket and the event stream have had their time.
+    proxy.goSilent();
+    await waitForConnection(page, "polling", 60_000, history);
+    proxy.comeBack();
+    // What was held stays held: the client gives up on each request at its deadline and tries again.
+    await waitForConnection(page, "live", 90_000, history);
+    expect((await indicatorTexts(page)).at(-1)).toBe("Live ●");
     await page.context().close();
   });
 });

@@ -10,6 +10,7 @@ import {
   type TRPCLink,
 } from "@trpc/client";
 import { ConnectionMonitor } from "./connection.js";
+import { withDeadline } from "./deadline.js";
 import type { PulseRouter } from "./router.js";
 import { subscriptionTransportLink } from "./transport-link.js";
 
@@ -20,6 +21,14 @@ export const TRPC_PATH = "/api/trpc";
 const TOKEN_REFRESH_CLOSE_CODE = 4000;
 /** How long a probe waits for its WebSocket to open. */
 const PROBE_TIMEOUT_MS = 5_000;
+/**
+ * How long a WebSocket's opening handshake may take before the client drops it and tries
+ * again: a connection that a proxy or a hung server accepted and never answers would
+ * otherwise hold tRPC's client (which waits for `open` or `error`, with no deadline) forever.
+ */
+export const WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long `getToken` may take before that (re)connect fails and the next one asks again. */
+export const TOKEN_TIMEOUT_MS = 10_000;
 
 export interface PulseClientOptions {
   /** Pulse's origin, e.g. `https://pulse.example.com`; default: the page's own origin. */
@@ -28,9 +37,11 @@ export interface PulseClientOptions {
    * A token Pulse accepts (one your backend minted with `POST /api/admin/tokens`), or the admin
    * API's answer itself (`{ token, expiresAt }`: kept and reused until a minute before it
    * expires). Called when the WebSocket or an event stream (re)connects, and for HTTP calls
-   * when `bearerOverHttp` is on.
+   * when `bearerOverHttp` is on. An answer that takes longer than `TOKEN_TIMEOUT_MS` is given
+   * up on, and `signal` aborts: pass it to your `fetch`, so a request that never ends does not
+   * stay open.
    */
-  getToken: () => TokenAnswer | Promise<TokenAnswer>;
+  getToken: (context: { signal: AbortSignal }) => TokenAnswer | Promise<TokenAnswer>;
   /**
    * Send the token as `Authorization: Bearer` on queries and mutations (default: true). Pulse's
    * own dashboard turns it off: its HTTP calls carry the session cookie instead.
@@ -93,6 +104,25 @@ export function reconnectDelayMs(attempt: number): number {
 }
 
 /**
+ * `Base` (the platform's WebSocket), dropped when its opening handshake has not finished
+ * within `timeoutMs`: closing a connecting socket fails it, with `error` and `close` events,
+ * so the client's reconnect loop goes on instead of waiting forever.
+ */
+export function withHandshakeDeadline(Base: typeof WebSocket, timeoutMs = WS_HANDSHAKE_TIMEOUT_MS): typeof WebSocket {
+  return class extends Base {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols);
+      const timer = setTimeout(() => {
+        if (this.readyState === Base.CONNECTING) this.close();
+      }, timeoutMs);
+      const stop = () => clearTimeout(timer);
+      this.addEventListener("open", stop);
+      this.addEventListener("close", stop);
+    }
+  };
+}
+
+/**
  * Opens a bare WebSocket to Pulse and closes it at once: true when the upgrade passed (no
  * token is sent; the server drops an unauthenticated socket anyway). The monitor probes this
  * way while subscriptions use server-sent events or polling, to return to the WebSocket.
@@ -125,9 +155,9 @@ export function probeWebSocket(url: string): () => Promise<boolean> {
 function createLinks(options: PulseClientOptions & { base: string; wsUrl: string; monitor: ConnectionMonitor }) {
   const { monitor, onUnauthorized } = options;
   const httpUrl = `${options.base}${TRPC_PATH}`;
-  const tokens = new TokenCache(async () => {
+  const tokens = new TokenCache(async (signal) => {
     try {
-      return await options.getToken();
+      return await options.getToken({ signal });
     } catch (error) {
       // The credentials behind the token are gone (signed out, revoked): no reconnect can succeed.
       if (error instanceof TRPCClientError && error.data?.code === "UNAUTHORIZED") onUnauthorized?.();
@@ -138,6 +168,7 @@ function createLinks(options: PulseClientOptions & { base: string; wsUrl: string
   const connectionParams = async () => ({ token: await token() });
   const ws = createWSClient({
     url: options.wsUrl,
+    ...(typeof WebSocket === "undefined" ? {} : { WebSocket: withHandshakeDeadline(WebSocket) }),
     connectionParams,
     retryDelayMs: reconnectDelayMs,
     // Opens only while a subscription needs it.
@@ -173,19 +204,24 @@ function createLinks(options: PulseClientOptions & { base: string; wsUrl: string
   return { links, closeSocket: () => void ws.close() };
 }
 
-/** The last token `getToken` answered with an expiry, reused until shortly before it; one fetch at a time. */
+/**
+ * The last token `getToken` answered with an expiry, reused until shortly before it; one fetch
+ * at a time, given up on (and its signal aborted) after `timeoutMs`: every transport waits on
+ * this fetch, so one that never ends would keep the page from ever connecting again.
+ */
 export class TokenCache {
   private kept: { token: string; expiresAt: number } | null = null;
   private pending: Promise<string> | null = null;
 
   constructor(
-    private readonly fetchToken: () => Promise<TokenAnswer>,
+    private readonly fetchToken: (signal: AbortSignal) => Promise<TokenAnswer>,
     private readonly now: () => number = Date.now,
+    private readonly timeoutMs = TOKEN_TIMEOUT_MS,
   ) {}
 
   get(): Promise<string> {
     if (this.kept && this.kept.expiresAt - TOKEN_REUSE_MARGIN_MS > this.now()) return Promise.resolve(this.kept.token);
-    this.pending ??= this.fetchToken()
+    this.pending ??= withDeadline(this.fetchToken, this.timeoutMs, "getToken")
       .then((answer) => {
         if (typeof answer === "string") return answer;
         const expiresAt = typeof answer.expiresAt === "number" ? answer.expiresAt : Date.parse(answer.expiresAt);

@@ -1,4 +1,12 @@
-export { createPulseClient, probeWebSocket, reconnectDelayMs, TokenCache, TRPC_PATH } from "./client.js";
+export {
+  createPulseClient,
+  probeWebSocket,
+  reconnectDelayMs,
+  TOKEN_TIMEOUT_MS,
+  TokenCache,
+  TRPC_PATH,
+  WS_HANDSHAKE_TIMEOUT_MS,
+} from "./client.js";
 export type { PulseClient, PulseClientOptions, TokenAnswer } from "./client.js";
 export {
   ConnectionMonitor,
@@ -9,10 +17,12 @@ export {
   type ConnectionSnapshot,
   type ConnectionStatus,
 } from "./connection.js";
+export { DeadlineError } from "./deadline.js";
+export { POLL_TIMEOUT_MS } from "./poller.js";
 export type { PulseErrorShape, PulseRouter } from "./router.js";
 export { TOKEN_EXPIRED } from "./session-messages.js";
 export { compareStreamIds, STREAM_ORIGIN } from "./stream-id.js";
-export { subscriptionTransportLink, type TransportSwitch } from "./transport-link.js";
+export { subscriptionTransportLink, WS_RESUBSCRIBE_DELAY_MS, type TransportSwitch } from "./transport-link.js";
 export {
   INITIAL_TRANSPORT_STATE,
   nextTransportState,

@@ -1,3 +1,5 @@
+import { withDeadline } from "./deadline.js";
+
 export interface FeedEntry<TItem> {
   id: string;
   item: TItem;
@@ -11,8 +13,12 @@ export interface FeedPage<TItem> {
   more: boolean;
 }
 
+/** How long one poll may take before it counts as failed (and its request is aborted). */
+export const POLL_TIMEOUT_MS = 15_000;
+
 export interface PollerOptions<TItem> {
-  fetchPage: (cursor: string | undefined) => Promise<FeedPage<TItem>>;
+  /** Reads the page after `cursor`; `signal` aborts when the poll is given up on (pass it to the request). */
+  fetchPage: (cursor: string | undefined, signal: AbortSignal) => Promise<FeedPage<TItem>>;
   /** Where the next page starts. */
   cursor: () => string | null;
   /** Applies a page's items and takes its cursor. */
@@ -20,12 +26,15 @@ export interface PollerOptions<TItem> {
   /** A page that failed: `"stop"` ends polling (ended credentials), `"retry"` polls again after the interval. */
   onError: (error: unknown) => "stop" | "retry";
   intervalMs: number;
+  /** Default `POLL_TIMEOUT_MS`. */
+  timeoutMs?: number;
 }
 
 /**
  * Polls a feed's query twin until stopped: again at once while a page says `more`, since a
  * filtered page may be empty while later pages hold its events; after `intervalMs` once caught
- * up or after a failure. Returns the function that stops it.
+ * up or after a failure. A poll that has not answered within `timeoutMs` fails, so one request
+ * that never ends does not end polling. Returns the function that stops it.
  */
 export function startPolling<TItem>(options: PollerOptions<TItem>): () => void {
   let stopped = false;
@@ -33,7 +42,12 @@ export function startPolling<TItem>(options: PollerOptions<TItem>): () => void {
   const poll = async () => {
     let caughtUp = true;
     try {
-      const page = await options.fetchPage(options.cursor() ?? undefined);
+      const cursor = options.cursor() ?? undefined;
+      const page = await withDeadline(
+        (signal) => options.fetchPage(cursor, signal),
+        options.timeoutMs ?? POLL_TIMEOUT_MS,
+        "A poll",
+      );
       if (stopped) return;
       options.onPage(page);
       caughtUp = !page.more;

@@ -4,6 +4,12 @@ import { observable, type Unsubscribable } from "@trpc/server/observable";
 import { TOKEN_EXPIRED } from "./session-messages.js";
 import type { Transport } from "./transport-machine.js";
 
+/**
+ * How long a subscription waits before it asks again on the WebSocket after tRPC's client
+ * failed it there without a word from the server (see `subscriptionTransportLink`).
+ */
+export const WS_RESUBSCRIBE_DELAY_MS = 500;
+
 /** What the link needs of the page's `ConnectionMonitor`: the transport to use, and where to report streams. */
 export interface TransportSwitch {
   readonly transport: Transport;
@@ -24,6 +30,11 @@ export interface TransportSwitch {
  * the subscription: a late `stopped` or completion of a replaced attempt (the WebSocket
  * client completes its subscriptions when it is closed) is ignored.
  *
+ * Only the server's errors end a subscription. When the socket closes after it opened but
+ * before the client sent the subscription (tRPC's client then fails the request, "Active
+ * connection is not open", instead of sending it on the next socket, and the hooks would never
+ * subscribe again), the subscription asks again on the current transport shortly after.
+ *
  * @see https://trpc.io/docs/client/links/splitLink
  * @see https://trpc.io/docs/client/links/httpSubscriptionLink
  */
@@ -43,6 +54,7 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
         const { transports } = options;
         let lastEventId: string | undefined;
         let current: { transport: Transport; subscription: Unsubscribable | null } | null = null;
+        let retry: ReturnType<typeof setTimeout> | undefined;
 
         const start = (transport: Transport) => {
           stop();
@@ -81,6 +93,11 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
                 attempt.subscription = null;
                 return transports.sseFailed();
               }
+              if (transport === "ws" && !error.data) {
+                attempt.subscription = null;
+                retry = setTimeout(() => isCurrent() && start(transports.transport), WS_RESUBSCRIBE_DELAY_MS);
+                return;
+              }
               observer.error(error as TRPCClientError<TRouter>);
             },
             complete() {
@@ -90,6 +107,7 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
         };
 
         const stop = () => {
+          clearTimeout(retry);
           const previous = current;
           current = null;
           previous?.subscription?.unsubscribe();

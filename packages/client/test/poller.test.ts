@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { startPolling, type FeedPage } from "../src/poller.js";
+import { DeadlineError } from "../src/deadline.js";
+import { POLL_TIMEOUT_MS, startPolling, type FeedPage } from "../src/poller.js";
 
 const INTERVAL_MS = 2_000;
 
@@ -65,5 +66,33 @@ describe("startPolling", () => {
     await vi.advanceTimersByTimeAsync(INTERVAL_MS * 3);
     expect(ended.asked).toHaveLength(1);
     expect(ended.errors()).toBe(1);
+  });
+
+  it("fails a poll that has not answered within its time, aborts its request, and polls again", async () => {
+    const signals: AbortSignal[] = [];
+    const errors: unknown[] = [];
+    const applied: string[] = [];
+    const stop = startPolling<string>({
+      fetchPage: (_from, signal) => {
+        signals.push(signal);
+        // The first request never ends (a proxy that took it and answers nothing).
+        if (signals.length === 1) return new Promise(() => {});
+        return Promise.resolve({ items: [{ id: "1-0", item: "a" }], cursor: "1-0", more: false });
+      },
+      cursor: () => null,
+      onPage: (page) => applied.push(...page.items.map((i) => i.item)),
+      onError: (error) => (errors.push(error), "retry"),
+      intervalMs: INTERVAL_MS,
+    });
+    await vi.advanceTimersByTimeAsync(POLL_TIMEOUT_MS - 1);
+    expect(errors).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(DeadlineError);
+    expect(signals[0]!.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(INTERVAL_MS);
+    expect(applied).toEqual(["a"]);
+    expect(signals[1]!.aborted).toBe(false);
+    stop();
   });
 });

@@ -1,5 +1,6 @@
-import { describe, expect, it } from "vitest";
-import { TokenCache, type TokenAnswer } from "../src/client.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { TokenCache, TOKEN_TIMEOUT_MS, type TokenAnswer } from "../src/client.js";
+import { DeadlineError } from "../src/deadline.js";
 
 function cache(answers: TokenAnswer[]) {
   let now = 0;
@@ -41,4 +42,27 @@ describe("TokenCache", () => {
     tokens.forget();
     expect(await tokens.get()).toBe("b");
   });
+
+  it("gives up on an answer that does not come within its time, aborts it, and asks again on the next call", async () => {
+    vi.useFakeTimers();
+    const signals: AbortSignal[] = [];
+    const tokens = new TokenCache(async (signal) => {
+      signals.push(signal);
+      // The first request never ends (a proxy that took it and answers nothing); it ignores its signal.
+      return signals.length === 1 ? new Promise<TokenAnswer>(() => {}) : "b";
+    });
+    const first = tokens.get();
+    const failed = expect(first).rejects.toThrow(DeadlineError);
+    await vi.advanceTimersByTimeAsync(TOKEN_TIMEOUT_MS - 1);
+    expect(signals[0]!.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await failed;
+    expect(signals[0]!.aborted).toBe(true);
+    expect(await tokens.get()).toBe("b");
+    expect(signals).toHaveLength(2);
+  });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
 });

@@ -1,9 +1,9 @@
 import { createTRPCClient, TRPCClientError, type Operation, type TRPCLink } from "@trpc/client";
 import { observable, type Observer } from "@trpc/server/observable";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PulseRouter as AppRouter } from "../src/router.js";
 import { TOKEN_EXPIRED } from "../src/session-messages.js";
-import { subscriptionTransportLink, type TransportSwitch } from "../src/transport-link.js";
+import { subscriptionTransportLink, WS_RESUBSCRIBE_DELAY_MS, type TransportSwitch } from "../src/transport-link.js";
 import type { Transport } from "../src/transport-machine.js";
 
 /** A transport link that records each attempt (its op) and lets the test answer it. */
@@ -114,4 +114,37 @@ describe("subscriptionTransportLink", () => {
     sse.attempts[1]!.observer.error(refused);
     expect(errors).toEqual(["too many"]);
   });
+
+  it("asks again on the WebSocket when the client failed the subscription there without a word from the server", async () => {
+    vi.useFakeTimers();
+    const { transports, ws, sse, seen, errors, item } = setup();
+    ws.attempts[0]!.observer.next(item("1-0"));
+    // The socket closed between opening and sending the subscription: tRPC's client fails it.
+    ws.attempts[0]!.observer.error(TRPCClientError.from(new Error("Active connection is not open")));
+    expect(errors).toEqual([]);
+    await vi.advanceTimersByTimeAsync(WS_RESUBSCRIBE_DELAY_MS - 1);
+    expect(ws.attempts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ws.attempts[1]!.op.input).toEqual({ lastEventId: "1-0" });
+    ws.attempts[1]!.observer.next(item("2-0"));
+    expect(seen).toEqual(["1-0", "2-0"]);
+
+    // Failed again, and the page moves to SSE before the retry: the retry is the move's attempt.
+    ws.attempts[1]!.observer.error(TRPCClientError.from(new Error("Active connection is not open")));
+    transports.move("sse");
+    await vi.advanceTimersByTimeAsync(WS_RESUBSCRIBE_DELAY_MS);
+    expect(ws.attempts).toHaveLength(2);
+    expect(sse.attempts).toHaveLength(1);
+
+    // The server's errors still end the subscription.
+    transports.move("ws");
+    ws.attempts[2]!.observer.error(
+      TRPCClientError.from({ error: { code: -32001, message: "no", data: { code: "UNAUTHORIZED", httpStatus: 401 } } }),
+    );
+    expect(errors).toEqual(["no"]);
+  });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
 });

@@ -42,7 +42,7 @@ export function createDashboardClient(auth: ClientAuth, onUnauthorized: () => vo
   if (auth.kind === "share") return createPulseClient({ url, getToken: () => auth.token, onUnauthorized });
   return createPulseClient({
     url,
-    getToken: async () => (await sessionClient.auth.socketToken.query()).token,
+    getToken: async ({ signal }) => (await sessionClient.auth.socketToken.query(undefined, { signal })).token,
     bearerOverHttp: false,
     onUnauthorized,
   });

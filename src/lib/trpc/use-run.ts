@@ -7,7 +7,9 @@ import type { RunView } from "./types";
 /** The run a share link shows, as `usePulseRun` does, through the link's own procedures. */
 export function useSharedRun(initial: RunView) {
   const client = usePulseClient();
-  const feed = usePulseRunFeed(initial, (cursor) => client.trpc.share.events.query(cursor ? { cursor } : {}));
+  const feed = usePulseRunFeed(initial, (cursor, signal) =>
+    client.trpc.share.events.query(cursor ? { cursor } : {}, { signal }),
+  );
   usePulseSubscription("share", () =>
     client.trpc.share.onRun.subscribe(
       { lastEventId: STREAM_ORIGIN },

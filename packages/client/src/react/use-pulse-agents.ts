@@ -42,7 +42,8 @@ export function usePulseAgents(options: PulseAgentsOptions = {}): PulseAgents {
   const feed = usePulseFeed<AgentFeedItem, AgentState>({
     initial,
     reduce: applyAgentItem,
-    fetchPage: (cursor) => client.trpc.agent.events.query({ ...filter, ...(cursor ? { cursor } : {}) }),
+    fetchPage: (cursor, signal) =>
+      client.trpc.agent.events.query({ ...filter, ...(cursor ? { cursor } : {}) }, { signal }),
     onApplied: (entry: FeedEntry<AgentFeedItem>, before, after) => {
       if (entry.item.type !== "snapshot" && entry.item.type !== "resync") options.onEvent?.(entry.item, before, after);
     },

@@ -33,7 +33,7 @@ export function usePulseContext(options: PulseContextOptions = {}): PulseContext
   const feed = usePulseFeed<ContextFeedItem, ContextState>({
     initial: start,
     reduce: applyContextItem,
-    fetchPage: (cursor) => client.trpc.context.events.query(cursor ? { cursor } : {}),
+    fetchPage: (cursor, signal) => client.trpc.context.events.query(cursor ? { cursor } : {}, { signal }),
   });
   usePulseSubscription("", () =>
     client.trpc.context.onStatusChanged.subscribe(start.lastEventId ? { lastEventId: start.lastEventId } : {}, {

@@ -20,7 +20,8 @@ export interface PulseFeedOptions<TItem, TState> {
   /** Where polling starts when nothing was applied yet (default: a fresh snapshot). */
   startCursor?: string;
   reduce: (state: TState, entry: FeedEntry<TItem>) => TState;
-  fetchPage: (cursor: string | undefined) => Promise<FeedPage<TItem>>;
+  /** Reads the page after `cursor`; pass `signal` to the request (it aborts a poll given up on). */
+  fetchPage: (cursor: string | undefined, signal: AbortSignal) => Promise<FeedPage<TItem>>;
   onApplied?: (entry: FeedEntry<TItem>, before: TState, after: TState) => void;
 }
 
@@ -70,7 +71,7 @@ export function usePulseFeed<TItem extends { type: string }, TState extends { la
   useEffect(() => {
     if (!polling) return;
     return startPolling<TItem>({
-      fetchPage: (cursor) => optionsRef.current.fetchPage(cursor),
+      fetchPage: (cursor, signal) => optionsRef.current.fetchPage(cursor, signal),
       cursor: () => pollCursor.current,
       onPage: (page) => {
         for (const entry of page.items) apply(entry);

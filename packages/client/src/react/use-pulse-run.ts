@@ -29,8 +29,8 @@ export interface PulseRun {
  */
 export function usePulseRun(runId: string, options: PulseRunOptions = {}): PulseRun {
   const client = usePulseClient();
-  const feed = usePulseRunFeed(options.initial ?? null, (cursor) =>
-    client.trpc.agent.events.query({ runId, ...(cursor ? { cursor } : {}) }),
+  const feed = usePulseRunFeed(options.initial ?? null, (cursor, signal) =>
+    client.trpc.agent.events.query({ runId, ...(cursor ? { cursor } : {}) }, { signal }),
   );
   usePulseSubscription(`${runId}`, () =>
     client.trpc.agent.onStatus.subscribe(
@@ -44,7 +44,7 @@ export function usePulseRun(runId: string, options: PulseRunOptions = {}): Pulse
 /** The feed behind `usePulseRun`, for a run read through other procedures (Pulse's share links). */
 export function usePulseRunFeed(
   initial: RunView | null,
-  fetchPage: (cursor: string | undefined) => Promise<FeedPage<AgentFeedItem>>,
+  fetchPage: (cursor: string | undefined, signal: AbortSignal) => Promise<FeedPage<AgentFeedItem>>,
 ) {
   const [start] = useState<RunState>(() => initialRunState(initial));
   return usePulseFeed<AgentFeedItem, RunState>({
