@@ -152,6 +152,7 @@ export class Pulse {
       connections: () => [...this.connections].map(([name, connection]) => ({ name, status: connection.status })),
       database: options.database.sql,
       failures: () => this.workerFailureReasons(),
+      logger,
     });
   }
 

@@ -66,7 +66,9 @@ export class HttpRoutes {
     if (reportRun !== null) return void options.reports.handle(req, res, reportRun);
     if (AdminEndpoint.matches(path)) return void options.admin.handle(req, res);
     if (this.isTrpcPath(path)) return this.callTrpc(req, res);
-    if (HealthCheck.matches(path)) return void options.health.respond(res);
+    // Its reasons for those who may scrape the metrics here (METRICS_PUBLIC, or with METRICS_TOKEN).
+    if (HealthCheck.matches(path))
+      return void options.health.respond(res, options.metrics?.access.allows(req) ?? false);
     if (options.web) return this.serveWeb(options.web, req, res, path);
     res.writeHead(404, { "content-type": "text/plain" }).end("Not Found");
   }

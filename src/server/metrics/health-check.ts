@@ -1,9 +1,10 @@
 import type http from "node:http";
+import type { Logger } from "../logger";
 import type { RedisClient } from "../redis";
 import { Prisma } from "../../generated/prisma/client";
 import type { SqlClient } from "../sql";
 
-/** What `/healthz` answers: 200 with `ok`, or 503 with `unavailable` and why. */
+/** What the health check finds: `ok`, or `unavailable` and why. */
 export interface HealthReport {
   status: "ok" | "unavailable";
   reasons: string[];
@@ -23,6 +24,8 @@ export interface HealthCheckOptions {
   timeoutMs?: number;
   /** How long an answer is reused, so `/healthz` stays cheap however often it is called (default 1.5 s). */
   cacheMs?: number;
+  /** Where a change of status is logged, with its reasons (a warning when unavailable). */
+  logger?: Logger;
 }
 
 export const HEALTH_PATH = "/healthz";
@@ -51,6 +54,9 @@ export class HealthCheck {
   private cached?: { at: number; report: Promise<HealthReport> };
   /** Probes still on their way, which the next check waits for instead of piling up more behind a stuck server. */
   private readonly inFlight = new Map<"redis" | "database", Promise<unknown>>();
+  /** The reasons last logged ("" while ok), so each change is logged once. */
+  private logged = "";
+  private wasOk = false;
 
   constructor(private readonly options: HealthCheckOptions) {
     this.timeoutMs = options.timeoutMs ?? 1_000;
@@ -75,7 +81,22 @@ export class HealthCheck {
     if (write.status === "rejected") reasons.push(`redis: ${reasonOf(write.reason)}`);
     if (select.status === "rejected") reasons.push(`database: ${reasonOf(select.reason)}`);
     reasons.push(...(this.options.failures?.() ?? []));
-    return { status: reasons.length === 0 ? "ok" : "unavailable", reasons };
+    const report: HealthReport = { status: reasons.length === 0 ? "ok" : "unavailable", reasons };
+    this.log(report);
+    return report;
+  }
+
+  /** Logs each change of the reasons: before the first ok, as the start-up it is (info); after, as a warning. */
+  private log({ status, reasons }: HealthReport): void {
+    const key = reasons.join("\n");
+    if (key === this.logged) return;
+    this.logged = key;
+    const logger = this.options.logger;
+    if (status === "ok") {
+      if (this.wasOk) logger?.info("health: ok again");
+      this.wasOk = true;
+    } else if (this.wasOk) logger?.warn({ reasons }, "health: unavailable");
+    else logger?.info({ reasons }, "health: not ready yet");
   }
 
   /** Starts a probe unless the previous one is still on its way, and waits for it at most `timeoutMs`. */
@@ -90,14 +111,18 @@ export class HealthCheck {
     return withTimeout(probe, this.timeoutMs, what === "redis" ? "redis" : "the database");
   }
 
-  /** Answers `/healthz`: JSON, 200 when ok and 503 with the reasons otherwise. */
-  async respond(res: http.ServerResponse): Promise<void> {
+  /**
+   * Answers `/healthz`: JSON, 200 when ok and 503 otherwise, with the reasons only for those
+   * who may read the process's internals (`withReasons`: they name hosts, connections and
+   * errors); the others, a load balancer or anyone on the public port, get the status alone.
+   */
+  async respond(res: http.ServerResponse, withReasons: boolean): Promise<void> {
     const report = await this.report();
     res.writeHead(report.status === "ok" ? 200 : 503, {
       "content-type": "application/json",
       "cache-control": "no-store",
     });
-    res.end(JSON.stringify(report));
+    res.end(JSON.stringify(withReasons ? report : { status: report.status }));
   }
 
   /** True for requests `/healthz` answers. */

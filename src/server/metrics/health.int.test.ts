@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { CapturedLog } from "../../test/captured-log";
 import { eventually, fastDemoAgents, openTestDatabase, startTestPulse, untilHealthy } from "../../test/harness";
+import { createPulseServer } from "../http-server";
 import { createLogger, type Logger } from "../logger";
 import { Pulse } from "../pulse";
 import { PrivateRedisServer } from "../private-redis-server";
@@ -121,12 +123,31 @@ describe("/healthz and logs when Redis refuses every command", () => {
 });
 
 describe("/healthz of the API server and the database", () => {
-  it("answers 503 naming the database once the database refuses SELECT 1", async () => {
+  it("answers 503 once the database refuses SELECT 1, naming it only to those who may read the metrics, and logs why", async () => {
     const database = await openTestDatabase("pglite");
-    const app = await startTestPulse({ database });
+    const captured = new CapturedLog();
+    const app = await startTestPulse({ database, logger: createLogger("info", "pulse", captured) });
     toStop.push(() => app.close());
+    // The public port's default (no METRICS_PUBLIC, no METRICS_TOKEN), and one with a token.
+    const TOKEN = "metrics-token-0123456789abcdef";
+    const closed = createPulseServer({ pulse: app.pulse, logger: createLogger("silent"), secureCookies: false });
+    const guarded = createPulseServer({
+      pulse: app.pulse,
+      logger: createLogger("silent"),
+      secureCookies: false,
+      metrics: { token: TOKEN },
+    });
+    const listening = async (s: typeof closed) => {
+      await new Promise<void>((resolve) => s.server.listen(0, "127.0.0.1", resolve));
+      toStop.push(() => s.close());
+      return `http://127.0.0.1:${(s.server.address() as AddressInfo).port}/healthz`;
+    };
+    const [closedUrl, guardedUrl] = [await listening(closed), await listening(guarded)];
     await untilHealthy(app.baseUrl);
+    expect(await (await fetch(closedUrl)).json()).toEqual({ status: "ok" });
     await database.close();
+
+    // The test server's metrics are public: so are the reasons.
     const res = await eventually(
       () => fetch(`${app.baseUrl}/healthz`),
       (r) => r.status === 503,
@@ -136,6 +157,18 @@ describe("/healthz of the API server and the database", () => {
     const body = (await res.json()) as { status: string; reasons: string[] };
     expect(body.status).toBe("unavailable");
     expect(body.reasons.some((r) => r.startsWith("database: "))).toBe(true);
+
+    for (const answer of [await fetch(closedUrl), await fetch(guardedUrl)]) {
+      expect(answer.status).toBe(503);
+      expect(await answer.text()).toBe(JSON.stringify({ status: "unavailable" }));
+    }
+    const bearer = await fetch(guardedUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const named = (reasons: string[]) => reasons.some((r) => r.startsWith("database: "));
+    expect(named(((await bearer.json()) as { reasons: string[] }).reasons)).toBe(true);
+    // The operator reads them in the log: a line when they change, not one per request.
+    const warnings = captured.lines.filter((l) => l.msg === "health: unavailable");
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.every((w) => named(w.reasons as string[]))).toBe(true);
   }, 60_000);
 });
 

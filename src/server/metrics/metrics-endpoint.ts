@@ -15,17 +15,35 @@ export interface MetricsEndpointOptions {
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
 /**
+ * Who may read a process's internals (its metrics, the reasons `/healthz` gives): with a
+ * token, requests with `Authorization: Bearer <token>`, compared in constant time (over
+ * digests, so the token's length does not leak either); without one, everyone.
+ */
+export class BearerAccess {
+  private readonly expected?: Buffer;
+
+  constructor(token: string | undefined) {
+    if (token !== undefined) this.expected = digest(token);
+  }
+
+  allows(req: http.IncomingMessage): boolean {
+    if (!this.expected) return true;
+    const presented = req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+    return presented !== undefined && timingSafeEqual(digest(presented), this.expected);
+  }
+}
+
+/**
  * `GET /metrics` in Prometheus text format, for the API server and the worker's small
- * server alike. With a token, the bearer header is compared in constant time (over
- * digests, so the token's length does not leak either).
+ * server alike; with a token, for its bearer only (`BearerAccess`).
  *
  * @see https://prometheus.io/docs/instrumenting/exposition_formats/
  */
 export class MetricsEndpoint {
-  private readonly expected?: Buffer;
+  readonly access: BearerAccess;
 
   constructor(private readonly options: MetricsEndpointOptions) {
-    if (options.token !== undefined) this.expected = digest(options.token);
+    this.access = new BearerAccess(options.token);
   }
 
   /** True for requests this endpoint answers (any method: others get 405). */
@@ -38,7 +56,7 @@ export class MetricsEndpoint {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("Method Not Allowed");
       return;
     }
-    if (!this.authorized(req.headers.authorization)) {
+    if (!this.access.allows(req)) {
       res
         .writeHead(401, { "www-authenticate": 'Bearer realm="metrics"', "content-type": "text/plain" })
         .end("Unauthorized");
@@ -53,11 +71,5 @@ export class MetricsEndpoint {
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
       res.end("metrics unavailable");
     }
-  }
-
-  private authorized(header: string | undefined): boolean {
-    if (!this.expected) return true;
-    const presented = header?.match(/^Bearer\s+(\S+)$/i)?.[1];
-    return presented !== undefined && timingSafeEqual(digest(presented), this.expected);
   }
 }

@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { Logger } from "../logger";
 import { HealthCheck } from "./health-check";
-import { MetricsEndpoint } from "./metrics-endpoint";
+import { BearerAccess, MetricsEndpoint } from "./metrics-endpoint";
 import type { PulseMetrics } from "./pulse-metrics";
 
 export interface MetricsServerOptions {
@@ -35,13 +35,15 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         ...(options.token ? { token: options.token } : {}),
       })
     : null;
+  // A worker's own port: `/healthz` gives its reasons to everyone, or with METRICS_TOKEN to its bearer.
+  const internals = endpoint?.access ?? new BearerAccess(options.token);
   const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000 }, (req, res) => {
     if (endpoint && MetricsEndpoint.matches(req.url)) {
       void endpoint.handle(req, res);
       return;
     }
     if (HealthCheck.matches(req.url)) {
-      void options.health.respond(res);
+      void options.health.respond(res, internals.allows(req));
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("Not Found");

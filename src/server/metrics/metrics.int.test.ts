@@ -348,7 +348,10 @@ describe("METRICS_TOKEN and the worker's metrics server", () => {
       expect((await fetch(`${base}/metrics`)).status).toBe(401);
       const scraped = await scrape(base, { authorization: `Bearer ${TOKEN}` });
       expect(scraped.has('pulse_events_published_total{type="agent:queued"}')).toBe(true);
-      expect((await untilHealthy(base)).body).toEqual({ status: "ok", reasons: [] });
+      // The status for anyone; its reasons (none now) with the token only.
+      expect((await untilHealthy(base)).body).toEqual({ status: "ok" });
+      const withToken = await fetch(`${base}/healthz`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(await withToken.json()).toEqual({ status: "ok", reasons: [] });
       expect((await fetch(`${base}/api/trpc`)).status).toBe(404);
     } finally {
       await server.close();
