@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
@@ -9,12 +8,8 @@ import { eventually, openTestPostgres } from "../src/test/harness";
 import { ARTIFACTS, applied, launchChromium, recordApplied, screenshot } from "./support/browser";
 import { OutsideAgent } from "./support/outside-agent";
 import { PulseProcess } from "./support/pulse-process";
+import { newEmail, OUTSIDE_AGENT, PASSWORD } from "./support/tenant";
 import { UpgradeGate } from "./support/upgrade-gate";
-
-const PASSWORD = "correct horse battery";
-/** A role run by an agent outside Pulse, which a test plays to decide when its run moves. */
-const OUTSIDE_AGENT = "outside-agent";
-const newEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.test`;
 
 let browser: Browser;
 beforeAll(async () => {
