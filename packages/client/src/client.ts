@@ -19,6 +19,8 @@ export const TRPC_PATH = "/api/trpc";
 
 /** The server closes a socket with this code shortly before its token expires. */
 const TOKEN_REFRESH_CLOSE_CODE = 4000;
+/** The server closes a socket with this code when it is over one of its connection caps. */
+const OVER_CAP_CLOSE_CODE = 4429;
 /** How long a probe waits for its WebSocket to open. */
 const PROBE_TIMEOUT_MS = 5_000;
 /**
@@ -176,6 +178,7 @@ function createLinks(options: PulseClientOptions & { base: string; wsUrl: string
     keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 4_000 },
     onOpen: () => monitor.socketOpened(),
     onClose: (cause) => {
+      if (cause?.code === OVER_CAP_CLOSE_CODE) return monitor.socketRefused();
       const refresh = cause?.code === TOKEN_REFRESH_CLOSE_CODE;
       if (refresh) tokens.forget();
       monitor.socketClosed(refresh);

@@ -32,6 +32,11 @@ export const WS_CONNECT_TIMEOUT_MS = 6_000;
 export const SSE_CONNECT_TIMEOUT_MS = 5_000;
 /** How often the page tries a WebSocket again while it uses server-sent events or polling. */
 export const PROBE_INTERVAL_MS = 5_000;
+/**
+ * How long the page waits before it probes for the WebSocket after the server refused its
+ * socket for a cap (a probe only tells that upgrades pass, not that a socket would be let in).
+ */
+export const REFUSED_PROBE_DELAY_MS = 60_000;
 /** Consecutive failed polls after which the page says real-time updates are unavailable. */
 const FAILED_POLLS_UNTIL_UNAVAILABLE = 2;
 
@@ -57,6 +62,8 @@ export class ConnectionMonitor {
   private giveUpTimer: ReturnType<typeof setTimeout> | undefined;
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
   private probing = false;
+  /** No probe before this time (ms since epoch): the server refused the page's socket. */
+  private probeNotBefore = 0;
   private snapshot: ConnectionSnapshot;
   private readonly listeners = new Set<() => void>();
   private readonly transportListeners = new Set<(transport: Transport) => void>();
@@ -105,6 +112,18 @@ export class ConnectionMonitor {
   socketClosed(planned = false): void {
     if (this.users === 0) return;
     this.dispatch({ type: "wsClosed", planned });
+  }
+
+  /**
+   * The server closed the socket because the page is over one of its caps (too many
+   * connections for the user, the tenant, the share link or the address: close code 4429):
+   * subscriptions move to server-sent events at once, and the WebSocket is probed for again
+   * only after `REFUSED_PROBE_DELAY_MS`.
+   */
+  socketRefused(): void {
+    if (this.users === 0) return;
+    this.probeNotBefore = this.now() + REFUSED_PROBE_DELAY_MS;
+    this.dispatch({ type: "wsRefused" });
   }
 
   sseOpened(): void {
@@ -193,7 +212,8 @@ export class ConnectionMonitor {
   }
 
   private scheduleProbe(): void {
-    this.probeTimer = setTimeout(() => void this.runProbe(), PROBE_INTERVAL_MS);
+    const delay = Math.max(PROBE_INTERVAL_MS, this.probeNotBefore - this.now());
+    this.probeTimer = setTimeout(() => void this.runProbe(), delay);
   }
 
   private async runProbe(): Promise<void> {

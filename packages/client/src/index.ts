@@ -11,6 +11,7 @@ export type { PulseClient, PulseClientOptions, TokenAnswer } from "./client.js";
 export {
   ConnectionMonitor,
   PROBE_INTERVAL_MS,
+  REFUSED_PROBE_DELAY_MS,
   SSE_CONNECT_TIMEOUT_MS,
   WS_CONNECT_TIMEOUT_MS,
   type ConnectionMonitorOptions,
@@ -22,7 +23,12 @@ export { POLL_TIMEOUT_MS } from "./poller.js";
 export type { PulseErrorShape, PulseRouter } from "./router.js";
 export { TOKEN_EXPIRED } from "./session-messages.js";
 export { compareStreamIds, STREAM_ORIGIN } from "./stream-id.js";
-export { subscriptionTransportLink, WS_RESUBSCRIBE_DELAY_MS, type TransportSwitch } from "./transport-link.js";
+export {
+  REFUSED_RETRY_MS,
+  subscriptionTransportLink,
+  WS_RESUBSCRIBE_DELAY_MS,
+  type TransportSwitch,
+} from "./transport-link.js";
 export {
   INITIAL_TRANSPORT_STATE,
   nextTransportState,

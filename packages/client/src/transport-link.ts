@@ -9,6 +9,8 @@ import type { Transport } from "./transport-machine.js";
  * failed it there without a word from the server (see `subscriptionTransportLink`).
  */
 export const WS_RESUBSCRIBE_DELAY_MS = 500;
+/** How long a subscription the server refused for a rate waits before it asks again, when the refusal names no time. */
+export const REFUSED_RETRY_MS = 5_000;
 
 /** What the link needs of the page's `ConnectionMonitor`: the transport to use, and where to report streams. */
 export interface TransportSwitch {
@@ -30,10 +32,14 @@ export interface TransportSwitch {
  * the subscription: a late `stopped` or completion of a replaced attempt (the WebSocket
  * client completes its subscriptions when it is closed) is ignored.
  *
- * Only the server's errors end a subscription. When the socket closes after it opened but
- * before the client sent the subscription (tRPC's client then fails the request, "Active
- * connection is not open", instead of sending it on the next socket, and the hooks would never
- * subscribe again), the subscription asks again on the current transport shortly after.
+ * Only the server's errors end a subscription, and not all of them. When the socket closes
+ * after it opened but before the client sent the subscription (tRPC's client then fails the
+ * request, "Active connection is not open", instead of sending it on the next socket, and the
+ * hooks would never subscribe again), the subscription asks again on the current transport
+ * shortly after. TOO_MANY_REQUESTS is a refusal for now, not for good: on an event stream (over
+ * the stream caps) the page moves on to polling; on the WebSocket (over a rate, or over a
+ * connection cap, whose 4429 close moves the page to event streams) it asks again after the
+ * time the refusal names ("retry in 3 s"), or `REFUSED_RETRY_MS`.
  *
  * @see https://trpc.io/docs/client/links/splitLink
  * @see https://trpc.io/docs/client/links/httpSubscriptionLink
@@ -88,17 +94,15 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
             error(error) {
               if (!isCurrent()) return;
               if (transport === "sse" && error.message === TOKEN_EXPIRED) return start(transports.transport);
-              if (transport === "sse" && !error.data) {
-                // The stream could not connect (refused, not an event stream): wait for the next transport.
-                attempt.subscription = null;
-                return transports.sseFailed();
-              }
-              if (transport === "ws" && !error.data) {
-                attempt.subscription = null;
-                retry = setTimeout(() => isCurrent() && start(transports.transport), WS_RESUBSCRIBE_DELAY_MS);
-                return;
-              }
-              observer.error(error as TRPCClientError<TRouter>);
+              const refused = error.data?.code === "TOO_MANY_REQUESTS";
+              // The server's other errors end the subscription.
+              if (error.data && !refused) return observer.error(error as TRPCClientError<TRouter>);
+              attempt.subscription = null;
+              // The stream could not connect (refused, not an event stream) or is over the stream caps: the next transport.
+              if (transport === "sse") return transports.sseFailed();
+              // tRPC's client failed it on its own, or the server refused it for a rate: again, later.
+              const ms = refused ? retryAfterMs(error.message) : WS_RESUBSCRIBE_DELAY_MS;
+              retry = setTimeout(() => isCurrent() && start(transports.transport), ms);
             },
             complete() {
               if (isCurrent() && transports.transport === transport) observer.complete();
@@ -121,6 +125,12 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
         };
       });
   };
+}
+
+/** The wait a refusal names ("… retry in 3 s"), or `REFUSED_RETRY_MS`. */
+function retryAfterMs(message: string): number {
+  const seconds = Number(/retry in (\d+(?:\.\d+)?) s/.exec(message)?.[1]);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, 60_000) : REFUSED_RETRY_MS;
 }
 
 /** The last link of each chain: wsLink and httpSubscriptionLink never call it. */

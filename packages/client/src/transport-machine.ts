@@ -26,6 +26,8 @@ export type TransportEvent =
   | { type: "wsClosed"; planned?: boolean }
   /** The WebSocket did not open within its time (a proxy that holds upgrades unanswered). */
   | { type: "wsTimedOut" }
+  /** The server closed the WebSocket because the page is over one of its caps (close code 4429). */
+  | { type: "wsRefused" }
   /** An event stream connected. */
   | { type: "sseOpened" }
   /** A connected event stream lost its connection and is retrying. */
@@ -57,6 +59,10 @@ export function nextTransportState(state: TransportState, event: TransportEvent)
       return fallBackFromWs({ ...state, connected: false, refreshing: false, wsFailures: state.wsFailures + 1 });
     case "wsTimedOut":
       if (state.transport !== "ws" || state.connected) return state;
+      return toSse(state);
+    case "wsRefused":
+      // Another socket would be refused the same way: event streams have caps of their own.
+      if (state.transport !== "ws") return state;
       return toSse(state);
     case "sseOpened":
       if (state.transport !== "sse") return state;

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   ConnectionMonitor,
   PROBE_INTERVAL_MS,
+  REFUSED_PROBE_DELAY_MS,
   SSE_CONNECT_TIMEOUT_MS,
   WS_CONNECT_TIMEOUT_MS,
 } from "../src/connection.js";
@@ -61,6 +62,23 @@ describe("ConnectionMonitor", () => {
     // On the WebSocket, no more probes.
     await vi.advanceTimersByTimeAsync(PROBE_INTERVAL_MS * 3);
     expect(probes).toBe(3);
+    monitor.close();
+  });
+
+  it("moves to SSE at once when the server refuses the socket for a cap, and probes for it again only after a minute", async () => {
+    let probes = 0;
+    const monitor = new ConnectionMonitor({ probe: async () => (probes++, true) });
+    monitor.retain();
+    monitor.socketOpened();
+    monitor.socketRefused();
+    expect(monitor.getSnapshot()).toMatchObject({ transport: "sse", status: "reconnecting" });
+    monitor.sseOpened();
+    expect(monitor.getSnapshot().status).toBe("live-http");
+    await vi.advanceTimersByTimeAsync(REFUSED_PROBE_DELAY_MS - 1);
+    expect(probes).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(probes).toBe(1);
+    expect(monitor.transport).toBe("ws");
     monitor.close();
   });
 

@@ -3,7 +3,12 @@ import { observable, type Observer } from "@trpc/server/observable";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PulseRouter as AppRouter } from "../src/router.js";
 import { TOKEN_EXPIRED } from "../src/session-messages.js";
-import { subscriptionTransportLink, WS_RESUBSCRIBE_DELAY_MS, type TransportSwitch } from "../src/transport-link.js";
+import {
+  REFUSED_RETRY_MS,
+  subscriptionTransportLink,
+  WS_RESUBSCRIBE_DELAY_MS,
+  type TransportSwitch,
+} from "../src/transport-link.js";
 import type { Transport } from "../src/transport-machine.js";
 
 /** A transport link that records each attempt (its op) and lets the test answer it. */
@@ -108,11 +113,33 @@ describe("subscriptionTransportLink", () => {
     expect(errors).toEqual([]);
     transports.move("polling");
     transports.move("sse");
-    const refused = TRPCClientError.from({
-      error: { code: -32029, message: "too many", data: { code: "TOO_MANY_REQUESTS", httpStatus: 429 } },
+    const forbidden = TRPCClientError.from({
+      error: { code: -32003, message: "not yours", data: { code: "FORBIDDEN", httpStatus: 403 } },
     });
-    sse.attempts[1]!.observer.error(refused);
-    expect(errors).toEqual(["too many"]);
+    sse.attempts[1]!.observer.error(forbidden);
+    expect(errors).toEqual(["not yours"]);
+  });
+
+  it("takes TOO_MANY_REQUESTS as a refusal for now: on a stream, the next transport; on the socket, again after the time it names", async () => {
+    vi.useFakeTimers();
+    const { transports, ws, sse, errors } = setup();
+    const tooMany = (message: string) =>
+      TRPCClientError.from({ error: { code: -32029, message, data: { code: "TOO_MANY_REQUESTS", httpStatus: 429 } } });
+    ws.attempts[0]!.observer.error(
+      tooMany("this share link's viewers may open at most 20 views per second; retry in 3 s"),
+    );
+    await vi.advanceTimersByTimeAsync(2_999);
+    expect(ws.attempts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ws.attempts).toHaveLength(2);
+    ws.attempts[1]!.observer.error(tooMany("at most 20 connections per user"));
+    await vi.advanceTimersByTimeAsync(REFUSED_RETRY_MS);
+    expect(ws.attempts).toHaveLength(3);
+
+    transports.move("sse");
+    sse.attempts[0]!.observer.error(tooMany("at most 60 event streams per user"));
+    expect(transports.reports).toEqual(["failed"]);
+    expect(errors).toEqual([]);
   });
 
   it("asks again on the WebSocket when the client failed the subscription there without a word from the server", async () => {

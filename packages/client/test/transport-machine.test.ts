@@ -24,6 +24,15 @@ describe("the transport machine", () => {
     expect(run([{ type: "wsOpened" }, { type: "wsTimedOut" }])).toMatchObject({ transport: "ws", connected: true });
   });
 
+  it("goes to server-sent events at once when the server refuses the socket for a cap, open or not", () => {
+    expect(run([{ type: "wsOpened" }, { type: "wsRefused" }])).toMatchObject({ transport: "sse", connected: false });
+    expect(run([{ type: "wsRefused" }])).toMatchObject({ transport: "sse", wsFailures: 0 });
+    expect(run([{ type: "wsTimedOut" }, { type: "sseOpened" }, { type: "wsRefused" }])).toMatchObject({
+      transport: "sse",
+      connected: true,
+    });
+  });
+
   it("treats the server's planned close (token refresh) as no failure", () => {
     const state = run([{ type: "wsOpened" }, { type: "wsClosed", planned: true }, { type: "wsClosed", planned: true }]);
     expect(state).toMatchObject({ transport: "ws", refreshing: true, wsFailures: 0 });
