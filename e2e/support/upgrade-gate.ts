@@ -21,7 +21,7 @@ export class UpgradeGate {
   private readonly server: http.Server;
   private readonly tunnels = new Set<net.Socket>();
   private readonly streams = new Set<http.ServerResponse>();
-  /** Connections `goSilent()` took and never answers. */
+  /** Connections and upgrades `goSilent()` and `holdUpgrades()` took and never answer. */
   private readonly held = new Set<Duplex>();
   private blocked = false;
   private holdingUpgrades = false;

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { CapturedLog } from "../../test/captured-log";
@@ -165,10 +166,15 @@ describe("/healthz of the API server and the database", () => {
     const bearer = await fetch(guardedUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
     const named = (reasons: string[]) => reasons.some((r) => r.startsWith("database: "));
     expect(named(((await bearer.json()) as { reasons: string[] }).reasons)).toBe(true);
+    // One more probe once the cached answer (1.5 s) is stale, with the same reasons.
+    await delay(1_600);
+    expect((await fetch(closedUrl)).status).toBe(503);
     // The operator reads them in the log: a line when they change, not one per request.
     const warnings = captured.lines.filter((l) => l.msg === "health: unavailable");
     expect(warnings.length).toBeGreaterThan(0);
     expect(warnings.every((w) => named(w.reasons as string[]))).toBe(true);
+    const told = warnings.map((w) => JSON.stringify(w.reasons));
+    expect(told.filter((reasons, i) => i > 0 && reasons === told[i - 1])).toEqual([]);
   }, 60_000);
 });
 

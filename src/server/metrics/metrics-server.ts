@@ -36,7 +36,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       })
     : null;
   // A worker's own port: `/healthz` gives its reasons to everyone, or with METRICS_TOKEN to its bearer.
-  const internals = endpoint?.access ?? new BearerAccess(options.token);
+  const internals = endpoint?.access ?? new BearerAccess(options.token || undefined);
   const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000 }, (req, res) => {
     if (endpoint && MetricsEndpoint.matches(req.url)) {
       void endpoint.handle(req, res);
