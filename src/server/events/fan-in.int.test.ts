@@ -2,7 +2,9 @@ import { logEventPayload } from "../../test/log-event-payload";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, openTestDatabase, startTestPulse, testClusterTarget, type TestPulse } from "../../test/harness";
+import { CapturedLog } from "../../test/captured-log";
 import type { Database } from "../db";
+import { createLogger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
 import type { StreamEntry } from "./event-stream";
 
@@ -22,12 +24,17 @@ const ALLOWED_RATIO = 1.2;
 
 let database: Database;
 const processes: TestPulse[] = [];
+/** Each process's log: a whole read of its streams says why it was made. */
+const logs: CapturedLog[] = [];
 
 beforeAll(async () => {
   database = await openTestDatabase();
   const prefix = `fan-in-${randomUUID().slice(0, 8)}`;
   for (let i = 0; i < PROCESSES; i++) {
-    processes.push(await startTestPulse({ database, prefix, runWorkers: false, redis: testClusterTarget() }));
+    const log = new CapturedLog();
+    logs.push(log);
+    const logger = createLogger("info", `fan-in-${i}`, log);
+    processes.push(await startTestPulse({ database, prefix, runWorkers: false, redis: testClusterTarget(), logger }));
   }
 });
 
@@ -107,8 +114,13 @@ describe("fan-in on a Redis Cluster", () => {
     }
     // With one global channel each process would have heard all of them.
     expect(totals.reduce((sum, t) => sum + t.wakes, 0)).toBeLessThan(ALLOWED_RATIO * TENANTS * EVENTS_PER_TENANT);
+    const wholeReads = logs.map((log) =>
+      log.lines
+        .filter((line) => line.msg === "stream reader: reading every followed stream")
+        .map((line) => `${line.cause} (${line.tenants})`),
+    );
     console.log(
-      `fan-in: ${PROCESSES} processes heard ${totals.map((t) => t.wakes).join(", ")} wakes and read ${totals.map((t) => t.entries).join(", ")} entries for ${own.join(", ")} of their own tenants' events (${TENANTS * EVENTS_PER_TENANT} in all)`,
+      `fan-in: ${PROCESSES} processes heard ${totals.map((t) => t.wakes).join(", ")} wakes and read ${totals.map((t) => t.entries).join(", ")} entries for ${own.join(", ")} of their own tenants' events (${TENANTS * EVENTS_PER_TENANT} in all); whole reads: ${wholeReads.map((reads, i) => `${i}: ${reads.join("; ") || "none"}`).join(" · ")}`,
     );
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { RestartableRedis } from "../../test/chaos/restartable-redis";
 import { connectClient, eventually, registerTenant, startTestPulse, type TestPulse } from "../../test/harness";
 import { createLogger } from "../logger";
+import { CapturedLog } from "../../test/captured-log";
 import { redisOptions } from "../redis";
 import { TenantEventStream, TenantStreamKeys, type StreamEntry } from "./event-stream";
 import { PulseMetrics } from "../metrics/pulse-metrics";
@@ -339,9 +340,19 @@ describe("TenantStreamReader's wake-ups", () => {
     await eventually(channels, (list) => list.length === 0, "no wake channel left subscribed");
   });
 
-  it("reads every followed stream when its wake connection comes back, and listens again", async () => {
+  it("reads every followed stream when its wake connection comes back, and listens again, and logs why", async () => {
     // No rolling check for an hour: only the read after the reconnect can find the entry.
-    const { reader: r, stream, keys, command, read, wake } = await reader(3_600_000);
+    const log = new CapturedLog();
+    const {
+      reader: r,
+      stream,
+      keys,
+      command,
+      read,
+      wake,
+    } = await reader(3_600_000, inject("redisUrl"), {
+      logger: createLogger("info", "pulse", log),
+    });
     const wakeId = await wake.client("ID");
     const reads = vi.spyOn(read, "xread");
     const tenant = `t-${randomUUID()}`;
@@ -368,6 +379,12 @@ describe("TenantStreamReader's wake-ups", () => {
       "the next entry, by its wake",
     );
     expect(messages(seen)).toEqual(["unannounced", "rings again"]);
+    // A whole read says why it was made, and how many streams it read (the second, once
+    // settled, comes a sweep later: an hour here).
+    const wholeReads = log.lines.filter((line) => line.msg === "stream reader: reading every followed stream");
+    expect(wholeReads.map(({ cause, tenants }) => ({ cause, tenants }))).toEqual([
+      { cause: "the wake subscriptions were made again", tenants: 1 },
+    ]);
   });
 
   it("checks idle streams a bounded slice per sweep, and every one in time", async () => {

@@ -122,16 +122,22 @@ export class TenantStreamReader {
     this.maxKeysPerRead = options.maxKeysPerRead ?? 500;
     this.maxReadsInFlight = options.maxReadsInFlight ?? 8;
     const { readRedis } = options;
-    const reconnected = () => {
+    const reconnected = (cause: string) => {
       this.recheck = true;
-      this.readAll();
+      this.readAll(cause);
     };
     readRedis.on("close", () => (this.connection += 1));
-    readRedis.on("ready", reconnected);
+    readRedis.on("ready", () =>
+      reconnected(this.connection === 0 ? "the read connection is ready" : "the read connection is ready again"),
+    );
     if (readRedis.isCluster) {
       // One node of a cluster goes (a failover) without the cluster closing: its replica may have come up without the last appends.
       readRedis.on("-node", () => (this.connection += 1));
-      readRedis.on("+node", reconnected);
+      readRedis.on("+node", (node: { options?: { host?: string; port?: number } }) =>
+        reconnected(
+          `cluster node ${node.options?.host ?? "?"}:${node.options?.port ?? "?"} joined the read connection`,
+        ),
+      );
     }
     this.wakes = new TenantWakeSubscriptions({
       redis: options.wakeRedis,
@@ -366,13 +372,19 @@ export class TenantStreamReader {
     for (const cursor of this.tenants.values()) {
       if (cursor.opening) continue;
       this.settleReadAt = Date.now() + this.sweepMs;
-      this.readAll();
+      this.readAll("the wake subscriptions were made again");
       return;
     }
   }
 
-  /** Marks every followed stream for reading (a connection that came back). */
-  private readAll(): void {
+  /**
+   * Marks every followed stream for reading (a connection that came back). Logged with its
+   * cause: each such read costs a read of every followed stream, and shows in what the
+   * subscribers are sent again (skipped by their ids) and in Redis's load.
+   */
+  private readAll(cause: string): void {
+    if (this.tenants.size > 0)
+      this.options.logger.info({ cause, tenants: this.tenants.size }, "stream reader: reading every followed stream");
     for (const tenantId of this.tenants.keys()) this.dirty.add(tenantId);
     this.wake?.();
   }
@@ -386,7 +398,7 @@ export class TenantStreamReader {
   private sweep(now: number): void {
     if (this.settleReadAt !== undefined && now >= this.settleReadAt) {
       this.settleReadAt = undefined;
-      this.readAll();
+      this.readAll("once settled after the wake subscriptions were made again");
       return;
     }
     const followed = this.tenants.size;
@@ -577,7 +589,7 @@ export class TenantStreamReader {
       // read with cursors of the stream it lost, and would deliver the new stream as if
       // nothing had been lost. The streams are checked again and read afresh instead.
       this.recheck = true;
-      this.readAll();
+      this.readAll("a read was answered across a reconnect");
     }
     return failed;
   }
