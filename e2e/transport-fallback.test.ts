@@ -1,7 +1,7 @@
 import type { Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { compareStreamIds } from "../src/shared/stream-id";
-import { applied, recordApplied } from "./support/browser";
+import { applied, indicatorTexts, recordApplied, recordIndicator, waitForConnection } from "./support/browser";
 import { dashboardSuite } from "./support/dashboard-suite";
 import type { OutsideAgent } from "./support/outside-agent";
 import { UpgradeGate } from "./support/upgrade-gate";
@@ -180,55 +180,6 @@ describe("the client's transports in a real browser", () => {
     await page.context().close();
   });
 });
-
-/**
- * Records each text the connection indicator shows (its words, not its button), in order, from
- * the page's first paint, with when it showed (ms since the page began), and the page's
- * WebSockets: what a test that waits in vain for a state prints, to say where the page stuck.
- */
-async function recordIndicator(page: Page): Promise<() => Promise<string>> {
-  await page.addInitScript(() => {
-    const w = window as unknown as { __indicator: string[]; __indicatorAt: number[] };
-    w.__indicator = [];
-    w.__indicatorAt = [];
-    const note = () => {
-      const text = document.querySelector("[data-testid=connection] > span")?.textContent?.trim() ?? "";
-      if (!text || w.__indicator.at(-1) === text) return;
-      w.__indicator.push(text);
-      w.__indicatorAt.push(Math.round(performance.now()));
-    };
-    document.addEventListener("DOMContentLoaded", () => {
-      note();
-      new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true });
-    });
-  });
-  const started = Date.now();
-  const sockets: string[] = [];
-  page.on("websocket", (ws) => {
-    const at = () => `${Date.now() - started} ms`;
-    const n = sockets.push(`#${sockets.length + 1} opened at ${at()}`) - 1;
-    ws.on("socketerror", (error) => (sockets[n] += `, error at ${at()}: ${error}`));
-    ws.on("close", () => (sockets[n] += `, closed at ${at()}`));
-  });
-  return async () => {
-    const shown = await page.evaluate(() => {
-      const w = window as unknown as { __indicator: string[]; __indicatorAt: number[] };
-      return w.__indicator.map((text, i) => `${w.__indicatorAt[i]} ms ${text}`);
-    });
-    return `indicator: ${shown.join(" → ")}\nWebSockets (from the test's side): ${sockets.join("; ") || "none"}`;
-  };
-}
-const indicatorTexts = (page: Page) =>
-  page.evaluate(() => (window as unknown as { __indicator: string[] }).__indicator.slice());
-
-/** Waits for the indicator's `state`; if it never comes, fails with what the page showed and its sockets. */
-async function waitForConnection(page: Page, state: string, timeout: number, history: () => Promise<string>) {
-  try {
-    await page.locator(`[data-connection=${state}]`).waitFor({ timeout });
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\n${await history()}`, { cause: error });
-  }
-}
 
 /** A new tenant's dashboard behind a gate of its own, live on the WebSocket, its indicator recorded. */
 async function liveDashboard(name: string) {

@@ -52,3 +52,53 @@ export async function recordApplied(page: Page): Promise<void> {
 export function applied(page: Page): Promise<{ id: string; type: string }[]> {
   return page.evaluate(() => (window as unknown as { __applied: { id: string; type: string }[] }).__applied.slice());
 }
+
+/**
+ * Records each text the connection indicator shows (its words, not its button), in order, from
+ * the page's first paint, with when it showed (ms since the page began), and the page's
+ * WebSockets: what a test that waits in vain for a state prints, to say where the page stuck.
+ */
+export async function recordIndicator(page: Page): Promise<() => Promise<string>> {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __indicator: string[]; __indicatorAt: number[] };
+    w.__indicator = [];
+    w.__indicatorAt = [];
+    const note = () => {
+      const text = document.querySelector("[data-testid=connection] > span")?.textContent?.trim() ?? "";
+      if (!text || w.__indicator.at(-1) === text) return;
+      w.__indicator.push(text);
+      w.__indicatorAt.push(Math.round(performance.now()));
+    };
+    document.addEventListener("DOMContentLoaded", () => {
+      note();
+      new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+  });
+  const started = Date.now();
+  const sockets: string[] = [];
+  page.on("websocket", (ws) => {
+    const at = () => `${Date.now() - started} ms`;
+    const n = sockets.push(`#${sockets.length + 1} opened at ${at()}`) - 1;
+    ws.on("socketerror", (error) => (sockets[n] += `, error at ${at()}: ${error}`));
+    ws.on("close", () => (sockets[n] += `, closed at ${at()}`));
+  });
+  return async () => {
+    const shown = await page.evaluate(() => {
+      const w = window as unknown as { __indicator: string[]; __indicatorAt: number[] };
+      return w.__indicator.map((text, i) => `${w.__indicatorAt[i]} ms ${text}`);
+    });
+    return `indicator: ${shown.join(" → ")}\nWebSockets (from the test's side): ${sockets.join("; ") || "none"}`;
+  };
+}
+/** The texts the indicator showed so far, in order (after `recordIndicator`). */
+export const indicatorTexts = (page: Page) =>
+  page.evaluate(() => (window as unknown as { __indicator: string[] }).__indicator.slice());
+
+/** Waits for the indicator's `state`; if it never comes, fails with what the page showed and its sockets. */
+export async function waitForConnection(page: Page, state: string, timeout: number, history: () => Promise<string>) {
+  try {
+    await page.locator(`[data-connection=${state}]`).waitFor({ timeout });
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${await history()}`, { cause: error });
+  }
+}

@@ -9,11 +9,20 @@ export class PulseError extends Error {
   constructor(
     readonly code: PulseErrorCode,
     message: string,
+    /**
+     * For a refusal over a rate (TOO_MANY_REQUESTS): the seconds until the same call can
+     * pass. Clients read it as `error.data.retryAfterSeconds`, and over HTTP as `Retry-After`.
+     */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = "PulseError";
   }
 }
+
+/** A refusal over a rate that says when to come back (see `PulseError.retryAfterSeconds`). */
+export const rateLimited = (message: string, retryAfterSeconds: number) =>
+  new PulseError("TOO_MANY_REQUESTS", message, retryAfterSeconds);
 
 export const notFound = (what: string) => new PulseError("NOT_FOUND", `${what} not found`);
 

@@ -23,8 +23,11 @@ export interface PollerOptions<TItem> {
   cursor: () => string | null;
   /** Applies a page's items and takes its cursor. */
   onPage: (page: FeedPage<TItem>) => void;
-  /** A page that failed: `"stop"` ends polling (ended credentials), `"retry"` polls again after the interval. */
-  onError: (error: unknown) => "stop" | "retry";
+  /**
+   * A page that failed: `"stop"` ends polling (ended credentials), `"retry"` polls again after
+   * the interval, `{ retryInMs }` after that long instead (a refusal that says when to come back).
+   */
+  onError: (error: unknown) => "stop" | "retry" | { retryInMs: number };
   intervalMs: number;
   /** Default `POLL_TIMEOUT_MS`. */
   timeoutMs?: number;
@@ -33,14 +36,16 @@ export interface PollerOptions<TItem> {
 /**
  * Polls a feed's query twin until stopped: again at once while a page says `more`, since a
  * filtered page may be empty while later pages hold its events; after `intervalMs` once caught
- * up or after a failure. A poll that has not answered within `timeoutMs` fails, so one request
- * that never ends does not end polling. Returns the function that stops it.
+ * up or after a failure (or as long as `onError` says). A poll that has not answered within
+ * `timeoutMs` fails, so one request that never ends does not end polling. Returns the function
+ * that stops it.
  */
 export function startPolling<TItem>(options: PollerOptions<TItem>): () => void {
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const poll = async () => {
     let caughtUp = true;
+    let waitMs: number | undefined;
     try {
       const cursor = options.cursor() ?? undefined;
       const page = await withDeadline(
@@ -52,9 +57,12 @@ export function startPolling<TItem>(options: PollerOptions<TItem>): () => void {
       options.onPage(page);
       caughtUp = !page.more;
     } catch (error) {
-      if (stopped || options.onError(error) === "stop") return;
+      if (stopped) return;
+      const answer = options.onError(error);
+      if (answer === "stop") return;
+      if (answer !== "retry") waitMs = answer.retryInMs;
     }
-    if (!stopped) timer = setTimeout(() => void poll(), caughtUp ? options.intervalMs : 0);
+    if (!stopped) timer = setTimeout(() => void poll(), waitMs ?? (caughtUp ? options.intervalMs : 0));
   };
   void poll();
   return () => {

@@ -13,6 +13,7 @@ export type PulseErrorShape = {
   message: string;
   data: {
     zodError: null | { formErrors: Array<string>; fieldErrors: {} };
+    retryAfterSeconds: null | number;
     code:
       | "BAD_GATEWAY"
       | "BAD_REQUEST"

@@ -1,6 +1,7 @@
 import type { Operation, OperationLink, TRPCClientError, TRPCLink } from "@trpc/client";
 import type { InferrableClientTypes } from "@trpc/server/unstable-core-do-not-import";
 import { observable, type Unsubscribable } from "@trpc/server/observable";
+import { refusalWaitMs } from "./refusals.js";
 import { TOKEN_EXPIRED } from "./session-messages.js";
 import type { Transport } from "./transport-machine.js";
 
@@ -9,8 +10,6 @@ import type { Transport } from "./transport-machine.js";
  * failed it there without a word from the server (see `subscriptionTransportLink`).
  */
 export const WS_RESUBSCRIBE_DELAY_MS = 500;
-/** How long a subscription the server refused for a rate waits before it asks again, when the refusal names no time. */
-export const REFUSED_RETRY_MS = 5_000;
 
 /** What the link needs of the page's `ConnectionMonitor`: the transport to use, and where to report streams. */
 export interface TransportSwitch {
@@ -39,7 +38,7 @@ export interface TransportSwitch {
  * shortly after. TOO_MANY_REQUESTS is a refusal for now, not for good: on an event stream (over
  * the stream caps) the page moves on to polling; on the WebSocket (over a rate, or over a
  * connection cap, whose 4429 close moves the page to event streams) it asks again after the
- * time the refusal names ("retry in 3 s"), or `REFUSED_RETRY_MS`.
+ * time the refusal names (`data.retryAfterSeconds`), or `REFUSED_RETRY_MS` (see `refusalWaitMs`).
  *
  * @see https://trpc.io/docs/client/links/splitLink
  * @see https://trpc.io/docs/client/links/httpSubscriptionLink
@@ -94,15 +93,17 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
             error(error) {
               if (!isCurrent()) return;
               if (transport === "sse" && error.message === TOKEN_EXPIRED) return start(transports.transport);
-              const refused = error.data?.code === "TOO_MANY_REQUESTS";
+              const refusedFor = refusalWaitMs(error);
               // The server's other errors end the subscription.
-              if (error.data && !refused) return observer.error(error as TRPCClientError<TRouter>);
+              if (error.data && refusedFor === null) return observer.error(error as TRPCClientError<TRouter>);
               attempt.subscription = null;
               // The stream could not connect (refused, not an event stream) or is over the stream caps: the next transport.
               if (transport === "sse") return transports.sseFailed();
               // tRPC's client failed it on its own, or the server refused it for a rate: again, later.
-              const ms = refused ? retryAfterMs(error.message) : WS_RESUBSCRIBE_DELAY_MS;
-              retry = setTimeout(() => isCurrent() && start(transports.transport), ms);
+              retry = setTimeout(
+                () => isCurrent() && start(transports.transport),
+                refusedFor ?? WS_RESUBSCRIBE_DELAY_MS,
+              );
             },
             complete() {
               if (isCurrent() && transports.transport === transport) observer.complete();
@@ -125,12 +126,6 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
         };
       });
   };
-}
-
-/** The wait a refusal names ("… retry in 3 s"), or `REFUSED_RETRY_MS`. */
-function retryAfterMs(message: string): number {
-  const seconds = Number(/retry in (\d+(?:\.\d+)?) s/.exec(message)?.[1]);
-  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, 60_000) : REFUSED_RETRY_MS;
 }
 
 /** The last link of each chain: wsLink and httpSubscriptionLink never call it. */

@@ -22,7 +22,11 @@ function poller(pages: FeedPage<string>[], fail: (call: number) => unknown = () 
       applied.push(...page.items.map((i) => i.item));
       cursor = page.cursor;
     },
-    onError: (error) => (errors++, (error as { stop?: boolean }).stop ? "stop" : "retry"),
+    onError: (error) => {
+      errors++;
+      const { stop, retryInMs } = error as { stop?: boolean; retryInMs?: number };
+      return stop ? "stop" : retryInMs !== undefined ? { retryInMs } : "retry";
+    },
     intervalMs: INTERVAL_MS,
   });
   return { asked, applied, stop, errors: () => errors };
@@ -66,6 +70,20 @@ describe("startPolling", () => {
     await vi.advanceTimersByTimeAsync(INTERVAL_MS * 3);
     expect(ended.asked).toHaveLength(1);
     expect(ended.errors()).toBe(1);
+  });
+
+  it("waits as long as the error's answer says, not the interval, then polls on as before", async () => {
+    const refused = poller([{ items: [{ id: "1-0", item: "a" }], cursor: "1-0", more: false }], (call) =>
+      call === 1 ? { retryInMs: 7_000 } : null,
+    );
+    await vi.advanceTimersByTimeAsync(6_999);
+    expect(refused.asked).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(refused.asked).toHaveLength(2);
+    expect(refused.applied).toEqual(["a"]);
+    await vi.advanceTimersByTimeAsync(INTERVAL_MS);
+    expect(refused.asked).toHaveLength(3);
+    refused.stop();
   });
 
   it("fails a poll that has not answered within its time, aborts its request, and polls again", async () => {

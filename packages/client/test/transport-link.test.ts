@@ -3,12 +3,8 @@ import { observable, type Observer } from "@trpc/server/observable";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PulseRouter as AppRouter } from "../src/router.js";
 import { TOKEN_EXPIRED } from "../src/session-messages.js";
-import {
-  REFUSED_RETRY_MS,
-  subscriptionTransportLink,
-  WS_RESUBSCRIBE_DELAY_MS,
-  type TransportSwitch,
-} from "../src/transport-link.js";
+import { REFUSED_RETRY_MS } from "../src/refusals.js";
+import { subscriptionTransportLink, WS_RESUBSCRIBE_DELAY_MS, type TransportSwitch } from "../src/transport-link.js";
 import type { Transport } from "../src/transport-machine.js";
 
 /** A transport link that records each attempt (its op) and lets the test answer it. */
@@ -123,11 +119,12 @@ describe("subscriptionTransportLink", () => {
   it("takes TOO_MANY_REQUESTS as a refusal for now: on a stream, the next transport; on the socket, again after the time it names", async () => {
     vi.useFakeTimers();
     const { transports, ws, sse, errors } = setup();
-    const tooMany = (message: string) =>
-      TRPCClientError.from({ error: { code: -32029, message, data: { code: "TOO_MANY_REQUESTS", httpStatus: 429 } } });
-    ws.attempts[0]!.observer.error(
-      tooMany("this share link's viewers may open at most 20 views per second; retry in 3 s"),
-    );
+    const tooMany = (message: string, retryAfterSeconds: number | null = null) =>
+      TRPCClientError.from({
+        error: { code: -32029, message, data: { code: "TOO_MANY_REQUESTS", httpStatus: 429, retryAfterSeconds } },
+      });
+    // The wait is the error's data, not its message (which may say anything).
+    ws.attempts[0]!.observer.error(tooMany("this share link's viewers may open at most 20 views per second", 3));
     await vi.advanceTimersByTimeAsync(2_999);
     expect(ws.attempts).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1);

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { RedisClient } from "../redis";
-import { PulseError } from "../errors";
+import { rateLimited } from "../errors";
 import { normalizeEmail } from "./auth-service";
 
 export interface LoginThrottleOptions {
@@ -52,9 +52,9 @@ export class LoginThrottle {
     const [count, ttl] = (await this.redis.eval(COUNT_ATTEMPT, 1, key, this.options.windowSeconds)) as [number, number];
     if (count > max) {
       const minutes = Math.max(1, Math.ceil(ttl / 60));
-      throw new PulseError(
-        "TOO_MANY_REQUESTS",
+      throw rateLimited(
         `too many sign-in attempts; try again in ${minutes} minute${minutes === 1 ? "" : "s"}`,
+        Math.max(1, ttl),
       );
     }
   }

@@ -1,6 +1,6 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import { shareLinkPath } from "../../shared/share-link";
-import { notFound, PulseError } from "../errors";
+import { notFound, PulseError, rateLimited } from "../errors";
 import { KeyedRateLimit } from "../http/keyed-rate-limit";
 import { newSecretId, type Session } from "./auth-service";
 import type { RevocationPublisher } from "./revocation-channel";
@@ -66,9 +66,9 @@ export class ShareLinkService {
 
   /** TOO_MANY_REQUESTS, saying when to come back, for a link whose viewers spent its views (see `spendView`). */
   tooManyViews(retryAfter: number): PulseError {
-    return new PulseError(
-      "TOO_MANY_REQUESTS",
+    return rateLimited(
       `this share link's viewers may open at most ${this.views.perSecond} views of the run per second; retry in ${retryAfter} s`,
+      retryAfter,
     );
   }
 

@@ -1,4 +1,5 @@
 import type http from "node:http";
+import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import type { CallRefusal } from "./http-call-gate";
 
 /**
@@ -33,9 +34,19 @@ export function refuseCallInTime(res: http.ServerResponse, refusal: CallRefusal)
   });
 }
 
-/** Refuses a tRPC call over HTTP at the edge, in the `{ error: { code, message } }` shape every refusal here has. */
+/**
+ * Refuses a tRPC call over HTTP at the edge, in the envelope tRPC's own errors have (a
+ * JSON-RPC code, and `data` as the router's errorFormatter shapes it), so a tRPC client reads
+ * `error.data.code` and `error.data.retryAfterSeconds` whether tRPC or the edge refused it.
+ */
 function refuseCall(res: http.ServerResponse, refusal: CallRefusal): void {
   if (refusal.retryAfter !== undefined) res.setHeader("Retry-After", String(refusal.retryAfter));
   res.writeHead(refusal.status, { "content-type": "application/json", "cache-control": "no-store" });
-  res.end(JSON.stringify({ error: { code: refusal.code, message: refusal.message } }));
+  const data = {
+    code: refusal.code,
+    httpStatus: refusal.status,
+    zodError: null,
+    retryAfterSeconds: refusal.retryAfter ?? null,
+  };
+  res.end(JSON.stringify({ error: { message: refusal.message, code: TRPC_ERROR_CODES_BY_KEY[refusal.code], data } }));
 }

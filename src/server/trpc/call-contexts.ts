@@ -6,12 +6,13 @@ import { clientAddress } from "../http/client-address";
 import { whileDatabaseReturns } from "../database-unavailable";
 import { HttpCallGate } from "../http/http-call-gate";
 import { holdRateRefusal } from "../http/rate-refusal";
+import { rateLimited } from "../errors";
 import type { PulseServices } from "../pulse";
 import type { EventStreams } from "../sse/event-streams";
 import type { ConnectionGuard } from "../ws/connection-guard";
 import type { ConnectionRegistry } from "../ws/connection-registry";
 import { asRetryable, keepNoCookie, principalContext } from "./principal-context";
-import type { Context } from "./trpc";
+import { trpcErrorOf, type Context } from "./trpc";
 
 /** How long a socket's token check waits for an unreachable or saturated database before the socket is refused as unavailable. */
 const SOCKET_AUTH_DATABASE_WAIT_MS = 15_000;
@@ -59,8 +60,13 @@ export class CallContexts {
     const retryAfter = tenantId === undefined ? 0 : gate.chargeTenant(tenantId, HttpCallGate.cost(paths));
     if (retryAfter > 0) {
       await holdRateRefusal(res, retryAfter);
-      const message = `at most ${gate.perTenantPerSecond} calls per second per tenant; retry in ${retryAfter} s`;
-      throw new TRPCError({ code: "TOO_MANY_REQUESTS", message });
+      // Thrown from createContext, where no middleware maps domain errors.
+      throw trpcErrorOf(
+        rateLimited(
+          `at most ${gate.perTenantPerSecond} calls per second per tenant; retry in ${retryAfter} s`,
+          retryAfter,
+        ),
+      );
     }
     return principalContext(services, principal, {
       transport: "http",

@@ -62,6 +62,9 @@ export interface Context {
  * names each field in plain words; domain errors thrown by services become the tRPC error
  * of the same code. An unexpected failure's own message (a database driver's, with a file
  * path or a query in it) stays in the server's log: the client is told only that it failed.
+ * A refusal over a rate says when the call can pass, as `data.retryAfterSeconds` (null on
+ * every other error), so a client waits that long on any transport, WebSocket included,
+ * rather than reading it from the message.
  *
  * @see https://trpc.io/docs/server/error-formatting
  */
@@ -87,6 +90,7 @@ const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     const cause = error.cause;
     const zodError = cause instanceof z.ZodError ? cause : null;
+    const retryAfterSeconds = cause instanceof PulseError ? (cause.retryAfterSeconds ?? null) : null;
     return {
       ...shape,
       message: zodError
@@ -97,6 +101,7 @@ const t = initTRPC.context<Context>().create({
       data: {
         ...shape.data,
         zodError: zodError ? z.flattenError(zodError) : null,
+        retryAfterSeconds,
       },
     };
   },
@@ -105,14 +110,20 @@ const t = initTRPC.context<Context>().create({
 export const createCallerFactory = t.createCallerFactory;
 export const router = t.router;
 
+/** The tRPC error of a domain error's code and message; it stays the cause, for the errorFormatter. */
+export function trpcErrorOf(error: PulseError): TRPCError {
+  return new TRPCError({ code: error.code, message: error.message, cause: error });
+}
+
 /**
  * 3. PROCEDURES
  */
-const mapDomainErrors = t.middleware(async ({ next }) => {
+const mapDomainErrors = t.middleware(async ({ ctx, next }) => {
   const result = await next();
   if (!result.ok && result.error.cause instanceof PulseError) {
-    const { code, message } = result.error.cause;
-    throw new TRPCError({ code, message, cause: result.error.cause });
+    const { retryAfterSeconds } = result.error.cause;
+    if (retryAfterSeconds !== undefined) await ctx.beforeRateRefusal?.(retryAfterSeconds);
+    throw trpcErrorOf(result.error.cause);
   }
   // Clients retry a 503; the database coming back is a matter of seconds, not a bug.
   if (

@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { TRPCError } from "@trpc/server";
 import type { Principal } from "../auth/auth-service";
+import { rateLimited } from "../errors";
+import { trpcErrorOf } from "../trpc/trpc";
 import { SessionGuard } from "./session-guard";
 import type { Logger } from "../logger";
 import type { PulseMetrics } from "../metrics/pulse-metrics";
@@ -322,13 +324,9 @@ export class ConnectionGuard extends SessionGuard {
    */
   refuseOverRate(ids: readonly unknown[], answer: RefusalAnswer): void {
     const replyTo = ids.length > this.limits.maxBatch ? [] : ids.filter((id) => this.isAnswerable(id));
-    answer.sendRefusals(
-      replyTo,
-      new TRPCError({
-        code: "TOO_MANY_REQUESTS",
-        message: `too many messages: at most ${this.limits.messagesPerSecond} per second`,
-      }),
-    );
+    // The bucket refills within the second: a client waits that long, not more.
+    const refusal = rateLimited(`too many messages: at most ${this.limits.messagesPerSecond} per second`, 1);
+    answer.sendRefusals(replyTo, trpcErrorOf(refusal));
     this.countRefusals(Math.max(1, replyTo.length));
   }
 

@@ -18,12 +18,13 @@ const log = new AttackLog("login", LONG);
 const PASSWORD = "correct horse battery";
 const PER_ACCOUNT = 3;
 const PER_IP = 8;
+const WINDOW_SECONDS = 600;
 
 let app: TestPulse;
 beforeAll(async () => {
   app = await startTestPulse({
     runWorkers: false,
-    auth: { login: { maxPerAccount: PER_ACCOUNT, maxPerIp: PER_IP, windowSeconds: 600 } },
+    auth: { login: { maxPerAccount: PER_ACCOUNT, maxPerIp: PER_IP, windowSeconds: WINDOW_SECONDS } },
     security: { trustProxy: true, allowedOrigins: ["https://pulse.example.com"] },
   });
 });
@@ -39,8 +40,32 @@ async function call(path: string, input: unknown, headers: Record<string, string
     headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify(input),
   });
-  const body = (await res.json()) as { result?: { data: any }; error?: { message: string; data: { code: string } } };
-  return { status: res.status, body, cookie: res.headers.get("set-cookie") };
+  const body = (await res.json()) as {
+    result?: { data: any };
+    error?: { message: string; data: { code: string; retryAfterSeconds: number | null } };
+  };
+  return {
+    status: res.status,
+    body,
+    cookie: res.headers.get("set-cookie"),
+    retryAfter: res.headers.get("retry-after"),
+  };
+}
+
+/**
+ * A sign-in refused for its rate, saying when to come back: within the window, as
+ * `data.retryAfterSeconds` and as the same `Retry-After`.
+ */
+function refusedUntilLater(answer: Awaited<ReturnType<typeof call>>): boolean {
+  const data = answer.body.error?.data;
+  return (
+    answer.status === 429 &&
+    data?.code === "TOO_MANY_REQUESTS" &&
+    data.retryAfterSeconds !== null &&
+    data.retryAfterSeconds >= 1 &&
+    data.retryAfterSeconds <= WINDOW_SECONDS &&
+    answer.retryAfter === String(data.retryAfterSeconds)
+  );
 }
 
 describe("passwords", () => {
@@ -60,18 +85,23 @@ describe("sign-in limits", () => {
       const wrong = await call("auth.login", { email: tenant.email, password: "not the password" }, from(i));
       expect(wrong.body.error?.data.code).toBe("UNAUTHORIZED");
     }
+    // All at once, as a guesser would: each refusal is held a second (see `holdRateRefusal`).
     const rounds = LONG ? 200 : 10;
-    for (let i = 0; i < rounds; i++) {
-      const guess = await call(
-        "auth.login",
-        { email: tenant.email, password: i === rounds - 1 ? PASSWORD : `guess-${i}` },
-        from(100 + i),
-      );
+    const guesses = await Promise.all(
+      Array.from({ length: rounds }, (_, i) =>
+        call(
+          "auth.login",
+          { email: tenant.email, password: i === rounds - 1 ? PASSWORD : `guess-${i}` },
+          from(100 + i),
+        ),
+      ),
+    );
+    for (const guess of guesses) {
       log.attempt(
         "Password guessing on one account",
-        "TOO_MANY_REQUESTS after the per-account limit, even for the right password",
-        guess.status === 429 && guess.body.error?.data.code === "TOO_MANY_REQUESTS",
-        () => `${guess.status} ${guess.body.error?.message}`,
+        "TOO_MANY_REQUESTS after the per-account limit, even for the right password, saying when to retry",
+        refusedUntilLater(guess),
+        () => `${guess.status} retry-after ${guess.retryAfter} ${JSON.stringify(guess.body.error)}`,
       );
     }
     const last = await call("auth.login", { email: tenant.email, password: PASSWORD }, from(999));
@@ -80,6 +110,7 @@ describe("sign-in limits", () => {
     // Another account is not affected.
     const other = await createQuietTenant(app);
     expect((await call("auth.login", { email: other.email, password: PASSWORD }, from(5))).status).toBe(200);
+    expect(log.failures()).toEqual([]);
   });
 
   it("refuse an address's sign-ins and registrations beyond its limit, whichever accounts they try", async () => {
@@ -95,20 +126,23 @@ describe("sign-in limits", () => {
       expect(attempt.status).not.toBe(429);
     }
     const rounds = LONG ? 200 : 10;
-    for (let i = 0; i < rounds; i++) {
-      const attempt =
+    const attempts = await Promise.all(
+      Array.from({ length: rounds }, (_, i) =>
         i % 2 === 0
-          ? await call("auth.login", { email: `nobody-${i}@example.test`, password: "whatever1" }, address)
-          : await call(
+          ? call("auth.login", { email: `nobody-${i}@example.test`, password: "whatever1" }, address)
+          : call(
               "auth.register",
               { email: `spray-${randomUUID()}@example.test`, password: PASSWORD, tenantName: "Spray" },
               address,
-            );
+            ),
+      ),
+    );
+    for (const attempt of attempts) {
       log.attempt(
         "Credential spraying from one address",
-        "TOO_MANY_REQUESTS after the per-address limit (sign-in and registration)",
-        attempt.status === 429 && attempt.body.error?.data.code === "TOO_MANY_REQUESTS",
-        () => `${attempt.status} ${attempt.body.error?.message}`,
+        "TOO_MANY_REQUESTS after the per-address limit (sign-in and registration), saying when to retry",
+        refusedUntilLater(attempt),
+        () => `${attempt.status} retry-after ${attempt.retryAfter} ${JSON.stringify(attempt.body.error)}`,
       );
     }
     // The right password for a fresh account from another address still works.

@@ -260,7 +260,7 @@ describe("a share link", () => {
       return {
         status: res.status,
         retryAfter: Number(res.headers.get("retry-after")),
-        body: (await res.json()) as { error?: { data?: { code?: string } } },
+        body: (await res.json()) as { error?: { data?: { code?: string; retryAfterSeconds?: number | null } } },
       };
     };
     // Rounds of views at once, more than the burst, until one is refused.
@@ -285,19 +285,26 @@ describe("a share link", () => {
       live.unsubscribe();
     }
     const served = await view(other.token);
+    const socketWait =
+      (socketRefusal as { data?: { retryAfterSeconds?: number | null } } | undefined)?.data?.retryAfterSeconds ?? 0;
     log.attempt(
       "One share link's viewers open views in a loop",
       "429 with Retry-After past the link's budget, TOO_MANY_REQUESTS on the socket; other links served",
       refused?.body.error?.data?.code === "TOO_MANY_REQUESTS" &&
         refused.retryAfter >= 1 &&
+        refused.body.error.data.retryAfterSeconds === refused.retryAfter &&
         errorCode(socketRefusal) === "TOO_MANY_REQUESTS" &&
+        socketWait >= 1 &&
         served.status === 200,
       () =>
-        `http ${refused?.status} retry-after ${refused?.retryAfter}, socket ${errorCode(socketRefusal)}, other link ${served.status}`,
+        `http ${refused?.status} retry-after ${refused?.retryAfter} (data ${refused?.body.error?.data?.retryAfterSeconds}), socket ${errorCode(socketRefusal)} retry after ${socketWait}, other link ${served.status}`,
     );
     expect(refused?.body.error?.data?.code).toBe("TOO_MANY_REQUESTS");
     expect(refused?.retryAfter).toBeGreaterThanOrEqual(1);
+    // The wait as data too, over HTTP and on the socket, where there is no header to carry it.
+    expect(refused?.body.error?.data?.retryAfterSeconds).toBe(refused?.retryAfter);
     expect(errorCode(socketRefusal)).toBe("TOO_MANY_REQUESTS");
+    expect(socketWait).toBeGreaterThanOrEqual(1);
     expect(served.status).toBe(200);
   });
 

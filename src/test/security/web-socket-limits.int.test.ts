@@ -520,8 +520,8 @@ describe("messages per second", () => {
         else
           log.attempt(
             "Message burst over the rate",
-            "TOO_MANY_REQUESTS for each refused request",
-            errorCode(answer?.json) === "TOO_MANY_REQUESTS",
+            "TOO_MANY_REQUESTS for each refused request, to retry within a second",
+            errorCode(answer?.json) === "TOO_MANY_REQUESTS" && answer?.json.error.data.retryAfterSeconds === 1,
             () => answer?.text ?? `no answer to ${i}`,
           );
       }

@@ -2,6 +2,7 @@
 
 import { useCallback, useEffect, useRef, useState } from "react";
 import { startPolling, type FeedEntry, type FeedPage } from "../poller.js";
+import { refusalWaitMs } from "../refusals.js";
 import { compareStreamIds } from "../stream-id.js";
 import { usePulseClient, usePulseConnection } from "./provider.js";
 
@@ -85,6 +86,10 @@ export function usePulseFeed<TItem extends { type: string }, TState extends { la
           onUnauthorized();
           return "stop";
         }
+        // Refused for a rate (the tenant's calls, a share link's views): the server answered,
+        // so it is no failed poll (which would end in "Unavailable"); ask again when it says.
+        const refusedFor = refusalWaitMs(error);
+        if (refusedFor !== null) return { retryInMs: Math.max(refusedFor, POLL_INTERVAL_MS) };
         monitor.pollFailed();
         return "retry";
       },

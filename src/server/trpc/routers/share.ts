@@ -15,7 +15,7 @@ const sharedRunFeed = liveFeed({
   tenantOf: (ctx: Context & { share: ShareGrant }) => ctx.share.tenantId,
   async query(ctx, _filter, start) {
     // A resumed viewer replays events from Redis; only a snapshot or resync is a view.
-    if (start.from !== "after") await spendView(ctx, ctx.share);
+    if (start.from !== "after") spendView(ctx, ctx.share);
     return new AgentFeedQuery(ctx.services, ctx.share.tenantId, start, { runId: ctx.share.runId });
   },
 });
@@ -24,11 +24,9 @@ const sharedRunFeed = liveFeed({
  * Spends one of the link's views (see `ShareLinkService.spendView`) on what is about to
  * read and send the run with its output window: TOO_MANY_REQUESTS once its viewers spent them.
  */
-async function spendView(ctx: Pick<Context, "services" | "beforeRateRefusal">, share: ShareGrant): Promise<void> {
+function spendView(ctx: Pick<Context, "services">, share: ShareGrant): void {
   const retryAfter = ctx.services.shares.spendView(share.shareId);
-  if (retryAfter === 0) return;
-  await ctx.beforeRateRefusal?.(retryAfter);
-  throw ctx.services.shares.tooManyViews(retryAfter);
+  if (retryAfter > 0) throw ctx.services.shares.tooManyViews(retryAfter);
 }
 
 /**
@@ -68,7 +66,7 @@ export const shareRouter = router({
 
   /** The shared run as it is now, with its steps, the newest of its output, and what dashboards call its agent. */
   run: sharedRunProcedure.query(async ({ ctx }) => {
-    await spendView(ctx, ctx.share);
+    spendView(ctx, ctx.share);
     const run = await ctx.services.runs.get(ctx.share.tenantId, ctx.share.runId);
     return { ...run, title: agentTitle(ctx.services.agents, run.agentRole) };
   }),
@@ -85,7 +83,7 @@ export const shareRouter = router({
   output: sharedRunProcedure
     .input(outputPageInput({}).default({ limit: OUTPUT_WINDOW_CHARS }))
     .query(async ({ ctx, input }) => {
-      await spendView(ctx, ctx.share);
+      spendView(ctx, ctx.share);
       return ctx.services.runs.output(ctx.share.tenantId, ctx.share.runId, input);
     }),
 

@@ -1,0 +1,19 @@
+/** How long a call the server refused waits before it asks again, when the refusal names no time (a cap, not a rate). */
+export const REFUSED_RETRY_MS = 5_000;
+/** The longest a refusal makes a call wait, whatever it names. */
+const MAX_REFUSED_WAIT_MS = 60_000;
+
+/**
+ * The wait a TOO_MANY_REQUESTS answer asks for, in milliseconds: its `data.retryAfterSeconds`
+ * (sent by tRPC's errorFormatter and by the HTTP edge alike, on every transport, where
+ * `Retry-After` is only a header of HTTP answers), else `REFUSED_RETRY_MS`. Null for any other
+ * error, the client's own included (they carry no `data`).
+ */
+export function refusalWaitMs(error: unknown): number | null {
+  const data = (error as { data?: { code?: unknown; retryAfterSeconds?: unknown } | null } | null)?.data;
+  if (data?.code !== "TOO_MANY_REQUESTS") return null;
+  const seconds = data.retryAfterSeconds;
+  return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0
+    ? Math.min(seconds * 1000, MAX_REFUSED_WAIT_MS)
+    : REFUSED_RETRY_MS;
+}
