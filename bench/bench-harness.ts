@@ -228,12 +228,24 @@ export class BenchHarness {
     const kit = this.kits.get("socket-io");
     if (!kit || adapter === this.socketIoAdapterInUse) return;
     this.socketIoAdapterInUse = adapter;
-    await kit.server.process.stop().catch(() => kit.server.process.kill());
-    this.children.delete(kit.server.process);
-    const server = await this.startServer("socket-io");
+    await this.replaceServer("socket-io");
     await this.initPublisher("socket-io", kit.publisher);
-    this.kits.set("socket-io", { ...kit, server });
     log(`  socket-io: now on the ${adapter} adapter`);
+  }
+
+  /**
+   * Replaces the design's server with a new process: asked to stop, killed if it has not
+   * within 10 s (one that stopped answering), so the scenarios after a server that failed
+   * measure a working one. Its tenants and connections go with it; where the server is also
+   * the publisher (Pulse on PGlite), so does the publisher.
+   */
+  async replaceServer(design: Design): Promise<void> {
+    const kit = this.kit(design);
+    const old = kit.server.process;
+    await old.stop().catch(() => old.kill());
+    this.children.delete(old);
+    const server = await this.startServer(design);
+    this.kits.set(design, { ...kit, server, publisher: kit.publisher === old ? server.process : kit.publisher });
   }
 
   kit(design: Design): DesignKit {

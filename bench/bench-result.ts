@@ -158,6 +158,11 @@ export interface FirstEventResult extends FirstEventOutcome {
 export interface ReconnectStormResult extends StormOutcome {
   design: Design;
   repetition: number;
+  /**
+   * Why the storm could not be measured to its end (its server stopped answering, or exited):
+   * it counts as not all live, and gives no other figure. Absent from storms that ran.
+   */
+  failed?: string;
   missedPerTenant: number;
   /** How the design's clients resume after the drop. */
   resume: string;

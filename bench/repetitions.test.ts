@@ -8,6 +8,7 @@ import {
   fixtureWave,
 } from "./result-fixtures";
 import { repeatedTables, summariseRepetitions, worseEndText } from "./repetitions";
+import type { Design } from "./workload";
 
 const byName = (result: ReturnType<typeof summariseRepetitions>, name: string) =>
   result.targets.find((t) => t.name === name)!;
@@ -197,6 +198,30 @@ describe("summariseRepetitions", () => {
     const text = repeatedTables(summary, ["pulse", "socket-io"]);
     expect(text).toContain("reconnect storm, 100 events missed per tenant");
     expect(text).toMatch(/pulse\s+failed\s/);
+  });
+
+  test("a storm whose server stopped answering counts as not all live, and gives no other figure", () => {
+    const failed = (design: Design, repetition: number) => ({
+      ...fixtureStorm(design, repetition, { allLiveMs: 0, lost: 5 }),
+      failed: `${design} server: no answer to "stats" within 60000 ms`,
+    });
+    const storms = [
+      fixtureStorm("pulse", 0, { allLiveMs: 500 }),
+      fixtureStorm("socket-io", 0, { allLiveMs: 700, lost: 3 }),
+      fixtureStorm("pulse", 1, { allLiveMs: 600 }),
+      failed("socket-io", 1),
+      failed("pulse", 2),
+      fixtureStorm("socket-io", 2, { allLiveMs: 800, lost: 1 }),
+    ];
+    const summary = summariseRepetitions(fixtureResult(runs, [], [], storms));
+    const { byDesign } = summary.reconnectStorm[0]!;
+    expect(byDesign.pulse!.allLiveMs).toMatchObject({ median: 600, max: Number.POSITIVE_INFINITY, n: 3 });
+    // Its zeros are no measurement: the figures are the storms that ran.
+    expect(byDesign["socket-io"]!.lost).toMatchObject({ median: 2, min: 1, max: 3, n: 2 });
+    expect(byDesign.pulse!.serverCpuMs).toMatchObject({ n: 2 });
+    const time = byName(summary, "reconnect storm, 10 missed: time until all live, Pulse ÷ Socket.IO");
+    expect(time.met).toBe(false);
+    expect(repeatedTables(summary, ["pulse", "socket-io"])).toMatch(/pulse\s+600 \(500–failed\)/);
   });
 
   test("the tables print the median with its spread and the worse end", () => {

@@ -280,9 +280,15 @@ function stormFigures(
   });
 }
 
-/** The time until every client was back to live; infinite when one never was. */
+/** The time until every client was back to live; infinite when one never was, or the storm failed. */
 const allLive = (storm: ReconnectStormResult) =>
-  storm.live < storm.connections ? Number.POSITIVE_INFINITY : storm.backToLiveMs.max;
+  storm.failed !== undefined || storm.live < storm.connections ? Number.POSITIVE_INFINITY : storm.backToLiveMs.max;
+
+/** A figure of the storms that ran to their end: a failed storm's counts are not measurements. */
+const measured =
+  (figure: (storm: ReconnectStormResult) => number | null) =>
+  (storm: ReconnectStormResult): number | null =>
+    storm.failed === undefined ? figure(storm) : null;
 
 /** The storms' figures per size and design, and the targets: Pulse back to live no later than Socket.IO, with nothing lost. */
 function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStorm" | "targets"> {
@@ -291,17 +297,19 @@ function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStor
   const reconnectStorm = sizes.map((missedPerTenant) => {
     const figures = (design: Design, figure: (storm: ReconnectStormResult) => number | null) =>
       stormFigures(result, design, missedPerTenant, figure);
+    const measuredSpread = (design: Design, figure: (storm: ReconnectStormResult) => number | null) =>
+      spreadOf(figures(design, measured(figure)));
     const byDesign: Partial<Record<Design, RepeatedStorm>> = {};
     for (const design of result.designs) {
       if (!(result.reconnectStorm ?? []).some((s) => s.design === design)) continue;
       byDesign[design] = {
         allLiveMs: spreadOf(figures(design, allLive)),
-        backToLiveP99Ms: spreadOf(figures(design, (s) => s.backToLiveMs.p99)),
-        lost: spreadOf(figures(design, (s) => s.lost)),
-        duplicates: spreadOf(figures(design, (s) => s.duplicates)),
-        retries: spreadOf(figures(design, (s) => s.retries)),
-        serverCpuMs: spreadOf(figures(design, (s) => s.serverCpuMs)),
-        databaseTransactions: spreadOf(figures(design, (s) => s.database?.transactions ?? null)),
+        backToLiveP99Ms: measuredSpread(design, (s) => s.backToLiveMs.p99),
+        lost: measuredSpread(design, (s) => s.lost),
+        duplicates: measuredSpread(design, (s) => s.duplicates),
+        retries: measuredSpread(design, (s) => s.retries),
+        serverCpuMs: measuredSpread(design, (s) => s.serverCpuMs),
+        databaseTransactions: measuredSpread(design, (s) => s.database?.transactions ?? null),
       };
     }
     const storm = `reconnect storm, ${missedPerTenant} missed`;
@@ -314,7 +322,7 @@ function summariseStorms(result: Repeated): Pick<RepeatedSummary, "reconnectStor
       ),
       target(
         `${storm}: events Pulse lost or duplicated`,
-        spreadOf(figures("pulse", (s) => s.lost + s.duplicates)),
+        measuredSpread("pulse", (s) => s.lost + s.duplicates),
         "at most",
         0,
       ),

@@ -540,6 +540,44 @@ async function stormClientsReady(
   return notLive === 0;
 }
 
+/** A storm that could not be measured to its end (see `ReconnectStormResult.failed`): no client counts as back. */
+function failedStorm(
+  design: Design,
+  repetition: number,
+  resume: string,
+  missedPerTenant: number,
+  tenants: BenchTenant[],
+  reason: string,
+): ReconnectStormResult {
+  const connections = tenants.reduce((sum, t) => sum + t.tokens.length, 0);
+  const none = { published: 0, dropped: 0, failed: 0 };
+  return {
+    design,
+    repetition,
+    resume,
+    missedPerTenant,
+    failed: reason,
+    connections,
+    live: 0,
+    reconnected: 0,
+    lost: 0,
+    clientsWithLoss: 0,
+    duplicates: 0,
+    clientsWithDuplicates: 0,
+    foreign: 0,
+    backToLiveMs: { count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 },
+    retries: 0,
+    recovered: null,
+    errors: [reason],
+    dropped: 0,
+    stillOpen: 0,
+    serverCpuMs: 0,
+    redisCpuMs: 0,
+    database: null,
+    publisher: { missed: none, live: none },
+  };
+}
+
 /** The publisher's counts of a step, as a storm records them. */
 function stepCounts({ published, dropped, failed }: StepOutcome): StepCounts {
   return { published, dropped, failed };
@@ -641,9 +679,23 @@ async function runReconnectStorm(
         // live: the next drop needs them connected, and a Socket.IO client coming back after
         // two storms would ask its server for everything since the first.
         if (!ready && !(await stormClientsReady(bench, plan, design, tenants, takeSeq))) break;
-        const storm = await stormOnce(bench, plan, design, missedPerTenant, takeSeq);
+        const resume = stormResume(design, stormAdapter)!;
+        let storm: Awaited<ReturnType<typeof stormOnce>>;
+        try {
+          storm = await stormOnce(bench, plan, design, missedPerTenant, takeSeq);
+        } catch (error) {
+          // A server that stopped answering (or exited) fails its storm, not the run: the
+          // storm is recorded failed, and a new server serves what comes after. Its clients
+          // and tenants went with the old one: this design's storms of this repetition end.
+          const reason = error instanceof Error ? error.message : String(error);
+          log(`  ${design.padEnd(9)} ${missedPerTenant} missed each: storm FAILED (${reason}); replacing the server`);
+          results.push(failedStorm(design, repetition, resume, missedPerTenant, tenants, reason));
+          await bench.endStep(design).catch(() => undefined);
+          await bench.replaceServer(design);
+          break;
+        }
         ready = storm.reconnected === storm.connections;
-        results.push({ design, repetition, resume: stormResume(design, stormAdapter)!, ...storm });
+        results.push({ design, repetition, resume, ...storm });
         log(
           `  ${design.padEnd(9)} ${missedPerTenant} missed each: ${storm.live}/${storm.connections} back to live, p99 ${storm.backToLiveMs.p99} ms, max ${storm.backToLiveMs.max} ms; ` +
             `lost ${storm.lost} (${storm.clientsWithLoss} clients), duplicated ${storm.duplicates}, ${storm.retries} retries${storm.recovered === null ? "" : `, ${storm.recovered} sessions recovered`}; server CPU ${storm.serverCpuMs} ms` +
