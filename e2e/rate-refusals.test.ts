@@ -32,8 +32,9 @@ const progressShown = (page: Page) =>
 
 /**
  * Another client of the tenant spending its whole call budget: `loops` callers, each sending a
- * call every 20 ms and giving up on it soon after (the server charges a call when it arrives,
- * and holds a refusal a second), so the budget's refill is taken as it comes, until `stop()`.
+ * call every 40 ms and giving up on it soon after (the server charges a call when it arrives,
+ * and holds a refusal a second), so the budget's refill is taken as it comes, until `stop()`:
+ * with 5, over 100 calls a second against a refill of 10, few of the page's polls pass.
  */
 function spendBudget(baseUrl: string, token: string, loops: number) {
   let stopped = false;
@@ -45,7 +46,7 @@ function spendBudget(baseUrl: string, token: string, loops: number) {
       })
         .then((res) => res.arrayBuffer())
         .catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 40));
     }
   };
   const running = Array.from({ length: loops }, loop);
@@ -86,21 +87,22 @@ describe("a polling page over its tenant's call rate", () => {
 
     // Another client takes the tenant's budget until the page has had three polls refused in a
     // row: without honouring the refusal, two failed polls in a row say "Cannot reach the server".
-    const stopSpending = spendBudget(suite.pulse.url, tenant.token, 10);
+    const stopSpending = spendBudget(suite.pulse.url, tenant.token, 5);
     const refusedBefore = polls.length;
     try {
       await expect
-        .poll(() => polls.slice(refusedBefore).join(","), { timeout: 60_000, interval: 250 })
+        .poll(() => polls.slice(refusedBefore).join(","), { timeout: 120_000, interval: 250 })
         .toMatch(/429,429,429$/);
-      await agent.report({ type: "agent:progress", progress: 20, message: "step 20" });
     } finally {
       await stopSpending();
     }
-    await expect.poll(() => progressShown(page), { timeout: 15_000 }).toBe("20");
+    await agent.report({ type: "agent:progress", progress: 20, message: "step 20" });
+    await expect.poll(() => progressShown(page), { timeout: 60_000 }).toBe("20");
 
     const texts = await indicatorTexts(page);
     expect(texts, await history()).not.toContain("Cannot reach the server");
     expect(await page.locator("[data-testid=connection]").getAttribute("data-connection")).toBe("polling");
     await page.context().close();
-  });
+    // Each wait is bounded on its own (the tenant's set-up, three refusals in a row, the catch-up).
+  }, 300_000);
 });
