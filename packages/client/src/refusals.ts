@@ -17,3 +17,18 @@ export function refusalWaitMs(error: unknown): number | null {
     ? Math.min(seconds * 1000, MAX_REFUSED_WAIT_MS)
     : REFUSED_RETRY_MS;
 }
+
+/**
+ * TanStack Query's `retry` and `retryDelay` for calls to Pulse (`new QueryClient({ defaultOptions:
+ * { queries: retryRefusals() } })`): a call refused for a rate is asked again when the refusal
+ * says, up to `refusals` times, so a burst over the tenant's budget does not leave a view in
+ * its error state; any other failure is retried `others` times with Query's own backoff.
+ */
+export function retryRefusals(options: { refusals?: number; others?: number } = {}) {
+  const { refusals = 3, others = 1 } = options;
+  return {
+    retry: (failureCount: number, error: unknown) => failureCount < (refusalWaitMs(error) === null ? others : refusals),
+    retryDelay: (failureCount: number, error: unknown) =>
+      refusalWaitMs(error) ?? Math.min(1_000 * 2 ** failureCount, 30_000),
+  };
+}

@@ -1,6 +1,6 @@
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it } from "vitest";
-import { REFUSED_RETRY_MS, refusalWaitMs } from "../src/refusals.js";
+import { REFUSED_RETRY_MS, refusalWaitMs, retryRefusals } from "../src/refusals.js";
 
 /** An error as tRPC's client makes it of the server's answer (or of the HTTP edge's, which has the same envelope). */
 function answered(code: string, retryAfterSeconds?: number | null) {
@@ -27,5 +27,19 @@ describe("refusalWaitMs", () => {
     expect(refusalWaitMs(TRPCClientError.from(new Error("Active connection is not open")))).toBeNull();
     expect(refusalWaitMs(new Error("fetch failed"))).toBeNull();
     expect(refusalWaitMs(null)).toBeNull();
+  });
+});
+
+describe("retryRefusals", () => {
+  it("asks a refused call again when the refusal says, a few times; other failures once, with Query's backoff", () => {
+    const { retry, retryDelay } = retryRefusals();
+    const refused = answered("TOO_MANY_REQUESTS", 2);
+    expect([0, 1, 2, 3].map((failures) => retry(failures, refused))).toEqual([true, true, true, false]);
+    expect(retryDelay(0, refused)).toBe(2_000);
+    expect(retryDelay(2, refused)).toBe(2_000);
+    const other = new Error("fetch failed");
+    expect([0, 1].map((failures) => retry(failures, other))).toEqual([true, false]);
+    expect([0, 1, 5].map((failures) => retryDelay(failures, other))).toEqual([1_000, 2_000, 30_000]);
+    expect(retryRefusals({ refusals: 1, others: 0 }).retry(0, other)).toBe(false);
   });
 });

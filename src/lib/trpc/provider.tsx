@@ -1,7 +1,7 @@
 "use client";
 
 import { PulseProvider, usePulseClient, usePulseConnection } from "@pulse/client/react";
-import type { ConnectionMonitor, ConnectionSnapshot } from "@pulse/client";
+import { retryRefusals, type ConnectionMonitor, type ConnectionSnapshot } from "@pulse/client";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useEffect, useRef, useState, type ReactNode } from "react";
 import { createDashboardClient, SESSION_AUTH, signIn, trpc, type ClientAuth } from "./client";
@@ -23,7 +23,11 @@ export function TRPCProvider({
   onUnauthorized?: () => void;
 }) {
   const [queryClient] = useState(
-    () => new QueryClient({ defaultOptions: { queries: { staleTime: 5_000, refetchOnWindowFocus: false, retry: 1 } } }),
+    () =>
+      new QueryClient({
+        // A query refused for the tenant's rate asks again when told, rather than showing an error.
+        defaultOptions: { queries: { staleTime: 5_000, refetchOnWindowFocus: false, ...retryRefusals() } },
+      }),
   );
   // Read through a ref, so the client (made once) always calls the latest handler.
   const unauthorized = useRef(onUnauthorized);
