@@ -28,16 +28,20 @@ const noFilters = { externalTables: [], externalEnums: [] };
 
 let wasmReady: Promise<void> | undefined;
 
+/** The part of Node's `WebAssembly` global used here: TypeScript declares it only in its DOM lib, which server code is checked without. */
+interface WebAssemblyGlobal {
+  instantiate(bytes: Uint8Array, imports: Record<string, object>): Promise<{ instance: { exports: object } }>;
+}
+const wasm = () => (globalThis as unknown as { WebAssembly: WebAssemblyGlobal }).WebAssembly;
+
 /** Instantiates the engine's WebAssembly once per process (Node 20 cannot import .wasm modules). */
 function loadSchemaEngineWasm(): Promise<void> {
   wasmReady ??= (async () => {
     const require = createRequire(import.meta.url);
     const gluePath = require.resolve("@prisma/schema-engine-wasm/schema_engine_bg");
     const bytes = await readFile(gluePath.replace(/\.js$/, ".wasm"));
-    const { instance } = await WebAssembly.instantiate(bytes, {
-      "./schema_engine_bg.js": schemaEngineBindings as unknown as WebAssembly.ModuleImports,
-    });
-    const exports = instance.exports as WebAssembly.Exports & { __wbindgen_start?: () => void };
+    const { instance } = await wasm().instantiate(bytes, { "./schema_engine_bg.js": schemaEngineBindings });
+    const exports = instance.exports as Record<string, unknown> & { __wbindgen_start?: () => void };
     schemaEngineBindings.__wbg_set_wasm(exports);
     exports.__wbindgen_start?.();
   })();

@@ -1,3 +1,4 @@
+import type { webcrypto } from "node:crypto";
 import { jwtVerify, SignJWT } from "jose";
 
 /**
@@ -41,11 +42,11 @@ export class TokenSigner {
    * The secret as a WebCrypto key, imported once: given raw bytes, jose imports a key on
    * every call, which was a third of each WebSocket sign-in's token check.
    */
-  private key?: Promise<CryptoKey>;
+  private key?: Promise<webcrypto.CryptoKey>;
 
   constructor(private readonly secret: Uint8Array) {}
 
-  private cryptoKey(): Promise<CryptoKey> {
+  private cryptoKey(): Promise<webcrypto.CryptoKey> {
     this.key ??= crypto.subtle.importKey("raw", new Uint8Array(this.secret), { name: "HMAC", hash: "SHA-256" }, false, [
       "sign",
       "verify",

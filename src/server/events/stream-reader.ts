@@ -174,7 +174,7 @@ export class TenantStreamReader {
    */
   async settled(): Promise<void> {
     while (this.running && (this.dirty.size > 0 || this.reading)) {
-      await (this.reading ?? new Promise((resolve) => setTimeout(resolve, 10)));
+      await (this.reading ?? new Promise<void>((resolve) => setTimeout(resolve, 10)));
     }
   }
 

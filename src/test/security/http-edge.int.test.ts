@@ -54,7 +54,7 @@ interface Answer {
 /** One raw call as a browser page, a form or a script would send it. */
 async function send(
   path: string,
-  init: { method?: string; headers?: Record<string, string>; body?: BodyInit; baseUrl?: string } = {},
+  init: { method?: string; headers?: Record<string, string>; body?: RequestInit["body"]; baseUrl?: string } = {},
 ): Promise<Answer> {
   const res = await fetch(`${init.baseUrl ?? app.baseUrl}${TRPC_PATH}/${path}`, {
     method: init.method ?? "POST",
@@ -115,7 +115,7 @@ describe("a session cookie", () => {
     const tenant = await createQuietTenant(app);
     const form = new FormData();
     form.set("x", "1");
-    const bodies: { type?: string; body: BodyInit }[] = [
+    const bodies: { type?: string; body: RequestInit["body"] }[] = [
       { body: form },
       { type: "application/x-www-form-urlencoded", body: "x=1" },
       { type: "text/plain", body: "{}" },
