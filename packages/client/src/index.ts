@@ -23,7 +23,7 @@ export { POLL_TIMEOUT_MS } from "./poller.js";
 export type { PulseErrorShape, PulseRouter } from "./router.js";
 export { TOKEN_EXPIRED } from "./session-messages.js";
 export { compareStreamIds, STREAM_ORIGIN } from "./stream-id.js";
-export { REFUSED_RETRY_MS, refusalWaitMs, retryRefusals } from "./refusals.js";
+export { rateWaitMs, REFUSED_RETRY_MS, refusalWaitMs, retryRefusals } from "./refusals.js";
 export { subscriptionTransportLink, WS_RESUBSCRIBE_DELAY_MS, type TransportSwitch } from "./transport-link.js";
 export {
   INITIAL_TRANSPORT_STATE,

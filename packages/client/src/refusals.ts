@@ -3,6 +3,8 @@ export const REFUSED_RETRY_MS = 5_000;
 /** The longest a refusal makes a call wait, whatever it names. */
 const MAX_REFUSED_WAIT_MS = 60_000;
 
+type Answered = { data?: { code?: unknown; retryAfterSeconds?: unknown } | null } | null;
+
 /**
  * The wait a TOO_MANY_REQUESTS answer asks for, in milliseconds: its `data.retryAfterSeconds`
  * (sent by tRPC's errorFormatter and by the HTTP edge alike, on every transport, where
@@ -10,12 +12,20 @@ const MAX_REFUSED_WAIT_MS = 60_000;
  * error, the client's own included (they carry no `data`).
  */
 export function refusalWaitMs(error: unknown): number | null {
-  const data = (error as { data?: { code?: unknown; retryAfterSeconds?: unknown } | null } | null)?.data;
-  if (data?.code !== "TOO_MANY_REQUESTS") return null;
-  const seconds = data.retryAfterSeconds;
+  if ((error as Answered)?.data?.code !== "TOO_MANY_REQUESTS") return null;
+  return rateWaitMs(error) ?? REFUSED_RETRY_MS;
+}
+
+/**
+ * The wait a refusal over a rate names (`data.retryAfterSeconds`), in milliseconds; null for a
+ * refusal over a cap (it names none: waiting does not free a place) and any other error.
+ */
+export function rateWaitMs(error: unknown): number | null {
+  const data = (error as Answered)?.data;
+  const seconds = data?.code === "TOO_MANY_REQUESTS" ? data.retryAfterSeconds : null;
   return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0
     ? Math.min(seconds * 1000, MAX_REFUSED_WAIT_MS)
-    : REFUSED_RETRY_MS;
+    : null;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Operation, OperationLink, TRPCClientError, TRPCLink } from "@trpc/client";
 import type { InferrableClientTypes } from "@trpc/server/unstable-core-do-not-import";
 import { observable, type Unsubscribable } from "@trpc/server/observable";
-import { refusalWaitMs } from "./refusals.js";
+import { rateWaitMs, refusalWaitMs } from "./refusals.js";
 import { TOKEN_EXPIRED } from "./session-messages.js";
 import type { Transport } from "./transport-machine.js";
 
@@ -35,10 +35,11 @@ export interface TransportSwitch {
  * after it opened but before the client sent the subscription (tRPC's client then fails the
  * request, "Active connection is not open", instead of sending it on the next socket, and the
  * hooks would never subscribe again), the subscription asks again on the current transport
- * shortly after. TOO_MANY_REQUESTS is a refusal for now, not for good: on an event stream (over
- * the stream caps) the page moves on to polling; on the WebSocket (over a rate, or over a
- * connection cap, whose 4429 close moves the page to event streams) it asks again after the
- * time the refusal names (`data.retryAfterSeconds`), or `REFUSED_RETRY_MS` (see `refusalWaitMs`).
+ * shortly after. TOO_MANY_REQUESTS is a refusal for now, not for good: over a rate (it names
+ * its wait, `data.retryAfterSeconds`: a share link's views) the subscription asks again on the
+ * same transport once that has passed; over a cap, an event stream's moves the page on to
+ * polling, and on the WebSocket (a connection cap's 4429 close moves the page to event streams)
+ * it asks again after `REFUSED_RETRY_MS` (see `refusalWaitMs`).
  *
  * @see https://trpc.io/docs/client/links/splitLink
  * @see https://trpc.io/docs/client/links/httpSubscriptionLink
@@ -97,8 +98,9 @@ export function subscriptionTransportLink<TRouter extends InferrableClientTypes>
               // The server's other errors end the subscription.
               if (error.data && refusedFor === null) return observer.error(error as TRPCClientError<TRouter>);
               attempt.subscription = null;
-              // The stream could not connect (refused, not an event stream) or is over the stream caps: the next transport.
-              if (transport === "sse") return transports.sseFailed();
+              // The stream could not connect (refused, not an event stream) or is over the stream
+              // caps: the next transport. Refused over a rate (a share link's views), it waits instead.
+              if (transport === "sse" && rateWaitMs(error) === null) return transports.sseFailed();
               // tRPC's client failed it on its own, or the server refused it for a rate: again, later.
               retry = setTimeout(
                 () => isCurrent() && start(transports.transport),

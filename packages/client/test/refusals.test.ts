@@ -1,6 +1,6 @@
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it } from "vitest";
-import { REFUSED_RETRY_MS, refusalWaitMs, retryRefusals } from "../src/refusals.js";
+import { rateWaitMs, REFUSED_RETRY_MS, refusalWaitMs, retryRefusals } from "../src/refusals.js";
 
 /** An error as tRPC's client makes it of the server's answer (or of the HTTP edge's, which has the same envelope). */
 function answered(code: string, retryAfterSeconds?: number | null) {
@@ -20,6 +20,12 @@ describe("refusalWaitMs", () => {
     expect(refusalWaitMs(answered("TOO_MANY_REQUESTS"))).toBe(REFUSED_RETRY_MS);
     expect(refusalWaitMs(answered("TOO_MANY_REQUESTS", 0))).toBe(REFUSED_RETRY_MS);
     expect(refusalWaitMs(answered("TOO_MANY_REQUESTS", 600))).toBe(60_000);
+  });
+
+  it("tells a rate's refusal, which names its wait, from a cap's, which names none", () => {
+    expect(rateWaitMs(answered("TOO_MANY_REQUESTS", 3))).toBe(3_000);
+    expect(rateWaitMs(answered("TOO_MANY_REQUESTS", null))).toBeNull();
+    expect(rateWaitMs(answered("UNAUTHORIZED", 3))).toBeNull();
   });
 
   it("is null for every other error, the client's own included", () => {

@@ -116,7 +116,7 @@ describe("subscriptionTransportLink", () => {
     expect(errors).toEqual(["not yours"]);
   });
 
-  it("takes TOO_MANY_REQUESTS as a refusal for now: on a stream, the next transport; on the socket, again after the time it names", async () => {
+  it("takes TOO_MANY_REQUESTS as a refusal for now: over a rate, again after the time it names; over a cap, again later on the socket and the next transport from a stream", async () => {
     vi.useFakeTimers();
     const { transports, ws, sse, errors } = setup();
     const tooMany = (message: string, retryAfterSeconds: number | null = null) =>
@@ -133,8 +133,15 @@ describe("subscriptionTransportLink", () => {
     await vi.advanceTimersByTimeAsync(REFUSED_RETRY_MS);
     expect(ws.attempts).toHaveLength(3);
 
+    // On an event stream, a rate's refusal waits and asks again there; a cap's moves the page on.
     transports.move("sse");
-    sse.attempts[0]!.observer.error(tooMany("at most 60 event streams per user"));
+    sse.attempts[0]!.observer.error(tooMany("this share link's viewers may open at most 20 views per second", 2));
+    expect(transports.reports).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1_999);
+    expect(sse.attempts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sse.attempts).toHaveLength(2);
+    sse.attempts[1]!.observer.error(tooMany("at most 60 event streams per user"));
     expect(transports.reports).toEqual(["failed"]);
     expect(errors).toEqual([]);
   });
