@@ -67,6 +67,31 @@ describe("dashboard details (issue 19, item 9)", () => {
     await context.close();
   });
 
+  it("runs an agent with the input its form is given, and opens the form where Run alone would be refused", async () => {
+    const tenant = await suite.registeredTenant("input");
+    const context = await suite.signedIn(tenant.token);
+    const page = await context.newPage();
+    await page.goto(`${suite.pulse.url}/`);
+    await page.locator("[data-connection=live]").waitFor();
+    const panel = page.locator("[data-testid=agent-summarizer]");
+    // The summarizer cannot run without a document: Run opens its form, focused, and starts nothing.
+    await panel.getByRole("button", { name: "Run Summarizer" }).click();
+    const documentId = panel.getByLabel("Document id");
+    await expect.poll(() => documentId.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await panel.getAttribute("data-status")).toBe("idle");
+    await documentId.fill("doc-7");
+    await panel.getByLabel("Text").fill("First sentence. Second one! Third?");
+    await panel.getByRole("button", { name: "Run with this input" }).click();
+    await page.locator("[data-testid=agent-summarizer][data-status=completed]").waitFor({ timeout: 60_000 });
+    // The run got what the form held: its summary is of that text, its log names that document.
+    const runId = (await panel.getAttribute("data-run-id"))!;
+    await page.goto(`${suite.pulse.url}/runs/${runId}`);
+    await expect.poll(() => page.locator("[data-testid=run-output]").textContent()).toBe("First sentence. Second one!");
+    const logs = await tenant.api.agent.logs.query({ runId });
+    expect(logs.logs.map((entry) => entry.message)).toContain("summarised doc-7");
+    await context.close();
+  });
+
   it("groups a stretch of streamed output into one timeline row", async () => {
     const { agent, context, page } = await liveOutsideRun("output");
     await agent.report({ type: "agent:active" });

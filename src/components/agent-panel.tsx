@@ -1,8 +1,9 @@
 "use client";
 
 import Link from "next/link";
+import { useRef } from "react";
 import { formatDuration, quietNotice, runDuration, runMessage, statusAnnouncement } from "@/lib/format";
-import type { RunView } from "@/lib/trpc/types";
+import type { RoleInfo, RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { ProgressBar } from "./progress-bar";
 import { StatusAnnouncer } from "./status-announcer";
@@ -21,6 +22,9 @@ export function statusLabel(run: RunView | undefined, external = false): string 
   return status;
 }
 
+/** The longest input field asked for on one line; longer ones get a text area. */
+const SHORT_FIELD_CHARS = 200;
+
 export interface AgentPanelProps {
   role: string;
   title: string;
@@ -30,7 +34,10 @@ export interface AgentPanelProps {
   /** The Run click the server has not confirmed yet. */
   optimistic?: boolean;
   notice?: string | null;
-  onRun(): void;
+  /** The text fields a run of the role can be given; with some, the panel offers a form beside Run. */
+  inputFields?: RoleInfo["input"];
+  /** Starts a run: with the role's default input, or with what the form was given. */
+  onRun(input?: Record<string, string>): void;
   onCancel(runId: string): void;
   onRetry(runId: string): void;
 }
@@ -46,6 +53,7 @@ export function AgentPanel({
   run,
   optimistic,
   notice,
+  inputFields = [],
   onRun,
   onCancel,
   onRetry,
@@ -58,6 +66,14 @@ export function AgentPanel({
   const took = run?.startedAt ? runDuration(run, now) : null;
   const quiet = run ? quietNotice(run, now, external ? "agent" : "worker") : null;
   const label = optimistic ? "queued" : statusLabel(run, external);
+  const form = useRef<HTMLDetailsElement>(null);
+  // A role that cannot run without some field: Run opens the form instead of a certain refusal.
+  const needsInput = inputFields.some((field) => field.required);
+  const runClicked = () => {
+    if (!needsInput || !form.current) return onRun();
+    form.current.open = true;
+    form.current.querySelector<HTMLElement>("input, textarea")?.focus();
+  };
 
   return (
     <section
@@ -113,9 +129,40 @@ export function AgentPanel({
           {notice}
         </p>
       ) : null}
+      {inputFields.length > 0 ? (
+        <details ref={form} className="text-sm" data-testid={`agent-${role}-input`}>
+          <summary className="min-h-6 cursor-pointer text-accent">Run with input…</summary>
+          <form
+            className="mt-2 flex flex-col gap-2"
+            aria-label={`Run ${title} with input`}
+            onSubmit={(event) => {
+              event.preventDefault();
+              onRun(filledIn(new FormData(event.currentTarget)));
+            }}
+          >
+            {inputFields.map((field) => {
+              const props = { className: "field", name: field.name, required: field.required };
+              return (
+                <label key={field.name} className="flex flex-col gap-1 text-slate-600">
+                  {field.required ? field.label : `${field.label} (optional)`}
+                  {/* A field without a short bound (a document's text) gets room to paste into. */}
+                  {field.maxLength === null || field.maxLength > SHORT_FIELD_CHARS ? (
+                    <textarea {...props} rows={3} maxLength={field.maxLength ?? undefined} />
+                  ) : (
+                    <input {...props} maxLength={field.maxLength} />
+                  )}
+                </label>
+              );
+            })}
+            <button type="submit" className="btn self-start" disabled={optimistic}>
+              Run with this input
+            </button>
+          </form>
+        </details>
+      ) : null}
       <div className="mt-auto flex flex-wrap items-center gap-2">
         {/* Enabled while running: the server is the judge, and answers "already running". */}
-        <button type="button" className="btn" onClick={onRun} disabled={optimistic} aria-label={`Run ${title}`}>
+        <button type="button" className="btn" onClick={runClicked} disabled={optimistic} aria-label={`Run ${title}`}>
           Run
         </button>
         {run && busy && !optimistic ? (
@@ -139,4 +186,11 @@ export function AgentPanel({
       </div>
     </section>
   );
+}
+
+/** The form's filled-in fields: one left empty is left out, so the role's own default applies. */
+function filledIn(form: FormData): Record<string, string> {
+  const input: Record<string, string> = {};
+  for (const [name, value] of form) if (typeof value === "string" && value.trim() !== "") input[name] = value.trim();
+  return input;
 }

@@ -58,11 +58,11 @@ export function Dashboard({ id, runs, recent, durations, chain, roles, chains }:
     mutation.mutate({ runId }, { onError: (error) => notify(role, `Could not ${verb}: ${error.message}`) });
   }
 
-  function start(role: string) {
+  function start(role: string, input?: Record<string, string>) {
     setPending((p) => ({ ...p, [role]: {} }));
     notify(role, null);
     run.mutate(
-      { agentRole: role },
+      { agentRole: role, ...(input ? { input } : {}) },
       {
         onSuccess: (result) => setPending((p) => (p[role] ? { ...p, [role]: { runId: result.runId } } : p)),
         onError: (error) => {
@@ -94,7 +94,8 @@ export function Dashboard({ id, runs, recent, durations, chain, roles, chains }:
             run={byRole[r.role]}
             optimistic={optimistic(r.role)}
             notice={notices[r.role]}
-            onRun={() => start(r.role)}
+            inputFields={r.input}
+            onRun={(input) => start(r.role, input)}
             onCancel={(runId) => act(r.role, "cancel", cancel, runId)}
             onRetry={(runId) => act(r.role, "retry", retry, runId)}
           />

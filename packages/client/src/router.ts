@@ -636,7 +636,13 @@ export type PulseRouter = TRPCBuiltRouter<
       }>;
       roles: TRPCQueryProcedure<{
         input: void;
-        output: Array<{ role: string; title: string; external?: undefined | boolean; inChain?: undefined | boolean }>;
+        output: Array<{
+          role: string;
+          title: string;
+          external?: undefined | boolean;
+          inChain?: undefined | boolean;
+          input: Array<{ name: string; label: string; required: boolean; maxLength: null | number }>;
+        }>;
         meta: object;
       }>;
       run: TRPCMutationProcedure<{

@@ -59,6 +59,7 @@ describe("an external role", () => {
         title: "Outside researcher",
         external: true,
         inChain: false,
+        input: [],
       });
     } finally {
       await client.close();

@@ -181,7 +181,13 @@ describe("agent procedures through the server-side caller", () => {
       "context-file-writer",
       "ticker",
     ]);
-    expect(roles[0]).toEqual({ role: "client-researcher", title: "Client researcher", inChain: true });
+    // With the text fields of its input, which the dashboard's form asks for.
+    expect(roles[0]).toEqual({
+      role: "client-researcher",
+      title: "Client researcher",
+      inChain: true,
+      input: [{ name: "company", label: "Company", required: false, maxLength: 200 }],
+    });
 
     const started = await caller.agent.run({ agentRole: ticker.role, input: { topic: "pricing", depth: 2 } });
     expect(started.status).toBe("queued");

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { chainTitle } from "../../agents/chains";
 import { readRunHistory, runHistoryInput } from "../../agents/run-history";
+import { roleInputFields, type RoleInputField } from "../../agents/role-input";
 import { runListInput } from "../../agents/run-search";
 import type { StartedRun } from "../../agents/run-service";
 import { startNamedChain } from "../../agents/tenant-setup";
@@ -126,6 +127,8 @@ interface RoleInfo {
   external?: boolean;
   /** Part of the setup chain, which the chain card shows. */
   inChain?: boolean;
+  /** The text fields a run can be given (`agent.run`'s `input`), from the role's input schema; none for an outside agent's. */
+  input: RoleInputField[];
 }
 
 export const agentRouter = router({
@@ -186,12 +189,14 @@ export const agentRouter = router({
         role: a.role,
         title: a.title ?? a.role,
         inChain: setupRoles.includes(a.role),
+        input: roleInputFields(a.input),
       })),
       ...ctx.services.externalAgentRoles.map((role) => ({
         role,
         title: ctx.services.externalAgentTitles[role] ?? role,
         external: true,
         inChain: setupRoles.includes(role),
+        input: [],
       })),
     ];
   }),
