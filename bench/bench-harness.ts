@@ -99,6 +99,9 @@ export interface DesignKit {
  * database, and each design's server, publisher and client processes; plus the operations
  * the scenarios drive them with (tenants, targets, steps, connections, profiles).
  */
+/** How long a server process may take to listen (Pulse's migrates the database first). */
+const SERVER_START_MS = 180_000;
+
 export class BenchHarness {
   readonly redisServer = new PrivateRedisServer();
   redis!: Redis;
@@ -188,7 +191,12 @@ export class BenchHarness {
     log(`  ${design}: ready`);
   }
 
-  private async startServer(design: Design): Promise<DesignServer> {
+  /**
+   * Starts the design's server process and waits for it to listen. One that has not within
+   * `SERVER_START_MS` (or exited) is killed and another started, once: a run of the length of
+   * `npm run bench` should not end on one process that hung while starting.
+   */
+  private async startServer(design: Design, retried = false): Promise<DesignServer> {
     const serverProcess =
       design === "pulse"
         ? this.spawn("pulse server", "bench/servers/pulse-server.ts", { env: this.pulseEnv() })
@@ -198,7 +206,18 @@ export class BenchHarness {
       secret: this.competitorSecret.toString("base64url"),
       adapter: this.socketIoAdapterInUse,
     };
-    const { port } = await serverProcess.request<{ port: number }>("init", config, 180_000);
+    let port: number;
+    try {
+      ({ port } = await serverProcess.request<{ port: number }>("init", config, SERVER_START_MS));
+    } catch (error) {
+      await serverProcess.kill();
+      this.children.delete(serverProcess);
+      if (retried) throw error;
+      log(
+        `  ${design}: its server did not start (${error instanceof Error ? error.message : String(error)}); starting another`,
+      );
+      return this.startServer(design, true);
+    }
     return {
       design,
       process: serverProcess,
