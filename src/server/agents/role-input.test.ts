@@ -18,6 +18,11 @@ describe("roleInputFields", () => {
     ]);
   });
 
+  it("reads a schema once, however often its role is listed", () => {
+    const schema = z.object({ company: z.string() });
+    expect(roleInputFields(schema)).toBe(roleInputFields(schema));
+  });
+
   it("offers nothing for a role without an input schema, or whose input is not an object", () => {
     expect(roleInputFields(undefined)).toEqual([]);
     expect(roleInputFields(z.string())).toEqual([]);

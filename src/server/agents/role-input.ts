@@ -23,6 +23,15 @@ interface JsonSchemaObject {
  */
 export function roleInputFields(schema: z.ZodType | undefined): RoleInputField[] {
   if (!schema) return [];
+  let fields = fieldsOf.get(schema);
+  if (!fields) fieldsOf.set(schema, (fields = readFields(schema)));
+  return fields;
+}
+
+/** Each schema's fields, converted once: `agent.roles` asks on every dashboard load. */
+const fieldsOf = new WeakMap<z.ZodType, RoleInputField[]>();
+
+function readFields(schema: z.ZodType): RoleInputField[] {
   let json: JsonSchemaObject;
   try {
     json = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchemaObject;
