@@ -1,5 +1,7 @@
 import type http from "node:http";
-import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
+import { TRPCError } from "@trpc/server";
+import { rateLimited } from "../errors";
+import { errorShapeOf } from "../trpc/trpc";
 import type { CallRefusal } from "./http-call-gate";
 
 /**
@@ -35,18 +37,15 @@ export function refuseCallInTime(res: http.ServerResponse, refusal: CallRefusal)
 }
 
 /**
- * Refuses a tRPC call over HTTP at the edge, in the envelope tRPC's own errors have (a
- * JSON-RPC code, and `data` as the router's errorFormatter shapes it), so a tRPC client reads
+ * Refuses a tRPC call over HTTP at the edge with the body tRPC itself would send (`errorShapeOf`:
+ * a JSON-RPC code, and `data` from the router's errorFormatter), so a tRPC client reads
  * `error.data.code` and `error.data.retryAfterSeconds` whether tRPC or the edge refused it.
  */
 function refuseCall(res: http.ServerResponse, refusal: CallRefusal): void {
-  if (refusal.retryAfter !== undefined) res.setHeader("Retry-After", String(refusal.retryAfter));
+  const { code, message, retryAfter } = refusal;
+  if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
+  const cause = retryAfter === undefined ? undefined : rateLimited(message, retryAfter);
+  const shape = errorShapeOf(new TRPCError({ code, message, cause }));
   res.writeHead(refusal.status, { "content-type": "application/json", "cache-control": "no-store" });
-  const data = {
-    code: refusal.code,
-    httpStatus: refusal.status,
-    zodError: null,
-    retryAfterSeconds: refusal.retryAfter ?? null,
-  };
-  res.end(JSON.stringify({ error: { message: refusal.message, code: TRPC_ERROR_CODES_BY_KEY[refusal.code], data } }));
+  res.end(JSON.stringify({ error: shape }));
 }

@@ -1,4 +1,4 @@
-import { initTRPC, tracked, TRPCError, type TrackedEnvelope } from "@trpc/server";
+import { getTRPCErrorShape, initTRPC, tracked, TRPCError, type TrackedEnvelope } from "@trpc/server";
 import { z } from "zod";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../database-unavailable";
 import { describeInputIssues, PulseError } from "../errors";
@@ -109,6 +109,22 @@ const t = initTRPC.context<Context>().create({
 
 export const createCallerFactory = t.createCallerFactory;
 export const router = t.router;
+
+/**
+ * The body tRPC would send for `error`, made by the errorFormatter above: for refusals made
+ * before tRPC reads a call (the HTTP edge's), so a client reads the same `error.data` (its
+ * `code`, `retryAfterSeconds`, whatever the formatter adds) whoever refused it.
+ */
+export function errorShapeOf(error: TRPCError) {
+  return getTRPCErrorShape({
+    config: t._config,
+    error,
+    type: "unknown",
+    path: undefined,
+    input: undefined,
+    ctx: undefined,
+  });
+}
 
 /** The tRPC error of a domain error's code and message; it stays the cause, for the errorFormatter. */
 export function trpcErrorOf(error: PulseError): TRPCError {

@@ -359,6 +359,27 @@ describe("HTTP call rates", () => {
     expect(log.failures()).toEqual([]);
   });
 
+  it("answer at the edge (an address's rate) in the shape tRPC gives its own refusals (a tenant's rate)", async () => {
+    const address = nextAddress();
+    const { refused: atEdge } = await floodUntilRefused(() =>
+      send("auth.me", { method: "GET", headers: { "x-forwarded-for": address }, baseUrl: limited.baseUrl }),
+    );
+    const tenant = await createQuietTenant(app);
+    const { refused: byTrpc } = await floodUntilRefused(() =>
+      send("agent.list", {
+        method: "GET",
+        headers: { authorization: `Bearer ${tenant.token}`, "x-forwarded-for": nextAddress() },
+        baseUrl: limited.baseUrl,
+      }),
+    );
+    // The tenant's refusal names its procedure; a refusal before tRPC reads the call cannot.
+    const { path, ...trpcData } = byTrpc.body.error.data;
+    expect(path).toBe("agent.list");
+    expect(Object.keys(atEdge.body.error).sort()).toEqual(Object.keys(byTrpc.body.error).sort());
+    expect(Object.keys(atEdge.body.error.data).sort()).toEqual(Object.keys(trpcData).sort());
+    expect(atEdge.body.error).toMatchObject({ code: byTrpc.body.error.code, data: { code: "TOO_MANY_REQUESTS" } });
+  });
+
   it("count each call of a batch", async () => {
     const address = nextAddress();
     // A batch as large as the burst spends it whole: the next call from that address waits.
