@@ -854,6 +854,9 @@ async function main(): Promise<number> {
   const plan = sizedPlan(args.smoke ? SMOKE_PLAN : FULL_PLAN, args);
   const designs = args.only ?? [...plan.designs];
   const startedAt = new Date();
+  // Read before anything runs, as the processes start from the code as it is now: read at
+  // the end, an edit made while a full run goes on (most of an hour) named the run after it.
+  const measured = revision();
   const bench = new BenchHarness(plan, designs, args);
   const stopOnSignal = () => {
     log("bench: interrupted; stopping every process");
@@ -924,7 +927,7 @@ async function main(): Promise<number> {
       mode: plan.mode,
       startedAt: startedAt.toISOString(),
       durationS: (Date.now() - startedAt.getTime()) / 1000,
-      revision: revision(),
+      revision: measured,
       machine,
       designs,
       plan,
