@@ -81,6 +81,12 @@ describe("accessibility in a real browser", () => {
     await page.locator("[data-connection=live]").waitFor();
     await page.locator("[data-testid=run-list]").waitFor();
     await check(page, "dashboard");
+    // Every role's "Run with input…" form open (the summarizer's number and choice: dashboard-details).
+    const forms = page.locator("details[data-testid$=-input]");
+    expect(await forms.count()).toBeGreaterThan(0);
+    for (const form of await forms.all()) await form.locator("summary").click();
+    await expect.poll(() => page.locator("details[open] form").count()).toBe(await forms.count());
+    await check(page, "dashboard, input forms open");
 
     const first = await activeOutsideRun(tenant.api);
     await page.goto(`${suite.pulse.url}/runs/${first.runId}`);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { formatDuration } from "../src/lib/format";
 import { eventually } from "../src/test/harness";
+import { seriousViolations } from "./support/axe";
 import { dashboardSuite } from "./support/dashboard-suite";
 import { startChainsPulse } from "./support/tenant";
 
@@ -80,13 +81,31 @@ describe("dashboard details (issue 19, item 9)", () => {
     await expect.poll(() => documentId.evaluate((el) => el === document.activeElement)).toBe(true);
     expect(await panel.getAttribute("data-status")).toBe("idle");
     await documentId.fill("doc-7");
-    await panel.getByLabel("Text").fill("First sentence. Second one! Third?");
+    await panel.getByLabel("Text").fill("First sentence. Second one! Third? Fourth.");
+    // A number, a choice and yes-or-no, each showing the role's default.
+    const keep = panel.getByLabel("Sentences to keep (optional)");
+    const style = panel.getByLabel("Style (optional)");
+    expect(await keep.inputValue()).toBe("2");
+    expect(await style.inputValue()).toBe("prose");
+    expect(await panel.getByLabel("Quote each sentence").isChecked()).toBe(false);
+    expect(await seriousViolations(page)).toEqual([]);
+    // Out of the schema's bounds, the browser holds the form back: nothing starts.
+    await keep.fill("11");
+    await panel.getByRole("button", { name: "Run with this input" }).click();
+    expect(await keep.evaluate((el) => (el as HTMLInputElement).validity.rangeOverflow)).toBe(true);
+    expect(await panel.getAttribute("data-status")).toBe("idle");
+    await keep.fill("3");
+    await style.selectOption("bullets");
+    await panel.getByLabel("Quote each sentence").check();
     await panel.getByRole("button", { name: "Run with this input" }).click();
     await page.locator("[data-testid=agent-summarizer][data-status=completed]").waitFor({ timeout: 60_000 });
-    // The run got what the form held: its summary is of that text, its log names that document.
+    // The run got what the form held: its summary is of that text, three quoted sentences as bullets
+    // (a number, a word and a boolean, as the schema wants them), and its log names that document.
     const runId = (await panel.getAttribute("data-run-id"))!;
     await page.goto(`${suite.pulse.url}/runs/${runId}`);
-    await expect.poll(() => page.locator("[data-testid=run-output]").textContent()).toBe("First sentence. Second one!");
+    await expect
+      .poll(() => page.locator("[data-testid=run-output]").textContent())
+      .toBe('- "First sentence."\n- "Second one!"\n- "Third?"');
     const logs = await tenant.api.agent.logs.query({ runId });
     expect(logs.logs.map((entry) => entry.message)).toContain("summarised doc-7");
     await context.close();

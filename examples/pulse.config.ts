@@ -19,12 +19,21 @@ const documentInput = z.object({
 const summarizer = defineAgent({
   role: "summarizer",
   title: "Summarizer",
-  input: documentInput,
+  // The dashboard's "Run with input…" form asks for each field: text, a number, a choice, yes or no.
+  input: documentInput.extend({
+    keep: z.number().int().min(1).max(10).default(2).meta({ title: "Sentences to keep" }),
+    style: z.enum(["prose", "bullets"]).default("prose"),
+    quoted: z.boolean().default(false).meta({ title: "Quote each sentence" }),
+  }),
   concurrencyKey: (input) => input.documentId,
   async run(ctx) {
+    const { keep, style, quoted } = ctx.input;
     const sentences = ctx.input.text.split(/(?<=[.!?])\s+/).filter(Boolean);
-    const summary = await ctx.step("Pick the key sentences", () => sentences.slice(0, 2).join(" "));
-    await ctx.progress(60, `Kept ${Math.min(2, sentences.length)} of ${sentences.length} sentences`);
+    const kept = sentences.slice(0, keep).map((s) => (quoted ? `"${s}"` : s));
+    const summary = await ctx.step("Pick the key sentences", () =>
+      style === "bullets" ? kept.map((s) => `- ${s}`).join("\n") : kept.join(" "),
+    );
+    await ctx.progress(60, `Kept ${kept.length} of ${sentences.length} sentences`);
     await ctx.step("Write the summary", () => ctx.output(summary));
     await ctx.log("info", `summarised ${ctx.input.documentId}`);
   },

@@ -6,6 +6,7 @@ import { formatDuration, quietNotice, runDuration, runMessage, statusAnnouncemen
 import type { RoleInfo, RunView } from "@/lib/trpc/types";
 import { useNow } from "@/lib/use-now";
 import { ProgressBar } from "./progress-bar";
+import { INPUT_CONTROLS, RunInputForm, type RunInput } from "./run-input-form";
 import { StatusAnnouncer } from "./status-announcer";
 import { StatusBadge } from "./status-badge";
 
@@ -22,9 +23,6 @@ export function statusLabel(run: RunView | undefined, external = false): string 
   return status;
 }
 
-/** The longest input field asked for on one line; longer ones get a text area. */
-const SHORT_FIELD_CHARS = 200;
-
 export interface AgentPanelProps {
   role: string;
   title: string;
@@ -34,10 +32,10 @@ export interface AgentPanelProps {
   /** The Run click the server has not confirmed yet. */
   optimistic?: boolean;
   notice?: string | null;
-  /** The text fields a run of the role can be given; with some, the panel offers a form beside Run. */
+  /** The fields a run of the role can be given; with some, the panel offers a form beside Run. */
   inputFields?: RoleInfo["input"];
   /** Starts a run: with the role's default input, or with what the form was given. */
-  onRun(input?: Record<string, string>): void;
+  onRun(input?: RunInput): void;
   onCancel(runId: string): void;
   onRetry(runId: string): void;
 }
@@ -72,7 +70,7 @@ export function AgentPanel({
   const runClicked = () => {
     if (!needsInput || !form.current) return onRun();
     form.current.open = true;
-    form.current.querySelector<HTMLElement>("input, textarea")?.focus();
+    form.current.querySelector<HTMLElement>(INPUT_CONTROLS)?.focus();
   };
 
   return (
@@ -132,32 +130,7 @@ export function AgentPanel({
       {inputFields.length > 0 ? (
         <details ref={form} className="text-sm" data-testid={`agent-${role}-input`}>
           <summary className="min-h-6 cursor-pointer text-accent">Run with input…</summary>
-          <form
-            className="mt-2 flex flex-col gap-2"
-            aria-label={`Run ${title} with input`}
-            onSubmit={(event) => {
-              event.preventDefault();
-              onRun(filledIn(new FormData(event.currentTarget)));
-            }}
-          >
-            {inputFields.map((field) => {
-              const props = { className: "field", name: field.name, required: field.required };
-              return (
-                <label key={field.name} className="flex flex-col gap-1 text-slate-600">
-                  {field.required ? field.label : `${field.label} (optional)`}
-                  {/* A field without a short bound (a document's text) gets room to paste into. */}
-                  {field.maxLength === null || field.maxLength > SHORT_FIELD_CHARS ? (
-                    <textarea {...props} rows={3} maxLength={field.maxLength ?? undefined} />
-                  ) : (
-                    <input {...props} maxLength={field.maxLength} />
-                  )}
-                </label>
-              );
-            })}
-            <button type="submit" className="btn self-start" disabled={optimistic}>
-              Run with this input
-            </button>
-          </form>
+          <RunInputForm title={title} fields={inputFields} disabled={optimistic} onRun={onRun} />
         </details>
       ) : null}
       <div className="mt-auto flex flex-wrap items-center gap-2">
@@ -186,11 +159,4 @@ export function AgentPanel({
       </div>
     </section>
   );
-}
-
-/** The form's filled-in fields: one left empty is left out, so the role's own default applies. */
-function filledIn(form: FormData): Record<string, string> {
-  const input: Record<string, string> = {};
-  for (const [name, value] of form) if (typeof value === "string" && value.trim() !== "") input[name] = value.trim();
-  return input;
 }

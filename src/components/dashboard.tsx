@@ -10,6 +10,7 @@ import { useRunNotifications } from "@/lib/use-run-notifications";
 import { AgentPanel } from "./agent-panel";
 import { ChainView } from "./chain-view";
 import { RunList } from "./run-list";
+import type { RunInput } from "./run-input-form";
 
 export interface DashboardProps {
   id: string;
@@ -58,7 +59,7 @@ export function Dashboard({ id, runs, recent, durations, chain, roles, chains }:
     mutation.mutate({ runId }, { onError: (error) => notify(role, `Could not ${verb}: ${error.message}`) });
   }
 
-  function start(role: string, input?: Record<string, string>) {
+  function start(role: string, input?: RunInput) {
     setPending((p) => ({ ...p, [role]: {} }));
     notify(role, null);
     run.mutate(

@@ -641,7 +641,22 @@ export type PulseRouter = TRPCBuiltRouter<
           title: string;
           external?: undefined | boolean;
           inChain?: undefined | boolean;
-          input: Array<{ name: string; label: string; required: boolean; maxLength: null | number }>;
+          input: Array<
+            | ({ name: string; label: string; required: boolean } & { kind: "text"; maxLength: null | number })
+            | ({ name: string; label: string; required: boolean } & {
+                kind: "number";
+                integer: boolean;
+                minimum: null | number;
+                maximum: null | number;
+                default: null | number;
+              })
+            | ({ name: string; label: string; required: boolean } & {
+                kind: "choice";
+                options: Array<string>;
+                default: null | string;
+              })
+            | ({ name: string; label: string; required: boolean } & { kind: "yes-no"; default: boolean })
+          >;
         }>;
         meta: object;
       }>;

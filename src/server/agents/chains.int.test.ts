@@ -68,7 +68,9 @@ describe("a deployment's own chains", () => {
       // Each run keeps its chain's name, the second one too (started by the worker when the first completed).
       expect(started.run.chainName).toBe("digest");
       expect(runs.map((r) => [r.agentRole, r.chainId, r.chainName, r.input])).toEqual([
-        ["summarizer", started.chainId, "digest", input],
+        // The summarizer keeps its input as its schema parsed it, defaults filled in; the
+        // reviewer gets the document the summarizer parsed, its own schema's fields of it.
+        ["summarizer", started.chainId, "digest", { ...input, keep: 2, style: "prose", quoted: false }],
         ["reviewer", started.chainId, "digest", input],
       ]);
       expect((await client.trpc.agent.latestChain.query()).map((r) => r.chainName)).toEqual(["digest", "digest"]);
