@@ -181,12 +181,12 @@ describe("agent procedures through the server-side caller", () => {
       "context-file-writer",
       "ticker",
     ]);
-    // With the text fields of its input, which the dashboard's form asks for.
+    // With the fields of its input, which the dashboard's form asks for.
     expect(roles[0]).toEqual({
       role: "client-researcher",
       title: "Client researcher",
       inChain: true,
-      input: [{ name: "company", label: "Company", required: false, maxLength: 200 }],
+      input: [{ kind: "text", name: "company", label: "Company", required: false, maxLength: 200 }],
     });
 
     const started = await caller.agent.run({ agentRole: ticker.role, input: { topic: "pricing", depth: 2 } });
