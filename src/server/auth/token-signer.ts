@@ -58,7 +58,6 @@ export class TokenSigner {
   private cryptoKey(): Promise<webcrypto.CryptoKey> {
     this.key ??= crypto.subtle.importKey("raw", new Uint8Array(this.secret), { name: "HMAC", hash: "SHA-256" }, false, [
       "sign",
-      "verify",
     ]);
     return this.key;
   }
@@ -90,8 +89,7 @@ export class TokenSigner {
     const audience = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
     if (audience.length !== 1 || typeof audience[0] !== "string") return null;
     const kind = KINDS.get(audience[0]);
-    if (!kind || !kinds.includes(kind) || typeof payload.sub !== "string" || typeof payload.exp !== "number")
-      return null;
+    if (!kind || !kinds.includes(kind)) return null;
     const claims: Record<string, string> = {};
     for (const [key, value] of Object.entries(payload)) {
       if (typeof value === "string") claims[key] = value;
@@ -99,6 +97,9 @@ export class TokenSigner {
     return { kind, subject: payload.sub, claims, expiresAt: payload.exp * 1000 };
   }
 }
+
+/** A token's claims once `verifiedClaims` has checked them: these three are known to be present. */
+type VerifiedClaims = Record<string, unknown> & { sub: string; exp: number; aud: string | unknown[] };
 
 /** A JWS's three base64url parts; an HS256 signature is 32 bytes, 43 characters unpadded. */
 const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/;
@@ -111,7 +112,7 @@ const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/;
  * spelling, compared in constant time before anything of the token is parsed; `iss`, `aud`,
  * `sub`, `iat` and `exp` are required, `exp` after `now`, and any `nbf` not after it.
  */
-export function verifiedClaims(token: string, key: KeyObject, now: number): Record<string, unknown> | null {
+export function verifiedClaims(token: string, key: KeyObject, now: number): VerifiedClaims | null {
   const parts = COMPACT_JWS.exec(token);
   if (!parts) return null;
   const [, header = "", body = "", signature = ""] = parts;
@@ -133,7 +134,8 @@ export function verifiedClaims(token: string, key: KeyObject, now: number): Reco
   if (typeof sub !== "string" || (typeof aud !== "string" && !Array.isArray(aud))) return null;
   if (typeof iat !== "number" || typeof exp !== "number" || exp <= now) return null;
   if (nbf !== undefined && (typeof nbf !== "number" || nbf > now)) return null;
-  return claims;
+  // The checks above are what the type says.
+  return claims as VerifiedClaims;
 }
 
 /** A base64url part's JSON object, or null for anything else (text that is not JSON, an array, a number). */
