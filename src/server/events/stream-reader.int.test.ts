@@ -500,19 +500,33 @@ describe("TenantStreamReader's wake-ups", () => {
     return seen;
   }
 
-  it("tells subscribers to resync when the stream lost entries they were sent (a failover), then goes on", async () => {
-    const { reader: r, stream, keys, command } = await reader(3_600_000);
+  /**
+   * A reader following a fresh tenant whose subscribers were sent two entries, "kept" and
+   * "lost", with the subscription's first read over: wakes may deliver both before it goes
+   * out, and a read after the loss a test then makes would see the stream as it is after it.
+   */
+  async function sentKeptAndLost(...options: Parameters<typeof reader>) {
+    const made = await reader(...options);
+    const { reader: r, stream } = made;
     const tenant = `t-${randomUUID()}`;
     const seen = await followWithLosses(r, tenant);
-    await stream.append(tenant, event(tenant, "kept"));
-    const lost = await stream.append(tenant, event(tenant, "lost"));
+    const [kept, lost] = [
+      await stream.append(tenant, event(tenant, "kept")),
+      await stream.append(tenant, event(tenant, "lost")),
+    ].map((appended) => ("id" in appended ? appended.id : ""));
     await eventually(
       () => seen,
       (s) => s.length === 2,
       "both entries",
     );
+    await r.settled();
+    return { ...made, tenant, seen, keptId: kept!, lostId: lost! };
+  }
+
+  it("tells subscribers to resync when the stream lost entries they were sent (a failover), then goes on", async () => {
+    const { stream, keys, command, tenant, seen, lostId } = await sentKeptAndLost(3_600_000);
     // The promoted replica never had the second entry; another process appends first.
-    await command.xdel(keys.events(tenant), "id" in lost ? lost.id : "");
+    await command.xdel(keys.events(tenant), lostId);
     const other = new TenantEventStream(command, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
     const next = await other.append(tenant, event(tenant, "after"));
     const nextId = "id" in next ? next.id : "";
@@ -523,7 +537,7 @@ describe("TenantStreamReader's wake-ups", () => {
     );
     // The entry after the hole is covered by the resync's snapshot, not delivered past the hole.
     expect(seen).toEqual(["kept", "lost", `LOST@${nextId}`]);
-    expect(await command.get(keys.trimmed(tenant))).toBe("id" in lost ? lost.id : "");
+    expect(await command.get(keys.trimmed(tenant))).toBe(lostId);
     await stream.append(tenant, event(tenant, "later"));
     await eventually(
       () => seen,
@@ -531,6 +545,47 @@ describe("TenantStreamReader's wake-ups", () => {
       "the next entry",
     );
     expect(seen.at(-1)).toBe("later");
+  });
+
+  it("tells subscribers to resync when a read delivered the first entry after a loss before its wake came", async () => {
+    // Every followed stream read each sweep: the entry below arrives by a read, not by a wake.
+    const { stream, keys, command, tenant, seen, keptId, lostId } = await sentKeptAndLost(100, undefined, {
+      checkPeriodMs: 100,
+    });
+    // A failover to a replica that never had the second entry; another process appends, and a
+    // read brings its entry in before the wake of it arrives.
+    await command.xdel(keys.events(tenant), lostId);
+    const payload = event(tenant, "after");
+    const after = (await command.xadd(keys.events(tenant), "*", "e", payload))!;
+    await eventually(
+      () => seen,
+      (s) => s.length === 3,
+      "the entry after the loss, read",
+    );
+    expect(seen).toEqual(["kept", "lost", "after"]);
+    // Its wake names the entry before it in the stream: the kept one, not the lost one.
+    await command.spublish(keys.wake(tenant), `${tenant}\n${keptId}\n${after}\n${payload}`);
+    await eventually(
+      () => seen,
+      (s) => s.length === 4,
+      "the loss",
+    );
+    expect(seen).toEqual(["kept", "lost", "after", `LOST@${after}`]);
+    // A client that stopped at the lost entry resyncs when it comes back.
+    await eventually(
+      () => command.get(keys.trimmed(tenant)),
+      (marker) => marker === lostId,
+      "the lost entry's marker",
+    );
+    // Wakes of entries read without a loss change nothing.
+    const next = await stream.append(tenant, event(tenant, "next"));
+    await eventually(
+      () => seen,
+      (s) => s.length === 5,
+      "the next entry",
+    );
+    expect(seen.at(-1)).toBe("next");
+    expect("id" in next && compareStreamIds(next.id, after)).toBeGreaterThan(0);
   });
 
   it("tells subscribers to resync when a publisher finds the stream lost entries the reader never heard of", async () => {

@@ -64,12 +64,26 @@ interface TenantCursor {
   subscribers: Set<StreamSubscriber>;
   /** The newest id a wake announced: a read that passes it without finding it shows the stream lost it. */
   announced?: string;
+  /**
+   * The first entry of each read that came before its wake, with the id delivered just before
+   * it; usually none (wakes come first). The wake says what the entry followed in the stream:
+   * an older id shows the stream lost what the reader delivered in between (see `rang`). Only
+   * a read's first entry can follow one lost so: a read returns the stream's entries as they
+   * stand, one after another.
+   */
+  readAhead?: Map<string, string>;
   /** Set until the wake subscription is confirmed and the cursor fixed; the stream is not read meanwhile. */
   opening?: Promise<void>;
 }
 
 /** Tenants' markers looked up at once when checking for lost streams: a pipeline each, not a round trip per tenant. */
 const LOST_STREAM_CHECK_CHUNK = 500;
+
+/**
+ * Read-ahead entries a tenant's cursor remembers at most, waiting for their wakes; the oldest
+ * are forgotten (a wake that never comes: one too large to carry ids, or lost with its connection).
+ */
+const READ_AHEAD_LIMIT = 16;
 
 /**
  * The one Redis reader of an API process. Every append rings its tenant's wake channel
@@ -261,6 +275,7 @@ export class TenantStreamReader {
     // An opening tenant is read once it is open, which finds this entry.
     if (!cursor || cursor.opening) return;
     const announced = wakeCarried(message);
+    if (announced && cursor.readAhead && this.readAheadLost(tenantId, cursor, announced)) return;
     // What the reader knew exists before this wake: what it delivered, and what wakes announced.
     const known =
       cursor.announced && compareStreamIds(cursor.announced, cursor.lastId) > 0 ? cursor.announced : cursor.lastId;
@@ -289,6 +304,36 @@ export class TenantStreamReader {
     this.dirty.add(tenantId);
     this.wake?.();
   }
+
+  /**
+   * The wake of an entry a read delivered first: it names the entry before it in the stream.
+   * When that is older than the entry the reader delivered before it, the stream lost what the
+   * reader delivered in between (a failover, and a read that overtook the wake of the first
+   * append after it): subscribers resync after everything delivered, as when the wake comes
+   * first. Forgets the entries up to this one either way: their wakes came, or never will.
+   */
+  private readAheadLost(tenantId: string, cursor: TenantCursor, wake: { previousId: string; id: string }): boolean {
+    const readAhead = cursor.readAhead!;
+    const deliveredBefore = readAhead.get(wake.id);
+    for (const id of readAhead.keys()) {
+      if (compareStreamIds(id, wake.id) > 0) break;
+      readAhead.delete(id);
+    }
+    if (readAhead.size === 0) cursor.readAhead = undefined;
+    if (deliveredBefore === undefined || compareStreamIds(wake.previousId, deliveredBefore) >= 0) return false;
+    this.lostTail(tenantId, deliveredBefore);
+    this.resync(cursor, cursor.lastId);
+    return true;
+  }
+
+  /** Remembers what the first entry a read is about to deliver follows, unless its wake came already. */
+  private rememberReadAhead(cursor: TenantCursor, first: StreamEntry): void {
+    if (cursor.announced && compareStreamIds(first.id, cursor.announced) <= 0) return;
+    const readAhead = (cursor.readAhead ??= new Map());
+    readAhead.set(first.id, cursor.lastId);
+    if (readAhead.size > READ_AHEAD_LIMIT) readAhead.delete(readAhead.keys().next().value!);
+  }
+
   /**
    * Whether the stream no longer holds the entry this reader delivered last, or is marked as
    * having lost entries after it (retention, or a publisher that found the stream lost its tail).
@@ -317,6 +362,7 @@ export class TenantStreamReader {
       this.deliver(cursor, carried);
     }
     cursor.lastId = restartId;
+    cursor.readAhead = undefined;
     if (!cursor.announced || compareStreamIds(restartId, cursor.announced) > 0) cursor.announced = restartId;
     for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
   }
@@ -477,6 +523,7 @@ export class TenantStreamReader {
         "stream reader: the tenant's stream was lost (Redis without its data); subscribers resync",
       );
       cursor.lastId = restartId;
+      cursor.readAhead = undefined;
       for (const subscriber of cursor.subscribers) subscriber.lost(restartId);
     } else if (cursor.lastId !== STREAM_ORIGIN && (await this.lostAfter(tenantId, cursor.lastId))) {
       this.lostTail(tenantId, cursor.lastId);
@@ -630,7 +677,9 @@ export class TenantStreamReader {
         this.resync(cursor, entries.at(-1)!.id);
         continue;
       }
-      this.deliver(cursor, fresh === 0 ? entries : entries.slice(fresh));
+      const delivered = fresh === 0 ? entries : entries.slice(fresh);
+      this.rememberReadAhead(cursor, delivered[0]!);
+      this.deliver(cursor, delivered);
     }
   }
 }
