@@ -94,13 +94,14 @@ export interface DesignKit {
   clients: BenchProcess;
 }
 
+/** How long a server process may take to listen (Pulse's migrates the database first). */
+const SERVER_START_MS = 180_000;
+
 /**
  * Every process of a bench run and the one place that stops them: the private Redis, the
  * database, and each design's server, publisher and client processes; plus the operations
  * the scenarios drive them with (tenants, targets, steps, connections, profiles).
  */
-/** How long a server process may take to listen (Pulse's migrates the database first). */
-const SERVER_START_MS = 180_000;
 
 export class BenchHarness {
   readonly redisServer = new PrivateRedisServer();
