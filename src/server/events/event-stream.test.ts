@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RedisClient } from "../redis";
-import { TenantEventStream, TenantStreamKeys } from "./event-stream";
+import { TenantEventStream, TenantStreamKeys, wakeCarried, wakeTenant } from "./event-stream";
 
 /**
  * A Redis that answers the append script only, with increasing ids, and records the id each
@@ -78,5 +78,26 @@ describe("TenantEventStream's memory of what it appended", () => {
     expect(await trimsOf(["a", "b", "c", "a", "b", "c"])).toEqual(["a", "b", "c"]);
     // "d" pushes out "a", the least recently appended; "a" comes back as new and pushes out "b".
     expect(await trimsOf(["d", "c", "a", "c", "d", "b"])).toEqual(["d", "a", "b"]);
+  });
+});
+
+describe("wakeCarried", () => {
+  it("reads the entry's id, the id before it and the entry, the entry only when asked", () => {
+    const carried = wakeCarried(`tenant-1\n5-0\n6-0\n{"type":"agent:log","message":"hi"}`)!;
+    expect(carried.previousId).toBe("5-0");
+    expect(carried.id).toBe("6-0");
+    expect(carried.entry()).toEqual({ id: "6-0", event: { type: "agent:log", message: "hi" } });
+  });
+
+  it("reads the ids of an entry too large to carry, without the entry", () => {
+    const carried = wakeCarried("tenant-1\n5-0\n6-0")!;
+    expect([carried.previousId, carried.id]).toEqual(["5-0", "6-0"]);
+    expect(carried.entry()).toBeNull();
+  });
+
+  it("carries nothing in a wake with the tenant alone (older versions rang so for a large entry)", () => {
+    expect(wakeCarried("tenant-1")).toBeNull();
+    expect(wakeTenant("tenant-1")).toBe("tenant-1");
+    expect(wakeTenant("tenant-1\n5-0\n6-0")).toBe("tenant-1");
   });
 });

@@ -165,7 +165,7 @@ export type AppendResult = { id: string; genesis: string | null; ended?: LivePro
 
 /**
  * Entries up to this size ride on their wake (see `APPEND`); a larger one (a long output
- * chunk) rings with the tenant's id alone and is read from the stream.
+ * chunk) rings with its id and the id before it alone, and is read from the stream.
  */
 const MAX_WAKE_PAYLOAD_BYTES = 8_192;
 
@@ -183,8 +183,9 @@ const COUNTER_TTL_SECONDS = 86_400;
  * marks a stream older than the marker), returning the genesis it recorded, if any; with a
  * live-attempt gate, it checks, sets or clears the run's marker in the same step, so the
  * marker and the stream's order never disagree. Then it rings the tenant's wake channel: with the
- * tenant's id, and (below a size) the entry itself and the id of the entry before it, so a
- * reader that has read up to that id can deliver it without reading the stream. A `clear`
+ * tenant's id, the entry's id and the id of the entry before it, and (below a size) the entry
+ * itself, so a reader that has read up to that id can deliver it without reading the stream,
+ * and one that delivered entries after that id knows the stream lost them. A `clear`
  * returns the live progress it removed: what clients saw last before the run's end. A counted
  * event keeps its run's counter in order (see `AppendCounter`); anything that shows the stream
  * lost or reordered entries marks this one as the first after a loss, so readers resync.
@@ -294,7 +295,7 @@ end
 if #ARGV[1] <= ${MAX_WAKE_PAYLOAD_BYTES} then
   redis.call('SPUBLISH', ARGV[6], ARGV[7] .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[1])
 else
-  redis.call('SPUBLISH', ARGV[6], ARGV[7])
+  redis.call('SPUBLISH', ARGV[6], ARGV[7] .. '\\n' .. previous .. '\\n' .. id)
 end
 return {id, genesis, false, ended}`;
 
@@ -304,21 +305,30 @@ export function wakeTenant(message: string): string {
   return end < 0 ? message : message.slice(0, end);
 }
 
+/** What a wake message (see `APPEND`) carries besides its tenant. */
+export interface WakeCarried {
+  /** The id of the entry before this one when it was appended. */
+  previousId: string;
+  id: string;
+  /** The entry, decoded only when asked for (when it follows what the reader has); null when it was too large to carry. */
+  entry(): StreamEntry | null;
+}
+
 /**
- * What a wake message carries besides its tenant: the entry's id and the id before it, and
- * the entry itself, decoded only when asked for (when it follows what the reader has).
+ * What a wake message carries besides its tenant; null for one with the tenant alone (how
+ * older versions rang for an entry too large to carry: a rolling upgrade may still send it).
  */
-export function wakeCarried(message: string): { previousId: string; id: string; entry(): StreamEntry } | null {
+export function wakeCarried(message: string): WakeCarried | null {
   const tenantEnd = message.indexOf("\n");
   if (tenantEnd < 0) return null;
   const previousEnd = message.indexOf("\n", tenantEnd + 1);
-  const idEnd = previousEnd < 0 ? -1 : message.indexOf("\n", previousEnd + 1);
-  if (idEnd < 0) return null;
-  const id = message.slice(previousEnd + 1, idEnd);
+  if (previousEnd < 0) return null;
+  const idEnd = message.indexOf("\n", previousEnd + 1);
+  const id = idEnd < 0 ? message.slice(previousEnd + 1) : message.slice(previousEnd + 1, idEnd);
   return {
     previousId: message.slice(tenantEnd + 1, previousEnd),
     id,
-    entry: () => decodeEntry(id, message.slice(idEnd + 1)),
+    entry: () => (idEnd < 0 ? null : decodeEntry(id, message.slice(idEnd + 1))),
   };
 }
 

@@ -547,6 +547,22 @@ describe("TenantStreamReader's wake-ups", () => {
     expect(seen.at(-1)).toBe("later");
   });
 
+  it("tells subscribers to resync when the first entry after a loss is too large to ride on its wake", async () => {
+    const { keys, command, tenant, seen, lostId } = await sentKeptAndLost(3_600_000);
+    await command.xdel(keys.events(tenant), lostId);
+    // Its wake carries its id and the id before it, not the entry: that is enough to see the hole.
+    const other = new TenantEventStream(command, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
+    const large = await other.append(tenant, event(tenant, `large ${"x".repeat(10_000)}`));
+    const largeId = "id" in large ? large.id : "";
+    await eventually(
+      () => seen,
+      (s) => s.length === 3,
+      "the loss",
+    );
+    expect(seen).toEqual(["kept", "lost", `LOST@${largeId}`]);
+    expect(await command.get(keys.trimmed(tenant))).toBe(lostId);
+  });
+
   it("tells subscribers to resync when a read delivered the first entry after a loss before its wake came", async () => {
     // Every followed stream read each sweep: the entry below arrives by a read, not by a wake.
     const { stream, keys, command, tenant, seen, keptId, lostId } = await sentKeptAndLost(100, undefined, {

@@ -81,16 +81,17 @@ const LOST_STREAM_CHECK_CHUNK = 500;
 
 /**
  * Read-ahead entries a tenant's cursor remembers at most, waiting for their wakes; the oldest
- * are forgotten (a wake that never comes: one too large to carry ids, or lost with its connection).
+ * are forgotten (a wake that never comes: lost with its connection, or from an older version
+ * that rang for a large entry with the tenant alone).
  */
 const READ_AHEAD_LIMIT = 16;
 
 /**
  * The one Redis reader of an API process. Every append rings its tenant's wake channel
- * with the tenant's id and, mostly, the entry and the id before it; the reader listens to
- * the channels of the tenants it follows only. An entry that follows the reader's cursor
- * is delivered straight from its wake, with no read at all. Otherwise the reader reads the
- * followed streams that rang, from where it left each. Either way it fans each batch out
+ * with the tenant's id, the entry's id and the id before it, and mostly the entry; the
+ * reader listens to the channels of the tenants it follows only. An entry that follows the
+ * reader's cursor is delivered straight from its wake, with no read at all. Otherwise the
+ * reader reads the followed streams that rang, from where it left each. Either way it fans each batch out
  * in memory, so a subscriber costs a Set entry, never a Redis connection, and a read costs
  * the tenants with news, not every tenant followed. The streams stay the record: when a
  * wake connection comes back every followed stream is read, and a rolling check reads a
@@ -282,9 +283,10 @@ export class TenantStreamReader {
     if (announced && (!cursor.announced || compareStreamIds(announced.id, cursor.announced) > 0))
       cursor.announced = announced.id;
     const carried = this.recheck ? null : announced;
-    if (carried?.previousId === cursor.lastId && known === cursor.lastId) {
-      cursor.lastId = carried.id;
-      this.carry(cursor, carried.entry());
+    const entry = carried?.previousId === cursor.lastId && known === cursor.lastId ? carried.entry() : null;
+    if (entry) {
+      cursor.lastId = entry.id;
+      this.carry(cursor, entry);
       return;
     }
     // A read already brought this entry (it overtook its wake): there is nothing to read.
