@@ -91,11 +91,12 @@ const READ_AHEAD_LIMIT = 16;
  * with the tenant's id, the entry's id and the id before it, and mostly the entry; the
  * reader listens to the channels of the tenants it follows only. An entry that follows the
  * reader's cursor is delivered straight from its wake, with no read at all. Otherwise the
- * reader reads the followed streams that rang, from where it left each. Either way it fans each batch out
- * in memory, so a subscriber costs a Set entry, never a Redis connection, and a read costs
- * the tenants with news, not every tenant followed. The streams stay the record: when a
- * wake connection comes back every followed stream is read, and a rolling check reads a
- * bounded slice of them each `sweepMs`, so a lost wake delays an event, never loses it.
+ * reader reads the followed streams that rang, from where it left each. Either way it fans
+ * each batch out in memory, so a subscriber costs a Set entry, never a Redis connection,
+ * and a read costs the tenants with news, not every tenant followed. The streams stay the
+ * record: when a wake connection comes back every followed stream is read, and a rolling
+ * check reads a bounded slice of them each `sweepMs`, so a lost wake delays an event,
+ * never loses it.
  */
 export class TenantStreamReader {
   private readonly tenants = new Map<string, TenantCursor>();
