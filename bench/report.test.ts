@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ScenarioResult, StepResult } from "./bench-result";
-import { scenarioTable, summarise, targetsTable } from "./report";
-import { FIXTURE_SUBSCRIBERS, fixtureStep } from "./result-fixtures";
+import { benchmarkMarkdown, scenarioTable, summarise, targetsTable } from "./report";
+import { FIXTURE_SUBSCRIBERS, fixtureRepetition, fixtureResult, fixtureStep, fixtureWave } from "./result-fixtures";
 import type { Design } from "./workload";
 
 /** A narrow step's result with what the summary reads, at ladder position `index`. */
@@ -193,5 +193,29 @@ describe("scenarioTable", () => {
       /pass \(after 1 disturbed attempt set aside: others 0\.01, stolen 0\.34 cores: p99 412 ms > 250 ms\)$/,
     );
     expect(rows.find((r) => r.includes("socket-io"))).toMatch(/pass *$/);
+  });
+});
+
+describe("benchmarkMarkdown", () => {
+  const runs = [fixtureRepetition(0, { pulse: { max: 1_000 }, "socket-io": { max: 900 }, "ws-floor": { max: 2_000 } })];
+  const waves = [
+    { ...fixtureWave("pulse", 0, { subscribed: 300, firstEvent: 400 }), openingMs: 118.8 },
+    { ...fixtureWave("socket-io", 0, { subscribed: 200, firstEvent: 250 }), openingMs: 127.2 },
+  ];
+
+  it("says how long the client took to start the subscribe waves, which every design's figures include", () => {
+    const markdown = benchmarkMarkdown(fixtureResult(runs, [], waves));
+    expect(markdown).toContain("each wave's `openingMs`: 118.8–127.2 ms in this run");
+  });
+
+  it("says so where a run did not record it", () => {
+    const markdown = benchmarkMarkdown(
+      fixtureResult(
+        runs,
+        [],
+        waves.map(({ openingMs: _, ...wave }) => wave),
+      ),
+    );
+    expect(markdown).toContain("each wave's `openingMs`: not recorded by runs before 2026-12-06");
   });
 });

@@ -564,11 +564,18 @@ function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
 }
 
 /** How the time-to-first-event waves are made (nothing for runs planned before they existed). */
-function firstEventMethod(plan: BenchResult["plan"]): string {
-  const wave = plan.firstEvent as BenchResult["plan"]["firstEvent"] | undefined;
+function firstEventMethod(result: BenchResult): string {
+  const wave = result.plan.firstEvent as BenchResult["plan"]["firstEvent"] | undefined;
   if (!wave) return "";
+  const opening = (result.firstEvent ?? []).flatMap((w) => (w.openingMs === undefined ? [] : [w.openingMs]));
+  const took = opening.length
+    ? `${Math.min(...opening)}–${Math.max(...opening)} ms in this run`
+    : "not recorded by runs before 2026-12-06";
   return `- **Time to first event on subscribe**: ${wave.tenants} tenants, each publishing ${wave.eventsPerSecondPerTenant} events/s;
   ${wave.leadMs / 1000} s after they start, ${wave.tenants * wave.subscribersPerTenant} subscribers (lean clients) open their connections at once.
+  The client starts them all in one turn of its event loop, and no request leaves it before
+  that turn ends: up to that turn's length of every design's figures is the client's own
+  work (each wave's \`openingMs\`: ${took}).
   Each is timed from the moment it starts to its socket being open (*connect*), to its
   subscription being in place (*subscribed*: Pulse's snapshot, which reads the database;
   Socket.IO's \`connect\` event, sent after the room join; the floor's "ready"), and to the
@@ -748,7 +755,7 @@ fields \`seq\` and \`at\`).
   sizes run in that order in the same server process, so RSS the allocator kept from an
   earlier size counts as already there: the memory target is judged at the first, largest.
   A memory target is met only when heap AND RSS per connection both are.
-${firstEventMethod(plan)}${stormMethod(result)}- **Also measured**: the events/s one Pulse worker process publishes through
+${firstEventMethod(result)}${stormMethod(result)}- **Also measured**: the events/s one Pulse worker process publishes through
   \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
   \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.
 

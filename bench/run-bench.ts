@@ -499,7 +499,7 @@ async function runFirstEvent(
       });
       log(
         `  ${design.padEnd(9)} ${wave.live}/${wave.connections} live; first event p50 ${wave.firstEventMs.p50} ms, p99 ${wave.firstEventMs.p99} ms; ` +
-          `subscribed p99 ${wave.subscribedMs.p99} ms; connect p99 ${wave.connectMs.p99} ms${wave.failed ? ` (${wave.failed} failed: ${wave.errors[0]})` : ""}`,
+          `subscribed p99 ${wave.subscribedMs.p99} ms; connect p99 ${wave.connectMs.p99} ms (the client started them in ${wave.openingMs} ms)${wave.failed ? ` (${wave.failed} failed: ${wave.errors[0]})` : ""}`,
       );
     } finally {
       await publishing.catch(() => undefined);
