@@ -325,11 +325,26 @@ export function wakeCarried(message: string): WakeCarried | null {
   if (previousEnd < 0) return null;
   const idEnd = message.indexOf("\n", previousEnd + 1);
   const id = idEnd < 0 ? message.slice(previousEnd + 1) : message.slice(previousEnd + 1, idEnd);
-  return {
-    previousId: message.slice(tenantEnd + 1, previousEnd),
-    id,
-    entry: () => (idEnd < 0 ? null : decodeEntry(id, message.slice(idEnd + 1))),
-  };
+  return new CarriedWake(message.slice(tenantEnd + 1, previousEnd), id, message, idEnd);
+}
+
+/**
+ * A wake's ids, and its entry read from the message only when asked for. A class rather than
+ * an object with a closure: every event's wake makes one, and a closure per wake also cost
+ * naming it (tsx keeps functions' names by setting each one's as it is made).
+ */
+class CarriedWake implements WakeCarried {
+  constructor(
+    readonly previousId: string,
+    readonly id: string,
+    private readonly message: string,
+    /** Where the id ends and the entry begins; -1 when the wake carries none. */
+    private readonly idEnd: number,
+  ) {}
+
+  entry(): StreamEntry | null {
+    return this.idEnd < 0 ? null : decodeEntry(this.id, this.message.slice(this.idEnd + 1));
+  }
 }
 
 /** An entry from its stored JSON, which is kept as the event's encoding (see `rememberEncoding`): it is never serialised again. */
