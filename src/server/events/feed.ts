@@ -400,8 +400,9 @@ class LiveEntries<TEvent extends PulseEvent> implements StreamSubscriber {
     const last = entries[entries.length - 1]!;
     if (compareStreamIds(last.id, after) <= 0) return;
     this.lastYielded = last.id;
-    // Only the batch that overlaps the hand-over holds entries already given.
-    const overlaps = compareStreamIds(entries[0]!.id, after) <= 0;
+    // Only the batch that overlaps the hand-over holds entries already given (a batch of one,
+    // most live deliveries, was just found newer).
+    const overlaps = entries.length > 1 && compareStreamIds(entries[0]!.id, after) <= 0;
     const wanted =
       !overlaps && entries.every((entry) => this.query.accept(entry.event))
         ? entries
