@@ -558,6 +558,34 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     expect(await app.pulse.services.db.runLog.count({ where: { runId: refused!.runId } })).toBe(0);
   });
 
+  it("rewrite a run's row on its own page: the table leaves room on each page for that", async () => {
+    const runs = await activeRuns(60);
+    const { db } = app.pulse.services;
+    const pageOf = async (runId: string) => {
+      const [row] = await db.$queryRaw<{ page: number }[]>(
+        Prisma.sql`SELECT (ctid::text::point)[0]::int AS "page" FROM "AgentRun" WHERE "id" = ${runId}`,
+      );
+      return row!.page;
+    };
+    // A run on the page that took the most of these rows: one that inserts stopped filling.
+    const pages = await Promise.all(runs.map((run) => pageOf(run.runId)));
+    const count = (page: number) => pages.filter((p) => p === page).length;
+    const fullest = [...new Set(pages)].sort((a, b) => count(b) - count(a))[0]!;
+    const run = runs[pages.indexOf(fullest)]!;
+    // Room for a few versions of the row without reclaiming any (how many more fit depends on
+    // when PostgreSQL prunes the page, which other transactions' snapshots may hold back).
+    for (let line = 1; line <= 5; line++) {
+      await projectRunActivity(app.database.sql, [
+        {
+          event: { ...run.base, type: "agent:log", level: "info", message: `line ${line}` },
+          key: `${run.runId}:${line}`,
+        },
+      ]);
+      expect(await pageOf(run.runId), `after line ${line}`).toBe(fullest);
+    }
+    expect((await run.row()).seq).toBe(7);
+  });
+
   it("never deadlock with each other or with a progress flush over the same runs, from any number of connections", async () => {
     const runs = await activeRuns(30);
     const { sql } = app.database;
