@@ -73,6 +73,8 @@ export interface StepResult extends Omit<DeliveryCounts, "outsideStep"> {
   latency: LatencySummary;
   /** Steps' and logs' latency alone (see `StepSummary.storedLatency`); absent in runs before it was kept. */
   storedLatency?: LatencySummary;
+  /** Progress events' latency alone (see `StepSummary.progressLatency`); absent in runs before it was kept. */
+  progressLatency?: LatencySummary;
   /** Deliveries per second over the step, from its first intended send to its last delivery. */
   achievedDeliveriesPerSecond: number;
   /** Server CPU (user + system) per delivery over the step, idle work included (µs). */

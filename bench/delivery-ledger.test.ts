@@ -39,6 +39,8 @@ describe("DeliveryLedger", () => {
     expect(summary.latency.count).toBe(20);
     expect(summary.storedLatency.count).toBe(stored);
     expect(summary.storedLatency.p50).toBeCloseTo(9, 1);
+    expect(summary.progressLatency.count).toBe(20 - stored);
+    expect(summary.progressLatency.max).toBeCloseTo(1, 1);
     expect(summary.latency.p50).toBeCloseTo(1, 1);
   });
 

@@ -51,6 +51,11 @@ export interface StepSummary extends DeliveryCounts {
    * so comparing this with `latency` says how much of Pulse's tail is that write.
    */
   storedLatency: LatencySummary;
+  /**
+   * The latency of the step's progress events alone (four fifths of the events), which every
+   * design delivers without a database write first: its live path, beside `storedLatency`.
+   */
+  progressLatency: LatencySummary;
 }
 
 /** HDR histogram in microseconds, three significant digits, resized as needed. */
@@ -85,6 +90,8 @@ export class DeliveryLedger {
   private histogram = latencyHistogram();
   /** The same, for steps and logs only (see `StepSummary.storedLatency`). */
   private stored = latencyHistogram();
+  /** The same, for progress only (see `StepSummary.progressLatency`). */
+  private progressed = latencyHistogram();
   private seqStart = 0;
   private seqEnd = 0;
   private tenants = 1;
@@ -113,6 +120,7 @@ export class DeliveryLedger {
     this.lastProgress = this.tenantOf.map(() => new Int32Array(runsPerTenant).fill(-1));
     this.histogram.reset();
     this.stored.reset();
+    this.progressed.reset();
     this.counts = emptyCounts();
     const bytes = Math.ceil((seqEnd - seqStart) / 8);
     this.seen = this.tenantOf.map(() => new Uint8Array(bytes));
@@ -152,8 +160,12 @@ export class DeliveryLedger {
     const latencyUs = Math.max(1, receivedUs - intendedUs);
     this.histogram.recordValue(latencyUs);
     if (latencyUs > this.lateAfterUs) this.late++;
-    if (isProgressEvent(seq)) this.progressDelivered(connection, seq, bitmap);
-    else this.stored.recordValue(latencyUs);
+    if (isProgressEvent(seq)) {
+      this.progressed.recordValue(latencyUs);
+      this.progressDelivered(connection, seq, bitmap);
+    } else {
+      this.stored.recordValue(latencyUs);
+    }
   }
 
   /** Counts the run's earlier progress events this subscriber skipped as superseded by `seq`. */
@@ -199,7 +211,12 @@ export class DeliveryLedger {
   }
 
   end(): StepSummary {
-    const summary = { ...this.countsNow(), latency: summarise(this.histogram), storedLatency: summarise(this.stored) };
+    const summary = {
+      ...this.countsNow(),
+      latency: summarise(this.histogram),
+      storedLatency: summarise(this.stored),
+      progressLatency: summarise(this.progressed),
+    };
     this.active = false;
     this.seen = [];
     return summary;

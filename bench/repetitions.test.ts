@@ -54,6 +54,20 @@ describe("summariseRepetitions", () => {
     expect(tables).toMatch(/pulse: steps and logs only +20 \(20–20\) +40 \(40–40\) +64 \(60–68\)/);
   });
 
+  test("so has its progress, which it appends without writing it to its database first", () => {
+    const summary = summariseRepetitions(fixtureResult(runs));
+    // Three quarters of Pulse's p99 (30+r) at 75% in the fixtures.
+    expect(summary.scenarios.narrow!.atLoads[2]!.progressP99).toEqual({ median: 24, min: 22.5, max: 25.5, n: 5 });
+    expect(repeatedTables(summary, ["pulse", "socket-io"])).toMatch(
+      /pulse: progress only +7\.5 \(7\.5–7\.5\) +15 \(15–15\) +24 \(22\.5–25\.5\)/,
+    );
+    // A run from before progress was kept apart has no such row.
+    const older = fixtureResult(runs);
+    for (const scenario of older.scenarios) for (const step of scenario.atLoads) delete step.progressLatency;
+    expect(summariseRepetitions(older).scenarios.narrow!.atLoads[2]!.progressP99).toBeNull();
+    expect(repeatedTables(summariseRepetitions(older), ["pulse", "socket-io"])).not.toMatch(/progress only/);
+  });
+
   test("a median maximum its soak did not confirm keeps the throughput target from being met", () => {
     // The soak runs once, in the last repetition, at the median maximum.
     const soakedLast = [0, 1].map((r) =>

@@ -73,10 +73,15 @@ export interface RepeatedScenario {
   sustained: Partial<Record<Design, number | null>>;
   /**
    * p99 (ms) per design at each fraction of the weaker design's maximum; `storedP99`, Pulse's
-   * steps and logs alone (written to its database before they are appended), null for runs
-   * from before it was kept.
+   * steps and logs alone (written to its database before they are appended), and
+   * `progressP99`, its progress alone (appended at once); null for runs from before each was kept.
    */
-  atLoads: { fraction: number; p99: Partial<Record<Design, Spread | null>>; storedP99: Spread | null }[];
+  atLoads: {
+    fraction: number;
+    p99: Partial<Record<Design, Spread | null>>;
+    storedP99: Spread | null;
+    progressP99: Spread | null;
+  }[];
 }
 
 export interface RepeatedTarget {
@@ -99,14 +104,15 @@ function byRepetition(result: Repeated, name: string): ScenarioResult[] {
 const maximum = (scenario: ScenarioResult, design: Design) => maximumOf(scenario, design, "offeredDeliveriesPerSecond");
 
 /**
- * A design's p99 at a comparison load, of all its events or (`storedLatency`) of its steps and
- * logs alone; a step that failed (lost events, p99 over the bound) counts as infinitely slow.
+ * A design's p99 at a comparison load, of all its events, of its steps and logs alone
+ * (`storedLatency`) or of its progress alone (`progressLatency`); a step that failed (lost
+ * events, p99 over the bound) counts as infinitely slow.
  */
 function p99At(
   scenario: ScenarioResult,
   design: Design,
   fraction: number,
-  of: "latency" | "storedLatency" = "latency",
+  of: "latency" | "storedLatency" | "progressLatency" = "latency",
 ): number | null {
   const step = scenario.atLoads.find((s) => s.design === design && s.fraction === fraction);
   const latency = step?.[of];
@@ -368,6 +374,7 @@ export function summariseRepetitions(result: Repeated): RepeatedSummary {
         fraction,
         p99: Object.fromEntries(result.designs.map((d) => [d, spreadOf(runs.map((r) => p99At(r, d, fraction)))])),
         storedP99: spreadOf(runs.map((r) => p99At(r, "pulse", fraction, "storedLatency"))),
+        progressP99: spreadOf(runs.map((r) => p99At(r, "pulse", fraction, "progressLatency"))),
       })),
     };
     scenarios[name] = summary;
@@ -426,6 +433,8 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
       header,
       ...designs.map((d) => [d, ...s.atLoads.map((l) => fmtSpread(l.p99[d], 1))]),
     ];
+    if (designs.includes("pulse") && s.atLoads.some((l) => l.progressP99))
+      p99.push(["pulse: progress only", ...s.atLoads.map((l) => fmtSpread(l.progressP99, 1))]);
     if (designs.includes("pulse") && s.atLoads.some((l) => l.storedP99))
       p99.push(["pulse: steps and logs only", ...s.atLoads.map((l) => fmtSpread(l.storedP99, 1))]);
     if (s.atLoads.length)

@@ -710,7 +710,9 @@ fields \`seq\` and \`at\`).
 - **Latency compared at equal load**: Pulse and Socket.IO at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of their
   maxima of the same repetition — not at the weaker design's knee. The row "pulse: steps and
   logs only" is the p99 of the fifth of the events Pulse writes to its database before it
-  appends them (progress goes to the stream at once): how much of its tail that write is.
+  appends them, and "pulse: progress only" that of the rest, which go to the stream at once
+  (Pulse's live path alone; runs before 2026-12-06 did not keep it): how much of its tail
+  that write is.
 - **Long soak** (the \`soak\` scenario): in the last repetition of ${plan.longSoak.scenario}, ${plan.longSoak.design} publishes at
   ${plan.longSoak.fraction * 100}% of its median maximum for ${plan.longSoak.windows} windows of ${plan.longSoak.windowMs / 1000} s back to back: each window's p99 (the
   drift is the last ÷ the first), and the server's heap after full collections and RSS

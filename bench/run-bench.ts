@@ -211,7 +211,7 @@ async function runStep(
       : failed?.reason;
   const disturbed = disturbance(m, bench.plan);
   // The clients' counts as they are; late arrivals from an earlier step are not this step's.
-  const { outsideStep: _late, latency, storedLatency, cpuUs: clientCpuUs, ...counts } = m.summary;
+  const { outsideStep: _late, latency, storedLatency, progressLatency, cpuUs: clientCpuUs, ...counts } = m.summary;
   const { delivered } = counts;
   const stepResult: StepResult = {
     scenario: plan.name,
@@ -231,6 +231,7 @@ async function runStep(
     },
     latency,
     storedLatency,
+    progressLatency,
     achievedDeliveriesPerSecond: delivered / m.elapsedS,
     serverCpuUsPerDelivery: delivered > 0 ? m.serverCpuUs / delivered : 0,
     serverCpuCores: m.serverCpuUs / 1e6 / m.elapsedS,
@@ -248,7 +249,7 @@ async function runStep(
   };
   into.push(stepResult);
   log(
-    `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${latency.p50} ms, p99 ${latency.p99} ms (steps and logs ${storedLatency.p99} ms), ` +
+    `  ${String(rate).padStart(6)} ev/s ${design.padEnd(9)} p50 ${latency.p50} ms, p99 ${latency.p99} ms (progress ${progressLatency.p99} ms, steps and logs ${storedLatency.p99} ms), ` +
       `${delivered}/${counts.expected} delivered, ${stepResult.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, machine ${Math.round(m.cpu.machineBusy * 100)}%${disturbed ? ` (${disturbed})` : ""}${failure ? `  FAIL: ${failure}` : ""}`,
   );
   return stepResult;

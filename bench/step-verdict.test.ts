@@ -27,6 +27,7 @@ function step(
       misordered: 0,
       latency: { count: 1000, p50: 2, p90: 5, p99: 10, p999: 12, max: 15, mean: 3 },
       storedLatency: { count: 200, p50: 3, p90: 6, p99: 11, p999: 12, max: 15, mean: 4 },
+      progressLatency: { count: 800, p50: 2, p90: 5, p99: 9, p999: 12, max: 15, mean: 3 },
       ...change.summary,
     },
     outcome: {
