@@ -523,18 +523,27 @@ describe("TenantStreamReader's wake-ups", () => {
     return { ...made, tenant, seen, keptId: kept!, lostId: lost! };
   }
 
-  it("tells subscribers to resync when the stream lost entries they were sent (a failover), then goes on", async () => {
-    const { stream, keys, command, tenant, seen, lostId } = await sentKeptAndLost(3_600_000);
-    // The promoted replica never had the second entry; another process appends first.
+  /**
+   * A failover: the promoted replica never had the second of two entries subscribers were
+   * sent, and another process appends `text` first. Resolves once the reader told of a third
+   * thing.
+   */
+  async function lostThenAppended(text: string) {
+    const made = await sentKeptAndLost(3_600_000);
+    const { keys, command, tenant, seen, lostId } = made;
     await command.xdel(keys.events(tenant), lostId);
     const other = new TenantEventStream(command, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
-    const next = await other.append(tenant, event(tenant, "after"));
-    const nextId = "id" in next ? next.id : "";
+    const next = await other.append(tenant, event(tenant, text));
     await eventually(
       () => seen,
       (s) => s.length === 3,
       "the loss",
     );
+    return { ...made, nextId: "id" in next ? next.id : "" };
+  }
+
+  it("tells subscribers to resync when the stream lost entries they were sent (a failover), then goes on", async () => {
+    const { stream, keys, command, tenant, seen, lostId, nextId } = await lostThenAppended("after");
     // The entry after the hole is covered by the resync's snapshot, not delivered past the hole.
     expect(seen).toEqual(["kept", "lost", `LOST@${nextId}`]);
     expect(await command.get(keys.trimmed(tenant))).toBe(lostId);
@@ -548,18 +557,9 @@ describe("TenantStreamReader's wake-ups", () => {
   });
 
   it("tells subscribers to resync when the first entry after a loss is too large to ride on its wake", async () => {
-    const { keys, command, tenant, seen, lostId } = await sentKeptAndLost(3_600_000);
-    await command.xdel(keys.events(tenant), lostId);
     // Its wake carries its id and the id before it, not the entry: that is enough to see the hole.
-    const other = new TenantEventStream(command, keys, { maxAgeMs: 60_000, minEvents: 100, maxEvents: 1_000 });
-    const large = await other.append(tenant, event(tenant, `large ${"x".repeat(10_000)}`));
-    const largeId = "id" in large ? large.id : "";
-    await eventually(
-      () => seen,
-      (s) => s.length === 3,
-      "the loss",
-    );
-    expect(seen).toEqual(["kept", "lost", `LOST@${largeId}`]);
+    const { keys, command, tenant, seen, lostId, nextId } = await lostThenAppended(`large ${"x".repeat(10_000)}`);
+    expect(seen).toEqual(["kept", "lost", `LOST@${nextId}`]);
     expect(await command.get(keys.trimmed(tenant))).toBe(lostId);
   });
 
