@@ -87,6 +87,10 @@ describe("wakeCarried", () => {
     expect(carried.previousId).toBe("5-0");
     expect(carried.id).toBe("6-0");
     expect(carried.entry()).toEqual({ id: "6-0", event: { type: "agent:log", message: "hi" } });
+    // Not decoded to read the ids: a wake the reader does not deliver from costs no parse.
+    const unread = wakeCarried("tenant-1\n5-0\n6-0\nnot json")!;
+    expect(unread.id).toBe("6-0");
+    expect(() => unread.entry()).toThrow(SyntaxError);
   });
 
   it("reads the ids of an entry too large to carry, without the entry", () => {
