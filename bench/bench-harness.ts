@@ -102,7 +102,6 @@ const SERVER_START_MS = 180_000;
  * database, and each design's server, publisher and client processes; plus the operations
  * the scenarios drive them with (tenants, targets, steps, connections, profiles).
  */
-
 export class BenchHarness {
   readonly redisServer = new PrivateRedisServer();
   redis!: Redis;

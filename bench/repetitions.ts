@@ -97,6 +97,12 @@ export interface RepeatedTarget {
 
 type Repeated = Pick<BenchResult, "designs" | "scenarios" | "idle" | "firstEvent" | "reconnectStorm">;
 
+/** Pulse's p99 rows for a part of its events, each shown when the run kept it. */
+const PULSE_PART_ROWS = [
+  ["pulse: progress only", "progressP99"],
+  ["pulse: steps and logs only", "storedP99"],
+] as const;
+
 function byRepetition(result: Repeated, name: string): ScenarioResult[] {
   return result.scenarios.filter((s) => s.name === name).sort((a, b) => a.repetition - b.repetition);
 }
@@ -433,10 +439,9 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
       header,
       ...designs.map((d) => [d, ...s.atLoads.map((l) => fmtSpread(l.p99[d], 1))]),
     ];
-    if (designs.includes("pulse") && s.atLoads.some((l) => l.progressP99))
-      p99.push(["pulse: progress only", ...s.atLoads.map((l) => fmtSpread(l.progressP99, 1))]);
-    if (designs.includes("pulse") && s.atLoads.some((l) => l.storedP99))
-      p99.push(["pulse: steps and logs only", ...s.atLoads.map((l) => fmtSpread(l.storedP99, 1))]);
+    for (const [label, of] of PULSE_PART_ROWS)
+      if (designs.includes("pulse") && s.atLoads.some((l) => l[of]))
+        p99.push([label, ...s.atLoads.map((l) => fmtSpread(l[of], 1))]);
     if (s.atLoads.length)
       parts.push(
         `${markdown ? "### " : "== "}${name}: p99 at fractions of the weaker maximum\n\n${table(p99, markdown)}`,
