@@ -208,6 +208,17 @@ describe("benchmarkMarkdown", () => {
     expect(markdown).toContain("each wave's `openingMs`: 118.8–127.2 ms in this run");
   });
 
+  it("describes each scenario, and the machine's noise during it, once over all its repetitions", () => {
+    const repetitions = [0, 1, 2].map((repetition) =>
+      fixtureRepetition(repetition, { pulse: { max: 1_000 }, "socket-io": { max: 900 } }),
+    );
+    repetitions[2]!.steps[0]!.stolenCpuCores = 0.3;
+    const markdown = benchmarkMarkdown(fixtureResult(repetitions));
+    expect(markdown.match(/^- \*\*narrow\*\*: /gm)).toHaveLength(1);
+    expect(markdown.match(/narrow: other processes/g)).toHaveLength(1);
+    expect(markdown).toContain("stolen 0.02 on average (at most 0.3)");
+  });
+
   it("says so where a run did not record it", () => {
     const markdown = benchmarkMarkdown(
       fixtureResult(

@@ -528,15 +528,28 @@ function setAside(step: StepResult): string {
   return ` (after ${runs.length} disturbed attempt${runs.length > 1 ? "s" : ""} set aside: ${what.join("; ")})`;
 }
 
+/** A run's scenario results, each scenario's repetitions together, in the order the scenarios first ran. */
+function scenariosByName(scenarios: readonly ScenarioResult[]): Map<string, [ScenarioResult, ...ScenarioResult[]]> {
+  const byName = new Map<string, [ScenarioResult, ...ScenarioResult[]]>();
+  for (const scenario of scenarios) {
+    const repetitions = byName.get(scenario.name);
+    if (repetitions) repetitions.push(scenario);
+    else byName.set(scenario.name, [scenario]);
+  }
+  return byName;
+}
+
 /** How much other work and the hypervisor took from each scenario's steps: the figures' noise, stated with them. */
 function noise(result: BenchResult): string {
   const spread = (values: number[]) =>
     `${round(values.reduce((a, b) => a + b, 0) / values.length, 2)} on average (at most ${round(Math.max(...values), 2)})`;
-  const parts = result.scenarios.flatMap((scenario) => {
-    if (scenario.steps.length === 0) return [];
-    const reruns = scenario.steps.reduce((n, s) => n + (s.disturbedRuns?.length ?? 0), 0);
+  // One figure per scenario, over the steps of all its repetitions.
+  const parts = [...scenariosByName(result.scenarios)].flatMap(([name, repetitions]) => {
+    const steps = repetitions.flatMap((scenario) => scenario.steps);
+    if (steps.length === 0) return [];
+    const reruns = steps.reduce((n, s) => n + (s.disturbedRuns?.length ?? 0), 0);
     return [
-      `${scenario.name}: other processes ${spread(scenario.steps.map((s) => s.otherCpuCores ?? 0))}, stolen ${spread(scenario.steps.map((s) => s.stolenCpuCores ?? 0))}` +
+      `${name}: other processes ${spread(steps.map((s) => s.otherCpuCores ?? 0))}, stolen ${spread(steps.map((s) => s.stolenCpuCores ?? 0))}` +
         (reruns ? `, ${reruns} disturbed attempt${reruns > 1 ? "s" : ""} set aside` : ""),
     ];
   });
@@ -634,7 +647,8 @@ function stormMethod(result: BenchResult): string {
 export function benchmarkMarkdown(result: BenchResult): string {
   const plan = result.plan;
   const m = result.machine;
-  const scenarioLines = result.scenarios.map((s) => {
+  // A scenario is described once, however many repetitions ran it.
+  const scenarioLines = [...scenariosByName(result.scenarios).values()].map(([s]) => {
     const rates = plan.scenarios.find((p) => p.name === s.name)?.eventRates ?? [];
     const factor = rates.length > 1 ? round(rates[1]! / rates[0]!, 2) : 1;
     return `- **${s.name}**: ${s.description} (${s.tenants * s.subscribersPerTenant} connections; ${s.runsPerTenant} run(s) per tenant publishing; ${s.officialClients} subscribers on the official client library). Offered load from ${fmtRate(rates[0] ?? 0)} events/s, ×${factor} per step.`;
