@@ -62,6 +62,8 @@ async function activeRuns(count: number) {
   );
 }
 
+type Run = Awaited<ReturnType<typeof activeRuns>>[number];
+
 /** Ways to publish a run's events as its worker would, and to read what they did. */
 function runHandle(tenantId: string, run: { id: string; jobId: string; queue: string }) {
   const base = { tenantId, runId: run.id, jobId: run.jobId, queue: run.queue, agentRole: ROLE };
@@ -466,6 +468,55 @@ describe("steps, log lines and output of many runs at once (group commit)", () =
     expect(await Promise.all(first)).toEqual(runs.map(() => 3));
     expect(await Promise.all(second)).toEqual([4, 4, 4, 4, 4]);
     expect(statements).toBe(2);
+  });
+
+  it("go while another batch is in flight, two at most, and a run's next event only once its last is written", async () => {
+    const [first, second, third] = (await activeRuns(3)) as [Run, Run, Run];
+    const { sql } = app.database;
+    // Each statement waits for the test's word; what it names is the runs of its batch.
+    const statements: { runs: unknown; release(): void }[] = [];
+    const held: SqlClient = {
+      ...sql,
+      query: async (statement) => {
+        await new Promise<void>((release) => statements.push({ runs: statement.values[0], release }));
+        return sql.query(statement);
+      },
+    };
+    const writer = new RunActivityWriter(held);
+    const log = (run: Run, message: string) =>
+      writer.write({ ...run.base, type: "agent:log", level: "info", message }, `${run.runId}:${message}`);
+    const started = (count: number) =>
+      eventually(
+        () => statements.length,
+        (n) => n === count,
+        `${count} statements`,
+        10_000,
+      );
+
+    const firstLine = log(first, "one");
+    await started(1);
+    const firstAgain = log(first, "two");
+    const secondLine = log(second, "one");
+    await started(2);
+    expect(statements[1]!.runs).toEqual([second.runId]);
+    const thirdLine = log(third, "one");
+    // Both batches in flight: the third run waits for one of them, as the first run's second line does.
+    await new Promise((turn) => setImmediate(turn));
+    expect(statements).toHaveLength(2);
+
+    statements[1]!.release();
+    expect(await secondLine).toBe(3);
+    await started(3);
+    expect(statements[2]!.runs).toEqual([third.runId]);
+    statements[2]!.release();
+    expect(await thirdLine).toBe(3);
+
+    statements[0]!.release();
+    expect(await firstLine).toBe(3);
+    await started(4);
+    expect(statements[3]!.runs).toEqual([first.runId]);
+    statements[3]!.release();
+    expect(await firstAgain).toBe(4);
   });
 
   it("apply each event of a batch on its own: a stale attempt's line or a foreign step comes back null while the others apply", async () => {
