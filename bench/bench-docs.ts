@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { BenchResult } from "./bench-result";
 import { repeatedTables, summariseRepetitions, type RepeatedSummary } from "./repetitions";
-import { benchmarkMarkdown, latencyChart } from "./report";
+import { benchmarkMarkdown, latencyChart, summarise } from "./report";
 
 /**
  * `npm run bench:docs -- docs/bench/<date>-<commit>.json [--with-persistence=<json>]`:
@@ -76,7 +76,10 @@ export async function writeBenchDocs(json: string, root = REPO_ROOT, persistence
   const read = async (file: string) => JSON.parse(await readFile(path.resolve(root, file), "utf8")) as BenchResult;
   const fromDocs = (file: string) => path.relative(path.join(root, "docs"), path.resolve(root, file));
   const fromRoot = (file: string) => path.relative(root, path.resolve(root, file));
-  const result = await read(json);
+  // Like the repeated figures, the single-pass summary is made again from the raw steps, by
+  // the current method, rather than taken from what the run stored.
+  const stored = await read(json);
+  const result: BenchResult = { ...stored, summary: summarise(stored) };
   const persisted = persistenceJson ? { file: persistenceJson, result: await read(persistenceJson) } : null;
   const likeForLike = persisted
     ? `\n\n## ${LIKE_FOR_LIKE}\n\n${persistenceSection(persisted.result, fromDocs(persisted.file))}`

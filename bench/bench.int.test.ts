@@ -268,7 +268,7 @@ test("the bench's smoke run delivers every event to every subscriber of every de
   expect(result.summary.targets.map((t) => t.name)).toEqual(
     expect.arrayContaining([
       "wide: max sustainable deliveries/s, Pulse ÷ Socket.IO",
-      "wide: p99 at equal load, Pulse ÷ Socket.IO",
+      "wide: p99 at 50% of the weaker maximum, Pulse ÷ Socket.IO",
       "narrow: max sustainable deliveries/s, Pulse ÷ floor",
       "heap per idle connection, Pulse ÷ Socket.IO",
       "concurrent subscribers on one Pulse API process",

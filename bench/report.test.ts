@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { ScenarioResult, StepResult } from "./bench-result";
-import { benchmarkMarkdown, scenarioTable, summarise, targetsTable } from "./report";
-import { FIXTURE_SUBSCRIBERS, fixtureRepetition, fixtureResult, fixtureStep, fixtureWave } from "./result-fixtures";
+import { benchmarkMarkdown, scenarioTable, summarise, summaryTables, targetsTable } from "./report";
+import {
+  FIXTURE_SUBSCRIBERS,
+  fixtureIdle,
+  fixtureRepetition,
+  fixtureResult,
+  fixtureStep,
+  fixtureWave,
+} from "./result-fixtures";
 import type { Design } from "./workload";
 
 /** A narrow step's result with what the summary reads, at ladder position `index`. */
@@ -71,15 +78,14 @@ describe("summarise", () => {
       bound: "atMost",
       met: null,
     });
-    // Pulse's refined step has no Socket.IO twin: latencies are compared at the heaviest load both ran.
-    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 2, met: false });
+    // Pulse's refined step has no Socket.IO twin: latencies are shown at the heaviest load all ran.
     expect(summary.equalLoad.narrow?.offeredDeliveriesPerSecond).toBe(5000);
-    // The floor's own ratios beside them: its maximum never failed (≥ 8,450 ÷ 6,500), its p99 where Pulse's is compared.
+    expect(summary.equalLoad.narrow?.byDesign.pulse?.p99).toBe(20);
+    // The floor's own ratio beside it: its maximum never failed (≥ 8,450 ÷ 6,500).
     expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")?.floor).toEqual({
       value: 1.3,
       bound: "atLeast",
     });
-    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")?.floor).toEqual({ value: 0.5 });
     expect(targetsTable(summary.targets).split("\n")[2]).toMatch(
       /Pulse ÷ Socket\.IO +0\.88 +≥ 1\.3 +NOT MET +≥ 1\.3 +Pulse 5\.7k\/s/,
     );
@@ -100,10 +106,47 @@ describe("summarise", () => {
         ]),
       ],
     });
-    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).toMatchObject({ value: 0.5, met: true });
+    expect(summary.equalLoad.narrow?.offeredDeliveriesPerSecond).toBe(5700);
+    expect(summary.equalLoad.narrow?.byDesign["socket-io"]?.p99).toBe(60);
     expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).toMatchObject({ value: 1, met: false });
     // No floor in this run: no figure of it.
-    expect(target(summary, "p99 at equal load, Pulse ÷ Socket.IO")).not.toHaveProperty("floor");
+    expect(target(summary, "max sustainable deliveries/s, Pulse ÷ Socket.IO")).not.toHaveProperty("floor");
+  });
+
+  it("judges p99 at each comparison load of the pass, as over repetitions, not at the heaviest load both passed", () => {
+    const run = fixtureRepetition(0, {
+      pulse: { max: 1_000, p99AtLoads: [4, 12, 30] },
+      "socket-io": { max: 900, p99AtLoads: [5, 10, 30] },
+    });
+    run.atLoads.find((s) => s.design === "pulse" && s.fraction === 0.75)!.passed = false;
+    const summary = summarise({ designs: ["pulse", "socket-io"], idle: [], scenarios: [run] });
+    const p99 = summary.targets.filter((t) => t.name.includes("p99"));
+    expect(p99.map((t) => [t.name, t.value, t.target, t.met])).toEqual([
+      ["narrow: p99 at 25% of the weaker maximum, Pulse ÷ Socket.IO", 0.8, "≤ 1", true],
+      ["narrow: p99 at 50% of the weaker maximum, Pulse ÷ Socket.IO", 1.2, "≤ 1", false],
+      ["narrow: p99 at 75% of the weaker maximum, Pulse ÷ Socket.IO", null, "≤ 1", false],
+    ]);
+    expect(p99[2]!.detail).toBe("Pulse failed at 500 deliveries/s");
+  });
+
+  it("names each repetition's figures, and leaves the scenarios' targets to the judgement over repetitions", () => {
+    const runs = [0, 1].map((r) =>
+      fixtureRepetition(r, { pulse: { max: 1_000 + r * 100 }, "socket-io": { max: 900 } }),
+    );
+    const summary = summarise({ designs: ["pulse", "socket-io"], idle: [], scenarios: runs });
+    expect(Object.keys(summary.maxSustainable)).toEqual(["narrow (repetition 1)", "narrow (repetition 2)"]);
+    expect(summary.maxSustainable["narrow (repetition 2)"]?.pulse?.deliveriesPerSecond).toBe(
+      1_100 * FIXTURE_SUBSCRIBERS,
+    );
+    const idle = [fixtureIdle("pulse", 500, 5_000), fixtureIdle("socket-io", 1_000, 10_000)];
+    const tables = summaryTables({
+      ...fixtureResult(runs, idle),
+      summary: summarise({ designs, idle, scenarios: runs }),
+    });
+    expect(tables).toContain("narrow (repetition 2): max sustainable deliveries/s");
+    expect(tables).not.toContain("Targets (ratios from this run)");
+    expect(tables).not.toMatch(/narrow \(repetition \d\): max sustainable deliveries\/s, Pulse/);
+    expect(tables).toMatch(/Targets of the idle run[\s\S]*heap per idle connection, Pulse ÷ Socket\.IO +0\.5/);
   });
 
   it("judges a ratio of maxima the ladder did not reach only where its bound settles the target", () => {
