@@ -12,6 +12,7 @@ const expectedTables = [
   "AgentRun",
   "ContextFile",
   "RunLog",
+  "RunOutputChunk",
   "RunStep",
   "Session",
   "ShareLink",
@@ -63,6 +64,41 @@ describe("migrations", () => {
       }
     } finally {
       await pglite.close();
+    }
+  });
+
+  it("move each run's stored output into chunks no longer than an output event's (20261206101119_run_output_chunks)", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "pulse-migrations-"));
+    const pglite = new PGlite("memory://");
+    try {
+      const factory = new PrismaPGlite(pglite);
+      const migrations = (await readMigrations()).migrationDirectories.map((d) => d.path);
+      const moving = migrations.indexOf("20261206101119_run_output_chunks");
+      for (const name of migrations.slice(0, moving))
+        await cp(path.join(migrationsDir, name), path.join(dir, name), { recursive: true });
+      await cp(path.join(migrationsDir, "migration_lock.toml"), path.join(dir, "migration_lock.toml"));
+      await applyMigrations(factory, dir);
+      // A run whose first 1,000 characters were dropped, keeping 40,000, on its second attempt.
+      const kept = Array.from({ length: 40_000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join("");
+      await pglite.query(`INSERT INTO "Tenant" ("id", "name") VALUES ('t', 't')`);
+      await pglite.query(
+        `INSERT INTO "AgentRun" ("id", "tenantId", "agentRole", "queue", "jobId", "attempt", "output", "outputLength", "updatedAt")
+         VALUES ('r', 't', 'writer', 'writer', 'r', 2, $1, 41000, now()), ('quiet', 't', 'writer', 'writer', 'quiet', 1, '', 0, now())`,
+        [kept],
+      );
+      expect(await applyMigrations(factory)).toEqual(migrations.slice(moving));
+      const chunks = await pglite.query<{ runId: string; attempt: number; start: number; text: string }>(
+        `SELECT "runId", "attempt", "start", "text" FROM "RunOutputChunk" ORDER BY "runId", "start"`,
+      );
+      expect(chunks.rows.map((c) => [c.runId, c.attempt, c.start, c.text.length])).toEqual([
+        ["r", 2, 1_000, 16_384],
+        ["r", 2, 17_384, 16_384],
+        ["r", 2, 33_768, 7_232],
+      ]);
+      expect(chunks.rows.map((c) => c.text).join("")).toBe(kept);
+    } finally {
+      await pglite.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -14,6 +14,7 @@ import {
   type AgentDefinition,
   type AnyAgentDefinition,
 } from "../server/agents/define-agent";
+import type { PrismaClient } from "../generated/prisma/client";
 import { openDatabase, type Database } from "../server/db";
 import { createPulseServer, TRPC_PATH, type PulseServer } from "../server/http-server";
 import type { ServerSecurityOverrides } from "../server/http/server-security";
@@ -292,6 +293,18 @@ export async function createTestPostgres(
       await cleanup.end();
     },
   };
+}
+
+/** The output a run's current attempt keeps, as its chunks hold it (`RunOutputChunk`). */
+export async function storedOutput(db: PrismaClient, runId: string): Promise<string> {
+  const run = await db.agentRun.findUniqueOrThrow({
+    where: { id: runId },
+    select: { attempt: true, outputChunks: { orderBy: { start: "asc" }, select: { attempt: true, text: true } } },
+  });
+  return run.outputChunks
+    .filter((chunk) => chunk.attempt === run.attempt)
+    .map((chunk) => chunk.text)
+    .join("");
 }
 
 /**

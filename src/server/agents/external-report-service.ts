@@ -6,7 +6,6 @@ import type { EventBus, PublishedEvent } from "../events/bus";
 import { reportBodySchema, SERVER_SET_FIELDS, type ReportBody } from "../events/report-schema";
 import { attemptFields, type RunRow } from "./attempt-fields";
 import type { AgentEventInput } from "../events/schema";
-import { WITHOUT_OUTPUT } from "../events/snapshot";
 
 /**
  * Turns an external agent's report (one HTTP call per event) into an event on the bus. The
@@ -53,7 +52,6 @@ export class ExternalReportService {
   private async reportedRun(grant: ReportGrant) {
     const run = await this.deps.db.agentRun.findFirst({
       where: { id: grant.runId, tenantId: grant.tenantId },
-      omit: WITHOUT_OUTPUT,
     });
     if (!run) throw notFound("run");
     if (!this.deps.externalRoles.includes(run.agentRole)) {

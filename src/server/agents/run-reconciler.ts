@@ -1,7 +1,6 @@
 import type { AgentRun, PrismaClient } from "../../generated/prisma/client";
 import type { EventBus } from "../events/bus";
 import { TEXT_LIMITS } from "../events/schema";
-import { WITHOUT_OUTPUT } from "../events/snapshot";
 import type { Logger } from "../logger";
 import type { AgentQueues } from "./queue";
 import { fitText } from "./report-text";
@@ -71,7 +70,6 @@ export class RunReconciler {
           ...(this.deps.externalAgentRoles?.length ? { agentRole: { notIn: [...this.deps.externalAgentRoles] } } : {}),
         },
         take: 500,
-        omit: WITHOUT_OUTPUT,
       });
       for (const run of stale) {
         const job = await queues.get(run.agentRole).getJob(run.jobId);
@@ -106,7 +104,6 @@ export class RunReconciler {
           updatedAt: { lt: new Date(now - timeoutMs) },
         },
         take: 500,
-        omit: WITHOUT_OUTPUT,
       });
       for (const run of silent) {
         const error = `agent stopped reporting: nothing for ${Math.round(timeoutMs / 1000)} s (EXTERNAL_AGENT_TIMEOUT_SECONDS); retry it`;

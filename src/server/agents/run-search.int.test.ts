@@ -372,7 +372,6 @@ describe("the live view's snapshot (agent.onStatus's first item)", () => {
       where: { tenantId: rich.tenantId },
       orderBy: { queuedAt: "desc" },
       include: { steps: { orderBy: { startedAt: "asc" } } },
-      omit: { output: true },
     });
     // Each role's newest and the live ones: all but the older run of the first role.
     expect(snapshot).toEqual(stored.filter((r) => r.id !== ids[0]).map((r) => toRunView(r)));

@@ -14,7 +14,6 @@ import {
   readOutputPage,
   readRunSnapshot,
   toRunView,
-  WITHOUT_OUTPUT,
   type AgentSnapshot,
   type OutputPage,
   type RunView,
@@ -432,7 +431,6 @@ export class RunService {
     const rows = await this.deps.db.agentRun.findMany({
       where: { tenantId, id: { in: ids } },
       include: { steps: { orderBy: { startedAt: "asc" } } },
-      omit: WITHOUT_OUTPUT,
     });
     const byId = new Map(rows.map((r) => [r.id, r]));
     // A run deleted between the two reads is left out rather than failing the page.
@@ -496,7 +494,7 @@ export class RunService {
   }
 
   private async require(tenantId: string, runId: string) {
-    const run = await this.deps.db.agentRun.findFirst({ where: { id: runId, tenantId }, omit: WITHOUT_OUTPUT });
+    const run = await this.deps.db.agentRun.findFirst({ where: { id: runId, tenantId } });
     if (!run) throw notFound("run");
     return run;
   }

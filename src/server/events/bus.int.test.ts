@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { connectRedis, type RedisClient } from "../redis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Prisma, type PrismaClient } from "../../generated/prisma/client";
-import { createQuietTenant, eventually, startTestPulse, type TestPulse } from "../../test/harness";
+import { createQuietTenant, eventually, startTestPulse, storedOutput, type TestPulse } from "../../test/harness";
 import type { SqlClient } from "../sql";
 import { EventBus } from "./bus";
 import { ProgressProjector } from "./progress-projector";
@@ -86,7 +86,11 @@ function runHandle(tenantId: string, run: { id: string; jobId: string; queue: st
       (await stream.readAfter(tenantId, "0-0", 1000)).flatMap((e) =>
         e.event.type === "agent:progress" ? [e.event.message] : [],
       ),
-    row: () => db.agentRun.findUniqueOrThrow({ where: { id: run.id } }),
+    /** The run's row, with the output its chunks hold. */
+    row: async () => ({
+      ...(await db.agentRun.findUniqueOrThrow({ where: { id: run.id } })),
+      output: await storedOutput(db, run.id),
+    }),
     marker: stream.keys.liveAttempt(tenantId, run.id),
   };
 }

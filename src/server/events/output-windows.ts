@@ -9,8 +9,8 @@ export interface OutputVersion {
 
 /**
  * The newest output windows recently read, so a snapshot of a run whose output has not
- * grown since costs no read of the output: reading a window fetches the run's whole stored
- * output (up to RUN_OUTPUT_MAX_CHARS) inside the database, and on the embedded PGlite that
+ * grown since costs no read of the output: reading a window joins the chunks it overlaps
+ * (up to OUTPUT_WINDOW_CHARS of text) inside the database, and on the embedded PGlite that
  * work holds this process's event loop, and every other tenant with it. An attempt's output
  * only grows until the attempt starts again (`startedAt` changes), so its length tells
  * whether a window is still the newest. Holds at most `capacity` windows.

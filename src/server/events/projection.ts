@@ -86,7 +86,13 @@ async function apply(
     return file.seq;
   }
   const { where, data } = runChange(event, progressReached(event, latestProgress));
-  const run = await db.agentRun.update({ where, data: { ...bump, ...data }, select });
+  const update = db.agentRun.update({ where, data: { ...bump, ...data }, select });
+  // An attempt's start also removes the output of the attempt before: in one transaction, so
+  // a start that does not apply (the update finds no row) removes nothing.
+  const run =
+    event.type === "agent:active"
+      ? (await db.$transaction([db.runOutputChunk.deleteMany({ where: { runId: event.runId } }), update]))[1]
+      : await update;
   return run.seq;
 }
 
@@ -126,8 +132,8 @@ function runChange(event: RunStateEvent, reached: Reached): RunChange {
           attempt: event.attempt,
           progress: 0,
           message: null,
-          // Output is the attempt's: a retry writes it afresh rather than after the failed one's.
-          output: "",
+          // Output is the attempt's: a retry writes it afresh rather than after the failed one's
+          // (its chunks go with the start, see `apply`).
           outputLength: 0,
           willRetry: false,
           startedAt: new Date(event.startedAt),
@@ -214,9 +220,10 @@ export interface KeyedRunActivity {
  * The events travel as one array per column (`unnest`), so the statement's text and its
  * number of parameters do not grow with the batch.
  *
- * A run keeps the last `outputMaxChars` characters of its attempt's output: past that, the
- * oldest are dropped (`outputLength` still counts them), so no agent can grow a row, and
- * every read of it, without bound.
+ * An output chunk is a row of its own (`RunOutputChunk`): appending one writes that chunk and
+ * nothing before it. A run keeps the last `outputMaxChars` characters of its attempt's output,
+ * in whole chunks: those wholly before them are dropped (`outputLength` still counts them), so
+ * no agent can grow its output, and every read of it, without bound.
  */
 export async function projectRunActivity(
   sql: SqlClient,
@@ -238,9 +245,9 @@ export async function projectRunActivity(
   // A batch without steps (or logs) leaves their insert out: planning it costs as much as running it.
   const insertSteps = steps.length === 0 ? Prisma.empty : stepsInsert(steps);
   const insertLogs = logs.length === 0 ? Prisma.empty : logsInsert(logs);
+  const insertOutput = events.some((e) => e.type === "agent:output") ? outputInsert(outputMaxChars) : Prisma.empty;
   // Enum arrays travel as text[] and are cast in SQL: PGlite cannot serialize a parameter of
-  // an enum array type. A run without a chunk keeps its stored output as it is; appending in
-  // SQL keeps a long output from travelling back and forth on every chunk.
+  // an enum array type.
   const rows = await sql.query<{ id: string; seq: number }>(Prisma.sql`
     WITH running AS (
       SELECT e.* FROM unnest(${events.map((e) => e.runId)}::text[], ${events.map((e) => e.tenantId)}::text[], ${events.map((e) => e.attempt)}::int[],
@@ -252,12 +259,11 @@ export async function projectRunActivity(
     run AS (
       UPDATE "AgentRun" AS r
       SET "seq" = r."seq" + 1, "lastEventKey" = e."key", "updatedAt" = ${UTC_NOW},
-          "output" = CASE WHEN e."chunk" IS NULL THEN r."output" ELSE right(r."output" || e."chunk", ${outputMaxChars}::int) END,
           "outputLength" = r."outputLength" + coalesce(char_length(e."chunk"), 0)
       FROM running AS e
       WHERE r."id" = e."runId"
-      RETURNING r."id", r."seq", r."tenantId", r."attempt"
-    )${insertSteps}${insertLogs}
+      RETURNING r."id", r."seq", r."tenantId", r."attempt", r."outputLength"
+    )${insertSteps}${insertLogs}${insertOutput}
     SELECT "id", "seq" FROM run`);
   const seqs = new Map(rows.map((row) => [row.id, row.seq]));
   return batch.map(({ event }) => seqs.get(event.runId) ?? null);
@@ -277,6 +283,27 @@ function stepsInsert(steps: StepInput[]): Prisma.Sql {
       JOIN run ON run."id" = s."runId"
       ON CONFLICT ("id") DO UPDATE
       SET "status" = EXCLUDED."status", "finishedAt" = EXCLUDED."finishedAt", "error" = EXCLUDED."error"
+    )`;
+}
+
+/**
+ * The batch's output chunks, each after everything its run's attempt output before it, and the
+ * removal of the chunks now wholly before the run's last `outputMaxChars` characters.
+ */
+function outputInsert(outputMaxChars: number): Prisma.Sql {
+  return Prisma.sql`,
+    chunk AS (
+      INSERT INTO "RunOutputChunk" ("runId", "attempt", "start", "text")
+      SELECT run."id", run."attempt", run."outputLength" - char_length(e."chunk"), e."chunk"
+      FROM run JOIN running AS e ON e."runId" = run."id"
+      WHERE e."chunk" IS NOT NULL
+    ),
+    dropped AS (
+      DELETE FROM "RunOutputChunk" AS c
+      USING run JOIN running AS e ON e."runId" = run."id"
+      WHERE e."chunk" IS NOT NULL AND c."runId" = run."id" AND c."attempt" = run."attempt"
+        AND c."start" < run."outputLength" - ${outputMaxChars}::int
+        AND c."start" + char_length(c."text") <= run."outputLength" - ${outputMaxChars}::int
     )`;
 }
 

@@ -5,6 +5,7 @@ import {
   createQuietTenant,
   eventually,
   startTestPulse,
+  storedOutput,
   type TestPulse,
 } from "../../test/harness";
 import { failureOf, httpClient } from "../../test/security/security-kit";
@@ -51,13 +52,46 @@ async function writtenRun() {
   return { tenant, run, base, http: httpClient(app, tenant.token) };
 }
 
+/** The run's first attempt fails, to be retried, and its second starts. */
+async function retried(base: Awaited<ReturnType<typeof writtenRun>>["base"]) {
+  const { bus } = app.pulse.services;
+  await bus.publish({
+    ...base,
+    type: "agent:failed",
+    error: "boom",
+    failedAt: new Date().toISOString(),
+    willRetry: true,
+  });
+  await bus.publish({ ...base, attempt: 2, type: "agent:active", startedAt: new Date().toISOString() });
+}
+
 describe("a run's output", () => {
   it("is kept as its last RUN_OUTPUT_MAX_CHARS characters in the database, counting the ones dropped", async () => {
     const { run } = await writtenRun();
-    const row = await app.pulse.services.db.agentRun.findUniqueOrThrow({ where: { id: run.id } });
-    expect(row.output.length).toBe(CAP);
-    expect(row.output).toBe(everything.slice(-CAP));
+    const { db } = app.pulse.services;
+    const row = await db.agentRun.findUniqueOrThrow({ where: { id: run.id } });
+    const output = await storedOutput(db, run.id);
+    expect(output.length).toBe(CAP);
+    expect(output).toBe(everything.slice(-CAP));
     expect(row.outputLength).toBe(TOTAL);
+  });
+
+  it("is appended a chunk at a time, leaving what was written before untouched", async () => {
+    const { run, base } = await writtenRun();
+    const { db, bus } = app.pulse.services;
+    // xmin: the transaction that wrote the row version, which any rewrite of a row changes.
+    const chunks = () => db.$queryRaw<{ start: number; version: string }[]>`
+      SELECT "start", xmin::text AS "version" FROM "RunOutputChunk" WHERE "runId" = ${run.id} ORDER BY "start"`;
+    const before = await chunks();
+    expect(before.map((c) => c.start)).toEqual(Array.from({ length: 10 }, (_, i) => TOTAL - CAP + i * CHUNK));
+    await bus.publish({ ...base, type: "agent:output", chunk: chunk(CHUNKS) });
+    const after = await chunks();
+    // The oldest chunk fell out of the last CAP characters; the others are the very same rows.
+    expect(after.slice(0, -1)).toEqual(before.slice(1));
+    expect(after.at(-1)!.start).toBe(TOTAL);
+    // The old attempt's chunks go when the next attempt starts.
+    await retried(base);
+    expect(await chunks()).toEqual([]);
   });
 
   it("reaches a one-run view (agent.get, share.run, the subscription's snapshot) as its newest window only, with where it starts", async () => {
@@ -139,14 +173,7 @@ describe("a run's output", () => {
   it("starts afresh with a new attempt", async () => {
     const { run, base, http } = await writtenRun();
     const { bus } = app.pulse.services;
-    await bus.publish({
-      ...base,
-      type: "agent:failed",
-      error: "boom",
-      failedAt: new Date().toISOString(),
-      willRetry: true,
-    });
-    await bus.publish({ ...base, attempt: 2, type: "agent:active", startedAt: new Date().toISOString() });
+    await retried(base);
     await bus.publish({ ...base, attempt: 2, type: "agent:output", chunk: "again" });
     expect(await http.agent.get.query({ runId: run.id })).toMatchObject({
       output: "again",

@@ -3,7 +3,7 @@ import { Prisma, type AgentRun, type ContextFile, type RunStep } from "../../gen
 import type { SqlClient } from "../sql";
 import type { LiveProgress, TenantEventStream } from "./event-stream";
 import type { OutputWindows } from "./output-windows";
-import type { ContextStatus, RunPhase, RunStatus } from "./schema";
+import { TEXT_LIMITS, type ContextStatus, type RunPhase, type RunStatus } from "./schema";
 
 /**
  * The state a client starts from (snapshot) or replaces its own with (resync), read from
@@ -68,11 +68,8 @@ export interface OutputPage {
 /** Output a view of one run carries: the newest 64 Ki characters, whatever the run holds. */
 export const OUTPUT_WINDOW_CHARS = 65_536;
 
-/** A run's row without its output, which only ever leaves the database a bounded page at a time. */
-export type RunRow = Omit<AgentRun, "output">;
-
-/** Reads of runs leave `output` out (see `RunRow`). */
-export const WITHOUT_OUTPUT = { output: true } as const;
+/** A run's row; its output is kept apart (`RunOutputChunk`) and read a bounded page at a time. */
+export type RunRow = AgentRun;
 
 export interface ContextView {
   status: ContextStatus;
@@ -271,7 +268,6 @@ export async function readLatestChain(db: PrismaClient, tenantId: string): Promi
     where: { tenantId, chainId: newest.chainId },
     orderBy: { queuedAt: "asc" },
     include: stepsInOrder,
-    omit: WITHOUT_OUTPUT,
   });
   return runs.map((run) => toRunView(run));
 }
@@ -290,7 +286,6 @@ export async function readRunSnapshot(
   const run = await db.agentRun.findFirst({
     where: { id: runId, tenantId },
     include: stepsInOrder,
-    omit: WITHOUT_OUTPUT,
   });
   if (!run) return null;
   // The window ends where the output stood when the row was read, so it holds exactly the
@@ -320,18 +315,42 @@ export async function readOutputPage(
   runId: string,
   page: { before?: number; after?: number; limit: number; attempt?: number },
 ): Promise<OutputPage | null> {
+  // Offsets are of the attempt's whole output; the first chunk kept says where the kept part
+  // starts. Only the chunks the window overlaps are read: none starts more than a chunk's
+  // longest length before the window.
+  const before = page.before ?? null;
+  const after = page.after ?? null;
   const rows = await db.$queryRaw<{ text: string; start: number; end: number; dropped: number }[]>(Prisma.sql`
-    SELECT substring(r."output" FROM (w."start" - k."dropped" + 1)::int FOR (w."end" - w."start")::int) AS "text",
-      w."start", w."end", k."dropped"
-    FROM "AgentRun" AS r,
-    LATERAL (SELECT r."outputLength" - char_length(r."output") AS "dropped") AS k,
-    LATERAL (SELECT greatest(k."dropped", least(coalesce(${page.before ?? null}::float8, r."outputLength"), r."outputLength")) AS "end") AS b,
-    LATERAL (SELECT
-      CASE WHEN ${page.after ?? null}::float8 IS NULL THEN greatest(k."dropped", b."end" - ${page.limit}::int)
-        ELSE least(r."outputLength", greatest(k."dropped", ${page.after ?? null}::float8)) END AS "start") AS a,
-    LATERAL (SELECT a."start",
-      CASE WHEN ${page.after ?? null}::float8 IS NULL THEN b."end" ELSE least(r."outputLength", a."start" + ${page.limit}::int) END AS "end") AS w
-    WHERE r."id" = ${runId} AND r."tenantId" = ${tenantId} AND (${page.attempt ?? null}::int IS NULL OR r."attempt" = ${page.attempt ?? null}::int)`);
+    WITH r AS (
+      SELECT "outputLength" AS "length", "attempt" FROM "AgentRun"
+      WHERE "id" = ${runId} AND "tenantId" = ${tenantId} AND (${page.attempt ?? null}::int IS NULL OR "attempt" = ${page.attempt ?? null}::int)
+    ),
+    k AS (
+      SELECT r.*, coalesce((SELECT min(c."start") FROM "RunOutputChunk" AS c WHERE c."runId" = ${runId} AND c."attempt" = r."attempt"), r."length") AS "dropped"
+      FROM r
+    ),
+    b AS (SELECT k.*, greatest(k."dropped", least(coalesce(${before}::float8, k."length"), k."length")) AS "end" FROM k),
+    a AS (
+      SELECT b.*, CASE WHEN ${after}::float8 IS NULL THEN greatest(b."dropped", b."end" - ${page.limit}::int)
+        ELSE least(b."length", greatest(b."dropped", ${after}::float8)) END AS "start"
+      FROM b
+    ),
+    w AS (
+      SELECT a."attempt", a."dropped", a."start",
+        CASE WHEN ${after}::float8 IS NULL THEN a."end" ELSE least(a."length", a."start" + ${page.limit}::int) END AS "end"
+      FROM a
+    )
+    SELECT coalesce((
+        SELECT string_agg(
+          substring(c."text" FROM (greatest(w."start", c."start") - c."start" + 1)::int
+            FOR (least(w."end", c."start" + char_length(c."text")) - greatest(w."start", c."start"))::int),
+          '' ORDER BY c."start")
+        FROM "RunOutputChunk" AS c
+        WHERE c."runId" = ${runId} AND c."attempt" = w."attempt"
+          AND c."start" > w."start" - ${TEXT_LIMITS.outputChunk}::int AND c."start" < w."end"
+          AND c."start" + char_length(c."text") > w."start"
+      ), '') AS "text", w."start", w."end", w."dropped"
+    FROM w`);
   const row = rows[0];
   return row ? { text: row.text, start: Number(row.start), end: Number(row.end), dropped: Number(row.dropped) } : null;
 }

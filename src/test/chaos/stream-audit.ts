@@ -144,16 +144,20 @@ export async function auditState(
     if (!mine[run.id]) differences.push(`run ${run.id} (${run.status}) missing from the client`);
   const rows = await db.agentRun.findMany({
     where: { tenantId, id: { in: Object.keys(mine) } },
-    include: { steps: { orderBy: { startedAt: "asc" } } },
+    include: { steps: { orderBy: { startedAt: "asc" } }, outputChunks: { orderBy: { start: "asc" } } },
   });
   // The whole stored output: the audited runs write far less than a view's window.
-  const stored = ({ output, ...r }: (typeof rows)[number]) => ({
-    text: output,
-    start: r.outputLength - output.length,
-    end: r.outputLength,
-    dropped: r.outputLength - output.length,
-  });
-  const byId = new Map(rows.map((r) => [r.id, toRunView(r, withOutput ? stored(r) : undefined)]));
+  const stored = ({ outputChunks, ...r }: (typeof rows)[number]) => {
+    const output = outputChunks
+      .filter((chunk) => chunk.attempt === r.attempt)
+      .map((chunk) => chunk.text)
+      .join("");
+    const start = r.outputLength - output.length;
+    return { text: output, start, end: r.outputLength, dropped: start };
+  };
+  const byId = new Map(
+    rows.map(({ outputChunks, ...r }) => [r.id, toRunView(r, withOutput ? stored({ outputChunks, ...r }) : undefined)]),
+  );
   for (const run of Object.values(mine)) {
     const truth = byId.get(run.id);
     if (!truth) {
