@@ -46,6 +46,7 @@ export class RunActivityWriter {
     private readonly sql: SqlClient,
     /** How much of an attempt's output a run keeps (see `projectRunActivity`). */
     private readonly outputMaxChars = DEFAULT_RUN_OUTPUT_MAX_CHARS,
+    /** How many batches may be in flight at once (see `DEFAULT_ACTIVITY_BATCHES_IN_FLIGHT`). */
     private readonly maxInFlight = DEFAULT_ACTIVITY_BATCHES_IN_FLIGHT,
   ) {}
 
