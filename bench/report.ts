@@ -119,7 +119,7 @@ export function summarise(result: Pick<BenchResult, "designs" | "scenarios" | "i
 }
 
 /** A scenario's name, with its repetition when the run has several of it. */
-export function scenarioRunLabel(scenario: ScenarioResult, scenarios: readonly ScenarioResult[]): string {
+function scenarioRunLabel(scenario: ScenarioResult, scenarios: readonly ScenarioResult[]): string {
   const repeated = scenarios.some((other) => other !== scenario && other.name === scenario.name);
   return repeated ? `${scenario.name} (repetition ${scenario.repetition + 1})` : scenario.name;
 }

@@ -295,16 +295,21 @@ export async function createTestPostgres(
   };
 }
 
-/** The output a run's current attempt keeps, as its chunks hold it (`RunOutputChunk`). */
+/** The output a run's current attempt keeps, from its chunks (`RunOutputChunk`) in order of `start`. */
+export function keptOutput(run: { attempt: number; outputChunks: { attempt: number; text: string }[] }): string {
+  return run.outputChunks
+    .filter((chunk) => chunk.attempt === run.attempt)
+    .map((chunk) => chunk.text)
+    .join("");
+}
+
+/** The output a run's current attempt keeps, read from the database (see `keptOutput`). */
 export async function storedOutput(db: PrismaClient, runId: string): Promise<string> {
   const run = await db.agentRun.findUniqueOrThrow({
     where: { id: runId },
     select: { attempt: true, outputChunks: { orderBy: { start: "asc" }, select: { attempt: true, text: true } } },
   });
-  return run.outputChunks
-    .filter((chunk) => chunk.attempt === run.attempt)
-    .map((chunk) => chunk.text)
-    .join("");
+  return keptOutput(run);
 }
 
 /**

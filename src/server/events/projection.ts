@@ -302,8 +302,9 @@ function outputInsert(outputMaxChars: number): Prisma.Sql {
       DELETE FROM "RunOutputChunk" AS c
       USING run JOIN running AS e ON e."runId" = run."id"
       WHERE e."chunk" IS NOT NULL AND c."runId" = run."id" AND c."attempt" = run."attempt"
-        AND c."start" < run."outputLength" - ${outputMaxChars}::int
         AND c."start" + char_length(c."text") <= run."outputLength" - ${outputMaxChars}::int
+        -- implied by the line above; said so the key's range bounds the scan
+        AND c."start" < run."outputLength" - ${outputMaxChars}::int
     )`;
 }
 

@@ -21,7 +21,7 @@ interface QueuedActivity extends KeyedRunActivity {
  * ahead of it at the 99th percentile went from 3–31 ms to 0.2–22 ms. More would add
  * statements for little: with two, an event waits only while both are in flight.
  */
-export const DEFAULT_ACTIVITY_BATCHES_IN_FLIGHT = 2;
+const DEFAULT_ACTIVITY_BATCHES_IN_FLIGHT = 2;
 
 /**
  * Writes running attempts' steps, log lines and output to the database by group commit:

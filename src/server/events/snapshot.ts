@@ -68,9 +68,6 @@ export interface OutputPage {
 /** Output a view of one run carries: the newest 64 Ki characters, whatever the run holds. */
 export const OUTPUT_WINDOW_CHARS = 65_536;
 
-/** A run's row; its output is kept apart (`RunOutputChunk`) and read a bounded page at a time. */
-export type RunRow = AgentRun;
-
 export interface ContextView {
   status: ContextStatus;
   version: number;
@@ -103,7 +100,8 @@ export function toStepView(step: RunStep): StepView {
   };
 }
 
-export function toRunView(run: RunRow & { steps?: RunStep[] }, output?: OutputPage): RunView {
+/** A run as views show it; its output is kept apart (`RunOutputChunk`) and read a bounded page at a time (`output`). */
+export function toRunView(run: AgentRun & { steps?: RunStep[] }, output?: OutputPage): RunView {
   return {
     id: run.id,
     tenantId: run.tenantId,

@@ -9,6 +9,7 @@ import {
   type SnapshotSource,
 } from "../../server/events/snapshot";
 import { compareStreamIds, STREAM_ORIGIN } from "../../shared/stream-id";
+import { keptOutput } from "../harness";
 import { feedAccepts, idHash, type RecorderClient } from "./recorder-client";
 
 /** Every entry a tenant's stream holds now, oldest first, read a page at a time. */
@@ -147,17 +148,12 @@ export async function auditState(
     include: { steps: { orderBy: { startedAt: "asc" } }, outputChunks: { orderBy: { start: "asc" } } },
   });
   // The whole stored output: the audited runs write far less than a view's window.
-  const stored = ({ outputChunks, ...r }: (typeof rows)[number]) => {
-    const output = outputChunks
-      .filter((chunk) => chunk.attempt === r.attempt)
-      .map((chunk) => chunk.text)
-      .join("");
+  const stored = (r: (typeof rows)[number]) => {
+    const output = keptOutput(r);
     const start = r.outputLength - output.length;
     return { text: output, start, end: r.outputLength, dropped: start };
   };
-  const byId = new Map(
-    rows.map(({ outputChunks, ...r }) => [r.id, toRunView(r, withOutput ? stored({ outputChunks, ...r }) : undefined)]),
-  );
+  const byId = new Map(rows.map((r) => [r.id, toRunView(r, withOutput ? stored(r) : undefined)]));
   for (const run of Object.values(mine)) {
     const truth = byId.get(run.id);
     if (!truth) {
