@@ -109,6 +109,19 @@ describe("summariseRepetitions", () => {
     expect(repeatedTables(summary, ["pulse", "socket-io", "ws-floor"])).toContain("none held");
   });
 
+  test("a comparison Socket.IO alone failed reads 0, and its note says so", () => {
+    const withFailure = structuredClone(fixtureResult(runs));
+    const failing = withFailure.scenarios[1]!.atLoads.find((s) => s.design === "socket-io" && s.fraction === 0.5)!;
+    failing.passed = false;
+    const target = byName(
+      summariseRepetitions(withFailure),
+      "narrow: p99 at 50% of the weaker maximum, Pulse ÷ Socket.IO",
+    );
+    expect(target.spread).toMatchObject({ min: 0, n: 5 });
+    expect(target.note).toBe("Socket.IO alone failed in 1 of 5 repetitions (its ratio reads 0)");
+    expect(byName(summariseRepetitions(fixtureResult(runs)), target.name).note).toBeUndefined();
+  });
+
   test("a failed figure's worse end reads failed, also once JSON has turned its Infinity into null", () => {
     const failed = {
       ...byName(

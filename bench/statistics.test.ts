@@ -4,6 +4,7 @@ import {
   interleavedOrder,
   median,
   pairedRatios,
+  unpairedFailures,
   spreadOf,
   verdictAtWorseEnd,
   worseEnd,
@@ -22,6 +23,14 @@ describe("median and spread", () => {
 
   test("ratios pair repetitions: a ÷ b of the same repetition, skipping one where either is missing", () => {
     expect(pairedRatios([10, 20, 30, null], [10, 10, 0, 5])).toEqual({ median: 1.5, min: 1, max: 2, n: 2 });
+  });
+
+  test("a pair where only the second failed, or both did, is counted apart: its ratio is 0 or none", () => {
+    const failed = Number.POSITIVE_INFINITY;
+    const a = [10, 10, failed, failed, null, 10];
+    const b = [20, failed, failed, 5, failed, null];
+    expect(unpairedFailures(a, b)).toEqual({ onlySecond: 1, both: 1 });
+    expect(pairedRatios(a, b)).toEqual({ median: 0.5, min: 0, max: failed, n: 3 });
   });
 });
 

@@ -37,6 +37,27 @@ export function pairedRatios(a: readonly (number | null)[], b: readonly (number 
   return spreadOf(a.map((value, i) => (value !== null && b[i] ? value / b[i] : null)));
 }
 
+/**
+ * Where a pair had no ratio to speak of: the repetitions in which only the second design
+ * failed (a finite ÷ Infinity, which `pairedRatios` counts as a ratio of 0) and those in which
+ * both did (Infinity ÷ Infinity, left out). Each needs saying beside the spread: a 0 there is
+ * no measurement, and a left-out repetition narrows it.
+ */
+export function unpairedFailures(
+  a: readonly (number | null)[],
+  b: readonly (number | null)[],
+): { onlySecond: number; both: number } {
+  let onlySecond = 0;
+  let both = 0;
+  a.forEach((value, i) => {
+    const other = b[i];
+    if (value === null || other === null || other === undefined || Number.isFinite(other)) return;
+    if (Number.isFinite(value)) onlySecond++;
+    else both++;
+  });
+  return { onlySecond, both };
+}
+
 export type Direction = "at least" | "at most";
 
 /** The end of the spread that is worse for the target: the lowest ratio for "at least", the highest for "at most". */
