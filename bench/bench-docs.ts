@@ -33,7 +33,8 @@ ${repeated.repetitions} repetitions, ${what}); JSON: [${jsonPath}](${jsonPath}).
 export function repeatedSection(result: BenchResult, jsonPath: string): string {
   const repeated = summariseRepetitions(result);
   return `${runLine(result, repeated, `Socket.IO fed by \`${result.socketIoPublish}\``, jsonPath)} Each figure is the median over the repetitions with its spread
-(min–max) in brackets; a target is met only at the worse end of the spread.
+(min–max) in brackets; a target is met only at the worse end of the spread, which its column
+prints rounded away from the target (so a figure just short of it never reads as reaching it).
 
 ${repeatedTables(repeated, result.designs, true)}`;
 }

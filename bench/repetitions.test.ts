@@ -134,7 +134,17 @@ describe("summariseRepetitions", () => {
     const fromJson = JSON.parse(JSON.stringify(failed)) as typeof failed;
     expect(fromJson.spread!.max).toBeNull();
     expect(worseEndText(fromJson)).toBe("failed");
-    expect(worseEndText({ ...failed, spread: { ...failed.spread!, max: 1.234 } })).toBe("1.23");
+    expect(worseEndText({ ...failed, spread: { ...failed.spread!, max: 1.234 } })).toBe("1.24");
+  });
+
+  test("a worse end is rounded away from its target, so one just short of it never prints as reaching it", () => {
+    const sustained = { name: "sustained", direction: "at least", target: 1.3, met: false } as const;
+    const spread = (v: number) => ({ median: v, min: v, max: v, n: 1 });
+    expect(worseEndText({ ...sustained, spread: spread(26_511 / 20_394) })).toBe("1.29");
+    expect(worseEndText({ ...sustained, spread: spread(1.3), met: true })).toBe("1.3");
+    const p99 = { name: "p99", direction: "at most", target: 1, met: false } as const;
+    expect(worseEndText({ ...p99, spread: spread(1.0004) })).toBe("1.01");
+    expect(worseEndText({ ...p99, spread: spread(1.23), met: false })).toBe("1.23");
   });
 
   test("idle memory is met only when heap AND RSS per connection are, judged at the most connections", () => {

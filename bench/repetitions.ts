@@ -439,11 +439,19 @@ export function fmtSpread(spread: Spread | null | undefined, digits = 2, unit = 
   return spread.n === 1 ? f(spread.median) : `${f(spread.median)} (${f(spread.min)}–${f(spread.max)})`;
 }
 
-/** The worse end as the tables print it; a failed figure (Infinity, which JSON keeps as null) reads "failed". */
+/**
+ * The worse end as the tables print it, to two decimals rounded away from the target (down
+ * for "at least", up for "at most"), so a figure just short of it never reads as reaching it
+ * (26,511 ÷ 20,394 prints 1.29, not 1.3, against "≥ 1.3"); a failed figure (Infinity, which
+ * JSON keeps as null) reads "failed".
+ */
 export function worseEndText(t: RepeatedTarget): string {
   if (!t.spread) return "–";
   const worse: number | null = worseEnd(t.spread, t.direction);
-  return typeof worse === "number" && Number.isFinite(worse) ? String(Math.round(worse * 100) / 100) : "failed";
+  if (typeof worse !== "number" || !Number.isFinite(worse)) return "failed";
+  // The epsilon keeps a product like 1.23 × 100 = 123.00000000000001 from rounding a step further.
+  const hundredths = t.direction === "at least" ? Math.floor(worse * 100 + 1e-9) : Math.ceil(worse * 100 - 1e-9);
+  return String(hundredths / 100);
 }
 
 /** The repeated figures as tables: maxima with their soaks, p99 at the comparison loads, and the targets. */
