@@ -213,7 +213,10 @@ export const SMOKE_PLAN: BenchPlan = {
   stepMs: 300,
   warmupMs: 200,
   drainMs: 10_000,
-  p99BoundMs: 250,
+  // The smoke run checks deliveries, not latency: a bound no loaded test machine reaches, so
+  // every step passes on what it delivered and every path after it (the soaks at the maxima,
+  // the comparison loads, Pulse's long soak) runs whatever else the machine is doing.
+  p99BoundMs: 5_000,
   stopAtSaturation: false,
   refineSaturation: false,
   // Every path of the full run once, with tiny numbers: one repetition, one step per design
