@@ -661,8 +661,8 @@ function stormMethod(result: BenchResult): string {
   its first event published after the reconnect; *all live* is the last client's time (failed when one
   was not back within ${storm.timeoutMs / 1000} s, or when its server stopped answering the bench: that storm is
   recorded failed, with no other figure, and a new server takes over for what comes after). Lost and duplicated events are counted per client; a
-  client not back within that time counts every event it missed as lost (its server did not drop them: it
-  had not served the client yet, and *all live* reads failed); server CPU and, for
+  client not back within that time counts the events it missed and had not received by then as lost (its
+  server had not yet served it all, and *all live* reads failed); server CPU and, for
   Pulse on PostgreSQL, the database's committed transactions (\`pg_stat_database\`, the live events'
   writes included; approximate, as backends report their counters up to a second late) from the reconnect until all are live. Target: Pulse all live no later than
   Socket.IO, with nothing lost or duplicated.
