@@ -123,6 +123,12 @@ export interface BenchPlan {
   /** Latency is compared at these fractions of the weaker design's maximum (Pulse vs Socket.IO). */
   comparisonFractions: number[];
   /**
+   * Events a comparison step publishes at least: it lasts `stepMs`, or longer at a rate too
+   * low to publish this many in that time (wide's 25% step is a few dozen events in 2 s, and
+   * a p99 over them is their slowest one or two).
+   */
+  comparisonMinEvents: number;
+  /**
    * A step that fails on timing alone (p99 over the bound, deliveries still missing after the
    * drain) while other work and the hypervisor together took at least `cores` is run again,
    * up to `reruns` times, before it counts: on a shared virtual machine, a neighbour's burst
@@ -161,6 +167,7 @@ export const FULL_PLAN: BenchPlan = {
   reclimbSteps: 3,
   longSoak: { scenario: "narrow", design: "pulse", fraction: 0.5, windows: 10, windowMs: 60_000 },
   comparisonFractions: [0.25, 0.5, 0.75],
+  comparisonMinEvents: 200,
   // One try for every step, passing or failing: the repetitions carry the noise, and a
   // rerun only for failures would inflate every design's maximum.
   disturbance: { cores: 0.1, reruns: 0 },
@@ -227,6 +234,8 @@ export const SMOKE_PLAN: BenchPlan = {
   reclimbSteps: 3,
   longSoak: { scenario: "narrow", design: "pulse", fraction: 0.5, windows: 2, windowMs: 300 },
   comparisonFractions: [0.5],
+  // More than wide's comparison step publishes in stepMs, so the smoke run lengthens it.
+  comparisonMinEvents: 10,
   // The smoke run checks deliveries, not capacity: it reports what happened, once.
   disturbance: { cores: 0.1, reruns: 0 },
   scenarioBudgetMs: 60_000,

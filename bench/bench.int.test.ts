@@ -115,7 +115,10 @@ function expectRepeatedPath(result: BenchResult, designs: readonly Design[]): vo
     }
     if (withMax.length === 0) continue;
     expect([...new Set(scenario.atLoads.map((s) => s.fraction))], what).toEqual(SMOKE_PLAN.comparisonFractions);
-    for (const step of scenario.atLoads) expect(step.missing + step.duplicates, what).toBe(0);
+    for (const step of scenario.atLoads) {
+      expect(step.missing + step.duplicates, what).toBe(0);
+      expect(step.events, what).toBeGreaterThanOrEqual(SMOKE_PLAN.comparisonMinEvents);
+    }
   }
   if (designs.includes("pulse")) {
     // The long soak: Pulse at half its median maximum, window after window, nothing lost.

@@ -54,6 +54,18 @@ describe("summariseRepetitions", () => {
     expect(tables).toMatch(/pulse: steps and logs only +20 \(20–20\) +40 \(40–40\) +64 \(60–68\)/);
   });
 
+  test("each comparison load says how many events its p99s rest on, every design's steps together", () => {
+    const result = fixtureResult(runs);
+    // Every fixture step publishes 300 events; one of Socket.IO's at 25% published 40.
+    result.scenarios[3]!.atLoads.find((s) => s.design === "socket-io" && s.fraction === 0.25)!.events = 40;
+    const summary = summariseRepetitions(result);
+    expect(summary.scenarios.narrow!.atLoads[0]!.events).toEqual({ median: 300, min: 40, max: 300, n: 10 });
+    expect(summary.scenarios.narrow!.atLoads[1]!.events).toEqual({ median: 300, min: 300, max: 300, n: 10 });
+    expect(repeatedTables(summary, ["pulse", "socket-io"])).toMatch(
+      /events a step +300 \(40–300\) +300 \(300–300\) +300 \(300–300\)/,
+    );
+  });
+
   test("so has its progress, which it appends without writing it to its database first", () => {
     const summary = summariseRepetitions(fixtureResult(runs));
     // Three quarters of Pulse's p99 (30+r) at 75% in the fixtures.

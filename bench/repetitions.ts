@@ -84,12 +84,15 @@ export interface RepeatedScenario {
    * p99 (ms) per design at each fraction of the weaker design's maximum; `storedP99`, Pulse's
    * steps and logs alone (written to its database before they are appended), and
    * `progressP99`, its progress alone (appended at once); null for runs from before each was kept.
+   * `events`: how many events the steps at that fraction published, every design's, so a reader
+   * sees how many events each p99 rests on.
    */
   atLoads: {
     fraction: number;
     p99: Partial<Record<Design, Spread | null>>;
     storedP99: Spread | null;
     progressP99: Spread | null;
+    events: Spread | null;
   }[];
 }
 
@@ -413,6 +416,7 @@ export function summariseRepetitions(result: Repeated): RepeatedSummary {
         p99: Object.fromEntries(result.designs.map((d) => [d, spreadOf(runs.map((r) => p99At(r, d, fraction)))])),
         storedP99: spreadOf(runs.map((r) => p99At(r, "pulse", fraction, "storedLatency"))),
         progressP99: spreadOf(runs.map((r) => p99At(r, "pulse", fraction, "progressLatency"))),
+        events: spreadOf(runs.flatMap((r) => r.atLoads.filter((l) => l.fraction === fraction).map((l) => l.events))),
       })),
     };
     scenarios[name] = summary;
@@ -482,6 +486,7 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
     for (const [label, of] of PULSE_PART_ROWS)
       if (designs.includes("pulse") && s.atLoads.some((l) => l[of]))
         p99.push([label, ...s.atLoads.map((l) => fmtSpread(l[of], 1))]);
+    p99.push(["events a step", ...s.atLoads.map((l) => fmtSpread(l.events, 0))]);
     if (s.atLoads.length)
       parts.push(
         `${markdown ? "### " : "== "}${name}: p99 at fractions of the weaker maximum\n\n${table(p99, markdown)}`,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { ScenarioResult, StepResult } from "./bench-result";
+import { FULL_PLAN, SMOKE_PLAN } from "./bench-plan";
+import type { BenchResult, ScenarioResult, StepResult } from "./bench-result";
 import { benchmarkMarkdown, scenarioTable, summarise, summaryTables, targetsTable } from "./report";
 import {
   FIXTURE_SUBSCRIBERS,
@@ -271,5 +272,17 @@ describe("benchmarkMarkdown", () => {
       ),
     );
     expect(markdown).toContain("each wave's `openingMs`: not recorded by runs before 2026-12-06");
+  });
+
+  it("says how long its equal-load steps lasted, and that an older run's ran a step whatever their rate", () => {
+    const markdown = (plan: BenchResult["plan"]) => benchmarkMarkdown({ ...fixtureResult(runs), plan });
+    const flat = (text: string) => text.replace(/\s+/g, " ");
+    expect(flat(markdown(SMOKE_PLAN))).toContain(
+      "Each of these steps publishes for 0.3 s, or until it has published 10 events at a rate too low for that many in 0.3 s",
+    );
+    const { comparisonMinEvents: _, ...older } = SMOKE_PLAN;
+    expect(flat(markdown(older as BenchResult["plan"]))).toContain(
+      `In this run each of these steps published for 0.3 s whatever its rate, so at a low rate a p99 is of a few dozen events, their slowest one or two (later runs publish at least ${FULL_PLAN.comparisonMinEvents})`,
+    );
   });
 });

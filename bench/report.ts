@@ -1,6 +1,7 @@
 import type { BenchResult, BenchSummary, IdleResult, ScenarioResult, StepResult, TargetCheck } from "./bench-result";
 import type { LatencySummary } from "./delivery-ledger";
 import { DESIGN_TITLES, SOCKET_IO_STREAMS_OPTIONS, type Design, type SocketIoAdapter } from "./workload";
+import { FULL_PLAN } from "./bench-plan";
 import { median } from "./statistics";
 
 /**
@@ -600,6 +601,19 @@ function socketIoPath(publish: BenchResult["socketIoPublish"]): string {
   \`emitter-postgres\` run for the like-for-like figure.`;
 }
 
+/** How long the equal-load steps last; a run planned before they had a least number of events says so. */
+function comparisonLength(plan: BenchResult["plan"]): string {
+  const step = `${plan.stepMs / 1000} s`;
+  const least = plan.comparisonMinEvents as number | undefined;
+  const rests = `the row "events a step" says how many events each p99 rests on.`;
+  return least
+    ? `Each of these steps publishes for ${step}, or until it has published ${least} events at a rate
+  too low for that many in ${step}: ${rests}`
+    : `In this run each of these steps published for ${step} whatever its rate, so at a low rate a
+  p99 is of a few dozen events, their slowest one or two (later runs publish at least
+  ${FULL_PLAN.comparisonMinEvents}): ${rests}`;
+}
+
 /** How the time-to-first-event waves are made (nothing for runs planned before they existed). */
 function firstEventMethod(result: BenchResult): string {
   const wave = result.plan.firstEvent as BenchResult["plan"]["firstEvent"] | undefined;
@@ -748,7 +762,8 @@ fields \`seq\` and \`at\`).
   soon as more than 1% of all the deliveries it was to make have arrived later than the bound:
   its p99 could then only end above it (\`stoppedAfterS\` in the JSON).
 - **Latency compared at equal load**: Pulse and Socket.IO at ${plan.comparisonFractions.map((f) => `${f * 100}%`).join(", ")} of the weaker of their
-  maxima of the same repetition — not at the weaker design's knee. The row "pulse: steps and
+  maxima of the same repetition — not at the weaker design's knee.
+  ${comparisonLength(plan)} The row "pulse: steps and
   logs only" is the p99 of the fifth of the events Pulse writes to its database before it
   appends them, and "pulse: progress only" that of the rest, which go to the stream at once
   (Pulse's live path alone; runs before 2026-12-06 did not keep it): how much of its tail

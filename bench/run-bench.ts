@@ -31,7 +31,7 @@ import type { PollingCost } from "./polling-cost";
 import { writeBenchDocs } from "./bench-docs";
 import { repeatedTables, summariseRepetitions } from "./repetitions";
 import { scenarioTable, summarise, summaryTables } from "./report";
-import { comparisonLoads, interleavedOrder, toMiB } from "./statistics";
+import { comparisonLoads, comparisonStepMs, interleavedOrder, toMiB } from "./statistics";
 import { afterFailure, ladderStarts, maximumOf, medianMaximum, soakRates } from "./ladder";
 import { cannotPass, disturbance, judgeStep } from "./step-verdict";
 import { nowUs, type BenchTenant, type Design, type SocketIoAdapter } from "./workload";
@@ -388,7 +388,8 @@ async function longSoak(run: ScenarioRun, runs: readonly ScenarioResult[]): Prom
 
 /**
  * Pulse and Socket.IO at 25%, 50% and 75% of the weaker of their maxima in this repetition
- * (every design at fractions of the weakest maximum when either is missing).
+ * (every design at fractions of the weakest maximum when either is missing), each step long
+ * enough for the plan's `comparisonMinEvents`.
  */
 async function compareAtLoads(run: ScenarioRun): Promise<void> {
   const { bench, result } = run;
@@ -403,7 +404,8 @@ async function compareAtLoads(run: ScenarioRun): Promise<void> {
     if (rate <= 0) continue;
     for (const design of interleavedOrder(compared, i)) {
       await bench.settle(design);
-      const step = await runStep(run, design, rate, i, []);
+      const ms = comparisonStepMs(rate, bench.plan.stepMs, bench.plan.comparisonMinEvents);
+      const step = await runStep(run, design, rate, i, [], { ms });
       result.atLoads.push({ ...step, fraction: bench.plan.comparisonFractions[i]! });
     }
   }

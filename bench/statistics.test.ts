@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import {
   comparisonLoads,
+  comparisonStepMs,
   interleavedOrder,
   median,
   pairedRatios,
@@ -72,4 +73,15 @@ describe("interleaving", () => {
 test("latency is compared at fractions of the weaker design's maximum", () => {
   expect(comparisonLoads([4_000, 1_000], [0.25, 0.5, 0.75])).toEqual([250, 500, 750]);
   expect(comparisonLoads([], [0.5])).toEqual([]);
+});
+
+test("a comparison step lasts long enough for its least number of events, never less than a step", () => {
+  // Wide's 25% step in a run of 2026-12-06: 16.3 events/s, 33 events in 2 s.
+  expect(comparisonStepMs(16.3, 2_000, 200)).toBe(12_300);
+  expect(Math.round((16.3 * comparisonStepMs(16.3, 2_000, 200)) / 1_000)).toBeGreaterThanOrEqual(200);
+  // Narrow's steps publish thousands of events in 2 s: they keep the step's length.
+  expect(comparisonStepMs(1_723.2, 2_000, 200)).toBe(2_000);
+  expect(comparisonStepMs(100, 2_000, 200)).toBe(2_000);
+  expect(comparisonStepMs(16.3, 2_000, 0)).toBe(2_000);
+  expect(comparisonStepMs(0, 2_000, 200)).toBe(2_000);
 });

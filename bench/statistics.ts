@@ -90,5 +90,15 @@ export function comparisonLoads(maxima: readonly number[], fractions: readonly n
   return fractions.map((f) => Math.round(weaker * f * 10) / 10);
 }
 
+/**
+ * How long a comparison step publishes at `rate` events/s: `stepMs`, or long enough for
+ * `minEvents` events when that is longer (to the next 100 ms). A p99 over the few dozen
+ * events a short step holds at a low rate is the slowest one or two of them, not a percentile.
+ */
+export function comparisonStepMs(rate: number, stepMs: number, minEvents: number): number {
+  if (rate <= 0) return stepMs;
+  return Math.max(stepMs, Math.ceil((minEvents / rate) * 10) * 100);
+}
+
 /** Bytes in MiB, to a tenth. */
 export const toMiB = (bytes: number): number => Math.round((bytes / 1024 / 1024) * 10) / 10;
