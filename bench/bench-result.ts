@@ -154,6 +154,24 @@ export interface FirstEventResult extends FirstEventOutcome {
   /** Each tenant's events per second during the wave: a first event waits up to one interval after subscribing. */
   eventsPerSecondPerTenant: number;
   publisher: StepCounts;
+  /** Where the machine's CPU went while the wave subscribed (absent from runs before it was kept). */
+  cpu?: WaveCpu;
+}
+
+/**
+ * The machine's CPU over a wave, from asking the clients for it until they report it done
+ * (every subscriber live, their connections closed), in cores' worth: on a machine every
+ * design shares, what the server gets is what the rest leaves it.
+ */
+export interface WaveCpu {
+  seconds: number;
+  serverCores: number;
+  postgresCores: number;
+  redisCores: number;
+  /** The bench's other processes: the publisher (Pulse's worker), the clients and the orchestrator. */
+  restOfBenchCores: number;
+  /** Share of the whole machine that was busy (0–1). */
+  machineBusy: number;
 }
 
 /** One design's clients dropped at once, `missedPerTenant` events published to each tenant meanwhile, then all reconnecting. */

@@ -148,6 +148,9 @@ function expectFirstEvents(result: BenchResult, designs: readonly Design[]): voi
       expect(times.count, wave.design).toBe(connections);
       expect(times.p99, wave.design).toBeGreaterThan(0);
     }
+    // The wave's CPU: its server served every subscriber, so it used some.
+    expect(wave.cpu?.seconds, wave.design).toBeGreaterThan(0);
+    expect(wave.cpu?.serverCores, wave.design).toBeGreaterThan(0);
   }
   for (const design of designs) expect(result.repeated.firstEvent[design]?.firstEventP99?.n, design).toBe(1);
   expect(result.repeated.targets.map((t) => t.name)).toContain(

@@ -202,6 +202,39 @@ describe("summariseRepetitions", () => {
     expect(repeatedTables(summary, ["pulse", "socket-io"])).toMatch(/pulse\s.*failed \(100–failed\)/);
   });
 
+  test("where the machine's CPU went during the waves has a table of its own, for runs that kept it", () => {
+    const cpu = (server: number) => ({
+      seconds: 2,
+      serverCores: server,
+      postgresCores: 0.3,
+      redisCores: 0.1,
+      restOfBenchCores: 0.6,
+      machineBusy: 0.97,
+    });
+    const waves = [0.6, 0.7, 0.8].flatMap((server, r) => [
+      { ...fixtureWave("pulse", r, { subscribed: 200, firstEvent: 210 }), cpu: cpu(server) },
+      { ...fixtureWave("socket-io", r, { subscribed: 100, firstEvent: 120 }), cpu: cpu(0.9) },
+    ]);
+    const summary = summariseRepetitions(fixtureResult(runs, [], waves));
+    expect(summary.firstEvent.pulse!.cpu!.serverCores).toEqual({ median: 0.7, min: 0.6, max: 0.8, n: 3 });
+    expect(summary.firstEvent["ws-floor"]!.cpu).toBeNull();
+    const tables = repeatedTables(summary, ["pulse", "socket-io"]);
+    expect(tables).toContain("the machine's CPU during the wave");
+    expect(tables).toMatch(
+      /pulse +2 \(2–2\) +0\.7 \(0\.6–0\.8\) +0\.3 \(0\.3–0\.3\) +0\.1 \(0\.1–0\.1\) +0\.6 \(0\.6–0\.6\) +97% \(97%–97%\)/,
+    );
+    // Waves of a run from before it was kept: the wave table, no CPU table.
+    const older = summariseRepetitions(
+      fixtureResult(
+        runs,
+        [],
+        waves.map(({ cpu: _, ...wave }) => wave),
+      ),
+    );
+    expect(older.firstEvent.pulse!.cpu).toBeNull();
+    expect(repeatedTables(older, ["pulse", "socket-io"])).not.toContain("the machine's CPU during the wave");
+  });
+
   test("without waves there is neither a first-event table nor its target", () => {
     const summary = summariseRepetitions(fixtureResult(runs));
     expect(summary.firstEvent).toEqual({});

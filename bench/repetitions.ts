@@ -1,4 +1,11 @@
-import type { BenchResult, FirstEventResult, ReconnectStormResult, ScenarioResult, StepResult } from "./bench-result";
+import type {
+  BenchResult,
+  FirstEventResult,
+  ReconnectStormResult,
+  ScenarioResult,
+  StepResult,
+  WaveCpu,
+} from "./bench-result";
 import { highestPassed, maximumOf } from "./ladder";
 import {
   pairedRatios,
@@ -68,6 +75,8 @@ export interface RepeatedFirstEvent {
   subscribedP99: Spread | null;
   firstEventP50: Spread | null;
   firstEventP99: Spread | null;
+  /** Where the machine's CPU went during the wave (null for runs before it was kept). */
+  cpu: Record<keyof WaveCpu, Spread | null> | null;
 }
 
 export interface RepeatedScenario {
@@ -284,6 +293,29 @@ function waveFigures(result: Repeated, design: Design, figure: (wave: FirstEvent
   });
 }
 
+/** A spread with each figure times `factor`. */
+const scaled = (spread: Spread, factor: number): Spread => ({
+  ...spread,
+  median: spread.median * factor,
+  min: spread.min * factor,
+  max: spread.max * factor,
+});
+
+/** Each of a design's wave CPU figures as a spread over the repetitions that kept them; null when none did. */
+function waveCpu(result: Repeated, design: Design): RepeatedFirstEvent["cpu"] {
+  const kept = (result.firstEvent ?? []).flatMap((w) => (w.design === design && w.cpu ? [w.cpu] : []));
+  if (kept.length === 0) return null;
+  const of = (key: keyof WaveCpu) => spreadOf(kept.map((cpu) => cpu[key]));
+  return {
+    seconds: of("seconds"),
+    serverCores: of("serverCores"),
+    postgresCores: of("postgresCores"),
+    redisCores: of("redisCores"),
+    restOfBenchCores: of("restOfBenchCores"),
+    machineBusy: of("machineBusy"),
+  };
+}
+
 /** The waves' figures per design, and the target: Pulse's first event p99 against Socket.IO's connect (its `connect` event: joined). */
 function summariseFirstEvent(result: Repeated): {
   firstEvent: RepeatedSummary["firstEvent"];
@@ -297,6 +329,7 @@ function summariseFirstEvent(result: Repeated): {
       subscribedP99: spreadOf(waveFigures(result, design, (w) => w.subscribedMs.p99)),
       firstEventP50: spreadOf(waveFigures(result, design, (w) => w.firstEventMs.p50)),
       firstEventP99: spreadOf(waveFigures(result, design, (w) => w.firstEventMs.p99)),
+      cpu: waveCpu(result, design),
     };
   }
   return {
@@ -504,6 +537,20 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
     parts.push(
       `${markdown ? "### " : "== "}time to first event on subscribe, median (min–max)\n\n${table(rows, markdown)}`,
     );
+    const measured = waves.filter((d) => summary.firstEvent[d]!.cpu);
+    if (measured.length) {
+      const cpu: (string | number)[][] = [
+        ["design", "wave s", "server", "PostgreSQL", "Redis", "publisher and clients", "machine busy"],
+        ...measured.map((d) => {
+          const c = summary.firstEvent[d]!.cpu!;
+          const cores = [c.serverCores, c.postgresCores, c.redisCores, c.restOfBenchCores].map((s) => fmtSpread(s, 2));
+          return [d, fmtSpread(c.seconds, 1), ...cores, fmtSpread(c.machineBusy && scaled(c.machineBusy, 100), 0, "%")];
+        }),
+      ];
+      parts.push(
+        `${markdown ? "### " : "== "}time to first event: the machine's CPU during the wave, cores, median (min–max)\n\n${table(cpu, markdown)}`,
+      );
+    }
   }
   for (const { missedPerTenant, byDesign } of summary.reconnectStorm ?? []) {
     const rows: (string | number)[][] = [

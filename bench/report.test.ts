@@ -272,6 +272,23 @@ describe("benchmarkMarkdown", () => {
       ),
     );
     expect(markdown).toContain("each wave's `openingMs`: not recorded by runs before 2026-12-06");
+    expect(markdown).toContain("This run did not record where the machine's CPU went during each wave");
+  });
+
+  it("says what the wave's CPU table holds when the run kept it", () => {
+    const cpu = {
+      seconds: 2,
+      serverCores: 0.7,
+      postgresCores: 0.3,
+      redisCores: 0.1,
+      restOfBenchCores: 0.6,
+      machineBusy: 1,
+    };
+    const markdown = benchmarkMarkdown(fixtureResult(runs, [], [{ ...waves[0]!, cpu }, waves[1]!]));
+    expect(markdown.replace(/\s+/g, " ")).toContain(
+      "is split by process: the server, PostgreSQL, Redis, and the rest of the bench",
+    );
+    expect(markdown).not.toContain("did not record where the machine's CPU went");
   });
 
   it("says how long its equal-load steps lasted, and that an older run's ran a step whatever their rate", () => {

@@ -614,6 +614,17 @@ function comparisonLength(plan: BenchResult["plan"]): string {
   ${FULL_PLAN.comparisonMinEvents}): ${rests}`;
 }
 
+/** What the wave's CPU table holds, or that the run did not keep it. */
+function waveCpuMethod(result: BenchResult): string {
+  const kept = (result.firstEvent ?? []).some((w) => w.cpu);
+  if (!kept) return "This run did not record where the machine's CPU went during each wave (later runs do).";
+  return `The machine's CPU over each wave (from asking the clients for it until they report it done,
+  their connections closed) is split by process: the
+  server, PostgreSQL, Redis, and the rest of the bench (the publisher, which for Pulse is its
+  worker writing steps and logs to the database, and the clients). Every design shares the
+  machine's cores, so what the publishing takes is what its server does not get.`;
+}
+
 /** How the time-to-first-event waves are made (nothing for runs planned before they existed). */
 function firstEventMethod(result: BenchResult): string {
   const wave = result.plan.firstEvent as BenchResult["plan"]["firstEvent"] | undefined;
@@ -633,6 +644,7 @@ function firstEventMethod(result: BenchResult): string {
   first live event it receives (*first event*, which also waits up to ${Math.round(1000 / wave.eventsPerSecondPerTenant)} ms for its tenant's
   next event). A wave in which a subscriber got no event within ${(wave.publishMs - wave.leadMs) / 1000} s counts as failed.
   Target: Pulse's first event p99 ≤ 2 × Socket.IO's subscribed (\`connect\` event) p99.
+  ${waveCpuMethod(result)}
 `;
 }
 

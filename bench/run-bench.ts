@@ -20,6 +20,7 @@ import type {
   ScenarioResult,
   StepCounts,
   StepResult,
+  WaveCpu,
 } from "./bench-result";
 import type { DeliveryCounts, StepProgress, StepSummary } from "./delivery-ledger";
 import { openFileLimit, type BenchProcess } from "./ipc";
@@ -468,6 +469,30 @@ async function runScenario(
  * tenants publish at a steady rate, and once they are, the whole wave subscribes at once;
  * the publishing ends when every subscriber is live (or the wave timed out).
  */
+/** Starts measuring where the machine's CPU goes; the function it returns ends the measurement. */
+async function startWaveCpu(bench: BenchHarness, design: Design): Promise<() => Promise<WaveCpu>> {
+  const { server } = bench.kit(design);
+  const serverBefore = await server.stats();
+  const redisBefore = await redisCpuSeconds(bench.redis);
+  const cpuBefore = sampleCpu();
+  const startedUs = nowUs();
+  return async () => {
+    const seconds = (nowUs() - startedUs) / 1e6;
+    const cpu = cpuShares(cpuBefore, sampleCpu(), seconds);
+    const serverCores = ((await server.stats()).cpuUs - serverBefore.cpuUs) / 1e6 / seconds;
+    const redisCores = ((await redisCpuSeconds(bench.redis)) - redisBefore) / seconds;
+    return {
+      seconds,
+      serverCores,
+      postgresCores: cpu.postgresCores,
+      redisCores,
+      // Redis and the server are the bench's own children too.
+      restOfBenchCores: Math.max(0, cpu.benchCores - serverCores - redisCores),
+      machineBusy: cpu.machineBusy,
+    };
+  };
+}
+
 async function runFirstEvent(
   bench: BenchHarness,
   plan: FirstEventPlan,
@@ -488,7 +513,9 @@ async function runFirstEvent(
     try {
       await sleep(plan.leadMs);
       await bench.profile(design, "start", "first-event");
+      const measuring = await startWaveCpu(bench, design);
       const wave = await bench.firstEvents(design, tenants, plan.publishMs - plan.leadMs);
+      const cpu = await measuring();
       for (const file of await bench.profile(design, "stop", "first-event"))
         log(`  CPU profile of the wave: ${path.relative(REPO_ROOT, file)}`);
       await bench.endStep(design);
@@ -499,10 +526,12 @@ async function runFirstEvent(
         eventsPerSecondPerTenant: plan.eventsPerSecondPerTenant,
         publisher: stepCounts(published),
         ...wave,
+        cpu,
       });
       log(
         `  ${design.padEnd(9)} ${wave.live}/${wave.connections} live; first event p50 ${wave.firstEventMs.p50} ms, p99 ${wave.firstEventMs.p99} ms; ` +
-          `subscribed p99 ${wave.subscribedMs.p99} ms; connect p99 ${wave.connectMs.p99} ms (the client started them in ${wave.openingMs} ms)${wave.failed ? ` (${wave.failed} failed: ${wave.errors[0]})` : ""}`,
+          `subscribed p99 ${wave.subscribedMs.p99} ms; connect p99 ${wave.connectMs.p99} ms (the client started them in ${wave.openingMs} ms)${wave.failed ? ` (${wave.failed} failed: ${wave.errors[0]})` : ""}; ` +
+          `over ${cpu.seconds.toFixed(1)} s, server ${cpu.serverCores.toFixed(2)} cores, PostgreSQL ${cpu.postgresCores.toFixed(2)}, Redis ${cpu.redisCores.toFixed(2)}, publisher and clients ${cpu.restOfBenchCores.toFixed(2)}`,
       );
     } finally {
       await publishing.catch(() => undefined);
