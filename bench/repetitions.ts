@@ -544,7 +544,12 @@ export function repeatedTables(summary: RepeatedSummary, designs: readonly Desig
         ...measured.map((d) => {
           const c = summary.firstEvent[d]!.cpu!;
           const cores = [c.serverCores, c.postgresCores, c.redisCores, c.restOfBenchCores].map((s) => fmtSpread(s, 2));
-          return [d, fmtSpread(c.seconds, 1), ...cores, fmtSpread(c.machineBusy && scaled(c.machineBusy, 100), 0, "%")];
+          return [
+            d,
+            fmtSpread(c.seconds, 1),
+            ...cores,
+            fmtSpread(c.machineBusy ? scaled(c.machineBusy, 100) : null, 0, "%"),
+          ];
         }),
       ];
       parts.push(

@@ -619,10 +619,10 @@ function waveCpuMethod(result: BenchResult): string {
   const kept = (result.firstEvent ?? []).some((w) => w.cpu);
   if (!kept) return "This run did not record where the machine's CPU went during each wave (later runs do).";
   return `The machine's CPU over each wave (from asking the clients for it until they report it done,
-  their connections closed) is split by process: the
-  server, PostgreSQL, Redis, and the rest of the bench (the publisher, which for Pulse is its
-  worker writing steps and logs to the database, and the clients). Every design shares the
-  machine's cores, so what the publishing takes is what its server does not get.`;
+  their connections closed) is split by process: the server, PostgreSQL, Redis, and the rest of
+  the bench (the publisher, which for Pulse is its worker writing steps and logs to the
+  database, and the clients). Every design shares the machine's cores, so what the publishing
+  takes is what its server does not get.`;
 }
 
 /** How the time-to-first-event waves are made (nothing for runs planned before they existed). */
