@@ -106,6 +106,46 @@ async function stopOnceFailed(
   return undefined;
 }
 
+/** What a design's server, Redis and the machine used since a meter started. */
+interface MeteredCpu {
+  /** The server's stats when read: its CPU and RSS. */
+  server: ServerStats;
+  serverCpuUs: number;
+  redisCpuS: number;
+  /** The machine's CPU by group over the seconds it was read for. */
+  cpu: CpuShares;
+}
+
+/**
+ * Starts reading CPU for a step or a wave: the server's own clock, Redis's, and every process
+ * on the machine (`sampleCpu`). `read` takes the seconds to share the machine's CPU over, so a
+ * step can stop its clock before the clients' counts are fetched.
+ */
+async function startCpuMeter(
+  bench: BenchHarness,
+  design: Design,
+): Promise<{ elapsedS(): number; read(seconds: number): Promise<MeteredCpu> }> {
+  const { server } = bench.kit(design);
+  const serverBefore = await server.stats();
+  const redisBefore = await redisCpuSeconds(bench.redis);
+  const cpuBefore = sampleCpu();
+  const startedUs = nowUs();
+  return {
+    elapsedS: () => (nowUs() - startedUs) / 1e6,
+    async read(seconds) {
+      const serverAfter = await server.stats();
+      const cpuAfter = sampleCpu();
+      const redisAfter = await redisCpuSeconds(bench.redis);
+      return {
+        server: serverAfter,
+        serverCpuUs: serverAfter.cpuUs - serverBefore.cpuUs,
+        redisCpuS: redisAfter - redisBefore,
+        cpu: cpuShares(cpuBefore, cpuAfter, seconds),
+      };
+    },
+  };
+}
+
 /**
  * One measured step. With `stopWhenFailed` (the soaks), a step that has failed beyond doubt
  * stops there (`stopOnceFailed`), and its clients then expect only the events it sent.
@@ -116,7 +156,7 @@ async function measureStep(
   step: LoadStep,
   stopWhenFailed = false,
 ): Promise<MeasuredStep> {
-  const { server, clients } = bench.kit(design);
+  const { clients } = bench.kit(design);
   const boundMs = bench.plan.p99BoundMs;
   await clients.request("begin", {
     design,
@@ -126,10 +166,7 @@ async function measureStep(
     runsPerTenant: step.runsPerTenant,
     lateAfterMs: boundMs,
   });
-  const before = await server.stats();
-  const redisBefore = await redisCpuSeconds(bench.redis);
-  const cpuBefore = sampleCpu();
-  const startedUs = nowUs();
+  const meter = await startCpuMeter(bench, design);
   const stepping = bench.step(design, step, (step.count / step.rate) * 1000 + 30_000);
   const stop = stopWhenFailed ? await stopOnceFailed(bench, design, boundMs, stepping) : undefined;
   const outcome = await stepping;
@@ -137,18 +174,16 @@ async function measureStep(
   const stoppedEarly = stop && { ...stop, sent: outcome.published + outcome.dropped + outcome.failed };
   if (stoppedEarly) await clients.request("end-at", { design, seqEnd: step.seqStart + stoppedEarly.sent });
   await drain(clients, design, Date.now() + bench.plan.drainMs);
-  const elapsedS = (nowUs() - startedUs) / 1e6;
+  const elapsedS = meter.elapsedS();
   const summary = await clients.request<StepSummary & { cpuUs: number }>("end", { design });
-  const after = await server.stats();
-  const cpuAfter = sampleCpu();
-  const redisAfter = await redisCpuSeconds(bench.redis);
+  const used = await meter.read(elapsedS);
   return {
     summary,
     outcome,
-    serverCpuUs: after.cpuUs - before.cpuUs,
-    serverRss: after.rss,
-    redisCpuS: redisAfter - redisBefore,
-    cpu: cpuShares(cpuBefore, cpuAfter, elapsedS),
+    serverCpuUs: used.serverCpuUs,
+    serverRss: used.server.rss,
+    redisCpuS: used.redisCpuS,
+    cpu: used.cpu,
     elapsedS,
     ...(stoppedEarly ? { stoppedEarly } : {}),
   };
@@ -469,27 +504,18 @@ async function runScenario(
  * tenants publish at a steady rate, and once they are, the whole wave subscribes at once;
  * the publishing ends when every subscriber is live (or the wave timed out).
  */
-/** Starts measuring where the machine's CPU goes; the function it returns ends the measurement. */
-async function startWaveCpu(bench: BenchHarness, design: Design): Promise<() => Promise<WaveCpu>> {
-  const { server } = bench.kit(design);
-  const serverBefore = await server.stats();
-  const redisBefore = await redisCpuSeconds(bench.redis);
-  const cpuBefore = sampleCpu();
-  const startedUs = nowUs();
-  return async () => {
-    const seconds = (nowUs() - startedUs) / 1e6;
-    const cpu = cpuShares(cpuBefore, sampleCpu(), seconds);
-    const serverCores = ((await server.stats()).cpuUs - serverBefore.cpuUs) / 1e6 / seconds;
-    const redisCores = ((await redisCpuSeconds(bench.redis)) - redisBefore) / seconds;
-    return {
-      seconds,
-      serverCores,
-      postgresCores: cpu.postgresCores,
-      redisCores,
-      // Redis and the server are the bench's own children too.
-      restOfBenchCores: Math.max(0, cpu.benchCores - serverCores - redisCores),
-      machineBusy: cpu.machineBusy,
-    };
+/** A wave's CPU in cores' worth over its `seconds`. */
+function waveCpuOf(used: MeteredCpu, seconds: number): WaveCpu {
+  const serverCores = used.serverCpuUs / 1e6 / seconds;
+  const redisCores = used.redisCpuS / seconds;
+  return {
+    seconds,
+    serverCores,
+    postgresCores: used.cpu.postgresCores,
+    redisCores,
+    // Redis and the server are the bench's own children too.
+    restOfBenchCores: Math.max(0, used.cpu.benchCores - serverCores - redisCores),
+    machineBusy: used.cpu.machineBusy,
   };
 }
 
@@ -513,9 +539,10 @@ async function runFirstEvent(
     try {
       await sleep(plan.leadMs);
       await bench.profile(design, "start", "first-event");
-      const measuring = await startWaveCpu(bench, design);
+      const meter = await startCpuMeter(bench, design);
       const wave = await bench.firstEvents(design, tenants, plan.publishMs - plan.leadMs);
-      const cpu = await measuring();
+      const seconds = meter.elapsedS();
+      const cpu = waveCpuOf(await meter.read(seconds), seconds);
       for (const file of await bench.profile(design, "stop", "first-event"))
         log(`  CPU profile of the wave: ${path.relative(REPO_ROOT, file)}`);
       await bench.endStep(design);
