@@ -154,16 +154,20 @@ export interface FirstEventResult extends FirstEventOutcome {
   /** Each tenant's events per second during the wave: a first event waits up to one interval after subscribing. */
   eventsPerSecondPerTenant: number;
   publisher: StepCounts;
-  /** Where the machine's CPU went while the wave subscribed (absent from runs before it was kept). */
-  cpu?: WaveCpu;
+  /**
+   * Where the machine's CPU went while the wave subscribed, from asking the clients for it
+   * until they report it done (every subscriber live, their connections closed); absent from
+   * runs before it was kept.
+   */
+  cpu?: PhaseCpu;
 }
 
 /**
- * The machine's CPU over a wave, from asking the clients for it until they report it done
- * (every subscriber live, their connections closed), in cores' worth: on a machine every
- * design shares, what the server gets is what the rest leaves it.
+ * The machine's CPU over a phase of the run (a first-event wave, a storm's reconnects), in
+ * cores' worth: on a machine every design shares, what the server gets is what the rest
+ * leaves it.
  */
-export interface WaveCpu {
+export interface PhaseCpu {
   seconds: number;
   serverCores: number;
   postgresCores: number;
@@ -192,6 +196,8 @@ export interface ReconnectStormResult extends StormOutcome {
   /** From the reconnect until every client was back to live (or the timeout): the server's and Redis's CPU (ms). */
   serverCpuMs: number;
   redisCpuMs: number;
+  /** The machine's CPU by process over the same time (absent from runs before it was kept, and from failed storms). */
+  cpu?: PhaseCpu;
   /** The database's work over the same time (Pulse on PostgreSQL only; the others have none during a storm). */
   database: DatabaseActivity | null;
   publisher: { missed: StepCounts; live: StepCounts };

@@ -191,6 +191,9 @@ function expectReconnectStorms(result: BenchResult, withDatabase: boolean): void
     expect(storm.publisher.missed, what).toMatchObject({ published: plan.tenants * storm.missedPerTenant, failed: 0 });
     expect(storm.backToLiveMs.count, what).toBe(clients);
     expect(storm.database === null, what).toBe(storm.design !== "pulse" || !withDatabase);
+    // The reconnects' CPU: the server took every client back, so it used some.
+    expect(storm.cpu?.seconds, what).toBeGreaterThan(0);
+    expect(storm.cpu?.serverCores, what).toBeGreaterThan(0);
   }
   expect(result.repeated.targets.map((t) => t.name)).toEqual(
     expect.arrayContaining([

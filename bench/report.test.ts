@@ -5,9 +5,11 @@ import { benchmarkMarkdown, scenarioTable, summarise, summaryTables, targetsTabl
 import {
   FIXTURE_SUBSCRIBERS,
   fixtureIdle,
+  fixturePhaseCpu,
   fixtureRepetition,
   fixtureResult,
   fixtureStep,
+  fixtureStorm,
   fixtureWave,
 } from "./result-fixtures";
 import type { Design } from "./workload";
@@ -273,22 +275,28 @@ describe("benchmarkMarkdown", () => {
     );
     expect(markdown).toContain("each wave's `openingMs`: not recorded by runs before 2026-12-06");
     expect(markdown).toContain("This run did not record where the machine's CPU went during each wave");
+    expect(markdown).toContain("This run did not record where the machine's CPU went during the reconnects");
+  });
+
+  it("says what the storm's CPU table holds when the run kept it", () => {
+    const storms = [
+      { ...fixtureStorm("pulse", 0, { allLiveMs: 9_000 }), cpu: fixturePhaseCpu(9, 0.7) },
+      fixtureStorm("socket-io", 0, { allLiveMs: 20_000 }),
+    ];
+    const markdown = benchmarkMarkdown(fixtureResult(runs, [], waves, storms));
+    expect(markdown.replace(/\s+/g, " ")).toContain(
+      "The machine's CPU over the same time is split by process as for the waves",
+    );
+    expect(markdown).not.toContain("did not record where the machine's CPU went during the reconnects");
   });
 
   it("says what the wave's CPU table holds when the run kept it", () => {
-    const cpu = {
-      seconds: 2,
-      serverCores: 0.7,
-      postgresCores: 0.3,
-      redisCores: 0.1,
-      restOfBenchCores: 0.6,
-      machineBusy: 1,
-    };
+    const cpu = fixturePhaseCpu(2, 0.7);
     const markdown = benchmarkMarkdown(fixtureResult(runs, [], [{ ...waves[0]!, cpu }, waves[1]!]));
     expect(markdown.replace(/\s+/g, " ")).toContain(
       "is split by process: the server, PostgreSQL, Redis, and the rest of the bench",
     );
-    expect(markdown).not.toContain("did not record where the machine's CPU went");
+    expect(markdown).not.toContain("did not record where the machine's CPU went during each wave");
   });
 
   it("says how long its equal-load steps lasted, and that an older run's ran a step whatever their rate", () => {

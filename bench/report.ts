@@ -690,9 +690,17 @@ function stormMethod(result: BenchResult): string {
   client not back within that time counts the events it missed and had not received by then as lost (its
   server had not yet served it all, and *all live* reads failed); server CPU and, for
   Pulse on PostgreSQL, the database's committed transactions (\`pg_stat_database\`, the live events'
-  writes included; approximate, as backends report their counters up to a second late) from the reconnect until all are live. Target: Pulse all live no later than
-  Socket.IO, with nothing lost or duplicated.
+  writes included; approximate, as backends report their counters up to a second late) from the reconnect until all are live.
+  ${stormCpuMethod(result)} Target: Pulse all live no later than Socket.IO, with nothing lost or duplicated.
 `;
+}
+
+/** What the storm's CPU table holds, or that the run did not keep it. */
+function stormCpuMethod(result: BenchResult): string {
+  const kept = (result.reconnectStorm ?? []).some((s) => s.cpu);
+  if (!kept) return "This run did not record where the machine's CPU went during the reconnects (later runs do).";
+  return `The machine's CPU over the same time is split by process as for the waves (the publisher
+  here publishing each tenant's live events), in a table per storm size.`;
 }
 
 /** docs/BENCHMARK.md: how the figures are made, then the latest figures. */
@@ -823,7 +831,8 @@ fields \`seq\` and \`at\`).
   ${plan.idle.quietMs / 1000} s while they stay idle; then one event per tenant must reach every subscriber. The
   sizes run in that order in the same server process, so RSS the allocator kept from an
   earlier size counts as already there: the memory target is judged at the first, largest.
-  A memory target is met only when heap AND RSS per connection both are.
+  The memory row's figure is the worse of the two ratios, so it is met only when heap and RSS
+  per connection both are.
 ${firstEventMethod(result)}${stormMethod(result)}- **Also measured**: the events/s one Pulse worker process publishes through
   \`EventBus.publish\` (closed loop, ${plan.throughput.tenants * plan.throughput.runsPerTenant} runs), and what an idle dashboard costs when it polls
   \`agent.events\` every ${plan.polling.intervalMs / 1000} s (the fallback) against a healthy socket, bytes counted on the TCP socket.

@@ -5,6 +5,7 @@ import type {
   ReconnectStormResult,
   ScenarioResult,
   StepResult,
+  PhaseCpu,
 } from "./bench-result";
 import type { LatencySummary } from "./delivery-ledger";
 import { SMOKE_PLAN } from "./bench-plan";
@@ -140,6 +141,11 @@ export function fixtureWave(
 }
 
 /** One design's storm of one size and repetition: only the times, losses and duplicates vary. */
+/** A phase's CPU (a wave, a storm's reconnects): the server's cores as given, the rest fixed. */
+export function fixturePhaseCpu(seconds: number, serverCores: number): PhaseCpu {
+  return { seconds, serverCores, postgresCores: 0.2, redisCores: 0.1, restOfBenchCores: 0.5, machineBusy: 0.9 };
+}
+
 export function fixtureStorm(
   design: Design,
   repetition: number,

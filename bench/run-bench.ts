@@ -20,7 +20,7 @@ import type {
   ScenarioResult,
   StepCounts,
   StepResult,
-  WaveCpu,
+  PhaseCpu,
 } from "./bench-result";
 import type { DeliveryCounts, StepProgress, StepSummary } from "./delivery-ledger";
 import { openFileLimit, type BenchProcess } from "./ipc";
@@ -499,13 +499,8 @@ async function runScenario(
   return result;
 }
 
-/**
- * Time to first event on subscribe, designs in this repetition's order: each design's
- * tenants publish at a steady rate, and once they are, the whole wave subscribes at once;
- * the publishing ends when every subscriber is live (or the wave timed out).
- */
-/** A wave's CPU in cores' worth over its `seconds`. */
-function waveCpuOf(used: MeteredCpu, seconds: number): WaveCpu {
+/** A phase's CPU (a wave, a storm's reconnects) in cores' worth over its `seconds`. */
+function phaseCpuOf(used: MeteredCpu, seconds: number): PhaseCpu {
   const serverCores = used.serverCpuUs / 1e6 / seconds;
   const redisCores = used.redisCpuS / seconds;
   return {
@@ -519,6 +514,11 @@ function waveCpuOf(used: MeteredCpu, seconds: number): WaveCpu {
   };
 }
 
+/**
+ * Time to first event on subscribe, designs in this repetition's order: each design's
+ * tenants publish at a steady rate, and once they are, the whole wave subscribes at once;
+ * the publishing ends when every subscriber is live (or the wave timed out).
+ */
 async function runFirstEvent(
   bench: BenchHarness,
   plan: FirstEventPlan,
@@ -542,7 +542,7 @@ async function runFirstEvent(
       const meter = await startCpuMeter(bench, design);
       const wave = await bench.firstEvents(design, tenants, plan.publishMs - plan.leadMs);
       const seconds = meter.elapsedS();
-      const cpu = waveCpuOf(await meter.read(seconds), seconds);
+      const cpu = phaseCpuOf(await meter.read(seconds), seconds);
       for (const file of await bench.profile(design, "stop", "first-event"))
         log(`  CPU profile of the wave: ${path.relative(REPO_ROOT, file)}`);
       await bench.endStep(design);
@@ -662,12 +662,8 @@ async function stormOnce(
   const liveRate = plan.liveEventsPerSecondPerTenant * plan.tenants;
   const liveCount = Math.ceil((liveRate * plan.timeoutMs) / 1000);
   const liveStart = takeSeq(liveCount);
-  const server = bench.server(design);
-  const [before, redisBefore, databaseBefore] = await Promise.all([
-    server.stats(),
-    redisCpuSeconds(bench.redis),
-    design === "pulse" ? bench.database.activity() : null,
-  ]);
+  const databaseBefore = design === "pulse" ? await bench.database.activity() : null;
+  const meter = await startCpuMeter(bench, design);
   const live = bench.step(
     design,
     { ...shape, rate: liveRate, count: liveCount, seqStart: liveStart },
@@ -675,14 +671,15 @@ async function stormOnce(
   );
   live.catch(() => undefined);
   let outcome: StormOutcome;
-  let after: ServerStats;
-  let redisAfter: number;
+  let used: MeteredCpu;
+  let seconds: number;
   try {
     await bench.profile(design, "start", `storm-${missedPerTenant}`);
     outcome = await bench.stormReconnect(design, { missedStart, liveStart, tenants: plan.tenants }, plan.timeoutMs);
     for (const file of await bench.profile(design, "stop", `storm-${missedPerTenant}`))
       log(`  CPU profile of the reconnects: ${path.relative(REPO_ROOT, file)}`);
-    [after, redisAfter] = await Promise.all([server.stats(), redisCpuSeconds(bench.redis)]);
+    seconds = meter.elapsedS();
+    used = await meter.read(seconds);
   } finally {
     await bench.endStep(design);
   }
@@ -693,8 +690,9 @@ async function stormOnce(
     missedPerTenant,
     dropped,
     stillOpen,
-    serverCpuMs: Math.round((after.cpuUs - before.cpuUs) / 1000),
-    redisCpuMs: Math.round((redisAfter - redisBefore) * 1000),
+    serverCpuMs: Math.round(used.serverCpuUs / 1000),
+    redisCpuMs: Math.round(used.redisCpuS * 1000),
+    cpu: phaseCpuOf(used, seconds),
     database: databaseBefore && databaseAfter ? activityBetween(databaseBefore, databaseAfter) : null,
     publisher: { missed: stepCounts(missed), live: liveCounts },
   };

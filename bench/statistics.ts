@@ -31,10 +31,15 @@ export function spreadOf(values: readonly (number | null | undefined)[]): Spread
 
 /**
  * Ratios of paired figures, repetition by repetition (a ÷ b of the same repetition, so a
- * disturbance that hit both designs in one repetition cancels out), as a spread.
+ * disturbance that hit both designs in one repetition cancels out); null where a pair lacks one.
  */
+export function ratiosOf(a: readonly (number | null)[], b: readonly (number | null)[]): (number | null)[] {
+  return a.map((value, i) => (value !== null && b[i] ? value / b[i] : null));
+}
+
+/** `ratiosOf` as a spread. */
 export function pairedRatios(a: readonly (number | null)[], b: readonly (number | null)[]): Spread | null {
-  return spreadOf(a.map((value, i) => (value !== null && b[i] ? value / b[i] : null)));
+  return spreadOf(ratiosOf(a, b));
 }
 
 /**
