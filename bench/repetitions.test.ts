@@ -307,7 +307,7 @@ describe("summariseRepetitions", () => {
     const cpu = (server: number) => fixturePhaseCpu(9, server);
     const storms = [0.5, 0.6, 0.7].flatMap((server, r) => [
       { ...fixtureStorm("pulse", r, { allLiveMs: 9_000 }), cpu: cpu(server) },
-      // A failed storm keeps no CPU: its figures are not measurements.
+      // A failed storm records no CPU (`failedStorm` gives none): the spread is of the others.
       r === 1
         ? { ...fixtureStorm("socket-io", r, { allLiveMs: 0 }), failed: "no answer" }
         : { ...fixtureStorm("socket-io", r, { allLiveMs: 20_000 }), cpu: cpu(0.9) },

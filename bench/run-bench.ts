@@ -676,10 +676,11 @@ async function stormOnce(
   try {
     await bench.profile(design, "start", `storm-${missedPerTenant}`);
     outcome = await bench.stormReconnect(design, { missedStart, liveStart, tenants: plan.tenants }, plan.timeoutMs);
-    for (const file of await bench.profile(design, "stop", `storm-${missedPerTenant}`))
-      log(`  CPU profile of the reconnects: ${path.relative(REPO_ROOT, file)}`);
+    // Read before the profile stops, as a wave's: writing the profile out is the server's work, not the storm's.
     seconds = meter.elapsedS();
     used = await meter.read(seconds);
+    for (const file of await bench.profile(design, "stop", `storm-${missedPerTenant}`))
+      log(`  CPU profile of the reconnects: ${path.relative(REPO_ROOT, file)}`);
   } finally {
     await bench.endStep(design);
   }
